@@ -1,0 +1,13 @@
+// device.cu: device discovery for the host runtime (extern "C", no CUDA types cross the line).
+#include <cuda_runtime.h>
+
+extern "C" int trit_cuda_device_count_impl(void) {
+    int n = 0;
+    // cudaGetDeviceCount fails with cudaErrorNoDevice or cudaErrorInsufficientDriver on machines
+    // without a GPU; both mean "no device" to the caller.
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    return n;
+}

@@ -1,0 +1,75 @@
+/*
+ * core.h: internal services every module uses: error reporting, logging, aligned allocation,
+ * checked integer arithmetic and a monotonic clock. Not part of the public API.
+ */
+#ifndef TRIT_CORE_H
+#define TRIT_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "trit.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define TRIT_PRINTF(fmt_idx, arg_idx) __attribute__((format(printf, fmt_idx, arg_idx)))
+#define TRIT_LIKELY(x) __builtin_expect(!!(x), 1)
+#define TRIT_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define TRIT_PRINTF(fmt_idx, arg_idx)
+#define TRIT_LIKELY(x) (x)
+#define TRIT_UNLIKELY(x) (x)
+#endif
+
+/* ---- errors ------------------------------------------------------------------------------- */
+
+/* Records a formatted message as this thread's last error and returns `status`, so that library
+ * code reads `return trit_error(TRIT_ERR_FORMAT, "gguf: ... at byte %llu", off);`. */
+enum trit_status trit_error(enum trit_status status, const char *fmt, ...) TRIT_PRINTF(2, 3);
+/* Clears this thread's last error. */
+void trit_error_clear(void);
+
+/* Evaluates a status expression and returns it from the enclosing function on failure. */
+#define TRIT_TRY(expr)                                                                             \
+    do {                                                                                           \
+        enum trit_status trit_try_status_ = (expr);                                                \
+        if (trit_try_status_ != TRIT_OK) return trit_try_status_;                                  \
+    } while (0)
+
+/* ---- logging ------------------------------------------------------------------------------ */
+
+void trit_log(enum trit_log_level level, const char *fmt, ...) TRIT_PRINTF(2, 3);
+#define TRIT_LOG_D(...) trit_log(TRIT_LOG_DEBUG, __VA_ARGS__)
+#define TRIT_LOG_I(...) trit_log(TRIT_LOG_INFO, __VA_ARGS__)
+#define TRIT_LOG_W(...) trit_log(TRIT_LOG_WARN, __VA_ARGS__)
+
+/* ---- memory ------------------------------------------------------------------------------- */
+
+/* Alignment of every buffer the CPU kernels touch: one cache line, and a full AVX-512 vector. */
+#define TRIT_ALIGN 64
+/* Returns zeroed memory aligned to TRIT_ALIGN, or NULL. n_bytes == 0 returns a valid pointer. */
+void *trit_alloc(size_t n_bytes);
+/* Frees memory from trit_alloc; accepts NULL. */
+void trit_free(void *ptr);
+
+/* ---- checked arithmetic (parsers treat every size from a file as hostile) ------------------ */
+
+/* *out = a * b; false on overflow or on a negative operand. */
+static inline bool trit_mul_i64(int64_t a, int64_t b, int64_t *out) {
+    if (a < 0 || b < 0) return false;
+    return !__builtin_mul_overflow(a, b, out);
+}
+/* *out = a + b; false on overflow or on a negative operand. */
+static inline bool trit_add_i64(int64_t a, int64_t b, int64_t *out) {
+    if (a < 0 || b < 0) return false;
+    return !__builtin_add_overflow(a, b, out);
+}
+static inline int64_t trit_div_ceil(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static inline int64_t trit_align_up(int64_t a, int64_t align) { return trit_div_ceil(a, align) * align; }
+
+/* ---- time --------------------------------------------------------------------------------- */
+
+/* Microseconds on a monotonic clock. */
+int64_t trit_time_us(void);
+
+#endif /* TRIT_CORE_H */

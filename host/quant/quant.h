@@ -1,0 +1,155 @@
+/*
+ * quant.h: the ternary core. Ternarization, activation quantization, the canonical in-memory
+ * ternary tensor, and codecs between it and every packed layout trit reads.
+ *
+ * The numerics contract (DESIGN.md section 2), which every backend follows:
+ *   weights      alpha = max(mean(|W|), 1e-5) over the group; t = clamp(rint(W / alpha), -1, 1)
+ *   activations  s = 127 / max(max|x|, 1e-5); q = clamp(rint(x * s), -128, 127)   (per token)
+ *   integer core acc[n] = sum_k t[n,k] * q[k]   (int32, exact)
+ *   output       multiply-style scale: y = ((float)acc / s) * alpha
+ *                divide-style scale:   y = (float)acc / (s * ws)
+ * Rounding is half to even (rintf in the default FE_TONEAREST mode), never roundf.
+ */
+#ifndef TRIT_QUANT_H
+#define TRIT_QUANT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/core.h"
+
+/* ---- canonical ternary matrix ----------------------------------------------------------------
+ *
+ * A weight matrix W[n_rows][n_cols] (n_rows = output features, n_cols = input features, the
+ * GGUF ne = {n_cols, n_rows}), held as 2-bit codes, 4 per byte, row-major:
+ *
+ *   code = t + 1            t = -1 -> 0b00, t = 0 -> 0b01, t = +1 -> 0b10; 0b11 never occurs
+ *   byte  = codes[r * row_bytes + c / 4]
+ *   bits  = (byte >> (2 * (c % 4))) & 3         element c % 4 == 0 in the low bit pair
+ *
+ *   row_bytes = ceil(n_cols / 4). The padding codes of the last byte of a row are 0b01 (zero),
+ *   so a row's bytes can be read whole.
+ *
+ * W = t * scale when scale_kind is TRIT_SCALE_MUL (absmean, bitnet.cpp, 2B-4T AutoBitLinear),
+ * W = t / scale when scale_kind is TRIT_SCALE_DIV (transformers BitLinear: weight_scale = 1/mean|W|).
+ */
+enum trit_scale_kind {
+    TRIT_SCALE_MUL = 0,
+    TRIT_SCALE_DIV = 1,
+};
+
+struct trit_ternary {
+    int64_t n_rows;     /* output features */
+    int64_t n_cols;     /* input features */
+    int64_t row_bytes;  /* ceil(n_cols / 4) */
+    uint8_t *codes;     /* (n_rows, row_bytes), owned; from trit_alloc */
+    float scale;
+    enum trit_scale_kind scale_kind;
+};
+
+#define TRIT_CODE_NEG 0u  /* t = -1 */
+#define TRIT_CODE_ZERO 1u /* t =  0 */
+#define TRIT_CODE_POS 2u  /* t = +1 */
+
+/* Allocates codes for an n_rows x n_cols matrix, every code TRIT_CODE_ZERO, scale 1, MUL. */
+enum trit_status trit_ternary_init(struct trit_ternary *w, int64_t n_rows, int64_t n_cols);
+/* Releases the codes; accepts a zeroed struct. Leaves *w zeroed. */
+void trit_ternary_free(struct trit_ternary *w);
+
+static inline int trit_ternary_get(const struct trit_ternary *w, int64_t r, int64_t c) {
+    uint8_t byte = w->codes[r * w->row_bytes + c / 4];
+    return (int)((byte >> (2 * (c % 4))) & 3u) - 1;
+}
+static inline void trit_ternary_set(struct trit_ternary *w, int64_t r, int64_t c, int t) {
+    uint8_t *byte = &w->codes[r * w->row_bytes + c / 4];
+    int shift = (int)(2 * (c % 4));
+    *byte = (uint8_t)((*byte & ~(3u << shift)) | ((unsigned)(t + 1) << shift));
+}
+/* true when both hold the same codes, shape, scale and scale kind (scale compared bit for bit). */
+bool trit_ternary_equal(const struct trit_ternary *a, const struct trit_ternary *b);
+
+/* ---- ternarization ---------------------------------------------------------------------------- */
+
+/* alpha = max(mean(|x|), 1e-5) over n values, accumulated in double then rounded to float. */
+float trit_absmean(const float *x, int64_t n);
+
+/* Ternarizes a row-major float matrix w[n_rows][n_cols] with one alpha over the whole tensor:
+ * out gets the codes, scale = alpha, scale_kind = MUL. out is initialized here. */
+enum trit_status trit_ternarize(const float *w, int64_t n_rows, int64_t n_cols,
+                                struct trit_ternary *out);
+
+/* Grouped ternarization (tensor-parallel "grouped" mode): the columns [c0, c1) of w, with
+ * alpha taken over that block only. out is an n_rows x (c1 - c0) matrix. Pass c0 = 0 and
+ * c1 = n_cols with rows [r0, r1) selected by the caller's pointer for row groups. */
+enum trit_status trit_ternarize_cols(const float *w, int64_t n_rows, int64_t n_cols, int64_t c0,
+                                     int64_t c1, struct trit_ternary *out);
+
+/* Recovers an already-ternary float tensor: when every nonzero |w| is the same value c (up to
+ * the float's own bits), t = sign(w) and scale = c exactly, with no absmean shrinkage. Returns
+ * TRIT_ERR_UNSUPPORTED (and leaves out zeroed) if the magnitudes differ. An all-zero tensor
+ * gets scale 1. */
+enum trit_status trit_ternary_from_scaled(const float *w, int64_t n_rows, int64_t n_cols,
+                                          struct trit_ternary *out);
+
+/* ---- activation quantization ------------------------------------------------------------------ */
+
+#define TRIT_ACT_QMAX 127.0f
+#define TRIT_ACT_EPS 1e-5f
+#define TRIT_WEIGHT_EPS 1e-5f
+
+/* Quantizes one token row x[k] to q[k] and returns s = 127 / max(max|x|, 1e-5). */
+float trit_quantize_row_i8(const float *x, int64_t k, int8_t *q);
+
+/* ---- packed layouts --------------------------------------------------------------------------
+ *
+ * Each decoder reads a packed buffer of exactly *_bytes() bytes (callers check the size first) and
+ * fills an initialized canonical tensor; each encoder writes that many bytes. A decoder returns
+ * TRIT_ERR_FORMAT if it meets a code that means nothing (2-bit code 3, a TQ1_0 byte above 242
+ * after decoding, ...), with the element named in trit_last_error().
+ */
+
+/* HF transformers packed uint8 [ceil(n_rows/4), n_cols]: bit pair i of byte (p, c) holds row
+ * i * P + p with P = ceil(n_rows/4); code = t + 1. The scale travels separately
+ * (weight_scale), so it is not touched here. */
+int64_t trit_hf_packed_bytes(int64_t n_rows, int64_t n_cols);
+enum trit_status trit_hf_decode(const uint8_t *packed, struct trit_ternary *w);
+enum trit_status trit_hf_encode(const struct trit_ternary *w, uint8_t *packed);
+
+/* GGUF TQ2_0 (ggml type 35): blocks of 256 along a row, 66 bytes each: qs[64], fp16 d.
+ * Element e of a block: byte 32 * (e / 128) + e % 32, bits 2 * ((e % 128) / 32); code = t + 1.
+ * A row whose length is not a multiple of 256 is padded with zeros to a whole block (GGUF itself
+ * requires whole blocks; the codec accepts any length so that tails are tested).
+ * Decoding takes the scale from the blocks: every block that holds a nonzero weight must carry the
+ * same d (llama.cpp's absmax of a ternary-times-c tensor is c); else TRIT_ERR_UNSUPPORTED.
+ * Encoding writes d = scale (rounded to fp16) in every block, as llama.cpp's quantizer would for a
+ * ternary tensor, or d = 1 when `unit_scale` is set (the scale then travels in its own tensor). */
+#define TRIT_QK_K 256
+#define TRIT_TQ2_0_BLOCK_BYTES 66
+#define TRIT_TQ1_0_BLOCK_BYTES 54
+int64_t trit_tq2_0_bytes(int64_t n_rows, int64_t n_cols);
+enum trit_status trit_tq2_0_decode(const uint8_t *packed, struct trit_ternary *w);
+enum trit_status trit_tq2_0_encode(const struct trit_ternary *w, bool unit_scale, uint8_t *packed);
+
+/* GGUF TQ1_0 (ggml type 34): blocks of 256, 54 bytes: qs[48] (5 trits a byte, base 3, fixed
+ * point), qh[4] (4 trits a byte), fp16 d. Same scale rules as TQ2_0. */
+int64_t trit_tq1_0_bytes(int64_t n_rows, int64_t n_cols);
+enum trit_status trit_tq1_0_decode(const uint8_t *packed, struct trit_ternary *w);
+enum trit_status trit_tq1_0_encode(const struct trit_ternary *w, bool unit_scale, uint8_t *packed);
+
+/* bitnet.cpp I2_S (x86 layout, ggml type 36 in bitnet.cpp files): the row-major flattened tensor
+ * in blocks of 128 elements -> 32 bytes; byte b of a block holds elements b, b+32, b+64, b+96 in
+ * bits 7:6, 5:4, 3:2, 1:0; code 0 = -1, 1 = 0, 2 = +1. Then one fp32 scale (multiply) at byte
+ * n/4 and 28 bytes of padding: n/4 + 32 bytes in all. The element count must be a multiple of
+ * 128 (as in every bitnet.cpp file); else TRIT_ERR_UNSUPPORTED. */
+#define TRIT_I2S_BLOCK 128
+int64_t trit_i2s_bytes(int64_t n_rows, int64_t n_cols);
+enum trit_status trit_i2s_decode(const uint8_t *packed, struct trit_ternary *w);
+enum trit_status trit_i2s_encode(const struct trit_ternary *w, uint8_t *packed);
+
+/* ---- half-precision conversions (round to nearest even) --------------------------------------- */
+float trit_fp16_to_fp32(uint16_t h);
+uint16_t trit_fp32_to_fp16(float f);
+float trit_bf16_to_fp32(uint16_t h);
+uint16_t trit_fp32_to_bf16(float f);
+
+#endif /* TRIT_QUANT_H */

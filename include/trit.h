@@ -1,0 +1,98 @@
+/*
+ * trit.h: the public C API of trit, an inference engine for ternary-weight ("1.58-bit",
+ * BitNet b1.58) language models.
+ *
+ * Conventions (see docs/api.md):
+ *   - every fallible function returns enum trit_status; TRIT_OK is 0;
+ *   - on failure, trit_last_error() returns a one-line message naming the problem (and, for
+ *     files, the byte offset); it is per thread and valid until the next failing call;
+ *   - objects are opaque handles; every *_load / *_init has a *_free that accepts NULL;
+ *   - parameters come from *_default_params() and are then edited by the caller;
+ *   - the library never exits and never writes to stdout. Log lines go to the callback set with
+ *     trit_log_set_callback (stderr by default).
+ *
+ * No CUDA types appear here; the header compiles as C11 and as C++.
+ */
+#ifndef TRIT_H
+#define TRIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TRIT_VERSION_MAJOR 0
+#define TRIT_VERSION_MINOR 1
+#define TRIT_VERSION_PATCH 0
+#define TRIT_VERSION_STRING "0.1.0"
+/* A single integer that orders versions: 0.1.0 -> 100. */
+#define TRIT_VERSION (TRIT_VERSION_MAJOR * 10000 + TRIT_VERSION_MINOR * 100 + TRIT_VERSION_PATCH)
+
+/* ----------------------------------------------------------------------------------------------
+ * Status codes. Append only: the numeric values are part of the ABI.
+ */
+enum trit_status {
+    TRIT_OK = 0,
+    TRIT_ERR_INVALID_ARG = 1,   /* a NULL or out-of-range argument from the caller */
+    TRIT_ERR_OUT_OF_MEMORY = 2, /* host or device allocation failed */
+    TRIT_ERR_IO = 3,            /* open, read, mmap or write failed */
+    TRIT_ERR_FORMAT = 4,        /* the input file is malformed, truncated or inconsistent */
+    TRIT_ERR_UNSUPPORTED = 5,   /* well formed, but a type, architecture or shape we do not handle */
+    TRIT_ERR_NO_DEVICE = 6,     /* a CUDA device was asked for and none exists (or no CUDA build) */
+    TRIT_ERR_DEVICE = 7,        /* a CUDA, cuBLAS or NCCL call failed */
+    TRIT_ERR_CONTEXT_FULL = 8,  /* more tokens than the context length */
+    TRIT_ERR_NOT_FOUND = 9,     /* a named tensor, key or file is missing */
+    TRIT_ERR_COMM = 10,         /* a tensor-parallel collective failed or timed out */
+    TRIT_ERR_INTERNAL = 11,     /* a broken invariant inside trit: a bug, please report it */
+};
+
+/* A short, static, human-readable name for a status ("invalid argument"). Never NULL. */
+const char *trit_status_str(enum trit_status status);
+
+/* The message of the last failure on this thread, or "" if none. The pointer stays valid until the
+ * next trit call on this thread that fails. */
+const char *trit_last_error(void);
+
+/* The library version as a string, e.g. "0.1.0". */
+const char *trit_version(void);
+
+/* ----------------------------------------------------------------------------------------------
+ * Logging. Lines carry no trailing newline. The default callback writes to stderr lines at or
+ * above TRIT_LOG_INFO. The callback is process-wide; set it before loading models.
+ */
+enum trit_log_level {
+    TRIT_LOG_DEBUG = 0,
+    TRIT_LOG_INFO = 1,
+    TRIT_LOG_WARN = 2,
+    TRIT_LOG_ERROR = 3,
+};
+typedef void (*trit_log_callback)(enum trit_log_level level, const char *line, void *user);
+/* Pass NULL to restore the default. `user` is handed back to every call. */
+void trit_log_set_callback(trit_log_callback callback, void *user);
+/* Lines below `level` are dropped before they reach the callback. */
+void trit_log_set_level(enum trit_log_level level);
+
+/* ----------------------------------------------------------------------------------------------
+ * Opaque handles. Each is created by its *_load / *_init and released by its *_free.
+ */
+typedef struct trit_model trit_model;         /* weights and hyperparameters; read-only once loaded */
+typedef struct trit_context trit_context;     /* one generation session: KV cache, buffers, backend */
+typedef struct trit_sampler trit_sampler;     /* the token-choice policy and its random state */
+typedef struct trit_tokenizer trit_tokenizer; /* vocabulary, merges and special tokens */
+
+/* ----------------------------------------------------------------------------------------------
+ * Devices.
+ */
+/* The number of CUDA devices visible to this process; 0 when there is none or when trit was built
+ * without CUDA. Never fails. */
+int trit_cuda_device_count(void);
+/* 1 when this build contains the CUDA backend, else 0. */
+int trit_cuda_compiled(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TRIT_H */

@@ -1,0 +1,72 @@
+/* support.c: see support.h. */
+#include "support.h"
+
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "trit.h"
+
+void test_rng_seed(struct test_rng *rng, uint64_t fallback) {
+    const char *env = getenv("TRIT_TEST_SEED");
+    uint64_t seed;
+    if (env && *env) {
+        seed = strtoull(env, NULL, 0);
+    } else {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        seed = fallback ^ ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec;
+    }
+    if (seed == 0) seed = 0x9E3779B97F4A7C15ull;
+    rng->state = seed;
+    cr_log_info("random seed: TRIT_TEST_SEED=%llu", (unsigned long long)seed);
+}
+
+uint64_t test_rng_u64(struct test_rng *rng) {
+    uint64_t x = rng->state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    rng->state = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+float test_rng_uniform(struct test_rng *rng, float lo, float hi) {
+    double u = (double)(test_rng_u64(rng) >> 11) * (1.0 / 9007199254740992.0);
+    return (float)(lo + (hi - lo) * u);
+}
+
+int64_t test_rng_int(struct test_rng *rng, int64_t lo, int64_t hi) {
+    uint64_t span = (uint64_t)(hi - lo) + 1;
+    return lo + (int64_t)(test_rng_u64(rng) % span);
+}
+
+float test_rng_normal(struct test_rng *rng) {
+    double u1 = ((double)(test_rng_u64(rng) >> 11) + 1.0) * (1.0 / 9007199254740993.0);
+    double u2 = (double)(test_rng_u64(rng) >> 11) * (1.0 / 9007199254740992.0);
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+void test_poison(void *buf, size_t n_bytes) { memset(buf, 0xA5, n_bytes); }
+
+const char *test_data_path(const char *name) {
+    static char path[4096];
+    const char *dir = getenv("TRIT_TEST_DATA");
+    if (!dir || !*dir) dir = TRIT_TEST_DATA;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return path;
+}
+
+bool test_require_gpu(void) {
+    if (trit_cuda_device_count() > 0) return true;
+    const char *req = getenv("TRIT_REQUIRE_GPU");
+    const char *why = trit_cuda_compiled() ? "no CUDA device is visible"
+                                           : "this build has no CUDA backend (TRIT_CUDA=OFF or no nvcc)";
+    if (req && strcmp(req, "1") == 0) cr_assert_fail("TRIT_REQUIRE_GPU=1 but %s", why);
+    else cr_skip_test("gpu test skipped: %s (set TRIT_REQUIRE_GPU=1 to make this a failure)", why);
+    return false;
+}
