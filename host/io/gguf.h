@@ -1,0 +1,171 @@
+/*
+ * gguf.h: GGUF reader (read-only mmap, hostile-input safe) and writer.
+ *
+ * Spec: ggml-org/ggml docs/gguf.md, summarized in shared/reference/llama_cpp.md section 1.
+ * Little-endian, versions 2 and 3. Every length, count, offset and dimension is checked against the
+ * file size and for overflow before anything is allocated or read; a failure returns
+ * TRIT_ERR_FORMAT with a message that names the problem and the byte offset.
+ */
+#ifndef TRIT_GGUF_H
+#define TRIT_GGUF_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/core.h"
+
+/* Metadata value types (gguf_type); stored as int32. */
+enum gguf_type {
+    GGUF_TYPE_UINT8 = 0,
+    GGUF_TYPE_INT8 = 1,
+    GGUF_TYPE_UINT16 = 2,
+    GGUF_TYPE_INT16 = 3,
+    GGUF_TYPE_UINT32 = 4,
+    GGUF_TYPE_INT32 = 5,
+    GGUF_TYPE_FLOAT32 = 6,
+    GGUF_TYPE_BOOL = 7,
+    GGUF_TYPE_STRING = 8,
+    GGUF_TYPE_ARRAY = 9,
+    GGUF_TYPE_UINT64 = 10,
+    GGUF_TYPE_INT64 = 11,
+    GGUF_TYPE_FLOAT64 = 12,
+    GGUF_TYPE_COUNT
+};
+
+/* ggml tensor types that trit knows by id. Ids >= 36 mean different things in bitnet.cpp files and
+ * in upstream llama.cpp files; the model loader decides them by general.architecture and
+ * general.file_type (DESIGN.md section 1). */
+enum ggml_type {
+    GGML_TYPE_F32 = 0,
+    GGML_TYPE_F16 = 1,
+    GGML_TYPE_Q4_0 = 2,
+    GGML_TYPE_Q4_1 = 3,
+    GGML_TYPE_Q5_0 = 6,
+    GGML_TYPE_Q5_1 = 7,
+    GGML_TYPE_Q8_0 = 8,
+    GGML_TYPE_Q8_1 = 9,
+    GGML_TYPE_Q2_K = 10,
+    GGML_TYPE_Q3_K = 11,
+    GGML_TYPE_Q4_K = 12,
+    GGML_TYPE_Q5_K = 13,
+    GGML_TYPE_Q6_K = 14,
+    GGML_TYPE_Q8_K = 15,
+    GGML_TYPE_I8 = 24,
+    GGML_TYPE_I16 = 25,
+    GGML_TYPE_I32 = 26,
+    GGML_TYPE_I64 = 27,
+    GGML_TYPE_F64 = 28,
+    GGML_TYPE_BF16 = 30,
+    GGML_TYPE_TQ1_0 = 34,
+    GGML_TYPE_TQ2_0 = 35,
+    GGML_TYPE_I2_S_BITNET = 36, /* only in bitnet.cpp files (architecture bitnet-b1.58 / bitnet-25) */
+};
+
+#define GGUF_DEFAULT_ALIGNMENT 32
+#define GGUF_MAX_DIMS 4
+
+/* A string inside the mapped file: NOT NUL-terminated. */
+struct gguf_str {
+    uint64_t len;
+    const char *ptr;
+};
+
+struct gguf_kv {
+    struct gguf_str key;
+    enum gguf_type type;
+    /* scalar value (type != STRING/ARRAY) */
+    union {
+        uint64_t u64; /* UINT8..UINT64 and BOOL, zero-extended */
+        int64_t i64;  /* INT8..INT64, sign-extended */
+        double f64;   /* FLOAT32, FLOAT64 */
+    } v;
+    struct gguf_str str; /* type == STRING */
+    /* type == ARRAY: element type, count, and the first element's byte position in the map */
+    enum gguf_type arr_type;
+    uint64_t arr_n;
+    const uint8_t *arr_data;
+    uint64_t offset; /* byte offset of the key in the file, for messages */
+};
+
+struct gguf_tensor_info {
+    struct gguf_str name;
+    uint32_t n_dims;
+    int64_t ne[GGUF_MAX_DIMS]; /* ne[0] is the contiguous dimension; missing dims are 1 */
+    uint32_t type;             /* raw ggml type id, as stored */
+    uint64_t offset;           /* relative to the data section */
+    uint64_t n_bytes;          /* computed from type and shape; 0 if the type is unknown */
+    const uint8_t *data;       /* data section + offset, inside the map (NULL if n_bytes == 0) */
+};
+
+struct gguf_file {
+    const uint8_t *map; /* the whole file, read-only */
+    uint64_t size;
+    uint32_t version;
+    uint64_t alignment;
+    uint64_t data_offset; /* start of the data section */
+    int64_t n_kv;
+    struct gguf_kv *kv;
+    int64_t n_tensors;
+    struct gguf_tensor_info *tensors;
+    bool owns_map; /* true when opened from a path (munmap on close) */
+};
+
+/* Maps and parses `path`. On success *out owns the map; release it with gguf_close. */
+enum trit_status gguf_open(const char *path, struct gguf_file *out);
+/* Parses a caller-owned buffer (used by tests and the fuzzer). The buffer must outlive *out. */
+enum trit_status gguf_open_memory(const uint8_t *data, uint64_t size, struct gguf_file *out);
+/* Releases everything; accepts a zeroed struct. */
+void gguf_close(struct gguf_file *f);
+
+/* Lookups. NULL when absent. Key and name comparisons are exact. */
+const struct gguf_kv *gguf_find_kv(const struct gguf_file *f, const char *key);
+const struct gguf_tensor_info *gguf_find_tensor(const struct gguf_file *f, const char *name);
+
+/* Typed getters: TRIT_ERR_NOT_FOUND when absent; TRIT_ERR_FORMAT when present with a type that does
+ * not convert (any integer width converts to u64/i64 if the value fits; float32/64 to double). */
+enum trit_status gguf_get_u64(const struct gguf_file *f, const char *key, uint64_t *out);
+enum trit_status gguf_get_i64(const struct gguf_file *f, const char *key, int64_t *out);
+enum trit_status gguf_get_f64(const struct gguf_file *f, const char *key, double *out);
+enum trit_status gguf_get_bool(const struct gguf_file *f, const char *key, bool *out);
+/* The string, copied and NUL-terminated into buf (truncation is an error). */
+enum trit_status gguf_get_str(const struct gguf_file *f, const char *key, char *buf, size_t buf_size);
+/* Array element access; index < kv->arr_n must hold. Strings point into the map. */
+struct gguf_str gguf_arr_str(const struct gguf_kv *kv, uint64_t index);
+double gguf_arr_f64(const struct gguf_kv *kv, uint64_t index);
+int64_t gguf_arr_i64(const struct gguf_kv *kv, uint64_t index);
+
+/* Size in bytes of a tensor of `type` and shape ne (I2_S: n/4 + 32); 0 for an unknown type. */
+uint64_t gguf_tensor_bytes(uint32_t type, const int64_t ne[GGUF_MAX_DIMS]);
+/* A name for a ggml type id ("TQ2_0"), or "type<N>". `bitnet_ids` selects bitnet.cpp's meaning
+ * of ids >= 36. */
+const char *gguf_type_name(uint32_t type, bool bitnet_ids);
+
+/* ---- writer ---------------------------------------------------------------------------------
+ * Collects metadata and tensors in memory order, then writes a version 3 file with the default
+ * alignment (or general.alignment if set as u32). Tensor data is copied at write time from the
+ * caller's pointers, which must stay valid until gguf_writer_write returns. */
+struct gguf_writer;
+enum trit_status gguf_writer_init(struct gguf_writer **out);
+void gguf_writer_free(struct gguf_writer *w);
+enum trit_status gguf_writer_set_u32(struct gguf_writer *w, const char *key, uint32_t v);
+enum trit_status gguf_writer_set_i32(struct gguf_writer *w, const char *key, int32_t v);
+enum trit_status gguf_writer_set_u64(struct gguf_writer *w, const char *key, uint64_t v);
+enum trit_status gguf_writer_set_f32(struct gguf_writer *w, const char *key, float v);
+enum trit_status gguf_writer_set_bool(struct gguf_writer *w, const char *key, bool v);
+enum trit_status gguf_writer_set_str(struct gguf_writer *w, const char *key, const char *v);
+/* Arrays of scalars: `data` holds n elements of elem_type, packed, little-endian. */
+enum trit_status gguf_writer_set_arr(struct gguf_writer *w, const char *key, enum gguf_type elem_type,
+                                     const void *data, uint64_t n);
+enum trit_status gguf_writer_set_arr_str(struct gguf_writer *w, const char *key,
+                                         const char *const *strs, uint64_t n);
+/* Copies every metadata pair of a parsed file (used by `trit convert`), except keys for which
+ * skip(key) returns true. */
+enum trit_status gguf_writer_copy_kv(struct gguf_writer *w, const struct gguf_file *src,
+                                     bool (*skip)(const char *key, void *user), void *user);
+enum trit_status gguf_writer_add_tensor(struct gguf_writer *w, const char *name, uint32_t type,
+                                        uint32_t n_dims, const int64_t *ne, const void *data,
+                                        uint64_t n_bytes);
+enum trit_status gguf_writer_write(struct gguf_writer *w, const char *path);
+
+#endif /* TRIT_GGUF_H */
