@@ -51,7 +51,8 @@ struct trit_ternary {
 #define TRIT_CODE_ZERO 1u /* t =  0 */
 #define TRIT_CODE_POS 2u  /* t = +1 */
 
-/* Allocates codes for an n_rows x n_cols matrix, every code TRIT_CODE_ZERO, scale 1, MUL. */
+/* Allocates codes for an n_rows x n_cols matrix (both >= 1), every code TRIT_CODE_ZERO, scale 1,
+ * MUL. *w is overwritten (not freed) first and left zeroed on error. */
 enum trit_status trit_ternary_init(struct trit_ternary *w, int64_t n_rows, int64_t n_cols);
 /* Releases the codes; accepts a zeroed struct. Leaves *w zeroed. */
 void trit_ternary_free(struct trit_ternary *w);
@@ -74,7 +75,9 @@ bool trit_ternary_equal(const struct trit_ternary *a, const struct trit_ternary 
 float trit_absmean(const float *x, int64_t n);
 
 /* Ternarizes a row-major float matrix w[n_rows][n_cols] with one alpha over the whole tensor:
- * out gets the codes, scale = alpha, scale_kind = MUL. out is initialized here. */
+ * out gets the codes, scale = alpha, scale_kind = MUL. out is initialized here (left zeroed on
+ * error). t = clamp(rintf(w / alpha), -1, 1), the quotient in fp32. A NaN or infinite weight is
+ * TRIT_ERR_INVALID_ARG. */
 enum trit_status trit_ternarize(const float *w, int64_t n_rows, int64_t n_cols,
                                 struct trit_ternary *out);
 
@@ -97,20 +100,26 @@ enum trit_status trit_ternary_from_scaled(const float *w, int64_t n_rows, int64_
 #define TRIT_ACT_EPS 1e-5f
 #define TRIT_WEIGHT_EPS 1e-5f
 
-/* Quantizes one token row x[k] to q[k] and returns s = 127 / max(max|x|, 1e-5). */
+/* Quantizes one token row x[k] to q[k] and returns s = 127 / max(max|x|, 1e-5). q = rintf(x * s),
+ * the product in fp32, clamped in fp32 to [-128, 127]. x should be finite; a NaN element gives 0
+ * (never undefined behaviour). */
 float trit_quantize_row_i8(const float *x, int64_t k, int8_t *q);
 
 /* ---- packed layouts --------------------------------------------------------------------------
  *
  * Each decoder reads a packed buffer of exactly *_bytes() bytes (callers check the size first) and
- * fills an initialized canonical tensor; each encoder writes that many bytes. A decoder returns
- * TRIT_ERR_FORMAT if it meets a code that means nothing (2-bit code 3, a TQ1_0 byte above 242
- * after decoding, ...), with the element named in trit_last_error().
+ * fills an initialized canonical tensor of the intended shape; each encoder writes exactly that
+ * many bytes. *_bytes() returns -1 for a shape the layout cannot hold or a size that overflows.
+ * A decoder returns TRIT_ERR_FORMAT if it meets a code that means nothing (2-bit code 3, a nonzero
+ * code in the zero padding of a TQ row tail), with the element named in trit_last_error(); the
+ * codes are then unspecified. (A TQ1_0 byte always decodes to digits 0..2: see codecs.c.)
+ * Encoders that store a scale store a multiplier: scale for MUL, 1 / scale for DIV.
  */
 
 /* HF transformers packed uint8 [ceil(n_rows/4), n_cols]: bit pair i of byte (p, c) holds row
  * i * P + p with P = ceil(n_rows/4); code = t + 1. The scale travels separately
- * (weight_scale), so it is not touched here. */
+ * (weight_scale), so it is not touched here. Bit pairs of rows >= n_rows are padding: written as
+ * 0b00 (as transformers' pack_weights leaves them) and never read. */
 int64_t trit_hf_packed_bytes(int64_t n_rows, int64_t n_cols);
 enum trit_status trit_hf_decode(const uint8_t *packed, struct trit_ternary *w);
 enum trit_status trit_hf_encode(const struct trit_ternary *w, uint8_t *packed);
@@ -121,8 +130,11 @@ enum trit_status trit_hf_encode(const struct trit_ternary *w, uint8_t *packed);
  * requires whole blocks; the codec accepts any length so that tails are tested).
  * Decoding takes the scale from the blocks: every block that holds a nonzero weight must carry the
  * same d (llama.cpp's absmax of a ternary-times-c tensor is c); else TRIT_ERR_UNSUPPORTED.
+ * A tensor with no nonzero weight decodes with scale 1. A non-finite d in a block that holds a
+ * nonzero weight is TRIT_ERR_FORMAT; an all-zero block may carry any d.
  * Encoding writes d = scale (rounded to fp16) in every block, as llama.cpp's quantizer would for a
- * ternary tensor, or d = 1 when `unit_scale` is set (the scale then travels in its own tensor). */
+ * ternary tensor, or d = 1 when `unit_scale` is set (the scale then travels in its own tensor).
+ * A scale that rounds to fp16 infinity or zero is TRIT_ERR_UNSUPPORTED. */
 #define TRIT_QK_K 256
 #define TRIT_TQ2_0_BLOCK_BYTES 66
 #define TRIT_TQ1_0_BLOCK_BYTES 54
@@ -131,7 +143,8 @@ enum trit_status trit_tq2_0_decode(const uint8_t *packed, struct trit_ternary *w
 enum trit_status trit_tq2_0_encode(const struct trit_ternary *w, bool unit_scale, uint8_t *packed);
 
 /* GGUF TQ1_0 (ggml type 34): blocks of 256, 54 bytes: qs[48] (5 trits a byte, base 3, fixed
- * point), qh[4] (4 trits a byte), fp16 d. Same scale rules as TQ2_0. */
+ * point), qh[4] (4 trits a byte, then a zero 5th trit that decoding ignores, as llama.cpp does),
+ * fp16 d. Same scale rules and row padding as TQ2_0. */
 int64_t trit_tq1_0_bytes(int64_t n_rows, int64_t n_cols);
 enum trit_status trit_tq1_0_decode(const uint8_t *packed, struct trit_ternary *w);
 enum trit_status trit_tq1_0_encode(const struct trit_ternary *w, bool unit_scale, uint8_t *packed);
@@ -140,7 +153,8 @@ enum trit_status trit_tq1_0_encode(const struct trit_ternary *w, bool unit_scale
  * in blocks of 128 elements -> 32 bytes; byte b of a block holds elements b, b+32, b+64, b+96 in
  * bits 7:6, 5:4, 3:2, 1:0; code 0 = -1, 1 = 0, 2 = +1. Then one fp32 scale (multiply) at byte
  * n/4 and 28 bytes of padding: n/4 + 32 bytes in all. The element count must be a multiple of
- * 128 (as in every bitnet.cpp file); else TRIT_ERR_UNSUPPORTED. */
+ * 128 (as in every bitnet.cpp file); else TRIT_ERR_UNSUPPORTED. The encoder zeroes the padding;
+ * the decoder does not read it and refuses a non-finite scale. */
 #define TRIT_I2S_BLOCK 128
 int64_t trit_i2s_bytes(int64_t n_rows, int64_t n_cols);
 enum trit_status trit_i2s_decode(const uint8_t *packed, struct trit_ternary *w);
