@@ -91,6 +91,33 @@ int trit_cuda_device_count(void);
 /* 1 when this build contains the CUDA backend, else 0. */
 int trit_cuda_compiled(void);
 
+/* ----------------------------------------------------------------------------------------------
+ * Sampling. A sampler picks the next token from a row of logits. The chain follows llama.cpp's
+ * default order: repetition penalty -> top-k -> top-p -> min-p -> temperature -> draw.
+ * temperature <= 0 means greedy (argmax; the lowest id wins a tie) and ignores the rest.
+ */
+struct trit_sampler_params {
+    float temperature;      /* default 0.8 */
+    int32_t top_k;          /* 0 = off; default 40 */
+    float top_p;            /* 1 = off; default 0.95 */
+    float min_p;            /* 0 = off; default 0.05 */
+    float repeat_penalty;   /* 1 = off; default 1.0. >1 discourages tokens seen recently */
+    int32_t repeat_last_n;  /* how many recent tokens the penalty looks at; default 64 */
+    uint64_t seed;          /* the same seed, logits and accepted tokens give the same draws */
+};
+struct trit_sampler_params trit_sampler_default_params(void);
+/* Creates a sampler for a vocabulary of n_vocab tokens. All its memory is allocated here. */
+enum trit_status trit_sampler_init(const struct trit_sampler_params *params, int32_t n_vocab,
+                                   trit_sampler **out);
+void trit_sampler_free(trit_sampler *sampler);
+/* Picks a token from logits[n_vocab]. The logits are not modified. Records nothing: call
+ * trit_sampler_accept with the token that was actually used (prompt tokens too, for the
+ * penalty window). */
+int32_t trit_sampler_sample(trit_sampler *sampler, const float *logits);
+void trit_sampler_accept(trit_sampler *sampler, int32_t token);
+/* Forgets accepted tokens and reseeds with the initial seed. */
+void trit_sampler_reset(trit_sampler *sampler);
+
 #ifdef __cplusplus
 }
 #endif

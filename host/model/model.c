@@ -1,0 +1,188 @@
+/*
+ * model.c: what every loader shares: dispatch by path, validation, release, and the small
+ * helpers that turn a file's tensor into a canonical ternary matrix or a dense matrix.
+ */
+#include "model/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "model/model_internal.h"
+
+const char *trit_family_name(enum trit_family f) {
+    switch (f) {
+    case TRIT_FAMILY_BITNET_B158: return "bitnet-b1.58 (2B-4T graph: ReLU^2, sub-norms, GQA)";
+    case TRIT_FAMILY_BITNET: return "bitnet (1bitLLM graph: SiLU, sub-norms)";
+    case TRIT_FAMILY_LLAMA: return "llama with BitLinear weights";
+    }
+    return "unknown";
+}
+
+void trit_dense_row_f32(const struct trit_dense *m, int64_t r, float *out) {
+    const int64_t n = m->n_cols;
+    switch (m->dtype) {
+    case TRIT_DTYPE_F32: memcpy(out, (const float *)m->data + r * n, (size_t)n * sizeof(float)); break;
+    case TRIT_DTYPE_F16: {
+        const uint16_t *row = (const uint16_t *)m->data + r * n;
+        for (int64_t i = 0; i < n; i++) out[i] = trit_fp16_to_fp32(row[i]);
+        break;
+    }
+    case TRIT_DTYPE_BF16: {
+        const uint16_t *row = (const uint16_t *)m->data + r * n;
+        for (int64_t i = 0; i < n; i++) out[i] = trit_bf16_to_fp32(row[i]);
+        break;
+    }
+    }
+}
+
+enum trit_status trit_model_load_path(const char *path, const struct trit_load_params *params,
+                                      struct trit_model *out) {
+    struct stat st;
+    if (!path || !out) return trit_error(TRIT_ERR_INVALID_ARG, "model load: NULL argument");
+    if (stat(path, &st) != 0) return trit_error(TRIT_ERR_IO, "cannot open model '%s': no such file or directory", path);
+    if (S_ISDIR(st.st_mode)) return trit_model_load_hf(path, params, out);
+    return trit_model_load_gguf(path, params, out);
+}
+
+static void layer_release(struct trit_layer *l) {
+    trit_free(l->attn_norm);
+    trit_free(l->attn_sub_norm);
+    trit_free(l->ffn_norm);
+    trit_free(l->ffn_sub_norm);
+    trit_ternary_free(&l->wq);
+    trit_ternary_free(&l->wk);
+    trit_ternary_free(&l->wv);
+    trit_ternary_free(&l->wo);
+    trit_ternary_free(&l->w_gate);
+    trit_ternary_free(&l->w_up);
+    trit_ternary_free(&l->w_down);
+}
+
+void trit_model_release(struct trit_model *m) {
+    if (!m) return;
+    if (m->layers)
+        for (int64_t i = 0; i < m->hp.n_layers; i++) layer_release(&m->layers[i]);
+    trit_free(m->layers);
+    trit_free(m->out_norm);
+    trit_free(m->tok_embd.owned);
+    if (m->output.owned != m->tok_embd.owned) trit_free(m->output.owned);
+    trit_free(m->notes);
+    if (m->release_mapping) m->release_mapping(m->mapping);
+    memset(m, 0, sizeof *m);
+}
+
+int64_t trit_model_ternary_params(const struct trit_model *m) {
+    int64_t n = 0;
+    for (int64_t i = 0; i < m->hp.n_layers; i++) {
+        const struct trit_layer *l = &m->layers[i];
+        const struct trit_ternary *ws[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
+        for (size_t j = 0; j < sizeof ws / sizeof ws[0]; j++) n += ws[j]->n_rows * ws[j]->n_cols;
+    }
+    return n;
+}
+
+/* ---- validation -------------------------------------------------------------------------- */
+
+static enum trit_status check_ternary(const struct trit_ternary *w, int64_t rows, int64_t cols,
+                                      int64_t layer, const char *what) {
+    if (!w->codes) return trit_error(TRIT_ERR_FORMAT, "layer %lld: %s is missing", (long long)layer, what);
+    if (w->n_rows != rows || w->n_cols != cols)
+        return trit_error(TRIT_ERR_FORMAT, "layer %lld: %s has shape [%lld, %lld], expected [%lld, %lld]",
+                          (long long)layer, what, (long long)w->n_rows, (long long)w->n_cols,
+                          (long long)rows, (long long)cols);
+    if (!(w->scale > 0.0f) || !isfinite(w->scale))
+        return trit_error(TRIT_ERR_FORMAT, "layer %lld: %s has weight scale %g (must be finite and > 0)",
+                          (long long)layer, what, (double)w->scale);
+    return TRIT_OK;
+}
+
+enum trit_status trit_model_validate(const struct trit_model *m) {
+    const struct trit_hparams *hp = &m->hp;
+    if (hp->n_layers <= 0 || hp->dim <= 0 || hp->n_heads <= 0 || hp->n_kv_heads <= 0 || hp->head_dim <= 0 ||
+        hp->ffn_dim <= 0 || hp->n_vocab <= 0)
+        return trit_error(TRIT_ERR_FORMAT,
+                          "hyperparameters out of range: layers %lld, dim %lld, heads %lld/%lld, head_dim %lld, ffn %lld, vocab %lld",
+                          (long long)hp->n_layers, (long long)hp->dim, (long long)hp->n_heads,
+                          (long long)hp->n_kv_heads, (long long)hp->head_dim, (long long)hp->ffn_dim,
+                          (long long)hp->n_vocab);
+    if (hp->n_heads % hp->n_kv_heads != 0)
+        return trit_error(TRIT_ERR_FORMAT, "n_heads %lld is not a multiple of n_kv_heads %lld",
+                          (long long)hp->n_heads, (long long)hp->n_kv_heads);
+    if (hp->head_dim % 2 != 0) return trit_error(TRIT_ERR_UNSUPPORTED, "head_dim %lld is odd; RoPE needs pairs", (long long)hp->head_dim);
+    if (!(hp->norm_eps > 0.0f) || !(hp->rope_theta > 0.0f))
+        return trit_error(TRIT_ERR_FORMAT, "norm eps %g and rope theta %g must be positive", (double)hp->norm_eps, (double)hp->rope_theta);
+    const int64_t q_dim = hp->n_heads * hp->head_dim, kv_dim = hp->n_kv_heads * hp->head_dim;
+    if (!m->out_norm) return trit_error(TRIT_ERR_FORMAT, "the final norm weight is missing");
+    if (!m->tok_embd.data || m->tok_embd.n_rows != hp->n_vocab || m->tok_embd.n_cols != hp->dim)
+        return trit_error(TRIT_ERR_FORMAT, "token embedding has shape [%lld, %lld], expected [%lld, %lld]",
+                          (long long)m->tok_embd.n_rows, (long long)m->tok_embd.n_cols, (long long)hp->n_vocab, (long long)hp->dim);
+    if (!m->output.data || m->output.n_rows != hp->n_vocab || m->output.n_cols != hp->dim)
+        return trit_error(TRIT_ERR_FORMAT, "output head has shape [%lld, %lld], expected [%lld, %lld]",
+                          (long long)m->output.n_rows, (long long)m->output.n_cols, (long long)hp->n_vocab, (long long)hp->dim);
+    for (int64_t i = 0; i < hp->n_layers; i++) {
+        const struct trit_layer *l = &m->layers[i];
+        if (!l->attn_norm || !l->ffn_norm) return trit_error(TRIT_ERR_FORMAT, "layer %lld: a norm weight is missing", (long long)i);
+        if (hp->sub_norms && (!l->attn_sub_norm || !l->ffn_sub_norm))
+            return trit_error(TRIT_ERR_FORMAT, "layer %lld: a sub-norm weight is missing (this architecture has attn_sub_norm and ffn_sub_norm)", (long long)i);
+        TRIT_TRY(check_ternary(&l->wq, q_dim, hp->dim, i, "q projection"));
+        TRIT_TRY(check_ternary(&l->wk, kv_dim, hp->dim, i, "k projection"));
+        TRIT_TRY(check_ternary(&l->wv, kv_dim, hp->dim, i, "v projection"));
+        TRIT_TRY(check_ternary(&l->wo, hp->dim, q_dim, i, "o projection"));
+        TRIT_TRY(check_ternary(&l->w_gate, hp->ffn_dim, hp->dim, i, "gate projection"));
+        TRIT_TRY(check_ternary(&l->w_up, hp->ffn_dim, hp->dim, i, "up projection"));
+        TRIT_TRY(check_ternary(&l->w_down, hp->dim, hp->ffn_dim, i, "down projection"));
+    }
+    return TRIT_OK;
+}
+
+/* ---- helpers for the loaders ---------------------------------------------------------------- */
+
+enum trit_status model_note(struct trit_model *m, int64_t *cap, const char *name, const char *kind,
+                            int64_t n_rows, int64_t n_cols, uint64_t file_bytes) {
+    if (m->n_notes == *cap) {
+        int64_t new_cap = *cap ? *cap * 2 : 64;
+        struct trit_tensor_note *n = trit_alloc((size_t)new_cap * sizeof *n);
+        if (!n) return trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory listing tensors");
+        if (m->notes) memcpy(n, m->notes, (size_t)m->n_notes * sizeof *n);
+        trit_free(m->notes);
+        m->notes = n;
+        *cap = new_cap;
+    }
+    struct trit_tensor_note *t = &m->notes[m->n_notes++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    snprintf(t->kind, sizeof t->kind, "%s", kind);
+    t->n_rows = n_rows;
+    t->n_cols = n_cols;
+    t->file_bytes = file_bytes;
+    return TRIT_OK;
+}
+
+enum trit_status model_ternary_from_floats(const float *w, int64_t n_rows, int64_t n_cols,
+                                           struct trit_ternary *out, bool *was_exact) {
+    /* A float tensor whose nonzero magnitudes are all equal is ternary times that magnitude:
+     * keep its scale exactly. Absmean would shrink it by the fraction of nonzeros. */
+    enum trit_status st = trit_ternary_from_scaled(w, n_rows, n_cols, out);
+    if (st == TRIT_OK) {
+        *was_exact = true;
+        return TRIT_OK;
+    }
+    if (st != TRIT_ERR_UNSUPPORTED) return st;
+    trit_error_clear();
+    *was_exact = false;
+    return trit_ternarize(w, n_rows, n_cols, out);
+}
+
+enum trit_status model_copy_f32(const void *src, enum trit_dtype dtype, int64_t n, float **out) {
+    float *dst = trit_alloc((size_t)n * sizeof(float));
+    if (!dst) return trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory (%lld floats)", (long long)n);
+    struct trit_dense d = {.dtype = dtype, .n_rows = 1, .n_cols = n, .data = src};
+    trit_dense_row_f32(&d, 0, dst);
+    *out = dst;
+    return TRIT_OK;
+}
+
+void model_progress(const struct trit_load_params *params, int64_t done, int64_t total) {
+    if (params && params->progress && total > 0) params->progress((float)done / (float)total, params->progress_user);
+}

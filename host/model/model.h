@@ -1,0 +1,141 @@
+/*
+ * model.h: one description of a ternary transformer, whatever file it came from.
+ *
+ * Data flows one way (DESIGN.md section 3): file -> io/ -> model/ (this: canonical ternary
+ * tensors + hyperparameters) -> a backend repacks once into its own layout.
+ *
+ * Three graph families (DESIGN.md section 1):
+ *   TRIT_FAMILY_BITNET_B158  microsoft bitnet-b1.58-2B-4T: ReLU^2 gate, attn/ffn sub-norms, GQA,
+ *                            NeoX RoPE (theta 5e5), tied embedding. GGUF arch bitnet-b1.58 / bitnet-25,
+ *                            HF model_type "bitnet".
+ *   TRIT_FAMILY_BITNET       1bitLLM bitnet_b1_58-*: SiLU gate, the same two sub-norms, MHA, theta
+ *                            1e4. GGUF arch "bitnet", HF model_type "llama" + BitnetForCausalLM.
+ *   TRIT_FAMILY_LLAMA        Llama-style with BitLinear weights (HF1BitLLM Llama3-8B-1.58,
+ *                            Falcon3-*-1.58bit): SiLU gate, no sub-norms, untied head.
+ * The forward pass is one function for all three; the family only sets the switches below.
+ */
+#ifndef TRIT_MODEL_H
+#define TRIT_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/core.h"
+#include "quant/quant.h"
+
+enum trit_family {
+    TRIT_FAMILY_BITNET_B158 = 0,
+    TRIT_FAMILY_BITNET = 1,
+    TRIT_FAMILY_LLAMA = 2,
+};
+
+enum trit_act {
+    TRIT_ACT_RELU2 = 0, /* relu(x)^2 */
+    TRIT_ACT_SILU = 1,  /* x * sigmoid(x) */
+};
+
+enum trit_rope_style {
+    TRIT_ROPE_NEOX = 0, /* HF rotate_half: pairs (i, i + head_dim/2) */
+    TRIT_ROPE_NORM = 1, /* GPT-J / llama.cpp "normal": pairs (2i, 2i+1), Q/K rows permuted */
+};
+
+struct trit_hparams {
+    enum trit_family family;
+    int64_t n_vocab;
+    int64_t dim;        /* hidden size */
+    int64_t n_layers;
+    int64_t n_heads;
+    int64_t n_kv_heads;
+    int64_t head_dim;   /* dim / n_heads unless the file says otherwise */
+    int64_t ffn_dim;    /* intermediate size */
+    int64_t ctx_train;  /* max_position_embeddings / context_length */
+    float norm_eps;
+    float rope_theta;
+    enum trit_act act;
+    enum trit_rope_style rope_style;
+    bool sub_norms;        /* attn_sub_norm before o_proj, ffn_sub_norm before down_proj */
+    bool tied_embeddings;  /* the head is token_embd */
+};
+
+/* Dense (non-ternary) matrices: the embedding and the LM head. Kept in the file's dtype; `data`
+ * points into the mapped file or into `owned`. */
+enum trit_dtype {
+    TRIT_DTYPE_F32 = 0,
+    TRIT_DTYPE_F16 = 1,
+    TRIT_DTYPE_BF16 = 2,
+};
+struct trit_dense {
+    enum trit_dtype dtype;
+    int64_t n_rows, n_cols; /* (n_vocab, dim) for the embedding and the head */
+    const void *data;       /* row-major */
+    void *owned;            /* non-NULL when the model owns the bytes (trit_free) */
+};
+/* Row r of a dense matrix as fp32 (n_cols values). */
+void trit_dense_row_f32(const struct trit_dense *m, int64_t r, float *out);
+
+struct trit_layer {
+    float *attn_norm;                    /* (dim) */
+    struct trit_ternary wq;              /* (n_heads * head_dim, dim) */
+    struct trit_ternary wk;              /* (n_kv_heads * head_dim, dim) */
+    struct trit_ternary wv;              /* (n_kv_heads * head_dim, dim) */
+    float *attn_sub_norm;                /* (n_heads * head_dim), NULL without sub-norms */
+    struct trit_ternary wo;              /* (dim, n_heads * head_dim) */
+    float *ffn_norm;                     /* (dim) */
+    struct trit_ternary w_gate;          /* (ffn_dim, dim) */
+    struct trit_ternary w_up;            /* (ffn_dim, dim) */
+    float *ffn_sub_norm;                 /* (ffn_dim), NULL without sub-norms */
+    struct trit_ternary w_down;          /* (dim, ffn_dim) */
+};
+
+/* What a file held for one tensor, for `trit inspect` and error messages. */
+struct trit_tensor_note {
+    char name[96];
+    char kind[24];      /* "I2_S", "TQ2_0", "HF packed u8", "F16 -> absmean", "F32", ... */
+    int64_t n_rows, n_cols;
+    uint64_t file_bytes;
+};
+
+struct trit_model {
+    struct trit_hparams hp;
+    struct trit_dense tok_embd;   /* (n_vocab, dim) */
+    struct trit_dense output;     /* (n_vocab, dim); equals tok_embd's bytes when tied */
+    float *out_norm;              /* (dim) */
+    struct trit_layer *layers;    /* (n_layers) */
+
+    char source[16];              /* "gguf" or "hf" */
+    char arch_name[64];           /* general.architecture, or config.json model_type */
+    char path[1024];
+    int64_t n_notes;
+    struct trit_tensor_note *notes;
+
+    void *mapping;                /* the mapped source file(s), released by trit_model_free */
+    void (*release_mapping)(void *mapping);
+};
+
+struct trit_load_params {
+    /* Called with fraction in [0, 1] while tensors are decoded; NULL for none. */
+    void (*progress)(float fraction, void *user);
+    void *progress_user;
+};
+
+/* Loads a GGUF file or a Hugging Face folder. On failure *out is left zeroed and
+ * trit_last_error() names the problem. */
+enum trit_status trit_model_load_path(const char *path, const struct trit_load_params *params,
+                                      struct trit_model *out);
+enum trit_status trit_model_load_gguf(const char *path, const struct trit_load_params *params,
+                                      struct trit_model *out);
+enum trit_status trit_model_load_hf(const char *dir, const struct trit_load_params *params,
+                                    struct trit_model *out);
+/* Releases everything; accepts a zeroed struct. */
+void trit_model_release(struct trit_model *m);
+
+/* Checks shapes and presence of every tensor against the hyperparameters. */
+enum trit_status trit_model_validate(const struct trit_model *m);
+
+/* Family <-> name. */
+const char *trit_family_name(enum trit_family f);
+
+/* Number of ternary parameters, and bytes of 2-bit codes, for reports. */
+int64_t trit_model_ternary_params(const struct trit_model *m);
+
+#endif /* TRIT_MODEL_H */

@@ -1,0 +1,340 @@
+/*
+ * model_gguf.c: a GGUF file (bitnet.cpp, llama.cpp or `trit convert`) to a struct trit_model.
+ *
+ * Architectures:  bitnet-b1.58, bitnet-25 (bitnet.cpp, 2B-4T)   -> TRIT_FAMILY_BITNET_B158
+ *                 bitnet (llama.cpp, 1bitLLM)                   -> TRIT_FAMILY_BITNET
+ *                 llama (ternary weights; Q/K rows permuted by llama.cpp's converter, so RoPE is
+ *                        the "normal" pairwise style)          -> TRIT_FAMILY_LLAMA
+ * Ternary weights: TQ2_0, TQ1_0, I2_S (type 36, only under the bitnet.cpp architectures), or
+ * F32/F16/BF16 (ternary times a scale is recovered exactly; anything else is ternarized by absmean).
+ * An optional blk.N.<w>.scale tensor ({1}, F32) multiplies the matmul output, as in llama.cpp;
+ * trit's own files set trit.weight_scale_kind = "divide" for BitLinear checkpoints, where the
+ * scale tensor divides instead.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "io/gguf.h"
+#include "model/model.h"
+#include "model/model_internal.h"
+
+struct gguf_loader {
+    struct gguf_file *f;  /* owned by the model (m->mapping) */
+    struct trit_model *m;
+    const struct trit_load_params *params;
+    bool bitnet_ids;      /* type ids >= 36 follow bitnet.cpp's table */
+    bool scale_divides;   /* trit.weight_scale_kind == "divide" */
+    int64_t note_cap;
+    int64_t done, total;  /* progress, in tensors */
+};
+
+static void release_gguf(void *mapping) {
+    struct gguf_file *f = mapping;
+    if (!f) return;
+    gguf_close(f);
+    trit_free(f);
+}
+
+/* ---- hyperparameters ----------------------------------------------------------------------- */
+
+static enum trit_status get_int(const struct gguf_file *f, const char *arch, const char *suffix,
+                                bool required, int64_t fallback, int64_t *out) {
+    char key[160];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    uint64_t v;
+    enum trit_status st = gguf_get_u64(f, key, &v);
+    if (st == TRIT_ERR_NOT_FOUND) {
+        if (required) return trit_error(TRIT_ERR_FORMAT, "gguf: required key '%s' is missing", key);
+        trit_error_clear();
+        *out = fallback;
+        return TRIT_OK;
+    }
+    TRIT_TRY(st);
+    if (v > (uint64_t)1 << 40) return trit_error(TRIT_ERR_FORMAT, "gguf: key '%s' = %llu is out of range", key, (unsigned long long)v);
+    *out = (int64_t)v;
+    return TRIT_OK;
+}
+
+static enum trit_status get_float(const struct gguf_file *f, const char *arch, const char *suffix,
+                                  float fallback, float *out) {
+    char key[160];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    double v;
+    enum trit_status st = gguf_get_f64(f, key, &v);
+    if (st == TRIT_ERR_NOT_FOUND) {
+        trit_error_clear();
+        *out = fallback;
+        return TRIT_OK;
+    }
+    TRIT_TRY(st);
+    *out = (float)v;
+    return TRIT_OK;
+}
+
+static enum trit_status read_hparams(struct gguf_loader *L) {
+    struct gguf_file *f = L->f;
+    struct trit_model *m = L->m;
+    struct trit_hparams *hp = &m->hp;
+    char arch[64];
+    enum trit_status st = gguf_get_str(f, "general.architecture", arch, sizeof arch);
+    if (st == TRIT_ERR_NOT_FOUND) return trit_error(TRIT_ERR_FORMAT, "gguf: general.architecture is missing; not a model file?");
+    TRIT_TRY(st);
+    snprintf(m->arch_name, sizeof m->arch_name, "%s", arch);
+
+    if (strcmp(arch, "bitnet-b1.58") == 0 || strcmp(arch, "bitnet-25") == 0) {
+        hp->family = TRIT_FAMILY_BITNET_B158;
+        hp->act = TRIT_ACT_RELU2;
+        hp->sub_norms = true;
+        hp->rope_style = TRIT_ROPE_NEOX;
+        L->bitnet_ids = true;
+    } else if (strcmp(arch, "bitnet") == 0) {
+        hp->family = TRIT_FAMILY_BITNET;
+        hp->sub_norms = true;
+        hp->rope_style = TRIT_ROPE_NEOX;
+        char act[32] = "silu";
+        char key[96];
+        snprintf(key, sizeof key, "%s.hidden_activation", arch);
+        st = gguf_get_str(f, key, act, sizeof act);
+        if (st != TRIT_OK && st != TRIT_ERR_NOT_FOUND) return st;
+        trit_error_clear();
+        if (strcmp(act, "relu2") == 0) hp->act = TRIT_ACT_RELU2;
+        else if (strcmp(act, "silu") == 0) hp->act = TRIT_ACT_SILU;
+        else return trit_error(TRIT_ERR_UNSUPPORTED, "gguf: %s = '%s' is not an activation trit knows (silu, relu2)", key, act);
+    } else if (strcmp(arch, "llama") == 0) {
+        hp->family = TRIT_FAMILY_LLAMA;
+        hp->act = TRIT_ACT_SILU;
+        hp->sub_norms = false;
+        hp->rope_style = TRIT_ROPE_NORM;
+    } else {
+        return trit_error(TRIT_ERR_UNSUPPORTED,
+                          "gguf: architecture '%s' is not supported (trit runs bitnet-b1.58, bitnet-25, bitnet, and llama with ternary weights)",
+                          arch);
+    }
+
+    TRIT_TRY(get_int(f, arch, "block_count", true, 0, &hp->n_layers));
+    TRIT_TRY(get_int(f, arch, "embedding_length", true, 0, &hp->dim));
+    TRIT_TRY(get_int(f, arch, "feed_forward_length", true, 0, &hp->ffn_dim));
+    TRIT_TRY(get_int(f, arch, "attention.head_count", true, 0, &hp->n_heads));
+    TRIT_TRY(get_int(f, arch, "attention.head_count_kv", false, hp->n_heads, &hp->n_kv_heads));
+    TRIT_TRY(get_int(f, arch, "context_length", false, 2048, &hp->ctx_train));
+    if (hp->n_heads <= 0 || hp->dim <= 0) return trit_error(TRIT_ERR_FORMAT, "gguf: head count and embedding length must be positive");
+    TRIT_TRY(get_int(f, arch, "attention.key_length", false, hp->dim / hp->n_heads, &hp->head_dim));
+    TRIT_TRY(get_float(f, arch, "attention.layer_norm_rms_epsilon", 1e-5f, &hp->norm_eps));
+    TRIT_TRY(get_float(f, arch, "rope.freq_base", 10000.0f, &hp->rope_theta));
+    if (hp->n_layers > 4096) return trit_error(TRIT_ERR_FORMAT, "gguf: block_count %lld is not plausible", (long long)hp->n_layers);
+
+    char kind[16] = "";
+    st = gguf_get_str(f, "trit.weight_scale_kind", kind, sizeof kind);
+    if (st != TRIT_OK && st != TRIT_ERR_NOT_FOUND) return st;
+    trit_error_clear();
+    if (kind[0] && strcmp(kind, "divide") != 0 && strcmp(kind, "multiply") != 0)
+        return trit_error(TRIT_ERR_FORMAT, "gguf: trit.weight_scale_kind = '%s' (expected multiply or divide)", kind);
+    L->scale_divides = strcmp(kind, "divide") == 0;
+    return TRIT_OK;
+}
+
+/* ---- tensors ------------------------------------------------------------------------------- */
+
+static const struct gguf_tensor_info *find(struct gguf_loader *L, const char *name, bool required,
+                                           enum trit_status *st) {
+    const struct gguf_tensor_info *t = gguf_find_tensor(L->f, name);
+    *st = TRIT_OK;
+    if (!t && required) *st = trit_error(TRIT_ERR_FORMAT, "gguf: tensor '%s' is missing", name);
+    return t;
+}
+
+static enum trit_status float_dtype(uint32_t type, const char *name, bool bitnet_ids, enum trit_dtype *out) {
+    switch (type) {
+    case GGML_TYPE_F32: *out = TRIT_DTYPE_F32; return TRIT_OK;
+    case GGML_TYPE_F16: *out = TRIT_DTYPE_F16; return TRIT_OK;
+    case GGML_TYPE_BF16: *out = TRIT_DTYPE_BF16; return TRIT_OK;
+    default:
+        return trit_error(TRIT_ERR_UNSUPPORTED,
+                          "gguf: tensor '%s' has type %s; trit reads F32, F16 or BF16 here (re-export it with llama-quantize --token-embedding-type f16 --output-tensor-type f16, or convert from the HF folder)",
+                          name, gguf_type_name(type, bitnet_ids));
+    }
+}
+
+static enum trit_status load_vector(struct gguf_loader *L, const char *name, int64_t n, bool required, float **out) {
+    enum trit_status st;
+    const struct gguf_tensor_info *t = find(L, name, required, &st);
+    TRIT_TRY(st);
+    if (!t) return TRIT_OK;
+    int64_t count = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
+    if (count != n)
+        return trit_error(TRIT_ERR_FORMAT, "gguf: tensor '%s' has %lld elements, expected %lld", name, (long long)count, (long long)n);
+    enum trit_dtype dt = TRIT_DTYPE_F32;
+    TRIT_TRY(float_dtype(t->type, name, L->bitnet_ids, &dt));
+    TRIT_TRY(model_note(L->m, &L->note_cap, name, gguf_type_name(t->type, L->bitnet_ids), 1, n, t->n_bytes));
+    return model_copy_f32(t->data, dt, n, out);
+}
+
+static enum trit_status load_dense(struct gguf_loader *L, const struct gguf_tensor_info *t, struct trit_dense *out) {
+    enum trit_dtype dt = TRIT_DTYPE_F32;
+    TRIT_TRY(float_dtype(t->type, (const char *)t->name.ptr, L->bitnet_ids, &dt));
+    if (t->ne[2] != 1 || t->ne[3] != 1)
+        return trit_error(TRIT_ERR_FORMAT, "gguf: tensor '%.*s' must be 2-D", (int)t->name.len, t->name.ptr);
+    out->dtype = dt;
+    out->n_cols = t->ne[0];
+    out->n_rows = t->ne[1];
+    out->data = t->data;
+    out->owned = NULL;
+    char name[96];
+    snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
+    return model_note(L->m, &L->note_cap, name, gguf_type_name(t->type, L->bitnet_ids), out->n_rows, out->n_cols, t->n_bytes);
+}
+
+/* Reads one ternary weight, with ne = {n_cols, n_rows}, into *w. */
+static enum trit_status load_ternary(struct gguf_loader *L, const char *name, struct trit_ternary *w) {
+    enum trit_status st;
+    const struct gguf_tensor_info *t = find(L, name, true, &st);
+    TRIT_TRY(st);
+    if (t->ne[2] != 1 || t->ne[3] != 1) return trit_error(TRIT_ERR_FORMAT, "gguf: tensor '%s' must be 2-D", name);
+    const int64_t n_cols = t->ne[0], n_rows = t->ne[1];
+    if (!t->data) {
+        if (t->type >= 36 && !L->bitnet_ids && (t->type == 36 || t->type == 38 || t->type == 39))
+            return trit_error(TRIT_ERR_UNSUPPORTED,
+                              "gguf: tensor '%s' has type id %u, which means I2_S/TL1/TL2 in bitnet.cpp files but something else in llama.cpp files; this file's architecture '%s' does not say which, so trit refuses it",
+                              name, t->type, L->m->arch_name);
+        return trit_error(TRIT_ERR_UNSUPPORTED, "gguf: tensor '%s' has type %s, which trit cannot read as ternary weights",
+                          name, gguf_type_name(t->type, L->bitnet_ids));
+    }
+    const char *kind = gguf_type_name(t->type, L->bitnet_ids);
+    TRIT_TRY(trit_ternary_init(w, n_rows, n_cols));
+    switch (t->type) {
+    case GGML_TYPE_TQ2_0: st = trit_tq2_0_decode(t->data, w); break;
+    case GGML_TYPE_TQ1_0: st = trit_tq1_0_decode(t->data, w); break;
+    case GGML_TYPE_I2_S_BITNET:
+        if (!L->bitnet_ids) {
+            st = trit_error(TRIT_ERR_INTERNAL, "gguf: I2_S outside a bitnet.cpp file");
+            break;
+        }
+        st = trit_i2s_decode(t->data, w);
+        break;
+    case GGML_TYPE_F32:
+    case GGML_TYPE_F16:
+    case GGML_TYPE_BF16: {
+        trit_ternary_free(w);
+        enum trit_dtype dt = TRIT_DTYPE_F32;
+        TRIT_TRY(float_dtype(t->type, name, L->bitnet_ids, &dt));
+        float *tmp;
+        TRIT_TRY(model_copy_f32(t->data, dt, n_rows * n_cols, &tmp));
+        bool exact;
+        st = model_ternary_from_floats(tmp, n_rows, n_cols, w, &exact);
+        trit_free(tmp);
+        if (st == TRIT_OK && !exact) kind = t->type == GGML_TYPE_F32 ? "F32 -> absmean" : t->type == GGML_TYPE_F16 ? "F16 -> absmean" : "BF16 -> absmean";
+        break;
+    }
+    default:
+        st = trit_error(TRIT_ERR_UNSUPPORTED, "gguf: tensor '%s' has type %s, which trit cannot read as ternary weights",
+                        name, gguf_type_name(t->type, L->bitnet_ids));
+    }
+    if (st != TRIT_OK) {
+        trit_ternary_free(w);
+        /* Name the tensor; the codec's message says what was wrong inside it. */
+        char why[512];
+        snprintf(why, sizeof why, "%s", trit_last_error());
+        return trit_error(st, "gguf: tensor '%s': %s", name, why);
+    }
+
+    /* Optional per-tensor scale tensor next to the weight. */
+    char scale_name[128];
+    const char *dot = strrchr(name, '.');
+    snprintf(scale_name, sizeof scale_name, "%.*s.scale", (int)(dot ? dot - name : (long)strlen(name)), name);
+    const struct gguf_tensor_info *s = gguf_find_tensor(L->f, scale_name);
+    if (s) {
+        if (s->type != GGML_TYPE_F32 || s->ne[0] * s->ne[1] * s->ne[2] * s->ne[3] != 1 || !s->data)
+            return trit_error(TRIT_ERR_FORMAT, "gguf: '%s' must be a single F32 value", scale_name);
+        float v;
+        memcpy(&v, s->data, sizeof v);
+        if (!(v > 0.0f) || !isfinite(v)) return trit_error(TRIT_ERR_FORMAT, "gguf: '%s' = %g is not a positive finite scale", scale_name, (double)v);
+        if (L->scale_divides) {
+            if (w->scale != 1.0f)
+                return trit_error(TRIT_ERR_FORMAT, "gguf: '%s' divides, but the weight blocks carry scale %g (must be 1)", scale_name, (double)w->scale);
+            w->scale = v;
+            w->scale_kind = TRIT_SCALE_DIV;
+        } else {
+            w->scale *= v;
+        }
+    }
+    L->done++;
+    model_progress(L->params, L->done, L->total);
+    return model_note(L->m, &L->note_cap, name, kind, n_rows, n_cols, t->n_bytes);
+}
+
+/* llama.cpp's converter permutes the Q and K rows of llama models so that RoPE rotates adjacent
+ * pairs; trit keeps those rows as they are and rotates in the same "normal" style. */
+
+static enum trit_status load_layers(struct gguf_loader *L) {
+    struct trit_model *m = L->m;
+    const struct trit_hparams *hp = &m->hp;
+    m->layers = trit_alloc((size_t)hp->n_layers * sizeof *m->layers);
+    if (!m->layers) return trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory for %lld layers", (long long)hp->n_layers);
+    const int64_t q_dim = hp->n_heads * hp->head_dim;
+    L->total = hp->n_layers * 7;
+    char name[128];
+#define NAME(fmt) (snprintf(name, sizeof name, "blk.%lld." fmt, (long long)i), name)
+    for (int64_t i = 0; i < hp->n_layers; i++) {
+        struct trit_layer *l = &m->layers[i];
+        TRIT_TRY(load_vector(L, NAME("attn_norm.weight"), hp->dim, true, &l->attn_norm));
+        TRIT_TRY(load_ternary(L, NAME("attn_q.weight"), &l->wq));
+        TRIT_TRY(load_ternary(L, NAME("attn_k.weight"), &l->wk));
+        TRIT_TRY(load_ternary(L, NAME("attn_v.weight"), &l->wv));
+        TRIT_TRY(load_vector(L, NAME("attn_sub_norm.weight"), q_dim, hp->sub_norms, &l->attn_sub_norm));
+        TRIT_TRY(load_ternary(L, NAME("attn_output.weight"), &l->wo));
+        TRIT_TRY(load_vector(L, NAME("ffn_norm.weight"), hp->dim, true, &l->ffn_norm));
+        TRIT_TRY(load_ternary(L, NAME("ffn_gate.weight"), &l->w_gate));
+        TRIT_TRY(load_ternary(L, NAME("ffn_up.weight"), &l->w_up));
+        TRIT_TRY(load_vector(L, NAME("ffn_sub_norm.weight"), hp->ffn_dim, hp->sub_norms, &l->ffn_sub_norm));
+        TRIT_TRY(load_ternary(L, NAME("ffn_down.weight"), &l->w_down));
+    }
+#undef NAME
+    return TRIT_OK;
+}
+
+static enum trit_status load_all(struct gguf_loader *L) {
+    struct trit_model *m = L->m;
+    TRIT_TRY(read_hparams(L));
+    enum trit_status st;
+    const struct gguf_tensor_info *embd = find(L, "token_embd.weight", true, &st);
+    TRIT_TRY(st);
+    TRIT_TRY(load_dense(L, embd, &m->tok_embd));
+    m->hp.n_vocab = m->tok_embd.n_rows;
+    TRIT_TRY(load_vector(L, "output_norm.weight", m->hp.dim, true, &m->out_norm));
+    const struct gguf_tensor_info *out = gguf_find_tensor(L->f, "output.weight");
+    if (out) {
+        TRIT_TRY(load_dense(L, out, &m->output));
+        m->hp.tied_embeddings = false;
+    } else {
+        m->output = m->tok_embd;
+        m->hp.tied_embeddings = true;
+    }
+    TRIT_TRY(load_layers(L));
+    return trit_model_validate(m);
+}
+
+enum trit_status trit_model_load_gguf(const char *path, const struct trit_load_params *params,
+                                      struct trit_model *out) {
+    if (!path || !out) return trit_error(TRIT_ERR_INVALID_ARG, "model load: NULL argument");
+    memset(out, 0, sizeof *out);
+    struct gguf_file *f = trit_alloc(sizeof *f);
+    if (!f) return trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory");
+    enum trit_status st = gguf_open(path, f);
+    if (st != TRIT_OK) {
+        trit_free(f);
+        return st;
+    }
+    struct gguf_loader L = {.m = out, .params = params};
+    L.f = f;
+    out->mapping = f;
+    out->release_mapping = release_gguf;
+    snprintf(out->source, sizeof out->source, "gguf");
+    snprintf(out->path, sizeof out->path, "%s", path);
+    st = load_all(&L);
+    if (st != TRIT_OK) {
+        trit_model_release(out);
+        return st;
+    }
+    return TRIT_OK;
+}

@@ -1,0 +1,117 @@
+// labels: unit
+/* test_sampler.c: greedy, top-k, top-p, min-p, temperature, repetition penalty and seeding. */
+#include <criterion/criterion.h>
+#include <math.h>
+
+#include "support.h"
+#include "trit.h"
+
+static trit_sampler *make(struct trit_sampler_params p, int32_t n) {
+    trit_sampler *s = NULL;
+    cr_assert_eq(trit_sampler_init(&p, n, &s), TRIT_OK, "%s", trit_last_error());
+    return s;
+}
+
+Test(sampler, greedy_takes_argmax_lowest_id_on_tie) {
+    struct trit_sampler_params p = trit_sampler_default_params();
+    p.temperature = 0.0f;
+    trit_sampler *s = make(p, 6);
+    float logits[6] = {0.1f, 3.0f, -2.0f, 3.0f, 2.9f, 0.0f};
+    cr_assert_eq(trit_sampler_sample(s, logits), 1);
+    trit_sampler_free(s);
+}
+
+Test(sampler, top_k_one_is_greedy_at_any_temperature) {
+    struct test_rng rng;
+    test_rng_seed(&rng, 11);
+    struct trit_sampler_params p = trit_sampler_default_params();
+    p.top_k = 1;
+    p.temperature = 5.0f;
+    trit_sampler *s = make(p, 100);
+    float logits[100];
+    for (int trial = 0; trial < 50; trial++) {
+        int best = 0;
+        for (int i = 0; i < 100; i++) {
+            logits[i] = test_rng_normal(&rng);
+            if (logits[i] > logits[best]) best = i;
+        }
+        cr_assert_eq(trit_sampler_sample(s, logits), best);
+    }
+    trit_sampler_free(s);
+}
+
+Test(sampler, top_p_and_min_p_cut_the_tail) {
+    /* probabilities at temperature 1: exp(0)=1, exp(-1)=.368, exp(-10)=4.5e-5 ... */
+    float logits[4] = {0.0f, -1.0f, -10.0f, -10.0f};
+    struct trit_sampler_params p = trit_sampler_default_params();
+    p.top_k = 0;
+    p.min_p = 0.0f;
+    p.top_p = 0.5f; /* token 0 alone holds 1/(1+.368+...) = 0.73 >= 0.5 */
+    p.temperature = 1.0f;
+    trit_sampler *s = make(p, 4);
+    for (int i = 0; i < 200; i++) cr_assert_eq(trit_sampler_sample(s, logits), 0);
+    trit_sampler_free(s);
+
+    p.top_p = 1.0f;
+    p.min_p = 0.01f; /* keeps tokens with p >= 0.01 * p_max: 0 and 1, never 2 or 3 */
+    s = make(p, 4);
+    int seen[4] = {0};
+    for (int i = 0; i < 2000; i++) seen[trit_sampler_sample(s, logits)]++;
+    cr_assert_eq(seen[2] + seen[3], 0);
+    cr_assert_gt(seen[1], 0);
+    /* P(1) = .368/1.368 = 0.269; 2000 draws -> 538 +- 3 sigma (59) */
+    cr_assert(seen[1] > 538 - 80 && seen[1] < 538 + 80, "token 1 drawn %d times", seen[1]);
+    trit_sampler_free(s);
+}
+
+Test(sampler, same_seed_same_draws) {
+    struct trit_sampler_params p = trit_sampler_default_params();
+    p.top_k = 0;
+    p.top_p = 1.0f;
+    p.min_p = 0.0f;
+    p.temperature = 1.0f;
+    p.seed = 1234;
+    float logits[50];
+    for (int i = 0; i < 50; i++) logits[i] = (float)(i % 7) * 0.3f;
+    trit_sampler *a = make(p, 50), *b = make(p, 50);
+    int differs_from_greedy = 0;
+    for (int i = 0; i < 100; i++) {
+        int32_t x = trit_sampler_sample(a, logits), y = trit_sampler_sample(b, logits);
+        cr_assert_eq(x, y);
+        differs_from_greedy += x != 6;
+    }
+    cr_assert_gt(differs_from_greedy, 0, "temperature 1 should not always pick the argmax");
+    int32_t first = -1;
+    trit_sampler_reset(a);
+    first = trit_sampler_sample(a, logits);
+    trit_sampler_reset(b);
+    cr_assert_eq(trit_sampler_sample(b, logits), first);
+    trit_sampler_free(a);
+    trit_sampler_free(b);
+}
+
+Test(sampler, repetition_penalty_moves_greedy_choice) {
+    struct trit_sampler_params p = trit_sampler_default_params();
+    p.temperature = 0.0f;
+    p.repeat_penalty = 2.0f;
+    p.repeat_last_n = 4;
+    trit_sampler *s = make(p, 3);
+    float logits[3] = {4.0f, 3.0f, -1.0f};
+    cr_assert_eq(trit_sampler_sample(s, logits), 0);
+    trit_sampler_accept(s, 0); /* 4 -> 2 < 3 */
+    trit_sampler_accept(s, 0); /* seen twice: still penalized once */
+    cr_assert_eq(trit_sampler_sample(s, logits), 1);
+    for (int i = 0; i < 4; i++) trit_sampler_accept(s, 2); /* 0 leaves the window */
+    cr_assert_eq(trit_sampler_sample(s, logits), 0);
+    trit_sampler_free(s);
+}
+
+Test(sampler, rejects_bad_parameters) {
+    struct trit_sampler_params p = trit_sampler_default_params();
+    trit_sampler *s = NULL;
+    p.top_p = 0.0f;
+    cr_assert_eq(trit_sampler_init(&p, 10, &s), TRIT_ERR_INVALID_ARG);
+    cr_assert_null(s);
+    p = trit_sampler_default_params();
+    cr_assert_eq(trit_sampler_init(&p, 0, &s), TRIT_ERR_INVALID_ARG);
+}
