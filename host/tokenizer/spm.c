@@ -1,0 +1,94 @@
+/*
+ * spm.c: SentencePiece BPE (the Llama 2 vocab, GGUF tokenizer.ggml.model "llama"), as llama.cpp's
+ * llm_tokenizer_spm_session does it:
+ *   1. prefix a space (when asked) and replace every ' ' with U+2581 "▁";
+ *   2. start from UTF-8 characters (length from the lead byte, clamped to the text);
+ *   3. repeatedly merge the adjacent pair whose concatenation is a token with the highest score,
+ *      ties to the left, through a max-heap over a linked list of symbols;
+ *   4. a final symbol that is not a token becomes its bytes' <0xXX> tokens (else unk).
+ */
+#include <string.h>
+
+#include "tokenizer/vocab.h"
+
+/* Maps a float to a uint32 with the same order (flip all bits of negatives, the sign of the rest). */
+static uint32_t float_order(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return (u & 0x80000000u) ? ~u : u | 0x80000000u;
+}
+
+static enum trit_status try_pair(const struct trit_tokenizer *tok, struct tok_scratch *s, int32_t l, int32_t r) {
+    if (l < 0 || r < 0) return TRIT_OK;
+    uint32_t n = s->sym[l].len + s->sym[r].len;
+    int32_t id = vocab_find(tok, s->buf + s->sym[l].start, n);
+    if (id < 0) return TRIT_OK;
+    /* min-heap key: highest score first, then leftmost */
+    uint32_t hi = UINT32_MAX - float_order(tok->tokens[id].score);
+    struct tok_heap_item item = {.key = (uint64_t)hi << 32 | (uint32_t)l, .left = l, .right = r, .a = (int32_t)n};
+    return heap_push(s, item);
+}
+
+enum trit_status spm_encode_fragment(const struct trit_tokenizer *tok, struct tok_scratch *s,
+                                     const char *text, size_t len, bool prefix_space,
+                                     struct trit_tokens *out) {
+    size_t n_space = prefix_space ? 1 : 0;
+    for (size_t i = 0; i < len; i++) n_space += text[i] == ' ';
+    if (len > (size_t)INT32_MAX / 3 - 3) return trit_error(TRIT_ERR_INVALID_ARG, "tokenizer: text too long");
+    size_t n = len + 2 * n_space; /* each space becomes 3 bytes */
+    TRIT_TRY(scratch_reserve(s, n, n));
+    char *buf = s->buf;
+    size_t m = 0;
+    if (prefix_space) {
+        memcpy(buf, "\xe2\x96\x81", 3);
+        m = 3;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == ' ') {
+            memcpy(buf + m, "\xe2\x96\x81", 3);
+            m += 3;
+        } else {
+            buf[m++] = text[i];
+        }
+    }
+
+    struct tok_symbol *sym = s->sym;
+    int32_t n_sym = 0;
+    for (size_t i = 0; i < m;) {
+        size_t cl = utf8_len_lead((uint8_t)buf[i]);
+        if (cl > m - i) cl = m - i;
+        sym[n_sym] = (struct tok_symbol){.prev = n_sym - 1, .next = n_sym + 1, .start = (uint32_t)i, .len = (uint32_t)cl, .id = -1};
+        n_sym++;
+        i += cl;
+    }
+    if (n_sym == 0) return TRIT_OK;
+    sym[n_sym - 1].next = -1;
+
+    s->heap_n = 0;
+    for (int32_t i = 0; i + 1 < n_sym; i++) TRIT_TRY(try_pair(tok, s, i, i + 1));
+    struct tok_heap_item it;
+    while (heap_pop(s, &it)) {
+        struct tok_symbol *l = &sym[it.left], *r = &sym[it.right];
+        /* stale: a side was merged away or grew since the pair was queued */
+        if (l->len == 0 || r->len == 0 || l->next != it.right || l->len + r->len != (uint32_t)it.a) continue;
+        l->len += r->len;
+        r->len = 0;
+        l->next = r->next;
+        if (r->next >= 0) sym[r->next].prev = it.left;
+        TRIT_TRY(try_pair(tok, s, l->prev, it.left));
+        TRIT_TRY(try_pair(tok, s, it.left, l->next));
+    }
+    for (int32_t i = 0; i >= 0; i = sym[i].next) {
+        int32_t id = vocab_find(tok, buf + sym[i].start, sym[i].len);
+        if (id >= 0) {
+            TRIT_TRY(tokens_push(out, id));
+            continue;
+        }
+        for (uint32_t k = 0; k < sym[i].len; k++) { /* byte fallback */
+            int32_t b = tok->byte_token[(uint8_t)buf[sym[i].start + k]];
+            if (b < 0) b = tok->unk;
+            if (b >= 0) TRIT_TRY(tokens_push(out, b));
+        }
+    }
+    return TRIT_OK;
+}
