@@ -51,6 +51,7 @@ static void tensor_of(int64_t n_rows, int64_t n_cols, const int *t, struct trit_
  * written once. unit_scale is passed through to TQ encoders and ignored by the others. */
 struct codec {
     const char *name;
+    bool stores_scale; /* false for HF: weight_scale is a tensor of its own */
     int64_t (*bytes)(int64_t, int64_t);
     enum trit_status (*decode)(const uint8_t *, struct trit_ternary *);
     enum trit_status (*encode)(const struct trit_ternary *, bool, uint8_t *);
@@ -65,10 +66,10 @@ static enum trit_status i2s_encode(const struct trit_ternary *w, bool unit_scale
     return trit_i2s_encode(w, p);
 }
 
-static const struct codec HF = {"hf", trit_hf_packed_bytes, trit_hf_decode, hf_encode};
-static const struct codec TQ2 = {"tq2_0", trit_tq2_0_bytes, trit_tq2_0_decode, trit_tq2_0_encode};
-static const struct codec TQ1 = {"tq1_0", trit_tq1_0_bytes, trit_tq1_0_decode, trit_tq1_0_encode};
-static const struct codec I2S = {"i2_s", trit_i2s_bytes, trit_i2s_decode, i2s_encode};
+static const struct codec HF = {"hf", false, trit_hf_packed_bytes, trit_hf_decode, hf_encode};
+static const struct codec TQ2 = {"tq2_0", true, trit_tq2_0_bytes, trit_tq2_0_decode, trit_tq2_0_encode};
+static const struct codec TQ1 = {"tq1_0", true, trit_tq1_0_bytes, trit_tq1_0_decode, trit_tq1_0_encode};
+static const struct codec I2S = {"i2_s", true, trit_i2s_bytes, trit_i2s_decode, i2s_encode};
 
 /* Encodes w into a fresh buffer of bytes() + GUARD_BYTES, checking that the encoder writes every
  * one of its bytes (same output over two poisons) and nothing past them. Returns the buffer. */
@@ -90,18 +91,41 @@ static uint8_t *encode_checked(const struct codec *k, const struct trit_ternary 
 }
 
 /* Encode, decode into a fresh tensor, compare codes (and the scale unless the codec drops it). */
-static void round_trip(const struct codec *k, const struct trit_ternary *w, bool keeps_scale) {
+static void round_trip(const struct codec *k, const struct trit_ternary *w) {
     int64_t n;
     uint8_t *packed = encode_checked(k, w, false, &n);
     struct trit_ternary d;
     cr_assert_eq(trit_ternary_init(&d, w->n_rows, w->n_cols), TRIT_OK);
     cr_assert_eq(k->decode(packed, &d), TRIT_OK, "%s decode %lld x %lld: %s", k->name, (long long)w->n_rows,
                  (long long)w->n_cols, trit_last_error());
-    if (!keeps_scale) d.scale = w->scale;
+    if (!k->stores_scale) d.scale = w->scale;
     cr_assert(trit_ternary_equal(&d, w), "%s round trip %lld x %lld (scale %a -> %a)", k->name, (long long)w->n_rows,
               (long long)w->n_cols, (double)w->scale, (double)d.scale);
     trit_ternary_free(&d);
     trit_free(packed);
+}
+
+/* Hand-written bytes both ways: they decode into w (n_rows x n_cols, left initialized for more
+ * checks) as the weights `want` with the multiplier `scale` (a codec that stores no scale must leave
+ * w's alone), and those weights encode back to exactly the same bytes. */
+static void check_hand_bytes(const struct codec *k, const uint8_t *bytes, int64_t n_rows, int64_t n_cols,
+                             const int *want, float scale, struct trit_ternary *w) {
+    cr_assert_eq(trit_ternary_init(w, n_rows, n_cols), TRIT_OK);
+    w->scale = k->stores_scale ? -99.0f : scale;
+    cr_assert_eq(k->decode(bytes, w), TRIT_OK, "%s decode: %s", k->name, trit_last_error());
+    expect_weights(w, want);
+    cr_expect_eq(w->scale, scale, "%s: scale %g, expected %g", k->name, (double)w->scale, (double)scale);
+    cr_expect_eq(w->scale_kind, TRIT_SCALE_MUL);
+    struct trit_ternary e;
+    tensor_of(n_rows, n_cols, want, &e);
+    e.scale = scale;
+    int64_t n;
+    uint8_t *enc = encode_checked(k, &e, false, &n);
+    for (int64_t i = 0; i < n; i++)
+        cr_expect_eq(enc[i], bytes[i], "%s: encoded byte %lld is 0x%02x, hand-written 0x%02x", k->name, (long long)i,
+                     enc[i], bytes[i]);
+    trit_free(enc);
+    trit_ternary_free(&e);
 }
 
 /* ---- HF transformers uint8 -------------------------------------------------------------------- */
@@ -115,19 +139,9 @@ Test(hf, hand_written_bytes) {
      *   (1,1) 0x26 = 00 10 01 10: row 1 -> +1, row 3 -> 0, row 5 -> +1, row 7 -> -1 */
     const uint8_t packed[4] = {0xa1, 0x55, 0x58, 0x26};
     const int want[16] = {0, 0, -1, 1, -1, 0, 1, 0, 1, 0, 0, 1, 1, 0, 0, -1};
-    struct trit_ternary w, e;
+    struct trit_ternary w;
     cr_assert_eq(trit_hf_packed_bytes(8, 2), 4);
-    cr_assert_eq(trit_ternary_init(&w, 8, 2), TRIT_OK);
-    w.scale = 3.0f;
-    cr_assert_eq(trit_hf_decode(packed, &w), TRIT_OK);
-    expect_weights(&w, want);
-    cr_expect_eq(w.scale, 3.0f, "the HF codec leaves the scale alone");
-    tensor_of(8, 2, want, &e);
-    int64_t n;
-    uint8_t *enc = encode_checked(&HF, &e, false, &n);
-    cr_expect_eq(memcmp(enc, packed, 4), 0, "encoded %02x %02x %02x %02x", enc[0], enc[1], enc[2], enc[3]);
-    trit_free(enc);
-    trit_ternary_free(&e);
+    check_hand_bytes(&HF, packed, 8, 2, want, 3.0f, &w);
 
     /* Code 3 anywhere in a real row: byte (1,1) = 0x27 puts 11 in row 1, column 1. */
     const uint8_t bad[4] = {0xa1, 0x55, 0x58, 0x27};
@@ -143,22 +157,14 @@ Test(hf, hand_written_padding_rows) {
      *   byte 1: row 1 = 0 (01), row 3 = +1 (10), rows 5, 7 pad (00)              -> 00 00 10 01 = 0x09 */
     const int want[5] = {1, 0, -1, 1, 0};
     const uint8_t packed[2] = {0x12, 0x09};
-    struct trit_ternary w, e;
-    tensor_of(5, 1, want, &e);
-    int64_t n;
-    uint8_t *enc = encode_checked(&HF, &e, false, &n);
-    cr_assert_eq(n, 2);
-    cr_expect(enc[0] == 0x12 && enc[1] == 0x09, "encoded %02x %02x", enc[0], enc[1]);
-    trit_free(enc);
-    cr_assert_eq(trit_ternary_init(&w, 5, 1), TRIT_OK);
-    cr_assert_eq(trit_hf_decode(packed, &w), TRIT_OK);
-    expect_weights(&w, want);
+    struct trit_ternary w;
+    cr_assert_eq(trit_hf_packed_bytes(5, 1), 2);
+    check_hand_bytes(&HF, packed, 5, 1, want, 1.0f, &w);
     /* Padding bit pairs are never read, whatever they hold. */
     const uint8_t junk_pad[2] = {0x12 | 0xc0, 0x09 | 0xf0};
     cr_assert_eq(trit_hf_decode(junk_pad, &w), TRIT_OK);
     expect_weights(&w, want);
     trit_ternary_free(&w);
-    trit_ternary_free(&e);
 }
 
 Test(hf, random_round_trips) {
@@ -170,7 +176,7 @@ Test(hf, random_round_trips) {
         for (size_t j = 0; j < sizeof cols / sizeof cols[0]; j++) {
             struct trit_ternary w;
             random_ternary(&rng, rows[i], cols[j], 1.0f, &w);
-            round_trip(&HF, &w, false);
+            round_trip(&HF, &w);
             trit_ternary_free(&w);
         }
 }
@@ -198,20 +204,9 @@ Test(tq2_0, hand_written_block) {
     blk[63] = 0x54;
     int want[256] = {0};
     want[0] = 1, want[64] = -1, want[96] = 1, want[161] = 1, want[225] = -1, want[159] = -1;
-    struct trit_ternary w, e;
+    struct trit_ternary w;
     cr_assert_eq(trit_tq2_0_bytes(1, 256), 66);
-    cr_assert_eq(trit_ternary_init(&w, 1, 256), TRIT_OK);
-    cr_assert_eq(trit_tq2_0_decode(blk, &w), TRIT_OK, "%s", trit_last_error());
-    expect_weights(&w, want);
-    cr_expect_eq(w.scale, 0.5f);
-    cr_expect_eq(w.scale_kind, TRIT_SCALE_MUL);
-    tensor_of(1, 256, want, &e);
-    e.scale = 0.5f;
-    int64_t n;
-    uint8_t *enc = encode_checked(&TQ2, &e, false, &n);
-    cr_expect_eq(memcmp(enc, blk, 66), 0, "the encoder writes the same block");
-    trit_free(enc);
-    trit_ternary_free(&e);
+    check_hand_bytes(&TQ2, blk, 1, 256, want, 0.5f, &w);
 
     blk[5] = 0x57; /* element 5 gets code 3 */
     cr_assert_eq(trit_tq2_0_decode(blk, &w), TRIT_ERR_FORMAT);
@@ -229,10 +224,7 @@ Test(tq2_0, hand_written_row_tail) {
     blk[1] = 0x54;
     struct trit_ternary w;
     cr_assert_eq(trit_tq2_0_bytes(1, 3), 66);
-    cr_assert_eq(trit_ternary_init(&w, 1, 3), TRIT_OK);
-    cr_assert_eq(trit_tq2_0_decode(blk, &w), TRIT_OK, "%s", trit_last_error());
-    expect_weights(&w, (const int[]){1, -1, 0});
-    cr_expect_eq(w.scale, 2.0f);
+    check_hand_bytes(&TQ2, blk, 1, 3, (const int[]){1, -1, 0}, 2.0f, &w);
     blk[3] = 0x56; /* element 3 is padding and now +1 */
     cr_assert_eq(trit_tq2_0_decode(blk, &w), TRIT_ERR_FORMAT);
     cr_assert(strstr(trit_last_error(), "padding") != NULL, "%s", trit_last_error());
@@ -306,19 +298,9 @@ Test(tq1_0, hand_written_block) {
     want[0] = 1, want[64] = -1, want[128] = 1;
     want[163] = -1, want[179] = 1;
     want[242] = 1, want[246] = -1, want[254] = 1;
-    struct trit_ternary w, e;
+    struct trit_ternary w;
     cr_assert_eq(trit_tq1_0_bytes(1, 256), 54);
-    cr_assert_eq(trit_ternary_init(&w, 1, 256), TRIT_OK);
-    cr_assert_eq(trit_tq1_0_decode(blk, &w), TRIT_OK, "%s", trit_last_error());
-    expect_weights(&w, want);
-    cr_expect_eq(w.scale, 1.5f);
-    tensor_of(1, 256, want, &e);
-    e.scale = 1.5f;
-    int64_t n;
-    uint8_t *enc = encode_checked(&TQ1, &e, false, &n);
-    cr_expect_eq(memcmp(enc, blk, 54), 0, "the encoder writes the same block");
-    trit_free(enc);
-    trit_ternary_free(&e);
+    check_hand_bytes(&TQ1, blk, 1, 256, want, 1.5f, &w);
 
     /* The 5th trit of a qh byte is not read (llama.cpp's dequantize_row_tq1_0 takes 4 digits):
      * the same 4 digits with a 5th digit 1 (q = 178 -> ceil(45568 / 243) = 188) or 2 (q = 179 ->
@@ -374,10 +356,7 @@ Test(tq1_0, hand_written_row_tail) {
     tq1_zero_block(blk, 0x3400);
     blk[0] = 43;
     struct trit_ternary w;
-    cr_assert_eq(trit_ternary_init(&w, 1, 1), TRIT_OK);
-    cr_assert_eq(trit_tq1_0_decode(blk, &w), TRIT_OK, "%s", trit_last_error());
-    cr_expect_eq(trit_ternary_get(&w, 0, 0), -1);
-    cr_expect_eq(w.scale, 0.25f);
+    check_hand_bytes(&TQ1, blk, 1, 1, (const int[]){-1}, 0.25f, &w);
     /* digits 0 1 1 1 2 (e128 = +1, padding): q = 41 -> ceil(10496 / 243) = 44 */
     blk[0] = 44;
     cr_assert_eq(trit_tq1_0_decode(blk, &w), TRIT_ERR_FORMAT);
@@ -402,7 +381,7 @@ Test(tq, random_round_trips_with_tails) {
                 float scale = trit_fp16_to_fp32(trit_fp32_to_fp16(test_rng_uniform(&rng, 0.01f, 4.0f)));
                 struct trit_ternary w;
                 random_ternary(&rng, rows[i], cols[j], scale, &w);
-                round_trip(codecs[k], &w, true);
+                round_trip(codecs[k], &w);
                 trit_ternary_free(&w);
             }
 }
@@ -458,20 +437,9 @@ Test(i2s, hand_written_bytes) {
     packed[35] = 0x3f;
     int want[128] = {0};
     want[0] = 1, want[64] = -1, want[63] = 1, want[127] = -1;
-    struct trit_ternary w, e;
+    struct trit_ternary w;
     cr_assert_eq(trit_i2s_bytes(2, 64), 64);
-    cr_assert_eq(trit_ternary_init(&w, 2, 64), TRIT_OK);
-    cr_assert_eq(trit_i2s_decode(packed, &w), TRIT_OK, "%s", trit_last_error());
-    expect_weights(&w, want);
-    cr_expect_eq(w.scale, 0.75f);
-    cr_expect_eq(w.scale_kind, TRIT_SCALE_MUL);
-    tensor_of(2, 64, want, &e);
-    e.scale = 0.75f;
-    int64_t n;
-    uint8_t *enc = encode_checked(&I2S, &e, false, &n);
-    cr_expect_eq(memcmp(enc, packed, 64), 0, "the encoder writes the same bytes, zero padding included");
-    trit_free(enc);
-    trit_ternary_free(&e);
+    check_hand_bytes(&I2S, packed, 2, 64, want, 0.75f, &w); /* zero padding in the tail included */
 
     packed[5] = 0xd5; /* element 5 gets code 3 */
     cr_assert_eq(trit_i2s_decode(packed, &w), TRIT_ERR_FORMAT);
@@ -491,7 +459,7 @@ Test(i2s, random_round_trips) {
         /* Any fp32 scale survives: the tail holds all 32 bits. */
         random_ternary(&rng, shapes[s][0], shapes[s][1], test_rng_uniform(&rng, 0.1f, 3.0f), &w);
         cr_assert_eq(trit_i2s_bytes(shapes[s][0], shapes[s][1]), shapes[s][0] * shapes[s][1] / 4 + 32);
-        round_trip(&I2S, &w, true);
+        round_trip(&I2S, &w);
         trit_ternary_free(&w);
     }
 }
