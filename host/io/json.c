@@ -156,15 +156,32 @@ const cJSON *json_member(const cJSON *object, const char *key) {
     return key ? json_member_n(object, key, strlen(key)) : NULL;
 }
 
+/* Path syntax (json.h): key ('[' digits ']')* ('.' key ('[' digits ']')*)*, keys non-empty and
+ * free of '.', '[' and ']'; the first key may be empty before an index (a top-level array). */
+static bool json_path_ok(const char *p) {
+    for (bool first = true;; first = false) {
+        size_t n = strcspn(p, ".[]");
+        if (n == 0 && !(first && *p == '[')) return false;
+        p += n;
+        while (*p == '[') {
+            p++;
+            if (*p < '0' || *p > '9') return false;
+            while (*p >= '0' && *p <= '9') p++;
+            if (*p++ != ']') return false;
+        }
+        if (*p == '\0') return true;
+        if (*p++ != '.') return false;
+    }
+}
+
 enum trit_status json_find(const struct json_doc *doc, const char *path, const cJSON **out) {
     if (!doc || !doc->root || !path || !out) return trit_error(TRIT_ERR_INVALID_ARG, "json_find: NULL argument");
     *out = NULL;
+    if (!json_path_ok(path)) return trit_error(TRIT_ERR_INVALID_ARG, "%s: malformed JSON path '%s'", doc->name, path);
     const cJSON *node = doc->root;
     const char *p = path;
     for (;;) {
         size_t n = strcspn(p, ".[");
-        if (n == 0 && (*p != '[' || p != path))
-            return trit_error(TRIT_ERR_INVALID_ARG, "%s: malformed JSON path '%s'", doc->name, path);
         if (n > 0) {
             if (!cJSON_IsObject(node) && p == path)
                 return trit_error(TRIT_ERR_FORMAT, "%s: the top level is a JSON %s, expected an object (reading '%s')",
@@ -178,27 +195,21 @@ enum trit_status json_find(const struct json_doc *doc, const char *path, const c
             p += n;
         }
         while (*p == '[') {
-            const char *q = p + 1;
+            /* Digits were checked by json_path_ok; an index past INT32_MAX is past any array's end. */
+            const char *bracket = p;
             int64_t index = 0;
-            if (*q < '0' || *q > '9')
-                return trit_error(TRIT_ERR_INVALID_ARG, "%s: malformed JSON path '%s'", doc->name, path);
-            while (*q >= '0' && *q <= '9') {
-                if (index < INT32_MAX) index = index * 10 + (*q - '0');
-                q++;
-            }
-            if (*q != ']') return trit_error(TRIT_ERR_INVALID_ARG, "%s: malformed JSON path '%s'", doc->name, path);
+            for (p++; *p != ']'; p++)
+                if (index < INT32_MAX) index = index * 10 + (*p - '0');
+            p++;
             if (!cJSON_IsArray(node)) {
                 return trit_error(TRIT_ERR_FORMAT, "%s: '%.*s' is a JSON %s, expected an array (reading '%s')",
-                                  doc->name, (int)(p - path), path, json_type_name(node), path);
+                                  doc->name, (int)(bracket - path), path, json_type_name(node), path);
             }
             node = index < INT32_MAX ? cJSON_GetArrayItem(node, (int)index) : NULL;
             if (!node || cJSON_IsNull(node)) return TRIT_OK;
-            p = q + 1;
         }
         if (*p == '\0') break;
-        if (*p != '.' || p[1] == '\0')
-            return trit_error(TRIT_ERR_INVALID_ARG, "%s: malformed JSON path '%s'", doc->name, path);
-        p++;
+        p++; /* '.' */
     }
     *out = node;
     return TRIT_OK;
