@@ -85,6 +85,9 @@ struct gguf_kv {
     enum gguf_type arr_type;
     uint64_t arr_n;
     const uint8_t *arr_data;
+    /* ARRAY of STRING: arr_str_off[i] is the byte distance from arr_data to element i's u64 length
+     * (owned by the gguf_file, built at parse time so that element access is O(1)); else NULL. */
+    uint64_t *arr_str_off;
     uint64_t offset; /* byte offset of the key in the file, for messages */
 };
 
@@ -108,6 +111,9 @@ struct gguf_file {
     struct gguf_kv *kv;
     int64_t n_tensors;
     struct gguf_tensor_info *tensors;
+    /* general.architecture is "bitnet-b1.58" or "bitnet-25": ggml type ids >= 36 follow bitnet.cpp's
+     * table (36 == I2_S), and gguf_type_name(type, f->bitnet_ids) names them accordingly. */
+    bool bitnet_ids;
     bool owns_map; /* true when opened from a path (munmap on close) */
 };
 
@@ -130,15 +136,28 @@ enum trit_status gguf_get_f64(const struct gguf_file *f, const char *key, double
 enum trit_status gguf_get_bool(const struct gguf_file *f, const char *key, bool *out);
 /* The string, copied and NUL-terminated into buf (truncation is an error). */
 enum trit_status gguf_get_str(const struct gguf_file *f, const char *key, char *buf, size_t buf_size);
-/* Array element access; index < kv->arr_n must hold. Strings point into the map. */
+/* Array element access; index < kv->arr_n must hold. Strings point into the map.
+ * Out-of-contract calls do not crash: a bad index or a non-array kv gives {0, NULL} / NaN / 0.
+ * gguf_arr_str: STRING arrays only.
+ * gguf_arr_f64: any numeric or BOOL array (integers converted to double).
+ * gguf_arr_i64: integer and BOOL arrays; UINT64 values above INT64_MAX saturate to INT64_MAX;
+ *               float arrays give 0 (use gguf_arr_f64). */
 struct gguf_str gguf_arr_str(const struct gguf_kv *kv, uint64_t index);
 double gguf_arr_f64(const struct gguf_kv *kv, uint64_t index);
 int64_t gguf_arr_i64(const struct gguf_kv *kv, uint64_t index);
 
+/* Bytes of one scalar of a metadata value type (0 for STRING, ARRAY and unknown ids). */
+uint64_t gguf_value_size(enum gguf_type type);
+/* "u32", "string", "array", ...; "unknown" for ids out of range. Never NULL. */
+const char *gguf_value_type_name(enum gguf_type type);
+
 /* Size in bytes of a tensor of `type` and shape ne (I2_S: n/4 + 32); 0 for an unknown type. */
 uint64_t gguf_tensor_bytes(uint32_t type, const int64_t ne[GGUF_MAX_DIMS]);
-/* A name for a ggml type id ("TQ2_0"), or "type<N>". `bitnet_ids` selects bitnet.cpp's meaning
- * of ids >= 36. */
+/* Block size (elements) and bytes per block of a ggml type id; false when trit does not know its size
+ * (then *blck and *type_size are 0). Ids >= 36 are never known here: see gguf_tensor_bytes for I2_S. */
+bool gguf_type_traits(uint32_t type, uint32_t *blck, uint32_t *type_size);
+/* A name for a ggml type id ("TQ2_0"), or "type<N>" (in a per-thread buffer, valid until the next
+ * call on the thread). `bitnet_ids` selects bitnet.cpp's meaning of ids >= 36. */
 const char *gguf_type_name(uint32_t type, bool bitnet_ids);
 
 /* ---- writer ---------------------------------------------------------------------------------
@@ -154,6 +173,10 @@ enum trit_status gguf_writer_set_u64(struct gguf_writer *w, const char *key, uin
 enum trit_status gguf_writer_set_f32(struct gguf_writer *w, const char *key, float v);
 enum trit_status gguf_writer_set_bool(struct gguf_writer *w, const char *key, bool v);
 enum trit_status gguf_writer_set_str(struct gguf_writer *w, const char *key, const char *v);
+/* Any scalar type (not STRING or ARRAY): `value` points to one element in host (little-endian)
+ * representation; BOOL is one byte (0 or 1). Setting a key that exists replaces its value in place. */
+enum trit_status gguf_writer_set_val(struct gguf_writer *w, const char *key, enum gguf_type type,
+                                     const void *value);
 /* Arrays of scalars: `data` holds n elements of elem_type, packed, little-endian. */
 enum trit_status gguf_writer_set_arr(struct gguf_writer *w, const char *key, enum gguf_type elem_type,
                                      const void *data, uint64_t n);
@@ -163,9 +186,15 @@ enum trit_status gguf_writer_set_arr_str(struct gguf_writer *w, const char *key,
  * skip(key) returns true. */
 enum trit_status gguf_writer_copy_kv(struct gguf_writer *w, const struct gguf_file *src,
                                      bool (*skip)(const char *key, void *user), void *user);
+/* name: 1..63 bytes; n_dims <= 4; ne[i] >= 0. For ids < 36 whose size trit knows, ne[0] must be a
+ * multiple of the block and n_bytes must equal gguf_tensor_bytes; otherwise n_bytes is trusted.
+ * Duplicate names are TRIT_ERR_INVALID_ARG. */
 enum trit_status gguf_writer_add_tensor(struct gguf_writer *w, const char *name, uint32_t type,
                                         uint32_t n_dims, const int64_t *ne, const void *data,
                                         uint64_t n_bytes);
+/* Writes the file (TRIT_ERR_IO on failure; a partial file is removed). */
 enum trit_status gguf_writer_write(struct gguf_writer *w, const char *path);
+/* The same bytes into a new trit_alloc buffer (*out, *out_size; release with trit_free). */
+enum trit_status gguf_writer_write_mem(struct gguf_writer *w, uint8_t **out, uint64_t *out_size);
 
 #endif /* TRIT_GGUF_H */
