@@ -6,6 +6,8 @@
  *   3. repeatedly merge the adjacent pair whose concatenation is a token with the highest score,
  *      ties to the left, through a max-heap over a linked list of symbols;
  *   4. a final symbol that is not a token becomes its bytes' <0xXX> tokens (else unk).
+ * When the vocab allows it (spm_word_split), step 3 runs word by word: the same merges, in the same
+ * order within each word, but heaps of a word's size instead of the text's.
  */
 #include <string.h>
 
@@ -27,6 +29,51 @@ static enum trit_status try_pair(const struct trit_tokenizer *tok, struct tok_sc
     uint32_t hi = UINT32_MAX - float_order(tok->tokens[id].score);
     struct tok_heap_item item = {.key = (uint64_t)hi << 32 | (uint32_t)l, .left = l, .right = r, .a = (int32_t)n};
     return heap_push(s, item);
+}
+
+/* Whether a "▁" starts at buf[i]. */
+static bool is_mark(const char *buf, size_t m, uint32_t i) {
+    return i + 3 <= m && memcmp(buf + i, "\xe2\x96\x81", 3) == 0;
+}
+
+/* Runs the merges of the symbols [first, end), linked among themselves only. */
+static enum trit_status merge_segment(const struct trit_tokenizer *tok, struct tok_scratch *s, int32_t first,
+                                      int32_t end) {
+    struct tok_symbol *sym = s->sym;
+    s->heap_n = 0;
+    for (int32_t i = first; i + 1 < end; i++) TRIT_TRY(try_pair(tok, s, i, i + 1));
+    struct tok_heap_item it;
+    while (heap_pop(s, &it)) {
+        struct tok_symbol *l = &sym[it.left], *r = &sym[it.right];
+        /* stale: a side was merged away or grew since the pair was queued */
+        if (l->len == 0 || r->len == 0 || l->next != it.right || l->len + r->len != (uint32_t)it.a) continue;
+        l->len += r->len;
+        r->len = 0;
+        l->next = r->next;
+        if (r->next >= 0) sym[r->next].prev = it.left;
+        TRIT_TRY(try_pair(tok, s, l->prev, it.left));
+        TRIT_TRY(try_pair(tok, s, it.left, l->next));
+    }
+    return TRIT_OK;
+}
+
+/* Emits the symbols of the list starting at `first`: their tokens, or their bytes' <0xXX>. */
+static enum trit_status emit_segment(const struct trit_tokenizer *tok, struct tok_scratch *s, int32_t first,
+                                     struct trit_tokens *out) {
+    const struct tok_symbol *sym = s->sym;
+    for (int32_t i = first; i >= 0; i = sym[i].next) {
+        int32_t id = vocab_find(tok, s->buf + sym[i].start, sym[i].len);
+        if (id >= 0) {
+            TRIT_TRY(tokens_push(out, id));
+            continue;
+        }
+        for (uint32_t k = 0; k < sym[i].len; k++) { /* byte fallback */
+            int32_t b = tok->byte_token[(uint8_t)s->buf[sym[i].start + k]];
+            if (b < 0) b = tok->unk;
+            if (b >= 0) TRIT_TRY(tokens_push(out, b));
+        }
+    }
+    return TRIT_OK;
 }
 
 enum trit_status spm_encode_fragment(const struct trit_tokenizer *tok, struct tok_scratch *s,
@@ -64,31 +111,19 @@ enum trit_status spm_encode_fragment(const struct trit_tokenizer *tok, struct to
     if (n_sym == 0) return TRIT_OK;
     sym[n_sym - 1].next = -1;
 
-    s->heap_n = 0;
-    for (int32_t i = 0; i + 1 < n_sym; i++) TRIT_TRY(try_pair(tok, s, i, i + 1));
-    struct tok_heap_item it;
-    while (heap_pop(s, &it)) {
-        struct tok_symbol *l = &sym[it.left], *r = &sym[it.right];
-        /* stale: a side was merged away or grew since the pair was queued */
-        if (l->len == 0 || r->len == 0 || l->next != it.right || l->len + r->len != (uint32_t)it.a) continue;
-        l->len += r->len;
-        r->len = 0;
-        l->next = r->next;
-        if (r->next >= 0) sym[r->next].prev = it.left;
-        TRIT_TRY(try_pair(tok, s, l->prev, it.left));
-        TRIT_TRY(try_pair(tok, s, it.left, l->next));
-    }
-    for (int32_t i = 0; i >= 0; i = sym[i].next) {
-        int32_t id = vocab_find(tok, buf + sym[i].start, sym[i].len);
-        if (id >= 0) {
-            TRIT_TRY(tokens_push(out, id));
-            continue;
-        }
-        for (uint32_t k = 0; k < sym[i].len; k++) { /* byte fallback */
-            int32_t b = tok->byte_token[(uint8_t)buf[sym[i].start + k]];
-            if (b < 0) b = tok->unk;
-            if (b >= 0) TRIT_TRY(tokens_push(out, b));
-        }
+    /* Merge one segment at a time: the whole text, or each word (a symbol starting with "▁" that
+     * follows a symbol that is not "▁") when no merge can cross a word start (spm_word_split). */
+    for (int32_t seg = 0; seg < n_sym;) {
+        int32_t end = seg + 1;
+        if (tok->spm_word_split)
+            while (end < n_sym && !(is_mark(buf, m, sym[end].start) && !is_mark(buf, m, sym[end - 1].start))) end++;
+        else
+            end = n_sym;
+        sym[seg].prev = -1;
+        sym[end - 1].next = -1;
+        TRIT_TRY(merge_segment(tok, s, seg, end));
+        TRIT_TRY(emit_segment(tok, s, seg, out));
+        seg = end;
     }
     return TRIT_OK;
 }

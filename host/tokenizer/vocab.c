@@ -372,6 +372,18 @@ enum trit_status vocab_finalize(struct trit_tokenizer *tok) {
         tok->byte_token[b] = id;
     }
 
+    /* SPM: may words be merged one at a time? Only if no token holds "▁" after another character. */
+    tok->spm_word_split = tok->kind == TRIT_TOKENIZER_SPM;
+    for (int32_t id = 0; id < n && tok->spm_word_split; id++) {
+        const char *t = vocab_text(tok, id);
+        uint32_t len = tok->tokens[id].text_len;
+        for (uint32_t k = 1; k + 3 <= len; k++)
+            if (memcmp(t + k, "\xe2\x96\x81", 3) == 0 && (k < 3 || memcmp(t + k - 3, "\xe2\x96\x81", 3) != 0)) {
+                tok->spm_word_split = false;
+                break;
+            }
+    }
+
     /* tokens matched in raw text first */
     free(tok->specials);
     tok->specials = NULL;
@@ -452,7 +464,8 @@ enum trit_status vocab_add_regex(struct trit_tokenizer *tok, const char *pattern
                           TOK_MAX_REGEX, what);
     int err = 0;
     PCRE2_SIZE off = 0;
-    uint32_t opts = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
+    /* PCRE2_LITERAL takes UTF but not UCP (nothing to classify in a literal) */
+    uint32_t opts = literal ? PCRE2_UTF | PCRE2_LITERAL : PCRE2_UTF | PCRE2_UCP;
     pcre2_code *code = pcre2_compile((PCRE2_SPTR)pattern, len, opts, &err, &off, NULL);
     if (!code) {
         PCRE2_UCHAR msg[256];

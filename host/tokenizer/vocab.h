@@ -75,6 +75,9 @@ struct trit_tokenizer {
 
     bool add_bos, add_eos, add_space_prefix;
     bool ignore_merges; /* Llama 3: a whole pre-tokenized piece found in the vocab is one token */
+    /* SPM: no token has "▁" after another character, so no merge crosses a word start and each
+     * word can be merged on its own (same result, small heaps). Checked at load. */
+    bool spm_word_split;
 
     int n_regex;
     pcre2_code *regex[TOK_MAX_REGEX];

@@ -1,0 +1,430 @@
+// labels: unit
+/*
+ * test_tokenizer_unit.c: the tokenizer's parts on small vocabularies written here, where the right
+ * answer follows from the rules: UTF-8 classification, the GPT-2 byte map, the heap, merge order
+ * (lowest rank, ties to the left), ignore_merges, special and user-defined tokens, streaming decode
+ * of ill-formed bytes, SPM word-by-word merging against whole-text merging, and the loaders' errors.
+ *
+ *   ctest --test-dir build -R test_tokenizer_unit --output-on-failure
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/gguf.h"
+#include "support.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/vocab.h"
+
+/* ---- UTF-8 and the byte map ------------------------------------------------------------------- */
+
+Test(tokenizer_utf8, classify_follows_table_3_7) {
+    static const struct {
+        const char *s;
+        size_t n;
+        enum utf8_result r;
+        size_t len;
+    } cases[] = {
+        {"a", 1, UTF8_VALID, 1},
+        {"\xc3\xa9", 2, UTF8_VALID, 2},
+        {"\xe2\x82\xac", 3, UTF8_VALID, 3},
+        {"\xf0\x9f\xa6\x99", 4, UTF8_VALID, 4},
+        {"\xf4\x8f\xbf\xbf", 4, UTF8_VALID, 4}, /* U+10FFFF */
+        {"\x80", 1, UTF8_INVALID, 1},          /* lone continuation */
+        {"\xc0\x80", 2, UTF8_INVALID, 1},      /* overlong NUL */
+        {"\xc1\xbf", 2, UTF8_INVALID, 1},
+        {"\xe0\x80\x80", 3, UTF8_INVALID, 1},  /* overlong 3-byte */
+        {"\xed\xa0\x80", 3, UTF8_INVALID, 1},  /* surrogate U+D800 */
+        {"\xe2\x82\x41", 3, UTF8_INVALID, 2},  /* truncated by 'A': maximal subpart E2 82 */
+        {"\xf0\x8f\xbf\xbf", 4, UTF8_INVALID, 1},
+        {"\xf4\x90\x80\x80", 4, UTF8_INVALID, 1}, /* above U+10FFFF */
+        {"\xf5\x80\x80\x80", 4, UTF8_INVALID, 1},
+        {"\xff", 1, UTF8_INVALID, 1},
+        {"\xf0\x9f", 2, UTF8_INCOMPLETE, 0},
+        {"\xe2", 1, UTF8_INCOMPLETE, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t len = 0;
+        enum utf8_result r = utf8_classify((const uint8_t *)cases[i].s, cases[i].n, &len);
+        cr_assert_eq(r, cases[i].r, "case %zu", i);
+        if (r != UTF8_INCOMPLETE) cr_assert_eq(len, cases[i].len, "case %zu", i);
+    }
+}
+
+Test(tokenizer_utf8, gpt2_byte_map_is_a_bijection) {
+    cr_assert_eq(bytelevel_cp(' '), 0x120);  /* 'Ġ' */
+    cr_assert_eq(bytelevel_cp('\n'), 0x10A); /* 'Ċ' */
+    cr_assert_eq(bytelevel_cp('!'), '!');
+    cr_assert_eq(bytelevel_cp(0xAD), 0x143); /* soft hyphen: the 68th non-printable byte */
+    bool seen[0x200] = {0};
+    for (int b = 0; b < 256; b++) {
+        uint32_t cp = bytelevel_cp((uint8_t)b);
+        cr_assert_lt(cp, 0x200);
+        cr_assert_not(seen[cp], "code point %u used twice", cp);
+        seen[cp] = true;
+        cr_assert_eq(bytelevel_byte(cp), b);
+    }
+    cr_assert_eq(bytelevel_byte(0x144), -1);
+    cr_assert_eq(bytelevel_byte(0x20), -1); /* a raw space never appears in byte-level text */
+}
+
+Test(tokenizer_utf8, heap_pops_in_key_order) {
+    struct test_rng rng;
+    test_rng_seed(&rng, 11);
+    struct tok_scratch s = {0};
+    enum { N = 1000 };
+    for (int i = 0; i < N; i++) {
+        struct tok_heap_item it = {.key = test_rng_u64(&rng) % 500, .left = i};
+        cr_assert_eq(heap_push(&s, it), TRIT_OK);
+    }
+    struct tok_heap_item it;
+    uint64_t last = 0;
+    int n = 0;
+    while (heap_pop(&s, &it)) {
+        cr_assert_geq(it.key, last);
+        last = it.key;
+        n++;
+    }
+    cr_assert_eq(n, N);
+    scratch_free(&s);
+}
+
+/* ---- a small byte-level vocab ------------------------------------------------------------------- */
+
+/* Appends s as a JSON string literal. */
+static size_t json_str(char *out, const char *s, size_t n) {
+    size_t o = 0;
+    out[o++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"' || s[i] == '\\') out[o++] = '\\';
+        out[o++] = s[i];
+    }
+    out[o++] = '"';
+    return o;
+}
+
+/* A tokenizer.json with the 256 byte tokens (ids 0..255), then `extra` tokens (ids 256..), merges
+ * given as "a b" strings, and optional added tokens / pre-tokenizer / flags. */
+static char *make_json(const char *const *extra, int n_extra, const char *const *merges, int n_merges,
+                       const char *added, const char *pre, bool ignore_merges) {
+    char *j = malloc(1 << 16);
+    size_t o = 0;
+    o += (size_t)sprintf(j + o, "{\"model\":{\"type\":\"BPE\",\"ignore_merges\":%s,\"vocab\":{",
+                         ignore_merges ? "true" : "false");
+    for (int b = 0; b < 256; b++) {
+        char m[2];
+        size_t n = bytelevel_utf8((uint8_t)b, m);
+        o += json_str(j + o, m, n);
+        o += (size_t)sprintf(j + o, ":%d,", b);
+    }
+    for (int i = 0; i < n_extra; i++) {
+        o += json_str(j + o, extra[i], strlen(extra[i]));
+        o += (size_t)sprintf(j + o, ":%d,", 256 + i);
+    }
+    j[o - 1] = '}';
+    o += (size_t)sprintf(j + o, ",\"merges\":[");
+    for (int i = 0; i < n_merges; i++) {
+        o += json_str(j + o, merges[i], strlen(merges[i]));
+        j[o++] = ',';
+    }
+    if (n_merges) o--;
+    o += (size_t)sprintf(j + o, "]},\"added_tokens\":[%s],\"pre_tokenizer\":%s}", added ? added : "",
+                         pre ? pre : "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":true}");
+    return j;
+}
+
+static struct trit_tokenizer *load_mem(const char *json) {
+    struct trit_tokenizer *tok = NULL;
+    enum trit_status st = trit_tokenizer_load_json_memory(json, strlen(json), NULL, 0, &tok);
+    cr_assert_eq(st, TRIT_OK, "%s", trit_last_error());
+    return tok;
+}
+
+/* Encodes text and compares with the expected ids. */
+static void expect_ids(const struct trit_tokenizer *tok, const char *text, unsigned flags, const int32_t *want,
+                       size_t n_want) {
+    struct trit_tokens t = {0};
+    cr_assert_eq(trit_tokenize(tok, text, strlen(text), flags, &t), TRIT_OK, "%s", trit_last_error());
+    char got[256] = "";
+    for (size_t i = 0, o = 0; i < t.n && o < 200; i++) o += (size_t)sprintf(got + o, " %d", t.ids[i]);
+    cr_assert_eq(t.n, n_want, "\"%s\": got%s", text, got);
+    for (size_t i = 0; i < n_want; i++) cr_assert_eq(t.ids[i], want[i], "\"%s\": got%s", text, got);
+    trit_tokens_free(&t);
+}
+#define EXPECT(tok, text, flags, ...)                                                              \
+    do {                                                                                           \
+        static const int32_t want_[] = {__VA_ARGS__};                                              \
+        expect_ids(tok, text, flags, want_, sizeof want_ / sizeof want_[0]);                       \
+    } while (0)
+
+Test(tokenizer_bpe, lowest_rank_merges_first) {
+    static const char *const extra[] = {"ab", "ba"}; /* 256, 257 */
+    static const char *const ab_first[] = {"a b", "b a"}, *const ba_first[] = {"b a", "a b"};
+    char *j = make_json(extra, 2, ab_first, 2, NULL, NULL, false);
+    struct trit_tokenizer *tok = load_mem(j);
+    EXPECT(tok, "aba", 0, 256, 'a');
+    EXPECT(tok, "bab", 0, 'b', 256);
+    trit_tokenizer_free(tok);
+    free(j);
+    j = make_json(extra, 2, ba_first, 2, NULL, NULL, false);
+    tok = load_mem(j);
+    EXPECT(tok, "aba", 0, 'a', 257);
+    EXPECT(tok, "bab", 0, 257, 'b');
+    trit_tokenizer_free(tok);
+    free(j);
+}
+
+Test(tokenizer_bpe, equal_ranks_merge_leftmost_first) {
+    static const char *const extra[] = {"aa", "aaaa"};
+    static const char *const merges[] = {"a a", "aa aa"};
+    char *j = make_json(extra, 2, merges, 2, NULL, NULL, false);
+    struct trit_tokenizer *tok = load_mem(j);
+    EXPECT(tok, "aaa", 0, 256, 'a');        /* (a a) a, not a (a a) */
+    EXPECT(tok, "aaaaa", 0, 257, 'a');      /* aa aa a -> aaaa a */
+    EXPECT(tok, "aaaaaaa", 0, 257, 256, 'a');
+    trit_tokenizer_free(tok);
+    free(j);
+}
+
+Test(tokenizer_bpe, ignore_merges_takes_whole_pieces) {
+    static const char *const extra[] = {"ab", "abab"}; /* no merge makes "abab" */
+    static const char *const merges[] = {"a b"};
+    char *j = make_json(extra, 2, merges, 1, NULL, NULL, false);
+    struct trit_tokenizer *tok = load_mem(j);
+    EXPECT(tok, "abab", 0, 256, 256);
+    trit_tokenizer_free(tok);
+    free(j);
+    j = make_json(extra, 2, merges, 1, NULL, NULL, true);
+    tok = load_mem(j);
+    EXPECT(tok, "abab", 0, 257);
+    EXPECT(tok, "abab abab", 0, 257, ' ', 256, 256); /* " abab" is one piece, not a token: it merges */
+    trit_tokenizer_free(tok);
+    free(j);
+}
+
+Test(tokenizer_bpe, merge_array_form_and_split_stages) {
+    /* merges as ["a","b"] pairs; a Split on "," (String) before ByteLevel's own regex */
+    const char *j = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\",\":2,\"ab\":3,\"b,\":4},"
+                    "\"merges\":[[\"a\",\"b\"],[\"b\",\",\"]]},"
+                    "\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":["
+                    "{\"type\":\"Split\",\"pattern\":{\"String\":\",\"},\"behavior\":\"Isolated\",\"invert\":false},"
+                    "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":false}]}}";
+    struct trit_tokenizer *tok = load_mem(j);
+    /* without the split, "b," would merge (rank 1) after "ab" cannot apply to "b,"; with it, ","
+     * stands alone */
+    EXPECT(tok, "ab,b", 0, 3, 2, 1);
+    EXPECT(tok, "b,", 0, 1, 2);
+    trit_tokenizer_free(tok);
+}
+
+Test(tokenizer_bpe, special_and_user_defined_tokens) {
+    static const char *const extra[] = {"ab"};
+    static const char *const merges[] = {"a b"};
+    const char *added =
+        "{\"id\":300,\"content\":\"<ctl>\",\"special\":true},"
+        "{\"id\":301,\"content\":\"<ctl>>\",\"special\":true},"
+        "{\"id\":302,\"content\":\"usr\",\"special\":false},"
+        "{\"id\":303,\"content\":\"[R]\",\"special\":true,\"rstrip\":true},"
+        "{\"id\":304,\"content\":\"[L]\",\"special\":true,\"lstrip\":true}";
+    char *j = make_json(extra, 1, merges, 1, added, NULL, false);
+    struct trit_tokenizer *tok = load_mem(j);
+    cr_assert_eq(trit_tokenizer_n_vocab(tok), 305);
+    cr_assert_eq(trit_tokenizer_token_type(tok, 280), TRIT_TOKEN_UNUSED); /* a gap in the ids */
+    /* user-defined: always split out; control: only with PARSE_SPECIAL; longest match wins */
+    EXPECT(tok, "abusrab", 0, 256, 302, 256);
+    EXPECT(tok, "<ctl>>ab", TRIT_TOKENIZE_PARSE_SPECIAL, 301, 256);
+    EXPECT(tok, "<ctl>ab", TRIT_TOKENIZE_PARSE_SPECIAL, 300, 256);
+    EXPECT(tok, "<ctl>", 0, '<', 'c', 't', 'l', '>');
+    /* rstrip eats the spaces after, lstrip the spaces before */
+    EXPECT(tok, "[R]  ab", TRIT_TOKENIZE_PARSE_SPECIAL, 303, 256);
+    EXPECT(tok, "ab  [L]", TRIT_TOKENIZE_PARSE_SPECIAL, 256, 304);
+    trit_tokenizer_free(tok);
+    free(j);
+}
+
+Test(tokenizer_bpe, config_sets_special_ids_and_flags) {
+    static const char *const extra[] = {"ab"};
+    static const char *const merges[] = {"a b"};
+    const char *added = "{\"id\":300,\"content\":\"<B>\",\"special\":true},{\"id\":301,\"content\":\"<E>\",\"special\":true}";
+    char *j = make_json(extra, 1, merges, 1, added, NULL, false);
+    const char *cfg = "{\"bos_token\":{\"content\":\"<B>\"},\"eos_token\":\"<E>\",\"add_bos_token\":true,\"add_eos_token\":true}";
+    struct trit_tokenizer *tok = NULL;
+    cr_assert_eq(trit_tokenizer_load_json_memory(j, strlen(j), cfg, strlen(cfg), &tok), TRIT_OK, "%s", trit_last_error());
+    cr_assert_eq(trit_tokenizer_bos(tok), 300);
+    cr_assert_eq(trit_tokenizer_eos(tok), 301);
+    EXPECT(tok, "ab", TRIT_TOKENIZE_ADD_SPECIAL, 300, 256, 301);
+    EXPECT(tok, "ab", 0, 256);
+    trit_tokenizer_free(tok);
+    const char *bad_cfg = "{\"bos_token\":\"<nope>\"}";
+    cr_assert_eq(trit_tokenizer_load_json_memory(j, strlen(j), bad_cfg, strlen(bad_cfg), &tok), TRIT_ERR_FORMAT);
+    cr_assert(strstr(trit_last_error(), "<nope>"));
+    free(j);
+}
+
+/* ---- loader errors ---------------------------------------------------------------------------- */
+
+static void expect_json_error(const char *json, enum trit_status want, const char *needle) {
+    struct trit_tokenizer *tok = (struct trit_tokenizer *)1;
+    enum trit_status st = trit_tokenizer_load_json_memory(json, strlen(json), NULL, 0, &tok);
+    cr_assert_eq(st, want, "%s -> %d (%s)", json, st, trit_last_error());
+    cr_assert_null(tok);
+    cr_assert(strstr(trit_last_error(), needle), "message \"%s\" lacks \"%s\"", trit_last_error(), needle);
+}
+
+Test(tokenizer_load, json_errors_name_the_problem) {
+    expect_json_error("{\"model\":", TRIT_ERR_FORMAT, "syntax");
+    expect_json_error("{\"model\":{\"type\":\"Unigram\",\"vocab\":[]}}", TRIT_ERR_UNSUPPORTED, "Unigram");
+    expect_json_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":-1},\"merges\":[]}}", TRIT_ERR_FORMAT, "bad id");
+    expect_json_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":1e12},\"merges\":[]}}", TRIT_ERR_FORMAT, "bad id");
+    expect_json_error("{\"normalizer\":{\"type\":\"NFKC\"},\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]}}",
+                      TRIT_ERR_UNSUPPORTED, "NFKC");
+    expect_json_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[\"ab\"]},"
+                      "\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}",
+                      TRIT_ERR_FORMAT, "no space");
+    expect_json_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},"
+                      "\"pre_tokenizer\":{\"type\":\"Metaspace\"}}",
+                      TRIT_ERR_UNSUPPORTED, "Metaspace");
+    expect_json_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},\"pre_tokenizer\":null}",
+                      TRIT_ERR_UNSUPPORTED, "byte-level");
+    expect_json_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},\"pre_tokenizer\":{\"type\":"
+                      "\"Split\",\"pattern\":{\"Regex\":\"(\"},\"behavior\":\"Isolated\"}}",
+                      TRIT_ERR_UNSUPPORTED, "does not compile");
+    expect_json_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},\"pre_tokenizer\":{\"type\":"
+                      "\"Split\",\"pattern\":{\"Regex\":\"a\"},\"behavior\":\"Removed\"}}",
+                      TRIT_ERR_UNSUPPORTED, "Removed");
+}
+
+Test(tokenizer_load, path_errors) {
+    struct trit_tokenizer *tok = NULL;
+    cr_assert_eq(trit_tokenizer_load("/nonexistent/tokenizer.json", &tok), TRIT_ERR_IO);
+    cr_assert_null(tok);
+    cr_assert_eq(trit_tokenizer_load(test_data_path("tokenizers"), &tok), TRIT_ERR_NOT_FOUND);
+    cr_assert(strstr(trit_last_error(), "tokenizer.json"));
+    cr_assert_eq(trit_tokenizer_load(NULL, &tok), TRIT_ERR_INVALID_ARG);
+    trit_tokenizer_free(NULL);
+}
+
+/* Writes a GGUF vocab of four tokens with the given model / pre / bos, loads it, returns the status. */
+static enum trit_status load_tiny_gguf(const char *model, const char *pre, uint32_t bos) {
+    char path[] = "/tmp/trit_tok_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    struct gguf_writer *w;
+    cr_assert_eq(gguf_writer_init(&w), TRIT_OK);
+    static const char *const toks[] = {"<unk>", "a", "b", "a b"};
+    static const char *const merges[] = {"a b"};
+    cr_assert_eq(gguf_writer_set_str(w, "tokenizer.ggml.model", model), TRIT_OK);
+    if (pre) cr_assert_eq(gguf_writer_set_str(w, "tokenizer.ggml.pre", pre), TRIT_OK);
+    cr_assert_eq(gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 4), TRIT_OK);
+    cr_assert_eq(gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, 1), TRIT_OK);
+    cr_assert_eq(gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", bos), TRIT_OK);
+    cr_assert_eq(gguf_writer_write(w, path), TRIT_OK, "%s", trit_last_error());
+    gguf_writer_free(w);
+    struct trit_tokenizer *tok = NULL;
+    enum trit_status st = trit_tokenizer_load(path, &tok);
+    if (st == TRIT_OK) cr_assert_not_null(tok);
+    else cr_assert_null(tok);
+    trit_tokenizer_free(tok);
+    remove(path);
+    return st;
+}
+
+Test(tokenizer_load, gguf_errors_name_the_problem) {
+    cr_assert_eq(load_tiny_gguf("gpt2", "gpt-2", 1), TRIT_OK, "%s", trit_last_error());
+    cr_assert_eq(load_tiny_gguf("llama", NULL, 1), TRIT_OK, "%s", trit_last_error());
+    cr_assert_eq(load_tiny_gguf("bert", "gpt-2", 1), TRIT_ERR_UNSUPPORTED);
+    cr_assert(strstr(trit_last_error(), "'bert'"));
+    cr_assert_eq(load_tiny_gguf("gpt2", "qwen2", 1), TRIT_ERR_UNSUPPORTED);
+    cr_assert(strstr(trit_last_error(), "'qwen2'"));
+    cr_assert_eq(load_tiny_gguf("gpt2", NULL, 1), TRIT_ERR_UNSUPPORTED);
+    cr_assert(strstr(trit_last_error(), "tokenizer.ggml.pre"));
+    cr_assert_eq(load_tiny_gguf("gpt2", "gpt-2", 4), TRIT_ERR_FORMAT);
+    cr_assert(strstr(trit_last_error(), "bos_token_id"));
+}
+
+/* ---- streaming -------------------------------------------------------------------------------- */
+
+/* Feeds each byte of `bytes` as its byte token and returns everything emitted, flush included. */
+static size_t stream_bytes(const struct trit_tokenizer *tok, const char *bytes, size_t n, char *out) {
+    struct trit_tok_stream s;
+    trit_tok_stream_init(&s, tok, 0);
+    size_t cap = trit_tok_stream_max_out(tok), total = 0, k;
+    char *buf = malloc(cap);
+    for (size_t i = 0; i < n; i++) {
+        int32_t id = (uint8_t)bytes[i]; /* ids 0..255 are the byte tokens of make_json */
+        cr_assert_eq(trit_tok_stream_feed(&s, id, buf, cap, &k), TRIT_OK);
+        memcpy(out + total, buf, k);
+        total += k;
+    }
+    cr_assert_eq(trit_tok_stream_flush(&s, buf, cap, &k), TRIT_OK);
+    memcpy(out + total, buf, k);
+    free(buf);
+    return total + k;
+}
+
+Test(tokenizer_stream, ill_formed_bytes_become_replacement_characters) {
+    char *j = make_json(NULL, 0, NULL, 0, NULL, NULL, false);
+    struct trit_tokenizer *tok = load_mem(j);
+    /* decode ids = bytes: the byte tokens' pieces are the bytes themselves */
+    char out[64];
+    size_t n = stream_bytes(tok, "a\xc3\xa9z", 4, out);
+    cr_assert(n == 4 && memcmp(out, "a\xc3\xa9z", 4) == 0);
+    n = stream_bytes(tok, "\xff" "a", 2, out); /* FF can never start a character */
+    cr_assert(n == 4 && memcmp(out, "\xef\xbf\xbd" "a", 4) == 0);
+    n = stream_bytes(tok, "\xe2\x82" "A", 3, out); /* E2 82 is one maximal subpart: one U+FFFD */
+    cr_assert(n == 4 && memcmp(out, "\xef\xbf\xbd" "A", 4) == 0);
+    n = stream_bytes(tok, "x\xf0\x9f", 3, out); /* unfinished at the end: flushed as U+FFFD */
+    cr_assert(n == 4 && memcmp(out, "x\xef\xbf\xbd", 4) == 0);
+
+    /* a too-small buffer is refused and the state stays as it was */
+    struct trit_tok_stream s;
+    trit_tok_stream_init(&s, tok, 0);
+    size_t k;
+    cr_assert_eq(trit_tok_stream_feed(&s, 0xE2, out, 3, &k), TRIT_OK);
+    cr_assert_eq(k, 0);
+    cr_assert_eq(trit_tok_stream_feed(&s, 0x82, out, 5, &k), TRIT_ERR_INVALID_ARG); /* needs 3 * 2 */
+    cr_assert_eq(s.n_pending, 1);
+    cr_assert_eq(trit_tok_stream_feed(&s, 0x82, out, 6, &k), TRIT_OK);
+    cr_assert_eq(trit_tok_stream_feed(&s, 0xAC, out, 9, &k), TRIT_OK);
+    cr_assert(k == 3 && memcmp(out, "\xe2\x82\xac", 3) == 0);
+    cr_assert_eq(trit_tok_stream_feed(&s, 256, out, sizeof out, &k), TRIT_ERR_INVALID_ARG);
+    cr_assert_eq(trit_tok_stream_feed(&s, -1, out, sizeof out, &k), TRIT_ERR_INVALID_ARG);
+    trit_tokenizer_free(tok);
+    free(j);
+}
+
+/* ---- SPM -------------------------------------------------------------------------------------- */
+
+/* Merging word by word must give what merging the whole text gives (spm.c relies on no Llama 2
+ * token holding "▁" after another character). Random text mixes words, runs of spaces, multi-byte
+ * characters and stray bytes. */
+Test(tokenizer_spm_unit, word_split_equals_whole_text) {
+    struct trit_tokenizer *tok = NULL;
+    cr_assert_eq(trit_tokenizer_load(test_data_path("tokenizers/llama-spm/ggml-vocab-llama-spm.gguf"), &tok), TRIT_OK,
+                 "%s", trit_last_error());
+    cr_assert(tok->spm_word_split, "the Llama 2 vocab should allow word-by-word merging");
+    static const char *const atoms[] = {"the", " ", "  ", "Hello", "world", "é", "日本", "🦙", "\xff", "\xe2\x96",
+                                        "\n", "ing", "3", "-", "▁", "x"};
+    struct test_rng rng;
+    test_rng_seed(&rng, 5);
+    char text[1024];
+    for (int iter = 0; iter < 200; iter++) {
+        size_t len = 0;
+        while (len < 900) {
+            const char *a = atoms[test_rng_int(&rng, 0, sizeof atoms / sizeof atoms[0] - 1)];
+            memcpy(text + len, a, strlen(a));
+            len += strlen(a);
+        }
+        struct trit_tokens split = {0}, whole = {0};
+        tok->spm_word_split = true;
+        cr_assert_eq(trit_tokenize(tok, text, len, 0, &split), TRIT_OK);
+        tok->spm_word_split = false;
+        cr_assert_eq(trit_tokenize(tok, text, len, 0, &whole), TRIT_OK);
+        cr_assert_eq(split.n, whole.n, "iteration %d", iter);
+        cr_assert(memcmp(split.ids, whole.ids, split.n * sizeof *split.ids) == 0, "iteration %d", iter);
+        trit_tokens_free(&split);
+        trit_tokens_free(&whole);
+    }
+    trit_tokenizer_free(tok);
+}
