@@ -1,0 +1,148 @@
+/* cpu_features.c: CPU feature detection and the kernel-family choice; see cpu_features.h. */
+#include "core/cpu_features.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define TRIT_X86_64 1
+#include <cpuid.h>
+#endif
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
+
+static struct trit_cpu_features g_features;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+/* ---- x86-64 ------------------------------------------------------------------------------- */
+#ifdef TRIT_X86_64
+/* XCR0 via xgetbv; only called once cpuid has reported OSXSAVE. Encoded as bytes so that no
+ * target attribute is needed. */
+static unsigned long long xgetbv0(void) {
+    unsigned int lo, hi;
+    __asm__ volatile(".byte 0x0f, 0x01, 0xd0" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((unsigned long long)hi << 32) | lo;
+}
+
+static void detect_x86(struct trit_cpu_features *f) {
+    unsigned int a, b, c, d;
+    if (!__get_cpuid_count(1, 0, &a, &b, &c, &d)) return;
+    bool osxsave = (c >> 27) & 1u;
+    bool avx = (c >> 28) & 1u;
+    bool fma = (c >> 12) & 1u;
+    if (!osxsave || !avx) return;
+    unsigned long long xcr0 = xgetbv0();
+    bool os_ymm = (xcr0 & 0x6u) == 0x6u;    /* XMM and YMM state */
+    bool os_zmm = (xcr0 & 0xE6u) == 0xE6u;  /* plus opmask, ZMM_Hi256, Hi16_ZMM */
+    if (!os_ymm) return;
+    f->fma = fma;
+
+    unsigned int max_leaf = __get_cpuid_max(0, NULL);
+    if (max_leaf < 7) return;
+    __cpuid_count(7, 0, a, b, c, d);
+    f->avx2 = (b >> 5) & 1u;
+    if (os_zmm) {
+        f->avx512f = (b >> 16) & 1u;
+        f->avx512bw = f->avx512f && ((b >> 30) & 1u);
+        f->avx512vl = f->avx512f && ((b >> 31) & 1u);
+        f->avx512_vnni = f->avx512f && ((c >> 11) & 1u);
+        f->avx512_vpopcntdq = f->avx512f && ((c >> 14) & 1u);
+    }
+    if (a >= 1) { /* leaf 7 has sub-leaf 1 */
+        unsigned int a1, b1, c1, d1;
+        __cpuid_count(7, 1, a1, b1, c1, d1);
+        (void)b1, (void)c1, (void)d1;
+        f->avx_vnni = f->avx2 && ((a1 >> 4) & 1u);
+    }
+}
+#endif
+
+static void detect(void) {
+    struct trit_cpu_features f;
+    memset(&f, 0, sizeof f);
+#ifdef TRIT_X86_64
+    detect_x86(&f);
+#endif
+#if defined(__aarch64__)
+    f.neon = true;
+#if defined(__linux__)
+    unsigned long hwcap = getauxval(AT_HWCAP);
+    f.dotprod = (hwcap >> 20) & 1ul; /* HWCAP_ASIMDDP */
+#elif defined(__ARM_FEATURE_DOTPROD)
+    f.dotprod = true;
+#endif
+#endif
+    g_features = f;
+}
+
+const struct trit_cpu_features *trit_cpu_features_get(void) {
+    pthread_once(&g_once, detect);
+    return &g_features;
+}
+
+/* ---- kernel families ---------------------------------------------------------------------- */
+
+static const char *const isa_names[TRIT_CPU_ISA_COUNT] = {
+    [TRIT_CPU_ISA_SCALAR] = "scalar",  [TRIT_CPU_ISA_AVX2] = "avx2",
+    [TRIT_CPU_ISA_AVX512_VNNI] = "avx512", [TRIT_CPU_ISA_NEON] = "neon",
+    [TRIT_CPU_ISA_NEON_DOTPROD] = "neon_dotprod",
+};
+
+const char *trit_cpu_isa_name(enum trit_cpu_isa isa) {
+    if ((unsigned)isa >= TRIT_CPU_ISA_COUNT) return "?";
+    return isa_names[isa];
+}
+
+enum trit_status trit_cpu_isa_parse(const char *name, enum trit_cpu_isa *out) {
+    if (!name || !out) return trit_error(TRIT_ERR_INVALID_ARG, "trit_cpu_isa_parse: NULL argument");
+    for (int i = 0; i < TRIT_CPU_ISA_COUNT; i++) {
+        if (strcmp(name, isa_names[i]) == 0) {
+            *out = (enum trit_cpu_isa)i;
+            return TRIT_OK;
+        }
+    }
+    return trit_error(TRIT_ERR_INVALID_ARG,
+                      "unknown CPU kernel family '%s' (scalar, avx2, avx512, neon, neon_dotprod)", name);
+}
+
+bool trit_cpu_isa_supported(enum trit_cpu_isa isa) {
+    const struct trit_cpu_features *f = trit_cpu_features_get();
+    switch (isa) {
+    case TRIT_CPU_ISA_SCALAR: return true;
+#ifdef TRIT_X86_64
+    case TRIT_CPU_ISA_AVX2: return f->avx2;
+    case TRIT_CPU_ISA_AVX512_VNNI: return f->avx512f && f->avx512bw && f->avx512vl && f->avx512_vnni;
+#endif
+#ifdef __aarch64__
+    case TRIT_CPU_ISA_NEON: return f->neon;
+    case TRIT_CPU_ISA_NEON_DOTPROD: return f->neon && f->dotprod;
+#endif
+    default: (void)f; return false;
+    }
+}
+
+enum trit_cpu_isa trit_cpu_isa_best(void) {
+    static const enum trit_cpu_isa order[] = {TRIT_CPU_ISA_AVX512_VNNI, TRIT_CPU_ISA_AVX2,
+                                              TRIT_CPU_ISA_NEON_DOTPROD, TRIT_CPU_ISA_NEON};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+        if (trit_cpu_isa_supported(order[i])) return order[i];
+    return TRIT_CPU_ISA_SCALAR;
+}
+
+enum trit_status trit_cpu_isa_select(enum trit_cpu_isa *out) {
+    if (!out) return trit_error(TRIT_ERR_INVALID_ARG, "trit_cpu_isa_select: NULL argument");
+    const char *env = getenv("TRIT_CPU");
+    if (!env || !*env) {
+        *out = trit_cpu_isa_best();
+        return TRIT_OK;
+    }
+    enum trit_cpu_isa isa = TRIT_CPU_ISA_SCALAR;
+    TRIT_TRY(trit_cpu_isa_parse(env, &isa));
+    if (!trit_cpu_isa_supported(isa))
+        return trit_error(TRIT_ERR_UNSUPPORTED,
+                          "TRIT_CPU=%s: this CPU or build cannot run that kernel family", env);
+    *out = isa;
+    return TRIT_OK;
+}
