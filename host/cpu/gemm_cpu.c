@@ -1,0 +1,274 @@
+/*
+ * gemm_cpu.c: the family-independent half of the CPU ternary matmul (kernels.h): packing into the
+ * kernel layout, dispatch to a family's micro-kernel, the split over threads, and the epilogues.
+ *
+ * Work split: the row groups of all matrices of a call, laid end to end, are cut into one
+ * contiguous range per pool thread (task i runs on thread i). A thread walks its range in chunks
+ * of about TRIT_CPU_CHUNK_BYTES of packed weights; for each chunk it runs every group of up to 4
+ * tokens, so a chunk stays in L2 while all tokens go past it and a 4-token slice of activations
+ * (4 * n_cols bytes) stays in L1 while the chunk's row groups go past it. For m = 1 this is a
+ * single sequential pass over the thread's weight bytes.
+ */
+#include <string.h>
+
+#include "cpu/kernels.h"
+
+/* Packed bytes per chunk when m > 4 (fits L2 with room for the activations); a chunk is also
+ * capped at TRIT_CPU_CHUNK_RG row groups so that its int32 results fit a stack buffer. */
+#define TRIT_CPU_CHUNK_BYTES (192 * 1024)
+#define TRIT_CPU_CHUNK_RG 256
+/* Most matrices one trit_cpu_gemm_f32_multi call takes. */
+#define TRIT_CPU_MULTI_MAX 8
+
+/* ---- packing ------------------------------------------------------------------------------- */
+
+int64_t trit_cpu_matrix_bytes(const struct trit_cpu_matrix *w) {
+    return w ? w->n_rg * w->n_kb * TRIT_CPU_TILE_BYTES : 0;
+}
+
+void trit_cpu_matrix_free(struct trit_cpu_matrix *w) {
+    if (!w) return;
+    trit_free(w->packed);
+    memset(w, 0, sizeof *w);
+}
+
+enum trit_status trit_cpu_matrix_pack_isa(const struct trit_ternary *w, enum trit_cpu_isa isa,
+                                          struct trit_cpu_matrix *out) {
+    if (!out) return trit_error(TRIT_ERR_INVALID_ARG, "trit_cpu_matrix_pack: NULL out");
+    memset(out, 0, sizeof *out);
+    if (!w || !w->codes || w->n_rows < 1 || w->n_cols < 1 || w->row_bytes != trit_div_ceil(w->n_cols, 4))
+        return trit_error(TRIT_ERR_INVALID_ARG, "trit_cpu_matrix_pack: NULL, empty or inconsistent matrix");
+    if (!trit_cpu_isa_supported(isa))
+        return trit_error(TRIT_ERR_UNSUPPORTED, "trit_cpu_matrix_pack: kernel family %s cannot run here",
+                          trit_cpu_isa_name(isa));
+    int64_t n_kb = trit_div_ceil(w->n_cols, TRIT_CPU_KB_COLS);
+    int64_t n_rg = trit_div_ceil(w->n_rows, TRIT_CPU_RG_ROWS);
+    int64_t n_bytes;
+    if (!trit_mul_i64(n_rg, n_kb, &n_bytes) || !trit_mul_i64(n_bytes, TRIT_CPU_TILE_BYTES, &n_bytes))
+        return trit_error(TRIT_ERR_INVALID_ARG, "trit_cpu_matrix_pack: %lld x %lld is too large",
+                          (long long)w->n_rows, (long long)w->n_cols);
+    uint8_t *packed = trit_alloc((size_t)n_bytes); /* zeroed: padding codes are 0 */
+    if (!packed)
+        return trit_error(TRIT_ERR_OUT_OF_MEMORY, "trit_cpu_matrix_pack: %lld bytes", (long long)n_bytes);
+
+    /* Canonical byte i of a row holds columns 4i .. 4i+3, which land in bytes b .. b+3 (b % 4 == 0)
+     * of the same tile row, all at bit offset 2j. */
+    int64_t last = w->row_bytes - 1;
+    int last_valid = (int)(w->n_cols - 4 * last); /* 1..4 columns in a row's last byte */
+    unsigned last_mask = last_valid == 4 ? 0xFFu : (1u << (2 * last_valid)) - 1u;
+    for (int64_t r = 0; r < w->n_rows; r++) {
+        const uint8_t *src = w->codes + r * w->row_bytes;
+        uint8_t *dst_row = packed + (r / TRIT_CPU_RG_ROWS) * n_kb * TRIT_CPU_TILE_BYTES +
+                           (r % TRIT_CPU_RG_ROWS) * TRIT_CPU_KB_BYTES;
+        for (int64_t i = 0; i < w->row_bytes; i++) {
+            unsigned v = src[i];
+            if (i == last) v &= last_mask;
+            if (v & (v >> 1) & 0x55u) {
+                trit_free(packed);
+                return trit_error(TRIT_ERR_FORMAT, "trit_cpu_matrix_pack: code 3 at row %lld, byte %lld",
+                                  (long long)r, (long long)i);
+            }
+            int64_t c = 4 * i;
+            int64_t kb = c / TRIT_CPU_KB_COLS;
+            int shift = (int)(2 * ((c % TRIT_CPU_KB_COLS) / TRIT_CPU_KB_BYTES));
+            uint8_t *dst = dst_row + kb * TRIT_CPU_TILE_BYTES + c % TRIT_CPU_KB_BYTES;
+            dst[0] |= (uint8_t)((v & 3u) << shift);
+            dst[1] |= (uint8_t)(((v >> 2) & 3u) << shift);
+            dst[2] |= (uint8_t)(((v >> 4) & 3u) << shift);
+            dst[3] |= (uint8_t)(((v >> 6) & 3u) << shift);
+        }
+    }
+    out->n_rows = w->n_rows;
+    out->n_cols = w->n_cols;
+    out->n_kb = n_kb;
+    out->n_rg = n_rg;
+    out->packed = packed;
+    out->scale = w->scale;
+    out->scale_kind = w->scale_kind;
+    out->isa = isa;
+    return TRIT_OK;
+}
+
+const char *trit_cpu_kernel_name(void) {
+    enum trit_cpu_isa isa = TRIT_CPU_ISA_SCALAR;
+    if (trit_cpu_isa_select(&isa) != TRIT_OK) return "?";
+    return trit_cpu_isa_name(isa);
+}
+
+enum trit_status trit_cpu_matrix_pack(const struct trit_ternary *w, struct trit_cpu_matrix *out) {
+    enum trit_cpu_isa isa = TRIT_CPU_ISA_SCALAR;
+    enum trit_status st = trit_cpu_isa_select(&isa);
+    if (st != TRIT_OK) {
+        if (out) memset(out, 0, sizeof *out);
+        return st;
+    }
+    return trit_cpu_matrix_pack_isa(w, isa, out);
+}
+
+/* ---- dispatch ----------------------------------------------------------------------------- */
+
+static trit_cpu_tile_fn tile_fn_for(enum trit_cpu_isa isa) {
+    if (!trit_cpu_isa_supported(isa)) return NULL;
+    switch (isa) {
+    case TRIT_CPU_ISA_SCALAR: return trit_cpu_tile_scalar;
+#if defined(__x86_64__)
+    case TRIT_CPU_ISA_AVX2: return trit_cpu_tile_avx2;
+    case TRIT_CPU_ISA_AVX512_VNNI: return trit_cpu_tile_avx512;
+#endif
+#if defined(__aarch64__)
+    case TRIT_CPU_ISA_NEON: return trit_cpu_tile_neon;
+    case TRIT_CPU_ISA_NEON_DOTPROD: return trit_cpu_tile_neon_dotprod;
+#endif
+    default: return NULL;
+    }
+}
+
+/* ---- the threaded driver ------------------------------------------------------------------ */
+
+enum epilogue { EPI_I32, EPI_F32, EPI_F32_ADD };
+
+struct gemm_job {
+    int n_mats;
+    const struct trit_cpu_matrix *const *w;
+    int64_t rg_begin[TRIT_CPU_MULTI_MAX + 1]; /* matrix i owns global row groups [rg_begin[i], rg_begin[i+1]) */
+    const int8_t *q;
+    int64_t m, n_cols, n_kb, chunk_rg, n_tasks;
+    enum epilogue epi;
+    const float *act_scale;
+    int32_t *acc;        /* EPI_I32 */
+    float *const *y;     /* EPI_F32, EPI_F32_ADD: one per matrix */
+    trit_cpu_tile_fn fn;
+};
+
+/* Writes the results of rows [r0, r1) of matrix w, tokens [t0, t0 + nt), from the tile buffer. */
+static void epilogue_store(const struct gemm_job *job, int mat, const int32_t *res, int64_t ld,
+                           int64_t r0, int64_t r1, int64_t t0, int nt) {
+    const struct trit_cpu_matrix *w = job->w[mat];
+    int64_t n = r1 - r0;
+    for (int t = 0; t < nt; t++) {
+        const int32_t *src = res + t * ld;
+        int64_t row_off = (t0 + t) * w->n_rows + r0;
+        if (job->epi == EPI_I32) {
+            memcpy(job->acc + row_off, src, (size_t)n * sizeof(int32_t));
+            continue;
+        }
+        float s = job->act_scale[t0 + t];
+        float *dst = job->y[mat] + row_off;
+        /* The reference's float operations, in its order: no reassociation, no FMA. */
+        if (w->scale_kind == TRIT_SCALE_MUL) {
+            float alpha = w->scale;
+            if (job->epi == EPI_F32)
+                for (int64_t i = 0; i < n; i++) dst[i] = ((float)src[i] / s) * alpha;
+            else
+                for (int64_t i = 0; i < n; i++) dst[i] += ((float)src[i] / s) * alpha;
+        } else {
+            float den = s * w->scale;
+            if (job->epi == EPI_F32)
+                for (int64_t i = 0; i < n; i++) dst[i] = (float)src[i] / den;
+            else
+                for (int64_t i = 0; i < n; i++) dst[i] += (float)src[i] / den;
+        }
+    }
+}
+
+/* Row groups [a, b) of matrix `mat` (local indices), all tokens. */
+static void run_range(const struct gemm_job *job, int mat, int64_t a, int64_t b) {
+    const struct trit_cpu_matrix *w = job->w[mat];
+    int32_t res[TRIT_CPU_MAX_TOKENS * TRIT_CPU_RG_ROWS * TRIT_CPU_CHUNK_RG];
+    for (int64_t c0 = a; c0 < b; c0 += job->chunk_rg) {
+        int64_t n_rg = b - c0 < job->chunk_rg ? b - c0 : job->chunk_rg;
+        int64_t r0 = c0 * TRIT_CPU_RG_ROWS;
+        int64_t r1 = (c0 + n_rg) * TRIT_CPU_RG_ROWS;
+        if (r1 > w->n_rows) r1 = w->n_rows;
+        struct trit_cpu_tile tile = {
+            .w = w->packed + c0 * job->n_kb * TRIT_CPU_TILE_BYTES,
+            .n_rg = n_rg,
+            .n_kb = job->n_kb,
+            .n_cols = job->n_cols,
+            .out = res,
+            .ld_out = n_rg * TRIT_CPU_RG_ROWS,
+        };
+        for (int64_t t0 = 0; t0 < job->m; t0 += TRIT_CPU_MAX_TOKENS) {
+            int nt = (int)(job->m - t0 < TRIT_CPU_MAX_TOKENS ? job->m - t0 : TRIT_CPU_MAX_TOKENS);
+            tile.n_tok = nt;
+            for (int t = 0; t < nt; t++) tile.q[t] = job->q + (t0 + t) * job->n_cols;
+            job->fn(&tile);
+            epilogue_store(job, mat, res, tile.ld_out, r0, r1, t0, nt);
+        }
+    }
+}
+
+static void gemm_task(void *ctx, int64_t task, int thread) {
+    (void)thread;
+    const struct gemm_job *job = ctx;
+    int64_t total = job->rg_begin[job->n_mats];
+    int64_t g0 = total * task / job->n_tasks, g1 = total * (task + 1) / job->n_tasks;
+    for (int i = 0; i < job->n_mats && g0 < g1; i++) {
+        int64_t a = g0 > job->rg_begin[i] ? g0 : job->rg_begin[i];
+        int64_t b = g1 < job->rg_begin[i + 1] ? g1 : job->rg_begin[i + 1];
+        if (a < b) run_range(job, i, a - job->rg_begin[i], b - job->rg_begin[i]);
+    }
+}
+
+static enum trit_status gemm_run(struct trit_pool *pool, int n_mats, const struct trit_cpu_matrix *const *w,
+                                 const int8_t *q, int64_t m, enum epilogue epi, const float *act_scale,
+                                 int32_t *acc, float *const *y) {
+    if (n_mats < 1 || n_mats > TRIT_CPU_MULTI_MAX || !w)
+        return trit_error(TRIT_ERR_INVALID_ARG, "trit_cpu_gemm: %d matrices (1..%d)", n_mats, TRIT_CPU_MULTI_MAX);
+    if (m < 0) return trit_error(TRIT_ERR_INVALID_ARG, "trit_cpu_gemm: m = %lld", (long long)m);
+    struct gemm_job job = {.n_mats = n_mats, .w = w, .q = q, .m = m, .epi = epi,
+                           .act_scale = act_scale, .acc = acc, .y = y};
+    for (int i = 0; i < n_mats; i++) {
+        if (!w[i] || !w[i]->packed)
+            return trit_error(TRIT_ERR_INVALID_ARG, "trit_cpu_gemm: matrix %d is NULL or not packed", i);
+        if (w[i]->n_cols != w[0]->n_cols || w[i]->isa != w[0]->isa)
+            return trit_error(TRIT_ERR_INVALID_ARG, "trit_cpu_gemm: matrix %d differs in n_cols or isa", i);
+        if (epi != EPI_I32 && (!y || !y[i]))
+            return trit_error(TRIT_ERR_INVALID_ARG, "trit_cpu_gemm: NULL output %d", i);
+        job.rg_begin[i + 1] = job.rg_begin[i] + w[i]->n_rg;
+    }
+    if (m == 0) return TRIT_OK;
+    if (!q || (epi == EPI_I32 && !acc) || (epi != EPI_I32 && !act_scale))
+        return trit_error(TRIT_ERR_INVALID_ARG, "trit_cpu_gemm: NULL activations or output");
+    job.fn = tile_fn_for(w[0]->isa);
+    if (!job.fn)
+        return trit_error(TRIT_ERR_UNSUPPORTED, "trit_cpu_gemm: kernel family %s cannot run here",
+                          trit_cpu_isa_name(w[0]->isa));
+    job.n_cols = w[0]->n_cols;
+    job.n_kb = w[0]->n_kb;
+    int64_t chunk = TRIT_CPU_CHUNK_RG;
+    if (m > TRIT_CPU_MAX_TOKENS) {
+        chunk = TRIT_CPU_CHUNK_BYTES / (job.n_kb * TRIT_CPU_TILE_BYTES);
+        if (chunk < 1) chunk = 1;
+        if (chunk > TRIT_CPU_CHUNK_RG) chunk = TRIT_CPU_CHUNK_RG;
+    }
+    job.chunk_rg = chunk;
+    int64_t n_threads = trit_pool_n_threads(pool);
+    job.n_tasks = job.rg_begin[n_mats] < n_threads ? job.rg_begin[n_mats] : n_threads;
+    trit_pool_parallel_for(pool, job.n_tasks, gemm_task, &job);
+    return TRIT_OK;
+}
+
+/* ---- entry points ------------------------------------------------------------------------- */
+
+enum trit_status trit_cpu_gemm_i32(struct trit_pool *pool, const struct trit_cpu_matrix *w,
+                                   const int8_t *q, int64_t m, int32_t *acc) {
+    return gemm_run(pool, 1, &w, q, m, EPI_I32, NULL, acc, NULL);
+}
+
+enum trit_status trit_cpu_gemm_f32(struct trit_pool *pool, const struct trit_cpu_matrix *w,
+                                   const int8_t *q, int64_t m, const float *act_scale, float *y) {
+    return gemm_run(pool, 1, &w, q, m, EPI_F32, act_scale, NULL, &y);
+}
+
+enum trit_status trit_cpu_gemm_f32_add(struct trit_pool *pool, const struct trit_cpu_matrix *w,
+                                       const int8_t *q, int64_t m, const float *act_scale,
+                                       float *y) {
+    return gemm_run(pool, 1, &w, q, m, EPI_F32_ADD, act_scale, NULL, &y);
+}
+
+enum trit_status trit_cpu_gemm_f32_multi(struct trit_pool *pool, int n_mats,
+                                         const struct trit_cpu_matrix *const *w, const int8_t *q,
+                                         int64_t m, const float *act_scale, float *const *y) {
+    return gemm_run(pool, n_mats, w, q, m, EPI_F32, act_scale, NULL, y);
+}

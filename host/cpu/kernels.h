@@ -1,0 +1,123 @@
+/*
+ * kernels.h: the CPU backend's ternary matrix products (internal API).
+ *
+ *   trit_cpu_matrix_pack   canonical struct trit_ternary -> the kernel layout below, once at load
+ *   trit_cpu_gemm_i32      acc[t, n] = sum_k t[n, k] * q[t, k], int32, bit-identical to trit_gemm_ref
+ *   trit_cpu_gemm_f32      the same, followed by the reference epilogue (quant.h), into float y
+ *   trit_cpu_gemm_f32_add  y += that (the residual add fused)
+ *   trit_cpu_gemm_f32_multi  several matrices that read the same activations (Q, K, V; gate, up)
+ *                            in one parallel_for
+ *
+ * Shapes: q is (m, n_cols) int8 row-major, acc and y are (m, n_rows) row-major, act_scale is (m)
+ * (the s = 127 / absmax of each token row from trit_quantize_row_i8). m = 1 is the decode GEMV,
+ * m > 1 the prompt GEMM. Any n_rows, n_cols >= 1 and m >= 0 are accepted: tails are handled.
+ *
+ * ---- Packed layout (one layout for every kernel family) -----------------------------------------
+ *
+ * Rows are grouped by 4 ("row group", rg) and columns by 256 ("k-block", kb). One row group and one
+ * k-block form a 256-byte tile; tiles are stored row group by row group, k-blocks in order:
+ *
+ *   tile(rg, kb)  = packed + (rg * n_kb + kb) * 256           n_kb = ceil(n_cols / 256)
+ *   byte(r, b)    = tile[r * 64 + b]                          r = row % 4, b in [0, 64)
+ *   bits 2j..2j+1 of byte(r, b) = code of column kb * 256 + 64 * j + b,   j in [0, 4)
+ *   code          = t + 1 in {0, 1, 2}   (the canonical code); padding rows and columns hold 0
+ *
+ * So one 64-byte load of a row's k-block, shifted right by 2j and masked with 0x03 per byte, gives
+ * the codes of 64 consecutive columns, which line up with one 64-byte load of the activations
+ * (two 32-byte halves for AVX2, four 16-byte quarters for NEON). A row group's tiles are
+ * contiguous, so a thread that owns a range of row groups reads one sequential stream.
+ *
+ * The kernels multiply unsigned codes by signed activations (vpdpbusd, vpmaddubsw, sdot) and
+ * correct once per token: sum_k t q = sum_k code q - sum_k q. Padding codes are 0, so padding
+ * columns add nothing whatever the activation bytes there; padding rows are computed and dropped.
+ */
+#ifndef TRIT_CPU_KERNELS_H
+#define TRIT_CPU_KERNELS_H
+
+#include <stdint.h>
+
+#include "core/core.h"
+#include "core/cpu_features.h"
+#include "core/threadpool.h"
+#include "quant/quant.h"
+
+#define TRIT_CPU_KB_COLS 256  /* columns per k-block */
+#define TRIT_CPU_KB_BYTES 64  /* bytes of one row's k-block */
+#define TRIT_CPU_RG_ROWS 4    /* rows per row group */
+#define TRIT_CPU_TILE_BYTES (TRIT_CPU_RG_ROWS * TRIT_CPU_KB_BYTES)
+#define TRIT_CPU_MAX_TOKENS 4 /* tokens one tile call handles; the micro-kernels are 4 rows x 4 tokens */
+_Static_assert(TRIT_CPU_KB_COLS == 4 * TRIT_CPU_KB_BYTES, "4 codes per byte");
+
+/* A ternary matrix repacked for the CPU kernels. Owns `packed`. */
+struct trit_cpu_matrix {
+    int64_t n_rows, n_cols; /* output and input features, as in struct trit_ternary */
+    int64_t n_kb;           /* ceil(n_cols / 256) */
+    int64_t n_rg;           /* ceil(n_rows / 4) */
+    uint8_t *packed;        /* (n_rg, n_kb, 4, 64) bytes, the layout above; from trit_alloc */
+    float scale;
+    enum trit_scale_kind scale_kind;
+    enum trit_cpu_isa isa; /* the kernel family trit_cpu_gemm_* run; any supported one may be set */
+};
+
+/* The name of the kernel family trit_cpu_matrix_pack would pick now ("avx512", ...; "?" when
+ * TRIT_CPU names one this machine cannot run). For logs and benchmark tables. */
+const char *trit_cpu_kernel_name(void);
+
+/* Packs w with the kernel family trit_cpu_isa_select() picks (TRIT_CPU or the best one).
+ * Fails on a NULL or empty w, on a 2-bit code 3 in w (TRIT_ERR_FORMAT), and as isa_select does.
+ * *out is zeroed on failure. */
+enum trit_status trit_cpu_matrix_pack(const struct trit_ternary *w, struct trit_cpu_matrix *out);
+/* The same with an explicit kernel family; TRIT_ERR_UNSUPPORTED if this machine cannot run it. */
+enum trit_status trit_cpu_matrix_pack_isa(const struct trit_ternary *w, enum trit_cpu_isa isa,
+                                          struct trit_cpu_matrix *out);
+/* Frees the packed bytes and zeroes *w; accepts NULL and a zeroed struct. */
+void trit_cpu_matrix_free(struct trit_cpu_matrix *w);
+/* Bytes of packed weights one product streams: n_rg * n_kb * 256. */
+int64_t trit_cpu_matrix_bytes(const struct trit_cpu_matrix *w);
+
+/* acc (m, n_rows) = q (m, n_cols) x w^T, exact int32. The pool's threads split the rows; NULL
+ * pool runs on the caller. No allocation. */
+enum trit_status trit_cpu_gemm_i32(struct trit_pool *pool, const struct trit_cpu_matrix *w,
+                                   const int8_t *q, int64_t m, int32_t *acc);
+/* y (m, n_rows) = the reference epilogue of acc: ((float)acc / act_scale[t]) * scale for
+ * TRIT_SCALE_MUL, (float)acc / (act_scale[t] * scale) for TRIT_SCALE_DIV (bit-identical). */
+enum trit_status trit_cpu_gemm_f32(struct trit_pool *pool, const struct trit_cpu_matrix *w,
+                                   const int8_t *q, int64_t m, const float *act_scale, float *y);
+/* y += the same (y + epilogue, rounded once: equal to adding the output of trit_cpu_gemm_f32). */
+enum trit_status trit_cpu_gemm_f32_add(struct trit_pool *pool, const struct trit_cpu_matrix *w,
+                                       const int8_t *q, int64_t m, const float *act_scale,
+                                       float *y);
+/* trit_cpu_gemm_f32 for n_mats matrices with the same n_cols and isa, sharing q: y[i] is
+ * (m, w[i]->n_rows). One parallel_for for all of them (QKV: 3 -> 1 synchronization). */
+enum trit_status trit_cpu_gemm_f32_multi(struct trit_pool *pool, int n_mats,
+                                         const struct trit_cpu_matrix *const *w, const int8_t *q,
+                                         int64_t m, const float *act_scale, float *const *y);
+
+/* ---- per-family micro-kernels (gemm_scalar.c, gemm_avx2.c, gemm_avx512.c, gemm_neon.c) --------
+ *
+ * One call: n_rg consecutive row groups x n_tok (1..4) tokens, all k-blocks. Writes the exact acc
+ * of every row of those groups (padding rows too) to out[t * ld_out + r], r in [0, 4 n_rg).
+ * Each computes sum(q) of its tokens itself (a pass over n_cols bytes per token, small next to
+ * the n_rg * 4 rows it is reused for). Reads no activation byte at or past n_cols. */
+struct trit_cpu_tile {
+    const uint8_t *w;      /* tile(rg0, 0) */
+    int64_t n_rg;          /* row groups to compute */
+    int64_t n_kb, n_cols;  /* of the matrix */
+    const int8_t *q[TRIT_CPU_MAX_TOKENS]; /* token rows, n_cols bytes each; n_tok are used */
+    int n_tok;
+    int32_t *out;
+    int64_t ld_out;        /* >= 4 n_rg */
+};
+typedef void (*trit_cpu_tile_fn)(const struct trit_cpu_tile *tile);
+
+void trit_cpu_tile_scalar(const struct trit_cpu_tile *tile);
+#if defined(__x86_64__)
+void trit_cpu_tile_avx2(const struct trit_cpu_tile *tile);
+void trit_cpu_tile_avx512(const struct trit_cpu_tile *tile);
+#endif
+#if defined(__aarch64__)
+void trit_cpu_tile_neon(const struct trit_cpu_tile *tile);
+void trit_cpu_tile_neon_dotprod(const struct trit_cpu_tile *tile);
+#endif
+
+#endif /* TRIT_CPU_KERNELS_H */
