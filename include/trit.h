@@ -16,6 +16,7 @@
 #ifndef TRIT_H
 #define TRIT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -90,6 +91,65 @@ typedef struct trit_tokenizer trit_tokenizer; /* vocabulary, merges and special 
 int trit_cuda_device_count(void);
 /* 1 when this build contains the CUDA backend, else 0. */
 int trit_cuda_compiled(void);
+
+/* ----------------------------------------------------------------------------------------------
+ * Models. A model is the weights and hyperparameters of one checkpoint, read from a GGUF file
+ * (bitnet.cpp I2_S, llama.cpp TQ1_0/TQ2_0/F16, trit's own) or a Hugging Face folder
+ * (config.json + *.safetensors). It is read-only once loaded and may be shared by contexts.
+ */
+struct trit_model_params {
+    /* Called while tensors are decoded, with fraction in [0, 1]; NULL for none. */
+    void (*progress)(float fraction, void *user);
+    void *progress_user;
+};
+struct trit_model_params trit_model_default_params(void);
+/* Loads `path` (a .gguf file or a folder). *out is NULL on failure. */
+enum trit_status trit_model_load(const char *path, const struct trit_model_params *params, trit_model **out);
+/* Frees the model. Every context made from it must be freed first. Accepts NULL. */
+void trit_model_free(trit_model *model);
+int32_t trit_model_n_vocab(const trit_model *model);
+int32_t trit_model_n_ctx_train(const trit_model *model);
+/* A one-line description ("bitnet-b1.58, 30 layers, dim 2560, 2.08 B ternary params"); valid
+ * while the model lives. */
+const char *trit_model_desc(const trit_model *model);
+
+/* ----------------------------------------------------------------------------------------------
+ * Contexts. A context runs a model on one device: it owns the repacked weights of its backend,
+ * the KV cache and every buffer, all allocated by trit_context_init. trit_decode allocates
+ * nothing.
+ */
+enum trit_device {
+    TRIT_DEVICE_AUTO = 0, /* CUDA when a device exists, else the CPU; the choice is logged */
+    TRIT_DEVICE_CPU = 1,
+    TRIT_DEVICE_CUDA = 2, /* an error (TRIT_ERR_NO_DEVICE) when there is no device */
+};
+struct trit_context_params {
+    int32_t n_ctx;         /* KV cache length; 0 = the model's training context (default 0) */
+    int32_t n_batch;       /* most tokens per trit_decode call (default 512) */
+    int32_t n_threads;     /* CPU threads; 0 = every online core (default 0) */
+    enum trit_device device;
+    bool logits_all;       /* keep logits of every token in a batch, for perplexity (default false) */
+    bool head_int8;        /* int8 LM head: faster, slightly less exact (default false) */
+};
+struct trit_context_params trit_context_default_params(void);
+enum trit_status trit_context_init(const trit_model *model, const struct trit_context_params *params,
+                                   trit_context **out);
+void trit_context_free(trit_context *ctx);
+/* Runs n_tokens tokens after the ones already in the cache, and returns their logits through
+ * *logits: (n_tokens, n_vocab) with logits_all, else (1, n_vocab) for the last token. The
+ * logits stay valid until the next trit_decode or trit_context_free. Batches longer than
+ * n_batch are split internally. TRIT_ERR_CONTEXT_FULL when the cache would overflow. */
+enum trit_status trit_decode(trit_context *ctx, const int32_t *tokens, int32_t n_tokens, const float **logits);
+/* Tokens in the cache. */
+int32_t trit_context_n_past(const trit_context *ctx);
+int32_t trit_context_n_ctx(const trit_context *ctx);
+/* Keeps the first n_keep tokens of the cache and forgets the rest (0 clears it). */
+enum trit_status trit_context_truncate(trit_context *ctx, int32_t n_keep);
+/* "cpu" or "cuda", and a line about the device ("CPU avx512-vnni, 2 threads"). */
+const char *trit_context_backend(const trit_context *ctx);
+const char *trit_context_device_desc(const trit_context *ctx);
+/* Bytes of weights and KV cache the backend holds (device memory for CUDA). */
+uint64_t trit_context_memory_bytes(const trit_context *ctx);
 
 /* ----------------------------------------------------------------------------------------------
  * Sampling. A sampler picks the next token from a row of logits. The chain follows llama.cpp's

@@ -1,0 +1,41 @@
+/*
+ * backend.h: what a backend is. A small table of functions: create its state from a loaded model
+ * (repacking weights once into its own layout, allocating the KV cache and every buffer), run a
+ * batch of tokens at given positions, free. Each backend owns its fusions.
+ */
+#ifndef TRIT_BACKEND_H
+#define TRIT_BACKEND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/core.h"
+#include "model/model.h"
+
+struct trit_backend_config {
+    int64_t n_ctx;     /* KV cache length in tokens */
+    int64_t n_batch;   /* most tokens one forward call takes */
+    int n_threads;     /* CPU threads (the CPU backend; others use one host thread) */
+    bool logits_all;   /* keep logits for every token of a batch, not just the last */
+    bool head_int8;    /* int8 LM head (opt-in; measured cost in docs) */
+};
+
+struct trit_backend_ops {
+    const char *name; /* "cpu", "cuda" */
+    enum trit_status (*init)(const struct trit_model *m, const struct trit_backend_config *cfg, void **state);
+    /* Runs tokens[0..n) at positions pos0..pos0+n-1, writing their K/V into the cache. Logits go to
+     * `logits`: (n, n_vocab) when cfg.logits_all, else (1, n_vocab) for the last token. */
+    enum trit_status (*forward)(void *state, const int32_t *tokens, int64_t n, int64_t pos0, float *logits);
+    void (*free)(void *state);
+    /* One line about the device ("CPU AVX-512 VNNI, 2 threads"); valid while the state lives. */
+    const char *(*describe)(void *state);
+    /* Bytes of weights and cache the backend holds (device memory for CUDA). */
+    uint64_t (*memory_bytes)(void *state);
+};
+
+extern const struct trit_backend_ops trit_cpu_backend;
+#ifdef TRIT_HAVE_CUDA
+extern const struct trit_backend_ops trit_cuda_backend;
+#endif
+
+#endif /* TRIT_BACKEND_H */

@@ -1,0 +1,293 @@
+/*
+ * model_hf.c: a Hugging Face folder (config.json + *.safetensors) to a struct trit_model.
+ *
+ *   config.json                                    family               weights
+ *   model_type "bitnet" (BitNetForCausalLM)        hidden_act relu2 ->  packed u8 + weight_scale (offline)
+ *                                                  BITNET_B158; silu -> or float masters (online)
+ *                                                  BITNET
+ *   model_type "llama", BitnetForCausalLM          BITNET (1bitLLM)     fp16 latent weights, absmean at load
+ *   model_type "llama", quant_method "bitnet"      LLAMA (HF1BitLLM,    packed u8 + weight_scale
+ *                                                  Falcon3-1.58bit)
+ *
+ * weight_scale multiplies for quantization_config.linear_class "autobitlinear" (2B-4T) and divides
+ * for "bitlinear", transformers' default (shared/reference/hf_bitnet_math.md section 2.4).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "io/hf.h"
+#include "io/json.h"
+#include "io/safetensors.h"
+#include "model/model.h"
+#include "model/model_internal.h"
+
+struct hf_loader {
+    struct hf_folder *f;
+    struct trit_model *m;
+    const struct trit_load_params *params;
+    enum trit_scale_kind scale_kind;
+    const char *attn_sub_name; /* "self_attn.attn_sub_norm" or "self_attn.inner_attn_ln" */
+    const char *ffn_sub_name;  /* "mlp.ffn_sub_norm" or "mlp.ffn_layernorm" */
+    int64_t note_cap, done, total;
+};
+
+static void release_hf(void *mapping) {
+    struct hf_folder *f = mapping;
+    if (!f) return;
+    hf_folder_close(f);
+    trit_free(f);
+}
+
+static enum trit_status dtype_of(const struct st_tensor *t, enum trit_dtype *out) {
+    switch (t->dtype) {
+    case ST_F32: *out = TRIT_DTYPE_F32; return TRIT_OK;
+    case ST_F16: *out = TRIT_DTYPE_F16; return TRIT_OK;
+    case ST_BF16: *out = TRIT_DTYPE_BF16; return TRIT_OK;
+    default:
+        return trit_error(TRIT_ERR_UNSUPPORTED, "safetensors: tensor '%s' is %s; trit expects F32, F16 or BF16 here",
+                          t->name, st_dtype_name(t->dtype));
+    }
+}
+
+/* ---- config.json ----------------------------------------------------------------------------- */
+
+static enum trit_status read_config(struct hf_loader *L) {
+    const struct json_doc *c = &L->f->config;
+    struct trit_hparams *hp = &L->m->hp;
+    const char *model_type = NULL, *arch0 = NULL, *act = NULL, *quant_method = NULL, *linear_class = NULL;
+    TRIT_TRY(json_get_str(c, "model_type", "", &model_type));
+    TRIT_TRY(json_get_str(c, "architectures[0]", "", &arch0));
+    TRIT_TRY(json_get_str(c, "hidden_act", "silu", &act));
+    TRIT_TRY(json_get_str(c, "quantization_config.quant_method", "", &quant_method));
+    TRIT_TRY(json_get_str(c, "quantization_config.linear_class", "bitlinear", &linear_class));
+    snprintf(L->m->arch_name, sizeof L->m->arch_name, "%s (%s)", model_type, arch0[0] ? arch0 : "?");
+
+    L->attn_sub_name = "self_attn.attn_sub_norm";
+    L->ffn_sub_name = "mlp.ffn_sub_norm";
+    hp->rope_style = TRIT_ROPE_NEOX;
+    bool tied_default = false;
+    if (strcmp(model_type, "bitnet") == 0) {
+        hp->sub_norms = true;
+        if (strcmp(act, "relu2") == 0) {
+            hp->family = TRIT_FAMILY_BITNET_B158;
+            hp->act = TRIT_ACT_RELU2;
+        } else if (strcmp(act, "silu") == 0) {
+            hp->family = TRIT_FAMILY_BITNET;
+            hp->act = TRIT_ACT_SILU;
+        } else {
+            return trit_error(TRIT_ERR_UNSUPPORTED, "%s: hidden_act '%s' is not one trit knows (relu2, silu)", c->name, act);
+        }
+    } else if (strcmp(model_type, "llama") == 0 && strcmp(arch0, "BitnetForCausalLM") == 0) {
+        /* 1bitLLM: Llama config keys, the bitnet graph, sub-norms under other names. */
+        hp->family = TRIT_FAMILY_BITNET;
+        hp->act = TRIT_ACT_SILU;
+        hp->sub_norms = true;
+        L->attn_sub_name = "self_attn.inner_attn_ln";
+        L->ffn_sub_name = "mlp.ffn_layernorm";
+        tied_default = false;
+    } else if (strcmp(model_type, "llama") == 0 && strcmp(quant_method, "bitnet") == 0) {
+        hp->family = TRIT_FAMILY_LLAMA;
+        hp->act = TRIT_ACT_SILU;
+        hp->sub_norms = false;
+        if (strcmp(act, "silu") != 0)
+            return trit_error(TRIT_ERR_UNSUPPORTED, "%s: hidden_act '%s' for a llama model (trit expects silu)", c->name, act);
+    } else {
+        return trit_error(TRIT_ERR_UNSUPPORTED,
+                          "%s: model_type '%s' (%s) is not a ternary model trit knows: expected \"bitnet\", "
+                          "or \"llama\" with BitnetForCausalLM or quantization_config.quant_method \"bitnet\"",
+                          c->name, model_type, arch0[0] ? arch0 : "no architectures");
+    }
+    if (strcmp(linear_class, "autobitlinear") == 0) L->scale_kind = TRIT_SCALE_MUL;
+    else if (strcmp(linear_class, "bitlinear") == 0) L->scale_kind = TRIT_SCALE_DIV;
+    else return trit_error(TRIT_ERR_UNSUPPORTED, "%s: quantization_config.linear_class '%s' (expected autobitlinear or bitlinear)", c->name, linear_class);
+
+    const cJSON *scaling = NULL;
+    enum trit_status st = json_find(c, "rope_scaling", &scaling);
+    if (st == TRIT_OK && scaling && !cJSON_IsNull(scaling))
+        return trit_error(TRIT_ERR_UNSUPPORTED, "%s: rope_scaling is set; trit implements plain RoPE only", c->name);
+    trit_error_clear();
+    bool bias = false;
+    TRIT_TRY(json_get_bool(c, "attention_bias", false, &bias));
+    if (bias) return trit_error(TRIT_ERR_UNSUPPORTED, "%s: attention_bias is true; trit's graphs have no biases", c->name);
+
+    const int64_t big = (int64_t)1 << 31;
+    TRIT_TRY(json_require(c, "hidden_size"));
+    TRIT_TRY(json_get_int(c, "hidden_size", 0, 1, big, &hp->dim));
+    TRIT_TRY(json_require(c, "intermediate_size"));
+    TRIT_TRY(json_get_int(c, "intermediate_size", 0, 1, big, &hp->ffn_dim));
+    TRIT_TRY(json_require(c, "num_hidden_layers"));
+    TRIT_TRY(json_get_int(c, "num_hidden_layers", 0, 1, 4096, &hp->n_layers));
+    TRIT_TRY(json_require(c, "num_attention_heads"));
+    TRIT_TRY(json_get_int(c, "num_attention_heads", 0, 1, 65536, &hp->n_heads));
+    TRIT_TRY(json_get_int(c, "num_key_value_heads", hp->n_heads, 1, 65536, &hp->n_kv_heads));
+    TRIT_TRY(json_get_int(c, "head_dim", hp->dim / hp->n_heads, 1, 65536, &hp->head_dim));
+    TRIT_TRY(json_get_int(c, "max_position_embeddings", 2048, 1, big, &hp->ctx_train));
+    TRIT_TRY(json_require(c, "vocab_size"));
+    TRIT_TRY(json_get_int(c, "vocab_size", 0, 1, big, &hp->n_vocab));
+    double eps = 1e-5, theta = 10000.0;
+    TRIT_TRY(json_get_float(c, "rms_norm_eps", 1e-5, &eps));
+    TRIT_TRY(json_get_float(c, "rope_theta", 10000.0, &theta));
+    hp->norm_eps = (float)eps;
+    hp->rope_theta = (float)theta;
+    TRIT_TRY(json_get_bool(c, "tie_word_embeddings", tied_default, &hp->tied_embeddings));
+    return TRIT_OK;
+}
+
+/* ---- tensors --------------------------------------------------------------------------------- */
+
+static enum trit_status get(struct hf_loader *L, const char *name, bool required, const struct st_tensor **out) {
+    *out = hf_find(L->f, name);
+    if (!*out && required) return trit_error(TRIT_ERR_FORMAT, "%s: tensor '%s' is missing", L->f->dir, name);
+    return TRIT_OK;
+}
+
+static enum trit_status load_vector(struct hf_loader *L, const char *name, int64_t n, bool required, float **out) {
+    const struct st_tensor *t;
+    TRIT_TRY(get(L, name, required, &t));
+    if (!t) return TRIT_OK;
+    if (t->n_elements != n)
+        return trit_error(TRIT_ERR_FORMAT, "tensor '%s' has %lld elements, expected %lld", name, (long long)t->n_elements, (long long)n);
+    enum trit_dtype dt = TRIT_DTYPE_F32;
+    TRIT_TRY(dtype_of(t, &dt));
+    TRIT_TRY(model_note(L->m, &L->note_cap, name, st_dtype_name(t->dtype), 1, n, t->n_bytes));
+    return model_copy_f32(t->data, dt, n, out);
+}
+
+static enum trit_status load_dense(struct hf_loader *L, const char *name, int64_t rows, int64_t cols, struct trit_dense *out) {
+    const struct st_tensor *t;
+    TRIT_TRY(get(L, name, true, &t));
+    if (t->n_dims != 2 || t->shape[0] != rows || t->shape[1] != cols)
+        return trit_error(TRIT_ERR_FORMAT, "tensor '%s' has the wrong shape (expected [%lld, %lld])", name, (long long)rows, (long long)cols);
+    enum trit_dtype dt = TRIT_DTYPE_F32;
+    TRIT_TRY(dtype_of(t, &dt));
+    out->dtype = dt;
+    out->n_rows = rows;
+    out->n_cols = cols;
+    out->owned = NULL;
+    /* safetensors data is unaligned in general; the kernels read it with unaligned loads. */
+    out->data = t->data;
+    return model_note(L->m, &L->note_cap, name, st_dtype_name(t->dtype), rows, cols, t->n_bytes);
+}
+
+/* The scalar weight_scale next to a packed weight, as fp32. */
+static enum trit_status read_weight_scale(struct hf_loader *L, const char *weight_name, float *out) {
+    char name[256];
+    size_t n = strlen(weight_name);
+    const char *suffix = ".weight";
+    if (n < 7 || strcmp(weight_name + n - 7, suffix) != 0) return trit_error(TRIT_ERR_INTERNAL, "bad weight name");
+    snprintf(name, sizeof name, "%.*s.weight_scale", (int)(n - 7), weight_name);
+    const struct st_tensor *t;
+    TRIT_TRY(get(L, name, true, &t));
+    if (t->n_elements != 1) return trit_error(TRIT_ERR_FORMAT, "tensor '%s' must hold one value", name);
+    enum trit_dtype dt = TRIT_DTYPE_F32;
+    TRIT_TRY(dtype_of(t, &dt));
+    struct trit_dense d = {.dtype = dt, .n_rows = 1, .n_cols = 1, .data = t->data};
+    trit_dense_row_f32(&d, 0, out);
+    if (!(*out > 0.0f) || !isfinite(*out))
+        return trit_error(TRIT_ERR_FORMAT, "tensor '%s' = %g is not a positive finite scale", name, (double)*out);
+    return TRIT_OK;
+}
+
+static enum trit_status load_ternary(struct hf_loader *L, const char *name, int64_t rows, int64_t cols, struct trit_ternary *w) {
+    const struct st_tensor *t;
+    TRIT_TRY(get(L, name, true, &t));
+    const char *kind = "";
+    enum trit_status st = TRIT_OK;
+    if (t->dtype == ST_U8) {
+        const int64_t packed_rows = (rows + 3) / 4;
+        if (t->n_dims != 2 || t->shape[0] != packed_rows || t->shape[1] != cols)
+            return trit_error(TRIT_ERR_FORMAT, "packed tensor '%s' has shape [%lld, %lld], expected [%lld, %lld] for a %lld x %lld weight",
+                              name, (long long)t->shape[0], (long long)(t->n_dims > 1 ? t->shape[1] : 0),
+                              (long long)packed_rows, (long long)cols, (long long)rows, (long long)cols);
+        TRIT_TRY(trit_ternary_init(w, rows, cols));
+        st = trit_hf_decode(t->data, w);
+        if (st == TRIT_OK) st = read_weight_scale(L, name, &w->scale);
+        w->scale_kind = L->scale_kind;
+        kind = L->scale_kind == TRIT_SCALE_MUL ? "HF u8, scale *" : "HF u8, scale /";
+        if (st == TRIT_OK && L->scale_kind == TRIT_SCALE_DIV && w->scale < 1.0f)
+            TRIT_LOG_W("%s: weight_scale %g divides (linear_class bitlinear), but BitLinear scales are 1/mean|W| >> 1; is linear_class right?",
+                       name, (double)w->scale);
+    } else if (t->dtype == ST_F32 || t->dtype == ST_F16 || t->dtype == ST_BF16) {
+        if (t->n_dims != 2 || t->shape[0] != rows || t->shape[1] != cols)
+            return trit_error(TRIT_ERR_FORMAT, "tensor '%s' has the wrong shape (expected [%lld, %lld])", name, (long long)rows, (long long)cols);
+        enum trit_dtype dt = TRIT_DTYPE_F32;
+        TRIT_TRY(dtype_of(t, &dt));
+        float *tmp;
+        TRIT_TRY(model_copy_f32(t->data, dt, rows * cols, &tmp));
+        bool exact = false;
+        st = model_ternary_from_floats(tmp, rows, cols, w, &exact);
+        trit_free(tmp);
+        kind = exact ? "float, exact ternary" : t->dtype == ST_F16 ? "F16 -> absmean" : t->dtype == ST_BF16 ? "BF16 -> absmean" : "F32 -> absmean";
+    } else {
+        return trit_error(TRIT_ERR_UNSUPPORTED, "tensor '%s' is %s; trit reads packed U8 or F32/F16/BF16 weights", name, st_dtype_name(t->dtype));
+    }
+    if (st != TRIT_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", trit_last_error());
+        trit_ternary_free(w);
+        return trit_error(st, "tensor '%s': %s", name, why);
+    }
+    L->done++;
+    model_progress(L->params, L->done, L->total);
+    return model_note(L->m, &L->note_cap, name, kind, rows, cols, t->n_bytes);
+}
+
+static enum trit_status load_all(struct hf_loader *L) {
+    struct trit_model *m = L->m;
+    TRIT_TRY(read_config(L));
+    const struct trit_hparams *hp = &m->hp;
+    TRIT_TRY(load_dense(L, "model.embed_tokens.weight", hp->n_vocab, hp->dim, &m->tok_embd));
+    TRIT_TRY(load_vector(L, "model.norm.weight", hp->dim, true, &m->out_norm));
+    if (hp->tied_embeddings || !hf_find(L->f, "lm_head.weight")) {
+        if (!hp->tied_embeddings) TRIT_LOG_W("lm_head.weight is absent: using the tied embedding as the head");
+        m->hp.tied_embeddings = true;
+        m->output = m->tok_embd;
+    } else {
+        TRIT_TRY(load_dense(L, "lm_head.weight", hp->n_vocab, hp->dim, &m->output));
+    }
+    m->layers = trit_alloc((size_t)hp->n_layers * sizeof *m->layers);
+    if (!m->layers) return trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory");
+    const int64_t D = hp->dim, F = hp->ffn_dim, qd = hp->n_heads * hp->head_dim, kvd = hp->n_kv_heads * hp->head_dim;
+    L->total = 7 * hp->n_layers;
+    char name[256];
+#define NAME(fmt) (snprintf(name, sizeof name, "model.layers.%lld." fmt, (long long)i), name)
+#define NAME_S(prefix, suffix) (snprintf(name, sizeof name, "model.layers.%lld.%s.%s", (long long)i, prefix, suffix), name)
+    for (int64_t i = 0; i < hp->n_layers; i++) {
+        struct trit_layer *l = &m->layers[i];
+        TRIT_TRY(load_vector(L, NAME("input_layernorm.weight"), D, true, &l->attn_norm));
+        TRIT_TRY(load_ternary(L, NAME("self_attn.q_proj.weight"), qd, D, &l->wq));
+        TRIT_TRY(load_ternary(L, NAME("self_attn.k_proj.weight"), kvd, D, &l->wk));
+        TRIT_TRY(load_ternary(L, NAME("self_attn.v_proj.weight"), kvd, D, &l->wv));
+        if (hp->sub_norms) TRIT_TRY(load_vector(L, NAME_S(L->attn_sub_name, "weight"), qd, true, &l->attn_sub_norm));
+        TRIT_TRY(load_ternary(L, NAME("self_attn.o_proj.weight"), D, qd, &l->wo));
+        TRIT_TRY(load_vector(L, NAME("post_attention_layernorm.weight"), D, true, &l->ffn_norm));
+        TRIT_TRY(load_ternary(L, NAME("mlp.gate_proj.weight"), F, D, &l->w_gate));
+        TRIT_TRY(load_ternary(L, NAME("mlp.up_proj.weight"), F, D, &l->w_up));
+        if (hp->sub_norms) TRIT_TRY(load_vector(L, NAME_S(L->ffn_sub_name, "weight"), F, true, &l->ffn_sub_norm));
+        TRIT_TRY(load_ternary(L, NAME("mlp.down_proj.weight"), D, F, &l->w_down));
+    }
+#undef NAME
+#undef NAME_S
+    return trit_model_validate(m);
+}
+
+enum trit_status trit_model_load_hf(const char *dir, const struct trit_load_params *params, struct trit_model *out) {
+    if (!dir || !out) return trit_error(TRIT_ERR_INVALID_ARG, "model load: NULL argument");
+    memset(out, 0, sizeof *out);
+    struct hf_folder *f = trit_alloc(sizeof *f);
+    if (!f) return trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory");
+    enum trit_status st = hf_folder_open(dir, f);
+    if (st != TRIT_OK) {
+        trit_free(f);
+        return st;
+    }
+    out->mapping = f;
+    out->release_mapping = release_hf;
+    snprintf(out->source, sizeof out->source, "hf");
+    snprintf(out->path, sizeof out->path, "%s", dir);
+    struct hf_loader L = {.f = f, .m = out, .params = params};
+    st = load_all(&L);
+    if (st != TRIT_OK) trit_model_release(out);
+    return st;
+}
