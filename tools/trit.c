@@ -1,35 +1,47 @@
 /*
- * trit.c: the `trit` command. One program, subcommands dispatched by name.
+ * trit.c: the `trit` command. One program; subcommands live in tools/cmd_<name>.c.
  *
  *   trit --help
- *   trit version
+ *   trit run -p "In the beginning" -n 64
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "commands.h"
 #include "trit.h"
 
+struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+};
+
+static const struct command commands[] = {
+    {"run", cmd_run, "generate text from a prompt"},
+    {"perplexity", cmd_perplexity, "perplexity of a text file (llama.cpp's method)"},
+    {"logits", cmd_logits, "write the logits of token ids as a .npy file"},
+};
+
 static void usage(FILE *out) {
-    fprintf(out,
-            "usage: trit <command> [options]\n"
-            "\n"
-            "commands:\n"
-            "  version      print the version and build features\n"
-            "\n"
-            "Run `trit <command> --help` for the options of a command.\n");
+    fprintf(out, "usage: trit <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].help);
+    fprintf(out, "  %-12s %s\n", "version", "print the version and build features");
+    fprintf(out, "\nRun `trit <command> --help` for the options of a command.\n");
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
-        printf("trit %s (CUDA backend: %s, %d device%s)\n", trit_version(),
-               trit_cuda_compiled() ? "yes" : "no", trit_cuda_device_count(),
-               trit_cuda_device_count() == 1 ? "" : "s");
+        printf("trit %s (CUDA backend: %s, %d device%s)\n", trit_version(), trit_cuda_compiled() ? "yes" : "no",
+               trit_cuda_device_count(), trit_cuda_device_count() == 1 ? "" : "s");
         return 0;
     }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "trit: unknown command '%s' (see trit --help)\n", argv[1]);
     return 2;
 }

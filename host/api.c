@@ -1,0 +1,169 @@
+/*
+ * api.c: the public model and context API (include/trit.h) over host/model and the backends.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "core/core.h"
+#include "model/model.h"
+
+struct trit_context {
+    const struct trit_model *model;
+    const struct trit_backend_ops *ops;
+    void *state;
+    struct trit_backend_config cfg;
+    int64_t n_past;
+    float *logits; /* (n_batch or 1, n_vocab) */
+};
+
+/* ---- models --------------------------------------------------------------------------------- */
+
+struct trit_model_params trit_model_default_params(void) {
+    struct trit_model_params p = {0};
+    return p;
+}
+
+enum trit_status trit_model_load(const char *path, const struct trit_model_params *params, trit_model **out) {
+    if (!path || !out) return trit_error(TRIT_ERR_INVALID_ARG, "trit_model_load: NULL argument");
+    *out = NULL;
+    struct trit_model *m = trit_alloc(sizeof *m);
+    if (!m) return trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory");
+    struct trit_load_params lp = {0};
+    if (params) {
+        lp.progress = params->progress;
+        lp.progress_user = params->progress_user;
+    }
+    enum trit_status st = trit_model_load_path(path, &lp, m);
+    if (st != TRIT_OK) {
+        trit_free(m);
+        return st;
+    }
+    *out = m;
+    return TRIT_OK;
+}
+
+void trit_model_free(trit_model *model) {
+    if (!model) return;
+    trit_model_release(model);
+    trit_free(model);
+}
+
+int32_t trit_model_n_vocab(const trit_model *model) { return (int32_t)model->hp.n_vocab; }
+int32_t trit_model_n_ctx_train(const trit_model *model) { return (int32_t)model->hp.ctx_train; }
+
+const char *trit_model_desc(const trit_model *model) {
+    static _Thread_local char buf[256];
+    const struct trit_hparams *hp = &model->hp;
+    snprintf(buf, sizeof buf, "%s, %lld layers, dim %lld, heads %lld/%lld, ffn %lld, vocab %lld, %.2f M ternary params",
+             model->arch_name, (long long)hp->n_layers, (long long)hp->dim, (long long)hp->n_heads,
+             (long long)hp->n_kv_heads, (long long)hp->ffn_dim, (long long)hp->n_vocab,
+             (double)trit_model_ternary_params(model) / 1e6);
+    return buf;
+}
+
+/* ---- contexts ------------------------------------------------------------------------------- */
+
+struct trit_context_params trit_context_default_params(void) {
+    struct trit_context_params p = {.n_ctx = 0, .n_batch = 512, .n_threads = 0, .device = TRIT_DEVICE_AUTO};
+    return p;
+}
+
+static int online_cores(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+enum trit_status trit_context_init(const trit_model *model, const struct trit_context_params *params, trit_context **out) {
+    if (!model || !params || !out) return trit_error(TRIT_ERR_INVALID_ARG, "trit_context_init: NULL argument");
+    *out = NULL;
+    if (params->n_ctx < 0 || params->n_batch <= 0 || params->n_threads < 0)
+        return trit_error(TRIT_ERR_INVALID_ARG, "context: n_ctx %d, n_batch %d, n_threads %d out of range",
+                          params->n_ctx, params->n_batch, params->n_threads);
+    const struct trit_backend_ops *ops = &trit_cpu_backend;
+    switch (params->device) {
+    case TRIT_DEVICE_CPU: break;
+    case TRIT_DEVICE_CUDA:
+#ifdef TRIT_HAVE_CUDA
+        if (trit_cuda_device_count() == 0)
+            return trit_error(TRIT_ERR_NO_DEVICE, "--device cuda: no CUDA device is visible to this process");
+        ops = &trit_cuda_backend;
+        break;
+#else
+        return trit_error(TRIT_ERR_NO_DEVICE, "--device cuda: this trit was built without the CUDA backend");
+#endif
+    case TRIT_DEVICE_AUTO:
+#ifdef TRIT_HAVE_CUDA
+        if (trit_cuda_device_count() > 0) ops = &trit_cuda_backend;
+#endif
+        TRIT_LOG_I("device auto: %s", ops == &trit_cpu_backend ? "no CUDA device, using the CPU" : "using CUDA device 0");
+        break;
+    default: return trit_error(TRIT_ERR_INVALID_ARG, "context: unknown device %d", (int)params->device);
+    }
+
+    trit_context *ctx = trit_alloc(sizeof *ctx);
+    if (!ctx) return trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory");
+    ctx->model = model;
+    ctx->ops = ops;
+    ctx->cfg.n_ctx = params->n_ctx > 0 ? params->n_ctx : model->hp.ctx_train;
+    ctx->cfg.n_batch = params->n_batch < ctx->cfg.n_ctx ? params->n_batch : ctx->cfg.n_ctx;
+    ctx->cfg.n_threads = params->n_threads > 0 ? params->n_threads : online_cores();
+    ctx->cfg.logits_all = params->logits_all;
+    ctx->cfg.head_int8 = params->head_int8;
+    const int64_t rows = params->logits_all ? ctx->cfg.n_batch : 1;
+    ctx->logits = trit_alloc((size_t)(rows * model->hp.n_vocab) * sizeof(float));
+    if (!ctx->logits) {
+        trit_free(ctx);
+        return trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory for logits (%lld x %lld)", (long long)rows,
+                          (long long)model->hp.n_vocab);
+    }
+    enum trit_status st = ops->init(model, &ctx->cfg, &ctx->state);
+    if (st != TRIT_OK) {
+        trit_free(ctx->logits);
+        trit_free(ctx);
+        return st;
+    }
+    *out = ctx;
+    return TRIT_OK;
+}
+
+void trit_context_free(trit_context *ctx) {
+    if (!ctx) return;
+    if (ctx->state) ctx->ops->free(ctx->state);
+    trit_free(ctx->logits);
+    trit_free(ctx);
+}
+
+enum trit_status trit_decode(trit_context *ctx, const int32_t *tokens, int32_t n_tokens, const float **logits) {
+    if (!ctx || !tokens || n_tokens <= 0) return trit_error(TRIT_ERR_INVALID_ARG, "trit_decode: no tokens");
+    if (ctx->n_past + n_tokens > ctx->cfg.n_ctx)
+        return trit_error(TRIT_ERR_CONTEXT_FULL, "context full: %lld tokens in the cache + %d new > context length %lld",
+                          (long long)ctx->n_past, n_tokens, (long long)ctx->cfg.n_ctx);
+    if (ctx->cfg.logits_all && n_tokens > ctx->cfg.n_batch)
+        return trit_error(TRIT_ERR_INVALID_ARG, "trit_decode: %d tokens with logits_all exceed n_batch %lld", n_tokens,
+                          (long long)ctx->cfg.n_batch);
+    for (int32_t done = 0; done < n_tokens;) {
+        int32_t n = n_tokens - done;
+        if (n > ctx->cfg.n_batch) n = (int32_t)ctx->cfg.n_batch;
+        TRIT_TRY(ctx->ops->forward(ctx->state, tokens + done, n, ctx->n_past, ctx->logits));
+        ctx->n_past += n;
+        done += n;
+    }
+    if (logits) *logits = ctx->logits;
+    return TRIT_OK;
+}
+
+int32_t trit_context_n_past(const trit_context *ctx) { return (int32_t)ctx->n_past; }
+int32_t trit_context_n_ctx(const trit_context *ctx) { return (int32_t)ctx->cfg.n_ctx; }
+
+enum trit_status trit_context_truncate(trit_context *ctx, int32_t n_keep) {
+    if (n_keep < 0 || n_keep > ctx->n_past)
+        return trit_error(TRIT_ERR_INVALID_ARG, "truncate to %d: the cache holds %lld tokens", n_keep, (long long)ctx->n_past);
+    ctx->n_past = n_keep; /* later positions are overwritten before they are read */
+    return TRIT_OK;
+}
+
+const char *trit_context_backend(const trit_context *ctx) { return ctx->ops->name; }
+const char *trit_context_device_desc(const trit_context *ctx) { return ctx->ops->describe(ctx->state); }
+uint64_t trit_context_memory_bytes(const trit_context *ctx) { return ctx->ops->memory_bytes(ctx->state); }

@@ -1,0 +1,298 @@
+/*
+ * forward.c: the CPU backend. One straight-line forward pass for the three graph families
+ * (model.h), over a batch of tokens at consecutive positions, with a KV cache allocated at init.
+ * Nothing is allocated after init.
+ *
+ * Per layer (B tokens, D = dim, Hq = n_heads * head_dim, Hkv = n_kv_heads * head_dim, F = ffn_dim):
+ *   xn  = rmsnorm(x) * attn_norm                      (B, D)
+ *   q8  = quant_i8(xn)                                (B, D) int8, s (B)
+ *   q, k, v = ternary(wq|wk|wv, q8, s)                (B, Hq), (B, Hkv), (B, Hkv)
+ *   rope(q, k) at positions pos0 .. pos0+B-1; k, v -> cache
+ *   a   = causal attention over the cache             (B, Hq)
+ *   a   = rmsnorm(a) * attn_sub_norm                  (sub-norm families)
+ *   x  += ternary(wo, quant_i8(a))                    (B, D)
+ *   xn  = rmsnorm(x) * ffn_norm
+ *   g, u = ternary(w_gate|w_up, quant_i8(xn))         (B, F)
+ *   h   = act(g) * u ; h = rmsnorm(h) * ffn_sub_norm   (sub-norm families)
+ *   x  += ternary(w_down, quant_i8(h))
+ * then logits = head(rmsnorm(x) * out_norm) for the last token, or for all when logits_all.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "backend.h"
+#include "core/cpu_features.h"
+#include "core/threadpool.h"
+#include "cpu/cpu.h"
+#include "cpu/kernels.h"
+#include "cpu/ops.h"
+
+struct cpu_layer {
+    struct trit_cpu_matrix wq, wk, wv, wo, w_gate, w_up, w_down;
+};
+
+struct cpu_state {
+    const struct trit_model *m;
+    struct trit_backend_config cfg;
+    struct trit_pool *pool;
+    struct cpu_layer *layers;
+
+    /* KV cache: (n_layers, n_ctx, Hkv) each, fp32 */
+    float *k_cache, *v_cache;
+    /* RoPE tables: (n_ctx, head_dim / 2) */
+    float *rope_cos, *rope_sin;
+
+    /* activations, B = cfg.n_batch rows each */
+    float *x;      /* (B, D) residual stream */
+    float *xn;     /* (B, max(D, Hq, F)) normed input of a matmul */
+    int8_t *q8;    /* (B, max(D, Hq, F)) */
+    float *s;      /* (B) activation scales */
+    float *q;      /* (B, Hq) */
+    float *k;      /* (B, Hkv) */
+    float *v;      /* (B, Hkv) */
+    float *att;    /* (B, Hq) attention output */
+    float *gate;   /* (B, F) */
+    float *up;     /* (B, F) */
+    float *scores; /* (n_threads, n_ctx) attention scratch */
+    char desc[160];
+};
+
+/* ---- ternary matmul through the kernels ----------------------------------------------------- */
+
+/* y[i] (B, n_i) = ternary(w[i], q8 (B, k), s) for matrices that share their input. */
+static enum trit_status matmul_multi(struct cpu_state *st, int n, const struct trit_cpu_matrix *const *w,
+                                     int64_t n_tok, float *const *y) {
+    return trit_cpu_gemm_f32_multi(st->pool, n, w, st->q8, n_tok, st->s, y);
+}
+
+/* ---- parallel pieces ------------------------------------------------------------------------ */
+
+struct attn_job {
+    struct cpu_state *st;
+    int64_t layer, pos0, n_tok;
+};
+
+/* One task per (token, head range): scores scratch belongs to the running thread. */
+static void attn_task(void *ctx, int64_t task, int thread) {
+    struct attn_job *j = ctx;
+    struct cpu_state *st = j->st;
+    const struct trit_hparams *hp = &st->m->hp;
+    const int64_t n_split = (hp->n_heads + 3) / 4; /* tasks per token: heads in groups of 4 */
+    const int64_t b = task / n_split, hs = task % n_split;
+    const int64_t h0 = hs * 4, h1 = h0 + 4 < hp->n_heads ? h0 + 4 : hp->n_heads;
+    const int64_t kv_dim = hp->n_kv_heads * hp->head_dim, q_dim = hp->n_heads * hp->head_dim;
+    const float *kc = st->k_cache + j->layer * st->cfg.n_ctx * kv_dim;
+    const float *vc = st->v_cache + j->layer * st->cfg.n_ctx * kv_dim;
+    trit_attention_f32(st->q + b * q_dim, kc, vc, j->pos0 + b + 1, hp->n_heads, hp->n_kv_heads, hp->head_dim,
+                       kv_dim, st->scores + (int64_t)thread * st->cfg.n_ctx, st->att + b * q_dim, h0, h1);
+}
+
+struct head_job {
+    const struct trit_dense *w;
+    const float *x; /* (n_rows_x, D) */
+    float *logits;  /* (n_rows_x, n_vocab) */
+    int64_t n_vocab, n_x, chunk;
+};
+
+static void head_task(void *ctx, int64_t task, int thread) {
+    (void)thread;
+    struct head_job *j = ctx;
+    const int64_t r0 = task * j->chunk, r1 = r0 + j->chunk < j->n_vocab ? r0 + j->chunk : j->n_vocab;
+    for (int64_t b = 0; b < j->n_x; b++)
+        trit_dense_gemv_rows(j->w, j->x + b * j->w->n_cols, r0, r1, j->logits + b * j->n_vocab);
+}
+
+/* ---- the forward pass ----------------------------------------------------------------------- */
+
+static void quantize(struct cpu_state *st, const float *x, int64_t n_tok, int64_t k) {
+    trit_quantize_rows_i8(x, n_tok, k, st->q8, st->s);
+}
+
+static enum trit_status cpu_forward(void *state, const int32_t *tokens, int64_t n_tok, int64_t pos0, float *logits) {
+    struct cpu_state *st = state;
+    const struct trit_model *m = st->m;
+    const struct trit_hparams *hp = &m->hp;
+    const int64_t D = hp->dim, F = hp->ffn_dim, hd = hp->head_dim;
+    const int64_t q_dim = hp->n_heads * hd, kv_dim = hp->n_kv_heads * hd;
+    if (n_tok <= 0 || n_tok > st->cfg.n_batch)
+        return trit_error(TRIT_ERR_INVALID_ARG, "cpu forward: %lld tokens (batch holds 1..%lld)", (long long)n_tok,
+                          (long long)st->cfg.n_batch);
+    if (pos0 < 0 || pos0 + n_tok > st->cfg.n_ctx)
+        return trit_error(TRIT_ERR_CONTEXT_FULL, "context full: positions %lld..%lld do not fit in %lld",
+                          (long long)pos0, (long long)(pos0 + n_tok - 1), (long long)st->cfg.n_ctx);
+    for (int64_t b = 0; b < n_tok; b++) {
+        if (tokens[b] < 0 || tokens[b] >= hp->n_vocab)
+            return trit_error(TRIT_ERR_INVALID_ARG, "token id %d is outside the vocabulary (0..%lld)", tokens[b],
+                              (long long)hp->n_vocab - 1);
+        trit_dense_row_f32(&m->tok_embd, tokens[b], st->x + b * D);
+    }
+
+    for (int64_t il = 0; il < hp->n_layers; il++) {
+        const struct trit_layer *L = &m->layers[il];
+        const struct cpu_layer *W = &st->layers[il];
+        float *kc = st->k_cache + il * st->cfg.n_ctx * kv_dim;
+        float *vc = st->v_cache + il * st->cfg.n_ctx * kv_dim;
+
+        /* attention block */
+        for (int64_t b = 0; b < n_tok; b++) trit_rmsnorm_f32(st->x + b * D, L->attn_norm, D, hp->norm_eps, st->xn + b * D);
+        quantize(st, st->xn, n_tok, D);
+        const struct trit_cpu_matrix *qkv[3] = {&W->wq, &W->wk, &W->wv};
+        float *qkv_out[3] = {st->q, st->k, st->v};
+        TRIT_TRY(matmul_multi(st, 3, qkv, n_tok, qkv_out));
+        for (int64_t b = 0; b < n_tok; b++) {
+            const int64_t pos = pos0 + b;
+            const float *c = st->rope_cos + pos * (hd / 2), *s = st->rope_sin + pos * (hd / 2);
+            for (int64_t h = 0; h < hp->n_heads; h++) trit_rope_f32(st->q + b * q_dim + h * hd, hd, c, s, hp->rope_style);
+            for (int64_t h = 0; h < hp->n_kv_heads; h++) trit_rope_f32(st->k + b * kv_dim + h * hd, hd, c, s, hp->rope_style);
+            memcpy(kc + pos * kv_dim, st->k + b * kv_dim, (size_t)kv_dim * sizeof(float));
+            memcpy(vc + pos * kv_dim, st->v + b * kv_dim, (size_t)kv_dim * sizeof(float));
+        }
+        struct attn_job aj = {.st = st, .layer = il, .pos0 = pos0, .n_tok = n_tok};
+        trit_pool_parallel_for(st->pool, n_tok * ((hp->n_heads + 3) / 4), attn_task, &aj);
+        if (hp->sub_norms)
+            for (int64_t b = 0; b < n_tok; b++)
+                trit_rmsnorm_f32(st->att + b * q_dim, L->attn_sub_norm, q_dim, hp->norm_eps, st->att + b * q_dim);
+        quantize(st, st->att, n_tok, q_dim);
+        TRIT_TRY(trit_cpu_gemm_f32_add(st->pool, &W->wo, st->q8, n_tok, st->s, st->x));
+
+        /* feed-forward block */
+        for (int64_t b = 0; b < n_tok; b++) trit_rmsnorm_f32(st->x + b * D, L->ffn_norm, D, hp->norm_eps, st->xn + b * D);
+        quantize(st, st->xn, n_tok, D);
+        const struct trit_cpu_matrix *gu[2] = {&W->w_gate, &W->w_up};
+        float *gu_out[2] = {st->gate, st->up};
+        TRIT_TRY(matmul_multi(st, 2, gu, n_tok, gu_out));
+        trit_gated_act_f32(st->gate, st->up, n_tok * F, hp->act);
+        if (hp->sub_norms)
+            for (int64_t b = 0; b < n_tok; b++)
+                trit_rmsnorm_f32(st->gate + b * F, L->ffn_sub_norm, F, hp->norm_eps, st->gate + b * F);
+        quantize(st, st->gate, n_tok, F);
+        TRIT_TRY(trit_cpu_gemm_f32_add(st->pool, &W->w_down, st->q8, n_tok, st->s, st->x));
+    }
+
+    /* head: every token's logits, or the last token's */
+    const int64_t first = st->cfg.logits_all ? 0 : n_tok - 1, n_out = n_tok - first;
+    for (int64_t b = 0; b < n_out; b++)
+        trit_rmsnorm_f32(st->x + (first + b) * D, m->out_norm, D, hp->norm_eps, st->xn + b * D);
+    const int64_t n_chunks = 4 * (int64_t)trit_pool_n_threads(st->pool);
+    struct head_job hj = {.w = &m->output, .x = st->xn, .logits = logits, .n_vocab = hp->n_vocab, .n_x = n_out,
+                          .chunk = (hp->n_vocab + n_chunks - 1) / n_chunks};
+    trit_pool_parallel_for(st->pool, n_chunks, head_task, &hj);
+    return TRIT_OK;
+}
+
+/* ---- init / free ---------------------------------------------------------------------------- */
+
+static void cpu_free(void *state) {
+    struct cpu_state *st = state;
+    if (!st) return;
+    if (st->layers) {
+        for (int64_t i = 0; i < st->m->hp.n_layers; i++) {
+            struct cpu_layer *l = &st->layers[i];
+            trit_cpu_matrix_free(&l->wq);
+            trit_cpu_matrix_free(&l->wk);
+            trit_cpu_matrix_free(&l->wv);
+            trit_cpu_matrix_free(&l->wo);
+            trit_cpu_matrix_free(&l->w_gate);
+            trit_cpu_matrix_free(&l->w_up);
+            trit_cpu_matrix_free(&l->w_down);
+        }
+    }
+    trit_free(st->layers);
+    float *bufs[] = {st->k_cache, st->v_cache, st->rope_cos, st->rope_sin, st->x, st->xn, st->s, st->q,
+                     st->k, st->v, st->att, st->gate, st->up, st->scores};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) trit_free(bufs[i]);
+    trit_free(st->q8);
+    trit_pool_free(st->pool);
+    trit_free(st);
+}
+
+static float *alloc_f32(int64_t n, enum trit_status *status) {
+    float *p = trit_alloc((size_t)n * sizeof(float));
+    if (!p && *status == TRIT_OK)
+        *status = trit_error(TRIT_ERR_OUT_OF_MEMORY, "cpu backend: out of memory allocating %lld MiB",
+                             (long long)((n * 4) >> 20));
+    return p;
+}
+
+static enum trit_status cpu_init(const struct trit_model *m, const struct trit_backend_config *cfg, void **out) {
+    const struct trit_hparams *hp = &m->hp;
+    *out = NULL;
+    if (cfg->n_ctx <= 0 || cfg->n_batch <= 0 || cfg->n_threads <= 0)
+        return trit_error(TRIT_ERR_INVALID_ARG, "cpu backend: context %lld, batch %lld and threads %d must be positive",
+                          (long long)cfg->n_ctx, (long long)cfg->n_batch, cfg->n_threads);
+    struct cpu_state *st = trit_alloc(sizeof *st);
+    if (!st) return trit_error(TRIT_ERR_OUT_OF_MEMORY, "cpu backend: out of memory");
+    st->m = m;
+    st->cfg = *cfg;
+    if (st->cfg.n_batch > st->cfg.n_ctx) st->cfg.n_batch = st->cfg.n_ctx;
+    enum trit_status status = trit_pool_create(cfg->n_threads, &st->pool);
+    if (status != TRIT_OK) {
+        cpu_free(st);
+        return status;
+    }
+
+    st->layers = trit_alloc((size_t)hp->n_layers * sizeof *st->layers);
+    if (!st->layers) status = trit_error(TRIT_ERR_OUT_OF_MEMORY, "cpu backend: out of memory");
+    for (int64_t i = 0; i < hp->n_layers && status == TRIT_OK; i++) {
+        const struct trit_layer *L = &m->layers[i];
+        struct cpu_layer *W = &st->layers[i];
+        const struct trit_ternary *src[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        struct trit_cpu_matrix *dst[] = {&W->wq, &W->wk, &W->wv, &W->wo, &W->w_gate, &W->w_up, &W->w_down};
+        for (size_t j = 0; j < 7 && status == TRIT_OK; j++) status = trit_cpu_matrix_pack(src[j], dst[j]);
+    }
+
+    const int64_t B = st->cfg.n_batch, C = st->cfg.n_ctx, D = hp->dim, F = hp->ffn_dim;
+    const int64_t q_dim = hp->n_heads * hp->head_dim, kv_dim = hp->n_kv_heads * hp->head_dim;
+    int64_t wide = D > q_dim ? D : q_dim;
+    if (F > wide) wide = F;
+    st->k_cache = alloc_f32(hp->n_layers * C * kv_dim, &status);
+    st->v_cache = alloc_f32(hp->n_layers * C * kv_dim, &status);
+    st->rope_cos = alloc_f32(C * (hp->head_dim / 2), &status);
+    st->rope_sin = alloc_f32(C * (hp->head_dim / 2), &status);
+    st->x = alloc_f32(B * D, &status);
+    st->xn = alloc_f32(B * wide, &status);
+    st->q8 = trit_alloc((size_t)(B * wide));
+    if (!st->q8 && status == TRIT_OK) status = trit_error(TRIT_ERR_OUT_OF_MEMORY, "cpu backend: out of memory");
+    st->s = alloc_f32(B, &status);
+    st->q = alloc_f32(B * q_dim, &status);
+    st->k = alloc_f32(B * kv_dim, &status);
+    st->v = alloc_f32(B * kv_dim, &status);
+    st->att = alloc_f32(B * q_dim, &status);
+    st->gate = alloc_f32(B * F, &status);
+    st->up = alloc_f32(B * F, &status);
+    st->scores = alloc_f32((int64_t)cfg->n_threads * C, &status);
+    if (status != TRIT_OK) {
+        cpu_free(st);
+        return status;
+    }
+    trit_rope_table(C, hp->head_dim, hp->rope_theta, st->rope_cos, st->rope_sin);
+    snprintf(st->desc, sizeof st->desc, "CPU %s, %d thread%s", trit_cpu_kernel_name(), cfg->n_threads,
+             cfg->n_threads == 1 ? "" : "s");
+    *out = st;
+    return TRIT_OK;
+}
+
+static const char *cpu_describe(void *state) { return ((struct cpu_state *)state)->desc; }
+
+static uint64_t cpu_memory_bytes(void *state) {
+    const struct cpu_state *st = state;
+    const struct trit_hparams *hp = &st->m->hp;
+    uint64_t kv = (uint64_t)(2 * hp->n_layers * st->cfg.n_ctx * hp->n_kv_heads * hp->head_dim) * sizeof(float);
+    uint64_t w = 0;
+    for (int64_t i = 0; i < hp->n_layers; i++) {
+        const struct cpu_layer *l = &st->layers[i];
+        const struct trit_cpu_matrix *ms[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
+        for (size_t j = 0; j < 7; j++) w += (uint64_t)trit_cpu_matrix_bytes(ms[j]);
+    }
+    return kv + w;
+}
+
+const struct trit_backend_ops trit_cpu_backend = {
+    .name = "cpu",
+    .init = cpu_init,
+    .forward = cpu_forward,
+    .free = cpu_free,
+    .describe = cpu_describe,
+    .memory_bytes = cpu_memory_bytes,
+};

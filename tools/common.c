@@ -1,0 +1,231 @@
+/* common.c: see common.h. */
+#include "common.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef TRIT_DEFAULT_MODEL
+#define TRIT_DEFAULT_MODEL "models/trit-bitnet-kjv.gguf"
+#endif
+
+const char *const tool_opts_help =
+    "  -m, --model PATH     a .gguf file or a Hugging Face folder (default: the shipped model,\n"
+    "                       " TRIT_DEFAULT_MODEL ", or $TRIT_MODEL)\n"
+    "  -t, --threads N      CPU threads (default: every core)\n"
+    "  -c, --ctx N          context length in tokens (default: the model's training context)\n"
+    "  -b, --batch N        tokens per forward pass when processing a prompt (default 512)\n"
+    "  --device D           cpu, cuda or auto (default auto: CUDA when a device exists)\n"
+    "  --head-int8          int8 LM head (faster; see docs/perf.md for its perplexity cost)\n";
+
+void tool_opts_init(struct tool_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->batch = 512;
+    o->device = TRIT_DEVICE_AUTO;
+}
+
+static int parse_int(const char *cmd, const char *flag, const char *v, int32_t lo, int32_t *out) {
+    char *end;
+    errno = 0;
+    long x = v ? strtol(v, &end, 10) : 0;
+    if (!v || errno || *end || x < lo || x > 1 << 30) {
+        fprintf(stderr, "trit %s: error: %s needs an integer >= %d (got '%s')\n", cmd, flag, lo, v ? v : "");
+        return -1;
+    }
+    *out = (int32_t)x;
+    return 1;
+}
+
+int tool_opts_parse(struct tool_opts *o, int argc, char **argv, int *i, const char *cmd) {
+    const char *a = argv[*i];
+    const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+        if (!v) return fprintf(stderr, "trit %s: error: %s needs a path\n", cmd, a), -1;
+        o->model = v;
+        *i += 2;
+        return 1;
+    }
+    int32_t *target = NULL;
+    int32_t lo = 1;
+    if (!strcmp(a, "-t") || !strcmp(a, "--threads")) target = &o->threads;
+    else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) target = &o->ctx, lo = 1;
+    else if (!strcmp(a, "-b") || !strcmp(a, "--batch")) target = &o->batch;
+    if (target) {
+        if (parse_int(cmd, a, v, lo, target) < 0) return -1;
+        *i += 2;
+        return 1;
+    }
+    if (!strcmp(a, "--device")) {
+        if (v && !strcmp(v, "cpu")) o->device = TRIT_DEVICE_CPU;
+        else if (v && !strcmp(v, "cuda")) o->device = TRIT_DEVICE_CUDA;
+        else if (v && !strcmp(v, "auto")) o->device = TRIT_DEVICE_AUTO;
+        else return fprintf(stderr, "trit %s: error: --device takes cpu, cuda or auto\n", cmd), -1;
+        *i += 2;
+        return 1;
+    }
+    if (!strcmp(a, "--head-int8")) {
+        o->head_int8 = true;
+        *i += 1;
+        return 1;
+    }
+    return 0;
+}
+
+const char *tool_model_path(const struct tool_opts *o) {
+    if (o->model) return o->model;
+    const char *env = getenv("TRIT_MODEL");
+    if (env && *env) return env;
+    struct stat st;
+    if (stat(TRIT_DEFAULT_MODEL, &st) == 0) return TRIT_DEFAULT_MODEL;
+#ifdef TRIT_SOURCE_MODEL
+    if (stat(TRIT_SOURCE_MODEL, &st) == 0) return TRIT_SOURCE_MODEL;
+#endif
+    return TRIT_DEFAULT_MODEL;
+}
+
+int tool_fail(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "trit %s: error: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+int tool_fail_status(const char *cmd, enum trit_status st, const char *what) {
+    const char *msg = trit_last_error();
+    return tool_fail(cmd, "%s: %s", what, msg && *msg ? msg : trit_status_str(st));
+}
+
+static void progress_line(float fraction, void *user) {
+    int *last = user;
+    int pct = (int)(fraction * 100.0f);
+    if (pct == *last) return;
+    *last = pct;
+    fprintf(stderr, "\rloading model: %3d%%", pct);
+    fflush(stderr);
+}
+
+int tool_session_open(struct tool_session *s, const struct tool_opts *o, bool logits_all, const char *cmd) {
+    memset(s, 0, sizeof *s);
+    const char *path = tool_model_path(o);
+    double t0 = tool_now_ms();
+    int last = -1;
+    struct trit_model_params mp = trit_model_default_params();
+    if (!o->quiet && isatty(2)) {
+        mp.progress = progress_line;
+        mp.progress_user = &last;
+    }
+    enum trit_status st = trit_model_load(path, &mp, &s->model);
+    if (!o->quiet && last >= 0) fputc('\n', stderr);
+    if (st != TRIT_OK) return tool_fail_status(cmd, st, path);
+    st = trit_tokenizer_load(path, &s->tok);
+    if (st != TRIT_OK) {
+        tool_session_close(s);
+        return tool_fail_status(cmd, st, "tokenizer");
+    }
+    struct trit_context_params cp = trit_context_default_params();
+    cp.n_ctx = o->ctx;
+    cp.n_batch = o->batch;
+    cp.n_threads = o->threads;
+    cp.device = o->device;
+    cp.logits_all = logits_all;
+    cp.head_int8 = o->head_int8;
+    st = trit_context_init(s->model, &cp, &s->ctx);
+    if (st != TRIT_OK) {
+        tool_session_close(s);
+        return tool_fail_status(cmd, st, "context");
+    }
+    s->load_ms = tool_now_ms() - t0;
+    if (!o->quiet)
+        fprintf(stderr, "model: %s\n  %s\n  device: %s (%s), context %d, %.1f MiB of weights and cache, loaded in %.0f ms\n",
+                path, trit_model_desc(s->model), trit_context_backend(s->ctx), trit_context_device_desc(s->ctx),
+                trit_context_n_ctx(s->ctx), (double)trit_context_memory_bytes(s->ctx) / (1024.0 * 1024.0), s->load_ms);
+    return 0;
+}
+
+void tool_session_close(struct tool_session *s) {
+    trit_context_free(s->ctx);
+    trit_tokenizer_free(s->tok);
+    trit_model_free(s->model);
+    memset(s, 0, sizeof *s);
+}
+
+char *tool_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (n < cap) break;
+        char *bigger = realloc(buf, cap * 2 + 1);
+        if (!bigger) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = bigger;
+        cap *= 2;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (!buf || err) {
+        free(buf);
+        errno = err ? EIO : ENOMEM;
+        return NULL;
+    }
+    buf[n] = '\0';
+    if (len) *len = n;
+    return buf;
+}
+
+double tool_peak_rss_mib(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0; /* Linux reports KiB */
+}
+
+double tool_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+long tool_parse_ids(const char *s, int32_t **out) {
+    size_t cap = 16, n = 0;
+    int32_t *ids = malloc(cap * sizeof *ids);
+    const char *p = s;
+    while (ids && *p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 0 || v > INT32_MAX) {
+            free(ids);
+            return -1;
+        }
+        if (n == cap) {
+            int32_t *bigger = realloc(ids, 2 * cap * sizeof *ids);
+            if (!bigger) {
+                free(ids);
+                return -1;
+            }
+            ids = bigger;
+            cap *= 2;
+        }
+        ids[n++] = (int32_t)v;
+        p = end;
+        while (*p == ',' || *p == ' ') p++;
+    }
+    if (!ids) return -1;
+    *out = ids;
+    return (long)n;
+}

@@ -1,0 +1,59 @@
+/*
+ * common.h: what the `trit` subcommands share: the model/device options, loading with a
+ * progress line, error lines, file reading and resource reports.
+ */
+#ifndef TRIT_TOOLS_COMMON_H
+#define TRIT_TOOLS_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tokenizer/tokenizer.h"
+#include "trit.h"
+
+/* Options every command that runs a model takes. */
+struct tool_opts {
+    const char *model;      /* -m; NULL = the shipped default model */
+    int32_t threads;        /* -t; 0 = every core */
+    int32_t ctx;            /* -c; 0 = the model's training context */
+    int32_t batch;          /* -b */
+    enum trit_device device;/* --device cpu|cuda|auto */
+    bool head_int8;         /* --head-int8 */
+    bool quiet;             /* no progress line */
+};
+void tool_opts_init(struct tool_opts *o);
+/* If argv[*i] is a common option, consumes it (and its value), advances *i and returns 1;
+ * returns 0 if it is not one, -1 (after printing why) if its value is bad. */
+int tool_opts_parse(struct tool_opts *o, int argc, char **argv, int *i, const char *cmd);
+/* The help lines of the common options. */
+extern const char *const tool_opts_help;
+
+/* The model path to use: o->model, or the shipped default (models/, or $TRIT_MODEL). */
+const char *tool_model_path(const struct tool_opts *o);
+
+struct tool_session {
+    trit_model *model;
+    struct trit_tokenizer *tok;
+    trit_context *ctx;
+    double load_ms;
+};
+/* Loads model, tokenizer and context (printing a progress line on stderr). logits_all for
+ * perplexity. Returns 0, or prints the error and returns 1. */
+int tool_session_open(struct tool_session *s, const struct tool_opts *o, bool logits_all, const char *cmd);
+void tool_session_close(struct tool_session *s);
+
+/* "trit CMD: error: <message>" on stderr; returns 1 (the exit code). */
+int tool_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same with trit_last_error() for a failed status. */
+int tool_fail_status(const char *cmd, enum trit_status st, const char *what);
+
+/* Reads a whole file into a NUL-terminated heap buffer; NULL (with errno) on failure. */
+char *tool_read_file(const char *path, size_t *len);
+/* Peak resident memory of this process in MiB. */
+double tool_peak_rss_mib(void);
+double tool_now_ms(void);
+/* Parses "1,2,3" into ids; returns the count or -1. */
+long tool_parse_ids(const char *s, int32_t **out);
+
+#endif /* TRIT_TOOLS_COMMON_H */
