@@ -428,3 +428,31 @@ Test(tokenizer_spm_unit, word_split_equals_whole_text) {
     }
     trit_tokenizer_free(tok);
 }
+
+/* Any byte string without a literal "▁" comes back from SPM exactly: ill-formed bytes fall back to
+ * <0xXX> tokens and never swallow the "▁" that a following space became (the fuzzer found
+ * "\xff hi" decoding to "\xff\xe2\x96\x81hi" when symbols were cut by the lead byte's length). */
+Test(tokenizer_spm_unit, ill_formed_bytes_round_trip) {
+    struct trit_tokenizer *tok = NULL;
+    cr_assert_eq(trit_tokenizer_load(test_data_path("tokenizers/llama-spm/ggml-vocab-llama-spm.gguf"), &tok), TRIT_OK,
+                 "%s", trit_last_error());
+    struct test_rng rng;
+    test_rng_seed(&rng, 13);
+    char text[256], out[1024];
+    for (int iter = 0; iter < 500; iter++) {
+        size_t len = (size_t)test_rng_int(&rng, 1, 255);
+        for (size_t i = 0; i < len; i++) {
+            int64_t k = test_rng_int(&rng, 0, 3);
+            text[i] = (char)(k == 0 ? ' ' : k == 1 ? test_rng_int(&rng, 'a', 'z') : test_rng_int(&rng, 0x80, 0xFF));
+            if (i >= 2 && memcmp(text + i - 2, "\xe2\x96\x81", 3) == 0) text[i] = 'x'; /* no literal "▁" */
+        }
+        struct trit_tokens t = {0};
+        cr_assert_eq(trit_tokenize(tok, text, len, 0, &t), TRIT_OK);
+        size_t n_out;
+        cr_assert_eq(trit_detokenize(tok, t.ids, t.n, TRIT_DECODE_STRIP_SPACE, out, sizeof out, &n_out), TRIT_OK);
+        cr_assert(n_out == len && memcmp(out, text, len) == 0, "iteration %d", iter);
+        trit_tokens_free(&t);
+    }
+    cr_assert_eq(trit_tokenize(tok, "\xff hi", 4, 0, &(struct trit_tokens){0}), TRIT_OK);
+    trit_tokenizer_free(tok);
+}

@@ -2,7 +2,7 @@
  * spm.c: SentencePiece BPE (the Llama 2 vocab, GGUF tokenizer.ggml.model "llama"), as llama.cpp's
  * llm_tokenizer_spm_session does it:
  *   1. prefix a space (when asked) and replace every ' ' with U+2581 "▁";
- *   2. start from UTF-8 characters (length from the lead byte, clamped to the text);
+ *   2. start from UTF-8 characters (ill-formed bytes: one maximal subpart per symbol);
  *   3. repeatedly merge the adjacent pair whose concatenation is a token with the highest score,
  *      ties to the left, through a max-heap over a linked list of symbols;
  *   4. a final symbol that is not a token becomes its bytes' <0xXX> tokens (else unk).
@@ -102,8 +102,11 @@ enum trit_status spm_encode_fragment(const struct trit_tokenizer *tok, struct to
     struct tok_symbol *sym = s->sym;
     int32_t n_sym = 0;
     for (size_t i = 0; i < m;) {
-        size_t cl = utf8_len_lead((uint8_t)buf[i]);
-        if (cl > m - i) cl = m - i;
+        /* One character per symbol. Ill-formed bytes are cut by the strict classifier, not by the
+         * lead byte's claimed length as llama.cpp does: that way "\xff " cannot swallow the "▁"
+         * after it (which would then come back as bytes, not as a space). Same result for valid text. */
+        size_t cl;
+        if (utf8_classify((const uint8_t *)buf + i, m - i, &cl) == UTF8_INCOMPLETE) cl = m - i;
         sym[n_sym] = (struct tok_symbol){.prev = n_sym - 1, .next = n_sym + 1, .start = (uint32_t)i, .len = (uint32_t)cl, .id = -1};
         n_sym++;
         i += cl;
