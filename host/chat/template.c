@@ -1,0 +1,702 @@
+/*
+ * template.c: a small interpreter for the Jinja subset that chat templates use (template.h).
+ *
+ * Like transformers' apply_chat_template, it renders with trim_blocks and lstrip_blocks: the first
+ * newline after a {% %} tag is dropped, and spaces/tabs before a {% %} tag at the start of a line
+ * are dropped. The template is split into text / {{ }} / {% %} pieces once; statements are
+ * executed by walking that flat list, and expressions are parsed and evaluated from their source
+ * each time they run (templates are tiny).
+ */
+#include "chat/template.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const trit_chat_template_plain =
+    "{{ bos_token }}{% for message in messages %}{{ message['role'] + ': ' + message['content'] + '\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'assistant: ' }}{% endif %}";
+
+/* ---- output and string storage ------------------------------------------------------------- */
+
+struct sbuf {
+    char *p;
+    size_t n, cap;
+    bool oom;
+};
+
+static void sb_put(struct sbuf *b, const char *s, size_t n) {
+    if (b->oom) return;
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->n + n + 1) cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+/* ---- values ---------------------------------------------------------------------------------- */
+
+enum vkind { V_UNDEF, V_NONE, V_BOOL, V_INT, V_STR, V_LIST, V_MSG, V_LOOP };
+
+struct loop_state {
+    long long index0, length;
+};
+
+struct value {
+    enum vkind k;
+    long long i;          /* V_BOOL, V_INT; V_MSG: message index */
+    const char *s;        /* V_STR (NUL-terminated, owned by the arena or the caller) */
+    long long lo, hi;     /* V_LIST: messages[lo:hi] */
+    const struct loop_state *loop;
+};
+
+#define MAX_VARS 64
+#define MAX_STRINGS 4096
+
+struct ctx {
+    const char *src;
+    const struct trit_chat_vars *vars;
+    struct { char name[64]; struct value v; } var[MAX_VARS];
+    int n_var;
+    char *strings[MAX_STRINGS]; /* every string made while rendering, freed at the end */
+    int n_strings;
+    enum trit_status st;
+    struct sbuf out;
+    int depth;
+};
+
+static enum trit_status fail(struct ctx *c, size_t off, const char *fmt, const char *what) {
+    if (c->st == TRIT_OK) {
+        c->st = trit_error(TRIT_ERR_UNSUPPORTED, "chat template: %s%s at offset %zu", fmt, what ? what : "", off);
+    }
+    return c->st;
+}
+
+static const char *keep(struct ctx *c, char *s) {
+    if (!s || c->n_strings == MAX_STRINGS) {
+        free(s);
+        if (c->st == TRIT_OK) c->st = trit_error(TRIT_ERR_OUT_OF_MEMORY, "chat template: out of memory");
+        return "";
+    }
+    c->strings[c->n_strings++] = s;
+    return s;
+}
+
+static const char *dup_n(struct ctx *c, const char *s, size_t n) {
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return keep(c, d);
+}
+
+static struct value vstr(const char *s) { return (struct value){.k = V_STR, .s = s}; }
+static struct value vbool(bool b) { return (struct value){.k = V_BOOL, .i = b}; }
+static struct value vint(long long i) { return (struct value){.k = V_INT, .i = i}; }
+
+static bool truthy(struct value v) {
+    switch (v.k) {
+    case V_UNDEF:
+    case V_NONE: return false;
+    case V_BOOL:
+    case V_INT: return v.i != 0;
+    case V_STR: return v.s[0] != '\0';
+    case V_LIST: return v.hi > v.lo;
+    default: return true;
+    }
+}
+
+/* String form for output and concatenation. */
+static const char *to_str(struct ctx *c, struct value v) {
+    char buf[32];
+    switch (v.k) {
+    case V_STR: return v.s;
+    case V_UNDEF: return "";
+    case V_NONE: return "None";
+    case V_BOOL: return v.i ? "True" : "False";
+    case V_INT: snprintf(buf, sizeof buf, "%lld", v.i); return dup_n(c, buf, strlen(buf));
+    default: return "";
+    }
+}
+
+static bool equal(struct ctx *c, struct value a, struct value b) {
+    if (a.k == V_STR || b.k == V_STR) return a.k == b.k && strcmp(a.s, b.s) == 0;
+    if ((a.k == V_INT || a.k == V_BOOL) && (b.k == V_INT || b.k == V_BOOL)) return a.i == b.i;
+    (void)c;
+    return a.k == b.k && (a.k == V_NONE || a.k == V_UNDEF);
+}
+
+/* ---- expressions ------------------------------------------------------------------------------ */
+
+struct parser {
+    struct ctx *c;
+    const char *p, *end;
+};
+
+static void skip_ws(struct parser *P) {
+    while (P->p < P->end && isspace((unsigned char)*P->p)) P->p++;
+}
+
+static size_t off(struct parser *P) { return (size_t)(P->p - P->c->src); }
+
+static bool is_word_char(char ch) { return isalnum((unsigned char)ch) || ch == '_'; }
+
+/* Consumes keyword `kw` if the next word is exactly it. */
+static bool accept_word(struct parser *P, const char *kw) {
+    skip_ws(P);
+    size_t n = strlen(kw);
+    if ((size_t)(P->end - P->p) >= n && memcmp(P->p, kw, n) == 0 && (P->p + n == P->end || !is_word_char(P->p[n]))) {
+        P->p += n;
+        return true;
+    }
+    return false;
+}
+
+static bool accept(struct parser *P, const char *tok) {
+    skip_ws(P);
+    size_t n = strlen(tok);
+    if ((size_t)(P->end - P->p) >= n && memcmp(P->p, tok, n) == 0) {
+        P->p += n;
+        return true;
+    }
+    return false;
+}
+
+static size_t read_name(struct parser *P, const char **name) {
+    skip_ws(P);
+    const char *s = P->p;
+    if (P->p < P->end && (isalpha((unsigned char)*P->p) || *P->p == '_'))
+        while (P->p < P->end && is_word_char(*P->p)) P->p++;
+    *name = s;
+    return (size_t)(P->p - s);
+}
+
+static struct value expr(struct parser *P);
+
+static struct value lookup(struct ctx *c, const char *name, size_t n) {
+    for (int i = c->n_var - 1; i >= 0; i--)
+        if (strlen(c->var[i].name) == n && memcmp(c->var[i].name, name, n) == 0) return c->var[i].v;
+    const struct trit_chat_vars *v = c->vars;
+#define IS(lit) (n == sizeof(lit) - 1 && memcmp(name, lit, n) == 0)
+    if (IS("messages")) return (struct value){.k = V_LIST, .lo = 0, .hi = (long long)v->n_messages};
+    if (IS("bos_token")) return vstr(v->bos_token ? v->bos_token : "");
+    if (IS("eos_token")) return vstr(v->eos_token ? v->eos_token : "");
+    if (IS("add_generation_prompt")) return vbool(v->add_generation_prompt);
+    if (IS("true") || IS("True")) return vbool(true);
+    if (IS("false") || IS("False")) return vbool(false);
+    if (IS("none") || IS("None")) return (struct value){.k = V_NONE};
+#undef IS
+    return (struct value){.k = V_UNDEF};
+}
+
+static struct value attr(struct ctx *c, struct value obj, const char *name, size_t n, size_t at) {
+#define IS(lit) (n == sizeof(lit) - 1 && memcmp(name, lit, n) == 0)
+    if (obj.k == V_MSG) {
+        const struct trit_chat_message *m = &c->vars->messages[obj.i];
+        if (IS("role")) return vstr(m->role);
+        if (IS("content")) return vstr(m->content);
+        return (struct value){.k = V_UNDEF};
+    }
+    if (obj.k == V_LOOP) {
+        if (IS("index0")) return vint(obj.loop->index0);
+        if (IS("index")) return vint(obj.loop->index0 + 1);
+        if (IS("first")) return vbool(obj.loop->index0 == 0);
+        if (IS("last")) return vbool(obj.loop->index0 == obj.loop->length - 1);
+        if (IS("length")) return vint(obj.loop->length);
+    }
+#undef IS
+    if (obj.k == V_UNDEF) return obj;
+    fail(c, at, "unknown attribute ", dup_n(c, name, n));
+    return (struct value){.k = V_UNDEF};
+}
+
+static const char *str_transform(struct ctx *c, const char *s, const char *how) {
+    size_t n = strlen(s);
+    if (!strcmp(how, "trim") || !strcmp(how, "strip")) {
+        while (n && isspace((unsigned char)s[n - 1])) n--;
+        while (n && isspace((unsigned char)*s)) s++, n--;
+        return dup_n(c, s, n);
+    }
+    const char *d = dup_n(c, s, n);
+    char *w = (char *)d;
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(how, "upper")) w[i] = (char)toupper((unsigned char)w[i]);
+        else if (!strcmp(how, "lower")) w[i] = (char)tolower((unsigned char)w[i]);
+        else if (!strcmp(how, "capitalize")) w[i] = (char)(i == 0 ? toupper((unsigned char)w[i]) : tolower((unsigned char)w[i]));
+    }
+    return d;
+}
+
+static struct value apply_filter(struct parser *P, struct value v, const char *name, size_t n, size_t at) {
+    struct ctx *c = P->c;
+    char f[32];
+    snprintf(f, sizeof f, "%.*s", (int)(n < 31 ? n : 31), name);
+    if (!strcmp(f, "length")) {
+        if (v.k == V_LIST) return vint(v.hi - v.lo);
+        if (v.k == V_STR) return vint((long long)strlen(v.s));
+        fail(c, at, "length of a value that is not a list or string", NULL);
+        return v;
+    }
+    if (!strcmp(f, "trim") || !strcmp(f, "capitalize") || !strcmp(f, "upper") || !strcmp(f, "lower")) {
+        if (v.k != V_STR) return fail(c, at, "filter on a non-string: ", f), v;
+        return vstr(str_transform(c, v.s, f));
+    }
+    fail(c, at, "unsupported filter ", dup_n(c, name, n));
+    return v;
+}
+
+static struct value primary(struct parser *P) {
+    struct ctx *c = P->c;
+    skip_ws(P);
+    size_t at = off(P);
+    if (P->p >= P->end) return fail(c, at, "expression expected", NULL), (struct value){0};
+    char ch = *P->p;
+    if (ch == '\'' || ch == '"') {
+        P->p++;
+        struct sbuf b = {0};
+        while (P->p < P->end && *P->p != ch) {
+            char x = *P->p++;
+            if (x == '\\' && P->p < P->end) {
+                char e = *P->p++;
+                x = e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e;
+            }
+            sb_put(&b, &x, 1);
+        }
+        if (P->p >= P->end) {
+            free(b.p);
+            return fail(c, at, "unterminated string", NULL), (struct value){0};
+        }
+        P->p++;
+        if (!b.p) return vstr("");
+        return vstr(keep(c, b.p));
+    }
+    if (isdigit((unsigned char)ch)) {
+        long long x = 0;
+        while (P->p < P->end && isdigit((unsigned char)*P->p)) x = x * 10 + (*P->p++ - '0');
+        return vint(x);
+    }
+    if (ch == '(') {
+        P->p++;
+        struct value v = expr(P);
+        if (!accept(P, ")")) fail(c, off(P), "')' expected", NULL);
+        return v;
+    }
+    const char *name;
+    size_t n = read_name(P, &name);
+    if (n == 0) return fail(c, at, "unexpected character ", dup_n(c, P->p, 1)), (struct value){0};
+    if (n == 15 && memcmp(name, "raise_exception", 15) == 0) {
+        if (!accept(P, "(")) return fail(c, at, "raise_exception needs (", NULL), (struct value){0};
+        struct value msg = expr(P);
+        accept(P, ")");
+        if (c->st == TRIT_OK) c->st = trit_error(TRIT_ERR_INVALID_ARG, "chat template: %s", to_str(c, msg));
+        return (struct value){0};
+    }
+    return lookup(c, name, n);
+}
+
+static struct value postfix(struct parser *P) {
+    struct ctx *c = P->c;
+    struct value v = primary(P);
+    for (;;) {
+        if (c->st != TRIT_OK) return v;
+        skip_ws(P);
+        size_t at = off(P);
+        if (accept(P, ".")) {
+            const char *name;
+            size_t n = read_name(P, &name);
+            if (accept(P, "(")) { /* string methods: .strip() .upper() .lower() */
+                if (!accept(P, ")")) return fail(c, at, "method arguments are not supported", NULL), v;
+                char m[16];
+                snprintf(m, sizeof m, "%.*s", (int)(n < 15 ? n : 15), name);
+                if (v.k != V_STR || (strcmp(m, "strip") && strcmp(m, "upper") && strcmp(m, "lower")))
+                    return fail(c, at, "unsupported method ", dup_n(c, name, n)), v;
+                v = vstr(str_transform(c, v.s, m));
+            } else {
+                v = attr(c, v, name, n, at);
+            }
+        } else if (accept(P, "[")) {
+            skip_ws(P);
+            bool slice = false;
+            struct value a = {.k = V_NONE}, b = {.k = V_NONE};
+            if (*P->p != ':') a = expr(P);
+            if (accept(P, ":")) {
+                slice = true;
+                skip_ws(P);
+                if (*P->p != ']') b = expr(P);
+            }
+            if (!accept(P, "]")) return fail(c, at, "']' expected", NULL), v;
+            if (slice) {
+                if (v.k != V_LIST) return fail(c, at, "slice of a value that is not a list", NULL), v;
+                long long len = v.hi - v.lo, lo = a.k == V_INT ? a.i : 0, hi = b.k == V_INT ? b.i : len;
+                if (lo < 0) lo += len;
+                if (hi < 0) hi += len;
+                lo = lo < 0 ? 0 : lo > len ? len : lo;
+                hi = hi < lo ? lo : hi > len ? len : hi;
+                v.hi = v.lo + hi;
+                v.lo = v.lo + lo;
+            } else if (v.k == V_LIST && a.k == V_INT) {
+                long long i = a.i < 0 ? a.i + (v.hi - v.lo) : a.i;
+                if (i < 0 || i >= v.hi - v.lo) return fail(c, at, "list index out of range", NULL), v;
+                v = (struct value){.k = V_MSG, .i = v.lo + i};
+            } else if (a.k == V_STR) {
+                v = attr(c, v, a.s, strlen(a.s), at);
+            } else {
+                return fail(c, at, "unsupported subscript", NULL), v;
+            }
+        } else if (accept(P, "|")) {
+            const char *name;
+            size_t n = read_name(P, &name);
+            v = apply_filter(P, v, name, n, at);
+        } else if (accept_word(P, "is")) {
+            bool neg = accept_word(P, "not");
+            const char *name;
+            size_t n = read_name(P, &name);
+            bool r;
+            if (n == 7 && !memcmp(name, "defined", 7)) r = v.k != V_UNDEF;
+            else if (n == 9 && !memcmp(name, "undefined", 9)) r = v.k == V_UNDEF;
+            else if (n == 4 && !memcmp(name, "none", 4)) r = v.k == V_NONE;
+            else if (n == 6 && !memcmp(name, "string", 6)) r = v.k == V_STR;
+            else return fail(c, at, "unsupported test ", dup_n(c, name, n)), v;
+            v = vbool(neg ? !r : r);
+        } else {
+            return v;
+        }
+    }
+}
+
+static struct value concat(struct parser *P) {
+    struct ctx *c = P->c;
+    struct value v = postfix(P);
+    for (;;) {
+        size_t at = off(P);
+        bool tilde = accept(P, "~");
+        if (!tilde && !accept(P, "+")) return v;
+        struct value w = postfix(P);
+        if (c->st != TRIT_OK) return v;
+        if (!tilde && v.k == V_INT && w.k == V_INT) {
+            v = vint(v.i + w.i);
+        } else if (tilde || (v.k == V_STR && w.k == V_STR)) {
+            const char *a = to_str(c, v), *b = to_str(c, w);
+            size_t na = strlen(a), nb = strlen(b);
+            char *s = malloc(na + nb + 1);
+            if (s) {
+                memcpy(s, a, na);
+                memcpy(s + na, b, nb + 1);
+            }
+            v = vstr(keep(c, s));
+        } else {
+            return fail(c, at, "'+' needs two strings or two integers", NULL), v;
+        }
+    }
+}
+
+static struct value comparison(struct parser *P) {
+    struct ctx *c = P->c;
+    struct value v = concat(P);
+    skip_ws(P);
+    size_t at = off(P);
+    if (accept(P, "==")) return vbool(equal(c, v, concat(P)));
+    if (accept(P, "!=")) return vbool(!equal(c, v, concat(P)));
+    const char *ops[] = {"<=", ">=", "<", ">"};
+    for (int i = 0; i < 4; i++) {
+        if (accept(P, ops[i])) {
+            struct value w = concat(P);
+            if (v.k != V_INT || w.k != V_INT) return fail(c, at, "ordering needs integers", NULL), v;
+            bool r = i == 0 ? v.i <= w.i : i == 1 ? v.i >= w.i : i == 2 ? v.i < w.i : v.i > w.i;
+            return vbool(r);
+        }
+    }
+    const char *save = P->p;
+    bool neg = accept_word(P, "not");
+    if (accept_word(P, "in")) {
+        struct value w = concat(P);
+        bool r = false;
+        if (w.k == V_STR && v.k == V_STR) r = strstr(w.s, v.s) != NULL;
+        else return fail(c, at, "'in' is supported for strings only", NULL), v;
+        return vbool(neg ? !r : r);
+    }
+    P->p = save;
+    return v;
+}
+
+static struct value negation(struct parser *P) {
+    if (accept_word(P, "not")) return vbool(!truthy(negation(P)));
+    return comparison(P);
+}
+
+static struct value conjunction(struct parser *P) {
+    struct value v = negation(P);
+    while (accept_word(P, "and")) {
+        struct value w = negation(P);
+        v = vbool(truthy(v) && truthy(w));
+    }
+    return v;
+}
+
+static struct value expr(struct parser *P) {
+    if (++P->c->depth > 64) {
+        fail(P->c, off(P), "expression nested too deeply", NULL);
+        P->c->depth--;
+        return (struct value){0};
+    }
+    struct value v = conjunction(P);
+    while (accept_word(P, "or")) {
+        struct value w = conjunction(P);
+        v = vbool(truthy(v) || truthy(w));
+    }
+    P->c->depth--;
+    return v;
+}
+
+static struct value eval(struct ctx *c, const char *s, size_t n) {
+    struct parser P = {c, s, s + n};
+    struct value v = expr(&P);
+    skip_ws(&P);
+    if (c->st == TRIT_OK && P.p != P.end) fail(c, off(&P), "unexpected text in expression: ", dup_n(c, P.p, (size_t)(P.end - P.p)));
+    return v;
+}
+
+/* ---- template pieces --------------------------------------------------------------------------- */
+
+enum piece_kind { P_TEXT, P_EXPR, P_STMT };
+struct piece {
+    enum piece_kind kind;
+    const char *s;
+    size_t n;
+};
+
+struct pieces {
+    struct piece *v;
+    size_t n, cap;
+};
+
+static bool push_piece(struct pieces *ps, enum piece_kind k, const char *s, size_t n) {
+    if (ps->n == ps->cap) {
+        size_t cap = ps->cap ? ps->cap * 2 : 64;
+        struct piece *v = realloc(ps->v, cap * sizeof *v);
+        if (!v) return false;
+        ps->v = v;
+        ps->cap = cap;
+    }
+    ps->v[ps->n++] = (struct piece){k, s, n};
+    return true;
+}
+
+static enum trit_status split(struct ctx *c, const char *t, struct pieces *ps) {
+    const char *p = t;
+    bool trim_next_ws = false, trim_next_nl = false;
+    while (*p) {
+        const char *open = strstr(p, "{");
+        while (open && open[1] != '{' && open[1] != '%' && open[1] != '#') open = strstr(open + 1, "{");
+        const char *text_end = open ? open : p + strlen(p);
+        const char *ts = p;
+        if (trim_next_ws) while (ts < text_end && isspace((unsigned char)*ts)) ts++;
+        else if (trim_next_nl && ts < text_end && *ts == '\n') ts++;
+        const char *te = text_end;
+        if (open) {
+            bool minus = open[2] == '-';
+            bool block = open[1] == '%' || open[1] == '#';
+            if (minus) {
+                while (te > ts && isspace((unsigned char)te[-1])) te--;
+            } else if (block) { /* lstrip_blocks: spaces and tabs from the line start to the tag */
+                const char *q = te;
+                while (q > ts && (q[-1] == ' ' || q[-1] == '\t')) q--;
+                if (q == t || q[-1] == '\n') te = q;
+            }
+        }
+        if (te > ts && !push_piece(ps, P_TEXT, ts, (size_t)(te - ts))) return trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory");
+        if (!open) break;
+        char kind = open[1];
+        const char *close_tok = kind == '{' ? "}}" : kind == '%' ? "%}" : "#}";
+        const char *close = strstr(open + 2, close_tok);
+        if (!close) return fail(c, (size_t)(open - t), "unterminated tag", NULL);
+        const char *in_s = open + 2, *in_e = close;
+        if (in_s < in_e && *in_s == '-') in_s++;
+        trim_next_ws = close > in_s && close[-1] == '-';
+        if (trim_next_ws && in_e > in_s) in_e--;
+        trim_next_nl = kind == '%' || kind == '#'; /* trim_blocks */
+        if (kind != '#' && !push_piece(ps, kind == '{' ? P_EXPR : P_STMT, in_s, (size_t)(in_e - in_s)))
+            return trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory");
+        p = close + 2;
+    }
+    return TRIT_OK;
+}
+
+/* The statement keyword of a piece ("if", "endfor", ...), and where its arguments start. */
+static size_t keyword(const struct piece *pc, const char **args) {
+    const char *s = pc->s, *e = pc->s + pc->n;
+    while (s < e && isspace((unsigned char)*s)) s++;
+    const char *k = s;
+    while (s < e && is_word_char(*s)) s++;
+    *args = s;
+    return (size_t)(s - k);
+}
+
+static bool kw_is(const struct piece *pc, const char *kw) {
+    const char *args;
+    const char *s = pc->s;
+    while (s < pc->s + pc->n && isspace((unsigned char)*s)) s++;
+    size_t n = keyword(pc, &args);
+    return pc->kind == P_STMT && n == strlen(kw) && memcmp(s, kw, n) == 0;
+}
+
+static const char *kw_start(const struct piece *pc) {
+    const char *s = pc->s;
+    while (s < pc->s + pc->n && isspace((unsigned char)*s)) s++;
+    return s;
+}
+
+/* Index of the statement that closes the block opened at `i` (endif/endfor), -1 if none.
+ * With `stops`, also stops at elif/else at depth 0. */
+static long find_close(const struct pieces *ps, size_t i, size_t hi, bool stops) {
+    int depth = 0;
+    for (size_t j = i + 1; j < hi; j++) {
+        const struct piece *pc = &ps->v[j];
+        if (pc->kind != P_STMT) continue;
+        if (kw_is(pc, "if") || kw_is(pc, "for")) depth++;
+        else if (kw_is(pc, "endif") || kw_is(pc, "endfor")) {
+            if (depth == 0) return (long)j;
+            depth--;
+        } else if (stops && depth == 0 && (kw_is(pc, "elif") || kw_is(pc, "else"))) {
+            return (long)j;
+        }
+    }
+    return -1;
+}
+
+static void exec(struct ctx *c, const struct pieces *ps, size_t lo, size_t hi);
+
+static void set_var(struct ctx *c, const char *name, size_t n, struct value v, size_t at) {
+    for (int i = c->n_var - 1; i >= 0; i--)
+        if (strlen(c->var[i].name) == n && memcmp(c->var[i].name, name, n) == 0) {
+            c->var[i].v = v;
+            return;
+        }
+    if (c->n_var == MAX_VARS || n >= sizeof c->var[0].name) {
+        fail(c, at, "too many variables", NULL);
+        return;
+    }
+    memcpy(c->var[c->n_var].name, name, n);
+    c->var[c->n_var].name[n] = '\0';
+    c->var[c->n_var++].v = v;
+}
+
+static void exec_stmt(struct ctx *c, const struct pieces *ps, size_t *i, size_t hi) {
+    const struct piece *pc = &ps->v[*i];
+    const char *args;
+    size_t at = (size_t)(pc->s - c->src);
+    size_t kn = keyword(pc, &args);
+    const char *k = kw_start(pc), *end = pc->s + pc->n;
+    if (kn == 2 && !memcmp(k, "if", 2)) {
+        size_t j = *i;
+        bool done = false;
+        const char *cond = args;
+        for (;;) {
+            long next = find_close(ps, j, hi, true);
+            if (next < 0) return (void)fail(c, at, "{% if %} without {% endif %}", NULL);
+            const struct piece *np = &ps->v[next];
+            bool take = false;
+            if (!done) {
+                if (cond) take = truthy(eval(c, cond, (size_t)(ps->v[j].s + ps->v[j].n - cond)));
+                else take = true;
+            }
+            if (take) {
+                exec(c, ps, j + 1, (size_t)next);
+                done = true;
+            }
+            if (kw_is(np, "endif")) {
+                *i = (size_t)next;
+                return;
+            }
+            if (kw_is(np, "elif")) {
+                const char *a2;
+                keyword(np, &a2);
+                cond = a2;
+            } else {
+                cond = NULL; /* else */
+            }
+            j = (size_t)next;
+            if (c->st != TRIT_OK) return;
+        }
+    }
+    if (kn == 3 && !memcmp(k, "for", 3)) {
+        struct parser P = {c, args, end};
+        const char *name;
+        size_t n = read_name(&P, &name);
+        if (!n || !accept_word(&P, "in")) return (void)fail(c, at, "expected {% for NAME in LIST %}", NULL);
+        struct value list = eval(c, P.p, (size_t)(end - P.p));
+        long close = find_close(ps, *i, hi, false);
+        if (close < 0 || !kw_is(&ps->v[close], "endfor")) return (void)fail(c, at, "{% for %} without {% endfor %}", NULL);
+        if (c->st != TRIT_OK) return;
+        if (list.k != V_LIST) return (void)fail(c, at, "{% for %} over a value that is not a list", NULL);
+        struct loop_state ls = {0, list.hi - list.lo};
+        int saved = c->n_var;
+        set_var(c, "loop", 4, (struct value){.k = V_LOOP, .loop = &ls}, at);
+        for (long long m = list.lo; m < list.hi && c->st == TRIT_OK; m++) {
+            ls.index0 = m - list.lo;
+            set_var(c, name, n, (struct value){.k = V_MSG, .i = m}, at);
+            exec(c, ps, *i + 1, (size_t)close);
+        }
+        c->n_var = saved; /* loop variables go out of scope (sets inside a for do too, as in Jinja) */
+        *i = (size_t)close;
+        return;
+    }
+    if (kn == 3 && !memcmp(k, "set", 3)) {
+        struct parser P = {c, args, end};
+        const char *name;
+        size_t n = read_name(&P, &name);
+        if (!n || !accept(&P, "=")) return (void)fail(c, at, "expected {% set NAME = EXPR %}", NULL);
+        struct value v = eval(c, P.p, (size_t)(end - P.p));
+        set_var(c, name, n, v, at);
+        return;
+    }
+    fail(c, at, "unsupported statement ", dup_n(c, k, kn ? kn : (size_t)(end - k)));
+}
+
+static void exec(struct ctx *c, const struct pieces *ps, size_t lo, size_t hi) {
+    for (size_t i = lo; i < hi && c->st == TRIT_OK; i++) {
+        const struct piece *pc = &ps->v[i];
+        if (pc->kind == P_TEXT) sb_put(&c->out, pc->s, pc->n);
+        else if (pc->kind == P_EXPR) {
+            const char *s = to_str(c, eval(c, pc->s, pc->n));
+            sb_put(&c->out, s, strlen(s));
+        } else exec_stmt(c, ps, &i, hi);
+    }
+}
+
+enum trit_status trit_chat_render(const char *tmpl, const struct trit_chat_vars *vars, char **out) {
+    if (!tmpl || !vars || !out) return trit_error(TRIT_ERR_INVALID_ARG, "chat template: NULL argument");
+    *out = NULL;
+    struct ctx *c = calloc(1, sizeof *c);
+    if (!c) return trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory");
+    c->src = tmpl;
+    c->vars = vars;
+    struct pieces ps = {0};
+    enum trit_status st = split(c, tmpl, &ps);
+    if (st == TRIT_OK) {
+        exec(c, &ps, 0, ps.n);
+        st = c->st;
+    }
+    if (st == TRIT_OK && c->out.oom) st = trit_error(TRIT_ERR_OUT_OF_MEMORY, "chat template: out of memory");
+    if (st == TRIT_OK) {
+        *out = c->out.p ? c->out.p : strdup("");
+        c->out.p = NULL;
+        if (!*out) st = trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    free(c->out.p);
+    for (int i = 0; i < c->n_strings; i++) free(c->strings[i]);
+    free(ps.v);
+    free(c);
+    return st;
+}
