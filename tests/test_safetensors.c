@@ -442,6 +442,15 @@ Test(safetensors, header_length) {
     cr_assert_not_null(strstr(trit_last_error(), "exceeds"), "%s", trit_last_error());
     memset(small, 0xff, 8);
     cr_assert_eq(st_open_memory(small, 12, &f), TRIT_ERR_FORMAT);
+    /* The cap is the reference reader's 100,000,000 bytes: one more is over it, the cap itself is
+     * only past the end of this small file. */
+    const uint64_t caps[2] = {ST_MAX_HEADER_BYTES + 1, ST_MAX_HEADER_BYTES};
+    for (int i = 0; i < 2; i++) {
+        for (int b = 0; b < 8; b++) small[b] = (uint8_t)(caps[i] >> (8 * b));
+        cr_assert_eq(st_open_memory(small, 12, &f), TRIT_ERR_FORMAT);
+        cr_assert_not_null(strstr(trit_last_error(), i == 0 ? "exceeds the 100000000-byte cap" : "runs past"), "%s",
+                           trit_last_error());
+    }
     /* N = 0 and N = 1 are too short for an object. */
     memset(small, 0, sizeof small);
     cr_assert_eq(st_open_memory(small, 12, &f), TRIT_ERR_FORMAT);

@@ -28,7 +28,7 @@ enum trit_status json_doc_parse(const char *text, size_t len, const char *name, 
     if (!out || (!text && len)) return trit_error(TRIT_ERR_INVALID_ARG, "json_doc_parse: NULL argument");
     memset(out, 0, sizeof *out);
     if (!name) name = "<json>";
-    if (len == 0) return trit_error(TRIT_ERR_FORMAT, "%s: empty file, expected JSON", name);
+    if (len == 0) return trit_error(TRIT_ERR_FORMAT, "%s: 0 bytes, expected JSON text", name);
 
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
