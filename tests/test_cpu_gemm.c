@@ -115,17 +115,18 @@ Test(cpu_gemm, every_family_matches_ref_on_tails) {
         }
 }
 
-/* Enough rows for several chunks per thread (chunks are <= 256 row groups, or ~192 KB when m > 4). */
+/* Enough rows for several chunks per thread (chunks are <= 64 row groups, or ~192 KB when m > 4). */
 Test(cpu_gemm, many_row_groups_and_chunks) {
     struct test_rng rng;
     test_rng_seed(&rng, 0x51ab);
     check_shape(&rng, pools_made, n_pools_made, 2053, 640, 1);
+    check_shape(&rng, pools_made, n_pools_made, 4097, 64, 3);
     check_shape(&rng, pools_made, n_pools_made, 1031, 2560, 9);
     check_shape(&rng, pools_made, n_pools_made, 1, 2560, 17); /* fewer row groups than threads */
 }
 
 /* The largest per-lane and int16 partial sums: every weight +1 (or -1) and every q = -128 or 127.
- * AVX2 adds 8 vpmaddubsw results in int16 before widening: 8 * 2 * 2 * 128 = 4096, exact. */
+ * AVX2 adds 16 vpmaddubsw results in int16 before widening: 16 * 2 * 2 * 128 = 8192, exact. */
 Test(cpu_gemm, extreme_values_do_not_saturate) {
     const int64_t n_rows = 5, n_cols = 6912 + 129, m = 2;
     struct trit_ternary w;
@@ -267,7 +268,7 @@ Test(cpu_gemm, multi_matches_separate_calls) {
 Test(cpu_gemm, packed_layout_is_as_documented) {
     struct test_rng rng;
     test_rng_seed(&rng, 0x1a70);
-    const int64_t n_rows = 7, n_cols = 300;
+    const int64_t n_rows = 19, n_cols = 70;
     struct trit_ternary w;
     random_ternary(&rng, &w, n_rows, n_cols);
     struct trit_cpu_matrix pm;
@@ -275,10 +276,10 @@ Test(cpu_gemm, packed_layout_is_as_documented) {
     cr_assert_eq(pm.n_kb, 2);
     cr_assert_eq(pm.n_rg, 2);
     cr_assert_eq(trit_cpu_matrix_bytes(&pm), 2 * 2 * 256);
-    for (int64_t row = 0; row < 8; row++)
-        for (int64_t col = 0; col < 512; col++) {
-            int64_t rg = row / 4, r = row % 4, kb = col / 256, j = (col % 256) / 64, b = col % 64;
-            unsigned byte = pm.packed[(rg * pm.n_kb + kb) * 256 + r * 64 + b];
+    for (int64_t row = 0; row < 32; row++)
+        for (int64_t col = 0; col < 128; col++) {
+            int64_t rg = row / 16, n = row % 16, kb = col / 64, v = (col % 64) / 16, j = (col % 16) / 4, i = col % 4;
+            unsigned byte = pm.packed[(rg * pm.n_kb + kb) * 256 + 64 * v + 4 * n + i];
             unsigned code = (byte >> (2 * j)) & 3u;
             unsigned want = row < n_rows && col < n_cols ? (unsigned)(trit_ternary_get(&w, row, col) + 1) : 0u;
             cr_assert_eq(code, want, "row %lld col %lld", (long long)row, (long long)col);

@@ -2,14 +2,15 @@
  * gemm_avx2.c: the AVX2 micro-kernel (kernels.h). Compiled with a target attribute, so the library
  * runs on any x86-64; gemm_cpu.c calls it only when cpu_features reports AVX2.
  *
- * Inner step, one k-block (256 columns) of one row: the row's 64 weight bytes are two 32-byte
- * halves h; for each plane j, codes = (half >> 2j) & 3 hold columns 64j + 32h .. +31, and
- *   vpmaddubsw(codes u8, q s8) -> int16 pairs,  |pair| <= 2 * 2 * 128 = 512 (no saturation);
- * the 8 products of a k-block (4 planes x 2 halves) are added in int16 (|sum| <= 8 * 512 = 4096,
- * exact), then widened once with vpmaddwd(x, 1) into the int32 accumulator.
- * Registers (16 YMM): 4 rows x 2 tokens int32 accumulators + 2 int16 sums + weights, codes and
- * constants; activations are memory operands of vpmaddubsw. Groups of 3-4 tokens run as two passes
- * over each row group (its tiles are in L1 by then).
+ * A 64-byte weight vector is two 32-byte halves h, each holding 8 rows (4 codes per row and plane).
+ * Per half, plane j and token t:
+ *   codes = (half >> 2j) & 3                                  vpsrlw + vpand
+ *   s16[t] += vpmaddubsw(codes u8, bcast32(q_t + 64 kb + 16 v + 4 j) s8)
+ * which leaves, in the two int16 lanes of row n, the two pair sums of its 4 products:
+ * |pair| <= 2 * 2 * 128 = 512, no saturation. A tile adds 16 of them per lane in int16
+ * (|sum| <= 8192, exact), then vpmaddwd(s16, 1) widens row n's two lanes into its int32 lane.
+ * Registers (16 YMM): 4 tokens x (int32 accumulator + int16 sum) + weights, codes, broadcast and
+ * two constants. Decoding costs 2 ops per plane, shared by the tokens.
  */
 #include "cpu/kernels.h"
 
@@ -20,12 +21,10 @@
 #define AVX2_TARGET "avx2"
 #define AVX2_INLINE static inline __attribute__((always_inline, target(AVX2_TARGET)))
 
-/* [sum(a), sum(b), sum(c), sum(d)] of 8 int32 lanes each. */
-AVX2_INLINE __m128i hsum4(__m256i a, __m256i b, __m256i c, __m256i d) {
-    __m256i ab = _mm256_hadd_epi32(a, b); /* per 128 lane: a01 a23 b01 b23 */
-    __m256i cd = _mm256_hadd_epi32(c, d);
-    __m256i abcd = _mm256_hadd_epi32(ab, cd); /* per 128 lane: a b c d */
-    return _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256(abcd, 1));
+AVX2_INLINE __m256i bcast4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return _mm256_set1_epi32(v);
 }
 
 AVX2_INLINE int32_t sum_i8(const int8_t *q, int64_t n) {
@@ -44,62 +43,52 @@ AVX2_INLINE int32_t sum_i8(const int8_t *q, int64_t n) {
     return total;
 }
 
-#define HALF_PLANE(j, h)                                                                           \
-    do {                                                                                           \
-        __m256i d = (j) == 0 ? _mm256_and_si256(wh[h], m3)                                         \
-                             : _mm256_and_si256(_mm256_srli_epi16(wh[h], 2 * (j)), m3);            \
-        for (int t = 0; t < NT; t++)                                                               \
-            s16[t] = _mm256_add_epi16(                                                             \
-                s16[t], _mm256_maddubs_epi16(                                                      \
-                            d, _mm256_loadu_si256((const __m256i *)(a[t] + 64 * (j) + 32 * (h))))); \
-    } while (0)
-
-/* One k-block of the 4 rows of tile wb for NT (1 or 2) tokens; a[t] = 256 activations. */
-AVX2_INLINE void kb_step(__m256i acc[4][2], const uint8_t *wb, const int8_t *const a[2], const int NT) {
-    const __m256i m3 = _mm256_set1_epi8(3), ones16 = _mm256_set1_epi16(1);
-    for (int r = 0; r < 4; r++) {
-        __m256i wh[2] = {_mm256_loadu_si256((const __m256i *)(wb + 64 * r)),
-                         _mm256_loadu_si256((const __m256i *)(wb + 64 * r + 32))};
-        __m256i s16[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
-        HALF_PLANE(0, 0);
-        HALF_PLANE(0, 1);
-        HALF_PLANE(1, 0);
-        HALF_PLANE(1, 1);
-        HALF_PLANE(2, 0);
-        HALF_PLANE(2, 1);
-        HALF_PLANE(3, 0);
-        HALF_PLANE(3, 1);
-        for (int t = 0; t < NT; t++) acc[r][t] = _mm256_add_epi32(acc[r][t], _mm256_madd_epi16(s16[t], ones16));
+/* Half h (rows 8h .. 8h+7) of all row groups, exactly NT tokens. */
+#define DEFINE_TILE_NT(NT)                                                                         \
+    static __attribute__((noinline, target(AVX2_TARGET))) void tile_##NT(                          \
+        const struct trit_cpu_tile *tile, const int32_t *qsum, int8_t (*tail)[TRIT_CPU_KB_COLS]) { \
+        const __m256i m3 = _mm256_set1_epi8(3), ones16 = _mm256_set1_epi16(1);                     \
+        int64_t n_full = tile->n_cols / TRIT_CPU_KB_COLS;                                          \
+        for (int64_t rg = 0; rg < tile->n_rg; rg++)                                                \
+            for (int h = 0; h < 2; h++) {                                                          \
+                const uint8_t *w = tile->w + rg * tile->n_kb * TRIT_CPU_TILE_BYTES + 32 * h;       \
+                __m256i acc[NT];                                                                   \
+                _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++) acc[t] = _mm256_setzero_si256(); \
+                for (int64_t kb = 0; kb < tile->n_kb; kb++) {                                      \
+                    const int8_t *a[NT];                                                           \
+                    _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++)                         \
+                        a[t] = kb < n_full ? tile->q[t] + kb * TRIT_CPU_KB_COLS : tail[t];         \
+                    __m256i s16[NT];                                                               \
+                    _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++) s16[t] = _mm256_setzero_si256(); \
+                    const uint8_t *wk = w + kb * TRIT_CPU_TILE_BYTES;                              \
+                    _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) {                          \
+                        __m256i wv = _mm256_loadu_si256((const __m256i *)(wk + 64 * v));           \
+                        _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {                      \
+                            __m256i d = _mm256_and_si256(j ? _mm256_srli_epi16(wv, 2 * j) : wv, m3); \
+                            _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++)                 \
+                                s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(d, bcast4(a[t] + 16 * v + 4 * j))); \
+                        }                                                                          \
+                    }                                                                              \
+                    _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++)                         \
+                        acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(s16[t], ones16));      \
+                }                                                                                  \
+                _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++) {                           \
+                    __m256i r = _mm256_sub_epi32(acc[t], _mm256_set1_epi32(qsum[t]));              \
+                    _mm256_storeu_si256((__m256i *)(tile->out + t * tile->ld_out + rg * TRIT_CPU_RG_ROWS + 8 * h), r); \
+                }                                                                                  \
+            }                                                                                      \
     }
-}
 
-/* Row groups of the tile for tokens [t0, t0 + NT). tail[t] = the zero-padded last k-block. */
-AVX2_INLINE void tile_pass(const struct trit_cpu_tile *tile, const int32_t *qsum,
-                           int8_t (*tail)[TRIT_CPU_KB_COLS], int t0, const int NT) {
-    int64_t n_full = tile->n_cols / TRIT_CPU_KB_COLS;
-    for (int64_t rg = 0; rg < tile->n_rg; rg++) {
-        const uint8_t *w = tile->w + rg * tile->n_kb * TRIT_CPU_TILE_BYTES;
-        __m256i acc[4][2];
-        for (int r = 0; r < 4; r++)
-            for (int t = 0; t < NT; t++) acc[r][t] = _mm256_setzero_si256();
-        const int8_t *a[2];
-        for (int64_t kb = 0; kb < tile->n_kb; kb++) {
-            for (int t = 0; t < NT; t++)
-                a[t] = kb < n_full ? tile->q[t0 + t] + kb * TRIT_CPU_KB_COLS : tail[t0 + t];
-            kb_step(acc, w + kb * TRIT_CPU_TILE_BYTES, a, NT);
-        }
-        for (int t = 0; t < NT; t++) {
-            __m128i sums = _mm_sub_epi32(hsum4(acc[0][t], acc[1][t], acc[2][t], acc[3][t]),
-                                         _mm_set1_epi32(qsum[t0 + t]));
-            _mm_storeu_si128((__m128i *)(tile->out + (t0 + t) * tile->ld_out + rg * TRIT_CPU_RG_ROWS), sums);
-        }
-    }
-}
+DEFINE_TILE_NT(1)
+DEFINE_TILE_NT(2)
+DEFINE_TILE_NT(3)
+DEFINE_TILE_NT(4)
 
 __attribute__((target(AVX2_TARGET))) void trit_cpu_tile_avx2(const struct trit_cpu_tile *tile) {
     int64_t n_full = tile->n_cols / TRIT_CPU_KB_COLS;
     int64_t rem = tile->n_cols - n_full * TRIT_CPU_KB_COLS;
     int32_t qsum[TRIT_CPU_MAX_TOKENS];
+    /* The last partial k-block's activations, zero-padded, so that no byte past n_cols is read. */
     int8_t tail[TRIT_CPU_MAX_TOKENS][TRIT_CPU_KB_COLS];
     for (int t = 0; t < tile->n_tok; t++) {
         qsum[t] = sum_i8(tile->q[t], tile->n_cols);
@@ -108,9 +97,12 @@ __attribute__((target(AVX2_TARGET))) void trit_cpu_tile_avx2(const struct trit_c
             memcpy(tail[t], tile->q[t] + n_full * TRIT_CPU_KB_COLS, (size_t)rem);
         }
     }
-    int t0 = 0;
-    for (; t0 + 2 <= tile->n_tok; t0 += 2) tile_pass(tile, qsum, tail, t0, 2);
-    if (t0 < tile->n_tok) tile_pass(tile, qsum, tail, t0, 1);
+    switch (tile->n_tok) {
+    case 1: tile_1(tile, qsum, tail); break;
+    case 2: tile_2(tile, qsum, tail); break;
+    case 3: tile_3(tile, qsum, tail); break;
+    default: tile_4(tile, qsum, tail); break;
+    }
 }
 
 #else

@@ -16,7 +16,7 @@
 /* Packed bytes per chunk when m > 4 (fits L2 with room for the activations); a chunk is also
  * capped at TRIT_CPU_CHUNK_RG row groups so that its int32 results fit a stack buffer. */
 #define TRIT_CPU_CHUNK_BYTES (192 * 1024)
-#define TRIT_CPU_CHUNK_RG 256
+#define TRIT_CPU_CHUNK_RG 64
 /* Most matrices one trit_cpu_gemm_f32_multi call takes. */
 #define TRIT_CPU_MULTI_MAX 8
 
@@ -51,15 +51,14 @@ enum trit_status trit_cpu_matrix_pack_isa(const struct trit_ternary *w, enum tri
     if (!packed)
         return trit_error(TRIT_ERR_OUT_OF_MEMORY, "trit_cpu_matrix_pack: %lld bytes", (long long)n_bytes);
 
-    /* Canonical byte i of a row holds columns 4i .. 4i+3, which land in bytes b .. b+3 (b % 4 == 0)
-     * of the same tile row, all at bit offset 2j. */
+    /* Canonical byte i of a row holds columns 4i .. 4i+3: k-block 4i / 64, vector (4i % 64) / 16,
+     * plane (4i % 16) / 4. They land in bytes 4n .. 4n+3 of that vector, all at bit offset 2j. */
     int64_t last = w->row_bytes - 1;
     int last_valid = (int)(w->n_cols - 4 * last); /* 1..4 columns in a row's last byte */
     unsigned last_mask = last_valid == 4 ? 0xFFu : (1u << (2 * last_valid)) - 1u;
     for (int64_t r = 0; r < w->n_rows; r++) {
         const uint8_t *src = w->codes + r * w->row_bytes;
-        uint8_t *dst_row = packed + (r / TRIT_CPU_RG_ROWS) * n_kb * TRIT_CPU_TILE_BYTES +
-                           (r % TRIT_CPU_RG_ROWS) * TRIT_CPU_KB_BYTES;
+        uint8_t *dst_row = packed + (r / TRIT_CPU_RG_ROWS) * n_kb * TRIT_CPU_TILE_BYTES + 4 * (r % TRIT_CPU_RG_ROWS);
         for (int64_t i = 0; i < w->row_bytes; i++) {
             unsigned v = src[i];
             if (i == last) v &= last_mask;
@@ -69,9 +68,8 @@ enum trit_status trit_cpu_matrix_pack_isa(const struct trit_ternary *w, enum tri
                                   (long long)r, (long long)i);
             }
             int64_t c = 4 * i;
-            int64_t kb = c / TRIT_CPU_KB_COLS;
-            int shift = (int)(2 * ((c % TRIT_CPU_KB_COLS) / TRIT_CPU_KB_BYTES));
-            uint8_t *dst = dst_row + kb * TRIT_CPU_TILE_BYTES + c % TRIT_CPU_KB_BYTES;
+            int shift = (int)(2 * ((c % 16) / 4));
+            uint8_t *dst = dst_row + (c / TRIT_CPU_KB_COLS) * TRIT_CPU_TILE_BYTES + 64 * ((c % 64) / 16);
             dst[0] |= (uint8_t)((v & 3u) << shift);
             dst[1] |= (uint8_t)(((v >> 2) & 3u) << shift);
             dst[2] |= (uint8_t)(((v >> 4) & 3u) << shift);

@@ -14,22 +14,26 @@
  *
  * ---- Packed layout (one layout for every kernel family) -----------------------------------------
  *
- * Rows are grouped by 4 ("row group", rg) and columns by 256 ("k-block", kb). One row group and one
- * k-block form a 256-byte tile; tiles are stored row group by row group, k-blocks in order:
+ * Rows are grouped by 16 ("row group", rg) and columns by 64 ("k-block", kb). One row group and
+ * one k-block form a 256-byte tile; tiles are stored row group by row group, k-blocks in order.
+ * A tile is 4 vectors of 64 bytes; byte 4n + i of vector v holds, in bits 2j..2j+1, the code of
  *
- *   tile(rg, kb)  = packed + (rg * n_kb + kb) * 256           n_kb = ceil(n_cols / 256)
- *   byte(r, b)    = tile[r * 64 + b]                          r = row % 4, b in [0, 64)
- *   bits 2j..2j+1 of byte(r, b) = code of column kb * 256 + 64 * j + b,   j in [0, 4)
- *   code          = t + 1 in {0, 1, 2}   (the canonical code); padding rows and columns hold 0
+ *   row 16 rg + n,  column 64 kb + 16 v + 4 j + i          n in [0, 16), i, j, v in [0, 4)
  *
- * So one 64-byte load of a row's k-block, shifted right by 2j and masked with 0x03 per byte, gives
- * the codes of 64 consecutive columns, which line up with one 64-byte load of the activations
- * (two 32-byte halves for AVX2, four 16-byte quarters for NEON). A row group's tiles are
+ *   tile(rg, kb) = packed + (rg * n_kb + kb) * 256         n_kb = ceil(n_cols / 64)
+ *   code         = t + 1 in {0, 1, 2} (the canonical code); padding rows and columns hold 0
+ *
+ * Why: masking plane j out of a 64-byte vector gives, in each 32-bit lane n, the 4 codes of row n
+ * at columns c .. c+3 (c = 64 kb + 16 v + 4 j). One vpdpbusd against those 4 activation bytes
+ * broadcast to every lane adds row n's partial dot product into lane n: the 16 lanes of one
+ * accumulator are 16 output rows, and no horizontal sum is needed. (AVX2: 8 rows per 32-byte half;
+ * NEON sdot by lane: 4 rows per 16-byte quarter.) The same plane is, byte for byte, one row of an
+ * AMX B tile (16 rows x 64 bytes, 4 consecutive k per output column). A row group's tiles are
  * contiguous, so a thread that owns a range of row groups reads one sequential stream.
  *
  * The kernels multiply unsigned codes by signed activations (vpdpbusd, vpmaddubsw, sdot) and
  * correct once per token: sum_k t q = sum_k code q - sum_k q. Padding codes are 0, so padding
- * columns add nothing whatever the activation bytes there; padding rows are computed and dropped.
+ * columns add nothing; padding rows are computed and dropped.
  */
 #ifndef TRIT_CPU_KERNELS_H
 #define TRIT_CPU_KERNELS_H
@@ -41,19 +45,18 @@
 #include "core/threadpool.h"
 #include "quant/quant.h"
 
-#define TRIT_CPU_KB_COLS 256  /* columns per k-block */
-#define TRIT_CPU_KB_BYTES 64  /* bytes of one row's k-block */
-#define TRIT_CPU_RG_ROWS 4    /* rows per row group */
-#define TRIT_CPU_TILE_BYTES (TRIT_CPU_RG_ROWS * TRIT_CPU_KB_BYTES)
-#define TRIT_CPU_MAX_TOKENS 4 /* tokens one tile call handles; the micro-kernels are 4 rows x 4 tokens */
-_Static_assert(TRIT_CPU_KB_COLS == 4 * TRIT_CPU_KB_BYTES, "4 codes per byte");
+#define TRIT_CPU_KB_COLS 64   /* columns per k-block */
+#define TRIT_CPU_RG_ROWS 16   /* rows per row group */
+#define TRIT_CPU_TILE_BYTES 256 /* one row group x one k-block, 2 bits a code */
+#define TRIT_CPU_MAX_TOKENS 4 /* tokens one tile call handles; the micro-kernels are 16 rows x 4 tokens */
+_Static_assert(TRIT_CPU_TILE_BYTES * 4 == TRIT_CPU_KB_COLS * TRIT_CPU_RG_ROWS, "4 codes per byte");
 
 /* A ternary matrix repacked for the CPU kernels. Owns `packed`. */
 struct trit_cpu_matrix {
     int64_t n_rows, n_cols; /* output and input features, as in struct trit_ternary */
-    int64_t n_kb;           /* ceil(n_cols / 256) */
-    int64_t n_rg;           /* ceil(n_rows / 4) */
-    uint8_t *packed;        /* (n_rg, n_kb, 4, 64) bytes, the layout above; from trit_alloc */
+    int64_t n_kb;           /* ceil(n_cols / 64) */
+    int64_t n_rg;           /* ceil(n_rows / 16) */
+    uint8_t *packed;        /* (n_rg, n_kb, 256) bytes, the layout above; from trit_alloc */
     float scale;
     enum trit_scale_kind scale_kind;
     enum trit_cpu_isa isa; /* the kernel family trit_cpu_gemm_* run; any supported one may be set */
@@ -96,7 +99,7 @@ enum trit_status trit_cpu_gemm_f32_multi(struct trit_pool *pool, int n_mats,
 /* ---- per-family micro-kernels (gemm_scalar.c, gemm_avx2.c, gemm_avx512.c, gemm_neon.c) --------
  *
  * One call: n_rg consecutive row groups x n_tok (1..4) tokens, all k-blocks. Writes the exact acc
- * of every row of those groups (padding rows too) to out[t * ld_out + r], r in [0, 4 n_rg).
+ * of every row of those groups (padding rows too) to out[t * ld_out + r], r in [0, 16 n_rg).
  * Each computes sum(q) of its tokens itself (a pass over n_cols bytes per token, small next to
  * the n_rg * 4 rows it is reused for). Reads no activation byte at or past n_cols. */
 struct trit_cpu_tile {
@@ -106,7 +109,7 @@ struct trit_cpu_tile {
     const int8_t *q[TRIT_CPU_MAX_TOKENS]; /* token rows, n_cols bytes each; n_tok are used */
     int n_tok;
     int32_t *out;
-    int64_t ld_out;        /* >= 4 n_rg */
+    int64_t ld_out;        /* >= 16 n_rg */
 };
 typedef void (*trit_cpu_tile_fn)(const struct trit_cpu_tile *tile);
 
