@@ -1,0 +1,223 @@
+/*
+ * cmd_bench.c: `trit bench`: end-to-end speed in the manner of llama-bench. For every
+ * combination of threads and head precision it runs, after one warm-up:
+ *   ppN  prompt processing: N random tokens in one batch from an empty cache
+ *   tgN  generation: N single-token decodes from an empty cache
+ * r times each, and prints tokens/s as mean +/- standard deviation.
+ *
+ *   trit bench -m synthetic:2b4t -t 2
+ *   trit bench -m model.gguf -p 128,512 -n 128 -r 3 -o json
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "common.h"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: trit bench [options]\n"
+            "\n"
+            "Measures prompt processing (ppN) and generation (tgN) speed, llama-bench style.\n"
+            "\n"
+            "  -m, --model PATH     a model file or folder, or synthetic:2b4t | synthetic:8b |\n"
+            "                       synthetic:70b-layers (random ternary weights of that shape)\n"
+            "  -p, --n-prompt LIST  prompt lengths, comma-separated (default 512; 0 = none)\n"
+            "  -n, --n-gen LIST     generation lengths (default 128; 0 = none)\n"
+            "  -r, --reps N         repetitions (default 5)\n"
+            "  -t, --threads LIST   CPU thread counts (default: every core)\n"
+            "  --head LIST          head precision: f16, int8 or both (default f16)\n"
+            "  --device D           cpu, cuda or auto (default auto)\n"
+            "  -o, --output FMT     md, json or csv (default md)\n"
+            "  -h, --help           this text\n");
+}
+
+static int parse_list(const char *s, int *out, int max) {
+    int n = 0;
+    while (*s && n < max) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 0 || v > 1 << 20) return -1;
+        out[n++] = (int)v;
+        s = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') return -1;
+    }
+    return n;
+}
+
+struct result {
+    char test[32];
+    char device[160]; /* the context's description: backend, kernels, threads */
+    int threads;
+    bool head_int8;
+    double mean_tps, sd_tps, mean_ns;
+    double samples_tps[64];
+    int n_samples;
+};
+
+static uint64_t rng_state = 0x12345678;
+static int32_t rand_token(int32_t n_vocab) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (int32_t)(rng_state % (uint64_t)n_vocab);
+}
+
+/* One sample: seconds to run the test. */
+static int run_once(trit_context *ctx, int32_t n_vocab, bool prompt, int n, double *seconds) {
+    int32_t *toks = malloc((size_t)n * sizeof *toks);
+    if (!toks) return -1;
+    for (int i = 0; i < n; i++) toks[i] = rand_token(n_vocab);
+    trit_context_truncate(ctx, 0);
+    const float *logits;
+    double t0 = tool_now_ms();
+    enum trit_status st = TRIT_OK;
+    if (prompt) st = trit_decode(ctx, toks, n, &logits);
+    else
+        for (int i = 0; i < n && st == TRIT_OK; i++) st = trit_decode(ctx, &toks[i], 1, &logits);
+    *seconds = (tool_now_ms() - t0) / 1e3;
+    free(toks);
+    return st == TRIT_OK ? 0 : -1;
+}
+
+int cmd_bench(int argc, char **argv) {
+    const char *model = NULL, *fmt = "md";
+    int pp[16] = {512}, n_pp = 1, tg[16] = {128}, n_tg = 1, threads[16] = {0}, n_threads = 1, reps = 5;
+    bool heads[2] = {false, false};
+    int n_heads = 1;
+    enum trit_device device = TRIT_DEVICE_AUTO;
+    for (int i = 1; i < argc; i += 2) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!v) return tool_fail("bench", "%s needs a value", a) + 1;
+        if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "-p") || !strcmp(a, "--n-prompt")) {
+            if ((n_pp = parse_list(v, pp, 16)) < 0) return tool_fail("bench", "bad -p list '%s'", v) + 1;
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) {
+            if ((n_tg = parse_list(v, tg, 16)) < 0) return tool_fail("bench", "bad -n list '%s'", v) + 1;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            if ((n_threads = parse_list(v, threads, 16)) <= 0) return tool_fail("bench", "bad -t list '%s'", v) + 1;
+        } else if (!strcmp(a, "-r") || !strcmp(a, "--reps")) {
+            reps = atoi(v);
+            if (reps < 1 || reps > 64) return tool_fail("bench", "-r must be 1..64") + 1;
+        } else if (!strcmp(a, "--head")) {
+            if (!strcmp(v, "f16")) heads[0] = false, n_heads = 1;
+            else if (!strcmp(v, "int8")) heads[0] = true, n_heads = 1;
+            else if (!strcmp(v, "f16,int8") || !strcmp(v, "both")) heads[0] = false, heads[1] = true, n_heads = 2;
+            else return tool_fail("bench", "--head takes f16, int8 or f16,int8") + 1;
+        } else if (!strcmp(a, "--device")) {
+            if (!strcmp(v, "cpu")) device = TRIT_DEVICE_CPU;
+            else if (!strcmp(v, "cuda")) device = TRIT_DEVICE_CUDA;
+            else if (!strcmp(v, "auto")) device = TRIT_DEVICE_AUTO;
+            else return tool_fail("bench", "--device takes cpu, cuda or auto") + 1;
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+            if (strcmp(v, "md") && strcmp(v, "json") && strcmp(v, "csv")) return tool_fail("bench", "-o takes md, json or csv") + 1;
+            fmt = v;
+        } else {
+            usage(stderr);
+            return tool_fail("bench", "unknown option '%s'", a) + 1;
+        }
+    }
+    struct tool_opts o;
+    tool_opts_init(&o);
+    o.model = model;
+    const char *path = tool_model_path(&o);
+    trit_model *m = NULL;
+    double t0 = tool_now_ms();
+    enum trit_status st = trit_model_load(path, NULL, &m);
+    if (st != TRIT_OK) return tool_fail_status("bench", st, path);
+    fprintf(stderr, "bench: %s loaded in %.0f ms: %s\n", path, tool_now_ms() - t0, trit_model_desc(m));
+    const int32_t n_vocab = trit_model_n_vocab(m);
+    int max_len = 1;
+    for (int i = 0; i < n_pp; i++) max_len = pp[i] > max_len ? pp[i] : max_len;
+    for (int i = 0; i < n_tg; i++) max_len = tg[i] > max_len ? tg[i] : max_len;
+
+    struct result res[256];
+    int n_res = 0, rc = 0;
+    char backend[64] = "", device_desc[160] = "";
+    for (int ti = 0; ti < n_threads && rc == 0; ti++) {
+        for (int hi = 0; hi < n_heads && rc == 0; hi++) {
+            struct trit_context_params cp = trit_context_default_params();
+            cp.n_ctx = max_len;
+            cp.n_batch = max_len;
+            cp.n_threads = threads[ti];
+            cp.device = device;
+            cp.head_int8 = heads[hi];
+            trit_context *ctx = NULL;
+            st = trit_context_init(m, &cp, &ctx);
+            if (st != TRIT_OK) {
+                rc = tool_fail_status("bench", st, "context");
+                break;
+            }
+            snprintf(backend, sizeof backend, "%s", trit_context_backend(ctx));
+            snprintf(device_desc, sizeof device_desc, "%s", trit_context_device_desc(ctx));
+            for (int kind = 0; kind < 2 && rc == 0; kind++) {
+                const int *lens = kind == 0 ? pp : tg;
+                int n_lens = kind == 0 ? n_pp : n_tg;
+                for (int li = 0; li < n_lens && rc == 0; li++) {
+                    if (lens[li] == 0 || n_res == 256) continue;
+                    struct result *r = &res[n_res++];
+                    memset(r, 0, sizeof *r);
+                    snprintf(r->test, sizeof r->test, "%s%d", kind == 0 ? "pp" : "tg", lens[li]);
+                    r->threads = threads[ti];
+                    snprintf(r->device, sizeof r->device, "%s", device_desc);
+                    r->head_int8 = heads[hi];
+                    double sec;
+                    if (run_once(ctx, n_vocab, kind == 0, lens[li], &sec)) { /* warm-up */
+                        rc = tool_fail_status("bench", TRIT_ERR_INTERNAL, r->test);
+                        break;
+                    }
+                    double sum = 0, sum2 = 0, sum_ns = 0;
+                    for (int k = 0; k < reps; k++) {
+                        if (run_once(ctx, n_vocab, kind == 0, lens[li], &sec)) {
+                            rc = tool_fail_status("bench", TRIT_ERR_INTERNAL, r->test);
+                            break;
+                        }
+                        double tps = lens[li] / sec;
+                        r->samples_tps[r->n_samples++] = tps;
+                        sum += tps;
+                        sum2 += tps * tps;
+                        sum_ns += sec * 1e9;
+                    }
+                    r->mean_tps = sum / reps;
+                    r->sd_tps = reps > 1 ? sqrt(fmax(0.0, (sum2 - sum * sum / reps) / (reps - 1))) : 0.0;
+                    r->mean_ns = sum_ns / reps;
+                    fprintf(stderr, "  %s t=%d head=%s: %.2f tok/s\n", r->test, r->threads, r->head_int8 ? "int8" : "f16", r->mean_tps);
+                }
+            }
+            trit_context_free(ctx);
+        }
+    }
+    if (rc == 0) {
+        if (!strcmp(fmt, "md")) {
+            printf("| model | backend | device | head | test | t/s |\n");
+            printf("| --- | --- | --- | --- | ---: | ---: |\n");
+            for (int i = 0; i < n_res; i++)
+                printf("| %s | %s | %s | %s | %s | %.2f ± %.2f |\n", path, backend, res[i].device,
+                       res[i].head_int8 ? "int8" : "f16", res[i].test, res[i].mean_tps, res[i].sd_tps);
+        } else if (!strcmp(fmt, "csv")) {
+            printf("model,backend,device,threads,head,test,avg_ts,stddev_ts,avg_ns\n");
+            for (int i = 0; i < n_res; i++)
+                printf("\"%s\",%s,\"%s\",%d,%s,%s,%.4f,%.4f,%.0f\n", path, backend, res[i].device, res[i].threads,
+                       res[i].head_int8 ? "int8" : "f16", res[i].test, res[i].mean_tps, res[i].sd_tps, res[i].mean_ns);
+        } else {
+            printf("[\n");
+            for (int i = 0; i < n_res; i++) {
+                printf("  {\"model\": \"%s\", \"desc\": \"%s\", \"backend\": \"%s\", \"device\": \"%s\", \"threads\": %d, "
+                       "\"head\": \"%s\", \"test\": \"%s\", \"avg_ts\": %.4f, \"stddev_ts\": %.4f, \"avg_ns\": %.0f, \"samples_ts\": [",
+                       path, trit_model_desc(m), backend, res[i].device, res[i].threads, res[i].head_int8 ? "int8" : "f16",
+                       res[i].test, res[i].mean_tps, res[i].sd_tps, res[i].mean_ns);
+                for (int k = 0; k < res[i].n_samples; k++) printf("%s%.4f", k ? ", " : "", res[i].samples_tps[k]);
+                printf("]}%s\n", i + 1 < n_res ? "," : "");
+            }
+            printf("]\n");
+        }
+    }
+    trit_model_free(m);
+    return rc;
+}
