@@ -5,6 +5,8 @@
  *     ggml-vocab-llama-bpe .inp/.out, both through tokenizer.json;
  *   - llama-spm/cases.jsonl and llama.cpp's ggml-vocab-llama-spm .inp/.out through the GGUF vocab;
  *   - llama.cpp's ggml-vocab-gpt-2 .inp/.out through the GGUF vocab;
+ *   - the llama-spm cases again through a Llama 2 style tokenizer.json (merges + byte_fallback)
+ *     derived from the GGUF vocab as transformers' SentencePieceExtractor derives it;
  * plus decode(encode(text)) == text on every one of those strings, special-token parsing, and
  * streaming decode of characters split across byte tokens.
  *
@@ -18,6 +20,7 @@
 
 #include "support.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/vocab.h" /* scores, to derive a tokenizer.json from the SPM vocab */
 
 /* ---- helpers ---------------------------------------------------------------------------------- */
 
@@ -418,6 +421,135 @@ Test(tokenizer_spm, streaming_holds_back_byte_tokens) {
     const char *want = " this is \xf0\x9f\xa6\x99.cpp";
     cr_assert(len == strlen(want) && memcmp(out, want, len) == 0, "got \"%.*s\"", (int)len, out);
     trit_tokenizer_free(tok);
+}
+
+/* ---- SentencePiece-style BPE through a derived tokenizer.json ----------------------------------- */
+
+struct growbuf {
+    char *p;
+    size_t n, cap;
+};
+static void gb_put(struct growbuf *b, const char *s, size_t n) {
+    if (b->n + n + 1 > b->cap) {
+        while (b->n + n + 1 > b->cap) b->cap = b->cap ? 2 * b->cap : 1 << 20;
+        b->p = realloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+static void gb_str(struct growbuf *b, const char *s, size_t n) { /* as a JSON string literal */
+    gb_put(b, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        char esc[8];
+        if (s[i] == '"' || s[i] == '\\') {
+            esc[0] = '\\';
+            esc[1] = s[i];
+            gb_put(b, esc, 2);
+        } else if ((unsigned char)s[i] < 0x20) {
+            snprintf(esc, sizeof esc, "\\u%04x", (unsigned char)s[i]);
+            gb_put(b, esc, 6);
+        } else {
+            gb_put(b, s + i, 1);
+        }
+    }
+    gb_put(b, "\"", 1);
+}
+
+struct merge {
+    int32_t l, r;
+    float score;
+    size_t order;
+};
+static int cmp_merge(const void *pa, const void *pb) { /* score descending, then generation order */
+    const struct merge *a = pa, *b = pb;
+    if (a->score != b->score) return a->score > b->score ? -1 : 1;
+    return a->order < b->order ? -1 : a->order > b->order;
+}
+
+/* transformers' SentencePieceExtractor + LlamaConverter: for every piece, in id order, every split
+ * into two pieces of the vocab (sorted by their ids) is a merge; merges are then stably sorted by
+ * the piece's score, highest first. <unk>, <s>, </s> are special added tokens; the normalizer
+ * prepends "▁" and turns spaces into "▁"; byte_fallback is on. */
+static char *llama2_tokenizer_json(const struct trit_tokenizer *spm) {
+    int32_t n = trit_tokenizer_n_vocab(spm);
+    struct merge *m = NULL;
+    size_t n_m = 0, cap_m = 0;
+    for (int32_t id = 0; id < n; id++) {
+        size_t len;
+        const char *t = trit_tokenizer_token_text(spm, id, &len);
+        size_t first = n_m;
+        for (size_t k = 1; k < len; k++) {
+            if (((unsigned char)t[k] & 0xC0) == 0x80) continue; /* split between characters only */
+            int32_t l = trit_tokenizer_find(spm, t, k), r = trit_tokenizer_find(spm, t + k, len - k);
+            if (l < 0 || r < 0) continue;
+            if (n_m == cap_m) m = realloc(m, (cap_m = cap_m ? 2 * cap_m : 4096) * sizeof *m);
+            m[n_m++] = (struct merge){l, r, spm->tokens[id].score, 0};
+        }
+        for (size_t a = first + 1; a < n_m; a++) /* insertion sort by (l, r): a handful per piece */
+            for (size_t b = a; b > first && (m[b - 1].l > m[b].l || (m[b - 1].l == m[b].l && m[b - 1].r > m[b].r)); b--) {
+                struct merge x = m[b];
+                m[b] = m[b - 1];
+                m[b - 1] = x;
+            }
+    }
+    for (size_t i = 0; i < n_m; i++) m[i].order = i;
+    qsort(m, n_m, sizeof *m, cmp_merge);
+
+    struct growbuf b = {0};
+    const char *head = "{\"added_tokens\":[{\"id\":0,\"content\":\"<unk>\",\"special\":true},"
+                       "{\"id\":1,\"content\":\"<s>\",\"special\":true},{\"id\":2,\"content\":\"</s>\",\"special\":true}],"
+                       "\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Prepend\",\"prepend\":\"\xe2\x96\x81\"},"
+                       "{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"\xe2\x96\x81\"}]},"
+                       "\"pre_tokenizer\":null,\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":["
+                       "{\"SpecialToken\":{\"id\":\"<s>\",\"type_id\":0}},{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}]},"
+                       "\"model\":{\"type\":\"BPE\",\"unk_token\":\"<unk>\",\"byte_fallback\":true,\"vocab\":{";
+    gb_put(&b, head, strlen(head));
+    for (int32_t id = 0; id < n; id++) {
+        size_t len;
+        const char *t = trit_tokenizer_token_text(spm, id, &len);
+        char num[32];
+        if (id) gb_put(&b, ",", 1);
+        gb_str(&b, t, len);
+        gb_put(&b, num, (size_t)snprintf(num, sizeof num, ":%d", id));
+    }
+    gb_put(&b, "},\"merges\":[", 12);
+    for (size_t i = 0; i < n_m; i++) {
+        size_t ll, rl;
+        const char *l = trit_tokenizer_token_text(spm, m[i].l, &ll), *r = trit_tokenizer_token_text(spm, m[i].r, &rl);
+        gb_put(&b, i ? ",[" : "[", i ? 2 : 1);
+        gb_str(&b, l, ll);
+        gb_put(&b, ",", 1);
+        gb_str(&b, r, rl);
+        gb_put(&b, "]", 1);
+    }
+    gb_put(&b, "]}}", 3);
+    free(m);
+    return b.p;
+}
+
+Test(tokenizer_spm, llama2_tokenizer_json_by_merges) {
+    struct trit_tokenizer *spm = load("tokenizers/llama-spm/ggml-vocab-llama-spm.gguf");
+    char *json = llama2_tokenizer_json(spm);
+    struct trit_tokenizer *tok = NULL;
+    cr_assert_eq(trit_tokenizer_load_json_memory(json, strlen(json), NULL, 0, &tok), TRIT_OK, "%s", trit_last_error());
+    free(json);
+    cr_assert_eq(trit_tokenizer_kind(tok), TRIT_TOKENIZER_SPM);
+    cr_assert(trit_tokenizer_add_space_prefix(tok));
+    cr_assert(trit_tokenizer_add_bos(tok)); /* from the TemplateProcessing post-processor */
+    cr_assert_eq(trit_tokenizer_bos(tok), 1);
+    cr_assert_eq(trit_tokenizer_unk(tok), 0);
+    cr_assert_eq(trit_tokenizer_token_type(tok, 13), TRIT_TOKEN_BYTE); /* <0x0A> */
+
+    struct tcases cs = read_jsonl("tokenizers/llama-spm/cases.jsonl");
+    check_cases(tok, &cs, "llama-spm cases.jsonl via tokenizer.json", TRIT_DECODE_STRIP_SPACE);
+    tcases_free(&cs);
+    cs = read_inp_out("tokenizers/llama-spm/ggml-vocab-llama-spm.gguf.inp",
+                      "tokenizers/llama-spm/ggml-vocab-llama-spm.gguf.out");
+    check_cases(tok, &cs, "llama-spm .inp/.out via tokenizer.json", TRIT_DECODE_STRIP_SPACE);
+    tcases_free(&cs);
+    trit_tokenizer_free(tok);
+    trit_tokenizer_free(spm);
 }
 
 /* ---- GPT-2 through GGUF ----------------------------------------------------------------------- */

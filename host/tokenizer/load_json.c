@@ -7,8 +7,13 @@
  * of Split {pattern {Regex|String}, behavior "Isolated"} and ByteLevel {use_regex false};
  * post_processor TemplateProcessing for BOS/EOS. From tokenizer_config.json: bos_token, eos_token,
  * unk_token, pad_token (a string or {"content": ...}), add_bos_token, add_eos_token, which win over
- * tokenizer.json. Anything else that changes the tokens (normalizers, other pre-tokenizers, Unigram
- * or WordPiece models) is refused with TRIT_ERR_UNSUPPORTED naming it.
+ * tokenizer.json.
+ *
+ * SentencePiece-style BPE (the Llama 2 tokenizer.json of 1bitLLM models) is recognized by its "▁":
+ * normalizer Sequence [Prepend "▁", Replace " " -> "▁"] or pre_tokenizer Metaspace; it becomes an
+ * SPM tokenizer that merges by rank (spm.c), with <0xXX> byte tokens when byte_fallback is set.
+ * Anything else that changes the tokens (other normalizers and pre-tokenizers, Unigram or WordPiece
+ * models) is refused with TRIT_ERR_UNSUPPORTED naming it.
  */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -87,7 +92,38 @@ static bool get_id(const cJSON *v, int32_t *id) {
 
 /* ---- pre-tokenizer ---------------------------------------------------------------------------- */
 
-static enum trit_status parse_pre(struct trit_tokenizer *tok, const cJSON *p, bool *byte_level, int depth) {
+/* What the normalizer and pre-tokenizer say about the model's style. */
+struct style {
+    bool byte_level; /* a ByteLevel pre-tokenizer: GPT-2 byte mapping */
+    bool escape;     /* spaces become "▁" (Replace normalizer or Metaspace) */
+    bool prefix;     /* a "▁" goes in front (Prepend normalizer, Metaspace prepend_scheme) */
+};
+
+static bool is_mark(const char *s) { return s && strcmp(s, "\xe2\x96\x81") == 0; }
+
+static enum trit_status parse_norm(const cJSON *p, struct style *st, int depth) {
+    const char *type = get_str(p, "type");
+    if (!type) return trit_error(TRIT_ERR_FORMAT, "tokenizer.json: a normalizer has no type");
+    if (strcmp(type, "Sequence") == 0 && depth == 0) {
+        const cJSON *it;
+        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(p, "normalizers")) TRIT_TRY(parse_norm(it, st, 1));
+        return TRIT_OK;
+    }
+    if (strcmp(type, "Prepend") == 0 && is_mark(get_str(p, "prepend"))) {
+        st->prefix = true;
+        return TRIT_OK;
+    }
+    if (strcmp(type, "Replace") == 0 && is_mark(get_str(p, "content"))) {
+        const char *from = get_str(cJSON_GetObjectItemCaseSensitive(p, "pattern"), "String");
+        if (from && strcmp(from, " ") == 0) {
+            st->escape = true;
+            return TRIT_OK;
+        }
+    }
+    return trit_error(TRIT_ERR_UNSUPPORTED, "tokenizer.json: normalizer '%s' is not supported", type);
+}
+
+static enum trit_status parse_pre(struct trit_tokenizer *tok, const cJSON *p, struct style *st, int depth) {
     const char *type = get_str(p, "type");
     if (!type) return trit_error(TRIT_ERR_FORMAT, "tokenizer.json: a pre_tokenizer has no type");
     if (strcmp(type, "Sequence") == 0) {
@@ -95,17 +131,30 @@ static enum trit_status parse_pre(struct trit_tokenizer *tok, const cJSON *p, bo
         if (!cJSON_IsArray(list) || depth > 2)
             return trit_error(TRIT_ERR_FORMAT, "tokenizer.json: pre_tokenizer Sequence without a pretokenizers list");
         const cJSON *it;
-        cJSON_ArrayForEach(it, list) TRIT_TRY(parse_pre(tok, it, byte_level, depth + 1));
+        cJSON_ArrayForEach(it, list) TRIT_TRY(parse_pre(tok, it, st, depth + 1));
         return TRIT_OK;
     }
     if (strcmp(type, "ByteLevel") == 0) {
-        *byte_level = true;
+        st->byte_level = true;
         if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "add_prefix_space")))
             return trit_error(TRIT_ERR_UNSUPPORTED, "tokenizer.json: ByteLevel pre_tokenizer with add_prefix_space "
                               "true is not supported");
         const cJSON *use_regex = cJSON_GetObjectItemCaseSensitive(p, "use_regex");
         if (!cJSON_IsFalse(use_regex)) /* absent means true */
             return vocab_add_regex(tok, TOK_REGEX_GPT2, strlen(TOK_REGEX_GPT2), false, "ByteLevel use_regex");
+        return TRIT_OK;
+    }
+    if (strcmp(type, "Metaspace") == 0) {
+        if (!is_mark(get_str(p, "replacement")))
+            return trit_error(TRIT_ERR_UNSUPPORTED, "tokenizer.json: Metaspace with a replacement other than U+2581");
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "split")))
+            return trit_error(TRIT_ERR_UNSUPPORTED, "tokenizer.json: Metaspace with split true is not supported");
+        /* prepend_scheme "always"/"first" (newer files) or add_prefix_space (older ones). "first"
+         * is treated as "always": llama.cpp prefixes after special tokens too. */
+        const char *scheme = get_str(p, "prepend_scheme");
+        st->escape = true;
+        st->prefix = scheme ? strcmp(scheme, "never") != 0
+                            : !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(p, "add_prefix_space"));
         return TRIT_OK;
     }
     if (strcmp(type, "Split") == 0) {
@@ -171,11 +220,9 @@ static enum trit_status load(const cJSON *root, const cJSON *config, struct trit
     if (merges && !cJSON_IsArray(merges)) return trit_error(TRIT_ERR_FORMAT, "tokenizer.json: model.merges is not a list");
     if (added && !cJSON_IsNull(added) && !cJSON_IsArray(added))
         return trit_error(TRIT_ERR_FORMAT, "tokenizer.json: added_tokens is not a list");
+    struct style style = {0};
     const cJSON *norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
-    if (norm && !cJSON_IsNull(norm)) {
-        const char *nt = get_str(norm, "type");
-        return trit_error(TRIT_ERR_UNSUPPORTED, "tokenizer.json: normalizer '%s' is not supported", nt ? nt : "?");
-    }
+    if (norm && !cJSON_IsNull(norm)) TRIT_TRY(parse_norm(norm, &style, 0));
 
     /* size: the largest id + 1 */
     int32_t max_id = -1, id = 0;
@@ -231,12 +278,27 @@ static enum trit_status load(const cJSON *root, const cJSON *config, struct trit
     }
     tok->ignore_merges = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(model, "ignore_merges"));
 
-    bool byte_level = false;
     const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
-    if (pre && !cJSON_IsNull(pre)) CHECK(parse_pre(tok, pre, &byte_level, 0));
-    if (!byte_level)
-        CHECK(trit_error(TRIT_ERR_UNSUPPORTED, "tokenizer.json: only byte-level BPE is supported (no ByteLevel "
-                         "pre_tokenizer); load SentencePiece models from GGUF"));
+    if (pre && !cJSON_IsNull(pre)) CHECK(parse_pre(tok, pre, &style, 0));
+    if (style.byte_level && (style.escape || style.prefix))
+        CHECK(trit_error(TRIT_ERR_UNSUPPORTED, "tokenizer.json: both ByteLevel and \"\xe2\x96\x81\" space handling"));
+    if (!style.byte_level && !style.escape)
+        CHECK(trit_error(TRIT_ERR_UNSUPPORTED, "tokenizer.json: neither byte-level BPE (ByteLevel pre_tokenizer) nor "
+                         "SentencePiece-style BPE (\"\xe2\x96\x81\" normalizer or Metaspace)"));
+    if (!style.byte_level) {
+        if (tok->n_regex > 0)
+            CHECK(trit_error(TRIT_ERR_UNSUPPORTED, "tokenizer.json: Split pre-tokenizers with SentencePiece-style BPE"));
+        tok->kind = TRIT_TOKENIZER_SPM;
+        tok->spm_by_rank = true;
+        tok->add_space_prefix = style.prefix;
+        bool byte_fallback = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(model, "byte_fallback"));
+        for (int32_t k = 0; k < tok->n_vocab && byte_fallback; k++) {
+            const struct tok_entry *e = &tok->tokens[k];
+            const char *t = vocab_text(tok, k);
+            if (e->type == TRIT_TOKEN_NORMAL && e->text_len == 6 && memcmp(t, "<0x", 3) == 0 && t[5] == '>')
+                tok->tokens[k].type = TRIT_TOKEN_BYTE;
+        }
+    }
 
     /* special tokens: tokenizer_config.json, then the post-processor template, then common names */
     const char *t_bos = NULL, *t_eos = NULL;
@@ -251,6 +313,7 @@ static enum trit_status load(const cJSON *root, const cJSON *config, struct trit
     tok->eos = find_str(tok, t_eos);
     if (tok->eos < 0) tok->eos = first_found(tok, eos_names, sizeof eos_names / sizeof eos_names[0]);
     tok->unk = find_str(tok, get_str(model, "unk_token"));
+    if (tok->unk >= 0) tok->tokens[tok->unk].type = TRIT_TOKEN_UNKNOWN;
     if (config) {
         const char *names[4] = {token_content(config, "bos_token"), token_content(config, "eos_token"),
                                 token_content(config, "unk_token"), token_content(config, "pad_token")};

@@ -6,6 +6,9 @@
  *   3. repeatedly merge the adjacent pair whose concatenation is a token with the highest score,
  *      ties to the left, through a max-heap over a linked list of symbols;
  *   4. a final symbol that is not a token becomes its bytes' <0xXX> tokens (else unk).
+ * A Llama 2 tokenizer.json (spm_by_rank) runs step 3 as transformers' BPE does: the pair with the
+ * lowest merge rank first, ties to the left; a character outside the vocab never merges and falls
+ * back to bytes.
  * When the vocab allows it (spm_word_split), step 3 runs word by word: the same merges, in the same
  * order within each word, but heaps of a word's size instead of the text's.
  */
@@ -22,13 +25,31 @@ static uint32_t float_order(float f) {
 
 static enum trit_status try_pair(const struct trit_tokenizer *tok, struct tok_scratch *s, int32_t l, int32_t r) {
     if (l < 0 || r < 0) return TRIT_OK;
-    uint32_t n = s->sym[l].len + s->sym[r].len;
-    int32_t id = vocab_find(tok, s->buf + s->sym[l].start, n);
-    if (id < 0) return TRIT_OK;
-    /* min-heap key: highest score first, then leftmost */
-    uint32_t hi = UINT32_MAX - float_order(tok->tokens[id].score);
-    struct tok_heap_item item = {.key = (uint64_t)hi << 32 | (uint32_t)l, .left = l, .right = r, .a = (int32_t)n};
+    const struct tok_symbol *sl = &s->sym[l], *sr = &s->sym[r];
+    struct tok_heap_item item = {.left = l, .right = r};
+    if (tok->spm_by_rank) { /* min-heap key: lowest merge rank first, then leftmost */
+        uint32_t rank;
+        int32_t merged;
+        if (!vocab_merge(tok, sl->id, sr->id, &rank, &merged)) return TRIT_OK;
+        item.key = (uint64_t)rank << 32 | (uint32_t)l;
+        item.a = sl->id;
+        item.b = sr->id;
+    } else { /* min-heap key: highest score first, then leftmost */
+        uint32_t n = sl->len + sr->len;
+        int32_t id = vocab_find(tok, s->buf + sl->start, n);
+        if (id < 0) return TRIT_OK;
+        item.key = (uint64_t)(UINT32_MAX - float_order(tok->tokens[id].score)) << 32 | (uint32_t)l;
+        item.a = (int32_t)n;
+    }
     return heap_push(s, item);
+}
+
+/* Whether a queued pair still describes the two symbols (else a side changed since: stale). */
+static bool pair_current(const struct trit_tokenizer *tok, const struct tok_symbol *l, const struct tok_symbol *r,
+                         const struct tok_heap_item *it) {
+    if (l->len == 0 || r->len == 0 || l->next != it->right) return false;
+    if (tok->spm_by_rank) return l->id == it->a && r->id == it->b;
+    return l->len + r->len == (uint32_t)it->a;
 }
 
 /* Whether a "▁" starts at buf[i]. */
@@ -45,8 +66,11 @@ static enum trit_status merge_segment(const struct trit_tokenizer *tok, struct t
     struct tok_heap_item it;
     while (heap_pop(s, &it)) {
         struct tok_symbol *l = &sym[it.left], *r = &sym[it.right];
-        /* stale: a side was merged away or grew since the pair was queued */
-        if (l->len == 0 || r->len == 0 || l->next != it.right || l->len + r->len != (uint32_t)it.a) continue;
+        if (!pair_current(tok, l, r, &it)) continue;
+        if (tok->spm_by_rank) {
+            uint32_t rank;
+            vocab_merge(tok, l->id, r->id, &rank, &l->id); /* found when queued */
+        }
         l->len += r->len;
         r->len = 0;
         l->next = r->next;
@@ -107,7 +131,9 @@ enum trit_status spm_encode_fragment(const struct trit_tokenizer *tok, struct to
          * after it (which would then come back as bytes, not as a space). Same result for valid text. */
         size_t cl;
         if (utf8_classify((const uint8_t *)buf + i, m - i, &cl) == UTF8_INCOMPLETE) cl = m - i;
-        sym[n_sym] = (struct tok_symbol){.prev = n_sym - 1, .next = n_sym + 1, .start = (uint32_t)i, .len = (uint32_t)cl, .id = -1};
+        /* by rank, merges go by ids: a character outside the vocab has none and never merges */
+        int32_t id = tok->spm_by_rank ? vocab_find(tok, buf + i, cl) : -1;
+        sym[n_sym] = (struct tok_symbol){.prev = n_sym - 1, .next = n_sym + 1, .start = (uint32_t)i, .len = (uint32_t)cl, .id = id};
         n_sym++;
         i += cl;
     }

@@ -78,6 +78,9 @@ struct trit_tokenizer {
     /* SPM: no token has "▁" after another character, so no merge crosses a word start and each
      * word can be merged on its own (same result, small heaps). Checked at load. */
     bool spm_word_split;
+    /* SPM from a Hugging Face tokenizer.json (Llama 2 style: normalizer "▁", BPE with byte_fallback):
+     * pairs merge by lowest merge rank instead of highest score. */
+    bool spm_by_rank;
 
     int n_regex;
     pcre2_code *regex[TOK_MAX_REGEX];
