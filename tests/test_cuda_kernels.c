@@ -1,0 +1,356 @@
+// labels: gpu
+/* test_cuda_kernels.c: every CUDA kernel of cuda/ against the scalar CPU reference (host/cpu),
+ * bit for bit: int32 accumulators against trit_gemm_ref, fp32 outputs against trit_epilogue_ref,
+ * int8 activations against trit_quantize_row_i8. Shapes include tails on every side (N, K not
+ * multiples of 16 / 128, m from 1 to 100) and the 2B-4T shapes (2560 x 6912, 6912 x 2560).
+ * Inputs are fresh random data over the full int8 range; outputs are poisoned before each kernel
+ * and checked everywhere. Skips without a GPU (fails with TRIT_REQUIRE_GPU=1).
+ *
+ *   ctest --test-dir build -R test_cuda_kernels --output-on-failure */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support.h"
+
+#ifdef TRIT_HAVE_CUDA
+
+#include "cpu/cpu.h"
+#include "quant/quant.h"
+#include "ternary_layout.h"
+#include "trit_cuda.h"
+
+#define POISON_BYTE 0xA5
+
+#define CUDA_OK(expr)                                                                              \
+    do {                                                                                           \
+        enum trit_status st_ = (expr);                                                             \
+        cr_assert_eq(st_, TRIT_OK, "%s: %s", #expr, trit_last_error());                           \
+    } while (0)
+
+/* One problem: W (n, k) on host and device, q (m, k) on host and in the act layout on the device,
+ * the reference accumulators. */
+struct prob {
+    int64_t n, k, m, k_pad;
+    struct trit_ternary w;
+    struct trit_cuda_ternary dw;
+    int8_t *q;       /* (m, k) */
+    int32_t *qsum;   /* (m) */
+    float *scale;    /* (m) activation scales (random, positive) */
+    int32_t *ref;    /* (m, n) */
+    int8_t *d_q;     /* (m, k_pad) act layout */
+    int32_t *d_qsum; /* (m) */
+    float *d_scale;  /* (m) */
+    void *d_out;     /* (m, n) int32 or fp32 */
+};
+
+static void prob_init(struct prob *p, struct test_rng *rng, int64_t n, int64_t k, int64_t m,
+                      enum trit_scale_kind kind) {
+    memset(p, 0, sizeof *p);
+    p->n = n, p->k = k, p->m = m, p->k_pad = trit_cuda_act_stride(k);
+    cr_assert_eq(trit_ternary_init(&p->w, n, k), TRIT_OK);
+    for (int64_t r = 0; r < n; r++)
+        for (int64_t c = 0; c < k; c++) trit_ternary_set(&p->w, r, c, (int)test_rng_int(rng, -1, 1));
+    p->w.scale = test_rng_uniform(rng, 0.01f, 3.0f);
+    p->w.scale_kind = kind;
+    CUDA_OK(trit_cuda_ternary_upload(&p->w, &p->dw));
+
+    p->q = malloc((size_t)(m * k));
+    p->qsum = calloc((size_t)m, sizeof *p->qsum);
+    p->scale = malloc((size_t)m * sizeof *p->scale);
+    p->ref = malloc((size_t)(m * n) * sizeof *p->ref);
+    int8_t *qa = malloc((size_t)(m * p->k_pad));
+    for (int64_t i = 0; i < m * k; i++) {
+        p->q[i] = (int8_t)test_rng_int(rng, -128, 127);
+        p->qsum[i / k] += p->q[i];
+    }
+    for (int64_t i = 0; i < m; i++) p->scale[i] = test_rng_uniform(rng, 0.5f, 300.0f);
+    trit_al_pack(p->q, m, k, qa);
+    trit_gemm_ref(&p->w, p->q, m, p->ref);
+
+    CUDA_OK(trit_cuda_malloc((void **)&p->d_q, (size_t)(m * p->k_pad)));
+    CUDA_OK(trit_cuda_malloc((void **)&p->d_qsum, (size_t)m * sizeof(int32_t)));
+    CUDA_OK(trit_cuda_malloc((void **)&p->d_scale, (size_t)m * sizeof(float)));
+    CUDA_OK(trit_cuda_malloc(&p->d_out, (size_t)(m * n) * 4));
+    CUDA_OK(trit_cuda_upload(p->d_q, qa, (size_t)(m * p->k_pad)));
+    CUDA_OK(trit_cuda_upload(p->d_qsum, p->qsum, (size_t)m * sizeof(int32_t)));
+    CUDA_OK(trit_cuda_upload(p->d_scale, p->scale, (size_t)m * sizeof(float)));
+    free(qa);
+}
+
+static void prob_free(struct prob *p) {
+    trit_ternary_free(&p->w);
+    trit_cuda_ternary_free(&p->dw);
+    free(p->q), free(p->qsum), free(p->scale), free(p->ref);
+    trit_cuda_free(p->d_q), trit_cuda_free(p->d_qsum), trit_cuda_free(p->d_scale), trit_cuda_free(p->d_out);
+}
+
+static void poison_out(const struct prob *p) {
+    CUDA_OK(trit_cuda_memset(p->d_out, POISON_BYTE, (size_t)(p->m * p->n) * 4, NULL));
+}
+
+/* Downloads the int32 output and compares every element with the reference. */
+static void check_i32(const struct prob *p, const char *what) {
+    CUDA_OK(trit_cuda_stream_sync(NULL));
+    int32_t *got = malloc((size_t)(p->m * p->n) * sizeof *got);
+    CUDA_OK(trit_cuda_download(got, p->d_out, (size_t)(p->m * p->n) * sizeof *got));
+    for (int64_t i = 0; i < p->m * p->n; i++)
+        if (got[i] != p->ref[i])
+            cr_assert_fail("%s %ldx%ld m %ld: token %ld row %ld: %d != %d (poison %d)", what, (long)p->n, (long)p->k,
+                           (long)p->m, (long)(i / p->n), (long)(i % p->n), got[i], p->ref[i],
+                           got[i] == (int32_t)0xA5A5A5A5u);
+    free(got);
+}
+
+/* Downloads the fp32 output and compares its bits with trit_epilogue_ref of the reference. */
+static void check_f32(const struct prob *p, const char *what) {
+    CUDA_OK(trit_cuda_stream_sync(NULL));
+    const size_t count = (size_t)(p->m * p->n);
+    float *got = malloc(count * sizeof *got), *want = malloc(count * sizeof *want);
+    CUDA_OK(trit_cuda_download(got, p->d_out, count * sizeof *got));
+    trit_epilogue_ref(p->ref, p->m, p->n, p->scale, p->w.scale, p->w.scale_kind, want);
+    for (size_t i = 0; i < count; i++)
+        if (memcmp(&got[i], &want[i], sizeof got[i]) != 0)
+            cr_assert_fail("%s %ldx%ld m %ld kind %d: token %zu row %zu: %a != %a", what, (long)p->n, (long)p->k,
+                           (long)p->m, (int)p->w.scale_kind, i / (size_t)p->n, i % (size_t)p->n, (double)got[i],
+                           (double)want[i]);
+    free(got), free(want);
+}
+
+/* (n, k): tails on both sides, one-element and one-column cases, and the 2B-4T shapes. */
+static const int64_t SHAPES[][2] = {{1, 1},   {1, 200}, {17, 129},  {33, 300},    {45, 1000},
+                                    {100, 127}, {640, 2560}, {2560, 6912}, {6912, 2560}, {3840, 2560}};
+#define N_SHAPES (sizeof SHAPES / sizeof SHAPES[0])
+/* the reference costs n * k * m adds: keep the largest shapes to small m */
+static int affordable(int64_t n, int64_t k, int64_t m) { return n * k * m <= (int64_t)300 * 1000 * 1000; }
+
+Test(cuda_kernels, gemv_dp4a_i32) {
+    if (!test_require_gpu()) return;
+    struct test_rng rng;
+    test_rng_seed(&rng, 0x9e1u);
+    const int64_t ms[] = {1, 2, 3, 8};
+    for (size_t s = 0; s < N_SHAPES; s++)
+        for (size_t mi = 0; mi < 4; mi++) {
+            if (!affordable(SHAPES[s][0], SHAPES[s][1], ms[mi])) continue;
+            struct prob p;
+            prob_init(&p, &rng, SHAPES[s][0], SHAPES[s][1], ms[mi], TRIT_SCALE_MUL);
+            poison_out(&p);
+            CUDA_OK(trit_cuda_gemv_dp4a_i32(&p.dw, p.d_q, p.d_qsum, p.m, p.d_out, NULL));
+            check_i32(&p, "gemv dp4a");
+            prob_free(&p);
+        }
+}
+
+Test(cuda_kernels, gemv_add_i32) {
+    if (!test_require_gpu()) return;
+    struct test_rng rng;
+    test_rng_seed(&rng, 0x9e2u);
+    for (size_t s = 0; s < N_SHAPES; s++)
+        for (int64_t m = 1; m <= TRIT_CUDA_GEMV_MAX_M; m++) {
+            if (!affordable(SHAPES[s][0], SHAPES[s][1], m) || (SHAPES[s][0] > 1000 && m % 3 != 1)) continue;
+            struct prob p;
+            prob_init(&p, &rng, SHAPES[s][0], SHAPES[s][1], m, TRIT_SCALE_MUL);
+            poison_out(&p);
+            CUDA_OK(trit_cuda_gemv_add_i32(&p.dw, p.d_q, p.m, p.d_out, NULL));
+            check_i32(&p, "gemv add");
+            prob_free(&p);
+        }
+}
+
+Test(cuda_kernels, gemv_dp4a_f32_both_scale_kinds) {
+    if (!test_require_gpu()) return;
+    struct test_rng rng;
+    test_rng_seed(&rng, 0x9e3u);
+    for (int kind = 0; kind < 2; kind++)
+        for (size_t s = 0; s < N_SHAPES; s++)
+            for (int64_t m = 1; m <= TRIT_CUDA_GEMV_MAX_M; m += 3) {
+                if (!affordable(SHAPES[s][0], SHAPES[s][1], m)) continue;
+                struct prob p;
+                prob_init(&p, &rng, SHAPES[s][0], SHAPES[s][1], m, (enum trit_scale_kind)kind);
+                poison_out(&p);
+                CUDA_OK(trit_cuda_gemv_dp4a_f32(&p.dw, p.d_q, p.d_qsum, p.d_scale, p.m, p.d_out, NULL));
+                check_f32(&p, "gemv dp4a f32");
+                prob_free(&p);
+            }
+}
+
+Test(cuda_kernels, gemm_mma_i32_any_m_and_splits) {
+    if (!test_require_gpu()) return;
+    struct test_rng rng;
+    test_rng_seed(&rng, 0x9e4u);
+    const int64_t ms[] = {1, 2, 3, 8, 9, 17, 64, 100};
+    for (size_t s = 0; s < N_SHAPES; s++)
+        for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++) {
+            if (!affordable(SHAPES[s][0], SHAPES[s][1], ms[mi])) continue;
+            struct prob p;
+            prob_init(&p, &rng, SHAPES[s][0], SHAPES[s][1], ms[mi], TRIT_SCALE_MUL);
+            const int splits[] = {0, 1, 3};
+            for (int si = 0; si < 3; si++) {
+                poison_out(&p);
+                CUDA_OK(trit_cuda_gemm_mma_i32(&p.dw, p.d_q, p.d_qsum, p.m, splits[si], p.d_out, NULL));
+                check_i32(&p, splits[si] == 0 ? "gemm auto split" : splits[si] == 1 ? "gemm split 1" : "gemm split 3");
+            }
+            prob_free(&p);
+        }
+}
+
+Test(cuda_kernels, gemm_mma_f32_both_scale_kinds) {
+    if (!test_require_gpu()) return;
+    struct test_rng rng;
+    test_rng_seed(&rng, 0x9e5u);
+    const int64_t ms[] = {1, 9, 33, 100};
+    for (int kind = 0; kind < 2; kind++)
+        for (size_t s = 0; s < N_SHAPES; s++)
+            for (size_t mi = 0; mi < 4; mi++) {
+                if (!affordable(SHAPES[s][0], SHAPES[s][1], ms[mi])) continue;
+                struct prob p;
+                prob_init(&p, &rng, SHAPES[s][0], SHAPES[s][1], ms[mi], (enum trit_scale_kind)kind);
+                poison_out(&p);
+                CUDA_OK(trit_cuda_gemm_mma_f32(&p.dw, p.d_q, p.d_qsum, p.d_scale, p.m, p.d_out, NULL));
+                check_f32(&p, "gemm f32");
+                prob_free(&p);
+            }
+}
+
+/* Device quantization = trit_quantize_rows_i8: q (through the act layout, padding zero), the
+ * per-token sums and the scales, bit for bit; rows include ties, tiny maxima and a NaN. */
+Test(cuda_kernels, act_quantize_matches_reference) {
+    if (!test_require_gpu()) return;
+    struct test_rng rng;
+    test_rng_seed(&rng, 0x9e6u);
+    const int64_t ks[] = {1, 3, 127, 128, 129, 2560, 6912, 13824 + 5};
+    const int64_t ms[] = {1, 5, 3};
+    for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+        const int64_t k = ks[ki], m = ms[ki % 3], k_pad = trit_cuda_act_stride(k);
+        float *x = malloc((size_t)(m * k) * sizeof *x), *s_ref = malloc((size_t)m * sizeof *s_ref);
+        float *s_got = malloc((size_t)m * sizeof *s_got);
+        int8_t *q_ref = malloc((size_t)(m * k)), *q_got = malloc((size_t)(m * k_pad)), *q_un = malloc((size_t)(m * k));
+        int32_t *sum_got = malloc((size_t)m * sizeof *sum_got);
+        for (int64_t i = 0; i < m * k; i++) x[i] = test_rng_normal(&rng) * test_rng_uniform(&rng, 0.01f, 10.0f);
+        if (k > 64) {
+            x[0] = 127.0f; /* row 0: scale 1, exact ties at n + 0.5 */
+            for (int64_t c = 1; c < 64; c++) x[c] = (float)(c - 32) + 0.5f;
+        }
+        if (m > 1) {
+            for (int64_t c = 0; c < k; c++) x[k + c] *= 1e-8f; /* row 1: max below the 1e-5 floor */
+            if (k > 5) x[k + 5] = (float)NAN;
+        }
+        trit_quantize_rows_i8(x, m, k, q_ref, s_ref);
+
+        float *d_x, *d_s;
+        int8_t *d_q;
+        int32_t *d_sum;
+        CUDA_OK(trit_cuda_malloc((void **)&d_x, (size_t)(m * k) * sizeof *x));
+        CUDA_OK(trit_cuda_malloc((void **)&d_q, (size_t)(m * k_pad)));
+        CUDA_OK(trit_cuda_malloc((void **)&d_sum, (size_t)m * sizeof(int32_t)));
+        CUDA_OK(trit_cuda_malloc((void **)&d_s, (size_t)m * sizeof(float)));
+        CUDA_OK(trit_cuda_upload(d_x, x, (size_t)(m * k) * sizeof *x));
+        CUDA_OK(trit_cuda_memset(d_q, POISON_BYTE, (size_t)(m * k_pad), NULL));
+        CUDA_OK(trit_cuda_memset(d_sum, POISON_BYTE, (size_t)m * sizeof(int32_t), NULL));
+        CUDA_OK(trit_cuda_memset(d_s, POISON_BYTE, (size_t)m * sizeof(float), NULL));
+        CUDA_OK(trit_cuda_act_quantize(d_x, m, k, d_q, d_sum, d_s, NULL));
+        CUDA_OK(trit_cuda_stream_sync(NULL));
+        CUDA_OK(trit_cuda_download(q_got, d_q, (size_t)(m * k_pad)));
+        CUDA_OK(trit_cuda_download(sum_got, d_sum, (size_t)m * sizeof(int32_t)));
+        CUDA_OK(trit_cuda_download(s_got, d_s, (size_t)m * sizeof(float)));
+
+        trit_al_unpack(q_got, m, k, q_un);
+        for (int64_t i = 0; i < m; i++) {
+            cr_assert(memcmp(&s_got[i], &s_ref[i], sizeof(float)) == 0, "k %ld row %ld: scale %a != %a", (long)k,
+                      (long)i, (double)s_got[i], (double)s_ref[i]);
+            int32_t sum = 0;
+            for (int64_t c = 0; c < k; c++) {
+                cr_assert_eq(q_un[i * k + c], q_ref[i * k + c], "k %ld row %ld col %ld: x %a", (long)k, (long)i,
+                             (long)c, (double)x[i * k + c]);
+                sum += q_ref[i * k + c];
+            }
+            cr_assert_eq(sum_got[i], sum, "k %ld row %ld: qsum", (long)k, (long)i);
+            for (int64_t pos = 0; pos < k_pad; pos++)
+                if (trit_al_col(pos) >= k) cr_assert_eq(q_got[i * k_pad + pos], 0, "padding at %ld", (long)pos);
+        }
+        trit_cuda_free(d_x), trit_cuda_free(d_q), trit_cuda_free(d_sum), trit_cuda_free(d_s);
+        free(x), free(s_ref), free(s_got), free(q_ref), free(q_got), free(q_un), free(sum_got);
+    }
+}
+
+/* The decode path end to end: fp32 x -> device quantize -> GEMV (dp4a, fused epilogue) and GEMM
+ * (fused) against the CPU pipeline trit_quantize_rows_i8 -> trit_gemm_ref -> trit_epilogue_ref. */
+Test(cuda_kernels, quantize_then_matmul_end_to_end) {
+    if (!test_require_gpu()) return;
+    struct test_rng rng;
+    test_rng_seed(&rng, 0x9e7u);
+    const int64_t n = 2560, k = 6912, k_pad = trit_cuda_act_stride(k);
+    for (int kind = 0; kind < 2; kind++)
+        for (int64_t m = 1; m <= 9; m += 8) {
+            struct trit_ternary w = {0};
+            struct trit_cuda_ternary dw = {0};
+            cr_assert_eq(trit_ternary_init(&w, n, k), TRIT_OK);
+            for (int64_t r = 0; r < n; r++)
+                for (int64_t c = 0; c < k; c++) trit_ternary_set(&w, r, c, (int)test_rng_int(&rng, -1, 1));
+            w.scale = test_rng_uniform(&rng, 0.5f, 2.0f);
+            w.scale_kind = (enum trit_scale_kind)kind;
+            CUDA_OK(trit_cuda_ternary_upload(&w, &dw));
+            float *x = malloc((size_t)(m * k) * sizeof *x), *s = malloc((size_t)m * sizeof *s);
+            float *want = malloc((size_t)(m * n) * sizeof *want), *got = malloc((size_t)(m * n) * sizeof *got);
+            int8_t *q = malloc((size_t)(m * k));
+            int32_t *acc = malloc((size_t)(m * n) * sizeof *acc);
+            for (int64_t i = 0; i < m * k; i++) x[i] = test_rng_normal(&rng);
+            trit_quantize_rows_i8(x, m, k, q, s);
+            trit_gemm_ref(&w, q, m, acc);
+            trit_epilogue_ref(acc, m, n, s, w.scale, w.scale_kind, want);
+
+            float *d_x, *d_s, *d_y;
+            int8_t *d_q;
+            int32_t *d_sum;
+            CUDA_OK(trit_cuda_malloc((void **)&d_x, (size_t)(m * k) * sizeof *x));
+            CUDA_OK(trit_cuda_malloc((void **)&d_q, (size_t)(m * k_pad)));
+            CUDA_OK(trit_cuda_malloc((void **)&d_sum, (size_t)m * sizeof(int32_t)));
+            CUDA_OK(trit_cuda_malloc((void **)&d_s, (size_t)m * sizeof(float)));
+            CUDA_OK(trit_cuda_malloc((void **)&d_y, (size_t)(m * n) * sizeof(float)));
+            CUDA_OK(trit_cuda_upload(d_x, x, (size_t)(m * k) * sizeof *x));
+            CUDA_OK(trit_cuda_act_quantize(d_x, m, k, d_q, d_sum, d_s, NULL));
+            for (int path = 0; path < 2; path++) {
+                if (path == 0 && m > TRIT_CUDA_GEMV_MAX_M) continue;
+                CUDA_OK(trit_cuda_memset(d_y, POISON_BYTE, (size_t)(m * n) * sizeof(float), NULL));
+                if (path == 0) CUDA_OK(trit_cuda_gemv_dp4a_f32(&dw, d_q, d_sum, d_s, m, d_y, NULL));
+                else CUDA_OK(trit_cuda_gemm_mma_f32(&dw, d_q, d_sum, d_s, m, d_y, NULL));
+                CUDA_OK(trit_cuda_stream_sync(NULL));
+                CUDA_OK(trit_cuda_download(got, d_y, (size_t)(m * n) * sizeof(float)));
+                cr_assert(memcmp(got, want, (size_t)(m * n) * sizeof(float)) == 0, "%s m %ld kind %d differs",
+                          path == 0 ? "gemv" : "gemm", (long)m, kind);
+            }
+            trit_cuda_free(d_x), trit_cuda_free(d_q), trit_cuda_free(d_sum), trit_cuda_free(d_s), trit_cuda_free(d_y);
+            free(x), free(s), free(want), free(got), free(q), free(acc);
+            trit_cuda_ternary_free(&dw);
+            trit_ternary_free(&w);
+        }
+}
+
+/* Argument checks answer with a status and a message, before touching the device. */
+Test(cuda_kernels, op_entries_check_shapes) {
+    if (!test_require_gpu()) return;
+    struct test_rng rng;
+    test_rng_seed(&rng, 0x9e8u);
+    struct prob p;
+    prob_init(&p, &rng, 17, 129, 9, TRIT_SCALE_MUL);
+    cr_assert_eq(trit_cuda_gemv_dp4a_i32(&p.dw, p.d_q, p.d_qsum, 9, p.d_out, NULL), TRIT_ERR_INVALID_ARG);
+    cr_assert_eq(trit_cuda_gemv_add_i32(&p.dw, p.d_q, 0, p.d_out, NULL), TRIT_ERR_INVALID_ARG);
+    cr_assert_eq(trit_cuda_gemm_mma_i32(&p.dw, p.d_q + 1, p.d_qsum, 9, 0, p.d_out, NULL), TRIT_ERR_INVALID_ARG);
+    cr_assert_eq(trit_cuda_gemm_mma_i32(NULL, p.d_q, p.d_qsum, 9, 0, p.d_out, NULL), TRIT_ERR_INVALID_ARG);
+    cr_assert(strstr(trit_last_error(), "NULL") != NULL);
+    p.w.codes[0] = 0xFF; /* code 3 */
+    struct trit_cuda_ternary bad;
+    cr_assert_eq(trit_cuda_ternary_upload(&p.w, &bad), TRIT_ERR_INVALID_ARG);
+    cr_assert_null(bad.d_tiles);
+    prob_free(&p);
+}
+
+#else /* no CUDA build: the gate still reports the skip */
+
+Test(cuda_kernels, needs_cuda_build) {
+    if (!test_require_gpu()) return;
+    cr_assert_fail("a GPU was found but trit was built without CUDA");
+}
+
+#endif
