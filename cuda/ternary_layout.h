@@ -260,8 +260,7 @@ TRIT_HD void trit_split_range(int64_t n_chunks, int split, int z, int64_t *begin
     *end = n_chunks * (z + 1) / split;
 }
 
-/* ---- host-side packing (not for device code) ------------------------------------------------- */
-#if !defined(__CUDA_ARCH__)
+/* ---- host-side packing (plain host functions, also under nvcc) -------------------------------- */
 
 /* The 4 codes of a canonical byte (2-bit fields at bits 0, 2, 4, 6) spread to bit pair 0 of bytes
  * 0..3, and back. */
@@ -363,7 +362,5 @@ static inline void trit_al_unpack(const int8_t *src, int64_t m, int64_t n_cols, 
     for (int64_t i = 0; i < m; i++)
         for (int64_t c = 0; c < n_cols; c++) q[i * n_cols + c] = src[i * k_pad + trit_al_pos(c)];
 }
-
-#endif /* !__CUDA_ARCH__ */
 
 #endif /* TRIT_TERNARY_LAYOUT_H */
