@@ -103,10 +103,10 @@ static enum trit_status emit_segment(const struct trit_tokenizer *tok, struct to
 enum trit_status spm_encode_fragment(const struct trit_tokenizer *tok, struct tok_scratch *s,
                                      const char *text, size_t len, bool prefix_space,
                                      struct trit_tokens *out) {
-    size_t n_space = prefix_space ? 1 : 0;
+    size_t n_space = 0;
     for (size_t i = 0; i < len; i++) n_space += text[i] == ' ';
     if (len > (size_t)INT32_MAX / 3 - 3) return trit_error(TRIT_ERR_INVALID_ARG, "tokenizer: text too long");
-    size_t n = len + 2 * n_space; /* each space becomes 3 bytes */
+    size_t n = len + 2 * n_space + (prefix_space ? 3 : 0); /* each space becomes 3 bytes, "▁" is 3 */
     TRIT_TRY(scratch_reserve(s, n, n));
     char *buf = s->buf;
     size_t m = 0;
