@@ -28,6 +28,9 @@ class Config:
     eos_token_id: int = 4094
     # Round alpha to bf16 during training, so that a bf16 weight_scale in the export is exact.
     alpha_bf16: bool = False
+    # Use bf16-rounded embeddings and norm weights in the forward pass (straight-through), so that the
+    # bf16 export is exactly the trained model.
+    bf16_weights: bool = False
 
     @property
     def head_dim(self):
@@ -68,14 +71,20 @@ class BitLinear(nn.Linear):
         return F.linear(xq, wq)
 
 
+def bf16_ste(w):
+    return w + (w.detach().to(torch.bfloat16).float() - w.detach())
+
+
 class RMSNorm(nn.Module):
-    def __init__(self, dim, eps):
+    def __init__(self, dim, eps, bf16=False):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(dim))
         self.eps = eps
+        self.bf16 = bf16
 
     def forward(self, x):
-        return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps))
+        w = bf16_ste(self.weight) if self.bf16 else self.weight
+        return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps))
 
 
 def rope_cos_sin(cfg, T, device):
@@ -101,7 +110,7 @@ class Attention(nn.Module):
         self.k_proj = BitLinear(d, KV * hd, cfg.alpha_bf16)
         self.v_proj = BitLinear(d, KV * hd, cfg.alpha_bf16)
         self.o_proj = BitLinear(H * hd, d, cfg.alpha_bf16)
-        self.attn_sub_norm = RMSNorm(H * hd, cfg.rms_norm_eps)
+        self.attn_sub_norm = RMSNorm(H * hd, cfg.rms_norm_eps, cfg.bf16_weights)
 
     def forward(self, x, cos, sin):
         B, T, _ = x.shape
@@ -126,7 +135,7 @@ class MLP(nn.Module):
         self.gate_proj = BitLinear(d, f, cfg.alpha_bf16)
         self.up_proj = BitLinear(d, f, cfg.alpha_bf16)
         self.down_proj = BitLinear(f, d, cfg.alpha_bf16)
-        self.ffn_sub_norm = RMSNorm(f, cfg.rms_norm_eps)
+        self.ffn_sub_norm = RMSNorm(f, cfg.rms_norm_eps, cfg.bf16_weights)
 
     def forward(self, x):
         return self.down_proj(self.ffn_sub_norm(F.relu(self.gate_proj(x)).square() * self.up_proj(x)))
@@ -135,9 +144,9 @@ class MLP(nn.Module):
 class Layer(nn.Module):
     def __init__(self, cfg):
         super().__init__()
-        self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, cfg.bf16_weights)
         self.self_attn = Attention(cfg)
-        self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, cfg.bf16_weights)
         self.mlp = MLP(cfg)
 
     def forward(self, x, cos, sin):
@@ -154,7 +163,7 @@ class BitNetLM(nn.Module):
         self.cfg = cfg
         self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
         self.layers = nn.ModuleList([Layer(cfg) for _ in range(cfg.num_hidden_layers)])
-        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, cfg.bf16_weights)
         self.apply(self._init)
         # Scale the residual-branch outputs down with depth (GPT-2 style).
         for n, p in self.named_parameters():
@@ -169,10 +178,13 @@ class BitNetLM(nn.Module):
     def forward(self, ids):
         B, T = ids.shape
         cos, sin = rope_cos_sin(self.cfg, T, ids.device)
-        x = self.embed_tokens(ids)
+        E = self.embed_tokens.weight
+        if self.cfg.bf16_weights:
+            E = bf16_ste(E)
+        x = F.embedding(ids, E)
         for layer in self.layers:
             x = layer(x, cos, sin)
-        return F.linear(self.norm(x), self.embed_tokens.weight)  # tied lm_head, not quantized
+        return F.linear(self.norm(x), E)  # tied lm_head, not quantized
 
     def param_counts(self):
         emb = self.embed_tokens.weight.numel()

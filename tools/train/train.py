@@ -64,7 +64,8 @@ def main():
     ap.add_argument("--eval-chunks", type=int, default=64, help="val chunks for periodic evals (full set at the end)")
     ap.add_argument("--ckpt-every-min", type=float, default=5.0)
     ap.add_argument("--compile", action="store_true")
-    ap.add_argument("--alpha-bf16", action="store_true", help="round each alpha to bf16 in training (exact bf16 export)")
+    ap.add_argument("--bf16-exact", action="store_true",
+                    help="round alphas, embeddings and norm weights to bf16 in the forward pass (exact bf16 export)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -79,7 +80,8 @@ def main():
                  num_hidden_layers=args.layers, num_attention_heads=args.heads,
                  num_key_value_heads=args.kv_heads, max_position_embeddings=args.ctx,
                  rope_theta=args.rope_theta, bos_token_id=specials["<|begin_of_text|>"],
-                 eos_token_id=specials["<|end_of_text|>"], alpha_bf16=args.alpha_bf16)
+                 eos_token_id=specials["<|end_of_text|>"], alpha_bf16=args.bf16_exact,
+                 bf16_weights=args.bf16_exact)
     assert cfg.hidden_size % cfg.num_attention_heads == 0 and cfg.head_dim % 8 == 0
     assert cfg.num_attention_heads % cfg.num_key_value_heads == 0
     train = torch.from_numpy(np.fromfile(os.path.join(HERE, "data", "train.u16"), dtype=np.uint16).astype(np.int64))
