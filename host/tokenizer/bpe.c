@@ -81,10 +81,7 @@ static enum trit_status bpe_piece(const char *piece, size_t n, void *user) {
         int32_t merged;
         if (!vocab_merge(tok, l->id, r->id, &rank, &merged)) continue; /* cannot happen: it was queued */
         l->id = merged;
-        l->len += r->len;
-        r->len = 0;
-        l->next = r->next;
-        if (r->next >= 0) sym[r->next].prev = it.left;
+        symbols_join(sym, it.left);
         TRIT_TRY(try_pair(tok, s, l->prev, it.left));
         TRIT_TRY(try_pair(tok, s, it.left, l->next));
     }

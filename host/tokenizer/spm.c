@@ -71,10 +71,7 @@ static enum trit_status merge_segment(const struct trit_tokenizer *tok, struct t
             uint32_t rank;
             vocab_merge(tok, l->id, r->id, &rank, &l->id); /* found when queued */
         }
-        l->len += r->len;
-        r->len = 0;
-        l->next = r->next;
-        if (r->next >= 0) sym[r->next].prev = it.left;
+        symbols_join(sym, it.left);
         TRIT_TRY(try_pair(tok, s, l->prev, it.left));
         TRIT_TRY(try_pair(tok, s, it.left, l->next));
     }

@@ -169,6 +169,14 @@ struct tok_scratch {
     char *buf; /* SPM escaped text, BPE mapped piece */
     size_t buf_cap;
 };
+/* Folds sym[l]'s right neighbour into it (its bytes are the next ones) and unlinks the neighbour. */
+static inline void symbols_join(struct tok_symbol *sym, int32_t l) {
+    struct tok_symbol *a = &sym[l], *b = &sym[a->next];
+    a->len += b->len;
+    b->len = 0;
+    a->next = b->next;
+    if (b->next >= 0) sym[b->next].prev = l;
+}
 void scratch_free(struct tok_scratch *s);
 enum trit_status scratch_reserve(struct tok_scratch *s, size_t n_sym, size_t n_buf);
 enum trit_status heap_push(struct tok_scratch *s, struct tok_heap_item item);
