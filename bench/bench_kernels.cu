@@ -1,0 +1,445 @@
+/*
+ * bench_kernels.cu: the ternary CUDA kernels of cuda/ against cuBLAS FP16 and BF16, on the linear
+ * layers of BitNet b1.58 2B-4T, a Llama-3-8B-shaped and a Llama-3-70B-shaped ternary model, over
+ * a sweep of token counts m. It prints numbers and never fails on speed; it fails (exit 1) when a
+ * kernel's output differs from the CPU reference.
+ *
+ *   build/bench/bench_kernels [--models 2b,8b,70b] [--m 1,2,4,8,16,64,256,2048] [--iters 200]
+ *                             [--out bench_kernels]      (writes bench_kernels.csv and .json)
+ *
+ * Method (gpu_kernels.md section 8; METHOD.md):
+ *   - every variant is validated before it is timed: int32 accumulators against trit_gemm_ref
+ *     (bit for bit) and fp32 outputs against trit_epilogue_ref (bit for bit), on up to 64 sampled
+ *     rows x 16 sampled tokens (the whole output for small shapes);
+ *   - each launch is timed with its own pair of CUDA events after 10 warm-up launches; the table
+ *     shows the median and p10/p90 over --iters launches;
+ *   - L2: each variant rotates over copies of its weights whose total is > 2x the L2 size, so a
+ *     launch never finds its weights in L2 (activations stay L2-resident, as in a forward pass);
+ *   - bandwidth: bytes = weights + activations + outputs, once each; reported against the
+ *     device-to-device copy bandwidth measured at the start of the same run (read + write bytes);
+ *   - baselines: cublasGemmEx FP16 and BF16 (fp32 compute, default algorithm), y (m, n) =
+ *     x (m, k) W^T with W (n, k) random, same rotation; speed-up = cuBLAS median / ours.
+ *
+ * Variants: gemv_dp4a (int32), gemv_dp4a_f32 (fused epilogue), gemv_add (add-only), all for
+ * m <= 8; gemm_mma (int32, auto split-K) and gemm_mma_f32 for every m; act_quant per m x k.
+ */
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+extern "C" {
+#include "cpu/cpu.h"
+}
+#include "ternary_layout.h"
+#include "trit_cuda.h"
+
+// ---- checks (a benchmark may exit) ------------------------------------------------------------
+
+#define CK(call)                                                                                   \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) {                                                                   \
+            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
+            exit(2);                                                                               \
+        }                                                                                          \
+    } while (0)
+#define CKB(call)                                                                                  \
+    do {                                                                                           \
+        cublasStatus_t s_ = (call);                                                                \
+        if (s_ != CUBLAS_STATUS_SUCCESS) {                                                         \
+            fprintf(stderr, "%s:%d: %s: cuBLAS status %d\n", __FILE__, __LINE__, #call, (int)s_);   \
+            exit(2);                                                                               \
+        }                                                                                          \
+    } while (0)
+#define CKT(call)                                                                                  \
+    do {                                                                                           \
+        enum trit_status t_ = (call);                                                              \
+        if (t_ != TRIT_OK) {                                                                       \
+            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, trit_last_error());      \
+            exit(2);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+// ---- shapes ------------------------------------------------------------------------------------
+
+struct shape {
+    const char *model, *layer;
+    int64_t n, k;
+};
+static const shape SHAPES[] = {
+    {"2b", "qkv", 3840, 2560},     {"2b", "o", 2560, 2560},      {"2b", "gate_up", 13824, 2560},
+    {"2b", "down", 2560, 6912},    {"8b", "qkv", 6144, 4096},    {"8b", "o", 4096, 4096},
+    {"8b", "gate_up", 28672, 4096}, {"8b", "down", 4096, 14336},  {"70b", "qkv", 10240, 8192},
+    {"70b", "o", 8192, 8192},      {"70b", "gate_up", 57344, 8192}, {"70b", "down", 8192, 28672},
+};
+
+// ---- small helpers -----------------------------------------------------------------------------
+
+static uint64_t rng_state = 0x7e57c0de12345ull;
+static uint64_t rng_u64() {
+    rng_state ^= rng_state >> 12, rng_state ^= rng_state << 25, rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545F4914F6CDD1Dull;
+}
+
+static __global__ void fill_half_kernel(__half *p, int64_t n, uint32_t seed) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        uint32_t h = (uint32_t)i * 2654435761u ^ seed;
+        h ^= h >> 15, h *= 0x2c1b3c6du, h ^= h >> 12;
+        p[i] = __float2half(((float)(h & 0xFFFF) / 65536.0f - 0.5f) * 0.1f);
+    }
+}
+static __global__ void fill_bf16_kernel(__nv_bfloat16 *p, int64_t n, uint32_t seed) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        uint32_t h = (uint32_t)i * 2654435761u ^ seed;
+        h ^= h >> 15, h *= 0x2c1b3c6du, h ^= h >> 12;
+        p[i] = __float2bfloat16(((float)(h & 0xFFFF) / 65536.0f - 0.5f) * 0.1f);
+    }
+}
+
+struct stats {
+    double p10_us, med_us, p90_us;
+};
+
+// Times `launch(i)` (i = launch index, for buffer rotation) with one event pair per launch.
+template <class F> static stats time_launches(F launch, int iters) {
+    for (int i = 0; i < 10; i++) launch(i);
+    std::vector<cudaEvent_t> ev(2 * (size_t)iters);
+    for (auto &e : ev) CK(cudaEventCreate(&e));
+    for (int i = 0; i < iters; i++) {
+        CK(cudaEventRecord(ev[2 * i]));
+        launch(i);
+        CK(cudaEventRecord(ev[2 * i + 1]));
+    }
+    CK(cudaEventSynchronize(ev.back()));
+    std::vector<double> us((size_t)iters);
+    for (int i = 0; i < iters; i++) {
+        float ms = 0;
+        CK(cudaEventElapsedTime(&ms, ev[2 * i], ev[2 * i + 1]));
+        us[(size_t)i] = 1000.0 * ms;
+    }
+    for (auto &e : ev) CK(cudaEventDestroy(e));
+    std::sort(us.begin(), us.end());
+    auto at = [&](double f) { return us[(size_t)(f * (double)(iters - 1) + 0.5)]; };
+    return {at(0.1), at(0.5), at(0.9)};
+}
+
+// Device-to-device copy bandwidth, read + write bytes, 1 GiB, median of 10.
+static double copy_gbps() {
+    const size_t bytes = (size_t)1 << 30;
+    void *a, *b;
+    CK(cudaMalloc(&a, bytes));
+    CK(cudaMalloc(&b, bytes));
+    CK(cudaMemset(a, 1, bytes));
+    stats s = time_launches([&](int) { CK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice)); }, 10);
+    CK(cudaFree(a));
+    CK(cudaFree(b));
+    return 2.0 * (double)bytes / (s.med_us * 1e3);
+}
+
+// ---- results -----------------------------------------------------------------------------------
+
+struct row {
+    std::string model, layer, variant;
+    int64_t n, k, m;
+    stats t;
+    double bytes, gbps, frac_copy, speedup_fp16;
+    bool valid;
+};
+
+// ---- validation --------------------------------------------------------------------------------
+
+// Compares sampled rows x tokens of a device output (int32 acc or fp32 y) with the CPU reference.
+static bool validate(const trit_ternary &w, const std::vector<int8_t> &q, const std::vector<float> &scale, int64_t m,
+                     const void *d_out, bool is_f32) {
+    const int64_t n = w.n_rows, k = w.n_cols;
+    std::vector<int64_t> rows, toks;
+    if (n <= 64) for (int64_t r = 0; r < n; r++) rows.push_back(r);
+    else for (int i = 0; i < 64; i++) rows.push_back(i < 2 ? (i ? n - 1 : 0) : (int64_t)(rng_u64() % (uint64_t)n));
+    if (m <= 16) for (int64_t t = 0; t < m; t++) toks.push_back(t);
+    else for (int i = 0; i < 16; i++) toks.push_back(i < 2 ? (i ? m - 1 : 0) : (int64_t)(rng_u64() % (uint64_t)m));
+    // the sampled rows as a small ternary matrix, the sampled tokens as a small activation matrix
+    trit_ternary sub = {};
+    CKT(trit_ternary_init(&sub, (int64_t)rows.size(), k));
+    for (size_t i = 0; i < rows.size(); i++) memcpy(sub.codes + i * sub.row_bytes, w.codes + rows[i] * w.row_bytes, (size_t)w.row_bytes);
+    sub.scale = w.scale, sub.scale_kind = w.scale_kind;
+    std::vector<int8_t> qs(toks.size() * (size_t)k);
+    std::vector<float> ss(toks.size());
+    for (size_t i = 0; i < toks.size(); i++) {
+        memcpy(&qs[i * (size_t)k], &q[(size_t)(toks[i] * k)], (size_t)k);
+        ss[i] = scale[(size_t)toks[i]];
+    }
+    std::vector<int32_t> acc(toks.size() * rows.size());
+    std::vector<float> y(acc.size());
+    trit_gemm_ref(&sub, qs.data(), (int64_t)toks.size(), acc.data());
+    trit_epilogue_ref(acc.data(), (int64_t)toks.size(), (int64_t)rows.size(), ss.data(), w.scale, w.scale_kind, y.data());
+    trit_ternary_free(&sub);
+    bool ok = true;
+    for (size_t ti = 0; ti < toks.size() && ok; ti++)
+        for (size_t ri = 0; ri < rows.size() && ok; ri++) {
+            uint32_t got;
+            CK(cudaMemcpy(&got, (const char *)d_out + 4 * (toks[ti] * n + rows[ri]), 4, cudaMemcpyDeviceToHost));
+            uint32_t want;
+            if (is_f32) memcpy(&want, &y[ti * rows.size() + ri], 4);
+            else memcpy(&want, &acc[ti * rows.size() + ri], 4);
+            ok = got == want;
+        }
+    return ok;
+}
+
+// ---- main --------------------------------------------------------------------------------------
+
+static std::vector<int64_t> parse_list(const char *s) {
+    std::vector<int64_t> v;
+    for (const char *p = s; *p;) {
+        v.push_back(strtoll(p, (char **)&p, 10));
+        if (*p == ',') p++;
+        else if (*p) break;
+    }
+    return v;
+}
+
+int main(int argc, char **argv) {
+    std::string models = "2b,8b,70b", out = "bench_kernels";
+    std::vector<int64_t> ms = {1, 2, 4, 8, 16, 64, 256, 2048};
+    int iters = 200;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--models") && i + 1 < argc) models = argv[++i];
+        else if (!strcmp(argv[i], "--m") && i + 1 < argc) ms = parse_list(argv[++i]);
+        else if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
+        else {
+            fprintf(stderr, "usage: %s [--models 2b,8b,70b] [--m 1,2,...] [--iters N] [--out PREFIX]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (iters < 10) iters = 10;
+
+    int dev = 0, l2_bytes = 0, n_sm = 0;
+    cudaDeviceProp prop;
+    CK(cudaGetDevice(&dev));
+    CK(cudaGetDeviceProperties(&prop, dev));
+    CK(cudaDeviceGetAttribute(&l2_bytes, cudaDevAttrL2CacheSize, dev));
+    CK(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev));
+    const double copy = copy_gbps();
+    printf("device: %s, %d SMs, L2 %d MB, sm_%d%d; D2D copy %.0f GB/s (read + write)\n", prop.name, n_sm,
+           l2_bytes >> 20, prop.major, prop.minor, copy);
+    const double rotate_bytes = 2.5 * (double)l2_bytes; // > 2x L2 per variant
+
+    cublasHandle_t blas;
+    CKB(cublasCreate(&blas));
+    std::vector<row> rows;
+    bool all_valid = true;
+
+    for (const shape &sh : SHAPES) {
+        if (models.find(sh.model) == std::string::npos) continue;
+        const int64_t n = sh.n, k = sh.k, k_pad = trit_cuda_act_stride(k);
+        // random ternary weights: whole bytes from the 81 valid 4-code bytes (k % 4 == 0 here)
+        trit_ternary w = {};
+        CKT(trit_ternary_init(&w, n, k));
+        uint8_t valid_bytes[81];
+        for (int i = 0; i < 81; i++) valid_bytes[i] = (uint8_t)(i % 3 | (i / 3 % 3) << 2 | (i / 9 % 3) << 4 | (i / 27) << 6);
+        for (int64_t i = 0; i < n * w.row_bytes; i++) w.codes[i] = valid_bytes[rng_u64() % 81];
+        for (int64_t r = 0; r < n; r++)
+            for (int64_t c = k; c < w.row_bytes * 4; c++) trit_ternary_set(&w, r, c, 0);
+        w.scale = 0.75f, w.scale_kind = TRIT_SCALE_MUL;
+        trit_cuda_ternary dw = {};
+        CKT(trit_cuda_ternary_upload(&w, &dw));
+        const size_t tile_bytes = (size_t)trit_tl_bytes(n, k);
+        const int n_rot = (int)std::max<double>(1.0, rotate_bytes / (double)tile_bytes + 1.0);
+        std::vector<trit_cuda_ternary> rot((size_t)n_rot, dw);
+        for (int i = 1; i < n_rot; i++) {
+            CK(cudaMalloc(&rot[(size_t)i].d_tiles, tile_bytes));
+            CK(cudaMemcpy(rot[(size_t)i].d_tiles, dw.d_tiles, tile_bytes, cudaMemcpyDeviceToDevice));
+        }
+        // fp16 / bf16 baseline weights, rotated the same way
+        const size_t wh_bytes = (size_t)(n * k) * 2;
+        const int n_rot_h = (int)std::max<double>(1.0, rotate_bytes / (double)wh_bytes + 1.0);
+        std::vector<void *> wh((size_t)n_rot_h);
+        for (int i = 0; i < n_rot_h; i++) {
+            CK(cudaMalloc(&wh[(size_t)i], wh_bytes));
+            fill_half_kernel<<<1024, 256>>>((__half *)wh[(size_t)i], n * k, 17u + (uint32_t)i);
+            CK(cudaGetLastError());
+        }
+
+        for (int64_t m : ms) {
+            if (m < 1) continue;
+            // activations: fp32 x -> device quantization (also timed), kept for all variants
+            std::vector<float> x((size_t)(m * k));
+            for (auto &v : x) v = (float)((double)(rng_u64() >> 11) / 9007199254740992.0 - 0.5) * 4.0f;
+            std::vector<int8_t> q((size_t)(m * k));
+            std::vector<float> scale((size_t)m);
+            trit_quantize_rows_i8(x.data(), m, k, q.data(), scale.data());
+            float *d_x, *d_scale;
+            int8_t *d_q;
+            int32_t *d_qsum;
+            void *d_out, *d_xh, *d_yh;
+            CK(cudaMalloc(&d_x, x.size() * 4));
+            CK(cudaMalloc(&d_q, (size_t)(m * k_pad)));
+            CK(cudaMalloc(&d_qsum, (size_t)m * 4));
+            CK(cudaMalloc(&d_scale, (size_t)m * 4));
+            CK(cudaMalloc(&d_out, (size_t)(m * n) * 4));
+            CK(cudaMalloc(&d_xh, (size_t)(m * k) * 2));
+            CK(cudaMalloc(&d_yh, (size_t)(m * n) * 2));
+            CK(cudaMemcpy(d_x, x.data(), x.size() * 4, cudaMemcpyHostToDevice));
+            CKT(trit_cuda_act_quantize(d_x, m, k, d_q, d_qsum, d_scale, NULL));
+            fill_half_kernel<<<256, 256>>>((__half *)d_xh, m * k, 99u);
+            CK(cudaGetLastError());
+            CK(cudaDeviceSynchronize());
+
+            const double act_bytes = (double)(m * k_pad), w_bytes = (double)tile_bytes;
+            auto add_row = [&](const char *variant, stats t, double bytes, bool valid) {
+                row r{sh.model, sh.layer, variant, n, k, m, t, bytes, bytes / (t.med_us * 1e3), 0, 0, valid};
+                r.frac_copy = r.gbps / copy;
+                rows.push_back(r);
+            };
+
+            // cuBLAS baselines first (their medians give the speed-ups)
+            const float one = 1.0f, zero = 0.0f;
+            stats t_h = time_launches([&](int i) {
+                CKB(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)n, (int)m, (int)k, &one, wh[(size_t)(i % n_rot_h)],
+                                 CUDA_R_16F, (int)k, d_xh, CUDA_R_16F, (int)k, &zero, d_yh, CUDA_R_16F, (int)n,
+                                 CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+            }, iters);
+            add_row("cublas_fp16", t_h, (double)wh_bytes + 2.0 * (double)(m * k + m * n), true);
+            for (int i = 0; i < n_rot_h; i++) { // same buffers reinterpreted and refilled as bf16
+                fill_bf16_kernel<<<1024, 256>>>((__nv_bfloat16 *)wh[(size_t)i], n * k, 17u + (uint32_t)i);
+                CK(cudaGetLastError());
+            }
+            fill_bf16_kernel<<<256, 256>>>((__nv_bfloat16 *)d_xh, m * k, 99u);
+            CK(cudaGetLastError());
+            stats t_b = time_launches([&](int i) {
+                CKB(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)n, (int)m, (int)k, &one, wh[(size_t)(i % n_rot_h)],
+                                 CUDA_R_16BF, (int)k, d_xh, CUDA_R_16BF, (int)k, &zero, d_yh, CUDA_R_16BF, (int)n,
+                                 CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+            }, iters);
+            add_row("cublas_bf16", t_b, (double)wh_bytes + 2.0 * (double)(m * k + m * n), true);
+            for (int i = 0; i < n_rot_h; i++) { // back to fp16 for the next m
+                fill_half_kernel<<<1024, 256>>>((__half *)wh[(size_t)i], n * k, 17u + (uint32_t)i);
+                CK(cudaGetLastError());
+            }
+            fill_half_kernel<<<256, 256>>>((__half *)d_xh, m * k, 99u);
+            CK(cudaGetLastError());
+
+            stats t_q = time_launches([&](int) { CKT(trit_cuda_act_quantize(d_x, m, k, d_q, d_qsum, d_scale, NULL)); }, iters);
+            add_row("act_quant", t_q, (double)(m * k) * 4 + act_bytes, true);
+
+            // ternary variants: validate, then time
+            struct variant {
+                const char *name;
+                bool f32, gemv_only;
+                enum trit_status (*run)(const trit_cuda_ternary *, const int8_t *, const int32_t *, const float *,
+                                        int64_t, void *);
+            };
+            static const variant variants[] = {
+                {"gemv_dp4a", false, true,
+                 [](const trit_cuda_ternary *w_, const int8_t *q_, const int32_t *s_, const float *, int64_t m_, void *o) {
+                     return trit_cuda_gemv_dp4a_i32(w_, q_, s_, m_, (int32_t *)o, NULL);
+                 }},
+                {"gemv_dp4a_f32", true, true,
+                 [](const trit_cuda_ternary *w_, const int8_t *q_, const int32_t *s_, const float *sc, int64_t m_, void *o) {
+                     return trit_cuda_gemv_dp4a_f32(w_, q_, s_, sc, m_, (float *)o, NULL);
+                 }},
+                {"gemv_add", false, true,
+                 [](const trit_cuda_ternary *w_, const int8_t *q_, const int32_t *, const float *, int64_t m_, void *o) {
+                     return trit_cuda_gemv_add_i32(w_, q_, m_, (int32_t *)o, NULL);
+                 }},
+                {"gemm_mma", false, false,
+                 [](const trit_cuda_ternary *w_, const int8_t *q_, const int32_t *s_, const float *, int64_t m_, void *o) {
+                     return trit_cuda_gemm_mma_i32(w_, q_, s_, m_, 0, (int32_t *)o, NULL);
+                 }},
+                {"gemm_mma_f32", true, false,
+                 [](const trit_cuda_ternary *w_, const int8_t *q_, const int32_t *s_, const float *sc, int64_t m_, void *o) {
+                     return trit_cuda_gemm_mma_f32(w_, q_, s_, sc, m_, (float *)o, NULL);
+                 }},
+            };
+            std::vector<float> s_dev((size_t)m);
+            CK(cudaMemcpy(s_dev.data(), d_scale, (size_t)m * 4, cudaMemcpyDeviceToHost));
+            for (const variant &v : variants) {
+                if (v.gemv_only && m > TRIT_CUDA_GEMV_MAX_M) continue;
+                CK(cudaMemset(d_out, 0xA5, (size_t)(m * n) * 4));
+                CKT(v.run(&dw, d_q, d_qsum, d_scale, m, d_out));
+                CK(cudaDeviceSynchronize());
+                const bool ok = validate(w, q, s_dev, m, d_out, v.f32);
+                all_valid = all_valid && ok;
+                const double bytes = w_bytes + act_bytes + (double)(m * n) * 4;
+                if (!ok) {
+                    fprintf(stderr, "INVALID: %s %s %s m %lld differs from the CPU reference\n", sh.model, sh.layer, v.name,
+                            (long long)m);
+                    add_row(v.name, stats{0, 0, 0}, bytes, false);
+                    continue;
+                }
+                stats t = time_launches([&](int i) { CKT(v.run(&rot[(size_t)(i % n_rot)], d_q, d_qsum, d_scale, m, d_out)); },
+                                        iters);
+                add_row(v.name, t, bytes, true);
+                rows.back().speedup_fp16 = t_h.med_us / t.med_us;
+            }
+            CK(cudaFree(d_x));
+            CK(cudaFree(d_q));
+            CK(cudaFree(d_qsum));
+            CK(cudaFree(d_scale));
+            CK(cudaFree(d_out));
+            CK(cudaFree(d_xh));
+            CK(cudaFree(d_yh));
+            // progress line per (shape, m): the fastest ternary variant
+            double best = 1e30;
+            const char *best_name = "-";
+            for (const row &r : rows)
+                if (r.model == sh.model && r.layer == sh.layer && r.m == m && r.valid && r.speedup_fp16 > 0 && r.t.med_us < best)
+                    best = r.t.med_us, best_name = r.variant.c_str();
+            fprintf(stderr, "%s %s %lldx%lld m %lld: best %s %.2f us, cuBLAS fp16 %.2f us\n", sh.model, sh.layer,
+                    (long long)n, (long long)k, (long long)m, best_name, best, t_h.med_us);
+        }
+        for (int i = 1; i < n_rot; i++) CK(cudaFree(rot[(size_t)i].d_tiles));
+        for (void *p : wh) CK(cudaFree(p));
+        trit_cuda_ternary_free(&dw);
+        trit_ternary_free(&w);
+    }
+    CKB(cublasDestroy(blas));
+
+    // ---- table, CSV, JSON ----
+    printf("\n%-4s %-8s %6s %6s %5s %-14s %9s %9s %9s %8s %6s %8s\n", "model", "layer", "n", "k", "m", "variant",
+           "p10_us", "med_us", "p90_us", "GB/s", "%copy", "x_fp16");
+    for (const row &r : rows)
+        printf("%-4s %-8s %6lld %6lld %5lld %-14s %9.2f %9.2f %9.2f %8.0f %5.0f%% %8.2f%s\n", r.model.c_str(),
+               r.layer.c_str(), (long long)r.n, (long long)r.k, (long long)r.m, r.variant.c_str(), r.t.p10_us,
+               r.t.med_us, r.t.p90_us, r.gbps, 100 * r.frac_copy, r.speedup_fp16, r.valid ? "" : "  INVALID");
+    const std::string csv = out + ".csv", json = out + ".json";
+    FILE *f = fopen(csv.c_str(), "w");
+    if (f) {
+        fprintf(f, "model,layer,n,k,m,variant,p10_us,median_us,p90_us,bytes,gbps,frac_copy,speedup_vs_cublas_fp16,valid\n");
+        for (const row &r : rows)
+            fprintf(f, "%s,%s,%lld,%lld,%lld,%s,%.3f,%.3f,%.3f,%.0f,%.1f,%.4f,%.3f,%d\n", r.model.c_str(), r.layer.c_str(),
+                    (long long)r.n, (long long)r.k, (long long)r.m, r.variant.c_str(), r.t.p10_us, r.t.med_us, r.t.p90_us,
+                    r.bytes, r.gbps, r.frac_copy, r.speedup_fp16, (int)r.valid);
+        fclose(f);
+    }
+    f = fopen(json.c_str(), "w");
+    if (f) {
+        fprintf(f, "{\n  \"device\": \"%s\", \"sm_count\": %d, \"l2_bytes\": %d, \"copy_gbps\": %.1f, \"iters\": %d,\n",
+                prop.name, n_sm, l2_bytes, copy, iters);
+        fprintf(f, "  \"results\": [\n");
+        for (size_t i = 0; i < rows.size(); i++) {
+            const row &r = rows[i];
+            fprintf(f,
+                    "    {\"model\": \"%s\", \"layer\": \"%s\", \"n\": %lld, \"k\": %lld, \"m\": %lld, \"variant\": \"%s\", "
+                    "\"p10_us\": %.3f, \"median_us\": %.3f, \"p90_us\": %.3f, \"bytes\": %.0f, \"gbps\": %.1f, "
+                    "\"frac_copy\": %.4f, \"speedup_vs_cublas_fp16\": %.3f, \"valid\": %s}%s\n",
+                    r.model.c_str(), r.layer.c_str(), (long long)r.n, (long long)r.k, (long long)r.m, r.variant.c_str(),
+                    r.t.p10_us, r.t.med_us, r.t.p90_us, r.bytes, r.gbps, r.frac_copy, r.speedup_fp16,
+                    r.valid ? "true" : "false", i + 1 < rows.size() ? "," : "");
+        }
+        fprintf(f, "  ]\n}\n");
+        fclose(f);
+    }
+    printf("\nwrote %s and %s\n", csv.c_str(), json.c_str());
+    return all_valid ? 0 : 1;
+}
