@@ -1,4 +1,7 @@
 /* cpu_features.c: CPU feature detection and the kernel-family choice; see cpu_features.h. */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* syscall() */
+#endif
 #include "core/cpu_features.h"
 
 #include <pthread.h>
@@ -11,6 +14,10 @@
 #endif
 #if defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
+#endif
+#if defined(TRIT_X86_64) && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
 #endif
 
 static struct trit_cpu_features g_features;
@@ -50,6 +57,15 @@ static void detect_x86(struct trit_cpu_features *f) {
         f->avx512_vnni = f->avx512f && ((c >> 11) & 1u);
         f->avx512_vpopcntdq = f->avx512f && ((c >> 14) & 1u);
     }
+    /* AMX: TILE and INT8 (EDX bits 24, 25), XCR0 TILECFG and TILEDATA (bits 17, 18), and on Linux
+     * the per-process permission for the 8 KB tile data state (arch_prctl ARCH_REQ_XCOMP_PERM). */
+    bool amx_cpu = ((d >> 24) & 1u) && ((d >> 25) & 1u) && (xcr0 & 0x60000u) == 0x60000u;
+#if defined(__linux__)
+    if (amx_cpu) amx_cpu = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
+#else
+    amx_cpu = false; /* the kernels are only tested on Linux */
+#endif
+    f->amx_int8 = amx_cpu && f->avx512bw && f->avx512vl && f->avx512_vnni;
     if (a >= 1) { /* leaf 7 has sub-leaf 1 */
         unsigned int a1, b1, c1, d1;
         __cpuid_count(7, 1, a1, b1, c1, d1);
@@ -87,7 +103,7 @@ const struct trit_cpu_features *trit_cpu_features_get(void) {
 static const char *const isa_names[TRIT_CPU_ISA_COUNT] = {
     [TRIT_CPU_ISA_SCALAR] = "scalar",  [TRIT_CPU_ISA_AVX2] = "avx2",
     [TRIT_CPU_ISA_AVX512_VNNI] = "avx512", [TRIT_CPU_ISA_NEON] = "neon",
-    [TRIT_CPU_ISA_NEON_DOTPROD] = "neon_dotprod",
+    [TRIT_CPU_ISA_NEON_DOTPROD] = "neon_dotprod", [TRIT_CPU_ISA_AMX] = "amx",
 };
 
 const char *trit_cpu_isa_name(enum trit_cpu_isa isa) {
@@ -104,7 +120,7 @@ enum trit_status trit_cpu_isa_parse(const char *name, enum trit_cpu_isa *out) {
         }
     }
     return trit_error(TRIT_ERR_INVALID_ARG,
-                      "unknown CPU kernel family '%s' (scalar, avx2, avx512, neon, neon_dotprod)", name);
+                      "unknown CPU kernel family '%s' (scalar, avx2, avx512, amx, neon, neon_dotprod)", name);
 }
 
 bool trit_cpu_isa_supported(enum trit_cpu_isa isa) {
@@ -114,6 +130,7 @@ bool trit_cpu_isa_supported(enum trit_cpu_isa isa) {
 #ifdef TRIT_X86_64
     case TRIT_CPU_ISA_AVX2: return f->avx2;
     case TRIT_CPU_ISA_AVX512_VNNI: return f->avx512f && f->avx512bw && f->avx512vl && f->avx512_vnni;
+    case TRIT_CPU_ISA_AMX: return f->amx_int8; /* implies the AVX-512 family */
 #endif
 #ifdef __aarch64__
     case TRIT_CPU_ISA_NEON: return f->neon;
@@ -124,7 +141,7 @@ bool trit_cpu_isa_supported(enum trit_cpu_isa isa) {
 }
 
 enum trit_cpu_isa trit_cpu_isa_best(void) {
-    static const enum trit_cpu_isa order[] = {TRIT_CPU_ISA_AVX512_VNNI, TRIT_CPU_ISA_AVX2,
+    static const enum trit_cpu_isa order[] = {TRIT_CPU_ISA_AMX, TRIT_CPU_ISA_AVX512_VNNI, TRIT_CPU_ISA_AVX2,
                                               TRIT_CPU_ISA_NEON_DOTPROD, TRIT_CPU_ISA_NEON};
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
         if (trit_cpu_isa_supported(order[i])) return order[i];

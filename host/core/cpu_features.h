@@ -2,7 +2,7 @@
  * cpu_features.h: what the CPU we run on can do, and which kernel family (ISA) the CPU backend
  * uses. Detection runs once (cpuid + xgetbv on x86-64, getauxval on aarch64 Linux) and is cached.
  *
- * The environment variable TRIT_CPU=scalar|avx2|avx512|neon|neon_dotprod forces one kernel family,
+ * The environment variable TRIT_CPU=scalar|avx2|avx512|amx|neon|neon_dotprod forces one kernel family,
  * so that every path can be tested on one machine. Naming a family this machine cannot run is an
  * error (no silent fallback), reported by trit_cpu_isa_select().
  */
@@ -25,6 +25,8 @@ struct trit_cpu_features {
     bool avx512_vnni;      /* vpdpbusd / vpdpwssd on ZMM */
     bool avx_vnni;         /* VEX-encoded vpdpbusd on YMM (Alder Lake and later) */
     bool avx512_vpopcntdq; /* vpopcntd / vpopcntq */
+    bool amx_int8;         /* AMX tiles with int8 dot products, usable: CPU, XCR0 and (Linux) the
+                            * process's permission to use the tile data state, requested here */
     /* aarch64 */
     bool neon;    /* Advanced SIMD (always present on aarch64) */
     bool dotprod; /* sdot / udot (Armv8.2 DotProd) */
@@ -40,10 +42,11 @@ enum trit_cpu_isa {
     TRIT_CPU_ISA_AVX512_VNNI = 2,  /* x86-64 AVX-512 F/BW/VL + VNNI: vpdpbusd on ZMM */
     TRIT_CPU_ISA_NEON = 3,         /* aarch64 Advanced SIMD: smull + sadalp */
     TRIT_CPU_ISA_NEON_DOTPROD = 4, /* aarch64 with DotProd: sdot */
-    TRIT_CPU_ISA_COUNT = 5,
+    TRIT_CPU_ISA_AMX = 5,          /* x86-64 AMX-INT8 tiles for m >= 16 tokens, AVX-512 VNNI below */
+    TRIT_CPU_ISA_COUNT = 6,
 };
 
-/* "scalar", "avx2", "avx512", "neon", "neon_dotprod"; "?" for an out-of-range value. */
+/* "scalar", "avx2", "avx512", "neon", "neon_dotprod", "amx"; "?" for an out-of-range value. */
 const char *trit_cpu_isa_name(enum trit_cpu_isa isa);
 /* Parses a name of trit_cpu_isa_name; TRIT_ERR_INVALID_ARG for an unknown one. */
 enum trit_status trit_cpu_isa_parse(const char *name, enum trit_cpu_isa *out);

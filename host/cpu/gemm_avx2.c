@@ -18,6 +18,9 @@
 #include <immintrin.h>
 #include <string.h>
 
+/* Software prefetch distance along the weight stream, as gemm_avx512.c. (Each half-pass touches
+ * all 4 lines of a tile; the second pass finds them in L1/L2.) */
+#define PREFETCH_BYTES 1024
 #define AVX2_TARGET "avx2"
 #define AVX2_INLINE static inline __attribute__((always_inline, target(AVX2_TARGET)))
 
@@ -57,10 +60,12 @@ AVX2_INLINE int32_t sum_i8(const int8_t *q, int64_t n) {
                 for (int64_t kb = 0; kb < tile->n_kb; kb++) {                                      \
                     const int8_t *a[NT];                                                           \
                     _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++)                         \
-                        a[t] = kb < n_full ? tile->q[t] + kb * TRIT_CPU_KB_COLS : tail[t];         \
+                        a[t] = kb < n_full ? tile->q + t * tile->ld_q + kb * TRIT_CPU_KB_COLS : tail[t];         \
                     __m256i s16[NT];                                                               \
                     _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++) s16[t] = _mm256_setzero_si256(); \
                     const uint8_t *wk = w + kb * TRIT_CPU_TILE_BYTES;                              \
+                    _Pragma("GCC unroll 4") for (int l = 0; l < 4; l++)                            \
+                        _mm_prefetch((const char *)wk + PREFETCH_BYTES + 64 * l, _MM_HINT_T0);     \
                     _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) {                          \
                         __m256i wv = _mm256_loadu_si256((const __m256i *)(wk + 64 * v));           \
                         _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {                      \
@@ -91,10 +96,10 @@ __attribute__((target(AVX2_TARGET))) void trit_cpu_tile_avx2(const struct trit_c
     /* The last partial k-block's activations, zero-padded, so that no byte past n_cols is read. */
     int8_t tail[TRIT_CPU_MAX_TOKENS][TRIT_CPU_KB_COLS];
     for (int t = 0; t < tile->n_tok; t++) {
-        qsum[t] = sum_i8(tile->q[t], tile->n_cols);
+        qsum[t] = sum_i8(tile->q + t * tile->ld_q, tile->n_cols);
         if (rem) {
             memset(tail[t], 0, sizeof tail[t]);
-            memcpy(tail[t], tile->q[t] + n_full * TRIT_CPU_KB_COLS, (size_t)rem);
+            memcpy(tail[t], tile->q + t * tile->ld_q + n_full * TRIT_CPU_KB_COLS, (size_t)rem);
         }
     }
     switch (tile->n_tok) {

@@ -22,6 +22,10 @@
 #include <immintrin.h>
 #include <string.h>
 
+/* Software prefetch distance along the weight stream: 4 tiles ahead. Measured on the 2-core
+ * Xeon (AMX-capable) dev VM, 1 thread, weights from DRAM: 0 B 468 us, 512 B 441, 1024 B 428,
+ * 2048 B 441 for 2560x6912 at m = 1 (busy machine; the ranking held over repeats). */
+#define PREFETCH_BYTES 1024
 #define AVX512_TARGET "avx512f,avx512bw,avx512vl,avx512vnni"
 #define AVX512_INLINE static inline __attribute__((always_inline, target(AVX512_TARGET)))
 
@@ -32,7 +36,7 @@ AVX512_INLINE __m512i bcast4(const int8_t *p) {
     return _mm512_set1_epi32(v);
 }
 
-AVX512_INLINE int32_t sum_i8(const int8_t *q, int64_t n) {
+__attribute__((target(AVX512_TARGET))) int32_t trit_cpu_sum_i8_avx512(const int8_t *q, int64_t n) {
     const __m512i ones = _mm512_set1_epi8(1);
     __m512i s = _mm512_setzero_si512();
     int64_t i = 0;
@@ -74,7 +78,12 @@ AVX512_INLINE int32_t sum_i8(const int8_t *q, int64_t n) {
                     _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) acc[t][p][j] = _mm512_setzero_si512(); \
             const int8_t *a[NT];                                                                   \
             for (int64_t kb = 0; kb < n_full; kb++) {                                              \
-                _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++) a[t] = tile->q[t] + kb * TRIT_CPU_KB_COLS; \
+                _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++) a[t] = tile->q + t * tile->ld_q + kb * TRIT_CPU_KB_COLS; \
+                const char *pf = (const char *)(w + kb * TRIT_CPU_TILE_BYTES) + PREFETCH_BYTES;     \
+                _mm_prefetch(pf, _MM_HINT_T0);                                                     \
+                _mm_prefetch(pf + 64, _MM_HINT_T0);                                                \
+                _mm_prefetch(pf + 128, _MM_HINT_T0);                                               \
+                _mm_prefetch(pf + 192, _MM_HINT_T0);                                               \
                 TILE_STEP(acc, w + kb * TRIT_CPU_TILE_BYTES, a, NT, P);                            \
             }                                                                                      \
             if (n_full < tile->n_kb) {                                                             \
@@ -106,10 +115,10 @@ __attribute__((target(AVX512_TARGET))) void trit_cpu_tile_avx512(const struct tr
     /* The last partial k-block's activations, zero-padded, so that no byte past n_cols is read. */
     int8_t tail[TRIT_CPU_MAX_TOKENS][TRIT_CPU_KB_COLS];
     for (int t = 0; t < tile->n_tok; t++) {
-        qsum[t] = sum_i8(tile->q[t], tile->n_cols);
+        qsum[t] = trit_cpu_sum_i8_avx512(tile->q + t * tile->ld_q, tile->n_cols);
         if (rem) {
             memset(tail[t], 0, sizeof tail[t]);
-            memcpy(tail[t], tile->q[t] + n_full * TRIT_CPU_KB_COLS, (size_t)rem);
+            memcpy(tail[t], tile->q + t * tile->ld_q + n_full * TRIT_CPU_KB_COLS, (size_t)rem);
         }
     }
     switch (tile->n_tok) {

@@ -4,19 +4,24 @@
  *
  * Work split: the row groups of all matrices of a call, laid end to end, are cut into one
  * contiguous range per pool thread (task i runs on thread i). A thread walks its range in chunks
- * of about TRIT_CPU_CHUNK_BYTES of packed weights; for each chunk it runs every group of up to 4
- * tokens, so a chunk stays in L2 while all tokens go past it and a 4-token slice of activations
- * (4 * n_cols bytes) stays in L1 while the chunk's row groups go past it. For m = 1 this is a
+ * of about TRIT_CPU_CHUNK_BYTES of packed weights; for each chunk it runs every block of tokens (4
+ * for the register kernels, 32 for AMX), so a chunk stays in L2 while all tokens go past it and a
+ * block of activations stays in L1 while the chunk's row groups go past it. For m = 1 this is a
  * single sequential pass over the thread's weight bytes.
  */
 #include <string.h>
 
 #include "cpu/kernels.h"
 
-/* Packed bytes per chunk when m > 4 (fits L2 with room for the activations); a chunk is also
- * capped at TRIT_CPU_CHUNK_RG row groups so that its int32 results fit a stack buffer. */
+/* Packed bytes per chunk when the tokens take several blocks (fits L2 with room for the
+ * activations); a chunk is also capped so that the int32 results of one token block fit a stack
+ * buffer of TRIT_CPU_RES_ELEMS (64 KB). */
 #define TRIT_CPU_CHUNK_BYTES (192 * 1024)
-#define TRIT_CPU_CHUNK_RG 64
+/* AMX: each chunk re-reads a 32-token block of activations (32 * n_cols bytes) once per pair of
+ * row groups, so larger chunks reuse activations more; 768 KB of packed weights plus the block
+ * still fit a 2 MB L2. */
+#define TRIT_CPU_AMX_CHUNK_BYTES (768 * 1024)
+#define TRIT_CPU_RES_ELEMS 16384
 /* Most matrices one trit_cpu_gemm_f32_multi call takes. */
 #define TRIT_CPU_MULTI_MAX 8
 
@@ -105,20 +110,39 @@ enum trit_status trit_cpu_matrix_pack(const struct trit_ternary *w, struct trit_
 
 /* ---- dispatch ----------------------------------------------------------------------------- */
 
-static trit_cpu_tile_fn tile_fn_for(enum trit_cpu_isa isa) {
-    if (!trit_cpu_isa_supported(isa)) return NULL;
+/* The micro-kernel a call runs, and how many tokens it takes at a time. */
+struct kernel {
+    trit_cpu_tile_fn fn;
+    int tok_block;
+    int64_t chunk_bytes; /* packed weight bytes per chunk when the tokens take several blocks */
+};
+
+static struct kernel kernel_for(enum trit_cpu_isa isa, int64_t m) {
+    struct kernel k = {NULL, TRIT_CPU_MAX_TOKENS, TRIT_CPU_CHUNK_BYTES};
+    if (!trit_cpu_isa_supported(isa)) return k;
     switch (isa) {
-    case TRIT_CPU_ISA_SCALAR: return trit_cpu_tile_scalar;
+    case TRIT_CPU_ISA_SCALAR: k.fn = trit_cpu_tile_scalar; break;
 #if defined(__x86_64__)
-    case TRIT_CPU_ISA_AVX2: return trit_cpu_tile_avx2;
-    case TRIT_CPU_ISA_AVX512_VNNI: return trit_cpu_tile_avx512;
+    case TRIT_CPU_ISA_AVX2: k.fn = trit_cpu_tile_avx2; break;
+    case TRIT_CPU_ISA_AVX512_VNNI: k.fn = trit_cpu_tile_avx512; break;
+    case TRIT_CPU_ISA_AMX:
+        if (m >= TRIT_CPU_AMX_MIN_M) {
+            k.fn = trit_cpu_tile_amx;
+            k.tok_block = TRIT_CPU_AMX_TOKENS;
+            k.chunk_bytes = TRIT_CPU_AMX_CHUNK_BYTES;
+        } else {
+            k.fn = trit_cpu_tile_avx512;
+        }
+        break;
 #endif
 #if defined(__aarch64__)
-    case TRIT_CPU_ISA_NEON: return trit_cpu_tile_neon;
-    case TRIT_CPU_ISA_NEON_DOTPROD: return trit_cpu_tile_neon_dotprod;
+    case TRIT_CPU_ISA_NEON: k.fn = trit_cpu_tile_neon; break;
+    case TRIT_CPU_ISA_NEON_DOTPROD: k.fn = trit_cpu_tile_neon_dotprod; break;
 #endif
-    default: return NULL;
+    default: break;
     }
+    (void)m;
+    return k;
 }
 
 /* ---- the threaded driver ------------------------------------------------------------------ */
@@ -131,6 +155,7 @@ struct gemm_job {
     int64_t rg_begin[TRIT_CPU_MULTI_MAX + 1]; /* matrix i owns global row groups [rg_begin[i], rg_begin[i+1]) */
     const int8_t *q;
     int64_t m, n_cols, n_kb, chunk_rg, n_tasks;
+    int tok_block;
     enum epilogue epi;
     const float *act_scale;
     int32_t *acc;        /* EPI_I32 */
@@ -172,7 +197,7 @@ static void epilogue_store(const struct gemm_job *job, int mat, const int32_t *r
 /* Row groups [a, b) of matrix `mat` (local indices), all tokens. */
 static void run_range(const struct gemm_job *job, int mat, int64_t a, int64_t b) {
     const struct trit_cpu_matrix *w = job->w[mat];
-    int32_t res[TRIT_CPU_MAX_TOKENS * TRIT_CPU_RG_ROWS * TRIT_CPU_CHUNK_RG];
+    int32_t res[TRIT_CPU_RES_ELEMS];
     for (int64_t c0 = a; c0 < b; c0 += job->chunk_rg) {
         int64_t n_rg = b - c0 < job->chunk_rg ? b - c0 : job->chunk_rg;
         int64_t r0 = c0 * TRIT_CPU_RG_ROWS;
@@ -183,13 +208,14 @@ static void run_range(const struct gemm_job *job, int mat, int64_t a, int64_t b)
             .n_rg = n_rg,
             .n_kb = job->n_kb,
             .n_cols = job->n_cols,
+            .ld_q = job->n_cols,
             .out = res,
             .ld_out = n_rg * TRIT_CPU_RG_ROWS,
         };
-        for (int64_t t0 = 0; t0 < job->m; t0 += TRIT_CPU_MAX_TOKENS) {
-            int nt = (int)(job->m - t0 < TRIT_CPU_MAX_TOKENS ? job->m - t0 : TRIT_CPU_MAX_TOKENS);
+        for (int64_t t0 = 0; t0 < job->m; t0 += job->tok_block) {
+            int nt = (int)(job->m - t0 < job->tok_block ? job->m - t0 : job->tok_block);
             tile.n_tok = nt;
-            for (int t = 0; t < nt; t++) tile.q[t] = job->q + (t0 + t) * job->n_cols;
+            tile.q = job->q + t0 * job->n_cols;
             job->fn(&tile);
             epilogue_store(job, mat, res, tile.ld_out, r0, r1, t0, nt);
         }
@@ -228,17 +254,19 @@ static enum trit_status gemm_run(struct trit_pool *pool, int n_mats, const struc
     if (m == 0) return TRIT_OK;
     if (!q || (epi == EPI_I32 && !acc) || (epi != EPI_I32 && !act_scale))
         return trit_error(TRIT_ERR_INVALID_ARG, "trit_cpu_gemm: NULL activations or output");
-    job.fn = tile_fn_for(w[0]->isa);
+    struct kernel kern = kernel_for(w[0]->isa, m);
+    job.fn = kern.fn;
+    job.tok_block = kern.tok_block;
     if (!job.fn)
         return trit_error(TRIT_ERR_UNSUPPORTED, "trit_cpu_gemm: kernel family %s cannot run here",
                           trit_cpu_isa_name(w[0]->isa));
     job.n_cols = w[0]->n_cols;
     job.n_kb = w[0]->n_kb;
-    int64_t chunk = TRIT_CPU_CHUNK_RG;
-    if (m > TRIT_CPU_MAX_TOKENS) {
-        chunk = TRIT_CPU_CHUNK_BYTES / (job.n_kb * TRIT_CPU_TILE_BYTES);
-        if (chunk < 1) chunk = 1;
-        if (chunk > TRIT_CPU_CHUNK_RG) chunk = TRIT_CPU_CHUNK_RG;
+    /* the results of one chunk and token block fit res[] */
+    int64_t chunk = TRIT_CPU_RES_ELEMS / (TRIT_CPU_RG_ROWS * job.tok_block);
+    if (m > job.tok_block) {
+        int64_t fit = kern.chunk_bytes / (job.n_kb * TRIT_CPU_TILE_BYTES);
+        if (fit < chunk) chunk = fit < 1 ? 1 : fit;
     }
     job.chunk_rg = chunk;
     int64_t n_threads = trit_pool_n_threads(pool);

@@ -54,10 +54,10 @@ static void prepare(const struct trit_cpu_tile *tile, struct neon_prep *pp) {
     pp->n_full = tile->n_cols / TRIT_CPU_KB_COLS;
     int64_t rem = tile->n_cols - pp->n_full * TRIT_CPU_KB_COLS;
     for (int t = 0; t < tile->n_tok; t++) {
-        pp->qsum[t] = sum_i8(tile->q[t], tile->n_cols);
+        pp->qsum[t] = sum_i8(tile->q + t * tile->ld_q, tile->n_cols);
         if (rem) {
             memset(pp->tail[t], 0, sizeof pp->tail[t]);
-            memcpy(pp->tail[t], tile->q[t] + pp->n_full * TRIT_CPU_KB_COLS, (size_t)rem);
+            memcpy(pp->tail[t], tile->q + t * tile->ld_q + pp->n_full * TRIT_CPU_KB_COLS, (size_t)rem);
         }
     }
 }
@@ -83,7 +83,7 @@ void trit_cpu_tile_neon(const struct trit_cpu_tile *tile) {
             for (int t = 0; t < tile->n_tok; t++) {
                 int32x4_t acc = vdupq_n_s32(0);
                 for (int64_t kb = 0; kb < tile->n_kb; kb++) {
-                    const int8_t *a = kb < pp.n_full ? tile->q[t] + kb * TRIT_CPU_KB_COLS : pp.tail[t];
+                    const int8_t *a = kb < pp.n_full ? tile->q + t * tile->ld_q + kb * TRIT_CPU_KB_COLS : pp.tail[t];
                     const uint8_t *wk = w + kb * TRIT_CPU_TILE_BYTES;
                     int16x8_t lo = vdupq_n_s16(0), hi = vdupq_n_s16(0);
                     for (int v = 0; v < 4; v++) {
@@ -123,7 +123,7 @@ __attribute__((target(DOTPROD_TARGET))) void trit_cpu_tile_neon_dotprod(const st
                     int8x16_t d0 = vreinterpretq_s8_u8(plane(wv, 0)), d1 = vreinterpretq_s8_u8(plane(wv, 1));
                     int8x16_t d2 = vreinterpretq_s8_u8(plane(wv, 2)), d3 = vreinterpretq_s8_u8(plane(wv, 3));
                     for (int t = 0; t < tile->n_tok; t++) {
-                        const int8_t *a = kb < pp.n_full ? tile->q[t] + kb * TRIT_CPU_KB_COLS : pp.tail[t];
+                        const int8_t *a = kb < pp.n_full ? tile->q + t * tile->ld_q + kb * TRIT_CPU_KB_COLS : pp.tail[t];
                         int8x16_t av = vld1q_s8(a + 16 * v);
                         SDOT_LANE(acc[t], d0, av, 0);
                         SDOT_LANE(acc[t], d1, av, 1);

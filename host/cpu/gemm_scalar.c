@@ -33,10 +33,10 @@ void trit_cpu_tile_scalar(const struct trit_cpu_tile *tile) {
     int8_t tail[TRIT_CPU_MAX_TOKENS][TRIT_CPU_KB_COLS];
     int32_t qsum[TRIT_CPU_MAX_TOKENS];
     for (int t = 0; t < tile->n_tok; t++) {
-        qsum[t] = sum_i8(tile->q[t], tile->n_cols);
+        qsum[t] = sum_i8(tile->q + t * tile->ld_q, tile->n_cols);
         if (rem) {
             memset(tail[t], 0, sizeof tail[t]);
-            memcpy(tail[t], tile->q[t] + n_full * TRIT_CPU_KB_COLS, (size_t)rem);
+            memcpy(tail[t], tile->q + t * tile->ld_q + n_full * TRIT_CPU_KB_COLS, (size_t)rem);
         }
     }
     for (int64_t rg = 0; rg < tile->n_rg; rg++) {
@@ -44,7 +44,7 @@ void trit_cpu_tile_scalar(const struct trit_cpu_tile *tile) {
         for (int t = 0; t < tile->n_tok; t++) {
             int32_t s[TRIT_CPU_RG_ROWS] = {0};
             for (int64_t kb = 0; kb < tile->n_kb; kb++) {
-                const int8_t *a = kb < n_full ? tile->q[t] + kb * TRIT_CPU_KB_COLS : tail[t];
+                const int8_t *a = kb < n_full ? tile->q + t * tile->ld_q + kb * TRIT_CPU_KB_COLS : tail[t];
                 for (int n = 0; n < TRIT_CPU_RG_ROWS; n++) s[n] += tile_dot(w + kb * TRIT_CPU_TILE_BYTES, n, a);
             }
             for (int n = 0; n < TRIT_CPU_RG_ROWS; n++)

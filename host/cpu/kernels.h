@@ -48,7 +48,7 @@
 #define TRIT_CPU_KB_COLS 64   /* columns per k-block */
 #define TRIT_CPU_RG_ROWS 16   /* rows per row group */
 #define TRIT_CPU_TILE_BYTES 256 /* one row group x one k-block, 2 bits a code */
-#define TRIT_CPU_MAX_TOKENS 4 /* tokens one tile call handles; the micro-kernels are 16 rows x 4 tokens */
+#define TRIT_CPU_MAX_TOKENS 4 /* token block of the register micro-kernels: 16 rows x 4 tokens */
 _Static_assert(TRIT_CPU_TILE_BYTES * 4 == TRIT_CPU_KB_COLS * TRIT_CPU_RG_ROWS, "4 codes per byte");
 
 /* A ternary matrix repacked for the CPU kernels. Owns `packed`. */
@@ -96,27 +96,37 @@ enum trit_status trit_cpu_gemm_f32_multi(struct trit_pool *pool, int n_mats,
                                          const struct trit_cpu_matrix *const *w, const int8_t *q,
                                          int64_t m, const float *act_scale, float *const *y);
 
-/* ---- per-family micro-kernels (gemm_scalar.c, gemm_avx2.c, gemm_avx512.c, gemm_neon.c) --------
+/* ---- per-family micro-kernels (gemm_scalar.c, gemm_avx2.c, gemm_avx512.c, gemm_amx.c, gemm_neon.c)
  *
- * One call: n_rg consecutive row groups x n_tok (1..4) tokens, all k-blocks. Writes the exact acc
- * of every row of those groups (padding rows too) to out[t * ld_out + r], r in [0, 16 n_rg).
- * Each computes sum(q) of its tokens itself (a pass over n_cols bytes per token, small next to
- * the n_rg * 4 rows it is reused for). Reads no activation byte at or past n_cols. */
+ * One call: n_rg consecutive row groups x n_tok tokens (n_tok <= the family's token block), all
+ * k-blocks. Writes the exact acc of every row of those groups (padding rows too) to
+ * out[t * ld_out + r], r in [0, 16 n_rg). Each computes sum(q) of its tokens itself (a pass over
+ * n_cols bytes per token, small next to the rows it is reused for). Reads no activation byte at or
+ * past n_cols of a token row. */
 struct trit_cpu_tile {
     const uint8_t *w;      /* tile(rg0, 0) */
     int64_t n_rg;          /* row groups to compute */
     int64_t n_kb, n_cols;  /* of the matrix */
-    const int8_t *q[TRIT_CPU_MAX_TOKENS]; /* token rows, n_cols bytes each; n_tok are used */
+    const int8_t *q;       /* token t's n_cols activations at q + t * ld_q */
+    int64_t ld_q;
     int n_tok;
     int32_t *out;
     int64_t ld_out;        /* >= 16 n_rg */
 };
 typedef void (*trit_cpu_tile_fn)(const struct trit_cpu_tile *tile);
 
+/* Token blocks: the VNNI-style kernels hold 4 tokens in registers; AMX takes two 16-row A tiles. */
+#define TRIT_CPU_AMX_TOKENS 32
+/* AMX runs calls with at least this many tokens; smaller ones go to the AVX-512 VNNI kernel. */
+#define TRIT_CPU_AMX_MIN_M 16
+
 void trit_cpu_tile_scalar(const struct trit_cpu_tile *tile);
 #if defined(__x86_64__)
 void trit_cpu_tile_avx2(const struct trit_cpu_tile *tile);
 void trit_cpu_tile_avx512(const struct trit_cpu_tile *tile);
+void trit_cpu_tile_amx(const struct trit_cpu_tile *tile);
+/* sum(q[0 .. n)) with AVX-512 (gemm_avx512.c); callers must have checked the family. */
+int32_t trit_cpu_sum_i8_avx512(const int8_t *q, int64_t n);
 #endif
 #if defined(__aarch64__)
 void trit_cpu_tile_neon(const struct trit_cpu_tile *tile);
