@@ -152,6 +152,88 @@ const char *trit_context_device_desc(const trit_context *ctx);
 uint64_t trit_context_memory_bytes(const trit_context *ctx);
 
 /* ----------------------------------------------------------------------------------------------
+ * Tokenizers: byte-level BPE (GPT-2, Llama 3) and SentencePiece BPE (LLaMA), loaded from a GGUF
+ * file's tokenizer.ggml.* keys or a Hugging Face tokenizer.json. A tokenizer is read-only once
+ * loaded and may be shared between threads.
+ */
+/* Loads from `path`: a GGUF file (recognized by its magic), a tokenizer.json file, or a folder that
+ * holds tokenizer.json (and optionally tokenizer_config.json). *out is NULL on failure. */
+enum trit_status trit_tokenizer_load(const char *path, trit_tokenizer **out);
+/* Frees a tokenizer; accepts NULL. */
+void trit_tokenizer_free(trit_tokenizer *tok);
+int32_t trit_tokenizer_n_vocab(const trit_tokenizer *tok);
+/* Special ids; -1 when the vocab has none. */
+int32_t trit_tokenizer_bos(const trit_tokenizer *tok);
+int32_t trit_tokenizer_eos(const trit_tokenizer *tok);
+int32_t trit_tokenizer_eot(const trit_tokenizer *tok);
+/* Whether TRIT_TOKENIZE_ADD_SPECIAL prepends BOS. */
+bool trit_tokenizer_add_bos(const trit_tokenizer *tok);
+/* End of generation: EOS, EOT, EOM and the control tokens named like them (<|eot_id|>, <|im_end|>,
+ * <|end|>, <end_of_turn>, <|endoftext|>, <|eom_id|>). False for ids out of range. */
+bool trit_tokenizer_is_eog(const trit_tokenizer *tok, int32_t id);
+/* Add BOS / EOS as the vocab's add_bos / add_eos flags say (llama.cpp's add_special). */
+#define TRIT_TOKENIZE_ADD_SPECIAL 1u
+/* Match control tokens (<|begin_of_text|>) written in the text. User-defined tokens are matched
+ * always, as in transformers and llama.cpp. */
+#define TRIT_TOKENIZE_PARSE_SPECIAL 2u
+
+/* A growable id buffer. Zero-initialize it; release with trit_tokens_free. */
+struct trit_tokens {
+    int32_t *ids;
+    size_t n;
+    size_t cap;
+};
+void trit_tokens_free(struct trit_tokens *t);
+
+/* Appends the tokens of text[0..len) to *out. Any bytes are accepted, invalid UTF-8 included:
+ * byte-level BPE keeps them as byte tokens, SPM emits <0xXX> byte tokens. */
+enum trit_status trit_tokenize(const trit_tokenizer *tok, const char *text, size_t len,
+                               unsigned flags, struct trit_tokens *out);
+/* Same into a caller buffer. *n_out is always the number of tokens the text needs; when it exceeds
+ * `capacity`, the call fails with TRIT_ERR_INVALID_ARG and ids[] holds the first `capacity`. */
+enum trit_status trit_tokenize_into(const trit_tokenizer *tok, const char *text, size_t len,
+                                    unsigned flags, int32_t *ids, size_t capacity, size_t *n_out);
+/* Render control and unknown tokens as their text (else they decode to nothing). */
+#define TRIT_DECODE_SPECIAL 1u
+/* For vocabs with add_space_prefix (SPM): drop the one leading space of the first token that
+ * decodes to something, undoing the prefix encoding added (llama.cpp detokenize does the same). */
+#define TRIT_DECODE_STRIP_SPACE 2u
+
+/* The bytes token `id` decodes to (byte-level BPE: inverse GPT-2 map; SPM: U+2581 -> ' ', <0xXX> ->
+ * the byte). Control/unknown tokens give their text with TRIT_DECODE_SPECIAL, else "" (len 0).
+ * Points into the tokenizer, not NUL-terminated. NULL (and *len = 0) when id is out of range. */
+const char *trit_tokenizer_piece(const trit_tokenizer *tok, int32_t id, unsigned flags,
+                                 size_t *len);
+/* Concatenates the pieces of ids[0..n) into out[0..capacity). The bytes are raw: decoding the
+ * encoding of any byte string gives it back (SPM: with TRIT_DECODE_STRIP_SPACE). *n_out is always
+ * the length needed; TRIT_ERR_INVALID_ARG when it exceeds capacity or an id is out of range. */
+enum trit_status trit_detokenize(const trit_tokenizer *tok, const int32_t *ids, size_t n,
+                                 unsigned flags, char *out, size_t capacity, size_t *n_out);
+
+/* Streaming decode for generation: feed one token at a time, get back text that is always valid
+ * UTF-8. A multi-byte character split across byte tokens is held back until its last byte arrives.
+ * Bytes that can never form a character are replaced by U+FFFD (one per maximal ill-formed
+ * subsequence, the Unicode recommendation), and so is an incomplete character at flush. */
+struct trit_tok_stream {
+    const trit_tokenizer *tok;
+    unsigned flags;   /* TRIT_DECODE_* */
+    bool strip_space; /* a leading space is still to be removed (TRIT_DECODE_STRIP_SPACE) */
+    uint8_t n_pending;
+    uint8_t pending[4]; /* the start of an incomplete UTF-8 sequence */
+};
+/* Output bytes one feed can produce at most: size `out` with this. */
+size_t trit_tok_stream_max_out(const trit_tokenizer *tok);
+void trit_tok_stream_init(struct trit_tok_stream *s, const trit_tokenizer *tok, unsigned flags);
+/* Decodes token `id`, writes the text that is now complete to out and its length to *n_out. Fails
+ * with TRIT_ERR_INVALID_ARG, state unchanged, for an id out of range or when capacity is below
+ * 3 * (pending + piece bytes) (trit_tok_stream_max_out always suffices). */
+enum trit_status trit_tok_stream_feed(struct trit_tok_stream *s, int32_t id, char *out, size_t capacity,
+                                      size_t *n_out);
+/* Emits what is still held back (as U+FFFD: it is an incomplete character); capacity >= 3. */
+enum trit_status trit_tok_stream_flush(struct trit_tok_stream *s, char *out, size_t capacity,
+                                       size_t *n_out);
+
+/* ----------------------------------------------------------------------------------------------
  * Sampling. A sampler picks the next token from a row of logits. The chain follows llama.cpp's
  * default order: repetition penalty -> top-k -> top-p -> min-p -> temperature -> draw.
  * temperature <= 0 means greedy (argmax; the lowest id wins a tie) and ignores the rest.
