@@ -19,7 +19,9 @@
  *   --ref-max-s X     skip reference rows estimated to take longer than X seconds (default 2)
  *   --csv FILE        also write the rows as CSV
  *
- * Columns: median time of one call; GB/s = packed weight bytes / time (the kernels read every
+ * Columns: median and fastest time of one call (on a shared machine a call longer than a scheduler
+ * slice is often preempted, and min_us shows what the kernel does undisturbed); the rest use the
+ * median: GB/s = packed weight bytes / time (the kernels read every
  * weight byte once per call); %read = that against the streaming-read bandwidth measured at
  * start with the same thread count; GOPS = 2 * m * N * K / time (one multiply and one add per
  * weight and token, as for a dense matmul). Every call goes through the fp32 epilogue
@@ -32,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/core.h"
@@ -74,7 +77,11 @@ static uint64_t rng_next(void) {
     return x * 0x2545F4914F6CDD1Dull;
 }
 
-static double now_s(void) { return (double)trit_time_us() * 1e-6; }
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -172,6 +179,23 @@ static double measure_bw(struct trit_pool *pool, uint8_t *buf, int64_t n_bytes, 
     return (double)BW_CHUNK * (copy ? 2.0 : 1.0) / times[n / 2] * 1e-9;
 }
 
+/* Round trip of an empty parallel_for (wake the workers, run nothing, wait): the fixed cost every
+ * threaded matmul pays, median of 2000 back-to-back calls. */
+static void noop_task(void *ctx, int64_t task, int thread) {
+    (void)ctx, (void)task, (void)thread;
+}
+static double pool_round_trip_us(struct trit_pool *pool) {
+    static double times[2000];
+    int n_tasks = trit_pool_n_threads(pool);
+    for (int i = 0; i < 2000; i++) {
+        double t0 = now_s();
+        trit_pool_parallel_for(pool, n_tasks, noop_task, NULL);
+        times[i] = now_s() - t0;
+    }
+    qsort(times, 2000, sizeof times[0], cmp_double);
+    return times[1000] * 1e6;
+}
+
 /* ---- one shape ---------------------------------------------------------------------------- */
 
 struct shape {
@@ -201,7 +225,7 @@ static bool parse_shape(const char *text, struct shape *sh) {
 }
 
 struct timing {
-    double med_s;
+    double med_s, min_s;
     int n_calls;
 };
 
@@ -225,7 +249,7 @@ static struct timing time_ref(const struct shape *sh, int64_t m, struct fp_out *
         times[n++] = now_s() - t0;
     }
     qsort(times, (size_t)n, sizeof times[0], cmp_double);
-    return (struct timing){times[n / 2], n};
+    return (struct timing){times[n / 2], times[0], n};
 }
 
 static struct timing time_kernel(struct trit_pool *pool, struct trit_cpu_matrix *copies, int n_copies,
@@ -245,7 +269,7 @@ static struct timing time_kernel(struct trit_pool *pool, struct trit_cpu_matrix 
         times[n++] = now_s() - t0;
     }
     qsort(times, (size_t)n, sizeof times[0], cmp_double);
-    return (struct timing){times[n / 2], n};
+    return (struct timing){times[n / 2], times[0], n};
 }
 
 static void emit(FILE *csv, const struct shape *sh, const char *variant, int threads, int64_t m,
@@ -253,13 +277,13 @@ static void emit(FILE *csv, const struct shape *sh, const char *variant, int thr
     double gbps = w_bytes / tm.med_s * 1e-9;
     double gops = 2.0 * (double)m * (double)sh->n_rows_total * (double)sh->n_cols / tm.med_s * 1e-9;
     double pct = read_gbps > 0 ? 100.0 * gbps / read_gbps : 0.0;
-    printf("%-20s %-8s %3d %5lld %12.1f %8.1f %6.1f %9.1f %7d\n", sh->name, variant, threads, (long long)m,
-           tm.med_s * 1e6, gbps, pct, gops, tm.n_calls);
+    printf("%-20s %-8s %3d %5lld %10.1f %10.1f %8.1f %6.1f %9.1f %7d\n", sh->name, variant, threads, (long long)m,
+           tm.med_s * 1e6, tm.min_s * 1e6, gbps, pct, gops, tm.n_calls);
     fflush(stdout);
     if (csv)
-        fprintf(csv, "%s,%lld,%lld,%s,%d,%lld,%.3f,%.3f,%.2f,%.3f,%.3f,%d\n", sh->name,
+        fprintf(csv, "%s,%lld,%lld,%s,%d,%lld,%.3f,%.3f,%.3f,%.2f,%.3f,%.3f,%d\n", sh->name,
                 (long long)sh->n_rows_total, (long long)sh->n_cols, variant, threads, (long long)m,
-                tm.med_s * 1e6, gbps, pct, gops, read_gbps, tm.n_calls);
+                tm.med_s * 1e6, tm.min_s * 1e6, gbps, pct, gops, read_gbps, tm.n_calls);
 }
 
 /* ---- main --------------------------------------------------------------------------------- */
@@ -287,8 +311,8 @@ static void print_cpu(void) {
     }
     const struct trit_cpu_features *ft = trit_cpu_features_get();
     printf("# features: avx2 %d avx512f %d avx512bw %d avx512vl %d avx512_vnni %d avx_vnni %d vpopcntdq %d "
-           "neon %d dotprod %d; best family %s\n", ft->avx2, ft->avx512f, ft->avx512bw, ft->avx512vl,
-           ft->avx512_vnni, ft->avx_vnni, ft->avx512_vpopcntdq, ft->neon, ft->dotprod,
+           "amx_int8 %d neon %d dotprod %d; best family %s\n", ft->avx2, ft->avx512f, ft->avx512bw, ft->avx512vl,
+           ft->avx512_vnni, ft->avx_vnni, ft->avx512_vpopcntdq, ft->amx_int8, ft->neon, ft->dotprod,
            trit_cpu_isa_name(trit_cpu_isa_best()));
 }
 
@@ -351,7 +375,7 @@ int main(int argc, char **argv) {
     if (o.csv) {
         csv = fopen(o.csv, "w");
         if (!csv) die("cannot open the --csv file");
-        fprintf(csv, "shape,n,k,variant,threads,m,median_us,weight_gbps,pct_read,gops,read_gbps,calls\n");
+        fprintf(csv, "shape,n,k,variant,threads,m,median_us,min_us,weight_gbps,pct_read,gops,read_gbps,calls\n");
     }
     print_cpu();
     print_load("start");
@@ -373,9 +397,12 @@ int main(int argc, char **argv) {
         double copy = measure_bw(pools[t], region, region_bytes, true, o.min_ms * 1e-3);
         printf("  %d thr read %.1f GB/s copy %.1f GB/s;", o.threads[t], read_gbps[t], copy);
     }
+    printf("\n# empty parallel_for round trip, median:");
+    for (int t = 0; t < o.n_threads; t++) printf("  %d thr %.2f us;", o.threads[t], pool_round_trip_us(pools[t]));
+    printf("\n# variants: ref = trit_gemm_ref (1 thread); amx = AMX tiles for m >= %d, avx512 below", TRIT_CPU_AMX_MIN_M);
     printf("\n");
-    printf("%-20s %-8s %3s %5s %12s %8s %6s %9s %7s\n", "shape", "variant", "thr", "m", "median_us", "GB/s",
-           "%read", "GOPS", "calls");
+    printf("%-20s %-8s %3s %5s %10s %10s %8s %6s %9s %7s\n", "shape", "variant", "thr", "m", "median_us", "min_us",
+           "GB/s", "%read", "GOPS", "calls");
 
     int64_t m_max = 1;
     for (int i = 0; i < o.n_ms; i++) m_max = o.ms[i] > m_max ? o.ms[i] : m_max;

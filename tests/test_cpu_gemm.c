@@ -107,7 +107,7 @@ Test(cpu_gemm, every_family_matches_ref_on_tails) {
     struct test_rng rng;
     test_rng_seed(&rng, 0xc9e1);
     const int64_t cols[] = {1, 3, 31, 63, 64, 65, 127, 129, 255, 256, 257, 2560, 6912};
-    /* 16+: AMX where available (two 16-token tiles a block, partial tiles, several blocks) */
+    /* 8+: AMX where available (two 16-token tiles a block, partial tiles, several blocks) */
     const int64_t ms[] = {1, 2, 3, 5, 8, 16, 17, 33, 50};
     for (size_t c = 0; c < sizeof cols / sizeof cols[0]; c++)
         for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {

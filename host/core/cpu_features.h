@@ -42,7 +42,7 @@ enum trit_cpu_isa {
     TRIT_CPU_ISA_AVX512_VNNI = 2,  /* x86-64 AVX-512 F/BW/VL + VNNI: vpdpbusd on ZMM */
     TRIT_CPU_ISA_NEON = 3,         /* aarch64 Advanced SIMD: smull + sadalp */
     TRIT_CPU_ISA_NEON_DOTPROD = 4, /* aarch64 with DotProd: sdot */
-    TRIT_CPU_ISA_AMX = 5,          /* x86-64 AMX-INT8 tiles for m >= 16 tokens, AVX-512 VNNI below */
+    TRIT_CPU_ISA_AMX = 5,          /* x86-64 AMX-INT8 tiles for m >= 8 tokens, AVX-512 VNNI below */
     TRIT_CPU_ISA_COUNT = 6,
 };
 

@@ -2,7 +2,7 @@
  * gemm_amx.c: the AMX-INT8 micro-kernel (kernels.h) for calls with many tokens (prompt
  * processing). Compiled with a target attribute; gemm_cpu.c runs it only when cpu_features reports
  * AMX-TILE and AMX-INT8 usable (CPU, XCR0, and the Linux permission for the tile data state) and
- * m >= TRIT_CPU_AMX_MIN_M. Decode-sized calls use the AVX-512 VNNI kernel.
+ * m >= TRIT_CPU_AMX_MIN_M (8). Decode-sized calls use the AVX-512 VNNI kernel.
  *
  * TDPBSUD C[t][n] += sum_k A[t][k] * B[k / 4][4 n + k % 4] with A signed, B unsigned: A is 16
  * token rows x 64 activations, loaded straight from q with stride ld_q; B is 16 output rows x 64
@@ -88,6 +88,10 @@ AMX_FN void trit_cpu_tile_amx(const struct trit_cpu_tile *tile) {
         }
         for (int64_t kb = 0; kb < tile->n_kb; kb++) {
             uint8_t *b0 = b[kb & 1][0], *b1 = b[kb & 1][1];
+            for (int l = 0; l < 4; l++) { /* the weight stream, 4 tiles ahead as in gemm_avx512.c */
+                _mm_prefetch((const char *)(w0 + kb * TRIT_CPU_TILE_BYTES) + 1024 + 64 * l, _MM_HINT_T0);
+                if (two) _mm_prefetch((const char *)(w1 + kb * TRIT_CPU_TILE_BYTES) + 1024 + 64 * l, _MM_HINT_T0);
+            }
             decode_b(w0 + kb * TRIT_CPU_TILE_BYTES, b0);
             if (two) decode_b(w1 + kb * TRIT_CPU_TILE_BYTES, b1);
             const int8_t *a = kb < n_full ? tile->q + kb * TRIT_CPU_KB_COLS : &tail[0][0];
