@@ -63,16 +63,11 @@ AMX_FN void trit_cpu_tile_amx(const struct trit_cpu_tile *tile) {
     const int n_tok = tile->n_tok;
     const int n0 = n_tok < 16 ? n_tok : 16, n1 = n_tok - n0;
     const int64_t n_full = tile->n_cols / TRIT_CPU_KB_COLS;
-    const int64_t rem = tile->n_cols - n_full * TRIT_CPU_KB_COLS;
     const int64_t ld = tile->ld_out;
 
-    /* The last partial k-block of every token, zero-padded: rows of 64 bytes. */
+    /* The last partial k-block of every token: the A tile of that k-block, rows of 64 bytes. */
     alignas(64) int8_t tail[TRIT_CPU_AMX_TOKENS][TRIT_CPU_KB_COLS];
-    if (rem)
-        for (int t = 0; t < n_tok; t++) {
-            memset(tail[t], 0, sizeof tail[t]);
-            memcpy(tail[t], tile->q + t * tile->ld_q + n_full * TRIT_CPU_KB_COLS, (size_t)rem);
-        }
+    trit_cpu_copy_tails(tile, tail);
     alignas(64) uint8_t b[2][2][16 * TRIT_CPU_KB_COLS]; /* [kb parity][row group] */
 
     configure(n0, n1);

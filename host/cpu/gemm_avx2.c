@@ -90,18 +90,10 @@ DEFINE_TILE_NT(3)
 DEFINE_TILE_NT(4)
 
 __attribute__((target(AVX2_TARGET))) void trit_cpu_tile_avx2(const struct trit_cpu_tile *tile) {
-    int64_t n_full = tile->n_cols / TRIT_CPU_KB_COLS;
-    int64_t rem = tile->n_cols - n_full * TRIT_CPU_KB_COLS;
     int32_t qsum[TRIT_CPU_MAX_TOKENS];
-    /* The last partial k-block's activations, zero-padded, so that no byte past n_cols is read. */
     int8_t tail[TRIT_CPU_MAX_TOKENS][TRIT_CPU_KB_COLS];
-    for (int t = 0; t < tile->n_tok; t++) {
-        qsum[t] = sum_i8(tile->q + t * tile->ld_q, tile->n_cols);
-        if (rem) {
-            memset(tail[t], 0, sizeof tail[t]);
-            memcpy(tail[t], tile->q + t * tile->ld_q + n_full * TRIT_CPU_KB_COLS, (size_t)rem);
-        }
-    }
+    for (int t = 0; t < tile->n_tok; t++) qsum[t] = sum_i8(tile->q + t * tile->ld_q, tile->n_cols);
+    trit_cpu_copy_tails(tile, tail);
     switch (tile->n_tok) {
     case 1: tile_1(tile, qsum, tail); break;
     case 2: tile_2(tile, qsum, tail); break;

@@ -52,14 +52,8 @@ struct neon_prep {
 
 static void prepare(const struct trit_cpu_tile *tile, struct neon_prep *pp) {
     pp->n_full = tile->n_cols / TRIT_CPU_KB_COLS;
-    int64_t rem = tile->n_cols - pp->n_full * TRIT_CPU_KB_COLS;
-    for (int t = 0; t < tile->n_tok; t++) {
-        pp->qsum[t] = sum_i8(tile->q + t * tile->ld_q, tile->n_cols);
-        if (rem) {
-            memset(pp->tail[t], 0, sizeof pp->tail[t]);
-            memcpy(pp->tail[t], tile->q + t * tile->ld_q + pp->n_full * TRIT_CPU_KB_COLS, (size_t)rem);
-        }
-    }
+    for (int t = 0; t < tile->n_tok; t++) pp->qsum[t] = sum_i8(tile->q + t * tile->ld_q, tile->n_cols);
+    trit_cpu_copy_tails(tile, pp->tail);
 }
 
 static inline uint8x16_t plane(uint8x16_t w, int j) {

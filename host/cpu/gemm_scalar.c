@@ -27,18 +27,10 @@ static inline int32_t tile_dot(const uint8_t *tile, int n, const int8_t *a) {
 
 void trit_cpu_tile_scalar(const struct trit_cpu_tile *tile) {
     int64_t n_full = tile->n_cols / TRIT_CPU_KB_COLS;
-    int64_t rem = tile->n_cols - n_full * TRIT_CPU_KB_COLS;
-    /* The last partial k-block's activations, zero-padded (its padding codes are 0 anyway; the
-     * copy keeps the reads inside q). */
     int8_t tail[TRIT_CPU_MAX_TOKENS][TRIT_CPU_KB_COLS];
     int32_t qsum[TRIT_CPU_MAX_TOKENS];
-    for (int t = 0; t < tile->n_tok; t++) {
-        qsum[t] = sum_i8(tile->q + t * tile->ld_q, tile->n_cols);
-        if (rem) {
-            memset(tail[t], 0, sizeof tail[t]);
-            memcpy(tail[t], tile->q + t * tile->ld_q + n_full * TRIT_CPU_KB_COLS, (size_t)rem);
-        }
-    }
+    for (int t = 0; t < tile->n_tok; t++) qsum[t] = sum_i8(tile->q + t * tile->ld_q, tile->n_cols);
+    trit_cpu_copy_tails(tile, tail);
     for (int64_t rg = 0; rg < tile->n_rg; rg++) {
         const uint8_t *w = tile->w + rg * tile->n_kb * TRIT_CPU_TILE_BYTES;
         for (int t = 0; t < tile->n_tok; t++) {

@@ -39,6 +39,7 @@
 #define TRIT_CPU_KERNELS_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "core/core.h"
 #include "core/cpu_features.h"
@@ -114,6 +115,19 @@ struct trit_cpu_tile {
     int64_t ld_out;        /* >= 16 n_rg */
 };
 typedef void (*trit_cpu_tile_fn)(const struct trit_cpu_tile *tile);
+
+/* tail[t] = token t's last partial k-block (columns 64 * floor(n_cols / 64) .. n_cols), zero-padded
+ * to 64 bytes, for t < tile->n_tok: kernels then read whole k-blocks and never a byte past n_cols.
+ * Does nothing when 64 divides n_cols. */
+static inline void trit_cpu_copy_tails(const struct trit_cpu_tile *tile, int8_t (*tail)[TRIT_CPU_KB_COLS]) {
+    int64_t n_full = tile->n_cols / TRIT_CPU_KB_COLS;
+    size_t rem = (size_t)(tile->n_cols - n_full * TRIT_CPU_KB_COLS);
+    if (rem == 0) return;
+    for (int t = 0; t < tile->n_tok; t++) {
+        memset(tail[t], 0, TRIT_CPU_KB_COLS);
+        memcpy(tail[t], tile->q + t * tile->ld_q + n_full * TRIT_CPU_KB_COLS, rem);
+    }
+}
 
 /* Token blocks: the VNNI-style kernels hold 4 tokens in registers; AMX takes two 16-row A tiles. */
 #define TRIT_CPU_AMX_TOKENS 32
