@@ -23,13 +23,20 @@ endif()
 file(MAKE_DIRECTORY ${OUT})
 file(GLOB cu_files ${SRC}/cuda/*.cu)
 
-set(common_flags -O3 -DNDEBUG -std=c++17 -lineinfo --expt-relaxed-constexpr -Werror=all-warnings
-    -DTRIT_HAVE_CUDA=1 -I${SRC}/include -I${SRC}/host -I${SRC}/cuda)
+set(common_flags -O3 -DNDEBUG -std=c++17 -lineinfo --expt-relaxed-constexpr -Xcompiler=-Wall
+    -Werror=all-warnings -DTRIT_HAVE_CUDA=1 -I${SRC}/include -I${SRC}/host -I${SRC}/cuda)
 set(gencode "")
 foreach(a ${ARCHS})
   string(REGEX REPLACE "-(real|virtual)$" "" a "${a}")
-  list(APPEND gencode -gencode arch=compute_${a},code=sm_${a})
+  if(a MATCHES "^[0-9]+[a-z]?$")
+    list(APPEND gencode -gencode arch=compute_${a},code=sm_${a})
+  else()
+    message("note: CUDA architecture '${a}' is not a number; not checked")
+  endif()
 endforeach()
+if(gencode STREQUAL "")
+  set(gencode -gencode arch=compute_90,code=sm_90)
+endif()
 
 # Compiles one file to OUT/<name>.o (all archs); ptxas -v report appended to `log_var`.
 function(compile_one src log_var)
