@@ -211,15 +211,17 @@ Test(cpu_gemm, f32_epilogues_match_ref_bit_for_bit) {
     trit_free(q);
 }
 
-/* Q, K, V-like matrices sharing one activation: one call equals three. */
-Test(cpu_gemm, multi_matches_separate_calls) {
+/* Q, K, V-like matrices sharing one activation: one call equals three. m = 5 (register kernels)
+ * and m = 21 (AMX where available). */
+static void check_multi(int64_t m) {
     struct test_rng rng;
-    test_rng_seed(&rng, 0x3a7);
-    const int64_t n_cols = 640 + 5, m = 5;
+    test_rng_seed(&rng, 0x3a7 + (uint64_t)m);
+    const int64_t n_cols = 640 + 5;
     const int64_t rows[3] = {257, 63, 63};
     int8_t *q = trit_alloc((size_t)(m * n_cols));
     random_q(&rng, q, m * n_cols);
-    float s[5] = {1.5f, 0.25f, 3.0f, 100.0f, 0.01f};
+    float s[32];
+    for (int64_t t = 0; t < m; t++) s[t] = test_rng_uniform(&rng, 0.01f, 100.0f);
     struct trit_ternary w[3];
     struct trit_cpu_matrix pm[3];
     float *y[3], *ref[3];
@@ -261,6 +263,11 @@ Test(cpu_gemm, multi_matches_separate_calls) {
         trit_ternary_free(&w[i]);
     }
     trit_free(q);
+}
+
+Test(cpu_gemm, multi_matches_separate_calls) {
+    check_multi(5);
+    check_multi(21);
 }
 
 /* ---- packed layout and arguments ------------------------------------------------------------ */
