@@ -85,7 +85,7 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
     switch (params->device) {
     case TRIT_DEVICE_CPU: break;
     case TRIT_DEVICE_CUDA:
-#ifdef TRIT_HAVE_CUDA
+#ifdef TRIT_HAVE_CUDA_BACKEND
         if (trit_cuda_device_count() == 0)
             return trit_error(TRIT_ERR_NO_DEVICE, "--device cuda: no CUDA device is visible to this process");
         ops = &trit_cuda_backend;
@@ -94,7 +94,7 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
         return trit_error(TRIT_ERR_NO_DEVICE, "--device cuda: this trit was built without the CUDA backend");
 #endif
     case TRIT_DEVICE_AUTO:
-#ifdef TRIT_HAVE_CUDA
+#ifdef TRIT_HAVE_CUDA_BACKEND
         if (trit_cuda_device_count() > 0) ops = &trit_cuda_backend;
 #endif
         TRIT_LOG_I("device auto: %s", ops == &trit_cpu_backend ? "no CUDA device, using the CPU" : "using CUDA device 0");

@@ -34,7 +34,9 @@ struct trit_backend_ops {
 };
 
 extern const struct trit_backend_ops trit_cpu_backend;
-#ifdef TRIT_HAVE_CUDA
+/* TRIT_HAVE_CUDA_BACKEND is defined by the build once the CUDA forward pass (host/cuda_backend.c
+ * and cuda/) is part of it. */
+#ifdef TRIT_HAVE_CUDA_BACKEND
 extern const struct trit_backend_ops trit_cuda_backend;
 #endif
 
