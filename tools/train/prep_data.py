@@ -95,6 +95,14 @@ def train_tokenizer(train_text_path, vocab_size, outdir):
     d["model"]["ignore_merges"] = True
     d["model"]["dropout"] = None
     d["model"]["fuse_unk"] = False
+    # Merges as "left right" strings, the form of Meta's Llama 3 file (byte-level symbols never hold a space).
+    merges = []
+    for m in d["model"]["merges"]:
+        if isinstance(m, list):
+            assert len(m) == 2 and " " not in m[0] and " " not in m[1], m
+            m = m[0] + " " + m[1]
+        merges.append(m)
+    d["model"]["merges"] = merges
     pt = d["pre_tokenizer"]["pretokenizers"]
     assert pt[0]["type"] == "Split" and pt[0]["pattern"] == {"Regex": LLAMA3_PATTERN}, pt[0]
     assert pt[0]["behavior"] == "Isolated" and pt[0]["invert"] is False
