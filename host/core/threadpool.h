@@ -8,15 +8,20 @@
  * runs fn(ctx, task, thread) once for every task in [0, n_tasks) and returns when all have run.
  * The calling thread takes part as thread 0; workers are threads 1 .. n_threads - 1.
  *
- * Partitioning is static and deterministic: with n_tasks = b * n_threads + e (0 <= e < n_threads),
- * thread i runs the b + (i < e) contiguous tasks that start at i * b + min(i, e), in increasing
- * order. So with n_tasks == n_threads task i always runs on thread i, a kernel that splits its rows
- * into n_threads ranges gets one contiguous range per thread, and with fewer tasks than threads
- * the caller (thread 0) is always busy.
+ * Partitioning is static first: with n_tasks = b * n_threads + e (0 <= e < n_threads), thread i
+ * owns the b + (i < e) contiguous tasks that start at i * b + min(i, e), and runs them in
+ * increasing order. So with n_tasks == n_threads task i normally runs on thread i, a kernel that splits its
+ * rows into ranges gets one contiguous range (one weight stream) per thread, and with fewer tasks
+ * than threads the caller (thread 0) is always busy. A thread that has finished its own range then
+ * takes the tasks other threads have not claimed yet (owner + 1, + 2, ...): on a machine where a
+ * worker wakes late or is not scheduled, the call finishes on the threads that run instead of
+ * waiting for it. Each task still runs exactly once; `thread` names the thread that runs it, so
+ * per-thread scratch indexed by it stays private. Results must not depend on which thread runs a
+ * task (the matmul kernels' do not: integer, exact).
  *
  * Waiting: an idle worker spins (with a pause instruction) for spin_us microseconds after its last
  * task, then sleeps on a futex (a mutex and condition variable off Linux). The caller waits for
- * the workers the same way. Spinning keeps the wake-up latency of back-to-back calls (one per
+ * the tasks the same way. Spinning keeps the wake-up latency of back-to-back calls (one per
  * matrix in a decode step) at well under a microsecond; sleeping frees the cores between tokens.
  *
  * Not re-entrant: one parallel_for at a time per pool, and fn must not call parallel_for on the

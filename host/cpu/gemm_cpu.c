@@ -2,8 +2,9 @@
  * gemm_cpu.c: the family-independent half of the CPU ternary matmul (kernels.h): packing into the
  * kernel layout, dispatch to a family's micro-kernel, the split over threads, and the epilogues.
  *
- * Work split: the row groups of all matrices of a call, laid end to end, are cut into one
- * contiguous range per pool thread (task i runs on thread i). A thread walks its range in chunks
+ * Work split: the row groups of all matrices of a call, laid end to end, are cut into 4 contiguous
+ * ranges per pool thread (the pool gives thread i the i-th 4, and lets a thread that is done
+ * early take ranges not yet started). A thread walks its range in chunks
  * of about TRIT_CPU_CHUNK_BYTES of packed weights; for each chunk it runs every block of tokens (4
  * for the register kernels, 32 for AMX), so a chunk stays in L2 while all tokens go past it and a
  * block of activations stays in L1 while the chunk's row groups go past it. For m = 1 this is a
@@ -22,6 +23,8 @@
  * still fit a 2 MB L2. */
 #define TRIT_CPU_AMX_CHUNK_BYTES (768 * 1024)
 #define TRIT_CPU_RES_ELEMS 16384
+/* Tasks (row ranges) per pool thread. */
+#define TRIT_CPU_TASKS_PER_THREAD 4
 /* Most matrices one trit_cpu_gemm_f32_multi call takes. */
 #define TRIT_CPU_MULTI_MAX 8
 
@@ -269,8 +272,11 @@ static enum trit_status gemm_run(struct trit_pool *pool, int n_mats, const struc
         if (fit < chunk) chunk = fit < 1 ? 1 : fit;
     }
     job.chunk_rg = chunk;
-    int64_t n_threads = trit_pool_n_threads(pool);
-    job.n_tasks = job.rg_begin[n_mats] < n_threads ? job.rg_begin[n_mats] : n_threads;
+    /* TRIT_CPU_TASKS_PER_THREAD contiguous ranges per thread: thread i owns the i-th group of them
+     * (one sequential weight stream), and a thread that finishes first takes the ranges another
+     * has not started (threadpool.h), which evens out a thread that was descheduled. */
+    int64_t n_tasks = TRIT_CPU_TASKS_PER_THREAD * (int64_t)trit_pool_n_threads(pool);
+    job.n_tasks = job.rg_begin[n_mats] < n_tasks ? job.rg_begin[n_mats] : n_tasks;
     trit_pool_parallel_for(pool, job.n_tasks, gemm_task, &job);
     return TRIT_OK;
 }
