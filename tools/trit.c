@@ -22,6 +22,9 @@ static const struct command commands[] = {
     {"perplexity", cmd_perplexity, "perplexity of a text file (llama.cpp's method)"},
     {"bench", cmd_bench, "prompt and generation speed, llama-bench style (also on synthetic models)"},
     {"logits", cmd_logits, "write the logits of token ids as a .npy file"},
+    {"tokenize", cmd_tokenize, "text to token ids (one prompt, or JSON lines)"},
+    {"inspect", cmd_inspect, "what a GGUF file or HF folder holds, and whether trit runs it"},
+    {"convert", cmd_convert, "any model trit reads to a GGUF in trit's layout"},
 };
 
 static void usage(FILE *out) {

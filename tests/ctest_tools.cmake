@@ -1,0 +1,170 @@
+# ctest_tools.cmake: CLI tests of `trit tokenize`, `trit inspect` and `trit convert`.
+#
+# Included by tests/CMakeLists.txt, where it declares the tests; each test runs this same file again
+# as a `cmake -P` script (the branch just below), so no shell or Python is needed at test time.
+#   MODE=expect     run one command (CMD, arguments joined by "^^"; stdin from INPUT when set) and
+#                   check its exit code (EXPECT_RC) and that stdout + stderr match MATCH
+#   MODE=roundtrip  make a tiny HF folder (make_tiny_model KIND), convert it, convert the result
+#                   again (must be byte-identical), inspect it, tokenize with both; with LLAMA3 (the
+#                   llama3 test vocabulary folder) also convert with --tokenizer LLAMA3 and check the
+#                   result against its cases.jsonl; with COMPARE_LOGITS compare the logits of source
+#                   and conversion (bit-identical .npy files)
+#
+#   ctest --test-dir build -R '^tool_' --output-on-failure
+#
+# It also links tests/tiny_model.c into test_convert and builds make_tiny_model (the fixture
+# writer for the round trip).
+
+if(CMAKE_SCRIPT_MODE_FILE)
+  # Runs a command list; fails the test with its output when it exits non-zero.
+  macro(run_step)
+    execute_process(COMMAND ${ARGN} RESULT_VARIABLE _rc OUTPUT_VARIABLE _out ERROR_VARIABLE _err)
+    if(NOT _rc EQUAL 0)
+      string(REPLACE ";" " " _shown "${ARGN}")
+      message(FATAL_ERROR "`${_shown}` exited ${_rc}\n${_out}${_err}")
+    endif()
+  endmacro()
+
+  if(MODE STREQUAL "expect")
+    string(REPLACE "^^" ";" cmd "${CMD}")
+    set(input_args)
+    if(INPUT)
+      set(input_args INPUT_FILE "${INPUT}")
+    endif()
+    execute_process(COMMAND ${cmd} ${input_args} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+    string(LENGTH "${out}${err}" n)
+    if(n GREATER 4000)
+      string(SUBSTRING "${out}${err}" 0 4000 shown)
+    else()
+      set(shown "${out}${err}")
+    endif()
+    message("${shown}")
+    if(NOT "${rc}" STREQUAL "${EXPECT_RC}")
+      message(FATAL_ERROR "exit status ${rc}, expected ${EXPECT_RC}")
+    endif()
+    if(DEFINED MATCH AND NOT "${out}${err}" MATCHES "${MATCH}")
+      message(FATAL_ERROR "the output does not match /${MATCH}/")
+    endif()
+  elseif(MODE STREQUAL "roundtrip")
+    file(REMOVE_RECURSE "${WORK}")
+    file(MAKE_DIRECTORY "${WORK}")
+    run_step("${MAKE}" "${KIND}" "${WORK}/hf")
+    run_step("${TRIT}" convert "${WORK}/hf" -o "${WORK}/a.gguf")
+    message("${_err}")
+    run_step("${TRIT}" convert "${WORK}/a.gguf" -o "${WORK}/b.gguf" -q)
+    execute_process(COMMAND "${CMAKE_COMMAND}" -E compare_files "${WORK}/a.gguf" "${WORK}/b.gguf" RESULT_VARIABLE same)
+    if(NOT same EQUAL 0)
+      message(FATAL_ERROR "converting the converted file changed it")
+    endif()
+    run_step("${TRIT}" inspect "${WORK}/a.gguf")
+    if(NOT _out MATCHES "model: runs on trit" OR NOT _out MATCHES "weight scales: +${SCALES}"
+       OR NOT _out MATCHES "tokenizer: byte-level BPE")
+      message(FATAL_ERROR "inspect output:\n${_out}")
+    endif()
+    run_step("${TRIT}" tokenize -m "${WORK}/hf" -p "the cat in the hat" --bos)
+    set(ids_hf "${_out}")
+    run_step("${TRIT}" tokenize -m "${WORK}/a.gguf" -p "the cat in the hat" --bos)
+    if(NOT ids_hf STREQUAL _out OR NOT _out MATCHES "^261 116 257 ")
+      message(FATAL_ERROR "tokenize: '${ids_hf}' from the folder, '${_out}' from the conversion")
+    endif()
+    if(LLAMA3)
+      # a real vocabulary through tokenizer.json -> GGUF keys, checked against transformers.js ids
+      run_step("${TRIT}" convert "${WORK}/hf" -o "${WORK}/llama3.gguf" --tokenizer "${LLAMA3}" -q)
+      run_step("${TRIT}" tokenize -m "${WORK}/llama3.gguf" --jsonl -f "${LLAMA3}/cases.jsonl" --check)
+    endif()
+    if(COMPARE_LOGITS)
+      run_step("${TRIT}" logits -m "${WORK}/hf" --device cpu -t 2 --ids 261,116,257,32,99 -o "${WORK}/hf.npy")
+      run_step("${TRIT}" logits -m "${WORK}/a.gguf" --device cpu -t 2 --ids 261,116,257,32,99 -o "${WORK}/a.npy")
+      execute_process(COMMAND "${CMAKE_COMMAND}" -E compare_files "${WORK}/hf.npy" "${WORK}/a.npy" RESULT_VARIABLE same)
+      if(NOT same EQUAL 0)
+        message(FATAL_ERROR "the logits of the folder and of its conversion differ")
+      endif()
+    endif()
+    file(REMOVE_RECURSE "${WORK}")
+  else()
+    message(FATAL_ERROR "ctest_tools.cmake: unknown MODE '${MODE}'")
+  endif()
+  return()
+endif()
+
+# ---- declarations (configure time) ---------------------------------------------------------------
+
+target_sources(test_convert PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/tiny_model.c)
+
+add_executable(make_tiny_model ${CMAKE_CURRENT_SOURCE_DIR}/make_tiny_model.c ${CMAKE_CURRENT_SOURCE_DIR}/tiny_model.c)
+target_link_libraries(make_tiny_model PRIVATE trit_internal)
+target_compile_options(make_tiny_model PRIVATE ${TRIT_C_WARNINGS})
+if(TRIT_HAVE_CUDA)
+  set_target_properties(make_tiny_model PROPERTIES LINKER_LANGUAGE CUDA)
+endif()
+
+set(TRIT_TOOL_SCRIPT ${CMAKE_CURRENT_LIST_FILE})
+set(TRIT_TOOL_DATA ${CMAKE_CURRENT_SOURCE_DIR}/data)
+# small JSON-lines inputs, written at configure time
+set(TRIT_TOOL_INPUTS ${CMAKE_CURRENT_BINARY_DIR}/tool_inputs)
+file(WRITE ${TRIT_TOOL_INPUTS}/two_lines.jsonl "{\"text\":\"Hello world\"}\n{\"text\":\"Hello world\",\"n\":2,\"ids\":[1]}\n")
+file(WRITE ${TRIT_TOOL_INPUTS}/bad_line3.jsonl "{\"text\":\"a\"}\n\n{\"text\": nope}\n")
+file(WRITE ${TRIT_TOOL_INPUTS}/wrong_ids.jsonl "{\"text\":\"Hello world\",\"ids\":[9906,1918]}\n")
+
+# trit_tool_test(NAME EXPECT_RC <n> [MATCH <regex>] [INPUT <file>] COMMAND <args>...)
+function(trit_tool_test name)
+  cmake_parse_arguments(T "" "EXPECT_RC;MATCH;INPUT" "COMMAND" ${ARGN})
+  string(REPLACE ";" "^^" cmd "${T_COMMAND}")
+  set(args -DMODE=expect "-DCMD=${cmd}" -DEXPECT_RC=${T_EXPECT_RC})
+  if(DEFINED T_MATCH)
+    list(APPEND args "-DMATCH=${T_MATCH}")
+  endif()
+  if(T_INPUT)
+    list(APPEND args "-DINPUT=${T_INPUT}")
+  endif()
+  add_test(NAME ${name} COMMAND ${CMAKE_COMMAND} ${args} -P ${TRIT_TOOL_SCRIPT})
+  set_tests_properties(${name} PROPERTIES LABELS unit TIMEOUT 300)
+endfunction()
+
+# tokenize: the expected ids of two vocabularies that nobody here wrote (no BOS, as in the files)
+trit_tool_test(tool_tokenize_llama3_jsonl EXPECT_RC 0 MATCH "checked 135 lines: 0 differ"
+  COMMAND $<TARGET_FILE:trit> tokenize -m ${TRIT_TOOL_DATA}/tokenizers/llama3/tokenizer.json --jsonl
+          -f ${TRIT_TOOL_DATA}/tokenizers/llama3/cases.jsonl --check)
+trit_tool_test(tool_tokenize_spm_jsonl_stdin EXPECT_RC 0 MATCH "checked 135 lines: 0 differ"
+  INPUT ${TRIT_TOOL_DATA}/tokenizers/llama-spm/cases.jsonl
+  COMMAND $<TARGET_FILE:trit> tokenize -m ${TRIT_TOOL_DATA}/tokenizers/llama-spm/ggml-vocab-llama-spm.gguf --jsonl --check)
+# --jsonl keeps every field and adds "ids"
+trit_tool_test(tool_tokenize_jsonl_output EXPECT_RC 0
+  MATCH "\\{\"text\":\"Hello world\",\"ids\":\\[9906,1917\\]\\}\n\\{\"text\":\"Hello world\",\"n\":2,\"ids\":\\[9906,1917\\]\\}"
+  INPUT ${TRIT_TOOL_INPUTS}/two_lines.jsonl
+  COMMAND $<TARGET_FILE:trit> tokenize -m ${TRIT_TOOL_DATA}/tokenizers/llama3 --jsonl)
+# a bad line is an error that names it
+trit_tool_test(tool_tokenize_bad_json EXPECT_RC 1 MATCH "line 3: not valid JSON"
+  INPUT ${TRIT_TOOL_INPUTS}/bad_line3.jsonl
+  COMMAND $<TARGET_FILE:trit> tokenize -m ${TRIT_TOOL_DATA}/tokenizers/llama3 --jsonl)
+# a wrong expectation fails --check
+trit_tool_test(tool_tokenize_check_mismatch EXPECT_RC 1 MATCH "line 1: ids differ"
+  INPUT ${TRIT_TOOL_INPUTS}/wrong_ids.jsonl
+  COMMAND $<TARGET_FILE:trit> tokenize -m ${TRIT_TOOL_DATA}/tokenizers/llama3 --jsonl --check)
+trit_tool_test(tool_tokenize_prompt_bos_special EXPECT_RC 0 MATCH "^128000 9906 1917 128009\n$"
+  COMMAND $<TARGET_FILE:trit> tokenize -m ${TRIT_TOOL_DATA}/tokenizers/llama3 -p "Hello world<|eot_id|>" --bos --special)
+
+# inspect: a vocabulary-only GGUF reads (exit 0), shows its tokenizer and says why it cannot run
+trit_tool_test(tool_inspect_vocab_gguf EXPECT_RC 0
+  MATCH "model: cannot run on trit: the file holds no tensors.*tokenizer: SentencePiece BPE \\(GGUF model 'llama'\\), 32000 tokens.*bos 1 \"<s>\", eos 2 \"</s>\""
+  COMMAND $<TARGET_FILE:trit> inspect ${TRIT_TOOL_DATA}/tokenizers/llama-spm/ggml-vocab-llama-spm.gguf)
+trit_tool_test(tool_inspect_json EXPECT_RC 0 MATCH "\"runnable\":[ \t]*false"
+  COMMAND $<TARGET_FILE:trit> inspect ${TRIT_TOOL_DATA}/tokenizers/gpt2/ggml-vocab-gpt-2.gguf --json)
+trit_tool_test(tool_inspect_missing EXPECT_RC 1 MATCH "cannot open"
+  COMMAND $<TARGET_FILE:trit> inspect ${TRIT_TOOL_DATA}/no-such-file.gguf)
+
+# convert: HF folder -> GGUF -> GGUF, for the divide kind (Q/K permuted) and the multiply kind
+# (whose logits must then equal the folder's bit for bit)
+add_test(NAME tool_convert_roundtrip_divide
+  COMMAND ${CMAKE_COMMAND} -DMODE=roundtrip -DKIND=bitlinear-llama -DSCALES=divide
+          -DLLAMA3=${TRIT_TOOL_DATA}/tokenizers/llama3
+          -DTRIT=$<TARGET_FILE:trit> -DMAKE=$<TARGET_FILE:make_tiny_model>
+          -DWORK=${CMAKE_CURRENT_BINARY_DIR}/tool_convert_divide -P ${TRIT_TOOL_SCRIPT})
+add_test(NAME tool_convert_roundtrip_multiply
+  COMMAND ${CMAKE_COMMAND} -DMODE=roundtrip -DKIND=autobitlinear -DSCALES=multiply -DCOMPARE_LOGITS=ON
+          -DTRIT=$<TARGET_FILE:trit> -DMAKE=$<TARGET_FILE:make_tiny_model>
+          -DWORK=${CMAKE_CURRENT_BINARY_DIR}/tool_convert_multiply -P ${TRIT_TOOL_SCRIPT})
+set_tests_properties(tool_convert_roundtrip_divide tool_convert_roundtrip_multiply PROPERTIES LABELS unit TIMEOUT 300)
+trit_tool_test(tool_convert_refuses_vocab_only EXPECT_RC 1 MATCH "trit convert: error: .*token_embd.weight"
+  COMMAND $<TARGET_FILE:trit> convert ${TRIT_TOOL_DATA}/tokenizers/llama-spm/ggml-vocab-llama-spm.gguf
+          -o ${CMAKE_CURRENT_BINARY_DIR}/tool_refused.gguf)
