@@ -129,7 +129,7 @@ int cmd_chat(int argc, char **argv) {
     if (n_predict <= 0) return tool_fail("chat", "-n must be positive") + 1;
 
     struct tool_session s;
-    if (tool_session_open(&s, &o, false, "chat")) return 1;
+    if (tool_session_open(&s, &o, 0, "chat")) return 1;
     int rc = 0;
     char *tmpl = model_template(tool_model_path(&o));
     if (!tmpl) fprintf(stderr, "chat: the model has no chat template; using a plain \"role: content\" one\n");

@@ -79,7 +79,7 @@ int cmd_logits(int argc, char **argv) {
     so.batch = (int32_t)n;
     if (so.ctx == 0) so.ctx = (int32_t)n;
     struct tool_session s;
-    if (tool_session_open(&s, &so, true, "logits")) {
+    if (tool_session_open(&s, &so, TOOL_LOGITS_ALL | TOOL_NO_TOKENIZER, "logits")) {
         free(ids);
         return 1;
     }

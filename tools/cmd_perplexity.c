@@ -80,7 +80,7 @@ int cmd_perplexity(int argc, char **argv) {
     struct tool_opts so = o;
     if (so.ctx > 0) so.batch = so.ctx;
     else so.batch = 1 << 30; /* clamped to the context by the library */
-    if (tool_session_open(&s, &so, true, "perplexity")) {
+    if (tool_session_open(&s, &so, TOOL_LOGITS_ALL, "perplexity")) {
         free(text);
         return 1;
     }

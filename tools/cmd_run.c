@@ -110,7 +110,7 @@ int cmd_run(int argc, char **argv) {
     }
 
     struct tool_session s;
-    if (tool_session_open(&s, &o, false, "run")) {
+    if (tool_session_open(&s, &o, 0, "run")) {
         free(file_text);
         return 1;
     }

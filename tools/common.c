@@ -113,7 +113,7 @@ static void progress_line(float fraction, void *user) {
     fflush(stderr);
 }
 
-int tool_session_open(struct tool_session *s, const struct tool_opts *o, bool logits_all, const char *cmd) {
+int tool_session_open(struct tool_session *s, const struct tool_opts *o, unsigned flags, const char *cmd) {
     memset(s, 0, sizeof *s);
     const char *path = tool_model_path(o);
     double t0 = tool_now_ms();
@@ -126,7 +126,7 @@ int tool_session_open(struct tool_session *s, const struct tool_opts *o, bool lo
     enum trit_status st = trit_model_load(path, &mp, &s->model);
     if (!o->quiet && last >= 0) fputc('\n', stderr);
     if (st != TRIT_OK) return tool_fail_status(cmd, st, path);
-    st = trit_tokenizer_load(path, &s->tok);
+    st = (flags & TOOL_NO_TOKENIZER) ? TRIT_OK : trit_tokenizer_load(path, &s->tok);
     if (st != TRIT_OK) {
         tool_session_close(s);
         return tool_fail_status(cmd, st, "tokenizer");
@@ -136,7 +136,7 @@ int tool_session_open(struct tool_session *s, const struct tool_opts *o, bool lo
     cp.n_batch = o->batch;
     cp.n_threads = o->threads;
     cp.device = o->device;
-    cp.logits_all = logits_all;
+    cp.logits_all = (flags & TOOL_LOGITS_ALL) != 0;
     cp.head_int8 = o->head_int8;
     st = trit_context_init(s->model, &cp, &s->ctx);
     if (st != TRIT_OK) {

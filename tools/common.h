@@ -38,9 +38,14 @@ struct tool_session {
     trit_context *ctx;
     double load_ms;
 };
-/* Loads model, tokenizer and context (printing a progress line on stderr). logits_all for
- * perplexity. Returns 0, or prints the error and returns 1. */
-int tool_session_open(struct tool_session *s, const struct tool_opts *o, bool logits_all, const char *cmd);
+/* What a command needs from tool_session_open. */
+enum {
+    TOOL_LOGITS_ALL = 1u, /* keep logits of every token of a batch (perplexity, logits) */
+    TOOL_NO_TOKENIZER = 2u, /* token ids only: the model may have no tokenizer (synthetic models) */
+};
+/* Loads model, tokenizer (unless TOOL_NO_TOKENIZER) and context, printing a progress line on
+ * stderr. Returns 0, or prints the error and returns 1. */
+int tool_session_open(struct tool_session *s, const struct tool_opts *o, unsigned flags, const char *cmd);
 void tool_session_close(struct tool_session *s);
 
 /* "trit CMD: error: <message>" on stderr; returns 1 (the exit code). */
