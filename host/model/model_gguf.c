@@ -18,6 +18,7 @@
 #include "io/gguf.h"
 #include "model/model.h"
 #include "model/model_internal.h"
+#include "quant/ggml_dequant.h"
 
 struct gguf_loader {
     struct gguf_file *f;  /* owned by the model (m->mapping) */
@@ -170,18 +171,45 @@ static enum trit_status load_vector(struct gguf_loader *L, const char *name, int
     return model_copy_f32(t->data, dt, n, out);
 }
 
+static enum trit_status load_dense_quantized(struct gguf_loader *L, const struct gguf_tensor_info *t,
+                                            struct trit_dense *out) {
+    char name[96], kind[24];
+    snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
+    if (t->ne[2] != 1 || t->ne[3] != 1) return trit_error(TRIT_ERR_FORMAT, "gguf: tensor '%s' must be 2-D", name);
+    uint16_t *h = NULL;
+    enum trit_status st = trit_ggml_dequant_f16(t->type, t->data, t->ne[1], t->ne[0], &h);
+    if (st != TRIT_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", trit_last_error());
+        return trit_error(st, "gguf: tensor '%s': %s", name, why);
+    }
+    out->dtype = TRIT_DTYPE_F16;
+    out->n_cols = t->ne[0];
+    out->n_rows = t->ne[1];
+    out->data = h;
+    out->owned = h;
+    snprintf(kind, sizeof kind, "%s -> F16", gguf_type_name(t->type, L->bitnet_ids));
+    return model_note(L->m, &L->note_cap, name, kind, out->n_rows, out->n_cols, t->n_bytes);
+}
+
 static enum trit_status load_dense(struct gguf_loader *L, const struct gguf_tensor_info *t, struct trit_dense *out) {
+    /* llama-quantize's Q6_K / Q8_0 / Q4_K ... embedding and head: dequantized once into an owned
+     * fp16 copy (the head kernels read F16 rows). */
+    if (t->data && trit_ggml_dequant_supported(t->type)) return load_dense_quantized(L, t, out);
+    char name[96]; /* t->name is not NUL-terminated */
+    snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
     enum trit_dtype dt = TRIT_DTYPE_F32;
-    TRIT_TRY(float_dtype(t->type, (const char *)t->name.ptr, L->bitnet_ids, &dt));
+    if (float_dtype(t->type, name, L->bitnet_ids, &dt) != TRIT_OK)
+        return trit_error(TRIT_ERR_UNSUPPORTED,
+                          "gguf: tensor '%s' has type %s; trit reads F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K or Q6_K here (re-export it with llama-quantize --token-embedding-type f16 --output-tensor-type f16, or convert from the HF folder)",
+                          name, gguf_type_name(t->type, L->bitnet_ids));
     if (t->ne[2] != 1 || t->ne[3] != 1)
-        return trit_error(TRIT_ERR_FORMAT, "gguf: tensor '%.*s' must be 2-D", (int)t->name.len, t->name.ptr);
+        return trit_error(TRIT_ERR_FORMAT, "gguf: tensor '%s' must be 2-D", name);
     out->dtype = dt;
     out->n_cols = t->ne[0];
     out->n_rows = t->ne[1];
     out->data = t->data;
     out->owned = NULL;
-    char name[96];
-    snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
     return model_note(L->m, &L->note_cap, name, gguf_type_name(t->type, L->bitnet_ids), out->n_rows, out->n_cols, t->n_bytes);
 }
 
