@@ -1,0 +1,160 @@
+// labels: unit
+/* test_api.c: the public API in include/trit.h, as a program that links only against it would use
+ * it: loading, contexts, decoding with and without the KV cache, errors, tokenizers. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support.h"
+#include "trit.h"
+
+static trit_model *load_fixture(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s", test_data_path("fixtures/bitnet-2b4t-tiny"));
+    trit_model *m = NULL;
+    cr_assert_eq(trit_model_load(path, NULL, &m), TRIT_OK, "%s", trit_last_error());
+    return m;
+}
+
+static trit_context *make_ctx(trit_model *m, int32_t n_ctx, int32_t n_batch, bool all) {
+    struct trit_context_params p = trit_context_default_params();
+    p.device = TRIT_DEVICE_CPU;
+    p.n_ctx = n_ctx;
+    p.n_batch = n_batch;
+    p.n_threads = 2;
+    p.logits_all = all;
+    trit_context *ctx = NULL;
+    cr_assert_eq(trit_context_init(m, &p, &ctx), TRIT_OK, "%s", trit_last_error());
+    return ctx;
+}
+
+Test(api, missing_file_is_a_clear_error) {
+    trit_model *m = (trit_model *)1;
+    cr_assert_eq(trit_model_load("/nonexistent/model.gguf", NULL, &m), TRIT_ERR_IO);
+    cr_assert_null(m);
+    cr_assert(strstr(trit_last_error(), "/nonexistent/model.gguf") != NULL, "%s", trit_last_error());
+    trit_model_free(NULL);
+    trit_context_free(NULL);
+    trit_tokenizer_free(NULL);
+}
+
+/* The KV cache: one batch of n tokens, n single-token decodes, and uneven batch splits all give the
+ * same last-token logits, bit for bit (integer products are exact; every fp32 op runs per token in
+ * the same order whatever the batch). */
+Test(api, batch_and_cache_paths_agree_bit_for_bit) {
+    trit_model *m = load_fixture();
+    const int32_t n_vocab = trit_model_n_vocab(m);
+    int32_t ids[20];
+    struct test_rng rng;
+    test_rng_seed(&rng, 5);
+    for (int i = 0; i < 20; i++) ids[i] = (int32_t)test_rng_int(&rng, 0, n_vocab - 1);
+    float *ref = malloc((size_t)n_vocab * sizeof *ref);
+    const float *logits;
+
+    trit_context *a = make_ctx(m, 32, 32, false);
+    cr_assert_eq(trit_decode(a, ids, 20, &logits), TRIT_OK);
+    memcpy(ref, logits, (size_t)n_vocab * sizeof *ref);
+    cr_assert_eq(trit_context_n_past(a), 20);
+    for (int v = 0; v < n_vocab; v++) cr_assert(isfinite(ref[v]));
+
+    trit_context *b = make_ctx(m, 32, 32, false);
+    for (int i = 0; i < 20; i++) cr_assert_eq(trit_decode(b, &ids[i], 1, &logits), TRIT_OK);
+    cr_assert_arr_eq(logits, ref, (size_t)n_vocab * sizeof *ref, "one token at a time differs from one batch");
+
+    trit_context *c = make_ctx(m, 32, 7, false); /* 20 = 7 + 7 + 6 inside trit_decode */
+    cr_assert_eq(trit_decode(c, ids, 20, &logits), TRIT_OK);
+    cr_assert_arr_eq(logits, ref, (size_t)n_vocab * sizeof *ref, "split batches differ from one batch");
+
+    /* truncate and redo the tail: the cache positions are rewritten, not appended */
+    cr_assert_eq(trit_context_truncate(b, 12), TRIT_OK);
+    cr_assert_eq(trit_decode(b, ids + 12, 8, &logits), TRIT_OK);
+    cr_assert_arr_eq(logits, ref, (size_t)n_vocab * sizeof *ref, "truncate + redo differs");
+    cr_assert_eq(trit_context_truncate(b, 21), TRIT_ERR_INVALID_ARG);
+
+    trit_context_free(a);
+    trit_context_free(b);
+    trit_context_free(c);
+    free(ref);
+    trit_model_free(m);
+}
+
+Test(api, logits_all_rows_match_single_rows) {
+    trit_model *m = load_fixture();
+    const int32_t n_vocab = trit_model_n_vocab(m);
+    int32_t ids[6] = {1, 17, 99, 3, 250, 42};
+    trit_context *all = make_ctx(m, 8, 8, true);
+    const float *rows;
+    cr_assert_eq(trit_decode(all, ids, 6, &rows), TRIT_OK);
+    trit_context *one = make_ctx(m, 8, 8, false);
+    for (int i = 0; i < 6; i++) {
+        const float *last;
+        cr_assert_eq(trit_decode(one, &ids[i], 1, &last), TRIT_OK);
+        cr_assert_arr_eq(rows + (size_t)i * n_vocab, last, (size_t)n_vocab * sizeof(float), "row %d", i);
+    }
+    trit_context_free(all);
+    trit_context_free(one);
+    trit_model_free(m);
+}
+
+Test(api, errors_from_decode_and_context) {
+    trit_model *m = load_fixture();
+    trit_context *ctx = make_ctx(m, 4, 4, false);
+    int32_t ids[5] = {1, 2, 3, 4, 5};
+    const float *logits;
+    cr_assert_eq(trit_decode(ctx, ids, 5, &logits), TRIT_ERR_CONTEXT_FULL);
+    cr_assert(strstr(trit_last_error(), "context") != NULL);
+    int32_t bad = trit_model_n_vocab(m);
+    cr_assert_eq(trit_decode(ctx, &bad, 1, &logits), TRIT_ERR_INVALID_ARG);
+    cr_assert_eq(trit_context_n_past(ctx), 0, "a failed decode must not advance the cache");
+    cr_assert_eq(trit_decode(ctx, ids, 0, &logits), TRIT_ERR_INVALID_ARG);
+    trit_context_free(ctx);
+
+    struct trit_context_params p = trit_context_default_params();
+    p.device = TRIT_DEVICE_CUDA;
+    trit_context *g = NULL;
+    if (trit_cuda_device_count() == 0) {
+        cr_assert_eq(trit_context_init(m, &p, &g), TRIT_ERR_NO_DEVICE);
+        cr_assert_null(g);
+    }
+    p = trit_context_default_params();
+    p.n_batch = 0;
+    cr_assert_eq(trit_context_init(m, &p, &g), TRIT_ERR_INVALID_ARG);
+    trit_model_free(m);
+}
+
+Test(api, tokenizer_round_trip_and_stream) {
+    trit_tokenizer *tok = NULL;
+    cr_assert_eq(trit_tokenizer_load(test_data_path("tokenizers/llama-spm/ggml-vocab-llama-spm.gguf"), &tok), TRIT_OK,
+                 "%s", trit_last_error());
+    cr_assert_eq(trit_tokenizer_n_vocab(tok), 32000);
+    cr_assert_eq(trit_tokenizer_bos(tok), 1);
+    cr_assert(trit_tokenizer_is_eog(tok, trit_tokenizer_eos(tok)));
+    const char *text = "In the beginning God created the heaven and the earth.";
+    struct trit_tokens ids = {0};
+    cr_assert_eq(trit_tokenize(tok, text, strlen(text), TRIT_TOKENIZE_ADD_SPECIAL, &ids), TRIT_OK);
+    cr_assert_eq(ids.ids[0], 1, "BOS first");
+    char out[256];
+    size_t n = 0;
+    cr_assert_eq(trit_detokenize(tok, ids.ids + 1, ids.n - 1, TRIT_DECODE_STRIP_SPACE, out, sizeof out, &n), TRIT_OK);
+    cr_assert_eq(n, strlen(text));
+    cr_assert_arr_eq(out, text, n);
+    /* the streaming decoder gives the same bytes */
+    struct trit_tok_stream ts;
+    trit_tok_stream_init(&ts, tok, TRIT_DECODE_STRIP_SPACE);
+    char *piece = malloc(trit_tok_stream_max_out(tok));
+    size_t total = 0;
+    for (size_t i = 1; i < ids.n; i++) {
+        size_t k = 0;
+        cr_assert_eq(trit_tok_stream_feed(&ts, ids.ids[i], piece, trit_tok_stream_max_out(tok), &k), TRIT_OK);
+        cr_assert_leq(total + k, sizeof out);
+        memcpy(out + total, piece, k);
+        total += k;
+    }
+    cr_assert_eq(total, strlen(text));
+    cr_assert_arr_eq(out, text, total);
+    free(piece);
+    trit_tokens_free(&ids);
+    trit_tokenizer_free(tok);
+}
