@@ -8,12 +8,14 @@
 #include "backend.h"
 #include "core/core.h"
 #include "model/model.h"
+#include "tp/tp.h"
 
 struct trit_context {
     const struct trit_model *model;
     const struct trit_backend_ops *ops;
     void *state;
     struct trit_backend_config cfg;
+    bool tp; /* ops is trit_tp_cpu_backend */
     int64_t n_past;
     float *logits; /* (n_batch or 1, n_vocab) */
 };
@@ -82,7 +84,29 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
         return trit_error(TRIT_ERR_INVALID_ARG, "context: n_ctx %d, n_batch %d, n_threads %d out of range",
                           params->n_ctx, params->n_batch, params->n_threads);
     const struct trit_backend_ops *ops = &trit_cpu_backend;
-    switch (params->device) {
+    /* Tensor parallelism (docs/tensor-parallel.md): MPI ranks run the CPU backend's shards; several
+     * GPUs in one process would run NCCL. */
+    const bool tp = params->tp_mpi || params->tp_size > 1;
+    if (params->tp_size < 0 || (unsigned)params->tp_quant > TRIT_TP_QUANT_GROUPED)
+        return trit_error(TRIT_ERR_INVALID_ARG, "context: tp_size %d or tp_quant %d out of range", params->tp_size,
+                          (int)params->tp_quant);
+    if (tp && !params->tp_mpi) {
+        const int n_dev = trit_cuda_device_count();
+        if (n_dev < params->tp_size)
+            return trit_error(TRIT_ERR_NO_DEVICE,
+                              "--tp %d: tensor parallelism in one process runs on %d CUDA devices, and this process "
+                              "sees %d%s; for CPU ranks, run under mpirun with --tp-mpi",
+                              params->tp_size, params->tp_size, n_dev,
+                              trit_cuda_compiled() ? "" : " (this trit was built without CUDA)");
+        return trit_error(TRIT_ERR_UNSUPPORTED,
+                          "--tp %d: the multi-GPU forward pass is not built yet (its NCCL communicator is: "
+                          "host/tp/comm.h); use --tp-mpi for CPU ranks",
+                          params->tp_size);
+    }
+    if (tp && params->device == TRIT_DEVICE_CUDA)
+        return trit_error(TRIT_ERR_UNSUPPORTED, "--tp-mpi runs the CPU forward on every rank; it does not take --device cuda yet");
+    if (tp) ops = &trit_tp_cpu_backend;
+    else switch (params->device) {
     case TRIT_DEVICE_CPU: break;
     case TRIT_DEVICE_CUDA:
 #ifdef TRIT_HAVE_CUDA_BACKEND
@@ -108,7 +132,9 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
     ctx->ops = ops;
     ctx->cfg.n_ctx = params->n_ctx > 0 ? params->n_ctx : model->hp.ctx_train;
     ctx->cfg.n_batch = params->n_batch < ctx->cfg.n_ctx ? params->n_batch : ctx->cfg.n_ctx;
-    ctx->cfg.n_threads = params->n_threads > 0 ? params->n_threads : online_cores();
+    /* 0 threads: every core, or the cores of this node divided by its ranks (the TP backend) */
+    ctx->cfg.n_threads = params->n_threads > 0 ? params->n_threads : tp ? 0 : online_cores();
+    ctx->tp = tp;
     ctx->cfg.logits_all = params->logits_all;
     ctx->cfg.head_int8 = params->head_int8;
     const int64_t rows = params->logits_all ? ctx->cfg.n_batch : 1;
@@ -118,7 +144,13 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
         return trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory for logits (%lld x %lld)", (long long)rows,
                           (long long)model->hp.n_vocab);
     }
-    enum trit_status st = ops->init(model, &ctx->cfg, &ctx->state);
+    enum trit_status st;
+    if (tp) {
+        const struct trit_tp_config tpc = {.quant = params->tp_quant, .expect_ranks = params->tp_size};
+        st = trit_tp_cpu_init(model, &ctx->cfg, &tpc, &ctx->state);
+    } else {
+        st = ops->init(model, &ctx->cfg, &ctx->state);
+    }
     if (st != TRIT_OK) {
         trit_free(ctx->logits);
         trit_free(ctx);
@@ -156,6 +188,8 @@ enum trit_status trit_decode(trit_context *ctx, const int32_t *tokens, int32_t n
 
 int32_t trit_context_n_past(const trit_context *ctx) { return (int32_t)ctx->n_past; }
 int32_t trit_context_n_ctx(const trit_context *ctx) { return (int32_t)ctx->cfg.n_ctx; }
+const trit_model *trit_context_model(const trit_context *ctx) { return ctx->model; }
+bool trit_context_logits_all(const trit_context *ctx) { return ctx->cfg.logits_all; }
 
 enum trit_status trit_context_truncate(trit_context *ctx, int32_t n_keep) {
     if (n_keep < 0 || n_keep > ctx->n_past)
@@ -167,3 +201,6 @@ enum trit_status trit_context_truncate(trit_context *ctx, int32_t n_keep) {
 const char *trit_context_backend(const trit_context *ctx) { return ctx->ops->name; }
 const char *trit_context_device_desc(const trit_context *ctx) { return ctx->ops->describe(ctx->state); }
 uint64_t trit_context_memory_bytes(const trit_context *ctx) { return ctx->ops->memory_bytes(ctx->state); }
+int32_t trit_context_tp_rank(const trit_context *ctx) { return ctx->tp ? trit_tp_rank(ctx->state) : 0; }
+int32_t trit_context_tp_size(const trit_context *ctx) { return ctx->tp ? trit_tp_size(ctx->state) : 1; }
+int64_t trit_context_comm_us(const trit_context *ctx) { return ctx->tp ? trit_tp_comm_us(ctx->state) : 0; }

@@ -123,13 +123,26 @@ enum trit_device {
     TRIT_DEVICE_CPU = 1,
     TRIT_DEVICE_CUDA = 2, /* an error (TRIT_ERR_NO_DEVICE) when there is no device */
 };
+/* Tensor parallelism (docs/tensor-parallel.md): how a rank quantizes the shard of a row. */
+enum trit_tp_quant {
+    TRIT_TP_QUANT_EXACT = 0,   /* global RMS and absmax: the int32 accumulators of one device */
+    TRIT_TP_QUANT_GROUPED = 1, /* the shard's own RMS, absmax and alpha (BitNet paper): less traffic */
+};
 struct trit_context_params {
     int32_t n_ctx;         /* KV cache length; 0 = the model's training context (default 0) */
     int32_t n_batch;       /* most tokens per trit_decode call (default 512) */
-    int32_t n_threads;     /* CPU threads; 0 = every online core (default 0) */
+    int32_t n_threads;     /* CPU threads; 0 = every online core (default 0); per rank with tp_mpi */
     enum trit_device device;
     bool logits_all;       /* keep logits of every token in a batch, for perplexity (default false) */
     bool head_int8;        /* int8 LM head: faster, slightly less exact (default false) */
+    /* Tensor parallelism. tp_mpi: the ranks are the processes of an MPI job (mpirun -np N), each
+     * running the CPU forward on its shard; every rank must create its context with the same
+     * model and parameters, and trit_decode is then collective. tp_size: the number of ranks (0 =
+     * every MPI process with tp_mpi; without tp_mpi, > 1 asks for that many GPUs in this process).
+     * Default 0 / false / exact: off. */
+    int32_t tp_size;
+    bool tp_mpi;
+    enum trit_tp_quant tp_quant;
 };
 struct trit_context_params trit_context_default_params(void);
 enum trit_status trit_context_init(const trit_model *model, const struct trit_context_params *params,
@@ -142,6 +155,9 @@ void trit_context_free(trit_context *ctx);
 enum trit_status trit_decode(trit_context *ctx, const int32_t *tokens, int32_t n_tokens, const float **logits);
 /* Tokens in the cache. */
 int32_t trit_context_n_past(const trit_context *ctx);
+/* The model the context runs, and whether it keeps logits for every token of a batch. */
+const trit_model *trit_context_model(const trit_context *ctx);
+bool trit_context_logits_all(const trit_context *ctx);
 int32_t trit_context_n_ctx(const trit_context *ctx);
 /* Keeps the first n_keep tokens of the cache and forgets the rest (0 clears it). */
 enum trit_status trit_context_truncate(trit_context *ctx, int32_t n_keep);
@@ -150,6 +166,30 @@ const char *trit_context_backend(const trit_context *ctx);
 const char *trit_context_device_desc(const trit_context *ctx);
 /* Bytes of weights and KV cache the backend holds (device memory for CUDA). */
 uint64_t trit_context_memory_bytes(const trit_context *ctx);
+/* Tensor parallelism: this process's rank and the number of ranks (0 and 1 without it), and the
+ * microseconds this context has spent in collectives. Every rank gets the same logits; print from
+ * rank 0. */
+int32_t trit_context_tp_rank(const trit_context *ctx);
+int32_t trit_context_tp_size(const trit_context *ctx);
+int64_t trit_context_comm_us(const trit_context *ctx);
+
+/* ----------------------------------------------------------------------------------------------
+ * Perplexity, computed the way llama.cpp's llama-perplexity does so that numbers compare: the
+ * tokens are cut into non-overlapping chunks of n_ctx (the remainder is dropped); each chunk runs
+ * from an empty cache with its first token replaced by `bos` (when bos >= 0); the predictions at
+ * positions n_ctx/2 .. n_ctx-2 are scored. ppl = exp(mean NLL), ppl_err = ppl x the standard error
+ * of the mean NLL. The context needs logits_all and n_batch >= its n_ctx. Its cache is cleared.
+ */
+struct trit_perplexity_result {
+    double ppl, ppl_err;
+    double mean_nll;
+    int64_t n_chunks, n_scored;
+};
+/* on_chunk (may be NULL) is called after each chunk with the running perplexity. max_chunks <= 0
+ * scores every chunk. TRIT_ERR_INVALID_ARG when fewer than n_ctx tokens are given. */
+enum trit_status trit_perplexity(trit_context *ctx, const int32_t *tokens, int64_t n_tokens, int32_t bos,
+                                 int64_t max_chunks, void (*on_chunk)(int64_t chunk, double ppl, void *user),
+                                 void *user, struct trit_perplexity_result *out);
 
 /* ----------------------------------------------------------------------------------------------
  * Tokenizers: byte-level BPE (GPT-2, Llama 3) and SentencePiece BPE (LLaMA), loaded from a GGUF

@@ -30,6 +30,7 @@ static void usage(FILE *out) {
             "  -t, --threads LIST   CPU thread counts (default: every core)\n"
             "  --head LIST          head precision: f16, int8 or both (default f16)\n"
             "  --device D           cpu, cuda or auto (default auto)\n"
+            "  --tp-mpi, --tp N, --tp-quant Q   tensor parallelism, as for trit run\n"
             "  -o, --output FMT     md, json or csv (default md)\n"
             "  -h, --help           this text\n");
 }
@@ -88,11 +89,19 @@ int cmd_bench(int argc, char **argv) {
     bool heads[2] = {false, false};
     int n_heads = 1;
     enum trit_device device = TRIT_DEVICE_AUTO;
+    int tp = 0;
+    bool tp_mpi = false;
+    enum trit_tp_quant tp_quant = TRIT_TP_QUANT_EXACT;
     for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
+        }
+        if (!strcmp(a, "--tp-mpi")) { /* the one option without a value */
+            tp_mpi = true;
+            i -= 1;
+            continue;
         }
         if (!v) return tool_fail("bench", "%s needs a value", a) + 1;
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
@@ -115,6 +124,12 @@ int cmd_bench(int argc, char **argv) {
             else if (!strcmp(v, "cuda")) device = TRIT_DEVICE_CUDA;
             else if (!strcmp(v, "auto")) device = TRIT_DEVICE_AUTO;
             else return tool_fail("bench", "--device takes cpu, cuda or auto") + 1;
+        } else if (!strcmp(a, "--tp")) {
+            if ((tp = atoi(v)) < 1) return tool_fail("bench", "--tp needs a count >= 1") + 1;
+        } else if (!strcmp(a, "--tp-quant")) {
+            if (!strcmp(v, "exact")) tp_quant = TRIT_TP_QUANT_EXACT;
+            else if (!strcmp(v, "grouped")) tp_quant = TRIT_TP_QUANT_GROUPED;
+            else return tool_fail("bench", "--tp-quant takes exact or grouped") + 1;
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
             if (strcmp(v, "md") && strcmp(v, "json") && strcmp(v, "csv")) return tool_fail("bench", "-o takes md, json or csv") + 1;
             fmt = v;
@@ -148,12 +163,16 @@ int cmd_bench(int argc, char **argv) {
             cp.n_threads = threads[ti];
             cp.device = device;
             cp.head_int8 = heads[hi];
+            cp.tp_size = tp;
+            cp.tp_mpi = tp_mpi;
+            cp.tp_quant = tp_quant;
             trit_context *ctx = NULL;
             st = trit_context_init(m, &cp, &ctx);
             if (st != TRIT_OK) {
                 rc = tool_fail_status("bench", st, "context");
                 break;
             }
+            tool_tp_follower(ctx);
             snprintf(backend, sizeof backend, "%s", trit_context_backend(ctx));
             snprintf(device_desc, sizeof device_desc, "%s", trit_context_device_desc(ctx));
             for (int kind = 0; kind < 2 && rc == 0; kind++) {

@@ -22,7 +22,11 @@ const char *const tool_opts_help =
     "  -c, --ctx N          context length in tokens (default: the model's training context)\n"
     "  -b, --batch N        tokens per forward pass when processing a prompt (default 512)\n"
     "  --device D           cpu, cuda or auto (default auto: CUDA when a device exists)\n"
-    "  --head-int8          int8 LM head (faster; see docs/perf.md for its perplexity cost)\n";
+    "  --head-int8          int8 LM head (faster; see docs/perf.md for its perplexity cost)\n"
+    "  --tp-mpi             tensor parallel over the ranks of mpirun -np N (CPU; rank 0 prints)\n"
+    "  --tp N               tensor-parallel ranks: with --tp-mpi, the job's size; alone, N GPUs\n"
+    "  --tp-quant Q         exact (default: global statistics) or grouped (per-shard; see\n"
+    "                       docs/tensor-parallel.md)\n";
 
 void tool_opts_init(struct tool_opts *o) {
     memset(o, 0, sizeof *o);
@@ -54,6 +58,7 @@ int tool_opts_parse(struct tool_opts *o, int argc, char **argv, int *i, const ch
     int32_t *target = NULL;
     int32_t lo = 1;
     if (!strcmp(a, "-t") || !strcmp(a, "--threads")) target = &o->threads;
+    else if (!strcmp(a, "--tp")) target = &o->tp;
     else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) target = &o->ctx, lo = 1;
     else if (!strcmp(a, "-b") || !strcmp(a, "--batch")) target = &o->batch;
     if (target) {
@@ -66,6 +71,18 @@ int tool_opts_parse(struct tool_opts *o, int argc, char **argv, int *i, const ch
         else if (v && !strcmp(v, "cuda")) o->device = TRIT_DEVICE_CUDA;
         else if (v && !strcmp(v, "auto")) o->device = TRIT_DEVICE_AUTO;
         else return fprintf(stderr, "trit %s: error: --device takes cpu, cuda or auto\n", cmd), -1;
+        *i += 2;
+        return 1;
+    }
+    if (!strcmp(a, "--tp-mpi")) {
+        o->tp_mpi = true;
+        *i += 1;
+        return 1;
+    }
+    if (!strcmp(a, "--tp-quant")) {
+        if (v && !strcmp(v, "exact")) o->tp_quant = TRIT_TP_QUANT_EXACT;
+        else if (v && !strcmp(v, "grouped")) o->tp_quant = TRIT_TP_QUANT_GROUPED;
+        else return fprintf(stderr, "trit %s: error: --tp-quant takes exact or grouped\n", cmd), -1;
         *i += 2;
         return 1;
     }
@@ -89,12 +106,41 @@ const char *tool_model_path(const struct tool_opts *o) {
     return TRIT_DEFAULT_MODEL;
 }
 
+/* A follower rank's real stderr (tool_tp_follower), else NULL. */
+static FILE *tp_err;
+static int tp_rank;
+
+static void tp_follower_log(enum trit_log_level level, const char *line, void *user) {
+    (void)user;
+    if (level >= TRIT_LOG_WARN)
+        fprintf(tp_err, "[rank %d] trit %s: %s\n", tp_rank, level == TRIT_LOG_WARN ? "warn" : "error", line);
+}
+
+void tool_tp_follower(trit_context *ctx) {
+    const int rank = trit_context_tp_rank(ctx);
+    if (rank <= 0 || tp_err) return;
+    const int fd = dup(2);
+    if (fd < 0 || !(tp_err = fdopen(fd, "w"))) {
+        if (fd >= 0) close(fd);
+        return;
+    }
+    setvbuf(tp_err, NULL, _IOLBF, 0);
+    tp_rank = rank;
+    trit_log_set_callback(tp_follower_log, NULL);
+    fflush(stdout);
+    fflush(stderr);
+    if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
+        fprintf(tp_err, "[rank %d] trit: cannot silence this rank's output\n", rank);
+}
+
 int tool_fail(const char *cmd, const char *fmt, ...) {
+    FILE *out = tp_err ? tp_err : stderr;
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "trit %s: error: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    if (tp_err) fprintf(out, "[rank %d] ", tp_rank);
+    fprintf(out, "trit %s: error: ", cmd);
+    vfprintf(out, fmt, ap);
+    fputc('\n', out);
     va_end(ap);
     return 1;
 }
@@ -138,11 +184,15 @@ int tool_session_open(struct tool_session *s, const struct tool_opts *o, unsigne
     cp.device = o->device;
     cp.logits_all = (flags & TOOL_LOGITS_ALL) != 0;
     cp.head_int8 = o->head_int8;
+    cp.tp_size = o->tp;
+    cp.tp_mpi = o->tp_mpi;
+    cp.tp_quant = o->tp_quant;
     st = trit_context_init(s->model, &cp, &s->ctx);
     if (st != TRIT_OK) {
         tool_session_close(s);
         return tool_fail_status(cmd, st, "context");
     }
+    tool_tp_follower(s->ctx);
     s->load_ms = tool_now_ms() - t0;
     if (!o->quiet)
         fprintf(stderr, "model: %s\n  %s\n  device: %s (%s), context %d, %.1f MiB of weights and cache, loaded in %.0f ms\n",

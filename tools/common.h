@@ -21,6 +21,9 @@ struct tool_opts {
     enum trit_device device;/* --device cpu|cuda|auto */
     bool head_int8;         /* --head-int8 */
     bool quiet;             /* no progress line */
+    int32_t tp;             /* --tp N: tensor-parallel ranks (0 = off) */
+    bool tp_mpi;            /* --tp-mpi: the ranks are this MPI job's processes */
+    enum trit_tp_quant tp_quant; /* --tp-quant exact|grouped */
 };
 void tool_opts_init(struct tool_opts *o);
 /* If argv[*i] is a common option, consumes it (and its value), advances *i and returns 1;
@@ -47,6 +50,11 @@ enum {
  * stderr. Returns 0, or prints the error and returns 1. */
 int tool_session_open(struct tool_session *s, const struct tool_opts *o, unsigned flags, const char *cmd);
 void tool_session_close(struct tool_session *s);
+
+/* Tensor parallelism over MPI: on ranks other than 0, stdout and stderr go to /dev/null, and only
+ * tool errors and library warnings reach the real stderr, as "[rank N] ...". Call once the context
+ * exists; nothing happens on rank 0 or without tensor parallelism. */
+void tool_tp_follower(trit_context *ctx);
 
 /* "trit CMD: error: <message>" on stderr; returns 1 (the exit code). */
 int tool_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

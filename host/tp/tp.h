@@ -1,0 +1,86 @@
+/*
+ * tp.h: the tensor-parallel CPU backend (forward_tp.c): forward.c's pass with every layer sharded
+ * over the ranks of a communicator (plan.h), MPI ranks in practice:
+ *
+ *   mpirun -np 4 trit run --tp-mpi [--tp-quant exact|grouped] -m model -p "..."
+ *
+ * Quantization modes (enum trit_tp_quant, trit.h; DESIGN.md section 5):
+ *   exact    every statistic of a sharded row is global: the sub-norm's sum of squares (an
+ *            all-gather of 16 bytes per rank and token, combined so that the result does not
+ *            depend on the split: plan.h) and the activation absmax (an all-reduce max); weight
+ *            alpha is the checkpoint's; row-parallel layers all-reduce their int32 accumulators
+ *            before the epilogue. The accumulators equal trit_gemm_ref's for the same activations,
+ *            and the logits of N ranks equal those of 1 rank bit for bit. Against the CPU backend:
+ *            bit for bit for graphs without sub-norms (Llama); with sub-norms the CPU backend's
+ *            float-lane sum of squares rounds differently (ops.c), so logits agree to float
+ *            rounding and greedy tokens agree.
+ *   grouped  each rank normalizes and quantizes its shard with the shard's own RMS and absmax, and
+ *            (given float weights, trit_tp_config.floats) its own absmean alpha per shard;
+ *            row-parallel layers all-reduce fp32 partial outputs. No other communication.
+ *            A model that holds only ternary codes (every loaded checkpoint: trit_model keeps no
+ *            float weights) keeps its checkpoint alpha. With 1 rank, grouped equals the CPU
+ *            backend bit for bit.
+ * Per token and layer: 2 all-reduces of dim values (int32 exact, fp32 grouped); exact adds 2
+ * all-reduces of one fp32 per token and, with sub-norms, 2 all-gathers of 16 bytes per token. The
+ * LM head all-gathers the logits (vocab_stride fp32 per rank and token), so every rank holds the
+ * full row and samples the same token with the same seed.
+ *
+ * Fault injection for tests: TRIT_TP_TEST_KILL_RANK=r makes rank r raise SIGKILL, and
+ * TRIT_TP_TEST_HANG_RANK=r makes it sleep forever, in layer 0 of its second forward call, between
+ * two collectives; the other ranks must end with a clear error within the timeout.
+ */
+#ifndef TRIT_TP_TP_H
+#define TRIT_TP_TP_H
+
+#include "backend.h"
+#include "tp/comm.h"
+
+/* The ternary matrices of a layer, for float-weight sources. */
+enum trit_tp_matrix {
+    TRIT_TP_WQ = 0,
+    TRIT_TP_WK = 1,
+    TRIT_TP_WV = 2,
+    TRIT_TP_WO = 3,
+    TRIT_TP_W_GATE = 4,
+    TRIT_TP_W_UP = 5,
+    TRIT_TP_W_DOWN = 6,
+};
+
+/* The float weights the model was ternarized from: get returns matrix `which` of `layer`, row-major
+ * (n_rows, n_cols) as in struct trit_ternary, or NULL when it has none. Read only during init. */
+struct trit_tp_float_source {
+    const float *(*get)(void *user, int64_t layer, enum trit_tp_matrix which);
+    void *user;
+};
+
+struct trit_tp_config {
+    enum trit_tp_quant quant;
+    /* Borrowed communicator (any backend with host memory: MPI). NULL = create an MPI communicator
+     * over MPI_COMM_WORLD, owned by the backend. */
+    struct trit_comm *comm;
+    int timeout_ms;      /* when creating: 0 = the default (comm.h) */
+    int expect_ranks;    /* when creating: 0 = any; else the world must have this many ranks */
+    /* grouped mode: per-shard alpha from these; NULL = the model's alpha */
+    const struct trit_tp_float_source *floats;
+};
+
+/* Creates the backend state for this rank. Collective: every rank of the communicator calls it
+ * with the same model and configuration (checked: a fingerprint of the shapes, the context and
+ * the first weights is compared), and it fails on every rank when it fails on one.
+ * cfg->n_threads 0 = the online cores divided by the ranks on this node. cfg->head_int8 is
+ * TRIT_ERR_UNSUPPORTED. */
+enum trit_status trit_tp_cpu_init(const struct trit_model *m, const struct trit_backend_config *cfg,
+                                  const struct trit_tp_config *tp, void **state);
+
+/* forward, free, describe, memory_bytes; .init creates an exact-mode MPI backend. forward is
+ * collective too. The describe line includes the time spent in collectives so far. */
+extern const struct trit_backend_ops trit_tp_cpu_backend;
+
+int trit_tp_rank(const void *state);
+int trit_tp_size(const void *state);
+/* Microseconds inside collectives since init (init's own excluded), and tokens run through
+ * forward since init. */
+int64_t trit_tp_comm_us(const void *state);
+int64_t trit_tp_tokens(const void *state);
+
+#endif /* TRIT_TP_TP_H */
