@@ -188,6 +188,8 @@ enum trit_status trit_decode(trit_context *ctx, const int32_t *tokens, int32_t n
 
 int32_t trit_context_n_past(const trit_context *ctx) { return (int32_t)ctx->n_past; }
 int32_t trit_context_n_ctx(const trit_context *ctx) { return (int32_t)ctx->cfg.n_ctx; }
+const trit_model *trit_context_model(const trit_context *ctx) { return ctx->model; }
+bool trit_context_logits_all(const trit_context *ctx) { return ctx->cfg.logits_all; }
 
 enum trit_status trit_context_truncate(trit_context *ctx, int32_t n_keep) {
     if (n_keep < 0 || n_keep > ctx->n_past)

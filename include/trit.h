@@ -155,6 +155,9 @@ void trit_context_free(trit_context *ctx);
 enum trit_status trit_decode(trit_context *ctx, const int32_t *tokens, int32_t n_tokens, const float **logits);
 /* Tokens in the cache. */
 int32_t trit_context_n_past(const trit_context *ctx);
+/* The model the context runs, and whether it keeps logits for every token of a batch. */
+const trit_model *trit_context_model(const trit_context *ctx);
+bool trit_context_logits_all(const trit_context *ctx);
 int32_t trit_context_n_ctx(const trit_context *ctx);
 /* Keeps the first n_keep tokens of the cache and forgets the rest (0 clears it). */
 enum trit_status trit_context_truncate(trit_context *ctx, int32_t n_keep);
@@ -169,6 +172,24 @@ uint64_t trit_context_memory_bytes(const trit_context *ctx);
 int32_t trit_context_tp_rank(const trit_context *ctx);
 int32_t trit_context_tp_size(const trit_context *ctx);
 int64_t trit_context_comm_us(const trit_context *ctx);
+
+/* ----------------------------------------------------------------------------------------------
+ * Perplexity, computed the way llama.cpp's llama-perplexity does so that numbers compare: the
+ * tokens are cut into non-overlapping chunks of n_ctx (the remainder is dropped); each chunk runs
+ * from an empty cache with its first token replaced by `bos` (when bos >= 0); the predictions at
+ * positions n_ctx/2 .. n_ctx-2 are scored. ppl = exp(mean NLL), ppl_err = ppl x the standard error
+ * of the mean NLL. The context needs logits_all and n_batch >= its n_ctx. Its cache is cleared.
+ */
+struct trit_perplexity_result {
+    double ppl, ppl_err;
+    double mean_nll;
+    int64_t n_chunks, n_scored;
+};
+/* on_chunk (may be NULL) is called after each chunk with the running perplexity. max_chunks <= 0
+ * scores every chunk. TRIT_ERR_INVALID_ARG when fewer than n_ctx tokens are given. */
+enum trit_status trit_perplexity(trit_context *ctx, const int32_t *tokens, int64_t n_tokens, int32_t bos,
+                                 int64_t max_chunks, void (*on_chunk)(int64_t chunk, double ppl, void *user),
+                                 void *user, struct trit_perplexity_result *out);
 
 /* ----------------------------------------------------------------------------------------------
  * Tokenizers: byte-level BPE (GPT-2, Llama 3) and SentencePiece BPE (LLaMA), loaded from a GGUF

@@ -33,14 +33,10 @@ static void usage(FILE *out) {
             tool_opts_help);
 }
 
-/* -log softmax(logits)[target], computed stably in double. */
-static double nll_of(const float *logits, int32_t n_vocab, int32_t target) {
-    float max = logits[0];
-    for (int32_t i = 1; i < n_vocab; i++)
-        if (logits[i] > max) max = logits[i];
-    double sum = 0.0;
-    for (int32_t i = 0; i < n_vocab; i++) sum += exp((double)logits[i] - max);
-    return log(sum) - ((double)logits[target] - max);
+static void print_chunk(int64_t chunk, double ppl, void *user) {
+    (void)user;
+    printf("[%lld]%.4f,", (long long)chunk + 1, ppl);
+    fflush(stdout);
 }
 
 int cmd_perplexity(int argc, char **argv) {
@@ -91,51 +87,25 @@ int cmd_perplexity(int argc, char **argv) {
         rc = tool_fail_status("perplexity", st, "tokenize");
         goto done;
     }
-    const int32_t n_ctx = trit_context_n_ctx(s.ctx), n_vocab = trit_model_n_vocab(s.model);
-    long n_chunks = (long)(ids.n / (size_t)n_ctx);
-    if (max_chunks > 0 && max_chunks < n_chunks) n_chunks = max_chunks;
-    if (n_chunks == 0) {
+    const int32_t n_ctx = trit_context_n_ctx(s.ctx);
+    if ((int64_t)ids.n < n_ctx) {
         rc = tool_fail("perplexity", "the text is %zu tokens, fewer than one chunk of %d (lower -c)", ids.n, n_ctx);
         goto done;
     }
-    fprintf(stderr, "perplexity: %zu tokens, %ld chunks of %d, scoring positions %d..%d of each\n", ids.n, n_chunks,
-            n_ctx, n_ctx / 2, n_ctx - 2);
-    const int32_t bos = trit_tokenizer_bos(s.tok);
-    const bool add_bos = trit_tokenizer_add_bos(s.tok) && bos >= 0;
-    int32_t *chunk = malloc((size_t)n_ctx * sizeof *chunk);
-    double nll = 0.0, nll2 = 0.0;
-    long count = 0;
-    const int32_t first = n_ctx / 2;
+    const int32_t bos = trit_tokenizer_add_bos(s.tok) ? trit_tokenizer_bos(s.tok) : -1;
+    fprintf(stderr, "perplexity: %zu tokens, chunks of %d, scoring positions %d..%d of each\n", ids.n, n_ctx,
+            n_ctx / 2, n_ctx - 2);
     double t0 = tool_now_ms();
-    for (long c = 0; c < n_chunks && chunk; c++) {
-        memcpy(chunk, ids.ids + c * n_ctx, (size_t)n_ctx * sizeof *chunk);
-        if (add_bos) chunk[0] = bos;
-        trit_context_truncate(s.ctx, 0);
-        const float *logits;
-        st = trit_decode(s.ctx, chunk, n_ctx, &logits);
-        if (st != TRIT_OK) {
-            rc = tool_fail_status("perplexity", st, "decode");
-            break;
-        }
-        for (int32_t j = first; j < n_ctx - 1; j++) {
-            double v = nll_of(logits + (size_t)j * (size_t)n_vocab, n_vocab, ids.ids[c * n_ctx + j + 1]);
-            nll += v;
-            nll2 += v * v;
-            count++;
-        }
-        printf("[%ld]%.4f,", c + 1, exp(nll / (double)count));
-        fflush(stdout);
+    struct trit_perplexity_result r;
+    st = trit_perplexity(s.ctx, ids.ids, (int64_t)ids.n, bos, max_chunks, print_chunk, NULL, &r);
+    if (st != TRIT_OK) {
+        rc = tool_fail_status("perplexity", st, "decode");
+        goto done;
     }
-    free(chunk);
-    if (rc == 0) {
-        double mean = nll / (double)count;
-        double var = nll2 / (double)count - mean * mean;
-        double err = count > 1 ? sqrt(var / (double)(count - 1)) : 0.0;
-        double ppl = exp(mean);
-        printf("\nFinal estimate: PPL = %.4f +/- %.5f\n", ppl, ppl * err);
-        fprintf(stderr, "perplexity: %ld tokens scored in %.2f s (%.1f tokens/s processed)\n", count,
-                (tool_now_ms() - t0) / 1e3, (double)(n_chunks * n_ctx) / ((tool_now_ms() - t0) / 1e3));
-    }
+    const double sec = (tool_now_ms() - t0) / 1e3;
+    printf("\nFinal estimate: PPL = %.4f +/- %.5f\n", r.ppl, r.ppl_err);
+    fprintf(stderr, "perplexity: %lld chunks, %lld tokens scored in %.2f s (%.1f tokens/s processed)\n",
+            (long long)r.n_chunks, (long long)r.n_scored, sec, (double)(r.n_chunks * n_ctx) / sec);
 done:
     trit_tokens_free(&ids);
     tool_session_close(&s);
