@@ -1,0 +1,717 @@
+/*
+ * backend.cu: the CUDA backend for one GPU (host/backend.h): loading a trit_model onto the device,
+ * the forward pass over a batch of tokens, and the CUDA graph of the single-token step.
+ *
+ *   trit --device cuda ...        (host/api.c picks this table: trit_cuda_backend)
+ *
+ * The forward pass is host/cpu/forward.c's, kernel for kernel (B tokens; D, Hq, Hkv, F as there):
+ *
+ *   io    = {pos0, tokens}                      one H2D copy from pinned memory (a graph node)
+ *   x     = embed(tokens)                       (B, D) fp32 residual stream
+ *   per layer:
+ *     q8  = quant(rmsnorm(x [+= down of the previous layer]) * attn_norm)      trit_cuda_residual_norm_quant
+ *     acc = [wq; wk; wv] . q8                   one int32 GEMV/GEMM over the concatenated rows
+ *     q, K/V cache rows = rope(epilogue(acc))   trit_cuda_rope_kv (fp16 cache)
+ *     partials = attention                      decode: split-K (m = 1); prefill: causal tiles
+ *     q8  = quant([rmsnorm] merge(partials))    trit_cuda_attn_merge_quant
+ *     acc = wo . q8
+ *     q8  = quant(rmsnorm(x += epilogue(acc)) * ffn_norm)
+ *     acc = [w_gate; w_up] . q8
+ *     q8  = quant([rmsnorm] act(gate) * up)     trit_cuda_ffn_act_quant
+ *     acc = w_down . q8                         (its residual add is fused into the next norm)
+ *   xn    = rmsnorm(x += down) * out_norm       last token, or all with logits_all
+ *   logits = head . xn                          own GEMV (m <= 8) or cublasGemmEx (fp16/bf16, fp32 out)
+ *   logits -> host                              the one synchronization of a call
+ *
+ * Every ternary matmul runs as int32 (trit_cuda_gemv_dp4a_i32 for m <= 8, trit_cuda_gemm_mma_i32
+ * above) and the kernel that reads its output applies the epilogue (trit_epilogue_one, bit for bit
+ * the CPU's) with that matrix's scale: that is what lets q|k|v and gate|up, whose scales differ,
+ * run as one launch each, and the residual adds ride in the norms. 9 launches per layer.
+ *
+ * Memory: one cudaMalloc (the "arena") holds everything: weights in the tile layout, norms fp32,
+ * embedding and head fp16 or bf16 (f32 files are rounded to fp16; a tied head shares the
+ * embedding's bytes), RoPE tables, the fp16 KV cache, the activations and the cuBLAS workspace.
+ * Its size is known before anything is allocated and checked against cudaMemGetInfo. forward()
+ * allocates nothing.
+ *
+ * Decode (m = 1): the second single-token call captures the whole step into a CUDA graph; later
+ * calls replay it. Nothing in it depends on the position except through the device scalar io[0]
+ * (RoPE rows, cache rows, the attention's length and splits), and the tokens and position are read
+ * from pinned host memory by the graph's first node, so one graph serves every position.
+ */
+#include <cublas_v2.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+extern "C" {
+#include "backend.h"
+#include "core/threadpool.h"
+#include "cpu/ops.h"
+}
+#include "cuda_check.h"
+#include "ops_hd.h"
+#include "ternary_layout.h"
+#include "trit_cuda.h"
+#include "trit_cuda_backend.h"
+#include "trit_cuda_ops.h"
+
+#define TRIT_CUBLAS_CHECK(call)                                                                    \
+    do {                                                                                           \
+        const cublasStatus_t trit_cublas_s_ = (call);                                              \
+        if (trit_cublas_s_ != CUBLAS_STATUS_SUCCESS)                                               \
+            return trit_error(TRIT_ERR_DEVICE, "%s:%d: %s: %s", __FILE__, __LINE__, #call,          \
+                              cublasGetStatusString(trit_cublas_s_));                              \
+    } while (0)
+
+namespace {
+
+// Device memory kept free beyond the arena: the cuBLAS handle, kernel code, per-thread stacks.
+constexpr size_t HEADROOM_BYTES = (size_t)64 << 20;
+// cuBLAS workspace (NVIDIA recommends 32 MiB on Hopper); also what lets cuBLAS run in a graph.
+constexpr size_t CUBLAS_WS_BYTES = (size_t)32 << 20;
+// Pinned staging buffers for the upload: at least this large, and at least the largest matrix.
+constexpr size_t STAGE_MIN_BYTES = (size_t)16 << 20;
+// Models above this size log their upload every 10%.
+constexpr uint64_t PROGRESS_MIN_BYTES = (uint64_t)256 << 20;
+constexpr int64_t ARENA_ALIGN = 256;
+constexpr int MAX_SPLITS = 64;
+
+struct cuda_layer {
+    trit_cuda_ternary qkv, o, gu, down; // tiles in the arena; no row bias (the dp4a path needs none)
+    trit_cuda_wscale ws_qkv[3], ws_o, ws_gate, ws_up, ws_down;
+    float *attn_norm, *attn_sub_norm, *ffn_norm, *ffn_sub_norm; // (D), (Hq), (D), (F); subs NULL without
+    __half *k_cache, *v_cache;                                  // (n_ctx, Hkv)
+};
+
+struct cuda_state {
+    const trit_model *m;
+    trit_backend_config cfg;
+    int64_t d, f, hq, hkv, n_qkv; // D, F, Hq, Hkv, Hq + 2 Hkv
+    trit_cuda_attn_shape shape;
+    int n_splits;
+    int64_t n_out_rows; // rows of logits a call can produce: B with logits_all, else 1
+    bool use_cublas;    // logits_all with batches above the head GEMV's 8 rows
+
+    cudaStream_t stream;
+    cublasHandle_t cublas;
+    void *arena;
+    size_t arena_bytes;
+    cuda_layer *layers;
+
+    const uint16_t *embd, *head; // (V, D) fp16 or bf16; head == embd when tied
+    int embd_bf16, head_bf16;
+    float *out_norm, *rope_cos, *rope_sin; // (D), (n_ctx, hd / 2) x 2
+    int32_t *io, *h_io;                    // (B + 1) = {pos0, tokens}: device, pinned host
+    float *x;                              // (B, D)
+    int8_t *q8;                            // (B, act_stride(max(D, Hq, F)))
+    int32_t *qsum;                         // (B)
+    float *act_scale;                      // (B)
+    int32_t *acc;                          // (B, max(Hq + 2 Hkv, 2F, D))
+    float *q;                              // (B, Hq) rotated queries
+    float *buf;                            // (B, max(Hq, F)) attention output / FFN hidden, fp32
+    float *part_o, *part_ml;               // (max(B, n_splits), Hq), (max(B, n_splits), n_heads, 2)
+    float *xn;                             // (n_out_rows, D) final norm
+    uint16_t *xh;                          // (n_out_rows, D) its fp16/bf16 copy (cuBLAS path)
+    float *logits;                         // (n_out_rows, V)
+    void *cublas_ws;
+
+    bool graphs_enabled, last_graphed;
+    int64_t n_single_calls;
+    cudaGraphExec_t graph;
+    char desc[320]; /* cudaDeviceProp::name is up to 256 bytes */
+};
+
+// ---- arena layout ---------------------------------------------------------------------------------
+
+// Hands out 256-byte aligned pieces of [base, base + total): called once with base 0 to size the
+// arena, then again with the real base to set every pointer.
+struct carver {
+    uintptr_t base;
+    int64_t off;
+    template <class T> T *take(int64_t n) {
+        T *p = reinterpret_cast<T *>(base + (uintptr_t)off);
+        off += (n * (int64_t)sizeof(T) + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+        return p;
+    }
+};
+
+void ternary_desc(trit_cuda_ternary *w, int64_t n_rows, int64_t n_cols, carver &c) {
+    *w = trit_cuda_ternary{};
+    w->n_rows = n_rows, w->n_cols = n_cols;
+    w->n_rows_pad = trit_tl_rows_pad(n_rows), w->n_cols_pad = trit_tl_cols_pad(n_cols);
+    w->d_tiles = c.take<uint8_t>(trit_tl_bytes(n_rows, n_cols));
+    w->scale = 1.0f, w->scale_kind = TRIT_SCALE_MUL; // the consumers apply the real scales (ws_*)
+}
+
+bool dense_is_bf16(const trit_dense &d) { return d.dtype == TRIT_DTYPE_BF16; } // f32 and fp16 -> fp16
+bool head_is_tied(const trit_model *m) {
+    return m->output.data == m->tok_embd.data && m->output.dtype == m->tok_embd.dtype &&
+           m->output.n_rows == m->tok_embd.n_rows && m->output.n_cols == m->tok_embd.n_cols;
+}
+
+// Sets every pointer of st (base 0: offsets only) and returns the arena's size in bytes.
+int64_t layout(cuda_state *st, uintptr_t base) {
+    const trit_model *m = st->m;
+    const trit_hparams *hp = &m->hp;
+    const int64_t B = st->cfg.n_batch, C = st->cfg.n_ctx, V = hp->n_vocab, D = st->d, F = st->f;
+    carver c = {base, 0};
+    for (int64_t i = 0; i < hp->n_layers; i++) {
+        cuda_layer *L = &st->layers[i];
+        ternary_desc(&L->qkv, st->n_qkv, D, c);
+        ternary_desc(&L->o, D, st->hq, c);
+        ternary_desc(&L->gu, 2 * F, D, c);
+        ternary_desc(&L->down, D, F, c);
+        L->attn_norm = c.take<float>(D);
+        L->ffn_norm = c.take<float>(D);
+        L->attn_sub_norm = hp->sub_norms ? c.take<float>(st->hq) : NULL;
+        L->ffn_sub_norm = hp->sub_norms ? c.take<float>(F) : NULL;
+        L->k_cache = c.take<__half>(C * st->hkv);
+        L->v_cache = c.take<__half>(C * st->hkv);
+    }
+    st->embd = c.take<uint16_t>(V * D);
+    st->head = head_is_tied(m) ? st->embd : c.take<uint16_t>(V * D);
+    st->out_norm = c.take<float>(D);
+    st->rope_cos = c.take<float>(C * (hp->head_dim / 2));
+    st->rope_sin = c.take<float>(C * (hp->head_dim / 2));
+
+    int64_t wide = D > st->hq ? D : st->hq;
+    if (F > wide) wide = F;
+    int64_t n_acc = st->n_qkv > 2 * F ? st->n_qkv : 2 * F;
+    if (D > n_acc) n_acc = D;
+    const int64_t n_parts = B > st->n_splits ? B : st->n_splits;
+    st->io = c.take<int32_t>(B + 1);
+    st->x = c.take<float>(B * D);
+    st->q8 = c.take<int8_t>(B * trit_cuda_act_stride(wide));
+    st->qsum = c.take<int32_t>(B);
+    st->act_scale = c.take<float>(B);
+    st->acc = c.take<int32_t>(B * n_acc);
+    st->q = c.take<float>(B * st->hq);
+    st->buf = c.take<float>(B * (st->hq > F ? st->hq : F));
+    st->part_o = c.take<float>(n_parts * st->hq);
+    st->part_ml = c.take<float>(n_parts * hp->n_heads * 2);
+    st->xn = c.take<float>(st->n_out_rows * D);
+    st->xh = st->use_cublas ? c.take<uint16_t>(st->n_out_rows * D) : NULL;
+    st->logits = c.take<float>(st->n_out_rows * V);
+    st->cublas_ws = st->use_cublas ? c.take<uint8_t>((int64_t)CUBLAS_WS_BYTES) : NULL;
+    return c.off;
+}
+
+// ---- upload ---------------------------------------------------------------------------------------
+
+// Two pinned staging buffers: the host fills one (repacking or converting) while the DMA engine
+// copies the other; an event per buffer says when its last copy is done.
+struct loader {
+    cudaStream_t stream;
+    uint8_t *stage[2];
+    cudaEvent_t done[2];
+    size_t stage_bytes;
+    int next;
+    trit_pool *pool;
+    uint64_t sent, total;
+    int decile;
+};
+
+enum trit_status loader_buffer(loader *ld, uint8_t **buf) {
+    TRIT_CUDA_CHECK(cudaEventSynchronize(ld->done[ld->next]));
+    *buf = ld->stage[ld->next];
+    return TRIT_OK;
+}
+
+// Copies the first n_bytes of the current buffer to d_dst and moves to the other buffer.
+enum trit_status loader_send(loader *ld, void *d_dst, size_t n_bytes) {
+    const int i = ld->next;
+    TRIT_CUDA_CHECK(cudaMemcpyAsync(d_dst, ld->stage[i], n_bytes, cudaMemcpyHostToDevice, ld->stream));
+    TRIT_CUDA_CHECK(cudaEventRecord(ld->done[i], ld->stream));
+    ld->next ^= 1;
+    ld->sent += n_bytes;
+    const int decile = (int)(ld->sent * 10 / (ld->total ? ld->total : 1));
+    if (ld->total >= PROGRESS_MIN_BYTES && decile > ld->decile) {
+        ld->decile = decile;
+        TRIT_LOG_I("cuda: uploading weights: %d%% of %.2f GiB", 10 * decile, (double)ld->total / (1 << 30));
+    }
+    return TRIT_OK;
+}
+
+// Repacks the rows of up to 3 canonical matrices (same n_cols), stacked, into the tile layout:
+// strip s (16 rows) is gathered into a per-thread scratch and packed by trit_tl_pack. Tasks are
+// contiguous strip ranges; a code 3 marks its thread's flag.
+struct pack_job {
+    const trit_ternary *parts[3];
+    int n_parts;
+    int64_t row_end[3]; // cumulative rows
+    int64_t n_rows, n_cols, row_bytes, n_strips, n_tasks;
+    uint8_t *dst, *scratch; // scratch: n_threads x 16 rows
+    int *bad;               // per thread
+};
+
+void pack_task(void *ctx, int64_t task, int thread) {
+    const pack_job *j = static_cast<const pack_job *>(ctx);
+    const int64_t s0 = j->n_strips * task / j->n_tasks, s1 = j->n_strips * (task + 1) / j->n_tasks;
+    const int64_t strip_bytes = trit_tl_cols_pad(j->n_cols) / TRIT_TL_CHUNK * TRIT_TL_TILE_BYTES;
+    uint8_t *tmp = j->scratch + (int64_t)thread * TRIT_TL_STRIP * j->row_bytes;
+    for (int64_t s = s0; s < s1; s++) {
+        const int64_t r0 = s * TRIT_TL_STRIP, r1 = r0 + TRIT_TL_STRIP < j->n_rows ? r0 + TRIT_TL_STRIP : j->n_rows;
+        for (int64_t r = r0; r < r1; r++) {
+            int p = 0;
+            while (r >= j->row_end[p]) p++;
+            const int64_t local = r - (p ? j->row_end[p - 1] : 0);
+            memcpy(tmp + (r - r0) * j->row_bytes, j->parts[p]->codes + local * j->row_bytes, (size_t)j->row_bytes);
+        }
+        if (trit_tl_pack(tmp, j->row_bytes, r1 - r0, j->n_cols, j->dst + s * strip_bytes) != 0) j->bad[thread] = 1;
+    }
+}
+
+enum trit_status upload_ternary(loader *ld, const trit_ternary *const *parts, int n_parts, const trit_cuda_ternary *w,
+                                const char *what, int64_t layer, uint8_t *scratch, int *bad) {
+    pack_job j = {};
+    j.n_parts = n_parts;
+    for (int i = 0; i < n_parts; i++) {
+        j.parts[i] = parts[i];
+        j.row_end[i] = (i ? j.row_end[i - 1] : 0) + parts[i]->n_rows;
+    }
+    j.n_rows = w->n_rows, j.n_cols = w->n_cols, j.row_bytes = parts[0]->row_bytes;
+    j.n_strips = w->n_rows_pad / TRIT_TL_STRIP;
+    const int n_threads = trit_pool_n_threads(ld->pool);
+    j.n_tasks = j.n_strips < 4 * n_threads ? j.n_strips : 4 * n_threads;
+    j.scratch = scratch;
+    j.bad = bad;
+    memset(bad, 0, (size_t)n_threads * sizeof *bad);
+    TRIT_TRY(loader_buffer(ld, &j.dst));
+    trit_pool_parallel_for(ld->pool, j.n_tasks, pack_task, &j);
+    for (int t = 0; t < n_threads; t++)
+        if (bad[t])
+            return trit_error(TRIT_ERR_INVALID_ARG, "cuda backend: layer %lld %s holds a 2-bit code 3 (not ternary)",
+                              (long long)layer, what);
+    return loader_send(ld, w->d_tiles, (size_t)trit_tl_bytes(w->n_rows, w->n_cols));
+}
+
+// A dense (n_vocab, dim) matrix as fp16 (fp16 and f32 sources) or bf16, in staging-sized row chunks.
+enum trit_status upload_dense(loader *ld, const trit_dense *src, const uint16_t *d_dst) {
+    const int64_t n_cols = src->n_cols, rows_per = (int64_t)(ld->stage_bytes / (size_t)(2 * n_cols));
+    for (int64_t r0 = 0; r0 < src->n_rows; r0 += rows_per) {
+        const int64_t n = (src->n_rows - r0 < rows_per ? src->n_rows - r0 : rows_per) * n_cols;
+        uint8_t *buf = NULL;
+        TRIT_TRY(loader_buffer(ld, &buf));
+        if (src->dtype == TRIT_DTYPE_F32) {
+            const float *s = static_cast<const float *>(src->data) + r0 * n_cols;
+            uint16_t *h = reinterpret_cast<uint16_t *>(buf);
+            for (int64_t i = 0; i < n; i++) h[i] = trit_fp32_to_fp16(s[i]);
+        } else {
+            memcpy(buf, static_cast<const uint16_t *>(src->data) + r0 * n_cols, (size_t)n * 2);
+        }
+        TRIT_TRY(loader_send(ld, const_cast<uint16_t *>(d_dst) + r0 * n_cols, (size_t)n * 2));
+    }
+    return TRIT_OK;
+}
+
+// Small fp32 arrays (norms, RoPE tables), in stream order with the rest of the upload. From pageable
+// memory the call returns once the source has been staged, so the caller may free it after.
+enum trit_status upload_f32(cudaStream_t stream, float *d_dst, const float *src, int64_t n) {
+    TRIT_CUDA_CHECK(cudaMemcpyAsync(d_dst, src, (size_t)n * sizeof(float), cudaMemcpyHostToDevice, stream));
+    return TRIT_OK;
+}
+
+uint64_t upload_total(const cuda_state *st) {
+    uint64_t t = 0;
+    for (int64_t i = 0; i < st->m->hp.n_layers; i++) {
+        const cuda_layer *L = &st->layers[i];
+        const trit_cuda_ternary *ws[] = {&L->qkv, &L->o, &L->gu, &L->down};
+        for (const trit_cuda_ternary *w : ws) t += (uint64_t)trit_tl_bytes(w->n_rows, w->n_cols);
+    }
+    const uint64_t dense = (uint64_t)(st->m->hp.n_vocab * st->d * 2);
+    return t + dense * (st->head == st->embd ? 1 : 2);
+}
+
+enum trit_status upload_weights(cuda_state *st) {
+    const trit_model *m = st->m;
+    const trit_hparams *hp = &m->hp;
+    loader ld = {};
+    ld.stream = st->stream;
+    ld.total = upload_total(st);
+    ld.decile = 0;
+    size_t largest = 0;
+    for (int64_t i = 0; i < hp->n_layers; i++) {
+        const cuda_layer *L = &st->layers[i];
+        const trit_cuda_ternary *ws[] = {&L->qkv, &L->o, &L->gu, &L->down};
+        for (const trit_cuda_ternary *w : ws)
+            if ((size_t)trit_tl_bytes(w->n_rows, w->n_cols) > largest) largest = (size_t)trit_tl_bytes(w->n_rows, w->n_cols);
+    }
+    ld.stage_bytes = largest > STAGE_MIN_BYTES ? largest : STAGE_MIN_BYTES;
+    if ((size_t)(2 * st->d) > ld.stage_bytes) ld.stage_bytes = (size_t)(2 * st->d);
+    enum trit_status status = trit_pool_create(st->cfg.n_threads > 0 ? st->cfg.n_threads : 1, &ld.pool);
+    const int n_threads = trit_pool_n_threads(ld.pool);
+    int64_t widest = st->f > st->hq ? st->f : st->hq; // the widest n_cols of a ternary matrix
+    if (st->d > widest) widest = st->d;
+    const int64_t max_row_bytes = (widest + 3) / 4;
+    uint8_t *scratch = (uint8_t *)trit_alloc((size_t)(n_threads * TRIT_TL_STRIP * max_row_bytes));
+    int *bad = (int *)trit_alloc((size_t)n_threads * sizeof(int));
+    if (status == TRIT_OK && (!scratch || !bad))
+        status = trit_error(TRIT_ERR_OUT_OF_MEMORY, "cuda backend: out of host memory for the weight repacking");
+    for (int i = 0; i < 2 && status == TRIT_OK; i++) {
+        TRIT_CUDA_CHECK_GOTO(cudaMallocHost((void **)&ld.stage[i], ld.stage_bytes), status, done);
+        TRIT_CUDA_CHECK_GOTO(cudaEventCreateWithFlags(&ld.done[i], cudaEventDisableTiming), status, done);
+    }
+
+    for (int64_t i = 0; i < hp->n_layers && status == TRIT_OK; i++) {
+        const trit_layer *L = &m->layers[i];
+        const cuda_layer *W = &st->layers[i];
+        const trit_ternary *qkv[] = {&L->wq, &L->wk, &L->wv}, *o[] = {&L->wo}, *gu[] = {&L->w_gate, &L->w_up},
+                           *down[] = {&L->w_down};
+        if ((status = upload_ternary(&ld, qkv, 3, &W->qkv, "q|k|v", i, scratch, bad)) != TRIT_OK) break;
+        if ((status = upload_ternary(&ld, o, 1, &W->o, "o_proj", i, scratch, bad)) != TRIT_OK) break;
+        if ((status = upload_ternary(&ld, gu, 2, &W->gu, "gate|up", i, scratch, bad)) != TRIT_OK) break;
+        if ((status = upload_ternary(&ld, down, 1, &W->down, "down_proj", i, scratch, bad)) != TRIT_OK) break;
+        if ((status = upload_f32(st->stream, W->attn_norm, L->attn_norm, st->d)) != TRIT_OK) break;
+        if ((status = upload_f32(st->stream, W->ffn_norm, L->ffn_norm, st->d)) != TRIT_OK) break;
+        if (hp->sub_norms) {
+            if ((status = upload_f32(st->stream, W->attn_sub_norm, L->attn_sub_norm, st->hq)) != TRIT_OK) break;
+            if ((status = upload_f32(st->stream, W->ffn_sub_norm, L->ffn_sub_norm, st->f)) != TRIT_OK) break;
+        }
+    }
+    if (status == TRIT_OK) status = upload_dense(&ld, &m->tok_embd, st->embd);
+    if (status == TRIT_OK && st->head != st->embd) status = upload_dense(&ld, &m->output, st->head);
+    if (status == TRIT_OK) status = upload_f32(st->stream, st->out_norm, m->out_norm, st->d);
+    if (status == TRIT_OK) TRIT_CUDA_CHECK_GOTO(cudaStreamSynchronize(st->stream), status, done);
+done:
+    (void)cudaStreamSynchronize(st->stream); // no copy may still read a staging buffer freed below
+    for (int i = 0; i < 2; i++) {
+        if (ld.stage[i]) (void)cudaFreeHost(ld.stage[i]);
+        if (ld.done[i]) (void)cudaEventDestroy(ld.done[i]);
+    }
+    trit_free(scratch);
+    trit_free(bad);
+    trit_pool_free(ld.pool);
+    return status;
+}
+
+enum trit_status upload_rope(cuda_state *st) {
+    const trit_hparams *hp = &st->m->hp;
+    const int64_t n = st->cfg.n_ctx * (hp->head_dim / 2);
+    float *cos_t = (float *)trit_alloc((size_t)n * sizeof(float)), *sin_t = (float *)trit_alloc((size_t)n * sizeof(float));
+    enum trit_status status = TRIT_OK;
+    if (!cos_t || !sin_t) status = trit_error(TRIT_ERR_OUT_OF_MEMORY, "cuda backend: out of host memory for RoPE tables");
+    if (status == TRIT_OK) {
+        trit_rope_table(st->cfg.n_ctx, hp->head_dim, hp->rope_theta, cos_t, sin_t); // the CPU's own angles
+        status = upload_f32(st->stream, st->rope_cos, cos_t, n);
+    }
+    if (status == TRIT_OK) status = upload_f32(st->stream, st->rope_sin, sin_t, n);
+    trit_free(cos_t);
+    trit_free(sin_t);
+    return status;
+}
+
+// ---- forward ----------------------------------------------------------------------------------------
+
+trit_cuda_wscale wscale_of(const trit_ternary &w) { return trit_cuda_wscale{w.scale, w.scale_kind == TRIT_SCALE_DIV}; }
+
+// acc (m, w->n_rows) int32 = w . q8
+enum trit_status matmul(cuda_state *st, const trit_cuda_ternary *w, int64_t m) {
+    if (m <= TRIT_CUDA_GEMV_MAX_M) return trit_cuda_gemv_dp4a_i32(w, st->q8, st->qsum, m, st->acc, st->stream);
+    return trit_cuda_gemm_mma_i32(w, st->q8, st->qsum, m, 0, st->acc, st->stream);
+}
+
+// Enqueues the forward pass of m tokens whose {pos0, tokens} are in h_io; logits land in st->logits.
+enum trit_status enqueue(cuda_state *st, int64_t m) {
+    const trit_model *mod = st->m;
+    const trit_hparams *hp = &mod->hp;
+    const int64_t D = st->d, V = hp->n_vocab;
+    const float eps = hp->norm_eps;
+    void *s = st->stream;
+    const int32_t *d_pos0 = st->io, *d_tokens = st->io + 1;
+    TRIT_CUDA_CHECK(cudaMemcpyAsync(st->io, st->h_io, (size_t)(m + 1) * sizeof(int32_t), cudaMemcpyHostToDevice,
+                                    st->stream));
+    TRIT_TRY(trit_cuda_embed(st->embd, st->embd_bf16, V, D, d_tokens, m, st->x, s));
+
+    for (int64_t il = 0; il < hp->n_layers; il++) {
+        const cuda_layer *L = &st->layers[il];
+        // attention block (the previous layer's down_proj output joins the residual here)
+        const int32_t *prev = il > 0 ? st->acc : NULL;
+        const trit_cuda_wscale prev_ws = il > 0 ? st->layers[il - 1].ws_down : trit_cuda_wscale{1.0f, 0};
+        TRIT_TRY(trit_cuda_residual_norm_quant(st->x, m, D, prev, D, prev_ws, L->attn_norm, eps, st->q8, st->qsum,
+                                               st->act_scale, s));
+        TRIT_TRY(matmul(st, &L->qkv, m));
+        TRIT_TRY(trit_cuda_rope_kv(st->acc, m, st->act_scale, L->ws_qkv, st->shape, (int)hp->rope_style, st->rope_cos,
+                                   st->rope_sin, d_pos0, st->q, L->k_cache, L->v_cache, s));
+        int n_parts = 1;
+        if (m == 1) {
+            n_parts = st->n_splits;
+            TRIT_TRY(trit_cuda_attn_decode(st->q, L->k_cache, L->v_cache, st->shape, d_pos0, n_parts, st->part_o,
+                                           st->part_ml, s));
+        } else {
+            TRIT_TRY(trit_cuda_attn_prefill(st->q, m, L->k_cache, L->v_cache, st->shape, d_pos0, st->part_o,
+                                            st->part_ml, s));
+        }
+        TRIT_TRY(trit_cuda_attn_merge_quant(st->part_o, st->part_ml, n_parts, m, st->shape, L->attn_sub_norm, eps,
+                                            st->buf, st->q8, st->qsum, st->act_scale, s));
+        TRIT_TRY(matmul(st, &L->o, m));
+        // feed-forward block
+        TRIT_TRY(trit_cuda_residual_norm_quant(st->x, m, D, st->acc, D, L->ws_o, L->ffn_norm, eps, st->q8, st->qsum,
+                                               st->act_scale, s));
+        TRIT_TRY(matmul(st, &L->gu, m));
+        TRIT_TRY(trit_cuda_ffn_act_quant(st->acc, m, st->f, L->ws_gate, L->ws_up, (int)hp->act, L->ffn_sub_norm, eps,
+                                         st->buf, st->q8, st->qsum, st->act_scale, s));
+        TRIT_TRY(matmul(st, &L->down, m));
+    }
+
+    // final norm and head: every token with logits_all, else the last one
+    const int64_t first = st->cfg.logits_all ? 0 : m - 1, n_out = m - first;
+    const trit_cuda_wscale last_ws = st->layers[hp->n_layers - 1].ws_down;
+    const bool gemm_head = n_out > TRIT_CUDA_HEAD_MAX_M;
+    TRIT_TRY(trit_cuda_residual_norm_out(st->x + first * D, n_out, D, st->acc + first * D, D, last_ws,
+                                         st->act_scale + first, st->out_norm, eps, st->xn, gemm_head ? st->xh : NULL,
+                                         st->head_bf16, s));
+    if (!gemm_head) return trit_cuda_head_gemv(st->head, st->head_bf16, V, D, st->xn, n_out, st->logits, s);
+    // logits^T (V, n_out) column major = head (V, D) row major . xh^T
+    const float one = 1.0f, zero = 0.0f;
+    const cudaDataType_t t = st->head_bf16 ? CUDA_R_16BF : CUDA_R_16F;
+    TRIT_CUBLAS_CHECK(cublasGemmEx(st->cublas, CUBLAS_OP_T, CUBLAS_OP_N, (int)V, (int)n_out, (int)D, &one, st->head, t,
+                                   (int)D, st->xh, t, (int)D, &zero, st->logits, CUDA_R_32F, (int)V, CUBLAS_COMPUTE_32F,
+                                   CUBLAS_GEMM_DEFAULT));
+    return TRIT_OK;
+}
+
+// Captures enqueue(st, 1) into st->graph.
+enum trit_status capture_single(cuda_state *st) {
+    TRIT_CUDA_CHECK(cudaStreamBeginCapture(st->stream, cudaStreamCaptureModeThreadLocal));
+    const enum trit_status status = enqueue(st, 1);
+    cudaGraph_t g = NULL;
+    const cudaError_t e = cudaStreamEndCapture(st->stream, &g); // always: it leaves capture mode
+    if (status != TRIT_OK) {
+        if (g) (void)cudaGraphDestroy(g);
+        (void)cudaGetLastError();
+        return status;
+    }
+    TRIT_CUDA_CHECK(e);
+    const cudaError_t ei = cudaGraphInstantiate(&st->graph, g, 0);
+    (void)cudaGraphDestroy(g);
+    if (ei != cudaSuccess) st->graph = NULL;
+    TRIT_CUDA_CHECK(ei);
+    return TRIT_OK;
+}
+
+enum trit_status cuda_forward_impl(cuda_state *st, const int32_t *tokens, int64_t n, int64_t pos0, float *logits) {
+    const trit_hparams *hp = &st->m->hp;
+    if (!tokens || !logits) return trit_error(TRIT_ERR_INVALID_ARG, "cuda forward: NULL tokens or logits");
+    if (n <= 0 || n > st->cfg.n_batch)
+        return trit_error(TRIT_ERR_INVALID_ARG, "cuda forward: %lld tokens (batch holds 1..%lld)", (long long)n,
+                          (long long)st->cfg.n_batch);
+    if (pos0 < 0 || pos0 + n > st->cfg.n_ctx)
+        return trit_error(TRIT_ERR_CONTEXT_FULL, "context full: positions %lld..%lld do not fit in %lld",
+                          (long long)pos0, (long long)(pos0 + n - 1), (long long)st->cfg.n_ctx);
+    for (int64_t b = 0; b < n; b++)
+        if (tokens[b] < 0 || tokens[b] >= hp->n_vocab)
+            return trit_error(TRIT_ERR_INVALID_ARG, "token id %d is outside the vocabulary (0..%lld)", tokens[b],
+                              (long long)hp->n_vocab - 1);
+    st->h_io[0] = (int32_t)pos0; // read by the first copy of the step (or graph), after the last call synced
+    memcpy(st->h_io + 1, tokens, (size_t)n * sizeof(int32_t));
+
+    st->last_graphed = false;
+    if (n == 1 && st->graphs_enabled) {
+        if (!st->graph && st->n_single_calls++ >= 1) TRIT_TRY(capture_single(st)); // after one eager call
+        if (st->graph) {
+            TRIT_CUDA_CHECK(cudaGraphLaunch(st->graph, st->stream));
+            st->last_graphed = true;
+        } else {
+            TRIT_TRY(enqueue(st, 1));
+        }
+    } else {
+        TRIT_TRY(enqueue(st, n));
+    }
+    const int64_t n_out = st->cfg.logits_all ? n : 1;
+    TRIT_CUDA_CHECK(cudaMemcpyAsync(logits, st->logits, (size_t)(n_out * hp->n_vocab) * sizeof(float),
+                                    cudaMemcpyDeviceToHost, st->stream));
+    TRIT_CUDA_CHECK(cudaStreamSynchronize(st->stream)); // the one synchronization per call
+    return TRIT_OK;
+}
+
+// ---- init / free --------------------------------------------------------------------------------------
+
+void cuda_free_impl(cuda_state *st) {
+    if (!st) return;
+    if (st->graph) (void)cudaGraphExecDestroy(st->graph);
+    if (st->cublas) (void)cublasDestroy(st->cublas);
+    if (st->stream) {
+        (void)cudaStreamSynchronize(st->stream);
+        (void)cudaStreamDestroy(st->stream);
+    }
+    if (st->arena) (void)cudaFree(st->arena);
+    if (st->h_io) (void)cudaFreeHost(st->h_io);
+    trit_free(st->layers);
+    trit_free(st);
+}
+
+enum trit_status check_model(const trit_model *m, const trit_backend_config *cfg) {
+    const trit_hparams *hp = &m->hp;
+    TRIT_TRY(trit_model_validate(m)); // every shape the arena layout relies on
+    if (cfg->n_ctx <= 0 || cfg->n_batch <= 0 || cfg->n_ctx > INT32_MAX - 1)
+        return trit_error(TRIT_ERR_INVALID_ARG, "cuda backend: context %lld and batch %lld must be positive",
+                          (long long)cfg->n_ctx, (long long)cfg->n_batch);
+    if (cfg->head_int8)
+        return trit_error(TRIT_ERR_UNSUPPORTED,
+                          "cuda backend: the int8 LM head is not implemented on the GPU yet; run without the int8 "
+                          "head option, or with --device cpu");
+    if (hp->n_layers < 1 || hp->n_vocab < 1 || hp->n_vocab > INT32_MAX || hp->dim < 1 || hp->ffn_dim < 1)
+        return trit_error(TRIT_ERR_INVALID_ARG, "cuda backend: bad model shape");
+    if (hp->n_heads < 1 || hp->n_kv_heads < 1 || hp->n_heads % hp->n_kv_heads != 0 ||
+        hp->n_heads / hp->n_kv_heads > TRIT_CUDA_ATT_MAX_GROUP || hp->head_dim % 2 != 0 ||
+        hp->head_dim > TRIT_CUDA_ATT_MAX_HEAD_DIM || hp->head_dim < 2)
+        return trit_error(TRIT_ERR_UNSUPPORTED,
+                          "cuda backend: %lld query heads over %lld KV heads of dim %lld: the kernels take at most %d "
+                          "query heads per KV head and an even head_dim <= %d",
+                          (long long)hp->n_heads, (long long)hp->n_kv_heads, (long long)hp->head_dim,
+                          TRIT_CUDA_ATT_MAX_GROUP, TRIT_CUDA_ATT_MAX_HEAD_DIM);
+    const int64_t widest = hp->ffn_dim > hp->n_heads * hp->head_dim ? hp->ffn_dim : hp->n_heads * hp->head_dim;
+    if (widest > TRIT_TL_MAX_COLS || hp->dim > TRIT_TL_MAX_COLS)
+        return trit_error(TRIT_ERR_UNSUPPORTED, "cuda backend: a ternary matrix is wider than %lld columns",
+                          (long long)TRIT_TL_MAX_COLS);
+    for (int64_t i = 0; i < hp->n_layers; i++) {
+        const trit_layer *L = &m->layers[i];
+        if (!L->attn_norm || !L->ffn_norm || (hp->sub_norms && (!L->attn_sub_norm || !L->ffn_sub_norm)))
+            return trit_error(TRIT_ERR_INVALID_ARG, "cuda backend: layer %lld lacks a norm", (long long)i);
+        const trit_ternary *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (const trit_ternary *w : ws)
+            if (!w->codes || w->row_bytes != (w->n_cols + 3) / 4)
+                return trit_error(TRIT_ERR_INVALID_ARG, "cuda backend: layer %lld has a malformed ternary matrix",
+                                  (long long)i);
+    }
+    const trit_dense *ds[] = {&m->tok_embd, &m->output};
+    for (const trit_dense *d : ds)
+        if (!d->data || d->n_rows != hp->n_vocab || d->n_cols != hp->dim ||
+            (d->dtype != TRIT_DTYPE_F32 && d->dtype != TRIT_DTYPE_F16 && d->dtype != TRIT_DTYPE_BF16))
+            return trit_error(TRIT_ERR_INVALID_ARG, "cuda backend: the embedding or head is not (n_vocab, dim)");
+    return TRIT_OK;
+}
+
+enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *cfg, cuda_state **out) {
+    *out = NULL;
+    TRIT_TRY(check_model(m, cfg));
+    const trit_hparams *hp = &m->hp;
+    int dev = 0, n_sm = 0;
+    cudaDeviceProp prop;
+    TRIT_CUDA_CHECK(cudaGetDevice(&dev));
+    TRIT_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
+    TRIT_CUDA_CHECK(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev));
+
+    cuda_state *st = (cuda_state *)trit_alloc(sizeof *st);
+    if (!st) return trit_error(TRIT_ERR_OUT_OF_MEMORY, "cuda backend: out of memory");
+    st->m = m;
+    st->cfg = *cfg;
+    if (st->cfg.n_batch > st->cfg.n_ctx) st->cfg.n_batch = st->cfg.n_ctx;
+    st->d = hp->dim, st->f = hp->ffn_dim;
+    st->hq = hp->n_heads * hp->head_dim, st->hkv = hp->n_kv_heads * hp->head_dim;
+    st->n_qkv = st->hq + 2 * st->hkv;
+    st->shape = trit_cuda_attn_shape{hp->n_heads, hp->n_kv_heads, hp->head_dim, st->cfg.n_ctx};
+    // decode splits: about one CTA per SM over the KV heads, no split shorter than TRIT_ATT_SPLIT_MIN
+    int64_t splits = (n_sm + hp->n_kv_heads - 1) / hp->n_kv_heads;
+    const int64_t by_ctx = (st->cfg.n_ctx + TRIT_ATT_SPLIT_MIN - 1) / TRIT_ATT_SPLIT_MIN;
+    if (splits > by_ctx) splits = by_ctx;
+    if (splits > MAX_SPLITS) splits = MAX_SPLITS;
+    st->n_splits = splits < 1 ? 1 : (int)splits;
+    st->n_out_rows = st->cfg.logits_all ? st->cfg.n_batch : 1;
+    st->use_cublas = st->n_out_rows > TRIT_CUDA_HEAD_MAX_M;
+    st->embd_bf16 = dense_is_bf16(m->tok_embd);
+    st->head_bf16 = dense_is_bf16(m->output);
+    st->graphs_enabled = true;
+
+    enum trit_status status = TRIT_OK;
+    size_t free_b = 0, total_b = 0;
+    st->layers = (cuda_layer *)trit_alloc((size_t)hp->n_layers * sizeof(cuda_layer));
+    if (!st->layers) {
+        status = trit_error(TRIT_ERR_OUT_OF_MEMORY, "cuda backend: out of memory");
+        goto fail;
+    }
+    st->arena_bytes = (size_t)layout(st, 0);
+    TRIT_CUDA_CHECK_GOTO(cudaMemGetInfo(&free_b, &total_b), status, fail);
+    if (st->arena_bytes + HEADROOM_BYTES > free_b) {
+        status = trit_error(TRIT_ERR_OUT_OF_MEMORY,
+                            "model needs %.2f GiB of device memory (+ %.2f GiB working room), %.2f GiB free on %s "
+                            "(context %lld, batch %lld%s)",
+                            (double)st->arena_bytes / (1 << 30), (double)HEADROOM_BYTES / (1 << 30),
+                            (double)free_b / (1 << 30), prop.name, (long long)st->cfg.n_ctx,
+                            (long long)st->cfg.n_batch, st->cfg.logits_all ? ", logits for every token" : "");
+        goto fail;
+    }
+    // Everything below runs on st->stream, a non-blocking stream: nothing is ordered with the legacy
+    // default stream, so no cudaMemset / cudaMemcpy without a stream here.
+    TRIT_CUDA_CHECK_GOTO(cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking), status, fail);
+    TRIT_CUDA_CHECK_GOTO(cudaMalloc(&st->arena, st->arena_bytes), status, fail);
+    layout(st, (uintptr_t)st->arena);
+    TRIT_CUDA_CHECK_GOTO(cudaMemsetAsync(st->arena, 0, st->arena_bytes, st->stream), status, fail); // defined cache
+    TRIT_CUDA_CHECK_GOTO(cudaMallocHost((void **)&st->h_io, (size_t)(st->cfg.n_batch + 1) * sizeof(int32_t)), status,
+                         fail);
+    for (int64_t i = 0; i < hp->n_layers; i++) {
+        const trit_layer *L = &m->layers[i];
+        cuda_layer *W = &st->layers[i];
+        W->ws_qkv[0] = wscale_of(L->wq), W->ws_qkv[1] = wscale_of(L->wk), W->ws_qkv[2] = wscale_of(L->wv);
+        W->ws_o = wscale_of(L->wo), W->ws_gate = wscale_of(L->w_gate), W->ws_up = wscale_of(L->w_up);
+        W->ws_down = wscale_of(L->w_down);
+    }
+    if ((status = upload_weights(st)) != TRIT_OK) goto fail;
+    if ((status = upload_rope(st)) != TRIT_OK) goto fail;
+    TRIT_CUDA_CHECK_GOTO(cudaStreamSynchronize(st->stream), status, fail);
+    if (st->use_cublas) {
+        const cublasStatus_t cs = cublasCreate(&st->cublas);
+        if (cs != CUBLAS_STATUS_SUCCESS) {
+            st->cublas = NULL;
+            status = trit_error(TRIT_ERR_DEVICE, "cuda backend: cublasCreate: %s", cublasGetStatusString(cs));
+            goto fail;
+        }
+        if (cublasSetStream(st->cublas, st->stream) != CUBLAS_STATUS_SUCCESS ||
+            cublasSetWorkspace(st->cublas, st->cublas_ws, CUBLAS_WS_BYTES) != CUBLAS_STATUS_SUCCESS) {
+            status = trit_error(TRIT_ERR_DEVICE, "cuda backend: cuBLAS stream or workspace setup failed");
+            goto fail;
+        }
+    }
+    snprintf(st->desc, sizeof st->desc, "CUDA %.200s, sm_%d%d, %.2f GiB", prop.name, prop.major, prop.minor,
+             (double)st->arena_bytes / (1 << 30));
+    *out = st;
+    return TRIT_OK;
+fail:
+    cuda_free_impl(st);
+    return status;
+}
+
+} // namespace
+
+// ---- the backend table --------------------------------------------------------------------------------
+
+static enum trit_status cuda_init(const struct trit_model *m, const struct trit_backend_config *cfg, void **state) {
+    if (!m || !cfg || !state) return trit_error(TRIT_ERR_INVALID_ARG, "cuda backend: NULL argument");
+    cuda_state *st = NULL;
+    const enum trit_status status = cuda_init_impl(m, cfg, &st);
+    *state = st;
+    return status;
+}
+
+static enum trit_status cuda_forward(void *state, const int32_t *tokens, int64_t n, int64_t pos0, float *logits) {
+    return cuda_forward_impl(static_cast<cuda_state *>(state), tokens, n, pos0, logits);
+}
+
+static void cuda_free(void *state) { cuda_free_impl(static_cast<cuda_state *>(state)); }
+
+static const char *cuda_describe(void *state) { return static_cast<cuda_state *>(state)->desc; }
+
+static uint64_t cuda_memory_bytes(void *state) { return static_cast<cuda_state *>(state)->arena_bytes; }
+
+extern "C" const struct trit_backend_ops trit_cuda_backend = {
+    "cuda", cuda_init, cuda_forward, cuda_free, cuda_describe, cuda_memory_bytes,
+};
+
+extern "C" void trit_cuda_backend_set_graphs(void *state, bool enabled) {
+    cuda_state *st = static_cast<cuda_state *>(state);
+    st->graphs_enabled = enabled;
+    if (!enabled && st->graph) {
+        (void)cudaGraphExecDestroy(st->graph);
+        st->graph = NULL;
+        st->n_single_calls = 0;
+    }
+}
+
+extern "C" bool trit_cuda_backend_last_call_graphed(const void *state) {
+    return static_cast<const cuda_state *>(state)->last_graphed;
+}
+
+extern "C" int trit_cuda_backend_n_splits(const void *state) { return static_cast<const cuda_state *>(state)->n_splits; }

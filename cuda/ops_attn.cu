@@ -1,0 +1,423 @@
+/*
+ * ops_attn.cu: RoPE with the KV-cache write, and causal attention over an fp16 KV cache (v1).
+ *
+ *   trit_rope_kv_kernel          q|k|v int32 -> epilogue -> RoPE(q, k) -> q fp32, K/V cache rows fp16
+ *   trit_attn_decode_kernel      one token, split-K over the cache (flash-decoding), GQA groups
+ *   trit_attn_prefill_kernel     m tokens, causal, tiled, online softmax
+ * Both attention kernels write unnormalized partials (o, max, sum) that trit_attn_merge_kernel
+ * (ops_norm.cu) merges, normalizes and quantizes for o_proj.
+ *
+ * KV cache: fp16, (n_ctx, Hkv) per layer, as the CPU's fp32 one. Rounding K and V to fp16 moves
+ * each by at most 2^-11 of itself (RNE, 10 mantissa bits); scores and outputs are accumulated in
+ * fp32. The tests compare against the CPU reference run on the same fp16-rounded K and V, and the
+ * end-to-end test bounds what the rounding does to the logits.
+ *
+ * Decode design: grid (n_kv_heads, n_splits), 128 threads. The CTA of KV head g takes the G query
+ * heads of its group (K and V are read once for all of them) and positions [t0, t1) of its split
+ * (trit_attn_split_range of the device-side length *pos0 + 1, so the launch does not depend on the
+ * position and a CUDA graph replays it). Per tile of 128 positions: thread i computes the G scores
+ * of position t0 + i (its K row, 2 x hd bytes, against q in shared memory); warp w keeps the online
+ * softmax of heads w, w + 4; thread d accumulates output dim d (and d + 128) of the G heads from V
+ * rows read coalesced. Napkin math: 2B-4T at 1k positions reads 2 x 1024 x 640 x 2 B = 2.6 MB of
+ * K/V per layer (79 MB per token, ~6% of the weights' bytes); with n_kv x n_splits ~ 132 CTAs the
+ * reads are spread over every SM: ~1-2 us per layer at bandwidth, a few us at short contexts
+ * (launch and latency bound).
+ *
+ * Prefill design: grid (ceil(m / BQ), n_heads), 128 threads; BQ = 32 query rows (16 for head_dim >
+ * 128), key tiles of 32 rows staged in shared memory as fp32 (rows padded to hd + 1 floats: the
+ * tpr threads of a row and the rows of a warp hit distinct banks); tpr = 4 (8) consecutive threads
+ * share a query row: 8 (4) scores each, a shuffle reduction for the row max and sum, and hd / tpr
+ * output dims each. Scores and P.V on CUDA cores in fp32: 2B-4T pp512 is ~1.3 GFLOP per layer,
+ * ~0.2-0.3 ms at a fraction of the fp32 peak; a tensor-core (mma) version is the next step.
+ */
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "cuda_check.h"
+#include "ops_hd.h"
+#include "ternary_layout.h"
+#include "trit_cuda.h"
+#include "trit_cuda_ops.h"
+
+namespace {
+
+constexpr int MAX_G = TRIT_CUDA_ATT_MAX_GROUP;
+constexpr int MAX_HD = TRIT_CUDA_ATT_MAX_HEAD_DIM;
+
+__device__ __forceinline__ float attn_scale(int64_t head_dim) {
+    return __fdiv_rn(1.0f, __fsqrt_rn((float)head_dim)); // the CPU's 1.0f / sqrtf((float)head_dim)
+}
+
+// ---- RoPE + KV cache write ---------------------------------------------------------------------
+
+constexpr int ROPE_THREADS = 128;
+
+static __global__ void __launch_bounds__(ROPE_THREADS, 1) // (, 1): as the prefill kernel, no spill on sm_80
+trit_rope_kv_kernel(const int32_t *__restrict__ acc, const float *__restrict__ act_scale, float q_scale, int q_div,
+                    float k_scale, int k_div, float v_scale, int v_div, int64_t n_heads, int64_t n_kv_heads,
+                    int64_t head_dim, int style, const float *__restrict__ cos_t, const float *__restrict__ sin_t,
+                    const int32_t *__restrict__ pos0, float *__restrict__ q, __half *__restrict__ k_cache,
+                    __half *__restrict__ v_cache) {
+    const int64_t t = blockIdx.x, pos = *pos0 + t, half = head_dim / 2;
+    const int64_t q_dim = n_heads * head_dim, kv_dim = n_kv_heads * head_dim;
+    const int32_t *ar = acc + t * (q_dim + 2 * kv_dim);
+    const float s = act_scale[t];
+    const float *cr = cos_t + pos * half, *sr = sin_t + pos * half;
+    for (int64_t p = threadIdx.x; p < (n_heads + n_kv_heads) * half; p += ROPE_THREADS) {
+        const int64_t head = p / half, i = p % half;
+        int64_t ia, ib;
+        trit_rope_pair(i, head_dim, style, &ia, &ib);
+        const bool is_q = head < n_heads;
+        const int64_t col = is_q ? head * head_dim : q_dim + (head - n_heads) * head_dim;
+        const float ws = is_q ? q_scale : k_scale;
+        const int div = is_q ? q_div : k_div;
+        float ra, rb;
+        trit_rope_rotate(trit_epilogue_one(ar[col + ia], s, ws, div), trit_epilogue_one(ar[col + ib], s, ws, div),
+                         cr[i], sr[i], &ra, &rb);
+        if (is_q) {
+            q[t * q_dim + col + ia] = ra;
+            q[t * q_dim + col + ib] = rb;
+        } else {
+            __half *kr = k_cache + pos * kv_dim + (col - q_dim);
+            kr[ia] = __float2half_rn(ra);
+            kr[ib] = __float2half_rn(rb);
+        }
+    }
+    for (int64_t e = threadIdx.x; e < kv_dim; e += ROPE_THREADS)
+        v_cache[pos * kv_dim + e] = __float2half_rn(trit_epilogue_one(ar[q_dim + kv_dim + e], s, v_scale, v_div));
+}
+
+// ---- decode: split-K flash-decoding ------------------------------------------------------------
+
+constexpr int DEC_THREADS = 128;
+constexpr int DEC_WARPS = DEC_THREADS / 32;
+constexpr int DEC_TILE = DEC_THREADS;                      // positions per tile: one per thread
+constexpr int DEC_HEADS_PER_WARP = MAX_G / DEC_WARPS;      // softmax states a warp keeps
+constexpr int DEC_DIMS_PER_THREAD = MAX_HD / DEC_THREADS;  // output dims a thread accumulates
+
+static __global__ void __launch_bounds__(DEC_THREADS)
+trit_attn_decode_kernel(const float *__restrict__ q, const __half *__restrict__ k_cache,
+                        const __half *__restrict__ v_cache, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+                        const int32_t *__restrict__ pos0, int n_splits, float *__restrict__ part_o,
+                        float *__restrict__ part_ml) {
+    __shared__ __align__(16) float qs[MAX_G * MAX_HD]; // the group's query rows
+    __shared__ float ps[MAX_G][DEC_TILE];              // scores, then probabilities, of the tile
+    __shared__ float corr_s[MAX_G];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int64_t g = blockIdx.x, split = blockIdx.y;
+    const int G = (int)(n_heads / n_kv_heads);
+    const int64_t h0 = g * G, kv_dim = n_kv_heads * head_dim;
+    int64_t t0, t1;
+    trit_attn_split_range((int64_t)*pos0 + 1, n_splits, (int)split, &t0, &t1);
+    float *ml = part_ml + (split * n_heads + h0) * 2;
+    if (t0 >= t1) { // an empty split: weight 0 in the merge, its o is never read
+        for (int h = tid; h < G; h += DEC_THREADS) ml[2 * h] = -INFINITY, ml[2 * h + 1] = 0.0f;
+        return;
+    }
+    const float scale = attn_scale(head_dim);
+    for (int64_t e = tid; e < G * head_dim; e += DEC_THREADS) qs[e] = q[h0 * head_dim + e];
+    __syncthreads();
+
+    float m_r[DEC_HEADS_PER_WARP], l_r[DEC_HEADS_PER_WARP];
+    float o[DEC_DIMS_PER_THREAD][MAX_G];
+#pragma unroll
+    for (int k = 0; k < DEC_HEADS_PER_WARP; k++) m_r[k] = -INFINITY, l_r[k] = 0.0f;
+#pragma unroll
+    for (int k = 0; k < DEC_DIMS_PER_THREAD; k++)
+#pragma unroll
+        for (int h = 0; h < MAX_G; h++) o[k][h] = 0.0f;
+
+    const __half *kg = k_cache + g * head_dim, *vg = v_cache + g * head_dim;
+    for (int64_t tb = t0; tb < t1; tb += DEC_TILE) {
+        const int n_valid = (int)(t1 - tb < DEC_TILE ? t1 - tb : DEC_TILE);
+        // phase 1: scores of position tb + tid for the G heads
+        if (tid < n_valid) {
+            const __half2 *kr = reinterpret_cast<const __half2 *>(kg + (tb + tid) * kv_dim);
+            float acc[MAX_G];
+#pragma unroll
+            for (int h = 0; h < MAX_G; h++) acc[h] = 0.0f;
+            for (int64_t d2 = 0; d2 < head_dim / 2; d2++) {
+                const float2 kk = __half22float2(kr[d2]);
+#pragma unroll
+                for (int h = 0; h < MAX_G; h++)
+                    if (h < G) {
+                        const float2 qq = *reinterpret_cast<const float2 *>(&qs[h * head_dim + 2 * d2]);
+                        acc[h] += qq.x * kk.x + qq.y * kk.y;
+                    }
+            }
+#pragma unroll
+            for (int h = 0; h < MAX_G; h++)
+                if (h < G) ps[h][tid] = acc[h] * scale;
+        } else {
+            for (int h = 0; h < G; h++) ps[h][tid] = -INFINITY;
+        }
+        __syncthreads();
+        // phase 2: warp w updates the online softmax of heads w + 4k
+#pragma unroll
+        for (int k = 0; k < DEC_HEADS_PER_WARP; k++) {
+            const int h = warp + DEC_WARPS * k;
+            if (h >= G) continue; // uniform in the warp
+            float mx = -INFINITY;
+            for (int j = lane; j < DEC_TILE; j += 32) mx = fmaxf(mx, ps[h][j]);
+            for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, off));
+            float mn;
+            const float corr = trit_softmax_rescale(m_r[k], mx, &mn);
+            float sum = 0.0f;
+            for (int j = lane; j < DEC_TILE; j += 32) {
+                const float p = trit_softmax_p(ps[h][j], mn);
+                ps[h][j] = p;
+                sum += p;
+            }
+            for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xFFFFFFFFu, sum, off);
+            l_r[k] = l_r[k] * corr + sum;
+            m_r[k] = mn;
+            if (lane == 0) corr_s[h] = corr;
+        }
+        __syncthreads();
+        // phase 3: o = o * corr + P V for dims tid, tid + 128
+#pragma unroll
+        for (int k = 0; k < DEC_DIMS_PER_THREAD; k++) {
+            const int64_t d = tid + DEC_THREADS * k;
+            if (d >= head_dim) continue;
+#pragma unroll
+            for (int h = 0; h < MAX_G; h++)
+                if (h < G) o[k][h] *= corr_s[h];
+            for (int i = 0; i < n_valid; i++) {
+                const float v = __half2float(vg[(tb + i) * kv_dim + d]);
+#pragma unroll
+                for (int h = 0; h < MAX_G; h++)
+                    if (h < G) o[k][h] += ps[h][i] * v;
+            }
+        }
+        __syncthreads(); // ps and corr_s are rewritten by the next tile
+    }
+
+#pragma unroll
+    for (int k = 0; k < DEC_DIMS_PER_THREAD; k++) {
+        const int64_t d = tid + DEC_THREADS * k;
+        if (d >= head_dim) continue;
+#pragma unroll
+        for (int h = 0; h < MAX_G; h++)
+            if (h < G) part_o[(split * n_heads + h0 + h) * head_dim + d] = o[k][h];
+    }
+#pragma unroll
+    for (int k = 0; k < DEC_HEADS_PER_WARP; k++) {
+        const int h = warp + DEC_WARPS * k;
+        if (h < G && lane == 0) ml[2 * h] = m_r[k], ml[2 * h + 1] = l_r[k];
+    }
+}
+
+// ---- prefill: causal tiled attention --------------------------------------------------------------
+
+constexpr int PF_THREADS = TRIT_PF_THREADS;
+constexpr int PF_BK = TRIT_PF_BK;
+
+// Dynamic shared memory of the prefill kernel, floats: Q (BQ, hd + 1), K (BK, hd + 1), V (BK, hd),
+// P (BQ, BK + 1).
+TRIT_HD int64_t pf_smem_floats(int bq, int64_t head_dim) {
+    return bq * (head_dim + 1) + PF_BK * (head_dim + 1) + PF_BK * head_dim + bq * (PF_BK + 1);
+}
+
+template <int HDT, int TPR>
+static __global__ void __launch_bounds__(PF_THREADS, 1) // (, 1): ptxas otherwise spills a register to keep occupancy
+trit_attn_prefill_kernel(const float *__restrict__ q, int64_t m, const __half *__restrict__ k_cache,
+                         const __half *__restrict__ v_cache, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+                         const int32_t *__restrict__ pos0_p, float *__restrict__ part_o, float *__restrict__ part_ml) {
+    constexpr int BQ = PF_THREADS / TPR, NJ = PF_BK / TPR, ND = HDT / TPR;
+    static_assert(32 % TPR == 0 && PF_BK % TPR == 0 && HDT % TPR == 0, "a row's threads share a warp");
+    extern __shared__ float smem[];
+    const int64_t ld = head_dim + 1;
+    float *Qs = smem, *Ks = Qs + BQ * ld, *Vs = Ks + PF_BK * ld, *Ps = Vs + PF_BK * head_dim;
+    const int tid = threadIdx.x, r = trit_pf_row(tid, TPR), sub = trit_pf_sub(tid, TPR);
+    const int64_t tok0 = (int64_t)blockIdx.x * BQ, h = blockIdx.y, g = h / (n_heads / n_kv_heads);
+    const int64_t q_dim = n_heads * head_dim, kv_dim = n_kv_heads * head_dim, pos0 = *pos0_p;
+    const float scale = attn_scale(head_dim);
+
+    for (int64_t e = tid; e < BQ * head_dim; e += PF_THREADS) {
+        const int64_t rr = e / head_dim, d = e % head_dim, tok = tok0 + rr;
+        Qs[rr * ld + d] = tok < m ? q[tok * q_dim + h * head_dim + d] : 0.0f;
+    }
+    const int64_t qp = trit_pf_qpos(pos0, tok0, r, m), last = trit_pf_last_key(pos0, tok0, BQ, m);
+    float m_row = -INFINITY, l_row = 0.0f, o[ND];
+#pragma unroll
+    for (int j = 0; j < ND; j++) o[j] = 0.0f;
+
+    for (int64_t kt0 = 0; kt0 <= last; kt0 += PF_BK) {
+        __syncthreads(); // the previous tile's K and V are no longer read (and Q has landed)
+        for (int64_t e = tid; e < PF_BK * head_dim; e += PF_THREADS) {
+            const int64_t c = e / head_dim, d = e % head_dim, kp = kt0 + c;
+            float kv = 0.0f, vv = 0.0f; // past the last key: zeros, never stale or unwritten rows
+            if (kp <= last) {
+                kv = __half2float(k_cache[kp * kv_dim + g * head_dim + d]);
+                vv = __half2float(v_cache[kp * kv_dim + g * head_dim + d]);
+            }
+            Ks[c * ld + d] = kv;
+            Vs[c * head_dim + d] = vv;
+        }
+        __syncthreads();
+        float s[NJ];
+#pragma unroll
+        for (int j = 0; j < NJ; j++) s[j] = 0.0f;
+        for (int64_t d = 0; d < head_dim; d++) {
+            const float qd = Qs[r * ld + d];
+#pragma unroll
+            for (int j = 0; j < NJ; j++) s[j] += qd * Ks[trit_pf_col(tid, TPR, j) * ld + d];
+        }
+        float mx = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < NJ; j++) {
+            s[j] = kt0 + trit_pf_col(tid, TPR, j) <= qp ? s[j] * scale : -INFINITY;
+            mx = fmaxf(mx, s[j]);
+        }
+#pragma unroll
+        for (int off = 1; off < TPR; off <<= 1) mx = fmaxf(mx, __shfl_xor_sync(0xFFFFFFFFu, mx, off));
+        float mn;
+        const float corr = trit_softmax_rescale(m_row, mx, &mn);
+        float sum = 0.0f;
+#pragma unroll
+        for (int j = 0; j < NJ; j++) {
+            const float p = trit_softmax_p(s[j], mn);
+            Ps[r * (PF_BK + 1) + trit_pf_col(tid, TPR, j)] = p;
+            sum += p;
+        }
+#pragma unroll
+        for (int off = 1; off < TPR; off <<= 1) sum += __shfl_xor_sync(0xFFFFFFFFu, sum, off);
+        l_row = l_row * corr + sum;
+        m_row = mn;
+        __syncwarp(); // row r's probabilities come from the tpr threads of this warp
+#pragma unroll
+        for (int j = 0; j < ND; j++) o[j] *= corr;
+        for (int c = 0; c < PF_BK; c++) {
+            const float p = Ps[r * (PF_BK + 1) + c];
+#pragma unroll
+            for (int j = 0; j < ND; j++) {
+                const int64_t d = sub + TPR * j;
+                if (d < head_dim) o[j] += p * Vs[c * head_dim + d];
+            }
+        }
+    }
+
+    const int64_t tok = tok0 + r;
+    if (tok >= m) return;
+#pragma unroll
+    for (int j = 0; j < ND; j++) {
+        const int64_t d = sub + TPR * j;
+        if (d < head_dim) part_o[tok * q_dim + h * head_dim + d] = o[j];
+    }
+    if (sub == 0) part_ml[(tok * n_heads + h) * 2] = m_row, part_ml[(tok * n_heads + h) * 2 + 1] = l_row;
+}
+
+// ---- launchers -------------------------------------------------------------------------------------
+
+struct rope_args {
+    float qs, ks, vs;
+    int qd, kd, vd;
+};
+
+// PRECOND: 1 <= m <= 2^31 - 1; head_dim even; *pos0 + m <= rows of the tables and the cache.
+enum trit_status trit_rope_kv_cuda(const int32_t *acc, int64_t m, const float *act_scale, const rope_args &w,
+                                   const trit_cuda_attn_shape &sh, int style, const float *cos_t, const float *sin_t,
+                                   const int32_t *pos0, float *q, __half *k_cache, __half *v_cache,
+                                   cudaStream_t stream) {
+    TRIT_CUDA_LAUNCH(trit_rope_kv_kernel<<<(unsigned)m, ROPE_THREADS, 0, stream>>>(
+        acc, act_scale, w.qs, w.qd, w.ks, w.kd, w.vs, w.vd, sh.n_heads, sh.n_kv_heads, sh.head_dim, style, cos_t,
+        sin_t, pos0, q, k_cache, v_cache));
+    return TRIT_OK;
+}
+
+// PRECOND: n_heads % n_kv_heads == 0, group <= MAX_G; head_dim even, <= MAX_HD; 1 <= n_splits <= 65535;
+// *pos0 < n_ctx.
+enum trit_status trit_attn_decode_cuda(const float *q, const __half *k_cache, const __half *v_cache,
+                                       const trit_cuda_attn_shape &sh, const int32_t *pos0, int n_splits,
+                                       float *part_o, float *part_ml, cudaStream_t stream) {
+    const dim3 grid((unsigned)sh.n_kv_heads, (unsigned)n_splits);
+    TRIT_CUDA_LAUNCH(trit_attn_decode_kernel<<<grid, DEC_THREADS, 0, stream>>>(
+        q, k_cache, v_cache, sh.n_heads, sh.n_kv_heads, sh.head_dim, pos0, n_splits, part_o, part_ml));
+    return TRIT_OK;
+}
+
+template <int HDT, int TPR>
+enum trit_status trit_attn_prefill_launch(const float *q, int64_t m, const __half *k_cache, const __half *v_cache,
+                                          const trit_cuda_attn_shape &sh, const int32_t *pos0, float *part_o,
+                                          float *part_ml, cudaStream_t stream) {
+    constexpr int BQ = PF_THREADS / TPR;
+    const size_t smem = (size_t)pf_smem_floats(BQ, sh.head_dim) * sizeof(float);
+    // above the 48 KB default (hd 128: 53 KB; hd 256: 84 KB, within the 99 KB of sm_86 / sm_89)
+    TRIT_CUDA_CHECK(cudaFuncSetAttribute(trit_attn_prefill_kernel<HDT, TPR>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    const dim3 grid((unsigned)((m + BQ - 1) / BQ), (unsigned)sh.n_heads);
+    TRIT_CUDA_LAUNCH(trit_attn_prefill_kernel<HDT, TPR><<<grid, PF_THREADS, smem, stream>>>(
+        q, m, k_cache, v_cache, sh.n_heads, sh.n_kv_heads, sh.head_dim, pos0, part_o, part_ml));
+    return TRIT_OK;
+}
+
+// PRECOND: as the decode launcher; 1 <= m; *pos0 + m <= n_ctx; ceil(m / 16) <= 2^31 - 1.
+enum trit_status trit_attn_prefill_cuda(const float *q, int64_t m, const __half *k_cache, const __half *v_cache,
+                                        const trit_cuda_attn_shape &sh, const int32_t *pos0, float *part_o,
+                                        float *part_ml, cudaStream_t stream) {
+    if (sh.head_dim <= 64)
+        return trit_attn_prefill_launch<64, 4>(q, m, k_cache, v_cache, sh, pos0, part_o, part_ml, stream);
+    if (sh.head_dim <= 128)
+        return trit_attn_prefill_launch<128, 4>(q, m, k_cache, v_cache, sh, pos0, part_o, part_ml, stream);
+    return trit_attn_prefill_launch<256, 8>(q, m, k_cache, v_cache, sh, pos0, part_o, part_ml, stream);
+}
+
+enum trit_status attn_check(const char *op, const trit_cuda_attn_shape &sh) {
+    if (sh.n_heads < 1 || sh.n_kv_heads < 1 || sh.n_heads % sh.n_kv_heads != 0 ||
+        sh.n_heads / sh.n_kv_heads > MAX_G || sh.head_dim < 2 || sh.head_dim % 2 != 0 || sh.head_dim > MAX_HD ||
+        sh.n_ctx < 1 || sh.n_kv_heads > 65535 || sh.n_heads > 65535)
+        return trit_error(TRIT_ERR_UNSUPPORTED,
+                          "%s: attention shape %lld heads / %lld KV heads x head_dim %lld: the CUDA kernels take "
+                          "groups of at most %d query heads per KV head and an even head_dim <= %d",
+                          op, (long long)sh.n_heads, (long long)sh.n_kv_heads, (long long)sh.head_dim, MAX_G, MAX_HD);
+    return TRIT_OK;
+}
+
+} // namespace
+
+// ---- op entries ------------------------------------------------------------------------------------
+
+extern "C" enum trit_status trit_cuda_rope_kv(const int32_t *d_acc, int64_t m, const float *d_act_scale,
+                                              const struct trit_cuda_wscale ws[3], struct trit_cuda_attn_shape shape,
+                                              int rope_style, const float *d_cos, const float *d_sin,
+                                              const int32_t *d_pos0, float *d_q, void *d_k_cache, void *d_v_cache,
+                                              void *stream) {
+    const char *op = "trit_cuda_rope_kv";
+    if (!d_acc || !d_act_scale || !ws || !d_cos || !d_sin || !d_pos0 || !d_q || !d_k_cache || !d_v_cache)
+        return trit_error(TRIT_ERR_INVALID_ARG, "%s: NULL argument", op);
+    TRIT_TRY(attn_check(op, shape));
+    if (m < 1 || m > INT32_MAX || m > shape.n_ctx)
+        return trit_error(TRIT_ERR_INVALID_ARG, "%s: m = %lld", op, (long long)m);
+    if (rope_style != 0 && rope_style != 1) return trit_error(TRIT_ERR_INVALID_ARG, "%s: rope style %d", op, rope_style);
+    const rope_args w = {ws[0].scale, ws[1].scale, ws[2].scale, ws[0].div, ws[1].div, ws[2].div};
+    return trit_rope_kv_cuda(d_acc, m, d_act_scale, w, shape, rope_style, d_cos, d_sin, d_pos0, d_q,
+                             static_cast<__half *>(d_k_cache), static_cast<__half *>(d_v_cache), (cudaStream_t)stream);
+}
+
+extern "C" enum trit_status trit_cuda_attn_decode(const float *d_q, const void *d_k_cache, const void *d_v_cache,
+                                                  struct trit_cuda_attn_shape shape, const int32_t *d_pos0,
+                                                  int n_splits, float *d_part_o, float *d_part_ml, void *stream) {
+    const char *op = "trit_cuda_attn_decode";
+    if (!d_q || !d_k_cache || !d_v_cache || !d_pos0 || !d_part_o || !d_part_ml)
+        return trit_error(TRIT_ERR_INVALID_ARG, "%s: NULL argument", op);
+    TRIT_TRY(attn_check(op, shape));
+    if (n_splits < 1 || n_splits > 1024) return trit_error(TRIT_ERR_INVALID_ARG, "%s: %d splits", op, n_splits);
+    return trit_attn_decode_cuda(d_q, static_cast<const __half *>(d_k_cache), static_cast<const __half *>(d_v_cache),
+                                 shape, d_pos0, n_splits, d_part_o, d_part_ml, (cudaStream_t)stream);
+}
+
+extern "C" enum trit_status trit_cuda_attn_prefill(const float *d_q, int64_t m, const void *d_k_cache,
+                                                   const void *d_v_cache, struct trit_cuda_attn_shape shape,
+                                                   const int32_t *d_pos0, float *d_part_o, float *d_part_ml,
+                                                   void *stream) {
+    const char *op = "trit_cuda_attn_prefill";
+    if (!d_q || !d_k_cache || !d_v_cache || !d_pos0 || !d_part_o || !d_part_ml)
+        return trit_error(TRIT_ERR_INVALID_ARG, "%s: NULL argument", op);
+    TRIT_TRY(attn_check(op, shape));
+    if (m < 1 || m > shape.n_ctx) return trit_error(TRIT_ERR_INVALID_ARG, "%s: m = %lld", op, (long long)m);
+    return trit_attn_prefill_cuda(d_q, m, static_cast<const __half *>(d_k_cache),
+                                  static_cast<const __half *>(d_v_cache), shape, d_pos0, d_part_o, d_part_ml,
+                                  (cudaStream_t)stream);
+}

@@ -1,0 +1,146 @@
+/*
+ * ops_hd.h: the per-thread arithmetic of the CUDA backend's non-ternary kernels (cuda/ops_*.cu),
+ * written once as TRIT_HD functions that run on the GPU and in the CPU tests
+ * (tests/test_cuda_ops_hd.c): RMSNorm's scale, the gated activations, RoPE pairs and rotation,
+ * the online softmax (per tile, and the merge of split-K partials), the split ranges of the
+ * decode attention and the thread -> tile maps of the prefill attention. C11 and CUDA C++; no
+ * CUDA types.
+ *
+ * Every float expression here is written as single IEEE operations in the order of the CPU
+ * reference (host/cpu/ops.c); on the device each is an explicit _rn intrinsic, so nvcc cannot
+ * contract a multiply and an add into an FMA, and an element the CPU computes from the same
+ * inputs comes out bit for bit the same (test_cuda_ops_hd.c checks this against ops.c on the CPU).
+ * expf is the exception: CUDA's expf is within 2 ulp of the true value, glibc's within 1.
+ */
+#ifndef TRIT_OPS_HD_H
+#define TRIT_OPS_HD_H
+
+#include <math.h>
+#include <stdint.h>
+
+#include "ternary_layout.h" /* TRIT_HD */
+
+#if defined(__CUDA_ARCH__)
+#define TRIT_FMUL(a, b) __fmul_rn((a), (b))
+#define TRIT_FADD(a, b) __fadd_rn((a), (b))
+#define TRIT_FSUB(a, b) __fsub_rn((a), (b))
+#define TRIT_FDIV(a, b) __fdiv_rn((a), (b))
+#define TRIT_FSQRT(a) __fsqrt_rn(a)
+#else
+#define TRIT_FMUL(a, b) ((a) * (b))
+#define TRIT_FADD(a, b) ((a) + (b))
+#define TRIT_FSUB(a, b) ((a) - (b))
+#define TRIT_FDIV(a, b) ((a) / (b))
+#define TRIT_FSQRT(a) sqrtf(a)
+#endif
+
+/* ---- RMSNorm (trit_rmsnorm_f32: y = w * (x * inv), inv = 1 / sqrt(ss / n + eps)) ------------ */
+
+TRIT_HD float trit_rms_inv(float sum_sq, int64_t n, float eps) {
+    return TRIT_FDIV(1.0f, TRIT_FSQRT(TRIT_FADD(TRIT_FDIV(sum_sq, (float)n), eps)));
+}
+TRIT_HD float trit_rms_apply(float x, float inv, float w) { return TRIT_FMUL(w, TRIT_FMUL(x, inv)); }
+
+/* ---- gated activations (trit_gated_act_f32) --------------------------------------------------- */
+
+/* act: 0 = relu(g)^2 * u (TRIT_ACT_RELU2), 1 = g * sigmoid(g) * u (TRIT_ACT_SILU). */
+TRIT_HD float trit_gated_one(float g, float u, int act) {
+    if (act == 0) {
+        const float r = g > 0.0f ? g : 0.0f;
+        return TRIT_FMUL(TRIT_FMUL(r, r), u);
+    }
+    return TRIT_FMUL(TRIT_FDIV(g, TRIT_FADD(1.0f, expf(-g))), u);
+}
+
+/* ---- RoPE (trit_rope_f32 with the tables of trit_rope_table) ---------------------------------- */
+
+/* Pair i (0 <= i < head_dim / 2) of a head: the two elements it rotates. style 0 = NEOX
+ * (i, i + head_dim/2), 1 = NORM (2i, 2i + 1). Its angle is column i of the table row. */
+TRIT_HD void trit_rope_pair(int64_t i, int64_t head_dim, int style, int64_t *ia, int64_t *ib) {
+    if (style == 0) {
+        *ia = i;
+        *ib = i + head_dim / 2;
+    } else {
+        *ia = 2 * i;
+        *ib = 2 * i + 1;
+    }
+}
+/* (a, b) -> (a cos - b sin, b cos + a sin). */
+TRIT_HD void trit_rope_rotate(float a, float b, float c, float s, float *ra, float *rb) {
+    *ra = TRIT_FSUB(TRIT_FMUL(a, c), TRIT_FMUL(b, s));
+    *rb = TRIT_FADD(TRIT_FMUL(b, c), TRIT_FMUL(a, s));
+}
+
+/* ---- online softmax ----------------------------------------------------------------------------
+ * A running state over a prefix of the scores: m = max so far, l = sum of exp(s - m), and the
+ * output accumulator o = sum of exp(s - m) v. A new tile with maximum tile_max moves the max to
+ * m_new = max(m, tile_max); the old l and o are multiplied by the returned correction
+ * exp(m - m_new) (0 while nothing was seen: m = -inf), and the tile's scores enter as
+ * exp(s - m_new) (0 for a masked score, s = -inf). */
+TRIT_HD float trit_softmax_rescale(float m, float tile_max, float *m_new) {
+    const float mn = m > tile_max ? m : tile_max;
+    *m_new = mn;
+    if (mn == -INFINITY) return 1.0f; /* nothing seen yet: keep l = 0 and o = 0 as they are */
+    return expf(m - mn);              /* exp(-inf) = 0 on the first tile */
+}
+TRIT_HD float trit_softmax_p(float s, float m) { return s == -INFINITY ? 0.0f : expf(s - m); }
+
+/* Merge weights of n split-K partial states (m[i], l[i]): w[i] = exp(m[i] - M) / L with
+ * M = max m[i] and L = sum l[i] exp(m[i] - M), so that out = sum w[i] o[i] is the softmax-
+ * weighted output of the union. An empty partial (l = 0, m = -inf) gets weight 0 and its o is
+ * never read. PRECOND: at least one partial is non-empty. `stride` steps through m and l. */
+TRIT_HD void trit_softmax_merge_weights(const float *m, const float *l, int64_t stride, int n, float *w) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++)
+        if (l[i * stride] > 0.0f && m[i * stride] > mx) mx = m[i * stride];
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) {
+        const float e = l[i * stride] > 0.0f ? expf(m[i * stride] - mx) : 0.0f;
+        w[i] = e;
+        sum = TRIT_FADD(sum, TRIT_FMUL(l[i * stride], e));
+    }
+    for (int i = 0; i < n; i++) w[i] = TRIT_FDIV(w[i], sum);
+}
+
+/* ---- decode attention: split-K over the cache ------------------------------------------------- */
+
+#define TRIT_ATT_SPLIT_GRAIN 32 /* positions: a split is a multiple of this (one warp's worth) */
+#define TRIT_ATT_SPLIT_MIN 64   /* positions: below this a split costs more to merge than to run */
+
+/* Positions [*t0, *t1) of split `split` of `n_splits` over n_pos cached positions: equal chunks
+ * of ceil(n_pos / n_splits) rounded up to the grain, at least TRIT_ATT_SPLIT_MIN, in order; the
+ * last non-empty split ends at n_pos, later ones are empty (*t0 >= *t1). */
+TRIT_HD void trit_attn_split_range(int64_t n_pos, int n_splits, int split, int64_t *t0, int64_t *t1) {
+    int64_t chunk = (n_pos + n_splits - 1) / n_splits;
+    chunk = (chunk + TRIT_ATT_SPLIT_GRAIN - 1) / TRIT_ATT_SPLIT_GRAIN * TRIT_ATT_SPLIT_GRAIN;
+    if (chunk < TRIT_ATT_SPLIT_MIN) chunk = TRIT_ATT_SPLIT_MIN;
+    const int64_t b = chunk * split, e = b + chunk;
+    *t0 = b < n_pos ? b : n_pos;
+    *t1 = e < n_pos ? e : n_pos;
+}
+
+/* ---- prefill attention: thread -> tile maps ----------------------------------------------------
+ * A CTA of TRIT_PF_THREADS threads owns BQ = TRIT_PF_THREADS / tpr query rows of one head; tpr
+ * consecutive threads share a row (their shuffles stay inside a warp). In a key tile of
+ * TRIT_PF_BK keys thread `tid` computes the scores of its row r at keys sub + tpr * j
+ * (j < TRIT_PF_BK / tpr) and owns the output dims sub + tpr * j (j < head_dim / tpr). */
+#define TRIT_PF_THREADS 128
+#define TRIT_PF_BK 32
+
+TRIT_HD int trit_pf_row(int tid, int tpr) { return tid / tpr; }
+TRIT_HD int trit_pf_sub(int tid, int tpr) { return tid % tpr; }
+TRIT_HD int trit_pf_col(int tid, int tpr, int j) { return tid % tpr + tpr * j; }
+
+/* Causal limits. Token r of the tile (absolute token tok0 + r of m) sits at position
+ * pos0 + tok0 + r and sees keys 0 .. that position. A row past the last token takes the last
+ * token's position, so that its (discarded) softmax stays finite. */
+TRIT_HD int64_t trit_pf_qpos(int64_t pos0, int64_t tok0, int r, int64_t m) {
+    const int64_t tok = tok0 + r < m ? tok0 + r : m - 1;
+    return pos0 + tok;
+}
+/* The last key any row of the tile sees (inclusive): the loop over key tiles stops there. */
+TRIT_HD int64_t trit_pf_last_key(int64_t pos0, int64_t tok0, int bq, int64_t m) {
+    return trit_pf_qpos(pos0, tok0, bq - 1, m);
+}
+
+#endif /* TRIT_OPS_HD_H */

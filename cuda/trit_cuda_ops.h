@@ -1,0 +1,121 @@
+/*
+ * trit_cuda_ops.h: op-level entry points of the CUDA backend's non-ternary kernels (cuda/ops_*.cu),
+ * callable from C (the backend, tests, benchmarks). Conventions of trit_cuda.h: no CUDA types, d_
+ * pointers are device memory, a stream is a void * holding a cudaStream_t, every function returns a
+ * trit_status, checks its shapes, launches asynchronously and never synchronizes.
+ *
+ * Shapes (m tokens; D = dim, Hq = n_heads * head_dim, Hkv = n_kv_heads * head_dim, F = ffn_dim):
+ *   residual x        (m, D) fp32
+ *   int32 accumulators of a ternary matmul (m, n) (trit_cuda_gemv_dp4a_i32 / trit_cuda_gemm_mma_i32),
+ *                     turned into fp32 here with trit_epilogue_one and that matrix's scale
+ *   quantized output  q (m, trit_cuda_act_stride(k)) int8 in the act layout, qsum (m), act_scale (m),
+ *                     exactly as trit_cuda_act_quantize writes them
+ *   KV cache          one layer: (n_ctx, Hkv) fp16 for K and for V, row = position
+ *   attention partials (n_parts * m, Hq) fp32 unnormalized outputs and (n_parts * m, n_heads, 2) fp32
+ *                     (max, sum) of an online softmax: part p of token t is row p * m + t
+ *
+ * Where an op reads act_scale (to finish the previous matmul) and writes it (its own quantized
+ * output), each token's CTA reads its value before writing the new one: one buffer serves both.
+ */
+#ifndef TRIT_CUDA_OPS_H
+#define TRIT_CUDA_OPS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "core/core.h"
+
+/* A ternary matrix's scale, as its int32 accumulators' consumer applies it. */
+struct trit_cuda_wscale {
+    float scale;
+    int div; /* 1 for TRIT_SCALE_DIV */
+};
+
+/* The largest GQA group (query heads per KV head) and head_dim the attention kernels take. */
+#define TRIT_CUDA_ATT_MAX_GROUP 8
+#define TRIT_CUDA_ATT_MAX_HEAD_DIM 256
+/* The most tokens the LM-head GEMV takes in one call. */
+#define TRIT_CUDA_HEAD_MAX_M 8
+
+/* x (m, dim) fp32 = rows tokens[i] of the (n_vocab, dim) fp16 (bf16 = 0) or bf16 table. A token
+ * outside [0, n_vocab) gives a row of NaN (the backend checks ids on the host first). */
+enum trit_status trit_cuda_embed(const void *d_table, int bf16, int64_t n_vocab, int64_t dim, const int32_t *d_tokens,
+                                 int64_t m, float *d_x, void *stream);
+
+/* Per token: if d_acc, x += epilogue(acc (m, acc_stride), act_scale, ws) (a residual add; the first
+ * `dim` columns of acc); then y = rmsnorm(x) * norm (eps); then y is quantized to q, qsum, act_scale. */
+enum trit_status trit_cuda_residual_norm_quant(float *d_x, int64_t m, int64_t dim, const int32_t *d_acc,
+                                               int64_t acc_stride, struct trit_cuda_wscale ws, const float *d_norm,
+                                               float eps, int8_t *d_q, int32_t *d_qsum, float *d_act_scale,
+                                               void *stream);
+
+/* The final norm: as trit_cuda_residual_norm_quant, but y (m, dim) fp32 is written to d_y and, when
+ * d_yh is not NULL, also rounded to fp16 (yh_bf16 = 0) or bf16 in d_yh (m, dim) (the cuBLAS head's
+ * input). act_scale is only read (for the residual add). */
+enum trit_status trit_cuda_residual_norm_out(float *d_x, int64_t m, int64_t dim, const int32_t *d_acc,
+                                             int64_t acc_stride, struct trit_cuda_wscale ws, const float *d_act_scale,
+                                             const float *d_norm, float eps, float *d_y, void *d_yh, int yh_bf16,
+                                             void *stream);
+
+/* The gated FFN after gate|up: acc (m, 2F) holds gate in columns [0, F) and up in [F, 2F);
+ * h = act(epilogue(gate)) * epilogue(up) (act 0 = relu^2, 1 = silu, enum trit_act), then
+ * h = rmsnorm(h) * sub_norm when d_sub_norm, then h is quantized. d_h (m, F) fp32 is scratch
+ * (it holds h before the norm). */
+enum trit_status trit_cuda_ffn_act_quant(const int32_t *d_acc, int64_t m, int64_t ffn_dim,
+                                         struct trit_cuda_wscale gate, struct trit_cuda_wscale up, int act,
+                                         const float *d_sub_norm, float eps, float *d_h, int8_t *d_q,
+                                         int32_t *d_qsum, float *d_act_scale, void *stream);
+
+/* The attention geometry shared by the ops below. */
+struct trit_cuda_attn_shape {
+    int64_t n_heads, n_kv_heads, head_dim;
+    int64_t n_ctx; /* rows of the KV cache */
+};
+
+/* After q|k|v: acc (m, Hq + 2 Hkv) holds q, k, v in that column order, with scales ws[0..2].
+ * Token t sits at position pos = *d_pos0 + t. q (m, Hq) fp32 = rope(epilogue(q)); the cache rows
+ * pos of d_k_cache and d_v_cache (fp16) = rope(epilogue(k)) and epilogue(v). rope_style as enum
+ * trit_rope_style; d_cos, d_sin (n_ctx, head_dim / 2) as trit_rope_table writes them.
+ * PRECOND: *d_pos0 + m <= n_ctx (the backend checks it on the host). */
+enum trit_status trit_cuda_rope_kv(const int32_t *d_acc, int64_t m, const float *d_act_scale,
+                                   const struct trit_cuda_wscale ws[3], struct trit_cuda_attn_shape shape,
+                                   int rope_style, const float *d_cos, const float *d_sin, const int32_t *d_pos0,
+                                   float *d_q, void *d_k_cache, void *d_v_cache, void *stream);
+
+/* Decode attention for one token at position *d_pos0 over cache positions 0 .. *d_pos0 (split-K,
+ * flash-decoding): n_splits partials (rows 0 .. n_splits - 1), some possibly empty (l = 0).
+ * 1 <= n_splits <= 1024. */
+enum trit_status trit_cuda_attn_decode(const float *d_q, const void *d_k_cache, const void *d_v_cache,
+                                       struct trit_cuda_attn_shape shape, const int32_t *d_pos0, int n_splits,
+                                       float *d_part_o, float *d_part_ml, void *stream);
+
+/* Causal attention of m tokens at positions *d_pos0 .. *d_pos0 + m - 1 over the cache (their own
+ * K/V already written): one partial per token (n_parts = 1). */
+enum trit_status trit_cuda_attn_prefill(const float *d_q, int64_t m, const void *d_k_cache, const void *d_v_cache,
+                                        struct trit_cuda_attn_shape shape, const int32_t *d_pos0, float *d_part_o,
+                                        float *d_part_ml, void *stream);
+
+/* Merges n_parts partials per token into att (m, Hq) fp32 (d_att, scratch and a result tests read),
+ * then att = rmsnorm(att) * sub_norm when d_sub_norm, then quantizes att. */
+enum trit_status trit_cuda_attn_merge_quant(const float *d_part_o, const float *d_part_ml, int n_parts, int64_t m,
+                                            struct trit_cuda_attn_shape shape, const float *d_sub_norm, float eps,
+                                            float *d_att, int8_t *d_q, int32_t *d_qsum, float *d_act_scale,
+                                            void *stream);
+
+/* LM head for m <= TRIT_CUDA_HEAD_MAX_M tokens: logits (m, n_vocab) fp32 = x (m, dim) fp32 . W^T with
+ * W (n_vocab, dim) fp16 (bf16 = 0) or bf16, accumulated in fp32. */
+enum trit_status trit_cuda_head_gemv(const void *d_w, int bf16, int64_t n_vocab, int64_t dim, const float *d_x,
+                                     int64_t m, float *d_logits, void *stream);
+
+/* Greedy sampling on the device: *d_index = the first index of the largest of n values (NaN never
+ * wins). Not used by the backend (its forward returns host logits); for a device-side sampler. */
+enum trit_status trit_cuda_argmax(const float *d_x, int64_t n, int32_t *d_index, void *stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TRIT_CUDA_OPS_H */

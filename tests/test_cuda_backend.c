@@ -1,0 +1,403 @@
+// labels: gpu
+/* test_cuda_backend.c: the CUDA backend end to end (cuda/backend.cu through host/backend.h): small
+ * random models of each graph family, built here, run by the CPU backend and the CUDA backend on
+ * the same tokens (a prompt, then single-token decode steps through the CUDA graph), logits compared
+ * within the tolerance derived below and greedy tokens equal at decisive positions; the graph
+ * replay against eager launches bit for bit; positions rewritten after a truncation; the memory
+ * check, the int8-head refusal and bad inputs. Skips without a GPU (fails with TRIT_REQUIRE_GPU=1).
+ *
+ *   ctest --test-dir build -R test_cuda_backend --output-on-failure
+ *   compute-sanitizer build/tests/test_cuda_backend --jobs 1 --filter '*decode_loop*'   (gpu_session.sh) */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support.h"
+
+#ifdef TRIT_HAVE_CUDA_BACKEND
+
+#include "backend.h"
+#include "model/model.h"
+#include "quant/quant.h"
+#include "trit_cuda_backend.h"
+
+/* End-to-end tolerance, as the RMS of the logit differences over the RMS of the CPU's logits.
+ * The two forward passes differ by fp32 rounding (sums in another order, CUDA's expf), the fp16 KV
+ * cache (2^-11 relative per element) and fp16 copies of f32 embeddings and heads. Each of the 4
+ * int8 requantizations per layer turns such differences into one-step code flips, and in the
+ * worst case every code of a row moves by one step: 1/127 of the row's absmax, which is ~4x its
+ * RMS for these activations, so each quantized matmul input moves by up to 4/127 of its scale and
+ * the hidden state after L layers by up to 4 L x 4/127 = 0.25 for L = 2, a relative change the
+ * fixed final norm and head pass on to the logits. (A CPU emulation of the CUDA numerics, fp16 KV
+ * cache included, measured at most 0.037 on these shapes over 3 seeds, and 0.13 of the RMS for the
+ * largest single logit difference.) */
+#define E2E_NRMSE_TOL (4.0 * 2 * 4.0 / 127.0)
+/* Greedy tokens must agree where the CPU's top-2 gap exceeds that bound on both logits. */
+#define E2E_DECISIVE_GAP (2.0 * E2E_NRMSE_TOL)
+
+#define OK(expr)                                                                                   \
+    do {                                                                                           \
+        enum trit_status st_ = (expr);                                                             \
+        cr_assert_eq(st_, TRIT_OK, "%s: %s", #expr, trit_last_error());                           \
+    } while (0)
+
+/* ---- small random models ------------------------------------------------------------------------ */
+
+struct shape {
+    const char *name;
+    struct trit_hparams hp;
+    enum trit_dtype embd_dtype, head_dtype; /* head_dtype unused when tied */
+    enum trit_scale_kind kind;
+};
+
+/* Odd sizes on purpose (dim 96 and ffn 160 are not multiples of 128; head_dim 24); one of each
+ * graph family; every dense dtype; both scale kinds; both RoPE styles; GQA groups of 3, 1 and 2. */
+static const struct shape SHAPES[] = {
+    {"2b4t-like",
+     {.family = TRIT_FAMILY_BITNET_B158, .n_vocab = 300, .dim = 96, .n_layers = 2, .n_heads = 6, .n_kv_heads = 2,
+      .head_dim = 16, .ffn_dim = 160, .ctx_train = 256, .norm_eps = 1e-5f, .rope_theta = 500000.0f,
+      .act = TRIT_ACT_RELU2, .rope_style = TRIT_ROPE_NEOX, .sub_norms = true, .tied_embeddings = true},
+     TRIT_DTYPE_F16, TRIT_DTYPE_F16, TRIT_SCALE_MUL},
+    {"llama-like",
+     {.family = TRIT_FAMILY_LLAMA, .n_vocab = 300, .dim = 96, .n_layers = 2, .n_heads = 4, .n_kv_heads = 4,
+      .head_dim = 24, .ffn_dim = 160, .ctx_train = 256, .norm_eps = 1e-5f, .rope_theta = 10000.0f,
+      .act = TRIT_ACT_SILU, .rope_style = TRIT_ROPE_NORM, .sub_norms = false, .tied_embeddings = false},
+     TRIT_DTYPE_BF16, TRIT_DTYPE_BF16, TRIT_SCALE_DIV},
+    {"hd128",
+     {.family = TRIT_FAMILY_BITNET, .n_vocab = 1000, .dim = 256, .n_layers = 2, .n_heads = 2, .n_kv_heads = 1,
+      .head_dim = 128, .ffn_dim = 512, .ctx_train = 256, .norm_eps = 1e-6f, .rope_theta = 10000.0f,
+      .act = TRIT_ACT_SILU, .rope_style = TRIT_ROPE_NEOX, .sub_norms = true, .tied_embeddings = false},
+     TRIT_DTYPE_F32, TRIT_DTYPE_F32, TRIT_SCALE_MUL},
+};
+#define N_SHAPES (sizeof SHAPES / sizeof SHAPES[0])
+
+static uint64_t rng_next(uint64_t *s) {
+    uint64_t x = *s;
+    x ^= x >> 12, x ^= x << 25, x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+static float rng_unit(uint64_t *s) { return (float)(rng_next(s) >> 40) * (1.0f / 16777216.0f); }
+static float rng_normal(uint64_t *s) {
+    const float u = rng_unit(s) + 1e-7f, v = rng_unit(s);
+    return sqrtf(-2.0f * logf(u)) * cosf(6.2831853f * v);
+}
+
+static float *make_norm(int64_t n, uint64_t *s) {
+    float *w = trit_alloc((size_t)n * sizeof *w);
+    cr_assert_not_null(w);
+    for (int64_t i = 0; i < n; i++) w[i] = 0.5f + rng_unit(s);
+    return w;
+}
+
+/* Random codes; alpha = 1 / sqrt(2/3 n_cols) keeps every projection near unit RMS (2/3 of t are
+ * nonzero), stored as its reciprocal for divide-style scales. */
+static void make_ternary(struct trit_ternary *w, int64_t rows, int64_t cols, enum trit_scale_kind kind, uint64_t *s) {
+    OK(trit_ternary_init(w, rows, cols));
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) trit_ternary_set(w, r, c, (int)(rng_next(s) % 3) - 1);
+    const float alpha = 1.0f / sqrtf((2.0f / 3.0f) * (float)cols);
+    w->scale_kind = kind;
+    w->scale = kind == TRIT_SCALE_MUL ? alpha : 1.0f / alpha;
+}
+
+/* N(0, 4 / dim): logits of unit-RMS hidden states come out with an RMS near 2. */
+static void make_dense(struct trit_dense *d, int64_t rows, int64_t cols, enum trit_dtype dt, uint64_t *s) {
+    const size_t es = dt == TRIT_DTYPE_F32 ? 4 : 2;
+    void *v = trit_alloc((size_t)(rows * cols) * es);
+    cr_assert_not_null(v);
+    const float sd = 2.0f / sqrtf((float)cols);
+    for (int64_t i = 0; i < rows * cols; i++) {
+        const float x = sd * rng_normal(s);
+        if (dt == TRIT_DTYPE_F32) ((float *)v)[i] = x;
+        else ((uint16_t *)v)[i] = dt == TRIT_DTYPE_F16 ? trit_fp32_to_fp16(x) : trit_fp32_to_bf16(x);
+    }
+    *d = (struct trit_dense){.dtype = dt, .n_rows = rows, .n_cols = cols, .data = v, .owned = v};
+}
+
+static void make_model(const struct shape *sh, uint64_t seed, struct trit_model *m) {
+    memset(m, 0, sizeof *m);
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+    const struct trit_hparams *hp = &sh->hp;
+    m->hp = *hp;
+    make_dense(&m->tok_embd, hp->n_vocab, hp->dim, sh->embd_dtype, &s);
+    if (hp->tied_embeddings) {
+        m->output = m->tok_embd;
+        m->output.owned = NULL;
+    } else {
+        make_dense(&m->output, hp->n_vocab, hp->dim, sh->head_dtype, &s);
+    }
+    m->out_norm = make_norm(hp->dim, &s);
+    m->layers = trit_alloc((size_t)hp->n_layers * sizeof *m->layers);
+    cr_assert_not_null(m->layers);
+    const int64_t D = hp->dim, F = hp->ffn_dim, qd = hp->n_heads * hp->head_dim, kvd = hp->n_kv_heads * hp->head_dim;
+    for (int64_t i = 0; i < hp->n_layers; i++) {
+        struct trit_layer *l = &m->layers[i];
+        l->attn_norm = make_norm(D, &s);
+        l->ffn_norm = make_norm(D, &s);
+        if (hp->sub_norms) {
+            l->attn_sub_norm = make_norm(qd, &s);
+            l->ffn_sub_norm = make_norm(F, &s);
+        }
+        make_ternary(&l->wq, qd, D, sh->kind, &s);
+        make_ternary(&l->wk, kvd, D, sh->kind, &s);
+        make_ternary(&l->wv, kvd, D, sh->kind, &s);
+        make_ternary(&l->wo, D, qd, sh->kind, &s);
+        make_ternary(&l->w_gate, F, D, sh->kind, &s);
+        make_ternary(&l->w_up, F, D, sh->kind, &s);
+        make_ternary(&l->w_down, D, F, sh->kind, &s);
+    }
+    OK(trit_model_validate(m));
+}
+
+static void random_tokens(int32_t *t, int64_t n, int64_t n_vocab, uint64_t seed) {
+    uint64_t s = seed | 1;
+    for (int64_t i = 0; i < n; i++) t[i] = (int32_t)(rng_next(&s) % (uint64_t)n_vocab);
+}
+
+/* ---- comparison ------------------------------------------------------------------------------------ */
+
+struct cmp_stats {
+    double worst_nrmse;
+    int n_decisive, n_rows;
+};
+
+/* Compares one row of logits; returns its NRMSE. Fails on NaN/Inf, on an NRMSE above the
+ * tolerance, and on a different greedy token where the CPU's top-2 gap is decisive. */
+static double compare_row(const float *cpu, const float *gpu, int64_t n_vocab, const char *what, int64_t pos,
+                          struct cmp_stats *st) {
+    double ss = 0.0, sd = 0.0;
+    int64_t a_cpu = 0, a_gpu = 0;
+    float top2 = -INFINITY;
+    for (int64_t j = 0; j < n_vocab; j++) {
+        cr_assert(isfinite(gpu[j]), "%s pos %ld: logit %ld is %g", what, (long)pos, (long)j, (double)gpu[j]);
+        ss += (double)cpu[j] * cpu[j];
+        sd += ((double)gpu[j] - cpu[j]) * ((double)gpu[j] - cpu[j]);
+        if (cpu[j] > cpu[a_cpu]) a_cpu = j;
+        if (gpu[j] > gpu[a_gpu]) a_gpu = j;
+    }
+    for (int64_t j = 0; j < n_vocab; j++)
+        if (j != a_cpu && cpu[j] > top2) top2 = cpu[j];
+    const double rms = sqrt(ss / (double)n_vocab), nrmse = sqrt(sd / (double)n_vocab) / rms;
+    cr_assert(nrmse <= E2E_NRMSE_TOL, "%s pos %ld: logits NRMSE %.4f > %.4f", what, (long)pos, nrmse, E2E_NRMSE_TOL);
+    if (cpu[a_cpu] - top2 > E2E_DECISIVE_GAP * rms) {
+        st->n_decisive++;
+        cr_assert_eq(a_gpu, a_cpu, "%s pos %ld: greedy token %ld on the GPU, %ld on the CPU (gap %.3f rms)", what,
+                     (long)pos, (long)a_gpu, (long)a_cpu, (cpu[a_cpu] - top2) / rms);
+    }
+    st->n_rows++;
+    if (nrmse > st->worst_nrmse) st->worst_nrmse = nrmse;
+    return nrmse;
+}
+
+static struct trit_backend_config config(int64_t n_ctx, int64_t n_batch, bool logits_all) {
+    return (struct trit_backend_config){.n_ctx = n_ctx, .n_batch = n_batch, .n_threads = 2, .logits_all = logits_all};
+}
+
+/* ---- end to end against the CPU backend -------------------------------------------------------------- */
+
+/* A prompt of 40 tokens with every row's logits (the GEMM path and the cuBLAS head), then 24
+ * single-token steps (GEMV, decode attention, the CUDA graph from the second step on). */
+Test(cuda_backend, prefill_and_decode_loop_match_cpu) {
+    if (!test_require_gpu()) return;
+    for (size_t si = 0; si < N_SHAPES; si++) {
+        struct trit_model m;
+        make_model(&SHAPES[si], 11 + si, &m);
+        const int64_t V = m.hp.n_vocab, n_prompt = 40, n_gen = 24, n = n_prompt + n_gen;
+        int32_t tok[64];
+        random_tokens(tok, n, V, 0x77 + si);
+        const struct trit_backend_config cfg = config(128, 64, true);
+        void *cpu = NULL, *gpu = NULL;
+        OK(trit_cpu_backend.init(&m, &cfg, &cpu));
+        OK(trit_cuda_backend.init(&m, &cfg, &gpu));
+        float *lc = malloc((size_t)(n * V) * sizeof *lc), *lg = malloc((size_t)(n * V) * sizeof *lg);
+        OK(trit_cpu_backend.forward(cpu, tok, n_prompt, 0, lc));
+        OK(trit_cuda_backend.forward(gpu, tok, n_prompt, 0, lg));
+        for (int64_t i = n_prompt; i < n; i++) {
+            OK(trit_cpu_backend.forward(cpu, tok + i, 1, i, lc + i * V));
+            OK(trit_cuda_backend.forward(gpu, tok + i, 1, i, lg + i * V));
+            cr_assert_eq(trit_cuda_backend_last_call_graphed(gpu), i > n_prompt, "step %ld: graph replay expected from "
+                         "the second single-token call", (long)i);
+        }
+        struct cmp_stats st = {0};
+        for (int64_t i = 0; i < n; i++) compare_row(lc + i * V, lg + i * V, V, SHAPES[si].name, i, &st);
+        cr_log_info("%s: worst NRMSE %.4f over %d rows, %d decisive greedy tokens equal", SHAPES[si].name,
+                    st.worst_nrmse, st.n_rows, st.n_decisive);
+        free(lc), free(lg);
+        trit_cpu_backend.free(cpu);
+        trit_cuda_backend.free(gpu);
+        trit_model_release(&m);
+    }
+}
+
+/* Batches of at most 8 (the GEMV path with the prefill attention) and the last token's logits. */
+Test(cuda_backend, small_batches_last_token_match_cpu) {
+    if (!test_require_gpu()) return;
+    for (size_t si = 0; si < N_SHAPES; si++) {
+        struct trit_model m;
+        make_model(&SHAPES[si], 21 + si, &m);
+        const int64_t V = m.hp.n_vocab;
+        int32_t tok[40];
+        random_tokens(tok, 40, V, 0x99 + si);
+        const struct trit_backend_config cfg = config(64, 8, false);
+        void *cpu = NULL, *gpu = NULL;
+        OK(trit_cpu_backend.init(&m, &cfg, &cpu));
+        OK(trit_cuda_backend.init(&m, &cfg, &gpu));
+        float *lc = malloc((size_t)V * sizeof *lc), *lg = malloc((size_t)V * sizeof *lg);
+        const int64_t chunks[] = {5, 8, 2, 1, 7, 3, 1, 1};
+        struct cmp_stats st = {0};
+        int64_t pos = 0;
+        for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
+            OK(trit_cpu_backend.forward(cpu, tok + pos, chunks[c], pos, lc));
+            OK(trit_cuda_backend.forward(gpu, tok + pos, chunks[c], pos, lg));
+            pos += chunks[c];
+            compare_row(lc, lg, V, SHAPES[si].name, pos - 1, &st);
+        }
+        free(lc), free(lg);
+        trit_cpu_backend.free(cpu);
+        trit_cuda_backend.free(gpu);
+        trit_model_release(&m);
+    }
+}
+
+/* The captured graph replays exactly what the eager launches compute (the kernels are
+ * deterministic: no atomics on the single-token path), at every position. */
+Test(cuda_backend, decode_loop_graph_equals_eager) {
+    if (!test_require_gpu()) return;
+    struct trit_model m;
+    make_model(&SHAPES[0], 31, &m);
+    const int64_t V = m.hp.n_vocab, n = 30;
+    int32_t tok[30];
+    random_tokens(tok, n, V, 0x55);
+    const struct trit_backend_config cfg = config(64, 16, false);
+    void *eager = NULL, *graphed = NULL;
+    OK(trit_cuda_backend.init(&m, &cfg, &eager));
+    OK(trit_cuda_backend.init(&m, &cfg, &graphed));
+    trit_cuda_backend_set_graphs(eager, false);
+    float *le = malloc((size_t)V * sizeof *le), *lg = malloc((size_t)V * sizeof *lg);
+    OK(trit_cuda_backend.forward(eager, tok, 6, 0, le));
+    OK(trit_cuda_backend.forward(graphed, tok, 6, 0, lg));
+    cr_assert(memcmp(le, lg, (size_t)V * sizeof *le) == 0, "prompt logits");
+    for (int64_t i = 6; i < n; i++) {
+        OK(trit_cuda_backend.forward(eager, tok + i, 1, i, le));
+        OK(trit_cuda_backend.forward(graphed, tok + i, 1, i, lg));
+        cr_assert(!trit_cuda_backend_last_call_graphed(eager));
+        cr_assert(memcmp(le, lg, (size_t)V * sizeof *le) == 0, "step %ld: graph and eager logits differ", (long)i);
+    }
+    cr_assert(trit_cuda_backend_last_call_graphed(graphed));
+    free(le), free(lg);
+    trit_cuda_backend.free(eager);
+    trit_cuda_backend.free(graphed);
+    trit_model_release(&m);
+}
+
+/* After a truncation the same positions are written again: the same tokens give the same logits,
+ * bit for bit (the graph reads the position from the device, so it replays at any position). */
+Test(cuda_backend, rewritten_positions_repeat_exactly) {
+    if (!test_require_gpu()) return;
+    struct trit_model m;
+    make_model(&SHAPES[1], 41, &m);
+    const int64_t V = m.hp.n_vocab;
+    int32_t tok[40];
+    random_tokens(tok, 40, V, 0x66);
+    const struct trit_backend_config cfg = config(64, 32, false);
+    void *gpu = NULL;
+    OK(trit_cuda_backend.init(&m, &cfg, &gpu));
+    float *first = malloc((size_t)(10 * V) * sizeof *first), *again = malloc((size_t)V * sizeof *again);
+    OK(trit_cuda_backend.forward(gpu, tok, 20, 0, again));
+    for (int64_t i = 20; i < 30; i++) OK(trit_cuda_backend.forward(gpu, tok + i, 1, i, first + (i - 20) * V));
+    for (int64_t i = 20; i < 30; i++) {
+        OK(trit_cuda_backend.forward(gpu, tok + i, 1, i, again));
+        cr_assert(memcmp(first + (i - 20) * V, again, (size_t)V * sizeof *again) == 0, "position %ld", (long)i);
+    }
+    free(first), free(again);
+    trit_cuda_backend.free(gpu);
+    trit_model_release(&m);
+}
+
+/* ---- init and input errors ----------------------------------------------------------------------------- */
+
+Test(cuda_backend, describe_and_memory) {
+    if (!test_require_gpu()) return;
+    struct trit_model m;
+    make_model(&SHAPES[2], 51, &m);
+    const struct trit_backend_config cfg = config(256, 64, true);
+    void *gpu = NULL;
+    OK(trit_cuda_backend.init(&m, &cfg, &gpu));
+    const char *d = trit_cuda_backend.describe(gpu);
+    cr_assert(strncmp(d, "CUDA ", 5) == 0 && strstr(d, ", sm_") && strstr(d, " GiB"), "describe: %s", d);
+    /* at least the weights (2 bits each), two heads of fp16, and the fp16 KV cache */
+    const struct trit_hparams *hp = &m.hp;
+    const uint64_t kv = (uint64_t)(2 * hp->n_layers * 256 * hp->n_kv_heads * hp->head_dim * 2);
+    const uint64_t dense = (uint64_t)(2 * hp->n_vocab * hp->dim * 2);
+    cr_assert_geq(trit_cuda_backend.memory_bytes(gpu), (uint64_t)trit_model_ternary_params(&m) / 4 + kv + dense);
+    cr_assert_geq(trit_cuda_backend_n_splits(gpu), 1);
+    trit_cuda_backend.free(gpu);
+    trit_model_release(&m);
+}
+
+Test(cuda_backend, refuses_what_it_cannot_hold_or_run) {
+    if (!test_require_gpu()) return;
+    struct trit_model m;
+    make_model(&SHAPES[0], 61, &m);
+    void *gpu = (void *)1;
+    /* 2^30 positions: 256 GiB of KV cache, checked before anything is allocated */
+    struct trit_backend_config cfg = config((int64_t)1 << 30, 8, false);
+    cr_assert_eq(trit_cuda_backend.init(&m, &cfg, &gpu), TRIT_ERR_OUT_OF_MEMORY);
+    cr_assert_null(gpu);
+    cr_assert(strstr(trit_last_error(), "GiB of device memory") && strstr(trit_last_error(), "GiB free"), "%s",
+              trit_last_error());
+    cfg = config(64, 8, false);
+    cfg.head_int8 = true;
+    cr_assert_eq(trit_cuda_backend.init(&m, &cfg, &gpu), TRIT_ERR_UNSUPPORTED);
+    cr_assert(strstr(trit_last_error(), "int8"), "%s", trit_last_error());
+    trit_model_release(&m);
+}
+
+Test(cuda_backend, bad_tokens_and_positions) {
+    if (!test_require_gpu()) return;
+    struct trit_model m;
+    make_model(&SHAPES[0], 71, &m);
+    const struct trit_backend_config cfg = config(16, 8, false);
+    void *gpu = NULL;
+    OK(trit_cuda_backend.init(&m, &cfg, &gpu));
+    float *logits = malloc((size_t)m.hp.n_vocab * sizeof *logits);
+    const int32_t bad[2] = {3, 300}, good[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    cr_assert_eq(trit_cuda_backend.forward(gpu, bad, 2, 0, logits), TRIT_ERR_INVALID_ARG);
+    cr_assert_eq(trit_cuda_backend.forward(gpu, good, 9, 0, logits), TRIT_ERR_INVALID_ARG); /* batch holds 8 */
+    cr_assert_eq(trit_cuda_backend.forward(gpu, good, 2, 15, logits), TRIT_ERR_CONTEXT_FULL);
+    OK(trit_cuda_backend.forward(gpu, good, 8, 8, logits)); /* the last 8 positions */
+    free(logits);
+    trit_cuda_backend.free(gpu);
+    trit_model_release(&m);
+}
+
+/* Through the public API: --device cuda picks this backend. */
+Test(cuda_backend, public_api_device_cuda) {
+    if (!test_require_gpu()) return;
+    struct trit_model m;
+    make_model(&SHAPES[0], 81, &m);
+    struct trit_context_params cp = trit_context_default_params();
+    cp.n_ctx = 32;
+    cp.device = TRIT_DEVICE_CUDA;
+    trit_context *ctx = NULL;
+    OK(trit_context_init(&m, &cp, &ctx));
+    cr_assert_str_eq(trit_context_backend(ctx), "cuda");
+    const int32_t t[3] = {5, 6, 7};
+    const float *logits = NULL;
+    OK(trit_decode(ctx, t, 3, &logits));
+    OK(trit_decode(ctx, t, 1, &logits));
+    cr_assert(isfinite(logits[0]));
+    trit_context_free(ctx);
+    trit_model_release(&m);
+}
+
+#else /* no CUDA backend in this build: the gate still reports the skip */
+
+Test(cuda_backend, needs_cuda_build) {
+    if (!test_require_gpu()) return;
+    cr_assert_fail("a GPU was found but trit was built without the CUDA backend");
+}
+
+#endif

@@ -1,0 +1,460 @@
+// labels: unit
+/* test_cuda_ops_hd.c: the per-thread arithmetic of the CUDA backend's non-ternary kernels
+ * (cuda/ops_hd.h) run on the CPU, against the CPU reference (host/cpu/ops.c): RMSNorm's scale, the
+ * gated activations and RoPE bit for bit; the online softmax and the split-K merge against a
+ * double-precision softmax; the decode split ranges and the prefill thread maps for coverage; and
+ * CPU emulations of one CTA of the decode and prefill attention kernels (cuda/ops_attn.cu), built
+ * from those functions with the kernels' loop structure and index formulas, against
+ * trit_attention_f32_ref. Runs everywhere, GPU or not.
+ *
+ *   ctest --test-dir build -R test_cuda_ops_hd --output-on-failure */
+#include <criterion/criterion.h>
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/ops.h"
+#include "ops_hd.h"
+#include "support.h"
+
+/* ---- RMSNorm, activations, RoPE: bit for bit against ops.c ------------------------------------- */
+
+/* The sum of squares in trit_rmsnorm_f32's order: 16 lane sums, then the lanes in order, then the
+ * tail (ops.c; GCC keeps this order when it vectorizes, and ISO C mode does not contract to FMA). */
+static float cpu_sum_sq(const float *x, int64_t n) {
+    float part[16] = {0};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) part[j] += x[i + j] * x[i + j];
+    float ss = 0.0f;
+    for (int j = 0; j < 16; j++) ss += part[j];
+    for (; i < n; i++) ss += x[i] * x[i];
+    return ss;
+}
+
+Test(cuda_ops_hd, rmsnorm_scale_and_apply_match_cpu) {
+    struct test_rng rng;
+    test_rng_seed(&rng, 0x51u);
+    const int64_t ns[] = {1, 15, 16, 17, 96, 160, 2560, 6913};
+    for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
+        const int64_t n = ns[t];
+        float *x = malloc((size_t)n * sizeof *x), *w = malloc((size_t)n * sizeof *w);
+        float *want = malloc((size_t)n * sizeof *want);
+        for (int64_t i = 0; i < n; i++) x[i] = test_rng_normal(&rng) * 3.0f, w[i] = test_rng_uniform(&rng, 0.5f, 1.5f);
+        trit_rmsnorm_f32(x, w, n, 1e-5f, want);
+        const float inv = trit_rms_inv(cpu_sum_sq(x, n), n, 1e-5f);
+        for (int64_t i = 0; i < n; i++) {
+            const float got = trit_rms_apply(x[i], inv, w[i]);
+            cr_assert(memcmp(&got, &want[i], sizeof got) == 0, "n %ld i %ld: %a != %a", (long)n, (long)i, (double)got,
+                      (double)want[i]);
+        }
+        free(x), free(w), free(want);
+    }
+}
+
+Test(cuda_ops_hd, gated_activations_match_cpu) {
+    struct test_rng rng;
+    test_rng_seed(&rng, 0x52u);
+    enum { N = 4099 };
+    static float g[N], u[N], want[N];
+    for (int act = 0; act < 2; act++) {
+        for (int i = 0; i < N; i++) g[i] = test_rng_normal(&rng) * (i % 7 == 0 ? 20.0f : 2.0f), u[i] = test_rng_normal(&rng);
+        g[0] = 0.0f, g[1] = -0.0f, g[2] = 90.0f, g[3] = -90.0f;
+        memcpy(want, g, sizeof want);
+        trit_gated_act_f32(want, u, N, (enum trit_act)act);
+        for (int i = 0; i < N; i++) {
+            const float got = trit_gated_one(g[i], u[i], act);
+            cr_assert(memcmp(&got, &want[i], sizeof got) == 0, "act %d g %a u %a: %a != %a", act, (double)g[i],
+                      (double)u[i], (double)got, (double)want[i]);
+        }
+    }
+}
+
+Test(cuda_ops_hd, rope_pairs_and_rotation_match_cpu) {
+    struct test_rng rng;
+    test_rng_seed(&rng, 0x53u);
+    const int64_t hds[] = {2, 16, 24, 64, 128, 256};
+    const int64_t n_pos = 300;
+    for (size_t t = 0; t < sizeof hds / sizeof hds[0]; t++) {
+        const int64_t hd = hds[t], half = hd / 2;
+        float *cs = malloc((size_t)(n_pos * half) * sizeof *cs), *sn = malloc((size_t)(n_pos * half) * sizeof *sn);
+        trit_rope_table(n_pos, hd, t % 2 ? 10000.0f : 500000.0f, cs, sn);
+        float v[256], want[256], got[256];
+        for (int style = 0; style < 2; style++)
+            for (int64_t pos = 0; pos < n_pos; pos += 37) {
+                for (int64_t i = 0; i < hd; i++) v[i] = test_rng_normal(&rng);
+                memcpy(want, v, (size_t)hd * sizeof *v);
+                trit_rope_f32(want, hd, cs + pos * half, sn + pos * half, (enum trit_rope_style)style);
+                memset(got, 0xA5, sizeof got);
+                for (int64_t i = 0; i < half; i++) {
+                    int64_t ia, ib;
+                    trit_rope_pair(i, hd, style, &ia, &ib);
+                    trit_rope_rotate(v[ia], v[ib], cs[pos * half + i], sn[pos * half + i], &got[ia], &got[ib]);
+                }
+                cr_assert(memcmp(got, want, (size_t)hd * sizeof *got) == 0, "hd %ld style %d pos %ld", (long)hd, style,
+                          (long)pos);
+            }
+        free(cs), free(sn);
+    }
+}
+
+/* ---- online softmax ---------------------------------------------------------------------------- */
+
+Test(cuda_ops_hd, softmax_rescale_edge_cases) {
+    float mn;
+    cr_assert_eq(trit_softmax_rescale(-INFINITY, 2.5f, &mn), 0.0f); /* first tile: old state vanishes */
+    cr_assert_eq(mn, 2.5f);
+    cr_assert_eq(trit_softmax_rescale(3.0f, -INFINITY, &mn), 1.0f); /* fully masked tile: no change */
+    cr_assert_eq(mn, 3.0f);
+    cr_assert_eq(trit_softmax_rescale(-INFINITY, -INFINITY, &mn), 1.0f); /* nothing yet: no NaN */
+    cr_assert_eq(mn, -INFINITY);
+    cr_assert_eq(trit_softmax_rescale(3.0f, 1.0f, &mn), 1.0f);
+    cr_assert_eq(mn, 3.0f);
+    cr_assert_eq(trit_softmax_p(-INFINITY, 1.0f), 0.0f);
+    cr_assert_eq(trit_softmax_p(1.0f, 1.0f), 1.0f);
+}
+
+/* Online state over scores s[t0, t1) in tiles of `tile` (the kernels' per-tile update), with v of
+ * width `w`: m, l, o (unnormalized). */
+static void online_range(const float *s, const float *v, int w, int64_t t0, int64_t t1, int tile, float *m, float *l,
+                         float *o) {
+    *m = -INFINITY, *l = 0.0f;
+    for (int c = 0; c < w; c++) o[c] = 0.0f;
+    for (int64_t tb = t0; tb < t1; tb += tile) {
+        const int64_t te = tb + tile < t1 ? tb + tile : t1;
+        float mx = -INFINITY;
+        for (int64_t t = tb; t < te; t++) mx = fmaxf(mx, s[t]);
+        float mn;
+        const float corr = trit_softmax_rescale(*m, mx, &mn);
+        float sum = 0.0f;
+        for (int c = 0; c < w; c++) o[c] *= corr;
+        for (int64_t t = tb; t < te; t++) {
+            const float p = trit_softmax_p(s[t], mn);
+            sum += p;
+            for (int c = 0; c < w; c++) o[c] += p * v[t * w + c];
+        }
+        *l = *l * corr + sum;
+        *m = mn;
+    }
+}
+
+/* Tolerance of a softmax-weighted average of n values against the exact one, relative to max|v|:
+ * each weight carries the rounding of its exp (2 ulp on the GPU), of up to n_tiles rescales and of
+ * the merge (a few ulp), and the sums of n terms add at most n ulp: (2 n + 8 n_tiles + 32) eps. */
+static double softmax_tol(int64_t n, int64_t n_tiles) { return (2.0 * (double)n + 8.0 * (double)n_tiles + 32.0) * FLT_EPSILON; }
+
+Test(cuda_ops_hd, online_softmax_with_split_merge_matches_two_pass) {
+    struct test_rng rng;
+    test_rng_seed(&rng, 0x54u);
+    const int64_t ns[] = {1, 5, 63, 64, 65, 300, 1000, 4097};
+    const int splits[] = {1, 3, 7, 64};
+    const int tiles[] = {32, 128};
+    enum { W = 3 };
+    for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
+        for (size_t b = 0; b < sizeof splits / sizeof splits[0]; b++)
+            for (size_t c = 0; c < 2; c++)
+                for (int spread = 1; spread <= 30; spread += 29) {
+                    const int64_t n = ns[a];
+                    float *s = malloc((size_t)n * sizeof *s), *v = malloc((size_t)(n * W) * sizeof *v);
+                    float vmax = 0.0f;
+                    for (int64_t t = 0; t < n; t++) s[t] = test_rng_normal(&rng) * (float)spread;
+                    for (int64_t t = 0; t < n * W; t++) v[t] = test_rng_normal(&rng), vmax = fmaxf(vmax, fabsf(v[t]));
+                    double ref[W] = {0}, den = 0.0, mx = -INFINITY;
+                    for (int64_t t = 0; t < n; t++) mx = fmax(mx, s[t]);
+                    for (int64_t t = 0; t < n; t++) {
+                        const double e = exp((double)s[t] - mx);
+                        den += e;
+                        for (int k = 0; k < W; k++) ref[k] += e * v[t * W + k];
+                    }
+                    const int ns_ = splits[b];
+                    float m[64], l[64], o[64][W], wt[64];
+                    for (int sp = 0; sp < ns_; sp++) {
+                        int64_t t0, t1;
+                        trit_attn_split_range(n, ns_, sp, &t0, &t1);
+                        if (t0 >= t1) {
+                            m[sp] = -INFINITY, l[sp] = 0.0f;
+                            for (int k = 0; k < W; k++) o[sp][k] = NAN; /* never read */
+                            continue;
+                        }
+                        online_range(s, v, W, t0, t1, tiles[c], &m[sp], &l[sp], o[sp]);
+                    }
+                    trit_softmax_merge_weights(m, l, 1, ns_, wt);
+                    for (int k = 0; k < W; k++) {
+                        float got = 0.0f;
+                        for (int sp = 0; sp < ns_; sp++)
+                            if (wt[sp] != 0.0f) got += wt[sp] * o[sp][k];
+                        const double want = ref[k] / den, tol = softmax_tol(n, n / tiles[c] + ns_) * vmax;
+                        cr_assert(fabs(got - want) <= tol, "n %ld splits %d tile %d spread %d: %g vs %g (tol %g)",
+                                  (long)n, ns_, tiles[c], spread, (double)got, want, tol);
+                    }
+                    free(s), free(v);
+                }
+}
+
+Test(cuda_ops_hd, merge_weights_skip_empty_partials) {
+    const float m[4] = {1.0f, -INFINITY, 3.0f, -INFINITY}, l[4] = {2.0f, 0.0f, 1.0f, 0.0f};
+    float w[4];
+    trit_softmax_merge_weights(m, l, 1, 4, w);
+    cr_assert_eq(w[1], 0.0f);
+    cr_assert_eq(w[3], 0.0f);
+    const double L = 2.0 * exp(-2.0) + 1.0;
+    cr_assert_float_eq(w[0], exp(-2.0) / L, 1e-6);
+    cr_assert_float_eq(w[2], 1.0 / L, 1e-6);
+}
+
+/* ---- decode splits and prefill maps: coverage --------------------------------------------------- */
+
+Test(cuda_ops_hd, attn_split_ranges_cover_each_position_once) {
+    for (int64_t n_pos = 1; n_pos <= 5000; n_pos += n_pos < 300 ? 1 : 97)
+        for (int n_splits = 1; n_splits <= 64; n_splits++) {
+            int64_t next = 0, chunk = -1;
+            bool empty_seen = false;
+            for (int s = 0; s < n_splits; s++) {
+                int64_t t0, t1;
+                trit_attn_split_range(n_pos, n_splits, s, &t0, &t1);
+                if (t0 >= t1) {
+                    empty_seen = true;
+                    continue;
+                }
+                cr_assert(!empty_seen, "n_pos %ld splits %d: split %d follows an empty one", (long)n_pos, n_splits, s);
+                cr_assert_eq(t0, next, "n_pos %ld splits %d split %d starts at %ld, not %ld", (long)n_pos, n_splits, s,
+                             (long)t0, (long)next);
+                if (chunk < 0) chunk = t1 - t0;
+                cr_assert(t1 - t0 <= chunk && (t1 == n_pos || t1 - t0 == chunk));
+                cr_assert(t1 == n_pos || (t1 - t0) % TRIT_ATT_SPLIT_GRAIN == 0);
+                next = t1;
+            }
+            cr_assert_eq(next, n_pos, "n_pos %ld splits %d: covered up to %ld", (long)n_pos, n_splits, (long)next);
+            cr_assert(chunk >= TRIT_ATT_SPLIT_MIN || chunk == n_pos);
+        }
+}
+
+Test(cuda_ops_hd, prefill_thread_maps_cover_tiles_once) {
+    const int tprs[] = {4, 8};
+    const int hdts[] = {64, 256};
+    for (int a = 0; a < 2; a++) {
+        const int tpr = tprs[a], bq = TRIT_PF_THREADS / tpr, hdt = hdts[a];
+        static int seen_s[128][TRIT_PF_BK], seen_o[128][256];
+        memset(seen_s, 0, sizeof seen_s);
+        memset(seen_o, 0, sizeof seen_o);
+        for (int tid = 0; tid < TRIT_PF_THREADS; tid++) {
+            const int r = trit_pf_row(tid, tpr);
+            cr_assert(r < bq);
+            cr_assert_eq((r * tpr) / 32, tid / 32, "a row's threads share a warp (shuffles)");
+            for (int j = 0; j < TRIT_PF_BK / tpr; j++) seen_s[r][trit_pf_col(tid, tpr, j)]++;
+            for (int j = 0; j < hdt / tpr; j++) seen_o[r][trit_pf_sub(tid, tpr) + tpr * j]++;
+        }
+        for (int r = 0; r < bq; r++) {
+            for (int c = 0; c < TRIT_PF_BK; c++) cr_assert_eq(seen_s[r][c], 1, "tpr %d score (%d, %d)", tpr, r, c);
+            for (int d = 0; d < hdt; d++) cr_assert_eq(seen_o[r][d], 1, "tpr %d output (%d, %d)", tpr, r, d);
+        }
+    }
+}
+
+Test(cuda_ops_hd, prefill_causal_limits) {
+    /* rows see keys up to their own position; rows past the last token take the last token's */
+    cr_assert_eq(trit_pf_qpos(10, 0, 0, 5), 10);
+    cr_assert_eq(trit_pf_qpos(10, 0, 4, 5), 14);
+    cr_assert_eq(trit_pf_qpos(10, 0, 7, 5), 14);
+    cr_assert_eq(trit_pf_qpos(0, 32, 3, 100), 35);
+    cr_assert_eq(trit_pf_last_key(10, 0, 32, 5), 14);
+    cr_assert_eq(trit_pf_last_key(0, 32, 32, 100), 63);
+    cr_assert_eq(trit_pf_last_key(7, 96, 32, 100), 106);
+}
+
+/* ---- CPU emulations of the attention kernels ------------------------------------------------------ */
+
+struct att_case {
+    int64_t n_heads, n_kv, hd, n_pos; /* n_pos: cached positions the query (last) sees */
+};
+
+/* Fills q (n_heads, hd) and a cache of n_pos rows (n_kv * hd) with fp16-representable values. */
+static void att_data(struct test_rng *rng, const struct att_case *c, float *q, float *k, float *v, float *vmax) {
+    const int64_t kvd = c->n_kv * c->hd;
+    *vmax = 0.0f;
+    for (int64_t i = 0; i < c->n_heads * c->hd; i++) q[i] = test_rng_normal(rng);
+    for (int64_t i = 0; i < c->n_pos * kvd; i++) {
+        k[i] = trit_fp16_to_fp32(trit_fp32_to_fp16(test_rng_normal(rng)));
+        v[i] = trit_fp16_to_fp32(trit_fp32_to_fp16(test_rng_normal(rng)));
+        *vmax = fmaxf(*vmax, fabsf(v[i]));
+    }
+}
+
+/* trit_attn_decode_kernel, one CTA (kv head g, split) after another, with its phases and index
+ * formulas; then trit_attn_merge_kernel's weights and sum. out (n_heads, hd). */
+static void emu_decode(const struct att_case *c, const float *q, const float *kc, const float *vc, int n_splits,
+                       float *out) {
+    enum { TILE = 128 };
+    const int64_t G = c->n_heads / c->n_kv, kv_dim = c->n_kv * c->hd, hd = c->hd;
+    float *part_o = malloc((size_t)(n_splits * c->n_heads * hd) * sizeof(float));
+    float *part_ml = malloc((size_t)(n_splits * c->n_heads * 2) * sizeof(float));
+    for (int64_t i = 0; i < n_splits * c->n_heads * hd; i++) part_o[i] = NAN; /* poison: empty splits stay NaN */
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int64_t g = 0; g < c->n_kv; g++)
+        for (int split = 0; split < n_splits; split++) {
+            int64_t t0, t1;
+            trit_attn_split_range(c->n_pos, n_splits, split, &t0, &t1);
+            float *ml = part_ml + ((int64_t)split * c->n_heads + g * G) * 2;
+            if (t0 >= t1) {
+                for (int64_t h = 0; h < G; h++) ml[2 * h] = -INFINITY, ml[2 * h + 1] = 0.0f;
+                continue;
+            }
+            float m_r[8], l_r[8], o[256][8], ps[8][TILE], corr_s[8];
+            for (int64_t h = 0; h < G; h++) {
+                m_r[h] = -INFINITY, l_r[h] = 0.0f;
+                for (int64_t d = 0; d < hd; d++) o[d][h] = 0.0f;
+            }
+            for (int64_t tb = t0; tb < t1; tb += TILE) {
+                const int n_valid = (int)(t1 - tb < TILE ? t1 - tb : TILE);
+                for (int tid = 0; tid < TILE; tid++)
+                    for (int64_t h = 0; h < G; h++) {
+                        if (tid >= n_valid) {
+                            ps[h][tid] = -INFINITY;
+                            continue;
+                        }
+                        float acc = 0.0f;
+                        for (int64_t d = 0; d < hd; d++) acc += q[(g * G + h) * hd + d] * kc[(tb + tid) * kv_dim + g * hd + d];
+                        ps[h][tid] = acc * scale;
+                    }
+                for (int64_t h = 0; h < G; h++) {
+                    float mx = -INFINITY, mn, sum = 0.0f;
+                    for (int j = 0; j < TILE; j++) mx = fmaxf(mx, ps[h][j]);
+                    const float corr = trit_softmax_rescale(m_r[h], mx, &mn);
+                    for (int j = 0; j < TILE; j++) ps[h][j] = trit_softmax_p(ps[h][j], mn), sum += ps[h][j];
+                    l_r[h] = l_r[h] * corr + sum;
+                    m_r[h] = mn;
+                    corr_s[h] = corr;
+                }
+                for (int64_t d = 0; d < hd; d++)
+                    for (int64_t h = 0; h < G; h++) {
+                        o[d][h] *= corr_s[h];
+                        for (int i = 0; i < n_valid; i++) o[d][h] += ps[h][i] * vc[(tb + i) * kv_dim + g * hd + d];
+                    }
+            }
+            for (int64_t h = 0; h < G; h++) {
+                for (int64_t d = 0; d < hd; d++) part_o[((int64_t)split * c->n_heads + g * G + h) * hd + d] = o[d][h];
+                ml[2 * h] = m_r[h], ml[2 * h + 1] = l_r[h];
+            }
+        }
+    /* merge (m = 1 token): trit_attn_merge_kernel */
+    const int64_t q_dim = c->n_heads * hd, ml_stride = 2 * c->n_heads;
+    float w[64];
+    for (int64_t h = 0; h < c->n_heads; h++) {
+        trit_softmax_merge_weights(part_ml + h * 2, part_ml + h * 2 + 1, ml_stride, n_splits, w);
+        for (int64_t d = 0; d < hd; d++) {
+            float v = 0.0f;
+            for (int p = 0; p < n_splits; p++)
+                if (w[p] != 0.0f) v += w[p] * part_o[(int64_t)p * q_dim + h * hd + d];
+            out[h * hd + d] = v;
+        }
+    }
+    free(part_o), free(part_ml);
+}
+
+static void check_att(const struct att_case *c, const float *got, const float *want, float vmax, int64_t n_tiles,
+                      const char *what) {
+    const double tol = softmax_tol(c->n_pos, n_tiles) * vmax;
+    for (int64_t i = 0; i < c->n_heads * c->hd; i++)
+        cr_assert(fabs(got[i] - want[i]) <= tol, "%s heads %ld/%ld hd %ld n_pos %ld: [%ld] %g vs %g (tol %g)", what,
+                  (long)c->n_heads, (long)c->n_kv, (long)c->hd, (long)c->n_pos, (long)i, (double)got[i],
+                  (double)want[i], tol);
+}
+
+static const struct att_case ATT_CASES[] = {
+    {6, 2, 16, 1}, {6, 2, 16, 70}, {4, 4, 24, 300}, {20, 5, 128, 129}, {8, 1, 256, 200}, {32, 8, 128, 1000},
+};
+
+Test(cuda_ops_hd, decode_attention_emulation_matches_reference) {
+    struct test_rng rng;
+    test_rng_seed(&rng, 0x55u);
+    const int splits[] = {1, 2, 26, 64};
+    for (size_t ci = 0; ci < sizeof ATT_CASES / sizeof ATT_CASES[0]; ci++) {
+        const struct att_case *c = &ATT_CASES[ci];
+        const int64_t qd = c->n_heads * c->hd, kvd = c->n_kv * c->hd;
+        float *q = malloc((size_t)qd * 4), *k = malloc((size_t)(c->n_pos * kvd) * 4), *v = malloc((size_t)(c->n_pos * kvd) * 4);
+        float *want = malloc((size_t)qd * 4), *got = malloc((size_t)qd * 4), *scores = malloc((size_t)c->n_pos * 4);
+        float vmax;
+        att_data(&rng, c, q, k, v, &vmax);
+        trit_attention_f32_ref(q, k, v, c->n_pos, c->n_heads, c->n_kv, c->hd, kvd, scores, want, 0, c->n_heads);
+        for (size_t si = 0; si < sizeof splits / sizeof splits[0]; si++) {
+            emu_decode(c, q, k, v, splits[si], got);
+            check_att(c, got, want, vmax, c->n_pos / 128 + splits[si] + 1, "decode");
+        }
+        free(q), free(k), free(v), free(want), free(got), free(scores);
+    }
+}
+
+/* trit_attn_prefill_kernel for the m tokens at positions pos0 .. pos0 + m - 1 of head h, all CTAs
+ * (query tiles of bq rows), with its masking and limits; one partial per token, then normalized as
+ * the merge does with one part. out (m, n_heads, hd). */
+static void emu_prefill(int64_t n_heads, int64_t n_kv, int64_t hd, int tpr, int64_t m, int64_t pos0, const float *q,
+                        const float *kc, const float *vc, float *out) {
+    const int bq = TRIT_PF_THREADS / tpr, bk = TRIT_PF_BK;
+    const int64_t q_dim = n_heads * hd, kv_dim = n_kv * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int64_t h = 0; h < n_heads; h++) {
+        const int64_t g = h / (n_heads / n_kv);
+        for (int64_t tok0 = 0; tok0 < m; tok0 += bq) {
+            const int64_t last = trit_pf_last_key(pos0, tok0, bq, m);
+            for (int r = 0; r < bq; r++) {
+                const int64_t qp = trit_pf_qpos(pos0, tok0, r, m), tok = tok0 + r;
+                float m_row = -INFINITY, l_row = 0.0f, o[256] = {0};
+                for (int64_t kt0 = 0; kt0 <= last; kt0 += bk) {
+                    float s[TRIT_PF_BK], mx = -INFINITY, mn, sum = 0.0f;
+                    for (int c = 0; c < bk; c++) {
+                        const int64_t kp = kt0 + c;
+                        float acc = 0.0f;
+                        for (int64_t d = 0; d < hd; d++)
+                            acc += (tok < m ? q[tok * q_dim + h * hd + d] : 0.0f) *
+                                   (kp <= last ? kc[kp * kv_dim + g * hd + d] : 0.0f);
+                        s[c] = kp <= qp ? acc * scale : -INFINITY;
+                        mx = fmaxf(mx, s[c]);
+                    }
+                    const float corr = trit_softmax_rescale(m_row, mx, &mn);
+                    for (int64_t d = 0; d < hd; d++) o[d] *= corr;
+                    for (int c = 0; c < bk; c++) {
+                        const float p = trit_softmax_p(s[c], mn);
+                        sum += p;
+                        for (int64_t d = 0; d < hd; d++)
+                            o[d] += p * (kt0 + c <= last ? vc[(kt0 + c) * kv_dim + g * hd + d] : 0.0f);
+                    }
+                    l_row = l_row * corr + sum;
+                    m_row = mn;
+                }
+                if (tok >= m) continue;
+                float w;
+                trit_softmax_merge_weights(&m_row, &l_row, 1, 1, &w);
+                for (int64_t d = 0; d < hd; d++) out[tok * q_dim + h * hd + d] = w * o[d];
+            }
+        }
+    }
+}
+
+Test(cuda_ops_hd, prefill_attention_emulation_matches_reference) {
+    struct test_rng rng;
+    test_rng_seed(&rng, 0x56u);
+    const struct {
+        int64_t n_heads, n_kv, hd, m, pos0;
+        int tpr;
+    } cases[] = {{6, 2, 16, 1, 0, 4}, {6, 2, 16, 37, 0, 4}, {4, 4, 24, 40, 13, 4}, {4, 2, 128, 70, 5, 4},
+                 {2, 1, 256, 20, 31, 8}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const int64_t nh = cases[ci].n_heads, nkv = cases[ci].n_kv, hd = cases[ci].hd, m = cases[ci].m,
+                      pos0 = cases[ci].pos0, n_pos = pos0 + m, qd = nh * hd, kvd = nkv * hd;
+        struct att_case c = {nh, nkv, hd, n_pos};
+        float *q = malloc((size_t)(m * qd) * 4), *k = malloc((size_t)(n_pos * kvd) * 4),
+              *v = malloc((size_t)(n_pos * kvd) * 4), *qtmp = malloc((size_t)qd * 4);
+        float *want = malloc((size_t)qd * 4), *got = malloc((size_t)(m * qd) * 4), *scores = malloc((size_t)n_pos * 4);
+        float vmax;
+        att_data(&rng, &c, qtmp, k, v, &vmax);
+        for (int64_t i = 0; i < m * qd; i++) q[i] = test_rng_normal(&rng);
+        emu_prefill(nh, nkv, hd, cases[ci].tpr, m, pos0, q, k, v, got);
+        for (int64_t t = 0; t < m; t++) {
+            trit_attention_f32_ref(q + t * qd, k, v, pos0 + t + 1, nh, nkv, hd, kvd, scores, want, 0, nh);
+            struct att_case ct = {nh, nkv, hd, pos0 + t + 1};
+            check_att(&ct, got + t * qd, want, vmax, (pos0 + t) / TRIT_PF_BK + 2, "prefill");
+        }
+        free(q), free(k), free(v), free(qtmp), free(want), free(got), free(scores);
+    }
+}
