@@ -126,6 +126,19 @@ enum trit_status trit_model_load_gguf(const char *path, const struct trit_load_p
                                       struct trit_model *out);
 enum trit_status trit_model_load_hf(const char *dir, const struct trit_load_params *params,
                                     struct trit_model *out);
+/* A model with random weights in a named shape, built in memory (synthetic.c): "2b4t"
+ * (bitnet-b1.58-2B-4T: dim 2560, ffn 6912, 30 layers, 20/5 heads, vocab 128256, tied fp16
+ * embedding), "8b" (Llama-3-8B, untied), "70b-layers" (2 layers of Llama-3-70B), and "tiny",
+ * "tiny-bitnet", "tiny-llama" for tests. The same name and seed give the same bytes. The logits
+ * mean nothing and there is no tokenizer. TRIT_ERR_NOT_FOUND for an unknown name; *out is left
+ * zeroed on failure. */
+#define TRIT_SYNTHETIC_PREFIX "synthetic:"
+#define TRIT_SYNTHETIC_DEFAULT_SEED 1u
+enum trit_status trit_model_synthetic(const char *shape_name, uint64_t seed, struct trit_model *out);
+/* "NAME" or "NAME:SEED" (the part after "synthetic:" in a model path; seed in C notation). */
+enum trit_status trit_model_synthetic_spec(const char *spec, struct trit_model *out);
+/* The known names, comma separated, for messages. */
+const char *trit_model_synthetic_names(void);
 /* Releases everything; accepts a zeroed struct. */
 void trit_model_release(struct trit_model *m);
 

@@ -1,0 +1,79 @@
+/*
+ * head_int8.h: the opt-in int8 LM head of the CPU backend (struct trit_backend_config.head_int8,
+ * `--head-int8`). DESIGN.md section 2: the head is never ternary; it stays fp16/bf16 by default,
+ * and this int8 head is a feature whose perplexity cost is measured (docs/perf.md).
+ *
+ * Numerics (the scalar trit_head_i8_rows_ref is the specification):
+ *   weights, once at init, per row r of the (n_vocab, dim) head W:
+ *     s_r = 127 / max(max_k |W[r,k]|, 1e-5);  w[r,k] = clamp(rint(W[r,k] * s_r), -127, 127)
+ *   activations, per token (the final normed hidden state x, dim values):
+ *     s_x = 127 / max(max_k |x[k]|, 1e-5);    q[k] = clamp(rint(x[k] * s_x), -127, 127)
+ *   acc[r] = sum_k w[r,k] * q[k]   (int32, exact: every kernel gives the same bits)
+ *   logit[r] = (float)acc[r] * (d_r * d_x),  d_r = 1 / s_r, d_x = 1 / s_x   (fp32, in this order)
+ * The clamp at -127 (not -128) keeps both operands symmetric, which the AVX2 kernel's sign trick
+ * needs (|w| <= 127 and |q| <= 127: two products fit int16 without saturation); the values never
+ * reach it anyway, since |x * s_x| <= 127 up to one rounding.
+ *
+ * Kernels: AVX-512 VNNI (vpdpbusd takes u8 x s8: it multiplies u = q + 128, stored as q ^ 0x80,
+ * by w and subtracts the precomputed 128 * sum_k w[r,k] per row), AVX2 (vpmaddubsw on |w| and
+ * sign(q, w), then vpmaddwd), scalar. Rows are stored padded to a multiple of 64 columns with
+ * zero weights, so a kernel reads whole vectors and the padding adds nothing.
+ *
+ * Bytes per token: n_vocab * (ceil64(dim) + 8), half of fp16 (2B-4T: 328 MB instead of 657 MB).
+ */
+#ifndef TRIT_CPU_HEAD_INT8_H
+#define TRIT_CPU_HEAD_INT8_H
+
+#include <stdint.h>
+
+#include "core/core.h"
+#include "core/threadpool.h"
+#include "model/model.h"
+
+enum trit_head_i8_kernel {
+    TRIT_HEAD_I8_AUTO = 0,   /* the best one this machine runs (TRIT_CPU=scalar|avx2 narrows it) */
+    TRIT_HEAD_I8_SCALAR = 1,
+    TRIT_HEAD_I8_AVX2 = 2,
+    TRIT_HEAD_I8_VNNI = 3,   /* AVX-512 F/BW + VNNI */
+};
+
+struct trit_head_i8 {
+    int64_t n_rows, n_cols; /* (n_vocab, dim) */
+    int64_t ld;             /* row stride of w and q: n_cols rounded up to 64 */
+    int8_t *w;              /* (n_rows, ld), padding columns 0 */
+    float *d;               /* (n_rows) d_r = 1 / s_r */
+    int32_t *wsum128;       /* (n_rows) 128 * sum_k w[r,k]: the VNNI u8-offset correction */
+    int64_t max_x;          /* tokens one trit_head_i8_logits call takes */
+    int8_t *q;              /* (max_x, ld) scratch: quantized activations, padding 0 */
+    float *dx;              /* (max_x) scratch: d_x = 1 / s_x */
+    enum trit_head_i8_kernel kernel; /* resolved, never AUTO */
+};
+
+/* Quantizes a dense (n_vocab, dim) matrix (f32, f16 or bf16) row by row into *out, using the
+ * pool's threads (NULL: the caller alone), and allocates scratch for max_x tokens per call.
+ * kernel AUTO picks the best one; naming one this machine cannot run is TRIT_ERR_UNSUPPORTED.
+ * *out is zeroed on failure. */
+enum trit_status trit_head_i8_init(const struct trit_dense *m, int64_t max_x, enum trit_head_i8_kernel kernel,
+                                   struct trit_pool *pool, struct trit_head_i8 *out);
+/* Frees and zeroes; accepts NULL and a zeroed struct. */
+void trit_head_i8_free(struct trit_head_i8 *h);
+/* Bytes the head streams per token (weights + per-row d and wsum128). */
+int64_t trit_head_i8_bytes(const struct trit_head_i8 *h);
+const char *trit_head_i8_kernel_name(enum trit_head_i8_kernel k);
+
+/* logits (n_x, n_rows) = the int8 head of x (n_x, n_cols) fp32, row stride ldx, 1 <= n_x <= max_x.
+ * Quantizes x into the head's scratch, then splits the rows over the pool. No allocation. */
+enum trit_status trit_head_i8_logits(struct trit_pool *pool, struct trit_head_i8 *h, const float *x, int64_t n_x,
+                                     int64_t ldx, float *logits);
+
+/* ---- pieces, exported for tests and benchmarks -------------------------------------------------- */
+
+/* q[k] for k < n (and 0 for n <= k < ld) from x[n]; returns s_x (the numerics above). */
+float trit_head_i8_quantize(const float *x, int64_t n, int64_t ld, int8_t *q);
+/* acc[r - r0] for rows [r0, r1) and one token q (ld bytes), with the head's kernel; exact int32. */
+void trit_head_i8_acc_rows(const struct trit_head_i8 *h, const int8_t *q, int64_t r0, int64_t r1, int32_t *acc);
+/* The scalar specification of trit_head_i8_acc_rows. */
+void trit_head_i8_acc_rows_ref(const struct trit_head_i8 *h, const int8_t *q, int64_t r0, int64_t r1,
+                               int32_t *acc);
+
+#endif /* TRIT_CPU_HEAD_INT8_H */
