@@ -25,6 +25,7 @@
 #include "core/cpu_features.h"
 #include "core/threadpool.h"
 #include "cpu/cpu.h"
+#include "cpu/head_int8.h"
 #include "cpu/kernels.h"
 #include "cpu/ops.h"
 
@@ -55,6 +56,7 @@ struct cpu_state {
     float *gate;   /* (B, F) */
     float *up;     /* (B, F) */
     float *scores; /* (n_threads, n_ctx) attention scratch */
+    struct trit_head_i8 head8; /* the int8 LM head, when cfg.head_int8 */
     char desc[160];
 };
 
@@ -73,13 +75,16 @@ struct attn_job {
     int64_t layer, pos0, n_tok;
 };
 
-/* One task per (token, head range): scores scratch belongs to the running thread. */
+/* One task per (token, group of 4 heads): scores scratch belongs to the running thread. */
 static void attn_task(void *ctx, int64_t task, int thread) {
     struct attn_job *j = ctx;
     struct cpu_state *st = j->st;
     const struct trit_hparams *hp = &st->m->hp;
-    const int64_t n_split = (hp->n_heads + 3) / 4; /* tasks per token: heads in groups of 4 */
-    const int64_t b = task / n_split, hs = task % n_split;
+    /* head-group major, so that a thread's consecutive tasks read the same KV head's cache (it stays in
+     * L2); tokens in the order 0, n-1, 1, n-2, ...: the pool gives each thread a contiguous range of
+     * tasks, and pairing short and long contexts gives every range the same work at any thread count */
+    const int64_t hs = task / j->n_tok, i = task % j->n_tok;
+    const int64_t b = i % 2 == 0 ? i / 2 : j->n_tok - 1 - i / 2;
     const int64_t h0 = hs * 4, h1 = h0 + 4 < hp->n_heads ? h0 + 4 : hp->n_heads;
     const int64_t kv_dim = hp->n_kv_heads * hp->head_dim, q_dim = hp->n_heads * hp->head_dim;
     const float *kc = st->k_cache + j->layer * st->cfg.n_ctx * kv_dim;
@@ -88,26 +93,7 @@ static void attn_task(void *ctx, int64_t task, int thread) {
                        kv_dim, st->scores + (int64_t)thread * st->cfg.n_ctx, st->att + b * q_dim, h0, h1);
 }
 
-struct head_job {
-    const struct trit_dense *w;
-    const float *x; /* (n_rows_x, D) */
-    float *logits;  /* (n_rows_x, n_vocab) */
-    int64_t n_vocab, n_x, chunk;
-};
-
-static void head_task(void *ctx, int64_t task, int thread) {
-    (void)thread;
-    struct head_job *j = ctx;
-    const int64_t r0 = task * j->chunk, r1 = r0 + j->chunk < j->n_vocab ? r0 + j->chunk : j->n_vocab;
-    for (int64_t b = 0; b < j->n_x; b++)
-        trit_dense_gemv_rows(j->w, j->x + b * j->w->n_cols, r0, r1, j->logits + b * j->n_vocab);
-}
-
 /* ---- the forward pass ----------------------------------------------------------------------- */
-
-static void quantize(struct cpu_state *st, const float *x, int64_t n_tok, int64_t k) {
-    trit_quantize_rows_i8(x, n_tok, k, st->q8, st->s);
-}
 
 static enum trit_status cpu_forward(void *state, const int32_t *tokens, int64_t n_tok, int64_t pos0, float *logits) {
     struct cpu_state *st = state;
@@ -135,8 +121,7 @@ static enum trit_status cpu_forward(void *state, const int32_t *tokens, int64_t 
         float *vc = st->v_cache + il * st->cfg.n_ctx * kv_dim;
 
         /* attention block */
-        for (int64_t b = 0; b < n_tok; b++) trit_rmsnorm_f32(st->x + b * D, L->attn_norm, D, hp->norm_eps, st->xn + b * D);
-        quantize(st, st->xn, n_tok, D);
+        trit_prepare_matmul_input(st->pool, n_tok, D, st->x, NULL, hp->act, L->attn_norm, hp->norm_eps, st->xn, st->q8, st->s);
         const struct trit_cpu_matrix *qkv[3] = {&W->wq, &W->wk, &W->wv};
         float *qkv_out[3] = {st->q, st->k, st->v};
         TRIT_TRY(matmul_multi(st, 3, qkv, n_tok, qkv_out));
@@ -150,23 +135,17 @@ static enum trit_status cpu_forward(void *state, const int32_t *tokens, int64_t 
         }
         struct attn_job aj = {.st = st, .layer = il, .pos0 = pos0, .n_tok = n_tok};
         trit_pool_parallel_for(st->pool, n_tok * ((hp->n_heads + 3) / 4), attn_task, &aj);
-        if (hp->sub_norms)
-            for (int64_t b = 0; b < n_tok; b++)
-                trit_rmsnorm_f32(st->att + b * q_dim, L->attn_sub_norm, q_dim, hp->norm_eps, st->att + b * q_dim);
-        quantize(st, st->att, n_tok, q_dim);
+        trit_prepare_matmul_input(st->pool, n_tok, q_dim, st->att, NULL, hp->act, hp->sub_norms ? L->attn_sub_norm : NULL,
+                                  hp->norm_eps, st->att, st->q8, st->s);
         TRIT_TRY(trit_cpu_gemm_f32_add(st->pool, &W->wo, st->q8, n_tok, st->s, st->x));
 
         /* feed-forward block */
-        for (int64_t b = 0; b < n_tok; b++) trit_rmsnorm_f32(st->x + b * D, L->ffn_norm, D, hp->norm_eps, st->xn + b * D);
-        quantize(st, st->xn, n_tok, D);
+        trit_prepare_matmul_input(st->pool, n_tok, D, st->x, NULL, hp->act, L->ffn_norm, hp->norm_eps, st->xn, st->q8, st->s);
         const struct trit_cpu_matrix *gu[2] = {&W->w_gate, &W->w_up};
         float *gu_out[2] = {st->gate, st->up};
         TRIT_TRY(matmul_multi(st, 2, gu, n_tok, gu_out));
-        trit_gated_act_f32(st->gate, st->up, n_tok * F, hp->act);
-        if (hp->sub_norms)
-            for (int64_t b = 0; b < n_tok; b++)
-                trit_rmsnorm_f32(st->gate + b * F, L->ffn_sub_norm, F, hp->norm_eps, st->gate + b * F);
-        quantize(st, st->gate, n_tok, F);
+        trit_prepare_matmul_input(st->pool, n_tok, F, st->gate, st->up, hp->act, hp->sub_norms ? L->ffn_sub_norm : NULL,
+                                  hp->norm_eps, st->gate, st->q8, st->s);
         TRIT_TRY(trit_cpu_gemm_f32_add(st->pool, &W->w_down, st->q8, n_tok, st->s, st->x));
     }
 
@@ -174,10 +153,8 @@ static enum trit_status cpu_forward(void *state, const int32_t *tokens, int64_t 
     const int64_t first = st->cfg.logits_all ? 0 : n_tok - 1, n_out = n_tok - first;
     for (int64_t b = 0; b < n_out; b++)
         trit_rmsnorm_f32(st->x + (first + b) * D, m->out_norm, D, hp->norm_eps, st->xn + b * D);
-    const int64_t n_chunks = 4 * (int64_t)trit_pool_n_threads(st->pool);
-    struct head_job hj = {.w = &m->output, .x = st->xn, .logits = logits, .n_vocab = hp->n_vocab, .n_x = n_out,
-                          .chunk = (hp->n_vocab + n_chunks - 1) / n_chunks};
-    trit_pool_parallel_for(st->pool, n_chunks, head_task, &hj);
+    if (st->cfg.head_int8) return trit_head_i8_logits(st->pool, &st->head8, st->xn, n_out, D, logits);
+    trit_dense_logits(st->pool, &m->output, st->xn, n_out, D, logits);
     return TRIT_OK;
 }
 
@@ -203,6 +180,7 @@ static void cpu_free(void *state) {
                      st->k, st->v, st->att, st->gate, st->up, st->scores};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) trit_free(bufs[i]);
     trit_free(st->q8);
+    trit_head_i8_free(&st->head8);
     trit_pool_free(st->pool);
     trit_free(st);
 }
@@ -262,13 +240,16 @@ static enum trit_status cpu_init(const struct trit_model *m, const struct trit_b
     st->gate = alloc_f32(B * F, &status);
     st->up = alloc_f32(B * F, &status);
     st->scores = alloc_f32((int64_t)cfg->n_threads * C, &status);
+    if (status == TRIT_OK && cfg->head_int8)
+        status = trit_head_i8_init(&m->output, cfg->logits_all ? B : 1, TRIT_HEAD_I8_AUTO, st->pool, &st->head8);
     if (status != TRIT_OK) {
         cpu_free(st);
         return status;
     }
     trit_rope_table(C, hp->head_dim, hp->rope_theta, st->rope_cos, st->rope_sin);
-    snprintf(st->desc, sizeof st->desc, "CPU %s, %d thread%s", trit_cpu_kernel_name(), cfg->n_threads,
-             cfg->n_threads == 1 ? "" : "s");
+    snprintf(st->desc, sizeof st->desc, "CPU %s, %d thread%s%s%s", trit_cpu_kernel_name(), cfg->n_threads,
+             cfg->n_threads == 1 ? "" : "s", cfg->head_int8 ? ", int8 head " : "",
+             cfg->head_int8 ? trit_head_i8_kernel_name(st->head8.kernel) : "");
     *out = st;
     return TRIT_OK;
 }
@@ -285,7 +266,7 @@ static uint64_t cpu_memory_bytes(void *state) {
         const struct trit_cpu_matrix *ms[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
         for (size_t j = 0; j < 7; j++) w += (uint64_t)trit_cpu_matrix_bytes(ms[j]);
     }
-    return kv + w;
+    return kv + w + (uint64_t)trit_head_i8_bytes(&st->head8);
 }
 
 const struct trit_backend_ops trit_cpu_backend = {
