@@ -3,6 +3,7 @@
  * lstrip_blocks on, as transformers' apply_chat_template sets them). The expected strings were
  * produced by jinja2 3.1.6 from the same templates and messages. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,4 +67,70 @@ Test(chat_template, generation_prompt_off_and_empty_conversation) {
     cr_assert_eq(trit_chat_render(trit_chat_template_plain, &v, &out), TRIT_OK);
     cr_assert_str_eq(out, "<s>");
     free(out);
+}
+
+/* Jinja scoping, checked against jinja2 3.1.6: a for loop's body is a scope of its own, entered
+ * afresh each iteration; a nested loop's `loop` shadows the outer one only inside it. */
+Test(chat_template, loop_scopes) {
+    /* outer loop.index after an inner loop (the inner loop's state must not outlive it) */
+    check("{% for a in messages %}{% for b in messages %}{% endfor %}{{ loop.index }}{% endfor %}", "1234");
+    check("{% for a in messages %}{{ loop.index }}{% for b in messages[:2] %}{{ loop.index }}{% endfor %}{{ loop.last }},{% endfor %}",
+          "112False,212False,312False,412True,");
+    /* a set inside a loop neither changes the outer variable nor carries over to the next iteration */
+    check("{% set x = 'a' %}{% for m in messages %}{% set x = 'b' %}{{ x }}{% endfor %}{{ x }}", "bbbba");
+    check("{% for m in messages %}{% if loop.first %}{% set y = 'f' %}{% endif %}{{ y }}|{% endfor %}", "f||||");
+    /* the loop variable shadows an outer one of the same name */
+    check("{% set m = 'out' %}{% for m in messages[:1] %}{{ m.role }}{% endfor %}{{ m }}", "systemout");
+}
+
+/* A long conversation: every concatenation and filter makes a string, and there is no fixed cap on
+ * how many a rendering may make. */
+Test(chat_template, long_conversation) {
+    enum { N = 3000 };
+    struct trit_chat_message *many = malloc(N * sizeof *many);
+    cr_assert_not_null(many);
+    for (int i = 0; i < N; i++) many[i] = (struct trit_chat_message){i % 2 ? "assistant" : "user", " hi "};
+    struct trit_chat_vars v = {many, N, "<s>", "</s>", false};
+    char *out = NULL;
+    enum trit_status st = trit_chat_render("{% for m in messages %}{{ (m['role'] | upper) + ':' + m['content'] | trim + ';' }}{% endfor %}", &v, &out);
+    cr_assert_eq(st, TRIT_OK, "%s", trit_last_error());
+    cr_assert_eq(strlen(out), (size_t)(N / 2) * (strlen("USER:hi;") + strlen("ASSISTANT:hi;")));
+    cr_assert(strncmp(out, "USER:hi;ASSISTANT:hi;", 21) == 0);
+    free(out);
+    free(many);
+}
+
+/* Hostile templates (a GGUF file carries its own) fail cleanly: no stack overflow, no signed
+ * overflow, no endless rendering. */
+Test(chat_template, hostile_templates_fail_cleanly) {
+    struct trit_chat_vars v = {msgs, 4, "<s>", "</s>", false};
+    char *out = NULL;
+    const size_t n = 200000;
+    char *t = malloc(8 * n + 64);
+    cr_assert_not_null(t);
+    /* not not not ... x */
+    char *p = stpcpy(t, "{{ ");
+    for (size_t i = 0; i < n; i++) p = stpcpy(p, "not ");
+    stpcpy(p, "x }}");
+    cr_assert_eq(trit_chat_render(t, &v, &out), TRIT_ERR_UNSUPPORTED);
+    cr_assert(strstr(trit_last_error(), "nested too deeply") != NULL, "%s", trit_last_error());
+    /* {% if true %} nested n deep */
+    p = t;
+    *p = '\0';
+    for (size_t i = 0; i < n / 16; i++) p = stpcpy(p, "{%if 1%}");
+    for (size_t i = 0; i < n / 16; i++) p = stpcpy(p, "{%endif%}");
+    cr_assert_eq(trit_chat_render(t, &v, &out), TRIT_ERR_UNSUPPORTED);
+    cr_assert(strstr(trit_last_error(), "nested too deeply") != NULL, "%s", trit_last_error());
+    /* loops nested 20 deep over 4 messages would run 4^20 times */
+    p = t;
+    for (int i = 0; i < 20; i++) p += sprintf(p, "{%% for m%d in messages %%}", i);
+    p = stpcpy(p, "x");
+    for (int i = 0; i < 20; i++) p = stpcpy(p, "{% endfor %}");
+    cr_assert_eq(trit_chat_render(t, &v, &out), TRIT_ERR_UNSUPPORTED);
+    cr_assert(strstr(trit_last_error(), "too long") != NULL, "%s", trit_last_error());
+    /* integers past int64 */
+    cr_assert_eq(trit_chat_render("{{ 99999999999999999999 }}", &v, &out), TRIT_ERR_UNSUPPORTED);
+    cr_assert_eq(trit_chat_render("{{ 9223372036854775807 + 1 }}", &v, &out), TRIT_ERR_UNSUPPORTED);
+    cr_assert_null(out);
+    free(t);
 }

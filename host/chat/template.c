@@ -61,18 +61,24 @@ struct value {
 };
 
 #define MAX_VARS 64
-#define MAX_STRINGS 4096
+/* Limits that keep a hostile template (a GGUF file brings its own) from exhausting the stack or
+ * running for ever: nesting of expressions plus blocks, and pieces and expressions evaluated. A
+ * chat template takes a few steps per message. */
+#define MAX_DEPTH 64
+#define MAX_STEPS 10000000L
 
 struct ctx {
     const char *src;
     const struct trit_chat_vars *vars;
     struct { char name[64]; struct value v; } var[MAX_VARS];
     int n_var;
-    char *strings[MAX_STRINGS]; /* every string made while rendering, freed at the end */
-    int n_strings;
+    int scope; /* var[scope..n_var) belong to the innermost for-loop body (Jinja scoping) */
+    char **strings; /* every string made while rendering, freed at the end */
+    size_t n_strings, cap_strings;
     enum trit_status st;
     struct sbuf out;
     int depth;
+    long steps;
 };
 
 static enum trit_status fail(struct ctx *c, size_t off, const char *fmt, const char *what) {
@@ -82,8 +88,18 @@ static enum trit_status fail(struct ctx *c, size_t off, const char *fmt, const c
     return c->st;
 }
 
+/* Takes ownership of s (malloc'd) until the end of the rendering. On failure s is freed, the
+ * rendering fails and "" (read-only) comes back. */
 static const char *keep(struct ctx *c, char *s) {
-    if (!s || c->n_strings == MAX_STRINGS) {
+    if (s && c->n_strings == c->cap_strings) {
+        size_t cap = c->cap_strings ? 2 * c->cap_strings : 256;
+        char **v = realloc(c->strings, cap * sizeof *v);
+        if (v) {
+            c->strings = v;
+            c->cap_strings = cap;
+        }
+    }
+    if (!s || c->n_strings == c->cap_strings) {
         free(s);
         if (c->st == TRIT_OK) c->st = trit_error(TRIT_ERR_OUT_OF_MEMORY, "chat template: out of memory");
         return "";
@@ -228,14 +244,16 @@ static const char *str_transform(struct ctx *c, const char *s, const char *how) 
         while (n && isspace((unsigned char)*s)) s++, n--;
         return dup_n(c, s, n);
     }
-    const char *d = dup_n(c, s, n);
-    char *w = (char *)d;
+    /* transformed before keep(): a failed keep returns a read-only "" */
+    char *w = malloc(n + 1);
+    if (!w) return keep(c, NULL);
+    memcpy(w, s, n + 1);
     for (size_t i = 0; i < n; i++) {
         if (!strcmp(how, "upper")) w[i] = (char)toupper((unsigned char)w[i]);
         else if (!strcmp(how, "lower")) w[i] = (char)tolower((unsigned char)w[i]);
         else if (!strcmp(how, "capitalize")) w[i] = (char)(i == 0 ? toupper((unsigned char)w[i]) : tolower((unsigned char)w[i]));
     }
-    return d;
+    return keep(c, w);
 }
 
 static struct value apply_filter(struct parser *P, struct value v, const char *name, size_t n, size_t at) {
@@ -283,7 +301,9 @@ static struct value primary(struct parser *P) {
     }
     if (isdigit((unsigned char)ch)) {
         long long x = 0;
-        while (P->p < P->end && isdigit((unsigned char)*P->p)) x = x * 10 + (*P->p++ - '0');
+        while (P->p < P->end && isdigit((unsigned char)*P->p))
+            if (__builtin_mul_overflow(x, 10, &x) || __builtin_add_overflow(x, *P->p++ - '0', &x))
+                return fail(c, at, "integer too large", NULL), (struct value){0};
         return vint(x);
     }
     if (ch == '(') {
@@ -385,7 +405,7 @@ static struct value concat(struct parser *P) {
         struct value w = postfix(P);
         if (c->st != TRIT_OK) return v;
         if (!tilde && v.k == V_INT && w.k == V_INT) {
-            v = vint(v.i + w.i);
+            if (__builtin_add_overflow(v.i, w.i, &v.i)) return fail(c, at, "integer too large", NULL), v;
         } else if (tilde || (v.k == V_STR && w.k == V_STR)) {
             const char *a = to_str(c, v), *b = to_str(c, w);
             size_t na = strlen(a), nb = strlen(b);
@@ -430,8 +450,20 @@ static struct value comparison(struct parser *P) {
     return v;
 }
 
+static bool enter(struct ctx *c, size_t at) {
+    if (++c->depth <= MAX_DEPTH) return true;
+    fail(c, at, "nested too deeply", NULL);
+    c->depth--;
+    return false;
+}
+
 static struct value negation(struct parser *P) {
-    if (accept_word(P, "not")) return vbool(!truthy(negation(P)));
+    if (accept_word(P, "not")) {
+        if (!enter(P->c, off(P))) return (struct value){0};
+        struct value v = vbool(!truthy(negation(P)));
+        P->c->depth--;
+        return v;
+    }
     return comparison(P);
 }
 
@@ -445,11 +477,7 @@ static struct value conjunction(struct parser *P) {
 }
 
 static struct value expr(struct parser *P) {
-    if (++P->c->depth > 64) {
-        fail(P->c, off(P), "expression nested too deeply", NULL);
-        P->c->depth--;
-        return (struct value){0};
-    }
+    if (!enter(P->c, off(P))) return (struct value){0};
     struct value v = conjunction(P);
     while (accept_word(P, "or")) {
         struct value w = conjunction(P);
@@ -577,12 +605,8 @@ static long find_close(const struct pieces *ps, size_t i, size_t hi, bool stops)
 
 static void exec(struct ctx *c, const struct pieces *ps, size_t lo, size_t hi);
 
-static void set_var(struct ctx *c, const char *name, size_t n, struct value v, size_t at) {
-    for (int i = c->n_var - 1; i >= 0; i--)
-        if (strlen(c->var[i].name) == n && memcmp(c->var[i].name, name, n) == 0) {
-            c->var[i].v = v;
-            return;
-        }
+/* A new variable in the innermost scope (it may shadow an outer one of the same name). */
+static void push_var(struct ctx *c, const char *name, size_t n, struct value v, size_t at) {
     if (c->n_var == MAX_VARS || n >= sizeof c->var[0].name) {
         fail(c, at, "too many variables", NULL);
         return;
@@ -590,6 +614,18 @@ static void set_var(struct ctx *c, const char *name, size_t n, struct value v, s
     memcpy(c->var[c->n_var].name, name, n);
     c->var[c->n_var].name[n] = '\0';
     c->var[c->n_var++].v = v;
+}
+
+/* {% set %}: assigns in the innermost scope; a variable of an enclosing scope is shadowed, not
+ * changed (Jinja: "it is not possible to set variables inside a block and have them show up
+ * outside of it"; if blocks are no scope). */
+static void set_var(struct ctx *c, const char *name, size_t n, struct value v, size_t at) {
+    for (int i = c->n_var - 1; i >= c->scope; i--)
+        if (strlen(c->var[i].name) == n && memcmp(c->var[i].name, name, n) == 0) {
+            c->var[i].v = v;
+            return;
+        }
+    push_var(c, name, n, v, at);
 }
 
 static void exec_stmt(struct ctx *c, const struct pieces *ps, size_t *i, size_t hi) {
@@ -640,15 +676,21 @@ static void exec_stmt(struct ctx *c, const struct pieces *ps, size_t *i, size_t 
         if (close < 0 || !kw_is(&ps->v[close], "endfor")) return (void)fail(c, at, "{% for %} without {% endfor %}", NULL);
         if (c->st != TRIT_OK) return;
         if (list.k != V_LIST) return (void)fail(c, at, "{% for %} over a value that is not a list", NULL);
+        /* The body is a scope of its own, entered afresh each iteration: `loop` and the target come
+         * first, then what the body sets; all of it goes at the end of the iteration. */
         struct loop_state ls = {0, list.hi - list.lo};
-        int saved = c->n_var;
-        set_var(c, "loop", 4, (struct value){.k = V_LOOP, .loop = &ls}, at);
+        const int saved = c->n_var, saved_scope = c->scope;
+        push_var(c, "loop", 4, (struct value){.k = V_LOOP, .loop = &ls}, at);
+        push_var(c, name, n, (struct value){.k = V_NONE}, at);
+        c->scope = saved;
         for (long long m = list.lo; m < list.hi && c->st == TRIT_OK; m++) {
+            c->n_var = saved + 2;
             ls.index0 = m - list.lo;
-            set_var(c, name, n, (struct value){.k = V_MSG, .i = m}, at);
+            c->var[saved + 1].v = (struct value){.k = V_MSG, .i = m};
             exec(c, ps, *i + 1, (size_t)close);
         }
-        c->n_var = saved; /* loop variables go out of scope (sets inside a for do too, as in Jinja) */
+        c->n_var = saved;
+        c->scope = saved_scope;
         *i = (size_t)close;
         return;
     }
@@ -665,14 +707,20 @@ static void exec_stmt(struct ctx *c, const struct pieces *ps, size_t *i, size_t 
 }
 
 static void exec(struct ctx *c, const struct pieces *ps, size_t lo, size_t hi) {
+    if (lo < hi && !enter(c, (size_t)(ps->v[lo].s - c->src))) return;
     for (size_t i = lo; i < hi && c->st == TRIT_OK; i++) {
         const struct piece *pc = &ps->v[i];
+        if (++c->steps > MAX_STEPS) {
+            fail(c, (size_t)(pc->s - c->src), "the template runs too long (more than 10^7 steps)", NULL);
+            break;
+        }
         if (pc->kind == P_TEXT) sb_put(&c->out, pc->s, pc->n);
         else if (pc->kind == P_EXPR) {
             const char *s = to_str(c, eval(c, pc->s, pc->n));
             sb_put(&c->out, s, strlen(s));
         } else exec_stmt(c, ps, &i, hi);
     }
+    if (lo < hi) c->depth--;
 }
 
 enum trit_status trit_chat_render(const char *tmpl, const struct trit_chat_vars *vars, char **out) {
@@ -695,7 +743,8 @@ enum trit_status trit_chat_render(const char *tmpl, const struct trit_chat_vars 
         if (!*out) st = trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory");
     }
     free(c->out.p);
-    for (int i = 0; i < c->n_strings; i++) free(c->strings[i]);
+    for (size_t i = 0; i < c->n_strings; i++) free(c->strings[i]);
+    free(c->strings);
     free(ps.v);
     free(c);
     return st;
