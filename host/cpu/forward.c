@@ -25,19 +25,16 @@
 #include "core/cpu_features.h"
 #include "core/threadpool.h"
 #include "cpu/cpu.h"
+#include "cpu/forward_common.h"
 #include "cpu/head_int8.h"
 #include "cpu/kernels.h"
 #include "cpu/ops.h"
-
-struct cpu_layer {
-    struct trit_cpu_matrix wq, wk, wv, wo, w_gate, w_up, w_down;
-};
 
 struct cpu_state {
     const struct trit_model *m;
     struct trit_backend_config cfg;
     struct trit_pool *pool;
-    struct cpu_layer *layers;
+    struct trit_cpu_layer *layers;
 
     /* KV cache: (n_layers, n_ctx, Hkv) each, fp32 */
     float *k_cache, *v_cache;
@@ -101,22 +98,11 @@ static enum trit_status cpu_forward(void *state, const int32_t *tokens, int64_t 
     const struct trit_hparams *hp = &m->hp;
     const int64_t D = hp->dim, F = hp->ffn_dim, hd = hp->head_dim;
     const int64_t q_dim = hp->n_heads * hd, kv_dim = hp->n_kv_heads * hd;
-    if (n_tok <= 0 || n_tok > st->cfg.n_batch)
-        return trit_error(TRIT_ERR_INVALID_ARG, "cpu forward: %lld tokens (batch holds 1..%lld)", (long long)n_tok,
-                          (long long)st->cfg.n_batch);
-    if (pos0 < 0 || pos0 + n_tok > st->cfg.n_ctx)
-        return trit_error(TRIT_ERR_CONTEXT_FULL, "context full: positions %lld..%lld do not fit in %lld",
-                          (long long)pos0, (long long)(pos0 + n_tok - 1), (long long)st->cfg.n_ctx);
-    for (int64_t b = 0; b < n_tok; b++) {
-        if (tokens[b] < 0 || tokens[b] >= hp->n_vocab)
-            return trit_error(TRIT_ERR_INVALID_ARG, "token id %d is outside the vocabulary (0..%lld)", tokens[b],
-                              (long long)hp->n_vocab - 1);
-        trit_dense_row_f32(&m->tok_embd, tokens[b], st->x + b * D);
-    }
+    TRIT_TRY(trit_cpu_forward_begin(m, &st->cfg, "cpu forward", tokens, n_tok, pos0, st->x));
 
     for (int64_t il = 0; il < hp->n_layers; il++) {
         const struct trit_layer *L = &m->layers[il];
-        const struct cpu_layer *W = &st->layers[il];
+        const struct trit_cpu_layer *W = &st->layers[il];
         float *kc = st->k_cache + il * st->cfg.n_ctx * kv_dim;
         float *vc = st->v_cache + il * st->cfg.n_ctx * kv_dim;
 
@@ -125,14 +111,8 @@ static enum trit_status cpu_forward(void *state, const int32_t *tokens, int64_t 
         const struct trit_cpu_matrix *qkv[3] = {&W->wq, &W->wk, &W->wv};
         float *qkv_out[3] = {st->q, st->k, st->v};
         TRIT_TRY(matmul_multi(st, 3, qkv, n_tok, qkv_out));
-        for (int64_t b = 0; b < n_tok; b++) {
-            const int64_t pos = pos0 + b;
-            const float *c = st->rope_cos + pos * (hd / 2), *s = st->rope_sin + pos * (hd / 2);
-            for (int64_t h = 0; h < hp->n_heads; h++) trit_rope_f32(st->q + b * q_dim + h * hd, hd, c, s, hp->rope_style);
-            for (int64_t h = 0; h < hp->n_kv_heads; h++) trit_rope_f32(st->k + b * kv_dim + h * hd, hd, c, s, hp->rope_style);
-            memcpy(kc + pos * kv_dim, st->k + b * kv_dim, (size_t)kv_dim * sizeof(float));
-            memcpy(vc + pos * kv_dim, st->v + b * kv_dim, (size_t)kv_dim * sizeof(float));
-        }
+        trit_cpu_rope_to_cache(hp, st->rope_cos, st->rope_sin, n_tok, pos0, hp->n_heads, hp->n_kv_heads, st->q, st->k,
+                               st->v, kc, vc);
         struct attn_job aj = {.st = st, .layer = il, .pos0 = pos0, .n_tok = n_tok};
         trit_pool_parallel_for(st->pool, n_tok * ((hp->n_heads + 3) / 4), attn_task, &aj);
         trit_prepare_matmul_input(st->pool, n_tok, q_dim, st->att, NULL, hp->act, hp->sub_norms ? L->attn_sub_norm : NULL,
@@ -163,18 +143,7 @@ static enum trit_status cpu_forward(void *state, const int32_t *tokens, int64_t 
 static void cpu_free(void *state) {
     struct cpu_state *st = state;
     if (!st) return;
-    if (st->layers) {
-        for (int64_t i = 0; i < st->m->hp.n_layers; i++) {
-            struct cpu_layer *l = &st->layers[i];
-            trit_cpu_matrix_free(&l->wq);
-            trit_cpu_matrix_free(&l->wk);
-            trit_cpu_matrix_free(&l->wv);
-            trit_cpu_matrix_free(&l->wo);
-            trit_cpu_matrix_free(&l->w_gate);
-            trit_cpu_matrix_free(&l->w_up);
-            trit_cpu_matrix_free(&l->w_down);
-        }
-    }
+    trit_cpu_layers_free(st->layers, st->m->hp.n_layers);
     trit_free(st->layers);
     float *bufs[] = {st->k_cache, st->v_cache, st->rope_cos, st->rope_sin, st->x, st->xn, st->s, st->q,
                      st->k, st->v, st->att, st->gate, st->up, st->scores};
@@ -214,7 +183,7 @@ static enum trit_status cpu_init(const struct trit_model *m, const struct trit_b
     if (!st->layers) status = trit_error(TRIT_ERR_OUT_OF_MEMORY, "cpu backend: out of memory");
     for (int64_t i = 0; i < hp->n_layers && status == TRIT_OK; i++) {
         const struct trit_layer *L = &m->layers[i];
-        struct cpu_layer *W = &st->layers[i];
+        struct trit_cpu_layer *W = &st->layers[i];
         const struct trit_ternary *src[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
         struct trit_cpu_matrix *dst[] = {&W->wq, &W->wk, &W->wv, &W->wo, &W->w_gate, &W->w_up, &W->w_down};
         for (size_t j = 0; j < 7 && status == TRIT_OK; j++) status = trit_cpu_matrix_pack(src[j], dst[j]);
@@ -260,13 +229,7 @@ static uint64_t cpu_memory_bytes(void *state) {
     const struct cpu_state *st = state;
     const struct trit_hparams *hp = &st->m->hp;
     uint64_t kv = (uint64_t)(2 * hp->n_layers * st->cfg.n_ctx * hp->n_kv_heads * hp->head_dim) * sizeof(float);
-    uint64_t w = 0;
-    for (int64_t i = 0; i < hp->n_layers; i++) {
-        const struct cpu_layer *l = &st->layers[i];
-        const struct trit_cpu_matrix *ms[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
-        for (size_t j = 0; j < 7; j++) w += (uint64_t)trit_cpu_matrix_bytes(ms[j]);
-    }
-    return kv + w + (uint64_t)trit_head_i8_bytes(&st->head8);
+    return kv + trit_cpu_layers_bytes(st->layers, hp->n_layers) + (uint64_t)trit_head_i8_bytes(&st->head8);
 }
 
 const struct trit_backend_ops trit_cpu_backend = {

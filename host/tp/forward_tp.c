@@ -24,14 +24,11 @@
 
 #include "core/threadpool.h"
 #include "cpu/cpu.h"
+#include "cpu/forward_common.h"
 #include "cpu/kernels.h"
 #include "cpu/ops.h"
 #include "tp/plan.h"
 #include "tp/tp.h"
-
-struct tp_layer {
-    struct trit_cpu_matrix wq, wk, wv, wo, w_gate, w_up, w_down;
-};
 
 enum tp_fault { FAULT_NONE = 0, FAULT_KILL = 1, FAULT_HANG = 2 };
 
@@ -43,7 +40,7 @@ struct tp_state {
     bool own_comm;
     struct trit_tp_plan plan;
     struct trit_pool *pool;
-    struct tp_layer *layers;
+    struct trit_cpu_layer *layers;
     int64_t q_loc, kv_loc; /* this rank's query and KV widths: n_heads * head_dim, n_kv_heads * head_dim */
 
     /* KV cache of this rank's KV heads: (n_layers, n_ctx, kv_loc) each, fp32 */
@@ -193,22 +190,11 @@ static enum trit_status tp_forward(void *state, const int32_t *tokens, int64_t n
     const struct trit_hparams *hp = &m->hp;
     const struct trit_tp_plan *pl = &st->plan;
     const int64_t D = hp->dim, hd = hp->head_dim, qd = st->q_loc, kvd = st->kv_loc, F = pl->n_ffn;
-    if (n_tok <= 0 || n_tok > st->cfg.n_batch)
-        return trit_error(TRIT_ERR_INVALID_ARG, "tp forward: %lld tokens (batch holds 1..%lld)", (long long)n_tok,
-                          (long long)st->cfg.n_batch);
-    if (pos0 < 0 || pos0 + n_tok > st->cfg.n_ctx)
-        return trit_error(TRIT_ERR_CONTEXT_FULL, "context full: positions %lld..%lld do not fit in %lld",
-                          (long long)pos0, (long long)(pos0 + n_tok - 1), (long long)st->cfg.n_ctx);
-    for (int64_t b = 0; b < n_tok; b++) {
-        if (tokens[b] < 0 || tokens[b] >= hp->n_vocab)
-            return trit_error(TRIT_ERR_INVALID_ARG, "token id %d is outside the vocabulary (0..%lld)", tokens[b],
-                              (long long)hp->n_vocab - 1);
-        trit_dense_row_f32(&m->tok_embd, tokens[b], st->x + b * D);
-    }
+    TRIT_TRY(trit_cpu_forward_begin(m, &st->cfg, "tp forward", tokens, n_tok, pos0, st->x));
 
     for (int64_t il = 0; il < hp->n_layers; il++) {
         const struct trit_layer *L = &m->layers[il];
-        const struct tp_layer *W = &st->layers[il];
+        const struct trit_cpu_layer *W = &st->layers[il];
         float *kc = st->k_cache + il * st->cfg.n_ctx * kvd;
         float *vc = st->v_cache + il * st->cfg.n_ctx * kvd;
 
@@ -218,14 +204,8 @@ static enum trit_status tp_forward(void *state, const int32_t *tokens, int64_t n
         const struct trit_cpu_matrix *qkv[3] = {&W->wq, &W->wk, &W->wv};
         float *qkv_out[3] = {st->q, st->k, st->v};
         TRIT_TRY(trit_cpu_gemm_f32_multi(st->pool, 3, qkv, st->q8, n_tok, st->s, qkv_out));
-        for (int64_t b = 0; b < n_tok; b++) {
-            const int64_t pos = pos0 + b;
-            const float *c = st->rope_cos + pos * (hd / 2), *s = st->rope_sin + pos * (hd / 2);
-            for (int64_t h = 0; h < pl->n_heads; h++) trit_rope_f32(st->q + b * qd + h * hd, hd, c, s, hp->rope_style);
-            for (int64_t h = 0; h < pl->n_kv_heads; h++) trit_rope_f32(st->k + b * kvd + h * hd, hd, c, s, hp->rope_style);
-            memcpy(kc + pos * kvd, st->k + b * kvd, (size_t)kvd * sizeof(float));
-            memcpy(vc + pos * kvd, st->v + b * kvd, (size_t)kvd * sizeof(float));
-        }
+        trit_cpu_rope_to_cache(hp, st->rope_cos, st->rope_sin, n_tok, pos0, pl->n_heads, pl->n_kv_heads, st->q, st->k,
+                               st->v, kc, vc);
         struct attn_job aj = {.st = st, .layer = il, .pos0 = pos0};
         trit_pool_parallel_for(st->pool, n_tok * pl->n_heads, attn_task, &aj);
         /* row-parallel o_proj over this rank's heads */
@@ -279,13 +259,7 @@ static enum trit_status tp_forward(void *state, const int32_t *tokens, int64_t n
 static void tp_free(void *state) {
     struct tp_state *st = state;
     if (!st) return;
-    if (st->layers) {
-        for (int64_t i = 0; i < st->m->hp.n_layers; i++) {
-            struct tp_layer *l = &st->layers[i];
-            struct trit_cpu_matrix *ms[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
-            for (size_t j = 0; j < 7; j++) trit_cpu_matrix_free(ms[j]);
-        }
-    }
+    trit_cpu_layers_free(st->layers, st->m->hp.n_layers);
     trit_free(st->layers);
     void *bufs[] = {st->k_cache, st->v_cache, st->rope_cos, st->rope_sin, st->x, st->xn, st->q8, st->s, st->amax,
                     st->ss, st->ss_all, st->ss_tok, st->q, st->k, st->v, st->att, st->gate, st->up, st->acc, st->y,
@@ -315,7 +289,7 @@ static enum trit_status pack_shard(const struct trit_ternary *w, const float *wf
 static enum trit_status pack_layer(struct tp_state *st, int64_t il, const struct trit_tp_float_source *floats) {
     const struct trit_hparams *hp = &st->m->hp;
     const struct trit_layer *L = &st->m->layers[il];
-    struct tp_layer *W = &st->layers[il];
+    struct trit_cpu_layer *W = &st->layers[il];
     const struct trit_tp_plan *pl = &st->plan;
     const int64_t hd = hp->head_dim;
     struct {
@@ -541,13 +515,7 @@ static uint64_t tp_memory_bytes(void *state) {
     const struct tp_state *st = state;
     const struct trit_hparams *hp = &st->m->hp;
     uint64_t kv = (uint64_t)(2 * hp->n_layers * st->cfg.n_ctx * st->kv_loc) * sizeof(float);
-    uint64_t w = 0;
-    for (int64_t i = 0; i < hp->n_layers; i++) {
-        const struct tp_layer *l = &st->layers[i];
-        const struct trit_cpu_matrix *ms[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
-        for (size_t j = 0; j < 7; j++) w += (uint64_t)trit_cpu_matrix_bytes(ms[j]);
-    }
-    return kv + w;
+    return kv + trit_cpu_layers_bytes(st->layers, hp->n_layers);
 }
 
 int trit_tp_rank(const void *state) { return ((const struct tp_state *)state)->plan.rank; }
