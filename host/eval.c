@@ -23,6 +23,10 @@ enum trit_status trit_perplexity(trit_context *ctx, const int32_t *tokens, int64
     const int32_t n_ctx = trit_context_n_ctx(ctx), n_vocab = trit_model_n_vocab(trit_context_model(ctx));
     if (!trit_context_logits_all(ctx))
         return trit_error(TRIT_ERR_INVALID_ARG, "perplexity: the context must keep every token's logits (logits_all)");
+    /* positions n_ctx/2 .. n_ctx-2 are scored: none below 3 */
+    if (n_ctx < 3)
+        return trit_error(TRIT_ERR_INVALID_ARG, "perplexity: a context of %d tokens scores nothing (it needs at least 3)", n_ctx);
+    if (n_tokens < 0) return trit_error(TRIT_ERR_INVALID_ARG, "perplexity: %lld tokens", (long long)n_tokens);
     int64_t n_chunks = n_tokens / n_ctx;
     if (max_chunks > 0 && max_chunks < n_chunks) n_chunks = max_chunks;
     if (n_chunks == 0)

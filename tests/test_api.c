@@ -158,3 +158,51 @@ Test(api, tokenizer_round_trip_and_stream) {
     trit_tokens_free(&ids);
     trit_tokenizer_free(tok);
 }
+
+/* trit_perplexity against the same method written out over trit_decode's logits_all rows, and its
+ * argument errors: a context too short to score anything (n_ctx < 3) and a negative count are
+ * errors, not a NaN perplexity. */
+Test(api, perplexity_matches_its_definition) {
+    trit_model *m = load_fixture();
+    const int32_t n_vocab = trit_model_n_vocab(m), n_ctx = 8, bos = 1;
+    int32_t ids[20];
+    struct test_rng rng;
+    test_rng_seed(&rng, 11);
+    for (int i = 0; i < 20; i++) ids[i] = (int32_t)test_rng_int(&rng, 0, n_vocab - 1);
+    trit_context *ctx = make_ctx(m, n_ctx, n_ctx, true);
+
+    double nll = 0.0;
+    int64_t count = 0;
+    for (int c = 0; c < 2; c++) { /* 20 tokens: two chunks of 8, 4 dropped */
+        int32_t chunk[8];
+        memcpy(chunk, ids + c * n_ctx, sizeof chunk);
+        chunk[0] = bos;
+        const float *logits;
+        cr_assert_eq(trit_context_truncate(ctx, 0), TRIT_OK);
+        cr_assert_eq(trit_decode(ctx, chunk, n_ctx, &logits), TRIT_OK, "%s", trit_last_error());
+        for (int j = n_ctx / 2; j < n_ctx - 1; j++) {
+            const float *row = logits + (size_t)j * (size_t)n_vocab;
+            float mx = row[0];
+            for (int v = 1; v < n_vocab; v++) mx = row[v] > mx ? row[v] : mx;
+            double sum = 0.0;
+            for (int v = 0; v < n_vocab; v++) sum += exp((double)row[v] - mx);
+            nll += log(sum) - ((double)row[ids[c * n_ctx + j + 1]] - mx);
+            count++;
+        }
+    }
+    struct trit_perplexity_result r;
+    cr_assert_eq(trit_perplexity(ctx, ids, 20, bos, 0, NULL, NULL, &r), TRIT_OK, "%s", trit_last_error());
+    cr_assert_eq(r.n_chunks, 2);
+    cr_assert_eq(r.n_scored, count);
+    /* the same double arithmetic in the same order */
+    cr_assert_float_eq(r.mean_nll, nll / (double)count, 1e-12 * fabs(nll));
+    cr_assert(isfinite(r.ppl) && isfinite(r.ppl_err) && r.ppl_err > 0.0);
+
+    cr_assert_eq(trit_perplexity(ctx, ids, -16, bos, 0, NULL, NULL, &r), TRIT_ERR_INVALID_ARG);
+    trit_context_free(ctx);
+    ctx = make_ctx(m, 2, 2, true); /* scores positions 1..0: nothing */
+    cr_assert_eq(trit_perplexity(ctx, ids, 20, bos, 0, NULL, NULL, &r), TRIT_ERR_INVALID_ARG);
+    cr_assert(strstr(trit_last_error(), "3") != NULL, "%s", trit_last_error());
+    trit_context_free(ctx);
+    trit_model_free(m);
+}
