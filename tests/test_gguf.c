@@ -13,12 +13,14 @@
  */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "core/core.h"
 #include "io/gguf.h"
+#include "model/model.h"
 #include "support.h"
 
 /* ---- helpers -------------------------------------------------------------------------------- */
@@ -927,4 +929,42 @@ Test(gguf, writer_rejects_bad_arguments) {
     cr_assert_eq(gguf_writer_write(w, "/nonexistent/dir/out.gguf"), TRIT_ERR_IO);
     gguf_writer_free(w);
     gguf_writer_free(NULL);
+}
+
+/* ---- model hyperparameters ---------------------------------------------------------------------- */
+
+/* Head counts and widths from a hostile file are bounded before any size is computed from them:
+ * n_heads * head_dim with both at 2^40 overflowed int64 in the loader. */
+Test(gguf, model_load_bounds_head_counts) {
+    static const struct { const char *key; uint64_t v; } cases[] = {
+        {"bitnet.attention.head_count", (uint64_t)1 << 40},
+        {"bitnet.attention.head_count_kv", (uint64_t)1 << 40},
+        {"bitnet.attention.key_length", (uint64_t)1 << 40},
+        {"bitnet.embedding_length", (uint64_t)1 << 40},
+        {"bitnet.feed_forward_length", (uint64_t)1 << 40},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct gguf_writer *w;
+        cr_assert_eq(gguf_writer_init(&w), TRIT_OK);
+        cr_assert_eq(gguf_writer_set_str(w, "general.architecture", "bitnet"), TRIT_OK);
+        cr_assert_eq(gguf_writer_set_u32(w, "bitnet.block_count", 1), TRIT_OK);
+        const char *keys[] = {"bitnet.embedding_length", "bitnet.feed_forward_length", "bitnet.attention.head_count",
+                              "bitnet.attention.head_count_kv", "bitnet.attention.key_length"};
+        for (size_t k = 0; k < 5; k++) {
+            uint64_t v = strcmp(keys[k], cases[i].key) == 0 ? cases[i].v : k == 4 ? 4 : 8;
+            cr_assert_eq(gguf_writer_set_val(w, keys[k], GGUF_TYPE_UINT64, &v), TRIT_OK);
+        }
+        float embd[4 * 8] = {0}, norm[8] = {1};
+        int64_t ne_e[2] = {8, 4}, ne_n[1] = {8};
+        cr_assert_eq(gguf_writer_add_tensor(w, "token_embd.weight", GGML_TYPE_F32, 2, ne_e, embd, sizeof embd), TRIT_OK);
+        cr_assert_eq(gguf_writer_add_tensor(w, "output_norm.weight", GGML_TYPE_F32, 1, ne_n, norm, sizeof norm), TRIT_OK);
+        char path[256];
+        snprintf(path, sizeof path, "/tmp/trit_test_hparams_%d.gguf", (int)getpid());
+        cr_assert_eq(gguf_writer_write(w, path), TRIT_OK, "%s", trit_last_error());
+        gguf_writer_free(w);
+        struct trit_model m;
+        cr_assert_eq(trit_model_load_gguf(path, NULL, &m), TRIT_ERR_FORMAT, "%s", cases[i].key);
+        cr_assert(strstr(trit_last_error(), cases[i].key) != NULL, "%s: %s", cases[i].key, trit_last_error());
+        unlink(path);
+    }
 }

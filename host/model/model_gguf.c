@@ -39,8 +39,9 @@ static void release_gguf(void *mapping) {
 
 /* ---- hyperparameters ----------------------------------------------------------------------- */
 
+/* arch.suffix as an integer in [0, max]; `fallback` when absent and not required. */
 static enum trit_status get_int(const struct gguf_file *f, const char *arch, const char *suffix,
-                                bool required, int64_t fallback, int64_t *out) {
+                                bool required, int64_t fallback, int64_t max, int64_t *out) {
     char key[160];
     snprintf(key, sizeof key, "%s.%s", arch, suffix);
     uint64_t v;
@@ -52,7 +53,9 @@ static enum trit_status get_int(const struct gguf_file *f, const char *arch, con
         return TRIT_OK;
     }
     TRIT_TRY(st);
-    if (v > (uint64_t)1 << 40) return trit_error(TRIT_ERR_FORMAT, "gguf: key '%s' = %llu is out of range", key, (unsigned long long)v);
+    if (v > (uint64_t)max)
+        return trit_error(TRIT_ERR_FORMAT, "gguf: key '%s' = %llu is out of range (at most %lld)", key,
+                          (unsigned long long)v, (long long)max);
     *out = (int64_t)v;
     return TRIT_OK;
 }
@@ -113,14 +116,17 @@ static enum trit_status read_hparams(struct gguf_loader *L) {
                           arch);
     }
 
-    TRIT_TRY(get_int(f, arch, "block_count", true, 0, &hp->n_layers));
-    TRIT_TRY(get_int(f, arch, "embedding_length", true, 0, &hp->dim));
-    TRIT_TRY(get_int(f, arch, "feed_forward_length", true, 0, &hp->ffn_dim));
-    TRIT_TRY(get_int(f, arch, "attention.head_count", true, 0, &hp->n_heads));
-    TRIT_TRY(get_int(f, arch, "attention.head_count_kv", false, hp->n_heads, &hp->n_kv_heads));
-    TRIT_TRY(get_int(f, arch, "context_length", false, 2048, &hp->ctx_train));
+    /* Bounds as the HF loader's: widths and counts from the file are multiplied together before any
+     * tensor has been checked, so each stays far from int64 overflow; contexts fit the API's int32. */
+    const int64_t big = (int64_t)1 << 31, heads = 65536;
+    TRIT_TRY(get_int(f, arch, "block_count", true, 0, big, &hp->n_layers));
+    TRIT_TRY(get_int(f, arch, "embedding_length", true, 0, big, &hp->dim));
+    TRIT_TRY(get_int(f, arch, "feed_forward_length", true, 0, big, &hp->ffn_dim));
+    TRIT_TRY(get_int(f, arch, "attention.head_count", true, 0, heads, &hp->n_heads));
+    TRIT_TRY(get_int(f, arch, "attention.head_count_kv", false, hp->n_heads, heads, &hp->n_kv_heads));
+    TRIT_TRY(get_int(f, arch, "context_length", false, 2048, INT32_MAX, &hp->ctx_train));
     if (hp->n_heads <= 0 || hp->dim <= 0) return trit_error(TRIT_ERR_FORMAT, "gguf: head count and embedding length must be positive");
-    TRIT_TRY(get_int(f, arch, "attention.key_length", false, hp->dim / hp->n_heads, &hp->head_dim));
+    TRIT_TRY(get_int(f, arch, "attention.key_length", false, hp->dim / hp->n_heads, heads, &hp->head_dim));
     TRIT_TRY(get_float(f, arch, "attention.layer_norm_rms_epsilon", 1e-5f, &hp->norm_eps));
     TRIT_TRY(get_float(f, arch, "rope.freq_base", 10000.0f, &hp->rope_theta));
     if (hp->n_layers > 4096) return trit_error(TRIT_ERR_FORMAT, "gguf: block_count %lld is not plausible", (long long)hp->n_layers);

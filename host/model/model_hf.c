@@ -122,7 +122,7 @@ static enum trit_status read_config(struct hf_loader *L) {
     TRIT_TRY(json_get_int(c, "num_attention_heads", 0, 1, 65536, &hp->n_heads));
     TRIT_TRY(json_get_int(c, "num_key_value_heads", hp->n_heads, 1, 65536, &hp->n_kv_heads));
     TRIT_TRY(json_get_int(c, "head_dim", hp->dim / hp->n_heads, 1, 65536, &hp->head_dim));
-    TRIT_TRY(json_get_int(c, "max_position_embeddings", 2048, 1, big, &hp->ctx_train));
+    TRIT_TRY(json_get_int(c, "max_position_embeddings", 2048, 1, INT32_MAX, &hp->ctx_train));
     TRIT_TRY(json_require(c, "vocab_size"));
     TRIT_TRY(json_get_int(c, "vocab_size", 0, 1, big, &hp->n_vocab));
     double eps = 1e-5, theta = 10000.0;
