@@ -12,8 +12,8 @@
  *     q8  = quant(rmsnorm(x [+= down of the previous layer]) * attn_norm)      trit_cuda_residual_norm_quant
  *     acc = [wq; wk; wv] . q8                   one int32 GEMV/GEMM over the concatenated rows
  *     q, K/V cache rows = rope(epilogue(acc))   trit_cuda_rope_kv (fp16 cache)
- *     partials = attention                      decode: split-K (m = 1); prefill: causal tiles
- *     q8  = quant([rmsnorm] merge(partials))    trit_cuda_attn_merge_quant
+ *     att = attention                           decode: split-K, merged in-kernel (m = 1); prefill: causal tiles
+ *     q8  = quant([rmsnorm(att) * attn_sub_norm])
  *     acc = wo . q8
  *     q8  = quant(rmsnorm(x += epilogue(acc)) * ffn_norm)
  *     acc = [w_gate; w_up] . q8
@@ -26,7 +26,7 @@
  * Every ternary matmul runs as int32 (trit_cuda_gemv_dp4a_i32 for m <= 8, trit_cuda_gemm_mma_i32
  * above) and the kernel that reads its output applies the epilogue (trit_epilogue_one, bit for bit
  * the CPU's) with that matrix's scale: that is what lets q|k|v and gate|up, whose scales differ,
- * run as one launch each, and the residual adds ride in the norms. 9 launches per layer.
+ * run as one launch each, and the residual adds ride in the norms. 10 launches per layer.
  *
  * Memory: one cudaMalloc (the "arena") holds everything: weights in the tile layout, norms fp32,
  * embedding and head fp16 or bf16 (f32 files are rounded to fp16; a tied head shares the
@@ -77,7 +77,6 @@ constexpr size_t STAGE_MIN_BYTES = (size_t)16 << 20;
 // Models above this size log their upload every 10%.
 constexpr uint64_t PROGRESS_MIN_BYTES = (uint64_t)256 << 20;
 constexpr int64_t ARENA_ALIGN = 256;
-constexpr int MAX_SPLITS = 64;
 
 struct cuda_layer {
     trit_cuda_ternary qkv, o, gu, down; // tiles in the arena; no row bias (the dp4a path needs none)
@@ -112,7 +111,8 @@ struct cuda_state {
     int32_t *acc;                          // (B, max(Hq + 2 Hkv, 2F, D))
     float *q;                              // (B, Hq) rotated queries
     float *buf;                            // (B, max(Hq, F)) attention output / FFN hidden, fp32
-    float *part_o, *part_ml;               // (max(B, n_splits), Hq), (max(B, n_splits), n_heads, 2)
+    float *part_o, *part_ml;               // decode split partials: (n_splits, Hq), (n_splits, n_heads, 2)
+    uint32_t *counters;                    // (n_kv_heads) the decode attention's merge tickets, zero
     float *xn;                             // (n_out_rows, D) final norm
     uint16_t *xh;                          // (n_out_rows, D) its fp16/bf16 copy (cuBLAS path)
     float *logits;                         // (n_out_rows, V)
@@ -181,7 +181,6 @@ int64_t layout(cuda_state *st, uintptr_t base) {
     if (F > wide) wide = F;
     int64_t n_acc = st->n_qkv > 2 * F ? st->n_qkv : 2 * F;
     if (D > n_acc) n_acc = D;
-    const int64_t n_parts = B > st->n_splits ? B : st->n_splits;
     st->io = c.take<int32_t>(B + 1);
     st->x = c.take<float>(B * D);
     st->q8 = c.take<int8_t>(B * trit_cuda_act_stride(wide));
@@ -190,8 +189,9 @@ int64_t layout(cuda_state *st, uintptr_t base) {
     st->acc = c.take<int32_t>(B * n_acc);
     st->q = c.take<float>(B * st->hq);
     st->buf = c.take<float>(B * (st->hq > F ? st->hq : F));
-    st->part_o = c.take<float>(n_parts * st->hq);
-    st->part_ml = c.take<float>(n_parts * hp->n_heads * 2);
+    st->part_o = c.take<float>(st->n_splits * st->hq);
+    st->part_ml = c.take<float>(st->n_splits * hp->n_heads * 2);
+    st->counters = c.take<uint32_t>(hp->n_kv_heads);
     st->xn = c.take<float>(st->n_out_rows * D);
     st->xh = st->use_cublas ? c.take<uint16_t>(st->n_out_rows * D) : NULL;
     st->logits = c.take<float>(st->n_out_rows * V);
@@ -435,17 +435,14 @@ enum trit_status enqueue(cuda_state *st, int64_t m) {
         TRIT_TRY(matmul(st, &L->qkv, m));
         TRIT_TRY(trit_cuda_rope_kv(st->acc, m, st->act_scale, L->ws_qkv, st->shape, (int)hp->rope_style, st->rope_cos,
                                    st->rope_sin, d_pos0, st->q, L->k_cache, L->v_cache, s));
-        int n_parts = 1;
-        if (m == 1) {
-            n_parts = st->n_splits;
-            TRIT_TRY(trit_cuda_attn_decode(st->q, L->k_cache, L->v_cache, st->shape, d_pos0, n_parts, st->part_o,
-                                           st->part_ml, s));
-        } else {
-            TRIT_TRY(trit_cuda_attn_prefill(st->q, m, L->k_cache, L->v_cache, st->shape, d_pos0, st->part_o,
-                                            st->part_ml, s));
-        }
-        TRIT_TRY(trit_cuda_attn_merge_quant(st->part_o, st->part_ml, n_parts, m, st->shape, L->attn_sub_norm, eps,
-                                            st->buf, st->q8, st->qsum, st->act_scale, s));
+        if (m == 1)
+            TRIT_TRY(trit_cuda_attn_decode(st->q, L->k_cache, L->v_cache, st->shape, d_pos0, st->n_splits, st->part_o,
+                                           st->part_ml, st->counters, st->buf, s));
+        else
+            TRIT_TRY(trit_cuda_attn_prefill(st->q, m, L->k_cache, L->v_cache, st->shape, d_pos0, st->buf, s));
+        // attention output (m, Hq) in buf: [attn_sub_norm], quantized for o_proj
+        TRIT_TRY(trit_cuda_residual_norm_quant(st->buf, m, st->hq, NULL, 0, trit_cuda_wscale{1.0f, 0},
+                                               L->attn_sub_norm, eps, st->q8, st->qsum, st->act_scale, s));
         TRIT_TRY(matmul(st, &L->o, m));
         // feed-forward block
         TRIT_TRY(trit_cuda_residual_norm_quant(st->x, m, D, st->acc, D, L->ws_o, L->ffn_norm, eps, st->q8, st->qsum,
@@ -564,9 +561,14 @@ enum trit_status check_model(const trit_model *m, const trit_backend_config *cfg
                           (long long)hp->n_heads, (long long)hp->n_kv_heads, (long long)hp->head_dim,
                           TRIT_CUDA_ATT_MAX_GROUP, TRIT_CUDA_ATT_MAX_HEAD_DIM);
     const int64_t widest = hp->ffn_dim > hp->n_heads * hp->head_dim ? hp->ffn_dim : hp->n_heads * hp->head_dim;
-    if (widest > TRIT_TL_MAX_COLS || hp->dim > TRIT_TL_MAX_COLS)
-        return trit_error(TRIT_ERR_UNSUPPORTED, "cuda backend: a ternary matrix is wider than %lld columns",
-                          (long long)TRIT_TL_MAX_COLS);
+    if (widest > TRIT_CUDA_ROW_MAX || hp->dim > TRIT_CUDA_ROW_MAX)
+        return trit_error(TRIT_ERR_UNSUPPORTED,
+                          "cuda backend: dim %lld, ffn %lld, heads x head_dim %lld: the row kernels take at most %d",
+                          (long long)hp->dim, (long long)hp->ffn_dim, (long long)(hp->n_heads * hp->head_dim),
+                          TRIT_CUDA_ROW_MAX);
+    if (cfg->n_batch > 65535)
+        return trit_error(TRIT_ERR_INVALID_ARG, "cuda backend: batch of %lld tokens (at most 65535 per call)",
+                          (long long)cfg->n_batch);
     for (int64_t i = 0; i < hp->n_layers; i++) {
         const trit_layer *L = &m->layers[i];
         if (!L->attn_norm || !L->ffn_norm || (hp->sub_norms && (!L->attn_sub_norm || !L->ffn_sub_norm)))
@@ -608,7 +610,7 @@ enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *
     int64_t splits = (n_sm + hp->n_kv_heads - 1) / hp->n_kv_heads;
     const int64_t by_ctx = (st->cfg.n_ctx + TRIT_ATT_SPLIT_MIN - 1) / TRIT_ATT_SPLIT_MIN;
     if (splits > by_ctx) splits = by_ctx;
-    if (splits > MAX_SPLITS) splits = MAX_SPLITS;
+    if (splits > TRIT_CUDA_ATT_MAX_SPLITS) splits = TRIT_CUDA_ATT_MAX_SPLITS;
     st->n_splits = splits < 1 ? 1 : (int)splits;
     st->n_out_rows = st->cfg.logits_all ? st->cfg.n_batch : 1;
     st->use_cublas = st->n_out_rows > TRIT_CUDA_HEAD_MAX_M;

@@ -1,11 +1,17 @@
 /*
  * ops_attn.cu: RoPE with the KV-cache write, and causal attention over an fp16 KV cache (v1).
  *
+ * RoPE design: one thread per rotation pair of q and k, or per element of v ((Hq + Hkv) / 2 + Hkv
+ * threads per token, 2240 for 2B-4T: 9 CTAs at decode); the angles come from the CPU's own tables
+ * (trit_rope_table, uploaded), so q and the cache rows equal the CPU's values bit for bit before
+ * the fp16 rounding.
+ *
  *   trit_rope_kv_kernel          q|k|v int32 -> epilogue -> RoPE(q, k) -> q fp32, K/V cache rows fp16
- *   trit_attn_decode_kernel      one token, split-K over the cache (flash-decoding), GQA groups
+ *   trit_attn_decode_kernel      one token, split-K over the cache (flash-decoding), GQA groups;
+ *                                the last CTA of each KV head merges its splits
  *   trit_attn_prefill_kernel     m tokens, causal, tiled, online softmax
- * Both attention kernels write unnormalized partials (o, max, sum) that trit_attn_merge_kernel
- * (ops_norm.cu) merges, normalizes and quantizes for o_proj.
+ * Both write the attention output att (m, Hq) fp32, which trit_residual_norm_kernel (ops_norm.cu)
+ * normalizes (attn_sub_norm) and quantizes for o_proj.
  *
  * KV cache: fp16, (n_ctx, Hkv) per layer, as the CPU's fp32 one. Rounding K and V to fp16 moves
  * each by at most 2^-11 of itself (RNE, 10 mantissa bits); scores and outputs are accumulated in
@@ -18,10 +24,14 @@
  * position and a CUDA graph replays it). Per tile of 128 positions: thread i computes the G scores
  * of position t0 + i (its K row, 2 x hd bytes, against q in shared memory); warp w keeps the online
  * softmax of heads w, w + 4; thread d accumulates output dim d (and d + 128) of the G heads from V
- * rows read coalesced. Napkin math: 2B-4T at 1k positions reads 2 x 1024 x 640 x 2 B = 2.6 MB of
- * K/V per layer (79 MB per token, ~6% of the weights' bytes); with n_kv x n_splits ~ 132 CTAs the
- * reads are spread over every SM: ~1-2 us per layer at bandwidth, a few us at short contexts
- * (launch and latency bound).
+ * rows read coalesced. Each split writes (o, max, sum); after a fence and an atomic ticket per CTA,
+ * the last CTA of the KV head reads the n_splits partials of its G heads through L2 and merges them
+ * (trit_softmax_merge_weights, in split order: the result does not depend on which CTA is last).
+ * Napkin math: 2B-4T at 1k positions reads 2 x 1024 x 640 x 2 B = 2.6 MB of K/V per layer (79 MB
+ * per token, ~6% of the weights' bytes); with n_kv x n_splits ~ 132 CTAs the reads are spread over
+ * every SM: ~1-2 us per layer at bandwidth, a few us at short contexts (latency bound). The merge
+ * reads n_splits x G x hd floats per KV head (27 x 512 x 4 B = 55 KB for 2B-4T) from L2 in one CTA:
+ * under a microsecond, and no separate launch.
  *
  * Prefill design: grid (ceil(m / BQ), n_heads), 128 threads; BQ = 32 query rows (16 for head_dim >
  * 128), key tiles of 32 rows staged in shared memory as fp32 (rows padded to hd + 1 floats: the
@@ -45,48 +55,52 @@ namespace {
 
 constexpr int MAX_G = TRIT_CUDA_ATT_MAX_GROUP;
 constexpr int MAX_HD = TRIT_CUDA_ATT_MAX_HEAD_DIM;
+constexpr int MAX_SPLITS = TRIT_CUDA_ATT_MAX_SPLITS;
 
 __device__ __forceinline__ float attn_scale(int64_t head_dim) {
     return __fdiv_rn(1.0f, __fsqrt_rn((float)head_dim)); // the CPU's 1.0f / sqrtf((float)head_dim)
 }
 
-// ---- RoPE + KV cache write ---------------------------------------------------------------------
+// ---- RoPE + KV cache write: grid (ceil(items / 256), m), one rotation pair or V element per thread ----
 
-constexpr int ROPE_THREADS = 128;
+constexpr int ROPE_THREADS = 256;
 
-static __global__ void __launch_bounds__(ROPE_THREADS, 1) // (, 1): as the prefill kernel, no spill on sm_80
+static __global__ void __launch_bounds__(ROPE_THREADS)
 trit_rope_kv_kernel(const int32_t *__restrict__ acc, const float *__restrict__ act_scale, float q_scale, int q_div,
                     float k_scale, int k_div, float v_scale, int v_div, int64_t n_heads, int64_t n_kv_heads,
                     int64_t head_dim, int style, const float *__restrict__ cos_t, const float *__restrict__ sin_t,
                     const int32_t *__restrict__ pos0, float *__restrict__ q, __half *__restrict__ k_cache,
                     __half *__restrict__ v_cache) {
-    const int64_t t = blockIdx.x, pos = *pos0 + t, half = head_dim / 2;
-    const int64_t q_dim = n_heads * head_dim, kv_dim = n_kv_heads * head_dim;
+    const int64_t t = blockIdx.y, half = head_dim / 2;
+    const int64_t q_dim = n_heads * head_dim, kv_dim = n_kv_heads * head_dim, n_pairs = (n_heads + n_kv_heads) * half;
+    const int64_t item = (int64_t)blockIdx.x * ROPE_THREADS + threadIdx.x;
+    if (item >= n_pairs + kv_dim) return;
+    const int64_t pos = *pos0 + t;
     const int32_t *ar = acc + t * (q_dim + 2 * kv_dim);
     const float s = act_scale[t];
-    const float *cr = cos_t + pos * half, *sr = sin_t + pos * half;
-    for (int64_t p = threadIdx.x; p < (n_heads + n_kv_heads) * half; p += ROPE_THREADS) {
-        const int64_t head = p / half, i = p % half;
-        int64_t ia, ib;
-        trit_rope_pair(i, head_dim, style, &ia, &ib);
-        const bool is_q = head < n_heads;
-        const int64_t col = is_q ? head * head_dim : q_dim + (head - n_heads) * head_dim;
-        const float ws = is_q ? q_scale : k_scale;
-        const int div = is_q ? q_div : k_div;
-        float ra, rb;
-        trit_rope_rotate(trit_epilogue_one(ar[col + ia], s, ws, div), trit_epilogue_one(ar[col + ib], s, ws, div),
-                         cr[i], sr[i], &ra, &rb);
-        if (is_q) {
-            q[t * q_dim + col + ia] = ra;
-            q[t * q_dim + col + ib] = rb;
-        } else {
-            __half *kr = k_cache + pos * kv_dim + (col - q_dim);
-            kr[ia] = __float2half_rn(ra);
-            kr[ib] = __float2half_rn(rb);
-        }
-    }
-    for (int64_t e = threadIdx.x; e < kv_dim; e += ROPE_THREADS)
+    if (item >= n_pairs) { // a V element: no rotation
+        const int64_t e = item - n_pairs;
         v_cache[pos * kv_dim + e] = __float2half_rn(trit_epilogue_one(ar[q_dim + kv_dim + e], s, v_scale, v_div));
+        return;
+    }
+    const int64_t head = item / half, i = item % half;
+    int64_t ia, ib;
+    trit_rope_pair(i, head_dim, style, &ia, &ib);
+    const bool is_q = head < n_heads;
+    const int64_t col = is_q ? head * head_dim : q_dim + (head - n_heads) * head_dim;
+    const float ws = is_q ? q_scale : k_scale;
+    const int div = is_q ? q_div : k_div;
+    float ra, rb;
+    trit_rope_rotate(trit_epilogue_one(ar[col + ia], s, ws, div), trit_epilogue_one(ar[col + ib], s, ws, div),
+                     cos_t[pos * half + i], sin_t[pos * half + i], &ra, &rb);
+    if (is_q) {
+        q[t * q_dim + col + ia] = ra;
+        q[t * q_dim + col + ib] = rb;
+    } else {
+        __half *kr = k_cache + pos * kv_dim + (col - q_dim);
+        kr[ia] = __float2half_rn(ra);
+        kr[ib] = __float2half_rn(rb);
+    }
 }
 
 // ---- decode: split-K flash-decoding ------------------------------------------------------------
@@ -97,25 +111,15 @@ constexpr int DEC_TILE = DEC_THREADS;                      // positions per tile
 constexpr int DEC_HEADS_PER_WARP = MAX_G / DEC_WARPS;      // softmax states a warp keeps
 constexpr int DEC_DIMS_PER_THREAD = MAX_HD / DEC_THREADS;  // output dims a thread accumulates
 
-static __global__ void __launch_bounds__(DEC_THREADS)
-trit_attn_decode_kernel(const float *__restrict__ q, const __half *__restrict__ k_cache,
-                        const __half *__restrict__ v_cache, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
-                        const int32_t *__restrict__ pos0, int n_splits, float *__restrict__ part_o,
-                        float *__restrict__ part_ml) {
-    __shared__ __align__(16) float qs[MAX_G * MAX_HD]; // the group's query rows
-    __shared__ float ps[MAX_G][DEC_TILE];              // scores, then probabilities, of the tile
-    __shared__ float corr_s[MAX_G];
+// One CTA's split of the decode attention: positions [t0, t1) of KV head g for its G query heads;
+// writes the unnormalized outputs o (G, hd) and the states (max, sum) of the split.
+__device__ __forceinline__ void attn_decode_split(const float *__restrict__ q, const __half *__restrict__ k_cache,
+                                                  const __half *__restrict__ v_cache, int64_t n_heads,
+                                                  int64_t head_dim, int64_t kv_dim, int64_t g, int G, int64_t h0,
+                                                  int64_t split, int64_t t0, int64_t t1, float *qs,
+                                                  float (*ps)[DEC_TILE], float *corr_s, float *__restrict__ part_o,
+                                                  float *ml) {
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int64_t g = blockIdx.x, split = blockIdx.y;
-    const int G = (int)(n_heads / n_kv_heads);
-    const int64_t h0 = g * G, kv_dim = n_kv_heads * head_dim;
-    int64_t t0, t1;
-    trit_attn_split_range((int64_t)*pos0 + 1, n_splits, (int)split, &t0, &t1);
-    float *ml = part_ml + (split * n_heads + h0) * 2;
-    if (t0 >= t1) { // an empty split: weight 0 in the merge, its o is never read
-        for (int h = tid; h < G; h += DEC_THREADS) ml[2 * h] = -INFINITY, ml[2 * h + 1] = 0.0f;
-        return;
-    }
     const float scale = attn_scale(head_dim);
     for (int64_t e = tid; e < G * head_dim; e += DEC_THREADS) qs[e] = q[h0 * head_dim + e];
     __syncthreads();
@@ -209,6 +213,59 @@ trit_attn_decode_kernel(const float *__restrict__ q, const __half *__restrict__ 
     }
 }
 
+static __global__ void __launch_bounds__(DEC_THREADS)
+trit_attn_decode_kernel(const float *__restrict__ q, const __half *__restrict__ k_cache,
+                        const __half *__restrict__ v_cache, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+                        const int32_t *__restrict__ pos0, int n_splits, float *__restrict__ part_o,
+                        float *__restrict__ part_ml, unsigned *__restrict__ counters, float *__restrict__ att) {
+    __shared__ __align__(16) float qs[MAX_G * MAX_HD]; // the group's query rows
+    __shared__ float ps[MAX_G][DEC_TILE];              // scores, then probabilities, of the tile
+    __shared__ float corr_s[MAX_G];
+    __shared__ float ml_s[MAX_SPLITS][MAX_G][2];       // the merge: every split's (max, sum) ...
+    __shared__ float w_s[MAX_G][MAX_SPLITS];           // ... and its weight
+    __shared__ int last_s;
+    const int tid = threadIdx.x;
+    const int64_t g = blockIdx.x, split = blockIdx.y;
+    const int G = (int)(n_heads / n_kv_heads);
+    const int64_t h0 = g * G, kv_dim = n_kv_heads * head_dim;
+    int64_t t0, t1;
+    trit_attn_split_range((int64_t)*pos0 + 1, n_splits, (int)split, &t0, &t1);
+    float *ml = part_ml + (split * n_heads + h0) * 2;
+    if (t0 >= t1) { // an empty split: weight 0 in the merge, its o is never read
+        for (int h = tid; h < G; h += DEC_THREADS) ml[2 * h] = -INFINITY, ml[2 * h + 1] = 0.0f;
+    } else {
+        attn_decode_split(q, k_cache, v_cache, n_heads, head_dim, kv_dim, g, G, h0, split, t0, t1, qs, ps, corr_s,
+                          part_o, ml);
+    }
+
+    // The last CTA of the group to finish merges the group's splits (the threadFenceReduction
+    // pattern): every thread fences its partials, one ticket per CTA, the last ticket merges.
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) last_s = atomicAdd(&counters[g], 1u) == (unsigned)(n_splits - 1);
+    __syncthreads();
+    if (!last_s) return;
+    // partials of other CTAs: read through L2 (__ldcg), never through a possibly stale L1 line
+    for (int e = tid; e < n_splits * G; e += DEC_THREADS) {
+        const int sp = e / G, h = e % G;
+        const float *src = part_ml + ((int64_t)sp * n_heads + h0 + h) * 2;
+        ml_s[sp][h][0] = __ldcg(src), ml_s[sp][h][1] = __ldcg(src + 1);
+    }
+    __syncthreads();
+    for (int h = tid; h < G; h += DEC_THREADS)
+        trit_softmax_merge_weights(&ml_s[0][h][0], &ml_s[0][h][1], 2 * MAX_G, n_splits, w_s[h]);
+    __syncthreads();
+    for (int64_t e = tid; e < G * head_dim; e += DEC_THREADS) {
+        const int64_t h = e / head_dim, d = e % head_dim;
+        float v = 0.0f;
+        for (int sp = 0; sp < n_splits; sp++)
+            if (w_s[h][sp] != 0.0f)
+                v = __fadd_rn(v, __fmul_rn(w_s[h][sp], __ldcg(part_o + (sp * n_heads + h0 + h) * head_dim + d)));
+        att[(h0 + h) * head_dim + d] = v;
+    }
+    if (tid == 0) counters[g] = 0; // ready for the next launch (stream order makes it visible)
+}
+
 // ---- prefill: causal tiled attention --------------------------------------------------------------
 
 constexpr int PF_THREADS = TRIT_PF_THREADS;
@@ -224,7 +281,7 @@ template <int HDT, int TPR>
 static __global__ void __launch_bounds__(PF_THREADS, 1) // (, 1): ptxas otherwise spills a register to keep occupancy
 trit_attn_prefill_kernel(const float *__restrict__ q, int64_t m, const __half *__restrict__ k_cache,
                          const __half *__restrict__ v_cache, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
-                         const int32_t *__restrict__ pos0_p, float *__restrict__ part_o, float *__restrict__ part_ml) {
+                         const int32_t *__restrict__ pos0_p, float *__restrict__ att) {
     constexpr int BQ = PF_THREADS / TPR, NJ = PF_BK / TPR, ND = HDT / TPR;
     static_assert(32 % TPR == 0 && PF_BK % TPR == 0 && HDT % TPR == 0, "a row's threads share a warp");
     extern __shared__ float smem[];
@@ -301,12 +358,13 @@ trit_attn_prefill_kernel(const float *__restrict__ q, int64_t m, const __half *_
 
     const int64_t tok = tok0 + r;
     if (tok >= m) return;
+    float w; // 1 / l, as the decode path's merge of one partial
+    trit_softmax_merge_weights(&m_row, &l_row, 1, 1, &w);
 #pragma unroll
     for (int j = 0; j < ND; j++) {
         const int64_t d = sub + TPR * j;
-        if (d < head_dim) part_o[tok * q_dim + h * head_dim + d] = o[j];
+        if (d < head_dim) att[tok * q_dim + h * head_dim + d] = __fmul_rn(w, o[j]);
     }
-    if (sub == 0) part_ml[(tok * n_heads + h) * 2] = m_row, part_ml[(tok * n_heads + h) * 2 + 1] = l_row;
 }
 
 // ---- launchers -------------------------------------------------------------------------------------
@@ -316,32 +374,35 @@ struct rope_args {
     int qd, kd, vd;
 };
 
-// PRECOND: 1 <= m <= 2^31 - 1; head_dim even; *pos0 + m <= rows of the tables and the cache.
+// PRECOND: 1 <= m <= 65535; head_dim even; *pos0 + m <= rows of the tables and the cache.
 enum trit_status trit_rope_kv_cuda(const int32_t *acc, int64_t m, const float *act_scale, const rope_args &w,
                                    const trit_cuda_attn_shape &sh, int style, const float *cos_t, const float *sin_t,
                                    const int32_t *pos0, float *q, __half *k_cache, __half *v_cache,
                                    cudaStream_t stream) {
-    TRIT_CUDA_LAUNCH(trit_rope_kv_kernel<<<(unsigned)m, ROPE_THREADS, 0, stream>>>(
+    const int64_t items = (sh.n_heads + sh.n_kv_heads) * (sh.head_dim / 2) + sh.n_kv_heads * sh.head_dim;
+    const dim3 grid((unsigned)((items + ROPE_THREADS - 1) / ROPE_THREADS), (unsigned)m);
+    TRIT_CUDA_LAUNCH(trit_rope_kv_kernel<<<grid, ROPE_THREADS, 0, stream>>>(
         acc, act_scale, w.qs, w.qd, w.ks, w.kd, w.vs, w.vd, sh.n_heads, sh.n_kv_heads, sh.head_dim, style, cos_t,
         sin_t, pos0, q, k_cache, v_cache));
     return TRIT_OK;
 }
 
-// PRECOND: n_heads % n_kv_heads == 0, group <= MAX_G; head_dim even, <= MAX_HD; 1 <= n_splits <= 65535;
-// *pos0 < n_ctx.
+// PRECOND: n_heads % n_kv_heads == 0, group <= MAX_G; head_dim even, <= MAX_HD; 1 <= n_splits <=
+// MAX_SPLITS; *pos0 < n_ctx; counters (n_kv_heads) zero (the kernel leaves them zero).
 enum trit_status trit_attn_decode_cuda(const float *q, const __half *k_cache, const __half *v_cache,
                                        const trit_cuda_attn_shape &sh, const int32_t *pos0, int n_splits,
-                                       float *part_o, float *part_ml, cudaStream_t stream) {
+                                       float *part_o, float *part_ml, unsigned *counters, float *att,
+                                       cudaStream_t stream) {
     const dim3 grid((unsigned)sh.n_kv_heads, (unsigned)n_splits);
     TRIT_CUDA_LAUNCH(trit_attn_decode_kernel<<<grid, DEC_THREADS, 0, stream>>>(
-        q, k_cache, v_cache, sh.n_heads, sh.n_kv_heads, sh.head_dim, pos0, n_splits, part_o, part_ml));
+        q, k_cache, v_cache, sh.n_heads, sh.n_kv_heads, sh.head_dim, pos0, n_splits, part_o, part_ml, counters, att));
     return TRIT_OK;
 }
 
 template <int HDT, int TPR>
 enum trit_status trit_attn_prefill_launch(const float *q, int64_t m, const __half *k_cache, const __half *v_cache,
-                                          const trit_cuda_attn_shape &sh, const int32_t *pos0, float *part_o,
-                                          float *part_ml, cudaStream_t stream) {
+                                          const trit_cuda_attn_shape &sh, const int32_t *pos0, float *att,
+                                          cudaStream_t stream) {
     constexpr int BQ = PF_THREADS / TPR;
     const size_t smem = (size_t)pf_smem_floats(BQ, sh.head_dim) * sizeof(float);
     // above the 48 KB default (hd 128: 53 KB; hd 256: 84 KB, within the 99 KB of sm_86 / sm_89)
@@ -349,19 +410,17 @@ enum trit_status trit_attn_prefill_launch(const float *q, int64_t m, const __hal
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     const dim3 grid((unsigned)((m + BQ - 1) / BQ), (unsigned)sh.n_heads);
     TRIT_CUDA_LAUNCH(trit_attn_prefill_kernel<HDT, TPR><<<grid, PF_THREADS, smem, stream>>>(
-        q, m, k_cache, v_cache, sh.n_heads, sh.n_kv_heads, sh.head_dim, pos0, part_o, part_ml));
+        q, m, k_cache, v_cache, sh.n_heads, sh.n_kv_heads, sh.head_dim, pos0, att));
     return TRIT_OK;
 }
 
 // PRECOND: as the decode launcher; 1 <= m; *pos0 + m <= n_ctx; ceil(m / 16) <= 2^31 - 1.
 enum trit_status trit_attn_prefill_cuda(const float *q, int64_t m, const __half *k_cache, const __half *v_cache,
-                                        const trit_cuda_attn_shape &sh, const int32_t *pos0, float *part_o,
-                                        float *part_ml, cudaStream_t stream) {
-    if (sh.head_dim <= 64)
-        return trit_attn_prefill_launch<64, 4>(q, m, k_cache, v_cache, sh, pos0, part_o, part_ml, stream);
-    if (sh.head_dim <= 128)
-        return trit_attn_prefill_launch<128, 4>(q, m, k_cache, v_cache, sh, pos0, part_o, part_ml, stream);
-    return trit_attn_prefill_launch<256, 8>(q, m, k_cache, v_cache, sh, pos0, part_o, part_ml, stream);
+                                        const trit_cuda_attn_shape &sh, const int32_t *pos0, float *att,
+                                        cudaStream_t stream) {
+    if (sh.head_dim <= 64) return trit_attn_prefill_launch<64, 4>(q, m, k_cache, v_cache, sh, pos0, att, stream);
+    if (sh.head_dim <= 128) return trit_attn_prefill_launch<128, 4>(q, m, k_cache, v_cache, sh, pos0, att, stream);
+    return trit_attn_prefill_launch<256, 8>(q, m, k_cache, v_cache, sh, pos0, att, stream);
 }
 
 enum trit_status attn_check(const char *op, const trit_cuda_attn_shape &sh) {
@@ -388,8 +447,8 @@ extern "C" enum trit_status trit_cuda_rope_kv(const int32_t *d_acc, int64_t m, c
     if (!d_acc || !d_act_scale || !ws || !d_cos || !d_sin || !d_pos0 || !d_q || !d_k_cache || !d_v_cache)
         return trit_error(TRIT_ERR_INVALID_ARG, "%s: NULL argument", op);
     TRIT_TRY(attn_check(op, shape));
-    if (m < 1 || m > INT32_MAX || m > shape.n_ctx)
-        return trit_error(TRIT_ERR_INVALID_ARG, "%s: m = %lld", op, (long long)m);
+    if (m < 1 || m > 65535 || m > shape.n_ctx)
+        return trit_error(TRIT_ERR_INVALID_ARG, "%s: m = %lld (1..65535)", op, (long long)m);
     if (rope_style != 0 && rope_style != 1) return trit_error(TRIT_ERR_INVALID_ARG, "%s: rope style %d", op, rope_style);
     const rope_args w = {ws[0].scale, ws[1].scale, ws[2].scale, ws[0].div, ws[1].div, ws[2].div};
     return trit_rope_kv_cuda(d_acc, m, d_act_scale, w, shape, rope_style, d_cos, d_sin, d_pos0, d_q,
@@ -398,26 +457,26 @@ extern "C" enum trit_status trit_cuda_rope_kv(const int32_t *d_acc, int64_t m, c
 
 extern "C" enum trit_status trit_cuda_attn_decode(const float *d_q, const void *d_k_cache, const void *d_v_cache,
                                                   struct trit_cuda_attn_shape shape, const int32_t *d_pos0,
-                                                  int n_splits, float *d_part_o, float *d_part_ml, void *stream) {
+                                                  int n_splits, float *d_part_o, float *d_part_ml,
+                                                  uint32_t *d_counters, float *d_att, void *stream) {
     const char *op = "trit_cuda_attn_decode";
-    if (!d_q || !d_k_cache || !d_v_cache || !d_pos0 || !d_part_o || !d_part_ml)
+    if (!d_q || !d_k_cache || !d_v_cache || !d_pos0 || !d_part_o || !d_part_ml || !d_counters || !d_att)
         return trit_error(TRIT_ERR_INVALID_ARG, "%s: NULL argument", op);
     TRIT_TRY(attn_check(op, shape));
-    if (n_splits < 1 || n_splits > 1024) return trit_error(TRIT_ERR_INVALID_ARG, "%s: %d splits", op, n_splits);
+    if (n_splits < 1 || n_splits > MAX_SPLITS)
+        return trit_error(TRIT_ERR_INVALID_ARG, "%s: %d splits (1..%d)", op, n_splits, MAX_SPLITS);
     return trit_attn_decode_cuda(d_q, static_cast<const __half *>(d_k_cache), static_cast<const __half *>(d_v_cache),
-                                 shape, d_pos0, n_splits, d_part_o, d_part_ml, (cudaStream_t)stream);
+                                 shape, d_pos0, n_splits, d_part_o, d_part_ml, d_counters, d_att, (cudaStream_t)stream);
 }
 
 extern "C" enum trit_status trit_cuda_attn_prefill(const float *d_q, int64_t m, const void *d_k_cache,
                                                    const void *d_v_cache, struct trit_cuda_attn_shape shape,
-                                                   const int32_t *d_pos0, float *d_part_o, float *d_part_ml,
-                                                   void *stream) {
+                                                   const int32_t *d_pos0, float *d_att, void *stream) {
     const char *op = "trit_cuda_attn_prefill";
-    if (!d_q || !d_k_cache || !d_v_cache || !d_pos0 || !d_part_o || !d_part_ml)
+    if (!d_q || !d_k_cache || !d_v_cache || !d_pos0 || !d_att)
         return trit_error(TRIT_ERR_INVALID_ARG, "%s: NULL argument", op);
     TRIT_TRY(attn_check(op, shape));
     if (m < 1 || m > shape.n_ctx) return trit_error(TRIT_ERR_INVALID_ARG, "%s: m = %lld", op, (long long)m);
     return trit_attn_prefill_cuda(d_q, m, static_cast<const __half *>(d_k_cache),
-                                  static_cast<const __half *>(d_v_cache), shape, d_pos0, d_part_o, d_part_ml,
-                                  (cudaStream_t)stream);
+                                  static_cast<const __half *>(d_v_cache), shape, d_pos0, d_att, (cudaStream_t)stream);
 }

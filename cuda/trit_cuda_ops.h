@@ -11,8 +11,7 @@
  *   quantized output  q (m, trit_cuda_act_stride(k)) int8 in the act layout, qsum (m), act_scale (m),
  *                     exactly as trit_cuda_act_quantize writes them
  *   KV cache          one layer: (n_ctx, Hkv) fp16 for K and for V, row = position
- *   attention partials (n_parts * m, Hq) fp32 unnormalized outputs and (n_parts * m, n_heads, 2) fp32
- *                     (max, sum) of an online softmax: part p of token t is row p * m + t
+ *   attention output  att (m, Hq) fp32, softmax-weighted V rows per query head
  *
  * Where an op reads act_scale (to finish the previous matmul) and writes it (its own quantized
  * output), each token's CTA reads its value before writing the new one: one buffer serves both.
@@ -34,9 +33,14 @@ struct trit_cuda_wscale {
     int div; /* 1 for TRIT_SCALE_DIV */
 };
 
-/* The largest GQA group (query heads per KV head) and head_dim the attention kernels take. */
+/* The largest GQA group (query heads per KV head), head_dim and decode split count the attention
+ * kernels take. */
 #define TRIT_CUDA_ATT_MAX_GROUP 8
 #define TRIT_CUDA_ATT_MAX_HEAD_DIM 256
+#define TRIT_CUDA_ATT_MAX_SPLITS 64
+/* The longest row the row kernels (norms, FFN activation) hold in registers: 16 words of 4 values
+ * per thread x 512 threads. Every supported shape fits (Llama-3-70B's ffn_dim is 28672). */
+#define TRIT_CUDA_ROW_MAX 32768
 /* The most tokens the LM-head GEMV takes in one call. */
 #define TRIT_CUDA_HEAD_MAX_M 8
 
@@ -46,7 +50,8 @@ enum trit_status trit_cuda_embed(const void *d_table, int bf16, int64_t n_vocab,
                                  int64_t m, float *d_x, void *stream);
 
 /* Per token: if d_acc, x += epilogue(acc (m, acc_stride), act_scale, ws) (a residual add; the first
- * `dim` columns of acc); then y = rmsnorm(x) * norm (eps); then y is quantized to q, qsum, act_scale. */
+ * `dim` columns of acc); then y = rmsnorm(x) * norm (eps), or y = x when d_norm is NULL; then y is
+ * quantized to q, qsum, act_scale. dim <= TRIT_CUDA_ROW_MAX. */
 enum trit_status trit_cuda_residual_norm_quant(float *d_x, int64_t m, int64_t dim, const int32_t *d_acc,
                                                int64_t acc_stride, struct trit_cuda_wscale ws, const float *d_norm,
                                                float eps, int8_t *d_q, int32_t *d_qsum, float *d_act_scale,
@@ -62,8 +67,8 @@ enum trit_status trit_cuda_residual_norm_out(float *d_x, int64_t m, int64_t dim,
 
 /* The gated FFN after gate|up: acc (m, 2F) holds gate in columns [0, F) and up in [F, 2F);
  * h = act(epilogue(gate)) * epilogue(up) (act 0 = relu^2, 1 = silu, enum trit_act), then
- * h = rmsnorm(h) * sub_norm when d_sub_norm, then h is quantized. d_h (m, F) fp32 is scratch
- * (it holds h before the norm). */
+ * h = rmsnorm(h) * sub_norm when d_sub_norm, then h is quantized. d_h (m, F) fp32 receives h before
+ * the norm (for tests). F <= TRIT_CUDA_ROW_MAX. */
 enum trit_status trit_cuda_ffn_act_quant(const int32_t *d_acc, int64_t m, int64_t ffn_dim,
                                          struct trit_cuda_wscale gate, struct trit_cuda_wscale up, int act,
                                          const float *d_sub_norm, float eps, float *d_h, int8_t *d_q,
@@ -86,24 +91,20 @@ enum trit_status trit_cuda_rope_kv(const int32_t *d_acc, int64_t m, const float 
                                    float *d_q, void *d_k_cache, void *d_v_cache, void *stream);
 
 /* Decode attention for one token at position *d_pos0 over cache positions 0 .. *d_pos0 (split-K,
- * flash-decoding): n_splits partials (rows 0 .. n_splits - 1), some possibly empty (l = 0).
- * 1 <= n_splits <= 1024. */
+ * flash-decoding, 1 <= n_splits <= TRIT_CUDA_ATT_MAX_SPLITS): d_att (1, Hq). Scratch: d_part_o
+ * (n_splits, Hq) unnormalized outputs and d_part_ml (n_splits, n_heads, 2) (max, sum) of each
+ * split's online softmax; d_counters (n_kv_heads) must be zero and are left zero (the last CTA of a
+ * KV head's splits merges them). Launches that share counters must run in stream order. */
 enum trit_status trit_cuda_attn_decode(const float *d_q, const void *d_k_cache, const void *d_v_cache,
                                        struct trit_cuda_attn_shape shape, const int32_t *d_pos0, int n_splits,
-                                       float *d_part_o, float *d_part_ml, void *stream);
+                                       float *d_part_o, float *d_part_ml, uint32_t *d_counters, float *d_att,
+                                       void *stream);
 
 /* Causal attention of m tokens at positions *d_pos0 .. *d_pos0 + m - 1 over the cache (their own
- * K/V already written): one partial per token (n_parts = 1). */
+ * K/V already written): d_att (m, Hq). */
 enum trit_status trit_cuda_attn_prefill(const float *d_q, int64_t m, const void *d_k_cache, const void *d_v_cache,
-                                        struct trit_cuda_attn_shape shape, const int32_t *d_pos0, float *d_part_o,
-                                        float *d_part_ml, void *stream);
-
-/* Merges n_parts partials per token into att (m, Hq) fp32 (d_att, scratch and a result tests read),
- * then att = rmsnorm(att) * sub_norm when d_sub_norm, then quantizes att. */
-enum trit_status trit_cuda_attn_merge_quant(const float *d_part_o, const float *d_part_ml, int n_parts, int64_t m,
-                                            struct trit_cuda_attn_shape shape, const float *d_sub_norm, float eps,
-                                            float *d_att, int8_t *d_q, int32_t *d_qsum, float *d_act_scale,
-                                            void *stream);
+                                        struct trit_cuda_attn_shape shape, const int32_t *d_pos0, float *d_att,
+                                        void *stream);
 
 /* LM head for m <= TRIT_CUDA_HEAD_MAX_M tokens: logits (m, n_vocab) fp32 = x (m, dim) fp32 . W^T with
  * W (n_vocab, dim) fp16 (bf16 = 0) or bf16, accumulated in fp32. */

@@ -133,7 +133,8 @@ Test(cuda_backend_ops, embed_is_exact_and_marks_bad_ids) {
 struct norm_case {
     int64_t m, n;
 };
-static const struct norm_case NORM_CASES[] = {{1, 96}, {3, 100}, {2, 2560}, {33, 160}, {1, 6913}, {5, 8192}};
+static const struct norm_case NORM_CASES[] = {{1, 96}, {3, 100}, {2, 2560}, {33, 160}, {1, 6913}, {5, 8192},
+                                              {1, 28672}, {2, TRIT_CUDA_ROW_MAX}};
 
 Test(cuda_backend_ops, residual_norm_quant_against_cpu) {
     if (!test_require_gpu()) return;
@@ -179,6 +180,22 @@ Test(cuda_backend_ops, residual_norm_quant_against_cpu) {
             trit_cuda_free(d_x), trit_cuda_free(d_w), trit_cuda_free(d_s), trit_cuda_free(d_acc),
                 trit_cuda_free(d_qsum), trit_cuda_free(d_q);
         }
+}
+
+Test(cuda_backend_ops, row_ops_refuse_bad_shapes) {
+    if (!test_require_gpu()) return;
+    const int64_t n = TRIT_CUDA_ROW_MAX + 1;
+    float *d_x = dev_alloc((size_t)n * 4), *d_s = dev_alloc(4);
+    int8_t *d_q = dev_alloc((size_t)trit_cuda_act_stride(n));
+    int32_t *d_qsum = dev_alloc(4);
+    const struct trit_cuda_wscale ws = {1.0f, 0};
+    cr_assert_eq(trit_cuda_residual_norm_quant(d_x, 1, n, NULL, 0, ws, NULL, 1e-5f, d_q, d_qsum, d_s, NULL),
+                 TRIT_ERR_UNSUPPORTED);
+    cr_assert_eq(trit_cuda_residual_norm_quant(d_x, 1, 8, NULL, 0, ws, NULL, 1e-5f, d_q + 1, d_qsum, d_s, NULL),
+                 TRIT_ERR_INVALID_ARG); /* q not 16-byte aligned */
+    cr_assert_eq(trit_cuda_ffn_act_quant((const int32_t *)d_x, 1, 8, ws, ws, 2, NULL, 1e-5f, d_x, d_q, d_qsum, d_s, NULL),
+                 TRIT_ERR_INVALID_ARG); /* activation 2 */
+    trit_cuda_free(d_x), trit_cuda_free(d_s), trit_cuda_free(d_q), trit_cuda_free(d_qsum);
 }
 
 Test(cuda_backend_ops, residual_norm_out_fp32_and_16_bit_copies) {
@@ -388,20 +405,23 @@ static double score_err(const struct trit_cuda_attn_shape *sh, const struct att_
     return worst;
 }
 
-/* Runs the merge (no sub-norm) and checks att against trit_attention_f32_ref for each token, and
- * that q8 is exactly the quantization of att. */
-static void check_attention(const struct trit_cuda_attn_shape *sh, const struct att_data *a, const float *d_po,
-                            const float *d_pml, int n_parts, int64_t m, int64_t pos0, const char *what) {
+/* Checks att (m, Hq) from the device against trit_attention_f32_ref for each token, then quantizes
+ * it with trit_cuda_residual_norm_quant (no residual, no norm): the codes must be exactly the CPU
+ * quantization of the GPU's values. */
+static void check_attention(const struct trit_cuda_attn_shape *sh, const struct att_data *a, float *d_att, int64_t m,
+                            int64_t pos0, int n_parts, const char *what) {
     const int64_t k_pad = trit_cuda_act_stride(a->qd);
-    float *d_att = dev_alloc((size_t)(m * a->qd) * 4), *d_s = dev_alloc((size_t)m * 4);
+    float *att = host_from(d_att, (size_t)(m * a->qd) * 4), *d_s = dev_alloc((size_t)m * 4);
     int8_t *d_q8 = dev_alloc((size_t)(m * k_pad));
     int32_t *d_qsum = dev_alloc((size_t)m * 4);
-    CUDA_OK(trit_cuda_memset(d_att, 0xA5, (size_t)(m * a->qd) * 4, NULL));
-    CUDA_OK(trit_cuda_attn_merge_quant(d_po, d_pml, n_parts, m, *sh, NULL, 1e-5f, d_att, d_q8, d_qsum, d_s, NULL));
-    float *att = host_from(d_att, (size_t)(m * a->qd) * 4), *s = host_from(d_s, (size_t)m * 4);
+    CUDA_OK(trit_cuda_memset(d_q8, 0xA5, (size_t)(m * k_pad), NULL));
+    CUDA_OK(trit_cuda_residual_norm_quant(d_att, m, a->qd, NULL, 0, (struct trit_cuda_wscale){1.0f, 0}, NULL, 1e-5f,
+                                          d_q8, d_qsum, d_s, NULL));
+    float *s = host_from(d_s, (size_t)m * 4), *att_after = host_from(d_att, (size_t)(m * a->qd) * 4);
     int8_t *q8 = host_from(d_q8, (size_t)(m * k_pad)), *qa = malloc((size_t)(m * k_pad)), *qrow = malloc((size_t)a->qd);
     int32_t *qsum = host_from(d_qsum, (size_t)m * 4);
     float *want = malloc((size_t)a->qd * 4), *scores = malloc((size_t)sh->n_ctx * 4);
+    cr_assert(memcmp(att, att_after, (size_t)(m * a->qd) * 4) == 0, "%s: quantizing without a residual wrote x", what);
     for (int64_t t = 0; t < m; t++) {
         const int64_t n_pos = pos0 + t + 1;
         trit_attention_f32_ref(a->q + t * a->qd, a->k, a->v, n_pos, sh->n_heads, sh->n_kv_heads, sh->head_dim, a->kvd,
@@ -418,8 +438,8 @@ static void check_attention(const struct trit_cuda_attn_shape *sh, const struct 
         for (int64_t c = 0; c < a->qd; c++) sum += qrow[c];
         cr_assert_eq(sum, qsum[t]);
     }
-    free(att), free(s), free(q8), free(qa), free(qrow), free(qsum), free(want), free(scores);
-    trit_cuda_free(d_att), trit_cuda_free(d_s), trit_cuda_free(d_q8), trit_cuda_free(d_qsum);
+    free(att), free(att_after), free(s), free(q8), free(qa), free(qrow), free(qsum), free(want), free(scores);
+    trit_cuda_free(d_s), trit_cuda_free(d_q8), trit_cuda_free(d_qsum);
 }
 
 Test(cuda_backend_ops, attention_decode_split_k_against_cpu) {
@@ -435,18 +455,24 @@ Test(cuda_backend_ops, attention_decode_split_k_against_cpu) {
             if (n_pos > sh.n_ctx) continue;
             struct att_data a;
             att_data_make(&rng, &sh, 1, n_pos, li % 2 ? 3.0f : 1.0f, &a);
-            float *d_q = dev_from(a.q, (size_t)a.qd * 4);
+            float *d_q = dev_from(a.q, (size_t)a.qd * 4), *d_att = dev_alloc((size_t)a.qd * 4);
             void *d_k = dev_from(a.kh, (size_t)(sh.n_ctx * a.kvd) * 2), *d_v = dev_from(a.vh, (size_t)(sh.n_ctx * a.kvd) * 2);
             int32_t *d_pos0 = dev_i32((int32_t)(n_pos - 1));
+            uint32_t *d_cnt = dev_alloc((size_t)sh.n_kv_heads * 4);
             float *d_po = dev_alloc((size_t)(64 * a.qd) * 4), *d_pml = dev_alloc((size_t)(64 * sh.n_heads * 2) * 4);
+            CUDA_OK(trit_cuda_memset(d_cnt, 0, (size_t)sh.n_kv_heads * 4, NULL));
             for (size_t si = 0; si < sizeof splits / sizeof splits[0]; si++) {
                 CUDA_OK(trit_cuda_memset(d_po, 0xFF, (size_t)(64 * a.qd) * 4, NULL)); /* NaN: empty splits unread */
-                CUDA_OK(trit_cuda_attn_decode(d_q, d_k, d_v, sh, d_pos0, splits[si], d_po, d_pml, NULL));
-                check_attention(&sh, &a, d_po, d_pml, splits[si], 1, n_pos - 1, "decode");
+                CUDA_OK(trit_cuda_memset(d_att, 0xA5, (size_t)a.qd * 4, NULL));
+                CUDA_OK(trit_cuda_attn_decode(d_q, d_k, d_v, sh, d_pos0, splits[si], d_po, d_pml, d_cnt, d_att, NULL));
+                check_attention(&sh, &a, d_att, 1, n_pos - 1, splits[si], "decode");
+                uint32_t *cnt = host_from(d_cnt, (size_t)sh.n_kv_heads * 4);
+                for (int64_t g = 0; g < sh.n_kv_heads; g++) cr_assert_eq(cnt[g], 0u, "merge ticket %ld left at %u", (long)g, cnt[g]);
+                free(cnt);
             }
             att_data_free(&a);
-            trit_cuda_free(d_q), trit_cuda_free(d_k), trit_cuda_free(d_v), trit_cuda_free(d_pos0), trit_cuda_free(d_po),
-                trit_cuda_free(d_pml);
+            trit_cuda_free(d_q), trit_cuda_free(d_att), trit_cuda_free(d_k), trit_cuda_free(d_v),
+                trit_cuda_free(d_pos0), trit_cuda_free(d_cnt), trit_cuda_free(d_po), trit_cuda_free(d_pml);
         }
 }
 
@@ -463,21 +489,20 @@ Test(cuda_backend_ops, attention_prefill_causal_against_cpu) {
                 const int64_t m = ms[mi], pos0 = pos0s[pi];
                 struct att_data a;
                 att_data_make(&rng, &sh, m, pos0 + m, 1.0f + (float)pi, &a);
-                float *d_q = dev_from(a.q, (size_t)(m * a.qd) * 4);
+                float *d_q = dev_from(a.q, (size_t)(m * a.qd) * 4), *d_att = dev_alloc((size_t)(m * a.qd) * 4);
                 void *d_k = dev_from(a.kh, (size_t)(sh.n_ctx * a.kvd) * 2),
                      *d_v = dev_from(a.vh, (size_t)(sh.n_ctx * a.kvd) * 2);
                 int32_t *d_pos0 = dev_i32((int32_t)pos0);
-                float *d_po = dev_alloc((size_t)(m * a.qd) * 4), *d_pml = dev_alloc((size_t)(m * sh.n_heads * 2) * 4);
-                CUDA_OK(trit_cuda_memset(d_po, 0xA5, (size_t)(m * a.qd) * 4, NULL));
-                CUDA_OK(trit_cuda_attn_prefill(d_q, m, d_k, d_v, sh, d_pos0, d_po, d_pml, NULL));
-                check_attention(&sh, &a, d_po, d_pml, 1, m, pos0, "prefill");
+                CUDA_OK(trit_cuda_memset(d_att, 0xA5, (size_t)(m * a.qd) * 4, NULL));
+                CUDA_OK(trit_cuda_attn_prefill(d_q, m, d_k, d_v, sh, d_pos0, d_att, NULL));
+                check_attention(&sh, &a, d_att, m, pos0, 1, "prefill");
                 att_data_free(&a);
-                trit_cuda_free(d_q), trit_cuda_free(d_k), trit_cuda_free(d_v), trit_cuda_free(d_pos0),
-                    trit_cuda_free(d_po), trit_cuda_free(d_pml);
+                trit_cuda_free(d_q), trit_cuda_free(d_att), trit_cuda_free(d_k), trit_cuda_free(d_v),
+                    trit_cuda_free(d_pos0);
             }
 }
 
-Test(cuda_backend_ops, attention_merge_with_sub_norm) {
+Test(cuda_backend_ops, attention_output_sub_norm_quant) {
     if (!test_require_gpu()) return;
     struct test_rng rng;
     test_rng_seed(&rng, 0xe8u);
@@ -490,22 +515,26 @@ Test(cuda_backend_ops, attention_merge_with_sub_norm) {
     float *d_q = dev_from(a.q, (size_t)qd * 4), *d_w = dev_from(w, (size_t)qd * 4);
     void *d_k = dev_from(a.kh, (size_t)(sh.n_ctx * a.kvd) * 2), *d_v = dev_from(a.vh, (size_t)(sh.n_ctx * a.kvd) * 2);
     int32_t *d_pos0 = dev_i32((int32_t)(n_pos - 1)), *d_qsum = dev_alloc(4);
+    uint32_t *d_cnt = dev_alloc((size_t)sh.n_kv_heads * 4);
     float *d_po = dev_alloc((size_t)(8 * qd) * 4), *d_pml = dev_alloc((size_t)(8 * 20 * 2) * 4);
     float *d_att = dev_alloc((size_t)qd * 4), *d_s = dev_alloc(4);
     int8_t *d_q8 = dev_alloc((size_t)k_pad);
-    CUDA_OK(trit_cuda_attn_decode(d_q, d_k, d_v, sh, d_pos0, 8, d_po, d_pml, NULL));
-    CUDA_OK(trit_cuda_attn_merge_quant(d_po, d_pml, 8, 1, sh, d_w, 1e-5f, d_att, d_q8, d_qsum, d_s, NULL));
-    float *att = host_from(d_att, (size_t)qd * 4), *s = host_from(d_s, 4);
+    CUDA_OK(trit_cuda_memset(d_cnt, 0, (size_t)sh.n_kv_heads * 4, NULL));
+    CUDA_OK(trit_cuda_attn_decode(d_q, d_k, d_v, sh, d_pos0, 8, d_po, d_pml, d_cnt, d_att, NULL));
+    float *att = host_from(d_att, (size_t)qd * 4);
+    CUDA_OK(trit_cuda_residual_norm_quant(d_att, 1, qd, NULL, 0, (struct trit_cuda_wscale){1.0f, 0}, d_w, 1e-5f, d_q8,
+                                          d_qsum, d_s, NULL));
+    float *s = host_from(d_s, 4);
     int8_t *q8 = host_from(d_q8, (size_t)k_pad);
     int32_t *qsum = host_from(d_qsum, 4);
     float *y = malloc((size_t)qd * 4);
-    trit_rmsnorm_f32(att, w, qd, 1e-5f, y); /* the norm of the GPU's own merged values */
-    check_quant(q8, qsum, s, y, 1, qd, norm_rel_tol(qd), "merge + sub-norm");
+    trit_rmsnorm_f32(att, w, qd, 1e-5f, y); /* the norm of the GPU's own attention output */
+    check_quant(q8, qsum, s, y, 1, qd, norm_rel_tol(qd), "attention + sub-norm");
     att_data_free(&a);
     free(w), free(att), free(s), free(q8), free(qsum), free(y);
     trit_cuda_free(d_q), trit_cuda_free(d_w), trit_cuda_free(d_k), trit_cuda_free(d_v), trit_cuda_free(d_pos0),
-        trit_cuda_free(d_qsum), trit_cuda_free(d_po), trit_cuda_free(d_pml), trit_cuda_free(d_att), trit_cuda_free(d_s),
-        trit_cuda_free(d_q8);
+        trit_cuda_free(d_qsum), trit_cuda_free(d_cnt), trit_cuda_free(d_po), trit_cuda_free(d_pml),
+        trit_cuda_free(d_att), trit_cuda_free(d_s), trit_cuda_free(d_q8);
 }
 
 /* ---- head ---------------------------------------------------------------------------------------------- */
