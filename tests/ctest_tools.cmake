@@ -168,3 +168,22 @@ set_tests_properties(tool_convert_roundtrip_divide tool_convert_roundtrip_multip
 trit_tool_test(tool_convert_refuses_vocab_only EXPECT_RC 1 MATCH "trit convert: error: .*token_embd.weight"
   COMMAND $<TARGET_FILE:trit> convert ${TRIT_TOOL_DATA}/tokenizers/llama-spm/ggml-vocab-llama-spm.gguf
           -o ${CMAKE_CURRENT_BINARY_DIR}/tool_refused.gguf)
+
+# option values: a missing or malformed value is a usage error (exit 2) that names the flag, before
+# any model loads (no model is given; the shipped one need not exist)
+trit_tool_test(tool_cli_run_bad_count EXPECT_RC 2 MATCH "trit run: error: -n needs an integer .*'abc'"
+  COMMAND $<TARGET_FILE:trit> run -m /nonexistent.gguf -p x -n abc)
+trit_tool_test(tool_cli_run_empty_number EXPECT_RC 2 MATCH "trit run: error: --temp needs a number"
+  COMMAND $<TARGET_FILE:trit> run -m /nonexistent.gguf -p x --temp "")
+trit_tool_test(tool_cli_run_sampling_range EXPECT_RC 2 MATCH "trit run: error: sampling options: .*top-p"
+  COMMAND $<TARGET_FILE:trit> run -m /nonexistent.gguf -p x --top-p 2)
+trit_tool_test(tool_cli_run_missing_value EXPECT_RC 2 MATCH "trit run: error: --seed needs"
+  COMMAND $<TARGET_FILE:trit> run -m /nonexistent.gguf -p x --seed)
+trit_tool_test(tool_cli_chat_trailing_text EXPECT_RC 2 MATCH "trit chat: error: --top-k needs an integer .*'4x'"
+  COMMAND $<TARGET_FILE:trit> chat -m /nonexistent.gguf --top-k 4x)
+trit_tool_test(tool_cli_perplexity_chunks EXPECT_RC 2 MATCH "trit perplexity: error: --chunks needs an integer"
+  COMMAND $<TARGET_FILE:trit> perplexity -m /nonexistent.gguf -f /nonexistent.txt --chunks 2x)
+trit_tool_test(tool_cli_bench_reps EXPECT_RC 2 MATCH "trit bench: error: -r needs an integer from 1 to 64"
+  COMMAND $<TARGET_FILE:trit> bench -m /nonexistent.gguf -r 3x)
+trit_tool_test(tool_cli_inspect_no_path EXPECT_RC 2 MATCH "trit inspect: error: give a GGUF file"
+  COMMAND $<TARGET_FILE:trit> inspect)

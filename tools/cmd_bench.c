@@ -35,12 +35,13 @@ static void usage(FILE *out) {
             "  -h, --help           this text\n");
 }
 
+/* "1,2,3" into out[0..max); -1 when malformed or longer than max. */
 static int parse_list(const char *s, int *out, int max) {
     int n = 0;
-    while (*s && n < max) {
+    while (*s) {
         char *end;
         long v = strtol(s, &end, 10);
-        if (end == s || v < 0 || v > 1 << 20) return -1;
+        if (end == s || v < 0 || v > 1 << 20 || n == max) return -1;
         out[n++] = (int)v;
         s = *end == ',' ? end + 1 : end;
         if (*end && *end != ',') return -1;
@@ -85,11 +86,12 @@ static int run_once(trit_context *ctx, int32_t n_vocab, bool prompt, int n, doub
 
 int cmd_bench(int argc, char **argv) {
     const char *model = NULL, *fmt = "md";
-    int pp[16] = {512}, n_pp = 1, tg[16] = {128}, n_tg = 1, threads[16] = {0}, n_threads = 1, reps = 5;
+    int pp[16] = {512}, n_pp = 1, tg[16] = {128}, n_tg = 1, threads[16] = {0}, n_threads = 1;
+    int32_t reps = 5;
     bool heads[2] = {false, false};
     int n_heads = 1;
     enum trit_device device = TRIT_DEVICE_AUTO;
-    int tp = 0;
+    int32_t tp = 0;
     bool tp_mpi = false;
     enum trit_tp_quant tp_quant = TRIT_TP_QUANT_EXACT;
     for (int i = 1; i < argc; i += 2) {
@@ -106,14 +108,13 @@ int cmd_bench(int argc, char **argv) {
         if (!v) return tool_fail("bench", "%s needs a value", a) + 1;
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "-p") || !strcmp(a, "--n-prompt")) {
-            if ((n_pp = parse_list(v, pp, 16)) < 0) return tool_fail("bench", "bad -p list '%s'", v) + 1;
+            if ((n_pp = parse_list(v, pp, 16)) < 0) return tool_fail("bench", "bad -p list '%s' (at most 16 lengths)", v) + 1;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) {
-            if ((n_tg = parse_list(v, tg, 16)) < 0) return tool_fail("bench", "bad -n list '%s'", v) + 1;
+            if ((n_tg = parse_list(v, tg, 16)) < 0) return tool_fail("bench", "bad -n list '%s' (at most 16 lengths)", v) + 1;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if ((n_threads = parse_list(v, threads, 16)) <= 0) return tool_fail("bench", "bad -t list '%s'", v) + 1;
+            if ((n_threads = parse_list(v, threads, 16)) <= 0) return tool_fail("bench", "bad -t list '%s' (at most 16 counts)", v) + 1;
         } else if (!strcmp(a, "-r") || !strcmp(a, "--reps")) {
-            reps = atoi(v);
-            if (reps < 1 || reps > 64) return tool_fail("bench", "-r must be 1..64") + 1;
+            if (tool_parse_i32("bench", a, v, 1, 64, &reps)) return 2;
         } else if (!strcmp(a, "--head")) {
             if (!strcmp(v, "f16")) heads[0] = false, n_heads = 1;
             else if (!strcmp(v, "int8")) heads[0] = true, n_heads = 1;
@@ -125,7 +126,7 @@ int cmd_bench(int argc, char **argv) {
             else if (!strcmp(v, "auto")) device = TRIT_DEVICE_AUTO;
             else return tool_fail("bench", "--device takes cpu, cuda or auto") + 1;
         } else if (!strcmp(a, "--tp")) {
-            if ((tp = atoi(v)) < 1) return tool_fail("bench", "--tp needs a count >= 1") + 1;
+            if (tool_parse_i32("bench", a, v, 1, 1 << 30, &tp)) return 2;
         } else if (!strcmp(a, "--tp-quant")) {
             if (!strcmp(v, "exact")) tp_quant = TRIT_TP_QUANT_EXACT;
             else if (!strcmp(v, "grouped")) tp_quant = TRIT_TP_QUANT_GROUPED;

@@ -28,11 +28,10 @@ static void usage(FILE *out) {
             "\n"
             "  --system TEXT        a system message first (if the template accepts one)\n"
             "  -n, --n-predict N    most tokens per answer (default 256)\n"
-            "  --temp T, --top-k K, --top-p P, --min-p P, --repeat-penalty R, --seed S\n"
-            "                       sampling, as in trit run (defaults 0.8, 40, 0.95, 0.05, 1.0, 1)\n"
+            "%s"
             "%s"
             "  -h, --help           this text\n",
-            tool_opts_help);
+            tool_sampling_help, tool_opts_help);
 }
 
 /* The model's chat template, or NULL. The caller frees it. */
@@ -78,11 +77,17 @@ struct conv {
     size_t n, cap;
 };
 
+/* Appends a message that owns `content` (freed here when it cannot be added); -1 when content is
+ * NULL or out of memory. */
 static int conv_add(struct conv *c, const char *role, char *content) {
+    if (!content) return -1;
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 16;
         struct trit_chat_message *m = realloc(c->msgs, cap * sizeof *m);
-        if (!m) return -1;
+        if (!m) {
+            free(content);
+            return -1;
+        }
         c->msgs = m;
         c->cap = cap;
     }
@@ -101,32 +106,28 @@ int cmd_chat(int argc, char **argv) {
     struct trit_sampler_params sp = trit_sampler_default_params();
     sp.seed = 1;
     const char *system = NULL;
-    int n_predict = 256;
+    int32_t n_predict = 256;
     for (int i = 1; i < argc;) {
         int r = tool_opts_parse(&o, argc, argv, &i, "chat");
+        if (r == 0) r = tool_sampling_parse(&sp, argc, argv, &i, "chat");
         if (r < 0) return 2;
         if (r > 0) continue;
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
-        }
-        if (!v) return tool_fail("chat", "unknown option or missing value: '%s'", a) + 1;
-        if (!strcmp(a, "--system")) system = v;
-        else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) n_predict = atoi(v);
-        else if (!strcmp(a, "--temp")) sp.temperature = strtof(v, NULL);
-        else if (!strcmp(a, "--top-k")) sp.top_k = atoi(v);
-        else if (!strcmp(a, "--top-p")) sp.top_p = strtof(v, NULL);
-        else if (!strcmp(a, "--min-p")) sp.min_p = strtof(v, NULL);
-        else if (!strcmp(a, "--repeat-penalty")) sp.repeat_penalty = strtof(v, NULL);
-        else if (!strcmp(a, "--seed")) sp.seed = strtoull(v, NULL, 0);
-        else {
+        } else if (!strcmp(a, "--system")) {
+            if (!v) return tool_fail("chat", "%s needs text", a) + 1;
+            system = v;
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
+            if (tool_parse_i32("chat", a, v, 1, INT32_MAX, &n_predict)) return 2;
+        } else {
             usage(stderr);
             return tool_fail("chat", "unknown option '%s'", a) + 1;
         }
         i += 2;
     }
-    if (n_predict <= 0) return tool_fail("chat", "-n must be positive") + 1;
+    if (tool_sampling_check(&sp, "chat")) return 2;
 
     struct tool_session s;
     if (tool_session_open(&s, &o, 0, "chat")) return 1;
@@ -142,14 +143,15 @@ int cmd_chat(int argc, char **argv) {
     }
     struct conv conv = {0};
     size_t n_fixed = 0;
-    if (system) {
-        conv_add(&conv, "system", strdup(system));
-        n_fixed = 1;
-    }
     char *fed = strdup(""); /* the text whose tokens are in the cache */
     size_t out_cap = trit_tok_stream_max_out(s.tok) + 8;
     char *piece = malloc(out_cap);
     char *line = NULL;
+    if (!fed || !piece || (system && conv_add(&conv, "system", strdup(system)))) {
+        rc = tool_fail("chat", "out of memory");
+        goto end;
+    }
+    n_fixed = system ? 1 : 0;
     size_t line_cap = 0;
     const bool tty = isatty(0);
     for (;;) {
@@ -167,7 +169,10 @@ int cmd_chat(int argc, char **argv) {
             fprintf(stderr, "(conversation cleared)\n");
             continue;
         }
-        conv_add(&conv, "user", strdup(line));
+        if (conv_add(&conv, "user", strdup(line))) {
+            rc = tool_fail("chat", "out of memory");
+            break;
+        }
         struct trit_chat_vars vars = {conv.msgs, conv.n, bos, eos, true};
         char *text = NULL;
         st = trit_chat_render(tmpl ? tmpl : trit_chat_template_plain, &vars, &text);
@@ -191,10 +196,11 @@ int cmd_chat(int argc, char **argv) {
             if (trit_context_n_past(s.ctx) + (int64_t)ids.n + 1 > trit_context_n_ctx(s.ctx)) {
                 fprintf(stderr, "(the context is full: conversation cleared; /reset to do this yourself)\n");
                 conv_clear(&conv, n_fixed);
-                conv_add(&conv, "user", strdup(line));
+                if (conv_add(&conv, "user", strdup(line))) st = trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory");
                 free(text);
+                text = NULL;
                 vars = (struct trit_chat_vars){conv.msgs, conv.n, bos, eos, true};
-                st = trit_chat_render(tmpl ? tmpl : trit_chat_template_plain, &vars, &text);
+                if (st == TRIT_OK) st = trit_chat_render(tmpl ? tmpl : trit_chat_template_plain, &vars, &text);
                 trit_context_truncate(s.ctx, 0);
                 trit_tokens_free(&ids);
                 if (st == TRIT_OK) st = trit_tokenize(s.tok, text, strlen(text), TRIT_TOKENIZE_PARSE_SPECIAL, &ids);
@@ -255,9 +261,13 @@ int cmd_chat(int argc, char **argv) {
             free(fed);
             fed = now;
         }
-        conv_add(&conv, "assistant", reply.p ? reply.p : strdup(""));
         free(text);
+        if (conv_add(&conv, "assistant", reply.p ? reply.p : strdup(""))) {
+            rc = tool_fail("chat", "out of memory");
+            break;
+        }
     }
+end:
     free(line);
     free(piece);
     free(fed);

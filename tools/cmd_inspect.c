@@ -440,7 +440,7 @@ int cmd_inspect(int argc, char **argv) {
     }
     if (!path) {
         usage(stderr);
-        return 2;
+        return tool_fail("inspect", "give a GGUF file or a Hugging Face folder") + 1;
     }
     struct stat sb;
     if (stat(path, &sb) != 0) return tool_fail("inspect", "cannot open '%s': no such file or directory", path);

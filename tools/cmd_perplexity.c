@@ -10,6 +10,7 @@
  *
  *   trit perplexity -f tests/data/kjv_val_excerpt.txt
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@ static void usage(FILE *out) {
             "  -f, --file PATH      the text\n"
             "  --chunks N           score at most N chunks (default: all)\n"
             "%s"
+            "  (-b is ignored: each chunk of -c tokens is one batch)\n"
             "  -h, --help           this text\n",
             tool_opts_help);
 }
@@ -43,7 +45,7 @@ int cmd_perplexity(int argc, char **argv) {
     struct tool_opts o;
     tool_opts_init(&o);
     const char *file = NULL;
-    long max_chunks = -1;
+    int32_t max_chunks = -1;
     for (int i = 1; i < argc;) {
         int r = tool_opts_parse(&o, argc, argv, &i, "perplexity");
         if (r < 0) return 2;
@@ -56,7 +58,7 @@ int cmd_perplexity(int argc, char **argv) {
             if (!v) return tool_fail("perplexity", "%s needs a path", a) + 1;
             file = v;
         } else if (!strcmp(a, "--chunks")) {
-            if (!v || (max_chunks = atol(v)) <= 0) return tool_fail("perplexity", "--chunks needs a count > 0") + 1;
+            if (tool_parse_i32("perplexity", a, v, 1, INT32_MAX, &max_chunks)) return 2;
         } else {
             usage(stderr);
             return tool_fail("perplexity", "unknown option '%s'", a) + 1;
@@ -69,7 +71,7 @@ int cmd_perplexity(int argc, char **argv) {
     }
     size_t len;
     char *text = tool_read_file(file, &len);
-    if (!text) return tool_fail("perplexity", "cannot read '%s'", file);
+    if (!text) return tool_fail("perplexity", "cannot read '%s': %s", file, strerror(errno));
 
     /* Every chunk is one batch with logits for all of its tokens. */
     struct tool_session s;

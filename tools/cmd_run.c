@@ -5,6 +5,7 @@
  *   trit run -p "In the beginning" -n 64
  *   trit run -m model.gguf -f prompt.txt --temp 0 --json
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,25 +22,12 @@ static void usage(FILE *out) {
             "  -p, --prompt TEXT    the prompt\n"
             "  -f, --file PATH      read the prompt from a file\n"
             "  -n, --n-predict N    tokens to generate (default 128; stops early at end of text)\n"
-            "  --temp T             temperature; 0 = greedy (default 0.8)\n"
-            "  --top-k K            keep the K most likely tokens; 0 = off (default 40)\n"
-            "  --top-p P            keep the smallest set with probability >= P (default 0.95)\n"
-            "  --min-p P            drop tokens below P x the top probability (default 0.05)\n"
-            "  --repeat-penalty R   penalize the last 64 tokens (default 1.0 = off)\n"
-            "  --seed S             random seed (default 1)\n"
+            "%s"
             "  --no-bos             do not add the BOS token\n"
             "  --json               print the statistics as one JSON object on stderr\n"
             "%s"
             "  -h, --help           this text\n",
-            tool_opts_help);
-}
-
-static int parse_float(const char *flag, const char *v, float *out) {
-    char *end;
-    if (!v) return tool_fail("run", "%s needs a number", flag), -1;
-    *out = strtof(v, &end);
-    if (*end) return tool_fail("run", "%s needs a number (got '%s')", flag, v), -1;
-    return 0;
+            tool_sampling_help, tool_opts_help);
 }
 
 int cmd_run(int argc, char **argv) {
@@ -52,10 +40,10 @@ int cmd_run(int argc, char **argv) {
     bool add_bos = true, json = false;
     for (int i = 1; i < argc;) {
         int r = tool_opts_parse(&o, argc, argv, &i, "run");
+        if (r == 0) r = tool_sampling_parse(&sp, argc, argv, &i, "run");
         if (r < 0) return 2;
         if (r > 0) continue;
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        float f;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
@@ -66,21 +54,7 @@ int cmd_run(int argc, char **argv) {
             if (!v) return tool_fail("run", "%s needs a path", a) + 1;
             prompt_file = v;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
-            if (!v || (n_predict = atoi(v)) < 0) return tool_fail("run", "-n needs a count >= 0") + 1;
-        } else if (!strcmp(a, "--temp")) {
-            if (parse_float(a, v, &sp.temperature)) return 2;
-        } else if (!strcmp(a, "--top-k")) {
-            if (!v || (sp.top_k = atoi(v)) < 0) return tool_fail("run", "--top-k needs a count >= 0") + 1;
-        } else if (!strcmp(a, "--top-p")) {
-            if (parse_float(a, v, &sp.top_p)) return 2;
-        } else if (!strcmp(a, "--min-p")) {
-            if (parse_float(a, v, &sp.min_p)) return 2;
-        } else if (!strcmp(a, "--repeat-penalty")) {
-            if (parse_float(a, v, &f)) return 2;
-            sp.repeat_penalty = f;
-        } else if (!strcmp(a, "--seed")) {
-            if (!v) return tool_fail("run", "--seed needs a number") + 1;
-            sp.seed = strtoull(v, NULL, 0);
+            if (tool_parse_i32("run", a, v, 0, INT32_MAX, &n_predict)) return 2;
         } else if (!strcmp(a, "--no-bos")) {
             add_bos = false;
             i += 1;
@@ -99,11 +73,13 @@ int cmd_run(int argc, char **argv) {
         usage(stderr);
         return tool_fail("run", "give a prompt with -p TEXT or -f FILE") + 1;
     }
+    if (prompt && prompt_file) return tool_fail("run", "give -p TEXT or -f FILE, not both") + 1;
+    if (tool_sampling_check(&sp, "run")) return 2;
     char *file_text = NULL;
     size_t prompt_len;
     if (prompt_file) {
         file_text = tool_read_file(prompt_file, &prompt_len);
-        if (!file_text) return tool_fail("run", "cannot read prompt file '%s'", prompt_file);
+        if (!file_text) return tool_fail("run", "cannot read prompt file '%s': %s", prompt_file, strerror(errno));
         prompt = file_text;
     } else {
         prompt_len = strlen(prompt);
@@ -150,6 +126,10 @@ int cmd_run(int argc, char **argv) {
     fflush(stdout);
     const size_t out_cap = trit_tok_stream_max_out(s.tok) + 8;
     out = malloc(out_cap);
+    if (!out) {
+        rc = tool_fail("run", "out of memory");
+        goto done;
+    }
     struct trit_tok_stream ts;
     trit_tok_stream_init(&ts, s.tok, 0);
 

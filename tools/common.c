@@ -34,23 +34,79 @@ void tool_opts_init(struct tool_opts *o) {
     o->device = TRIT_DEVICE_AUTO;
 }
 
-static int parse_int(const char *cmd, const char *flag, const char *v, int32_t lo, int32_t *out) {
-    char *end;
+int tool_parse_i32(const char *cmd, const char *flag, const char *v, int32_t lo, int32_t hi, int32_t *out) {
+    char *end = NULL;
     errno = 0;
-    long x = v ? strtol(v, &end, 10) : 0;
-    if (!v || errno || *end || x < lo || x > 1 << 30) {
-        fprintf(stderr, "trit %s: error: %s needs an integer >= %d (got '%s')\n", cmd, flag, lo, v ? v : "");
+    long long x = v ? strtoll(v, &end, 10) : 0;
+    if (!v || !*v || errno || *end || x < lo || x > hi) {
+        tool_fail(cmd, "%s needs an integer from %d to %d (got '%s')", flag, lo, hi, v ? v : "nothing");
         return -1;
     }
     *out = (int32_t)x;
+    return 0;
+}
+
+int tool_parse_f32(const char *cmd, const char *flag, const char *v, float *out) {
+    char *end = NULL;
+    errno = 0;
+    float x = v ? strtof(v, &end) : 0.0f;
+    if (!v || !*v || errno || *end || x != x) {
+        tool_fail(cmd, "%s needs a number (got '%s')", flag, v ? v : "nothing");
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+int tool_parse_u64(const char *cmd, const char *flag, const char *v, uint64_t *out) {
+    char *end = NULL;
+    errno = 0;
+    unsigned long long x = v && *v != '-' ? strtoull(v, &end, 0) : 0;
+    if (!v || !*v || *v == '-' || errno || *end) {
+        tool_fail(cmd, "%s needs a non-negative integer (got '%s')", flag, v ? v : "nothing");
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+const char *const tool_sampling_help =
+    "  --temp T             temperature; 0 = greedy (default 0.8)\n"
+    "  --top-k K            keep the K most likely tokens; 0 = off (default 40)\n"
+    "  --top-p P            keep the smallest set with probability >= P; 1 = off (default 0.95)\n"
+    "  --min-p P            drop tokens below P x the top probability; 0 = off (default 0.05)\n"
+    "  --repeat-penalty R   penalize the last 64 tokens; 1 = off (default 1.0)\n"
+    "  --seed S             random seed (default 1)\n";
+
+int tool_sampling_parse(struct trit_sampler_params *sp, int argc, char **argv, int *i, const char *cmd) {
+    const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    int r;
+    if (!strcmp(a, "--temp")) r = tool_parse_f32(cmd, a, v, &sp->temperature);
+    else if (!strcmp(a, "--top-k")) r = tool_parse_i32(cmd, a, v, 0, INT32_MAX, &sp->top_k);
+    else if (!strcmp(a, "--top-p")) r = tool_parse_f32(cmd, a, v, &sp->top_p);
+    else if (!strcmp(a, "--min-p")) r = tool_parse_f32(cmd, a, v, &sp->min_p);
+    else if (!strcmp(a, "--repeat-penalty")) r = tool_parse_f32(cmd, a, v, &sp->repeat_penalty);
+    else if (!strcmp(a, "--seed")) r = tool_parse_u64(cmd, a, v, &sp->seed);
+    else return 0;
+    if (r < 0) return -1;
+    *i += 2;
     return 1;
+}
+
+int tool_sampling_check(const struct trit_sampler_params *sp, const char *cmd) {
+    trit_sampler *s = NULL;
+    enum trit_status st = trit_sampler_init(sp, 1, &s);
+    trit_sampler_free(s);
+    if (st == TRIT_OK) return 0;
+    tool_fail_status(cmd, st, "sampling options");
+    return -1;
 }
 
 int tool_opts_parse(struct tool_opts *o, int argc, char **argv, int *i, const char *cmd) {
     const char *a = argv[*i];
     const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
     if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-        if (!v) return fprintf(stderr, "trit %s: error: %s needs a path\n", cmd, a), -1;
+        if (!v) return tool_fail(cmd, "%s needs a path", a), -1;
         o->model = v;
         *i += 2;
         return 1;
@@ -62,7 +118,7 @@ int tool_opts_parse(struct tool_opts *o, int argc, char **argv, int *i, const ch
     else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) target = &o->ctx, lo = 1;
     else if (!strcmp(a, "-b") || !strcmp(a, "--batch")) target = &o->batch;
     if (target) {
-        if (parse_int(cmd, a, v, lo, target) < 0) return -1;
+        if (tool_parse_i32(cmd, a, v, lo, 1 << 30, target) < 0) return -1;
         *i += 2;
         return 1;
     }
@@ -70,7 +126,7 @@ int tool_opts_parse(struct tool_opts *o, int argc, char **argv, int *i, const ch
         if (v && !strcmp(v, "cpu")) o->device = TRIT_DEVICE_CPU;
         else if (v && !strcmp(v, "cuda")) o->device = TRIT_DEVICE_CUDA;
         else if (v && !strcmp(v, "auto")) o->device = TRIT_DEVICE_AUTO;
-        else return fprintf(stderr, "trit %s: error: --device takes cpu, cuda or auto\n", cmd), -1;
+        else return tool_fail(cmd, "--device takes cpu, cuda or auto"), -1;
         *i += 2;
         return 1;
     }
@@ -82,7 +138,7 @@ int tool_opts_parse(struct tool_opts *o, int argc, char **argv, int *i, const ch
     if (!strcmp(a, "--tp-quant")) {
         if (v && !strcmp(v, "exact")) o->tp_quant = TRIT_TP_QUANT_EXACT;
         else if (v && !strcmp(v, "grouped")) o->tp_quant = TRIT_TP_QUANT_GROUPED;
-        else return fprintf(stderr, "trit %s: error: --tp-quant takes exact or grouped\n", cmd), -1;
+        else return tool_fail(cmd, "--tp-quant takes exact or grouped"), -1;
         *i += 2;
         return 1;
     }

@@ -32,6 +32,21 @@ int tool_opts_parse(struct tool_opts *o, int argc, char **argv, int *i, const ch
 /* The help lines of the common options. */
 extern const char *const tool_opts_help;
 
+/* Option values. On a missing or malformed value (trailing text, out of range, empty) these print
+ * "trit CMD: error: FLAG needs ..." and return -1; else they store it and return 0. */
+int tool_parse_i32(const char *cmd, const char *flag, const char *v, int32_t lo, int32_t hi, int32_t *out);
+int tool_parse_f32(const char *cmd, const char *flag, const char *v, float *out);
+int tool_parse_u64(const char *cmd, const char *flag, const char *v, uint64_t *out);
+
+/* The sampling options of run and chat (--temp, --top-k, --top-p, --min-p, --repeat-penalty,
+ * --seed), with tool_opts_parse's contract. tool_sampling_check checks them together (the ranges
+ * of trit_sampler_init) and prints why not, returning -1, so that a bad value is a usage error
+ * before the model loads. */
+int tool_sampling_parse(struct trit_sampler_params *sp, int argc, char **argv, int *i, const char *cmd);
+int tool_sampling_check(const struct trit_sampler_params *sp, const char *cmd);
+/* Their help lines. */
+extern const char *const tool_sampling_help;
+
 /* The model path to use: o->model, or the shipped default (models/, or $TRIT_MODEL). */
 const char *tool_model_path(const struct tool_opts *o);
 
