@@ -20,6 +20,7 @@ static void usage(FILE *out) {
             "  --ids LIST           comma-separated token ids, used as given (no BOS is added)\n"
             "  -o, --output PATH    the .npy file to write\n"
             "%s"
+            "  (-b is ignored: the ids are one batch; -c defaults to their count)\n"
             "  -h, --help           this text\n",
             tool_opts_help);
 }
@@ -41,7 +42,8 @@ static int write_npy(const char *path, const float *data, long rows, long cols) 
     for (int i = 0; i < pad; i++) fputc(' ', f);
     fputc('\n', f);
     fwrite(data, sizeof(float), (size_t)(rows * cols), f);
-    return fclose(f) == 0 ? 0 : -1;
+    const int err = ferror(f); /* a short write (disk full) is seen here or by fclose's flush */
+    return fclose(f) == 0 && !err ? 0 : -1;
 }
 
 int cmd_logits(int argc, char **argv) {
