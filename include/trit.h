@@ -109,8 +109,8 @@ enum trit_status trit_model_load(const char *path, const struct trit_model_param
 void trit_model_free(trit_model *model);
 int32_t trit_model_n_vocab(const trit_model *model);
 int32_t trit_model_n_ctx_train(const trit_model *model);
-/* A one-line description ("bitnet-b1.58, 30 layers, dim 2560, 2.08 B ternary params"); valid
- * while the model lives. */
+/* A one-line description ("bitnet-b1.58, 30 layers, dim 2560, 2.08 B ternary params"), in a
+ * per-thread buffer: valid until the next trit_model_desc call on this thread. */
 const char *trit_model_desc(const trit_model *model);
 
 /* ----------------------------------------------------------------------------------------------
@@ -130,7 +130,7 @@ enum trit_tp_quant {
 };
 struct trit_context_params {
     int32_t n_ctx;         /* KV cache length; 0 = the model's training context (default 0) */
-    int32_t n_batch;       /* most tokens per trit_decode call (default 512) */
+    int32_t n_batch;       /* most tokens per forward pass; trit_decode splits longer calls (default 512) */
     int32_t n_threads;     /* CPU threads; 0 = every online core (default 0); per rank with tp_mpi */
     enum trit_device device;
     bool logits_all;       /* keep logits of every token in a batch, for perplexity (default false) */
@@ -151,7 +151,9 @@ void trit_context_free(trit_context *ctx);
 /* Runs n_tokens tokens after the ones already in the cache, and returns their logits through
  * *logits: (n_tokens, n_vocab) with logits_all, else (1, n_vocab) for the last token. The
  * logits stay valid until the next trit_decode or trit_context_free. Batches longer than
- * n_batch are split internally. TRIT_ERR_CONTEXT_FULL when the cache would overflow. */
+ * n_batch are split internally, except with logits_all, where they are TRIT_ERR_INVALID_ARG.
+ * TRIT_ERR_CONTEXT_FULL when the cache would overflow (nothing is run). When a later piece of a
+ * split batch fails, the pieces before it stay in the cache: trit_context_n_past says how many. */
 enum trit_status trit_decode(trit_context *ctx, const int32_t *tokens, int32_t n_tokens, const float **logits);
 /* Tokens in the cache. */
 int32_t trit_context_n_past(const trit_context *ctx);
@@ -161,7 +163,8 @@ bool trit_context_logits_all(const trit_context *ctx);
 int32_t trit_context_n_ctx(const trit_context *ctx);
 /* Keeps the first n_keep tokens of the cache and forgets the rest (0 clears it). */
 enum trit_status trit_context_truncate(trit_context *ctx, int32_t n_keep);
-/* "cpu" or "cuda", and a line about the device ("CPU avx512-vnni, 2 threads"). */
+/* "cpu", "cuda" or "cpu-tp" (tensor parallel), and a line about the device ("CPU avx512-vnni,
+ * 2 threads"). */
 const char *trit_context_backend(const trit_context *ctx);
 const char *trit_context_device_desc(const trit_context *ctx);
 /* Bytes of weights and KV cache the backend holds (device memory for CUDA). */
@@ -186,7 +189,8 @@ struct trit_perplexity_result {
     int64_t n_chunks, n_scored;
 };
 /* on_chunk (may be NULL) is called after each chunk with the running perplexity. max_chunks <= 0
- * scores every chunk. TRIT_ERR_INVALID_ARG when fewer than n_ctx tokens are given. */
+ * scores every chunk. TRIT_ERR_INVALID_ARG when fewer than n_ctx tokens are given, or when n_ctx
+ * is below 3 (nothing would be scored). */
 enum trit_status trit_perplexity(trit_context *ctx, const int32_t *tokens, int64_t n_tokens, int32_t bos,
                                  int64_t max_chunks, void (*on_chunk)(int64_t chunk, double ppl, void *user),
                                  void *user, struct trit_perplexity_result *out);
@@ -276,7 +280,8 @@ enum trit_status trit_tok_stream_flush(struct trit_tok_stream *s, char *out, siz
 /* ----------------------------------------------------------------------------------------------
  * Sampling. A sampler picks the next token from a row of logits. The chain follows llama.cpp's
  * default order: repetition penalty -> top-k -> top-p -> min-p -> temperature -> draw.
- * temperature <= 0 means greedy (argmax; the lowest id wins a tie) and ignores the rest.
+ * temperature <= 0 means greedy: the argmax after the repetition penalty (the lowest id wins a
+ * tie); top-k, top-p and min-p are then ignored.
  */
 struct trit_sampler_params {
     float temperature;      /* default 0.8 */
