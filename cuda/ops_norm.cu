@@ -53,36 +53,25 @@ struct row_smem {
 };
 
 // Block reductions over blockDim.x / 32 warps, combined in warp order; the trailing barrier lets the
-// next reduction reuse the shared memory.
-__device__ __forceinline__ float block_sum_f(float v, row_smem &sm) {
-    for (int o = 16; o > 0; o >>= 1) v = __fadd_rn(v, __shfl_xor_sync(0xFFFFFFFFu, v, o));
-    if ((threadIdx.x & 31) == 0) sm.f[threadIdx.x >> 5] = v;
+// next reduction reuse the shared memory. Op: a commutative operation on T.
+template <class T, class Op> __device__ __forceinline__ T block_reduce(T v, Op op, T *sm) {
+    for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xFFFFFFFFu, v, o));
+    if ((threadIdx.x & 31) == 0) sm[threadIdx.x >> 5] = v;
     __syncthreads();
-    float r = sm.f[0];
-    for (int w = 1; w < (int)(blockDim.x >> 5); w++) r = __fadd_rn(r, sm.f[w]);
-    __syncthreads();
-    return r;
-}
-
-__device__ __forceinline__ float block_max_f(float v, row_smem &sm) {
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xFFFFFFFFu, v, o));
-    if ((threadIdx.x & 31) == 0) sm.f[threadIdx.x >> 5] = v;
-    __syncthreads();
-    float r = sm.f[0];
-    for (int w = 1; w < (int)(blockDim.x >> 5); w++) r = fmaxf(r, sm.f[w]);
+    T r = sm[0];
+    for (int w = 1; w < (int)(blockDim.x >> 5); w++) r = op(r, sm[w]);
     __syncthreads();
     return r;
 }
-
-__device__ __forceinline__ int32_t block_sum_i(int32_t v, row_smem &sm) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xFFFFFFFFu, v, o);
-    if ((threadIdx.x & 31) == 0) sm.i[threadIdx.x >> 5] = v;
-    __syncthreads();
-    int32_t r = 0;
-    for (int w = 0; w < (int)(blockDim.x >> 5); w++) r += sm.i[w];
-    __syncthreads();
-    return r;
-}
+struct op_add_f {
+    __device__ __forceinline__ float operator()(float a, float b) const { return __fadd_rn(a, b); }
+};
+struct op_max_f {
+    __device__ __forceinline__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+struct op_add_i {
+    __device__ __forceinline__ int32_t operator()(int32_t a, int32_t b) const { return a + b; }
+};
 
 // This thread's share of a row: v[i][b] is column 4 (tid + T i) + b (0 past the row's end).
 // Columns fit int: n <= TRIT_CUDA_ROW_MAX (32-bit index math: fewer registers).
@@ -95,7 +84,7 @@ struct row_regs {
 __device__ __forceinline__ void row_norm(row_regs &r, int n, const float *__restrict__ w, float eps, float sum_sq,
                                          row_smem &sm) {
     if (!w) return; // uniform: the whole CTA takes the same branch
-    const float inv = trit_rms_inv(block_sum_f(sum_sq, sm), n, eps);
+    const float inv = trit_rms_inv(block_reduce(sum_sq, op_add_f{}, sm.f), n, eps);
 #pragma unroll
     for (int i = 0; i < ROW_WORDS; i++)
 #pragma unroll
@@ -115,7 +104,7 @@ __device__ __forceinline__ void row_quant(const row_regs &r, int n, int8_t *q_ro
 #pragma unroll
         for (int b = 0; b < 4; b++)
             if (row_regs::col(i, b) < n) amax = fmaxf(amax, fabsf(r.v[i][b]));
-    amax = block_max_f(amax, sm);
+    amax = block_reduce(amax, op_max_f{}, sm.f);
     const float s = __fdiv_rn(TRIT_ACT_QMAX, fmaxf(amax, TRIT_ACT_EPS));
     const int n_words = (n + 127) / 128 * 32; // trit_tl_cols_pad(n) / 4
     uint32_t *qw = reinterpret_cast<uint32_t *>(q_row);
@@ -133,7 +122,7 @@ __device__ __forceinline__ void row_quant(const row_regs &r, int n, int8_t *q_ro
         }
         qw[trit_al_word(kw)] = word;
     }
-    sum = block_sum_i(sum, sm);
+    sum = block_reduce(sum, op_add_i{}, sm.i);
     if (threadIdx.x == 0) {
         *qsum = sum;
         *act_scale = s;

@@ -282,7 +282,7 @@ static void att_data(struct test_rng *rng, const struct att_case *c, float *q, f
 }
 
 /* trit_attn_decode_kernel, one CTA (kv head g, split) after another, with its phases and index
- * formulas; then trit_attn_merge_kernel's weights and sum. out (n_heads, hd). */
+ * formulas; then the merge its last CTA per KV head does (weights, sum in split order). out (n_heads, hd). */
 static void emu_decode(const struct att_case *c, const float *q, const float *kc, const float *vc, int n_splits,
                        float *out) {
     enum { TILE = 128 };
@@ -337,7 +337,7 @@ static void emu_decode(const struct att_case *c, const float *q, const float *kc
                 ml[2 * h] = m_r[h], ml[2 * h + 1] = l_r[h];
             }
         }
-    /* merge (m = 1 token): trit_attn_merge_kernel */
+    /* merge: the last CTA of each KV head, per query head, splits in order */
     const int64_t q_dim = c->n_heads * hd, ml_stride = 2 * c->n_heads;
     float w[64];
     for (int64_t h = 0; h < c->n_heads; h++) {
