@@ -139,7 +139,8 @@ static void partial_sort(struct candidate *c, int32_t n, int32_t k) {
 int32_t trit_sampler_sample(trit_sampler *s, const float *logits) {
     const int32_t n = s->n_vocab;
     struct candidate *c = s->cand;
-    for (int32_t i = 0; i < n; i++) c[i] = (struct candidate){logits[i], i};
+    /* A NaN logit would make the ordering inconsistent: it ranks below every number. */
+    for (int32_t i = 0; i < n; i++) c[i] = (struct candidate){isnan(logits[i]) ? -INFINITY : logits[i], i};
 
     /* Repetition penalty (llama.cpp / CTRL style): positive logits divided, negative multiplied. */
     if (s->p.repeat_penalty != 1.0f) {

@@ -115,3 +115,20 @@ Test(sampler, rejects_bad_parameters) {
     p = trit_sampler_default_params();
     cr_assert_eq(trit_sampler_init(&p, 0, &s), TRIT_ERR_INVALID_ARG);
 }
+
+Test(sampler, nan_logits_rank_last) {
+    struct trit_sampler_params p = trit_sampler_default_params();
+    p.temperature = 1.0f;
+    p.top_k = 2;
+    trit_sampler *s = make(p, 5);
+    float logits[5] = {NAN, 1.0f, NAN, 3.0f, 2.0f};
+    for (int i = 0; i < 100; i++) {
+        int32_t t = trit_sampler_sample(s, logits);
+        cr_assert(t == 3 || t == 4, "drew %d", t);
+    }
+    p.temperature = 0.0f;
+    trit_sampler_free(s);
+    s = make(p, 5);
+    cr_assert_eq(trit_sampler_sample(s, logits), 3);
+    trit_sampler_free(s);
+}

@@ -243,6 +243,8 @@ int cmd_chat(int argc, char **argv) {
             st = trit_decode(s.ctx, &tok, 1, &logits);
             if (st != TRIT_OK) break;
         }
+        size_t n_tail = 0; /* a character left incomplete at the end shows as U+FFFD */
+        if (trit_tok_stream_flush(&ts, piece, out_cap, &n_tail) == TRIT_OK && n_tail) fwrite(piece, 1, n_tail, stdout);
         fputc('\n', stdout);
         fflush(stdout);
         if (st != TRIT_OK) {
