@@ -18,6 +18,15 @@
  *                     not in the last-level cache, as in a real decode step (default 1024)
  *   --ref-max-s X     skip reference rows estimated to take longer than X seconds (default 2)
  *   --csv FILE        also write the rows as CSV
+ *   --quick           short rows for smoke tests: --min-ms 20 --rotate-mb 32 --ref-max-s 0.2
+ *                     unless those are given (tests/ctest_bench.cmake)
+ *
+ * Validation: before a kernel row is timed, one call's fp32 outputs are compared bit for bit with
+ * trit_gemm_ref + trit_epilogue_ref on up to 64 sampled rows of every matrix x 16 sampled tokens
+ * (first and last always in; the whole output when it is that small). A row that differs is
+ * printed as INVALID, is not timed and is not in the CSV, and the program exits 1; otherwise it
+ * ends with "# validation passed". TRIT_BENCH_CORRUPT=1 flips one bit of one checked output
+ * element before the comparison, to show that the gate works (tests/ctest_bench.cmake).
  *
  * Columns: median and fastest time of one call (on a shared machine a call longer than a scheduler
  * slice is often preempted, and min_us shows what the kernel does undisturbed); the rest use the
@@ -65,6 +74,7 @@ struct options {
     int n_variants;
     double min_ms, rotate_mb, ref_max_s;
     const char *csv;
+    bool quick;
 };
 
 /* ---- small helpers ------------------------------------------------------------------------ */
@@ -272,6 +282,83 @@ static struct timing time_kernel(struct trit_pool *pool, struct trit_cpu_matrix 
     return (struct timing){times[n / 2], times[0], n};
 }
 
+/* ---- validation: nothing is timed before its output matched the reference -------------------- */
+
+static bool corrupt_requested(void) {
+    const char *e = getenv("TRIT_BENCH_CORRUPT");
+    return e && strcmp(e, "1") == 0;
+}
+
+/* Indices to check out of [0, n): all of them when n <= max, else 0, n - 1 and max - 2 random. */
+static int sample_indices(int64_t n, int max, uint64_t *state, int64_t *out) {
+    if (n <= max) {
+        for (int64_t i = 0; i < n; i++) out[i] = i;
+        return (int)n;
+    }
+    out[0] = 0, out[1] = n - 1;
+    for (int i = 2; i < max; i++) {
+        uint64_t x = *state;
+        x ^= x >> 12, x ^= x << 25, x ^= x >> 27;
+        *state = x;
+        out[i] = (int64_t)((x * 0x2545F4914F6CDD1Dull) % (uint64_t)n);
+    }
+    return max;
+}
+
+/* One call of the kernel on the first weight copy, then its outputs io->y against trit_gemm_ref +
+ * trit_epilogue_ref, bit for bit, on sampled rows x tokens of every matrix. On a difference, *why
+ * says where. */
+static bool validate_kernel(struct trit_pool *pool, const struct trit_cpu_matrix *copies, const struct shape *sh,
+                            int64_t m, struct fp_out *io, char *why, size_t why_len) {
+    const struct trit_cpu_matrix *ws[MAX_PARTS];
+    for (int i = 0; i < sh->n_parts; i++) ws[i] = &copies[i];
+    if (trit_cpu_gemm_f32_multi(pool, sh->n_parts, ws, io->q, m, io->s, io->y) != TRIT_OK) die("gemm");
+    uint64_t state = 0x5DEECE66Dull ^ (uint64_t)m;
+    int64_t toks[16], rows[64];
+    int n_toks = sample_indices(m, 16, &state, toks);
+    const int64_t k = sh->n_cols;
+    int8_t *qs = malloc((size_t)(n_toks * k));
+    float ss[16];
+    if (!qs) die("out of memory");
+    for (int t = 0; t < n_toks; t++) {
+        memcpy(qs + t * k, io->q + toks[t] * k, (size_t)k);
+        ss[t] = io->s[toks[t]];
+    }
+    bool ok = true;
+    for (int i = 0; i < sh->n_parts && ok; i++) {
+        const struct trit_ternary *w = &sh->canon[i];
+        int n_rows = sample_indices(w->n_rows, 64, &state, rows);
+        struct trit_ternary sub;
+        if (trit_ternary_init(&sub, n_rows, k) != TRIT_OK) die("trit_ternary_init");
+        for (int r = 0; r < n_rows; r++)
+            memcpy(sub.codes + r * sub.row_bytes, w->codes + rows[r] * w->row_bytes, (size_t)w->row_bytes);
+        sub.scale = w->scale, sub.scale_kind = w->scale_kind;
+        int32_t acc[16 * 64];
+        float want[16 * 64];
+        trit_gemm_ref(&sub, qs, n_toks, acc);
+        trit_epilogue_ref(acc, n_toks, n_rows, ss, sub.scale, sub.scale_kind, want);
+        trit_ternary_free(&sub);
+        if (i == 0 && corrupt_requested()) { /* fault injection: one output bit of the kernel's */
+            uint32_t bits;
+            float *y0 = &io->y[0][toks[0] * sh->rows[0] + rows[0]];
+            memcpy(&bits, y0, 4);
+            bits ^= 1u;
+            memcpy(y0, &bits, 4);
+        }
+        for (int t = 0; t < n_toks && ok; t++)
+            for (int r = 0; r < n_rows && ok; r++) {
+                const float *got = &io->y[i][toks[t] * sh->rows[i] + rows[r]];
+                if (memcmp(got, &want[t * n_rows + r], sizeof(float)) != 0) {
+                    snprintf(why, why_len, "matrix %d token %lld row %lld: %.9g, reference %.9g", i, (long long)toks[t],
+                             (long long)rows[r], (double)*got, (double)want[t * n_rows + r]);
+                    ok = false;
+                }
+            }
+    }
+    free(qs);
+    return ok;
+}
+
 static void emit(FILE *csv, const struct shape *sh, const char *variant, int threads, int64_t m,
                  struct timing tm, double w_bytes, double read_gbps) {
     double gbps = w_bytes / tm.med_s * 1e-9;
@@ -327,9 +414,12 @@ static void parse_args(int argc, char **argv, struct options *o) {
     o->variants[o->n_variants++] = VARIANT_REF;
     for (int i = 0; i < TRIT_CPU_ISA_COUNT; i++)
         if (trit_cpu_isa_supported((enum trit_cpu_isa)i)) o->variants[o->n_variants++] = i;
+    for (int i = 1; i < argc; i++) /* --quick sets defaults, whatever its position */
+        if (strcmp(argv[i], "--quick") == 0) o->quick = true, o->min_ms = 20, o->rotate_mb = 32, o->ref_max_s = 0.2;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if (strcmp(a, "--quick") == 0) continue;
         char *v = i + 1 < argc ? argv[i + 1] : NULL;
         char *items[MAX_LIST];
         if (!v) {
@@ -379,6 +469,7 @@ int main(int argc, char **argv) {
     }
     print_cpu();
     print_load("start");
+    if (corrupt_requested()) printf("# TRIT_BENCH_CORRUPT=1: one output bit of every kernel call is flipped before validation\n");
 
     struct trit_pool *pools[MAX_LIST];
     for (int t = 0; t < o.n_threads; t++)
@@ -404,6 +495,7 @@ int main(int argc, char **argv) {
     printf("%-20s %-8s %3s %5s %10s %10s %8s %6s %9s %7s\n", "shape", "variant", "thr", "m", "median_us", "min_us",
            "GB/s", "%read", "GOPS", "calls");
 
+    int n_checked = 0, n_invalid = 0;
     int64_t m_max = 1;
     for (int i = 0; i < o.n_ms; i++) m_max = o.ms[i] > m_max ? o.ms[i] : m_max;
 
@@ -481,6 +573,15 @@ int main(int argc, char **argv) {
             }
             for (int ti = 0; ti < o.n_threads; ti++)
                 for (int mi = 0; mi < o.n_ms; mi++) {
+                    char why[256];
+                    n_checked++;
+                    if (!validate_kernel(pools[ti], copies, &sh, o.ms[mi], &io, why, sizeof why)) {
+                        n_invalid++;
+                        printf("%-20s %-8s %3d %5lld   INVALID, not timed: %s\n", sh.name,
+                               trit_cpu_isa_name((enum trit_cpu_isa)variant), o.threads[ti], (long long)o.ms[mi], why);
+                        fflush(stdout);
+                        continue;
+                    }
                     struct timing tm = time_kernel(pools[ti], copies, n_copies, sh.n_parts, o.ms[mi], &io, o.min_ms * 1e-3);
                     emit(csv, &sh, trit_cpu_isa_name((enum trit_cpu_isa)variant), o.threads[ti], o.ms[mi], tm,
                          (double)copy_bytes, read_gbps[ti]);
@@ -497,8 +598,14 @@ int main(int argc, char **argv) {
         trit_free(io.q);
     }
     print_load("end");
+    if (n_invalid)
+        printf("# validation FAILED: %d of %d kernel rows differ from trit_gemm_ref + trit_epilogue_ref (not timed)\n",
+               n_invalid, n_checked);
+    else
+        printf("# validation passed: %d of %d kernel rows bit-exact against trit_gemm_ref + trit_epilogue_ref before "
+               "timing\n", n_checked, n_checked);
     trit_free(region);
     for (int t = 0; t < o.n_threads; t++) trit_pool_free(pools[t]);
     if (csv) fclose(csv);
-    return 0;
+    return n_invalid ? 1 : 0;
 }

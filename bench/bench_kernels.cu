@@ -20,6 +20,11 @@
  *   - baselines: cublasGemmEx FP16 and BF16 (fp32 compute, default algorithm), y (m, n) =
  *     x (m, k) W^T with W (n, k) random, same rotation; speed-up = cuBLAS median / ours.
  *
+ * Without a CUDA device it prints "no CUDA device" and exits 0 (1 with TRIT_REQUIRE_GPU=1); --help
+ * prints the usage and exits 0. TRIT_BENCH_CORRUPT=1 flips one bit of one checked output element of
+ * every variant before validation: each is then reported INVALID, untimed, and the exit is 1 (a
+ * check of the gate itself, for a GPU session).
+ *
  * Variants: gemv_dp4a (int32), gemv_dp4a_f32 (fused epilogue), gemv_add (add-only), all for
  * m <= 8; gemm_mma (int32, auto split-K) and gemm_mma_f32 for every m; act_quant per m x k.
  */
@@ -211,18 +216,34 @@ int main(int argc, char **argv) {
     std::string models = "2b,8b,70b", out = "bench_kernels";
     std::vector<int64_t> ms = {1, 2, 4, 8, 16, 64, 256, 2048};
     int iters = 200;
+#define BENCH_KERNELS_USAGE "usage: %s [--models 2b,8b,70b] [--m 1,2,...] [--iters N] [--out PREFIX]\n"
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--models") && i + 1 < argc) models = argv[++i];
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf(BENCH_KERNELS_USAGE, argv[0]);
+            printf("(method and output columns: the header of bench/bench_kernels.cu and bench/README.md)\n");
+            return 0;
+        } else if (!strcmp(argv[i], "--models") && i + 1 < argc) models = argv[++i];
         else if (!strcmp(argv[i], "--m") && i + 1 < argc) ms = parse_list(argv[++i]);
         else if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--models 2b,8b,70b] [--m 1,2,...] [--iters N] [--out PREFIX]\n", argv[0]);
+            fprintf(stderr, BENCH_KERNELS_USAGE, argv[0]);
             return 2;
         }
     }
     if (iters < 10) iters = 10;
 
+    int n_dev = 0;
+    const cudaError_t dev_err = cudaGetDeviceCount(&n_dev);
+    if (dev_err != cudaSuccess || n_dev == 0) {
+        const char *req = getenv("TRIT_REQUIRE_GPU");
+        printf("bench_kernels: no CUDA device (%s); nothing measured\n",
+               dev_err != cudaSuccess ? cudaGetErrorString(dev_err) : "0 devices");
+        return req && !strcmp(req, "1") ? 1 : 0;
+    }
+    const char *corrupt = getenv("TRIT_BENCH_CORRUPT");
+    const bool corrupt_outputs = corrupt && !strcmp(corrupt, "1");
+    if (corrupt_outputs) printf("TRIT_BENCH_CORRUPT=1: one output bit of every variant is flipped before validation\n");
     int dev = 0, l2_bytes = 0, n_sm = 0;
     cudaDeviceProp prop;
     CK(cudaGetDevice(&dev));
@@ -368,6 +389,12 @@ int main(int argc, char **argv) {
                 CK(cudaMemset(d_out, 0xA5, (size_t)(m * n) * 4));
                 CKT(v.run(&dw, d_q, d_qsum, d_scale, m, d_out));
                 CK(cudaDeviceSynchronize());
+                if (corrupt_outputs) { // element (token 0, row 0) is always among the checked ones
+                    uint32_t bits;
+                    CK(cudaMemcpy(&bits, d_out, 4, cudaMemcpyDeviceToHost));
+                    bits ^= 1u;
+                    CK(cudaMemcpy(d_out, &bits, 4, cudaMemcpyHostToDevice));
+                }
                 const bool ok = validate(w, q, s_dev, m, d_out, v.f32);
                 all_valid = all_valid && ok;
                 const double bytes = w_bytes + act_bytes + (double)(m * n) * 4;
