@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #ifndef TRIT_DEFAULT_MODEL
-#define TRIT_DEFAULT_MODEL "models/trit-bitnet-kjv.gguf"
+#define TRIT_DEFAULT_MODEL "models/trit-kjv-4m.gguf"
 #endif
 
 const char *const tool_opts_help =
