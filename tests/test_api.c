@@ -32,7 +32,7 @@ static trit_context *make_ctx(trit_model *m, int32_t n_ctx, int32_t n_batch, boo
 
 Test(api, missing_file_is_a_clear_error) {
     trit_model *m = (trit_model *)1;
-    cr_assert_eq(trit_model_load("/nonexistent/model.gguf", NULL, &m), TRIT_ERR_IO);
+    cr_assert_eq(trit_model_load("/nonexistent/model.gguf", NULL, &m), TRIT_ERR_NOT_FOUND);
     cr_assert_null(m);
     cr_assert(strstr(trit_last_error(), "/nonexistent/model.gguf") != NULL, "%s", trit_last_error());
     trit_model_free(NULL);

@@ -67,6 +67,16 @@ static inline bool trit_add_i64(int64_t a, int64_t b, int64_t *out) {
 static inline int64_t trit_div_ceil(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static inline int64_t trit_align_up(int64_t a, int64_t align) { return trit_div_ceil(a, align) * align; }
 
+/* ---- files --------------------------------------------------------------------------------- */
+
+/* Opens a regular file read-only and gives its size. TRIT_ERR_NOT_FOUND when it does not exist,
+ * TRIT_ERR_IO otherwise; the message names the path. The caller closes *fd. */
+enum trit_status trit_file_open(const char *path, int *fd, uint64_t *size);
+/* Maps a whole regular file read-only. An empty file gives *map = NULL and *size = 0. Release with
+ * trit_file_unmap. */
+enum trit_status trit_file_map(const char *path, const uint8_t **map, uint64_t *size);
+void trit_file_unmap(const uint8_t *map, uint64_t size);
+
 /* ---- time --------------------------------------------------------------------------------- */
 
 /* Microseconds on a monotonic clock. */

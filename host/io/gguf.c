@@ -575,7 +575,7 @@ static void release(struct gguf_file *f) {
         for (int64_t i = 0; i < f->n_kv; i++) trit_free(f->kv[i].arr_str_off);
     trit_free(f->kv);
     trit_free(f->tensors);
-    if (f->owns_map && f->map) munmap((void *)(uintptr_t)f->map, (size_t)f->size);
+    if (f->owns_map) trit_file_unmap(f->map, f->size);
     memset(f, 0, sizeof *f);
 }
 
@@ -602,32 +602,10 @@ enum trit_status gguf_open_memory(const uint8_t *data, uint64_t size, struct ggu
 enum trit_status gguf_open(const char *path, struct gguf_file *out) {
     if (!out || !path) return trit_error(TRIT_ERR_INVALID_ARG, "gguf_open: NULL argument");
     memset(out, 0, sizeof *out);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return trit_error(TRIT_ERR_IO, "gguf: cannot open '%s': %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return trit_error(TRIT_ERR_IO, "gguf: cannot stat '%s': %s", path, strerror(e));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return trit_error(TRIT_ERR_IO, "gguf: '%s' is not a regular file", path);
-    }
-    if (sb.st_size == 0) {
-        close(fd);
-        return trit_error(TRIT_ERR_FORMAT, "gguf: '%s' is empty (0 bytes at byte 0)", path);
-    }
-    uint64_t size = (uint64_t)sb.st_size;
-    if (size > SIZE_MAX) {
-        close(fd);
-        return trit_error(TRIT_ERR_IO, "gguf: '%s' of %" PRIu64 " bytes cannot be mapped", path, size);
-    }
-    void *map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
-    int map_errno = errno;
-    close(fd); /* the mapping keeps the file open */
-    if (map == MAP_FAILED) return trit_error(TRIT_ERR_IO, "gguf: cannot mmap '%s': %s", path, strerror(map_errno));
-
+    const uint8_t *map;
+    uint64_t size;
+    TRIT_TRY(trit_file_map(path, &map, &size));
+    if (size == 0) return trit_error(TRIT_ERR_FORMAT, "gguf: '%s' is empty (0 bytes at byte 0)", path);
     out->map = map;
     out->size = size;
     out->owns_map = true;

@@ -69,23 +69,15 @@ enum trit_status json_read_file(const char *path, size_t max_bytes, char **out, 
     *out_len = 0;
     char why[128] = "";
 
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int err = errno;
-        strerror_r(err, why, sizeof why);
-        return trit_error(err == ENOENT ? TRIT_ERR_NOT_FOUND : TRIT_ERR_IO, "%s: cannot open: %s", path, why);
-    }
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return trit_error(TRIT_ERR_IO, "%s: not a regular file", path);
-    }
-    if (sb.st_size < 0 || (uint64_t)sb.st_size > (uint64_t)max_bytes) {
+    int fd;
+    uint64_t file_size;
+    TRIT_TRY(trit_file_open(path, &fd, &file_size));
+    if (file_size > (uint64_t)max_bytes) {
         close(fd);
         return trit_error(TRIT_ERR_FORMAT, "%s: %lld bytes, more than the %zu-byte cap for this file", path,
-                          (long long)sb.st_size, max_bytes);
+                          (long long)file_size, max_bytes);
     }
-    size_t size = (size_t)sb.st_size;
+    size_t size = (size_t)file_size;
     char *buf = trit_alloc(size + 1);
     if (!buf) {
         close(fd);

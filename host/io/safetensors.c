@@ -344,34 +344,16 @@ enum trit_status st_open_memory(const uint8_t *data, uint64_t size, struct st_fi
 enum trit_status st_open(const char *path, struct st_file *out) {
     if (!path || !out) return trit_error(TRIT_ERR_INVALID_ARG, "st_open: NULL argument");
     memset(out, 0, sizeof *out);
-    char why[128] = "";
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int err = errno;
-        strerror_r(err, why, sizeof why);
-        return trit_error(err == ENOENT ? TRIT_ERR_NOT_FOUND : TRIT_ERR_IO, "%s: cannot open: %s", path, why);
-    }
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return trit_error(TRIT_ERR_IO, "%s: not a regular file", path);
-    }
-    if (sb.st_size < 8) {
-        close(fd);
-        return trit_error(TRIT_ERR_FORMAT, "%s: %lld bytes, too short for the 8-byte header length", path,
-                          (long long)sb.st_size);
-    }
-    /* MAP_PRIVATE + PROT_READ: the weights are paged in on first touch and never copied. A file
-     * truncated by someone else while mapped raises SIGBUS on access; that is outside our control. */
-    void *map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    int map_err = errno;
-    close(fd);
-    if (map == MAP_FAILED) {
-        strerror_r(map_err, why, sizeof why);
-        return trit_error(TRIT_ERR_IO, "%s: mmap of %lld bytes failed: %s", path, (long long)sb.st_size, why);
+    const uint8_t *map;
+    uint64_t size;
+    TRIT_TRY(trit_file_map(path, &map, &size));
+    if (size < 8) {
+        trit_file_unmap(map, size);
+        return trit_error(TRIT_ERR_FORMAT, "%s: %llu bytes, too short for the 8-byte header length", path,
+                          (unsigned long long)size);
     }
     out->map = map;
-    out->size = (uint64_t)sb.st_size;
+    out->size = size;
     out->owns_map_ = true;
     out->label = st_strdup(path);
     if (!out->label) {
@@ -383,7 +365,7 @@ enum trit_status st_open(const char *path, struct st_file *out) {
 
 void st_close(struct st_file *f) {
     if (!f) return;
-    if (f->owns_map_ && f->map) munmap((void *)(uintptr_t)f->map, (size_t)f->size);
+    if (f->owns_map_) trit_file_unmap(f->map, f->size);
     trit_free(f->label);
     trit_free(f->tensors);
     trit_free(f->by_name_);

@@ -43,7 +43,7 @@ enum trit_status trit_model_load_path(const char *path, const struct trit_load_p
     if (!path || !out) return trit_error(TRIT_ERR_INVALID_ARG, "model load: NULL argument");
     if (strncmp(path, TRIT_SYNTHETIC_PREFIX, strlen(TRIT_SYNTHETIC_PREFIX)) == 0)
         return trit_model_synthetic_spec(path + strlen(TRIT_SYNTHETIC_PREFIX), out);
-    if (stat(path, &st) != 0) return trit_error(TRIT_ERR_IO, "cannot open model '%s': no such file or directory", path);
+    if (stat(path, &st) != 0) return trit_error(TRIT_ERR_NOT_FOUND, "cannot open model '%s': no such file or directory", path);
     if (S_ISDIR(st.st_mode)) return trit_model_load_hf(path, params, out);
     return trit_model_load_gguf(path, params, out);
 }
