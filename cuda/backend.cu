@@ -21,7 +21,9 @@
  *     acc = w_down . q8                         (its residual add is fused into the next norm)
  *   xn    = rmsnorm(x += down) * out_norm       last token, or all with logits_all
  *   logits = head . xn                          own GEMV (m <= 8) or cublasGemmEx (fp16/bf16, fp32 out)
+ *   (int8 head, cfg.head_int8: xn quantized per token, int8 rows . q in int32, scaled: ops_head.cu)
  *   logits -> host                              the one synchronization of a call
+ *   (forward_argmax: argmax of the last row on the device, one int32 -> host instead)
  *
  * Every ternary matmul runs as int32 (trit_cuda_gemv_dp4a_i32 for m <= 8, trit_cuda_gemm_mma_i32
  * above) and the kernel that reads its output applies the epilogue (trit_epilogue_one, bit for bit
@@ -49,6 +51,7 @@
 extern "C" {
 #include "backend.h"
 #include "core/threadpool.h"
+#include "cpu/head_int8.h"
 #include "cpu/ops.h"
 }
 #include "cuda_check.h"
@@ -92,7 +95,8 @@ struct cuda_state {
     trit_cuda_attn_shape shape;
     int n_splits;
     int64_t n_out_rows; // rows of logits a call can produce: B with logits_all, else 1
-    bool use_cublas;    // logits_all with batches above the head GEMV's 8 rows
+    bool use_cublas;    // logits_all with batches above the head GEMV's 8 rows (never with the int8 head)
+    bool head_int8;     // cfg.head_int8: the int8 head below replaces the fp16/bf16 one
 
     cudaStream_t stream;
     cublasHandle_t cublas;
@@ -100,7 +104,13 @@ struct cuda_state {
     size_t arena_bytes;
     cuda_layer *layers;
 
-    const uint16_t *embd, *head; // (V, D) fp16 or bf16; head == embd when tied
+    const uint16_t *embd, *head; // (V, D) fp16 or bf16; head == embd when tied; NULL: untied int8 head
+    int8_t *head8_w;             // int8 head: (V, head8_ld) rows as host/cpu/head_int8.c quantizes them
+    float *head8_d;              // (V) 1 / s_r
+    int64_t head8_ld;            // D rounded up to 64 (head_int8.c's padding)
+    int8_t *head8_q;             // (n_out_rows, head8_ld) quantized final norm
+    float *head8_dx;             // (n_out_rows) 1 / s_x
+    int32_t *argmax;             // (1) forward_argmax's result
     int embd_bf16, head_bf16;
     float *out_norm, *rope_cos, *rope_sin; // (D), (n_ctx, hd / 2) x 2
     int32_t *io, *h_io;                    // (B + 1) = {pos0, tokens}: device, pinned host
@@ -172,7 +182,15 @@ int64_t layout(cuda_state *st, uintptr_t base) {
         L->v_cache = c.take<__half>(C * st->hkv);
     }
     st->embd = c.take<uint16_t>(V * D);
-    st->head = head_is_tied(m) ? st->embd : c.take<uint16_t>(V * D);
+    st->head = head_is_tied(m) ? st->embd : st->head_int8 ? NULL : c.take<uint16_t>(V * D);
+    if (st->head_int8) {
+        st->head8_ld = (D + 63) / 64 * 64;
+        st->head8_w = c.take<int8_t>(V * st->head8_ld);
+        st->head8_d = c.take<float>(V);
+        st->head8_q = c.take<int8_t>(st->n_out_rows * st->head8_ld);
+        st->head8_dx = c.take<float>(st->n_out_rows);
+    }
+    st->argmax = c.take<int32_t>(1);
     st->out_norm = c.take<float>(D);
     st->rope_cos = c.take<float>(C * (hp->head_dim / 2));
     st->rope_sin = c.take<float>(C * (hp->head_dim / 2));
@@ -314,6 +332,27 @@ enum trit_status upload_f32(cudaStream_t stream, float *d_dst, const float *src,
     return TRIT_OK;
 }
 
+// The int8 head: quantized on the host by host/cpu/head_int8.c itself (the CPU backend's codes and
+// scales, bit for bit), rows padded to head8_ld with zeros, then copied; the host copy is freed.
+enum trit_status upload_head_i8(cuda_state *st, trit_pool *pool) {
+    trit_head_i8 h;
+    TRIT_TRY(trit_head_i8_init(&st->m->output, 1, TRIT_HEAD_I8_SCALAR, pool, &h));
+    enum trit_status status = TRIT_OK;
+    if (h.ld != st->head8_ld) {
+        status = trit_error(TRIT_ERR_INTERNAL, "cuda backend: int8 head row stride %lld, expected %lld",
+                            (long long)h.ld, (long long)st->head8_ld);
+        goto done;
+    }
+    TRIT_CUDA_CHECK_GOTO(cudaMemcpyAsync(st->head8_w, h.w, (size_t)(h.n_rows * h.ld), cudaMemcpyHostToDevice,
+                                         st->stream), status, done);
+    TRIT_CUDA_CHECK_GOTO(cudaMemcpyAsync(st->head8_d, h.d, (size_t)h.n_rows * sizeof(float), cudaMemcpyHostToDevice,
+                                         st->stream), status, done);
+    TRIT_CUDA_CHECK_GOTO(cudaStreamSynchronize(st->stream), status, done); // pageable source: wait before freeing
+done:
+    trit_head_i8_free(&h);
+    return status;
+}
+
 uint64_t upload_total(const cuda_state *st) {
     uint64_t t = 0;
     for (int64_t i = 0; i < st->m->hp.n_layers; i++) {
@@ -322,6 +361,7 @@ uint64_t upload_total(const cuda_state *st) {
         for (const trit_cuda_ternary *w : ws) t += (uint64_t)trit_tl_bytes(w->n_rows, w->n_cols);
     }
     const uint64_t dense = (uint64_t)(st->m->hp.n_vocab * st->d * 2);
+    if (st->head_int8) return t + dense / 2 + (uint64_t)(st->m->hp.n_vocab * (st->head8_ld + 4));
     return t + dense * (st->head == st->embd ? 1 : 2);
 }
 
@@ -372,7 +412,8 @@ enum trit_status upload_weights(cuda_state *st) {
         }
     }
     if (status == TRIT_OK) status = upload_dense(&ld, &m->tok_embd, st->embd);
-    if (status == TRIT_OK && st->head != st->embd) status = upload_dense(&ld, &m->output, st->head);
+    if (status == TRIT_OK && !st->head_int8 && st->head != st->embd) status = upload_dense(&ld, &m->output, st->head);
+    if (status == TRIT_OK && st->head_int8) status = upload_head_i8(st, ld.pool);
     if (status == TRIT_OK) status = upload_f32(st->stream, st->out_norm, m->out_norm, st->d);
     if (status == TRIT_OK) TRIT_CUDA_CHECK_GOTO(cudaStreamSynchronize(st->stream), status, done);
 done:
@@ -456,10 +497,13 @@ enum trit_status enqueue(cuda_state *st, int64_t m) {
     // final norm and head: every token with logits_all, else the last one
     const int64_t first = st->cfg.logits_all ? 0 : m - 1, n_out = m - first;
     const trit_cuda_wscale last_ws = st->layers[hp->n_layers - 1].ws_down;
-    const bool gemm_head = n_out > TRIT_CUDA_HEAD_MAX_M;
+    const bool gemm_head = !st->head_int8 && n_out > TRIT_CUDA_HEAD_MAX_M;
     TRIT_TRY(trit_cuda_residual_norm_out(st->x + first * D, n_out, D, st->acc + first * D, D, last_ws,
                                          st->act_scale + first, st->out_norm, eps, st->xn, gemm_head ? st->xh : NULL,
                                          st->head_bf16, s));
+    if (st->head_int8)
+        return trit_cuda_head_i8(st->head8_w, st->head8_d, V, D, st->head8_ld, st->xn, n_out, st->head8_q,
+                                 st->head8_dx, st->logits, s);
     if (!gemm_head) return trit_cuda_head_gemv(st->head, st->head_bf16, V, D, st->xn, n_out, st->logits, s);
     // logits^T (V, n_out) column major = head (V, D) row major . xh^T
     const float one = 1.0f, zero = 0.0f;
@@ -489,9 +533,10 @@ enum trit_status capture_single(cuda_state *st) {
     return TRIT_OK;
 }
 
-enum trit_status cuda_forward_impl(cuda_state *st, const int32_t *tokens, int64_t n, int64_t pos0, float *logits) {
+// Checks and enqueues the forward pass (graph replay for single tokens); st->logits holds the result
+// once the stream gets there.
+enum trit_status cuda_run(cuda_state *st, const int32_t *tokens, int64_t n, int64_t pos0) {
     const trit_hparams *hp = &st->m->hp;
-    if (!tokens || !logits) return trit_error(TRIT_ERR_INVALID_ARG, "cuda forward: NULL tokens or logits");
     if (n <= 0 || n > st->cfg.n_batch)
         return trit_error(TRIT_ERR_INVALID_ARG, "cuda forward: %lld tokens (batch holds 1..%lld)", (long long)n,
                           (long long)st->cfg.n_batch);
@@ -517,10 +562,34 @@ enum trit_status cuda_forward_impl(cuda_state *st, const int32_t *tokens, int64_
     } else {
         TRIT_TRY(enqueue(st, n));
     }
+    return TRIT_OK;
+}
+
+enum trit_status cuda_forward_impl(cuda_state *st, const int32_t *tokens, int64_t n, int64_t pos0, float *logits) {
+    const trit_hparams *hp = &st->m->hp;
+    if (!tokens || !logits) return trit_error(TRIT_ERR_INVALID_ARG, "cuda forward: NULL tokens or logits");
+    TRIT_TRY(cuda_run(st, tokens, n, pos0));
     const int64_t n_out = st->cfg.logits_all ? n : 1;
     TRIT_CUDA_CHECK(cudaMemcpyAsync(logits, st->logits, (size_t)(n_out * hp->n_vocab) * sizeof(float),
                                     cudaMemcpyDeviceToHost, st->stream));
     TRIT_CUDA_CHECK(cudaStreamSynchronize(st->stream)); // the one synchronization per call
+    return TRIT_OK;
+}
+
+// Greedy on the device: the last token's row of st->logits never leaves the GPU; one int32 does.
+// The argmax runs after the (graphed or eager) step, on the same stream.
+enum trit_status cuda_forward_argmax_impl(cuda_state *st, const int32_t *tokens, int64_t n, int64_t pos0,
+                                          int32_t *token) {
+    const trit_hparams *hp = &st->m->hp;
+    if (!tokens || !token) return trit_error(TRIT_ERR_INVALID_ARG, "cuda forward_argmax: NULL tokens or token");
+    TRIT_TRY(cuda_run(st, tokens, n, pos0));
+    const int64_t last = st->cfg.logits_all ? n - 1 : 0;
+    TRIT_TRY(trit_cuda_argmax(st->logits + last * hp->n_vocab, hp->n_vocab, st->argmax, st->stream));
+    int32_t *h = st->h_io + st->cfg.n_batch + 1; // pinned; no graph copy reads past h_io[n_batch]
+    TRIT_CUDA_CHECK(cudaMemcpyAsync(h, st->argmax, sizeof(int32_t), cudaMemcpyDeviceToHost, st->stream));
+    TRIT_CUDA_CHECK(cudaStreamSynchronize(st->stream));
+    if (*h < 0) return trit_error(TRIT_ERR_INTERNAL, "cuda forward_argmax: every logit is NaN");
+    *token = *h;
     return TRIT_OK;
 }
 
@@ -546,10 +615,6 @@ enum trit_status check_model(const trit_model *m, const trit_backend_config *cfg
     if (cfg->n_ctx <= 0 || cfg->n_batch <= 0 || cfg->n_ctx > INT32_MAX - 1)
         return trit_error(TRIT_ERR_INVALID_ARG, "cuda backend: context %lld and batch %lld must be positive",
                           (long long)cfg->n_ctx, (long long)cfg->n_batch);
-    if (cfg->head_int8)
-        return trit_error(TRIT_ERR_UNSUPPORTED,
-                          "cuda backend: the int8 LM head is not implemented on the GPU yet; run without the int8 "
-                          "head option, or with --device cpu");
     if (hp->n_layers < 1 || hp->n_vocab < 1 || hp->n_vocab > INT32_MAX || hp->dim < 1 || hp->ffn_dim < 1)
         return trit_error(TRIT_ERR_INVALID_ARG, "cuda backend: bad model shape");
     if (hp->n_heads < 1 || hp->n_kv_heads < 1 || hp->n_heads % hp->n_kv_heads != 0 ||
@@ -613,7 +678,8 @@ enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *
     if (splits > TRIT_CUDA_ATT_MAX_SPLITS) splits = TRIT_CUDA_ATT_MAX_SPLITS;
     st->n_splits = splits < 1 ? 1 : (int)splits;
     st->n_out_rows = st->cfg.logits_all ? st->cfg.n_batch : 1;
-    st->use_cublas = st->n_out_rows > TRIT_CUDA_HEAD_MAX_M;
+    st->head_int8 = cfg->head_int8;
+    st->use_cublas = !st->head_int8 && st->n_out_rows > TRIT_CUDA_HEAD_MAX_M;
     st->embd_bf16 = dense_is_bf16(m->tok_embd);
     st->head_bf16 = dense_is_bf16(m->output);
     st->graphs_enabled = true;
@@ -642,7 +708,7 @@ enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *
     TRIT_CUDA_CHECK_GOTO(cudaMalloc(&st->arena, st->arena_bytes), status, fail);
     layout(st, (uintptr_t)st->arena);
     TRIT_CUDA_CHECK_GOTO(cudaMemsetAsync(st->arena, 0, st->arena_bytes, st->stream), status, fail); // defined cache
-    TRIT_CUDA_CHECK_GOTO(cudaMallocHost((void **)&st->h_io, (size_t)(st->cfg.n_batch + 1) * sizeof(int32_t)), status,
+    TRIT_CUDA_CHECK_GOTO(cudaMallocHost((void **)&st->h_io, (size_t)(st->cfg.n_batch + 2) * sizeof(int32_t)), status,
                          fail);
     for (int64_t i = 0; i < hp->n_layers; i++) {
         const trit_layer *L = &m->layers[i];
@@ -667,8 +733,8 @@ enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *
             goto fail;
         }
     }
-    snprintf(st->desc, sizeof st->desc, "CUDA %.200s, sm_%d%d, %.2f GiB", prop.name, prop.major, prop.minor,
-             (double)st->arena_bytes / (1 << 30));
+    snprintf(st->desc, sizeof st->desc, "CUDA %.200s, sm_%d%d, %.2f GiB%s", prop.name, prop.major, prop.minor,
+             (double)st->arena_bytes / (1 << 30), st->head_int8 ? ", int8 head" : "");
     *out = st;
     return TRIT_OK;
 fail:
@@ -692,6 +758,11 @@ static enum trit_status cuda_forward(void *state, const int32_t *tokens, int64_t
     return cuda_forward_impl(static_cast<cuda_state *>(state), tokens, n, pos0, logits);
 }
 
+static enum trit_status cuda_forward_argmax(void *state, const int32_t *tokens, int64_t n, int64_t pos0,
+                                            int32_t *token) {
+    return cuda_forward_argmax_impl(static_cast<cuda_state *>(state), tokens, n, pos0, token);
+}
+
 static void cuda_free(void *state) { cuda_free_impl(static_cast<cuda_state *>(state)); }
 
 static const char *cuda_describe(void *state) { return static_cast<cuda_state *>(state)->desc; }
@@ -699,7 +770,7 @@ static const char *cuda_describe(void *state) { return static_cast<cuda_state *>
 static uint64_t cuda_memory_bytes(void *state) { return static_cast<cuda_state *>(state)->arena_bytes; }
 
 extern "C" const struct trit_backend_ops trit_cuda_backend = {
-    "cuda", cuda_init, cuda_forward, cuda_free, cuda_describe, cuda_memory_bytes,
+    "cuda", cuda_init, cuda_forward, cuda_free, cuda_describe, cuda_memory_bytes, cuda_forward_argmax,
 };
 
 extern "C" void trit_cuda_backend_set_graphs(void *state, bool enabled) {

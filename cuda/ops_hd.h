@@ -143,4 +143,29 @@ TRIT_HD int64_t trit_pf_last_key(int64_t pos0, int64_t tok0, int bq, int64_t m) 
     return trit_pf_qpos(pos0, tok0, bq - 1, m);
 }
 
+/* ---- int8 LM head (host/cpu/head_int8.h's numerics; trit_quantize_row_i8_fast with q_min -127) ----
+ * A row x (weights at upload, the final normed hidden state per token) of absmax a:
+ *   s = 127 / max(a, 1e-5);  q[k] = clamp(rint(x[k] * s), -127, 127) (NaN -> 0);  d = 1 / s
+ *   acc = sum_k w[k] q[k] (int32, exact);  logit = (float)acc * (d_r * d_x). */
+TRIT_HD float trit_i8_scale(float amax) { return TRIT_FDIV(127.0f, fmaxf(amax, 1e-5f)); }
+TRIT_HD int8_t trit_i8_code(float x, float s) {
+    const float v = rintf(TRIT_FMUL(x, s));
+    return (int8_t)(v >= 127.0f ? 127 : v <= -127.0f ? -127 : v == v ? (int)v : 0);
+}
+TRIT_HD float trit_i8_inv_scale(float s) { return TRIT_FDIV(1.0f, s); }
+TRIT_HD float trit_head_i8_logit(int32_t acc, float d_r, float d_x) { return TRIT_FMUL((float)acc, TRIT_FMUL(d_r, d_x)); }
+/* A whole row, one thread (the upload and the tests): q[0..n) codes, q[n..ld) 0; returns s. The
+ * device kernel splits the same steps over a CTA (absmax: fabsf, max ignores NaN like fmaxf). */
+TRIT_HD float trit_i8_quantize_row(const float *x, int64_t n, int64_t ld, int8_t *q) {
+    float amax = 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        const float a = fabsf(x[i]);
+        if (a > amax) amax = a;
+    }
+    const float s = trit_i8_scale(amax);
+    for (int64_t i = 0; i < n; i++) q[i] = trit_i8_code(x[i], s);
+    for (int64_t i = n; i < ld; i++) q[i] = 0;
+    return s;
+}
+
 #endif /* TRIT_OPS_HD_H */

@@ -13,6 +13,11 @@
  * ~220 us per token on an H100 SXM, the floor for a bf16/fp16 head. For m > 8 tokens (logits for a
  * whole prompt) the backend calls cublasGemmEx instead.
  *
+ * The int8 head (opt-in): trit_head_i8_quant_kernel quantizes each token's row (one CTA per token,
+ * absmax reduced over the CTA, codes by trit_i8_code); trit_head_i8_kernel is the GEMV above on
+ * int8 rows, one warp per vocabulary row, 16-byte loads of 16 weights, four dp4a per load and token,
+ * exact int32 sums, then trit_head_i8_logit. Half the bytes of the fp16 head.
+ *
  * trit_argmax_kernel: one CTA of 1024 threads scans the row (first index of the maximum): the
  * greedy sampler's work, for a device-side sampling path.
  */
@@ -22,6 +27,7 @@
 #include <stdint.h>
 
 #include "cuda_check.h"
+#include "ops_hd.h"
 #include "trit_cuda.h"
 #include "trit_cuda_ops.h"
 
@@ -128,6 +134,99 @@ enum trit_status trit_head_gemv_cuda(const uint16_t *w, int bf16, int64_t n_voca
                 : head_launch<TRIT_CUDA_HEAD_MAX_M, false>(w, n_vocab, dim, x, m, logits, vec, stream);
 }
 
+// ---- int8 head ------------------------------------------------------------------------------------
+
+constexpr int I8Q_THREADS = 512;
+
+static __global__ void __launch_bounds__(I8Q_THREADS)
+trit_head_i8_quant_kernel(const float *__restrict__ x, int64_t dim, int64_t ld, int8_t *__restrict__ q,
+                          float *__restrict__ dx) {
+    __shared__ float sm[I8Q_THREADS / 32];
+    const float *xr = x + (int64_t)blockIdx.x * dim;
+    int8_t *qr = q + (int64_t)blockIdx.x * ld;
+    float amax = 0.0f;
+    for (int64_t i = threadIdx.x; i < dim; i += I8Q_THREADS) {
+        const float a = fabsf(xr[i]);
+        if (a > amax) amax = a; // false for NaN, as on the CPU
+    }
+    for (int off = 16; off > 0; off >>= 1) {
+        const float o = __shfl_xor_sync(0xFFFFFFFFu, amax, off);
+        if (o > amax) amax = o;
+    }
+    if ((threadIdx.x & 31) == 0) sm[threadIdx.x >> 5] = amax;
+    __syncthreads();
+    amax = sm[0];
+    for (int w = 1; w < I8Q_THREADS / 32; w++)
+        if (sm[w] > amax) amax = sm[w];
+    const float s = trit_i8_scale(amax);
+    for (int64_t i = threadIdx.x; i < ld; i += I8Q_THREADS) qr[i] = i < dim ? trit_i8_code(xr[i], s) : (int8_t)0;
+    if (threadIdx.x == 0) dx[blockIdx.x] = trit_i8_inv_scale(s);
+}
+
+template <int M>
+static __global__ void __launch_bounds__(HEAD_WARPS * 32)
+trit_head_i8_kernel(const int8_t *__restrict__ w, const float *__restrict__ d, int64_t n_vocab, int64_t ld,
+                    const int8_t *__restrict__ q, const float *__restrict__ dx, int64_t m,
+                    float *__restrict__ logits) {
+    const int lane = threadIdx.x & 31;
+    const int64_t row = (int64_t)blockIdx.x * HEAD_WARPS + (threadIdx.x >> 5);
+    if (row >= n_vocab) return; // whole warps; no block barrier below
+    const uint4 *w16 = reinterpret_cast<const uint4 *>(w + row * ld);
+    const int64_t n16 = ld / 16;
+    int acc[M];
+#pragma unroll
+    for (int t = 0; t < M; t++) acc[t] = 0;
+    for (int64_t c0 = lane; c0 < n16; c0 += 32 * HEAD_UNROLL) {
+        uint4 wv[HEAD_UNROLL];
+#pragma unroll
+        for (int u = 0; u < HEAD_UNROLL; u++) {
+            const int64_t c = c0 + 32 * u;
+            wv[u] = c < n16 ? ld_stream(w16 + c) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int u = 0; u < HEAD_UNROLL; u++) {
+            const int64_t c = c0 + 32 * u;
+            if (c >= n16) break;
+#pragma unroll
+            for (int t = 0; t < M; t++) {
+                if (t >= m) break;
+                const uint4 qv = __ldg(reinterpret_cast<const uint4 *>(q + t * ld) + c);
+                int a = acc[t];
+                a = __dp4a((int)wv[u].x, (int)qv.x, a);
+                a = __dp4a((int)wv[u].y, (int)qv.y, a);
+                a = __dp4a((int)wv[u].z, (int)qv.z, a);
+                a = __dp4a((int)wv[u].w, (int)qv.w, a);
+                acc[t] = a;
+            }
+        }
+    }
+    const float dr = d[row];
+#pragma unroll
+    for (int t = 0; t < M; t++) {
+        int v = acc[t];
+        for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xFFFFFFFFu, v, off);
+        if (lane == 0 && t < m) logits[t * n_vocab + row] = trit_head_i8_logit(v, dr, dx[t]);
+    }
+}
+
+// PRECOND: shapes checked by trit_cuda_head_i8.
+enum trit_status trit_head_i8_cuda(const int8_t *w, const float *d, int64_t n_vocab, int64_t dim, int64_t ld,
+                                   const float *x, int64_t m, int8_t *q, float *dx, float *logits,
+                                   cudaStream_t stream) {
+    TRIT_CUDA_LAUNCH(trit_head_i8_quant_kernel<<<(unsigned)m, I8Q_THREADS, 0, stream>>>(x, dim, ld, q, dx));
+    const unsigned grid = (unsigned)((n_vocab + HEAD_WARPS - 1) / HEAD_WARPS);
+    for (int64_t t0 = 0; t0 < m; t0 += TRIT_CUDA_HEAD_MAX_M) {
+        const int64_t mt = m - t0 < TRIT_CUDA_HEAD_MAX_M ? m - t0 : TRIT_CUDA_HEAD_MAX_M;
+        if (mt == 1)
+            TRIT_CUDA_LAUNCH(trit_head_i8_kernel<1><<<grid, HEAD_WARPS * 32, 0, stream>>>(
+                w, d, n_vocab, ld, q + t0 * ld, dx + t0, mt, logits + t0 * n_vocab));
+        else
+            TRIT_CUDA_LAUNCH(trit_head_i8_kernel<TRIT_CUDA_HEAD_MAX_M><<<grid, HEAD_WARPS * 32, 0, stream>>>(
+                w, d, n_vocab, ld, q + t0 * ld, dx + t0, mt, logits + t0 * n_vocab));
+    }
+    return TRIT_OK;
+}
+
 // ---- argmax ------------------------------------------------------------------------------------
 
 constexpr int ARGMAX_THREADS = 1024;
@@ -181,4 +280,17 @@ extern "C" enum trit_status trit_cuda_argmax(const float *d_x, int64_t n, int32_
     if (!d_x || !d_index) return trit_error(TRIT_ERR_INVALID_ARG, "trit_cuda_argmax: NULL argument");
     if (n < 1 || n > INT32_MAX) return trit_error(TRIT_ERR_INVALID_ARG, "trit_cuda_argmax: n = %lld", (long long)n);
     return trit_argmax_cuda(d_x, n, d_index, (cudaStream_t)stream);
+}
+
+extern "C" enum trit_status trit_cuda_head_i8(const int8_t *d_w, const float *d_d, int64_t n_vocab, int64_t dim,
+                                              int64_t ld, const float *d_x, int64_t m, int8_t *d_q, float *d_dx,
+                                              float *d_logits, void *stream) {
+    if (!d_w || !d_d || !d_x || !d_q || !d_dx || !d_logits)
+        return trit_error(TRIT_ERR_INVALID_ARG, "trit_cuda_head_i8: NULL argument");
+    if (m < 1 || m > 65535 || n_vocab < 1 || n_vocab > INT32_MAX || dim < 1 || dim > TRIT_CUDA_ROW_MAX || ld < dim ||
+        ld % 16 != 0 || (uintptr_t)d_w % 16 != 0 || (uintptr_t)d_q % 16 != 0)
+        return trit_error(TRIT_ERR_INVALID_ARG, "trit_cuda_head_i8: m %lld, vocab %lld, dim %lld, ld %lld (a multiple "
+                          "of 16, >= dim; 16-byte aligned rows)", (long long)m, (long long)n_vocab, (long long)dim,
+                          (long long)ld);
+    return trit_head_i8_cuda(d_w, d_d, n_vocab, dim, ld, d_x, m, d_q, d_dx, d_logits, (cudaStream_t)stream);
 }

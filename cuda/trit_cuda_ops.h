@@ -111,8 +111,17 @@ enum trit_status trit_cuda_attn_prefill(const float *d_q, int64_t m, const void 
 enum trit_status trit_cuda_head_gemv(const void *d_w, int bf16, int64_t n_vocab, int64_t dim, const float *d_x,
                                      int64_t m, float *d_logits, void *stream);
 
+/* The int8 LM head (host/cpu/head_int8.h's numerics, per-thread math in ops_hd.h) for m tokens:
+ * each row x[t] (m, dim) fp32 is quantized to d_q (m, ld) int8 (padding 0) with d_dx[t] = 1 / s_x,
+ * then logits (m, n_vocab) = (float)(w . q) * (d[r] * dx[t]), the dot products exact in int32 (dp4a).
+ * d_w (n_vocab, ld) int8 rows quantized per row (padding 0), d_d (n_vocab) = 1 / s_r. ld >= dim and a
+ * multiple of 16; d_w and d_q 16-byte aligned; dim <= TRIT_CUDA_ROW_MAX. Any m >= 1 (8 rows a pass). */
+enum trit_status trit_cuda_head_i8(const int8_t *d_w, const float *d_d, int64_t n_vocab, int64_t dim, int64_t ld,
+                                   const float *d_x, int64_t m, int8_t *d_q, float *d_dx, float *d_logits,
+                                   void *stream);
+
 /* Greedy sampling on the device: *d_index = the first index of the largest of n values (NaN never
- * wins). Not used by the backend (its forward returns host logits); for a device-side sampler. */
+ * wins). The backend's forward_argmax (device-side greedy) runs it on the last token's logits. */
 enum trit_status trit_cuda_argmax(const float *d_x, int64_t n, int32_t *d_index, void *stream);
 
 #ifdef __cplusplus

@@ -186,6 +186,39 @@ enum trit_status trit_decode(trit_context *ctx, const int32_t *tokens, int32_t n
     return TRIT_OK;
 }
 
+enum trit_status trit_decode_argmax(trit_context *ctx, const int32_t *tokens, int32_t n_tokens, int32_t *token) {
+    if (!ctx || !tokens || n_tokens <= 0 || !token)
+        return trit_error(TRIT_ERR_INVALID_ARG, "trit_decode_argmax: no tokens or a NULL token");
+    if (ctx->n_past + n_tokens > ctx->cfg.n_ctx)
+        return trit_error(TRIT_ERR_CONTEXT_FULL, "context full: %lld tokens in the cache + %d new > context length %lld",
+                          (long long)ctx->n_past, n_tokens, (long long)ctx->cfg.n_ctx);
+    if (ctx->cfg.logits_all && n_tokens > ctx->cfg.n_batch)
+        return trit_error(TRIT_ERR_INVALID_ARG, "trit_decode_argmax: %d tokens with logits_all exceed n_batch %lld",
+                          n_tokens, (long long)ctx->cfg.n_batch);
+    for (int32_t done = 0; done < n_tokens;) {
+        int32_t n = n_tokens - done;
+        if (n > ctx->cfg.n_batch) n = (int32_t)ctx->cfg.n_batch;
+        if (done + n < n_tokens || !ctx->ops->forward_argmax) {
+            TRIT_TRY(ctx->ops->forward(ctx->state, tokens + done, n, ctx->n_past, ctx->logits));
+        } else {
+            TRIT_TRY(ctx->ops->forward_argmax(ctx->state, tokens + done, n, ctx->n_past, token));
+            ctx->n_past += n;
+            return TRIT_OK;
+        }
+        ctx->n_past += n;
+        done += n;
+        if (done == n_tokens) { /* no forward_argmax: the host argmax of the last row */
+            const int64_t V = ctx->model->hp.n_vocab;
+            const float *row = ctx->logits + (ctx->cfg.logits_all ? n - 1 : 0) * V;
+            int64_t best = 0;
+            for (int64_t i = 1; i < V; i++)
+                if (row[i] > row[best]) best = i;
+            *token = (int32_t)best;
+        }
+    }
+    return TRIT_OK;
+}
+
 int32_t trit_context_n_past(const trit_context *ctx) { return (int32_t)ctx->n_past; }
 int32_t trit_context_n_ctx(const trit_context *ctx) { return (int32_t)ctx->cfg.n_ctx; }
 const trit_model *trit_context_model(const trit_context *ctx) { return ctx->model; }

@@ -31,6 +31,10 @@ struct trit_backend_ops {
     const char *(*describe)(void *state);
     /* Bytes of weights and cache the backend holds (device memory for CUDA). */
     uint64_t (*memory_bytes)(void *state);
+    /* Optional (NULL: the caller runs forward and takes the argmax itself). Runs forward on the same
+     * terms, then *token = argmax of the last token's logits (the lowest id among equal maxima, like
+     * host/sampler.c's greedy), without handing the vocabulary's logits to the host. */
+    enum trit_status (*forward_argmax)(void *state, const int32_t *tokens, int64_t n, int64_t pos0, int32_t *token);
 };
 
 extern const struct trit_backend_ops trit_cpu_backend;

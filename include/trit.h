@@ -155,6 +155,13 @@ void trit_context_free(trit_context *ctx);
  * TRIT_ERR_CONTEXT_FULL when the cache would overflow (nothing is run). When a later piece of a
  * split batch fails, the pieces before it stay in the cache: trit_context_n_past says how many. */
 enum trit_status trit_decode(trit_context *ctx, const int32_t *tokens, int32_t n_tokens, const float **logits);
+/* Greedy decoding without the logits: runs the tokens exactly as trit_decode does (same cache,
+ * same splitting, same errors) and sets *token to the argmax of the last token's logits, the lowest
+ * id among equal maxima: equal to the argmax of the last row trit_decode would return (no
+ * repetition penalty or any other sampling). Backends that can (CUDA) take the argmax on the
+ * device and copy back one id instead of the vocabulary's logits. Logits an earlier trit_decode
+ * returned are not valid after this call. */
+enum trit_status trit_decode_argmax(trit_context *ctx, const int32_t *tokens, int32_t n_tokens, int32_t *token);
 /* Tokens in the cache. */
 int32_t trit_context_n_past(const trit_context *ctx);
 /* The model the context runs, and whether it keeps logits for every token of a batch. */

@@ -206,3 +206,41 @@ Test(api, perplexity_matches_its_definition) {
     trit_context_free(ctx);
     trit_model_free(m);
 }
+
+/* trit_decode_argmax is the argmax of trit_decode's last row (lowest id on ties), bit for bit, over
+ * a split prompt and a greedy continuation fed back token by token; with logits_all too. */
+static int32_t host_argmax(const float *x, int32_t n) {
+    int32_t best = 0;
+    for (int32_t i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+Test(api, decode_argmax_matches_decode_logits) {
+    trit_model *m = load_fixture();
+    const int32_t n_vocab = trit_model_n_vocab(m);
+    int32_t ids[6];
+    struct test_rng rng;
+    test_rng_seed(&rng, 9);
+    for (int i = 0; i < 6; i++) ids[i] = (int32_t)test_rng_int(&rng, 0, n_vocab - 1);
+    for (int all = 0; all < 2; all++) {
+        trit_context *a = make_ctx(m, 32, all ? 8 : 4, all), *b = make_ctx(m, 32, all ? 8 : 4, all);
+        const float *logits;
+        int32_t tok = -1;
+        cr_assert_eq(trit_decode(a, ids, 6, &logits), TRIT_OK, "%s", trit_last_error());
+        cr_assert_eq(trit_decode_argmax(b, ids, 6, &tok), TRIT_OK, "%s", trit_last_error());
+        for (int step = 0; step < 12; step++) {
+            const int32_t want = host_argmax(logits + (all ? (step == 0 ? 5 : 0) : 0) * (int64_t)n_vocab, n_vocab);
+            cr_assert_eq(tok, want, "step %d (logits_all %d): argmax %d, decode's logits say %d", step, all, tok, want);
+            cr_assert_eq(trit_context_n_past(b), trit_context_n_past(a));
+            int32_t in = tok;
+            cr_assert_eq(trit_decode(a, &in, 1, &logits), TRIT_OK);
+            cr_assert_eq(trit_decode_argmax(b, &in, 1, &tok), TRIT_OK);
+        }
+        cr_assert_eq(trit_decode_argmax(b, ids, 0, &tok), TRIT_ERR_INVALID_ARG);
+        cr_assert_eq(trit_decode_argmax(b, ids, 1, NULL), TRIT_ERR_INVALID_ARG);
+        trit_context_free(a);
+        trit_context_free(b);
+    }
+    trit_model_free(m);
+}

@@ -4,7 +4,7 @@
  * the same tokens (a prompt, then single-token decode steps through the CUDA graph), logits compared
  * within the tolerance derived below and greedy tokens equal at decisive positions; the graph
  * replay against eager launches bit for bit; positions rewritten after a truncation; the memory
- * check, the int8-head refusal and bad inputs. Skips without a GPU (fails with TRIT_REQUIRE_GPU=1).
+ * check and bad inputs; the int8 head against the CPU's int8 head; forward_argmax (device greedy). Skips without a GPU (fails with TRIT_REQUIRE_GPU=1).
  *
  *   ctest --test-dir build -R test_cuda_backend --output-on-failure
  *   compute-sanitizer build/tests/test_cuda_backend --jobs 1 --filter '*decode_loop*'   (gpu_session.sh) */
@@ -348,11 +348,77 @@ Test(cuda_backend, refuses_what_it_cannot_hold_or_run) {
     cr_assert_null(gpu);
     cr_assert(strstr(trit_last_error(), "GiB of device memory") && strstr(trit_last_error(), "GiB free"), "%s",
               trit_last_error());
-    cfg = config(64, 8, false);
-    cfg.head_int8 = true;
-    cr_assert_eq(trit_cuda_backend.init(&m, &cfg, &gpu), TRIT_ERR_UNSUPPORTED);
-    cr_assert(strstr(trit_last_error(), "int8"), "%s", trit_last_error());
     trit_model_release(&m);
+}
+
+/* The int8 head (cfg.head_int8): the same codes and scales as the CPU's int8 head (quantized on the
+ * host by host/cpu/head_int8.c), so the logits differ only as the hidden states do; a 12-token
+ * prompt with every row (two passes of the 8-row kernel), then single-token steps (graph). */
+Test(cuda_backend, int8_head_matches_cpu_int8_head) {
+    if (!test_require_gpu()) return;
+    for (size_t si = 0; si < N_SHAPES; si++) {
+        struct trit_model m;
+        make_model(&SHAPES[si], 81 + si, &m);
+        const int64_t V = m.hp.n_vocab, n_prompt = 12, n = 20;
+        int32_t tok[20];
+        random_tokens(tok, n, V, 0x99 + si);
+        struct trit_backend_config cfg = config(64, 16, true);
+        cfg.head_int8 = true;
+        void *cpu = NULL, *gpu = NULL;
+        OK(trit_cpu_backend.init(&m, &cfg, &cpu));
+        OK(trit_cuda_backend.init(&m, &cfg, &gpu));
+        cr_assert(strstr(trit_cuda_backend.describe(gpu), "int8 head"), "%s", trit_cuda_backend.describe(gpu));
+        float *lc = malloc((size_t)(n * V) * sizeof *lc), *lg = malloc((size_t)(n * V) * sizeof *lg);
+        OK(trit_cpu_backend.forward(cpu, tok, n_prompt, 0, lc));
+        OK(trit_cuda_backend.forward(gpu, tok, n_prompt, 0, lg));
+        for (int64_t i = n_prompt; i < n; i++) {
+            OK(trit_cpu_backend.forward(cpu, tok + i, 1, i, lc + i * V));
+            OK(trit_cuda_backend.forward(gpu, tok + i, 1, i, lg + i * V));
+        }
+        struct cmp_stats st = {0};
+        for (int64_t i = 0; i < n; i++) compare_row(lc + i * V, lg + i * V, V, SHAPES[si].name, i, &st);
+        cr_log_info("%s int8 head: worst NRMSE %.4f over %d rows", SHAPES[si].name, st.worst_nrmse, st.n_rows);
+        free(lc), free(lg);
+        trit_cpu_backend.free(cpu);
+        trit_cuda_backend.free(gpu);
+        trit_model_release(&m);
+    }
+}
+
+/* forward_argmax equals the argmax (lowest id on ties) of forward's logits on a twin state, token
+ * for token, eager and graphed, fp16 and int8 heads, greedy tokens fed back. */
+Test(cuda_backend, forward_argmax_matches_forward) {
+    if (!test_require_gpu()) return;
+    for (int i8 = 0; i8 < 2; i8++) {
+        struct trit_model m;
+        make_model(&SHAPES[0], 91, &m);
+        const int64_t V = m.hp.n_vocab;
+        int32_t tok[8];
+        random_tokens(tok, 8, V, 0x42);
+        struct trit_backend_config cfg = config(64, 8, false);
+        cfg.head_int8 = i8;
+        void *a = NULL, *b = NULL;
+        OK(trit_cuda_backend.init(&m, &cfg, &a));
+        OK(trit_cuda_backend.init(&m, &cfg, &b));
+        float *lg = malloc((size_t)V * sizeof *lg);
+        int32_t next = -1, in = 0;
+        OK(trit_cuda_backend.forward(a, tok, 8, 0, lg));
+        OK(trit_cuda_backend.forward_argmax(b, tok, 8, 0, &next));
+        for (int64_t pos = 8; pos < 24; pos++) {
+            int64_t best = 0;
+            for (int64_t j = 1; j < V; j++)
+                if (lg[j] > lg[best]) best = j;
+            cr_assert_eq(next, (int32_t)best, "int8 %d pos %ld: device argmax %d, host %ld", i8, (long)pos, next,
+                         (long)best);
+            in = next;
+            OK(trit_cuda_backend.forward(a, &in, 1, pos, lg));
+            OK(trit_cuda_backend.forward_argmax(b, &in, 1, pos, &next));
+        }
+        free(lg);
+        trit_cuda_backend.free(a);
+        trit_cuda_backend.free(b);
+        trit_model_release(&m);
+    }
 }
 
 Test(cuda_backend, bad_tokens_and_positions) {

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu/head_int8.h"
 #include "cpu/ops.h"
 #include "ops_hd.h"
 #include "support.h"
@@ -457,4 +458,77 @@ Test(cuda_ops_hd, prefill_attention_emulation_matches_reference) {
         }
         free(q), free(k), free(v), free(qtmp), free(want), free(got), free(scores);
     }
+}
+
+/* ---- int8 LM head (host/cpu/head_int8.c) --------------------------------------------------------- */
+
+/* The device's dot: 16-byte loads, four dp4a each (4 int8 products summed into int32). */
+static int32_t dp4a_dot(const int8_t *w, const int8_t *q, int64_t ld) {
+    int32_t acc = 0;
+    for (int64_t c = 0; c < ld; c += 4)
+        for (int j = 0; j < 4; j++) acc += (int32_t)w[c + j] * (int32_t)q[c + j];
+    return acc;
+}
+
+/* Row quantization: codes, padding and scale bit for bit against trit_head_i8_quantize (the CPU's
+ * fast path, AVX-512 where it runs), on rows with ties at .5, outliers, zeros and a NaN. */
+Test(cuda_ops_hd, head_i8_row_quantization_matches_cpu) {
+    struct test_rng rng;
+    test_rng_seed(&rng, 0x5Au);
+    const int64_t ns[] = {1, 7, 64, 96, 100, 2560, 2561};
+    for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+        const int64_t n = ns[k], ld = (n + 63) / 64 * 64;
+        float *x = malloc((size_t)n * sizeof *x);
+        int8_t *qa = malloc((size_t)ld), *qb = malloc((size_t)ld);
+        for (int rep = 0; rep < 4; rep++) {
+            for (int64_t i = 0; i < n; i++) x[i] = test_rng_normal(&rng) * (i % 13 == 0 ? 8.0f : 1.0f);
+            if (rep == 1) x[n / 2] = 0.0f, x[0] = (float)n;                 /* an outlier: many codes 0 */
+            if (rep == 2) for (int64_t i = 0; i < n; i++) x[i] = (float)(i % 255) - 127.0f; /* .5 ties at s = 1 */
+            if (rep == 3) for (int64_t i = 0; i < n; i++) x[i] = i == n - 1 && n > 1 ? NAN : 0.0f;
+            memset(qa, 0x55, (size_t)ld), memset(qb, 0x55, (size_t)ld);
+            const float sa = trit_head_i8_quantize(x, n, ld, qa), sb = trit_i8_quantize_row(x, n, ld, qb);
+            cr_assert(memcmp(&sa, &sb, sizeof sa) == 0, "n %ld rep %d: scale %a vs %a", (long)n, rep, (double)sa, (double)sb);
+            cr_assert(memcmp(qa, qb, (size_t)ld) == 0, "n %ld rep %d: codes differ", (long)n, rep);
+            const float da = 1.0f / sa, db = trit_i8_inv_scale(sb);
+            cr_assert(memcmp(&da, &db, sizeof da) == 0);
+        }
+        free(x), free(qa), free(qb);
+    }
+}
+
+/* The head quantized by trit_head_i8_init has the codes of trit_i8_quantize_row row by row; the
+ * dp4a-order int32 dots equal trit_head_i8_acc_rows (and its reference); trit_head_i8_logit gives
+ * trit_head_i8_logits's fp32 logits bit for bit. */
+Test(cuda_ops_hd, head_i8_dots_and_logits_match_cpu) {
+    struct test_rng rng;
+    test_rng_seed(&rng, 0x5Bu);
+    const int64_t V = 203, D = 200, ld = 256;
+    float *wf = malloc((size_t)(V * D) * sizeof *wf), *x = malloc((size_t)D * sizeof *x);
+    for (int64_t i = 0; i < V * D; i++) wf[i] = test_rng_normal(&rng) * 0.05f;
+    for (int64_t i = 0; i < D; i++) x[i] = test_rng_normal(&rng) * (i % 17 == 0 ? 6.0f : 1.0f);
+    const struct trit_dense m = {.dtype = TRIT_DTYPE_F32, .n_rows = V, .n_cols = D, .data = wf};
+    struct trit_head_i8 h;
+    cr_assert_eq(trit_head_i8_init(&m, 1, TRIT_HEAD_I8_AUTO, NULL, &h), TRIT_OK, "%s", trit_last_error());
+    cr_assert_eq(h.ld, ld);
+    int8_t *row = malloc((size_t)ld), *q = malloc((size_t)ld);
+    float *d = malloc((size_t)V * sizeof *d), *lc = malloc((size_t)V * sizeof *lc);
+    int32_t *acc = malloc((size_t)V * sizeof *acc), *acc_ref = malloc((size_t)V * sizeof *acc_ref);
+    for (int64_t r = 0; r < V; r++) {
+        d[r] = trit_i8_inv_scale(trit_i8_quantize_row(wf + r * D, D, ld, row));
+        cr_assert(memcmp(row, h.w + r * ld, (size_t)ld) == 0, "row %ld: codes differ", (long)r);
+        cr_assert(memcmp(&d[r], &h.d[r], sizeof d[r]) == 0, "row %ld: d %a vs %a", (long)r, (double)d[r], (double)h.d[r]);
+    }
+    const float dx = trit_i8_inv_scale(trit_i8_quantize_row(x, D, ld, q));
+    trit_head_i8_acc_rows(&h, q, 0, V, acc);
+    trit_head_i8_acc_rows_ref(&h, q, 0, V, acc_ref);
+    cr_assert_eq(trit_head_i8_logits(NULL, &h, x, 1, D, lc), TRIT_OK);
+    for (int64_t r = 0; r < V; r++) {
+        const int32_t a = dp4a_dot(h.w + r * ld, q, ld);
+        cr_assert_eq(a, acc[r], "row %ld: dot %d vs %d", (long)r, a, acc[r]);
+        cr_assert_eq(a, acc_ref[r]);
+        const float l = trit_head_i8_logit(a, d[r], dx);
+        cr_assert(memcmp(&l, &lc[r], sizeof l) == 0, "row %ld: logit %a vs %a", (long)r, (double)l, (double)lc[r]);
+    }
+    trit_head_i8_free(&h);
+    free(wf), free(x), free(row), free(q), free(d), free(lc), free(acc), free(acc_ref);
 }
