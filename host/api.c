@@ -209,11 +209,7 @@ enum trit_status trit_decode_argmax(trit_context *ctx, const int32_t *tokens, in
         done += n;
         if (done == n_tokens) { /* no forward_argmax: the host argmax of the last row */
             const int64_t V = ctx->model->hp.n_vocab;
-            const float *row = ctx->logits + (ctx->cfg.logits_all ? n - 1 : 0) * V;
-            int64_t best = 0;
-            for (int64_t i = 1; i < V; i++)
-                if (row[i] > row[best]) best = i;
-            *token = (int32_t)best;
+            *token = trit_argmax(ctx->logits + (ctx->cfg.logits_all ? n - 1 : 0) * V, (int32_t)V);
         }
     }
     return TRIT_OK;

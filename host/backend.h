@@ -38,6 +38,10 @@ struct trit_backend_ops {
 };
 
 extern const struct trit_backend_ops trit_cpu_backend;
+
+/* The lowest id among the largest of n logits, NaN ranking below every number (host/sampler.c):
+ * the greedy choice everywhere on the host. */
+int32_t trit_argmax(const float *logits, int32_t n);
 /* TRIT_HAVE_CUDA_BACKEND is defined by the build once the CUDA forward pass (host/cuda_backend.c
  * and cuda/) is part of it. */
 #ifdef TRIT_HAVE_CUDA_BACKEND

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "core/core.h"
 
 struct candidate {
@@ -97,10 +98,11 @@ void trit_sampler_accept(trit_sampler *s, int32_t token) {
     if (s->n_recent < s->p.repeat_last_n) s->n_recent++;
 }
 
+/* The lowest id among the largest logits; NaN ranks below every number (as in the sampler). */
 static int32_t argmax(const float *logits, int32_t n) {
     int32_t best = 0;
     for (int32_t i = 1; i < n; i++)
-        if (logits[i] > logits[best]) best = i;
+        if (logits[i] > logits[best] || (isnan(logits[best]) && !isnan(logits[i]))) best = i;
     return best;
 }
 
@@ -200,6 +202,4 @@ int32_t trit_sampler_sample(trit_sampler *s, const float *logits) {
     return c[k - 1].id;
 }
 
-/* Exposed for the forward pass's greedy path and tests. */
-int32_t trit_argmax(const float *logits, int32_t n);
 int32_t trit_argmax(const float *logits, int32_t n) { return argmax(logits, n); }

@@ -54,7 +54,6 @@ struct cpu_state {
     float *up;     /* (B, F) */
     float *scores; /* (n_threads, n_ctx) attention scratch */
     struct trit_head_i8 head8; /* the int8 LM head, when cfg.head_int8 */
-    float *logits;             /* forward_argmax's logits (B or 1, V), allocated on its first call */
     char desc[160];
 };
 
@@ -139,26 +138,6 @@ static enum trit_status cpu_forward(void *state, const int32_t *tokens, int64_t 
     return TRIT_OK;
 }
 
-/* The forward pass into the state's own logits, then the argmax of the last row (the lowest id
- * among equal maxima, as host/sampler.c's greedy). */
-static enum trit_status cpu_forward_argmax(void *state, const int32_t *tokens, int64_t n_tok, int64_t pos0,
-                                           int32_t *token) {
-    struct cpu_state *st = state;
-    const int64_t V = st->m->hp.n_vocab;
-    if (!token) return trit_error(TRIT_ERR_INVALID_ARG, "cpu forward_argmax: NULL token");
-    if (!st->logits) {
-        st->logits = trit_alloc((size_t)((st->cfg.logits_all ? st->cfg.n_batch : 1) * V) * sizeof(float));
-        if (!st->logits) return trit_error(TRIT_ERR_OUT_OF_MEMORY, "cpu backend: out of memory for logits");
-    }
-    TRIT_TRY(cpu_forward(state, tokens, n_tok, pos0, st->logits));
-    const float *row = st->logits + (st->cfg.logits_all ? n_tok - 1 : 0) * V;
-    int64_t best = 0;
-    for (int64_t i = 1; i < V; i++)
-        if (row[i] > row[best]) best = i;
-    *token = (int32_t)best;
-    return TRIT_OK;
-}
-
 /* ---- init / free ---------------------------------------------------------------------------- */
 
 static void cpu_free(void *state) {
@@ -170,7 +149,6 @@ static void cpu_free(void *state) {
                      st->k, st->v, st->att, st->gate, st->up, st->scores};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) trit_free(bufs[i]);
     trit_free(st->q8);
-    trit_free(st->logits);
     trit_head_i8_free(&st->head8);
     trit_pool_free(st->pool);
     trit_free(st);
@@ -261,5 +239,4 @@ const struct trit_backend_ops trit_cpu_backend = {
     .free = cpu_free,
     .describe = cpu_describe,
     .memory_bytes = cpu_memory_bytes,
-    .forward_argmax = cpu_forward_argmax,
 };
