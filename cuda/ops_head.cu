@@ -183,20 +183,22 @@ trit_head_i8_kernel(const int8_t *__restrict__ w, const float *__restrict__ d, i
             const int64_t c = c0 + 32 * u;
             wv[u] = c < n16 ? ld_stream(w16 + c) : make_uint4(0, 0, 0, 0);
         }
+        // Guards instead of breaks, so the loops unroll fully and acc[] stays in registers (a
+        // break here left a stack frame and spills on sm_80).
 #pragma unroll
         for (int u = 0; u < HEAD_UNROLL; u++) {
             const int64_t c = c0 + 32 * u;
-            if (c >= n16) break;
 #pragma unroll
             for (int t = 0; t < M; t++) {
-                if (t >= m) break;
-                const uint4 qv = __ldg(reinterpret_cast<const uint4 *>(q + t * ld) + c);
-                int a = acc[t];
-                a = __dp4a((int)wv[u].x, (int)qv.x, a);
-                a = __dp4a((int)wv[u].y, (int)qv.y, a);
-                a = __dp4a((int)wv[u].z, (int)qv.z, a);
-                a = __dp4a((int)wv[u].w, (int)qv.w, a);
-                acc[t] = a;
+                if (c < n16 && t < m) {
+                    const uint4 qv = __ldg(reinterpret_cast<const uint4 *>(q + t * ld) + c);
+                    int a = acc[t];
+                    a = __dp4a((int)wv[u].x, (int)qv.x, a);
+                    a = __dp4a((int)wv[u].y, (int)qv.y, a);
+                    a = __dp4a((int)wv[u].z, (int)qv.z, a);
+                    a = __dp4a((int)wv[u].w, (int)qv.w, a);
+                    acc[t] = a;
+                }
             }
         }
     }
@@ -204,6 +206,7 @@ trit_head_i8_kernel(const int8_t *__restrict__ w, const float *__restrict__ d, i
 #pragma unroll
     for (int t = 0; t < M; t++) {
         int v = acc[t];
+#pragma unroll
         for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xFFFFFFFFu, v, off);
         if (lane == 0 && t < m) logits[t * n_vocab + row] = trit_head_i8_logit(v, dr, dx[t]);
     }
