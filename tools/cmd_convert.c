@@ -3,7 +3,7 @@
  * layout (docs/formats.md), tokenizer included. The conversion itself is host/model/convert.c;
  * this file parses options and prints progress and the summary.
  *
- *   trit convert tools/train/runs/test-hf -o /tmp/test-hf.gguf
+ *   trit convert tools/train/out/hf -o models/trit-kjv-4m.gguf
  *   trit convert ggml-model-i2_s.gguf -o bitnet-2b.gguf --weights tq1_0
  *   trit convert bitnet_b1_58-large/ -o large.gguf --tokenizer ggml-vocab-llama-spm.gguf
  */

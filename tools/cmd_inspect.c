@@ -4,7 +4,7 @@
  * trit decodes it as and its size, and the tokenizer (kind, vocabulary, special tokens, flags).
  *
  *   trit inspect model.gguf
- *   trit inspect tools/train/runs/test-hf --json
+ *   trit inspect models/trit-kjv-4m.gguf --json
  *   trit inspect tests/data/tokenizers/llama-spm/ggml-vocab-llama-spm.gguf   (vocab only: not runnable)
  *
  * Everything is first gathered into one JSON object (printed as is with --json), then rendered as

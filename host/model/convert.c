@@ -3,7 +3,7 @@
  * loaded back and compared. The layout is docs/formats.md "The trit GGUF layout"; convert.h
  * summarizes it.
  *
- *   trit convert tools/train/runs/test-hf -o /tmp/test.gguf
+ *   trit convert tools/train/out/hf -o models/trit-kjv-4m.gguf
  *   ctest --test-dir build -R 'test_convert|tool_' --output-on-failure
  *
  * Sections: small helpers; metadata; the tokenizer (copied from a GGUF, or built from
