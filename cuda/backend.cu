@@ -771,6 +771,7 @@ static uint64_t cuda_memory_bytes(void *state) { return static_cast<cuda_state *
 
 extern "C" const struct trit_backend_ops trit_cuda_backend = {
     "cuda", cuda_init, cuda_forward, cuda_free, cuda_describe, cuda_memory_bytes, cuda_forward_argmax,
+    nullptr, // forward_topk: not yet on the device (trit_decode_sample falls back to the full row)
 };
 
 extern "C" void trit_cuda_backend_set_graphs(void *state, bool enabled) {

@@ -168,4 +168,15 @@ TRIT_HD float trit_i8_quantize_row(const float *x, int64_t n, int64_t ld, int8_t
     return s;
 }
 
+/* ---- top-k with the repetition penalty (forward_topk; host twin in host/sampler.c) ---- */
+/* llama.cpp's rule: a positive logit divided by the penalty, a negative one multiplied; NaN -> -inf. */
+TRIT_HD float trit_topk_penalize(float x, float penalty) {
+    if (x != x) return -INFINITY;
+    return x > 0.0f ? TRIT_FDIV(x, penalty) : TRIT_FMUL(x, penalty);
+}
+/* The unpenalized logit's key: NaN ranks below every number. */
+TRIT_HD float trit_topk_key(float x) { return x != x ? -INFINITY : x; }
+/* Candidate order: logit desc, id asc. True when (va, ia) comes before (vb, ib). */
+TRIT_HD int trit_topk_before(float va, int32_t ia, float vb, int32_t ib) { return va > vb || (va == vb && ia < ib); }
+
 #endif /* TRIT_OPS_HD_H */

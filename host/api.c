@@ -215,6 +215,45 @@ enum trit_status trit_decode_argmax(trit_context *ctx, const int32_t *tokens, in
     return TRIT_OK;
 }
 
+enum trit_status trit_decode_sample(trit_context *ctx, const int32_t *tokens, int32_t n_tokens, trit_sampler *s,
+                                    int32_t *token) {
+    if (!ctx || !tokens || n_tokens <= 0 || !s || !token)
+        return trit_error(TRIT_ERR_INVALID_ARG, "trit_decode_sample: no tokens or a NULL sampler or token");
+    const int64_t V = ctx->model->hp.n_vocab;
+    const int32_t k = trit_sampler_top_k(s);
+    if (!ctx->ops->forward_topk || k < 1 || k > TRIT_TOPK_MAX || k > V) {
+        const float *logits;
+        TRIT_TRY(trit_decode(ctx, tokens, n_tokens, &logits));
+        *token = trit_sampler_sample(s, logits + (ctx->cfg.logits_all ? ((n_tokens - 1) % ctx->cfg.n_batch) : 0) * V);
+        return TRIT_OK;
+    }
+    if (ctx->n_past + n_tokens > ctx->cfg.n_ctx)
+        return trit_error(TRIT_ERR_CONTEXT_FULL, "context full: %lld tokens in the cache + %d new > context length %lld",
+                          (long long)ctx->n_past, n_tokens, (long long)ctx->cfg.n_ctx);
+    if (ctx->cfg.logits_all && n_tokens > ctx->cfg.n_batch)
+        return trit_error(TRIT_ERR_INVALID_ARG, "trit_decode_sample: %d tokens with logits_all exceed n_batch %lld",
+                          n_tokens, (long long)ctx->cfg.n_batch);
+    const int32_t *pen_ids;
+    float penalty;
+    const int32_t n_pen = trit_sampler_penalty(s, &pen_ids, &penalty);
+    float vals[TRIT_TOPK_MAX];
+    int32_t ids[TRIT_TOPK_MAX];
+    for (int32_t done = 0; done < n_tokens;) {
+        int32_t n = n_tokens - done;
+        if (n > ctx->cfg.n_batch) n = (int32_t)ctx->cfg.n_batch;
+        if (done + n < n_tokens) {
+            TRIT_TRY(ctx->ops->forward(ctx->state, tokens + done, n, ctx->n_past, ctx->logits));
+        } else {
+            TRIT_TRY(ctx->ops->forward_topk(ctx->state, tokens + done, n, ctx->n_past, k, pen_ids, n_pen, penalty, vals, ids));
+        }
+        ctx->n_past += n;
+        done += n;
+    }
+    *token = trit_sampler_sample_candidates(s, vals, ids, k);
+    if (*token < 0) return trit_error(TRIT_ERR_INTERNAL, "trit_decode_sample: the candidates did not fit the sampler");
+    return TRIT_OK;
+}
+
 int32_t trit_context_n_past(const trit_context *ctx) { return (int32_t)ctx->n_past; }
 int32_t trit_context_n_ctx(const trit_context *ctx) { return (int32_t)ctx->cfg.n_ctx; }
 const trit_model *trit_context_model(const trit_context *ctx) { return ctx->model; }

@@ -35,7 +35,22 @@ struct trit_backend_ops {
      * terms, then *token = argmax of the last token's logits (the lowest id among equal maxima, like
      * host/sampler.c's greedy), without handing the vocabulary's logits to the host. */
     enum trit_status (*forward_argmax)(void *state, const int32_t *tokens, int64_t n, int64_t pos0, int32_t *token);
+    /* Optional (NULL: the caller runs forward and samples the whole row). Runs forward on the same
+     * terms, then on the last token's logits: applies the repetition penalty to pen_ids[0..n_pen)
+     * (each id once, however often it is listed; ids outside the vocabulary ignored; positive / penalty,
+     * negative * penalty; NaN -> -inf everywhere), and writes the k best (logit desc, id asc) as
+     * vals[0..k), ids[0..k), in that order. 1 <= k <= TRIT_TOPK_MAX, k <= n_vocab. */
+    enum trit_status (*forward_topk)(void *state, const int32_t *tokens, int64_t n, int64_t pos0, int32_t k,
+                                     const int32_t *pen_ids, int32_t n_pen, float penalty, float *vals, int32_t *ids);
 };
+
+/* The most candidates forward_topk hands back. */
+#define TRIT_TOPK_MAX 256
+
+/* The host reference of forward_topk's selection (host/sampler.c) on one row of n_vocab logits;
+ * k is clamped to TRIT_TOPK_MAX and n_vocab. */
+void trit_topk_penalized(const float *logits, int32_t n_vocab, const int32_t *pen_ids, int32_t n_pen, float penalty,
+                         int32_t k, float *vals, int32_t *ids);
 
 extern const struct trit_backend_ops trit_cpu_backend;
 

@@ -138,32 +138,9 @@ static void partial_sort(struct candidate *c, int32_t n, int32_t k) {
     qsort(c, (size_t)k, sizeof *c, cmp_candidate);
 }
 
-int32_t trit_sampler_sample(trit_sampler *s, const float *logits) {
-    const int32_t n = s->n_vocab;
-    struct candidate *c = s->cand;
-    /* A NaN logit would make the ordering inconsistent: it ranks below every number. */
-    for (int32_t i = 0; i < n; i++) c[i] = (struct candidate){isnan(logits[i]) ? -INFINITY : logits[i], i};
-
-    /* Repetition penalty (llama.cpp / CTRL style): positive logits divided, negative multiplied. */
-    if (s->p.repeat_penalty != 1.0f) {
-        for (int32_t r = 0; r < s->n_recent; r++) {
-            int32_t id = s->recent[r];
-            if (id < 0 || id >= n) continue;
-            /* A token seen several times in the window is penalized once. */
-            if (c[id].logit != logits[id]) continue;
-            c[id].logit = c[id].logit > 0 ? c[id].logit / s->p.repeat_penalty : c[id].logit * s->p.repeat_penalty;
-        }
-    }
-    if (s->p.temperature <= 0.0f) {
-        int32_t best = 0;
-        for (int32_t i = 1; i < n; i++)
-            if (c[i].logit > c[best].logit) best = i;
-        return best;
-    }
-
-    int32_t k = s->p.top_k > 0 && s->p.top_k < n ? s->p.top_k : n;
-    partial_sort(c, n, k);
-
+/* The shared tail of the chain: c[0..k) holds the k best candidates, sorted (logit desc, id asc).
+ * top-p -> min-p -> temperature -> one draw (one RNG step). */
+static int32_t draw_sorted(trit_sampler *s, const struct candidate *c, int32_t k) {
     /* top-p and min-p on the temperature-1 distribution, as llama.cpp does. */
     const float max_logit = c[0].logit;
     double sum = 0.0;
@@ -200,6 +177,90 @@ int32_t trit_sampler_sample(trit_sampler *s, const float *logits) {
         if (u < acc) return c[i].id;
     }
     return c[k - 1].id;
+}
+
+/* top-k of the candidates c[0..n) (already penalized), then the rest of the chain. */
+static int32_t sample_from(trit_sampler *s, struct candidate *c, int32_t n) {
+    int32_t k = s->p.top_k > 0 && s->p.top_k < n ? s->p.top_k : n;
+    partial_sort(c, n, k);
+    if (s->p.temperature <= 0.0f) return c[0].id; /* greedy: the lowest id among the maxima */
+    return draw_sorted(s, c, k);
+}
+
+int32_t trit_sampler_sample(trit_sampler *s, const float *logits) {
+    const int32_t n = s->n_vocab;
+    struct candidate *c = s->cand;
+    /* A NaN logit would make the ordering inconsistent: it ranks below every number. */
+    for (int32_t i = 0; i < n; i++) c[i] = (struct candidate){isnan(logits[i]) ? -INFINITY : logits[i], i};
+
+    /* Repetition penalty (llama.cpp / CTRL style): positive logits divided, negative multiplied. */
+    if (s->p.repeat_penalty != 1.0f) {
+        for (int32_t r = 0; r < s->n_recent; r++) {
+            int32_t id = s->recent[r];
+            if (id < 0 || id >= n) continue;
+            /* A token seen several times in the window is penalized once. */
+            if (c[id].logit != logits[id]) continue;
+            c[id].logit = c[id].logit > 0 ? c[id].logit / s->p.repeat_penalty : c[id].logit * s->p.repeat_penalty;
+        }
+    }
+    if (s->p.temperature <= 0.0f) {
+        int32_t best = 0;
+        for (int32_t i = 1; i < n; i++)
+            if (c[i].logit > c[best].logit) best = i;
+        return best;
+    }
+    return sample_from(s, c, n);
+}
+
+int32_t trit_sampler_sample_candidates(trit_sampler *s, const float *logits, const int32_t *ids, int32_t n) {
+    if (!s || !logits || !ids || n <= 0 || n > s->n_vocab) return -1;
+    const int32_t need = s->p.top_k > 0 && s->p.top_k < s->n_vocab ? s->p.top_k : s->n_vocab;
+    if (n < need && s->p.temperature > 0.0f) return -1; /* not the whole top-k: not the full row's draw */
+    struct candidate *c = s->cand;
+    for (int32_t i = 0; i < n; i++) c[i] = (struct candidate){isnan(logits[i]) ? -INFINITY : logits[i], ids[i]};
+    return sample_from(s, c, n);
+}
+
+int32_t trit_sampler_top_k(const trit_sampler *s) { return s->p.top_k; }
+
+int32_t trit_sampler_penalty(const trit_sampler *s, const int32_t **recent, float *penalty) {
+    if (recent) *recent = s->recent;
+    if (penalty) *penalty = s->p.repeat_penalty;
+    return s->p.repeat_penalty != 1.0f ? s->n_recent : 0;
+}
+
+/* Penalty rule shared with the backends' top-k (cuda/ops_hd.h has the device twin). */
+static float penalized(float x, float penalty) {
+    if (isnan(x)) return -INFINITY;
+    return x > 0 ? x / penalty : x * penalty;
+}
+
+void trit_topk_penalized(const float *logits, int32_t n_vocab, const int32_t *pen_ids, int32_t n_pen, float penalty,
+                         int32_t k, float *vals, int32_t *ids) {
+    struct candidate best[TRIT_TOPK_MAX];
+    int32_t nb = 0;
+    if (k > TRIT_TOPK_MAX) k = TRIT_TOPK_MAX;
+    if (k > n_vocab) k = n_vocab;
+    for (int32_t i = 0; i < n_vocab; i++) {
+        float x = isnan(logits[i]) ? -INFINITY : logits[i];
+        for (int32_t r = 0; r < n_pen; r++)
+            if (pen_ids[r] == i) {
+                x = penalized(logits[i], penalty);
+                break;
+            }
+        struct candidate cd = {x, i};
+        if (nb == k && cmp_candidate(&cd, &best[nb - 1]) >= 0) continue;
+        int32_t j = nb < k ? nb++ : k - 1;
+        while (j > 0 && cmp_candidate(&cd, &best[j - 1]) < 0) {
+            best[j] = best[j - 1];
+            j--;
+        }
+        best[j] = cd;
+    }
+    for (int32_t i = 0; i < nb; i++) {
+        vals[i] = best[i].logit;
+        ids[i] = best[i].id;
+    }
 }
 
 int32_t trit_argmax(const float *logits, int32_t n) { return argmax(logits, n); }

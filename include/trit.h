@@ -162,6 +162,14 @@ enum trit_status trit_decode(trit_context *ctx, const int32_t *tokens, int32_t n
  * device and copy back one id instead of the vocabulary's logits. Logits an earlier trit_decode
  * returned are not valid after this call. */
 enum trit_status trit_decode_argmax(trit_context *ctx, const int32_t *tokens, int32_t n_tokens, int32_t *token);
+/* Decoding with a sampler: runs the tokens exactly as trit_decode does and sets *token to what
+ * trit_sampler_sample would draw from the last row: the result (token and RNG advance) equals
+ * trit_decode + trit_sampler_sample exactly. It does not call trit_sampler_accept. When the
+ * sampler's top_k is 1..256 and the backend can (CUDA), the penalty and the top-k run on the
+ * device and only k candidates come back (trit_sampler_sample_candidates). Logits an earlier
+ * trit_decode returned are not valid after this call. */
+enum trit_status trit_decode_sample(trit_context *ctx, const int32_t *tokens, int32_t n_tokens, trit_sampler *sampler,
+                                    int32_t *token);
 /* Tokens in the cache. */
 int32_t trit_context_n_past(const trit_context *ctx);
 /* The model the context runs, and whether it keeps logits for every token of a batch. */
@@ -309,6 +317,18 @@ void trit_sampler_free(trit_sampler *sampler);
  * penalty window). */
 int32_t trit_sampler_sample(trit_sampler *sampler, const float *logits);
 void trit_sampler_accept(trit_sampler *sampler, int32_t token);
+/* Picks a token from n candidates: logits[i] is token ids[i]'s logit AFTER the repetition penalty
+ * (NaN counts as -inf), and the candidates are the n best of the penalized row (by logit desc, id
+ * asc; any order here), n >= top_k (n == n_vocab when top_k is 0 or >= n_vocab; any n >= 1 when
+ * greedy). Gives exactly the token, and the same RNG advance, that trit_sampler_sample gives on
+ * the full row. Returns -1 (and draws nothing) when n is too small or an argument is bad. */
+int32_t trit_sampler_sample_candidates(trit_sampler *sampler, const float *logits, const int32_t *ids, int32_t n);
+/* The sampler's top_k (0 = off). */
+int32_t trit_sampler_top_k(const trit_sampler *sampler);
+/* The repetition penalty's inputs: *recent = the ids in the window (may repeat; each is penalized
+ * once), *penalty = the factor; returns how many ids (0 when the penalty is off). The pointer is
+ * valid until the next trit_sampler_accept or reset. */
+int32_t trit_sampler_penalty(const trit_sampler *sampler, const int32_t **recent, float *penalty);
 /* Forgets accepted tokens and reseeds with the initial seed. */
 void trit_sampler_reset(trit_sampler *sampler);
 

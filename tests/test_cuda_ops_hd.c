@@ -532,3 +532,20 @@ Test(cuda_ops_hd, head_i8_dots_and_logits_match_cpu) {
     trit_head_i8_free(&h);
     free(wf), free(x), free(row), free(q), free(d), free(lc), free(acc), free(acc_ref);
 }
+
+/* forward_topk's per-thread rules: llama.cpp's penalty (NaN -> -inf) and the candidate order
+ * (logit desc, id asc), as host/sampler.c applies them. */
+Test(ops_hd, topk_penalty_and_order) {
+    cr_assert_eq(trit_topk_penalize(3.0f, 1.5f), 2.0f);
+    cr_assert_eq(trit_topk_penalize(-3.0f, 1.5f), -4.5f);
+    cr_assert_eq(trit_topk_penalize(0.0f, 1.5f), 0.0f);
+    cr_assert(isinf(trit_topk_penalize(NAN, 1.5f)) && trit_topk_penalize(NAN, 1.5f) < 0);
+    cr_assert(isinf(trit_topk_key(NAN)) && trit_topk_key(NAN) < 0);
+    cr_assert_eq(trit_topk_key(1.25f), 1.25f);
+    cr_assert(trit_topk_before(2.0f, 9, 1.0f, 0));
+    cr_assert(!trit_topk_before(1.0f, 0, 2.0f, 9));
+    cr_assert(trit_topk_before(1.0f, 3, 1.0f, 4));
+    cr_assert(!trit_topk_before(1.0f, 4, 1.0f, 3));
+    cr_assert(!trit_topk_before(1.0f, 4, 1.0f, 4));
+    cr_assert(trit_topk_before(-1e30f, 7, -INFINITY, 0));
+}

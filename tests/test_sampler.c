@@ -132,3 +132,70 @@ Test(sampler, nan_logits_rank_last) {
     cr_assert_eq(trit_sampler_sample(s, logits), 3);
     trit_sampler_free(s);
 }
+
+/* ---- the candidate path (trit_decode_sample with a backend's forward_topk) ---------------------- */
+#include "backend.h"
+
+/* trit_sampler_sample on full rows and trit_sampler_sample_candidates on the host top-k of the same
+ * rows (penalty applied by trit_topk_penalized, candidates shuffled, sometimes more than top_k)
+ * draw the same tokens from the same seed, 1000 times, with ties and NaNs in the rows. */
+Test(sampler, candidates_match_full_row) {
+    enum { V = 500, DRAWS = 1000 };
+    struct test_rng rng;
+    test_rng_seed(&rng, 23);
+    static const int32_t ks[] = {1, 5, 40, 256};
+    static const float temps[] = {0.0f, 0.8f, 1.5f};
+    for (int ki = 0; ki < 4; ki++)
+        for (int ti = 0; ti < 3; ti++) {
+            struct trit_sampler_params p = trit_sampler_default_params();
+            p.top_k = ks[ki];
+            p.temperature = temps[ti];
+            p.repeat_penalty = ti == 1 ? 1.0f : 1.3f;
+            p.repeat_last_n = 16;
+            p.top_p = ki % 2 ? 0.9f : 1.0f;
+            p.min_p = ki == 2 ? 0.0f : 0.05f;
+            p.seed = 1000u + (uint64_t)(ki * 3 + ti);
+            trit_sampler *full = make(p, V), *cand = make(p, V);
+            float row[V], vals[TRIT_TOPK_MAX + 8];
+            int32_t ids[TRIT_TOPK_MAX + 8];
+            for (int d = 0; d < DRAWS / 12 + 1; d++) {
+                for (int i = 0; i < V; i++) {
+                    /* coarse values: many exact ties, both signs */
+                    row[i] = (float)test_rng_int(&rng, -40, 40) * 0.25f;
+                    if (test_rng_int(&rng, 0, 99) == 0) row[i] = NAN;
+                }
+                const int32_t *pen;
+                float penalty;
+                const int32_t n_pen = trit_sampler_penalty(cand, &pen, &penalty);
+                cr_assert_eq(trit_sampler_top_k(cand), ks[ki]);
+                int32_t n = ks[ki] + (int32_t)test_rng_int(&rng, 0, 8);
+                if (n > TRIT_TOPK_MAX) n = TRIT_TOPK_MAX;
+                trit_topk_penalized(row, V, pen, n_pen, penalty, n, vals, ids);
+                for (int32_t i = 1; i < n; i++)
+                    cr_assert(vals[i - 1] > vals[i] || (vals[i - 1] == vals[i] && ids[i - 1] < ids[i]));
+                for (int32_t i = n - 1; i > 0; i--) { /* any order is allowed */
+                    int32_t j = (int32_t)test_rng_int(&rng, 0, i);
+                    float tv = vals[i];
+                    int32_t td = ids[i];
+                    vals[i] = vals[j], ids[i] = ids[j];
+                    vals[j] = tv, ids[j] = td;
+                }
+                int32_t a = trit_sampler_sample(full, row), b = trit_sampler_sample_candidates(cand, vals, ids, n);
+                cr_assert_eq(a, b, "k %d temp %g draw %d: full row %d, candidates %d", ks[ki], temps[ti], d, a, b);
+                trit_sampler_accept(full, a);
+                trit_sampler_accept(cand, b);
+            }
+            trit_sampler_free(full);
+            trit_sampler_free(cand);
+        }
+}
+
+Test(sampler, candidates_reject_too_few) {
+    struct trit_sampler_params p = trit_sampler_default_params();
+    p.top_k = 10;
+    trit_sampler *s = make(p, 50);
+    float v[5] = {5, 4, 3, 2, 1};
+    int32_t id[5] = {0, 1, 2, 3, 4};
+    cr_assert_eq(trit_sampler_sample_candidates(s, v, id, 5), -1);
+    trit_sampler_free(s);
+}

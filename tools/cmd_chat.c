@@ -218,8 +218,9 @@ int cmd_chat(int argc, char **argv) {
         struct trit_tok_stream ts;
         trit_tok_stream_init(&ts, s.tok, 0);
         struct tool_buf { char *p; size_t n, cap; } reply = {0};
+        int32_t next = -1;
         for (int n = 0; n < n_predict; n++) {
-            int32_t tok = trit_sampler_sample(sampler, logits);
+            int32_t tok = n == 0 ? trit_sampler_sample(sampler, logits) : next;
             if (trit_tokenizer_is_eog(s.tok, tok)) break;
             trit_sampler_accept(sampler, tok);
             size_t n_out = 0;
@@ -240,7 +241,7 @@ int cmd_chat(int argc, char **argv) {
                 fprintf(stderr, "\n(the context is full)");
                 break;
             }
-            st = trit_decode(s.ctx, &tok, 1, &logits);
+            st = trit_decode_sample(s.ctx, &tok, 1, sampler, &next);
             if (st != TRIT_OK) break;
         }
         size_t n_tail = 0; /* a character left incomplete at the end shows as U+FFFD */

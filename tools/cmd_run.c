@@ -135,11 +135,10 @@ int cmd_run(int argc, char **argv) {
 
     /* Greedy without a penalty: the backend takes the argmax (on the device with CUDA), no logits. */
     const bool argmax_only = sp.temperature <= 0.0f && sp.repeat_penalty == 1.0f;
-    const float *logits = NULL;
     int32_t next = -1;
     double t_prompt0 = tool_now_ms();
     st = argmax_only ? trit_decode_argmax(s.ctx, ids.ids, (int32_t)ids.n, &next)
-                     : trit_decode(s.ctx, ids.ids, (int32_t)ids.n, &logits);
+                     : trit_decode_sample(s.ctx, ids.ids, (int32_t)ids.n, sampler, &next);
     if (st != TRIT_OK) {
         rc = tool_fail_status("run", st, "prompt");
         goto done;
@@ -148,7 +147,7 @@ int cmd_run(int argc, char **argv) {
     int32_t n_gen = 0;
     bool stopped_eog = false;
     for (; n_gen < n_predict; n_gen++) {
-        int32_t tok = argmax_only ? next : trit_sampler_sample(sampler, logits);
+        int32_t tok = next;
         if (n_gen == 0) t_first = tool_now_ms();
         if (trit_tokenizer_is_eog(s.tok, tok)) {
             stopped_eog = true;
@@ -164,7 +163,7 @@ int cmd_run(int argc, char **argv) {
             n_gen++;
             break;
         }
-        st = argmax_only ? trit_decode_argmax(s.ctx, &tok, 1, &next) : trit_decode(s.ctx, &tok, 1, &logits);
+        st = argmax_only ? trit_decode_argmax(s.ctx, &tok, 1, &next) : trit_decode_sample(s.ctx, &tok, 1, sampler, &next);
         if (st != TRIT_OK) {
             rc = tool_fail_status("run", st, "decode");
             goto done;
