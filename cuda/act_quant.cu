@@ -43,17 +43,22 @@ __device__ __forceinline__ int32_t block_sum(int32_t v, int32_t *smem) {
     return v;
 }
 
+// amax_in: NULL = this row's absmax; else the absmax to scale by (tensor parallelism's global one).
 static __global__ void __launch_bounds__(QUANT_THREADS)
-trit_act_quant_kernel(const float *__restrict__ x, int64_t k, int64_t k_pad, int8_t *__restrict__ q,
-                      int32_t *__restrict__ qsum, float *__restrict__ act_scale) {
+trit_act_quant_kernel(const float *__restrict__ x, int64_t k, int64_t k_pad, const float *__restrict__ amax_in,
+                      int8_t *__restrict__ q, int32_t *__restrict__ qsum, float *__restrict__ act_scale) {
     __shared__ float smax[QUANT_WARPS];
     __shared__ int32_t ssum[QUANT_WARPS];
     const int64_t row = blockIdx.x;
     const float *xr = x + row * k;
 
     float amax = 0.0f;
-    for (int64_t c = threadIdx.x; c < k; c += QUANT_THREADS) amax = fmaxf(amax, fabsf(xr[c]));
-    amax = block_max(amax, smax);
+    if (amax_in) {
+        amax = amax_in[row];
+    } else {
+        for (int64_t c = threadIdx.x; c < k; c += QUANT_THREADS) amax = fmaxf(amax, fabsf(xr[c]));
+        amax = block_max(amax, smax);
+    }
     const float s = __fdiv_rn(TRIT_ACT_QMAX, fmaxf(amax, TRIT_ACT_EPS));
 
     uint32_t *qr = reinterpret_cast<uint32_t *>(q + row * k_pad);
@@ -77,17 +82,17 @@ trit_act_quant_kernel(const float *__restrict__ x, int64_t k, int64_t k_pad, int
 }
 
 // PRECOND: m >= 1; q 4-byte aligned with room for m * trit_tl_cols_pad(k) bytes; x (m, k) fp32.
-enum trit_status trit_act_quant_cuda(const float *x, int64_t m, int64_t k, int8_t *q, int32_t *qsum, float *act_scale,
-                                     cudaStream_t stream) {
+enum trit_status trit_act_quant_cuda(const float *x, int64_t m, int64_t k, const float *amax, int8_t *q, int32_t *qsum,
+                                     float *act_scale, cudaStream_t stream) {
     TRIT_CUDA_LAUNCH(trit_act_quant_kernel<<<(unsigned)m, QUANT_THREADS, 0, stream>>>(
-        x, k, trit_tl_cols_pad(k), q, qsum, act_scale));
+        x, k, trit_tl_cols_pad(k), amax, q, qsum, act_scale));
     return TRIT_OK;
 }
 
 } // namespace
 
-extern "C" enum trit_status trit_cuda_act_quantize(const float *d_x, int64_t m, int64_t k, int8_t *d_q,
-                                                   int32_t *d_qsum, float *d_act_scale, void *stream) {
+static enum trit_status act_quantize(const float *d_x, int64_t m, int64_t k, const float *d_amax, int8_t *d_q,
+                                     int32_t *d_qsum, float *d_act_scale, void *stream) {
     if (!d_x || !d_q || !d_qsum || !d_act_scale)
         return trit_error(TRIT_ERR_INVALID_ARG, "trit_cuda_act_quantize: NULL pointer");
     if (m < 1 || m > INT32_MAX || k < 1 || k > TRIT_TL_MAX_COLS)
@@ -95,5 +100,17 @@ extern "C" enum trit_status trit_cuda_act_quantize(const float *d_x, int64_t m, 
                           (long long)k);
     if ((uintptr_t)d_q % 16 != 0)
         return trit_error(TRIT_ERR_INVALID_ARG, "trit_cuda_act_quantize: q must be 16-byte aligned");
-    return trit_act_quant_cuda(d_x, m, k, d_q, d_qsum, d_act_scale, (cudaStream_t)stream);
+    return trit_act_quant_cuda(d_x, m, k, d_amax, d_q, d_qsum, d_act_scale, (cudaStream_t)stream);
+}
+
+extern "C" enum trit_status trit_cuda_act_quantize(const float *d_x, int64_t m, int64_t k, int8_t *d_q,
+                                                   int32_t *d_qsum, float *d_act_scale, void *stream) {
+    return act_quantize(d_x, m, k, NULL, d_q, d_qsum, d_act_scale, stream);
+}
+
+extern "C" enum trit_status trit_cuda_act_quantize_amax(const float *d_x, int64_t m, int64_t k, const float *d_amax,
+                                                        int8_t *d_q, int32_t *d_qsum, float *d_act_scale,
+                                                        void *stream) {
+    if (!d_amax) return trit_error(TRIT_ERR_INVALID_ARG, "trit_cuda_act_quantize_amax: NULL amax");
+    return act_quantize(d_x, m, k, d_amax, d_q, d_qsum, d_act_scale, stream);
 }

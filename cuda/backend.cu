@@ -53,6 +53,8 @@ extern "C" {
 #include "core/threadpool.h"
 #include "cpu/head_int8.h"
 #include "cpu/ops.h"
+#include "tp/comm.h"
+#include "tp/plan.h"
 }
 #include "cuda_check.h"
 #include "ops_hd.h"
@@ -60,6 +62,7 @@ extern "C" {
 #include "trit_cuda.h"
 #include "trit_cuda_backend.h"
 #include "trit_cuda_ops.h"
+#include "trit_cuda_tp.h"
 
 #define TRIT_CUBLAS_CHECK(call)                                                                    \
     do {                                                                                           \
@@ -88,10 +91,35 @@ struct cuda_layer {
     __half *k_cache, *v_cache;                                  // (n_ctx, Hkv)
 };
 
+// Tensor parallelism (host/tp/tp.h's math on the device): this rank's shard and the buffers its
+// collectives use. Absent (comm NULL) for one GPU running the whole model.
+struct cuda_tp {
+    trit_comm *comm; // NCCL, borrowed; the backend runs on its stream
+    trit_tp_plan plan;
+    enum trit_tp_quant quant;
+    int64_t head_c0;          // first computed query head: plan.kv_head0 * group (whole GQA groups)
+    int64_t own_off;          // floats from a row of computed heads to this rank's own heads
+    int64_t q_own;            // own heads x head_dim: o_proj's columns here
+    float *att_own;           // (B, q_own): own heads compacted, when they are not the whole row
+    double *pairs, *pairs_all; // exact mode with sub-norms: (B, 2), (N, B, 2)
+    float *amax;              // (B) exact mode: the all-reduced absmax
+    float *y;                 // (B, D) grouped mode: the all-reduced fp32 row-parallel output
+    float *logits_loc;        // (n_out_rows, vocab_stride) this rank's head rows
+    float *logits_all;        // (N, n_out_rows, vocab_stride) the all-gather
+    // collective timing: an event pair per collective of a call, summed after the call's sync
+    cudaEvent_t *ev;
+    int n_ev, ev_used;
+    double comm_ms;
+    int64_t n_tokens;
+};
+
 struct cuda_state {
     const trit_model *m;
     trit_backend_config cfg;
-    int64_t d, f, hq, hkv, n_qkv; // D, F, Hq, Hkv, Hq + 2 Hkv
+    int64_t d, f, hq, hkv, n_qkv; // D, F, Hq, Hkv, Hq + 2 Hkv: this rank's (computed) widths with TP
+    int64_t o_cols, v_head;       // o_proj's input columns (Hq, or q_own) and head rows (V, or this rank's)
+    cuda_tp tp;
+    bool has_tp, own_stream;
     trit_cuda_attn_shape shape;
     int n_splits;
     int64_t n_out_rows; // rows of logits a call can produce: B with logits_all, else 1
@@ -171,18 +199,18 @@ int64_t layout(cuda_state *st, uintptr_t base) {
     for (int64_t i = 0; i < hp->n_layers; i++) {
         cuda_layer *L = &st->layers[i];
         ternary_desc(&L->qkv, st->n_qkv, D, c);
-        ternary_desc(&L->o, D, st->hq, c);
+        ternary_desc(&L->o, D, st->o_cols, c);
         ternary_desc(&L->gu, 2 * F, D, c);
         ternary_desc(&L->down, D, F, c);
         L->attn_norm = c.take<float>(D);
         L->ffn_norm = c.take<float>(D);
-        L->attn_sub_norm = hp->sub_norms ? c.take<float>(st->hq) : NULL;
+        L->attn_sub_norm = hp->sub_norms ? c.take<float>(st->o_cols) : NULL;
         L->ffn_sub_norm = hp->sub_norms ? c.take<float>(F) : NULL;
         L->k_cache = c.take<__half>(C * st->hkv);
         L->v_cache = c.take<__half>(C * st->hkv);
     }
     st->embd = c.take<uint16_t>(V * D);
-    st->head = head_is_tied(m) ? st->embd : st->head_int8 ? NULL : c.take<uint16_t>(V * D);
+    st->head = head_is_tied(m) && !st->has_tp ? st->embd : st->head_int8 ? NULL : c.take<uint16_t>(st->v_head * D);
     if (st->head_int8) {
         st->head8_ld = (D + 63) / 64 * 64;
         st->head8_w = c.take<int8_t>(V * st->head8_ld);
@@ -214,6 +242,17 @@ int64_t layout(cuda_state *st, uintptr_t base) {
     st->xh = st->use_cublas ? c.take<uint16_t>(st->n_out_rows * D) : NULL;
     st->logits = c.take<float>(st->n_out_rows * V);
     st->cublas_ws = st->use_cublas ? c.take<uint8_t>((int64_t)CUBLAS_WS_BYTES) : NULL;
+    if (st->has_tp) {
+        cuda_tp *t = &st->tp;
+        const int64_t N = t->plan.n_ranks;
+        t->att_own = t->own_off != 0 || t->q_own != st->hq ? c.take<float>(B * t->q_own) : NULL;
+        t->pairs = c.take<double>(B * 2);
+        t->pairs_all = c.take<double>(N * B * 2);
+        t->amax = c.take<float>(B);
+        t->y = t->quant == TRIT_TP_QUANT_GROUPED ? c.take<float>(B * D) : NULL;
+        t->logits_loc = c.take<float>(st->n_out_rows * t->plan.vocab_stride);
+        t->logits_all = c.take<float>(N * st->n_out_rows * t->plan.vocab_stride);
+    }
     return c.off;
 }
 
@@ -362,7 +401,47 @@ uint64_t upload_total(const cuda_state *st) {
     }
     const uint64_t dense = (uint64_t)(st->m->hp.n_vocab * st->d * 2);
     if (st->head_int8) return t + dense / 2 + (uint64_t)(st->m->hp.n_vocab * (st->head8_ld + 4));
-    return t + dense * (st->head == st->embd ? 1 : 2);
+    return t + dense + (st->head == st->embd ? 0 : (uint64_t)(st->v_head * st->d * 2));
+}
+
+// Tensor parallelism: this rank's shards of a layer's matrices as host copies (plan.h), in the
+// order wq, wk, wv (rows of the computed heads), wo (columns of the own heads), gate, up (rows),
+// down (columns).
+struct tp_slices {
+    trit_ternary t[7];
+};
+
+void tp_slices_free(tp_slices *sl) {
+    for (trit_ternary &t : sl->t) trit_ternary_free(&t);
+}
+
+enum trit_status tp_slices_make(const cuda_state *st, const trit_layer *L, tp_slices *sl) {
+    const cuda_tp *t = &st->tp;
+    const int64_t hd = st->m->hp.head_dim;
+    const struct {
+        const trit_ternary *src;
+        bool rows;
+        int64_t start, n;
+    } parts[7] = {
+        {&L->wq, true, t->head_c0 * hd, st->hq},
+        {&L->wk, true, t->plan.kv_head0 * hd, st->hkv},
+        {&L->wv, true, t->plan.kv_head0 * hd, st->hkv},
+        {&L->wo, false, t->plan.head0 * hd, t->q_own},
+        {&L->w_gate, true, t->plan.ffn0, st->f},
+        {&L->w_up, true, t->plan.ffn0, st->f},
+        {&L->w_down, false, t->plan.ffn0, st->f},
+    };
+    *sl = tp_slices{};
+    for (int i = 0; i < 7; i++) {
+        const enum trit_status status = parts[i].rows
+                                            ? trit_tp_ternary_rows(parts[i].src, parts[i].start, parts[i].n, &sl->t[i])
+                                            : trit_tp_ternary_cols(parts[i].src, parts[i].start, parts[i].n, &sl->t[i]);
+        if (status != TRIT_OK) {
+            tp_slices_free(sl);
+            return status;
+        }
+    }
+    return TRIT_OK;
 }
 
 enum trit_status upload_weights(cuda_state *st) {
@@ -398,21 +477,39 @@ enum trit_status upload_weights(cuda_state *st) {
     for (int64_t i = 0; i < hp->n_layers && status == TRIT_OK; i++) {
         const trit_layer *L = &m->layers[i];
         const cuda_layer *W = &st->layers[i];
-        const trit_ternary *qkv[] = {&L->wq, &L->wk, &L->wv}, *o[] = {&L->wo}, *gu[] = {&L->w_gate, &L->w_up},
-                           *down[] = {&L->w_down};
-        if ((status = upload_ternary(&ld, qkv, 3, &W->qkv, "q|k|v", i, scratch, bad)) != TRIT_OK) break;
-        if ((status = upload_ternary(&ld, o, 1, &W->o, "o_proj", i, scratch, bad)) != TRIT_OK) break;
-        if ((status = upload_ternary(&ld, gu, 2, &W->gu, "gate|up", i, scratch, bad)) != TRIT_OK) break;
-        if ((status = upload_ternary(&ld, down, 1, &W->down, "down_proj", i, scratch, bad)) != TRIT_OK) break;
+        tp_slices sl = {};
+        if (st->has_tp && (status = tp_slices_make(st, L, &sl)) != TRIT_OK) break;
+        const trit_ternary *const *src = NULL;
+        const trit_ternary *whole[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        const trit_ternary *shard[7] = {&sl.t[0], &sl.t[1], &sl.t[2], &sl.t[3], &sl.t[4], &sl.t[5], &sl.t[6]};
+        src = st->has_tp ? shard : whole;
+        const trit_ternary *qkv[] = {src[0], src[1], src[2]}, *o[] = {src[3]}, *gu[] = {src[4], src[5]},
+                           *down[] = {src[6]};
+        // the pack copies from the sources before upload_ternary returns, so the slices may go after
+        if (status == TRIT_OK) status = upload_ternary(&ld, qkv, 3, &W->qkv, "q|k|v", i, scratch, bad);
+        if (status == TRIT_OK) status = upload_ternary(&ld, o, 1, &W->o, "o_proj", i, scratch, bad);
+        if (status == TRIT_OK) status = upload_ternary(&ld, gu, 2, &W->gu, "gate|up", i, scratch, bad);
+        if (status == TRIT_OK) status = upload_ternary(&ld, down, 1, &W->down, "down_proj", i, scratch, bad);
+        tp_slices_free(&sl);
+        if (status != TRIT_OK) break;
         if ((status = upload_f32(st->stream, W->attn_norm, L->attn_norm, st->d)) != TRIT_OK) break;
         if ((status = upload_f32(st->stream, W->ffn_norm, L->ffn_norm, st->d)) != TRIT_OK) break;
         if (hp->sub_norms) {
-            if ((status = upload_f32(st->stream, W->attn_sub_norm, L->attn_sub_norm, st->hq)) != TRIT_OK) break;
-            if ((status = upload_f32(st->stream, W->ffn_sub_norm, L->ffn_sub_norm, st->f)) != TRIT_OK) break;
+            const int64_t a0 = st->has_tp ? st->tp.plan.head0 * hp->head_dim : 0, f0 = st->has_tp ? st->tp.plan.ffn0 : 0;
+            if ((status = upload_f32(st->stream, W->attn_sub_norm, L->attn_sub_norm + a0, st->o_cols)) != TRIT_OK) break;
+            if ((status = upload_f32(st->stream, W->ffn_sub_norm, L->ffn_sub_norm + f0, st->f)) != TRIT_OK) break;
         }
     }
     if (status == TRIT_OK) status = upload_dense(&ld, &m->tok_embd, st->embd);
-    if (status == TRIT_OK && !st->head_int8 && st->head != st->embd) status = upload_dense(&ld, &m->output, st->head);
+    if (status == TRIT_OK && !st->head_int8 && st->head != st->embd) {
+        trit_dense rows = m->output; // with TP: this rank's vocabulary rows
+        if (st->has_tp) {
+            const size_t esz = rows.dtype == TRIT_DTYPE_F32 ? 4 : 2;
+            rows.data = static_cast<const char *>(rows.data) + (size_t)(st->tp.plan.vocab0 * st->d) * esz;
+            rows.n_rows = st->v_head;
+        }
+        status = upload_dense(&ld, &rows, st->head);
+    }
     if (status == TRIT_OK && st->head_int8) status = upload_head_i8(st, ld.pool);
     if (status == TRIT_OK) status = upload_f32(st->stream, st->out_norm, m->out_norm, st->d);
     if (status == TRIT_OK) TRIT_CUDA_CHECK_GOTO(cudaStreamSynchronize(st->stream), status, done);
@@ -454,6 +551,102 @@ enum trit_status matmul(cuda_state *st, const trit_cuda_ternary *w, int64_t m) {
     return trit_cuda_gemm_mma_i32(w, st->q8, st->qsum, m, 0, st->acc, st->stream);
 }
 
+// ---- tensor parallelism ---------------------------------------------------------------------------
+// The collectives run on the communicator's stream, which is st->stream: they are ordered with the
+// kernels without events. Each is bracketed by a timing event pair (tp_sum_comm_time reads them).
+
+enum trit_status tp_mark(cuda_state *st, bool end) {
+    cuda_tp *t = &st->tp;
+    const int i = 2 * t->ev_used + (end ? 1 : 0);
+    if (i >= t->n_ev) return TRIT_OK; // more collectives than pairs: the rest go untimed
+    TRIT_CUDA_CHECK(cudaEventRecord(t->ev[i], st->stream));
+    if (end) t->ev_used++;
+    return TRIT_OK;
+}
+
+#define TP_COLLECTIVE(st, call)                                                                    \
+    do {                                                                                           \
+        TRIT_TRY(tp_mark((st), false));                                                            \
+        TRIT_TRY(call);                                                                            \
+        TRIT_TRY(tp_mark((st), true));                                                             \
+    } while (0)
+
+// After the call's sync: adds the time between each pair of events to comm_ms.
+enum trit_status tp_sum_comm_time(cuda_state *st) {
+    cuda_tp *t = &st->tp;
+    for (int i = 0; i < t->ev_used; i++) {
+        float ms = 0.0f;
+        TRIT_CUDA_CHECK(cudaEventElapsedTime(&ms, t->ev[2 * i], t->ev[2 * i + 1]));
+        t->comm_ms += ms;
+    }
+    t->ev_used = 0;
+    return TRIT_OK;
+}
+
+// x (m, n): this rank's n of a sharded row of n_full values (its heads' attention output or its FFN
+// columns), with its part of the sub-norm w (NULL: none). Normalizes and quantizes it into q8,
+// qsum, act_scale for the row-parallel matmul that follows (host/tp/tp.h).
+enum trit_status tp_shard_quant(cuda_state *st, float *x, int64_t m, int64_t n, int64_t n_full, const float *w) {
+    cuda_tp *t = &st->tp;
+    const float eps = st->m->hp.norm_eps;
+    void *s = st->stream;
+    if (t->quant == TRIT_TP_QUANT_GROUPED) // the shard's own statistics: the one-GPU kernel on the shard
+        return trit_cuda_residual_norm_quant(x, m, n, NULL, 0, trit_cuda_wscale{1.0f, 0}, w, eps, st->q8, st->qsum,
+                                             st->act_scale, s);
+    if (w) {
+        TRIT_TRY(trit_cuda_tp_sumsq(x, m, n, t->pairs, s));
+        TP_COLLECTIVE(st, trit_comm_allgather(t->comm, t->pairs, t->pairs_all, 2 * m, TRIT_COMM_F64));
+    }
+    TRIT_TRY(trit_cuda_tp_norm_absmax(x, m, n, n_full, t->pairs_all, t->plan.n_ranks, w, eps, t->amax, s));
+    TP_COLLECTIVE(st, trit_comm_allreduce(t->comm, t->amax, m, TRIT_COMM_F32, TRIT_COMM_MAX));
+    return trit_cuda_act_quantize_amax(x, m, n, t->amax, st->q8, st->qsum, st->act_scale, s);
+}
+
+// The row-parallel matmul w (this rank's input columns) . q8, summed over the ranks: exact mode
+// leaves the int32 sum in st->acc for the next norm's residual add (scale ws); grouped mode leaves
+// the fp32 sum of each rank's epilogue in t->y (added by tp_residual).
+enum trit_status tp_row_parallel(cuda_state *st, const trit_cuda_ternary *w, trit_cuda_wscale ws, int64_t m) {
+    cuda_tp *t = &st->tp;
+    const int64_t D = st->d;
+    if (t->quant == TRIT_TP_QUANT_EXACT) {
+        TRIT_TRY(m <= TRIT_CUDA_GEMV_MAX_M ? trit_cuda_gemv_dp4a_i32(w, st->q8, st->qsum, m, st->acc, st->stream)
+                                           : trit_cuda_gemm_mma_i32(w, st->q8, st->qsum, m, 0, st->acc, st->stream));
+        TP_COLLECTIVE(st, trit_comm_allreduce(t->comm, st->acc, m * D, TRIT_COMM_I32, TRIT_COMM_SUM));
+        return TRIT_OK;
+    }
+    trit_cuda_ternary scaled = *w; // the tiles carry a unit scale; the fused epilogue needs the real one
+    scaled.scale = ws.scale;
+    scaled.scale_kind = ws.div ? TRIT_SCALE_DIV : TRIT_SCALE_MUL;
+    TRIT_TRY(m <= TRIT_CUDA_GEMV_MAX_M
+                 ? trit_cuda_gemv_dp4a_f32(&scaled, st->q8, st->qsum, st->act_scale, m, t->y, st->stream)
+                 : trit_cuda_gemm_mma_f32(&scaled, st->q8, st->qsum, st->act_scale, m, t->y, st->stream));
+    TP_COLLECTIVE(st, trit_comm_allreduce(t->comm, t->y, m * D, TRIT_COMM_F32, TRIT_COMM_SUM));
+    return TRIT_OK;
+}
+
+// The int32 accumulators the next norm adds to the residual (NULL: none, or grouped mode, whose
+// fp32 sum is added here first).
+enum trit_status tp_residual(cuda_state *st, int64_t m, const int32_t **acc) {
+    if (!st->has_tp || st->tp.quant == TRIT_TP_QUANT_EXACT || !*acc) return TRIT_OK;
+    *acc = NULL;
+    return trit_cuda_tp_add(st->x, st->tp.y, m * st->d, st->stream);
+}
+
+// The vocab-parallel head's rows of every rank, all-gathered into st->logits (n_out, V).
+enum trit_status tp_gather_logits(cuda_state *st, int64_t n_out) {
+    cuda_tp *t = &st->tp;
+    const int64_t V = st->m->hp.n_vocab, slot = n_out * t->plan.vocab_stride;
+    TP_COLLECTIVE(st, trit_comm_allgather(t->comm, t->logits_loc, t->logits_all, slot, TRIT_COMM_F32));
+    for (int p = 0; p < t->plan.n_ranks; p++) {
+        int64_t v0 = 0, nv = 0;
+        trit_tp_split(V, t->plan.n_ranks, p, &v0, &nv);
+        TRIT_CUDA_CHECK(cudaMemcpy2DAsync(st->logits + v0, (size_t)V * sizeof(float), t->logits_all + p * slot,
+                                          (size_t)nv * sizeof(float), (size_t)nv * sizeof(float), (size_t)n_out,
+                                          cudaMemcpyDeviceToDevice, st->stream));
+    }
+    return TRIT_OK;
+}
+
 // Enqueues the forward pass of m tokens whose {pos0, tokens} are in h_io; logits land in st->logits.
 enum trit_status enqueue(cuda_state *st, int64_t m) {
     const trit_model *mod = st->m;
@@ -471,6 +664,7 @@ enum trit_status enqueue(cuda_state *st, int64_t m) {
         // attention block (the previous layer's down_proj output joins the residual here)
         const int32_t *prev = il > 0 ? st->acc : NULL;
         const trit_cuda_wscale prev_ws = il > 0 ? st->layers[il - 1].ws_down : trit_cuda_wscale{1.0f, 0};
+        TRIT_TRY(tp_residual(st, m, &prev));
         TRIT_TRY(trit_cuda_residual_norm_quant(st->x, m, D, prev, D, prev_ws, L->attn_norm, eps, st->q8, st->qsum,
                                                st->act_scale, s));
         TRIT_TRY(matmul(st, &L->qkv, m));
@@ -481,37 +675,70 @@ enum trit_status enqueue(cuda_state *st, int64_t m) {
                                            st->part_ml, st->counters, st->buf, s));
         else
             TRIT_TRY(trit_cuda_attn_prefill(st->q, m, L->k_cache, L->v_cache, st->shape, d_pos0, st->buf, s));
-        // attention output (m, Hq) in buf: [attn_sub_norm], quantized for o_proj
-        TRIT_TRY(trit_cuda_residual_norm_quant(st->buf, m, st->hq, NULL, 0, trit_cuda_wscale{1.0f, 0},
-                                               L->attn_sub_norm, eps, st->q8, st->qsum, st->act_scale, s));
-        TRIT_TRY(matmul(st, &L->o, m));
+        if (!st->has_tp) {
+            // attention output (m, Hq) in buf: [attn_sub_norm], quantized for o_proj
+            TRIT_TRY(trit_cuda_residual_norm_quant(st->buf, m, st->hq, NULL, 0, trit_cuda_wscale{1.0f, 0},
+                                                   L->attn_sub_norm, eps, st->q8, st->qsum, st->act_scale, s));
+            TRIT_TRY(matmul(st, &L->o, m));
+        } else {
+            // this rank's own heads of the computed ones, then the row-parallel o_proj
+            float *att = st->buf;
+            if (st->tp.att_own) {
+                TRIT_CUDA_CHECK(cudaMemcpy2DAsync(st->tp.att_own, (size_t)st->tp.q_own * sizeof(float),
+                                                  st->buf + st->tp.own_off, (size_t)st->hq * sizeof(float),
+                                                  (size_t)st->tp.q_own * sizeof(float), (size_t)m,
+                                                  cudaMemcpyDeviceToDevice, st->stream));
+                att = st->tp.att_own;
+            }
+            TRIT_TRY(tp_shard_quant(st, att, m, st->tp.q_own, hp->n_heads * hp->head_dim, L->attn_sub_norm));
+            TRIT_TRY(tp_row_parallel(st, &L->o, L->ws_o, m));
+        }
         // feed-forward block
-        TRIT_TRY(trit_cuda_residual_norm_quant(st->x, m, D, st->acc, D, L->ws_o, L->ffn_norm, eps, st->q8, st->qsum,
+        const int32_t *o_acc = st->acc;
+        TRIT_TRY(tp_residual(st, m, &o_acc));
+        TRIT_TRY(trit_cuda_residual_norm_quant(st->x, m, D, o_acc, D, L->ws_o, L->ffn_norm, eps, st->q8, st->qsum,
                                                st->act_scale, s));
         TRIT_TRY(matmul(st, &L->gu, m));
-        TRIT_TRY(trit_cuda_ffn_act_quant(st->acc, m, st->f, L->ws_gate, L->ws_up, (int)hp->act, L->ffn_sub_norm, eps,
-                                         st->buf, st->q8, st->qsum, st->act_scale, s));
-        TRIT_TRY(matmul(st, &L->down, m));
+        if (!st->has_tp || st->tp.quant == TRIT_TP_QUANT_GROUPED) {
+            // one GPU, or a shard normalized and quantized with its own statistics
+            TRIT_TRY(trit_cuda_ffn_act_quant(st->acc, m, st->f, L->ws_gate, L->ws_up, (int)hp->act, L->ffn_sub_norm,
+                                             eps, st->buf, st->q8, st->qsum, st->act_scale, s));
+        } else {
+            // h (m, F_shard) into buf (its quantization here is discarded), then the global statistics
+            TRIT_TRY(trit_cuda_ffn_act_quant(st->acc, m, st->f, L->ws_gate, L->ws_up, (int)hp->act, NULL, eps, st->buf,
+                                             st->q8, st->qsum, st->act_scale, s));
+            TRIT_TRY(tp_shard_quant(st, st->buf, m, st->f, hp->ffn_dim, L->ffn_sub_norm));
+        }
+        if (st->has_tp) TRIT_TRY(tp_row_parallel(st, &L->down, L->ws_down, m));
+        else TRIT_TRY(matmul(st, &L->down, m));
     }
 
     // final norm and head: every token with logits_all, else the last one
     const int64_t first = st->cfg.logits_all ? 0 : m - 1, n_out = m - first;
     const trit_cuda_wscale last_ws = st->layers[hp->n_layers - 1].ws_down;
     const bool gemm_head = !st->head_int8 && n_out > TRIT_CUDA_HEAD_MAX_M;
-    TRIT_TRY(trit_cuda_residual_norm_out(st->x + first * D, n_out, D, st->acc + first * D, D, last_ws,
-                                         st->act_scale + first, st->out_norm, eps, st->xn, gemm_head ? st->xh : NULL,
-                                         st->head_bf16, s));
+    const int32_t *down_acc = st->acc;
+    TRIT_TRY(tp_residual(st, m, &down_acc)); // grouped mode: x += y of every token, then no acc
+    TRIT_TRY(trit_cuda_residual_norm_out(st->x + first * D, n_out, D, down_acc ? down_acc + first * D : NULL, D,
+                                         last_ws, st->act_scale + first, st->out_norm, eps, st->xn,
+                                         gemm_head ? st->xh : NULL, st->head_bf16, s));
     if (st->head_int8)
         return trit_cuda_head_i8(st->head8_w, st->head8_d, V, D, st->head8_ld, st->xn, n_out, st->head8_q,
                                  st->head8_dx, st->logits, s);
-    if (!gemm_head) return trit_cuda_head_gemv(st->head, st->head_bf16, V, D, st->xn, n_out, st->logits, s);
-    // logits^T (V, n_out) column major = head (V, D) row major . xh^T
-    const float one = 1.0f, zero = 0.0f;
-    const cudaDataType_t t = st->head_bf16 ? CUDA_R_16BF : CUDA_R_16F;
-    TRIT_CUBLAS_CHECK(cublasGemmEx(st->cublas, CUBLAS_OP_T, CUBLAS_OP_N, (int)V, (int)n_out, (int)D, &one, st->head, t,
-                                   (int)D, st->xh, t, (int)D, &zero, st->logits, CUDA_R_32F, (int)V, CUBLAS_COMPUTE_32F,
-                                   CUBLAS_GEMM_DEFAULT));
-    return TRIT_OK;
+    // with TP: this rank's st->v_head rows into logits_loc, then the all-gather
+    const int64_t Vh = st->v_head;
+    float *out = st->has_tp ? st->tp.logits_loc : st->logits;
+    if (!gemm_head) {
+        TRIT_TRY(trit_cuda_head_gemv(st->head, st->head_bf16, Vh, D, st->xn, n_out, out, s));
+    } else {
+        // out^T (Vh, n_out) column major = head (Vh, D) row major . xh^T
+        const float one = 1.0f, zero = 0.0f;
+        const cudaDataType_t t = st->head_bf16 ? CUDA_R_16BF : CUDA_R_16F;
+        TRIT_CUBLAS_CHECK(cublasGemmEx(st->cublas, CUBLAS_OP_T, CUBLAS_OP_N, (int)Vh, (int)n_out, (int)D, &one, st->head,
+                                       t, (int)D, st->xh, t, (int)D, &zero, out, CUDA_R_32F, (int)Vh, CUBLAS_COMPUTE_32F,
+                                       CUBLAS_GEMM_DEFAULT));
+    }
+    return st->has_tp ? tp_gather_logits(st, n_out) : TRIT_OK;
 }
 
 // Captures enqueue(st, 1) into st->graph.
@@ -565,15 +792,31 @@ enum trit_status cuda_run(cuda_state *st, const int32_t *tokens, int64_t n, int6
     return TRIT_OK;
 }
 
+// The one synchronization of a call. With TP it waits through the communicator, which polls NCCL
+// for errors and aborts the group after its timeout (a dead or hung peer), then sums the time the
+// call's collectives took.
+enum trit_status cuda_sync(cuda_state *st, int64_t n_tokens) {
+    if (!st->has_tp) {
+        TRIT_CUDA_CHECK(cudaStreamSynchronize(st->stream));
+        return TRIT_OK;
+    }
+    TRIT_TRY(trit_comm_sync(st->tp.comm));
+    TRIT_TRY(tp_sum_comm_time(st));
+    st->tp.n_tokens += n_tokens;
+    return TRIT_OK;
+}
+
+// logits may be NULL with TP (the ranks whose logits nobody reads).
 enum trit_status cuda_forward_impl(cuda_state *st, const int32_t *tokens, int64_t n, int64_t pos0, float *logits) {
     const trit_hparams *hp = &st->m->hp;
-    if (!tokens || !logits) return trit_error(TRIT_ERR_INVALID_ARG, "cuda forward: NULL tokens or logits");
+    if (!tokens || (!logits && !st->has_tp))
+        return trit_error(TRIT_ERR_INVALID_ARG, "cuda forward: NULL tokens or logits");
     TRIT_TRY(cuda_run(st, tokens, n, pos0));
     const int64_t n_out = st->cfg.logits_all ? n : 1;
-    TRIT_CUDA_CHECK(cudaMemcpyAsync(logits, st->logits, (size_t)(n_out * hp->n_vocab) * sizeof(float),
-                                    cudaMemcpyDeviceToHost, st->stream));
-    TRIT_CUDA_CHECK(cudaStreamSynchronize(st->stream)); // the one synchronization per call
-    return TRIT_OK;
+    if (logits)
+        TRIT_CUDA_CHECK(cudaMemcpyAsync(logits, st->logits, (size_t)(n_out * hp->n_vocab) * sizeof(float),
+                                        cudaMemcpyDeviceToHost, st->stream));
+    return cuda_sync(st, n);
 }
 
 // Greedy on the device: the last token's row of st->logits never leaves the GPU; one int32 does.
@@ -587,7 +830,7 @@ enum trit_status cuda_forward_argmax_impl(cuda_state *st, const int32_t *tokens,
     TRIT_TRY(trit_cuda_argmax(st->logits + last * hp->n_vocab, hp->n_vocab, st->argmax, st->stream));
     int32_t *h = st->h_io + st->cfg.n_batch + 1; // pinned; no graph copy reads past h_io[n_batch]
     TRIT_CUDA_CHECK(cudaMemcpyAsync(h, st->argmax, sizeof(int32_t), cudaMemcpyDeviceToHost, st->stream));
-    TRIT_CUDA_CHECK(cudaStreamSynchronize(st->stream));
+    TRIT_TRY(cuda_sync(st, n));
     if (*h < 0) return trit_error(TRIT_ERR_INTERNAL, "cuda forward_argmax: every logit is NaN");
     *token = *h;
     return TRIT_OK;
@@ -601,10 +844,13 @@ void cuda_free_impl(cuda_state *st) {
     if (st->cublas) (void)cublasDestroy(st->cublas);
     if (st->stream) {
         (void)cudaStreamSynchronize(st->stream);
-        (void)cudaStreamDestroy(st->stream);
+        if (st->own_stream) (void)cudaStreamDestroy(st->stream);
     }
     if (st->arena) (void)cudaFree(st->arena);
     if (st->h_io) (void)cudaFreeHost(st->h_io);
+    for (int i = 0; i < st->tp.n_ev; i++)
+        if (st->tp.ev[i]) (void)cudaEventDestroy(st->tp.ev[i]);
+    trit_free(st->tp.ev);
     trit_free(st->layers);
     trit_free(st);
 }
@@ -652,7 +898,50 @@ enum trit_status check_model(const trit_model *m, const trit_backend_config *cfg
     return TRIT_OK;
 }
 
-enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *cfg, cuda_state **out) {
+// Tensor parallelism's arguments to cuda_init_impl (NULL comm: one GPU, the whole model).
+struct tp_args {
+    trit_comm *comm;
+    enum trit_tp_quant quant;
+};
+
+// This rank's widths (plan.h): its query heads widened to whole GQA groups (the attention kernels
+// take a query head's KV head as head / group), its KV heads, FFN rows and vocabulary rows.
+enum trit_status tp_setup(cuda_state *st, const tp_args *tp) {
+    const trit_hparams *hp = &st->m->hp;
+    cuda_tp *t = &st->tp;
+    if (trit_comm_backend(tp->comm) != TRIT_COMM_NCCL)
+        return trit_error(TRIT_ERR_INVALID_ARG, "cuda backend: tensor parallelism on GPUs needs a NCCL communicator");
+    if (st->cfg.head_int8)
+        return trit_error(TRIT_ERR_UNSUPPORTED, "cuda backend: the int8 head does not run tensor-parallel (fp16 head only)");
+    if ((unsigned)tp->quant > TRIT_TP_QUANT_GROUPED)
+        return trit_error(TRIT_ERR_INVALID_ARG, "cuda backend: tp quant mode %d", (int)tp->quant);
+    TRIT_TRY(trit_tp_plan_make(hp, trit_comm_rank(tp->comm), trit_comm_size(tp->comm), &t->plan));
+    const int64_t hd = hp->head_dim, group = hp->n_heads / hp->n_kv_heads;
+    t->comm = tp->comm;
+    t->quant = tp->quant;
+    t->head_c0 = t->plan.kv_head0 * group;
+    t->own_off = (t->plan.head0 - t->head_c0) * hd;
+    t->q_own = t->plan.n_heads * hd;
+    st->has_tp = true;
+    st->hq = t->plan.n_kv_heads * group * hd;
+    st->hkv = t->plan.n_kv_heads * hd;
+    st->n_qkv = st->hq + 2 * st->hkv;
+    st->f = t->plan.n_ffn;
+    st->o_cols = t->q_own;
+    st->v_head = t->plan.n_vocab;
+    st->shape.n_heads = t->plan.n_kv_heads * group;
+    st->shape.n_kv_heads = t->plan.n_kv_heads;
+    st->graphs_enabled = false; // collectives run eagerly, each one timed by events
+    // an event pair per collective of a call: 3 per sharded row in exact mode, 1 in grouped, + logits
+    t->n_ev = 2 * (int)(6 * hp->n_layers + 1);
+    t->ev = (cudaEvent_t *)trit_alloc((size_t)t->n_ev * sizeof(cudaEvent_t));
+    if (!t->ev) return trit_error(TRIT_ERR_OUT_OF_MEMORY, "cuda backend: out of memory");
+    for (int i = 0; i < t->n_ev; i++) TRIT_CUDA_CHECK(cudaEventCreate(&t->ev[i]));
+    return TRIT_OK;
+}
+
+enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *cfg, const tp_args *tp,
+                                cuda_state **out) {
     *out = NULL;
     TRIT_TRY(check_model(m, cfg));
     const trit_hparams *hp = &m->hp;
@@ -683,9 +972,12 @@ enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *
     st->embd_bf16 = dense_is_bf16(m->tok_embd);
     st->head_bf16 = dense_is_bf16(m->output);
     st->graphs_enabled = true;
+    st->o_cols = st->hq;
+    st->v_head = hp->n_vocab;
 
     enum trit_status status = TRIT_OK;
     size_t free_b = 0, total_b = 0;
+    if (tp && tp->comm && (status = tp_setup(st, tp)) != TRIT_OK) goto fail;
     st->layers = (cuda_layer *)trit_alloc((size_t)hp->n_layers * sizeof(cuda_layer));
     if (!st->layers) {
         status = trit_error(TRIT_ERR_OUT_OF_MEMORY, "cuda backend: out of memory");
@@ -704,7 +996,12 @@ enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *
     }
     // Everything below runs on st->stream, a non-blocking stream: nothing is ordered with the legacy
     // default stream, so no cudaMemset / cudaMemcpy without a stream here.
-    TRIT_CUDA_CHECK_GOTO(cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking), status, fail);
+    if (st->has_tp) {
+        st->stream = (cudaStream_t)trit_comm_stream(st->tp.comm); // collectives and kernels in one order
+    } else {
+        TRIT_CUDA_CHECK_GOTO(cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking), status, fail);
+        st->own_stream = true;
+    }
     TRIT_CUDA_CHECK_GOTO(cudaMalloc(&st->arena, st->arena_bytes), status, fail);
     layout(st, (uintptr_t)st->arena);
     TRIT_CUDA_CHECK_GOTO(cudaMemsetAsync(st->arena, 0, st->arena_bytes, st->stream), status, fail); // defined cache
@@ -735,6 +1032,11 @@ enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *
     }
     snprintf(st->desc, sizeof st->desc, "CUDA %.200s, sm_%d%d, %.2f GiB%s", prop.name, prop.major, prop.minor,
              (double)st->arena_bytes / (1 << 30), st->head_int8 ? ", int8 head" : "");
+    if (st->has_tp) {
+        const size_t len = strlen(st->desc);
+        snprintf(st->desc + len, sizeof st->desc - len, ", TP rank %d of %d (%s)", st->tp.plan.rank,
+                 st->tp.plan.n_ranks, st->tp.quant == TRIT_TP_QUANT_EXACT ? "exact" : "grouped");
+    }
     *out = st;
     return TRIT_OK;
 fail:
@@ -749,7 +1051,7 @@ fail:
 static enum trit_status cuda_init(const struct trit_model *m, const struct trit_backend_config *cfg, void **state) {
     if (!m || !cfg || !state) return trit_error(TRIT_ERR_INVALID_ARG, "cuda backend: NULL argument");
     cuda_state *st = NULL;
-    const enum trit_status status = cuda_init_impl(m, cfg, &st);
+    const enum trit_status status = cuda_init_impl(m, cfg, NULL, &st);
     *state = st;
     return status;
 }
@@ -789,3 +1091,18 @@ extern "C" bool trit_cuda_backend_last_call_graphed(const void *state) {
 }
 
 extern "C" int trit_cuda_backend_n_splits(const void *state) { return static_cast<const cuda_state *>(state)->n_splits; }
+
+// ---- tensor parallelism: one rank's backend (host/tp/forward_tp_cuda.c drives the ranks) ------------
+
+extern "C" enum trit_status trit_cuda_tp_rank_init(const struct trit_model *m, const struct trit_backend_config *cfg,
+                                                   struct trit_comm *comm, enum trit_tp_quant quant, void **state) {
+    if (!m || !cfg || !comm || !state) return trit_error(TRIT_ERR_INVALID_ARG, "cuda tp backend: NULL argument");
+    const tp_args tp = {comm, quant};
+    cuda_state *st = NULL;
+    const enum trit_status status = cuda_init_impl(m, cfg, &tp, &st);
+    *state = st;
+    return status;
+}
+
+extern "C" double trit_cuda_tp_comm_ms(const void *state) { return static_cast<const cuda_state *>(state)->tp.comm_ms; }
+extern "C" int64_t trit_cuda_tp_tokens(const void *state) { return static_cast<const cuda_state *>(state)->tp.n_tokens; }

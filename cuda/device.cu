@@ -11,3 +11,11 @@ extern "C" int trit_cuda_device_count_impl(void) {
     }
     return n;
 }
+
+// Makes dev the calling thread's current device (tensor parallelism: one host thread per GPU).
+// Returns 0, or the CUDA error code.
+extern "C" int trit_cuda_set_device_impl(int dev) {
+    const cudaError_t e = cudaSetDevice(dev);
+    if (e != cudaSuccess) (void)cudaGetLastError();
+    return (int)e;
+}

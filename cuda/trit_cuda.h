@@ -69,6 +69,10 @@ int64_t trit_cuda_act_stride(int64_t k);
  * (IEEE fp32 divide). q equals trit_quantize_row_i8 bit for bit. */
 enum trit_status trit_cuda_act_quantize(const float *d_x, int64_t m, int64_t k, int8_t *d_q, int32_t *d_qsum,
                                         float *d_act_scale, void *stream);
+/* The same with the absmax given per token, d_amax (m), instead of each row's own (tensor
+ * parallelism: the all-reduced absmax of the whole row, host/tp/tp.h exact mode). */
+enum trit_status trit_cuda_act_quantize_amax(const float *d_x, int64_t m, int64_t k, const float *d_amax,
+                                             int8_t *d_q, int32_t *d_qsum, float *d_act_scale, void *stream);
 
 /* ---- ternary matmul: acc (m, n) = q (m, k) . t (n, k)^T -------------------------------------- */
 

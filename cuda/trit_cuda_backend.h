@@ -12,6 +12,8 @@
 extern "C" {
 #endif
 
+#include "core/core.h"
+
 /* Turns the CUDA graph of the single-token forward on (the default) or off; off also drops a
  * captured graph. state is what trit_cuda_backend.init returned. */
 void trit_cuda_backend_set_graphs(void *state, bool enabled);
@@ -19,6 +21,22 @@ void trit_cuda_backend_set_graphs(void *state, bool enabled);
 bool trit_cuda_backend_last_call_graphed(const void *state);
 /* Split-K factor of the decode attention chosen at init. */
 int trit_cuda_backend_n_splits(const void *state);
+
+/* ---- tensor parallelism: one rank (host/tp/forward_tp_cuda.c drives them) -------------------------
+ * A CUDA backend state for rank trit_comm_rank(comm) of a NCCL group, on the calling thread's
+ * current device (the communicator's): this rank's shards (host/tp/plan.h; query heads widened to
+ * whole GQA groups, of which it keeps its own), the math of host/tp/tp.h, the collectives on the
+ * communicator's stream, no CUDA graph. Free it and run it with trit_cuda_backend's free, forward,
+ * forward_argmax (collective: every rank calls them in the same order; logits may be NULL on ranks
+ * whose logits nobody reads; every rank ends with the full logits on its device). */
+struct trit_model;
+struct trit_backend_config;
+struct trit_comm;
+enum trit_status trit_cuda_tp_rank_init(const struct trit_model *m, const struct trit_backend_config *cfg,
+                                        struct trit_comm *comm, enum trit_tp_quant quant, void **state);
+/* Milliseconds the rank's collectives took on its stream (CUDA events around each), and tokens run. */
+double trit_cuda_tp_comm_ms(const void *state);
+int64_t trit_cuda_tp_tokens(const void *state);
 
 #ifdef __cplusplus
 }

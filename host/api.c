@@ -15,7 +15,8 @@ struct trit_context {
     const struct trit_backend_ops *ops;
     void *state;
     struct trit_backend_config cfg;
-    bool tp; /* ops is trit_tp_cpu_backend */
+    bool tp;      /* ops is trit_tp_cpu_backend or trit_tp_cuda_backend */
+    bool tp_cuda; /* ... the latter */
     int64_t n_past;
     float *logits; /* (n_batch or 1, n_vocab) */
 };
@@ -84,13 +85,18 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
         return trit_error(TRIT_ERR_INVALID_ARG, "context: n_ctx %d, n_batch %d, n_threads %d out of range",
                           params->n_ctx, params->n_batch, params->n_threads);
     const struct trit_backend_ops *ops = &trit_cpu_backend;
-    /* Tensor parallelism (docs/tensor-parallel.md): MPI ranks run the CPU backend's shards; several
-     * GPUs in one process would run NCCL. */
+    /* Tensor parallelism (docs/tensor-parallel.md): --tp N drives N GPUs from this process (NCCL);
+     * --tp-mpi makes every MPI process a rank, on the CPU, or on one GPU each with --device cuda. */
     const bool tp = params->tp_mpi || params->tp_size > 1;
     if (params->tp_size < 0 || (unsigned)params->tp_quant > TRIT_TP_QUANT_GROUPED)
         return trit_error(TRIT_ERR_INVALID_ARG, "context: tp_size %d or tp_quant %d out of range", params->tp_size,
                           (int)params->tp_quant);
+    const bool tp_cuda = tp && (!params->tp_mpi || params->device == TRIT_DEVICE_CUDA);
     if (tp && !params->tp_mpi) {
+        if (params->device == TRIT_DEVICE_CPU)
+            return trit_error(TRIT_ERR_INVALID_ARG,
+                              "--tp %d runs on %d GPUs of this process; for CPU ranks, run under mpirun with --tp-mpi",
+                              params->tp_size, params->tp_size);
         const int n_dev = trit_cuda_device_count();
         if (n_dev < params->tp_size)
             return trit_error(TRIT_ERR_NO_DEVICE,
@@ -98,14 +104,8 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
                               "sees %d%s; for CPU ranks, run under mpirun with --tp-mpi",
                               params->tp_size, params->tp_size, n_dev,
                               trit_cuda_compiled() ? "" : " (this trit was built without CUDA)");
-        return trit_error(TRIT_ERR_UNSUPPORTED,
-                          "--tp %d: the multi-GPU forward pass is not built yet (its NCCL communicator is: "
-                          "host/tp/comm.h); use --tp-mpi for CPU ranks",
-                          params->tp_size);
     }
-    if (tp && params->device == TRIT_DEVICE_CUDA)
-        return trit_error(TRIT_ERR_UNSUPPORTED, "--tp-mpi runs the CPU forward on every rank; it does not take --device cuda yet");
-    if (tp) ops = &trit_tp_cpu_backend;
+    if (tp) ops = tp_cuda ? &trit_tp_cuda_backend : &trit_tp_cpu_backend;
     else switch (params->device) {
     case TRIT_DEVICE_CPU: break;
     case TRIT_DEVICE_CUDA:
@@ -135,6 +135,7 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
     /* 0 threads: every core, or the cores of this node divided by its ranks (the TP backend) */
     ctx->cfg.n_threads = params->n_threads > 0 ? params->n_threads : tp ? 0 : online_cores();
     ctx->tp = tp;
+    ctx->tp_cuda = tp_cuda;
     ctx->cfg.logits_all = params->logits_all;
     ctx->cfg.head_int8 = params->head_int8;
     const int64_t rows = params->logits_all ? ctx->cfg.n_batch : 1;
@@ -145,7 +146,16 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
                           (long long)model->hp.n_vocab);
     }
     enum trit_status st;
-    if (tp) {
+    if (tp_cuda) {
+        const struct trit_tp_cuda_config tpc = {.quant = params->tp_quant, .n_devices = params->tp_mpi ? 0 : params->tp_size};
+        st = trit_tp_cuda_init(model, &ctx->cfg, &tpc, &ctx->state);
+        const int n_ranks = st == TRIT_OK ? trit_tp_cuda_size(ctx->state) : 0;
+        if (st == TRIT_OK && params->tp_mpi && params->tp_size > 0 && n_ranks != params->tp_size) {
+            ctx->ops->free(ctx->state);
+            ctx->state = NULL;
+            st = trit_error(TRIT_ERR_INVALID_ARG, "--tp %d, but the MPI job has %d ranks", params->tp_size, n_ranks);
+        }
+    } else if (tp) {
         const struct trit_tp_config tpc = {.quant = params->tp_quant, .expect_ranks = params->tp_size};
         st = trit_tp_cpu_init(model, &ctx->cfg, &tpc, &ctx->state);
     } else {
@@ -269,6 +279,12 @@ enum trit_status trit_context_truncate(trit_context *ctx, int32_t n_keep) {
 const char *trit_context_backend(const trit_context *ctx) { return ctx->ops->name; }
 const char *trit_context_device_desc(const trit_context *ctx) { return ctx->ops->describe(ctx->state); }
 uint64_t trit_context_memory_bytes(const trit_context *ctx) { return ctx->ops->memory_bytes(ctx->state); }
-int32_t trit_context_tp_rank(const trit_context *ctx) { return ctx->tp ? trit_tp_rank(ctx->state) : 0; }
-int32_t trit_context_tp_size(const trit_context *ctx) { return ctx->tp ? trit_tp_size(ctx->state) : 1; }
-int64_t trit_context_comm_us(const trit_context *ctx) { return ctx->tp ? trit_tp_comm_us(ctx->state) : 0; }
+int32_t trit_context_tp_rank(const trit_context *ctx) {
+    return !ctx->tp ? 0 : ctx->tp_cuda ? trit_tp_cuda_rank(ctx->state) : trit_tp_rank(ctx->state);
+}
+int32_t trit_context_tp_size(const trit_context *ctx) {
+    return !ctx->tp ? 1 : ctx->tp_cuda ? trit_tp_cuda_size(ctx->state) : trit_tp_size(ctx->state);
+}
+int64_t trit_context_comm_us(const trit_context *ctx) {
+    return !ctx->tp ? 0 : ctx->tp_cuda ? trit_tp_cuda_comm_us(ctx->state) : trit_tp_comm_us(ctx->state);
+}

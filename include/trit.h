@@ -136,9 +136,10 @@ struct trit_context_params {
     bool logits_all;       /* keep logits of every token in a batch, for perplexity (default false) */
     bool head_int8;        /* int8 LM head: faster, slightly less exact (default false) */
     /* Tensor parallelism. tp_mpi: the ranks are the processes of an MPI job (mpirun -np N), each
-     * running the CPU forward on its shard; every rank must create its context with the same
-     * model and parameters, and trit_decode is then collective. tp_size: the number of ranks (0 =
-     * every MPI process with tp_mpi; without tp_mpi, > 1 asks for that many GPUs in this process).
+     * running the CPU forward on its shard, or with device TRIT_DEVICE_CUDA the CUDA forward on one
+     * GPU (NCCL); every rank must create its context with the same model and parameters, and
+     * trit_decode is then collective. tp_size: the number of ranks (0 = every MPI process with
+     * tp_mpi; without tp_mpi, > 1 runs that many GPUs of this process over NCCL, devices 0 .. N-1).
      * Default 0 / false / exact: off. */
     int32_t tp_size;
     bool tp_mpi;

@@ -23,8 +23,10 @@ const char *const tool_opts_help =
     "  -b, --batch N        tokens per forward pass when processing a prompt (default 512)\n"
     "  --device D           cpu, cuda or auto (default auto: CUDA when a device exists)\n"
     "  --head-int8          int8 LM head (faster; see docs/perf.md for its perplexity cost)\n"
-    "  --tp-mpi             tensor parallel over the ranks of mpirun -np N (CPU; rank 0 prints)\n"
-    "  --tp N               tensor-parallel ranks: with --tp-mpi, the job's size; alone, N GPUs\n"
+    "  --tp-mpi             tensor parallel over the ranks of mpirun -np N, rank 0 prints: CPU\n"
+    "                       ranks, or one GPU each with --device cuda (NCCL)\n"
+    "  --tp N               tensor-parallel ranks: with --tp-mpi, the job's size; alone, GPUs\n"
+    "                       0 .. N-1 of this process (NCCL)\n"
     "  --tp-quant Q         exact (default: global statistics) or grouped (per-shard; see\n"
     "                       docs/tensor-parallel.md)\n";
 

@@ -83,4 +83,42 @@ int trit_tp_size(const void *state);
 int64_t trit_tp_comm_us(const void *state);
 int64_t trit_tp_tokens(const void *state);
 
+/* ---- GPUs: host/tp/forward_tp_cuda.c ----------------------------------------------------------
+ * The CUDA backend's forward pass with the same sharding and the same two modes (cuda/backend.cu
+ * with a communicator; trit_cuda_backend.h), over NCCL:
+ *
+ *   trit run --tp N -m model ...                      one process drives GPUs 0 .. N-1, one host
+ *                                                     thread each (ncclCommInitAll)
+ *   mpirun -np N trit run --tp-mpi --device cuda ...  one process per GPU (rank r on device
+ *                                                     r mod the devices it sees), any number of
+ *                                                     nodes; the ncclUniqueId goes over MPI
+ *
+ * Differences from the CPU ranks: a rank computes the query heads of whole GQA groups (the GPU
+ * attention kernels map a query head to its KV head by division) and keeps its own; CUDA graphs
+ * are off (the collectives run eagerly, each timed by CUDA events: trit_tp_cuda_comm_us). In exact
+ * mode the logits of N GPUs equal those of 1 GPU bit for bit, as on CPU ranks. */
+struct trit_tp_cuda_config {
+    enum trit_tp_quant quant;
+    int n_devices;  /* > 0: this process drives devices 0 .. n_devices - 1; 0: one GPU per MPI rank */
+    int timeout_ms; /* collectives; 0 = the default (comm.h) */
+};
+
+/* true when this build has the CUDA backend and NCCL. */
+bool trit_tp_cuda_compiled(void);
+/* Creates the ranks (uploading every shard in parallel) and their communicator. With MPI it is
+ * collective over MPI_COMM_WORLD and fails on every rank when it fails on one. */
+enum trit_status trit_tp_cuda_init(const struct trit_model *m, const struct trit_backend_config *cfg,
+                                   const struct trit_tp_cuda_config *tp, void **state);
+/* forward (rank 0's logits; every process's with MPI), forward_argmax, free, describe (with the
+ * communication time so far), memory_bytes (this process's GPUs). .init is TRIT_ERR_INVALID_ARG:
+ * use trit_tp_cuda_init. */
+extern const struct trit_backend_ops trit_tp_cuda_backend;
+
+/* This process's rank (0 with one process) and the number of GPU ranks. */
+int trit_tp_cuda_rank(const void *state);
+int trit_tp_cuda_size(const void *state);
+/* Microseconds the collectives took on rank 0's (this process's) stream, and tokens run. */
+int64_t trit_tp_cuda_comm_us(const void *state);
+int64_t trit_tp_cuda_tokens(const void *state);
+
 #endif /* TRIT_TP_TP_H */

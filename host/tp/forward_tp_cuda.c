@@ -1,0 +1,341 @@
+/*
+ * forward_tp_cuda.c: tensor parallelism on GPUs (tp.h, "GPUs"): the ranks of a NCCL group, each a
+ * CUDA backend state holding its shard (trit_cuda_tp_rank_init, cuda/backend.cu), driven in
+ * lockstep.
+ *
+ *   one process, N GPUs   N worker threads, worker i bound to device i (cudaSetDevice is per
+ *                         thread); a call posts a job, every worker runs it on its rank, the
+ *                         caller waits for all of them. NCCL needs this: a collective completes
+ *                         only once every rank has called it.
+ *   one GPU per process   the one local rank runs in the caller's thread; MPI carries the
+ *                         ncclUniqueId and the init verdict.
+ *
+ * Errors: a worker's message (thread-local in core/status.c) is copied out and re-raised on the
+ * caller's thread; the root cause wins over the TRIT_ERR_COMM of the ranks that then timed out.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tp/tp.h"
+
+#if defined(TRIT_HAVE_CUDA_BACKEND) && defined(TRIT_HAVE_NCCL)
+
+#include "trit_cuda_backend.h"
+
+int trit_cuda_set_device_impl(int dev); /* cuda/device.cu */
+
+enum job { JOB_INIT, JOB_FORWARD, JOB_ARGMAX, JOB_QUIT };
+
+struct rank {
+    struct tpc *owner;
+    int index, device;
+    struct trit_comm *comm;
+    void *state;
+    pthread_t thread;
+    bool thread_started;
+    enum trit_status status;
+    int32_t token;
+    char err[1024];
+};
+
+struct tpc {
+    const struct trit_model *m;
+    struct trit_backend_config cfg;
+    enum trit_tp_quant quant;
+    int n_local, n_ranks, rank0; /* ranks in this process; in the group; this process's first */
+    struct rank *r;
+    struct trit_comm *boot;      /* MPI: the bootstrap communicator */
+
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    bool sync_ready;
+    uint64_t gen;
+    int n_done;
+    enum job job;
+    const int32_t *tokens;
+    int64_t n_tok, pos0;
+    float *logits;
+
+    char desc[512];
+};
+
+/* Runs the current job on rank r (in its own thread, or the caller's with one local rank). */
+static void run_job(struct tpc *t, struct rank *r) {
+    enum trit_status st = TRIT_OK;
+    const int e = trit_cuda_set_device_impl(r->device);
+    if (e != 0) {
+        st = trit_error(TRIT_ERR_DEVICE, "cudaSetDevice(%d) failed (CUDA error %d)", r->device, e);
+    } else {
+        switch (t->job) {
+        case JOB_INIT: st = trit_cuda_tp_rank_init(t->m, &t->cfg, r->comm, t->quant, &r->state); break;
+        case JOB_FORWARD:
+            st = trit_cuda_backend.forward(r->state, t->tokens, t->n_tok, t->pos0, r->index == 0 ? t->logits : NULL);
+            break;
+        case JOB_ARGMAX: st = trit_cuda_backend.forward_argmax(r->state, t->tokens, t->n_tok, t->pos0, &r->token); break;
+        case JOB_QUIT: break;
+        }
+    }
+    r->status = st;
+    if (st != TRIT_OK) snprintf(r->err, sizeof r->err, "%s", trit_last_error());
+}
+
+static void *worker(void *arg) {
+    struct rank *r = arg;
+    struct tpc *t = r->owner;
+    uint64_t seen = 0;
+    for (;;) {
+        pthread_mutex_lock(&t->mu);
+        while (t->gen == seen) pthread_cond_wait(&t->go, &t->mu);
+        seen = t->gen;
+        const enum job job = t->job;
+        pthread_mutex_unlock(&t->mu);
+        if (job == JOB_QUIT) break;
+        run_job(t, r);
+        pthread_mutex_lock(&t->mu);
+        if (++t->n_done == t->n_local) pthread_cond_signal(&t->done);
+        pthread_mutex_unlock(&t->mu);
+    }
+    return NULL;
+}
+
+/* Runs t->job on every local rank and returns the first root-cause error. */
+static enum trit_status dispatch(struct tpc *t, enum job job) {
+    t->job = job;
+    if (t->n_local == 1) {
+        run_job(t, &t->r[0]);
+    } else {
+        pthread_mutex_lock(&t->mu);
+        t->n_done = 0;
+        t->gen++;
+        pthread_cond_broadcast(&t->go);
+        while (t->n_done < t->n_local) pthread_cond_wait(&t->done, &t->mu);
+        pthread_mutex_unlock(&t->mu);
+    }
+    const struct rank *bad = NULL;
+    for (int i = 0; i < t->n_local; i++) {
+        const struct rank *r = &t->r[i];
+        if (r->status == TRIT_OK) continue;
+        if (!bad || (bad->status == TRIT_ERR_COMM && r->status != TRIT_ERR_COMM)) bad = r;
+    }
+    if (!bad) return TRIT_OK;
+    return trit_error(bad->status, "GPU %d (TP rank %d): %s", bad->device, t->rank0 + bad->index, bad->err);
+}
+
+static void tpc_free(void *state) {
+    struct tpc *t = state;
+    if (!t) return;
+    if (t->r) {
+        for (int i = 0; i < t->n_local; i++)
+            if (t->r[i].state) {
+                (void)trit_cuda_set_device_impl(t->r[i].device);
+                trit_cuda_backend.free(t->r[i].state);
+            }
+        if (t->n_local > 1 && t->sync_ready) {
+            pthread_mutex_lock(&t->mu);
+            t->job = JOB_QUIT;
+            t->gen++;
+            pthread_cond_broadcast(&t->go);
+            pthread_mutex_unlock(&t->mu);
+            for (int i = 0; i < t->n_local; i++)
+                if (t->r[i].thread_started) pthread_join(t->r[i].thread, NULL);
+        }
+        for (int i = 0; i < t->n_local; i++) trit_comm_free(t->r[i].comm);
+    }
+    if (t->sync_ready) {
+        pthread_mutex_destroy(&t->mu);
+        pthread_cond_destroy(&t->go);
+        pthread_cond_destroy(&t->done);
+    }
+    trit_comm_free(t->boot);
+    trit_free(t->r);
+    trit_free(t);
+}
+
+/* The communicators: ncclCommInitAll over devices 0 .. n - 1, or one rank bootstrapped over MPI. */
+static enum trit_status make_comms(struct tpc *t, const struct trit_tp_cuda_config *tp) {
+    struct trit_comm_params p = trit_comm_default_params();
+    p.timeout_ms = tp->timeout_ms;
+    const int n_dev = trit_cuda_device_count();
+    if (tp->n_devices > 0) {
+        if (n_dev < tp->n_devices)
+            return trit_error(TRIT_ERR_NO_DEVICE, "--tp %d: this process sees %d CUDA device%s", tp->n_devices, n_dev,
+                              n_dev == 1 ? "" : "s");
+        t->n_local = t->n_ranks = tp->n_devices;
+        t->r = trit_alloc((size_t)t->n_local * sizeof *t->r);
+        int devices[64];
+        struct trit_comm *comms[64];
+        if (!t->r) return trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory");
+        if (t->n_local > 64) return trit_error(TRIT_ERR_UNSUPPORTED, "--tp %d: at most 64 GPUs in one process", t->n_local);
+        for (int i = 0; i < t->n_local; i++) devices[i] = i;
+        TRIT_TRY(trit_comm_nccl_create_all(t->n_local, devices, &p, comms));
+        for (int i = 0; i < t->n_local; i++) t->r[i].comm = comms[i], t->r[i].device = i;
+        return TRIT_OK;
+    }
+    if (n_dev < 1) return trit_error(TRIT_ERR_NO_DEVICE, "--tp-mpi --device cuda: this process sees no CUDA device");
+    TRIT_TRY(trit_comm_mpi_create(&p, &t->boot));
+    t->n_local = 1;
+    t->n_ranks = trit_comm_size(t->boot);
+    t->rank0 = trit_comm_rank(t->boot);
+    t->r = trit_alloc(sizeof *t->r);
+    if (!t->r) return trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory");
+    t->r[0].device = t->rank0 % n_dev; /* ranks placed on a node in blocks: mpirun's default by core */
+    return trit_comm_nccl_create_mpi(t->boot, t->r[0].device, &p, &t->r[0].comm);
+}
+
+enum trit_status trit_tp_cuda_init(const struct trit_model *m, const struct trit_backend_config *cfg,
+                                   const struct trit_tp_cuda_config *tp, void **state) {
+    if (!m || !cfg || !tp || !state) return trit_error(TRIT_ERR_INVALID_ARG, "cuda tp backend: NULL argument");
+    *state = NULL;
+    if (tp->n_devices < 0) return trit_error(TRIT_ERR_INVALID_ARG, "cuda tp backend: %d devices", tp->n_devices);
+    struct tpc *t = trit_alloc(sizeof *t);
+    if (!t) return trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory");
+    t->m = m;
+    t->cfg = *cfg;
+    t->quant = tp->quant;
+    enum trit_status st = make_comms(t, tp);
+    if (st == TRIT_OK && t->n_local > 1) {
+        if (pthread_mutex_init(&t->mu, NULL) != 0 || pthread_cond_init(&t->go, NULL) != 0 ||
+            pthread_cond_init(&t->done, NULL) != 0)
+            st = trit_error(TRIT_ERR_INTERNAL, "cuda tp backend: pthread init failed");
+        else t->sync_ready = true;
+        for (int i = 0; i < t->n_local && st == TRIT_OK; i++) {
+            t->r[i].owner = t, t->r[i].index = i;
+            if (pthread_create(&t->r[i].thread, NULL, worker, &t->r[i]) != 0)
+                st = trit_error(TRIT_ERR_INTERNAL, "cuda tp backend: cannot start the thread of GPU %d", i);
+            else t->r[i].thread_started = true;
+        }
+    }
+    if (st == TRIT_OK) {
+        t->r[0].owner = t;
+        st = dispatch(t, JOB_INIT); /* every rank uploads its shard, in parallel */
+    }
+    if (t->boot) { /* one GPU per process: every rank learns whether all of them are ready */
+        int32_t failed = st != TRIT_OK;
+        char err[1024];
+        snprintf(err, sizeof err, "%s", trit_last_error());
+        const enum trit_status cs = trit_comm_allreduce(t->boot, &failed, 1, TRIT_COMM_I32, TRIT_COMM_MAX);
+        if (st != TRIT_OK) st = trit_error(st, "%s", err);
+        else if (cs != TRIT_OK) st = cs;
+        else if (failed) st = trit_error(TRIT_ERR_COMM, "cuda tp backend: another rank failed to load its shard");
+    }
+    if (st != TRIT_OK) {
+        tpc_free(t);
+        return st;
+    }
+    snprintf(t->desc, sizeof t->desc, "%d GPUs (NCCL, %s): %s", t->n_ranks,
+             t->quant == TRIT_TP_QUANT_EXACT ? "exact" : "grouped", trit_cuda_backend.describe(t->r[0].state));
+    *state = t;
+    return TRIT_OK;
+}
+
+static enum trit_status tpc_init(const struct trit_model *m, const struct trit_backend_config *cfg, void **state) {
+    (void)m, (void)cfg;
+    *state = NULL;
+    return trit_error(TRIT_ERR_INVALID_ARG, "cuda tp backend: create it with trit_tp_cuda_init");
+}
+
+static enum trit_status tpc_forward(void *state, const int32_t *tokens, int64_t n, int64_t pos0, float *logits) {
+    struct tpc *t = state;
+    if (!tokens || !logits) return trit_error(TRIT_ERR_INVALID_ARG, "cuda tp forward: NULL tokens or logits");
+    t->tokens = tokens, t->n_tok = n, t->pos0 = pos0, t->logits = logits;
+    return dispatch(t, JOB_FORWARD);
+}
+
+static enum trit_status tpc_forward_argmax(void *state, const int32_t *tokens, int64_t n, int64_t pos0,
+                                           int32_t *token) {
+    struct tpc *t = state;
+    if (!tokens || !token) return trit_error(TRIT_ERR_INVALID_ARG, "cuda tp forward_argmax: NULL tokens or token");
+    t->tokens = tokens, t->n_tok = n, t->pos0 = pos0, t->logits = NULL;
+    TRIT_TRY(dispatch(t, JOB_ARGMAX));
+    *token = t->r[0].token; /* every rank gathered the same logits, so took the same argmax */
+    return TRIT_OK;
+}
+
+static const char *tpc_describe(void *state) {
+    struct tpc *t = state;
+    const double ms = trit_cuda_tp_comm_ms(t->r[0].state);
+    const int64_t n = trit_cuda_tp_tokens(t->r[0].state);
+    char *p = strstr(t->desc, "; comm ");
+    if (p) *p = '\0';
+    const size_t len = strlen(t->desc);
+    if (n > 0)
+        snprintf(t->desc + len, sizeof t->desc - len, "; comm %.1f us/token", 1000.0 * ms / (double)n);
+    return t->desc;
+}
+
+static uint64_t tpc_memory_bytes(void *state) {
+    struct tpc *t = state;
+    uint64_t b = 0;
+    for (int i = 0; i < t->n_local; i++) b += trit_cuda_backend.memory_bytes(t->r[i].state);
+    return b;
+}
+
+const struct trit_backend_ops trit_tp_cuda_backend = {
+    .name = "cuda-tp",
+    .init = tpc_init,
+    .forward = tpc_forward,
+    .free = tpc_free,
+    .describe = tpc_describe,
+    .memory_bytes = tpc_memory_bytes,
+    .forward_argmax = tpc_forward_argmax,
+};
+
+bool trit_tp_cuda_compiled(void) { return true; }
+int trit_tp_cuda_rank(const void *state) { return ((const struct tpc *)state)->rank0; }
+int trit_tp_cuda_size(const void *state) { return ((const struct tpc *)state)->n_ranks; }
+int64_t trit_tp_cuda_comm_us(const void *state) {
+    return (int64_t)(1000.0 * trit_cuda_tp_comm_ms(((const struct tpc *)state)->r[0].state));
+}
+int64_t trit_tp_cuda_tokens(const void *state) { return trit_cuda_tp_tokens(((const struct tpc *)state)->r[0].state); }
+
+#else /* no CUDA backend or no NCCL */
+
+static const char *why(void) {
+#ifndef TRIT_HAVE_CUDA_BACKEND
+    return "this trit was built without the CUDA backend";
+#else
+    return "this trit was built without NCCL (install it and rebuild: docs/tensor-parallel.md)";
+#endif
+}
+
+enum trit_status trit_tp_cuda_init(const struct trit_model *m, const struct trit_backend_config *cfg,
+                                   const struct trit_tp_cuda_config *tp, void **state) {
+    (void)m, (void)cfg, (void)tp;
+    if (state) *state = NULL;
+    return trit_error(TRIT_ERR_UNSUPPORTED, "tensor parallelism on GPUs: %s", why());
+}
+
+static enum trit_status tpc_init(const struct trit_model *m, const struct trit_backend_config *cfg, void **state) {
+    return trit_tp_cuda_init(m, cfg, NULL, state);
+}
+static enum trit_status tpc_forward(void *state, const int32_t *tokens, int64_t n, int64_t pos0, float *logits) {
+    (void)state, (void)tokens, (void)n, (void)pos0, (void)logits;
+    return trit_error(TRIT_ERR_UNSUPPORTED, "tensor parallelism on GPUs: %s", why());
+}
+static void tpc_free(void *state) { (void)state; }
+static const char *tpc_describe(void *state) {
+    (void)state;
+    return "unavailable";
+}
+static uint64_t tpc_memory_bytes(void *state) {
+    (void)state;
+    return 0;
+}
+
+const struct trit_backend_ops trit_tp_cuda_backend = {
+    .name = "cuda-tp",
+    .init = tpc_init,
+    .forward = tpc_forward,
+    .free = tpc_free,
+    .describe = tpc_describe,
+    .memory_bytes = tpc_memory_bytes,
+};
+
+bool trit_tp_cuda_compiled(void) { return false; }
+int trit_tp_cuda_rank(const void *state) { return (void)state, 0; }
+int trit_tp_cuda_size(const void *state) { return (void)state, 1; }
+int64_t trit_tp_cuda_comm_us(const void *state) { return (void)state, 0; }
+int64_t trit_tp_cuda_tokens(const void *state) { return (void)state, 0; }
+
+#endif
