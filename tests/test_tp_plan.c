@@ -240,6 +240,30 @@ Test(tp_plan, context_tp_without_gpus_is_a_clear_error) {
     tp_test_model_free(&t);
 }
 
+/* GPU tensor parallelism asked of a process without GPUs (or of a build without CUDA or NCCL)
+ * says why; --tp N with --device cpu points at --tp-mpi. */
+Test(tp_plan, gpu_tp_without_gpus_is_a_clear_error) {
+    if (trit_cuda_device_count() > 0) cr_skip_test("this machine has GPUs; the error paths are not reachable");
+    struct trit_hparams hp = tp_test_hparams(TRIT_FAMILY_LLAMA);
+    struct tp_test_model t;
+    cr_assert_eq(tp_test_model_build(&hp, 1, &t), TRIT_OK, "%s", trit_last_error());
+    struct trit_context_params cp = trit_context_default_params();
+    cp.n_ctx = 16;
+    cp.tp_size = 2;
+    cp.device = TRIT_DEVICE_CPU;
+    trit_context *ctx = NULL;
+    cr_assert_eq(trit_context_init(&t.m, &cp, &ctx), TRIT_ERR_INVALID_ARG);
+    cr_expect(strstr(trit_last_error(), "--tp-mpi"), "message: %s", trit_last_error());
+    cp.tp_size = 0;
+    cp.tp_mpi = true;
+    cp.device = TRIT_DEVICE_CUDA;
+    const enum trit_status st = trit_context_init(&t.m, &cp, &ctx);
+    cr_assert(st == TRIT_ERR_NO_DEVICE || st == TRIT_ERR_UNSUPPORTED, "status %d: %s", (int)st, trit_last_error());
+    cr_expect(strstr(trit_last_error(), "CUDA") || strstr(trit_last_error(), "NCCL"), "message: %s", trit_last_error());
+    cr_assert_null(ctx);
+    tp_test_model_free(&t);
+}
+
 /* Without NCCL the NCCL communicator says so by name; with it, bad arguments are refused. */
 Test(tp_plan, nccl_communicator_without_nccl_or_devices) {
     struct trit_comm *c[2] = {NULL, NULL};

@@ -119,7 +119,12 @@ static enum trit_status dispatch(struct tpc *t, enum job job) {
         if (!bad || (bad->status == TRIT_ERR_COMM && r->status != TRIT_ERR_COMM)) bad = r;
     }
     if (!bad) return TRIT_OK;
-    return trit_error(bad->status, "GPU %d (TP rank %d): %s", bad->device, t->rank0 + bad->index, bad->err);
+    const enum trit_status st =
+        trit_error(bad->status, "GPU %d (TP rank %d): %s", bad->device, t->rank0 + bad->index, bad->err);
+    /* One GPU per process: a broken NCCL group ends the MPI job (comm_nccl.c), so that no rank waits
+     * on a dead peer; trit_comm_abort logs the reason and does not return. */
+    if (t->boot && job != JOB_INIT && bad->status == TRIT_ERR_COMM) trit_comm_abort(t->boot, trit_last_error());
+    return st;
 }
 
 static void tpc_free(void *state) {
