@@ -3,7 +3,8 @@
  * written once as TRIT_HD functions that run on the GPU and in the CPU tests
  * (tests/test_cuda_ops_hd.c): RMSNorm's scale, the gated activations, RoPE pairs and rotation,
  * the online softmax (per tile, and the merge of split-K partials), the split ranges of the
- * decode attention and the thread -> tile maps of the prefill attention. C11 and CUDA C++; no
+ * decode attention, the thread -> tile maps of the prefill attention, and the sampling top-k's
+ * penalty, order-preserving keys, radix-select steps and sorting network. C11 and CUDA C++; no
  * CUDA types.
  *
  * Every float expression here is written as single IEEE operations in the order of the CPU
@@ -17,6 +18,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "ternary_layout.h" /* TRIT_HD */
 
@@ -178,5 +180,93 @@ TRIT_HD float trit_topk_penalize(float x, float penalty) {
 TRIT_HD float trit_topk_key(float x) { return x != x ? -INFINITY : x; }
 /* Candidate order: logit desc, id asc. True when (va, ia) comes before (vb, ib). */
 TRIT_HD int trit_topk_before(float va, int32_t ia, float vb, int32_t ib) { return va > vb || (va == vb && ia < ib); }
+
+/* ---- device top-k: radix select on order-preserving keys (cuda/ops_topk.cu) ---------------------
+ * Every key of the row becomes a uint32 whose unsigned order is the float order; four passes of
+ * 8-bit digits (most significant first) find the k-th largest key T; the keys > T and the first
+ * (lowest id) keys == T are collected, one contiguous segment per warp, and sorted by a bitonic
+ * network. The CPU emulation in tests/test_cuda_ops_hd.c runs these same functions. */
+#define TRIT_TOPK_WARPS 32 /* warps of the one CTA (1024 threads) */
+#define TRIT_TOPK_UNROLL 4 /* loads in flight per thread per loop step (passes over the keys) */
+
+TRIT_HD uint32_t trit_topk_f2u(float v) {
+#if defined(__CUDA_ARCH__)
+    return __float_as_uint(v);
+#else
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    return u;
+#endif
+}
+TRIT_HD float trit_topk_u2f(uint32_t u) {
+#if defined(__CUDA_ARCH__)
+    return __uint_as_float(u);
+#else
+    float v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+#endif
+}
+/* Order-preserving key of a non-NaN float: a < b as floats iff ord(a) < ord(b) as uint32, -0 and +0
+ * one key (== treats them equal). ord(-inf) = 0x007FFFFF, so key 0 ranks below every real key. */
+TRIT_HD uint32_t trit_topk_ord(float v) {
+    if (v == 0.0f) v = 0.0f; /* -0 -> +0 */
+    const uint32_t u = trit_topk_f2u(v);
+    return u ^ (u >> 31 ? 0xFFFFFFFFu : 0x80000000u);
+}
+/* The inverse of trit_topk_ord (a zero key gives +0). */
+TRIT_HD float trit_topk_unord(uint32_t k) { return trit_topk_u2f(k >> 31 ? k ^ 0x80000000u : ~k); }
+/* Radix-select step: the bin b (255 down to 0) that holds the k_rem-th largest counted key, and
+ * *above = the keys counted in bins above b. PRECOND: 1 <= k_rem <= the sum of hist[0..256). */
+TRIT_HD int trit_topk_pick_bin(const uint32_t *hist, uint32_t k_rem, uint32_t *above) {
+    uint32_t acc = 0;
+    int b = 255;
+    for (; b > 0; b--) {
+        if (acc + hist[b] >= k_rem) break;
+        acc += hist[b];
+    }
+    *above = acc;
+    return b;
+}
+/* The mask of the digits above pass `pass` (0..3; pass p reads bits 24 - 8p .. 31 - 8p). */
+TRIT_HD uint32_t trit_topk_hi_mask(int pass) { return pass == 0 ? 0u : 0xFFFFFFFFu << (32 - 8 * pass); }
+/* Warp w's segment [*b, *e) of a row of n keys: 32 contiguous segments in index order, each
+ * ceil(n / 32) rounded up to a multiple of 32 (whole ballots); trailing segments may be empty. */
+TRIT_HD void trit_topk_segment(int64_t n, int w, int64_t *b, int64_t *e) {
+    const int64_t len = ((n + TRIT_TOPK_WARPS - 1) / TRIT_TOPK_WARPS + 31) / 32 * 32;
+    const int64_t lo = len * w, hi = lo + len;
+    *b = lo < n ? lo : n;
+    *e = hi < n ? hi : n;
+}
+/* Candidate order on keys: key desc, id asc. True when (ka, ia) comes before (kb, ib). */
+TRIT_HD int trit_topk_key_before(uint32_t ka, int32_t ia, uint32_t kb, int32_t ib) {
+    return ka > kb || (ka == kb && ia < ib);
+}
+/* The bitonic network's size: the smallest power of two >= k. */
+TRIT_HD int trit_topk_sort_size(int k) {
+    int p = 1;
+    while (p < k) p <<= 1;
+    return p;
+}
+/* Bitonic sort, best first: for size = 2, 4, .. P and stride = size / 2 .. 1, element i and its
+ * partner i ^ stride (> i) are exchanged when this returns true; the pair ends in candidate order
+ * where (i & size) == 0, in reverse order elsewhere. (ki, ii) sits at i, (kj, ij) at the partner. */
+TRIT_HD int trit_bitonic_swap(int i, int size, uint32_t ki, int32_t ii, uint32_t kj, int32_t ij) {
+    return (i & size) == 0 ? trit_topk_key_before(kj, ij, ki, ii) : trit_topk_key_before(ki, ii, kj, ij);
+}
+/* True when id is one of pen[0..n_pen). */
+TRIT_HD int trit_topk_listed(const int32_t *pen, int32_t n_pen, int32_t id) {
+    for (int32_t j = 0; j < n_pen; j++)
+        if (pen[j] == id) return 1;
+    return 0;
+}
+/* Candidate id's value: its key as a float, except that a zero key (ord dropped the sign) takes
+ * the signed zero the host reference hands back, recomputed from the logit x[id] and the list. */
+TRIT_HD float trit_topk_value(uint32_t key, const float *x, const int32_t *pen, int32_t n_pen, int32_t id,
+                              float penalty) {
+    const float v = trit_topk_unord(key);
+    if (v != 0.0f) return v;
+    return trit_topk_listed(pen, n_pen, id) ? trit_topk_penalize(x[id], penalty) : trit_topk_key(x[id]);
+}
 
 #endif /* TRIT_OPS_HD_H */
