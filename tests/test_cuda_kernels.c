@@ -1,7 +1,8 @@
 // labels: gpu
 /* test_cuda_kernels.c: every CUDA kernel of cuda/ against the scalar CPU reference (host/cpu),
  * bit for bit: int32 accumulators against trit_gemm_ref, fp32 outputs against trit_epilogue_ref,
- * int8 activations against trit_quantize_row_i8. Shapes include tails on every side (N, K not
+ * int8 activations against trit_quantize_row_i8, the sampling top-k (trit_cuda_topk) against
+ * trit_topk_penalized on the rows of topk_cases.h. Shapes include tails on every side (N, K not
  * multiples of 16 / 128, m from 1 to 100) and the 2B-4T shapes (2560 x 6912, 6912 x 2560).
  * Inputs are fresh random data over the full int8 range; outputs are poisoned before each kernel
  * and checked everywhere. Skips without a GPU (fails with TRIT_REQUIRE_GPU=1).
@@ -16,10 +17,13 @@
 
 #ifdef TRIT_HAVE_CUDA
 
+#include "backend.h" /* trit_topk_penalized, TRIT_TOPK_MAX */
 #include "cpu/cpu.h"
 #include "quant/quant.h"
 #include "ternary_layout.h"
+#include "topk_cases.h"
 #include "trit_cuda.h"
+#include "trit_cuda_ops.h"
 
 #define POISON_BYTE 0xA5
 
@@ -344,6 +348,62 @@ Test(cuda_kernels, op_entries_check_shapes) {
     cr_assert_eq(trit_cuda_ternary_upload(&p.w, &bad), TRIT_ERR_INVALID_ARG);
     cr_assert_null(bad.d_tiles);
     prob_free(&p);
+}
+
+/* trit_cuda_topk = trit_topk_penalized, bit for bit (values and ids), on every case of
+ * topk_cases.h: up to the Llama 3 vocabulary with k = 256, ties, NaN, infinities, signed zeros,
+ * penalty lists with repeats and ids outside the row. Outputs poisoned before each call. */
+Test(cuda_kernels, topk_matches_reference) {
+    if (!test_require_gpu()) return;
+    struct test_rng rng;
+    test_rng_seed(&rng, 0x9e9u);
+    const int64_t n_max = TOPK_NS[TOPK_N_NS - 1];
+    float *x = malloc((size_t)n_max * sizeof *x), *d_x, *d_vals;
+    uint32_t *d_keys;
+    int32_t *d_pen, *d_ids, want_i[TRIT_TOPK_MAX], got_i[TRIT_TOPK_MAX];
+    float want_v[TRIT_TOPK_MAX], got_v[TRIT_TOPK_MAX];
+    CUDA_OK(trit_cuda_malloc((void **)&d_x, (size_t)n_max * sizeof(float)));
+    CUDA_OK(trit_cuda_malloc((void **)&d_keys, (size_t)n_max * sizeof(uint32_t)));
+    CUDA_OK(trit_cuda_malloc((void **)&d_pen, TOPK_PEN_MAX * sizeof(int32_t)));
+    CUDA_OK(trit_cuda_malloc((void **)&d_vals, TRIT_TOPK_MAX * sizeof(float)));
+    CUDA_OK(trit_cuda_malloc((void **)&d_ids, TRIT_TOPK_MAX * sizeof(int32_t)));
+    struct topk_case c;
+    int it = 0, n_cases = 0;
+    for (; topk_case_next(&rng, &it, x, &c); n_cases++) {
+        const int64_t n = c.n;
+        trit_topk_penalized(x, (int32_t)n, c.pen, c.n_pen, c.penalty, c.k, want_v, want_i);
+        CUDA_OK(trit_cuda_upload(d_x, x, (size_t)n * sizeof(float)));
+        if (c.n_pen > 0) CUDA_OK(trit_cuda_upload(d_pen, c.pen, (size_t)c.n_pen * sizeof(int32_t)));
+        CUDA_OK(trit_cuda_memset(d_keys, POISON_BYTE, (size_t)n * sizeof(uint32_t), NULL));
+        CUDA_OK(trit_cuda_memset(d_vals, POISON_BYTE, TRIT_TOPK_MAX * sizeof(float), NULL));
+        CUDA_OK(trit_cuda_memset(d_ids, POISON_BYTE, TRIT_TOPK_MAX * sizeof(int32_t), NULL));
+        CUDA_OK(trit_cuda_topk(d_x, n, c.n_pen > 0 ? d_pen : NULL, c.n_pen, c.penalty, c.k, d_keys, d_vals, d_ids,
+                               NULL));
+        CUDA_OK(trit_cuda_stream_sync(NULL));
+        CUDA_OK(trit_cuda_download(got_v, d_vals, (size_t)c.k * sizeof(float)));
+        CUDA_OK(trit_cuda_download(got_i, d_ids, (size_t)c.k * sizeof(int32_t)));
+        for (int32_t r = 0; r < c.k; r++)
+            cr_assert(got_i[r] == want_i[r] && memcmp(&got_v[r], &want_v[r], sizeof(float)) == 0,
+                      "n %ld kind %d k %d n_pen %d penalty %g: rank %d: (%a, %d), reference (%a, %d)", (long)n,
+                      c.kind, c.k, c.n_pen, (double)c.penalty, r, (double)got_v[r], got_i[r], (double)want_v[r],
+                      want_i[r]);
+    }
+    cr_log_info("%d cases", n_cases);
+
+    /* argument checks answer before touching the device */
+    cr_assert_eq(trit_cuda_topk(d_x, 10, NULL, 0, 1.0f, 0, d_keys, d_vals, d_ids, NULL), TRIT_ERR_INVALID_ARG);
+    cr_assert_eq(trit_cuda_topk(d_x, 10, NULL, 0, 1.0f, 11, d_keys, d_vals, d_ids, NULL), TRIT_ERR_INVALID_ARG);
+    cr_assert_eq(trit_cuda_topk(d_x, 1000, NULL, 0, 1.0f, TRIT_TOPK_MAX + 1, d_keys, d_vals, d_ids, NULL),
+                 TRIT_ERR_INVALID_ARG);
+    cr_assert_eq(trit_cuda_topk(d_x, 10, NULL, 3, 1.3f, 5, d_keys, d_vals, d_ids, NULL), TRIT_ERR_INVALID_ARG);
+    cr_assert(strstr(trit_last_error(), "NULL") != NULL, "%s", trit_last_error());
+    cr_assert_eq(trit_cuda_topk(d_x, 10, d_pen, 3, NAN, 5, d_keys, d_vals, d_ids, NULL), TRIT_ERR_INVALID_ARG);
+    cr_assert_eq(trit_cuda_topk(d_x, 10, d_pen, 3, INFINITY, 5, d_keys, d_vals, d_ids, NULL), TRIT_ERR_INVALID_ARG);
+    cr_assert_eq(trit_cuda_topk(d_x, 10, NULL, 0, 1.0f, 5, d_keys + 1, d_vals, d_ids, NULL), TRIT_ERR_INVALID_ARG);
+    cr_assert_eq(trit_cuda_topk(d_x, (int64_t)INT32_MAX + 1, NULL, 0, 1.0f, 5, d_keys, d_vals, d_ids, NULL),
+                 TRIT_ERR_INVALID_ARG);
+    free(x);
+    trit_cuda_free(d_x), trit_cuda_free(d_keys), trit_cuda_free(d_pen), trit_cuda_free(d_vals), trit_cuda_free(d_ids);
 }
 
 #else /* no CUDA build: the gate still reports the skip */

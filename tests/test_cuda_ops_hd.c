@@ -5,7 +5,9 @@
  * double-precision softmax; the decode split ranges and the prefill thread maps for coverage; and
  * CPU emulations of one CTA of the decode and prefill attention kernels (cuda/ops_attn.cu), built
  * from those functions with the kernels' loop structure and index formulas, against
- * trit_attention_f32_ref. Runs everywhere, GPU or not.
+ * trit_attention_f32_ref; the device top-k's order keys, radix steps, segments and sorting network,
+ * and a CPU emulation of trit_topk_kernel (cuda/ops_topk.cu) against host/sampler.c's
+ * trit_topk_penalized, bit for bit. Runs everywhere, GPU or not.
  *
  *   ctest --test-dir build -R test_cuda_ops_hd --output-on-failure */
 #include <criterion/criterion.h>
@@ -14,10 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h" /* trit_topk_penalized, TRIT_TOPK_MAX */
 #include "cpu/head_int8.h"
 #include "cpu/ops.h"
 #include "ops_hd.h"
 #include "support.h"
+#include "topk_cases.h"
 
 /* ---- RMSNorm, activations, RoPE: bit for bit against ops.c ------------------------------------- */
 
@@ -548,4 +552,253 @@ Test(ops_hd, topk_penalty_and_order) {
     cr_assert(!trit_topk_before(1.0f, 4, 1.0f, 3));
     cr_assert(!trit_topk_before(1.0f, 4, 1.0f, 4));
     cr_assert(trit_topk_before(-1e30f, 7, -INFINITY, 0));
+}
+
+/* ---- device top-k (cuda/ops_topk.cu): order keys, radix steps, and a CPU emulation of the kernel -- */
+
+static uint32_t f32_bits(float v) {
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    return u;
+}
+
+/* ord is strictly monotone with the float order (-0 and +0 one key) and unord inverts it. */
+Test(cuda_ops_hd, topk_ord_is_monotone_and_invertible) {
+    static const float edges[] = {-INFINITY, -FLT_MAX, -1e20f, -1.0f, -FLT_MIN, -FLT_MIN / 2, -1e-45f, -0.0f,
+                                  0.0f,      1e-45f,   2e-45f, FLT_MIN / 2, FLT_MIN, 1.0f, 1e20f, FLT_MAX,
+                                  INFINITY};
+    const int n_edges = (int)(sizeof edges / sizeof edges[0]);
+    cr_assert_eq(trit_topk_ord(-INFINITY), 0x007FFFFFu);
+    cr_assert_eq(trit_topk_ord(-0.0f), trit_topk_ord(0.0f));
+    for (int i = 0; i < n_edges; i++) {
+        const float back = trit_topk_unord(trit_topk_ord(edges[i]));
+        const float want = edges[i] == 0.0f ? 0.0f : edges[i];
+        cr_assert_eq(f32_bits(back), f32_bits(want), "unord(ord(%a)) = %a", (double)edges[i], (double)back);
+        cr_assert(trit_topk_ord(edges[i]) > 0u, "key 0 is the sentinel");
+        if (i > 0 && edges[i - 1] != edges[i])
+            cr_assert(trit_topk_ord(edges[i - 1]) < trit_topk_ord(edges[i]), "%a vs %a", (double)edges[i - 1],
+                      (double)edges[i]);
+    }
+    struct test_rng rng;
+    test_rng_seed(&rng, 0x7c1u);
+    for (int t = 0; t < 1000000; t++) {
+        float a, b;
+        uint32_t ua = (uint32_t)test_rng_u64(&rng), ub = (uint32_t)test_rng_u64(&rng);
+        if (t % 4 == 1) ub = ua ^ (uint32_t)test_rng_int(&rng, 0, 15); /* neighbours */
+        if (t % 4 == 2) ub = ua ^ 0x80000000u;                        /* opposite sign */
+        memcpy(&a, &ua, sizeof a), memcpy(&b, &ub, sizeof b);
+        if (isnan(a) || isnan(b)) continue;
+        const uint32_t ka = trit_topk_ord(a), kb = trit_topk_ord(b);
+        cr_assert_eq(a < b, ka < kb, "%a %a", (double)a, (double)b);
+        cr_assert_eq(a == b, ka == kb, "%a %a", (double)a, (double)b);
+        const float back = trit_topk_unord(ka);
+        cr_assert_eq(f32_bits(back), f32_bits(a == 0.0f ? 0.0f : a), "%a", (double)a);
+    }
+}
+
+Test(cuda_ops_hd, topk_pick_bin) {
+    uint32_t hist[256] = {0}, above = 77;
+    hist[255] = 3, hist[100] = 5, hist[0] = 2;
+    static const uint32_t k_rem[] = {1, 3, 4, 8, 9, 10};
+    static const int bin[] = {255, 255, 100, 100, 0, 0};
+    static const uint32_t abv[] = {0, 0, 3, 3, 8, 8};
+    for (int i = 0; i < 6; i++) {
+        cr_assert_eq(trit_topk_pick_bin(hist, k_rem[i], &above), bin[i], "k_rem %u", k_rem[i]);
+        cr_assert_eq(above, abv[i], "k_rem %u", k_rem[i]);
+    }
+    memset(hist, 0, sizeof hist);
+    hist[0] = 256; /* everything in the lowest bin */
+    cr_assert_eq(trit_topk_pick_bin(hist, 256, &above), 0);
+    cr_assert_eq(above, 0u);
+    for (int b = 0; b < 256; b++) hist[b] = 1;
+    for (uint32_t k = 1; k <= 256; k++) {
+        cr_assert_eq(trit_topk_pick_bin(hist, k, &above), 256 - (int)k);
+        cr_assert_eq(above, k - 1);
+    }
+    cr_assert_eq(trit_topk_hi_mask(0), 0u);
+    cr_assert_eq(trit_topk_hi_mask(1), 0xFF000000u);
+    cr_assert_eq(trit_topk_hi_mask(3), 0xFFFFFF00u);
+}
+
+/* The 32 warp segments cover [0, n) once, in order, each a whole number of 32-key ballots. */
+Test(cuda_ops_hd, topk_segments_cover_row_in_order) {
+    static const int64_t ns[] = {1, 31, 32, 33, 1023, 1024, 1025, 4099, 128256, INT32_MAX};
+    for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
+        int64_t next = 0;
+        for (int w = 0; w < TRIT_TOPK_WARPS; w++) {
+            int64_t b, e;
+            trit_topk_segment(ns[t], w, &b, &e);
+            cr_assert(b <= e);
+            if (b == e) continue;
+            cr_assert_eq(b, next, "n %ld warp %d", (long)ns[t], w);
+            cr_assert(b % 32 == 0 && (e % 32 == 0 || e == ns[t]));
+            next = e;
+        }
+        cr_assert_eq(next, ns[t]);
+    }
+}
+
+/* trit_topk_kernel's bitonic phase: thread tid < p handles the pair (tid, tid ^ stride) when it
+ * holds the lower index; pairs of one step are disjoint, so running them in turn is the kernel. */
+static void emu_bitonic(uint32_t *ck, int32_t *ci, int p) {
+    for (int size = 2; size <= p; size <<= 1)
+        for (int stride = size >> 1; stride > 0; stride >>= 1)
+            for (int tid = 0; tid < p; tid++) {
+                const int j = tid ^ stride;
+                if (j > tid && trit_bitonic_swap(tid, size, ck[tid], ci[tid], ck[j], ci[j])) {
+                    const uint32_t kt = ck[tid];
+                    const int32_t it = ci[tid];
+                    ck[tid] = ck[j], ci[tid] = ci[j];
+                    ck[j] = kt, ci[j] = it;
+                }
+            }
+}
+
+Test(cuda_ops_hd, topk_bitonic_network_sorts) {
+    struct test_rng rng;
+    test_rng_seed(&rng, 0x7c2u);
+    uint32_t ck[TRIT_TOPK_MAX];
+    int32_t ci[TRIT_TOPK_MAX];
+    for (int k = 1; k <= TRIT_TOPK_MAX; k++) {
+        const int p = trit_topk_sort_size(k);
+        cr_assert(p >= k && p < 2 * k + (k == 1) && (p & (p - 1)) == 0, "k %d: p %d", k, p);
+        for (int i = 0; i < k; i++) ck[i] = (uint32_t)test_rng_int(&rng, 1, 6), ci[i] = (int32_t)(i * 7919 % 1009);
+        for (int i = k; i < p; i++) ck[i] = 0u, ci[i] = INT32_MAX;
+        emu_bitonic(ck, ci, p);
+        for (int i = 1; i < p; i++)
+            cr_assert(trit_topk_key_before(ck[i - 1], ci[i - 1], ck[i], ci[i]) || (ck[i] == 0u && ck[i - 1] == 0u),
+                      "k %d: position %d out of order", k, i);
+    }
+}
+
+/* One CTA of trit_topk_kernel on the CPU: the same phases, index formulas and TRIT_HD functions;
+ * each warp's lanes run in turn, ballots are bit masks built over the 32 lanes first. The
+ * histogram's warp aggregation only regroups additions of the same counts, so a plain count stands
+ * for it; its loop coverage (uint4 chunks plus the tail) is emulated and checked. */
+static void emu_topk(const float *x, int64_t n, const int32_t *pen, int32_t n_pen, float penalty, int32_t k,
+                     uint32_t *keys, uint8_t *seen, float *vals, int32_t *ids) {
+    enum { THREADS = TRIT_TOPK_WARPS * 32, U = TRIT_TOPK_UNROLL };
+    for (int64_t i = 0; i < n; i++) keys[i] = trit_topk_ord(trit_topk_key(x[i]));
+    for (int64_t j = 0; j < n_pen; j++) {
+        const int32_t id = pen[j];
+        if (id >= 0 && id < n) keys[id] = trit_topk_ord(trit_topk_penalize(x[id], penalty));
+    }
+
+    const int64_t n4 = n / 4;
+    uint32_t prefix = 0, k_rem = (uint32_t)k;
+    for (int pass = 0; pass < 4; pass++) {
+        const int shift = 24 - 8 * pass;
+        const uint32_t hi = trit_topk_hi_mask(pass);
+        uint32_t hist[256] = {0};
+        memset(seen, 0, (size_t)n);
+#define EMU_HIST(i)                                                                                \
+    do {                                                                                           \
+        seen[i]++;                                                                                 \
+        if ((keys[i] & hi) == prefix) hist[(keys[i] >> shift) & 0xFFu]++;                          \
+    } while (0)
+        for (int warp = 0; warp < TRIT_TOPK_WARPS; warp++)
+            for (int64_t c = (int64_t)warp * 32; c < n4; c += (int64_t)U * THREADS)
+                for (int u = 0; u < U; u++)
+                    for (int lane = 0; lane < 32; lane++) {
+                        const int64_t i = c + (int64_t)u * THREADS + lane;
+                        if (i < n4)
+                            for (int e = 0; e < 4; e++) EMU_HIST(4 * i + e);
+                    }
+        for (int lane = 0; lane < 32; lane++) { /* the last warp: the tail */
+            const int64_t i = 4 * n4 + lane;
+            if (i < n) EMU_HIST(i);
+        }
+#undef EMU_HIST
+        for (int64_t i = 0; i < n; i++) cr_assert_eq(seen[i], 1, "pass %d: key %ld counted %d times", pass, (long)i, seen[i]);
+        uint32_t above;
+        const int b = trit_topk_pick_bin(hist, k_rem, &above);
+        k_rem -= above;
+        prefix |= (uint32_t)b << shift;
+    }
+    const uint32_t t = prefix;
+    const int32_t n_gt = k - (int32_t)k_rem;
+
+    uint32_t s_gt[TRIT_TOPK_WARPS], s_eq[TRIT_TOPK_WARPS], kv[32];
+    for (int warp = 0; warp < TRIT_TOPK_WARPS; warp++) { /* 2a */
+        int64_t sb, se;
+        trit_topk_segment(n, warp, &sb, &se);
+        s_gt[warp] = s_eq[warp] = 0;
+        for (int64_t c = sb; c < se; c += U * 32)
+            for (int u = 0; u < U; u++) {
+                uint32_t gm = 0, em = 0;
+                for (int lane = 0; lane < 32; lane++) {
+                    const int64_t i = c + 32 * u + lane;
+                    const uint32_t key = i < se ? keys[i] : 0u;
+                    gm |= (uint32_t)(key > t) << lane, em |= (uint32_t)(key == t) << lane;
+                }
+                s_gt[warp] += (uint32_t)__builtin_popcount(gm), s_eq[warp] += (uint32_t)__builtin_popcount(em);
+            }
+    }
+    uint32_t ck[TRIT_TOPK_MAX];
+    int32_t ci[TRIT_TOPK_MAX];
+    for (int i = 0; i < TRIT_TOPK_MAX; i++) ck[i] = 0xA5A5A5A5u, ci[i] = -7; /* unwritten slots show */
+    for (int warp = 0; warp < TRIT_TOPK_WARPS; warp++) { /* 2b */
+        int64_t sb, se;
+        trit_topk_segment(n, warp, &sb, &se);
+        uint32_t og = 0, oe = 0;
+        for (int w = 0; w < warp; w++) og += s_gt[w], oe += s_eq[w];
+        const uint32_t og_end = og + s_gt[warp], oe_end = oe + s_eq[warp];
+        for (int64_t c = sb; c < se; c += U * 32) {
+            if (og == og_end && (oe >= k_rem || oe == oe_end)) break;
+            for (int u = 0; u < U; u++) {
+                uint32_t gm = 0, em = 0;
+                for (int lane = 0; lane < 32; lane++) {
+                    const int64_t i = c + 32 * u + lane;
+                    kv[lane] = i < se ? keys[i] : 0u;
+                    gm |= (uint32_t)(kv[lane] > t) << lane, em |= (uint32_t)(kv[lane] == t) << lane;
+                }
+                for (int lane = 0; lane < 32; lane++) {
+                    const int64_t i = c + 32 * u + lane;
+                    const uint32_t lt = (1u << lane) - 1u;
+                    if (kv[lane] > t) {
+                        const uint32_t p = og + (uint32_t)__builtin_popcount(gm & lt);
+                        cr_assert(p < (uint32_t)n_gt, "rank %u of a key > T, %d expected", p, n_gt);
+                        ck[p] = kv[lane], ci[p] = (int32_t)i;
+                    } else if (kv[lane] == t) {
+                        const uint32_t r = oe + (uint32_t)__builtin_popcount(em & lt);
+                        if (r < k_rem) ck[n_gt + r] = t, ci[n_gt + r] = (int32_t)i;
+                    }
+                }
+                og += (uint32_t)__builtin_popcount(gm), oe += (uint32_t)__builtin_popcount(em);
+            }
+        }
+    }
+    const int p_sort = trit_topk_sort_size(k);
+    for (int i = 0; i < k; i++) cr_assert(ci[i] != -7, "candidate slot %d never written", i);
+    for (int i = k; i < p_sort; i++) ck[i] = 0u, ci[i] = INT32_MAX;
+    emu_bitonic(ck, ci, p_sort);
+    for (int r = 0; r < k; r++) {
+        vals[r] = trit_topk_value(ck[r], x, pen, n_pen, ci[r], penalty);
+        ids[r] = ci[r];
+    }
+}
+
+/* The emulated kernel = trit_topk_penalized, bit for bit, on every case of topk_cases.h. */
+Test(cuda_ops_hd, topk_emulation_matches_reference) {
+    struct test_rng rng;
+    test_rng_seed(&rng, 0x7c3u);
+    const int64_t n_max = TOPK_NS[TOPK_N_NS - 1];
+    float *x = malloc((size_t)n_max * sizeof *x);
+    uint32_t *keys = malloc((size_t)n_max * sizeof *keys);
+    uint8_t *seen = malloc((size_t)n_max);
+    float want_v[TRIT_TOPK_MAX], got_v[TRIT_TOPK_MAX];
+    int32_t want_i[TRIT_TOPK_MAX], got_i[TRIT_TOPK_MAX];
+    struct topk_case c;
+    int it = 0, n_cases = 0;
+    for (; topk_case_next(&rng, &it, x, &c); n_cases++) {
+        trit_topk_penalized(x, (int32_t)c.n, c.pen, c.n_pen, c.penalty, c.k, want_v, want_i);
+        emu_topk(x, c.n, c.pen, c.n_pen, c.penalty, c.k, keys, seen, got_v, got_i);
+        for (int32_t r = 0; r < c.k; r++)
+            cr_assert(got_i[r] == want_i[r] && f32_bits(got_v[r]) == f32_bits(want_v[r]),
+                      "n %ld kind %d k %d n_pen %d penalty %g: rank %d: (%a, %d), reference (%a, %d)", (long)c.n,
+                      c.kind, c.k, c.n_pen, (double)c.penalty, r, (double)got_v[r], got_i[r], (double)want_v[r],
+                      want_i[r]);
+    }
+    cr_log_info("%d cases", n_cases);
+    free(x), free(keys), free(seen);
 }
