@@ -18,9 +18,9 @@ static trit_model *load_fixture(void) {
     return m;
 }
 
-static trit_context *make_ctx(trit_model *m, int32_t n_ctx, int32_t n_batch, bool all) {
+static trit_context *make_ctx_on(trit_model *m, enum trit_device device, int32_t n_ctx, int32_t n_batch, bool all) {
     struct trit_context_params p = trit_context_default_params();
-    p.device = TRIT_DEVICE_CPU;
+    p.device = device;
     p.n_ctx = n_ctx;
     p.n_batch = n_batch;
     p.n_threads = 2;
@@ -28,6 +28,10 @@ static trit_context *make_ctx(trit_model *m, int32_t n_ctx, int32_t n_batch, boo
     trit_context *ctx = NULL;
     cr_assert_eq(trit_context_init(m, &p, &ctx), TRIT_OK, "%s", trit_last_error());
     return ctx;
+}
+
+static trit_context *make_ctx(trit_model *m, int32_t n_ctx, int32_t n_batch, bool all) {
+    return make_ctx_on(m, TRIT_DEVICE_CPU, n_ctx, n_batch, all);
 }
 
 Test(api, missing_file_is_a_clear_error) {
@@ -242,5 +246,69 @@ Test(api, decode_argmax_matches_decode_logits) {
         trit_context_free(a);
         trit_context_free(b);
     }
+    trit_model_free(m);
+}
+
+/* trit_decode_sample = trit_decode + trit_sampler_sample on the last row, token for token over a
+ * split prompt and 20 sampled steps fed back, for samplers with and without top-k (1, 40, 256 of
+ * the 300 tokens, or off), top-p, min-p, temperatures from greedy to 1.5 and repetition penalties
+ * above and below 1: two samplers from one seed must stay in step (same tokens, same RNG advance).
+ * On the CPU, and on CUDA when a device exists (its forward_topk path once the backend has one). */
+static void check_decode_sample(trit_model *m, enum trit_device device) {
+    const int32_t n_vocab = trit_model_n_vocab(m);
+    static const struct {
+        float temperature, top_p, min_p, penalty;
+        int32_t top_k;
+    } cfgs[] = {{0.8f, 0.95f, 0.05f, 1.3f, 40}, {0.0f, 1.0f, 0.0f, 1.2f, 40}, {1.5f, 0.9f, 0.0f, 0.8f, 256},
+                {0.7f, 1.0f, 0.05f, 1.1f, 1},   {1.0f, 0.95f, 0.05f, 1.3f, 0}, {1.2f, 1.0f, 0.0f, 1.0f, 40}};
+    int32_t prompt[6];
+    struct test_rng rng;
+    test_rng_seed(&rng, 10);
+    for (int i = 0; i < 6; i++) prompt[i] = (int32_t)test_rng_int(&rng, 0, n_vocab - 1);
+    for (size_t ci = 0; ci < sizeof cfgs / sizeof cfgs[0]; ci++)
+        for (int all = 0; all < 2; all++) {
+            struct trit_sampler_params sp = trit_sampler_default_params();
+            sp.temperature = cfgs[ci].temperature;
+            sp.top_k = cfgs[ci].top_k;
+            sp.top_p = cfgs[ci].top_p;
+            sp.min_p = cfgs[ci].min_p;
+            sp.repeat_penalty = cfgs[ci].penalty;
+            sp.repeat_last_n = 8;
+            sp.seed = 0xABCDu + ci;
+            trit_sampler *sa = NULL, *sb = NULL;
+            cr_assert_eq(trit_sampler_init(&sp, n_vocab, &sa), TRIT_OK);
+            cr_assert_eq(trit_sampler_init(&sp, n_vocab, &sb), TRIT_OK);
+            trit_context *a = make_ctx_on(m, device, 64, all ? 8 : 4, all);
+            trit_context *b = make_ctx_on(m, device, 64, all ? 8 : 4, all);
+            for (int i = 0; i < 6; i++) trit_sampler_accept(sa, prompt[i]), trit_sampler_accept(sb, prompt[i]);
+            const int32_t *in = prompt;
+            int32_t n_in = 6, tok = -1, last;
+            for (int step = 0; step < 20; step++) {
+                const float *logits;
+                cr_assert_eq(trit_decode(a, in, n_in, &logits), TRIT_OK, "%s", trit_last_error());
+                const int32_t want = trit_sampler_sample(sa, logits + (all ? n_in - 1 : 0) * (int64_t)n_vocab);
+                cr_assert_eq(trit_decode_sample(b, in, n_in, sb, &tok), TRIT_OK, "%s", trit_last_error());
+                cr_assert_eq(tok, want, "%s config %zu logits_all %d step %d: decode_sample %d, decode + sample %d",
+                             trit_context_backend(b), ci, all, step, tok, want);
+                cr_assert_eq(trit_context_n_past(b), trit_context_n_past(a));
+                trit_sampler_accept(sa, want);
+                trit_sampler_accept(sb, tok);
+                last = tok;
+                in = &last, n_in = 1;
+            }
+            cr_assert_eq(trit_decode_sample(b, prompt, 0, sb, &tok), TRIT_ERR_INVALID_ARG);
+            cr_assert_eq(trit_decode_sample(b, prompt, 1, NULL, &tok), TRIT_ERR_INVALID_ARG);
+            trit_context_free(a);
+            trit_context_free(b);
+            trit_sampler_free(sa);
+            trit_sampler_free(sb);
+        }
+}
+
+Test(api, decode_sample_matches_decode_then_sample) {
+    trit_model *m = load_fixture();
+    check_decode_sample(m, TRIT_DEVICE_CPU);
+    if (trit_cuda_device_count() > 0) check_decode_sample(m, TRIT_DEVICE_CUDA);
+    else cr_log_info("no CUDA device: decode_sample checked on the CPU only");
     trit_model_free(m);
 }
