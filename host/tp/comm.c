@@ -66,6 +66,11 @@ enum trit_status trit_comm_alloc(const struct trit_comm_params *p, struct trit_c
     c->local_size = 1;
     atomic_init(&c->busy_since_us, 0);
     atomic_init(&c->broken, false);
+    const int e = pthread_mutex_init(&c->desc_mu, NULL);
+    if (e != 0) {
+        trit_free(c);
+        return trit_error(TRIT_ERR_INTERNAL, "tensor parallel: pthread_mutex_init: %s", strerror(e));
+    }
     *out = c;
     return TRIT_OK;
 }
@@ -81,9 +86,18 @@ bool trit_comm_broken(const struct trit_comm *c) { return atomic_load(&((struct 
 void trit_comm_get_stats(const struct trit_comm *c, struct trit_comm_stats *out) { *out = c->stats; }
 void trit_comm_reset_stats(struct trit_comm *c) { memset(&c->stats, 0, sizeof c->stats); }
 
+/* Marks c broken; the first reason is kept. */
+static void mark_broken(struct trit_comm *c, const char *why) {
+    pthread_mutex_lock(&c->desc_mu);
+    if (!atomic_load(&c->broken)) {
+        snprintf(c->broken_why, sizeof c->broken_why, "%s", why);
+        atomic_store(&c->broken, true);
+    }
+    pthread_mutex_unlock(&c->desc_mu);
+}
+
 enum trit_status trit_comm_fail(struct trit_comm *c, enum trit_status st) {
-    bool was = atomic_exchange(&c->broken, true);
-    if (!was) snprintf(c->broken_why, sizeof c->broken_why, "%s", trit_last_error());
+    mark_broken(c, trit_last_error());
     return st;
 }
 
@@ -110,13 +124,17 @@ static void *watchdog_main(void *arg) {
             snprintf(why, sizeof why, "tensor parallel: rank %d of %d: %s communicator error: %s; ending every rank",
                      c->rank, c->size, c->ops->name, trit_last_error());
         } else {
+            char desc[sizeof c->busy_desc];
+            pthread_mutex_lock(&c->desc_mu);
             const int64_t since = atomic_load(&c->busy_since_us);
+            memcpy(desc, c->busy_desc, sizeof desc);
+            pthread_mutex_unlock(&c->desc_mu);
             const int64_t waited_ms = since ? (trit_time_us() - since) / 1000 : 0;
             if (since && waited_ms >= c->timeout_ms)
                 snprintf(why, sizeof why,
                          "tensor parallel: rank %d of %d: %s did not complete within %d ms (waited %lld ms): "
                          "a peer rank died or hangs; ending every rank",
-                         c->rank, c->size, c->busy_desc, c->timeout_ms, (long long)waited_ms);
+                         c->rank, c->size, desc, c->timeout_ms, (long long)waited_ms);
         }
         if (why[0]) {
             pthread_mutex_unlock(&c->mu);
@@ -144,7 +162,7 @@ enum trit_status trit_comm_start_watchdog(struct trit_comm *c) {
 void trit_comm_abort(struct trit_comm *c, const char *why) {
     if (!c) return;
     trit_log(TRIT_LOG_ERROR, "%s", why && *why ? why : "tensor parallel: abort requested");
-    if (!atomic_exchange(&c->broken, true)) snprintf(c->broken_why, sizeof c->broken_why, "%s", why ? why : "aborted");
+    mark_broken(c, why ? why : "aborted");
     c->ops->abort(c);
 }
 
@@ -160,6 +178,7 @@ void trit_comm_free(struct trit_comm *c) {
         pthread_mutex_destroy(&c->mu);
     }
     if (c->ops && c->ops->destroy) c->ops->destroy(c);
+    pthread_mutex_destroy(&c->desc_mu);
     trit_free(c);
 }
 
@@ -177,14 +196,21 @@ static const char *short_path(const char *file) {
 /* Checks what every collective needs, and marks the start of the wait for the watchdog. */
 static enum trit_status begin(struct trit_comm *c, const char *what, const char *file, int line, int64_t *t0) {
     if (!c) return trit_error(TRIT_ERR_INVALID_ARG, "tensor parallel: %s on a NULL communicator", what);
-    if (atomic_load(&c->broken))
+    if (atomic_load(&c->broken)) {
+        char why[sizeof c->broken_why];
+        pthread_mutex_lock(&c->desc_mu);
+        memcpy(why, c->broken_why, sizeof why);
+        pthread_mutex_unlock(&c->desc_mu);
         return trit_error(TRIT_ERR_COMM, "tensor parallel: %s at %s:%d: the communicator failed earlier: %s", what,
-                          short_path(file), line, c->broken_why);
+                          short_path(file), line, why);
+    }
     *t0 = trit_time_us();
     /* NCCL: the wait runs from the first enqueue to the sync, so keep an earlier start. */
     if (atomic_load(&c->busy_since_us) == 0) {
+        pthread_mutex_lock(&c->desc_mu);
         snprintf(c->busy_desc, sizeof c->busy_desc, "%s %s (called at %s:%d)", c->ops->name, what, short_path(file), line);
         atomic_store(&c->busy_since_us, *t0);
+        pthread_mutex_unlock(&c->desc_mu);
     }
     return TRIT_OK;
 }

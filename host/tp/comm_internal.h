@@ -41,8 +41,10 @@ struct trit_comm {
     void *impl;   /* the implementation's state */
     void *stream; /* NCCL: cudaStream_t */
 
-    /* The collective in flight, for the watchdog: busy_since_us is 0 when idle. busy_desc is
-     * written before busy_since_us is set and read only while it is set. */
+    /* The collective in flight, for the watchdog: busy_since_us is 0 when idle. desc_mu orders
+     * busy_desc (written with busy_since_us when a wait starts, read by the watchdog with it) and
+     * broken_why (written once, with broken, by whichever thread fails first). */
+    pthread_mutex_t desc_mu;
     _Atomic int64_t busy_since_us;
     char busy_desc[224];
     atomic_bool broken;

@@ -111,7 +111,7 @@ enum trit_status trit_comm_nccl_create_all(int n, const int *devices, const stru
     struct trit_comm *probe; /* resolves the timeout the way every communicator does */
     TRIT_TRY(trit_comm_alloc(p, &probe));
     const int timeout_ms = probe->timeout_ms;
-    trit_free(probe);
+    trit_comm_free(probe);
     struct trit_nccl *h[64];
     TRIT_TRY(trit_nccl_init_all(n, devices, timeout_ms, h));
     const struct trit_comm_params pp = {.timeout_ms = timeout_ms, .split_color = -1};
