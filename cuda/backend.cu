@@ -23,7 +23,8 @@
  *   logits = head . xn                          own GEMV (m <= 8) or cublasGemmEx (fp16/bf16, fp32 out)
  *   (int8 head, cfg.head_int8: xn quantized per token, int8 rows . q in int32, scaled: ops_head.cu)
  *   logits -> host                              the one synchronization of a call
- *   (forward_argmax: argmax of the last row on the device, one int32 -> host instead)
+ *   (forward_argmax: argmax of the last row on the device, one int32 -> host instead;
+ *    forward_topk: the penalized top-k of the last row on the device, k (value, id) pairs -> host)
  *
  * Every ternary matmul runs as int32 (trit_cuda_gemv_dp4a_i32 for m <= 8, trit_cuda_gemm_mma_i32
  * above) and the kernel that reads its output applies the epilogue (trit_epilogue_one, bit for bit
@@ -139,6 +140,12 @@ struct cuda_state {
     int8_t *head8_q;             // (n_out_rows, head8_ld) quantized final norm
     float *head8_dx;             // (n_out_rows) 1 / s_x
     int32_t *argmax;             // (1) forward_argmax's result
+    uint32_t *topk_keys;         // (V) forward_topk's scratch
+    float *topk_vals;            // (TRIT_TOPK_MAX) its candidates
+    int32_t *topk_ids;           // (TRIT_TOPK_MAX)
+    int32_t *pen;                // (V) the penalized ids, each once
+    int32_t *h_aux;              // pinned: (V) penalized ids, then TRIT_TOPK_MAX ids and vals back
+    uint8_t *pen_mark;           // host (V / 8): which ids h_aux already lists
     int embd_bf16, head_bf16;
     float *out_norm, *rope_cos, *rope_sin; // (D), (n_ctx, hd / 2) x 2
     int32_t *io, *h_io;                    // (B + 1) = {pos0, tokens}: device, pinned host
@@ -219,6 +226,10 @@ int64_t layout(cuda_state *st, uintptr_t base) {
         st->head8_dx = c.take<float>(st->n_out_rows);
     }
     st->argmax = c.take<int32_t>(1);
+    st->topk_keys = c.take<uint32_t>(V);
+    st->topk_vals = c.take<float>(TRIT_TOPK_MAX);
+    st->topk_ids = c.take<int32_t>(TRIT_TOPK_MAX);
+    st->pen = c.take<int32_t>(V);
     st->out_norm = c.take<float>(D);
     st->rope_cos = c.take<float>(C * (hp->head_dim / 2));
     st->rope_sin = c.take<float>(C * (hp->head_dim / 2));
@@ -836,6 +847,48 @@ enum trit_status cuda_forward_argmax_impl(cuda_state *st, const int32_t *tokens,
     return TRIT_OK;
 }
 
+// Top-k sampling's candidates on the device: the last row of st->logits never leaves the GPU; k
+// (value, id) pairs do. The penalty list is filtered to vocabulary ids and deduplicated on the host
+// (so it fits the V-entry device buffer whatever its length), then copied with the step.
+enum trit_status cuda_forward_topk_impl(cuda_state *st, const int32_t *tokens, int64_t n, int64_t pos0, int32_t k,
+                                        const int32_t *pen_ids, int32_t n_pen, float penalty, float *vals,
+                                        int32_t *ids) {
+    const int64_t V = st->m->hp.n_vocab;
+    if (!tokens || !vals || !ids || n_pen < 0 || (n_pen > 0 && !pen_ids))
+        return trit_error(TRIT_ERR_INVALID_ARG, "cuda forward_topk: NULL or negative argument");
+    if (k < 1 || k > TRIT_TOPK_MAX || k > V)
+        return trit_error(TRIT_ERR_INVALID_ARG, "cuda forward_topk: k %d (1 .. %d, at most the vocabulary)", k,
+                          TRIT_TOPK_MAX);
+    if (n_pen > 0 && penalty != 1.0f && !(penalty > 0.0f && penalty <= 3.4e38f))
+        return trit_error(TRIT_ERR_INVALID_ARG, "cuda forward_topk: repetition penalty %g (finite and > 0)",
+                          (double)penalty);
+    int32_t np = 0;
+    if (penalty != 1.0f) { // a penalty of 1 changes no logit
+        for (int32_t i = 0; i < n_pen; i++) {
+            const int32_t id = pen_ids[i];
+            if (id < 0 || id >= V || (st->pen_mark[id >> 3] >> (id & 7) & 1)) continue;
+            st->pen_mark[id >> 3] |= (uint8_t)(1u << (id & 7));
+            st->h_aux[np++] = id;
+        }
+        for (int32_t i = 0; i < np; i++) st->pen_mark[st->h_aux[i] >> 3] = 0;
+    }
+    TRIT_TRY(cuda_run(st, tokens, n, pos0));
+    if (np > 0)
+        TRIT_CUDA_CHECK(cudaMemcpyAsync(st->pen, st->h_aux, (size_t)np * sizeof(int32_t), cudaMemcpyHostToDevice,
+                                        st->stream));
+    const int64_t last = st->cfg.logits_all ? n - 1 : 0;
+    TRIT_TRY(trit_cuda_topk(st->logits + last * V, V, np > 0 ? st->pen : NULL, np, penalty, k, st->topk_keys,
+                            st->topk_vals, st->topk_ids, st->stream));
+    int32_t *h_ids = st->h_aux + V;
+    float *h_vals = reinterpret_cast<float *>(h_ids + TRIT_TOPK_MAX);
+    TRIT_CUDA_CHECK(cudaMemcpyAsync(h_ids, st->topk_ids, (size_t)k * sizeof(int32_t), cudaMemcpyDeviceToHost, st->stream));
+    TRIT_CUDA_CHECK(cudaMemcpyAsync(h_vals, st->topk_vals, (size_t)k * sizeof(float), cudaMemcpyDeviceToHost, st->stream));
+    TRIT_TRY(cuda_sync(st, n));
+    memcpy(ids, h_ids, (size_t)k * sizeof(int32_t));
+    memcpy(vals, h_vals, (size_t)k * sizeof(float));
+    return TRIT_OK;
+}
+
 // ---- init / free --------------------------------------------------------------------------------------
 
 void cuda_free_impl(cuda_state *st) {
@@ -848,6 +901,8 @@ void cuda_free_impl(cuda_state *st) {
     }
     if (st->arena) (void)cudaFree(st->arena);
     if (st->h_io) (void)cudaFreeHost(st->h_io);
+    if (st->h_aux) (void)cudaFreeHost(st->h_aux);
+    trit_free(st->pen_mark);
     for (int i = 0; i < st->tp.n_ev; i++)
         if (st->tp.ev[i]) (void)cudaEventDestroy(st->tp.ev[i]);
     trit_free(st->tp.ev);
@@ -1007,6 +1062,13 @@ enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *
     TRIT_CUDA_CHECK_GOTO(cudaMemsetAsync(st->arena, 0, st->arena_bytes, st->stream), status, fail); // defined cache
     TRIT_CUDA_CHECK_GOTO(cudaMallocHost((void **)&st->h_io, (size_t)(st->cfg.n_batch + 2) * sizeof(int32_t)), status,
                          fail);
+    TRIT_CUDA_CHECK_GOTO(cudaMallocHost((void **)&st->h_aux, (size_t)(hp->n_vocab + 2 * TRIT_TOPK_MAX) * sizeof(int32_t)),
+                         status, fail);
+    st->pen_mark = (uint8_t *)trit_alloc((size_t)(hp->n_vocab + 7) / 8);
+    if (!st->pen_mark) {
+        status = trit_error(TRIT_ERR_OUT_OF_MEMORY, "cuda backend: out of memory");
+        goto fail;
+    }
     for (int64_t i = 0; i < hp->n_layers; i++) {
         const trit_layer *L = &m->layers[i];
         cuda_layer *W = &st->layers[i];
@@ -1065,6 +1127,13 @@ static enum trit_status cuda_forward_argmax(void *state, const int32_t *tokens, 
     return cuda_forward_argmax_impl(static_cast<cuda_state *>(state), tokens, n, pos0, token);
 }
 
+static enum trit_status cuda_forward_topk(void *state, const int32_t *tokens, int64_t n, int64_t pos0, int32_t k,
+                                         const int32_t *pen_ids, int32_t n_pen, float penalty, float *vals,
+                                         int32_t *ids) {
+    return cuda_forward_topk_impl(static_cast<cuda_state *>(state), tokens, n, pos0, k, pen_ids, n_pen, penalty, vals,
+                                  ids);
+}
+
 static void cuda_free(void *state) { cuda_free_impl(static_cast<cuda_state *>(state)); }
 
 static const char *cuda_describe(void *state) { return static_cast<cuda_state *>(state)->desc; }
@@ -1073,7 +1142,7 @@ static uint64_t cuda_memory_bytes(void *state) { return static_cast<cuda_state *
 
 extern "C" const struct trit_backend_ops trit_cuda_backend = {
     "cuda", cuda_init, cuda_forward, cuda_free, cuda_describe, cuda_memory_bytes, cuda_forward_argmax,
-    nullptr, // forward_topk: not yet on the device (trit_decode_sample falls back to the full row)
+    cuda_forward_topk,
 };
 
 extern "C" void trit_cuda_backend_set_graphs(void *state, bool enabled) {

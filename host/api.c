@@ -1,6 +1,7 @@
 /*
  * api.c: the public model and context API (include/trit.h) over host/model and the backends.
  */
+#include <float.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -231,7 +232,12 @@ enum trit_status trit_decode_sample(trit_context *ctx, const int32_t *tokens, in
         return trit_error(TRIT_ERR_INVALID_ARG, "trit_decode_sample: no tokens or a NULL sampler or token");
     const int64_t V = ctx->model->hp.n_vocab;
     const int32_t k = trit_sampler_top_k(s);
-    if (!ctx->ops->forward_topk || k < 1 || k > TRIT_TOPK_MAX || k > V) {
+    const int32_t *pen_ids;
+    float penalty;
+    const int32_t n_pen = trit_sampler_penalty(s, &pen_ids, &penalty);
+    /* the device selection takes a finite positive penalty; anything else samples the whole row */
+    const bool pen_ok = n_pen == 0 || penalty == 1.0f || (penalty > 0.0f && penalty <= FLT_MAX);
+    if (!ctx->ops->forward_topk || k < 1 || k > TRIT_TOPK_MAX || k > V || !pen_ok) {
         const float *logits;
         TRIT_TRY(trit_decode(ctx, tokens, n_tokens, &logits));
         *token = trit_sampler_sample(s, logits + (ctx->cfg.logits_all ? ((n_tokens - 1) % ctx->cfg.n_batch) : 0) * V);
@@ -243,9 +249,6 @@ enum trit_status trit_decode_sample(trit_context *ctx, const int32_t *tokens, in
     if (ctx->cfg.logits_all && n_tokens > ctx->cfg.n_batch)
         return trit_error(TRIT_ERR_INVALID_ARG, "trit_decode_sample: %d tokens with logits_all exceed n_batch %lld",
                           n_tokens, (long long)ctx->cfg.n_batch);
-    const int32_t *pen_ids;
-    float penalty;
-    const int32_t n_pen = trit_sampler_penalty(s, &pen_ids, &penalty);
     float vals[TRIT_TOPK_MAX];
     int32_t ids[TRIT_TOPK_MAX];
     for (int32_t done = 0; done < n_tokens;) {

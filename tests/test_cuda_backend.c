@@ -4,7 +4,9 @@
  * the same tokens (a prompt, then single-token decode steps through the CUDA graph), logits compared
  * within the tolerance derived below and greedy tokens equal at decisive positions; the graph
  * replay against eager launches bit for bit; positions rewritten after a truncation; the memory
- * check and bad inputs; the int8 head against the CPU's int8 head; forward_argmax (device greedy). Skips without a GPU (fails with TRIT_REQUIRE_GPU=1).
+ * check and bad inputs; the int8 head against the CPU's int8 head; forward_argmax (device greedy) and
+ * forward_topk (device top-k with the repetition penalty). Skips without a GPU (fails with
+ * TRIT_REQUIRE_GPU=1).
  *
  *   ctest --test-dir build -R test_cuda_backend --output-on-failure
  *   compute-sanitizer build/tests/test_cuda_backend --jobs 1 --filter '*decode_loop*'   (gpu_session.sh) */
@@ -419,6 +421,49 @@ Test(cuda_backend, forward_argmax_matches_forward) {
         trit_cuda_backend.free(b);
         trit_model_release(&m);
     }
+}
+
+/* forward_topk equals trit_topk_penalized (host/sampler.c) of forward's logits on a twin state, bit
+ * for bit, step by step (eager, then graphed), for k from 1 to TRIT_TOPK_MAX and penalty lists with
+ * repeats and ids outside the vocabulary; a penalty of 1 and an empty list; bad arguments refused. */
+Test(cuda_backend, forward_topk_matches_host_selection) {
+    if (!test_require_gpu()) return;
+    struct trit_model m;
+    make_model(&SHAPES[2], 93, &m); /* vocabulary 1000 > TRIT_TOPK_MAX */
+    const int64_t V = m.hp.n_vocab;
+    int32_t tok[8];
+    random_tokens(tok, 8, V, 0x43);
+    const struct trit_backend_config cfg = config(64, 8, false);
+    void *a = NULL, *b = NULL;
+    OK(trit_cuda_backend.init(&m, &cfg, &a));
+    OK(trit_cuda_backend.init(&m, &cfg, &b));
+    float *lg = malloc((size_t)V * sizeof *lg), vals[TRIT_TOPK_MAX], want_v[TRIT_TOPK_MAX];
+    int32_t ids[TRIT_TOPK_MAX], want_i[TRIT_TOPK_MAX];
+    const int32_t pen[] = {5, 17, 5, -3, 999, 1000, 123456, 17, 0, 42};
+    const int32_t ks[] = {1, 2, 40, 255, TRIT_TOPK_MAX};
+    const float penalties[] = {1.3f, 1.0f, 0.7f};
+    OK(trit_cuda_backend.forward(a, tok, 8, 0, lg));
+    for (int64_t pos = 8, step = 0; pos < 20; pos++, step++) {
+        const int32_t k = ks[step % 5], n_pen = step % 4 == 3 ? 0 : (int32_t)(sizeof pen / sizeof pen[0]);
+        const float p = penalties[step % 3];
+        const int32_t *in = pos == 8 ? tok : &tok[step % 8];
+        const int64_t n = pos == 8 ? 8 : 1, p0 = pos == 8 ? 0 : pos - 1;
+        if (pos > 8) OK(trit_cuda_backend.forward(a, in, n, p0, lg));
+        OK(trit_cuda_backend.forward_topk(b, in, n, p0, k, pen, n_pen, p, vals, ids));
+        trit_topk_penalized(lg, (int32_t)V, pen, n_pen, p, k, want_v, want_i);
+        for (int32_t r = 0; r < k; r++)
+            cr_assert(ids[r] == want_i[r] && memcmp(&vals[r], &want_v[r], sizeof(float)) == 0,
+                      "step %ld k %d rank %d: (%d, %a) vs host (%d, %a)", (long)step, k, r, ids[r], (double)vals[r],
+                      want_i[r], (double)want_v[r]);
+    }
+    cr_assert_eq(trit_cuda_backend.forward_topk(b, tok, 1, 30, 0, pen, 2, 1.1f, vals, ids), TRIT_ERR_INVALID_ARG);
+    cr_assert_eq(trit_cuda_backend.forward_topk(b, tok, 1, 30, TRIT_TOPK_MAX + 1, pen, 2, 1.1f, vals, ids),
+                 TRIT_ERR_INVALID_ARG);
+    cr_assert_eq(trit_cuda_backend.forward_topk(b, tok, 1, 30, 4, pen, 2, INFINITY, vals, ids), TRIT_ERR_INVALID_ARG);
+    free(lg);
+    trit_cuda_backend.free(a);
+    trit_cuda_backend.free(b);
+    trit_model_release(&m);
 }
 
 Test(cuda_backend, bad_tokens_and_positions) {

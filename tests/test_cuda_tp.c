@@ -43,28 +43,35 @@ enum { PROMPT = 12, STEPS = 6, ROWS = 1 + STEPS };
 
 static const enum trit_family FAMILIES[] = {TRIT_FAMILY_BITNET_B158, TRIT_FAMILY_LLAMA, TRIT_FAMILY_BITNET};
 
-/* A prompt (the GEMM path: 12 > 8 tokens), then STEPS single tokens: ROWS rows of logits. */
-static void run(const struct trit_backend_ops *ops, void *state, const struct trit_model *m, float *out) {
-    int32_t toks[PROMPT + STEPS];
+enum { TOPK = 40 };
+
+/* A prompt (the GEMM path: 12 > 8 tokens), then STEPS single tokens: ROWS rows of logits; then one
+ * more token through forward_topk (k = TOPK, a penalty list with a repeat): its candidates. */
+static void run(const struct trit_backend_ops *ops, void *state, const struct trit_model *m, float *out, float *vals,
+                int32_t *ids) {
+    int32_t toks[PROMPT + STEPS + 1];
     uint64_t s = 77;
-    for (int i = 0; i < PROMPT + STEPS; i++) toks[i] = (int32_t)(tp_test_next(&s) % (uint64_t)m->hp.n_vocab);
+    for (int i = 0; i < PROMPT + STEPS + 1; i++) toks[i] = (int32_t)(tp_test_next(&s) % (uint64_t)m->hp.n_vocab);
     OK(ops->forward(state, toks, PROMPT, 0, out));
     for (int i = 0; i < STEPS; i++) OK(ops->forward(state, toks + PROMPT + i, 1, PROMPT + i, out + (i + 1) * m->hp.n_vocab));
+    const int32_t pen[] = {toks[0], toks[1], toks[0], 3};
+    cr_assert_not_null(ops->forward_topk);
+    OK(ops->forward_topk(state, toks + PROMPT + STEPS, 1, PROMPT + STEPS, TOPK, pen, 4, 1.25f, vals, ids));
 }
 
 static struct trit_backend_config config(void) {
     return (struct trit_backend_config){.n_ctx = 32, .n_batch = 16, .n_threads = 2};
 }
 
-static void run_tp(const struct trit_model *m, enum trit_tp_quant q, int n_dev, float *out) {
+static void run_tp(const struct trit_model *m, enum trit_tp_quant q, int n_dev, float *out, float *vals, int32_t *ids) {
     const struct trit_backend_config cfg = config();
     const struct trit_tp_cuda_config tc = {.quant = q, .n_devices = n_dev};
     void *st = NULL;
     OK(trit_tp_cuda_init(m, &cfg, &tc, &st));
-    run(&trit_tp_cuda_backend, st, m, out);
+    run(&trit_tp_cuda_backend, st, m, out, vals, ids);
     cr_assert(strstr(trit_tp_cuda_backend.describe(st), "NCCL"), "%s", trit_tp_cuda_backend.describe(st));
     cr_assert_gt(trit_tp_cuda_backend.memory_bytes(st), 0);
-    cr_assert_eq(trit_tp_cuda_tokens(st), PROMPT + STEPS);
+    cr_assert_eq(trit_tp_cuda_tokens(st), PROMPT + STEPS + 1);
     cr_assert_eq(trit_tp_cuda_size(st), n_dev);
     trit_tp_cuda_backend.free(st);
 }
@@ -86,15 +93,18 @@ Test(cuda_tp, one_gpu_grouped_equals_cuda_backend_bit_for_bit) {
         OK(tp_test_model_build(&hp, 11 + f, &t));
         const int64_t V = hp.n_vocab;
         float *one = malloc((size_t)(ROWS * V) * sizeof(float)), *tp = malloc((size_t)(ROWS * V) * sizeof(float));
+        float v1[TOPK], v2[TOPK];
+        int32_t i1[TOPK], i2[TOPK];
         const struct trit_backend_config cfg = config();
         void *st = NULL;
         OK(trit_cuda_backend.init(&t.m, &cfg, &st));
-        run(&trit_cuda_backend, st, &t.m, one);
+        run(&trit_cuda_backend, st, &t.m, one, v1, i1);
         trit_cuda_backend.free(st);
-        run_tp(&t.m, TRIT_TP_QUANT_GROUPED, 1, tp);
+        run_tp(&t.m, TRIT_TP_QUANT_GROUPED, 1, tp, v2, i2);
         for (int64_t i = 0; i < ROWS * V; i++)
             cr_assert(memcmp(&one[i], &tp[i], sizeof(float)) == 0, "family %zu row %ld logit %ld: %a vs %a", f,
                       (long)(i / V), (long)(i % V), (double)one[i], (double)tp[i]);
+        cr_assert(memcmp(v1, v2, sizeof v1) == 0 && memcmp(i1, i2, sizeof i1) == 0, "family %zu: top-k differs", f);
         free(one), free(tp);
         tp_test_model_free(&t);
     }
@@ -108,12 +118,16 @@ Test(cuda_tp, one_gpu_exact_matches_cuda_backend) {
         OK(tp_test_model_build(&hp, 21 + f, &t));
         const int64_t V = hp.n_vocab;
         float *one = malloc((size_t)(ROWS * V) * sizeof(float)), *tp = malloc((size_t)(ROWS * V) * sizeof(float));
+        float v1[TOPK], v2[TOPK];
+        int32_t i1[TOPK], i2[TOPK];
         const struct trit_backend_config cfg = config();
         void *st = NULL;
         OK(trit_cuda_backend.init(&t.m, &cfg, &st));
-        run(&trit_cuda_backend, st, &t.m, one);
+        run(&trit_cuda_backend, st, &t.m, one, v1, i1);
         trit_cuda_backend.free(st);
-        run_tp(&t.m, TRIT_TP_QUANT_EXACT, 1, tp);
+        run_tp(&t.m, TRIT_TP_QUANT_EXACT, 1, tp, v2, i2);
+        if (!hp.sub_norms)
+            cr_assert(memcmp(v1, v2, sizeof v1) == 0 && memcmp(i1, i2, sizeof i1) == 0, "family %zu: top-k differs", f);
         for (int r = 0; r < ROWS; r++) {
             const float *a = one + r * V, *b = tp + r * V;
             if (!hp.sub_norms) {
@@ -141,11 +155,14 @@ Test(cuda_tp, several_gpus_exact_equals_one_gpu) {
     OK(tp_test_model_build(&hp, 31, &t));
     const int64_t V = hp.n_vocab;
     float *one = malloc((size_t)(ROWS * V) * sizeof(float)), *many = malloc((size_t)(ROWS * V) * sizeof(float));
-    run_tp(&t.m, TRIT_TP_QUANT_EXACT, 1, one);
+    float v1[TOPK], v2[TOPK];
+    int32_t i1[TOPK], i2[TOPK];
+    run_tp(&t.m, TRIT_TP_QUANT_EXACT, 1, one, v1, i1);
     for (int n = 2; n <= n_dev && n <= 4; n++) {
-        run_tp(&t.m, TRIT_TP_QUANT_EXACT, n, many);
+        run_tp(&t.m, TRIT_TP_QUANT_EXACT, n, many, v2, i2);
         cr_assert(memcmp(one, many, (size_t)(ROWS * V) * sizeof(float)) == 0, "%d GPUs differ from 1", n);
-        run_tp(&t.m, TRIT_TP_QUANT_GROUPED, n, many);
+        cr_assert(memcmp(v1, v2, sizeof v1) == 0 && memcmp(i1, i2, sizeof i1) == 0, "%d GPUs: top-k differs", n);
+        run_tp(&t.m, TRIT_TP_QUANT_GROUPED, n, many, v2, i2);
         for (int64_t i = 0; i < ROWS * V; i++) cr_assert(isfinite(many[i]));
     }
     free(one), free(many);

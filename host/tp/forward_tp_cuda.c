@@ -25,7 +25,7 @@
 
 int trit_cuda_set_device_impl(int dev); /* cuda/device.cu */
 
-enum job { JOB_INIT, JOB_FORWARD, JOB_ARGMAX, JOB_QUIT };
+enum job { JOB_INIT, JOB_FORWARD, JOB_ARGMAX, JOB_TOPK, JOB_QUIT };
 
 struct rank {
     struct tpc *owner;
@@ -56,6 +56,10 @@ struct tpc {
     const int32_t *tokens;
     int64_t n_tok, pos0;
     float *logits;
+    int32_t k, n_pen;
+    const int32_t *pen_ids;
+    float penalty, *vals;
+    int32_t *ids;
 
     char desc[512];
 };
@@ -73,6 +77,12 @@ static void run_job(struct tpc *t, struct rank *r) {
             st = trit_cuda_backend.forward(r->state, t->tokens, t->n_tok, t->pos0, r->index == 0 ? t->logits : NULL);
             break;
         case JOB_ARGMAX: st = trit_cuda_backend.forward_argmax(r->state, t->tokens, t->n_tok, t->pos0, &r->token); break;
+        case JOB_TOPK: /* the first local rank selects; the others run the same collectives */
+            if (r->index == 0)
+                st = trit_cuda_backend.forward_topk(r->state, t->tokens, t->n_tok, t->pos0, t->k, t->pen_ids, t->n_pen,
+                                                    t->penalty, t->vals, t->ids);
+            else st = trit_cuda_backend.forward(r->state, t->tokens, t->n_tok, t->pos0, NULL);
+            break;
         case JOB_QUIT: break;
         }
     }
@@ -257,6 +267,16 @@ static enum trit_status tpc_forward_argmax(void *state, const int32_t *tokens, i
     return TRIT_OK;
 }
 
+static enum trit_status tpc_forward_topk(void *state, const int32_t *tokens, int64_t n, int64_t pos0, int32_t k,
+                                        const int32_t *pen_ids, int32_t n_pen, float penalty, float *vals,
+                                        int32_t *ids) {
+    struct tpc *t = state;
+    if (!tokens || !vals || !ids) return trit_error(TRIT_ERR_INVALID_ARG, "cuda tp forward_topk: NULL argument");
+    t->tokens = tokens, t->n_tok = n, t->pos0 = pos0, t->logits = NULL;
+    t->k = k, t->pen_ids = pen_ids, t->n_pen = n_pen, t->penalty = penalty, t->vals = vals, t->ids = ids;
+    return dispatch(t, JOB_TOPK);
+}
+
 static const char *tpc_describe(void *state) {
     struct tpc *t = state;
     const double ms = trit_cuda_tp_comm_ms(t->r[0].state);
@@ -284,6 +304,7 @@ const struct trit_backend_ops trit_tp_cuda_backend = {
     .describe = tpc_describe,
     .memory_bytes = tpc_memory_bytes,
     .forward_argmax = tpc_forward_argmax,
+    .forward_topk = tpc_forward_topk,
 };
 
 bool trit_tp_cuda_compiled(void) { return true; }
