@@ -789,6 +789,7 @@ enum trit_status cuda_run(cuda_state *st, const int32_t *tokens, int64_t n, int6
     memcpy(st->h_io + 1, tokens, (size_t)n * sizeof(int32_t));
 
     st->last_graphed = false;
+    st->tp.ev_used = 0; // a failed call may have left some recorded
     if (n == 1 && st->graphs_enabled) {
         if (!st->graph && st->n_single_calls++ >= 1) TRIT_TRY(capture_single(st)); // after one eager call
         if (st->graph) {
@@ -988,10 +989,10 @@ enum trit_status tp_setup(cuda_state *st, const tp_args *tp) {
     st->shape.n_kv_heads = t->plan.n_kv_heads;
     st->graphs_enabled = false; // collectives run eagerly, each one timed by events
     // an event pair per collective of a call: 3 per sharded row in exact mode, 1 in grouped, + logits
-    t->n_ev = 2 * (int)(6 * hp->n_layers + 1);
-    t->ev = (cudaEvent_t *)trit_alloc((size_t)t->n_ev * sizeof(cudaEvent_t));
+    const int n_ev = 2 * (int)(6 * hp->n_layers + 1);
+    t->ev = (cudaEvent_t *)trit_alloc((size_t)n_ev * sizeof(cudaEvent_t));
     if (!t->ev) return trit_error(TRIT_ERR_OUT_OF_MEMORY, "cuda backend: out of memory");
-    for (int i = 0; i < t->n_ev; i++) TRIT_CUDA_CHECK(cudaEventCreate(&t->ev[i]));
+    for (; t->n_ev < n_ev; t->n_ev++) TRIT_CUDA_CHECK(cudaEventCreate(&t->ev[t->n_ev])); // n_ev: created so far
     return TRIT_OK;
 }
 
@@ -1015,7 +1016,9 @@ enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *
     st->hq = hp->n_heads * hp->head_dim, st->hkv = hp->n_kv_heads * hp->head_dim;
     st->n_qkv = st->hq + 2 * st->hkv;
     st->shape = trit_cuda_attn_shape{hp->n_heads, hp->n_kv_heads, hp->head_dim, st->cfg.n_ctx};
-    // decode splits: about one CTA per SM over the KV heads, no split shorter than TRIT_ATT_SPLIT_MIN
+    // decode splits: about one CTA per SM over the KV heads, no split shorter than TRIT_ATT_SPLIT_MIN.
+    // With TP this counts the model's KV heads, not the rank's: every rank splits each head alike,
+    // which keeps exact mode's logits independent of the GPU count (at some cost in occupancy).
     int64_t splits = (n_sm + hp->n_kv_heads - 1) / hp->n_kv_heads;
     const int64_t by_ctx = (st->cfg.n_ctx + TRIT_ATT_SPLIT_MIN - 1) / TRIT_ATT_SPLIT_MIN;
     if (splits > by_ctx) splits = by_ctx;
@@ -1147,6 +1150,7 @@ extern "C" const struct trit_backend_ops trit_cuda_backend = {
 
 extern "C" void trit_cuda_backend_set_graphs(void *state, bool enabled) {
     cuda_state *st = static_cast<cuda_state *>(state);
+    if (st->has_tp) return; // a TP step runs its collectives eagerly
     st->graphs_enabled = enabled;
     if (!enabled && st->graph) {
         (void)cudaGraphExecDestroy(st->graph);

@@ -92,6 +92,8 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
     if (params->tp_size < 0 || (unsigned)params->tp_quant > TRIT_TP_QUANT_GROUPED)
         return trit_error(TRIT_ERR_INVALID_ARG, "context: tp_size %d or tp_quant %d out of range", params->tp_size,
                           (int)params->tp_quant);
+    if ((unsigned)params->device > TRIT_DEVICE_CUDA)
+        return trit_error(TRIT_ERR_INVALID_ARG, "context: unknown device %d", (int)params->device);
     const bool tp_cuda = tp && (!params->tp_mpi || params->device == TRIT_DEVICE_CUDA);
     if (tp && !params->tp_mpi) {
         if (params->device == TRIT_DEVICE_CPU)
@@ -148,14 +150,10 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
     }
     enum trit_status st;
     if (tp_cuda) {
-        const struct trit_tp_cuda_config tpc = {.quant = params->tp_quant, .n_devices = params->tp_mpi ? 0 : params->tp_size};
+        const struct trit_tp_cuda_config tpc = {.quant = params->tp_quant,
+                                                .n_devices = params->tp_mpi ? 0 : params->tp_size,
+                                                .expect_ranks = params->tp_mpi ? params->tp_size : 0};
         st = trit_tp_cuda_init(model, &ctx->cfg, &tpc, &ctx->state);
-        const int n_ranks = st == TRIT_OK ? trit_tp_cuda_size(ctx->state) : 0;
-        if (st == TRIT_OK && params->tp_mpi && params->tp_size > 0 && n_ranks != params->tp_size) {
-            ctx->ops->free(ctx->state);
-            ctx->state = NULL;
-            st = trit_error(TRIT_ERR_INVALID_ARG, "--tp %d, but the MPI job has %d ranks", params->tp_size, n_ranks);
-        }
     } else if (tp) {
         const struct trit_tp_config tpc = {.quant = params->tp_quant, .expect_ranks = params->tp_size};
         st = trit_tp_cpu_init(model, &ctx->cfg, &tpc, &ctx->state);

@@ -79,6 +79,17 @@ Test(tp_mpi, collectives) {
     const int r = trit_comm_rank(c), P = trit_comm_size(c);
     cr_assert(P >= 1 && r >= 0 && r < P && trit_comm_backend(c) == TRIT_COMM_MPI);
     cr_assert(trit_comm_local_size(c) >= 1 && trit_comm_local_size(c) <= P);
+    /* one node here: the local ranks are the ranks (the GPU a rank takes with --device cuda) */
+    const int lr = trit_comm_local_rank(c);
+    cr_assert(lr >= 0 && lr < trit_comm_local_size(c));
+    if (trit_comm_local_size(c) == P) cr_assert_eq(lr, r, "local rank %d, rank %d", lr, r);
+    int32_t seen[64] = {0};
+    cr_assert(P <= 64);
+    seen[lr] = 1;
+    cr_assert_eq(trit_comm_allreduce(c, seen, P, TRIT_COMM_I32, TRIT_COMM_SUM), TRIT_OK, "%s", trit_last_error());
+    if (trit_comm_local_size(c) == P)
+        for (int i = 0; i < P; i++) cr_assert_eq(seen[i], 1, "local rank %d taken %d times", i, seen[i]);
+    trit_comm_reset_stats(c); /* the counts below are of the collectives that follow */
 
     int32_t vi[5];
     float vf[5], vm[3];

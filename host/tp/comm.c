@@ -78,6 +78,7 @@ enum trit_status trit_comm_alloc(const struct trit_comm_params *p, struct trit_c
 int trit_comm_rank(const struct trit_comm *c) { return c->rank; }
 int trit_comm_size(const struct trit_comm *c) { return c->size; }
 int trit_comm_local_size(const struct trit_comm *c) { return c->local_size; }
+int trit_comm_local_rank(const struct trit_comm *c) { return c->local_rank; }
 enum trit_comm_backend trit_comm_backend(const struct trit_comm *c) { return c->backend; }
 int trit_comm_timeout_ms(const struct trit_comm *c) { return c->timeout_ms; }
 void *trit_comm_stream(const struct trit_comm *c) { return c->stream; }

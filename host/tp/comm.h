@@ -101,6 +101,8 @@ int trit_comm_rank(const struct trit_comm *c);
 int trit_comm_size(const struct trit_comm *c);
 /* Ranks of this group on this node (MPI_COMM_TYPE_SHARED), for splitting the cores; 1 for NCCL. */
 int trit_comm_local_size(const struct trit_comm *c);
+/* This rank's index among those ranks (MPI; 0 for NCCL): which GPU of its node it takes. */
+int trit_comm_local_rank(const struct trit_comm *c);
 enum trit_comm_backend trit_comm_backend(const struct trit_comm *c);
 int trit_comm_timeout_ms(const struct trit_comm *c);
 /* The cudaStream_t (as void *) NCCL collectives are ordered on; NULL for MPI. */

@@ -36,7 +36,7 @@ struct trit_comm_ops {
 struct trit_comm {
     const struct trit_comm_ops *ops;
     enum trit_comm_backend backend;
-    int rank, size, local_size;
+    int rank, size, local_size, local_rank;
     int timeout_ms;
     void *impl;   /* the implementation's state */
     void *stream; /* NCCL: cudaStream_t */

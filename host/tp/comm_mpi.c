@@ -188,11 +188,13 @@ static enum trit_status mpi_setup(struct trit_comm *c, const struct trit_comm_pa
     TRIT_MPI_CHECK(MPI_Comm_size(im->comm, &c->size));
     MPI_Comm node = MPI_COMM_NULL;
     TRIT_MPI_CHECK(MPI_Comm_split_type(im->comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
-    int local = 1;
-    const int e = MPI_Comm_size(node, &local);
+    int local = 1, local_rank = 0;
+    int e = MPI_Comm_size(node, &local);
+    if (e == MPI_SUCCESS) e = MPI_Comm_rank(node, &local_rank);
     MPI_Comm_free(&node);
     TRIT_MPI_CHECK(e);
     c->local_size = local;
+    c->local_rank = local_rank;
     return TRIT_OK;
 }
 

@@ -323,32 +323,6 @@ static void *alloc_bytes(int64_t n, enum trit_status *status) {
     return p;
 }
 
-/* FNV-1a over what every rank must agree on. */
-static uint32_t fnv1a(uint32_t h, const void *p, size_t n) {
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 16777619u;
-    return h;
-}
-
-static uint32_t fingerprint(const struct trit_model *m, const struct trit_backend_config *cfg, enum trit_tp_quant q) {
-    const struct trit_hparams *hp = &m->hp;
-    const int64_t v[] = {hp->family, hp->n_vocab, hp->dim, hp->n_layers, hp->n_heads, hp->n_kv_heads, hp->head_dim,
-                         hp->ffn_dim, hp->act, hp->rope_style, hp->sub_norms, hp->tied_embeddings, cfg->n_ctx,
-                         cfg->n_batch, cfg->logits_all, q};
-    uint32_t h = fnv1a(2166136261u, v, sizeof v);
-    h = fnv1a(h, &hp->norm_eps, sizeof hp->norm_eps);
-    h = fnv1a(h, &hp->rope_theta, sizeof hp->rope_theta);
-    for (int64_t i = 0; i < hp->n_layers; i++) {
-        const struct trit_layer *L = &m->layers[i];
-        const struct trit_ternary *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (size_t j = 0; j < 7; j++) {
-            h = fnv1a(h, &ws[j]->scale, sizeof ws[j]->scale);
-            h = fnv1a(h, ws[j]->codes, (size_t)(ws[j]->row_bytes < 64 ? ws[j]->row_bytes : 64));
-        }
-    }
-    return h & 0x7fffffffu;
-}
-
 /* Every rank learns whether any rank failed, so that none goes on to wait for a missing peer. */
 static enum trit_status agree(struct trit_comm *comm, enum trit_status local) {
     int32_t bad = local != TRIT_OK;
@@ -366,7 +340,8 @@ static enum trit_status tp_setup(struct tp_state *st, const struct trit_tp_confi
     const int rank = trit_comm_rank(st->comm), P = trit_comm_size(st->comm);
 
     /* 1. the same model and parameters everywhere */
-    const int32_t fp = (int32_t)fingerprint(m, &st->cfg, st->quant);
+    const int32_t fp =
+        (int32_t)trit_tp_fingerprint(m, st->cfg.n_ctx, st->cfg.n_batch, st->cfg.logits_all, (int)st->quant);
     int32_t range[2] = {fp, -fp};
     TRIT_TRY(trit_comm_allreduce(st->comm, range, 2, TRIT_COMM_I32, TRIT_COMM_MAX));
     if (range[0] != -range[1])

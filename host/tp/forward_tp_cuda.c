@@ -7,16 +7,22 @@
  *                         thread); a call posts a job, every worker runs it on its rank, the
  *                         caller waits for all of them. NCCL needs this: a collective completes
  *                         only once every rank has called it.
- *   one GPU per process   the one local rank runs in the caller's thread; MPI carries the
- *                         ncclUniqueId and the init verdict.
+ *   one GPU per process   the one local rank runs in the caller's thread (which it leaves with
+ *                         that GPU current); MPI carries the ncclUniqueId and the init verdict.
  *
  * Errors: a worker's message (thread-local in core/status.c) is copied out and re-raised on the
  * caller's thread; the root cause wins over the TRIT_ERR_COMM of the ranks that then timed out.
+ * A call that fails for a reason other than its arguments (checked alike on every rank before
+ * anything is enqueued) may have left collectives half issued, so it breaks the group: the NCCL
+ * communicators are aborted (later calls fail at once) and, with one GPU per process, the MPI job
+ * ends. Ranks can never go on out of step.
  */
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "tp/plan.h"
 #include "tp/tp.h"
 
 #if defined(TRIT_HAVE_CUDA_BACKEND) && defined(TRIT_HAVE_NCCL)
@@ -24,6 +30,10 @@
 #include "trit_cuda_backend.h"
 
 int trit_cuda_set_device_impl(int dev); /* cuda/device.cu */
+
+/* One GPU per process: the MPI bootstrap communicator's timeout, which bounds start-up (ranks wait
+ * for each other to load and upload their shards) and nothing after it. */
+#define BOOT_TIMEOUT_MS 600000
 
 enum job { JOB_INIT, JOB_FORWARD, JOB_ARGMAX, JOB_TOPK, JOB_QUIT };
 
@@ -131,9 +141,18 @@ static enum trit_status dispatch(struct tpc *t, enum job job) {
     if (!bad) return TRIT_OK;
     const enum trit_status st =
         trit_error(bad->status, "GPU %d (TP rank %d): %s", bad->device, t->rank0 + bad->index, bad->err);
-    /* One GPU per process: a broken NCCL group ends the MPI job (comm_nccl.c), so that no rank waits
-     * on a dead peer; trit_comm_abort logs the reason and does not return. */
-    if (t->boot && job != JOB_INIT && bad->status == TRIT_ERR_COMM) trit_comm_abort(t->boot, trit_last_error());
+    if (job == JOB_INIT) return st;
+    /* refused arguments, alike on every rank, enqueue nothing; anything else breaks the group */
+    bool refused = bad->status == TRIT_ERR_INVALID_ARG || bad->status == TRIT_ERR_CONTEXT_FULL;
+    for (int i = 0; i < t->n_local; i++) refused = refused && t->r[i].status == bad->status;
+    if (!refused) {
+        char why[1200];
+        snprintf(why, sizeof why, "tensor parallel: a step failed, the GPU group is broken: %s", trit_last_error());
+        for (int i = 0; i < t->n_local; i++)
+            if (t->r[i].comm) trit_comm_abort(t->r[i].comm, why);
+        if (t->boot) trit_comm_abort(t->boot, why); /* ends the MPI job; does not return */
+        (void)trit_error(st, "%s", why);
+    }
     return st;
 }
 
@@ -167,6 +186,29 @@ static void tpc_free(void *state) {
     trit_free(t);
 }
 
+/* One GPU per process, before NCCL: every rank checks that it has a GPU of its own, that the job
+ * has the expected size and that all ranks run the same model and parameters (plan.h's
+ * fingerprint), and all of them fail alike when one check fails anywhere. */
+static enum trit_status mpi_agree(struct tpc *t, const struct trit_tp_cuda_config *tp, int n_dev) {
+    const int size = trit_comm_size(t->boot), local = trit_comm_local_size(t->boot);
+    const int32_t fp = (int32_t)trit_tp_fingerprint(t->m, t->cfg.n_ctx, t->cfg.n_batch, t->cfg.logits_all, (int)t->quant);
+    const bool no_gpu = n_dev < 1 || local > n_dev, bad_size = tp->expect_ranks > 0 && tp->expect_ranks != size;
+    int32_t v[3] = {fp, -fp, no_gpu || bad_size};
+    TRIT_TRY(trit_comm_allreduce(t->boot, v, 3, TRIT_COMM_I32, TRIT_COMM_MAX));
+    if (no_gpu)
+        return trit_error(TRIT_ERR_NO_DEVICE, "--tp-mpi --device cuda: rank %d's node runs %d ranks and has %d CUDA device%s "
+                          "(one GPU per rank)", t->rank0, local, n_dev, n_dev == 1 ? "" : "s");
+    if (bad_size) return trit_error(TRIT_ERR_INVALID_ARG, "--tp %d, but the MPI job has %d ranks", tp->expect_ranks, size);
+    if (v[2]) return trit_error(TRIT_ERR_COMM, "--tp-mpi --device cuda: another rank cannot start (see its message)");
+    if (v[0] != -v[1])
+        return trit_error(TRIT_ERR_INVALID_ARG,
+                          "tensor parallel: rank %d: the ranks disagree on the model or the context parameters "
+                          "(fingerprint %08x here, %08x..%08x over the ranks); start every rank with the same "
+                          "model, -c, -b and --tp-quant",
+                          t->rank0, (unsigned)fp, (unsigned)-v[1], (unsigned)v[0]);
+    return TRIT_OK;
+}
+
 /* The communicators: ncclCommInitAll over devices 0 .. n - 1, or one rank bootstrapped over MPI. */
 static enum trit_status make_comms(struct tpc *t, const struct trit_tp_cuda_config *tp) {
     struct trit_comm_params p = trit_comm_default_params();
@@ -187,14 +229,16 @@ static enum trit_status make_comms(struct tpc *t, const struct trit_tp_cuda_conf
         for (int i = 0; i < t->n_local; i++) t->r[i].comm = comms[i], t->r[i].device = i;
         return TRIT_OK;
     }
-    if (n_dev < 1) return trit_error(TRIT_ERR_NO_DEVICE, "--tp-mpi --device cuda: this process sees no CUDA device");
-    TRIT_TRY(trit_comm_mpi_create(&p, &t->boot));
+    struct trit_comm_params pb = p;
+    pb.timeout_ms = tp->timeout_ms > BOOT_TIMEOUT_MS ? tp->timeout_ms : BOOT_TIMEOUT_MS;
+    TRIT_TRY(trit_comm_mpi_create(&pb, &t->boot));
     t->n_local = 1;
     t->n_ranks = trit_comm_size(t->boot);
     t->rank0 = trit_comm_rank(t->boot);
     t->r = trit_alloc(sizeof *t->r);
     if (!t->r) return trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory");
-    t->r[0].device = t->rank0 % n_dev; /* ranks placed on a node in blocks: mpirun's default by core */
+    TRIT_TRY(mpi_agree(t, tp, n_dev));
+    t->r[0].device = trit_comm_local_rank(t->boot); /* the rank's index on its node: < n_dev (checked) */
     return trit_comm_nccl_create_mpi(t->boot, t->r[0].device, &p, &t->r[0].comm);
 }
 
@@ -209,11 +253,21 @@ enum trit_status trit_tp_cuda_init(const struct trit_model *m, const struct trit
     t->cfg = *cfg;
     t->quant = tp->quant;
     enum trit_status st = make_comms(t, tp);
+    if (st == TRIT_OK && t->cfg.n_threads <= 0) { /* the upload's repacking: this node's cores, shared */
+        const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        const int sharing = t->boot ? trit_comm_local_size(t->boot) : t->n_local;
+        t->cfg.n_threads = cores > sharing ? (int)(cores / sharing) : 1;
+    }
     if (st == TRIT_OK && t->n_local > 1) {
-        if (pthread_mutex_init(&t->mu, NULL) != 0 || pthread_cond_init(&t->go, NULL) != 0 ||
-            pthread_cond_init(&t->done, NULL) != 0)
+        const bool mu = pthread_mutex_init(&t->mu, NULL) == 0, go = mu && pthread_cond_init(&t->go, NULL) == 0,
+                   done = go && pthread_cond_init(&t->done, NULL) == 0;
+        if (done) {
+            t->sync_ready = true;
+        } else {
+            if (go) pthread_cond_destroy(&t->go);
+            if (mu) pthread_mutex_destroy(&t->mu);
             st = trit_error(TRIT_ERR_INTERNAL, "cuda tp backend: pthread init failed");
-        else t->sync_ready = true;
+        }
         for (int i = 0; i < t->n_local && st == TRIT_OK; i++) {
             t->r[i].owner = t, t->r[i].index = i;
             if (pthread_create(&t->r[i].thread, NULL, worker, &t->r[i]) != 0)
@@ -225,10 +279,11 @@ enum trit_status trit_tp_cuda_init(const struct trit_model *m, const struct trit
         t->r[0].owner = t;
         st = dispatch(t, JOB_INIT); /* every rank uploads its shard, in parallel */
     }
-    if (t->boot) { /* one GPU per process: every rank learns whether all of them are ready */
+    if (t->boot && t->r && t->r[0].comm) { /* one GPU per process: whether every rank is ready */
         int32_t failed = st != TRIT_OK;
         char err[1024];
         snprintf(err, sizeof err, "%s", trit_last_error());
+        if (st != TRIT_OK) trit_log(TRIT_LOG_ERROR, "rank %d: %s", t->rank0, err); /* before a timeout ends the job */
         const enum trit_status cs = trit_comm_allreduce(t->boot, &failed, 1, TRIT_COMM_I32, TRIT_COMM_MAX);
         if (st != TRIT_OK) st = trit_error(st, "%s", err);
         else if (cs != TRIT_OK) st = cs;
@@ -238,7 +293,7 @@ enum trit_status trit_tp_cuda_init(const struct trit_model *m, const struct trit
         tpc_free(t);
         return st;
     }
-    snprintf(t->desc, sizeof t->desc, "%d GPUs (NCCL, %s): %s", t->n_ranks,
+    snprintf(t->desc, sizeof t->desc, "%d GPU%s (NCCL, %s): %s", t->n_ranks, t->n_ranks == 1 ? "" : "s",
              t->quant == TRIT_TP_QUANT_EXACT ? "exact" : "grouped", trit_cuda_backend.describe(t->r[0].state));
     *state = t;
     return TRIT_OK;
@@ -271,7 +326,15 @@ static enum trit_status tpc_forward_topk(void *state, const int32_t *tokens, int
                                         const int32_t *pen_ids, int32_t n_pen, float penalty, float *vals,
                                         int32_t *ids) {
     struct tpc *t = state;
-    if (!tokens || !vals || !ids) return trit_error(TRIT_ERR_INVALID_ARG, "cuda tp forward_topk: NULL argument");
+    if (!tokens || !vals || !ids || n_pen < 0 || (n_pen > 0 && !pen_ids))
+        return trit_error(TRIT_ERR_INVALID_ARG, "cuda tp forward_topk: NULL or negative argument");
+    /* checked here as well as on the device's rank: the other ranks would not refuse them */
+    if (k < 1 || k > TRIT_TOPK_MAX || k > t->m->hp.n_vocab)
+        return trit_error(TRIT_ERR_INVALID_ARG, "cuda tp forward_topk: k %d (1 .. %d, at most the vocabulary)", k,
+                          TRIT_TOPK_MAX);
+    if (n_pen > 0 && penalty != 1.0f && !(penalty > 0.0f && penalty <= 3.4e38f))
+        return trit_error(TRIT_ERR_INVALID_ARG, "cuda tp forward_topk: repetition penalty %g (finite and > 0)",
+                          (double)penalty);
     t->tokens = tokens, t->n_tok = n, t->pos0 = pos0, t->logits = NULL;
     t->k = k, t->pen_ids = pen_ids, t->n_pen = n_pen, t->penalty = penalty, t->vals = vals, t->ids = ids;
     return dispatch(t, JOB_TOPK);

@@ -106,3 +106,31 @@ float trit_tp_sumsq_combine(const double *pairs, int n_pairs) {
     for (int i = 0; i < 2 * n_pairs; i++) neumaier_add(&s, &comp, pairs[i]);
     return (float)(s + comp);
 }
+
+/* ---- agreement between ranks ------------------------------------------------------------------- */
+
+/* FNV-1a over what every rank must agree on. */
+static uint32_t fnv1a(uint32_t h, const void *p, size_t n) {
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 16777619u;
+    return h;
+}
+
+uint32_t trit_tp_fingerprint(const struct trit_model *m, int64_t n_ctx, int64_t n_batch, bool logits_all, int quant) {
+    const struct trit_hparams *hp = &m->hp;
+    const int64_t v[] = {hp->family, hp->n_vocab, hp->dim, hp->n_layers, hp->n_heads, hp->n_kv_heads, hp->head_dim,
+                         hp->ffn_dim, hp->act, hp->rope_style, hp->sub_norms, hp->tied_embeddings, n_ctx,
+                         n_batch, logits_all, quant};
+    uint32_t h = fnv1a(2166136261u, v, sizeof v);
+    h = fnv1a(h, &hp->norm_eps, sizeof hp->norm_eps);
+    h = fnv1a(h, &hp->rope_theta, sizeof hp->rope_theta);
+    for (int64_t i = 0; i < hp->n_layers; i++) {
+        const struct trit_layer *L = &m->layers[i];
+        const struct trit_ternary *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t j = 0; j < 7; j++) {
+            h = fnv1a(h, &ws[j]->scale, sizeof ws[j]->scale);
+            h = fnv1a(h, ws[j]->codes, (size_t)(ws[j]->row_bytes < 64 ? ws[j]->row_bytes : 64));
+        }
+    }
+    return h & 0x7fffffffu;
+}

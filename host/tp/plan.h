@@ -61,4 +61,9 @@ void trit_tp_sumsq_partial(const float *x, int64_t n, double pair[2]);
 /* pairs is (n_pairs, 2) in rank order. */
 float trit_tp_sumsq_combine(const double *pairs, int n_pairs);
 
+/* A 31-bit hash of what every rank of a group must agree on: the shapes, the context parameters,
+ * the quantization mode, every scale and the first bytes of every ternary matrix. Ranks compare it
+ * at init (an all-reduce of {fp, -fp} under max) and refuse to run when it differs. */
+uint32_t trit_tp_fingerprint(const struct trit_model *m, int64_t n_ctx, int64_t n_batch, bool logits_all, int quant);
+
 #endif /* TRIT_TP_PLAN_H */

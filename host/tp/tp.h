@@ -89,18 +89,21 @@ int64_t trit_tp_tokens(const void *state);
  *
  *   trit run --tp N -m model ...                      one process drives GPUs 0 .. N-1, one host
  *                                                     thread each (ncclCommInitAll)
- *   mpirun -np N trit run --tp-mpi --device cuda ...  one process per GPU (rank r on device
- *                                                     r mod the devices it sees), any number of
- *                                                     nodes; the ncclUniqueId goes over MPI
+ *   mpirun -np N trit run --tp-mpi --device cuda ...  one process per GPU (the rank's index on its
+ *                                                     node picks the device), any number of nodes;
+ *                                                     the ncclUniqueId goes over MPI
  *
  * Differences from the CPU ranks: a rank computes the query heads of whole GQA groups (the GPU
  * attention kernels map a query head to its KV head by division) and keeps its own; CUDA graphs
  * are off (the collectives run eagerly, each timed by CUDA events: trit_tp_cuda_comm_us). In exact
- * mode the logits of N GPUs equal those of 1 GPU bit for bit, as on CPU ranks. */
+ * mode the logits of N GPUs equal those of 1 GPU bit for bit, as on CPU ranks (with the head's own
+ * GEMV, up to 8 rows of logits a call; perplexity's wider batches go through cuBLAS, whose kernel
+ * choice may change with the shard's width). */
 struct trit_tp_cuda_config {
     enum trit_tp_quant quant;
     int n_devices;  /* > 0: this process drives devices 0 .. n_devices - 1; 0: one GPU per MPI rank */
     int timeout_ms; /* collectives; 0 = the default (comm.h) */
+    int expect_ranks; /* one GPU per MPI rank: 0 = any; else the job must have this many ranks */
 };
 
 /* true when this build has the CUDA backend and NCCL. */
