@@ -75,12 +75,15 @@ if command -v compute-sanitizer > /dev/null; then
         san memcheck test_cuda_kernels "*gemm_mma_i32*"
         san memcheck test_cuda_backend_ops "*"
         san memcheck test_cuda_backend "*decode_loop_graph_equals_eager*"
-        san memcheck test_cuda_tp "*one_gpu_exact*"'
+        san memcheck test_cuda_tp "*one_gpu_exact*"
+        san memcheck test_cuda_kernels "*topk*"
+        san memcheck test_cuda_backend "*forward_topk*"'
     step racecheck 90 bash -c 'set -e
         san racecheck test_cuda_kernels "*gemm_mma_f32*"
         san racecheck test_cuda_backend_ops "*attention*"
         san racecheck test_cuda_backend_ops "*norm*"
-        san racecheck test_cuda_backend "*decode_loop_graph_equals_eager*"'
+        san racecheck test_cuda_backend "*decode_loop_graph_equals_eager*"
+        san racecheck test_cuda_kernels "*topk*"'
 else
     echo "compute-sanitizer: not found, SKIPPED" | tee -a "$out/summary.txt"
     failed=1
