@@ -860,7 +860,7 @@ enum trit_status cuda_forward_topk_impl(cuda_state *st, const int32_t *tokens, i
     if (k < 1 || k > TRIT_TOPK_MAX || k > V)
         return trit_error(TRIT_ERR_INVALID_ARG, "cuda forward_topk: k %d (1 .. %d, at most the vocabulary)", k,
                           TRIT_TOPK_MAX);
-    if (n_pen > 0 && penalty != 1.0f && !(penalty > 0.0f && penalty <= 3.4e38f))
+    if (n_pen > 0 && penalty != 1.0f && !(penalty > 0.0f && penalty < INFINITY))
         return trit_error(TRIT_ERR_INVALID_ARG, "cuda forward_topk: repetition penalty %g (finite and > 0)",
                           (double)penalty);
     int32_t np = 0;

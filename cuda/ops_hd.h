@@ -254,19 +254,12 @@ TRIT_HD int trit_topk_sort_size(int k) {
 TRIT_HD int trit_bitonic_swap(int i, int size, uint32_t ki, int32_t ii, uint32_t kj, int32_t ij) {
     return (i & size) == 0 ? trit_topk_key_before(kj, ij, ki, ii) : trit_topk_key_before(ki, ii, kj, ij);
 }
-/* True when id is one of pen[0..n_pen). */
-TRIT_HD int trit_topk_listed(const int32_t *pen, int32_t n_pen, int32_t id) {
-    for (int32_t j = 0; j < n_pen; j++)
-        if (pen[j] == id) return 1;
-    return 0;
-}
-/* Candidate id's value: its key as a float, except that a zero key (ord dropped the sign) takes
- * the signed zero the host reference hands back, recomputed from the logit x[id] and the list. */
-TRIT_HD float trit_topk_value(uint32_t key, const float *x, const int32_t *pen, int32_t n_pen, int32_t id,
-                              float penalty) {
+/* A candidate's value: its key as a float, except that a zero key (ord dropped the sign) takes the
+ * sign of the logit x it came from: the host reference's signed zero, since the penalty divides or
+ * multiplies by a positive number and an unpenalized key is x itself. */
+TRIT_HD float trit_topk_value(uint32_t key, float x) {
     const float v = trit_topk_unord(key);
-    if (v != 0.0f) return v;
-    return trit_topk_listed(pen, n_pen, id) ? trit_topk_penalize(x[id], penalty) : trit_topk_key(x[id]);
+    return v != 0.0f ? v : copysignf(0.0f, x);
 }
 
 #endif /* TRIT_OPS_HD_H */

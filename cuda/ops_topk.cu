@@ -56,6 +56,7 @@ static_assert(TRIT_TOPK_MAX <= TOPK_THREADS, "one thread per candidate in the so
 __device__ __forceinline__ void hist_add(uint32_t *hist, uint32_t key, bool valid, uint32_t hi, uint32_t prefix,
                                          int shift) {
     const uint32_t bin = valid && (key & hi) == prefix ? (key >> shift) & 0xFFu : 256u;
+    if (!__any_sync(FULL, bin < 256u)) return; // warp-uniform: after pass 0 most keys match no prefix
     const unsigned peers = __match_any_sync(FULL, bin);
     if (bin < 256u && (int)(threadIdx.x & 31) == __ffs(peers) - 1) atomicAdd(&hist[bin], (uint32_t)__popc(peers));
 }
@@ -204,7 +205,7 @@ trit_topk_kernel(const float *__restrict__ x, int64_t n, const int32_t *__restri
             __syncthreads();
         }
     if (tid < k) {
-        vals[tid] = trit_topk_value(ck[tid], x, pen, n_pen, ci[tid], penalty);
+        vals[tid] = trit_topk_value(ck[tid], x[ci[tid]]);
         ids[tid] = ci[tid];
     }
 }

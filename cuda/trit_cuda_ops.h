@@ -128,7 +128,8 @@ enum trit_status trit_cuda_argmax(const float *d_x, int64_t n, int32_t *d_index,
  * for bit): on the row d_x (n) the ids listed in d_pen[0..n_pen) get the repetition penalty (each
  * once; ids outside [0, n) ignored), NaN ranks as -inf, and the k best (value desc, id asc) go to
  * d_vals[0..k) (penalized values) and d_ids[0..k), in that order. d_keys: scratch of n uint32,
- * 16-byte aligned. 1 <= k <= min(n, TRIT_TOPK_MAX), n <= INT32_MAX; penalty finite and > 0 when
+ * 16-byte aligned, overlapping no other argument. List each id once where you can (the backend
+ * does): a repeated id is written by several threads, with the same value. 1 <= k <= min(n, TRIT_TOPK_MAX), n <= INT32_MAX; penalty finite and > 0 when
  * n_pen > 0 (d_pen may be NULL when n_pen is 0). One CTA (cuda/ops_topk.cu). */
 enum trit_status trit_cuda_topk(const float *d_x, int64_t n, const int32_t *d_pen, int32_t n_pen, float penalty,
                                 int32_t k, uint32_t *d_keys, float *d_vals, int32_t *d_ids, void *stream);

@@ -773,7 +773,7 @@ static void emu_topk(const float *x, int64_t n, const int32_t *pen, int32_t n_pe
     for (int i = k; i < p_sort; i++) ck[i] = 0u, ci[i] = INT32_MAX;
     emu_bitonic(ck, ci, p_sort);
     for (int r = 0; r < k; r++) {
-        vals[r] = trit_topk_value(ck[r], x, pen, n_pen, ci[r], penalty);
+        vals[r] = trit_topk_value(ck[r], x[ci[r]]);
         ids[r] = ci[r];
     }
 }

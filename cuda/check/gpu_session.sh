@@ -83,7 +83,8 @@ if command -v compute-sanitizer > /dev/null; then
         san racecheck test_cuda_backend_ops "*attention*"
         san racecheck test_cuda_backend_ops "*norm*"
         san racecheck test_cuda_backend "*decode_loop_graph_equals_eager*"
-        san racecheck test_cuda_kernels "*topk*"'
+        san racecheck test_cuda_kernels "*topk*"
+        san synccheck test_cuda_kernels "*topk*"'
 else
     echo "compute-sanitizer: not found, SKIPPED" | tee -a "$out/summary.txt"
     failed=1

@@ -17,6 +17,7 @@
  * communicators are aborted (later calls fail at once) and, with one GPU per process, the MPI job
  * ends. Ranks can never go on out of step.
  */
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -332,7 +333,7 @@ static enum trit_status tpc_forward_topk(void *state, const int32_t *tokens, int
     if (k < 1 || k > TRIT_TOPK_MAX || k > t->m->hp.n_vocab)
         return trit_error(TRIT_ERR_INVALID_ARG, "cuda tp forward_topk: k %d (1 .. %d, at most the vocabulary)", k,
                           TRIT_TOPK_MAX);
-    if (n_pen > 0 && penalty != 1.0f && !(penalty > 0.0f && penalty <= 3.4e38f))
+    if (n_pen > 0 && penalty != 1.0f && !(penalty > 0.0f && penalty < INFINITY))
         return trit_error(TRIT_ERR_INVALID_ARG, "cuda tp forward_topk: repetition penalty %g (finite and > 0)",
                           (double)penalty);
     t->tokens = tokens, t->n_tok = n, t->pos0 = pos0, t->logits = NULL;
