@@ -85,52 +85,61 @@ static bool usable(void) {
     return true;
 }
 
+/* What one model gives on the one-GPU backend (a) and on a one-GPU TP group in mode q (b). */
+struct pair_run {
+    struct tp_test_model t;
+    float *a, *b;
+    float va[TOPK], vb[TOPK];
+    int32_t ia[TOPK], ib[TOPK];
+};
+
+static void run_pair(enum trit_family family, uint64_t seed, enum trit_tp_quant q, struct pair_run *p) {
+    const struct trit_hparams hp = tp_test_hparams(family);
+    OK(tp_test_model_build(&hp, seed, &p->t));
+    const size_t bytes = (size_t)(ROWS * hp.n_vocab) * sizeof(float);
+    p->a = malloc(bytes), p->b = malloc(bytes);
+    cr_assert(p->a && p->b);
+    const struct trit_backend_config cfg = config();
+    void *st = NULL;
+    OK(trit_cuda_backend.init(&p->t.m, &cfg, &st));
+    run(&trit_cuda_backend, st, &p->t.m, p->a, p->va, p->ia);
+    trit_cuda_backend.free(st);
+    run_tp(&p->t.m, q, 1, p->b, p->vb, p->ib);
+}
+
+static void pair_free(struct pair_run *p) {
+    free(p->a), free(p->b);
+    tp_test_model_free(&p->t);
+}
+
 Test(cuda_tp, one_gpu_grouped_equals_cuda_backend_bit_for_bit) {
     if (!usable()) return;
     for (size_t f = 0; f < sizeof FAMILIES / sizeof FAMILIES[0]; f++) {
-        const struct trit_hparams hp = tp_test_hparams(FAMILIES[f]);
-        struct tp_test_model t;
-        OK(tp_test_model_build(&hp, 11 + f, &t));
-        const int64_t V = hp.n_vocab;
-        float *one = malloc((size_t)(ROWS * V) * sizeof(float)), *tp = malloc((size_t)(ROWS * V) * sizeof(float));
-        float v1[TOPK], v2[TOPK];
-        int32_t i1[TOPK], i2[TOPK];
-        const struct trit_backend_config cfg = config();
-        void *st = NULL;
-        OK(trit_cuda_backend.init(&t.m, &cfg, &st));
-        run(&trit_cuda_backend, st, &t.m, one, v1, i1);
-        trit_cuda_backend.free(st);
-        run_tp(&t.m, TRIT_TP_QUANT_GROUPED, 1, tp, v2, i2);
+        struct pair_run p;
+        run_pair(FAMILIES[f], 11 + f, TRIT_TP_QUANT_GROUPED, &p);
+        const int64_t V = p.t.m.hp.n_vocab;
         for (int64_t i = 0; i < ROWS * V; i++)
-            cr_assert(memcmp(&one[i], &tp[i], sizeof(float)) == 0, "family %zu row %ld logit %ld: %a vs %a", f,
-                      (long)(i / V), (long)(i % V), (double)one[i], (double)tp[i]);
-        cr_assert(memcmp(v1, v2, sizeof v1) == 0 && memcmp(i1, i2, sizeof i1) == 0, "family %zu: top-k differs", f);
-        free(one), free(tp);
-        tp_test_model_free(&t);
+            cr_assert(memcmp(&p.a[i], &p.b[i], sizeof(float)) == 0, "family %zu row %ld logit %ld: %a vs %a", f,
+                      (long)(i / V), (long)(i % V), (double)p.a[i], (double)p.b[i]);
+        cr_assert(memcmp(p.va, p.vb, sizeof p.va) == 0 && memcmp(p.ia, p.ib, sizeof p.ia) == 0,
+                  "family %zu: top-k differs", f);
+        pair_free(&p);
     }
 }
 
 Test(cuda_tp, one_gpu_exact_matches_cuda_backend) {
     if (!usable()) return;
     for (size_t f = 0; f < sizeof FAMILIES / sizeof FAMILIES[0]; f++) {
-        const struct trit_hparams hp = tp_test_hparams(FAMILIES[f]);
-        struct tp_test_model t;
-        OK(tp_test_model_build(&hp, 21 + f, &t));
-        const int64_t V = hp.n_vocab;
-        float *one = malloc((size_t)(ROWS * V) * sizeof(float)), *tp = malloc((size_t)(ROWS * V) * sizeof(float));
-        float v1[TOPK], v2[TOPK];
-        int32_t i1[TOPK], i2[TOPK];
-        const struct trit_backend_config cfg = config();
-        void *st = NULL;
-        OK(trit_cuda_backend.init(&t.m, &cfg, &st));
-        run(&trit_cuda_backend, st, &t.m, one, v1, i1);
-        trit_cuda_backend.free(st);
-        run_tp(&t.m, TRIT_TP_QUANT_EXACT, 1, tp, v2, i2);
-        if (!hp.sub_norms)
-            cr_assert(memcmp(v1, v2, sizeof v1) == 0 && memcmp(i1, i2, sizeof i1) == 0, "family %zu: top-k differs", f);
+        struct pair_run p;
+        run_pair(FAMILIES[f], 21 + f, TRIT_TP_QUANT_EXACT, &p);
+        const int64_t V = p.t.m.hp.n_vocab;
+        const bool sub = p.t.m.hp.sub_norms;
+        if (!sub)
+            cr_assert(memcmp(p.va, p.vb, sizeof p.va) == 0 && memcmp(p.ia, p.ib, sizeof p.ia) == 0,
+                      "family %zu: top-k differs", f);
         for (int r = 0; r < ROWS; r++) {
-            const float *a = one + r * V, *b = tp + r * V;
-            if (!hp.sub_norms) {
+            const float *a = p.a + r * V, *b = p.b + r * V;
+            if (!sub) {
                 cr_assert(memcmp(a, b, (size_t)V * sizeof(float)) == 0, "family %zu row %d differs", f, r);
                 continue;
             }
@@ -141,8 +150,7 @@ Test(cuda_tp, one_gpu_exact_matches_cuda_backend) {
             }
             cr_assert(sqrt(sd / ss) <= E2E_TOL, "family %zu row %d: NRMSE %.4f", f, r, sqrt(sd / ss));
         }
-        free(one), free(tp);
-        tp_test_model_free(&t);
+        pair_free(&p);
     }
 }
 
