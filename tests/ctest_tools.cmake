@@ -144,6 +144,13 @@ trit_tool_test(tool_tokenize_check_mismatch EXPECT_RC 1 MATCH "line 1: ids diffe
 trit_tool_test(tool_tokenize_prompt_bos_special EXPECT_RC 0 MATCH "^128000 9906 1917 128009\n$"
   COMMAND $<TARGET_FILE:trit> tokenize -m ${TRIT_TOOL_DATA}/tokenizers/llama3 -p "Hello world<|eot_id|>" --bos --special)
 
+# tensor parallelism asked of GPUs that are not there, or of the CPU without mpirun: clear errors
+trit_tool_test(tool_run_tp_more_gpus_than_present EXPECT_RC 1
+  MATCH "--tp 1000: tensor parallelism in one process runs on 1000 CUDA devices, and this process sees [0-9]+"
+  COMMAND $<TARGET_FILE:trit> run --tp 1000 -n 1 -p "In the beginning")
+trit_tool_test(tool_run_tp_on_cpu_points_to_mpi EXPECT_RC 1 MATCH "--tp 2 runs on 2 GPUs of this process.*--tp-mpi"
+  COMMAND $<TARGET_FILE:trit> run --tp 2 --device cpu -n 1 -p "In the beginning")
+
 # inspect: a vocabulary-only GGUF reads (exit 0), shows its tokenizer and says why it cannot run
 trit_tool_test(tool_inspect_vocab_gguf EXPECT_RC 0
   MATCH "model: cannot run on trit: the file holds no tensors.*tokenizer: SentencePiece BPE \\(GGUF model 'llama'\\), 32000 tokens.*bos 1 \"<s>\", eos 2 \"</s>\""

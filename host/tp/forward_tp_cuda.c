@@ -197,8 +197,9 @@ static enum trit_status mpi_agree(struct tpc *t, const struct trit_tp_cuda_confi
     int32_t v[3] = {fp, -fp, no_gpu || bad_size};
     TRIT_TRY(trit_comm_allreduce(t->boot, v, 3, TRIT_COMM_I32, TRIT_COMM_MAX));
     if (no_gpu)
-        return trit_error(TRIT_ERR_NO_DEVICE, "--tp-mpi --device cuda: rank %d's node runs %d ranks and has %d CUDA device%s "
-                          "(one GPU per rank)", t->rank0, local, n_dev, n_dev == 1 ? "" : "s");
+        return trit_error(TRIT_ERR_NO_DEVICE,
+                          "--tp-mpi --device cuda: rank %d's node runs %d rank%s and has %d CUDA device%s (one GPU "
+                          "per rank)", t->rank0, local, local == 1 ? "" : "s", n_dev, n_dev == 1 ? "" : "s");
     if (bad_size) return trit_error(TRIT_ERR_INVALID_ARG, "--tp %d, but the MPI job has %d ranks", tp->expect_ranks, size);
     if (v[2]) return trit_error(TRIT_ERR_COMM, "--tp-mpi --device cuda: another rank cannot start (see its message)");
     if (v[0] != -v[1])
