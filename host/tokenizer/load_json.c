@@ -206,6 +206,27 @@ static int32_t first_found(const struct trit_tokenizer *tok, const char *const *
     return -1;
 }
 
+/* Shared with load_spm.c (vocab.h). */
+enum trit_status vocab_apply_tokenizer_config(struct trit_tokenizer *tok, const cJSON *config) {
+    if (!config) return TRIT_OK;
+    const char *names[4] = {token_content(config, "bos_token"), token_content(config, "eos_token"),
+                            token_content(config, "unk_token"), token_content(config, "pad_token")};
+    int32_t *dst[4] = {&tok->bos, &tok->eos, &tok->unk, &tok->pad};
+    for (int k = 0; k < 4; k++) {
+        if (!names[k]) continue;
+        int32_t v = find_str(tok, names[k]);
+        if (v < 0)
+            return trit_error(TRIT_ERR_FORMAT, "tokenizer_config.json: special token '%.64s' is not in the vocabulary",
+                              names[k]);
+        *dst[k] = v;
+    }
+    const cJSON *ab = cJSON_GetObjectItemCaseSensitive(config, "add_bos_token");
+    const cJSON *ae = cJSON_GetObjectItemCaseSensitive(config, "add_eos_token");
+    if (cJSON_IsBool(ab)) tok->add_bos = cJSON_IsTrue(ab);
+    if (cJSON_IsBool(ae)) tok->add_eos = cJSON_IsTrue(ae);
+    return TRIT_OK;
+}
+
 static enum trit_status load(const cJSON *root, const cJSON *config, struct trit_tokenizer **out) {
     if (!cJSON_IsObject(root)) return trit_error(TRIT_ERR_FORMAT, "tokenizer.json: not a JSON object");
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
@@ -314,23 +335,7 @@ static enum trit_status load(const cJSON *root, const cJSON *config, struct trit
     if (tok->eos < 0) tok->eos = first_found(tok, eos_names, sizeof eos_names / sizeof eos_names[0]);
     tok->unk = find_str(tok, get_str(model, "unk_token"));
     if (tok->unk >= 0) tok->tokens[tok->unk].type = TRIT_TOKEN_UNKNOWN;
-    if (config) {
-        const char *names[4] = {token_content(config, "bos_token"), token_content(config, "eos_token"),
-                                token_content(config, "unk_token"), token_content(config, "pad_token")};
-        int32_t *dst[4] = {&tok->bos, &tok->eos, &tok->unk, &tok->pad};
-        for (int k = 0; k < 4; k++) {
-            if (!names[k]) continue;
-            int32_t v = find_str(tok, names[k]);
-            if (v < 0)
-                CHECK(trit_error(TRIT_ERR_FORMAT, "tokenizer_config.json: special token '%.64s' is not in the vocabulary",
-                                 names[k]));
-            *dst[k] = v;
-        }
-        const cJSON *ab = cJSON_GetObjectItemCaseSensitive(config, "add_bos_token");
-        const cJSON *ae = cJSON_GetObjectItemCaseSensitive(config, "add_eos_token");
-        if (cJSON_IsBool(ab)) tok->add_bos = cJSON_IsTrue(ab);
-        if (cJSON_IsBool(ae)) tok->add_eos = cJSON_IsTrue(ae);
-    }
+    CHECK(vocab_apply_tokenizer_config(tok, config));
     CHECK(vocab_finalize(tok));
 #undef CHECK
     *out = tok;

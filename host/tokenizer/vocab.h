@@ -1,7 +1,8 @@
 /*
  * vocab.h: the tokenizer's in-memory model, shared by the files of host/tokenizer/ only.
  *
- * A loader (load_json.c, load_gguf.c) fills it in three steps, all independent of the file format:
+ * A loader (load_json.c, load_gguf.c, load_spm.c) fills it in three steps, all independent of the
+ * file format:
  *   vocab_init(n)  ->  vocab_set_token(...) for every id  ->  vocab_build_index()
  *   -> vocab_add_merge(...) for every merge, in rank order (BPE)  ->  vocab_finalize()
  * after setting the special ids, flags and pre-tokenizer regexes directly in the struct.
@@ -17,6 +18,8 @@
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+
+struct cJSON;
 
 /* Pre-tokenizer regex stages; each later stage splits the pieces of the one before
  * (tokenizer.json Sequence of Split). */
@@ -110,6 +113,12 @@ enum trit_status vocab_add_regex(struct trit_tokenizer *tok, const char *pattern
 /* Sets the named byte-level pre-tokenizer (GGUF tokenizer.ggml.pre): its regex and, for the
  * Llama 3 family, ignore_merges and add_bos. TRIT_ERR_UNSUPPORTED names an unknown value. */
 enum trit_status vocab_set_pre_name(struct trit_tokenizer *tok, const char *name);
+
+/* tokenizer_config.json (load_json.c): bos_token, eos_token, unk_token and pad_token (a string or
+ * {"content": ...}; TRIT_ERR_FORMAT when the text is not in the vocabulary) replace the special ids,
+ * and add_bos_token / add_eos_token the flags. Needs the index; NULL config: nothing changes. Shared
+ * by the tokenizer.json and tokenizer.model loaders. */
+enum trit_status vocab_apply_tokenizer_config(struct trit_tokenizer *tok, const struct cJSON *config);
 
 /* Pre-tokenizer patterns. LLAMA3 is tokenizer.json's with (?i:...) spelled out, as llama.cpp has it;
  * GPT2 is the Hugging Face ByteLevel pattern. */
