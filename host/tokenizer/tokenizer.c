@@ -1,6 +1,6 @@
 /*
- * tokenizer.c: loading by path (GGUF file, tokenizer.json, or a Hugging Face folder) and the
- * property getters.
+ * tokenizer.c: loading by path (GGUF file, tokenizer.json, tokenizer.model, or a Hugging Face
+ * folder) and the property getters.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +21,16 @@ static bool join(char *buf, size_t cap, const char *dir, size_t dir_len, const c
     return n >= 0 && (size_t)n < cap;
 }
 
+/* A tokenizer.model with the added_tokens.json and tokenizer_config.json of its folder (dir_len
+ * bytes of `dir`), when there. */
+static enum trit_status load_spm_in(const char *model, const char *dir, size_t dir_len, struct trit_tokenizer **out) {
+    char added[4096], config[4096];
+    if (!join(added, sizeof added, dir, dir_len, "added_tokens.json") ||
+        !join(config, sizeof config, dir, dir_len, "tokenizer_config.json"))
+        return trit_error(TRIT_ERR_INVALID_ARG, "tokenizer: path too long: '%s'", model);
+    return trit_tokenizer_load_spm(model, file_exists(added) ? added : NULL, file_exists(config) ? config : NULL, out);
+}
+
 enum trit_status trit_tokenizer_load(const char *path, struct trit_tokenizer **out) {
     if (!out) return trit_error(TRIT_ERR_INVALID_ARG, "trit_tokenizer_load: NULL output");
     *out = NULL;
@@ -29,16 +39,21 @@ enum trit_status trit_tokenizer_load(const char *path, struct trit_tokenizer **o
     if (stat(path, &st) != 0) return trit_error(TRIT_ERR_IO, "tokenizer: cannot open '%s'", path);
     char json[4096], config[4096];
     if (S_ISDIR(st.st_mode)) {
+        /* tokenizer.json when there (transformers prefers it too), else a SentencePiece tokenizer.model */
         size_t n = strlen(path);
+        char model[4096];
         if (!join(json, sizeof json, path, n, "tokenizer.json") ||
-            !join(config, sizeof config, path, n, "tokenizer_config.json"))
+            !join(config, sizeof config, path, n, "tokenizer_config.json") ||
+            !join(model, sizeof model, path, n, "tokenizer.model"))
             return trit_error(TRIT_ERR_INVALID_ARG, "tokenizer: path too long: '%s'", path);
-        if (!file_exists(json))
-            return trit_error(TRIT_ERR_NOT_FOUND, "tokenizer: folder '%s' has no tokenizer.json", path);
-        return trit_tokenizer_load_json(json, file_exists(config) ? config : NULL, out);
+        if (file_exists(json)) return trit_tokenizer_load_json(json, file_exists(config) ? config : NULL, out);
+        if (file_exists(model)) return load_spm_in(model, path, n, out);
+        return trit_error(TRIT_ERR_NOT_FOUND, "tokenizer: folder '%s' has neither tokenizer.json nor tokenizer.model",
+                          path);
     }
 
-    /* a file: GGUF by its magic, else tokenizer.json (with tokenizer_config.json beside it) */
+    /* a file: GGUF by its magic, a SentencePiece model by its name (protobuf has no magic), else
+     * tokenizer.json; the files of a Hugging Face folder beside the last two are read with them */
     FILE *fp = fopen(path, "rb");
     if (!fp) return trit_error(TRIT_ERR_IO, "tokenizer: cannot open '%s'", path);
     char magic[4] = {0};
@@ -54,6 +69,8 @@ enum trit_status trit_tokenizer_load(const char *path, struct trit_tokenizer **o
     }
     const char *slash = strrchr(path, '/');
     size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0;
+    size_t n = strlen(path);
+    if (n >= 6 && strcmp(path + n - 6, ".model") == 0) return load_spm_in(path, path, dir_len, out);
     if (!join(config, sizeof config, path, dir_len, "tokenizer_config.json"))
         return trit_error(TRIT_ERR_INVALID_ARG, "tokenizer: path too long: '%s'", path);
     return trit_tokenizer_load_json(path, file_exists(config) ? config : NULL, out);

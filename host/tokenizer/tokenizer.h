@@ -6,8 +6,9 @@
  *   - SentencePiece BPE (GGUF tokenizer.ggml.model "llama", the Llama 2 vocab of 1bitLLM models):
  *     space prefix, U+2581 for spaces, merges by highest score, <0xXX> byte fallback.
  *
- * Loaded from a GGUF file's tokenizer.ggml.* keys or from a Hugging Face tokenizer.json (plus an
- * optional tokenizer_config.json beside it). Behaviour follows llama.cpp's src/llama-vocab.cpp
+ * Loaded from a GGUF file's tokenizer.ggml.* keys, from a Hugging Face tokenizer.json (plus an
+ * optional tokenizer_config.json beside it), or from a SentencePiece tokenizer.model (plus the
+ * optional added_tokens.json and tokenizer_config.json beside it). Behaviour follows llama.cpp's src/llama-vocab.cpp
  * (shared/reference/llama_cpp.md section 4); tests/test_tokenizer_*.c check it against llama.cpp's
  * and transformers' expected ids.
  *
@@ -51,6 +52,15 @@ enum trit_status trit_tokenizer_load_json(const char *json_path, const char *con
 /* From tokenizer.json text in memory (not NUL-terminated); config may be NULL/0. */
 enum trit_status trit_tokenizer_load_json_memory(const char *json, size_t json_len, const char *config,
                                                  size_t config_len, struct trit_tokenizer **out);
+/* From a SentencePiece tokenizer.model (BPE model type only; load_spm.c says what is refused), with
+ * the Hugging Face added_tokens.json and tokenizer_config.json beside it; either path may be NULL. */
+enum trit_status trit_tokenizer_load_spm(const char *model_path, const char *added_tokens_json_path,
+                                         const char *config_path, struct trit_tokenizer **out);
+/* The same from memory: the tokenizer.model bytes, and the two JSON texts (not NUL-terminated; NULL
+ * when absent). Nothing of the buffers is referenced afterwards. */
+enum trit_status trit_tokenizer_load_spm_memory(const uint8_t *model, size_t model_len, const char *added,
+                                                size_t added_len, const char *config, size_t config_len,
+                                                struct trit_tokenizer **out);
 /* From the tokenizer.ggml.* keys of a parsed GGUF file. Nothing of `f` is referenced afterwards. */
 enum trit_status trit_tokenizer_load_gguf(const struct gguf_file *f, struct trit_tokenizer **out);
 
