@@ -147,6 +147,15 @@ static const char *scratch_write(struct scratch *s, const char *name, const void
     s->names[s->n++] = name;
     return s->path;
 }
+/* A scratch folder with the 32000-piece Llama tokenizer.model in it, as `name`; returns its path. */
+static const char *scratch_llama_model(struct scratch *s, const char *name) {
+    struct model_spec spec = model_spec(32000);
+    struct pb m = build_model(&spec);
+    scratch_make(s);
+    const char *path = scratch_write(s, name, m.p, m.n);
+    free(m.p);
+    return path;
+}
 static void scratch_remove(struct scratch *s) {
     for (int i = 0; i < s->n; i++) {
         snprintf(s->path, sizeof s->path, "%s/%s", s->dir, s->names[i]);
@@ -241,11 +250,8 @@ static void check_same_as(const struct trit_tokenizer *tok, const struct trit_to
 /* ---- the Llama vocabulary --------------------------------------------------------------------- */
 
 Test(spm_model, same_vocabulary_as_gguf) {
-    struct model_spec spec = model_spec(32000);
-    struct pb m = build_model(&spec);
     struct scratch s;
-    scratch_make(&s);
-    scratch_write(&s, "tokenizer.model", m.p, m.n);
+    scratch_llama_model(&s, "tokenizer.model");
     struct trit_tokenizer *tok = NULL;
     /* a folder with tokenizer.model and nothing else */
     cr_assert_eq(trit_tokenizer_load(s.dir, &tok), TRIT_OK, "%s", trit_last_error());
@@ -269,22 +275,17 @@ Test(spm_model, same_vocabulary_as_gguf) {
     cr_assert(trit_tokenizer_is_eog(tok, 2));
     trit_tokenizer_free(tok);
     scratch_remove(&s);
-    free(m.p);
 }
 
 Test(spm_model, same_ids_as_gguf) {
-    struct model_spec spec = model_spec(32000);
-    struct pb m = build_model(&spec);
     struct scratch s;
-    scratch_make(&s);
     /* a file path ending in .model, with nothing beside it */
-    const char *path = scratch_write(&s, "llama.model", m.p, m.n);
+    const char *path = scratch_llama_model(&s, "llama.model");
     struct trit_tokenizer *tok = NULL;
     cr_assert_eq(trit_tokenizer_load(path, &tok), TRIT_OK, "%s", trit_last_error());
     check_same_as(tok, gguf_vocab(), "tokenizer.model", TRIT_DECODE_STRIP_SPACE);
     trit_tokenizer_free(tok);
     scratch_remove(&s);
-    free(m.p);
 }
 
 Test(spm_model, no_dummy_prefix) {
@@ -306,17 +307,14 @@ Test(spm_model, no_dummy_prefix) {
 /* ---- added_tokens.json and tokenizer_config.json (the 1bitLLM folder) ------------------------- */
 
 static const char BITNET_ADDED[] = "{\"<pad>\": 32000, \"</line>\": 32001}";
-/* The fields of 1bitLLM's tokenizer_config.json that matter here. */
+/* A tokenizer_config.json of the Llama kind that names <pad> the pad token. */
 static const char BITNET_CONFIG[] = "{\"add_bos_token\": true, \"add_eos_token\": false, \"bos_token\": \"<s>\", "
                                     "\"eos_token\": \"</s>\", \"unk_token\": \"<unk>\", \"pad_token\": \"<pad>\", "
                                     "\"tokenizer_class\": \"BitnetTokenizer\"}";
 
 Test(spm_model, bitnet_folder) {
-    struct model_spec spec = model_spec(32000);
-    struct pb m = build_model(&spec);
     struct scratch s;
-    scratch_make(&s);
-    scratch_write(&s, "tokenizer.model", m.p, m.n);
+    scratch_llama_model(&s, "tokenizer.model");
     scratch_write(&s, "added_tokens.json", BITNET_ADDED, strlen(BITNET_ADDED));
     scratch_write(&s, "tokenizer_config.json", BITNET_CONFIG, strlen(BITNET_CONFIG));
     struct trit_tokenizer *tok = NULL;
@@ -364,7 +362,6 @@ Test(spm_model, bitnet_folder) {
     trit_tokens_free(&b);
     trit_tokenizer_free(tok);
     scratch_remove(&s);
-    free(m.p);
 }
 
 Test(spm_model, added_tokens_without_config) {
