@@ -241,7 +241,7 @@ static enum trit_status parse_normalizer(struct pb_reader r, struct spm_model *m
 static enum trit_status parse_model(const uint8_t *buf, size_t len, struct spm_model *m, struct trit_tokenizer *tok) {
     *m = (struct spm_model){.model_type = 1, .unk_id = 0, .bos_id = 1, .eos_id = 2, .pad_id = -1,
                             .add_dummy_prefix = true, .remove_extra_whitespaces = true, .escape_whitespaces = true};
-    struct pb_reader r = {.base = buf, .p = buf, .end = buf + len};
+    struct pb_reader r = {.base = buf, .p = buf, .end = len ? buf + len : buf}; /* no NULL + 0 */
     struct pb_field f;
     while (r.p < r.end) {
         TRIT_TRY(pb_next(&r, &f));
