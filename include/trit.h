@@ -213,11 +213,12 @@ enum trit_status trit_perplexity(trit_context *ctx, const int32_t *tokens, int64
 
 /* ----------------------------------------------------------------------------------------------
  * Tokenizers: byte-level BPE (GPT-2, Llama 3) and SentencePiece BPE (LLaMA), loaded from a GGUF
- * file's tokenizer.ggml.* keys or a Hugging Face tokenizer.json. A tokenizer is read-only once
- * loaded and may be shared between threads.
+ * file's tokenizer.ggml.* keys, a Hugging Face tokenizer.json or a SentencePiece tokenizer.model.
+ * A tokenizer is read-only once loaded and may be shared between threads.
  */
-/* Loads from `path`: a GGUF file (recognized by its magic), a tokenizer.json file, or a folder that
- * holds tokenizer.json (and optionally tokenizer_config.json). *out is NULL on failure. */
+/* Loads from `path`: a GGUF file (recognized by its magic), a tokenizer.json file, a .model file
+ * (SentencePiece), or a folder that holds tokenizer.json, else tokenizer.model; tokenizer_config.json
+ * and (with tokenizer.model) added_tokens.json beside them are read too. *out is NULL on failure. */
 enum trit_status trit_tokenizer_load(const char *path, trit_tokenizer **out);
 /* Frees a tokenizer; accepts NULL. */
 void trit_tokenizer_free(trit_tokenizer *tok);

@@ -33,6 +33,7 @@
 #include "support.h"
 #include "tiny_model.h"
 #include "tokenizer/tokenizer.h"
+#include "pb_writer.h"
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
@@ -378,6 +379,67 @@ Test(convert, tokenizer_from_a_vocab_gguf) {
     cr_assert_eq(trit_convert_compare_tokenizers(ta, tb), TRIT_OK, "%s", trit_last_error());
     trit_tokenizer_free(ta);
     trit_tokenizer_free(tb);
+    tiny_model_free(&tm);
+}
+
+/* A 1bitLLM-style folder: the weights, tokenizer.model (SentencePiece, Llama's settings: here the
+ * llama-spm vocabulary) and added_tokens.json, no tokenizer.json. The GGUF gets a "llama" vocabulary
+ * with scores, and the tokenizer read back equals the folder's (convert checks it as well). */
+Test(convert, sentencepiece_tokenizer_model_folder) {
+    const char *dir = tmp_path("hf");
+    struct tiny_model tm = make_hf(TINY_HF_FLOAT_1BITLLM, 256, 512, dir, false);
+    struct trit_tokenizer *vocab;
+    cr_assert_eq(trit_tokenizer_load(test_data_path("tokenizers/llama-spm/ggml-vocab-llama-spm.gguf"), &vocab), TRIT_OK);
+    struct pb model = {0}, m = {0};
+    for (int32_t id = 0; id < trit_tokenizer_n_vocab(vocab); id++) {
+        size_t len;
+        const char *text = trit_tokenizer_token_text(vocab, id, &len);
+        pb_spm_piece(&model, text, len, trit_tokenizer_token_score(vocab, id), (int)trit_tokenizer_token_type(vocab, id),
+                     false);
+    }
+    pb_uint(&m, 3, 2);   /* trainer_spec.model_type BPE */
+    pb_uint(&m, 35, 1);  /* byte_fallback */
+    pb_int32(&m, 43, -1); /* pad_id: none */
+    pb_msg(&model, 2, &m);
+    pb_str(&m, 1, "identity");
+    pb_uint(&m, 4, 0); /* remove_extra_whitespaces false, as Llama's */
+    pb_msg(&model, 3, &m);
+    char path[600];
+    snprintf(path, sizeof path, "%s/tokenizer.model", dir);
+    FILE *fp = fopen(path, "wb");
+    cr_assert(fp && fwrite(model.p, 1, model.n, fp) == model.n);
+    fclose(fp);
+    free(model.p);
+    snprintf(path, sizeof path, "%s/added_tokens.json", dir);
+    fp = fopen(path, "wb");
+    cr_assert(fp && fputs("{\"<pad>\": 32000, \"</line>\": 32001}", fp) >= 0);
+    fclose(fp);
+
+    struct trit_convert_report r;
+    struct trit_convert_params p = trit_convert_default_params();
+    convert_ok(dir, tmp_path("out.gguf"), &p, &r);
+    cr_assert(r.has_tokenizer);
+    struct gguf_file f;
+    memset(&f, 0, sizeof f);
+    cr_assert_eq(gguf_open(tmp_path("out.gguf"), &f), TRIT_OK);
+    gguf_str_eq(&f, "tokenizer.ggml.model", "llama");
+    const struct gguf_kv *scores = gguf_find_kv(&f, "tokenizer.ggml.scores");
+    cr_assert(scores && scores->arr_n == 32002);
+    gguf_close(&f);
+    struct trit_tokenizer *ta, *tb;
+    cr_assert_eq(trit_tokenizer_load(dir, &ta), TRIT_OK, "%s", trit_last_error());
+    cr_assert_eq(trit_tokenizer_load(tmp_path("out.gguf"), &tb), TRIT_OK, "%s", trit_last_error());
+    cr_assert_eq(trit_tokenizer_n_vocab(tb), 32002);
+    cr_assert_eq(trit_convert_compare_tokenizers(ta, tb), TRIT_OK, "%s", trit_last_error());
+    struct trit_tokens ids = {0};
+    cr_assert_eq(trit_tokenize(tb, "Hello</line>world", 17, 0, &ids), TRIT_OK, "%s", trit_last_error());
+    bool line = false;
+    for (size_t i = 0; i < ids.n; i++) line = line || ids.ids[i] == 32001;
+    cr_assert(line, "</line> is one token after the round trip");
+    trit_tokens_free(&ids);
+    trit_tokenizer_free(ta);
+    trit_tokenizer_free(tb);
+    trit_tokenizer_free(vocab);
     tiny_model_free(&tm);
 }
 

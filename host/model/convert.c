@@ -7,7 +7,7 @@
  *   ctest --test-dir build -R 'test_convert|tool_' --output-on-failure
  *
  * Sections: small helpers; metadata; the tokenizer (copied from a GGUF, or built from
- * tokenizer.json); tensors; comparisons; trit_convert.
+ * tokenizer.json or a SentencePiece tokenizer.model); tensors; comparisons; trit_convert.
  */
 #include "model/convert.h"
 
@@ -192,19 +192,29 @@ static enum trit_status write_metadata(struct gguf_writer *w, const struct trit_
 /* Where the tokenizer comes from. */
 struct tok_source {
     bool gguf;           /* copy the tokenizer.* keys of this GGUF file */
-    char path[4096];     /* the GGUF file, or tokenizer.json */
-    char dir[4096];      /* tokenizer.json's folder (tokenizer_config.json, chat_template.jinja) */
+    bool spm;            /* a SentencePiece tokenizer.model (else tokenizer.json) */
+    char path[4096];     /* the GGUF file, tokenizer.json or tokenizer.model */
+    char dir[4096];      /* its folder (tokenizer_config.json, added_tokens.json, chat_template.jinja) */
 };
+
+static bool ends_with(const char *s, const char *suffix) {
+    const size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
 
 static enum trit_status resolve_tok_source(const char *path, struct tok_source *ts) {
     memset(ts, 0, sizeof *ts);
     if (is_dir(path)) {
         int n = snprintf(ts->path, sizeof ts->path, "%s/tokenizer.json", path);
         if (n < 0 || (size_t)n >= sizeof ts->path) return trit_error(TRIT_ERR_INVALID_ARG, "convert: path too long: '%s'", path);
+        if (!is_file(ts->path)) { /* a SentencePiece folder (1bitLLM): tokenizer.model */
+            snprintf(ts->path, sizeof ts->path, "%s/tokenizer.model", path);
+            ts->spm = true;
+        }
         if (!is_file(ts->path))
             return trit_error(TRIT_ERR_NOT_FOUND,
-                              "convert: '%s' has no tokenizer.json (trit reads byte-level BPE tokenizer.json only; for a "
-                              "SentencePiece model pass --tokenizer with a GGUF that holds its vocabulary, or --no-tokenizer)",
+                              "convert: '%s' has neither tokenizer.json nor tokenizer.model (pass --tokenizer with a "
+                              "file that holds the vocabulary, or --no-tokenizer)",
                               path);
         snprintf(ts->dir, sizeof ts->dir, "%s", path);
         return TRIT_OK;
@@ -213,6 +223,7 @@ static enum trit_status resolve_tok_source(const char *path, struct tok_source *
     if (strlen(path) >= sizeof ts->path) return trit_error(TRIT_ERR_INVALID_ARG, "convert: path too long: '%s'", path);
     snprintf(ts->path, sizeof ts->path, "%s", path);
     ts->gguf = has_gguf_magic(path);
+    ts->spm = !ts->gguf && ends_with(path, ".model");
     const char *slash = strrchr(path, '/');
     snprintf(ts->dir, sizeof ts->dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
     return TRIT_OK;
@@ -314,6 +325,88 @@ static enum trit_status merges_of(const struct json_doc *doc, char ***out, uint6
     return TRIT_OK;
 }
 
+/* tokenizer.ggml.tokens and token_type (and scores when asked) from the loaded tokenizer. */
+static enum trit_status add_token_arrays(struct gguf_writer *w, const struct trit_tokenizer *tok, bool scores,
+                                         struct keep *keep) {
+    const int32_t n = trit_tokenizer_n_vocab(tok);
+    size_t bytes = 0;
+    for (int32_t id = 0; id < n; id++) {
+        size_t len;
+        const char *t = trit_tokenizer_token_text(tok, id, &len);
+        if (memchr(t, '\0', len)) return trit_error(TRIT_ERR_UNSUPPORTED, "convert: token %d contains a NUL byte", id);
+        bytes += len + 1;
+    }
+    char **texts = keep_alloc(keep, (size_t)n * sizeof *texts);
+    char *arena = keep_alloc(keep, bytes);
+    int32_t *types = keep_alloc(keep, (size_t)n * sizeof *types);
+    float *sc = scores ? keep_alloc(keep, (size_t)n * sizeof *sc) : NULL;
+    if (!texts || !arena || !types || (scores && !sc))
+        return trit_error(TRIT_ERR_OUT_OF_MEMORY, "convert: out of memory for the vocabulary");
+    char *p = arena;
+    for (int32_t id = 0; id < n; id++) {
+        size_t len;
+        const char *t = trit_tokenizer_token_text(tok, id, &len);
+        memcpy(p, t, len);
+        p[len] = '\0';
+        texts[id] = p;
+        p += len + 1;
+        types[id] = (int32_t)trit_tokenizer_token_type(tok, id);
+        if (sc) sc[id] = trit_tokenizer_token_score(tok, id);
+    }
+    TRIT_TRY(gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)texts, (uint64_t)n));
+    if (sc) TRIT_TRY(gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, sc, (uint64_t)n));
+    return gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, (uint64_t)n);
+}
+
+/* The special ids and the add_* flags of the loaded tokenizer. */
+static enum trit_status add_token_specials(struct gguf_writer *w, const struct trit_tokenizer *tok) {
+    const struct {
+        const char *key;
+        int32_t id;
+    } ids[] = {{"tokenizer.ggml.bos_token_id", trit_tokenizer_bos(tok)},
+               {"tokenizer.ggml.eos_token_id", trit_tokenizer_eos(tok)},
+               {"tokenizer.ggml.eot_token_id", trit_tokenizer_eot(tok)},
+               {"tokenizer.ggml.unknown_token_id", trit_tokenizer_unk(tok)},
+               {"tokenizer.ggml.padding_token_id", trit_tokenizer_pad(tok)}};
+    for (size_t k = 0; k < sizeof ids / sizeof ids[0]; k++)
+        if (ids[k].id >= 0) TRIT_TRY(gguf_writer_set_u32(w, ids[k].key, (uint32_t)ids[k].id));
+    TRIT_TRY(gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", trit_tokenizer_add_bos(tok)));
+    return gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", trit_tokenizer_add_eos(tok));
+}
+
+/* The chat template: tokenizer_config.json's, replaced by chat_template.jinja (as transformers does). */
+static enum trit_status add_chat_template(struct gguf_writer *w, const char *dir) {
+    struct hf_tokenizer_config cfg = {0};
+    enum trit_status st = TRIT_OK;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    if (is_file(path)) st = hf_tokenizer_config_load(path, &cfg);
+    snprintf(path, sizeof path, "%s/chat_template.jinja", dir);
+    if (st == TRIT_OK && is_file(path)) {
+        char *text;
+        size_t len;
+        st = json_read_file(path, HF_TOKENIZER_CONFIG_MAX_BYTES, &text, &len);
+        if (st == TRIT_OK) {
+            trit_free(cfg.chat_template);
+            cfg.chat_template = text;
+        }
+    }
+    if (st == TRIT_OK && cfg.chat_template) st = gguf_writer_set_str(w, "tokenizer.chat_template", cfg.chat_template);
+    hf_tokenizer_config_free(&cfg);
+    return st;
+}
+
+/* tokenizer.ggml.* for a SentencePiece tokenizer.model (+ added_tokens.json, tokenizer_config.json):
+ * llama.cpp's "llama" vocabulary, every field from `tok` as trit loaded it from those files. */
+static enum trit_status add_tokenizer_spm(struct gguf_writer *w, const struct tok_source *ts,
+                                          const struct trit_tokenizer *tok, struct keep *keep) {
+    TRIT_TRY(gguf_writer_set_str(w, "tokenizer.ggml.model", "llama"));
+    TRIT_TRY(add_token_arrays(w, tok, true, keep));
+    TRIT_TRY(add_token_specials(w, tok));
+    TRIT_TRY(gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", trit_tokenizer_add_space_prefix(tok)));
+    return add_chat_template(w, ts->dir);
+}
+
 /* tokenizer.ggml.* from tokenizer.json (+ tokenizer_config.json): the token texts, types, special
  * ids and flags from `tok` (the tokenizer as trit loads it from those files), the merges and the
  * pre-tokenizer name from the JSON, the chat template from the config or chat_template.jinja. */
@@ -322,7 +415,6 @@ static enum trit_status add_tokenizer_json(struct gguf_writer *w, const struct t
     struct json_doc doc = {0};
     TRIT_TRY(json_doc_load(ts->path, TOKENIZER_JSON_MAX_BYTES, &doc));
     enum trit_status st = TRIT_OK;
-    struct hf_tokenizer_config cfg = {0};
 #define CHECK(expr)                                                                                \
     do {                                                                                           \
         st = (expr);                                                                               \
@@ -345,73 +437,24 @@ static enum trit_status add_tokenizer_json(struct gguf_writer *w, const struct t
         }
     }
 
-    /* token texts (NUL-terminated copies) and types */
-    const int32_t n = trit_tokenizer_n_vocab(tok);
-    size_t bytes = 0;
-    for (int32_t id = 0; id < n; id++) {
-        size_t len;
-        const char *t = trit_tokenizer_token_text(tok, id, &len);
-        if (memchr(t, '\0', len)) CHECK(trit_error(TRIT_ERR_UNSUPPORTED, "convert: token %d contains a NUL byte", id));
-        bytes += len + 1;
-    }
-    char **texts = keep_alloc(keep, (size_t)n * sizeof *texts);
-    char *arena = keep_alloc(keep, bytes);
-    int32_t *types = keep_alloc(keep, (size_t)n * sizeof *types);
-    if (!texts || !arena || !types) CHECK(trit_error(TRIT_ERR_OUT_OF_MEMORY, "convert: out of memory for the vocabulary"));
-    char *p = arena;
-    for (int32_t id = 0; id < n; id++) {
-        size_t len;
-        const char *t = trit_tokenizer_token_text(tok, id, &len);
-        memcpy(p, t, len);
-        p[len] = '\0';
-        texts[id] = p;
-        p += len + 1;
-        types[id] = (int32_t)trit_tokenizer_token_type(tok, id);
-    }
     char **merges;
     uint64_t n_merges;
     CHECK(merges_of(&doc, &merges, &n_merges, keep));
-
     CHECK(gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2"));
     CHECK(gguf_writer_set_str(w, "tokenizer.ggml.pre", pre));
-    CHECK(gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)texts, (uint64_t)n));
-    CHECK(gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, (uint64_t)n));
+    CHECK(add_token_arrays(w, tok, false, keep));
     CHECK(gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)merges, n_merges));
-    const struct {
-        const char *key;
-        int32_t id;
-    } ids[] = {{"tokenizer.ggml.bos_token_id", trit_tokenizer_bos(tok)},
-               {"tokenizer.ggml.eos_token_id", trit_tokenizer_eos(tok)},
-               {"tokenizer.ggml.eot_token_id", trit_tokenizer_eot(tok)},
-               {"tokenizer.ggml.unknown_token_id", trit_tokenizer_unk(tok)},
-               {"tokenizer.ggml.padding_token_id", trit_tokenizer_pad(tok)}};
-    for (size_t k = 0; k < sizeof ids / sizeof ids[0]; k++)
-        if (ids[k].id >= 0) CHECK(gguf_writer_set_u32(w, ids[k].key, (uint32_t)ids[k].id));
-    CHECK(gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", trit_tokenizer_add_bos(tok)));
-    CHECK(gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", trit_tokenizer_add_eos(tok)));
-
-    /* chat template: tokenizer_config.json, replaced by chat_template.jinja (as transformers does) */
-    char path[4200];
-    snprintf(path, sizeof path, "%s/tokenizer_config.json", ts->dir);
-    if (is_file(path)) CHECK(hf_tokenizer_config_load(path, &cfg));
-    snprintf(path, sizeof path, "%s/chat_template.jinja", ts->dir);
-    if (is_file(path)) {
-        char *text;
-        size_t len;
-        CHECK(json_read_file(path, HF_TOKENIZER_CONFIG_MAX_BYTES, &text, &len));
-        trit_free(cfg.chat_template);
-        cfg.chat_template = text;
-    }
-    if (cfg.chat_template) CHECK(gguf_writer_set_str(w, "tokenizer.chat_template", cfg.chat_template));
+    CHECK(add_token_specials(w, tok));
+    CHECK(add_chat_template(w, ts->dir));
 #undef CHECK
 done:
-    hf_tokenizer_config_free(&cfg);
     json_doc_free(&doc);
     return st;
 }
 
 static enum trit_status add_tokenizer(struct gguf_writer *w, const struct tok_source *ts,
                                       const struct trit_tokenizer *tok, struct keep *keep) {
+    if (ts->spm) return add_tokenizer_spm(w, ts, tok, keep);
     if (!ts->gguf) return add_tokenizer_json(w, ts, tok, keep);
     struct gguf_file f;
     memset(&f, 0, sizeof f);
@@ -744,7 +787,7 @@ static enum trit_status convert_loaded(const char *src, const char *tmp, const s
     if (!params->no_tokenizer) {
         const char *tpath = params->tokenizer ? params->tokenizer : src;
         enum trit_status st = resolve_tok_source(tpath, &ts);
-        if (st == TRIT_OK) st = trit_tokenizer_load(ts.gguf ? ts.path : tpath, &tok);
+        if (st == TRIT_OK) st = trit_tokenizer_load(ts.gguf || ts.spm ? ts.path : tpath, &tok);
         if (st != TRIT_OK) {
             char why[700];
             snprintf(why, sizeof why, "%s", trit_last_error());

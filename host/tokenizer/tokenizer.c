@@ -102,6 +102,10 @@ enum trit_token_type trit_tokenizer_token_type(const struct trit_tokenizer *tok,
     return (enum trit_token_type)tok->tokens[id].type;
 }
 
+float trit_tokenizer_token_score(const struct trit_tokenizer *tok, int32_t id) {
+    return id < 0 || id >= tok->n_vocab ? 0.0f : tok->tokens[id].score;
+}
+
 const char *trit_tokenizer_token_text(const struct trit_tokenizer *tok, int32_t id, size_t *len) {
     *len = 0;
     if (id < 0 || id >= tok->n_vocab) return NULL;

@@ -73,6 +73,9 @@ int32_t trit_tokenizer_pad(const struct trit_tokenizer *tok);
 bool trit_tokenizer_add_eos(const struct trit_tokenizer *tok);
 bool trit_tokenizer_add_space_prefix(const struct trit_tokenizer *tok);
 enum trit_token_type trit_tokenizer_token_type(const struct trit_tokenizer *tok, int32_t id);
+/* SentencePiece: the token's merge score (higher merges first); 0 for BPE vocabularies and ids
+ * outside the vocabulary. */
+float trit_tokenizer_token_score(const struct trit_tokenizer *tok, int32_t id);
 /* The vocab's own text of a token (byte-level BPE: mapped characters like "Ġthe"; SPM: "▁the").
  * Points into the tokenizer, valid until trit_tokenizer_free; not NUL-terminated. NULL when out of
  * range. */
