@@ -355,6 +355,24 @@ Test(convert, rows_not_whole_blocks_go_f16) {
     tiny_model_free(&tm);
 }
 
+/* out.gguf holds a SentencePiece ("llama") vocabulary of n tokens with scores, which loads as the
+ * same tokenizer as `source`; returns it loaded (the caller frees it). */
+static struct trit_tokenizer *check_llama_vocab(const char *source, uint64_t n) {
+    struct gguf_file f;
+    memset(&f, 0, sizeof f);
+    cr_assert_eq(gguf_open(tmp_path("out.gguf"), &f), TRIT_OK);
+    gguf_str_eq(&f, "tokenizer.ggml.model", "llama");
+    const struct gguf_kv *scores = gguf_find_kv(&f, "tokenizer.ggml.scores");
+    cr_assert(scores && scores->arr_n == n);
+    gguf_close(&f);
+    struct trit_tokenizer *ta, *tb;
+    cr_assert_eq(trit_tokenizer_load(source, &ta), TRIT_OK, "%s", trit_last_error());
+    cr_assert_eq(trit_tokenizer_load(tmp_path("out.gguf"), &tb), TRIT_OK, "%s", trit_last_error());
+    cr_assert_eq(trit_convert_compare_tokenizers(ta, tb), TRIT_OK, "%s", trit_last_error());
+    trit_tokenizer_free(ta);
+    return tb;
+}
+
 Test(convert, tokenizer_from_a_vocab_gguf) {
     const char *dir = tmp_path("hf");
     struct tiny_model tm = make_hf(TINY_HF_FLOAT_1BITLLM, 256, 512, dir, false);
@@ -366,19 +384,7 @@ Test(convert, tokenizer_from_a_vocab_gguf) {
     struct trit_convert_report r;
     convert_ok(dir, tmp_path("out.gguf"), &p, &r);
     cr_assert(r.has_tokenizer);
-    struct gguf_file f;
-    memset(&f, 0, sizeof f);
-    cr_assert_eq(gguf_open(tmp_path("out.gguf"), &f), TRIT_OK);
-    gguf_str_eq(&f, "tokenizer.ggml.model", "llama");
-    const struct gguf_kv *scores = gguf_find_kv(&f, "tokenizer.ggml.scores");
-    cr_assert(scores && scores->arr_n == 32000);
-    gguf_close(&f);
-    struct trit_tokenizer *ta, *tb;
-    cr_assert_eq(trit_tokenizer_load(vocab_path, &ta), TRIT_OK);
-    cr_assert_eq(trit_tokenizer_load(tmp_path("out.gguf"), &tb), TRIT_OK);
-    cr_assert_eq(trit_convert_compare_tokenizers(ta, tb), TRIT_OK, "%s", trit_last_error());
-    trit_tokenizer_free(ta);
-    trit_tokenizer_free(tb);
+    trit_tokenizer_free(check_llama_vocab(vocab_path, 32000));
     tiny_model_free(&tm);
 }
 
@@ -419,25 +425,13 @@ Test(convert, sentencepiece_tokenizer_model_folder) {
     struct trit_convert_params p = trit_convert_default_params();
     convert_ok(dir, tmp_path("out.gguf"), &p, &r);
     cr_assert(r.has_tokenizer);
-    struct gguf_file f;
-    memset(&f, 0, sizeof f);
-    cr_assert_eq(gguf_open(tmp_path("out.gguf"), &f), TRIT_OK);
-    gguf_str_eq(&f, "tokenizer.ggml.model", "llama");
-    const struct gguf_kv *scores = gguf_find_kv(&f, "tokenizer.ggml.scores");
-    cr_assert(scores && scores->arr_n == 32002);
-    gguf_close(&f);
-    struct trit_tokenizer *ta, *tb;
-    cr_assert_eq(trit_tokenizer_load(dir, &ta), TRIT_OK, "%s", trit_last_error());
-    cr_assert_eq(trit_tokenizer_load(tmp_path("out.gguf"), &tb), TRIT_OK, "%s", trit_last_error());
-    cr_assert_eq(trit_tokenizer_n_vocab(tb), 32002);
-    cr_assert_eq(trit_convert_compare_tokenizers(ta, tb), TRIT_OK, "%s", trit_last_error());
+    struct trit_tokenizer *tb = check_llama_vocab(dir, 32002);
     struct trit_tokens ids = {0};
     cr_assert_eq(trit_tokenize(tb, "Hello</line>world", 17, 0, &ids), TRIT_OK, "%s", trit_last_error());
     bool line = false;
     for (size_t i = 0; i < ids.n; i++) line = line || ids.ids[i] == 32001;
     cr_assert(line, "</line> is one token after the round trip");
     trit_tokens_free(&ids);
-    trit_tokenizer_free(ta);
     trit_tokenizer_free(tb);
     trit_tokenizer_free(vocab);
     tiny_model_free(&tm);
