@@ -32,6 +32,11 @@
  * keeps them in shared memory with __syncthreads instead of grid-wide atomics, a cooperative launch
  * or a second kernel, and makes the result independent of scheduling. A multi-CTA v2 (per-CTA
  * histograms merged by the last CTA) is the next step if the timing says the single SM is the limit.
+ * Cheaper steps first, from a review, for when a GPU can time them: more loads in flight in the
+ * scalar phases (0, 2a, 2b: 4 x 4 bytes per thread against the histogram passes' 4 x 16); 2a on
+ * 16-byte loads (segments start on 128-byte boundaries); the bin pick by warp 0 (8 bins per lane, a
+ * shuffle suffix sum) instead of thread 0; compacting the keys that match the prefix after pass 0
+ * or 1 instead of re-reading all of them.
  */
 #include <cuda_runtime.h>
 #include <math.h>
