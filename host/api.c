@@ -176,21 +176,55 @@ void trit_context_free(trit_context *ctx) {
     trit_free(ctx);
 }
 
-enum trit_status trit_decode(trit_context *ctx, const int32_t *tokens, int32_t n_tokens, const float **logits) {
-    if (!ctx || !tokens || n_tokens <= 0) return trit_error(TRIT_ERR_INVALID_ARG, "trit_decode: no tokens");
+/* How the last piece of a decode call ends: with logits in ctx->logits, or with the backend's
+ * device-side argmax or top-k (the caller checked that the backend has the op). */
+struct last_piece {
+    enum { LAST_LOGITS, LAST_ARGMAX, LAST_TOPK } kind;
+    int32_t *token;                         /* LAST_ARGMAX */
+    int32_t k, n_pen;                       /* LAST_TOPK */
+    const int32_t *pen_ids;
+    float penalty;
+    float *vals;
+    int32_t *ids;
+};
+
+/* The checks every decode call shares, then the tokens through the cache in pieces of at most
+ * n_batch: every piece through forward except the last, which `last` ends. */
+static enum trit_status decode_pieces(trit_context *ctx, const int32_t *tokens, int32_t n_tokens, const char *who,
+                                      const struct last_piece *last) {
     if (ctx->n_past + n_tokens > ctx->cfg.n_ctx)
         return trit_error(TRIT_ERR_CONTEXT_FULL, "context full: %lld tokens in the cache + %d new > context length %lld",
                           (long long)ctx->n_past, n_tokens, (long long)ctx->cfg.n_ctx);
     if (ctx->cfg.logits_all && n_tokens > ctx->cfg.n_batch)
-        return trit_error(TRIT_ERR_INVALID_ARG, "trit_decode: %d tokens with logits_all exceed n_batch %lld", n_tokens,
+        return trit_error(TRIT_ERR_INVALID_ARG, "%s: %d tokens with logits_all exceed n_batch %lld", who, n_tokens,
                           (long long)ctx->cfg.n_batch);
     for (int32_t done = 0; done < n_tokens;) {
         int32_t n = n_tokens - done;
         if (n > ctx->cfg.n_batch) n = (int32_t)ctx->cfg.n_batch;
-        TRIT_TRY(ctx->ops->forward(ctx->state, tokens + done, n, ctx->n_past, ctx->logits));
+        const int32_t *t = tokens + done;
+        if (done + n < n_tokens || last->kind == LAST_LOGITS)
+            TRIT_TRY(ctx->ops->forward(ctx->state, t, n, ctx->n_past, ctx->logits));
+        else if (last->kind == LAST_ARGMAX)
+            TRIT_TRY(ctx->ops->forward_argmax(ctx->state, t, n, ctx->n_past, last->token));
+        else
+            TRIT_TRY(ctx->ops->forward_topk(ctx->state, t, n, ctx->n_past, last->k, last->pen_ids, last->n_pen,
+                                            last->penalty, last->vals, last->ids));
         ctx->n_past += n;
         done += n;
     }
+    return TRIT_OK;
+}
+
+/* The last token's row of ctx->logits after decode_pieces(LAST_LOGITS) of n_tokens. */
+static const float *last_row(const trit_context *ctx, int32_t n_tokens) {
+    const int64_t row = ctx->cfg.logits_all ? (n_tokens - 1) % ctx->cfg.n_batch : 0;
+    return ctx->logits + row * ctx->model->hp.n_vocab;
+}
+
+enum trit_status trit_decode(trit_context *ctx, const int32_t *tokens, int32_t n_tokens, const float **logits) {
+    if (!ctx || !tokens || n_tokens <= 0) return trit_error(TRIT_ERR_INVALID_ARG, "trit_decode: no tokens");
+    const struct last_piece last = {.kind = LAST_LOGITS};
+    TRIT_TRY(decode_pieces(ctx, tokens, n_tokens, "trit_decode", &last));
     if (logits) *logits = ctx->logits;
     return TRIT_OK;
 }
@@ -198,29 +232,13 @@ enum trit_status trit_decode(trit_context *ctx, const int32_t *tokens, int32_t n
 enum trit_status trit_decode_argmax(trit_context *ctx, const int32_t *tokens, int32_t n_tokens, int32_t *token) {
     if (!ctx || !tokens || n_tokens <= 0 || !token)
         return trit_error(TRIT_ERR_INVALID_ARG, "trit_decode_argmax: no tokens or a NULL token");
-    if (ctx->n_past + n_tokens > ctx->cfg.n_ctx)
-        return trit_error(TRIT_ERR_CONTEXT_FULL, "context full: %lld tokens in the cache + %d new > context length %lld",
-                          (long long)ctx->n_past, n_tokens, (long long)ctx->cfg.n_ctx);
-    if (ctx->cfg.logits_all && n_tokens > ctx->cfg.n_batch)
-        return trit_error(TRIT_ERR_INVALID_ARG, "trit_decode_argmax: %d tokens with logits_all exceed n_batch %lld",
-                          n_tokens, (long long)ctx->cfg.n_batch);
-    for (int32_t done = 0; done < n_tokens;) {
-        int32_t n = n_tokens - done;
-        if (n > ctx->cfg.n_batch) n = (int32_t)ctx->cfg.n_batch;
-        if (done + n < n_tokens || !ctx->ops->forward_argmax) {
-            TRIT_TRY(ctx->ops->forward(ctx->state, tokens + done, n, ctx->n_past, ctx->logits));
-        } else {
-            TRIT_TRY(ctx->ops->forward_argmax(ctx->state, tokens + done, n, ctx->n_past, token));
-            ctx->n_past += n;
-            return TRIT_OK;
-        }
-        ctx->n_past += n;
-        done += n;
-        if (done == n_tokens) { /* no forward_argmax: the host argmax of the last row */
-            const int64_t V = ctx->model->hp.n_vocab;
-            *token = trit_argmax(ctx->logits + (ctx->cfg.logits_all ? n - 1 : 0) * V, (int32_t)V);
-        }
+    if (ctx->ops->forward_argmax) {
+        const struct last_piece last = {.kind = LAST_ARGMAX, .token = token};
+        return decode_pieces(ctx, tokens, n_tokens, "trit_decode_argmax", &last);
     }
+    const struct last_piece last = {.kind = LAST_LOGITS}; /* no device argmax: the host's of the last row */
+    TRIT_TRY(decode_pieces(ctx, tokens, n_tokens, "trit_decode_argmax", &last));
+    *token = trit_argmax(last_row(ctx, n_tokens), (int32_t)ctx->model->hp.n_vocab);
     return TRIT_OK;
 }
 
@@ -228,38 +246,23 @@ enum trit_status trit_decode_sample(trit_context *ctx, const int32_t *tokens, in
                                     int32_t *token) {
     if (!ctx || !tokens || n_tokens <= 0 || !s || !token)
         return trit_error(TRIT_ERR_INVALID_ARG, "trit_decode_sample: no tokens or a NULL sampler or token");
-    const int64_t V = ctx->model->hp.n_vocab;
     const int32_t k = trit_sampler_top_k(s);
     const int32_t *pen_ids;
     float penalty;
     const int32_t n_pen = trit_sampler_penalty(s, &pen_ids, &penalty);
     /* the device selection takes a finite positive penalty; anything else samples the whole row */
     const bool pen_ok = n_pen == 0 || penalty == 1.0f || (penalty > 0.0f && penalty <= FLT_MAX);
-    if (!ctx->ops->forward_topk || k < 1 || k > TRIT_TOPK_MAX || k > V || !pen_ok) {
-        const float *logits;
-        TRIT_TRY(trit_decode(ctx, tokens, n_tokens, &logits));
-        *token = trit_sampler_sample(s, logits + (ctx->cfg.logits_all ? ((n_tokens - 1) % ctx->cfg.n_batch) : 0) * V);
+    if (!ctx->ops->forward_topk || k < 1 || k > TRIT_TOPK_MAX || k > ctx->model->hp.n_vocab || !pen_ok) {
+        const struct last_piece last = {.kind = LAST_LOGITS};
+        TRIT_TRY(decode_pieces(ctx, tokens, n_tokens, "trit_decode_sample", &last));
+        *token = trit_sampler_sample(s, last_row(ctx, n_tokens));
         return TRIT_OK;
     }
-    if (ctx->n_past + n_tokens > ctx->cfg.n_ctx)
-        return trit_error(TRIT_ERR_CONTEXT_FULL, "context full: %lld tokens in the cache + %d new > context length %lld",
-                          (long long)ctx->n_past, n_tokens, (long long)ctx->cfg.n_ctx);
-    if (ctx->cfg.logits_all && n_tokens > ctx->cfg.n_batch)
-        return trit_error(TRIT_ERR_INVALID_ARG, "trit_decode_sample: %d tokens with logits_all exceed n_batch %lld",
-                          n_tokens, (long long)ctx->cfg.n_batch);
     float vals[TRIT_TOPK_MAX];
     int32_t ids[TRIT_TOPK_MAX];
-    for (int32_t done = 0; done < n_tokens;) {
-        int32_t n = n_tokens - done;
-        if (n > ctx->cfg.n_batch) n = (int32_t)ctx->cfg.n_batch;
-        if (done + n < n_tokens) {
-            TRIT_TRY(ctx->ops->forward(ctx->state, tokens + done, n, ctx->n_past, ctx->logits));
-        } else {
-            TRIT_TRY(ctx->ops->forward_topk(ctx->state, tokens + done, n, ctx->n_past, k, pen_ids, n_pen, penalty, vals, ids));
-        }
-        ctx->n_past += n;
-        done += n;
-    }
+    const struct last_piece last = {.kind = LAST_TOPK, .k = k, .n_pen = n_pen, .pen_ids = pen_ids, .penalty = penalty,
+                                    .vals = vals, .ids = ids};
+    TRIT_TRY(decode_pieces(ctx, tokens, n_tokens, "trit_decode_sample", &last));
     *token = trit_sampler_sample_candidates(s, vals, ids, k);
     if (*token < 0) return trit_error(TRIT_ERR_INTERNAL, "trit_decode_sample: the candidates did not fit the sampler");
     return TRIT_OK;
