@@ -336,7 +336,11 @@ static void expect_bad(const char *header, size_t data_bytes, enum trit_status w
     free(data);
 }
 
+/* Header JSON: ENTRY("w", FIELDS("U8", "[4]", "[0,4]")) is "w":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}
+ * (each field given as its JSON text), and W("U8", "[4]", "[0,4]") is the header of that one tensor. */
 #define ENTRY(name, body) "\"" name "\":{" body "}"
+#define FIELDS(dtype, shape, offsets) "\"dtype\":\"" dtype "\",\"shape\":" shape ",\"data_offsets\":" offsets
+#define W(dtype, shape, offsets) "{" ENTRY("w", FIELDS(dtype, shape, offsets)) "}"
 
 Test(safetensors, malformed_json) {
     expect_bad("{\"a\": ", 0, TRIT_ERR_FORMAT, "invalid JSON");
@@ -354,10 +358,8 @@ Test(safetensors, malformed_json) {
 }
 
 Test(safetensors, malformed_entries) {
-    expect_bad("{" ENTRY("w", "\"dtype\":\"Q4_0\",\"shape\":[1],\"data_offsets\":[0,1]") "}", 1,
-               TRIT_ERR_UNSUPPORTED, "tensor 'w': unknown dtype \"Q4_0\"");
-    expect_bad("{" ENTRY("w", "\"dtype\":\"f32\",\"shape\":[1],\"data_offsets\":[0,4]") "}", 4,
-               TRIT_ERR_UNSUPPORTED, "unknown dtype");
+    expect_bad(W("Q4_0", "[1]", "[0,1]"), 1, TRIT_ERR_UNSUPPORTED, "tensor 'w': unknown dtype \"Q4_0\"");
+    expect_bad(W("f32", "[1]", "[0,4]"), 4, TRIT_ERR_UNSUPPORTED, "unknown dtype");
     expect_bad("{" ENTRY("w", "\"dtype\":4,\"shape\":[1],\"data_offsets\":[0,4]") "}", 4, TRIT_ERR_FORMAT,
                "field 'dtype' is a JSON number");
     expect_bad("{" ENTRY("w", "\"shape\":[1],\"data_offsets\":[0,4]") "}", 4, TRIT_ERR_FORMAT,
@@ -366,61 +368,41 @@ Test(safetensors, malformed_entries) {
                "missing field 'shape'");
     expect_bad("{" ENTRY("w", "\"dtype\":\"F32\",\"shape\":[1]") "}", 4, TRIT_ERR_FORMAT,
                "missing field 'data_offsets'");
-    expect_bad("{" ENTRY("w", "\"dtype\":\"F32\",\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,4]") "}", 4,
-               TRIT_ERR_FORMAT, "field 'dtype' appears 2 times");
+    expect_bad("{" ENTRY("w", "\"dtype\":\"F32\"," FIELDS("U8", "[1]", "[0,4]")) "}", 4, TRIT_ERR_FORMAT,
+               "field 'dtype' appears 2 times");
     /* shape entries */
-    expect_bad("{" ENTRY("w", "\"dtype\":\"U8\",\"shape\":[-1],\"data_offsets\":[0,1]") "}", 1, TRIT_ERR_FORMAT,
-               "tensor 'w': shape[0] is -1");
-    expect_bad("{" ENTRY("w", "\"dtype\":\"U8\",\"shape\":[1,2.5],\"data_offsets\":[0,1]") "}", 1,
-               TRIT_ERR_FORMAT, "shape[1] is 2.5");
-    expect_bad("{" ENTRY("w", "\"dtype\":\"U8\",\"shape\":[\"1\"],\"data_offsets\":[0,1]") "}", 1,
-               TRIT_ERR_FORMAT, "shape[0] is a JSON string");
-    expect_bad("{" ENTRY("w", "\"dtype\":\"U8\",\"shape\":[1e300],\"data_offsets\":[0,1]") "}", 1,
-               TRIT_ERR_FORMAT, "shape[0]");
-    expect_bad("{" ENTRY("w", "\"dtype\":\"U8\",\"shape\":5,\"data_offsets\":[0,1]") "}", 1, TRIT_ERR_FORMAT,
-               "field 'shape' is a JSON number");
-    expect_bad("{" ENTRY("w", "\"dtype\":\"U8\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,1]") "}", 1,
-               TRIT_ERR_UNSUPPORTED, "9 dimensions");
+    expect_bad(W("U8", "[-1]", "[0,1]"), 1, TRIT_ERR_FORMAT, "tensor 'w': shape[0] is -1");
+    expect_bad(W("U8", "[1,2.5]", "[0,1]"), 1, TRIT_ERR_FORMAT, "shape[1] is 2.5");
+    expect_bad(W("U8", "[\"1\"]", "[0,1]"), 1, TRIT_ERR_FORMAT, "shape[0] is a JSON string");
+    expect_bad(W("U8", "[1e300]", "[0,1]"), 1, TRIT_ERR_FORMAT, "shape[0]");
+    expect_bad(W("U8", "5", "[0,1]"), 1, TRIT_ERR_FORMAT, "field 'shape' is a JSON number");
+    expect_bad(W("U8", "[1,1,1,1,1,1,1,1,1]", "[0,1]"), 1, TRIT_ERR_UNSUPPORTED, "9 dimensions");
     /* 2^40 * 2^40 elements: the product overflows int64 before the byte size is compared. */
-    expect_bad("{" ENTRY("w", "\"dtype\":\"U8\",\"shape\":[1099511627776,1099511627776],\"data_offsets\":[0,1]") "}", 1,
-               TRIT_ERR_FORMAT, "element count overflows");
+    expect_bad(W("U8", "[1099511627776,1099511627776]", "[0,1]"), 1, TRIT_ERR_FORMAT, "element count overflows");
     /* 2^62 elements of 8 bytes: the count fits, the byte size does not. */
-    expect_bad("{" ENTRY("w", "\"dtype\":\"F64\",\"shape\":[4294967296,1073741824],\"data_offsets\":[0,8]") "}", 8,
-               TRIT_ERR_FORMAT, "byte size overflows");
+    expect_bad(W("F64", "[4294967296,1073741824]", "[0,8]"), 8, TRIT_ERR_FORMAT, "byte size overflows");
 }
 
 Test(safetensors, malformed_offsets) {
-    expect_bad("{" ENTRY("w", "\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0]") "}", 1, TRIT_ERR_FORMAT,
-               "tensor 'w': field 'data_offsets' must be an array of two");
-    expect_bad("{" ENTRY("w", "\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1,2]") "}", 2, TRIT_ERR_FORMAT,
-               "array of two");
-    expect_bad("{" ENTRY("w", "\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":{\"a\":0,\"b\":1}") "}", 1,
-               TRIT_ERR_FORMAT, "array of two");
-    expect_bad("{" ENTRY("w", "\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[-1,0]") "}", 1, TRIT_ERR_FORMAT,
-               "data_offsets[0] is not a non-negative integer");
-    expect_bad("{" ENTRY("w", "\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,\"1\"]") "}", 1, TRIT_ERR_FORMAT,
-               "data_offsets[1]");
-    expect_bad("{" ENTRY("w", "\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1e20]") "}", 1, TRIT_ERR_FORMAT,
-               "data_offsets[1]");
-    expect_bad("{" ENTRY("w", "\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[3,2]") "}", 4, TRIT_ERR_FORMAT,
-               "[3, 2] has begin > end");
-    expect_bad("{" ENTRY("w", "\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]") "}", 3, TRIT_ERR_FORMAT,
-               "past the end of the file");
-    expect_bad("{" ENTRY("w", "\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[9,9]") "}", 8, TRIT_ERR_FORMAT,
-               "past the end");
-    expect_bad("{" ENTRY("w", "\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]") "}", 8, TRIT_ERR_FORMAT,
+    expect_bad(W("U8", "[1]", "[0]"), 1, TRIT_ERR_FORMAT, "tensor 'w': field 'data_offsets' must be an array of two");
+    expect_bad(W("U8", "[1]", "[0,1,2]"), 2, TRIT_ERR_FORMAT, "array of two");
+    expect_bad(W("U8", "[1]", "{\"a\":0,\"b\":1}"), 1, TRIT_ERR_FORMAT, "array of two");
+    expect_bad(W("U8", "[1]", "[-1,0]"), 1, TRIT_ERR_FORMAT, "data_offsets[0] is not a non-negative integer");
+    expect_bad(W("U8", "[1]", "[0,\"1\"]"), 1, TRIT_ERR_FORMAT, "data_offsets[1]");
+    expect_bad(W("U8", "[1]", "[0,1e20]"), 1, TRIT_ERR_FORMAT, "data_offsets[1]");
+    expect_bad(W("U8", "[0]", "[3,2]"), 4, TRIT_ERR_FORMAT, "[3, 2] has begin > end");
+    expect_bad(W("U8", "[4]", "[0,4]"), 3, TRIT_ERR_FORMAT, "past the end of the file");
+    expect_bad(W("U8", "[0]", "[9,9]"), 8, TRIT_ERR_FORMAT, "past the end");
+    expect_bad(W("F32", "[2]", "[0,4]"), 8, TRIT_ERR_FORMAT,
                "2 elements of F32 need 8 bytes, but data_offsets [0, 4] hold 4");
-    expect_bad("{" ENTRY("a", "\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]") ","
-               ENTRY("b", "\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[3,7]") "}",
-               8, TRIT_ERR_FORMAT, "tensors 'a' (file bytes");
+    expect_bad("{" ENTRY("a", FIELDS("U8", "[4]", "[0,4]")) "," ENTRY("b", FIELDS("U8", "[4]", "[3,7]")) "}", 8,
+               TRIT_ERR_FORMAT, "tensors 'a' (file bytes");
     /* Overlap with a tensor that is not the previous one in data order: [0,8) contains [2,4) and [5,6). */
-    expect_bad("{" ENTRY("big", "\"dtype\":\"U8\",\"shape\":[8],\"data_offsets\":[0,8]") ","
-               ENTRY("x", "\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[2,4]") ","
-               ENTRY("y", "\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[5,6]") "}",
+    expect_bad("{" ENTRY("big", FIELDS("U8", "[8]", "[0,8]")) "," ENTRY("x", FIELDS("U8", "[2]", "[2,4]")) ","
+               ENTRY("y", FIELDS("U8", "[1]", "[5,6]")) "}",
                8, TRIT_ERR_FORMAT, "overlap");
-    expect_bad("{" ENTRY("w", "\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]") ","
-               ENTRY("w", "\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[1,2]") "}",
-               2, TRIT_ERR_FORMAT, "tensor 'w' appears twice");
+    expect_bad("{" ENTRY("w", FIELDS("U8", "[1]", "[0,1]")) "," ENTRY("w", FIELDS("U8", "[1]", "[1,2]")) "}", 2,
+               TRIT_ERR_FORMAT, "tensor 'w' appears twice");
 }
 
 Test(safetensors, header_length) {
