@@ -108,15 +108,11 @@ int cmd_chat(int argc, char **argv) {
     const char *system = NULL;
     int32_t n_predict = 256;
     for (int i = 1; i < argc;) {
-        int r = tool_opts_parse(&o, argc, argv, &i, "chat");
-        if (r == 0) r = tool_sampling_parse(&sp, argc, argv, &i, "chat");
-        if (r < 0) return 2;
-        if (r > 0) continue;
+        int r = tool_opts_parse(&o, &sp, argc, argv, &i, "chat", usage);
+        if (r == TOOL_OPT_TAKEN) continue;
+        if (r != TOOL_OPT_OWN) return r;
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--system")) {
+        if (!strcmp(a, "--system")) {
             if (!v) return tool_fail("chat", "%s needs text", a) + 1;
             system = v;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {

@@ -51,14 +51,11 @@ int cmd_logits(int argc, char **argv) {
     tool_opts_init(&o);
     const char *ids_arg = NULL, *out_path = NULL;
     for (int i = 1; i < argc;) {
-        int r = tool_opts_parse(&o, argc, argv, &i, "logits");
-        if (r < 0) return 2;
-        if (r > 0) continue;
+        int r = tool_opts_parse(&o, NULL, argc, argv, &i, "logits", usage);
+        if (r == TOOL_OPT_TAKEN) continue;
+        if (r != TOOL_OPT_OWN) return r;
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--ids")) {
+        if (!strcmp(a, "--ids")) {
             if (!v) return tool_fail("logits", "--ids needs a list") + 1;
             ids_arg = v;
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {

@@ -47,14 +47,11 @@ int cmd_perplexity(int argc, char **argv) {
     const char *file = NULL;
     int32_t max_chunks = -1;
     for (int i = 1; i < argc;) {
-        int r = tool_opts_parse(&o, argc, argv, &i, "perplexity");
-        if (r < 0) return 2;
-        if (r > 0) continue;
+        int r = tool_opts_parse(&o, NULL, argc, argv, &i, "perplexity", usage);
+        if (r == TOOL_OPT_TAKEN) continue;
+        if (r != TOOL_OPT_OWN) return r;
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
+        if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
             if (!v) return tool_fail("perplexity", "%s needs a path", a) + 1;
             file = v;
         } else if (!strcmp(a, "--chunks")) {

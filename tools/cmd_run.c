@@ -39,15 +39,11 @@ int cmd_run(int argc, char **argv) {
     int32_t n_predict = 128;
     bool add_bos = true, json = false;
     for (int i = 1; i < argc;) {
-        int r = tool_opts_parse(&o, argc, argv, &i, "run");
-        if (r == 0) r = tool_sampling_parse(&sp, argc, argv, &i, "run");
-        if (r < 0) return 2;
-        if (r > 0) continue;
+        int r = tool_opts_parse(&o, &sp, argc, argv, &i, "run", usage);
+        if (r == TOOL_OPT_TAKEN) continue;
+        if (r != TOOL_OPT_OWN) return r;
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
+        if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
             if (!v) return tool_fail("run", "%s needs text", a) + 1;
             prompt = v;
         } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {

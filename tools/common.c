@@ -80,7 +80,8 @@ const char *const tool_sampling_help =
     "  --repeat-penalty R   penalize the last 64 tokens; 1 = off (default 1.0)\n"
     "  --seed S             random seed (default 1)\n";
 
-int tool_sampling_parse(struct trit_sampler_params *sp, int argc, char **argv, int *i, const char *cmd) {
+/* The sampling options: 1 when argv[*i] is one (consumed), 0 when not, -1 on a bad value. */
+static int sampling_parse(struct trit_sampler_params *sp, int argc, char **argv, int *i, const char *cmd) {
     const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
     int r;
     if (!strcmp(a, "--temp")) r = tool_parse_f32(cmd, a, v, &sp->temperature);
@@ -104,7 +105,8 @@ int tool_sampling_check(const struct trit_sampler_params *sp, const char *cmd) {
     return -1;
 }
 
-int tool_opts_parse(struct tool_opts *o, int argc, char **argv, int *i, const char *cmd) {
+/* The common options, with sampling_parse's contract. */
+static int common_parse(struct tool_opts *o, int argc, char **argv, int *i, const char *cmd) {
     const char *a = argv[*i];
     const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
     if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
@@ -114,13 +116,12 @@ int tool_opts_parse(struct tool_opts *o, int argc, char **argv, int *i, const ch
         return 1;
     }
     int32_t *target = NULL;
-    int32_t lo = 1;
     if (!strcmp(a, "-t") || !strcmp(a, "--threads")) target = &o->threads;
     else if (!strcmp(a, "--tp")) target = &o->tp;
-    else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) target = &o->ctx, lo = 1;
+    else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) target = &o->ctx;
     else if (!strcmp(a, "-b") || !strcmp(a, "--batch")) target = &o->batch;
     if (target) {
-        if (tool_parse_i32(cmd, a, v, lo, 1 << 30, target) < 0) return -1;
+        if (tool_parse_i32(cmd, a, v, 1, 1 << 30, target) < 0) return -1;
         *i += 2;
         return 1;
     }
@@ -150,6 +151,17 @@ int tool_opts_parse(struct tool_opts *o, int argc, char **argv, int *i, const ch
         return 1;
     }
     return 0;
+}
+
+int tool_opts_parse(struct tool_opts *o, struct trit_sampler_params *sp, int argc, char **argv, int *i, const char *cmd,
+                    void (*usage)(FILE *out)) {
+    if (!strcmp(argv[*i], "-h") || !strcmp(argv[*i], "--help")) {
+        usage(stdout);
+        return 0;
+    }
+    int r = common_parse(o, argc, argv, i, cmd);
+    if (r == 0 && sp) r = sampling_parse(sp, argc, argv, i, cmd);
+    return r < 0 ? 2 : r > 0 ? TOOL_OPT_TAKEN : TOOL_OPT_OWN;
 }
 
 const char *tool_model_path(const struct tool_opts *o) {

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "tokenizer/tokenizer.h"
 #include "trit.h"
@@ -26,9 +27,13 @@ struct tool_opts {
     enum trit_tp_quant tp_quant; /* --tp-quant exact|grouped */
 };
 void tool_opts_init(struct tool_opts *o);
-/* If argv[*i] is a common option, consumes it (and its value), advances *i and returns 1;
- * returns 0 if it is not one, -1 (after printing why) if its value is bad. */
-int tool_opts_parse(struct tool_opts *o, int argc, char **argv, int *i, const char *cmd);
+/* One step of the option loop of a command that runs a model. When argv[*i] is a common option,
+ * a sampling option (given sp) or -h/--help, consumes it (and its value, advancing *i) and returns
+ * TOOL_OPT_TAKEN, or the code to exit with: 0 after -h/--help (usage(stdout) printed), 2 after a bad
+ * value (why printed). Returns TOOL_OPT_OWN, consuming nothing, for any other argument. */
+enum { TOOL_OPT_TAKEN = -1, TOOL_OPT_OWN = -2 };
+int tool_opts_parse(struct tool_opts *o, struct trit_sampler_params *sp, int argc, char **argv, int *i, const char *cmd,
+                    void (*usage)(FILE *out));
 /* The help lines of the common options. */
 extern const char *const tool_opts_help;
 
@@ -39,10 +44,9 @@ int tool_parse_f32(const char *cmd, const char *flag, const char *v, float *out)
 int tool_parse_u64(const char *cmd, const char *flag, const char *v, uint64_t *out);
 
 /* The sampling options of run and chat (--temp, --top-k, --top-p, --min-p, --repeat-penalty,
- * --seed), with tool_opts_parse's contract. tool_sampling_check checks them together (the ranges
- * of trit_sampler_init) and prints why not, returning -1, so that a bad value is a usage error
- * before the model loads. */
-int tool_sampling_parse(struct trit_sampler_params *sp, int argc, char **argv, int *i, const char *cmd);
+ * --seed), parsed by tool_opts_parse. tool_sampling_check checks them together (the ranges of
+ * trit_sampler_init) and prints why not, returning -1, so that a bad value is a usage error before
+ * the model loads. */
 int tool_sampling_check(const struct trit_sampler_params *sp, const char *cmd);
 /* Their help lines. */
 extern const char *const tool_sampling_help;
