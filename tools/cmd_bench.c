@@ -85,15 +85,13 @@ static int run_once(trit_context *ctx, int32_t n_vocab, bool prompt, int n, doub
 }
 
 int cmd_bench(int argc, char **argv) {
-    const char *model = NULL, *fmt = "md";
+    struct tool_opts o; /* model, device and tensor parallelism; threads, head and lengths per test */
+    tool_opts_init(&o);
+    const char *fmt = "md";
     int pp[16] = {512}, n_pp = 1, tg[16] = {128}, n_tg = 1, threads[16] = {0}, n_threads = 1;
     int32_t reps = 5;
     bool heads[2] = {false, false};
     int n_heads = 1;
-    enum trit_device device = TRIT_DEVICE_AUTO;
-    int32_t tp = 0;
-    bool tp_mpi = false;
-    enum trit_tp_quant tp_quant = TRIT_TP_QUANT_EXACT;
     for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -101,12 +99,12 @@ int cmd_bench(int argc, char **argv) {
             return 0;
         }
         if (!strcmp(a, "--tp-mpi")) { /* the one option without a value */
-            tp_mpi = true;
+            o.tp_mpi = true;
             i -= 1;
             continue;
         }
         if (!v) return tool_fail("bench", "%s needs a value", a) + 1;
-        if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
+        if (!strcmp(a, "-m") || !strcmp(a, "--model")) o.model = v;
         else if (!strcmp(a, "-p") || !strcmp(a, "--n-prompt")) {
             if ((n_pp = parse_list(v, pp, 16)) < 0) return tool_fail("bench", "bad -p list '%s' (at most 16 lengths)", v) + 1;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) {
@@ -121,16 +119,11 @@ int cmd_bench(int argc, char **argv) {
             else if (!strcmp(v, "f16,int8") || !strcmp(v, "both")) heads[0] = false, heads[1] = true, n_heads = 2;
             else return tool_fail("bench", "--head takes f16, int8 or f16,int8") + 1;
         } else if (!strcmp(a, "--device")) {
-            if (!strcmp(v, "cpu")) device = TRIT_DEVICE_CPU;
-            else if (!strcmp(v, "cuda")) device = TRIT_DEVICE_CUDA;
-            else if (!strcmp(v, "auto")) device = TRIT_DEVICE_AUTO;
-            else return tool_fail("bench", "--device takes cpu, cuda or auto") + 1;
+            if (tool_parse_device("bench", v, &o.device)) return 2;
         } else if (!strcmp(a, "--tp")) {
-            if (tool_parse_i32("bench", a, v, 1, 1 << 30, &tp)) return 2;
+            if (tool_parse_i32("bench", a, v, 1, 1 << 30, &o.tp)) return 2;
         } else if (!strcmp(a, "--tp-quant")) {
-            if (!strcmp(v, "exact")) tp_quant = TRIT_TP_QUANT_EXACT;
-            else if (!strcmp(v, "grouped")) tp_quant = TRIT_TP_QUANT_GROUPED;
-            else return tool_fail("bench", "--tp-quant takes exact or grouped") + 1;
+            if (tool_parse_tp_quant("bench", v, &o.tp_quant)) return 2;
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
             if (strcmp(v, "md") && strcmp(v, "json") && strcmp(v, "csv")) return tool_fail("bench", "-o takes md, json or csv") + 1;
             fmt = v;
@@ -139,9 +132,6 @@ int cmd_bench(int argc, char **argv) {
             return tool_fail("bench", "unknown option '%s'", a) + 1;
         }
     }
-    struct tool_opts o;
-    tool_opts_init(&o);
-    o.model = model;
     const char *path = tool_model_path(&o);
     trit_model *m = NULL;
     double t0 = tool_now_ms();
@@ -152,21 +142,16 @@ int cmd_bench(int argc, char **argv) {
     int max_len = 1;
     for (int i = 0; i < n_pp; i++) max_len = pp[i] > max_len ? pp[i] : max_len;
     for (int i = 0; i < n_tg; i++) max_len = tg[i] > max_len ? tg[i] : max_len;
+    o.ctx = o.batch = max_len;
 
     struct result res[256];
     int n_res = 0, rc = 0;
     char backend[64] = "", device_desc[160] = "";
     for (int ti = 0; ti < n_threads && rc == 0; ti++) {
         for (int hi = 0; hi < n_heads && rc == 0; hi++) {
-            struct trit_context_params cp = trit_context_default_params();
-            cp.n_ctx = max_len;
-            cp.n_batch = max_len;
-            cp.n_threads = threads[ti];
-            cp.device = device;
-            cp.head_int8 = heads[hi];
-            cp.tp_size = tp;
-            cp.tp_mpi = tp_mpi;
-            cp.tp_quant = tp_quant;
+            o.threads = threads[ti];
+            o.head_int8 = heads[hi];
+            struct trit_context_params cp = tool_context_params(&o, 0);
             trit_context *ctx = NULL;
             st = trit_context_init(m, &cp, &ctx);
             if (st != TRIT_OK) {

@@ -72,6 +72,21 @@ int tool_parse_u64(const char *cmd, const char *flag, const char *v, uint64_t *o
     return 0;
 }
 
+int tool_parse_device(const char *cmd, const char *v, enum trit_device *out) {
+    if (v && !strcmp(v, "cpu")) *out = TRIT_DEVICE_CPU;
+    else if (v && !strcmp(v, "cuda")) *out = TRIT_DEVICE_CUDA;
+    else if (v && !strcmp(v, "auto")) *out = TRIT_DEVICE_AUTO;
+    else return tool_fail(cmd, "--device takes cpu, cuda or auto"), -1;
+    return 0;
+}
+
+int tool_parse_tp_quant(const char *cmd, const char *v, enum trit_tp_quant *out) {
+    if (v && !strcmp(v, "exact")) *out = TRIT_TP_QUANT_EXACT;
+    else if (v && !strcmp(v, "grouped")) *out = TRIT_TP_QUANT_GROUPED;
+    else return tool_fail(cmd, "--tp-quant takes exact or grouped"), -1;
+    return 0;
+}
+
 const char *const tool_sampling_help =
     "  --temp T             temperature; 0 = greedy (default 0.8)\n"
     "  --top-k K            keep the K most likely tokens; 0 = off (default 40)\n"
@@ -126,10 +141,7 @@ static int common_parse(struct tool_opts *o, int argc, char **argv, int *i, cons
         return 1;
     }
     if (!strcmp(a, "--device")) {
-        if (v && !strcmp(v, "cpu")) o->device = TRIT_DEVICE_CPU;
-        else if (v && !strcmp(v, "cuda")) o->device = TRIT_DEVICE_CUDA;
-        else if (v && !strcmp(v, "auto")) o->device = TRIT_DEVICE_AUTO;
-        else return tool_fail(cmd, "--device takes cpu, cuda or auto"), -1;
+        if (tool_parse_device(cmd, v, &o->device) < 0) return -1;
         *i += 2;
         return 1;
     }
@@ -139,9 +151,7 @@ static int common_parse(struct tool_opts *o, int argc, char **argv, int *i, cons
         return 1;
     }
     if (!strcmp(a, "--tp-quant")) {
-        if (v && !strcmp(v, "exact")) o->tp_quant = TRIT_TP_QUANT_EXACT;
-        else if (v && !strcmp(v, "grouped")) o->tp_quant = TRIT_TP_QUANT_GROUPED;
-        else return tool_fail(cmd, "--tp-quant takes exact or grouped"), -1;
+        if (tool_parse_tp_quant(cmd, v, &o->tp_quant) < 0) return -1;
         *i += 2;
         return 1;
     }
@@ -229,6 +239,20 @@ static void progress_line(float fraction, void *user) {
     fflush(stderr);
 }
 
+struct trit_context_params tool_context_params(const struct tool_opts *o, unsigned flags) {
+    struct trit_context_params cp = trit_context_default_params();
+    cp.n_ctx = o->ctx;
+    cp.n_batch = o->batch;
+    cp.n_threads = o->threads;
+    cp.device = o->device;
+    cp.logits_all = (flags & TOOL_LOGITS_ALL) != 0;
+    cp.head_int8 = o->head_int8;
+    cp.tp_size = o->tp;
+    cp.tp_mpi = o->tp_mpi;
+    cp.tp_quant = o->tp_quant;
+    return cp;
+}
+
 int tool_session_open(struct tool_session *s, const struct tool_opts *o, unsigned flags, const char *cmd) {
     memset(s, 0, sizeof *s);
     const char *path = tool_model_path(o);
@@ -247,16 +271,7 @@ int tool_session_open(struct tool_session *s, const struct tool_opts *o, unsigne
         tool_session_close(s);
         return tool_fail_status(cmd, st, "tokenizer");
     }
-    struct trit_context_params cp = trit_context_default_params();
-    cp.n_ctx = o->ctx;
-    cp.n_batch = o->batch;
-    cp.n_threads = o->threads;
-    cp.device = o->device;
-    cp.logits_all = (flags & TOOL_LOGITS_ALL) != 0;
-    cp.head_int8 = o->head_int8;
-    cp.tp_size = o->tp;
-    cp.tp_mpi = o->tp_mpi;
-    cp.tp_quant = o->tp_quant;
+    struct trit_context_params cp = tool_context_params(o, flags);
     st = trit_context_init(s->model, &cp, &s->ctx);
     if (st != TRIT_OK) {
         tool_session_close(s);

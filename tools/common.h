@@ -42,6 +42,9 @@ extern const char *const tool_opts_help;
 int tool_parse_i32(const char *cmd, const char *flag, const char *v, int32_t lo, int32_t hi, int32_t *out);
 int tool_parse_f32(const char *cmd, const char *flag, const char *v, float *out);
 int tool_parse_u64(const char *cmd, const char *flag, const char *v, uint64_t *out);
+/* --device cpu|cuda|auto and --tp-quant exact|grouped, with the same contract. */
+int tool_parse_device(const char *cmd, const char *v, enum trit_device *out);
+int tool_parse_tp_quant(const char *cmd, const char *v, enum trit_tp_quant *out);
 
 /* The sampling options of run and chat (--temp, --top-k, --top-p, --min-p, --repeat-penalty,
  * --seed), parsed by tool_opts_parse. tool_sampling_check checks them together (the ranges of
@@ -65,6 +68,8 @@ enum {
     TOOL_LOGITS_ALL = 1u, /* keep logits of every token of a batch (perplexity, logits) */
     TOOL_NO_TOKENIZER = 2u, /* token ids only: the model may have no tokenizer (synthetic models) */
 };
+/* The context parameters that o asks for; flags as below (TOOL_LOGITS_ALL). */
+struct trit_context_params tool_context_params(const struct tool_opts *o, unsigned flags);
 /* Loads model, tokenizer (unless TOOL_NO_TOKENIZER) and context, printing a progress line on
  * stderr. Returns 0, or prints the error and returns 1. */
 int tool_session_open(struct tool_session *s, const struct tool_opts *o, unsigned flags, const char *cmd);
