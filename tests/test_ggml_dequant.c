@@ -806,20 +806,24 @@ static const struct trit_tensor_note *find_note(const struct trit_model *m, cons
     return NULL;
 }
 
-static void tmp_path(char *buf, size_t size, const char *tag) {
-    snprintf(buf, size, "/tmp/trit-ggml-dequant-%d-%s.gguf", (int)getpid(), tag);
+/* Writes the model to a file under /tmp named by `tag`, loads it into *m and removes the file.
+ * Returns the load's status; *m is the caller's to release when it is TRIT_OK. */
+static enum trit_status write_and_load(const char *tag, struct qtensor embd, struct qtensor out, uint64_t seed,
+                                       struct trit_model *m) {
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/trit-ggml-dequant-%d-%s.gguf", (int)getpid(), tag);
+    write_model(path, embd, out, seed);
+    enum trit_status st = trit_model_load_path(path, NULL, m);
+    unlink(path);
+    return st;
 }
 
 Test(gguf, q6_k_embedding_and_q8_0_output_load) {
     struct test_rng rng;
     test_rng_seed(&rng, 201);
     struct qtensor embd = make_q(GGML_TYPE_Q6_K, &rng), out = make_q(GGML_TYPE_Q8_0, &rng);
-    char path[256];
-    tmp_path(path, sizeof path, "q6k-q8");
-    write_model(path, embd, out, 7);
     struct trit_model m;
-    enum trit_status st = trit_model_load_path(path, NULL, &m);
-    unlink(path);
+    enum trit_status st = write_and_load("q6k-q8", embd, out, 7, &m);
     cr_assert_eq(st, TRIT_OK, "%s", trit_last_error());
     cr_assert_eq(m.hp.n_vocab, M_VOCAB);
     cr_assert(!m.hp.tied_embeddings);
@@ -843,12 +847,8 @@ Test(gguf, tied_q4_k_embedding_is_the_head) {
     test_rng_seed(&rng, 202);
     struct qtensor embd = make_q(GGML_TYPE_Q4_K, &rng);
     const struct qtensor none = {.type = UINT32_MAX};
-    char path[256];
-    tmp_path(path, sizeof path, "tied-q4k");
-    write_model(path, embd, none, 8);
     struct trit_model m;
-    enum trit_status st = trit_model_load_path(path, NULL, &m);
-    unlink(path);
+    enum trit_status st = write_and_load("tied-q4k", embd, none, 8, &m);
     cr_assert_eq(st, TRIT_OK, "%s", trit_last_error());
     cr_assert(m.hp.tied_embeddings);
     check_dense(&m.tok_embd, embd, "token_embd");
@@ -862,12 +862,8 @@ Test(gguf, every_supported_type_loads_as_output) {
         struct test_rng rng;
         test_rng_seed(&rng, 300 + (uint64_t)i);
         struct qtensor embd = make_q(GGML_TYPE_Q8_0, &rng), out = make_q(SUPPORTED[i], &rng);
-        char path[256];
-        tmp_path(path, sizeof path, gguf_type_name(SUPPORTED[i], false));
-        write_model(path, embd, out, 9);
         struct trit_model m;
-        enum trit_status st = trit_model_load_path(path, NULL, &m);
-        unlink(path);
+        enum trit_status st = write_and_load(gguf_type_name(SUPPORTED[i], false), embd, out, 9, &m);
         cr_assert_eq(st, TRIT_OK, "%s: %s", gguf_type_name(SUPPORTED[i], false), trit_last_error());
         check_dense(&m.output, out, gguf_type_name(SUPPORTED[i], false));
         trit_model_release(&m);
@@ -884,12 +880,8 @@ Test(gguf, unknown_type_is_refused_by_tensor_and_type) {
     struct qtensor embd = {.type = 20, .n_bytes = (uint64_t)M_VOCAB * (M_DIM / 32) * 18};
     embd.bytes = calloc(1, (size_t)embd.n_bytes);
     cr_assert_not_null(embd.bytes);
-    char path[256];
-    tmp_path(path, sizeof path, "iq4nl");
-    write_model(path, embd, out, 10);
     struct trit_model m;
-    enum trit_status st = trit_model_load_path(path, NULL, &m);
-    unlink(path);
+    enum trit_status st = write_and_load("iq4nl", embd, out, 10, &m);
     cr_assert_eq(st, TRIT_ERR_UNSUPPORTED);
     const char *msg = trit_last_error();
     cr_assert(strstr(msg, "'token_embd.weight'") && strstr(msg, "IQ4_NL"), "%s", msg);
@@ -902,12 +894,8 @@ Test(gguf, non_finite_scale_is_refused_by_tensor) {
     test_rng_seed(&rng, 204);
     struct qtensor embd = make_q(GGML_TYPE_Q6_K, &rng), out = make_q(GGML_TYPE_Q8_0, &rng);
     put_h(out.bytes + 5 * 34, 0x7c00u); /* block 5 of output.weight: d = +inf */
-    char path[256];
-    tmp_path(path, sizeof path, "inf");
-    write_model(path, embd, out, 11);
     struct trit_model m;
-    enum trit_status st = trit_model_load_path(path, NULL, &m);
-    unlink(path);
+    enum trit_status st = write_and_load("inf", embd, out, 11, &m);
     cr_assert_eq(st, TRIT_ERR_FORMAT);
     cr_assert(strstr(trit_last_error(), "'output.weight'"), "%s", trit_last_error());
     free(embd.bytes);
