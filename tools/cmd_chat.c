@@ -128,7 +128,7 @@ int cmd_chat(int argc, char **argv) {
     struct tool_session s;
     if (tool_session_open(&s, &o, 0, "chat")) return 1;
     int rc = 0;
-    char *tmpl = model_template(tool_model_path(&o));
+    char *tmpl = model_template(s.path);
     if (!tmpl) fprintf(stderr, "chat: the model has no chat template; using a plain \"role: content\" one\n");
     char *bos = token_text(s.tok, trit_tokenizer_bos(s.tok)), *eos = token_text(s.tok, trit_tokenizer_eos(s.tok));
     trit_sampler *sampler = NULL;

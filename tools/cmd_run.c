@@ -172,7 +172,6 @@ int cmd_run(int argc, char **argv) {
     double t_end = tool_now_ms();
 
     const double pp_ms = t_prompt1 - t_prompt0;
-    const double tg_ms = t_end - t_prompt1;
     /* n_gen tokens were sampled; n_gen - 1 of them were run through the model after the first. */
     const double tg_tps = n_gen > 1 ? (double)(n_gen - 1) / ((t_end - t_first) / 1e3) : 0.0;
     const double pp_tps = (double)ids.n / (pp_ms / 1e3);
@@ -182,7 +181,7 @@ int cmd_run(int argc, char **argv) {
                 "{\"model\":\"%s\",\"backend\":\"%s\",\"device\":\"%s\",\"load_ms\":%.1f,\"prompt_tokens\":%zu,"
                 "\"prompt_tps\":%.2f,\"gen_tokens\":%d,\"gen_tps\":%.2f,\"ttft_ms\":%.2f,\"peak_rss_mib\":%.1f,"
                 "\"backend_mib\":%.1f,\"stopped\":\"%s\"}\n",
-                tool_model_path(&o), trit_context_backend(s.ctx), trit_context_device_desc(s.ctx), s.load_ms, ids.n,
+                s.path, trit_context_backend(s.ctx), trit_context_device_desc(s.ctx), s.load_ms, ids.n,
                 pp_tps, n_gen, tg_tps, ttft, tool_peak_rss_mib(),
                 (double)trit_context_memory_bytes(s.ctx) / (1024.0 * 1024.0), stopped_eog ? "eog" : "length");
     } else {
@@ -191,7 +190,6 @@ int cmd_run(int argc, char **argv) {
                 "first token %.1f ms | peak memory %.0f MiB | %s\n",
                 s.load_ms, ids.n, pp_tps, n_gen, tg_tps, ttft, tool_peak_rss_mib(), trit_context_device_desc(s.ctx));
     }
-    (void)tg_ms;
 done:
     free(out);
     trit_sampler_free(sampler);

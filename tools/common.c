@@ -255,7 +255,7 @@ struct trit_context_params tool_context_params(const struct tool_opts *o, unsign
 
 int tool_session_open(struct tool_session *s, const struct tool_opts *o, unsigned flags, const char *cmd) {
     memset(s, 0, sizeof *s);
-    const char *path = tool_model_path(o);
+    const char *path = s->path = tool_model_path(o);
     double t0 = tool_now_ms();
     int last = -1;
     struct trit_model_params mp = trit_model_default_params();

@@ -58,6 +58,7 @@ extern const char *const tool_sampling_help;
 const char *tool_model_path(const struct tool_opts *o);
 
 struct tool_session {
+    const char *path; /* tool_model_path(o) */
     trit_model *model;
     struct trit_tokenizer *tok;
     trit_context *ctx;
