@@ -715,9 +715,9 @@ enum trit_status enqueue(cuda_state *st, int64_t m) {
             TRIT_TRY(trit_cuda_ffn_act_quant(st->acc, m, st->f, L->ws_gate, L->ws_up, (int)hp->act, L->ffn_sub_norm,
                                              eps, st->buf, st->q8, st->qsum, st->act_scale, s));
         } else {
-            // h (m, F_shard) into buf (its quantization here is discarded), then the global statistics
+            // h (m, F_shard) into buf, then the global statistics
             TRIT_TRY(trit_cuda_ffn_act_quant(st->acc, m, st->f, L->ws_gate, L->ws_up, (int)hp->act, NULL, eps, st->buf,
-                                             st->q8, st->qsum, st->act_scale, s));
+                                             NULL, NULL, st->act_scale, s));
             TRIT_TRY(tp_shard_quant(st, st->buf, m, st->f, hp->ffn_dim, L->ffn_sub_norm));
         }
         if (st->has_tp) TRIT_TRY(tp_row_parallel(st, &L->down, L->ws_down, m));

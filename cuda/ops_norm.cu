@@ -229,6 +229,7 @@ trit_ffn_act_kernel(const int32_t *__restrict__ acc, int ffn_dim, float g_scale,
             r.v[i][b] = v;
             sum_sq = __fadd_rn(sum_sq, __fmul_rn(v, v));
         }
+    if (!q) return; // h only (tensor parallelism's exact mode normalizes it over every rank)
     row_norm(r, ffn_dim, w, eps, sum_sq, sm);
     row_quant(r, ffn_dim, q + t * trit_tl_cols_pad(ffn_dim), qsum + t, act_scale + t, sm);
 }
@@ -325,7 +326,8 @@ extern "C" enum trit_status trit_cuda_ffn_act_quant(const int32_t *d_acc, int64_
     const char *op = "trit_cuda_ffn_act_quant";
     if (!d_acc || !d_h) return trit_error(TRIT_ERR_INVALID_ARG, "%s: NULL argument", op);
     TRIT_TRY(rows_check(op, m, ffn_dim));
-    TRIT_TRY(quant_out_check(op, d_q, d_qsum, d_act_scale));
+    if (d_q || d_sub_norm) TRIT_TRY(quant_out_check(op, d_q, d_qsum, d_act_scale));
+    else if (!d_act_scale) return trit_error(TRIT_ERR_INVALID_ARG, "%s: NULL act_scale", op);
     if (act != 0 && act != 1) return trit_error(TRIT_ERR_INVALID_ARG, "%s: unknown activation %d", op, act);
     return trit_ffn_act_cuda(d_acc, m, ffn_dim, gate, up, act, d_sub_norm, eps, d_h, d_q, d_qsum, d_act_scale,
                              (cudaStream_t)stream);

@@ -68,7 +68,8 @@ enum trit_status trit_cuda_residual_norm_out(float *d_x, int64_t m, int64_t dim,
 /* The gated FFN after gate|up: acc (m, 2F) holds gate in columns [0, F) and up in [F, 2F);
  * h = act(epilogue(gate)) * epilogue(up) (act 0 = relu^2, 1 = silu, enum trit_act), then
  * h = rmsnorm(h) * sub_norm when d_sub_norm, then h is quantized. d_h (m, F) fp32 receives h before
- * the norm (for tests). F <= TRIT_CUDA_ROW_MAX. */
+ * the norm (for tests). F <= TRIT_CUDA_ROW_MAX. With d_q NULL (and d_sub_norm, d_qsum NULL) only
+ * d_h is written: act_scale is still read, for the epilogue. */
 enum trit_status trit_cuda_ffn_act_quant(const int32_t *d_acc, int64_t m, int64_t ffn_dim,
                                          struct trit_cuda_wscale gate, struct trit_cuda_wscale up, int act,
                                          const float *d_sub_norm, float eps, float *d_h, int8_t *d_q,
