@@ -48,15 +48,8 @@ static char *model_template(const char *path) {
     }
     struct gguf_file g;
     if (gguf_open(path, &g) != TRIT_OK) return NULL;
-    char *t = NULL;
     const struct gguf_kv *kv = gguf_find_kv(&g, "tokenizer.chat_template");
-    if (kv && kv->type == GGUF_TYPE_STRING) {
-        t = malloc(kv->str.len + 1);
-        if (t) {
-            memcpy(t, kv->str.ptr, kv->str.len);
-            t[kv->str.len] = '\0';
-        }
-    }
+    char *t = kv && kv->type == GGUF_TYPE_STRING ? strndup(kv->str.ptr, kv->str.len) : NULL;
     gguf_close(&g);
     return t;
 }
@@ -64,12 +57,7 @@ static char *model_template(const char *path) {
 static char *token_text(const struct trit_tokenizer *tok, int32_t id) {
     size_t n = 0;
     const char *s = id >= 0 ? trit_tokenizer_token_text(tok, id, &n) : NULL;
-    char *out = malloc(n + 1);
-    if (out) {
-        if (s) memcpy(out, s, n);
-        out[s ? n : 0] = '\0';
-    }
-    return out;
+    return s ? strndup(s, n) : strdup("");
 }
 
 struct conv {

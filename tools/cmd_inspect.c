@@ -65,10 +65,8 @@ static cJSON *kv_value(const struct gguf_kv *kv) {
     case GGUF_TYPE_BOOL:
         return cJSON_CreateBool(kv->v.u64 != 0);
     case GGUF_TYPE_STRING: {
-        char *s = malloc(kv->str.len + 1);
+        char *s = strndup(kv->str.ptr, kv->str.len);
         if (!s) return cJSON_CreateNull();
-        memcpy(s, kv->str.ptr, kv->str.len);
-        s[kv->str.len] = '\0';
         cJSON *v = cJSON_CreateString(s);
         free(s);
         return v;
@@ -85,7 +83,6 @@ static cJSON *kv_value(const struct gguf_kv *kv) {
 
 static void gather_gguf_file(cJSON *r, const char *path, bool *has_tensors) {
     struct gguf_file f;
-    memset(&f, 0, sizeof f);
     enum trit_status st = gguf_open(path, &f);
     if (st != TRIT_OK) {
         cJSON_AddStringToObject(r, "fatal", trit_last_error());
@@ -260,7 +257,6 @@ static void gather_tokenizer(cJSON *r, const char *path, bool is_hf) {
         else snprintf(pre, sizeof pre, "a tokenizer.json pre_tokenizer with no GGUF name");
     } else {
         struct gguf_file f;
-        memset(&f, 0, sizeof f);
         if (gguf_open(path, &f) == TRIT_OK) {
             if (gguf_get_str(&f, "tokenizer.ggml.pre", pre, sizeof pre) != TRIT_OK) pre[0] = '\0';
             const struct gguf_kv *ct = gguf_find_kv(&f, "tokenizer.chat_template");
@@ -270,11 +266,6 @@ static void gather_tokenizer(cJSON *r, const char *path, bool is_hf) {
     }
     trit_error_clear();
     cJSON_AddStringToObject(t, "pre", pre);
-}
-
-static bool is_dir(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 /* ---- text rendering ------------------------------------------------------------------------- */
@@ -448,7 +439,7 @@ int cmd_inspect(int argc, char **argv) {
     cJSON *r = cJSON_CreateObject();
     if (!r) return tool_fail("inspect", "out of memory");
     cJSON_AddStringToObject(r, "path", path);
-    const bool hf = is_dir(path);
+    const bool hf = S_ISDIR(sb.st_mode);
     cJSON_AddStringToObject(r, "format", hf ? "hf" : "gguf");
     bool has_tensors = true;
     if (hf) gather_hf_folder(r, path);

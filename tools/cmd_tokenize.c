@@ -81,13 +81,11 @@ static enum trit_status encode(const struct tok_opts *o, const char *text, size_
 static void print_piece(const struct trit_tokenizer *tok, int32_t id) {
     size_t len;
     const char *p = trit_tokenizer_piece(tok, id, TRIT_DECODE_SPECIAL, &len);
-    char *copy = malloc(len + 1);
+    char *copy = strndup(p ? p : "", len); /* NULL (len 0) for an id out of range */
     if (!copy) {
         printf("%d\t?\n", id);
         return;
     }
-    memcpy(copy, p, len);
-    copy[len] = '\0';
     cJSON *s = cJSON_CreateString(copy);
     char *text = s ? cJSON_PrintUnformatted(s) : NULL;
     printf("%d\t%s\n", id, text ? text : "?");
