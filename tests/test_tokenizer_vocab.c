@@ -24,6 +24,9 @@
 
 /* ---- helpers ---------------------------------------------------------------------------------- */
 
+/* llama.cpp's Llama SentencePiece vocabulary, and the stem of its .inp/.out test pair. */
+#define LLAMA_SPM "tokenizers/llama-spm/ggml-vocab-llama-spm.gguf"
+
 static char *read_all(const char *path, size_t *len) {
     FILE *fp = fopen(path, "rb");
     cr_assert_not_null(fp, "cannot open %s", path);
@@ -106,10 +109,14 @@ static struct tcases read_jsonl(const char *name) {
     return cs;
 }
 
-/* llama.cpp's test pair: .inp holds the strings, each followed by "\n__ggml_vocab_test__\n"; .out has
- * one line of space-prefixed ids per string (empty for the empty string). */
-static struct tcases read_inp_out(const char *inp_name, const char *out_name) {
+/* llama.cpp's test pair <stem>.inp and <stem>.out: .inp holds the strings, each followed by
+ * "\n__ggml_vocab_test__\n"; .out has one line of space-prefixed ids per string (empty for the empty
+ * string). */
+static struct tcases read_inp_out(const char *stem) {
     static const char SEP[] = "\n__ggml_vocab_test__\n";
+    char inp_name[256], out_name[256];
+    snprintf(inp_name, sizeof inp_name, "%s.inp", stem);
+    snprintf(out_name, sizeof out_name, "%s.out", stem);
     size_t inp_len, out_len;
     char *inp = read_all(test_data_path(inp_name), &inp_len);
     char *out = read_all(test_data_path(out_name), &out_len);
@@ -147,12 +154,14 @@ static void print_ids(char *buf, size_t cap, const int32_t *ids, size_t n) {
     for (size_t i = 0; i < n && o + 16 < cap; i++) o += (size_t)snprintf(buf + o, cap - o, " %d", ids[i]);
 }
 
-/* Every case encodes to exactly its ids (no BOS, no special parsing) and decodes back to its text. */
-static void check_cases(const struct trit_tokenizer *tok, const struct tcases *cs, const char *what,
+/* There are n_cases cases (0: any number), and every one encodes to exactly its ids (no BOS, no
+ * special parsing) and decodes back to its text. Frees the cases. */
+static void check_cases(const struct trit_tokenizer *tok, struct tcases cs, size_t n_cases, const char *what,
                         unsigned decode_flags) {
+    if (n_cases) cr_assert_eq(cs.n, n_cases, "%s: %zu cases, expected %zu", what, cs.n, n_cases);
     size_t n_fail = 0;
-    for (size_t i = 0; i < cs->n; i++) {
-        const struct tcase *c = &cs->c[i];
+    for (size_t i = 0; i < cs.n; i++) {
+        const struct tcase *c = &cs.c[i];
         struct trit_tokens t = {0};
         cr_assert_eq(trit_tokenize(tok, c->text, c->len, 0, &t), TRIT_OK, "%s", trit_last_error());
         bool same = t.n == c->n_ids && (t.n == 0 || memcmp(t.ids, c->ids, t.n * sizeof *t.ids) == 0);
@@ -174,7 +183,8 @@ static void check_cases(const struct trit_tokenizer *tok, const struct tcases *c
         free(text);
         trit_tokens_free(&t);
     }
-    cr_assert_eq(n_fail, 0, "%s: %zu of %zu cases failed", what, n_fail, cs->n);
+    cr_assert_eq(n_fail, 0, "%s: %zu of %zu cases failed", what, n_fail, cs.n);
+    tcases_free(&cs);
 }
 
 /* ---- Llama 3 through tokenizer.json ----------------------------------------------------------- */
@@ -204,20 +214,13 @@ Test(tokenizer_llama3, loads_with_expected_shape) {
 
 Test(tokenizer_llama3, cases_jsonl) {
     struct trit_tokenizer *tok = load("tokenizers/llama3/tokenizer.json");
-    struct tcases cs = read_jsonl("tokenizers/llama3/cases.jsonl");
-    cr_assert_eq(cs.n, 135);
-    check_cases(tok, &cs, "llama3 cases.jsonl", 0);
-    tcases_free(&cs);
+    check_cases(tok, read_jsonl("tokenizers/llama3/cases.jsonl"), 135, "llama3 cases.jsonl", 0);
     trit_tokenizer_free(tok);
 }
 
 Test(tokenizer_llama3, llama_cpp_llama_bpe) {
     struct trit_tokenizer *tok = load("tokenizers/llama3");
-    struct tcases cs = read_inp_out("tokenizers/llama3/ggml-vocab-llama-bpe.gguf.inp",
-                                    "tokenizers/llama3/ggml-vocab-llama-bpe.gguf.out");
-    cr_assert_eq(cs.n, 46);
-    check_cases(tok, &cs, "llama-bpe .inp/.out", 0);
-    tcases_free(&cs);
+    check_cases(tok, read_inp_out("tokenizers/llama3/ggml-vocab-llama-bpe.gguf"), 46, "llama-bpe .inp/.out", 0);
     trit_tokenizer_free(tok);
 }
 
@@ -342,7 +345,7 @@ Test(tokenizer_llama3, streaming_holds_back_split_emoji) {
 /* ---- SentencePiece through GGUF --------------------------------------------------------------- */
 
 Test(tokenizer_spm, loads_with_expected_shape) {
-    struct trit_tokenizer *tok = load("tokenizers/llama-spm/ggml-vocab-llama-spm.gguf");
+    struct trit_tokenizer *tok = load(LLAMA_SPM);
     cr_assert_eq(trit_tokenizer_kind(tok), TRIT_TOKENIZER_SPM);
     cr_assert_eq(trit_tokenizer_n_vocab(tok), 32000);
     cr_assert_eq(trit_tokenizer_bos(tok), 1);
@@ -363,27 +366,21 @@ Test(tokenizer_spm, loads_with_expected_shape) {
 }
 
 Test(tokenizer_spm, cases_jsonl) {
-    struct trit_tokenizer *tok = load("tokenizers/llama-spm/ggml-vocab-llama-spm.gguf");
+    struct trit_tokenizer *tok = load(LLAMA_SPM);
     /* the ids carry no BOS: " " gives [259] "▁▁" (prefix + the space), "" would give [] */
-    struct tcases cs = read_jsonl("tokenizers/llama-spm/cases.jsonl");
-    cr_assert_eq(cs.n, 135);
-    check_cases(tok, &cs, "llama-spm cases.jsonl", TRIT_DECODE_STRIP_SPACE);
-    tcases_free(&cs);
+    check_cases(tok, read_jsonl("tokenizers/llama-spm/cases.jsonl"), 135, "llama-spm cases.jsonl",
+                TRIT_DECODE_STRIP_SPACE);
     trit_tokenizer_free(tok);
 }
 
 Test(tokenizer_spm, llama_cpp_llama_spm) {
-    struct trit_tokenizer *tok = load("tokenizers/llama-spm/ggml-vocab-llama-spm.gguf");
-    struct tcases cs = read_inp_out("tokenizers/llama-spm/ggml-vocab-llama-spm.gguf.inp",
-                                    "tokenizers/llama-spm/ggml-vocab-llama-spm.gguf.out");
-    cr_assert_eq(cs.n, 46);
-    check_cases(tok, &cs, "llama-spm .inp/.out", TRIT_DECODE_STRIP_SPACE);
-    tcases_free(&cs);
+    struct trit_tokenizer *tok = load(LLAMA_SPM);
+    check_cases(tok, read_inp_out(LLAMA_SPM), 46, "llama-spm .inp/.out", TRIT_DECODE_STRIP_SPACE);
     trit_tokenizer_free(tok);
 }
 
 Test(tokenizer_spm, bos_and_special_parsing) {
-    struct trit_tokenizer *tok = load("tokenizers/llama-spm/ggml-vocab-llama-spm.gguf");
+    struct trit_tokenizer *tok = load(LLAMA_SPM);
     struct trit_tokens t = {0};
     cr_assert_eq(trit_tokenize(tok, "Hello world", 11, TRIT_TOKENIZE_ADD_SPECIAL, &t), TRIT_OK);
     cr_assert(t.n == 3 && t.ids[0] == 1 && t.ids[1] == 15043 && t.ids[2] == 3186);
@@ -405,7 +402,7 @@ Test(tokenizer_spm, bos_and_special_parsing) {
 }
 
 Test(tokenizer_spm, streaming_holds_back_byte_tokens) {
-    struct trit_tokenizer *tok = load("tokenizers/llama-spm/ggml-vocab-llama-spm.gguf");
+    struct trit_tokenizer *tok = load(LLAMA_SPM);
     /* " this is 🦙.cpp": the llama is <0xF0><0x9F><0xA6><0x99> = 243 162 169 156 */
     static const int32_t ids[] = {29871, 445, 338, 29871, 243, 162, 169, 156, 29889, 8223};
     const size_t n = sizeof ids / sizeof ids[0];
@@ -529,7 +526,7 @@ static char *llama2_tokenizer_json(const struct trit_tokenizer *spm) {
 }
 
 Test(tokenizer_spm, llama2_tokenizer_json_by_merges) {
-    struct trit_tokenizer *spm = load("tokenizers/llama-spm/ggml-vocab-llama-spm.gguf");
+    struct trit_tokenizer *spm = load(LLAMA_SPM);
     char *json = llama2_tokenizer_json(spm);
     struct trit_tokenizer *tok = NULL;
     cr_assert_eq(trit_tokenizer_load_json_memory(json, strlen(json), NULL, 0, &tok), TRIT_OK, "%s", trit_last_error());
@@ -541,13 +538,9 @@ Test(tokenizer_spm, llama2_tokenizer_json_by_merges) {
     cr_assert_eq(trit_tokenizer_unk(tok), 0);
     cr_assert_eq(trit_tokenizer_token_type(tok, 13), TRIT_TOKEN_BYTE); /* <0x0A> */
 
-    struct tcases cs = read_jsonl("tokenizers/llama-spm/cases.jsonl");
-    check_cases(tok, &cs, "llama-spm cases.jsonl via tokenizer.json", TRIT_DECODE_STRIP_SPACE);
-    tcases_free(&cs);
-    cs = read_inp_out("tokenizers/llama-spm/ggml-vocab-llama-spm.gguf.inp",
-                      "tokenizers/llama-spm/ggml-vocab-llama-spm.gguf.out");
-    check_cases(tok, &cs, "llama-spm .inp/.out via tokenizer.json", TRIT_DECODE_STRIP_SPACE);
-    tcases_free(&cs);
+    check_cases(tok, read_jsonl("tokenizers/llama-spm/cases.jsonl"), 0, "llama-spm cases.jsonl via tokenizer.json",
+                TRIT_DECODE_STRIP_SPACE);
+    check_cases(tok, read_inp_out(LLAMA_SPM), 0, "llama-spm .inp/.out via tokenizer.json", TRIT_DECODE_STRIP_SPACE);
     trit_tokenizer_free(tok);
     trit_tokenizer_free(spm);
 }
@@ -560,9 +553,6 @@ Test(tokenizer_gpt2, llama_cpp_gpt_2) {
     cr_assert_eq(trit_tokenizer_n_vocab(tok), 50257);
     cr_assert_eq(trit_tokenizer_eos(tok), 50256);
     cr_assert_not(trit_tokenizer_add_bos(tok));
-    struct tcases cs = read_inp_out("tokenizers/gpt2/ggml-vocab-gpt-2.gguf.inp", "tokenizers/gpt2/ggml-vocab-gpt-2.gguf.out");
-    cr_assert_eq(cs.n, 46);
-    check_cases(tok, &cs, "gpt-2 .inp/.out", 0);
-    tcases_free(&cs);
+    check_cases(tok, read_inp_out("tokenizers/gpt2/ggml-vocab-gpt-2.gguf"), 46, "gpt-2 .inp/.out", 0);
     trit_tokenizer_free(tok);
 }
