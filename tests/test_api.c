@@ -34,6 +34,13 @@ static trit_context *make_ctx(trit_model *m, int32_t n_ctx, int32_t n_batch, boo
     return make_ctx_on(m, TRIT_DEVICE_CPU, n_ctx, n_batch, all);
 }
 
+/* n token ids drawn uniformly from the vocabulary, from a generator seeded with `seed`. */
+static void random_ids(int32_t *ids, int n, int32_t n_vocab, uint64_t seed) {
+    struct test_rng rng;
+    test_rng_seed(&rng, seed);
+    for (int i = 0; i < n; i++) ids[i] = (int32_t)test_rng_int(&rng, 0, n_vocab - 1);
+}
+
 Test(api, missing_file_is_a_clear_error) {
     trit_model *m = (trit_model *)1;
     cr_assert_eq(trit_model_load("/nonexistent/model.gguf", NULL, &m), TRIT_ERR_NOT_FOUND);
@@ -51,9 +58,7 @@ Test(api, batch_and_cache_paths_agree_bit_for_bit) {
     trit_model *m = load_fixture();
     const int32_t n_vocab = trit_model_n_vocab(m);
     int32_t ids[20];
-    struct test_rng rng;
-    test_rng_seed(&rng, 5);
-    for (int i = 0; i < 20; i++) ids[i] = (int32_t)test_rng_int(&rng, 0, n_vocab - 1);
+    random_ids(ids, 20, n_vocab, 5);
     float *ref = malloc((size_t)n_vocab * sizeof *ref);
     const float *logits;
 
@@ -170,9 +175,7 @@ Test(api, perplexity_matches_its_definition) {
     trit_model *m = load_fixture();
     const int32_t n_vocab = trit_model_n_vocab(m), n_ctx = 8, bos = 1;
     int32_t ids[20];
-    struct test_rng rng;
-    test_rng_seed(&rng, 11);
-    for (int i = 0; i < 20; i++) ids[i] = (int32_t)test_rng_int(&rng, 0, n_vocab - 1);
+    random_ids(ids, 20, n_vocab, 11);
     trit_context *ctx = make_ctx(m, n_ctx, n_ctx, true);
 
     double nll = 0.0;
@@ -224,9 +227,7 @@ Test(api, decode_argmax_matches_decode_logits) {
     trit_model *m = load_fixture();
     const int32_t n_vocab = trit_model_n_vocab(m);
     int32_t ids[6];
-    struct test_rng rng;
-    test_rng_seed(&rng, 9);
-    for (int i = 0; i < 6; i++) ids[i] = (int32_t)test_rng_int(&rng, 0, n_vocab - 1);
+    random_ids(ids, 6, n_vocab, 9);
     for (int all = 0; all < 2; all++) {
         trit_context *a = make_ctx(m, 32, all ? 8 : 4, all), *b = make_ctx(m, 32, all ? 8 : 4, all);
         const float *logits;
@@ -262,9 +263,7 @@ static void check_decode_sample(trit_model *m, enum trit_device device) {
     } cfgs[] = {{0.8f, 0.95f, 0.05f, 1.3f, 40}, {0.0f, 1.0f, 0.0f, 1.2f, 40}, {1.5f, 0.9f, 0.0f, 0.8f, 256},
                 {0.7f, 1.0f, 0.05f, 1.1f, 1},   {1.0f, 0.95f, 0.05f, 1.3f, 0}, {1.2f, 1.0f, 0.0f, 1.0f, 40}};
     int32_t prompt[6];
-    struct test_rng rng;
-    test_rng_seed(&rng, 10);
-    for (int i = 0; i < 6; i++) prompt[i] = (int32_t)test_rng_int(&rng, 0, n_vocab - 1);
+    random_ids(prompt, 6, n_vocab, 10);
     for (size_t ci = 0; ci < sizeof cfgs / sizeof cfgs[0]; ci++)
         for (int all = 0; all < 2; all++) {
             struct trit_sampler_params sp = trit_sampler_default_params();
