@@ -14,10 +14,14 @@
 #   trit_bench_tiny_json          `trit bench -m synthetic:tiny ... -o json`: exit 0, stdout is JSON
 #                                 with one entry per test and positive tokens/s
 #
+# ctest_tools.cmake declares its CLI checks with trit_bench_test too (it includes this file; the
+# guard below makes that one inclusion).
+#
 #   ctest --test-dir build -R '^(bench_|trit_bench_)' --output-on-failure
 #
 # Each test runs this file again as a `cmake -P` script (the branch just below): no shell or Python.
 #   CMD       the command, arguments joined by "^^";  ENVS  VAR=VALUE pairs joined by "^^"
+#   INPUT     a file for its stdin
 #   EXPECT_RC the exit status;  MATCH / NOMATCH  regexes that stdout + stderr must / must not match
 #   JSON_TESTS  stdout must be a JSON array whose "test" fields are exactly these (joined by "^^"),
 #               each with "avg_ts" > 0
@@ -31,7 +35,11 @@ if(CMAKE_SCRIPT_MODE_FILE)
     string(REPLACE "^^" ";" envs "${ENVS}")
     set(env_cmd ${CMAKE_COMMAND} -E env ${envs})
   endif()
-  execute_process(COMMAND ${env_cmd} ${cmd} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  set(input_args)
+  if(INPUT)
+    set(input_args INPUT_FILE "${INPUT}")
+  endif()
+  execute_process(COMMAND ${env_cmd} ${cmd} ${input_args} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   if(SKIP_NO_GPU AND "${out}${err}" MATCHES "bench_kernels: no CUDA device")
     if("$ENV{TRIT_REQUIRE_GPU}" STREQUAL "1")
       message(FATAL_ERROR "TRIT_REQUIRE_GPU=1 but bench_kernels found no GPU")
@@ -84,15 +92,16 @@ endif()
 
 # ---- declarations (configure time) ---------------------------------------------------------------
 
+include_guard(GLOBAL)
 set(TRIT_BENCH_SCRIPT ${CMAKE_CURRENT_LIST_FILE})
 
 # trit_bench_test(NAME EXPECT_RC <n> [MATCH <re>] [NOMATCH <re>] [JSON_TESTS <t>...] [ENV <V=x>...]
-#                 [LABELS <l>...] [SKIP_NO_GPU] COMMAND <args>...)
+#                 [INPUT <file>] [LABELS <l>...] [SKIP_NO_GPU] COMMAND <args>...)
 function(trit_bench_test name)
-  cmake_parse_arguments(T "SKIP_NO_GPU" "EXPECT_RC;MATCH;NOMATCH" "COMMAND;ENV;JSON_TESTS;LABELS" ${ARGN})
+  cmake_parse_arguments(T "SKIP_NO_GPU" "EXPECT_RC;MATCH;NOMATCH;INPUT" "COMMAND;ENV;JSON_TESTS;LABELS" ${ARGN})
   string(REPLACE ";" "^^" cmd "${T_COMMAND}")
   set(args -DCMD=${cmd} -DEXPECT_RC=${T_EXPECT_RC})
-  foreach(opt MATCH NOMATCH)
+  foreach(opt MATCH NOMATCH INPUT)
     if(DEFINED T_${opt})
       list(APPEND args "-D${opt}=${T_${opt}}")
     endif()

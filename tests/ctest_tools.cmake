@@ -1,9 +1,9 @@
 # ctest_tools.cmake: CLI tests of `trit tokenize`, `trit inspect` and `trit convert`.
 #
-# Included by tests/CMakeLists.txt, where it declares the tests; each test runs this same file again
-# as a `cmake -P` script (the branch just below), so no shell or Python is needed at test time.
-#   MODE=expect     run one command (CMD, arguments joined by "^^"; stdin from INPUT when set) and
-#                   check its exit code (EXPECT_RC) and that stdout + stderr match MATCH
+# Included by tests/CMakeLists.txt, where it declares the tests. A test of one command's exit code
+# and output (trit_tool_test) is run and checked by ctest_bench.cmake's script (trit_bench_test); the
+# round trips run this same file again as a `cmake -P` script (the branch just below), so no shell or
+# Python is needed at test time:
 #   MODE=roundtrip  make a tiny HF folder (make_tiny_model KIND), convert it, convert the result
 #                   again (must be byte-identical), inspect it, tokenize with both; with LLAMA3 (the
 #                   llama3 test vocabulary folder) also convert with --tokenizer LLAMA3 and check the
@@ -25,27 +25,7 @@ if(CMAKE_SCRIPT_MODE_FILE)
     endif()
   endmacro()
 
-  if(MODE STREQUAL "expect")
-    string(REPLACE "^^" ";" cmd "${CMD}")
-    set(input_args)
-    if(INPUT)
-      set(input_args INPUT_FILE "${INPUT}")
-    endif()
-    execute_process(COMMAND ${cmd} ${input_args} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-    string(LENGTH "${out}${err}" n)
-    if(n GREATER 4000)
-      string(SUBSTRING "${out}${err}" 0 4000 shown)
-    else()
-      set(shown "${out}${err}")
-    endif()
-    message("${shown}")
-    if(NOT "${rc}" STREQUAL "${EXPECT_RC}")
-      message(FATAL_ERROR "exit status ${rc}, expected ${EXPECT_RC}")
-    endif()
-    if(DEFINED MATCH AND NOT "${out}${err}" MATCHES "${MATCH}")
-      message(FATAL_ERROR "the output does not match /${MATCH}/")
-    endif()
-  elseif(MODE STREQUAL "roundtrip")
+  if(MODE STREQUAL "roundtrip")
     file(REMOVE_RECURSE "${WORK}")
     file(MAKE_DIRECTORY "${WORK}")
     run_step("${MAKE}" "${KIND}" "${WORK}/hf")
@@ -106,19 +86,11 @@ file(WRITE ${TRIT_TOOL_INPUTS}/two_lines.jsonl "{\"text\":\"Hello world\"}\n{\"t
 file(WRITE ${TRIT_TOOL_INPUTS}/bad_line3.jsonl "{\"text\":\"a\"}\n\n{\"text\": nope}\n")
 file(WRITE ${TRIT_TOOL_INPUTS}/wrong_ids.jsonl "{\"text\":\"Hello world\",\"ids\":[9906,1918]}\n")
 
-# trit_tool_test(NAME EXPECT_RC <n> [MATCH <regex>] [INPUT <file>] COMMAND <args>...)
+# trit_tool_test(NAME EXPECT_RC <n> [MATCH <regex>] [INPUT <file>] COMMAND <args>...): label unit,
+# exit status EXPECT_RC, stdout + stderr matching MATCH, stdin from INPUT; trit_bench_test's checks
+include(${CMAKE_CURRENT_LIST_DIR}/ctest_bench.cmake)
 function(trit_tool_test name)
-  cmake_parse_arguments(T "" "EXPECT_RC;MATCH;INPUT" "COMMAND" ${ARGN})
-  string(REPLACE ";" "^^" cmd "${T_COMMAND}")
-  set(args -DMODE=expect "-DCMD=${cmd}" -DEXPECT_RC=${T_EXPECT_RC})
-  if(DEFINED T_MATCH)
-    list(APPEND args "-DMATCH=${T_MATCH}")
-  endif()
-  if(T_INPUT)
-    list(APPEND args "-DINPUT=${T_INPUT}")
-  endif()
-  add_test(NAME ${name} COMMAND ${CMAKE_COMMAND} ${args} -P ${TRIT_TOOL_SCRIPT})
-  set_tests_properties(${name} PROPERTIES LABELS unit TIMEOUT 300)
+  trit_bench_test(${name} ${ARGN})
 endfunction()
 
 # tokenize: the expected ids of two vocabularies that nobody here wrote (no BOS, as in the files)
