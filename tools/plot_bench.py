@@ -117,6 +117,17 @@ def save(fig, path):
     print("wrote " + path)
 
 
+def finish_grid(fig, axes, n_used, title, path):
+    """Blanks the panels of a grid past the first n_used, titles the figure, leaves room for the
+    legend at the bottom and saves it."""
+    nc = len(axes[0])
+    for idx in range(n_used, len(axes) * nc):
+        axes[idx // nc][idx % nc].axis("off")
+    fig.suptitle(title, fontsize=12)
+    fig.tight_layout(rect=(0, 0.6 / fig.get_figheight(), 1, 0.97))
+    save(fig, path)
+
+
 # ---- GPU: bench_kernels --------------------------------------------------------------------------
 
 def read_gpu(path):
@@ -161,15 +172,31 @@ def plot_gpu(path, prefix, machine, date):
     all_ms = [r["m"] for r in rows]
     title_tail = "%s, %s" % (machine, date)
 
-    # speed-up over cuBLAS FP16
     nr, nc = grid_for(len(shapes))
-    fig, axes = plt.subplots(nr, nc, figsize=(4.2 * nc, 3.3 * nr), squeeze=False)
-    handles = OrderedDict()
-    for idx, ((model, layer, n, k), rs) in enumerate(shapes.items()):
-        ax = axes[idx // nc][idx % nc]
-        by = defaultdict(dict)
-        for r in rs:
-            by[r["variant"]][r["m"]] = r
+
+    def figure(draw, ylabel, title, name):
+        """One panel per shape, which draw(ax, model, n, k, rs, by, handles) fills (by: variant -> m -> row);
+        the axes, the legend of `handles` and the title are the same on both figures."""
+        fig, axes = plt.subplots(nr, nc, figsize=(4.2 * nc, 3.3 * nr), squeeze=False)
+        handles = OrderedDict()
+        for idx, ((model, layer, n, k), rs) in enumerate(shapes.items()):
+            ax = axes[idx // nc][idx % nc]
+            by = defaultdict(dict)
+            for r in rs:
+                by[r["variant"]][r["m"]] = r
+            draw(ax, model, n, k, rs, by, handles)
+            log2_axis(ax, all_ms)
+            ax.set_ylim(bottom=0)
+            ax.set_title("%s %s  %dx%d" % (model, layer, n, k), fontsize=10)
+            ax.set_xlabel("m (tokens)")
+            ax.set_ylabel(ylabel)
+            ax.grid(True, alpha=0.3)
+        fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=min(6, len(handles)),
+                   bbox_to_anchor=(0.5, 0.0))
+        finish_grid(fig, axes, len(shapes), title + "\n" + title_tail, prefix + name)
+
+    def speedup(ax, model, n, k, rs, by, handles):
+        """Speed-up over cuBLAS FP16 per ternary variant, cuBLAS BF16 dashed, the targets as crosses."""
         for vi, v in enumerate(ternary):
             pts = sorted((m, r["speedup_vs_cublas_fp16"]) for m, r in by[v].items() if r["speedup_vs_cublas_fp16"] > 0)
             if pts:
@@ -191,29 +218,9 @@ def plot_gpu(path, prefix, machine, date):
             (h,) = ax.plot(tx, ty, "x", color="red", ms=7, mew=2)
             handles.setdefault("target (gpu_kernels.md §7)", h)
         ax.axhline(1.0, color="black", lw=0.8)
-        log2_axis(ax, all_ms)
-        ax.set_ylim(bottom=0)
-        ax.set_title("%s %s  %dx%d" % (model, layer, n, k), fontsize=10)
-        ax.set_xlabel("m (tokens)")
-        ax.set_ylabel("speed-up over cuBLAS FP16")
-        ax.grid(True, alpha=0.3)
-    for idx in range(len(shapes), nr * nc):
-        axes[idx // nc][idx % nc].axis("off")
-    fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=min(6, len(handles)),
-               bbox_to_anchor=(0.5, 0.0))
-    fig.suptitle("Ternary kernels: speed-up over cublasGemmEx FP16 (median time, L2 defeated by rotation)\n"
-                 + title_tail, fontsize=12)
-    fig.tight_layout(rect=(0, 0.6 / fig.get_figheight(), 1, 0.97))
-    save(fig, prefix + "-gpu-speedup.png")
 
-    # GB/s against the copy ceiling
-    fig, axes = plt.subplots(nr, nc, figsize=(4.2 * nc, 3.3 * nr), squeeze=False)
-    handles = OrderedDict()
-    for idx, ((model, layer, n, k), rs) in enumerate(shapes.items()):
-        ax = axes[idx // nc][idx % nc]
-        by = defaultdict(dict)
-        for r in rs:
-            by[r["variant"]][r["m"]] = r
+    def bandwidth(ax, model, n, k, rs, by, handles):
+        """GB/s per variant (cuBLAS FP16 dashed) against the copy ceiling."""
         for vi, v in enumerate(ternary + ["cublas_fp16"]):
             pts = sorted((m, r["gbps"]) for m, r in by[v].items() if r["median_us"] > 0)
             if pts:
@@ -228,20 +235,13 @@ def plot_gpu(path, prefix, machine, date):
             if over:
                 (h,) = ax.plot([p[0] for p in over], [p[1] for p in over], "o", mfc="none", mec="red", ms=9, mew=1.5)
                 handles.setdefault("above the copy bandwidth: check", h)
-        log2_axis(ax, all_ms)
-        ax.set_ylim(bottom=0)
-        ax.set_title("%s %s  %dx%d" % (model, layer, n, k), fontsize=10)
-        ax.set_xlabel("m (tokens)")
-        ax.set_ylabel("GB/s (weights + act. + out)")
-        ax.grid(True, alpha=0.3)
-    for idx in range(len(shapes), nr * nc):
-        axes[idx // nc][idx % nc].axis("off")
-    fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=min(6, len(handles)),
-               bbox_to_anchor=(0.5, 0.0))
-    fig.suptitle("Achieved bandwidth against the device-to-device copy bandwidth measured in the same run\n"
-                 + title_tail, fontsize=12)
-    fig.tight_layout(rect=(0, 0.6 / fig.get_figheight(), 1, 0.97))
-    save(fig, prefix + "-gpu-gbps.png")
+
+    figure(speedup, "speed-up over cuBLAS FP16",
+           "Ternary kernels: speed-up over cublasGemmEx FP16 (median time, L2 defeated by rotation)",
+           "-gpu-speedup.png")
+    figure(bandwidth, "GB/s (weights + act. + out)",
+           "Achieved bandwidth against the device-to-device copy bandwidth measured in the same run",
+           "-gpu-gbps.png")
 
 
 # ---- CPU: bench_cpu_gemm -------------------------------------------------------------------------
@@ -329,16 +329,12 @@ def plot_cpu(path, prefix, machine, date):
             ax.set_title("%s  (N %d, K %d)" % (name, rs[0]["n"], rs[0]["k"]), fontsize=10)
             ax.set_xlabel("m (tokens)")
             ax.grid(True, alpha=0.3, which="both" if what == "gops" else "major")
-        for idx in range(len(shapes), nr * nc):
-            axes[idx // nc][idx % nc].axis("off")
         legend(fig, True if what == "gbps" else None)
         if what == "gbps":
             head = "CPU ternary GEMM: weight bytes read per second against the streaming-read bandwidth"
         else:
             head = "CPU ternary GEMM: operations per second (ref = scalar reference, 1 thread)"
-        fig.suptitle(head + "\n" + title_tail, fontsize=12)
-        fig.tight_layout(rect=(0, 0.6 / fig.get_figheight(), 1, 0.97))
-        save(fig, prefix + "-cpu-%s.png" % what)
+        finish_grid(fig, axes, len(shapes), head + "\n" + title_tail, prefix + "-cpu-%s.png" % what)
 
 
 # ---- end to end: trit bench ----------------------------------------------------------------------
