@@ -334,33 +334,25 @@ static void emulate_gemm(struct problem *p, int split) {
 static const int64_t EMU_SHAPES[][2] = {{1, 1}, {7, 33}, {16, 128}, {17, 129}, {45, 300}, {33, 1000}, {20, 2560}};
 #define N_EMU_SHAPES (sizeof EMU_SHAPES / sizeof EMU_SHAPES[0])
 
-Test(cuda_decode, gemv_dp4a_emulation_matches_reference) {
+/* emulate_gemv (add_only 0: dp4a, 1: add-only) against trit_gemm_ref on every EMU_SHAPES shape
+ * for m = 1, 2, 3 and 8, a fresh problem each from the rng seeded with `seed`. */
+static void check_gemv_emulation(uint64_t seed, int add_only, const char *what) {
     struct test_rng rng;
-    test_rng_seed(&rng, 0xd4au);
+    test_rng_seed(&rng, seed);
     const int64_t ms[] = {1, 2, 3, 8};
     for (size_t s = 0; s < N_EMU_SHAPES; s++)
         for (size_t mi = 0; mi < 4; mi++) {
             struct problem p;
             problem_init(&p, &rng, EMU_SHAPES[s][0], EMU_SHAPES[s][1], ms[mi]);
-            emulate_gemv(&p, 0);
-            check(&p, "gemv dp4a");
+            emulate_gemv(&p, add_only);
+            check(&p, what);
             problem_free(&p);
         }
 }
 
-Test(cuda_decode, gemv_add_emulation_matches_reference) {
-    struct test_rng rng;
-    test_rng_seed(&rng, 0xaddu);
-    const int64_t ms[] = {1, 2, 3, 8};
-    for (size_t s = 0; s < N_EMU_SHAPES; s++)
-        for (size_t mi = 0; mi < 4; mi++) {
-            struct problem p;
-            problem_init(&p, &rng, EMU_SHAPES[s][0], EMU_SHAPES[s][1], ms[mi]);
-            emulate_gemv(&p, 1);
-            check(&p, "gemv add");
-            problem_free(&p);
-        }
-}
+Test(cuda_decode, gemv_dp4a_emulation_matches_reference) { check_gemv_emulation(0xd4au, 0, "gemv dp4a"); }
+
+Test(cuda_decode, gemv_add_emulation_matches_reference) { check_gemv_emulation(0xaddu, 1, "gemv add"); }
 
 Test(cuda_decode, gemm_mma_emulation_matches_reference) {
     struct test_rng rng;
