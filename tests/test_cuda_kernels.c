@@ -49,16 +49,23 @@ struct prob {
     void *d_out;     /* (m, n) int32 or fp32 */
 };
 
+/* W (n, k) on the host: random codes, a scale uniform in [scale_lo, scale_hi) and the given kind;
+ * uploaded to dw. */
+static void random_weights(struct test_rng *rng, int64_t n, int64_t k, float scale_lo, float scale_hi,
+                           enum trit_scale_kind kind, struct trit_ternary *w, struct trit_cuda_ternary *dw) {
+    cr_assert_eq(trit_ternary_init(w, n, k), TRIT_OK);
+    for (int64_t r = 0; r < n; r++)
+        for (int64_t c = 0; c < k; c++) trit_ternary_set(w, r, c, (int)test_rng_int(rng, -1, 1));
+    w->scale = test_rng_uniform(rng, scale_lo, scale_hi);
+    w->scale_kind = kind;
+    CUDA_OK(trit_cuda_ternary_upload(w, dw));
+}
+
 static void prob_init(struct prob *p, struct test_rng *rng, int64_t n, int64_t k, int64_t m,
                       enum trit_scale_kind kind) {
     memset(p, 0, sizeof *p);
     p->n = n, p->k = k, p->m = m, p->k_pad = trit_cuda_act_stride(k);
-    cr_assert_eq(trit_ternary_init(&p->w, n, k), TRIT_OK);
-    for (int64_t r = 0; r < n; r++)
-        for (int64_t c = 0; c < k; c++) trit_ternary_set(&p->w, r, c, (int)test_rng_int(rng, -1, 1));
-    p->w.scale = test_rng_uniform(rng, 0.01f, 3.0f);
-    p->w.scale_kind = kind;
-    CUDA_OK(trit_cuda_ternary_upload(&p->w, &p->dw));
+    random_weights(rng, n, k, 0.01f, 3.0f, kind, &p->w, &p->dw);
 
     p->q = malloc((size_t)(m * k));
     p->qsum = calloc((size_t)m, sizeof *p->qsum);
@@ -122,6 +129,37 @@ static void check_f32(const struct prob *p, const char *what) {
     free(got), free(want);
 }
 
+/* The matmul kernels under test, each launched on a prob's device buffers. */
+enum kernel { GEMV_DP4A_I32, GEMV_ADD_I32, GEMV_DP4A_F32, GEMM_MMA_I32, GEMM_MMA_F32 };
+
+/* Poisons the output, launches the kernel (split: GEMM_MMA_I32's split-K, 0 = auto; unused by the
+ * others) and checks every output: int32 against the reference, fp32 through trit_epilogue_ref. */
+static void run_kernel(const struct prob *p, enum kernel kern, int split, const char *what) {
+    poison_out(p);
+    switch (kern) {
+    case GEMV_DP4A_I32: CUDA_OK(trit_cuda_gemv_dp4a_i32(&p->dw, p->d_q, p->d_qsum, p->m, p->d_out, NULL)); break;
+    case GEMV_ADD_I32: CUDA_OK(trit_cuda_gemv_add_i32(&p->dw, p->d_q, p->m, p->d_out, NULL)); break;
+    case GEMV_DP4A_F32:
+        CUDA_OK(trit_cuda_gemv_dp4a_f32(&p->dw, p->d_q, p->d_qsum, p->d_scale, p->m, p->d_out, NULL));
+        break;
+    case GEMM_MMA_I32: CUDA_OK(trit_cuda_gemm_mma_i32(&p->dw, p->d_q, p->d_qsum, p->m, split, p->d_out, NULL)); break;
+    case GEMM_MMA_F32:
+        CUDA_OK(trit_cuda_gemm_mma_f32(&p->dw, p->d_q, p->d_qsum, p->d_scale, p->m, p->d_out, NULL));
+        break;
+    }
+    if (kern == GEMV_DP4A_F32 || kern == GEMM_MMA_F32) check_f32(p, what);
+    else check_i32(p, what);
+}
+
+/* One fresh problem (n, k, m, kind) from rng, the kernel once against its reference. */
+static void check_kernel(struct test_rng *rng, int64_t n, int64_t k, int64_t m, enum trit_scale_kind kind,
+                         enum kernel kern, const char *what) {
+    struct prob p;
+    prob_init(&p, rng, n, k, m, kind);
+    run_kernel(&p, kern, 0, what);
+    prob_free(&p);
+}
+
 /* (n, k): tails on both sides, one-element and one-column cases, and the 2B-4T shapes. */
 static const int64_t SHAPES[][2] = {{1, 1},   {1, 200}, {17, 129},  {33, 300},    {45, 1000},
                                     {100, 127}, {640, 2560}, {2560, 6912}, {6912, 2560}, {3840, 2560}};
@@ -137,12 +175,7 @@ Test(cuda_kernels, gemv_dp4a_i32) {
     for (size_t s = 0; s < N_SHAPES; s++)
         for (size_t mi = 0; mi < 4; mi++) {
             if (!affordable(SHAPES[s][0], SHAPES[s][1], ms[mi])) continue;
-            struct prob p;
-            prob_init(&p, &rng, SHAPES[s][0], SHAPES[s][1], ms[mi], TRIT_SCALE_MUL);
-            poison_out(&p);
-            CUDA_OK(trit_cuda_gemv_dp4a_i32(&p.dw, p.d_q, p.d_qsum, p.m, p.d_out, NULL));
-            check_i32(&p, "gemv dp4a");
-            prob_free(&p);
+            check_kernel(&rng, SHAPES[s][0], SHAPES[s][1], ms[mi], TRIT_SCALE_MUL, GEMV_DP4A_I32, "gemv dp4a");
         }
 }
 
@@ -153,12 +186,7 @@ Test(cuda_kernels, gemv_add_i32) {
     for (size_t s = 0; s < N_SHAPES; s++)
         for (int64_t m = 1; m <= TRIT_CUDA_GEMV_MAX_M; m++) {
             if (!affordable(SHAPES[s][0], SHAPES[s][1], m) || (SHAPES[s][0] > 1000 && m % 3 != 1)) continue;
-            struct prob p;
-            prob_init(&p, &rng, SHAPES[s][0], SHAPES[s][1], m, TRIT_SCALE_MUL);
-            poison_out(&p);
-            CUDA_OK(trit_cuda_gemv_add_i32(&p.dw, p.d_q, p.m, p.d_out, NULL));
-            check_i32(&p, "gemv add");
-            prob_free(&p);
+            check_kernel(&rng, SHAPES[s][0], SHAPES[s][1], m, TRIT_SCALE_MUL, GEMV_ADD_I32, "gemv add");
         }
 }
 
@@ -170,12 +198,8 @@ Test(cuda_kernels, gemv_dp4a_f32_both_scale_kinds) {
         for (size_t s = 0; s < N_SHAPES; s++)
             for (int64_t m = 1; m <= TRIT_CUDA_GEMV_MAX_M; m += 3) {
                 if (!affordable(SHAPES[s][0], SHAPES[s][1], m)) continue;
-                struct prob p;
-                prob_init(&p, &rng, SHAPES[s][0], SHAPES[s][1], m, (enum trit_scale_kind)kind);
-                poison_out(&p);
-                CUDA_OK(trit_cuda_gemv_dp4a_f32(&p.dw, p.d_q, p.d_qsum, p.d_scale, p.m, p.d_out, NULL));
-                check_f32(&p, "gemv dp4a f32");
-                prob_free(&p);
+                check_kernel(&rng, SHAPES[s][0], SHAPES[s][1], m, (enum trit_scale_kind)kind, GEMV_DP4A_F32,
+                             "gemv dp4a f32");
             }
 }
 
@@ -190,11 +214,9 @@ Test(cuda_kernels, gemm_mma_i32_any_m_and_splits) {
             struct prob p;
             prob_init(&p, &rng, SHAPES[s][0], SHAPES[s][1], ms[mi], TRIT_SCALE_MUL);
             const int splits[] = {0, 1, 3};
-            for (int si = 0; si < 3; si++) {
-                poison_out(&p);
-                CUDA_OK(trit_cuda_gemm_mma_i32(&p.dw, p.d_q, p.d_qsum, p.m, splits[si], p.d_out, NULL));
-                check_i32(&p, splits[si] == 0 ? "gemm auto split" : splits[si] == 1 ? "gemm split 1" : "gemm split 3");
-            }
+            for (int si = 0; si < 3; si++)
+                run_kernel(&p, GEMM_MMA_I32, splits[si],
+                           splits[si] == 0 ? "gemm auto split" : splits[si] == 1 ? "gemm split 1" : "gemm split 3");
             prob_free(&p);
         }
 }
@@ -208,13 +230,30 @@ Test(cuda_kernels, gemm_mma_f32_both_scale_kinds) {
         for (size_t s = 0; s < N_SHAPES; s++)
             for (size_t mi = 0; mi < 4; mi++) {
                 if (!affordable(SHAPES[s][0], SHAPES[s][1], ms[mi])) continue;
-                struct prob p;
-                prob_init(&p, &rng, SHAPES[s][0], SHAPES[s][1], ms[mi], (enum trit_scale_kind)kind);
-                poison_out(&p);
-                CUDA_OK(trit_cuda_gemm_mma_f32(&p.dw, p.d_q, p.d_qsum, p.d_scale, p.m, p.d_out, NULL));
-                check_f32(&p, "gemm f32");
-                prob_free(&p);
+                check_kernel(&rng, SHAPES[s][0], SHAPES[s][1], ms[mi], (enum trit_scale_kind)kind, GEMM_MMA_F32,
+                             "gemm f32");
             }
+}
+
+/* The activation quantizer's device buffers for x (m, k) fp32: x uploaded; q (m, k_pad) in the act
+ * layout, the per-token sums and the scales (m) allocated for trit_cuda_act_quantize to write. */
+struct act_bufs {
+    float *d_x, *d_s;
+    int8_t *d_q;
+    int32_t *d_sum;
+};
+
+static void act_bufs_init(struct act_bufs *b, const float *x, int64_t m, int64_t k) {
+    const int64_t k_pad = trit_cuda_act_stride(k);
+    CUDA_OK(trit_cuda_malloc((void **)&b->d_x, (size_t)(m * k) * sizeof *x));
+    CUDA_OK(trit_cuda_malloc((void **)&b->d_q, (size_t)(m * k_pad)));
+    CUDA_OK(trit_cuda_malloc((void **)&b->d_sum, (size_t)m * sizeof(int32_t)));
+    CUDA_OK(trit_cuda_malloc((void **)&b->d_s, (size_t)m * sizeof(float)));
+    CUDA_OK(trit_cuda_upload(b->d_x, x, (size_t)(m * k) * sizeof *x));
+}
+
+static void act_bufs_free(struct act_bufs *b) {
+    trit_cuda_free(b->d_x), trit_cuda_free(b->d_q), trit_cuda_free(b->d_sum), trit_cuda_free(b->d_s);
 }
 
 /* Device quantization = trit_quantize_rows_i8: q (through the act layout, padding zero), the
@@ -242,22 +281,16 @@ Test(cuda_kernels, act_quantize_matches_reference) {
         }
         trit_quantize_rows_i8(x, m, k, q_ref, s_ref);
 
-        float *d_x, *d_s;
-        int8_t *d_q;
-        int32_t *d_sum;
-        CUDA_OK(trit_cuda_malloc((void **)&d_x, (size_t)(m * k) * sizeof *x));
-        CUDA_OK(trit_cuda_malloc((void **)&d_q, (size_t)(m * k_pad)));
-        CUDA_OK(trit_cuda_malloc((void **)&d_sum, (size_t)m * sizeof(int32_t)));
-        CUDA_OK(trit_cuda_malloc((void **)&d_s, (size_t)m * sizeof(float)));
-        CUDA_OK(trit_cuda_upload(d_x, x, (size_t)(m * k) * sizeof *x));
-        CUDA_OK(trit_cuda_memset(d_q, POISON_BYTE, (size_t)(m * k_pad), NULL));
-        CUDA_OK(trit_cuda_memset(d_sum, POISON_BYTE, (size_t)m * sizeof(int32_t), NULL));
-        CUDA_OK(trit_cuda_memset(d_s, POISON_BYTE, (size_t)m * sizeof(float), NULL));
-        CUDA_OK(trit_cuda_act_quantize(d_x, m, k, d_q, d_sum, d_s, NULL));
+        struct act_bufs b;
+        act_bufs_init(&b, x, m, k);
+        CUDA_OK(trit_cuda_memset(b.d_q, POISON_BYTE, (size_t)(m * k_pad), NULL));
+        CUDA_OK(trit_cuda_memset(b.d_sum, POISON_BYTE, (size_t)m * sizeof(int32_t), NULL));
+        CUDA_OK(trit_cuda_memset(b.d_s, POISON_BYTE, (size_t)m * sizeof(float), NULL));
+        CUDA_OK(trit_cuda_act_quantize(b.d_x, m, k, b.d_q, b.d_sum, b.d_s, NULL));
         CUDA_OK(trit_cuda_stream_sync(NULL));
-        CUDA_OK(trit_cuda_download(q_got, d_q, (size_t)(m * k_pad)));
-        CUDA_OK(trit_cuda_download(sum_got, d_sum, (size_t)m * sizeof(int32_t)));
-        CUDA_OK(trit_cuda_download(s_got, d_s, (size_t)m * sizeof(float)));
+        CUDA_OK(trit_cuda_download(q_got, b.d_q, (size_t)(m * k_pad)));
+        CUDA_OK(trit_cuda_download(sum_got, b.d_sum, (size_t)m * sizeof(int32_t)));
+        CUDA_OK(trit_cuda_download(s_got, b.d_s, (size_t)m * sizeof(float)));
 
         trit_al_unpack(q_got, m, k, q_un);
         for (int64_t i = 0; i < m; i++) {
@@ -273,7 +306,7 @@ Test(cuda_kernels, act_quantize_matches_reference) {
             for (int64_t pos = 0; pos < k_pad; pos++)
                 if (trit_al_col(pos) >= k) cr_assert_eq(q_got[i * k_pad + pos], 0, "padding at %ld", (long)pos);
         }
-        trit_cuda_free(d_x), trit_cuda_free(d_q), trit_cuda_free(d_sum), trit_cuda_free(d_s);
+        act_bufs_free(&b);
         free(x), free(s_ref), free(s_got), free(q_ref), free(q_got), free(q_un), free(sum_got);
     }
 }
@@ -284,17 +317,12 @@ Test(cuda_kernels, quantize_then_matmul_end_to_end) {
     if (!test_require_gpu()) return;
     struct test_rng rng;
     test_rng_seed(&rng, 0x9e7u);
-    const int64_t n = 2560, k = 6912, k_pad = trit_cuda_act_stride(k);
+    const int64_t n = 2560, k = 6912;
     for (int kind = 0; kind < 2; kind++)
         for (int64_t m = 1; m <= 9; m += 8) {
             struct trit_ternary w = {0};
             struct trit_cuda_ternary dw = {0};
-            cr_assert_eq(trit_ternary_init(&w, n, k), TRIT_OK);
-            for (int64_t r = 0; r < n; r++)
-                for (int64_t c = 0; c < k; c++) trit_ternary_set(&w, r, c, (int)test_rng_int(&rng, -1, 1));
-            w.scale = test_rng_uniform(&rng, 0.5f, 2.0f);
-            w.scale_kind = (enum trit_scale_kind)kind;
-            CUDA_OK(trit_cuda_ternary_upload(&w, &dw));
+            random_weights(&rng, n, k, 0.5f, 2.0f, (enum trit_scale_kind)kind, &w, &dw);
             float *x = malloc((size_t)(m * k) * sizeof *x), *s = malloc((size_t)m * sizeof *s);
             float *want = malloc((size_t)(m * n) * sizeof *want), *got = malloc((size_t)(m * n) * sizeof *got);
             int8_t *q = malloc((size_t)(m * k));
@@ -304,27 +332,22 @@ Test(cuda_kernels, quantize_then_matmul_end_to_end) {
             trit_gemm_ref(&w, q, m, acc);
             trit_epilogue_ref(acc, m, n, s, w.scale, w.scale_kind, want);
 
-            float *d_x, *d_s, *d_y;
-            int8_t *d_q;
-            int32_t *d_sum;
-            CUDA_OK(trit_cuda_malloc((void **)&d_x, (size_t)(m * k) * sizeof *x));
-            CUDA_OK(trit_cuda_malloc((void **)&d_q, (size_t)(m * k_pad)));
-            CUDA_OK(trit_cuda_malloc((void **)&d_sum, (size_t)m * sizeof(int32_t)));
-            CUDA_OK(trit_cuda_malloc((void **)&d_s, (size_t)m * sizeof(float)));
+            struct act_bufs b;
+            float *d_y;
+            act_bufs_init(&b, x, m, k);
             CUDA_OK(trit_cuda_malloc((void **)&d_y, (size_t)(m * n) * sizeof(float)));
-            CUDA_OK(trit_cuda_upload(d_x, x, (size_t)(m * k) * sizeof *x));
-            CUDA_OK(trit_cuda_act_quantize(d_x, m, k, d_q, d_sum, d_s, NULL));
+            CUDA_OK(trit_cuda_act_quantize(b.d_x, m, k, b.d_q, b.d_sum, b.d_s, NULL));
             for (int path = 0; path < 2; path++) {
                 if (path == 0 && m > TRIT_CUDA_GEMV_MAX_M) continue;
                 CUDA_OK(trit_cuda_memset(d_y, POISON_BYTE, (size_t)(m * n) * sizeof(float), NULL));
-                if (path == 0) CUDA_OK(trit_cuda_gemv_dp4a_f32(&dw, d_q, d_sum, d_s, m, d_y, NULL));
-                else CUDA_OK(trit_cuda_gemm_mma_f32(&dw, d_q, d_sum, d_s, m, d_y, NULL));
+                if (path == 0) CUDA_OK(trit_cuda_gemv_dp4a_f32(&dw, b.d_q, b.d_sum, b.d_s, m, d_y, NULL));
+                else CUDA_OK(trit_cuda_gemm_mma_f32(&dw, b.d_q, b.d_sum, b.d_s, m, d_y, NULL));
                 CUDA_OK(trit_cuda_stream_sync(NULL));
                 CUDA_OK(trit_cuda_download(got, d_y, (size_t)(m * n) * sizeof(float)));
                 cr_assert(memcmp(got, want, (size_t)(m * n) * sizeof(float)) == 0, "%s m %ld kind %d differs",
                           path == 0 ? "gemv" : "gemm", (long)m, kind);
             }
-            trit_cuda_free(d_x), trit_cuda_free(d_q), trit_cuda_free(d_sum), trit_cuda_free(d_s), trit_cuda_free(d_y);
+            act_bufs_free(&b), trit_cuda_free(d_y);
             free(x), free(s), free(want), free(got), free(q), free(acc);
             trit_cuda_ternary_free(&dw);
             trit_ternary_free(&w);
