@@ -197,6 +197,52 @@ static struct trit_backend_config config(int64_t n_ctx, int64_t n_batch, bool lo
     return (struct trit_backend_config){.n_ctx = n_ctx, .n_batch = n_batch, .n_threads = 2, .logits_all = logits_all};
 }
 
+/* ---- two backend states on one model ------------------------------------------------------------------ */
+
+/* State a of backend ops_a and state b of ops_b (the CPU and CUDA, or CUDA twice), on one model and
+ * config, fed the same tokens. */
+struct twin {
+    const struct trit_backend_ops *ops_a, *ops_b;
+    void *a, *b;
+};
+
+static void twin_init(struct twin *t, const struct trit_backend_ops *ops_a, const struct trit_backend_ops *ops_b,
+                      const struct trit_model *m, const struct trit_backend_config *cfg) {
+    *t = (struct twin){.ops_a = ops_a, .ops_b = ops_b};
+    OK(ops_a->init(m, cfg, &t->a));
+    OK(ops_b->init(m, cfg, &t->b));
+}
+
+/* Both states run tok[0..n) at positions pos0..pos0+n-1: a's logits to la, b's to lb. */
+static void twin_forward(const struct twin *t, const int32_t *tok, int64_t n, int64_t pos0, float *la, float *lb) {
+    OK(t->ops_a->forward(t->a, tok, n, pos0, la));
+    OK(t->ops_b->forward(t->b, tok, n, pos0, lb));
+}
+
+static void twin_free(struct twin *t) {
+    t->ops_a->free(t->a);
+    t->ops_b->free(t->b);
+}
+
+/* The CPU (state a) against the CUDA backend (state b), both with cfg.logits_all: the prompt
+ * tok[0..n_prompt) in one batch, then tok[n_prompt..n) one token at a time, then compare_row on all
+ * n rows. expect_graphs: every single-token call after the first must replay the CUDA graph. */
+static struct cmp_stats prompt_then_steps_match(const struct twin *t, const int32_t *tok, int64_t n_prompt, int64_t n,
+                                                int64_t V, bool expect_graphs, const char *what) {
+    float *lc = malloc((size_t)(n * V) * sizeof *lc), *lg = malloc((size_t)(n * V) * sizeof *lg);
+    twin_forward(t, tok, n_prompt, 0, lc, lg);
+    for (int64_t i = n_prompt; i < n; i++) {
+        twin_forward(t, tok + i, 1, i, lc + i * V, lg + i * V);
+        if (expect_graphs)
+            cr_assert_eq(trit_cuda_backend_last_call_graphed(t->b), i > n_prompt, "step %ld: graph replay expected "
+                         "from the second single-token call", (long)i);
+    }
+    struct cmp_stats st = {0};
+    for (int64_t i = 0; i < n; i++) compare_row(lc + i * V, lg + i * V, V, what, i, &st);
+    free(lc), free(lg);
+    return st;
+}
+
 /* ---- end to end against the CPU backend -------------------------------------------------------------- */
 
 /* A prompt of 40 tokens with every row's logits (the GEMM path and the cuBLAS head), then 24
@@ -210,25 +256,12 @@ Test(cuda_backend, prefill_and_decode_loop_match_cpu) {
         int32_t tok[64];
         random_tokens(tok, n, V, 0x77 + si);
         const struct trit_backend_config cfg = config(128, 64, true);
-        void *cpu = NULL, *gpu = NULL;
-        OK(trit_cpu_backend.init(&m, &cfg, &cpu));
-        OK(trit_cuda_backend.init(&m, &cfg, &gpu));
-        float *lc = malloc((size_t)(n * V) * sizeof *lc), *lg = malloc((size_t)(n * V) * sizeof *lg);
-        OK(trit_cpu_backend.forward(cpu, tok, n_prompt, 0, lc));
-        OK(trit_cuda_backend.forward(gpu, tok, n_prompt, 0, lg));
-        for (int64_t i = n_prompt; i < n; i++) {
-            OK(trit_cpu_backend.forward(cpu, tok + i, 1, i, lc + i * V));
-            OK(trit_cuda_backend.forward(gpu, tok + i, 1, i, lg + i * V));
-            cr_assert_eq(trit_cuda_backend_last_call_graphed(gpu), i > n_prompt, "step %ld: graph replay expected from "
-                         "the second single-token call", (long)i);
-        }
-        struct cmp_stats st = {0};
-        for (int64_t i = 0; i < n; i++) compare_row(lc + i * V, lg + i * V, V, SHAPES[si].name, i, &st);
+        struct twin t;
+        twin_init(&t, &trit_cpu_backend, &trit_cuda_backend, &m, &cfg);
+        const struct cmp_stats st = prompt_then_steps_match(&t, tok, n_prompt, n, V, true, SHAPES[si].name);
         cr_log_info("%s: worst NRMSE %.4f over %d rows, %d decisive greedy tokens equal", SHAPES[si].name,
                     st.worst_nrmse, st.n_rows, st.n_decisive);
-        free(lc), free(lg);
-        trit_cpu_backend.free(cpu);
-        trit_cuda_backend.free(gpu);
+        twin_free(&t);
         trit_model_release(&m);
     }
 }
@@ -243,22 +276,19 @@ Test(cuda_backend, small_batches_last_token_match_cpu) {
         int32_t tok[40];
         random_tokens(tok, 40, V, 0x99 + si);
         const struct trit_backend_config cfg = config(64, 8, false);
-        void *cpu = NULL, *gpu = NULL;
-        OK(trit_cpu_backend.init(&m, &cfg, &cpu));
-        OK(trit_cuda_backend.init(&m, &cfg, &gpu));
+        struct twin t;
+        twin_init(&t, &trit_cpu_backend, &trit_cuda_backend, &m, &cfg);
         float *lc = malloc((size_t)V * sizeof *lc), *lg = malloc((size_t)V * sizeof *lg);
         const int64_t chunks[] = {5, 8, 2, 1, 7, 3, 1, 1};
         struct cmp_stats st = {0};
         int64_t pos = 0;
         for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
-            OK(trit_cpu_backend.forward(cpu, tok + pos, chunks[c], pos, lc));
-            OK(trit_cuda_backend.forward(gpu, tok + pos, chunks[c], pos, lg));
+            twin_forward(&t, tok + pos, chunks[c], pos, lc, lg);
             pos += chunks[c];
             compare_row(lc, lg, V, SHAPES[si].name, pos - 1, &st);
         }
         free(lc), free(lg);
-        trit_cpu_backend.free(cpu);
-        trit_cuda_backend.free(gpu);
+        twin_free(&t);
         trit_model_release(&m);
     }
 }
@@ -273,24 +303,21 @@ Test(cuda_backend, decode_loop_graph_equals_eager) {
     int32_t tok[30];
     random_tokens(tok, n, V, 0x55);
     const struct trit_backend_config cfg = config(64, 16, false);
-    void *eager = NULL, *graphed = NULL;
-    OK(trit_cuda_backend.init(&m, &cfg, &eager));
-    OK(trit_cuda_backend.init(&m, &cfg, &graphed));
+    struct twin t;
+    twin_init(&t, &trit_cuda_backend, &trit_cuda_backend, &m, &cfg);
+    void *eager = t.a, *graphed = t.b;
     trit_cuda_backend_set_graphs(eager, false);
     float *le = malloc((size_t)V * sizeof *le), *lg = malloc((size_t)V * sizeof *lg);
-    OK(trit_cuda_backend.forward(eager, tok, 6, 0, le));
-    OK(trit_cuda_backend.forward(graphed, tok, 6, 0, lg));
+    twin_forward(&t, tok, 6, 0, le, lg);
     cr_assert(memcmp(le, lg, (size_t)V * sizeof *le) == 0, "prompt logits");
     for (int64_t i = 6; i < n; i++) {
-        OK(trit_cuda_backend.forward(eager, tok + i, 1, i, le));
-        OK(trit_cuda_backend.forward(graphed, tok + i, 1, i, lg));
+        twin_forward(&t, tok + i, 1, i, le, lg);
         cr_assert(!trit_cuda_backend_last_call_graphed(eager));
         cr_assert(memcmp(le, lg, (size_t)V * sizeof *le) == 0, "step %ld: graph and eager logits differ", (long)i);
     }
     cr_assert(trit_cuda_backend_last_call_graphed(graphed));
     free(le), free(lg);
-    trit_cuda_backend.free(eager);
-    trit_cuda_backend.free(graphed);
+    twin_free(&t);
     trit_model_release(&m);
 }
 
@@ -366,23 +393,12 @@ Test(cuda_backend, int8_head_matches_cpu_int8_head) {
         random_tokens(tok, n, V, 0x99 + si);
         struct trit_backend_config cfg = config(64, 16, true);
         cfg.head_int8 = true;
-        void *cpu = NULL, *gpu = NULL;
-        OK(trit_cpu_backend.init(&m, &cfg, &cpu));
-        OK(trit_cuda_backend.init(&m, &cfg, &gpu));
-        cr_assert(strstr(trit_cuda_backend.describe(gpu), "int8 head"), "%s", trit_cuda_backend.describe(gpu));
-        float *lc = malloc((size_t)(n * V) * sizeof *lc), *lg = malloc((size_t)(n * V) * sizeof *lg);
-        OK(trit_cpu_backend.forward(cpu, tok, n_prompt, 0, lc));
-        OK(trit_cuda_backend.forward(gpu, tok, n_prompt, 0, lg));
-        for (int64_t i = n_prompt; i < n; i++) {
-            OK(trit_cpu_backend.forward(cpu, tok + i, 1, i, lc + i * V));
-            OK(trit_cuda_backend.forward(gpu, tok + i, 1, i, lg + i * V));
-        }
-        struct cmp_stats st = {0};
-        for (int64_t i = 0; i < n; i++) compare_row(lc + i * V, lg + i * V, V, SHAPES[si].name, i, &st);
+        struct twin t;
+        twin_init(&t, &trit_cpu_backend, &trit_cuda_backend, &m, &cfg);
+        cr_assert(strstr(trit_cuda_backend.describe(t.b), "int8 head"), "%s", trit_cuda_backend.describe(t.b));
+        const struct cmp_stats st = prompt_then_steps_match(&t, tok, n_prompt, n, V, false, SHAPES[si].name);
         cr_log_info("%s int8 head: worst NRMSE %.4f over %d rows", SHAPES[si].name, st.worst_nrmse, st.n_rows);
-        free(lc), free(lg);
-        trit_cpu_backend.free(cpu);
-        trit_cuda_backend.free(gpu);
+        twin_free(&t);
         trit_model_release(&m);
     }
 }
@@ -399,9 +415,9 @@ Test(cuda_backend, forward_argmax_matches_forward) {
         random_tokens(tok, 8, V, 0x42);
         struct trit_backend_config cfg = config(64, 8, false);
         cfg.head_int8 = i8;
-        void *a = NULL, *b = NULL;
-        OK(trit_cuda_backend.init(&m, &cfg, &a));
-        OK(trit_cuda_backend.init(&m, &cfg, &b));
+        struct twin t;
+        twin_init(&t, &trit_cuda_backend, &trit_cuda_backend, &m, &cfg);
+        void *a = t.a, *b = t.b;
         float *lg = malloc((size_t)V * sizeof *lg);
         int32_t next = -1, in = 0;
         OK(trit_cuda_backend.forward(a, tok, 8, 0, lg));
@@ -417,8 +433,7 @@ Test(cuda_backend, forward_argmax_matches_forward) {
             OK(trit_cuda_backend.forward_argmax(b, &in, 1, pos, &next));
         }
         free(lg);
-        trit_cuda_backend.free(a);
-        trit_cuda_backend.free(b);
+        twin_free(&t);
         trit_model_release(&m);
     }
 }
@@ -434,9 +449,9 @@ Test(cuda_backend, forward_topk_matches_host_selection) {
     int32_t tok[8];
     random_tokens(tok, 8, V, 0x43);
     const struct trit_backend_config cfg = config(64, 8, false);
-    void *a = NULL, *b = NULL;
-    OK(trit_cuda_backend.init(&m, &cfg, &a));
-    OK(trit_cuda_backend.init(&m, &cfg, &b));
+    struct twin t;
+    twin_init(&t, &trit_cuda_backend, &trit_cuda_backend, &m, &cfg);
+    void *a = t.a, *b = t.b;
     float *lg = malloc((size_t)V * sizeof *lg), vals[TRIT_TOPK_MAX], want_v[TRIT_TOPK_MAX];
     int32_t ids[TRIT_TOPK_MAX], want_i[TRIT_TOPK_MAX];
     const int32_t pen[] = {5, 17, 5, -3, 999, 1000, 123456, 17, 0, 42};
@@ -461,8 +476,7 @@ Test(cuda_backend, forward_topk_matches_host_selection) {
                  TRIT_ERR_INVALID_ARG);
     cr_assert_eq(trit_cuda_backend.forward_topk(b, tok, 1, 30, 4, pen, 2, INFINITY, vals, ids), TRIT_ERR_INVALID_ARG);
     free(lg);
-    trit_cuda_backend.free(a);
-    trit_cuda_backend.free(b);
+    twin_free(&t);
     trit_model_release(&m);
 }
 
