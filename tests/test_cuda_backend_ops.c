@@ -66,6 +66,24 @@ static void fill_normal(struct test_rng *rng, float *x, int64_t n, float sd) {
     for (int64_t i = 0; i < n; i++) x[i] = test_rng_normal(rng) * sd;
 }
 
+/* ---- CPU references ------------------------------------------------------------------------------ */
+
+/* One token's row of accumulators (n) through trit_epilogue_ref with act scale *s and weight scale ws. */
+static void epilogue_row_ref(const int32_t *acc, int64_t n, const float *s, struct trit_cuda_wscale ws, float *y) {
+    trit_epilogue_ref(acc, 1, n, s, ws.scale, ws.div ? TRIT_SCALE_DIV : TRIT_SCALE_MUL, y);
+}
+
+/* The CPU side of the residual ops for one token's row x (n): x += epilogue(acc) (bit for bit what
+ * the GPU adds; skipped when acc is NULL), then y = rmsnorm(x) * w. add: n floats of scratch. */
+static void residual_norm_row_ref(float *x, const int32_t *acc, const float *s, struct trit_cuda_wscale ws,
+                                  const float *w, int64_t n, float *add, float *y) {
+    if (acc) {
+        epilogue_row_ref(acc, n, s, ws, add);
+        for (int64_t c = 0; c < n; c++) x[c] += add[c];
+    }
+    trit_rmsnorm_f32(x, w, n, 1e-5f, y);
+}
+
 /* ---- quantized rows: codes within ties, qsum exact, padding zero, scale within tolerance ------- */
 
 /* q_dev: the GPU's (m, k_pad) act layout; y_cpu: the CPU's values before quantization (m, n). */
@@ -135,12 +153,13 @@ struct norm_case {
 };
 static const struct norm_case NORM_CASES[] = {{1, 96}, {3, 100}, {2, 2560}, {33, 160}, {1, 6913}, {5, 8192},
                                               {1, 28672}, {2, TRIT_CUDA_ROW_MAX}};
+#define N_NORM_CASES (sizeof NORM_CASES / sizeof NORM_CASES[0])
 
 Test(cuda_backend_ops, residual_norm_quant_against_cpu) {
     if (!test_require_gpu()) return;
     struct test_rng rng;
     test_rng_seed(&rng, 0xe2u);
-    for (size_t ci = 0; ci < sizeof NORM_CASES / sizeof NORM_CASES[0]; ci++)
+    for (size_t ci = 0; ci < N_NORM_CASES; ci++)
         for (int with_acc = 0; with_acc < 2; with_acc++) {
             const int64_t m = NORM_CASES[ci].m, n = NORM_CASES[ci].n, k_pad = trit_cuda_act_stride(n);
             const int64_t acc_stride = n + 3 * with_acc; /* a wider accumulator row, as after q|k|v */
@@ -165,14 +184,9 @@ Test(cuda_backend_ops, residual_norm_quant_against_cpu) {
 
             /* CPU: x += epilogue(acc) (bit for bit), y = rmsnorm(x) * w */
             float *y = malloc((size_t)(m * n) * 4), *add = malloc((size_t)n * 4);
-            for (int64_t t = 0; t < m; t++) {
-                if (with_acc) {
-                    trit_epilogue_ref(acc + t * acc_stride, 1, n, &s_in[t], ws.scale,
-                                      ws.div ? TRIT_SCALE_DIV : TRIT_SCALE_MUL, add);
-                    for (int64_t c = 0; c < n; c++) x[t * n + c] += add[c];
-                }
-                trit_rmsnorm_f32(x + t * n, w, n, 1e-5f, y + t * n);
-            }
+            for (int64_t t = 0; t < m; t++)
+                residual_norm_row_ref(x + t * n, with_acc ? acc + t * acc_stride : NULL, &s_in[t], ws, w, n, add,
+                                      y + t * n);
             cr_assert(memcmp(x_gpu, x, (size_t)(m * n) * 4) == 0, "residual add m %ld n %ld", (long)m, (long)n);
             check_quant(q_gpu, qsum_gpu, s_gpu, y, m, n, norm_rel_tol(n), "residual_norm_quant");
             free(x), free(w), free(s_in), free(acc), free(y), free(add), free(x_gpu), free(s_gpu), free(q_gpu),
@@ -202,7 +216,7 @@ Test(cuda_backend_ops, residual_norm_out_fp32_and_16_bit_copies) {
     if (!test_require_gpu()) return;
     struct test_rng rng;
     test_rng_seed(&rng, 0xe3u);
-    for (size_t ci = 0; ci < sizeof NORM_CASES / sizeof NORM_CASES[0]; ci++)
+    for (size_t ci = 0; ci < N_NORM_CASES; ci++)
         for (int bf16 = 0; bf16 < 2; bf16++) {
             const int64_t m = NORM_CASES[ci].m, n = NORM_CASES[ci].n;
             float *x = malloc((size_t)(m * n) * 4), *w = malloc((size_t)n * 4), s_in[64];
@@ -223,9 +237,7 @@ Test(cuda_backend_ops, residual_norm_out_fp32_and_16_bit_copies) {
             float *want = malloc((size_t)n * 4), *add = malloc((size_t)n * 4);
             const double tol = norm_rel_tol(n);
             for (int64_t t = 0; t < m; t++) {
-                trit_epilogue_ref(acc + t * n, 1, n, &s_in[t], ws.scale, ws.div ? TRIT_SCALE_DIV : TRIT_SCALE_MUL, add);
-                for (int64_t c = 0; c < n; c++) x[t * n + c] += add[c];
-                trit_rmsnorm_f32(x + t * n, w, n, 1e-5f, want);
+                residual_norm_row_ref(x + t * n, acc + t * n, &s_in[t], ws, w, n, add, want);
                 for (int64_t c = 0; c < n; c++) {
                     const float g = y[t * n + c];
                     cr_assert(fabs((double)g - want[c]) <= tol * fabs((double)want[c]) + 1e-30, "y[%ld][%ld] %g vs %g",
@@ -275,10 +287,8 @@ Test(cuda_backend_ops, ffn_act_quant_against_cpu) {
                  * different inputs (2u apiece): <= 12u, 16u with margin */
                 const double h_tol = act == 0 ? 0.0 : 16.0 * U32;
                 for (int64_t t = 0; t < m; t++) {
-                    trit_epilogue_ref(acc + t * 2 * F, 1, F, &s_in[t], g.scale, g.div ? TRIT_SCALE_DIV : TRIT_SCALE_MUL,
-                                      gate);
-                    trit_epilogue_ref(acc + t * 2 * F + F, 1, F, &s_in[t], u.scale,
-                                      u.div ? TRIT_SCALE_DIV : TRIT_SCALE_MUL, up);
+                    epilogue_row_ref(acc + t * 2 * F, F, &s_in[t], g, gate);
+                    epilogue_row_ref(acc + t * 2 * F + F, F, &s_in[t], u, up);
                     trit_gated_act_f32(gate, up, F, (enum trit_act)act);
                     for (int64_t c = 0; c < F; c++)
                         cr_assert(fabs((double)h_gpu[t * F + c] - gate[c]) <= h_tol * fabs((double)gate[c]),
