@@ -5,6 +5,7 @@
 #include "core/cpu_features.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,12 +40,14 @@ static void detect_x86(struct trit_cpu_features *f) {
     bool osxsave = (c >> 27) & 1u;
     bool avx = (c >> 28) & 1u;
     bool fma = (c >> 12) & 1u;
+    bool f16c = (c >> 29) & 1u;
     if (!osxsave || !avx) return;
     unsigned long long xcr0 = xgetbv0();
     bool os_ymm = (xcr0 & 0x6u) == 0x6u;    /* XMM and YMM state */
     bool os_zmm = (xcr0 & 0xE6u) == 0xE6u;  /* plus opmask, ZMM_Hi256, Hi16_ZMM */
     if (!os_ymm) return;
     f->fma = fma;
+    f->f16c = f16c;
 
     unsigned int max_leaf = __get_cpuid_max(0, NULL);
     if (max_leaf < 7) return;
@@ -53,6 +56,7 @@ static void detect_x86(struct trit_cpu_features *f) {
     if (os_zmm) {
         f->avx512f = (b >> 16) & 1u;
         f->avx512bw = f->avx512f && ((b >> 30) & 1u);
+        f->avx512dq = f->avx512f && ((b >> 17) & 1u);
         f->avx512vl = f->avx512f && ((b >> 31) & 1u);
         f->avx512_vnni = f->avx512f && ((c >> 11) & 1u);
         f->avx512_vpopcntdq = f->avx512f && ((c >> 14) & 1u);
@@ -66,6 +70,13 @@ static void detect_x86(struct trit_cpu_features *f) {
     amx_cpu = false; /* the kernels are only tested on Linux */
 #endif
     f->amx_int8 = amx_cpu && f->avx512bw && f->avx512vl && f->avx512_vnni;
+#ifdef TRIT_EMULATE_AVX512
+    /* the test build that runs the AVX-512 kernels through cpu/avx512_emu.h: the avx512 family
+     * wherever the avx2 family runs (the emulation is compiled for AVX2), and no AMX */
+    const bool emu = f->avx2 && fma && f16c;
+    f->avx512f = f->avx512bw = f->avx512dq = f->avx512vl = f->avx512_vnni = emu;
+    f->amx_int8 = false;
+#endif
     if (a >= 1) { /* leaf 7 has sub-leaf 1 */
         unsigned int a1, b1, c1, d1;
         __cpuid_count(7, 1, a1, b1, c1, d1);
@@ -128,9 +139,10 @@ bool trit_cpu_isa_supported(enum trit_cpu_isa isa) {
     switch (isa) {
     case TRIT_CPU_ISA_SCALAR: return true;
 #ifdef TRIT_X86_64
-    case TRIT_CPU_ISA_AVX2: return f->avx2;
-    case TRIT_CPU_ISA_AVX512_VNNI: return f->avx512f && f->avx512bw && f->avx512vl && f->avx512_vnni;
-    case TRIT_CPU_ISA_AMX: return f->amx_int8; /* implies the AVX-512 family */
+    case TRIT_CPU_ISA_AVX2: return f->avx2 && f->fma && f->f16c; /* every AVX2 CPU so far has both */
+    case TRIT_CPU_ISA_AVX512_VNNI: /* and the avx2 family, whose code the AVX-512 functions inline */
+        return f->avx512f && f->avx512bw && f->avx512vl && f->avx512dq && f->avx512_vnni && f->avx2 && f->fma && f->f16c;
+    case TRIT_CPU_ISA_AMX: return f->amx_int8 && trit_cpu_isa_supported(TRIT_CPU_ISA_AVX512_VNNI);
 #endif
 #ifdef __aarch64__
     case TRIT_CPU_ISA_NEON: return f->neon;
@@ -162,4 +174,54 @@ enum trit_status trit_cpu_isa_select(enum trit_cpu_isa *out) {
                           "TRIT_CPU=%s: this CPU or build cannot run that kernel family", env);
     *out = isa;
     return TRIT_OK;
+}
+
+/* ---- the active family ---------------------------------------------------------------------- */
+
+static _Atomic int g_active = -1; /* enum trit_cpu_isa once chosen */
+static pthread_once_t g_active_once = PTHREAD_ONCE_INIT;
+
+static void choose_active(void) {
+    enum trit_cpu_isa isa = TRIT_CPU_ISA_SCALAR;
+    if (trit_cpu_isa_select(&isa) != TRIT_OK) {
+        isa = TRIT_CPU_ISA_SCALAR; /* the backend's init reports the bad TRIT_CPU */
+        trit_error_clear();
+    }
+    int unset = -1;
+    atomic_compare_exchange_strong(&g_active, &unset, (int)isa); /* set_active may have run first */
+}
+
+enum trit_cpu_isa trit_cpu_isa_active(void) {
+    int v = atomic_load_explicit(&g_active, memory_order_relaxed);
+    if (TRIT_LIKELY(v >= 0)) return (enum trit_cpu_isa)v;
+    pthread_once(&g_active_once, choose_active);
+    return (enum trit_cpu_isa)atomic_load(&g_active);
+}
+
+enum trit_status trit_cpu_isa_set_active(enum trit_cpu_isa isa) {
+    if (!trit_cpu_isa_supported(isa))
+        return trit_error(TRIT_ERR_UNSUPPORTED, "kernel family %s cannot run on this CPU or build",
+                          trit_cpu_isa_name(isa));
+    atomic_store(&g_active, (int)isa);
+    return TRIT_OK;
+}
+
+enum trit_cpu_vec trit_cpu_isa_vec(enum trit_cpu_isa isa) {
+    switch (isa) {
+    case TRIT_CPU_ISA_AVX2: return TRIT_CPU_VEC_AVX2;
+    case TRIT_CPU_ISA_AVX512_VNNI:
+    case TRIT_CPU_ISA_AMX: return TRIT_CPU_VEC_AVX512;
+    default: return TRIT_CPU_VEC_BASE;
+    }
+}
+
+enum trit_cpu_vec trit_cpu_vec_active(void) { return trit_cpu_isa_vec(trit_cpu_isa_active()); }
+
+const char *trit_cpu_vec_name(enum trit_cpu_vec v) {
+    switch (v) {
+    case TRIT_CPU_VEC_BASE: return "base";
+    case TRIT_CPU_VEC_AVX2: return "avx2";
+    case TRIT_CPU_VEC_AVX512: return "avx512";
+    }
+    return "?";
 }

@@ -17,7 +17,7 @@
  */
 #include "cpu/kernels.h"
 
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !defined(TRIT_EMULATE_AVX512) /* AMX cannot be emulated */
 #include <immintrin.h>
 #include <stdalign.h>
 #include <string.h>

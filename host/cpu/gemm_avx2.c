@@ -15,13 +15,13 @@
 #include "cpu/kernels.h"
 
 #if defined(__x86_64__)
-#include <immintrin.h>
+#include "cpu/simd_x86.h"
 #include <string.h>
 
 /* Software prefetch distance along the weight stream, as gemm_avx512.c. (Each half-pass touches
  * all 4 lines of a tile; the second pass finds them in L1/L2.) */
 #define PREFETCH_BYTES 1024
-#define AVX2_TARGET "avx2"
+#define AVX2_TARGET TRIT_TARGET_AVX2_STR
 #define AVX2_INLINE static inline __attribute__((always_inline, target(AVX2_TARGET)))
 
 AVX2_INLINE __m256i bcast4(const int8_t *p) {

@@ -19,14 +19,14 @@
 #include "cpu/kernels.h"
 
 #if defined(__x86_64__)
-#include <immintrin.h>
+#include "cpu/simd_x86.h"
 #include <string.h>
 
 /* Software prefetch distance along the weight stream: 4 tiles ahead. Measured on the 2-core
  * Xeon (AMX-capable) dev VM, 1 thread, weights from DRAM: 0 B 468 us, 512 B 441, 1024 B 428,
  * 2048 B 441 for 2560x6912 at m = 1 (busy machine; the ranking held over repeats). */
 #define PREFETCH_BYTES 1024
-#define AVX512_TARGET "avx512f,avx512bw,avx512vl,avx512vnni"
+#define AVX512_TARGET TRIT_TARGET_AVX512_STR
 #define AVX512_INLINE static inline __attribute__((always_inline, target(AVX512_TARGET)))
 
 /* 4 activation bytes broadcast to 16 lanes (folds into vpdpbusd's {1to16} memory operand). */

@@ -95,20 +95,16 @@ enum trit_status trit_cpu_matrix_pack_isa(const struct trit_ternary *w, enum tri
     return TRIT_OK;
 }
 
-const char *trit_cpu_kernel_name(void) {
-    enum trit_cpu_isa isa = TRIT_CPU_ISA_SCALAR;
-    if (trit_cpu_isa_select(&isa) != TRIT_OK) return "?";
-    return trit_cpu_isa_name(isa);
-}
+const char *trit_cpu_kernel_name(void) { return trit_cpu_isa_name(trit_cpu_isa_active()); }
 
 enum trit_status trit_cpu_matrix_pack(const struct trit_ternary *w, struct trit_cpu_matrix *out) {
-    enum trit_cpu_isa isa = TRIT_CPU_ISA_SCALAR;
-    enum trit_status st = trit_cpu_isa_select(&isa);
+    enum trit_cpu_isa asked = TRIT_CPU_ISA_SCALAR;
+    enum trit_status st = trit_cpu_isa_select(&asked); /* a bad TRIT_CPU is an error here */
     if (st != TRIT_OK) {
         if (out) memset(out, 0, sizeof *out);
         return st;
     }
-    return trit_cpu_matrix_pack_isa(w, isa, out);
+    return trit_cpu_matrix_pack_isa(w, trit_cpu_isa_active(), out);
 }
 
 /* ---- dispatch ----------------------------------------------------------------------------- */
@@ -129,13 +125,15 @@ static struct kernel kernel_for(enum trit_cpu_isa isa, int64_t m) {
     case TRIT_CPU_ISA_AVX2: k.fn = trit_cpu_tile_avx2; break;
     case TRIT_CPU_ISA_AVX512_VNNI: k.fn = trit_cpu_tile_avx512; break;
     case TRIT_CPU_ISA_AMX:
+#ifndef TRIT_EMULATE_AVX512
         if (m >= TRIT_CPU_AMX_MIN_M) {
             k.fn = trit_cpu_tile_amx;
             k.tok_block = TRIT_CPU_AMX_TOKENS;
             k.chunk_bytes = TRIT_CPU_AMX_CHUNK_BYTES;
-        } else {
-            k.fn = trit_cpu_tile_avx512;
+            break;
         }
+#endif
+        k.fn = trit_cpu_tile_avx512;
         break;
 #endif
 #if defined(__aarch64__)

@@ -31,27 +31,26 @@ const char *trit_head_i8_kernel_name(enum trit_head_i8_kernel k) {
 }
 
 static bool kernel_supported(enum trit_head_i8_kernel k) {
-    const struct trit_cpu_features *f = trit_cpu_features_get();
     switch (k) {
     case TRIT_HEAD_I8_SCALAR: return true;
 #if defined(__x86_64__) && defined(__GNUC__)
-    case TRIT_HEAD_I8_AVX2: return f->avx2;
-    case TRIT_HEAD_I8_VNNI: return f->avx512f && f->avx512bw && f->avx512_vnni;
+    case TRIT_HEAD_I8_AVX2: return trit_cpu_isa_supported(TRIT_CPU_ISA_AVX2);
+    case TRIT_HEAD_I8_VNNI: return trit_cpu_isa_supported(TRIT_CPU_ISA_AVX512_VNNI);
 #endif
-    default: (void)f; return false;
+    default: return false;
     }
 }
 
-/* AUTO: the fastest kernel, narrowed by TRIT_CPU (scalar or avx2 forces the matching kernel here,
- * so one machine tests every path). */
+/* AUTO: the kernel of the active family (trit_cpu_isa_active), so that TRIT_CPU=scalar|avx2
+ * runs that kernel here too; families without an int8 head kernel of their own (NEON) run the
+ * scalar one. */
 static enum trit_status resolve_kernel(enum trit_head_i8_kernel k, enum trit_head_i8_kernel *out) {
     if (k == TRIT_HEAD_I8_AUTO) {
-        enum trit_cpu_isa isa = TRIT_CPU_ISA_SCALAR;
-        TRIT_TRY(trit_cpu_isa_select(&isa));
-        k = isa == TRIT_CPU_ISA_SCALAR ? TRIT_HEAD_I8_SCALAR
-            : isa == TRIT_CPU_ISA_AVX2 ? TRIT_HEAD_I8_AVX2
-                                       : TRIT_HEAD_I8_VNNI;
-        while (!kernel_supported(k)) k = (enum trit_head_i8_kernel)(k - 1); /* e.g. NEON: scalar */
+        switch (trit_cpu_vec_active()) {
+        case TRIT_CPU_VEC_AVX512: k = TRIT_HEAD_I8_VNNI; break;
+        case TRIT_CPU_VEC_AVX2: k = TRIT_HEAD_I8_AVX2; break;
+        default: k = TRIT_HEAD_I8_SCALAR; break;
+        }
     }
     if (!kernel_supported(k))
         return trit_error(TRIT_ERR_UNSUPPORTED, "int8 head: kernel %s cannot run on this CPU", trit_head_i8_kernel_name(k));
@@ -82,9 +81,9 @@ static void group_scalar(const int8_t *const w[4], const int8_t *const q[HEAD_MA
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
+#include "cpu/simd_x86.h"
 
-#define VNNI_TARGET "avx512f,avx512bw,avx512vnni"
+#define VNNI_TARGET TRIT_TARGET_AVX512_STR
 #define VNNI_INLINE static inline __attribute__((always_inline, target(VNNI_TARGET)))
 
 /* vpdpbusd multiplies u8 by s8: u = q + 128 (q ^ 0x80 reinterpreted as u8) times w, so
@@ -98,9 +97,9 @@ VNNI_INLINE void group_vnni_nt(const int8_t *const w[4], const int8_t *const q[H
         for (int t = 0; t < NT; t++) acc[r][t] = _mm512_setzero_si512();
     for (int64_t c = 0; c < ld; c += 64) {
         __m512i u[HEAD_MAX_TOK];
-        for (int t = 0; t < NT; t++) u[t] = _mm512_xor_si512(_mm512_load_si512(q[t] + c), off);
+        for (int t = 0; t < NT; t++) u[t] = _mm512_xor_si512(_mm512_loadu_si512(q[t] + c), off);
         for (int r = 0; r < 4; r++) {
-            const __m512i wv = _mm512_load_si512(w[r] + c);
+            const __m512i wv = _mm512_loadu_si512(w[r] + c);
             for (int t = 0; t < NT; t++) acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], u[t], wv);
         }
     }
@@ -122,7 +121,7 @@ static void group_vnni(const int8_t *const w[4], const int8_t *const q[HEAD_MAX_
 /* vpmaddubsw multiplies u8 by s8 in pairs with int16 saturation: |w| (u8) times sign(q, w) gives
  * the products w q, and two of them are at most 2 * 127 * 127 = 32258 < 32767, so nothing
  * saturates (hence the -127 clamp on both sides). vpmaddwd with ones widens to int32. */
-__attribute__((target("avx2")))
+TRIT_TARGET_AVX2
 static void group_avx2(const int8_t *const w[4], const int8_t *const q[HEAD_MAX_TOK], int nt, int64_t ld,
                        const int32_t wsum128[4], int32_t out[HEAD_MAX_TOK][4]) {
     (void)wsum128;
@@ -131,9 +130,9 @@ static void group_avx2(const int8_t *const w[4], const int8_t *const q[HEAD_MAX_
         __m256i acc[4];
         for (int r = 0; r < 4; r++) acc[r] = _mm256_setzero_si256();
         for (int64_t c = 0; c < ld; c += 32) {
-            const __m256i qv = _mm256_load_si256((const __m256i *)(q[t] + c));
+            const __m256i qv = _mm256_loadu_si256((const __m256i *)(q[t] + c));
             for (int r = 0; r < 4; r++) {
-                const __m256i wv = _mm256_load_si256((const __m256i *)(w[r] + c));
+                const __m256i wv = _mm256_loadu_si256((const __m256i *)(w[r] + c));
                 const __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(qv, wv));
                 acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(p, ones));
             }
@@ -246,26 +245,6 @@ enum trit_status trit_head_i8_logits(struct trit_pool *pool, struct trit_head_i8
 
 /* ---- init --------------------------------------------------------------------------------------- */
 
-/* Row r of the dense matrix as fp32, widened 16 at a time where the CPU has F16C / AVX-512. */
-#if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target("avx512f")))
-static void row_f16_avx512(const uint16_t *src, int64_t n, float *dst) {
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + i))));
-    for (; i < n; i++) dst[i] = trit_fp16_to_fp32(src[i]);
-}
-#endif
-
-static void dense_row(const struct trit_dense *m, int64_t r, float *dst) {
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (m->dtype == TRIT_DTYPE_F16 && __builtin_cpu_supports("avx512f")) {
-        row_f16_avx512((const uint16_t *)m->data + r * m->n_cols, m->n_cols, dst);
-        return;
-    }
-#endif
-    trit_dense_row_f32(m, r, dst);
-}
-
 struct init_job {
     const struct trit_dense *m;
     struct trit_head_i8 *h;
@@ -280,7 +259,7 @@ static void init_task(void *ctx, int64_t task, int thread) {
     float *row = j->rows + task * h->n_cols;
     const int64_t r0 = h->n_rows * task / j->n_tasks, r1 = h->n_rows * (task + 1) / j->n_tasks;
     for (int64_t r = r0; r < r1; r++) {
-        dense_row(j->m, r, row);
+        trit_dense_row_f32_fast(j->m, r, row);
         int8_t *w = h->w + r * h->ld;
         h->d[r] = 1.0f / trit_head_i8_quantize(row, h->n_cols, h->ld, w);
         int32_t sum = 0;

@@ -17,7 +17,8 @@
  * Kernels: AVX-512 VNNI (vpdpbusd takes u8 x s8: it multiplies u = q + 128, stored as q ^ 0x80,
  * by w and subtracts the precomputed 128 * sum_k w[r,k] per row), AVX2 (vpmaddubsw on |w| and
  * sign(q, w), then vpmaddwd), scalar. Rows are stored padded to a multiple of 64 columns with
- * zero weights, so a kernel reads whole vectors and the padding adds nothing.
+ * zero weights, so a kernel reads whole vectors and the padding adds nothing. No kernel assumes
+ * any alignment of the weights or of a caller's activations (unaligned loads throughout).
  *
  * Bytes per token: n_vocab * (ceil64(dim) + 8), half of fp16 (2B-4T: 328 MB instead of 657 MB).
  */
@@ -31,7 +32,7 @@
 #include "model/model.h"
 
 enum trit_head_i8_kernel {
-    TRIT_HEAD_I8_AUTO = 0,   /* the best one this machine runs (TRIT_CPU=scalar|avx2 narrows it) */
+    TRIT_HEAD_I8_AUTO = 0,   /* the active family's (trit_cpu_isa_active; NEON runs scalar) */
     TRIT_HEAD_I8_SCALAR = 1,
     TRIT_HEAD_I8_AVX2 = 2,
     TRIT_HEAD_I8_VNNI = 3,   /* AVX-512 F/BW + VNNI */

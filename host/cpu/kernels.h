@@ -63,13 +63,13 @@ struct trit_cpu_matrix {
     enum trit_cpu_isa isa; /* the kernel family trit_cpu_gemm_* run; any supported one may be set */
 };
 
-/* The name of the kernel family trit_cpu_matrix_pack would pick now ("avx512", ...; "?" when
- * TRIT_CPU names one this machine cannot run). For logs and benchmark tables. */
+/* The name of the kernel family trit_cpu_matrix_pack packs for: the active one
+ * (trit_cpu_isa_active: "avx512", ...). For logs and benchmark tables. */
 const char *trit_cpu_kernel_name(void);
 
-/* Packs w with the kernel family trit_cpu_isa_select() picks (TRIT_CPU or the best one).
- * Fails on a NULL or empty w, on a 2-bit code 3 in w (TRIT_ERR_FORMAT), and as isa_select does.
- * *out is zeroed on failure. */
+/* Packs w for the active kernel family (trit_cpu_isa_active: TRIT_CPU or the best one).
+ * Fails on a NULL or empty w, on a 2-bit code 3 in w (TRIT_ERR_FORMAT), and as
+ * trit_cpu_isa_select does for a bad TRIT_CPU. *out is zeroed on failure. */
 enum trit_status trit_cpu_matrix_pack(const struct trit_ternary *w, struct trit_cpu_matrix *out);
 /* The same with an explicit kernel family; TRIT_ERR_UNSUPPORTED if this machine cannot run it. */
 enum trit_status trit_cpu_matrix_pack_isa(const struct trit_ternary *w, enum trit_cpu_isa isa,
@@ -140,7 +140,9 @@ void trit_cpu_tile_scalar(const struct trit_cpu_tile *tile);
 #if defined(__x86_64__)
 void trit_cpu_tile_avx2(const struct trit_cpu_tile *tile);
 void trit_cpu_tile_avx512(const struct trit_cpu_tile *tile);
+#ifndef TRIT_EMULATE_AVX512
 void trit_cpu_tile_amx(const struct trit_cpu_tile *tile);
+#endif
 /* sum(q[0 .. n)) with AVX-512 (gemm_avx512.c); callers must have checked the family. */
 int32_t trit_cpu_sum_i8_avx512(const int8_t *q, int64_t n);
 #endif

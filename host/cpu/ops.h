@@ -1,9 +1,10 @@
 /*
  * ops.h: the fp32 operations of the CPU forward pass (everything outside the ternary matmuls):
  * RMSNorm, RoPE, the gated activations, softmax, attention over the KV cache, and the dense LM
- * head. Shapes are in each comment; outputs are fully written. The loops are written so that
- * GCC vectorizes them, and the hot ones are compiled for AVX-512, AVX2 and baseline x86-64 with
- * runtime selection (target_clones), so one binary is right and fast everywhere.
+ * head. Shapes are in each comment; outputs are fully written. Each op runs the code of the active
+ * kernel family's vector level (core/cpu_features.h): AVX-512, AVX2 + FMA + F16C, or portable C, so
+ * one binary is right and fast everywhere and TRIT_CPU selects what runs. No pointer argument
+ * needs more than its element's alignment.
  */
 #ifndef TRIT_CPU_OPS_H
 #define TRIT_CPU_OPS_H
@@ -61,7 +62,7 @@ void trit_add_f32(float *y, const float *x, int64_t n);
  *   scores scratch of n_pos floats (used by the reference path only)
  * Query head h reads kv head h / (n_heads / n_kv_heads). Scale 1/sqrt(head_dim), n_pos >= 1.
  * trit_attention_f32 streams the cache once per KV head with an online softmax (AVX-512 when
- * head_dim % 16 == 0, else it runs the reference); trit_attention_f32_ref is the two-pass
+ * head_dim % 16 == 0, AVX2 when head_dim % 8 == 0, else it runs the reference); trit_attention_f32_ref is the two-pass
  * specification. They agree to fp32 rounding. */
 void trit_attention_f32(const float *q, const float *k, const float *v, int64_t n_pos, int64_t n_heads,
                         int64_t n_kv_heads, int64_t head_dim, int64_t kv_stride, float *scores, float *out,
@@ -69,6 +70,10 @@ void trit_attention_f32(const float *q, const float *k, const float *v, int64_t 
 void trit_attention_f32_ref(const float *q, const float *k, const float *v, int64_t n_pos, int64_t n_heads,
                             int64_t n_kv_heads, int64_t head_dim, int64_t kv_stride, float *scores, float *out,
                             int64_t head_begin, int64_t head_end);
+
+/* Row r of a dense matrix as fp32 (n_cols values): trit_dense_row_f32 (model.h), bit for bit, with
+ * the f16/bf16 widening vectorized. */
+void trit_dense_row_f32_fast(const struct trit_dense *m, int64_t r, float *dst);
 
 /* logits[r] = dot(x, row r of m) for rows [r0, r1) of a dense (n_vocab, dim) matrix. */
 void trit_dense_gemv_rows(const struct trit_dense *m, const float *x, int64_t r0, int64_t r1, float *logits);
