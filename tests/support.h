@@ -24,6 +24,12 @@ int64_t test_rng_int(struct test_rng *rng, int64_t lo, int64_t hi);
 /* A standard normal draw (Box-Muller). */
 float test_rng_normal(struct test_rng *rng);
 
+/* n bytes whose address is `offset` past a 64-byte boundary (1 for int8 data, 4 for fp32: every
+ * vector width finds them misaligned), so that a kernel that assumed alignment crashes in the test
+ * and not at a user's. Free with test_free_offset. */
+void *test_alloc_offset(size_t n_bytes, size_t offset);
+void test_free_offset(void *p, size_t offset);
+
 /* Fills n bytes with 0xA5 so that an output a kernel forgot to write is seen. */
 void test_poison(void *buf, size_t n_bytes);
 

@@ -1,4 +1,5 @@
 // labels: unit
+// cpu families: each
 /*
  * test_cpu_gemm.c: the CPU ternary matmul kernels (cpu/kernels.h) against the scalar reference
  * trit_gemm_ref, bit for bit on the int32 accumulators and on the fp32 epilogue, for every kernel
@@ -57,11 +58,12 @@ static void check_shape(struct test_rng *rng, struct trit_pool **pools, int n_po
                         int64_t n_cols, int64_t m) {
     struct trit_ternary w;
     random_ternary(rng, &w, n_rows, n_cols);
-    int8_t *q = trit_alloc((size_t)(m * n_cols));
+    /* the caller's buffers at addresses no vector width divides: kernels must not assume alignment */
+    int8_t *q = test_alloc_offset((size_t)(m * n_cols), 1);
     random_q(rng, q, m * n_cols);
     size_t n_out = (size_t)(m * n_rows);
     int32_t *ref = trit_alloc(n_out * sizeof(int32_t));
-    int32_t *acc = trit_alloc((n_out + GUARD) * sizeof(int32_t));
+    int32_t *acc = test_alloc_offset((n_out + GUARD) * sizeof(int32_t), 4);
     trit_gemm_ref(&w, q, m, ref);
 
     enum trit_cpu_isa isas[TRIT_CPU_ISA_COUNT];
@@ -81,9 +83,9 @@ static void check_shape(struct test_rng *rng, struct trit_pool **pools, int n_po
         }
         trit_cpu_matrix_free(&pm);
     }
-    trit_free(acc);
+    test_free_offset(acc, 4);
     trit_free(ref);
-    trit_free(q);
+    test_free_offset(q, 1);
     trit_ternary_free(&w);
 }
 
@@ -348,7 +350,6 @@ Test(cpu_gemm, isa_names_and_selection) {
     setenv("TRIT_CPU", "scalar", 1);
     cr_expect_eq(trit_cpu_isa_select(&isa), TRIT_OK);
     cr_expect_eq(isa, TRIT_CPU_ISA_SCALAR);
-    cr_expect_str_eq(trit_cpu_kernel_name(), "scalar");
     setenv("TRIT_CPU", "nonsense", 1);
     cr_expect_eq(trit_cpu_isa_select(&isa), TRIT_ERR_INVALID_ARG);
     for (int i = 0; i < TRIT_CPU_ISA_COUNT; i++) {

@@ -1,4 +1,5 @@
 // labels: unit
+// cpu families: each
 /*
  * test_cpu_ops.c: the fp32 ops of the CPU forward pass (cpu/ops.h) that have a fast path next to
  * their reference: activation quantization (bit for bit against trit_quantize_row_i8, ties, NaN,
@@ -23,7 +24,7 @@
 /* ---- quantization ------------------------------------------------------------------------------- */
 
 static void expect_quantize_matches(const float *x, int64_t k, const char *what) {
-    int8_t *want = trit_alloc((size_t)k + 64), *got = trit_alloc((size_t)k + 64);
+    int8_t *want = trit_alloc((size_t)k + 64), *got = test_alloc_offset((size_t)k + 64, 1);
     test_poison(got, (size_t)k + 64);
     const float s_want = trit_quantize_row_i8(x, k, want);
     const float s_got = trit_quantize_row_i8_fast(x, k, -128, got);
@@ -40,13 +41,13 @@ static void expect_quantize_matches(const float *x, int64_t k, const char *what)
         cr_expect_eq(got[i], w, "%s, k %lld, q_min -127: element %lld", what, (long long)k, (long long)i);
     }
     trit_free(want);
-    trit_free(got);
+    test_free_offset(got, 1);
 }
 
 Test(cpu_ops, quantize_fast_equals_reference) {
     struct test_rng rng;
     test_rng_seed(&rng, 0x9a47);
-    float *x = trit_alloc(7000 * sizeof(float));
+    float *x = test_alloc_offset(7000 * sizeof(float), 4); /* no vector width divides the address */
     const int64_t lens[] = {1, 2, 15, 16, 17, 31, 32, 33, 63, 100, 2560, 6915};
     for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
         const int64_t k = lens[li];
@@ -67,7 +68,7 @@ Test(cpu_ops, quantize_fast_equals_reference) {
         memset(x, 0, (size_t)k * sizeof(float)); /* s = 127 / 1e-5 */
         expect_quantize_matches(x, k, "zeros");
     }
-    trit_free(x);
+    test_free_offset(x, 4);
 }
 
 Test(cpu_ops, quantize_rows_fast_equals_reference) {
@@ -146,11 +147,11 @@ Test(cpu_ops, attention_fast_and_reference_within_derived_bound) {
         const int64_t ld = n_kv * hd + 8; /* a row stride wider than the row, as a padded cache would be */
         for (size_t pi = 0; pi < sizeof positions / sizeof positions[0]; pi++) {
             const int64_t n_pos = positions[pi];
-            float *q = trit_alloc((size_t)(n_heads * hd) * sizeof(float));
-            float *k = trit_alloc((size_t)(n_pos * ld) * sizeof(float));
-            float *v = trit_alloc((size_t)(n_pos * ld) * sizeof(float));
+            float *q = test_alloc_offset((size_t)(n_heads * hd) * sizeof(float), 4);
+            float *k = test_alloc_offset((size_t)(n_pos * ld) * sizeof(float), 4);
+            float *v = test_alloc_offset((size_t)(n_pos * ld) * sizeof(float), 4);
             float *scores = trit_alloc((size_t)n_pos * sizeof(float));
-            float *fast = trit_alloc((size_t)(n_heads * hd) * sizeof(float));
+            float *fast = test_alloc_offset((size_t)(n_heads * hd) * sizeof(float), 4);
             float *ref = trit_alloc((size_t)(n_heads * hd) * sizeof(float));
             double *exact = trit_alloc((size_t)hd * sizeof(double));
             for (int64_t i = 0; i < n_heads * hd; i++) q[i] = mag * test_rng_normal(&rng);
@@ -179,11 +180,11 @@ Test(cpu_ops, attention_fast_and_reference_within_derived_bound) {
                               (long long)i, (double)fast[h * hd + i], (double)ref[h * hd + i], exact[i], ef, er, bound);
                 }
             }
-            trit_free(q);
-            trit_free(k);
-            trit_free(v);
+            test_free_offset(q, 4);
+            test_free_offset(k, 4);
+            test_free_offset(v, 4);
             trit_free(scores);
-            trit_free(fast);
+            test_free_offset(fast, 4);
             trit_free(ref);
             trit_free(exact);
         }
@@ -203,7 +204,7 @@ Test(cpu_ops, dense_logits_within_bound_and_independent_of_batch_and_threads) {
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
             const int64_t n_rows = shapes[si][0], n_cols = shapes[si][1], n_x = 70; /* > one pass of 64 */
             const size_t es = dtypes[di] == TRIT_DTYPE_F32 ? 4 : 2;
-            void *w = trit_alloc((size_t)(n_rows * n_cols) * es);
+            void *w = test_alloc_offset((size_t)(n_rows * n_cols) * es, es); /* element-aligned only */
             float *wf = trit_alloc((size_t)(n_rows * n_cols) * sizeof(float));
             for (int64_t i = 0; i < n_rows * n_cols; i++) {
                 const float f = test_rng_normal(&rng);
@@ -213,7 +214,7 @@ Test(cpu_ops, dense_logits_within_bound_and_independent_of_batch_and_threads) {
             }
             const struct trit_dense m = {.dtype = dtypes[di], .n_rows = n_rows, .n_cols = n_cols, .data = w};
             const int64_t ldx = n_cols + 3;
-            float *x = trit_alloc((size_t)(n_x * ldx) * sizeof(float));
+            float *x = test_alloc_offset((size_t)(n_x * ldx) * sizeof(float), 4);
             for (int64_t i = 0; i < n_x * ldx; i++) x[i] = test_rng_normal(&rng);
             float *all = trit_alloc((size_t)(n_x * n_rows) * sizeof(float));
             float *one = trit_alloc((size_t)n_rows * sizeof(float));
@@ -247,9 +248,9 @@ Test(cpu_ops, dense_logits_within_bound_and_independent_of_batch_and_threads) {
                     }
                 trit_pool_free(pool);
             }
-            trit_free(w);
+            test_free_offset(w, es);
             trit_free(wf);
-            trit_free(x);
+            test_free_offset(x, 4);
             trit_free(all);
             trit_free(one);
         }

@@ -1,4 +1,5 @@
 // labels: unit
+// cpu families: each
 /* test_cuda_ops_hd.c: the per-thread arithmetic of the CUDA backend's non-ternary kernels
  * (cuda/ops_hd.h) run on the CPU, against the CPU reference (host/cpu/ops.c): RMSNorm's scale, the
  * gated activations and RoPE bit for bit; the online softmax and the split-K merge against a
@@ -165,8 +166,11 @@ Test(cuda_ops_hd, online_softmax_with_split_merge_matches_two_pass) {
                     float vmax = 0.0f;
                     for (int64_t t = 0; t < n; t++) s[t] = test_rng_normal(&rng) * (float)spread;
                     for (int64_t t = 0; t < n * W; t++) v[t] = test_rng_normal(&rng), vmax = fmaxf(vmax, fabsf(v[t]));
-                    double ref[W] = {0}, den = 0.0, mx = -INFINITY;
-                    for (int64_t t = 0; t < n; t++) mx = fmax(mx, s[t]);
+                    /* the maximum in float, then widened (the same value): GCC 12 for aarch64 stops
+                     * with an internal error vectorizing fmax over floats widened to double */
+                    float mxf = -INFINITY;
+                    for (int64_t t = 0; t < n; t++) mxf = fmaxf(mxf, s[t]);
+                    double ref[W] = {0}, den = 0.0, mx = mxf;
                     for (int64_t t = 0; t < n; t++) {
                         const double e = exp((double)s[t] - mx);
                         den += e;

@@ -1,4 +1,5 @@
 // labels: model
+// cpu families: each
 /*
  * test_default_model.c: the shipped model (models/trit-kjv-4m.gguf) as the end-to-end oracle of the
  * CPU backend: perplexity on held-out text against the value transformers measured on the HF export

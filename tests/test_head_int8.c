@@ -1,4 +1,5 @@
 // labels: unit
+// cpu families: each
 /*
  * test_head_int8.c: the int8 LM head (cpu/head_int8.h). Every kernel this machine runs gives the
  * int32 dot products of the scalar reference bit for bit (odd sizes, row tails, extreme values);
@@ -63,7 +64,7 @@ Test(head_int8, kernels_match_reference_bit_for_bit) {
             enum trit_status st = trit_head_i8_init(&m, 1, all_kernels[k], NULL, &h);
             if (st == TRIT_ERR_UNSUPPORTED) continue;
             cr_assert_eq(st, TRIT_OK, "%s", trit_last_error());
-            if (!q) q = trit_alloc((size_t)h.ld);
+            if (!q) q = test_alloc_offset((size_t)h.ld, 1); /* a caller's buffer need not be aligned */
             /* extremes planted: the +-127 corners of both operands */
             for (int64_t c = 0; c < n_cols; c++) q[c] = (int8_t)test_rng_int(&rng, -127, 127);
             q[0] = -127;
@@ -88,7 +89,7 @@ Test(head_int8, kernels_match_reference_bit_for_bit) {
             }
             trit_head_i8_free(&h);
         }
-        trit_free(q);
+        test_free_offset(q, 1);
         trit_free(ref);
         trit_free(got);
         trit_free(f);

@@ -1,4 +1,5 @@
 // labels: model
+// cpu families: each
 /*
  * test_parity.c: the CPU engine against Hugging Face transformers, an implementation we did not
  * write. tests/data/fixtures/<model>/ holds tiny random-weight models of each graph family, saved

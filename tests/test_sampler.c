@@ -1,4 +1,5 @@
 // labels: unit
+// cpu families: each
 /* test_sampler.c: greedy, top-k, top-p, min-p, temperature, repetition penalty and seeding. */
 #include <criterion/criterion.h>
 #include <math.h>

@@ -1,4 +1,5 @@
 // labels: unit
+// cpu families: each
 /*
  * test_synthetic.c: synthetic models (model.h, host/model/synthetic.c): the path syntax, the
  * shapes, determinism in the seed, valid codes in the stated proportions, and a forward pass through

@@ -1,4 +1,5 @@
 // labels: unit
+// cpu families: each
 /*
  * test_tp_plan.c: tensor-parallel sharding without any communicator (host/tp/plan.h): balanced
  * splits, the per-rank plans of real shapes (2B-4T's 20/5 heads and ffn 6912 over 1..8 ranks),
