@@ -1,4 +1,5 @@
 // labels: unit
+// cpu families: each
 /* test_api.c: the public API in include/trit.h, as a program that links only against it would use
  * it: loading, contexts, decoding with and without the KV cache, errors, tokenizers. */
 #include <criterion/criterion.h>
@@ -310,4 +311,78 @@ Test(api, decode_sample_matches_decode_then_sample) {
     if (trit_cuda_device_count() > 0) check_decode_sample(m, TRIT_DEVICE_CUDA);
     else cr_log_info("no CUDA device: decode_sample checked on the CPU only");
     trit_model_free(m);
+}
+
+/* ---- alignment ----------------------------------------------------------------------------------
+ * A file decides where its tensors start: safetensors data begins at 8 + the header length, which
+ * a writer may pad to anything. The fixture's folder copied with a header one byte longer (a space,
+ * as the format allows) puts every tensor at an odd address; the model must load and give the same
+ * logits bit for bit, in every kernel family. */
+
+static void write_file(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f, "%s", path);
+    cr_assert_eq(fwrite(data, 1, n, f), n);
+    cr_assert_eq(fclose(f), 0);
+}
+
+static unsigned char *read_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
+    const long len = ftell(f);
+    cr_assert_geq(len, 8);
+    rewind(f);
+    unsigned char *buf = malloc((size_t)len);
+    cr_assert_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    *n = (size_t)len;
+    return buf;
+}
+
+Test(api, misaligned_tensor_data_gives_the_same_logits) {
+    char dir[64] = "/tmp/trit-align-XXXXXX", path[640], src[512];
+    cr_assert_not_null(mkdtemp(dir));
+    size_t n_cfg, n_st;
+    snprintf(src, sizeof src, "%s", test_data_path("fixtures/bitnet-2b4t-tiny/config.json"));
+    unsigned char *cfg = read_file(src, &n_cfg);
+    snprintf(src, sizeof src, "%s", test_data_path("fixtures/bitnet-2b4t-tiny/model.safetensors"));
+    unsigned char *st = read_file(src, &n_st);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | st[i];
+    cr_assert_leq(hlen, n_st - 8);
+    cr_assert_eq((8 + hlen) % 2, 0, "the fixture's data is already at an odd offset: the test needs an even one");
+    unsigned char *shifted = malloc(n_st + 1);
+    const uint64_t hlen1 = hlen + 1;
+    for (int i = 0; i < 8; i++) shifted[i] = (unsigned char)(hlen1 >> (8 * i));
+    memcpy(shifted + 8, st + 8, hlen);
+    shifted[8 + hlen] = ' ';
+    memcpy(shifted + 9 + hlen, st + 8 + hlen, n_st - 8 - hlen);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    write_file(path, cfg, n_cfg);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    write_file(path, shifted, n_st + 1);
+
+    trit_model *a = load_fixture(), *b = NULL;
+    cr_assert_eq(trit_model_load(dir, NULL, &b), TRIT_OK, "%s", trit_last_error());
+    const int32_t n_vocab = trit_model_n_vocab(a);
+    int32_t ids[9];
+    random_ids(ids, 9, n_vocab, 0xa119);
+    trit_context *ca = make_ctx(a, 32, 16, false), *cb = make_ctx(b, 32, 16, false);
+    const float *la = NULL, *lb = NULL;
+    cr_assert_eq(trit_decode(ca, ids, 9, &la), TRIT_OK, "%s", trit_last_error());
+    cr_assert_eq(trit_decode(cb, ids, 9, &lb), TRIT_OK, "%s", trit_last_error());
+    cr_expect(memcmp(la, lb, (size_t)n_vocab * sizeof(float)) == 0, "logits differ with the data at odd addresses");
+    trit_context_free(ca);
+    trit_context_free(cb);
+    trit_model_free(a);
+    trit_model_free(b);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    remove(path);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    remove(path);
+    remove(dir);
+    free(cfg);
+    free(st);
+    free(shifted);
 }

@@ -37,6 +37,36 @@ void trit_dense_row_f32(const struct trit_dense *m, int64_t r, float *out) {
     }
 }
 
+/* A file's tensor data is where the file puts it: safetensors data starts at 8 + the header length,
+ * a GGUF file's at its own alignment, which a file may set to 1. Every reader of a dense matrix
+ * (model.h) may rely on its element alignment, so a misaligned one is copied once into owned,
+ * aligned memory (owned memory is always aligned: only mapped bytes can be misaligned). */
+static enum trit_status dense_align(struct trit_dense *d) {
+    const size_t es = d->dtype == TRIT_DTYPE_F32 ? 4 : 2;
+    if (!d->data || (uintptr_t)d->data % es == 0) return TRIT_OK;
+    const size_t n_bytes = (size_t)(d->n_rows * d->n_cols) * es;
+    void *copy = trit_alloc(n_bytes);
+    if (!copy)
+        return trit_error(TRIT_ERR_OUT_OF_MEMORY, "model load: out of memory copying a misaligned tensor (%zu bytes)",
+                          n_bytes);
+    memcpy(copy, d->data, n_bytes);
+    d->data = copy;
+    d->owned = copy;
+    return TRIT_OK;
+}
+
+/* Both dense matrices element-aligned; a head tied to the embedding (the same bytes) follows its copy. */
+static enum trit_status model_align_dense(struct trit_model *m) {
+    const void *embd = m->tok_embd.data;
+    TRIT_TRY(dense_align(&m->tok_embd));
+    if (embd && m->output.data == embd) {
+        m->output.data = m->tok_embd.data;
+        m->output.owned = m->tok_embd.owned; /* freed once: trit_model_release compares the two */
+        return TRIT_OK;
+    }
+    return dense_align(&m->output);
+}
+
 enum trit_status trit_model_load_path(const char *path, const struct trit_load_params *params,
                                       struct trit_model *out) {
     struct stat st;
@@ -44,8 +74,10 @@ enum trit_status trit_model_load_path(const char *path, const struct trit_load_p
     if (strncmp(path, TRIT_SYNTHETIC_PREFIX, strlen(TRIT_SYNTHETIC_PREFIX)) == 0)
         return trit_model_synthetic_spec(path + strlen(TRIT_SYNTHETIC_PREFIX), out);
     if (stat(path, &st) != 0) return trit_error(TRIT_ERR_NOT_FOUND, "cannot open model '%s': no such file or directory", path);
-    if (S_ISDIR(st.st_mode)) return trit_model_load_hf(path, params, out);
-    return trit_model_load_gguf(path, params, out);
+    TRIT_TRY(S_ISDIR(st.st_mode) ? trit_model_load_hf(path, params, out) : trit_model_load_gguf(path, params, out));
+    const enum trit_status status = model_align_dense(out);
+    if (status != TRIT_OK) trit_model_release(out);
+    return status;
 }
 
 static void layer_release(struct trit_layer *l) {

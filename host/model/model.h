@@ -67,7 +67,8 @@ enum trit_dtype {
 struct trit_dense {
     enum trit_dtype dtype;
     int64_t n_rows, n_cols; /* (n_vocab, dim) for the embedding and the head */
-    const void *data;       /* row-major */
+    const void *data;       /* row-major, aligned to the element size (trit_model_load_path copies a
+                             * misaligned tensor of a file) */
     void *owned;            /* non-NULL when the model owns the bytes (trit_free) */
 };
 /* Row r of a dense matrix as fp32 (n_cols values). */
