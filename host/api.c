@@ -8,6 +8,7 @@
 
 #include "backend.h"
 #include "core/core.h"
+#include "cuda_module.h"
 #include "model/model.h"
 #include "tp/tp.h"
 
@@ -16,8 +17,8 @@ struct trit_context {
     const struct trit_backend_ops *ops;
     void *state;
     struct trit_backend_config cfg;
-    bool tp;      /* ops is trit_tp_cpu_backend or trit_tp_cuda_backend */
-    bool tp_cuda; /* ... the latter */
+    bool tp;      /* ops is trit_tp_cpu_backend or the CUDA module's tp_backend */
+    const struct trit_cuda_module *cuda; /* the module, when ops comes from it */
     int64_t n_past;
     float *logits; /* (n_batch or 1, n_vocab) */
 };
@@ -108,26 +109,23 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
                               params->tp_size, params->tp_size, n_dev,
                               trit_cuda_compiled() ? "" : " (this trit was built without CUDA)");
     }
-    if (tp) ops = tp_cuda ? &trit_tp_cuda_backend : &trit_tp_cpu_backend;
-    else switch (params->device) {
-    case TRIT_DEVICE_CPU: break;
-    case TRIT_DEVICE_CUDA:
-#ifdef TRIT_HAVE_CUDA_BACKEND
-        if (trit_cuda_device_count() == 0)
+    const struct trit_cuda_module *cuda = NULL;
+    if (tp_cuda || params->device == TRIT_DEVICE_CUDA) {
+        cuda = trit_cuda_module_load();
+        if (!cuda) {
+            char why[1600];
+            snprintf(why, sizeof why, "%s", trit_last_error());
+            return trit_error(TRIT_ERR_NO_DEVICE, "%s: %s", tp_cuda ? "tensor parallelism on GPUs" : "--device cuda", why);
+        }
+        if (!tp && cuda->device_count() == 0)
             return trit_error(TRIT_ERR_NO_DEVICE, "--device cuda: no CUDA device is visible to this process");
-        ops = &trit_cuda_backend;
-        break;
-#else
-        return trit_error(TRIT_ERR_NO_DEVICE, "--device cuda: this trit was built without the CUDA backend");
-#endif
-    case TRIT_DEVICE_AUTO:
-#ifdef TRIT_HAVE_CUDA_BACKEND
-        if (trit_cuda_device_count() > 0) ops = &trit_cuda_backend;
-#endif
-        TRIT_LOG_I("device auto: %s", ops == &trit_cpu_backend ? "no CUDA device, using the CPU" : "using CUDA device 0");
-        break;
-    default: return trit_error(TRIT_ERR_INVALID_ARG, "context: unknown device %d", (int)params->device);
+    } else if (!tp && params->device == TRIT_DEVICE_AUTO && trit_cuda_device_count() > 0) {
+        cuda = trit_cuda_module_load(); /* loaded by the count above */
     }
+    if (tp) ops = tp_cuda ? cuda->tp_backend : &trit_tp_cpu_backend;
+    else if (cuda) ops = cuda->backend;
+    if (!tp && params->device == TRIT_DEVICE_AUTO)
+        TRIT_LOG_I("device auto: %s", cuda ? "using CUDA device 0" : "no CUDA device, using the CPU");
 
     trit_context *ctx = trit_alloc(sizeof *ctx);
     if (!ctx) return trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory");
@@ -138,7 +136,7 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
     /* 0 threads: every core, or the cores of this node divided by its ranks (the TP backend) */
     ctx->cfg.n_threads = params->n_threads > 0 ? params->n_threads : tp ? 0 : online_cores();
     ctx->tp = tp;
-    ctx->tp_cuda = tp_cuda;
+    ctx->cuda = cuda;
     ctx->cfg.logits_all = params->logits_all;
     ctx->cfg.head_int8 = params->head_int8;
     const int64_t rows = params->logits_all ? ctx->cfg.n_batch : 1;
@@ -153,7 +151,7 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
         const struct trit_tp_cuda_config tpc = {.quant = params->tp_quant,
                                                 .n_devices = params->tp_mpi ? 0 : params->tp_size,
                                                 .expect_ranks = params->tp_mpi ? params->tp_size : 0};
-        st = trit_tp_cuda_init(model, &ctx->cfg, &tpc, &ctx->state);
+        st = cuda->tp_init(model, &ctx->cfg, &tpc, &ctx->state);
     } else if (tp) {
         const struct trit_tp_config tpc = {.quant = params->tp_quant, .expect_ranks = params->tp_size};
         st = trit_tp_cpu_init(model, &ctx->cfg, &tpc, &ctx->state);
@@ -284,11 +282,11 @@ const char *trit_context_backend(const trit_context *ctx) { return ctx->ops->nam
 const char *trit_context_device_desc(const trit_context *ctx) { return ctx->ops->describe(ctx->state); }
 uint64_t trit_context_memory_bytes(const trit_context *ctx) { return ctx->ops->memory_bytes(ctx->state); }
 int32_t trit_context_tp_rank(const trit_context *ctx) {
-    return !ctx->tp ? 0 : ctx->tp_cuda ? trit_tp_cuda_rank(ctx->state) : trit_tp_rank(ctx->state);
+    return !ctx->tp ? 0 : ctx->cuda ? ctx->cuda->tp_rank(ctx->state) : trit_tp_rank(ctx->state);
 }
 int32_t trit_context_tp_size(const trit_context *ctx) {
-    return !ctx->tp ? 1 : ctx->tp_cuda ? trit_tp_cuda_size(ctx->state) : trit_tp_size(ctx->state);
+    return !ctx->tp ? 1 : ctx->cuda ? ctx->cuda->tp_size(ctx->state) : trit_tp_size(ctx->state);
 }
 int64_t trit_context_comm_us(const trit_context *ctx) {
-    return !ctx->tp ? 0 : ctx->tp_cuda ? trit_tp_cuda_comm_us(ctx->state) : trit_tp_comm_us(ctx->state);
+    return !ctx->tp ? 0 : ctx->cuda ? ctx->cuda->tp_comm_us(ctx->state) : trit_tp_comm_us(ctx->state);
 }

@@ -57,8 +57,8 @@ extern const struct trit_backend_ops trit_cpu_backend;
 /* The lowest id among the largest of n logits, NaN ranking below every number (host/sampler.c):
  * the greedy choice everywhere on the host. */
 int32_t trit_argmax(const float *logits, int32_t n);
-/* TRIT_HAVE_CUDA_BACKEND is defined by the build once the CUDA forward pass (host/cuda_backend.c
- * and cuda/) is part of it. */
+/* The CUDA backend (cuda/backend.cu) lives in the CUDA module (cuda_module.h), where
+ * TRIT_HAVE_CUDA_BACKEND is defined; libtrit reaches it through trit_cuda_module_load(). */
 #ifdef TRIT_HAVE_CUDA_BACKEND
 extern const struct trit_backend_ops trit_cuda_backend;
 #endif

@@ -386,3 +386,45 @@ Test(api, misaligned_tensor_data_gives_the_same_logits) {
     free(st);
     free(shifted);
 }
+
+/* ---- the CUDA module (host/cuda_module.h) --------------------------------------------------------
+ * A CPU run maps none of the CUDA libraries: they live behind libtrit-cuda.so, which is opened only
+ * when a device is asked for or may be present. */
+Test(api, cpu_runs_map_no_cuda_library) {
+    trit_model *m = load_fixture();
+    trit_context *ctx = make_ctx(m, 32, 8, false);
+    const int32_t ids[3] = {1, 2, 3};
+    const float *logits = NULL;
+    cr_assert_eq(trit_decode(ctx, ids, 3, &logits), TRIT_OK, "%s", trit_last_error());
+    (void)trit_cuda_compiled();
+    FILE *f = fopen("/proc/self/maps", "r");
+    cr_assert_not_null(f);
+    char line[4096];
+    const char *libs[] = {"libcudart", "libcublas", "libnccl", "libtrit-cuda", "libcuda.so"};
+    while (fgets(line, sizeof line, f))
+        for (size_t i = 0; i < sizeof libs / sizeof libs[0]; i++)
+            cr_expect(strstr(line, libs[i]) == NULL, "a CPU run mapped %s", line);
+    fclose(f);
+    trit_context_free(ctx);
+    trit_model_free(m);
+}
+
+/* --device cuda with a module that cannot be loaded: TRIT_ERR_NO_DEVICE naming what was tried. */
+Test(api, unloadable_cuda_module_is_a_clear_error) {
+    setenv("TRIT_CUDA_MODULE", "/nonexistent/libtrit-cuda.so", 1);
+    trit_model *m = load_fixture();
+    struct trit_context_params p = trit_context_default_params();
+    p.device = TRIT_DEVICE_CUDA;
+    trit_context *ctx = NULL;
+    cr_assert_eq(trit_context_init(m, &p, &ctx), TRIT_ERR_NO_DEVICE);
+    cr_assert_null(ctx);
+    const char *why = trit_cuda_compiled() ? "/nonexistent/libtrit-cuda.so" : "built without";
+    cr_expect(strstr(trit_last_error(), why) != NULL, "%s", trit_last_error());
+    cr_expect_eq(trit_cuda_device_count(), 0);
+    p.device = TRIT_DEVICE_AUTO; /* auto falls back to the CPU, as without a device */
+    cr_assert_eq(trit_context_init(m, &p, &ctx), TRIT_OK, "%s", trit_last_error());
+    cr_expect_str_eq(trit_context_backend(ctx), "cpu");
+    trit_context_free(ctx);
+    trit_model_free(m);
+    unsetenv("TRIT_CUDA_MODULE");
+}

@@ -3,7 +3,8 @@
  * test_tp_nccl.c: the NCCL communicator (host/tp/comm_nccl.c, cuda/tp_nccl.cu) on one GPU: a
  * 1-rank group made by ncclCommInitAll and one bootstrapped over MPI (ncclUniqueId broadcast), each
  * running every collective on device buffers through its stream. Skips without a device (fails with
- * TRIT_REQUIRE_GPU=1). Groups of several GPUs need several devices and are not tested here.
+ * TRIT_REQUIRE_GPU=1). Groups of several GPUs need several devices and are not tested here. The
+ * communicator lives in the CUDA module (host/cuda_module.h), which this test links.
  *
  *   TRIT_REQUIRE_GPU=1 build/tests/test_tp_nccl --jobs 1
  */
@@ -49,10 +50,28 @@ static void exercise(struct trit_comm *c) {
 }
 #endif
 
+/* Without NCCL the NCCL communicator says so by name; with it, bad arguments are refused. No GPU
+ * needed. */
+Test(tp_nccl, without_nccl_or_devices) {
+#ifdef TRIT_HAVE_CUDA
+    struct trit_comm *c[2] = {NULL, NULL};
+    const int devs[2] = {0, 1};
+    if (!trit_comm_nccl_compiled()) {
+        cr_assert_eq(trit_comm_nccl_create_all(2, devs, NULL, c), TRIT_ERR_UNSUPPORTED);
+        cr_expect(strstr(trit_last_error(), "NCCL") || strstr(trit_last_error(), "CUDA"), "%s", trit_last_error());
+    } else {
+        cr_assert_eq(trit_comm_nccl_create_all(0, devs, NULL, c), TRIT_ERR_INVALID_ARG);
+    }
+    cr_assert(c[0] == NULL && c[1] == NULL);
+#else
+    cr_skip_test("this build has no CUDA module");
+#endif
+}
+
 Test(tp_nccl, one_process_one_gpu) {
     if (!test_require_gpu()) return;
-    if (!trit_comm_nccl_compiled()) cr_skip_test("this build has no NCCL");
 #ifdef TRIT_HAVE_CUDA
+    if (!trit_comm_nccl_compiled()) cr_skip_test("this build has no NCCL");
     int dev = 0;
     struct trit_comm *c[1] = {NULL};
     cr_assert_eq(trit_comm_nccl_create_all(1, &dev, NULL, c), TRIT_OK, "%s", trit_last_error());
@@ -63,8 +82,8 @@ Test(tp_nccl, one_process_one_gpu) {
 
 Test(tp_nccl, one_rank_bootstrapped_over_mpi) {
     if (!test_require_gpu()) return;
-    if (!trit_comm_nccl_compiled() || !trit_comm_mpi_compiled()) cr_skip_test("this build lacks NCCL or MPI");
 #ifdef TRIT_HAVE_CUDA
+    if (!trit_comm_nccl_compiled() || !trit_comm_mpi_compiled()) cr_skip_test("this build lacks NCCL or MPI");
     struct trit_comm *boot = NULL, *c = NULL;
     cr_assert_eq(trit_comm_mpi_create(NULL, &boot), TRIT_OK, "%s", trit_last_error());
     cr_assert_eq(trit_comm_size(boot), 1, "run this test without mpirun");

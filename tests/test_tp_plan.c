@@ -264,16 +264,3 @@ Test(tp_plan, gpu_tp_without_gpus_is_a_clear_error) {
     cr_assert_null(ctx);
     tp_test_model_free(&t);
 }
-
-/* Without NCCL the NCCL communicator says so by name; with it, bad arguments are refused. */
-Test(tp_plan, nccl_communicator_without_nccl_or_devices) {
-    struct trit_comm *c[2] = {NULL, NULL};
-    const int devs[2] = {0, 1};
-    if (!trit_comm_nccl_compiled()) {
-        cr_assert_eq(trit_comm_nccl_create_all(2, devs, NULL, c), TRIT_ERR_UNSUPPORTED);
-        cr_expect(strstr(trit_last_error(), "NCCL") || strstr(trit_last_error(), "CUDA"), "%s", trit_last_error());
-    } else {
-        cr_assert_eq(trit_comm_nccl_create_all(0, devs, NULL, c), TRIT_ERR_INVALID_ARG);
-    }
-    cr_assert(c[0] == NULL && c[1] == NULL);
-}
