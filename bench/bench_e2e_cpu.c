@@ -5,7 +5,7 @@
  * run (DESIGN.md section 8).
  *
  *   build/bench/bench_e2e_cpu                                  synthetic:2b4t, 2 threads
- *   build/bench/bench_e2e_cpu -m synthetic:8b -t 2 -r 3 --head-int8
+ *   build/bench/bench_e2e_cpu -m synthetic:8b -t 2 -r 3 --head int8
  *   build/bench/bench_e2e_cpu -m models/foo.gguf --pp 128 --tg 64
  *
  * Options:
@@ -14,7 +14,7 @@
  *   -r N          repetitions of each test (default 3); the table gives the median and the best
  *   --pp N        prompt tokens (default 512; 0 skips)
  *   --tg N        generated tokens (default 128; 0 skips)
- *   --head-int8   the int8 LM head
+ *   --head H      the LM head: model (default), int8 or q4 (4-bit); --head-int8 = --head int8
  *   --bw-mb N     size of the bandwidth buffer (default 1024)
  *
  * Columns:
@@ -146,7 +146,7 @@ struct token_bytes {
     double ternary, head, kv;
 };
 
-static struct token_bytes bytes_per_token(const struct trit_model *m, bool head_int8, double mean_pos) {
+static struct token_bytes bytes_per_token(const struct trit_model *m, const char *head, double mean_pos) {
     const struct trit_hparams *hp = &m->hp;
     struct token_bytes b = {0};
     for (int64_t i = 0; i < hp->n_layers; i++) {
@@ -155,9 +155,12 @@ static struct token_bytes bytes_per_token(const struct trit_model *m, bool head_
         for (int j = 0; j < 7; j++) b.ternary += packed_bytes(ws[j]);
     }
     const double head_elems = (double)hp->n_vocab * (double)hp->dim;
-    /* int8: one byte per weight plus an fp32 scale and an int32 row sum per row */
-    b.head = head_int8 ? head_elems + 8.0 * (double)hp->n_vocab
-                       : head_elems * (m->output.dtype == TRIT_DTYPE_F32 ? 4.0 : 2.0);
+    /* int8: one byte per weight plus an fp32 scale and an int32 row sum per row; 4 bits: half a
+     * byte per weight and a sub-scale byte per 32, the same 8 bytes per row (cpu/head_int8.h) */
+    const double pad = (double)trit_align_up(hp->dim, 64) / (double)hp->dim;
+    if (!strcmp(head, "int8")) b.head = head_elems * pad + 8.0 * (double)hp->n_vocab;
+    else if (!strcmp(head, "q4")) b.head = head_elems * pad * (17.0 / 32.0) + 8.0 * (double)hp->n_vocab;
+    else b.head = head_elems * (m->output.dtype == TRIT_DTYPE_F32 ? 4.0 : 2.0);
     b.kv = 2.0 * (double)hp->n_layers * mean_pos * (double)(hp->n_kv_heads * hp->head_dim) * 4.0;
     return b;
 }
@@ -167,15 +170,17 @@ static struct token_bytes bytes_per_token(const struct trit_model *m, bool head_
 int main(int argc, char **argv) {
     const char *path = "synthetic:2b4t";
     int n_threads = 2, reps = 3, n_pp = 512, n_tg = 128;
-    bool head_int8 = false;
+    const char *head = "model";
     int64_t bw_mb = 1024;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--head-int8")) head_int8 = true;
+        if (!strcmp(a, "--head-int8")) head = "int8";
         else if (!v) {
             fprintf(stderr, "usage: see the header of bench/bench_e2e_cpu.c\n");
             return 2;
+        } else if (!strcmp(a, "--head") && (!strcmp(v, "model") || !strcmp(v, "int8") || !strcmp(v, "q4"))) {
+            head = v, i++;
         } else if (!strcmp(a, "-m")) path = v, i++;
         else if (!strcmp(a, "-t")) n_threads = atoi(v), i++;
         else if (!strcmp(a, "-r")) reps = atoi(v), i++;
@@ -206,13 +211,15 @@ int main(int argc, char **argv) {
     cp.n_threads = n_threads;
     cp.n_ctx = (n_pp > n_tg ? n_pp : n_tg) + 1;
     cp.n_batch = n_pp > 0 ? n_pp : 1;
-    cp.head_int8 = head_int8;
+    cp.head_int8 = !strcmp(head, "int8");
+    cp.head_q4 = !strcmp(head, "q4");
     trit_context *ctx = NULL;
     t0 = now_s();
     if (trit_context_init(model, &cp, &ctx) != TRIT_OK) die("context");
     const double init_s = now_s() - t0;
     printf("# model %s: %s\n# load %.2f s, context init (repack%s) %.2f s, %s\n", path, trit_model_desc(model),
-           load_s, head_int8 ? ", int8 head" : "", init_s, trit_context_device_desc(ctx));
+           load_s, !strcmp(head, "model") ? "" : !strcmp(head, "int8") ? ", int8 head" : ", 4-bit head", init_s,
+           trit_context_device_desc(ctx));
 
     const int32_t n_vocab = trit_model_n_vocab(model);
     const int n_tok = n_pp > n_tg ? n_pp : n_tg;
@@ -253,11 +260,12 @@ int main(int argc, char **argv) {
         fflush(stdout);
     }
 
-    const struct token_bytes b = bytes_per_token(model, head_int8, 0.5 * (double)n_tg);
+    const struct token_bytes b = bytes_per_token(model, head, 0.5 * (double)n_tg);
     const double per_tok = b.ternary + b.head + b.kv;
     const double floor_tps = bw * 1e9 / per_tok, floor_run = bw_run * 1e9 / per_tok;
     printf("# bytes/token: ternary %.1f MB + head %.1f MB (%s) + KV %.1f MB = %.1f MB; floor %.1f tok/s wall, %.1f cpu\n",
-           b.ternary * 1e-6, b.head * 1e-6, head_int8 ? "int8" : "fp16", b.kv * 1e-6, per_tok * 1e-6, floor_tps, floor_run);
+           b.ternary * 1e-6, b.head * 1e-6, !strcmp(head, "model") ? trit_model_head_dtype(model) : head, b.kv * 1e-6,
+           per_tok * 1e-6, floor_tps, floor_run);
     printf("%-8s %5s %9s %9s %9s %8s | %9s %9s %9s %8s\n", "test", "kind", "median", "best", "floor", "% floor", "cpu med",
            "cpu best", "cpu floor", "% floor");
     if (n_pp > 0) {

@@ -57,6 +57,14 @@ void trit_model_free(trit_model *model) {
 
 int32_t trit_model_n_vocab(const trit_model *model) { return (int32_t)model->hp.n_vocab; }
 int32_t trit_model_n_ctx_train(const trit_model *model) { return (int32_t)model->hp.ctx_train; }
+const char *trit_model_head_dtype(const trit_model *model) {
+    switch (model->output.dtype) {
+    case TRIT_DTYPE_F32: return "f32";
+    case TRIT_DTYPE_F16: return "f16";
+    case TRIT_DTYPE_BF16: return "bf16";
+    }
+    return "?";
+}
 
 const char *trit_model_desc(const trit_model *model) {
     static _Thread_local char buf[256];
@@ -95,6 +103,8 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
                           (int)params->tp_quant);
     if ((unsigned)params->device > TRIT_DEVICE_CUDA)
         return trit_error(TRIT_ERR_INVALID_ARG, "context: unknown device %d", (int)params->device);
+    if (params->head_int8 && params->head_q4)
+        return trit_error(TRIT_ERR_INVALID_ARG, "context: head_int8 and head_q4 are exclusive: pick one LM head");
     const bool tp_cuda = tp && (!params->tp_mpi || params->device == TRIT_DEVICE_CUDA);
     if (tp && !params->tp_mpi) {
         if (params->device == TRIT_DEVICE_CPU)
@@ -139,6 +149,7 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
     ctx->cuda = cuda;
     ctx->cfg.logits_all = params->logits_all;
     ctx->cfg.head_int8 = params->head_int8;
+    ctx->cfg.head_q4 = params->head_q4;
     const int64_t rows = params->logits_all ? ctx->cfg.n_batch : 1;
     ctx->logits = trit_alloc((size_t)(rows * model->hp.n_vocab) * sizeof(float));
     if (!ctx->logits) {

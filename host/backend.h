@@ -18,6 +18,7 @@ struct trit_backend_config {
     int n_threads;     /* CPU threads (the CPU backend; others use one host thread) */
     bool logits_all;   /* keep logits for every token of a batch, not just the last */
     bool head_int8;    /* int8 LM head (opt-in; measured cost in docs) */
+    bool head_q4;      /* 4-bit LM head (opt-in, CPU backend only; measured cost in docs) */
 };
 
 struct trit_backend_ops {

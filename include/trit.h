@@ -109,6 +109,9 @@ enum trit_status trit_model_load(const char *path, const struct trit_model_param
 void trit_model_free(trit_model *model);
 int32_t trit_model_n_vocab(const trit_model *model);
 int32_t trit_model_n_ctx_train(const trit_model *model);
+/* The storage type of the model's own LM head: "f32", "f16" or "bf16" (quantized file heads are
+ * widened to f16 at load). */
+const char *trit_model_head_dtype(const trit_model *model);
 /* A one-line description ("bitnet-b1.58, 30 layers, dim 2560, 2.08 B ternary params"), in a
  * per-thread buffer: valid until the next trit_model_desc call on this thread. */
 const char *trit_model_desc(const trit_model *model);
@@ -135,6 +138,7 @@ struct trit_context_params {
     enum trit_device device;
     bool logits_all;       /* keep logits of every token in a batch, for perplexity (default false) */
     bool head_int8;        /* int8 LM head: faster, slightly less exact (default false) */
+    bool head_q4;          /* 4-bit LM head, CPU only: fastest, least exact (default false; docs/perf.md) */
     /* Tensor parallelism. tp_mpi: the ranks are the processes of an MPI job (mpirun -np N), each
      * running the CPU forward on its shard, or with device TRIT_DEVICE_CUDA the CUDA forward on one
      * GPU (NCCL); every rank must create its context with the same model and parameters, and

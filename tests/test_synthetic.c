@@ -98,14 +98,16 @@ Test(synthetic, path_syntax) {
 }
 
 /* The public API end to end: a prompt, then tokens one by one; every logit finite, not all equal. */
-static void run_public(const char *path, int n_threads, bool head_int8) {
+/* head_bits: 0 the model's own head, 8 int8, 4 the 4-bit head */
+static void run_public(const char *path, int n_threads, int head_bits) {
     trit_model *model = NULL;
     cr_assert_eq(trit_model_load(path, NULL, &model), TRIT_OK, "%s: %s", path, trit_last_error());
     struct trit_context_params cp = trit_context_default_params();
     cp.device = TRIT_DEVICE_CPU;
     cp.n_threads = n_threads;
     cp.n_ctx = 64;
-    cp.head_int8 = head_int8;
+    cp.head_int8 = head_bits == 8;
+    cp.head_q4 = head_bits == 4;
     trit_context *ctx = NULL;
     cr_assert_eq(trit_context_init(model, &cp, &ctx), TRIT_OK, "%s", trit_last_error());
     const int32_t n_vocab = trit_model_n_vocab(model);
@@ -132,9 +134,10 @@ Test(synthetic, forward_through_public_api_gives_finite_logits) {
     for (size_t i = 0; i < sizeof tiny_names / sizeof tiny_names[0]; i++) {
         char path[64];
         snprintf(path, sizeof path, "synthetic:%s", tiny_names[i]);
-        run_public(path, 1, false);
-        run_public(path, 2, false);
-        run_public(path, 2, true);
+        run_public(path, 1, 0);
+        run_public(path, 2, 0);
+        run_public(path, 2, 8);
+        run_public(path, 2, 4);
     }
 }
 

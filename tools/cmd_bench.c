@@ -28,7 +28,8 @@ static void usage(FILE *out) {
             "  -n, --n-gen LIST     generation lengths (default 128; 0 = none)\n"
             "  -r, --reps N         repetitions (default 5)\n"
             "  -t, --threads LIST   CPU thread counts (default: every core)\n"
-            "  --head LIST          head precision: f16, int8 or both (default f16)\n"
+            "  --head LIST          LM heads, comma-separated: model (the model's own f16/bf16; also\n"
+            "                       written f16 or bf16), int8, q4 (default model)\n"
             "  --device D           cpu, cuda or auto (default auto)\n"
             "  --tp-mpi, --tp N, --tp-quant Q   tensor parallelism, as for trit run\n"
             "  -o, --output FMT     md, json or csv (default md)\n"
@@ -53,11 +54,34 @@ struct result {
     char test[32];
     char device[160]; /* the context's description: backend, kernels, threads */
     int threads;
-    bool head_int8;
+    enum tool_head head;
     double mean_tps, sd_tps, mean_ns;
     double samples_tps[64];
     int n_samples;
 };
+
+/* --head LIST: up to 3 distinct heads. */
+static int parse_heads(const char *v, enum tool_head *heads, int *n) {
+    char buf[64];
+    if (!v || strlen(v) >= sizeof buf) return tool_fail("bench", "--head takes a list of model, int8, q4"), 1;
+    snprintf(buf, sizeof buf, "%s", v);
+    *n = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        enum tool_head h;
+        if (tool_parse_head("bench", tok, &h) < 0) return 1;
+        for (int i = 0; i < *n; i++)
+            if (heads[i] == h) return tool_fail("bench", "--head lists %s twice", tok), 1;
+        if (*n == 3) return tool_fail("bench", "--head takes at most 3 heads"), 1;
+        heads[(*n)++] = h;
+    }
+    if (*n == 0) return tool_fail("bench", "--head takes a list of model, int8, q4"), 1;
+    return 0;
+}
+
+/* The head's name in the tables: the model's own by its dtype. */
+static const char *head_label(const trit_model *m, enum tool_head h) {
+    return h == TOOL_HEAD_MODEL ? trit_model_head_dtype(m) : tool_head_name(h);
+}
 
 static uint64_t rng_state = 0x12345678;
 static int32_t rand_token(int32_t n_vocab) {
@@ -90,7 +114,7 @@ int cmd_bench(int argc, char **argv) {
     const char *fmt = "md";
     int pp[16] = {512}, n_pp = 1, tg[16] = {128}, n_tg = 1, threads[16] = {0}, n_threads = 1;
     int32_t reps = 5;
-    bool heads[2] = {false, false};
+    enum tool_head heads[3] = {TOOL_HEAD_MODEL};
     int n_heads = 1;
     for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -114,10 +138,7 @@ int cmd_bench(int argc, char **argv) {
         } else if (!strcmp(a, "-r") || !strcmp(a, "--reps")) {
             if (tool_parse_i32("bench", a, v, 1, 64, &reps)) return 2;
         } else if (!strcmp(a, "--head")) {
-            if (!strcmp(v, "f16")) heads[0] = false, n_heads = 1;
-            else if (!strcmp(v, "int8")) heads[0] = true, n_heads = 1;
-            else if (!strcmp(v, "f16,int8") || !strcmp(v, "both")) heads[0] = false, heads[1] = true, n_heads = 2;
-            else return tool_fail("bench", "--head takes f16, int8 or f16,int8") + 1;
+            if (parse_heads(v, heads, &n_heads)) return 2;
         } else if (!strcmp(a, "--device")) {
             if (tool_parse_device("bench", v, &o.device)) return 2;
         } else if (!strcmp(a, "--tp")) {
@@ -150,7 +171,7 @@ int cmd_bench(int argc, char **argv) {
     for (int ti = 0; ti < n_threads && rc == 0; ti++) {
         for (int hi = 0; hi < n_heads && rc == 0; hi++) {
             o.threads = threads[ti];
-            o.head_int8 = heads[hi];
+            o.head = heads[hi];
             struct trit_context_params cp = tool_context_params(&o, 0);
             trit_context *ctx = NULL;
             st = trit_context_init(m, &cp, &ctx);
@@ -171,7 +192,7 @@ int cmd_bench(int argc, char **argv) {
                     snprintf(r->test, sizeof r->test, "%s%d", kind == 0 ? "pp" : "tg", lens[li]);
                     r->threads = threads[ti];
                     snprintf(r->device, sizeof r->device, "%s", device_desc);
-                    r->head_int8 = heads[hi];
+                    r->head = heads[hi];
                     double sec;
                     if (run_once(ctx, n_vocab, kind == 0, lens[li], &sec)) { /* warm-up */
                         rc = tool_fail_status("bench", TRIT_ERR_INTERNAL, r->test);
@@ -192,7 +213,7 @@ int cmd_bench(int argc, char **argv) {
                     r->mean_tps = sum / reps;
                     r->sd_tps = reps > 1 ? sqrt(fmax(0.0, (sum2 - sum * sum / reps) / (reps - 1))) : 0.0;
                     r->mean_ns = sum_ns / reps;
-                    fprintf(stderr, "  %s t=%d head=%s: %.2f tok/s\n", r->test, r->threads, r->head_int8 ? "int8" : "f16", r->mean_tps);
+                    fprintf(stderr, "  %s t=%d head=%s: %.2f tok/s\n", r->test, r->threads, head_label(m, r->head), r->mean_tps);
                 }
             }
             trit_context_free(ctx);
@@ -204,18 +225,18 @@ int cmd_bench(int argc, char **argv) {
             printf("| --- | --- | --- | --- | ---: | ---: |\n");
             for (int i = 0; i < n_res; i++)
                 printf("| %s | %s | %s | %s | %s | %.2f ± %.2f |\n", path, backend, res[i].device,
-                       res[i].head_int8 ? "int8" : "f16", res[i].test, res[i].mean_tps, res[i].sd_tps);
+                       head_label(m, res[i].head), res[i].test, res[i].mean_tps, res[i].sd_tps);
         } else if (!strcmp(fmt, "csv")) {
             printf("model,backend,device,threads,head,test,avg_ts,stddev_ts,avg_ns\n");
             for (int i = 0; i < n_res; i++)
                 printf("\"%s\",%s,\"%s\",%d,%s,%s,%.4f,%.4f,%.0f\n", path, backend, res[i].device, res[i].threads,
-                       res[i].head_int8 ? "int8" : "f16", res[i].test, res[i].mean_tps, res[i].sd_tps, res[i].mean_ns);
+                       head_label(m, res[i].head), res[i].test, res[i].mean_tps, res[i].sd_tps, res[i].mean_ns);
         } else {
             printf("[\n");
             for (int i = 0; i < n_res; i++) {
                 printf("  {\"model\": \"%s\", \"desc\": \"%s\", \"backend\": \"%s\", \"device\": \"%s\", \"threads\": %d, "
                        "\"head\": \"%s\", \"test\": \"%s\", \"avg_ts\": %.4f, \"stddev_ts\": %.4f, \"avg_ns\": %.0f, \"samples_ts\": [",
-                       path, trit_model_desc(m), backend, res[i].device, res[i].threads, res[i].head_int8 ? "int8" : "f16",
+                       path, trit_model_desc(m), backend, res[i].device, res[i].threads, head_label(m, res[i].head),
                        res[i].test, res[i].mean_tps, res[i].sd_tps, res[i].mean_ns);
                 for (int k = 0; k < res[i].n_samples; k++) printf("%s%.4f", k ? ", " : "", res[i].samples_tps[k]);
                 printf("]}%s\n", i + 1 < n_res ? "," : "");

@@ -22,7 +22,9 @@ const char *const tool_opts_help =
     "  -c, --ctx N          context length in tokens (default: the model's training context)\n"
     "  -b, --batch N        tokens per forward pass when processing a prompt (default 512)\n"
     "  --device D           cpu, cuda or auto (default auto: CUDA when a device exists)\n"
-    "  --head-int8          int8 LM head (faster; see docs/perf.md for its perplexity cost)\n"
+    "  --head H             LM head: model (its own f16/bf16, default), int8 or q4 (4-bit, CPU\n"
+    "                       only); smaller is faster: docs/perf.md gives each one's perplexity cost\n"
+    "  --head-int8          the same as --head int8\n"
     "  --tp-mpi             tensor parallel over the ranks of mpirun -np N, rank 0 prints: CPU\n"
     "                       ranks, or one GPU each with --device cuda (NCCL)\n"
     "  --tp N               tensor-parallel ranks: with --tp-mpi, the job's size; alone, GPUs\n"
@@ -77,6 +79,23 @@ int tool_parse_device(const char *cmd, const char *v, enum trit_device *out) {
     else if (v && !strcmp(v, "cuda")) *out = TRIT_DEVICE_CUDA;
     else if (v && !strcmp(v, "auto")) *out = TRIT_DEVICE_AUTO;
     else return tool_fail(cmd, "--device takes cpu, cuda or auto"), -1;
+    return 0;
+}
+
+const char *tool_head_name(enum tool_head h) {
+    switch (h) {
+    case TOOL_HEAD_MODEL: return "model";
+    case TOOL_HEAD_INT8: return "int8";
+    case TOOL_HEAD_Q4: return "q4";
+    }
+    return "?";
+}
+
+int tool_parse_head(const char *cmd, const char *v, enum tool_head *out) {
+    if (v && (!strcmp(v, "model") || !strcmp(v, "f16") || !strcmp(v, "bf16"))) *out = TOOL_HEAD_MODEL;
+    else if (v && !strcmp(v, "int8")) *out = TOOL_HEAD_INT8;
+    else if (v && !strcmp(v, "q4")) *out = TOOL_HEAD_Q4;
+    else return tool_fail(cmd, "--head takes model (or f16, bf16: the model's own), int8 or q4"), -1;
     return 0;
 }
 
@@ -156,8 +175,13 @@ static int common_parse(struct tool_opts *o, int argc, char **argv, int *i, cons
         return 1;
     }
     if (!strcmp(a, "--head-int8")) {
-        o->head_int8 = true;
+        o->head = TOOL_HEAD_INT8;
         *i += 1;
+        return 1;
+    }
+    if (!strcmp(a, "--head")) {
+        if (tool_parse_head(cmd, v, &o->head) < 0) return -1;
+        *i += 2;
         return 1;
     }
     return 0;
@@ -246,7 +270,8 @@ struct trit_context_params tool_context_params(const struct tool_opts *o, unsign
     cp.n_threads = o->threads;
     cp.device = o->device;
     cp.logits_all = (flags & TOOL_LOGITS_ALL) != 0;
-    cp.head_int8 = o->head_int8;
+    cp.head_int8 = o->head == TOOL_HEAD_INT8;
+    cp.head_q4 = o->head == TOOL_HEAD_Q4;
     cp.tp_size = o->tp;
     cp.tp_mpi = o->tp_mpi;
     cp.tp_quant = o->tp_quant;

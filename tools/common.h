@@ -13,6 +13,14 @@
 #include "tokenizer/tokenizer.h"
 #include "trit.h"
 
+/* The LM head a context runs: the model's own (f16/bf16/f32), int8 or 4-bit (head_int8.h). */
+enum tool_head { TOOL_HEAD_MODEL = 0, TOOL_HEAD_INT8 = 1, TOOL_HEAD_Q4 = 2 };
+/* "model", "int8", "q4". */
+const char *tool_head_name(enum tool_head h);
+/* Parses one of model, f16, bf16 (both: the model's own head, whatever its dtype), int8, q4;
+ * prints why and returns -1 on anything else. */
+int tool_parse_head(const char *cmd, const char *v, enum tool_head *out);
+
 /* Options every command that runs a model takes. */
 struct tool_opts {
     const char *model;      /* -m; NULL = the shipped default model */
@@ -20,7 +28,7 @@ struct tool_opts {
     int32_t ctx;            /* -c; 0 = the model's training context */
     int32_t batch;          /* -b */
     enum trit_device device;/* --device cpu|cuda|auto */
-    bool head_int8;         /* --head-int8 */
+    enum tool_head head;    /* --head model|int8|q4 (--head-int8: int8) */
     bool quiet;             /* no progress line */
     int32_t tp;             /* --tp N: tensor-parallel ranks (0 = off) */
     bool tp_mpi;            /* --tp-mpi: the ranks are this MPI job's processes */

@@ -169,6 +169,29 @@ EMU_FN emu_m512i emu_cvtepu16_epi32(__m256i h) {
     return r;
 }
 
+EMU_FN emu_m512i emu_sub_epi8(emu_m512i a, emu_m512i b) {
+    for (int i = 0; i < 64; i++) a.v.u8[i] = (uint8_t)(a.v.u8[i] - b.v.u8[i]);
+    return a;
+}
+EMU_FN emu_m512i emu_mullo_epi32(emu_m512i a, emu_m512i b) {
+    for (int i = 0; i < 16; i++) a.v.u32[i] *= b.v.u32[i];
+    return a;
+}
+EMU_FN emu_m512i emu_mask_blend_epi32(__mmask16 k, emu_m512i a, emu_m512i b) {
+    for (int i = 0; i < 16; i++)
+        if (k >> i & 1) a.v.u32[i] = b.v.u32[i];
+    return a;
+}
+EMU_FN emu_m512i emu_castsi256_si512(__m256i a) { /* the upper half is undefined: zero here */
+    emu_m512i r = emu_setzero_si512();
+    _mm256_storeu_si256((__m256i *)r.v.u8, a);
+    return r;
+}
+EMU_FN emu_m512i emu_inserti64x4(emu_m512i a, __m256i b, int hi) {
+    _mm256_storeu_si256((__m256i *)(a.v.u8 + (hi ? 32 : 0)), b);
+    return a;
+}
+
 /* ---- float arithmetic -------------------------------------------------------------------------- */
 
 EMU_FN emu_m512 emu_add_ps(emu_m512 a, emu_m512 b) {
@@ -322,6 +345,11 @@ EMU_FN __m256d emu_extractf64x4_pd(emu_m512d a, int hi) { return _mm256_loadu_pd
 #define _mm512_srai_epi32 emu_srai_epi32
 #define _mm512_slli_epi32 emu_slli_epi32
 #define _mm512_dpbusd_epi32 emu_dpbusd_epi32
+#define _mm512_sub_epi8 emu_sub_epi8
+#define _mm512_mullo_epi32 emu_mullo_epi32
+#define _mm512_mask_blend_epi32 emu_mask_blend_epi32
+#define _mm512_castsi256_si512 emu_castsi256_si512
+#define _mm512_inserti64x4 emu_inserti64x4
 #define _mm512_reduce_add_epi32 emu_reduce_add_epi32
 #define _mm512_cvtepu16_epi32 emu_cvtepu16_epi32
 #define _mm512_add_ps emu_add_ps

@@ -53,7 +53,7 @@ struct cpu_state {
     float *gate;   /* (B, F) */
     float *up;     /* (B, F) */
     float *scores; /* (n_threads, n_ctx) attention scratch */
-    struct trit_head_i8 head8; /* the int8 LM head, when cfg.head_int8 */
+    struct trit_head_i8 head8; /* the quantized LM head, when cfg.head_int8 or cfg.head_q4 */
     char desc[160];
 };
 
@@ -133,7 +133,7 @@ static enum trit_status cpu_forward(void *state, const int32_t *tokens, int64_t 
     const int64_t first = st->cfg.logits_all ? 0 : n_tok - 1, n_out = n_tok - first;
     for (int64_t b = 0; b < n_out; b++)
         trit_rmsnorm_f32(st->x + (first + b) * D, m->out_norm, D, hp->norm_eps, st->xn + b * D);
-    if (st->cfg.head_int8) return trit_head_i8_logits(st->pool, &st->head8, st->xn, n_out, D, logits);
+    if (st->cfg.head_int8 || st->cfg.head_q4) return trit_head_i8_logits(st->pool, &st->head8, st->xn, n_out, D, logits);
     trit_dense_logits(st->pool, &m->output, st->xn, n_out, D, logits);
     return TRIT_OK;
 }
@@ -211,14 +211,16 @@ static enum trit_status cpu_init(const struct trit_model *m, const struct trit_b
     st->scores = alloc_f32((int64_t)cfg->n_threads * C, &status);
     if (status == TRIT_OK && cfg->head_int8)
         status = trit_head_i8_init(&m->output, cfg->logits_all ? B : 1, TRIT_HEAD_I8_AUTO, st->pool, &st->head8);
+    else if (status == TRIT_OK && cfg->head_q4)
+        status = trit_head_q4_init(&m->output, cfg->logits_all ? B : 1, TRIT_HEAD_I8_AUTO, st->pool, &st->head8);
     if (status != TRIT_OK) {
         cpu_free(st);
         return status;
     }
     trit_rope_table(C, hp->head_dim, hp->rope_theta, st->rope_cos, st->rope_sin);
     snprintf(st->desc, sizeof st->desc, "CPU %s, %d thread%s%s%s", trit_cpu_kernel_name(), cfg->n_threads,
-             cfg->n_threads == 1 ? "" : "s", cfg->head_int8 ? ", int8 head " : "",
-             cfg->head_int8 ? trit_head_i8_kernel_name(st->head8.kernel) : "");
+             cfg->n_threads == 1 ? "" : "s", cfg->head_int8 ? ", int8 head " : cfg->head_q4 ? ", 4-bit head " : "",
+             cfg->head_int8 || cfg->head_q4 ? trit_head_i8_kernel_name(st->head8.kernel) : "");
     *out = st;
     return TRIT_OK;
 }

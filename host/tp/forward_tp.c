@@ -356,8 +356,8 @@ static enum trit_status tp_setup(struct tp_state *st, const struct trit_tp_confi
     const struct trit_tp_plan *pl = &st->plan;
     if (status == TRIT_OK && tp->quant != TRIT_TP_QUANT_EXACT && tp->quant != TRIT_TP_QUANT_GROUPED)
         status = trit_error(TRIT_ERR_INVALID_ARG, "tensor parallel: unknown quantization mode %d", (int)tp->quant);
-    if (status == TRIT_OK && st->cfg.head_int8)
-        status = trit_error(TRIT_ERR_UNSUPPORTED, "tensor parallel: the int8 LM head is not supported yet; drop --head-int8");
+    if (status == TRIT_OK && (st->cfg.head_int8 || st->cfg.head_q4))
+        status = trit_error(TRIT_ERR_UNSUPPORTED, "tensor parallel: the quantized LM heads are not supported yet; drop --head");
     if (status == TRIT_OK) {
         int n_threads = st->cfg.n_threads;
         if (n_threads <= 0) {
