@@ -26,6 +26,7 @@
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdlib.h>
 
 #if defined(__linux__)
 #include <linux/futex.h>
@@ -59,6 +60,7 @@ struct trit_pool {
     _Atomic int spin_us;
     int n_threads;
     struct cursor *cursors; /* n_threads */
+    uint8_t *scratch;       /* n_threads x TRIT_POOL_SCRATCH_BYTES, not zeroed */
     pthread_t *threads;
     struct worker_arg *args;
 #ifndef TRIT_POOL_FUTEX
@@ -248,7 +250,8 @@ enum trit_status trit_pool_create(int n_threads, struct trit_pool **out) {
     pool->cursors = trit_alloc(sizeof(struct cursor) * (size_t)n_threads);
     pool->threads = trit_alloc(sizeof(pthread_t) * (size_t)n_workers);
     pool->args = trit_alloc(sizeof(struct worker_arg) * (size_t)n_workers);
-    if (!pool->cursors || !pool->threads || !pool->args) {
+    pool->scratch = aligned_alloc(TRIT_ALIGN, (size_t)n_threads * TRIT_POOL_SCRATCH_BYTES); /* untouched: not resident */
+    if (!pool->cursors || !pool->threads || !pool->args || !pool->scratch) {
         pool->n_threads = 1; /* no worker to stop */
         trit_pool_free(pool);
         return trit_error(TRIT_ERR_OUT_OF_MEMORY, "trit_pool_create: out of memory");
@@ -282,5 +285,11 @@ void trit_pool_free(struct trit_pool *pool) {
     trit_free(pool->cursors);
     trit_free(pool->threads);
     trit_free(pool->args);
+    free(pool->scratch);
     trit_free(pool);
+}
+
+void *trit_pool_scratch(struct trit_pool *pool, int thread) {
+    if (!pool || thread < 0 || thread >= pool->n_threads) return NULL;
+    return pool->scratch + (size_t)thread * TRIT_POOL_SCRATCH_BYTES;
 }

@@ -49,6 +49,13 @@ enum trit_status trit_pool_create(int n_threads, struct trit_pool **out);
 void trit_pool_free(struct trit_pool *pool);
 /* The thread count given at creation; 1 for a NULL pool. */
 int trit_pool_n_threads(const struct trit_pool *pool);
+/* Bytes of private scratch each thread of a pool has (trit_pool_scratch): room for a kernel to
+ * unpack a block of weights that it then reuses from cache (cpu/gemm_cpu.c). */
+#define TRIT_POOL_SCRATCH_BYTES (192 * 1024)
+/* Thread `thread`'s scratch: TRIT_POOL_SCRATCH_BYTES, 64-byte aligned, contents undefined, private
+ * to the task running on that thread. NULL for a NULL pool. Allocated with the pool (only the pages
+ * a kernel touches become resident). */
+void *trit_pool_scratch(struct trit_pool *pool, int thread);
 /* Sets how long waiting threads spin before they sleep; 0 sleeps at once. Call between
  * parallel_for calls, not during one. */
 void trit_pool_set_spin_us(struct trit_pool *pool, int spin_us);

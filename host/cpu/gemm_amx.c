@@ -117,7 +117,7 @@ AMX_FN void trit_cpu_tile_amx(const struct trit_cpu_tile *tile) {
     /* out -= sum(q), over the rows of every row group */
     int64_t n_rows = tile->n_rg * TRIT_CPU_RG_ROWS; /* a multiple of 16 */
     for (int t = 0; t < n_tok; t++) {
-        __m512i s = _mm512_set1_epi32(trit_cpu_sum_i8_avx512(tile->q + t * tile->ld_q, tile->n_cols));
+        __m512i s = _mm512_set1_epi32(tile->qsum ? tile->qsum[t] : trit_cpu_sum_i8_avx512(tile->q + t * tile->ld_q, tile->n_cols));
         int32_t *o = tile->out + t * ld;
         for (int64_t r = 0; r < n_rows; r += 16)
             _mm512_storeu_si512(o + r, _mm512_sub_epi32(_mm512_loadu_si512(o + r), s));

@@ -34,7 +34,7 @@ AVX2_INLINE __m256i bcast4(const int8_t *p) {
     return _mm256_set1_epi32(v);
 }
 
-AVX2_INLINE int32_t sum_i8(const int8_t *q, int64_t n) {
+__attribute__((target(AVX2_TARGET))) int32_t trit_cpu_sum_i8_avx2(const int8_t *q, int64_t n) {
     const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
     __m256i s = _mm256_setzero_si256();
     int64_t i = 0;
@@ -156,10 +156,94 @@ _Static_assert(ONEPASS_WIDEN_KB * 16 * 512 <= 32767, "the int16 sums of the one-
 DEFINE_ONEPASS_NT(1)
 DEFINE_ONEPASS_NT(2)
 
+/* ---- unpacked panels (m >= TRIT_CPU_PANEL_MIN_M; kernels.h, gemm_cpu.c) -----------------------
+ * The codes come unpacked, one byte each, so a plane costs two loads shared by the tokens instead of
+ * a shift and a mask per half: per vpmaddubsw there is one vpaddw and one activation broadcast for
+ * two of them (16 rows x NT tokens), which keeps the two vpmaddubsw ports busy. The int16 sums widen
+ * into int32 every PANEL_WIDEN_KB k-blocks, as in the one-pass kernel (the same bound). */
+#define PANEL_WIDEN_KB 3
+
+__attribute__((target(AVX2_TARGET))) void trit_cpu_unpack_avx2(const uint8_t *packed, int64_t n_tiles, uint8_t *dst) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    for (int64_t i = 0; i < n_tiles; i++) {
+        const uint8_t *src = packed + i * TRIT_CPU_TILE_BYTES;
+        uint8_t *out = dst + i * TRIT_CPU_UNPACKED_TILE_BYTES;
+        for (int v = 0; v < 4; v++)
+            for (int h = 0; h < 2; h++) {
+                const __m256i w = _mm256_loadu_si256((const __m256i *)(src + 64 * v + 32 * h));
+                for (int j = 0; j < 4; j++)
+                    _mm256_storeu_si256((__m256i *)(out + 64 * (4 * v + j) + 32 * h),
+                                        _mm256_and_si256(j ? _mm256_srli_epi16(w, 2 * j) : w, m3));
+            }
+    }
+}
+
+#define DEFINE_PANEL_NT(NT)                                                                        \
+    static __attribute__((noinline, target(AVX2_TARGET))) void panel_##NT(                         \
+        const struct trit_cpu_tile *tile, const int32_t *qsum, int8_t (*tail)[TRIT_CPU_KB_COLS]) { \
+        const __m256i ones16 = _mm256_set1_epi16(1);                                               \
+        const int64_t n_full = tile->n_cols / TRIT_CPU_KB_COLS;                                    \
+        for (int64_t rg = 0; rg < tile->n_rg; rg++) {                                              \
+            const uint8_t *w = tile->w + rg * tile->n_kb * TRIT_CPU_UNPACKED_TILE_BYTES;           \
+            __m256i acc[NT][2];                                                                    \
+            _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++) acc[t][0] = acc[t][1] = _mm256_setzero_si256(); \
+            for (int64_t kb0 = 0; kb0 < tile->n_kb; kb0 += PANEL_WIDEN_KB) {                       \
+                const int64_t kb1 = kb0 + PANEL_WIDEN_KB < tile->n_kb ? kb0 + PANEL_WIDEN_KB : tile->n_kb; \
+                __m256i s16[NT][2];                                                                \
+                _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++) s16[t][0] = s16[t][1] = _mm256_setzero_si256(); \
+                for (int64_t kb = kb0; kb < kb1; kb++) {                                           \
+                    const int8_t *a[NT];                                                           \
+                    _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++)                         \
+                        a[t] = kb < n_full ? tile->q + t * tile->ld_q + kb * TRIT_CPU_KB_COLS : tail[t]; \
+                    const uint8_t *wk = w + kb * TRIT_CPU_UNPACKED_TILE_BYTES;                     \
+                    _Pragma("GCC unroll 16") for (int p = 0; p < 16; p++) { /* plane (v, j) = (p / 4, p % 4) */ \
+                        const __m256i d0 = _mm256_loadu_si256((const __m256i *)(wk + 64 * p));     \
+                        const __m256i d1 = _mm256_loadu_si256((const __m256i *)(wk + 64 * p + 32)); \
+                        _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++) {                   \
+                            const __m256i b = bcast4(a[t] + 16 * (p / 4) + 4 * (p % 4));           \
+                            s16[t][0] = _mm256_add_epi16(s16[t][0], _mm256_maddubs_epi16(d0, b));  \
+                            s16[t][1] = _mm256_add_epi16(s16[t][1], _mm256_maddubs_epi16(d1, b));  \
+                            KEEP_ORDER(s16[t][0]);                                                 \
+                            KEEP_ORDER(s16[t][1]);                                                 \
+                        }                                                                          \
+                    }                                                                              \
+                }                                                                                  \
+                _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++) {                           \
+                    acc[t][0] = _mm256_add_epi32(acc[t][0], _mm256_madd_epi16(s16[t][0], ones16)); \
+                    acc[t][1] = _mm256_add_epi32(acc[t][1], _mm256_madd_epi16(s16[t][1], ones16)); \
+                }                                                                                  \
+            }                                                                                      \
+            _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++) {                               \
+                const __m256i qs = _mm256_set1_epi32(qsum[t]);                                     \
+                int32_t *o = tile->out + t * tile->ld_out + rg * TRIT_CPU_RG_ROWS;                 \
+                _mm256_storeu_si256((__m256i *)o, _mm256_sub_epi32(acc[t][0], qs));                \
+                _mm256_storeu_si256((__m256i *)(o + 8), _mm256_sub_epi32(acc[t][1], qs));          \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+DEFINE_PANEL_NT(1)
+DEFINE_PANEL_NT(2)
+DEFINE_PANEL_NT(3)
+DEFINE_PANEL_NT(4)
+
+__attribute__((target(AVX2_TARGET))) void trit_cpu_panel_avx2(const struct trit_cpu_tile *tile) {
+    int32_t qsum[TRIT_CPU_MAX_TOKENS];
+    int8_t tail[TRIT_CPU_MAX_TOKENS][TRIT_CPU_KB_COLS];
+    trit_cpu_tile_qsums(tile, trit_cpu_sum_i8_avx2, qsum);
+    trit_cpu_copy_tails(tile, tail);
+    switch (tile->n_tok) {
+    case 1: panel_1(tile, qsum, tail); break;
+    case 2: panel_2(tile, qsum, tail); break;
+    case 3: panel_3(tile, qsum, tail); break;
+    default: panel_4(tile, qsum, tail); break;
+    }
+}
+
 __attribute__((target(AVX2_TARGET))) void trit_cpu_tile_avx2(const struct trit_cpu_tile *tile) {
     int32_t qsum[TRIT_CPU_MAX_TOKENS];
     int8_t tail[TRIT_CPU_MAX_TOKENS][TRIT_CPU_KB_COLS];
-    for (int t = 0; t < tile->n_tok; t++) qsum[t] = sum_i8(tile->q + t * tile->ld_q, tile->n_cols);
+    trit_cpu_tile_qsums(tile, trit_cpu_sum_i8_avx2, qsum);
     trit_cpu_copy_tails(tile, tail);
     switch (tile->n_tok) {
     case 1: onepass_1(tile, qsum, tail); break;

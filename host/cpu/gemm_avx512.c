@@ -111,7 +111,7 @@ DEFINE_TILE_NT(4, 1)
 __attribute__((target(AVX512_TARGET))) void trit_cpu_tile_avx512(const struct trit_cpu_tile *tile) {
     int32_t qsum[TRIT_CPU_MAX_TOKENS];
     int8_t tail[TRIT_CPU_MAX_TOKENS][TRIT_CPU_KB_COLS];
-    for (int t = 0; t < tile->n_tok; t++) qsum[t] = trit_cpu_sum_i8_avx512(tile->q + t * tile->ld_q, tile->n_cols);
+    trit_cpu_tile_qsums(tile, trit_cpu_sum_i8_avx512, qsum);
     trit_cpu_copy_tails(tile, tail);
     switch (tile->n_tok) {
     case 1: tile_1(tile, qsum, tail); break;

@@ -9,6 +9,10 @@
  * for the register kernels, 32 for AMX), so a chunk stays in L2 while all tokens go past it and a
  * block of activations stays in L1 while the chunk's row groups go past it. For m = 1 this is a
  * single sequential pass over the thread's weight bytes.
+ *
+ * Unpacked panels (AVX2, m >= TRIT_CPU_PANEL_MIN_M): a chunk is first unpacked into the thread's
+ * scratch (threadpool.h), one byte a code, so that the tokens' passes over it only load, multiply and
+ * add instead of decoding the same bytes again per token block (kernels.h: trit_cpu_unpack_fn).
  */
 #include <string.h>
 
@@ -27,6 +31,11 @@
 #define TRIT_CPU_TASKS_PER_THREAD 4
 /* Most matrices one trit_cpu_gemm_f32_multi call takes. */
 #define TRIT_CPU_MULTI_MAX 8
+/* Calls with at most this many tokens get sum(q) of every token once, from the caller, instead of
+ * from each kernel call (a stack array of 4 KB): a chunk of one row group of a wide matrix (2B-4T's
+ * down_proj with unpacked panels) would otherwise sum its tokens' 6912 activations for every 16
+ * rows, a quarter of the kernel's work. */
+#define TRIT_CPU_QSUM_MAX 1024
 
 /* ---- packing ------------------------------------------------------------------------------- */
 
@@ -114,15 +123,20 @@ struct kernel {
     trit_cpu_tile_fn fn;
     int tok_block;
     int64_t chunk_bytes; /* packed weight bytes per chunk when the tokens take several blocks */
+    trit_cpu_unpack_fn unpack; /* non-NULL: chunks are unpacked into scratch and run by panel */
+    trit_cpu_tile_fn panel;
 };
 
 static struct kernel kernel_for(enum trit_cpu_isa isa, int64_t m) {
-    struct kernel k = {NULL, TRIT_CPU_MAX_TOKENS, TRIT_CPU_CHUNK_BYTES};
+    struct kernel k = {NULL, TRIT_CPU_MAX_TOKENS, TRIT_CPU_CHUNK_BYTES, NULL, NULL};
     if (!trit_cpu_isa_supported(isa)) return k;
     switch (isa) {
     case TRIT_CPU_ISA_SCALAR: k.fn = trit_cpu_tile_scalar; break;
 #if defined(__x86_64__)
-    case TRIT_CPU_ISA_AVX2: k.fn = trit_cpu_tile_avx2; break;
+    case TRIT_CPU_ISA_AVX2:
+        k.fn = trit_cpu_tile_avx2;
+        if (m >= TRIT_CPU_PANEL_MIN_M) k.unpack = trit_cpu_unpack_avx2, k.panel = trit_cpu_panel_avx2;
+        break;
     case TRIT_CPU_ISA_AVX512_VNNI: k.fn = trit_cpu_tile_avx512; break;
     case TRIT_CPU_ISA_AMX:
 #ifndef TRIT_EMULATE_AVX512
@@ -146,6 +160,21 @@ static struct kernel kernel_for(enum trit_cpu_isa isa, int64_t m) {
     return k;
 }
 
+int32_t trit_cpu_sum_i8(enum trit_cpu_isa isa, const int8_t *q, int64_t n) {
+    switch (isa) {
+#if defined(__x86_64__)
+    case TRIT_CPU_ISA_AVX2: return trit_cpu_sum_i8_avx2(q, n);
+    case TRIT_CPU_ISA_AVX512_VNNI:
+    case TRIT_CPU_ISA_AMX: return trit_cpu_sum_i8_avx512(q, n);
+#endif
+#if defined(__aarch64__)
+    case TRIT_CPU_ISA_NEON:
+    case TRIT_CPU_ISA_NEON_DOTPROD: return trit_cpu_sum_i8_neon(q, n);
+#endif
+    default: return trit_cpu_sum_i8_scalar(q, n);
+    }
+}
+
 /* ---- the threaded driver ------------------------------------------------------------------ */
 
 enum epilogue { EPI_I32, EPI_F32, EPI_F32_ADD };
@@ -162,6 +191,10 @@ struct gemm_job {
     int32_t *acc;        /* EPI_I32 */
     float *const *y;     /* EPI_F32, EPI_F32_ADD: one per matrix */
     trit_cpu_tile_fn fn;
+    trit_cpu_unpack_fn unpack; /* with panel: see the top of this file */
+    trit_cpu_tile_fn panel;
+    struct trit_pool *pool;    /* for its threads' scratch */
+    const int32_t *qsum;       /* (m) sum(q) of every token, or NULL */
 };
 
 /* Writes the results of rows [r0, r1) of matrix w, tokens [t0, t0 + nt), from the tile buffer. */
@@ -195,12 +228,17 @@ static void epilogue_store(const struct gemm_job *job, int mat, const int32_t *r
     }
 }
 
-/* Row groups [a, b) of matrix `mat` (local indices), all tokens. */
-static void run_range(const struct gemm_job *job, int mat, int64_t a, int64_t b) {
+/* Row groups [a, b) of matrix `mat` (local indices), all tokens, on pool thread `thread`. */
+static void run_range(const struct gemm_job *job, int mat, int64_t a, int64_t b, int thread) {
     const struct trit_cpu_matrix *w = job->w[mat];
     int32_t res[TRIT_CPU_RES_ELEMS];
-    for (int64_t c0 = a; c0 < b; c0 += job->chunk_rg) {
-        int64_t n_rg = b - c0 < job->chunk_rg ? b - c0 : job->chunk_rg;
+    /* unpacked panels when there is scratch and one row group fits it */
+    uint8_t *panel = job->unpack ? trit_pool_scratch(job->pool, thread) : NULL;
+    const int64_t panel_rg = TRIT_POOL_SCRATCH_BYTES / (job->n_kb * TRIT_CPU_UNPACKED_TILE_BYTES);
+    if (panel_rg < 1) panel = NULL;
+    const int64_t chunk_rg = panel && panel_rg < job->chunk_rg ? panel_rg : job->chunk_rg;
+    for (int64_t c0 = a; c0 < b; c0 += chunk_rg) {
+        int64_t n_rg = b - c0 < chunk_rg ? b - c0 : chunk_rg;
         int64_t r0 = c0 * TRIT_CPU_RG_ROWS;
         int64_t r1 = (c0 + n_rg) * TRIT_CPU_RG_ROWS;
         if (r1 > w->n_rows) r1 = w->n_rows;
@@ -213,25 +251,31 @@ static void run_range(const struct gemm_job *job, int mat, int64_t a, int64_t b)
             .out = res,
             .ld_out = n_rg * TRIT_CPU_RG_ROWS,
         };
+        trit_cpu_tile_fn fn = job->fn;
+        if (panel) {
+            job->unpack(tile.w, n_rg * job->n_kb, panel);
+            tile.w = panel;
+            fn = job->panel;
+        }
         for (int64_t t0 = 0; t0 < job->m; t0 += job->tok_block) {
             int nt = (int)(job->m - t0 < job->tok_block ? job->m - t0 : job->tok_block);
             tile.n_tok = nt;
             tile.q = job->q + t0 * job->n_cols;
-            job->fn(&tile);
+            tile.qsum = job->qsum ? job->qsum + t0 : NULL;
+            fn(&tile);
             epilogue_store(job, mat, res, tile.ld_out, r0, r1, t0, nt);
         }
     }
 }
 
 static void gemm_task(void *ctx, int64_t task, int thread) {
-    (void)thread;
     const struct gemm_job *job = ctx;
     int64_t total = job->rg_begin[job->n_mats];
     int64_t g0 = total * task / job->n_tasks, g1 = total * (task + 1) / job->n_tasks;
     for (int i = 0; i < job->n_mats && g0 < g1; i++) {
         int64_t a = g0 > job->rg_begin[i] ? g0 : job->rg_begin[i];
         int64_t b = g1 < job->rg_begin[i + 1] ? g1 : job->rg_begin[i + 1];
-        if (a < b) run_range(job, i, a - job->rg_begin[i], b - job->rg_begin[i]);
+        if (a < b) run_range(job, i, a - job->rg_begin[i], b - job->rg_begin[i], thread);
     }
 }
 
@@ -258,6 +302,14 @@ static enum trit_status gemm_run(struct trit_pool *pool, int n_mats, const struc
     struct kernel kern = kernel_for(w[0]->isa, m);
     job.fn = kern.fn;
     job.tok_block = kern.tok_block;
+    job.unpack = kern.unpack;
+    job.panel = kern.panel;
+    job.pool = pool;
+    int32_t qsum[TRIT_CPU_QSUM_MAX];
+    if (m > 1 && m <= TRIT_CPU_QSUM_MAX) {
+        for (int64_t t = 0; t < m; t++) qsum[t] = trit_cpu_sum_i8(w[0]->isa, q + t * w[0]->n_cols, w[0]->n_cols);
+        job.qsum = qsum;
+    }
     if (!job.fn)
         return trit_error(TRIT_ERR_UNSUPPORTED, "trit_cpu_gemm: kernel family %s cannot run here",
                           trit_cpu_isa_name(w[0]->isa));

@@ -34,7 +34,7 @@
 #define SDOT_LANE(acc, a, b, lane) ((acc) = vdotq_laneq_s32((acc), (a), (b), lane))
 #endif
 
-static int32_t sum_i8(const int8_t *q, int64_t n) {
+int32_t trit_cpu_sum_i8_neon(const int8_t *q, int64_t n) {
     int32x4_t s = vdupq_n_s32(0);
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) s = vpadalq_s16(s, vpaddlq_s8(vld1q_s8(q + i)));
@@ -52,7 +52,7 @@ struct neon_prep {
 
 static void prepare(const struct trit_cpu_tile *tile, struct neon_prep *pp) {
     pp->n_full = tile->n_cols / TRIT_CPU_KB_COLS;
-    for (int t = 0; t < tile->n_tok; t++) pp->qsum[t] = sum_i8(tile->q + t * tile->ld_q, tile->n_cols);
+    trit_cpu_tile_qsums(tile, trit_cpu_sum_i8_neon, pp->qsum);
     trit_cpu_copy_tails(tile, pp->tail);
 }
 

@@ -7,7 +7,7 @@
 
 #include "cpu/kernels.h"
 
-static int32_t sum_i8(const int8_t *q, int64_t n) {
+int32_t trit_cpu_sum_i8_scalar(const int8_t *q, int64_t n) {
     int32_t s = 0;
     for (int64_t i = 0; i < n; i++) s += q[i];
     return s;
@@ -30,7 +30,7 @@ void trit_cpu_tile_scalar(const struct trit_cpu_tile *tile) {
     int64_t n_full = tile->n_cols / TRIT_CPU_KB_COLS;
     int8_t tail[TRIT_CPU_MAX_TOKENS][TRIT_CPU_KB_COLS];
     int32_t qsum[TRIT_CPU_MAX_TOKENS];
-    for (int t = 0; t < tile->n_tok; t++) qsum[t] = sum_i8(tile->q + t * tile->ld_q, tile->n_cols);
+    trit_cpu_tile_qsums(tile, trit_cpu_sum_i8_scalar, qsum);
     trit_cpu_copy_tails(tile, tail);
     for (int64_t rg = 0; rg < tile->n_rg; rg++) {
         const uint8_t *w = tile->w + rg * tile->n_kb * TRIT_CPU_TILE_BYTES;

@@ -101,9 +101,8 @@ enum trit_status trit_cpu_gemm_f32_multi(struct trit_pool *pool, int n_mats,
  *
  * One call: n_rg consecutive row groups x n_tok tokens (n_tok <= the family's token block), all
  * k-blocks. Writes the exact acc of every row of those groups (padding rows too) to
- * out[t * ld_out + r], r in [0, 16 n_rg). Each computes sum(q) of its tokens itself (a pass over
- * n_cols bytes per token, small next to the rows it is reused for). Reads no activation byte at or
- * past n_cols of a token row. */
+ * out[t * ld_out + r], r in [0, 16 n_rg). sum(q) of each token comes from the driver (computed once
+ * per call), or the kernel computes it. Reads no activation byte at or past n_cols of a token row. */
 struct trit_cpu_tile {
     const uint8_t *w;      /* tile(rg0, 0) */
     int64_t n_rg;          /* row groups to compute */
@@ -113,8 +112,28 @@ struct trit_cpu_tile {
     int n_tok;
     int32_t *out;
     int64_t ld_out;        /* >= 16 n_rg */
+    const int32_t *qsum;   /* token t's sum(q) at qsum[t], from the driver; NULL: the kernel sums */
 };
+
+/* sum(q[0 .. n)) with the family's instructions (exact). */
+int32_t trit_cpu_sum_i8(enum trit_cpu_isa isa, const int8_t *q, int64_t n);
+/* The kernels' qsum[t] for the tile's tokens: the driver's, or sum(q) by `sum`. */
+static inline void trit_cpu_tile_qsums(const struct trit_cpu_tile *tile, int32_t (*sum)(const int8_t *, int64_t),
+                                       int32_t *qsum) {
+    for (int t = 0; t < tile->n_tok; t++) qsum[t] = tile->qsum ? tile->qsum[t] : sum(tile->q + t * tile->ld_q, tile->n_cols);
+}
 typedef void (*trit_cpu_tile_fn)(const struct trit_cpu_tile *tile);
+
+/* Unpacked tiles (the panels of gemm_cpu.c): n_tiles consecutive 256-byte tiles at packed become
+ * n_tiles 1024-byte tiles at dst, one byte a code. Unpacked tile = 16 planes in the order
+ * (v, j), plane (v, j) = the 64 bytes (packed vector v >> 2j) & 3: byte 4n + i is the code of row n,
+ * column 16 v + 4 j + i, n in [0, 16). A panel kernel is a trit_cpu_tile_fn whose tile->w points at
+ * unpacked tiles (row group stride n_kb * 1024). */
+typedef void (*trit_cpu_unpack_fn)(const uint8_t *packed, int64_t n_tiles, uint8_t *dst);
+#define TRIT_CPU_UNPACKED_TILE_BYTES 1024
+/* Calls with at least this many tokens unpack their chunks first (where the family has a panel
+ * kernel): below it the unpacking is not repaid. */
+#define TRIT_CPU_PANEL_MIN_M 8
 
 /* tail[t] = token t's last partial k-block (columns 64 * floor(n_cols / 64) .. n_cols), zero-padded
  * to 64 bytes, for t < tile->n_tok: kernels then read whole k-blocks and never a byte past n_cols.
@@ -137,18 +156,23 @@ static inline void trit_cpu_copy_tails(const struct trit_cpu_tile *tile, int8_t 
 #define TRIT_CPU_AMX_MIN_M 8
 
 void trit_cpu_tile_scalar(const struct trit_cpu_tile *tile);
+int32_t trit_cpu_sum_i8_scalar(const int8_t *q, int64_t n);
 #if defined(__x86_64__)
 void trit_cpu_tile_avx2(const struct trit_cpu_tile *tile);
+void trit_cpu_unpack_avx2(const uint8_t *packed, int64_t n_tiles, uint8_t *dst);
+void trit_cpu_panel_avx2(const struct trit_cpu_tile *tile);
 void trit_cpu_tile_avx512(const struct trit_cpu_tile *tile);
 #ifndef TRIT_EMULATE_AVX512
 void trit_cpu_tile_amx(const struct trit_cpu_tile *tile);
 #endif
-/* sum(q[0 .. n)) with AVX-512 (gemm_avx512.c); callers must have checked the family. */
+/* sum(q[0 .. n)) per family; callers must have checked the family. */
 int32_t trit_cpu_sum_i8_avx512(const int8_t *q, int64_t n);
+int32_t trit_cpu_sum_i8_avx2(const int8_t *q, int64_t n);
 #endif
 #if defined(__aarch64__)
 void trit_cpu_tile_neon(const struct trit_cpu_tile *tile);
 void trit_cpu_tile_neon_dotprod(const struct trit_cpu_tile *tile);
+int32_t trit_cpu_sum_i8_neon(const int8_t *q, int64_t n);
 #endif
 
 #endif /* TRIT_CPU_KERNELS_H */
