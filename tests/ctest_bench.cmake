@@ -99,6 +99,11 @@ set(TRIT_BENCH_SCRIPT ${CMAKE_CURRENT_LIST_FILE})
 #                 [INPUT <file>] [LABELS <l>...] [SKIP_NO_GPU] COMMAND <args>...)
 function(trit_bench_test name)
   cmake_parse_arguments(T "SKIP_NO_GPU" "EXPECT_RC;MATCH;NOMATCH;INPUT" "COMMAND;ENV;JSON_TESTS;LABELS" ${ARGN})
+  # Every COMMAND here is a program of this build: on a cross build it runs under the emulator
+  # (cmake/aarch64-linux-gnu.cmake), as ctest runs the Criterion programs.
+  if(CMAKE_CROSSCOMPILING AND CMAKE_CROSSCOMPILING_EMULATOR)
+    list(PREPEND T_COMMAND ${CMAKE_CROSSCOMPILING_EMULATOR})
+  endif()
   string(REPLACE ";" "^^" cmd "${T_COMMAND}")
   set(args -DCMD=${cmd} -DEXPECT_RC=${T_EXPECT_RC})
   foreach(opt MATCH NOMATCH INPUT)

@@ -25,36 +25,41 @@ if(CMAKE_SCRIPT_MODE_FILE)
     endif()
   endmacro()
 
+  # EMU: the cross-compiling emulator, words joined by "^^" (empty on a native build)
+  string(REPLACE "^^" ";" emu "${EMU}")
+  set(TRIT ${emu} "${TRIT}")
+  set(MAKE ${emu} "${MAKE}")
+
   if(MODE STREQUAL "roundtrip")
     file(REMOVE_RECURSE "${WORK}")
     file(MAKE_DIRECTORY "${WORK}")
-    run_step("${MAKE}" "${KIND}" "${WORK}/hf")
-    run_step("${TRIT}" convert "${WORK}/hf" -o "${WORK}/a.gguf")
+    run_step(${MAKE} "${KIND}" "${WORK}/hf")
+    run_step(${TRIT} convert "${WORK}/hf" -o "${WORK}/a.gguf")
     message("${_err}")
-    run_step("${TRIT}" convert "${WORK}/a.gguf" -o "${WORK}/b.gguf" -q)
+    run_step(${TRIT} convert "${WORK}/a.gguf" -o "${WORK}/b.gguf" -q)
     execute_process(COMMAND "${CMAKE_COMMAND}" -E compare_files "${WORK}/a.gguf" "${WORK}/b.gguf" RESULT_VARIABLE same)
     if(NOT same EQUAL 0)
       message(FATAL_ERROR "converting the converted file changed it")
     endif()
-    run_step("${TRIT}" inspect "${WORK}/a.gguf")
+    run_step(${TRIT} inspect "${WORK}/a.gguf")
     if(NOT _out MATCHES "model: runs on trit" OR NOT _out MATCHES "weight scales: +${SCALES}"
        OR NOT _out MATCHES "tokenizer: byte-level BPE")
       message(FATAL_ERROR "inspect output:\n${_out}")
     endif()
-    run_step("${TRIT}" tokenize -m "${WORK}/hf" -p "the cat in the hat" --bos)
+    run_step(${TRIT} tokenize -m "${WORK}/hf" -p "the cat in the hat" --bos)
     set(ids_hf "${_out}")
-    run_step("${TRIT}" tokenize -m "${WORK}/a.gguf" -p "the cat in the hat" --bos)
+    run_step(${TRIT} tokenize -m "${WORK}/a.gguf" -p "the cat in the hat" --bos)
     if(NOT ids_hf STREQUAL _out OR NOT _out MATCHES "^261 116 257 ")
       message(FATAL_ERROR "tokenize: '${ids_hf}' from the folder, '${_out}' from the conversion")
     endif()
     if(LLAMA3)
       # a real vocabulary through tokenizer.json -> GGUF keys, checked against transformers.js ids
-      run_step("${TRIT}" convert "${WORK}/hf" -o "${WORK}/llama3.gguf" --tokenizer "${LLAMA3}" -q)
-      run_step("${TRIT}" tokenize -m "${WORK}/llama3.gguf" --jsonl -f "${LLAMA3}/cases.jsonl" --check)
+      run_step(${TRIT} convert "${WORK}/hf" -o "${WORK}/llama3.gguf" --tokenizer "${LLAMA3}" -q)
+      run_step(${TRIT} tokenize -m "${WORK}/llama3.gguf" --jsonl -f "${LLAMA3}/cases.jsonl" --check)
     endif()
     if(COMPARE_LOGITS)
-      run_step("${TRIT}" logits -m "${WORK}/hf" --device cpu -t 2 --ids 261,116,257,32,99 -o "${WORK}/hf.npy")
-      run_step("${TRIT}" logits -m "${WORK}/a.gguf" --device cpu -t 2 --ids 261,116,257,32,99 -o "${WORK}/a.npy")
+      run_step(${TRIT} logits -m "${WORK}/hf" --device cpu -t 2 --ids 261,116,257,32,99 -o "${WORK}/hf.npy")
+      run_step(${TRIT} logits -m "${WORK}/a.gguf" --device cpu -t 2 --ids 261,116,257,32,99 -o "${WORK}/a.npy")
       execute_process(COMMAND "${CMAKE_COMMAND}" -E compare_files "${WORK}/hf.npy" "${WORK}/a.npy" RESULT_VARIABLE same)
       if(NOT same EQUAL 0)
         message(FATAL_ERROR "the logits of the folder and of its conversion differ")
@@ -131,14 +136,18 @@ trit_tool_test(tool_inspect_missing EXPECT_RC 1 MATCH "cannot open"
 
 # convert: HF folder -> GGUF -> GGUF, for the divide kind (Q/K permuted) and the multiply kind
 # (whose logits must then equal the folder's bit for bit)
+set(trit_tool_emu "")
+if(CMAKE_CROSSCOMPILING AND CMAKE_CROSSCOMPILING_EMULATOR)
+  string(REPLACE ";" "^^" trit_tool_emu "${CMAKE_CROSSCOMPILING_EMULATOR}")
+endif()
 add_test(NAME tool_convert_roundtrip_divide
   COMMAND ${CMAKE_COMMAND} -DMODE=roundtrip -DKIND=bitlinear-llama -DSCALES=divide
           -DLLAMA3=${TRIT_TOOL_DATA}/tokenizers/llama3
-          -DTRIT=$<TARGET_FILE:trit> -DMAKE=$<TARGET_FILE:make_tiny_model>
+          -DTRIT=$<TARGET_FILE:trit> -DMAKE=$<TARGET_FILE:make_tiny_model> "-DEMU=${trit_tool_emu}"
           -DWORK=${CMAKE_CURRENT_BINARY_DIR}/tool_convert_divide -P ${TRIT_TOOL_SCRIPT})
 add_test(NAME tool_convert_roundtrip_multiply
   COMMAND ${CMAKE_COMMAND} -DMODE=roundtrip -DKIND=autobitlinear -DSCALES=multiply -DCOMPARE_LOGITS=ON
-          -DTRIT=$<TARGET_FILE:trit> -DMAKE=$<TARGET_FILE:make_tiny_model>
+          -DTRIT=$<TARGET_FILE:trit> -DMAKE=$<TARGET_FILE:make_tiny_model> "-DEMU=${trit_tool_emu}"
           -DWORK=${CMAKE_CURRENT_BINARY_DIR}/tool_convert_multiply -P ${TRIT_TOOL_SCRIPT})
 set_tests_properties(tool_convert_roundtrip_divide tool_convert_roundtrip_multiply PROPERTIES LABELS unit TIMEOUT 300)
 trit_tool_test(tool_convert_refuses_vocab_only EXPECT_RC 1 MATCH "trit convert: error: .*token_embd.weight"

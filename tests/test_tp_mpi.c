@@ -238,7 +238,12 @@ static void exact_logits_family(enum trit_family family, struct trit_comm *world
         for (int64_t b = 0; b < n; b++) {
             cr_assert_eq(argmax(ln + b * V, V), argmax(lc + b * V, V), "%s: step %d token %lld: greedy token differs from the CPU backend",
                          trit_family_name(family), step, (long long)b);
-            for (int64_t i = 0; i < V; i++) max_diff = fmax(max_diff, fabs((double)ln[b * V + i] - (double)lc[b * V + i]));
+            /* not fmax(): GCC 12 for aarch64 stops with an internal error vectorizing an fmax
+             * reduction over floats widened to double (also in mean_nll and sample_sequence) */
+            for (int64_t i = 0; i < V; i++) {
+                const double d = fabs((double)ln[b * V + i] - (double)lc[b * V + i]);
+                if (d > max_diff) max_diff = d;
+            }
         }
         if (bitwise_cpu)
             cr_assert(memcmp(ln, lc, (size_t)(n * V) * 4) == 0, "%s: step %d logits differ from the CPU backend",
@@ -273,8 +278,9 @@ static double mean_nll(const float *logits, const int32_t *tokens, int64_t n, in
     double sum = 0.0;
     for (int64_t t = first; t + 1 < n; t++) {
         const float *row = logits + t * V;
-        double mx = row[0], z = 0.0;
-        for (int64_t i = 1; i < V; i++) mx = fmax(mx, row[i]);
+        float mxf = row[0]; /* the maximum in float, then widened (the same value): see exact_logits_family */
+        for (int64_t i = 1; i < V; i++) mxf = fmaxf(mxf, row[i]);
+        double mx = mxf, z = 0.0;
         for (int64_t i = 0; i < V; i++) z += exp((double)row[i] - mx);
         sum += log(z) - ((double)row[tokens[t + 1]] - mx);
     }
@@ -294,8 +300,9 @@ static void sample_sequence(const struct trit_model *m, int32_t *tokens, int64_t
     tokens[0] = 1;
     for (int64_t t = 0; t + 1 < n; t++) {
         cr_assert_eq(trit_cpu_backend.forward(cpu, tokens + t, 1, t, l), TRIT_OK, "%s", trit_last_error());
-        double mx = l[0], z = 0.0;
-        for (int64_t i = 1; i < V; i++) mx = fmax(mx, l[i]);
+        float mxf = l[0]; /* in float, then widened: see exact_logits_family */
+        for (int64_t i = 1; i < V; i++) mxf = fmaxf(mxf, l[i]);
+        double mx = mxf, z = 0.0;
         for (int64_t i = 0; i < V; i++) z += exp((double)l[i] - mx);
         double u = (double)tp_test_uniform(&rng) * z, acc = 0.0;
         int32_t pick = (int32_t)V - 1;

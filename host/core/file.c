@@ -27,8 +27,8 @@ enum trit_status trit_file_open(const char *path, int *fd_out, uint64_t *size) {
 }
 
 enum trit_status trit_file_map(const char *path, const uint8_t **map_out, uint64_t *size_out) {
-    int fd;
-    uint64_t size;
+    int fd = -1;       /* both set by trit_file_open on success; initialized because GCC 12 for */
+    uint64_t size = 0; /* aarch64 warns -Wmaybe-uninitialized on them at -O3 (with -Werror: an error) */
     TRIT_TRY(trit_file_open(path, &fd, &size));
     *map_out = NULL;
     *size_out = size;
