@@ -84,6 +84,33 @@ Test(cpu_ops, quantize_rows_fast_equals_reference) {
     cr_expect(memcmp(s_want, s_got, sizeof s_got) == 0);
 }
 
+/* ---- gated activations ----------------------------------------------------------------------------
+ * ReLU^2 has vector paths; they must give the scalar expression's bits (NaN and -0 gates, tails). */
+Test(cpu_ops, relu2_gate_equals_the_scalar_expression) {
+    struct test_rng rng;
+    test_rng_seed(&rng, 0x4e1a);
+    const int64_t lens[] = {1, 7, 8, 9, 16, 17, 31, 768, 6913};
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        const int64_t n = lens[li];
+        float *g = test_alloc_offset((size_t)n * sizeof(float), 4), *up = test_alloc_offset((size_t)n * sizeof(float), 4);
+        float *want = trit_alloc((size_t)n * sizeof(float));
+        for (int64_t i = 0; i < n; i++) g[i] = 2.0f * test_rng_normal(&rng), up[i] = test_rng_normal(&rng);
+        g[0] = -0.0f;
+        if (n > 2) g[n / 2] = NAN;
+        if (n > 3) g[n - 1] = INFINITY, up[n - 1] = 0.5f;
+        for (int64_t i = 0; i < n; i++) {
+            const float r = g[i] > 0.0f ? g[i] : 0.0f;
+            want[i] = r * r * up[i];
+        }
+        trit_gated_act_f32(g, up, n, TRIT_ACT_RELU2);
+        cr_expect(memcmp(g, want, (size_t)n * sizeof(float)) == 0, "n %lld: relu^2 differs from the scalar expression",
+                  (long long)n);
+        test_free_offset(g, 4);
+        test_free_offset(up, 4);
+        trit_free(want);
+    }
+}
+
 /* ---- attention ---------------------------------------------------------------------------------
  * Bound against the double-precision softmax(q k^T * scale) v, with scale = 1/sqrtf(head_dim) as
  * both implementations use it. u = 2^-24.

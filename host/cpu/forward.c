@@ -70,9 +70,18 @@ static enum trit_status matmul_multi(struct cpu_state *st, int n, const struct t
 struct attn_job {
     struct cpu_state *st;
     int64_t layer, pos0, n_tok;
+    int64_t heads; /* query heads per task: up to 4 of one KV head's group */
 };
 
-/* One task per (token, group of 4 heads): scores scratch belongs to the running thread. */
+/* Query heads per attention task: the heads that share a KV head read its cache once together
+ * (ops.c), up to 4; fewer when the groups are smaller, so that a model with few heads still gives
+ * every thread a task at decode. */
+static int64_t attn_heads_per_task(const struct trit_hparams *hp) {
+    const int64_t group = hp->n_heads / hp->n_kv_heads;
+    return group < 4 ? group : 4;
+}
+
+/* One task per (token, group of heads): scores scratch belongs to the running thread. */
 static void attn_task(void *ctx, int64_t task, int thread) {
     struct attn_job *j = ctx;
     struct cpu_state *st = j->st;
@@ -82,7 +91,7 @@ static void attn_task(void *ctx, int64_t task, int thread) {
      * tasks, and pairing short and long contexts gives every range the same work at any thread count */
     const int64_t hs = task / j->n_tok, i = task % j->n_tok;
     const int64_t b = i % 2 == 0 ? i / 2 : j->n_tok - 1 - i / 2;
-    const int64_t h0 = hs * 4, h1 = h0 + 4 < hp->n_heads ? h0 + 4 : hp->n_heads;
+    const int64_t h0 = hs * j->heads, h1 = h0 + j->heads < hp->n_heads ? h0 + j->heads : hp->n_heads;
     const int64_t kv_dim = hp->n_kv_heads * hp->head_dim, q_dim = hp->n_heads * hp->head_dim;
     const float *kc = st->k_cache + j->layer * st->cfg.n_ctx * kv_dim;
     const float *vc = st->v_cache + j->layer * st->cfg.n_ctx * kv_dim;
@@ -113,8 +122,8 @@ static enum trit_status cpu_forward(void *state, const int32_t *tokens, int64_t 
         TRIT_TRY(matmul_multi(st, 3, qkv, n_tok, qkv_out));
         trit_cpu_rope_to_cache(hp, st->rope_cos, st->rope_sin, n_tok, pos0, hp->n_heads, hp->n_kv_heads, st->q, st->k,
                                st->v, kc, vc);
-        struct attn_job aj = {.st = st, .layer = il, .pos0 = pos0, .n_tok = n_tok};
-        trit_pool_parallel_for(st->pool, n_tok * ((hp->n_heads + 3) / 4), attn_task, &aj);
+        struct attn_job aj = {.st = st, .layer = il, .pos0 = pos0, .n_tok = n_tok, .heads = attn_heads_per_task(hp)};
+        trit_pool_parallel_for(st->pool, n_tok * trit_div_ceil(hp->n_heads, aj.heads), attn_task, &aj);
         trit_prepare_matmul_input(st->pool, n_tok, q_dim, st->att, NULL, hp->act, hp->sub_norms ? L->attn_sub_norm : NULL,
                                   hp->norm_eps, st->att, st->q8, st->s);
         TRIT_TRY(trit_cpu_gemm_f32_add(st->pool, &W->wo, st->q8, n_tok, st->s, st->x));

@@ -135,7 +135,22 @@ OPS_BODY int gated_act_body(float *gate, const float *up, int64_t n, enum trit_a
     return 0;
 }
 OPS_VERSIONS(int, gated_act, (float *gate, const float *up, int64_t n, enum trit_act act), (gate, up, n, act))
-void trit_gated_act_f32(float *gate, const float *up, int64_t n, enum trit_act act) { (void)gated_act_v(gate, up, n, act); }
+#ifdef OPS_X86
+static void relu2_gate_avx512(float *gate, const float *up, int64_t n);
+static void relu2_gate_avx2(float *gate, const float *up, int64_t n);
+#endif
+void trit_gated_act_f32(float *gate, const float *up, int64_t n, enum trit_act act) {
+#ifdef OPS_X86
+    if (act == TRIT_ACT_RELU2) {
+        switch (trit_cpu_vec_active()) { /* the same bits as the body (ops_simd.inc) */
+        case TRIT_CPU_VEC_AVX512: relu2_gate_avx512(gate, up, n); return;
+        case TRIT_CPU_VEC_AVX2: relu2_gate_avx2(gate, up, n); return;
+        default: break;
+        }
+    }
+#endif
+    (void)gated_act_v(gate, up, n, act);
+}
 
 /* ---- attention ---------------------------------------------------------------------------------
  * trit_attention_f32_ref: two passes per head (scores, softmax, weighted sum of V), the
