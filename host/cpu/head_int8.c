@@ -211,6 +211,7 @@ static void group_avx2(const struct head_rows *rows, const int8_t *const q[HEAD_
         for (int64_t c = 0; c < ld; c += 32) {
             const __m256i qv = _mm256_loadu_si256((const __m256i *)(q[t] + c));
             for (int r = 0; r < 4; r++) {
+                if (c % 64 == 0) _mm_prefetch((const char *)(rows->w[r] + c) + 4 * ld, _MM_HINT_T0); /* next group */
                 const __m256i wv = _mm256_loadu_si256((const __m256i *)(rows->w[r] + c));
                 const __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(qv, wv));
                 acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(p, ones));
@@ -237,6 +238,8 @@ static void group4_avx2(const struct head_rows *rows, const int8_t *const q[HEAD
             const __m256i ua = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q[t] + c)), off);
             const __m256i ub = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q[t] + c + 32)), off);
             for (int r = 0; r < 4; r++) {
+                /* the next group's row r (rows are consecutive, ld / 2 bytes each): the head streams */
+                _mm_prefetch((const char *)(rows->w[r] + c / 2) + 2 * ld, _MM_HINT_T0);
                 const __m256i v = _mm256_loadu_si256((const __m256i *)(rows->w[r] + c / 2));
                 const __m256i qa = _mm256_sub_epi8(_mm256_and_si256(v, m4), eight);
                 const __m256i qb = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), eight);
@@ -366,41 +369,54 @@ enum trit_status trit_head_i8_logits(struct trit_pool *pool, struct trit_head_i8
 
 /* ---- init --------------------------------------------------------------------------------------- */
 
-/* Quantizes one fp32 row (n columns) into the 4-bit format: see head_int8.h. */
+/* rint(v) for |v| < 2^22 without a libm call: adding and subtracting 1.5 * 2^23 rounds to an
+ * integer in the default rounding mode (to nearest, ties to even), exactly as rintf does. */
+static inline float round_small(float v) { return (v + 12582912.0f) - 12582912.0f; }
+
+/* The 4-bit weight of x at step `step`: rint(x / step) clamped to [-7, 7] (head_int8.h). */
+static inline float q4_of(float x, float step) {
+    const float q = round_small(x / step);
+    return q > (float)HEAD_Q4_QMAX ? (float)HEAD_Q4_QMAX : q < -(float)HEAD_Q4_QMAX ? -(float)HEAD_Q4_QMAX : q;
+}
+
+/* Quantizes one fp32 row (n columns) into the 4-bit format: see head_int8.h. Runs once per row at
+ * init, with no libm call in the loops (2B-4T: 328M weights). */
 static float quantize_row_q4(const float *x, int64_t n, int64_t ld, int8_t *w, uint8_t *sub) {
     const int64_t n_blocks = ld / HEAD_Q4_BLOCK;
     float amax_row = 0.0f;
-    for (int64_t k = 0; k < n; k++) amax_row = fmaxf(amax_row, fabsf(x[k]));
+    for (int64_t k = 0; k < n; k++) {
+        const float a = fabsf(x[k]);
+        amax_row = a > amax_row ? a : amax_row;
+    }
     /* the largest block's step is d * 63, and its values reach +-7 */
-    const float d = fmaxf(amax_row, TRIT_ACT_EPS) / (float)(HEAD_Q4_QMAX * HEAD_Q4_SMAX);
+    const float d = (amax_row > TRIT_ACT_EPS ? amax_row : TRIT_ACT_EPS) / (float)(HEAD_Q4_QMAX * HEAD_Q4_SMAX);
     memset(w, 0x88, (size_t)(ld / 2)); /* q = 0 everywhere, padding included */
     for (int64_t b = 0; b < n_blocks; b++) {
         const int64_t k0 = b * HEAD_Q4_BLOCK, k1 = k0 + HEAD_Q4_BLOCK < n ? k0 + HEAD_Q4_BLOCK : n;
         float amax = 0.0f;
-        for (int64_t k = k0; k < k1; k++) amax = fmaxf(amax, fabsf(x[k]));
+        for (int64_t k = k0; k < k1; k++) {
+            const float a = fabsf(x[k]);
+            amax = a > amax ? a : amax;
+        }
         /* the sub-scale with the least squared error among the three smallest that clip nothing
          * (amax / (d s) < 7.5, so every |q| <= 7 rounds, never clamps); 0 for an all-zero block.
          * The largest block has amax / (7.5 d) = 58.8, so s <= 61 <= 63. */
-        const int s_min = amax > 0.0f ? (int)floorf(amax / (7.5f * d)) + 1 : 0;
+        const int s_min = amax > 0.0f ? (int)(amax / (7.5f * d)) + 1 : 0;
         int best_s = s_min;
         float best_err = INFINITY;
-        for (int s = s_min; s <= s_min + 2 && s <= HEAD_Q4_SMAX; s++) {
-            if (s == 0) {
-                best_s = 0;
-                break;
-            }
+        for (int s = s_min; s > 0 && s <= s_min + 2 && s <= HEAD_Q4_SMAX; s++) {
             const float step = d * (float)s;
             float err = 0.0f;
             for (int64_t k = k0; k < k1; k++) {
-                const float e = x[k] - fminf(fmaxf(rintf(x[k] / step), -HEAD_Q4_QMAX), HEAD_Q4_QMAX) * step;
+                const float e = x[k] - q4_of(x[k], step) * step;
                 err += e * e;
             }
             if (err < best_err) best_err = err, best_s = s;
         }
         sub[b] = (uint8_t)best_s;
+        const float step = d * (float)best_s;
         for (int64_t k = k0; k < k1; k++) {
-            const float step = d * (float)best_s;
-            const int qv = best_s == 0 ? 0 : (int)fminf(fmaxf(rintf(x[k] / step), -HEAD_Q4_QMAX), HEAD_Q4_QMAX);
+            const int qv = best_s == 0 ? 0 : (int)q4_of(x[k], step);
             uint8_t *byte = (uint8_t *)&w[32 * (k / 64) + k % 32];
             const unsigned nib = (unsigned)(qv + 8);
             *byte = k % 64 < 32 ? (uint8_t)((*byte & 0xF0u) | nib) : (uint8_t)((*byte & 0x0Fu) | nib << 4);
