@@ -111,6 +111,37 @@ Test(cpu_ops, relu2_gate_equals_the_scalar_expression) {
     }
 }
 
+/* SiLU: within a bound of the double-precision value. Relative error, first order: the exponential
+ * (libm's expf <= 1 ulp, the vector exp_neg <= 2 ulp = 4u) enters with a factor of at most 1, then
+ * one rounding each for g e, 1 + e, the quotient and the product with up: 8u with margin. Where the
+ * exponential is denormal (|g| > 87) only an absolute 2^-126 |up| is promised. */
+#define SILU_REL_TOL (8.0 * 0x1p-24)
+Test(cpu_ops, silu_gate_within_derived_bound) {
+    struct test_rng rng;
+    test_rng_seed(&rng, 0x5117);
+    const int64_t lens[] = {1, 7, 8, 9, 17, 768, 6913};
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        const int64_t n = lens[li];
+        float *g = test_alloc_offset((size_t)n * sizeof(float), 4), *up = test_alloc_offset((size_t)n * sizeof(float), 4);
+        float *g0 = trit_alloc((size_t)n * sizeof(float));
+        for (int64_t i = 0; i < n; i++) g[i] = 6.0f * test_rng_normal(&rng), up[i] = test_rng_normal(&rng);
+        g[0] = -0.0f;
+        if (n > 3) g[1] = -95.0f, g[2] = 95.0f;
+        if (n > 4) g[3] = 1e-30f;
+        memcpy(g0, g, (size_t)n * sizeof(float));
+        trit_gated_act_f32(g, up, n, TRIT_ACT_SILU);
+        for (int64_t i = 0; i < n; i++) {
+            const double x = g0[i], exact = x / (1.0 + exp(-x)) * (double)up[i];
+            const double bound = SILU_REL_TOL * fabs(exact) + 0x1p-126 * fabs((double)up[i]);
+            cr_assert(fabs((double)g[i] - exact) <= bound, "n %lld [%lld]: silu(%g) * %g = %g, exact %g", (long long)n,
+                      (long long)i, x, (double)up[i], (double)g[i], exact);
+        }
+        test_free_offset(g, 4);
+        test_free_offset(up, 4);
+        trit_free(g0);
+    }
+}
+
 /* ---- attention ---------------------------------------------------------------------------------
  * Bound against the double-precision softmax(q k^T * scale) v, with scale = 1/sqrtf(head_dim) as
  * both implementations use it. u = 2^-24.

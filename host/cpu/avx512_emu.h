@@ -206,6 +206,10 @@ EMU_FN emu_m512 emu_mul_ps(emu_m512 a, emu_m512 b) {
     for (int i = 0; i < 16; i++) a.v.f[i] *= b.v.f[i];
     return a;
 }
+EMU_FN emu_m512 emu_div_ps(emu_m512 a, emu_m512 b) {
+    for (int i = 0; i < 16; i++) a.v.f[i] /= b.v.f[i];
+    return a;
+}
 EMU_FN emu_m512 emu_fmadd_ps(emu_m512 a, emu_m512 b, emu_m512 c) {
     for (int i = 0; i < 16; i++) a.v.f[i] = fmaf(a.v.f[i], b.v.f[i], c.v.f[i]);
     return a;
@@ -355,6 +359,7 @@ EMU_FN __m256d emu_extractf64x4_pd(emu_m512d a, int hi) { return _mm256_loadu_pd
 #define _mm512_add_ps emu_add_ps
 #define _mm512_sub_ps emu_sub_ps
 #define _mm512_mul_ps emu_mul_ps
+#define _mm512_div_ps emu_div_ps
 #define _mm512_fmadd_ps emu_fmadd_ps
 #define _mm512_max_ps emu_max_ps
 #define _mm512_min_ps emu_min_ps

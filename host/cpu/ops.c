@@ -138,15 +138,18 @@ OPS_VERSIONS(int, gated_act, (float *gate, const float *up, int64_t n, enum trit
 #ifdef OPS_X86
 static void relu2_gate_avx512(float *gate, const float *up, int64_t n);
 static void relu2_gate_avx2(float *gate, const float *up, int64_t n);
+static void silu_gate_avx512(float *gate, const float *up, int64_t n);
+static void silu_gate_avx2(float *gate, const float *up, int64_t n);
 #endif
+/* ReLU^2 gives the body's bits at every level; SiLU's vector exp is within a few ulp of libm's
+ * (ops_simd.inc). */
 void trit_gated_act_f32(float *gate, const float *up, int64_t n, enum trit_act act) {
 #ifdef OPS_X86
-    if (act == TRIT_ACT_RELU2) {
-        switch (trit_cpu_vec_active()) { /* the same bits as the body (ops_simd.inc) */
-        case TRIT_CPU_VEC_AVX512: relu2_gate_avx512(gate, up, n); return;
-        case TRIT_CPU_VEC_AVX2: relu2_gate_avx2(gate, up, n); return;
-        default: break;
-        }
+    const bool relu2 = act == TRIT_ACT_RELU2;
+    switch (trit_cpu_vec_active()) {
+    case TRIT_CPU_VEC_AVX512: relu2 ? relu2_gate_avx512(gate, up, n) : silu_gate_avx512(gate, up, n); return;
+    case TRIT_CPU_VEC_AVX2: relu2 ? relu2_gate_avx2(gate, up, n) : silu_gate_avx2(gate, up, n); return;
+    default: break;
     }
 #endif
     (void)gated_act_v(gate, up, n, act);
@@ -262,6 +265,7 @@ OPS_BODY float quantize_row_body(const float *x, int64_t k, int q_min, int8_t *q
 #define vadd SFX(vadd)
 #define vsub SFX(vsub)
 #define vmul SFX(vmul)
+#define vdiv SFX(vdiv)
 #define vmax SFX(vmax)
 #define vmin SFX(vmin)
 #define vabs SFX(vabs)
@@ -298,6 +302,7 @@ V_FN V vload16n(const void *p, int64_t n, enum trit_dtype dt) {
 V_FN V vadd(V a, V b) { return _mm512_add_ps(a, b); }
 V_FN V vsub(V a, V b) { return _mm512_sub_ps(a, b); }
 V_FN V vmul(V a, V b) { return _mm512_mul_ps(a, b); }
+V_FN V vdiv(V a, V b) { return _mm512_div_ps(a, b); }
 V_FN V vmax(V a, V b) { return _mm512_max_ps(a, b); }
 V_FN V vmin(V a, V b) { return _mm512_min_ps(a, b); }
 V_FN V vabs(V a) { return _mm512_abs_ps(a); }
@@ -366,6 +371,7 @@ V_FN V vload16n(const void *p, int64_t n, enum trit_dtype dt) {
 V_FN V vadd(V a, V b) { return _mm256_add_ps(a, b); }
 V_FN V vsub(V a, V b) { return _mm256_sub_ps(a, b); }
 V_FN V vmul(V a, V b) { return _mm256_mul_ps(a, b); }
+V_FN V vdiv(V a, V b) { return _mm256_div_ps(a, b); }
 V_FN V vmax(V a, V b) { return _mm256_max_ps(a, b); }
 V_FN V vmin(V a, V b) { return _mm256_min_ps(a, b); }
 V_FN V vabs(V a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
