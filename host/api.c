@@ -39,6 +39,11 @@ enum trit_status trit_model_load(const char *path, const struct trit_model_param
     if (params) {
         lp.progress = params->progress;
         lp.progress_user = params->progress_user;
+        if ((unsigned)params->i2s_layout > TRIT_I2S_ARM) {
+            trit_free(m);
+            return trit_error(TRIT_ERR_INVALID_ARG, "trit_model_load: unknown I2_S layout %d", (int)params->i2s_layout);
+        }
+        lp.i2s_layout = params->i2s_layout;
     }
     enum trit_status st = trit_model_load_path(path, &lp, m);
     if (st != TRIT_OK) {

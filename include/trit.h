@@ -97,10 +97,19 @@ int trit_cuda_compiled(void);
  * (bitnet.cpp I2_S, llama.cpp TQ1_0/TQ2_0/F16, trit's own) or a Hugging Face folder
  * (config.json + *.safetensors). It is read-only once loaded and may be shared by contexts.
  */
+/* The block layout of bitnet.cpp I2_S weights (docs/formats.md). Its converter and the published
+ * files use the x86 layout; a file that bitnet.cpp's llama-quantize wrote on an ARM machine uses the
+ * ARM one. Nothing in a file tells them apart, so a wrong choice loads and gives nonsense. */
+enum trit_i2s_layout {
+    TRIT_I2S_X86 = 0, /* blocks of 128 elements (the default) */
+    TRIT_I2S_ARM = 1, /* blocks of 64 elements */
+};
+
 struct trit_model_params {
     /* Called while tensors are decoded, with fraction in [0, 1]; NULL for none. */
     void (*progress)(float fraction, void *user);
     void *progress_user;
+    enum trit_i2s_layout i2s_layout; /* I2_S files only (default TRIT_I2S_X86) */
 };
 struct trit_model_params trit_model_default_params(void);
 /* Loads `path` (a .gguf file or a folder). *out is NULL on failure. */

@@ -70,6 +70,16 @@ static const struct codec HF = {"hf", false, trit_hf_packed_bytes, trit_hf_decod
 static const struct codec TQ2 = {"tq2_0", true, trit_tq2_0_bytes, trit_tq2_0_decode, trit_tq2_0_encode};
 static const struct codec TQ1 = {"tq1_0", true, trit_tq1_0_bytes, trit_tq1_0_decode, trit_tq1_0_encode};
 static const struct codec I2S = {"i2_s", true, trit_i2s_bytes, trit_i2s_decode, i2s_encode};
+/* bitnet.cpp's ARM block layout (64 elements) */
+static int64_t i2s_arm_bytes(int64_t r, int64_t c) { return trit_i2s_bytes_layout(r, c, TRIT_I2S_ARM); }
+static enum trit_status i2s_arm_decode(const uint8_t *p, struct trit_ternary *w) {
+    return trit_i2s_decode_layout(p, TRIT_I2S_ARM, w);
+}
+static enum trit_status i2s_arm_encode(const struct trit_ternary *w, bool unit_scale, uint8_t *p) {
+    (void)unit_scale;
+    return trit_i2s_encode_layout(w, TRIT_I2S_ARM, p);
+}
+static const struct codec I2S_ARM = {"i2_s (arm)", true, i2s_arm_bytes, i2s_arm_decode, i2s_arm_encode};
 
 /* Encodes w into a fresh buffer of bytes() + GUARD_BYTES, checking that the encoder writes every
  * one of its bytes (same output over two poisons) and nothing past them. Returns the buffer. */
@@ -460,6 +470,54 @@ Test(i2s, random_round_trips) {
         random_ternary(&rng, shapes[s][0], shapes[s][1], test_rng_uniform(&rng, 0.1f, 3.0f), &w);
         cr_assert_eq(trit_i2s_bytes(shapes[s][0], shapes[s][1]), shapes[s][0] * shapes[s][1] / 4 + 32);
         round_trip(&I2S, &w);
+        trit_ternary_free(&w);
+    }
+}
+
+/* The ARM layout: blocks of 64 elements in 16 bytes, byte j holding j, j+16, j+32, j+48. */
+Test(i2s, arm_layout_hand_written_bytes) {
+    /* 1 x 64 = one block; element i = c.
+     *   byte 0  = 0x91 = 10 01 00 01: e0 = +1, e16 = 0, e32 = -1, e48 = 0
+     *   byte 15 = 0x64 = 01 10 01 00: e15 = 0, e31 = +1, e47 = 0, e63 = -1
+     *   tail: fp32 0.75 at byte 16, then 28 zero bytes. */
+    uint8_t packed[48];
+    memset(packed, 0x55, 16);
+    memset(packed + 16, 0, 32);
+    packed[0] = 0x91;
+    packed[15] = 0x64;
+    packed[18] = 0x40;
+    packed[19] = 0x3f;
+    int want[64] = {0};
+    want[0] = 1, want[32] = -1, want[31] = 1, want[63] = -1;
+    struct trit_ternary w;
+    cr_assert_eq(i2s_arm_bytes(1, 64), 48);
+    check_hand_bytes(&I2S_ARM, packed, 1, 64, want, 0.75f, &w);
+    trit_ternary_free(&w);
+    /* 64 elements are a whole ARM block but half an x86 one */
+    cr_assert_eq(trit_i2s_bytes(1, 64), -1);
+    cr_assert_eq(i2s_arm_bytes(1, 96), -1);
+    cr_assert_eq(trit_i2s_bytes_layout(1, 128, (enum trit_i2s_layout)7), -1);
+}
+
+Test(i2s, arm_layout_random_round_trips_and_differs_from_x86) {
+    struct test_rng rng;
+    test_rng_seed(&rng, 0x126);
+    const int64_t shapes[][2] = {{1, 64}, {3, 64}, {2, 192}, {5, 256}, {1, 2560}, {7, 384}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        struct trit_ternary w;
+        random_ternary(&rng, shapes[s][0], shapes[s][1], test_rng_uniform(&rng, 0.1f, 3.0f), &w);
+        round_trip(&I2S_ARM, &w);
+        if (trit_i2s_bytes(shapes[s][0], shapes[s][1]) > 0) { /* the same bytes read as x86: other weights */
+            int64_t n;
+            uint8_t *packed = encode_checked(&I2S_ARM, &w, false, &n);
+            struct trit_ternary x;
+            cr_assert_eq(trit_ternary_init(&x, w.n_rows, w.n_cols), TRIT_OK);
+            cr_assert_eq(trit_i2s_decode(packed, &x), TRIT_OK);
+            cr_expect(!trit_ternary_equal(&x, &w), "%lld x %lld: the layouts agree", (long long)w.n_rows,
+                      (long long)w.n_cols);
+            trit_ternary_free(&x);
+            trit_free(packed);
+        }
         trit_ternary_free(&w);
     }
 }

@@ -75,12 +75,15 @@ static bool exists(const char *path) {
     return stat(path, &st) == 0;
 }
 
-static struct trit_model load(const char *path) {
+static struct trit_model load_with(const char *path, enum trit_i2s_layout i2s) {
     struct trit_model m;
-    enum trit_status st = trit_model_load_path(path, NULL, &m);
+    const struct trit_load_params lp = {.i2s_layout = i2s};
+    enum trit_status st = trit_model_load_path(path, &lp, &m);
     cr_assert_eq(st, TRIT_OK, "loading %s: %s", path, trit_last_error());
     return m;
 }
+
+static struct trit_model load(const char *path) { return load_with(path, TRIT_I2S_X86); }
 
 static struct tiny_model make_hf(enum tiny_kind kind, int64_t dim, int64_t ffn, const char *dir, bool tokenizer) {
     struct tiny_model m;
@@ -454,12 +457,14 @@ Test(convert, every_weight_kind_decodes_to_the_same_canonical_tensor) {
         {"tq2_0.gguf", TINY_GGUF_TQ2_0, true, "TQ2_0"}, {"tq1_0.gguf", TINY_GGUF_TQ1_0, true, "TQ1_0"},
         {"i2_s.gguf", TINY_GGUF_I2_S, false, "I2_S"},   {"f16.gguf", TINY_GGUF_F16, true, "F16"},
         {"f32.gguf", TINY_GGUF_F32, false, "F32"},      {"hf", -1, false, "HF u8, scale *"},
+        {"i2_s_arm.gguf", TINY_GGUF_I2_S_ARM, false, "I2_S"},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const char *path = tmp_path(cases[c].name);
         if (cases[c].enc < 0) cr_assert(tiny_write_hf(&tm, path, false));
         else cr_assert(tiny_write_gguf(&tm, path, "bitnet-b1.58", (enum tiny_gguf_weights)cases[c].enc));
-        struct trit_model m = load(path);
+        const bool arm = cases[c].enc == TINY_GGUF_I2_S_ARM; /* loaded as what it is */
+        struct trit_model m = load_with(path, arm ? TRIT_I2S_ARM : TRIT_I2S_X86);
         assert_codes(&m, &tm);
         for (int64_t i = 0; i < tm.n_layers; i++)
             for (int k = 0; k < 7; k++) {

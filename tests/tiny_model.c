@@ -417,6 +417,10 @@ static bool gguf_weight(struct gguf_writer *w, struct bufs *b, const char *name,
     case TINY_GGUF_TQ2_0: n_bytes = trit_tq2_0_bytes(t->n_rows, t->n_cols); type = GGML_TYPE_TQ2_0; break;
     case TINY_GGUF_TQ1_0: n_bytes = trit_tq1_0_bytes(t->n_rows, t->n_cols); type = GGML_TYPE_TQ1_0; break;
     case TINY_GGUF_I2_S: n_bytes = trit_i2s_bytes(t->n_rows, t->n_cols); type = GGML_TYPE_I2_S_BITNET; break;
+    case TINY_GGUF_I2_S_ARM:
+        n_bytes = trit_i2s_bytes_layout(t->n_rows, t->n_cols, TRIT_I2S_ARM);
+        type = GGML_TYPE_I2_S_BITNET;
+        break;
     case TINY_GGUF_F16: n_bytes = n * 2; type = GGML_TYPE_F16; break;
     default: n_bytes = n * 4; type = GGML_TYPE_F32; break;
     }
@@ -426,6 +430,7 @@ static bool gguf_weight(struct gguf_writer *w, struct bufs *b, const char *name,
     if (enc == TINY_GGUF_TQ2_0) st = trit_tq2_0_encode(t, false, buf);
     else if (enc == TINY_GGUF_TQ1_0) st = trit_tq1_0_encode(t, false, buf);
     else if (enc == TINY_GGUF_I2_S) st = trit_i2s_encode(t, buf);
+    else if (enc == TINY_GGUF_I2_S_ARM) st = trit_i2s_encode_layout(t, TRIT_I2S_ARM, buf);
     else
         for (int64_t r = 0; r < t->n_rows; r++)
             for (int64_t c = 0; c < t->n_cols; c++) {
@@ -449,7 +454,7 @@ bool tiny_write_gguf(const struct tiny_model *m, const char *path, const char *a
     bool ok = b != NULL;
     char key[128], name[96];
     ok = ok && gguf_writer_set_str(w, "general.architecture", arch) == TRIT_OK;
-    ok = ok && gguf_writer_set_u32(w, "general.file_type", enc == TINY_GGUF_I2_S ? 40u : enc == TINY_GGUF_TQ1_0 ? 36u : 37u) == TRIT_OK;
+    ok = ok && gguf_writer_set_u32(w, "general.file_type", enc == TINY_GGUF_I2_S || enc == TINY_GGUF_I2_S_ARM ? 40u : enc == TINY_GGUF_TQ1_0 ? 36u : 37u) == TRIT_OK;
     ok = ok && set_u32(w, arch, "block_count", m->n_layers) && set_u32(w, arch, "context_length", 256) &&
          set_u32(w, arch, "embedding_length", m->dim) && set_u32(w, arch, "feed_forward_length", m->ffn_dim) &&
          set_u32(w, arch, "attention.head_count", m->n_heads) && set_u32(w, arch, "attention.head_count_kv", m->n_kv_heads);

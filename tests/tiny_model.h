@@ -32,6 +32,7 @@ enum tiny_gguf_weights {
     TINY_GGUF_I2_S = 2,  /* type 36, fp32 scale in the tail (bitnet.cpp) */
     TINY_GGUF_F16 = 3,   /* t * scale in fp16 */
     TINY_GGUF_F32 = 4,   /* t * scale in fp32 */
+    TINY_GGUF_I2_S_ARM = 5, /* type 36 in bitnet.cpp's ARM block layout (64 elements) */
 };
 
 #define TINY_N_TERNARY 7 /* q, k, v, o, gate, up, down */

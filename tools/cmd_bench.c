@@ -31,6 +31,7 @@ static void usage(FILE *out) {
             "  --head LIST          LM heads, comma-separated: model (the model's own f16/bf16; also\n"
             "                       written f16 or bf16), int8, q4 (default model)\n"
             "  --device D           cpu, cuda or auto (default auto)\n"
+            "  --i2s-layout L       x86 (default) or arm: a bitnet.cpp I2_S file's block layout\n"
             "  --tp-mpi, --tp N, --tp-quant Q   tensor parallelism, as for trit run\n"
             "  -o, --output FMT     md, json or csv (default md)\n"
             "  -h, --help           this text\n");
@@ -141,6 +142,8 @@ int cmd_bench(int argc, char **argv) {
             if (parse_heads(v, heads, &n_heads)) return 2;
         } else if (!strcmp(a, "--device")) {
             if (tool_parse_device("bench", v, &o.device)) return 2;
+        } else if (!strcmp(a, "--i2s-layout")) {
+            if (tool_parse_i2s_layout("bench", v, &o.i2s_layout)) return 2;
         } else if (!strcmp(a, "--tp")) {
             if (tool_parse_i32("bench", a, v, 1, 1 << 30, &o.tp)) return 2;
         } else if (!strcmp(a, "--tp-quant")) {
@@ -156,7 +159,9 @@ int cmd_bench(int argc, char **argv) {
     const char *path = tool_model_path(&o);
     trit_model *m = NULL;
     double t0 = tool_now_ms();
-    enum trit_status st = trit_model_load(path, NULL, &m);
+    struct trit_model_params mp = trit_model_default_params();
+    mp.i2s_layout = o.i2s_layout;
+    enum trit_status st = trit_model_load(path, &mp, &m);
     if (st != TRIT_OK) return tool_fail_status("bench", st, path);
     fprintf(stderr, "bench: %s loaded in %.0f ms: %s\n", path, tool_now_ms() - t0, trit_model_desc(m));
     const int32_t n_vocab = trit_model_n_vocab(m);

@@ -25,6 +25,8 @@ const char *const tool_opts_help =
     "  --head H             LM head: model (its own f16/bf16, default), int8 or q4 (4-bit, CPU\n"
     "                       only); smaller is faster: docs/perf.md gives each one's perplexity cost\n"
     "  --head-int8          the same as --head int8\n"
+    "  --i2s-layout L       x86 (default) or arm: the block layout of a bitnet.cpp I2_S file; one\n"
+    "                       that bitnet.cpp quantized on an ARM machine needs arm (docs/formats.md)\n"
     "  --tp-mpi             tensor parallel over the ranks of mpirun -np N, rank 0 prints: CPU\n"
     "                       ranks, or one GPU each with --device cuda (NCCL)\n"
     "  --tp N               tensor-parallel ranks: with --tp-mpi, the job's size; alone, GPUs\n"
@@ -96,6 +98,13 @@ int tool_parse_head(const char *cmd, const char *v, enum tool_head *out) {
     else if (v && !strcmp(v, "int8")) *out = TOOL_HEAD_INT8;
     else if (v && !strcmp(v, "q4")) *out = TOOL_HEAD_Q4;
     else return tool_fail(cmd, "--head takes model (or f16, bf16: the model's own), int8 or q4"), -1;
+    return 0;
+}
+
+int tool_parse_i2s_layout(const char *cmd, const char *v, enum trit_i2s_layout *out) {
+    if (v && !strcmp(v, "x86")) *out = TRIT_I2S_X86;
+    else if (v && !strcmp(v, "arm")) *out = TRIT_I2S_ARM;
+    else return tool_fail(cmd, "--i2s-layout takes x86 or arm"), -1;
     return 0;
 }
 
@@ -181,6 +190,11 @@ static int common_parse(struct tool_opts *o, int argc, char **argv, int *i, cons
     }
     if (!strcmp(a, "--head")) {
         if (tool_parse_head(cmd, v, &o->head) < 0) return -1;
+        *i += 2;
+        return 1;
+    }
+    if (!strcmp(a, "--i2s-layout")) {
+        if (tool_parse_i2s_layout(cmd, v, &o->i2s_layout) < 0) return -1;
         *i += 2;
         return 1;
     }
@@ -284,6 +298,7 @@ int tool_session_open(struct tool_session *s, const struct tool_opts *o, unsigne
     double t0 = tool_now_ms();
     int last = -1;
     struct trit_model_params mp = trit_model_default_params();
+    mp.i2s_layout = o->i2s_layout;
     if (!o->quiet && isatty(2)) {
         mp.progress = progress_line;
         mp.progress_user = &last;

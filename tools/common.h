@@ -20,6 +20,8 @@ const char *tool_head_name(enum tool_head h);
 /* Parses one of model, f16, bf16 (both: the model's own head, whatever its dtype), int8, q4;
  * prints why and returns -1 on anything else. */
 int tool_parse_head(const char *cmd, const char *v, enum tool_head *out);
+/* Parses x86 or arm (--i2s-layout); prints why and returns -1 on anything else. */
+int tool_parse_i2s_layout(const char *cmd, const char *v, enum trit_i2s_layout *out);
 
 /* Options every command that runs a model takes. */
 struct tool_opts {
@@ -29,6 +31,7 @@ struct tool_opts {
     int32_t batch;          /* -b */
     enum trit_device device;/* --device cpu|cuda|auto */
     enum tool_head head;    /* --head model|int8|q4 (--head-int8: int8) */
+    enum trit_i2s_layout i2s_layout; /* --i2s-layout x86|arm */
     bool quiet;             /* no progress line */
     int32_t tp;             /* --tp N: tensor-parallel ranks (0 = off) */
     bool tp_mpi;            /* --tp-mpi: the ranks are this MPI job's processes */

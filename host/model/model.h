@@ -117,6 +117,7 @@ struct trit_load_params {
     /* Called with fraction in [0, 1] while tensors are decoded; NULL for none. */
     void (*progress)(float fraction, void *user);
     void *progress_user;
+    enum trit_i2s_layout i2s_layout; /* bitnet.cpp I2_S weights: x86 or ARM blocks (trit.h) */
 };
 
 /* Loads a GGUF file or a Hugging Face folder. On failure *out is left zeroed and

@@ -244,7 +244,7 @@ static enum trit_status load_ternary(struct gguf_loader *L, const char *name, st
             st = trit_error(TRIT_ERR_INTERNAL, "gguf: I2_S outside a bitnet.cpp file");
             break;
         }
-        st = trit_i2s_decode(t->data, w);
+        st = trit_i2s_decode_layout(t->data, L->params ? L->params->i2s_layout : TRIT_I2S_X86, w);
         break;
     case GGML_TYPE_F32:
     case GGML_TYPE_F16:

@@ -1,7 +1,7 @@
 /*
  * codecs.c: conversions between the canonical ternary tensor (quant.h) and the packed layouts
  * trit reads and writes: HF transformers uint8, GGUF TQ2_0 and TQ1_0 (llama.cpp), and bitnet.cpp
- * I2_S (x86, 128-element blocks). Byte layouts are in quant.h and shared/reference/llama_cpp.md
+ * I2_S (x86 and ARM block layouts). Byte layouts are in quant.h and docs/formats.md
  * section 2, bitnet_cpp.md section 2.2, hf_bitnet_math.md section 2.1.
  *
  * Every packed code here is t + 1 in {0, 1, 2}, as in the canonical tensor, so a codec only moves
@@ -266,31 +266,38 @@ enum trit_status trit_tq1_0_encode(const struct trit_ternary *w, bool unit_scale
     return blocks_encode(w, unit_scale, packed, TRIT_TQ1_0_BLOCK_BYTES, tq1_0_pack, "tq1_0 encode");
 }
 
-/* ---- bitnet.cpp I2_S (x86) ------------------------------------------------------------------------
- * Flattened element i = r * n_cols + c: block i / 128 of 32 bytes; within it j = i % 128 sits in
- * byte j % 32 at bits (7 - 2 (j / 32)):(6 - 2 (j / 32)). Then the fp32 multiplier (little-endian)
- * at byte n / 4 and 28 zero bytes. */
+/* ---- bitnet.cpp I2_S ------------------------------------------------------------------------------
+ * Flattened element i = r * n_cols + c: block i / B of B / 4 bytes (B = 128 on x86, 64 on ARM);
+ * within it j = i % B sits in byte j % (B / 4) at bits (7 - 2 g):(6 - 2 g), g = j / (B / 4). Then
+ * the fp32 multiplier (little-endian) at byte n / 4 and 28 zero bytes. */
 
-int64_t trit_i2s_bytes(int64_t n_rows, int64_t n_cols) {
+static int64_t i2s_block(enum trit_i2s_layout layout) { return layout == TRIT_I2S_ARM ? 64 : TRIT_I2S_BLOCK; }
+
+int64_t trit_i2s_bytes_layout(int64_t n_rows, int64_t n_cols, enum trit_i2s_layout layout) {
     int64_t n;
-    if (n_rows <= 0 || n_cols <= 0 || !trit_mul_i64(n_rows, n_cols, &n) || n % TRIT_I2S_BLOCK != 0) return -1;
+    if ((unsigned)layout > TRIT_I2S_ARM || n_rows <= 0 || n_cols <= 0 || !trit_mul_i64(n_rows, n_cols, &n) ||
+        n % i2s_block(layout) != 0)
+        return -1;
     return n / 4 + 32;
 }
 
-static enum trit_status i2s_check_shape(const struct trit_ternary *w, const char *who) {
-    if (trit_i2s_bytes(w->n_rows, w->n_cols) < 0)
-        return trit_error(TRIT_ERR_UNSUPPORTED, "%s: %lld x %lld elements are not a multiple of %d", who,
-                          (long long)w->n_rows, (long long)w->n_cols, TRIT_I2S_BLOCK);
+int64_t trit_i2s_bytes(int64_t n_rows, int64_t n_cols) { return trit_i2s_bytes_layout(n_rows, n_cols, TRIT_I2S_X86); }
+
+static enum trit_status i2s_check_shape(const struct trit_ternary *w, enum trit_i2s_layout layout, const char *who) {
+    if ((unsigned)layout > TRIT_I2S_ARM) return trit_error(TRIT_ERR_INVALID_ARG, "%s: unknown layout %d", who, (int)layout);
+    if (trit_i2s_bytes_layout(w->n_rows, w->n_cols, layout) < 0)
+        return trit_error(TRIT_ERR_UNSUPPORTED, "%s: %lld x %lld elements are not a multiple of %lld", who,
+                          (long long)w->n_rows, (long long)w->n_cols, (long long)i2s_block(layout));
     return TRIT_OK;
 }
 
-enum trit_status trit_i2s_decode(const uint8_t *packed, struct trit_ternary *w) {
+enum trit_status trit_i2s_decode_layout(const uint8_t *packed, enum trit_i2s_layout layout, struct trit_ternary *w) {
     TRIT_TRY(check_tensor(w, packed, "i2_s decode"));
-    TRIT_TRY(i2s_check_shape(w, "i2_s decode"));
-    int64_t n = w->n_rows * w->n_cols;
+    TRIT_TRY(i2s_check_shape(w, layout, "i2_s decode"));
+    const int64_t n = w->n_rows * w->n_cols, blk = i2s_block(layout), q = blk / 4;
     for (int64_t i = 0; i < n; i++) {
-        int64_t j = i % TRIT_I2S_BLOCK;
-        unsigned code = (packed[(i / TRIT_I2S_BLOCK) * 32 + j % 32] >> (6 - 2 * (j / 32))) & 3u;
+        int64_t j = i % blk;
+        unsigned code = (packed[(i / blk) * q + j % q] >> (6 - 2 * (j / q))) & 3u;
         if (code == 3u)
             return trit_error(TRIT_ERR_FORMAT, "i2_s decode: code 3 at element %lld (row %lld, column %lld)",
                               (long long)i, (long long)(i / w->n_cols), (long long)(i % w->n_cols));
@@ -307,17 +314,21 @@ enum trit_status trit_i2s_decode(const uint8_t *packed, struct trit_ternary *w) 
     return TRIT_OK;
 }
 
-enum trit_status trit_i2s_encode(const struct trit_ternary *w, uint8_t *packed) {
+enum trit_status trit_i2s_decode(const uint8_t *packed, struct trit_ternary *w) {
+    return trit_i2s_decode_layout(packed, TRIT_I2S_X86, w);
+}
+
+enum trit_status trit_i2s_encode_layout(const struct trit_ternary *w, enum trit_i2s_layout layout, uint8_t *packed) {
     TRIT_TRY(check_tensor(w, packed, "i2_s encode"));
-    TRIT_TRY(i2s_check_shape(w, "i2_s encode"));
+    TRIT_TRY(i2s_check_shape(w, layout, "i2_s encode"));
     TRIT_TRY(check_codes(w, "i2_s encode"));
     float m = 0.0f;
     TRIT_TRY(multiplier_of(w, "i2_s encode", &m));
-    int64_t n = w->n_rows * w->n_cols;
+    const int64_t n = w->n_rows * w->n_cols, blk = i2s_block(layout), q = blk / 4;
     for (int64_t byte = 0; byte < n / 4; byte++) {
         unsigned v = 0;
         for (int64_t g = 0; g < 4; g++) {
-            int64_t i = (byte / 32) * TRIT_I2S_BLOCK + g * 32 + byte % 32;
+            int64_t i = (byte / q) * blk + g * q + byte % q;
             v |= code_get(w, i / w->n_cols, i % w->n_cols) << (6 - 2 * g);
         }
         packed[byte] = (uint8_t)v;
@@ -328,4 +339,8 @@ enum trit_status trit_i2s_encode(const struct trit_ternary *w, uint8_t *packed) 
     memset(tail, 0, 32);
     for (int b = 0; b < 4; b++) tail[b] = (uint8_t)(bits >> (8 * b));
     return TRIT_OK;
+}
+
+enum trit_status trit_i2s_encode(const struct trit_ternary *w, uint8_t *packed) {
+    return trit_i2s_encode_layout(w, TRIT_I2S_X86, packed);
 }

@@ -160,6 +160,16 @@ int64_t trit_i2s_bytes(int64_t n_rows, int64_t n_cols);
 enum trit_status trit_i2s_decode(const uint8_t *packed, struct trit_ternary *w);
 enum trit_status trit_i2s_encode(const struct trit_ternary *w, uint8_t *packed);
 
+/* bitnet.cpp on ARM packs I2_S differently (its QK_I2_S is 64 there): blocks of 64 elements -> 16
+ * bytes, byte b of a block holding elements b, b+16, b+32, b+48 in bits 7:6, 5:4, 3:2, 1:0; codes,
+ * scale and size as above, the element count a multiple of 64. The file says nothing about which
+ * machine quantized it (same type id, same metadata), so the caller chooses: trit_model_params
+ * i2s_layout, `--i2s-layout arm`. The x86 functions above are these with TRIT_I2S_X86. */
+/* enum trit_i2s_layout (TRIT_I2S_X86, TRIT_I2S_ARM) is in include/trit.h. */
+int64_t trit_i2s_bytes_layout(int64_t n_rows, int64_t n_cols, enum trit_i2s_layout layout);
+enum trit_status trit_i2s_decode_layout(const uint8_t *packed, enum trit_i2s_layout layout, struct trit_ternary *w);
+enum trit_status trit_i2s_encode_layout(const struct trit_ternary *w, enum trit_i2s_layout layout, uint8_t *packed);
+
 /* ---- half-precision conversions (round to nearest even) --------------------------------------- */
 float trit_fp16_to_fp32(uint16_t h);
 uint16_t trit_fp32_to_fp16(float f);
