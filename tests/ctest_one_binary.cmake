@@ -50,7 +50,9 @@ if(CMAKE_SCRIPT_MODE_FILE)
   return()
 endif()
 
-if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$" AND NOT CMAKE_CROSSCOMPILING)
+# Not in sanitizer builds: AddressSanitizer's shadow memory does not fit under qemu-user.
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$" AND NOT CMAKE_CROSSCOMPILING AND NOT TRIT_SANITIZE
+   AND NOT TRIT_FUZZ)
   find_program(TRIT_QEMU_X86 qemu-x86_64)
   if(TRIT_QEMU_X86)
     foreach(pair "haswell;Haswell-noTSX;avx2" "nehalem;Nehalem;scalar")

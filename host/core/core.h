@@ -5,6 +5,7 @@
 #ifndef TRIT_CORE_H
 #define TRIT_CORE_H
 
+#include <assert.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -66,6 +67,12 @@ static inline bool trit_add_i64(int64_t a, int64_t b, int64_t *out) {
 }
 static inline int64_t trit_div_ceil(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static inline int64_t trit_align_up(int64_t a, int64_t align) { return trit_div_ceil(a, align) * align; }
+
+/* The contract of an internal kernel that needs an aligned buffer (an aligned vector store, a
+ * hardware requirement), checked in debug builds (no NDEBUG): a violation aborts there with the
+ * place, instead of faulting somewhere else in a release build. Buffers that cross the public API
+ * never carry such a contract: every kernel that reads a caller's memory uses unaligned loads. */
+#define TRIT_ASSERT_ALIGNED(ptr, align) assert(((uintptr_t)(const void *)(ptr) % (align)) == 0 && "misaligned")
 
 /* ---- files --------------------------------------------------------------------------------- */
 

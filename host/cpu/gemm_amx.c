@@ -47,8 +47,10 @@ static AMX_FN void configure(int n0, int n1) {
     _tile_loadconfig(&cfg);
 }
 
-/* One packed tile (256 bytes) -> the 16 x 64 byte B tile of its codes. */
+/* One packed tile (256 bytes) -> the 16 x 64 byte B tile of its codes.
+ * PRECOND: dst is 64-byte aligned (aligned stores; the caller's alignas(64) stack buffer). */
 static inline __attribute__((always_inline, target(AMX_TARGET))) void decode_b(const uint8_t *src, uint8_t *dst) {
+    TRIT_ASSERT_ALIGNED(dst, 64);
     const __m512i m3 = _mm512_set1_epi8(3);
     for (int v = 0; v < 4; v++) {
         __m512i w = _mm512_loadu_si512(src + 64 * v);

@@ -20,20 +20,21 @@ const char *trit_family_name(enum trit_family f) {
     return "unknown";
 }
 
+/* Reads through memcpy: the loaders also use it on small tensors (norms, scales) that still sit at
+ * the file's offsets, which need not be aligned. */
 void trit_dense_row_f32(const struct trit_dense *m, int64_t r, float *out) {
     const int64_t n = m->n_cols;
+    const char *row = (const char *)m->data + r * n * (m->dtype == TRIT_DTYPE_F32 ? 4 : 2);
     switch (m->dtype) {
-    case TRIT_DTYPE_F32: memcpy(out, (const float *)m->data + r * n, (size_t)n * sizeof(float)); break;
-    case TRIT_DTYPE_F16: {
-        const uint16_t *row = (const uint16_t *)m->data + r * n;
-        for (int64_t i = 0; i < n; i++) out[i] = trit_fp16_to_fp32(row[i]);
+    case TRIT_DTYPE_F32: memcpy(out, row, (size_t)n * sizeof(float)); break;
+    case TRIT_DTYPE_F16:
+    case TRIT_DTYPE_BF16:
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, row + 2 * i, sizeof h);
+            out[i] = m->dtype == TRIT_DTYPE_F16 ? trit_fp16_to_fp32(h) : trit_bf16_to_fp32(h);
+        }
         break;
-    }
-    case TRIT_DTYPE_BF16: {
-        const uint16_t *row = (const uint16_t *)m->data + r * n;
-        for (int64_t i = 0; i < n; i++) out[i] = trit_bf16_to_fp32(row[i]);
-        break;
-    }
     }
 }
 

@@ -67,8 +67,9 @@ enum trit_dtype {
 struct trit_dense {
     enum trit_dtype dtype;
     int64_t n_rows, n_cols; /* (n_vocab, dim) for the embedding and the head */
-    const void *data;       /* row-major, aligned to the element size (trit_model_load_path copies a
-                             * misaligned tensor of a file) */
+    const void *data;       /* row-major; the model's embedding and head are aligned to the element
+                             * size (trit_model_load_path copies a misaligned tensor of a file),
+                             * other dense views a loader makes need not be */
     void *owned;            /* non-NULL when the model owns the bytes (trit_free) */
 };
 /* Row r of a dense matrix as fp32 (n_cols values). */
