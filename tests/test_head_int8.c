@@ -48,6 +48,24 @@ static void random_head(struct test_rng *rng, enum trit_dtype dtype, int64_t n_r
     *ref_f32 = f;
 }
 
+/* The kernel's int32 dots of h against q equal the reference's, bit for bit, from every row range
+ * start (so that groups of 4 straddle the tail), and nothing is written past the end. ref and got
+ * have room for n_rows and n_rows + 1 values. */
+static void expect_rows_match_reference(const struct trit_head_i8 *h, const int8_t *q, int32_t *ref, int32_t *got) {
+    const int64_t n_rows = h->n_rows;
+    trit_head_i8_acc_rows_ref(h, q, 0, n_rows, ref);
+    for (int64_t r0 = 0; r0 < n_rows && r0 < 6; r0++) {
+        test_poison(got, (size_t)(n_rows + 1) * sizeof(int32_t));
+        int32_t guard;
+        memcpy(&guard, &got[n_rows - r0], sizeof guard);
+        trit_head_i8_acc_rows(h, q, r0, n_rows, got);
+        cr_expect(memcmp(got, ref + r0, (size_t)(n_rows - r0) * sizeof(int32_t)) == 0,
+                  "%d-bit kernel %s, %lld x %lld, rows from %lld: int32 differs from the reference", h->bits,
+                  trit_head_i8_kernel_name(h->kernel), (long long)n_rows, (long long)h->n_cols, (long long)r0);
+        cr_expect(memcmp(&got[n_rows - r0], &guard, sizeof guard) == 0, "wrote past the end");
+    }
+}
+
 Test(head_int8, kernels_match_reference_bit_for_bit) {
     struct test_rng rng;
     test_rng_seed(&rng, 0x1e4d);
@@ -76,18 +94,7 @@ Test(head_int8, kernels_match_reference_bit_for_bit) {
                 for (int64_t c = 0; c < n_cols; c++) sum += h.w[r * h.ld + c];
                 h.wsum128[r] = 128 * sum;
             }
-            trit_head_i8_acc_rows_ref(&h, q, 0, n_rows, ref);
-            /* every row range start, so that groups of 4 straddle the tail */
-            for (int64_t r0 = 0; r0 < n_rows && r0 < 6; r0++) {
-                test_poison(got, (size_t)(n_rows + 1) * sizeof(int32_t));
-                int32_t guard;
-                memcpy(&guard, &got[n_rows - r0], sizeof guard);
-                trit_head_i8_acc_rows(&h, q, r0, n_rows, got);
-                cr_expect(memcmp(got, ref + r0, (size_t)(n_rows - r0) * sizeof(int32_t)) == 0,
-                          "kernel %s, %lld x %lld, rows from %lld: int32 differs from the reference",
-                          trit_head_i8_kernel_name(h.kernel), (long long)n_rows, (long long)n_cols, (long long)r0);
-                cr_expect(memcmp(&got[n_rows - r0], &guard, sizeof guard) == 0, "wrote past the end");
-            }
+            expect_rows_match_reference(&h, q, ref, got);
             trit_head_i8_free(&h);
         }
         test_free_offset(q, 1);
@@ -142,17 +149,7 @@ Test(head_int8, q4_kernels_match_reference_bit_for_bit) {
                 }
                 h.wsum128[r] = 128 * sum;
             }
-            trit_head_i8_acc_rows_ref(&h, q, 0, n_rows, ref);
-            for (int64_t r0 = 0; r0 < n_rows && r0 < 6; r0++) {
-                test_poison(got, (size_t)(n_rows + 1) * sizeof(int32_t));
-                int32_t guard;
-                memcpy(&guard, &got[n_rows - r0], sizeof guard);
-                trit_head_i8_acc_rows(&h, q, r0, n_rows, got);
-                cr_expect(memcmp(got, ref + r0, (size_t)(n_rows - r0) * sizeof(int32_t)) == 0,
-                          "4-bit kernel %s, %lld x %lld, rows from %lld: int32 differs from the reference",
-                          trit_head_i8_kernel_name(h.kernel), (long long)n_rows, (long long)n_cols, (long long)r0);
-                cr_expect(memcmp(&got[n_rows - r0], &guard, sizeof guard) == 0, "wrote past the end");
-            }
+            expect_rows_match_reference(&h, q, ref, got);
             trit_head_i8_free(&h);
         }
         test_free_offset(q, 1);

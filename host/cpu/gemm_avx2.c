@@ -103,108 +103,47 @@ DEFINE_TILE_NT(4)
 #define ONEPASS_WIDEN_KB 3
 _Static_assert(ONEPASS_WIDEN_KB * 16 * 512 <= 32767, "the int16 sums of the one-pass kernel overflow");
 
-#define DEFINE_ONEPASS_NT(NT)                                                                      \
-    static __attribute__((noinline, target(AVX2_TARGET))) void onepass_##NT(                       \
+/* 16 rows (both halves of every vector) x NT tokens, one pass over the row group's k-blocks.
+ * UNPACKED 0: the packed tiles (256 bytes), decoded here, with the software prefetch; UNPACKED 1:
+ * unpacked tiles (1024 bytes, kernels.h), from the thread's scratch, only loaded. */
+#define DEFINE_SIXTEEN_ROWS(NAME, NT, UNPACKED)                                                    \
+    static __attribute__((noinline, target(AVX2_TARGET))) void NAME(                               \
         const struct trit_cpu_tile *tile, const int32_t *qsum, int8_t (*tail)[TRIT_CPU_KB_COLS]) { \
         const __m256i m3 = _mm256_set1_epi8(3), ones16 = _mm256_set1_epi16(1);                     \
         const int64_t n_full = tile->n_cols / TRIT_CPU_KB_COLS;                                    \
+        const int64_t tile_bytes = (UNPACKED) ? TRIT_CPU_UNPACKED_TILE_BYTES : TRIT_CPU_TILE_BYTES; \
         for (int64_t rg = 0; rg < tile->n_rg; rg++) {                                              \
-            const uint8_t *w = tile->w + rg * tile->n_kb * TRIT_CPU_TILE_BYTES;                    \
-            __m256i acc[NT][2];                                                                    \
-            _Pragma("GCC unroll 2") for (int t = 0; t < (NT); t++) acc[t][0] = acc[t][1] = _mm256_setzero_si256(); \
-            for (int64_t kb0 = 0; kb0 < tile->n_kb; kb0 += ONEPASS_WIDEN_KB) {                     \
-                const int64_t kb1 = kb0 + ONEPASS_WIDEN_KB < tile->n_kb ? kb0 + ONEPASS_WIDEN_KB : tile->n_kb; \
-                __m256i s16[NT][2];                                                                \
-                _Pragma("GCC unroll 2") for (int t = 0; t < (NT); t++) s16[t][0] = s16[t][1] = _mm256_setzero_si256(); \
-                for (int64_t kb = kb0; kb < kb1; kb++) {                                           \
-                    const int8_t *a[NT];                                                           \
-                    _Pragma("GCC unroll 2") for (int t = 0; t < (NT); t++)                         \
-                        a[t] = kb < n_full ? tile->q + t * tile->ld_q + kb * TRIT_CPU_KB_COLS : tail[t]; \
-                    const uint8_t *wk = w + kb * TRIT_CPU_TILE_BYTES;                              \
-                    _Pragma("GCC unroll 4") for (int l = 0; l < 4; l++)                            \
-                        _mm_prefetch((const char *)wk + ONEPASS_PREFETCH_BYTES + 64 * l, _MM_HINT_T0); \
-                    _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) {                          \
-                        const __m256i w0 = _mm256_loadu_si256((const __m256i *)(wk + 64 * v));     \
-                        const __m256i w1 = _mm256_loadu_si256((const __m256i *)(wk + 64 * v + 32)); \
-                        _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {                      \
-                            const __m256i d0 = _mm256_and_si256(j ? _mm256_srli_epi16(w0, 2 * j) : w0, m3); \
-                            const __m256i d1 = _mm256_and_si256(j ? _mm256_srli_epi16(w1, 2 * j) : w1, m3); \
-                            _Pragma("GCC unroll 2") for (int t = 0; t < (NT); t++) {               \
-                                const __m256i b = bcast4(a[t] + 16 * v + 4 * j);                   \
-                                s16[t][0] = _mm256_add_epi16(s16[t][0], _mm256_maddubs_epi16(d0, b)); \
-                                s16[t][1] = _mm256_add_epi16(s16[t][1], _mm256_maddubs_epi16(d1, b)); \
-                                KEEP_ORDER(s16[t][0]);                                             \
-                                KEEP_ORDER(s16[t][1]);                                             \
-                            }                                                                      \
-                        }                                                                          \
-                    }                                                                              \
-                }                                                                                  \
-                _Pragma("GCC unroll 2") for (int t = 0; t < (NT); t++) {                           \
-                    acc[t][0] = _mm256_add_epi32(acc[t][0], _mm256_madd_epi16(s16[t][0], ones16)); \
-                    acc[t][1] = _mm256_add_epi32(acc[t][1], _mm256_madd_epi16(s16[t][1], ones16)); \
-                }                                                                                  \
-            }                                                                                      \
-            _Pragma("GCC unroll 2") for (int t = 0; t < (NT); t++) {                               \
-                const __m256i qs = _mm256_set1_epi32(qsum[t]);                                     \
-                int32_t *o = tile->out + t * tile->ld_out + rg * TRIT_CPU_RG_ROWS;                 \
-                _mm256_storeu_si256((__m256i *)o, _mm256_sub_epi32(acc[t][0], qs));                \
-                _mm256_storeu_si256((__m256i *)(o + 8), _mm256_sub_epi32(acc[t][1], qs));          \
-            }                                                                                      \
-        }                                                                                          \
-    }
-
-DEFINE_ONEPASS_NT(1)
-DEFINE_ONEPASS_NT(2)
-
-/* ---- unpacked panels (m >= TRIT_CPU_PANEL_MIN_M; kernels.h, gemm_cpu.c) -----------------------
- * The codes come unpacked, one byte each, so a plane costs two loads shared by the tokens instead of
- * a shift and a mask per half: per vpmaddubsw there is one vpaddw and one activation broadcast for
- * two of them (16 rows x NT tokens), which keeps the two vpmaddubsw ports busy. The int16 sums widen
- * into int32 every PANEL_WIDEN_KB k-blocks, as in the one-pass kernel (the same bound). */
-#define PANEL_WIDEN_KB 3
-
-__attribute__((target(AVX2_TARGET))) void trit_cpu_unpack_avx2(const uint8_t *packed, int64_t n_tiles, uint8_t *dst) {
-    const __m256i m3 = _mm256_set1_epi8(3);
-    for (int64_t i = 0; i < n_tiles; i++) {
-        const uint8_t *src = packed + i * TRIT_CPU_TILE_BYTES;
-        uint8_t *out = dst + i * TRIT_CPU_UNPACKED_TILE_BYTES;
-        for (int v = 0; v < 4; v++)
-            for (int h = 0; h < 2; h++) {
-                const __m256i w = _mm256_loadu_si256((const __m256i *)(src + 64 * v + 32 * h));
-                for (int j = 0; j < 4; j++)
-                    _mm256_storeu_si256((__m256i *)(out + 64 * (4 * v + j) + 32 * h),
-                                        _mm256_and_si256(j ? _mm256_srli_epi16(w, 2 * j) : w, m3));
-            }
-    }
-}
-
-#define DEFINE_PANEL_NT(NT)                                                                        \
-    static __attribute__((noinline, target(AVX2_TARGET))) void panel_##NT(                         \
-        const struct trit_cpu_tile *tile, const int32_t *qsum, int8_t (*tail)[TRIT_CPU_KB_COLS]) { \
-        const __m256i ones16 = _mm256_set1_epi16(1);                                               \
-        const int64_t n_full = tile->n_cols / TRIT_CPU_KB_COLS;                                    \
-        for (int64_t rg = 0; rg < tile->n_rg; rg++) {                                              \
-            const uint8_t *w = tile->w + rg * tile->n_kb * TRIT_CPU_UNPACKED_TILE_BYTES;           \
+            const uint8_t *w = tile->w + rg * tile->n_kb * tile_bytes;                             \
             __m256i acc[NT][2];                                                                    \
             _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++) acc[t][0] = acc[t][1] = _mm256_setzero_si256(); \
-            for (int64_t kb0 = 0; kb0 < tile->n_kb; kb0 += PANEL_WIDEN_KB) {                       \
-                const int64_t kb1 = kb0 + PANEL_WIDEN_KB < tile->n_kb ? kb0 + PANEL_WIDEN_KB : tile->n_kb; \
+            for (int64_t kb0 = 0; kb0 < tile->n_kb; kb0 += ONEPASS_WIDEN_KB) {                     \
+                const int64_t kb1 = kb0 + ONEPASS_WIDEN_KB < tile->n_kb ? kb0 + ONEPASS_WIDEN_KB : tile->n_kb; \
                 __m256i s16[NT][2];                                                                \
                 _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++) s16[t][0] = s16[t][1] = _mm256_setzero_si256(); \
                 for (int64_t kb = kb0; kb < kb1; kb++) {                                           \
                     const int8_t *a[NT];                                                           \
                     _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++)                         \
                         a[t] = kb < n_full ? tile->q + t * tile->ld_q + kb * TRIT_CPU_KB_COLS : tail[t]; \
-                    const uint8_t *wk = w + kb * TRIT_CPU_UNPACKED_TILE_BYTES;                     \
-                    _Pragma("GCC unroll 16") for (int p = 0; p < 16; p++) { /* plane (v, j) = (p / 4, p % 4) */ \
-                        const __m256i d0 = _mm256_loadu_si256((const __m256i *)(wk + 64 * p));     \
-                        const __m256i d1 = _mm256_loadu_si256((const __m256i *)(wk + 64 * p + 32)); \
-                        _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++) {                   \
-                            const __m256i b = bcast4(a[t] + 16 * (p / 4) + 4 * (p % 4));           \
-                            s16[t][0] = _mm256_add_epi16(s16[t][0], _mm256_maddubs_epi16(d0, b));  \
-                            s16[t][1] = _mm256_add_epi16(s16[t][1], _mm256_maddubs_epi16(d1, b));  \
-                            KEEP_ORDER(s16[t][0]);                                                 \
-                            KEEP_ORDER(s16[t][1]);                                                 \
+                    const uint8_t *wk = w + kb * tile_bytes;                                       \
+                    if (!(UNPACKED))                                                               \
+                        _Pragma("GCC unroll 4") for (int l = 0; l < 4; l++)                        \
+                            _mm_prefetch((const char *)wk + ONEPASS_PREFETCH_BYTES + 64 * l, _MM_HINT_T0); \
+                    _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) {                          \
+                        const __m256i w0 = (UNPACKED) ? m3 : _mm256_loadu_si256((const __m256i *)(wk + 64 * v)); \
+                        const __m256i w1 = (UNPACKED) ? m3 : _mm256_loadu_si256((const __m256i *)(wk + 64 * v + 32)); \
+                        _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {                      \
+                            const uint8_t *pl = wk + 64 * (4 * v + j); /* the unpacked plane */    \
+                            const __m256i d0 = (UNPACKED) ? _mm256_loadu_si256((const __m256i *)pl)  \
+                                                          : _mm256_and_si256(j ? _mm256_srli_epi16(w0, 2 * j) : w0, m3); \
+                            const __m256i d1 = (UNPACKED) ? _mm256_loadu_si256((const __m256i *)(pl + 32)) \
+                                                          : _mm256_and_si256(j ? _mm256_srli_epi16(w1, 2 * j) : w1, m3); \
+                            _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++) {               \
+                                const __m256i b = bcast4(a[t] + 16 * v + 4 * j);                   \
+                                s16[t][0] = _mm256_add_epi16(s16[t][0], _mm256_maddubs_epi16(d0, b)); \
+                                s16[t][1] = _mm256_add_epi16(s16[t][1], _mm256_maddubs_epi16(d1, b)); \
+                                KEEP_ORDER(s16[t][0]);                                             \
+                                KEEP_ORDER(s16[t][1]);                                             \
+                            }                                                                      \
                         }                                                                          \
                     }                                                                              \
                 }                                                                                  \
@@ -222,10 +161,35 @@ __attribute__((target(AVX2_TARGET))) void trit_cpu_unpack_avx2(const uint8_t *pa
         }                                                                                          \
     }
 
-DEFINE_PANEL_NT(1)
-DEFINE_PANEL_NT(2)
-DEFINE_PANEL_NT(3)
-DEFINE_PANEL_NT(4)
+DEFINE_SIXTEEN_ROWS(onepass_1, 1, 0)
+DEFINE_SIXTEEN_ROWS(onepass_2, 2, 0)
+
+/* ---- unpacked panels (m >= TRIT_CPU_PANEL_MIN_M; kernels.h, gemm_cpu.c) -----------------------
+ * The codes come unpacked, one byte each, so a plane costs two loads shared by the tokens instead of
+ * a shift and a mask per half: per vpmaddubsw there is one vpaddw and one activation broadcast for
+ * two of them (16 rows x NT tokens), which keeps the two vpmaddubsw ports busy. The int16 sums widen
+ * into int32 every ONEPASS_WIDEN_KB k-blocks, as in the one-pass kernel (the same bound); both are
+ * DEFINE_SIXTEEN_ROWS above. */
+
+__attribute__((target(AVX2_TARGET))) void trit_cpu_unpack_avx2(const uint8_t *packed, int64_t n_tiles, uint8_t *dst) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    for (int64_t i = 0; i < n_tiles; i++) {
+        const uint8_t *src = packed + i * TRIT_CPU_TILE_BYTES;
+        uint8_t *out = dst + i * TRIT_CPU_UNPACKED_TILE_BYTES;
+        for (int v = 0; v < 4; v++)
+            for (int h = 0; h < 2; h++) {
+                const __m256i w = _mm256_loadu_si256((const __m256i *)(src + 64 * v + 32 * h));
+                for (int j = 0; j < 4; j++)
+                    _mm256_storeu_si256((__m256i *)(out + 64 * (4 * v + j) + 32 * h),
+                                        _mm256_and_si256(j ? _mm256_srli_epi16(w, 2 * j) : w, m3));
+            }
+    }
+}
+
+DEFINE_SIXTEEN_ROWS(panel_1, 1, 1)
+DEFINE_SIXTEEN_ROWS(panel_2, 2, 1)
+DEFINE_SIXTEEN_ROWS(panel_3, 3, 1)
+DEFINE_SIXTEEN_ROWS(panel_4, 4, 1)
 
 __attribute__((target(AVX2_TARGET))) void trit_cpu_panel_avx2(const struct trit_cpu_tile *tile) {
     int32_t qsum[TRIT_CPU_MAX_TOKENS];
