@@ -1,20 +1,83 @@
-/* alloc.c: aligned, zeroed allocation and the monotonic clock. */
+/* alloc.c: aligned allocation, what memory is left to take, and the monotonic clock. */
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/core.h"
 
-void *trit_alloc(size_t n_bytes) {
+void *trit_alloc_uninit(size_t n_bytes) {
     size_t rounded = (n_bytes + TRIT_ALIGN - 1) / TRIT_ALIGN * TRIT_ALIGN;
     if (rounded < n_bytes) return NULL; /* overflow */
     if (rounded == 0) rounded = TRIT_ALIGN;
-    void *ptr = aligned_alloc(TRIT_ALIGN, rounded);
-    if (ptr) memset(ptr, 0, rounded);
+    return aligned_alloc(TRIT_ALIGN, rounded);
+}
+
+void *trit_alloc(size_t n_bytes) {
+    void *ptr = trit_alloc_uninit(n_bytes);
+    if (ptr) memset(ptr, 0, n_bytes);
     return ptr;
 }
 
 void trit_free(void *ptr) { free(ptr); }
+
+/* ---- what is left ---------------------------------------------------------------------------- */
+
+/* The first unsigned number in a small file, or UINT64_MAX (absent, unreadable, "max"). */
+static uint64_t read_u64_file(const char *path) {
+    FILE *f = fopen(path, "re");
+    if (!f) return UINT64_MAX;
+    uint64_t v = UINT64_MAX;
+    if (fscanf(f, "%" SCNu64, &v) != 1) v = UINT64_MAX;
+    fclose(f);
+    return v;
+}
+
+/* MemAvailable from /proc/meminfo in bytes, or UINT64_MAX. */
+static uint64_t meminfo_available(void) {
+    FILE *f = fopen("/proc/meminfo", "re");
+    if (!f) return UINT64_MAX;
+    char line[256];
+    uint64_t kib = UINT64_MAX;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %" SCNu64 " kB", &kib) == 1) break;
+    fclose(f);
+    return kib == UINT64_MAX || kib > UINT64_MAX / 1024 ? UINT64_MAX : kib * 1024;
+}
+
+/* The headroom under a resource limit: cur - what is in use (in use known only for RLIMIT_AS, from
+ * /proc/self/statm), or UINT64_MAX when unlimited. */
+static uint64_t rlimit_left(int resource) {
+    struct rlimit rl;
+    if (getrlimit(resource, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return UINT64_MAX;
+    uint64_t used = 0;
+    FILE *f = fopen("/proc/self/statm", "re");
+    if (f) {
+        uint64_t pages = 0;
+        if (fscanf(f, "%" SCNu64, &pages) == 1) used = pages * (uint64_t)sysconf(_SC_PAGESIZE);
+        fclose(f);
+    }
+    return (uint64_t)rl.rlim_cur > used ? (uint64_t)rl.rlim_cur - used : 0;
+}
+
+uint64_t trit_mem_available(void) {
+    uint64_t left = meminfo_available();
+    /* cgroup v2: the limit of this process's group (a container's, a systemd slice's) */
+    const uint64_t max = read_u64_file("/sys/fs/cgroup/memory.max");
+    const uint64_t cur = read_u64_file("/sys/fs/cgroup/memory.current");
+    if (max != UINT64_MAX && cur != UINT64_MAX) {
+        const uint64_t cg = max > cur ? max - cur : 0;
+        if (cg < left) left = cg;
+    }
+    const uint64_t as = rlimit_left(RLIMIT_AS);
+    if (as < left) left = as;
+    const uint64_t data = rlimit_left(RLIMIT_DATA);
+    if (data < left) left = data;
+    return left;
+}
 
 int64_t trit_time_us(void) {
     struct timespec ts;

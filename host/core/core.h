@@ -50,8 +50,15 @@ void trit_log(enum trit_log_level level, const char *fmt, ...) TRIT_PRINTF(2, 3)
 #define TRIT_ALIGN 64
 /* Returns zeroed memory aligned to TRIT_ALIGN, or NULL. n_bytes == 0 returns a valid pointer. */
 void *trit_alloc(size_t n_bytes);
-/* Frees memory from trit_alloc; accepts NULL. */
+/* The same without clearing: for buffers every element of which is written before it is read
+ * (KV caches, activations, scratch), so that their pages are touched only when used. */
+void *trit_alloc_uninit(size_t n_bytes);
+/* Frees memory from trit_alloc or trit_alloc_uninit; accepts NULL. */
 void trit_free(void *ptr);
+/* Bytes this process can still take, the least of: the machine's MemAvailable (/proc/meminfo), its
+ * cgroup's memory.max less memory.current, and the RLIMIT_AS / RLIMIT_DATA headroom. UINT64_MAX when
+ * none of them is known (not Linux). The memory plan (trit_context_init) compares with it. */
+uint64_t trit_mem_available(void);
 
 /* ---- checked arithmetic (parsers treat every size from a file as hostile) ------------------ */
 
