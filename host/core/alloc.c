@@ -48,16 +48,18 @@ static uint64_t meminfo_available(void) {
     return kib == UINT64_MAX || kib > UINT64_MAX / 1024 ? UINT64_MAX : kib * 1024;
 }
 
-/* The headroom under a resource limit: cur - what is in use (in use known only for RLIMIT_AS, from
- * /proc/self/statm), or UINT64_MAX when unlimited. */
-static uint64_t rlimit_left(int resource) {
+/* The headroom under a resource limit, UINT64_MAX when unlimited: the limit less what this process
+ * already holds of it, read from /proc/self/statm (field 1 is all its address space, the size that
+ * RLIMIT_AS bounds; field 6 is data + stack, the size that RLIMIT_DATA bounds). */
+static uint64_t rlimit_left(int resource, int statm_field) {
     struct rlimit rl;
     if (getrlimit(resource, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return UINT64_MAX;
-    uint64_t used = 0;
+    uint64_t used = 0, v[7] = {0};
     FILE *f = fopen("/proc/self/statm", "re");
     if (f) {
-        uint64_t pages = 0;
-        if (fscanf(f, "%" SCNu64, &pages) == 1) used = pages * (uint64_t)sysconf(_SC_PAGESIZE);
+        if (fscanf(f, "%" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64, &v[1], &v[2], &v[3],
+                   &v[4], &v[5], &v[6]) == 6)
+            used = v[statm_field] * (uint64_t)sysconf(_SC_PAGESIZE);
         fclose(f);
     }
     return (uint64_t)rl.rlim_cur > used ? (uint64_t)rl.rlim_cur - used : 0;
@@ -72,9 +74,9 @@ uint64_t trit_mem_available(void) {
         const uint64_t cg = max > cur ? max - cur : 0;
         if (cg < left) left = cg;
     }
-    const uint64_t as = rlimit_left(RLIMIT_AS);
+    const uint64_t as = rlimit_left(RLIMIT_AS, 1);
     if (as < left) left = as;
-    const uint64_t data = rlimit_left(RLIMIT_DATA);
+    const uint64_t data = rlimit_left(RLIMIT_DATA, 6);
     if (data < left) left = data;
     return left;
 }
