@@ -157,6 +157,12 @@ struct trit_context_params {
     int32_t tp_size;
     bool tp_mpi;
     enum trit_tp_quant tp_quant;
+    /* The memory plan: what the context will hold (the weights in the backend's layout, the KV
+     * cache, activations and scratch) is counted before anything is allocated, and
+     * trit_context_init fails at once with TRIT_ERR_OUT_OF_MEMORY, naming both numbers, when it
+     * exceeds mem_limit bytes, or what the machine has left when that is less. 0 = what the machine
+     * has left (default). With n_ctx 0, the context is the training context cut to what fits. */
+    uint64_t mem_limit;
 };
 struct trit_context_params trit_context_default_params(void);
 enum trit_status trit_context_init(const trit_model *model, const struct trit_context_params *params,
