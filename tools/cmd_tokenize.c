@@ -10,6 +10,11 @@
  * JSON lines: each line is an object with a string field "text"; it is written back with every
  * field kept and an "ids" array added (replacing one that is there). --check instead compares the
  * ids with the line's own "ids" and exits 1 when any line differs (the CLI tests use it).
+ *
+ * Every string this command writes is valid JSON in valid UTF-8, whatever the bytes: "text" is
+ * decoded with its length (cJSON stops at an escaped \u0000), and a piece that is not UTF-8 by
+ * itself is written as the Unicode replacement decoding plus its bytes (usage() states the rule).
+ * A failed write to stdout ends the command at that record with exit 1.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -30,7 +35,14 @@ static void usage(FILE *out) {
             "                       (default: the shipped model)\n"
             "  -p, --prompt TEXT    the text; prints its ids on one line, space-separated\n"
             "  --pieces             print one line per token: id, a tab, and the piece as a JSON string\n"
+            "                       (UTF-8, control characters escaped). A piece that is not valid UTF-8 by\n"
+            "                       itself (a byte token, part of a character) is written as Python's\n"
+            "                       bytes.decode('utf-8', 'replace') gives it (U+FFFD for each ill-formed\n"
+            "                       sequence), then a tab and its bytes as a JSON array: 172<TAB>\"\xef\xbf\xbd\"<TAB>[240].\n"
+            "                       Its bytes in Python: f = line.rstrip('\\n').split('\\t');\n"
+            "                       bytes(json.loads(f[2])) if len(f) == 3 else json.loads(f[1]).encode()\n"
             "  --jsonl              read JSON lines with a \"text\" field; write each object back with \"ids\" added\n"
+            "                       (\\u0000 in \"text\" is the byte 0, tokenized like any other)\n"
             "  -f, --file PATH      read the JSON lines from PATH instead of stdin\n"
             "  --check              with --jsonl: compare with each line's own \"ids\" instead of writing;\n"
             "                       exit 1 when any line differs\n"
@@ -77,21 +89,179 @@ static enum trit_status encode(const struct tok_opts *o, const char *text, size_
     return TRIT_OK;
 }
 
-/* A piece as a JSON string literal (cJSON escapes quotes, control bytes and backslashes). */
-static void print_piece(const struct trit_tokenizer *tok, int32_t id) {
-    size_t len;
-    const char *p = trit_tokenizer_piece(tok, id, TRIT_DECODE_SPECIAL, &len);
-    char *copy = strndup(p ? p : "", len); /* NULL (len 0) for an id out of range */
-    if (!copy) {
-        printf("%d\t?\n", id);
-        return;
+/* ---- JSON strings ------------------------------------------------------------------------------ */
+
+/* s[0..n) as a JSON string literal, NUL-terminated, in a new buffer (NULL when out of memory). The
+ * escapes are cJSON's (so --jsonl writes what it always wrote): \" \\ \b \f \n \r \t, \u00XX for the
+ * other bytes below 0x20; every other byte as it is (the caller gives UTF-8 when it promises it). */
+static char *json_quote(const char *s, size_t n) {
+    if (n > (SIZE_MAX - 3) / 6) return NULL;
+    char *out = malloc(6 * n + 3), *o = out; /* each byte at most \u00XX */
+    if (!out) return NULL;
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *esc = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\b' ? "\\b" : c == '\f' ? "\\f"
+                          : c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : NULL;
+        if (esc) {
+            memcpy(o, esc, 2);
+            o += 2;
+        } else if (c < 0x20) {
+            o += snprintf(o, 7, "\\u%04x", c);
+        } else {
+            *o++ = (char)c;
+        }
     }
-    cJSON *s = cJSON_CreateString(copy);
-    char *text = s ? cJSON_PrintUnformatted(s) : NULL;
-    printf("%d\t%s\n", id, text ? text : "?");
+    *o++ = '"';
+    *o = '\0';
+    return out;
+}
+
+static int hex4(const char *s) {
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* Decodes the JSON string literal at s[0] == '"' within s[0..n) into out (capacity >= n: no escape
+ * decodes to more bytes than it is written with) and its byte count into *out_len; \u0000 is the
+ * byte 0. Returns the literal's length with its quotes, or 0 when it is not a well-formed one
+ * (a raw control character, a bad escape, a lone surrogate, no closing quote). */
+static size_t json_unquote(const char *s, size_t n, char *out, size_t *out_len) {
+    size_t i = 1, o = 0;
+    if (n == 0 || s[0] != '"') return 0;
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i++];
+        if (c == '"') {
+            *out_len = o;
+            return i;
+        }
+        if (c < 0x20) return 0;
+        if (c != '\\') {
+            out[o++] = (char)c;
+            continue;
+        }
+        if (i >= n) return 0;
+        char e = s[i++];
+        const char *simple = strchr("\"\\/bfnrt", e);
+        if (e && simple) {
+            out[o++] = "\"\\/\b\f\n\r\t"[simple - "\"\\/bfnrt"];
+            continue;
+        }
+        if (e != 'u' || n - i < 4) return 0;
+        long cp = hex4(s + i);
+        i += 4;
+        if (cp < 0 || (cp >= 0xDC00 && cp <= 0xDFFF)) return 0;
+        if (cp >= 0xD800 && cp <= 0xDBFF) { /* a high surrogate: its low one must follow */
+            int lo = n - i >= 6 && s[i] == '\\' && s[i + 1] == 'u' ? hex4(s + i + 2) : -1;
+            if (lo < 0xDC00 || lo > 0xDFFF) return 0;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            i += 6;
+        }
+        if (cp < 0x80) {
+            out[o++] = (char)cp;
+        } else if (cp < 0x800) {
+            out[o++] = (char)(0xC0 | cp >> 6);
+            out[o++] = (char)(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            out[o++] = (char)(0xE0 | cp >> 12);
+            out[o++] = (char)(0x80 | (cp >> 6 & 0x3F));
+            out[o++] = (char)(0x80 | (cp & 0x3F));
+        } else {
+            out[o++] = (char)(0xF0 | cp >> 18);
+            out[o++] = (char)(0x80 | (cp >> 12 & 0x3F));
+            out[o++] = (char)(0x80 | (cp >> 6 & 0x3F));
+            out[o++] = (char)(0x80 | (cp & 0x3F));
+        }
+    }
+    return 0;
+}
+
+static size_t skip_ws(const char *s, size_t n, size_t i) {
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) i++;
+    return i;
+}
+
+/* The end of the JSON value at s[i] (s[0..n) is well-formed JSON: cJSON parsed it), or 0. */
+static size_t skip_value(const char *s, size_t n, size_t i) {
+    int depth = 0;
+    do {
+        if (i >= n) return 0;
+        char c = s[i++];
+        if (c == '"') {
+            while (i < n && s[i] != '"') i += s[i] == '\\' ? 2 : 1;
+            if (i++ >= n) return 0;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        } else if (depth == 0) { /* a number or a literal */
+            while (i < n && !strchr(",}] \t\r\n", s[i])) i++;
+        }
+    } while (depth > 0);
+    return i;
+}
+
+/* The bytes of the first member "text" of the JSON object s[0..n) (which cJSON parsed: keys are
+ * compared decoded, as cJSON does, and the first one wins, as cJSON_GetObjectItem finds it), in a
+ * new buffer (free it) with their count in *len; NULL when there is no such string member or out of
+ * memory. */
+static char *json_text_member(const char *s, size_t n, size_t *len) {
+    char *buf = malloc(n + 1);
+    size_t i = skip_ws(s, n, 0);
+    if (!buf || i >= n || s[i] != '{') goto fail;
+    for (i = skip_ws(s, n, i + 1); i < n && s[i] != '}';) {
+        size_t k_len, k = json_unquote(s + i, n - i, buf, &k_len);
+        if (!k) goto fail;
+        bool is_text = k_len == 4 && !memcmp(buf, "text", 4);
+        i = skip_ws(s, n, i + k);
+        if (i >= n || s[i] != ':') goto fail;
+        i = skip_ws(s, n, i + 1);
+        if (is_text) return json_unquote(s + i, n - i, buf, len) ? buf : (free(buf), NULL);
+        if (!(i = skip_value(s, n, i))) goto fail;
+        i = skip_ws(s, n, i);
+        if (i < n && s[i] == ',') i = skip_ws(s, n, i + 1);
+    }
+fail:
+    free(buf);
+    return NULL;
+}
+
+/* ---- output ------------------------------------------------------------------------------------ */
+
+/* After a record: 0 while stdout takes what is written; else the error (a full disk, a closed
+ * pipe) and 1, so that the command stops at the first record whose buffer could not be written
+ * (within one stdio buffer of the failure). `flush` after the last record. */
+static int stdout_check(bool flush) {
+    if (!ferror(stdout) && (!flush || fflush(stdout) == 0)) return 0;
+    return tool_fail("tokenize", "cannot write to stdout: %s", strerror(errno));
+}
+
+/* One --pieces line: the id, a tab and the piece as a JSON string: the piece when it is UTF-8, else
+ * its replacement decoding (a fresh stream fed the one token and flushed), then a tab and its bytes.
+ * `buf` holds trit_tok_stream_max_out + 3 bytes. */
+static void print_piece(const struct trit_tokenizer *tok, int32_t id, char *buf, size_t cap) {
+    size_t len = 0, n_text = 0, n_tail = 0;
+    const char *p = trit_tokenizer_piece(tok, id, TRIT_DECODE_SPECIAL, &len);
+    struct trit_tok_stream ts;
+    trit_tok_stream_init(&ts, tok, TRIT_DECODE_SPECIAL);
+    if (trit_tok_stream_feed(&ts, id, buf, cap - 3, &n_text) != TRIT_OK) n_text = 0;
+    if (trit_tok_stream_flush(&ts, buf + n_text, 3, &n_tail) != TRIT_OK) n_tail = 0;
+    bool utf8 = n_text + n_tail == len && (len == 0 || !memcmp(buf, p, len));
+    char *text = json_quote(buf, n_text + n_tail);
+    printf("%d\t%s", id, text ? text : "\"\"");
     free(text);
-    cJSON_Delete(s);
-    free(copy);
+    if (!utf8) {
+        printf("\t[");
+        for (size_t i = 0; i < len; i++) printf(i ? ",%u" : "%u", (unsigned char)p[i]);
+        printf("]");
+    }
+    printf("\n");
 }
 
 static int run_prompt(const struct tok_opts *o, const char *prompt) {
@@ -101,17 +271,27 @@ static int run_prompt(const struct tok_opts *o, const char *prompt) {
         ids_free(&t);
         return tool_fail_status("tokenize", st, "tokenize");
     }
+    int rc = 0;
     if (o->pieces) {
-        for (size_t i = 0; i < t.n; i++) print_piece(o->tok, t.v[i]);
+        size_t cap = trit_tok_stream_max_out(o->tok) + 3;
+        char *buf = malloc(cap);
+        if (!buf) rc = tool_fail("tokenize", "out of memory");
+        for (size_t i = 0; !rc && i < t.n; i++) {
+            print_piece(o->tok, t.v[i], buf, cap);
+            rc = stdout_check(false);
+        }
+        free(buf);
     } else {
         for (size_t i = 0; i < t.n; i++) printf(i ? " %d" : "%d", t.v[i]);
         printf("\n");
     }
+    if (!rc) rc = stdout_check(true);
     ids_free(&t);
-    return 0;
+    return rc;
 }
 
-/* The ids of one parsed line against its "ids" array: 0 when equal. */
+/* The ids of one parsed line against its "ids" array: 0 when equal. `text` is the line's text as
+ * a JSON string literal. */
 static int check_line(const cJSON *obj, const struct ids *t, long line_no, const char *text) {
     const cJSON *want = cJSON_GetObjectItemCaseSensitive(obj, "ids");
     if (!cJSON_IsArray(want)) {
@@ -173,16 +353,25 @@ static int run_jsonl(const struct tok_opts *o, const char *path, bool check) {
             rc = tool_fail("tokenize", "line %ld: no string field \"text\"", line_no);
             break;
         }
-        enum trit_status st = encode(o, text->valuestring, strlen(text->valuestring), &t);
-        if (st != TRIT_OK) {
+        /* cJSON's valuestring ends at an escaped \u0000: the bytes come from the line again */
+        size_t n_text = 0;
+        char *bytes = json_text_member(line, len, &n_text), *quoted = bytes ? json_quote(bytes, n_text) : NULL;
+        cJSON *raw = quoted ? cJSON_CreateRaw(quoted) : NULL;
+        enum trit_status st = raw ? encode(o, bytes, n_text, &t) : TRIT_OK;
+        free(bytes);
+        free(quoted);
+        if (!raw || st != TRIT_OK) {
             cJSON_Delete(obj);
-            rc = tool_fail_status("tokenize", st, "tokenize");
+            cJSON_Delete(raw);
+            rc = raw ? tool_fail_status("tokenize", st, "tokenize")
+                     : tool_fail("tokenize", "line %ld: \"text\" is not a well-formed JSON string", line_no);
             break;
         }
         n_lines++;
         if (check) {
-            int r = check_line(obj, &t, line_no, text->valuestring);
+            int r = check_line(obj, &t, line_no, raw->valuestring);
             cJSON_Delete(obj);
+            cJSON_Delete(raw);
             if (r == 2) {
                 rc = 1;
                 break;
@@ -190,6 +379,8 @@ static int run_jsonl(const struct tok_opts *o, const char *path, bool check) {
             n_bad += r;
             continue;
         }
+        /* written back as it was decoded, \u0000 included */
+        cJSON_ReplaceItemInObjectCaseSensitive(obj, "text", raw);
         cJSON *ids = cJSON_CreateArray();
         for (size_t i = 0; ids && i < t.n; i++) cJSON_AddItemToArray(ids, cJSON_CreateNumber(t.v[i]));
         if (cJSON_GetObjectItemCaseSensitive(obj, "ids")) cJSON_ReplaceItemInObjectCaseSensitive(obj, "ids", ids);
@@ -202,7 +393,9 @@ static int run_jsonl(const struct tok_opts *o, const char *path, bool check) {
         }
         puts(out);
         free(out);
+        if ((rc = stdout_check(false))) break;
     }
+    if (rc == 0 && !check) rc = stdout_check(true);
     if (rc == 0 && ferror(in)) rc = tool_fail("tokenize", "read error on %s", path ? path : "stdin");
     free(line);
     ids_free(&t);
