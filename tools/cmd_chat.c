@@ -8,6 +8,7 @@
  *   trit chat -m DIR --system "You are terse."
  *   echo "Who was Moses?" | trit chat --temp 0
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,19 +20,33 @@
 #include "io/gguf.h"
 #include "io/hf.h"
 
+static const char chat_commands_help[] =
+    "  /help                this list\n"
+    "  /reset               forget the conversation (the --system message stays)\n"
+    "  /exit, /quit         end the session (so does the end of the input)\n"
+    "  //text               send \"/text\": a message that starts with / is written with two\n";
+
 static void usage(FILE *out) {
     fprintf(out,
             "usage: trit chat [options]\n"
             "\n"
-            "Reads your messages from stdin, one per line, and answers each. Lines starting with /\n"
-            "are commands: /reset forgets the conversation, /exit ends it (so does end of input).\n"
+            "Reads your messages from stdin, one per line, and answers each on stdout; notes go to stderr.\n"
+            "A line that starts with / is a command (an unknown one is refused, not sent):\n"
+            "\n"
+            "%s"
+            "\n"
+            "When the conversation no longer fits in the context (-c), it is cleared and the message is\n"
+            "sent alone; a message too long even alone is refused with its token count, and the session\n"
+            "goes on. An answer that fills the context stops there, and the conversation is cleared.\n"
+            "A line holding a NUL byte is refused. The session ends with exit 1 when stdout cannot be\n"
+            "written.\n"
             "\n"
             "  --system TEXT        a system message first (if the template accepts one)\n"
             "  -n, --n-predict N    most tokens per answer (default 256)\n"
             "%s"
             "%s"
             "  -h, --help           this text\n",
-            tool_sampling_help, tool_opts_help);
+            chat_commands_help, tool_sampling_help, tool_opts_help);
 }
 
 /* The model's chat template, or NULL. The caller frees it. */
@@ -88,6 +103,14 @@ static void conv_clear(struct conv *c, size_t keep) {
     c->n = keep;
 }
 
+/* msgs[0..n) through the model's template (the plain one when it has none), with the assistant's
+ * generation prompt, into a new string (*out). */
+static enum trit_status render(const char *tmpl, const struct trit_chat_message *msgs, size_t n, const char *bos,
+                               const char *eos, char **out) {
+    struct trit_chat_vars vars = {msgs, n, bos, eos, true};
+    return trit_chat_render(tmpl ? tmpl : trit_chat_template_plain, &vars, out);
+}
+
 int cmd_chat(int argc, char **argv) {
     struct tool_opts o;
     tool_opts_init(&o);
@@ -142,24 +165,41 @@ int cmd_chat(int argc, char **argv) {
         if (tty) fprintf(stderr, "> ");
         ssize_t got = getline(&line, &line_cap, stdin);
         if (got < 0) break;
-        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = '\0';
-        if (got == 0) continue;
-        if (!strcmp(line, "/exit") || !strcmp(line, "/quit")) break;
-        if (!strcmp(line, "/reset")) {
-            conv_clear(&conv, n_fixed);
-            trit_context_truncate(s.ctx, 0);
-            fed[0] = '\0';
-            trit_sampler_reset(sampler);
-            fprintf(stderr, "(conversation cleared)\n");
+        size_t len = (size_t)got;
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
+        line[len] = '\0';
+        if (len == 0) continue;
+        /* The template and the tokenizer's caller take C strings: a NUL would cut the message. */
+        const char *nul = memchr(line, '\0', len);
+        if (nul) {
+            fprintf(stderr, "(not sent: the line holds a NUL byte at byte %zu)\n", (size_t)(nul - line) + 1);
             continue;
         }
-        if (conv_add(&conv, "user", strdup(line))) {
+        const char *msg = line;
+        if (line[0] == '/' && line[1] == '/') {
+            msg = line + 1; /* //text sends "/text" */
+        } else if (line[0] == '/') {
+            if (!strcmp(line, "/exit") || !strcmp(line, "/quit")) break;
+            if (!strcmp(line, "/reset")) {
+                conv_clear(&conv, n_fixed);
+                trit_context_truncate(s.ctx, 0);
+                fed[0] = '\0';
+                trit_sampler_reset(sampler);
+                fprintf(stderr, "(conversation cleared)\n");
+            } else if (!strcmp(line, "/help")) {
+                fputs(chat_commands_help, stderr);
+            } else {
+                size_t n_word = strcspn(line, " \t");
+                fprintf(stderr, "unknown command %.*s; /help lists them\n", (int)(n_word < 64 ? n_word : 64), line);
+            }
+            continue;
+        }
+        if (conv_add(&conv, "user", strdup(msg))) {
             rc = tool_fail("chat", "out of memory");
             break;
         }
-        struct trit_chat_vars vars = {conv.msgs, conv.n, bos, eos, true};
         char *text = NULL;
-        st = trit_chat_render(tmpl ? tmpl : trit_chat_template_plain, &vars, &text);
+        st = render(tmpl, conv.msgs, conv.n, bos, eos, &text);
         if (st != TRIT_OK) {
             rc = tool_fail_status("chat", st, "chat template");
             break;
@@ -172,45 +212,77 @@ int cmd_chat(int argc, char **argv) {
             fresh = text + n_fed;
         } else {
             trit_context_truncate(s.ctx, 0);
+            fed[0] = '\0';
         }
         struct trit_tokens ids = {0};
         st = trit_tokenize(s.tok, fresh, strlen(fresh), TRIT_TOKENIZE_PARSE_SPECIAL, &ids);
-        const float *logits = NULL;
-        if (st == TRIT_OK && ids.n) {
-            if (trit_context_n_past(s.ctx) + (int64_t)ids.n + 1 > trit_context_n_ctx(s.ctx)) {
-                fprintf(stderr, "(the context is full: conversation cleared; /reset to do this yourself)\n");
-                conv_clear(&conv, n_fixed);
-                if (conv_add(&conv, "user", strdup(line))) st = trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory");
-                free(text);
-                text = NULL;
-                vars = (struct trit_chat_vars){conv.msgs, conv.n, bos, eos, true};
-                if (st == TRIT_OK) st = trit_chat_render(tmpl ? tmpl : trit_chat_template_plain, &vars, &text);
-                trit_context_truncate(s.ctx, 0);
+        const int64_t n_ctx = trit_context_n_ctx(s.ctx);
+        if (st == TRIT_OK && trit_context_n_past(s.ctx) + (int64_t)ids.n + 1 > n_ctx) {
+            /* It does not fit after the conversation: with the fixed messages alone, then? */
+            struct trit_chat_message alone[2];
+            memcpy(alone, conv.msgs, n_fixed * sizeof *alone);
+            alone[n_fixed] = conv.msgs[conv.n - 1];
+            free(text);
+            text = NULL;
+            trit_tokens_free(&ids);
+            st = render(tmpl, alone, n_fixed + 1, bos, eos, &text);
+            if (st == TRIT_OK) st = trit_tokenize(s.tok, text, strlen(text), TRIT_TOKENIZE_PARSE_SPECIAL, &ids);
+            if (st == TRIT_OK && (int64_t)ids.n + 1 > n_ctx) {
+                /* Never: the message alone is too long. Say by how much (the template's own tokens:
+                 * the same render with an empty message); the conversation goes on. */
+                struct trit_tokens own = {0};
+                char *bare = NULL;
+                alone[n_fixed].content = "";
+                st = render(tmpl, alone, n_fixed + 1, bos, eos, &bare);
+                if (st == TRIT_OK) st = trit_tokenize(s.tok, bare, strlen(bare), TRIT_TOKENIZE_PARSE_SPECIAL, &own);
+                free(bare);
+                int64_t n_msg = (int64_t)ids.n - (int64_t)own.n, fit = n_ctx - 1 - (int64_t)own.n;
+                if (st == TRIT_OK)
+                    fprintf(stderr, "(not sent: the message is %lld tokens and at most %lld fit in the context of %lld)\n",
+                            (long long)n_msg, (long long)(fit > 0 ? fit : 0), (long long)n_ctx);
+                trit_tokens_free(&own);
                 trit_tokens_free(&ids);
-                if (st == TRIT_OK) st = trit_tokenize(s.tok, text, strlen(text), TRIT_TOKENIZE_PARSE_SPECIAL, &ids);
+                free(text);
+                conv_clear(&conv, conv.n - 1);
+                if (st != TRIT_OK) {
+                    rc = tool_fail_status("chat", st, "tokenize");
+                    break;
+                }
+                continue;
             }
-            for (size_t i = 0; st == TRIT_OK && i < ids.n; i++) trit_sampler_accept(sampler, ids.ids[i]);
-            if (st == TRIT_OK) st = trit_decode(s.ctx, ids.ids, (int32_t)ids.n, &logits);
+            /* It fits alone: forget the conversation before it. */
+            fprintf(stderr, "(the context is full: conversation cleared; /reset to do this yourself)\n");
+            struct trit_chat_message last = conv.msgs[--conv.n];
+            conv_clear(&conv, n_fixed);
+            conv.msgs[conv.n++] = last;
+            trit_context_truncate(s.ctx, 0);
+            fed[0] = '\0';
         }
+        const float *logits = NULL;
+        for (size_t i = 0; st == TRIT_OK && i < ids.n; i++) trit_sampler_accept(sampler, ids.ids[i]);
+        if (st == TRIT_OK && ids.n) st = trit_decode(s.ctx, ids.ids, (int32_t)ids.n, &logits);
         trit_tokens_free(&ids);
         if (st != TRIT_OK || !logits) {
             free(text);
             rc = st != TRIT_OK ? tool_fail_status("chat", st, "prompt") : tool_fail("chat", "nothing to run");
             break;
         }
-        /* Generate the answer. */
+        /* Generate the answer. A failed write to stdout (a full disk, a closed pipe) ends the session. */
         struct trit_tok_stream ts;
         trit_tok_stream_init(&ts, s.tok, 0);
         struct tool_buf { char *p; size_t n, cap; } reply = {0};
         int32_t next = -1;
+        bool full = false, lost = false;
         for (int n = 0; n < n_predict; n++) {
             int32_t tok = n == 0 ? trit_sampler_sample(sampler, logits) : next;
             if (trit_tokenizer_is_eog(s.tok, tok)) break;
             trit_sampler_accept(sampler, tok);
             size_t n_out = 0;
             if (trit_tok_stream_feed(&ts, tok, piece, out_cap, &n_out) == TRIT_OK && n_out) {
-                fwrite(piece, 1, n_out, stdout);
-                fflush(stdout);
+                if (fwrite(piece, 1, n_out, stdout) != n_out || fflush(stdout)) {
+                    lost = true;
+                    break;
+                }
                 if (reply.n + n_out + 1 > reply.cap) {
                     reply.cap = (reply.n + n_out + 1) * 2;
                     char *p = realloc(reply.p, reply.cap);
@@ -221,22 +293,37 @@ int cmd_chat(int argc, char **argv) {
                 reply.n += n_out;
                 reply.p[reply.n] = '\0';
             }
-            if (trit_context_n_past(s.ctx) + 1 >= trit_context_n_ctx(s.ctx)) {
-                fprintf(stderr, "\n(the context is full)");
+            if (trit_context_n_past(s.ctx) + 1 >= n_ctx) {
+                full = true;
                 break;
             }
             st = trit_decode_sample(s.ctx, &tok, 1, sampler, &next);
             if (st != TRIT_OK) break;
         }
         size_t n_tail = 0; /* a character left incomplete at the end shows as U+FFFD */
-        if (trit_tok_stream_flush(&ts, piece, out_cap, &n_tail) == TRIT_OK && n_tail) fwrite(piece, 1, n_tail, stdout);
-        fputc('\n', stdout);
-        fflush(stdout);
+        if (!lost && trit_tok_stream_flush(&ts, piece, out_cap, &n_tail) == TRIT_OK && n_tail)
+            fwrite(piece, 1, n_tail, stdout);
+        if (lost || fputc('\n', stdout) == EOF || fflush(stdout)) {
+            free(text);
+            free(reply.p);
+            rc = tool_fail("chat", "cannot write to stdout: %s", strerror(errno));
+            break;
+        }
         if (st != TRIT_OK) {
             free(text);
             free(reply.p);
             rc = tool_fail_status("chat", st, "generate");
             break;
+        }
+        if (full) {
+            /* The next message could not follow: start over now, and say it once. */
+            fprintf(stderr, "(the context is full: the answer stops here, and the conversation is cleared)\n");
+            free(text);
+            free(reply.p);
+            conv_clear(&conv, n_fixed);
+            trit_context_truncate(s.ctx, 0);
+            fed[0] = '\0';
+            continue;
         }
         /* The cache now holds the rendered prompt and the reply's tokens. */
         size_t n_text = strlen(text), n_reply = reply.n;
