@@ -15,11 +15,14 @@ Run by tests/ctest_tokenize_json.cmake (ctest -R tokenize_json). Checks:
   nul        --jsonl with "\\u0000" in "text": the text is written back unchanged and its ids decode
              (through tokenizer.json's vocabulary and the GPT-2 byte map) to the bytes, NUL included;
              SPM gives <0x00> (id 3);
+  random     300 seeded --jsonl objects with "text" among nested values, look-alike keys, escapes
+             and spacing: each "text" comes back as json.dumps wrote it, with ids when not empty;
   full       stdout on /dev/full: exit 1 with "cannot write to stdout", stopping at the first record
              (the bad line at the end of the input is never reached).
 """
 import json
 import os
+import random
 import subprocess
 import sys
 
@@ -114,6 +117,40 @@ for model in (MODEL, LLAMA3, SPM):
         check(all(3 in o["ids"] for o in objs), f"spm --jsonl: no <0x00> (id 3) in {objs!r}")
     if model == MODEL:
         check(objs[0]["ids"] == [188, 87], f"default model --jsonl: ids of \\u0000x {objs[0]['ids']}")
+
+# ---- --jsonl: "text" found and decoded wherever it is, however it is escaped ----------------------
+# 300 objects (seeded): "text" among nested values whose strings hold quotes, backslashes and braces,
+# with keys that look like it, written with and without ensure_ascii and with spaces around.
+rng = random.Random(13)
+ALPHABET = ["a", " ", "\x00", "\x01", "\"", "\\", "{", "}", "[", "]", ",", ":", "\u00e9", "\u65e5", "\U0001F600", "\n", "/"]
+
+
+def rtext():
+    return "".join(rng.choice(ALPHABET) for _ in range(rng.randrange(0, 12)))
+
+
+def rvalue(depth=0):
+    k = rng.randrange(6 if depth < 2 else 3)
+    return [rtext, lambda: rng.randrange(-5, 5), lambda: None, lambda: [rvalue(depth + 1) for _ in range(2)],
+            lambda: {rtext(): rvalue(depth + 1), "text": rtext()}, lambda: 1.5e3][k]()
+
+
+lines, texts = [], []
+for i in range(300):
+    obj = {rng.choice(["textx", "Text", "tex", "x"]): rvalue() for _ in range(rng.randrange(3))}
+    t = rtext()
+    items = list(obj.items()) + [("text", t)]
+    rng.shuffle(items)
+    sep = rng.choice([(",", ":"), (" , ", " : ")])
+    lines.append("{" + sep[0].join(json.dumps(k, ensure_ascii=rng.random() < 0.5) + sep[1]
+                                   + json.dumps(v, ensure_ascii=rng.random() < 0.5) for k, v in items) + "}")
+    texts.append(t)
+r = trit(["-m", MODEL, "--jsonl"], stdin=("\n".join(lines) + "\n").encode("utf-8"))
+check(r.returncode == 0, f"random --jsonl: exit {r.returncode} {r.stderr[:300]!r}")
+outs = [json.loads(l) for l in r.stdout.decode("utf-8").splitlines()]
+check(len(outs) == len(texts), f"random --jsonl: {len(outs)} lines for {len(texts)}")
+for line, o, t in zip(lines, outs, texts):
+    check(o["text"] == t and (len(o["ids"]) > 0) == (len(t) > 0), f"random --jsonl: {line!r} -> {o!r}")
 
 # ---- stdout on /dev/full: stop at the first record ----------------------------------------------
 if os.path.exists("/dev/full"):

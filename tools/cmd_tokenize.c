@@ -24,6 +24,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "tokenizer/vocab.h"
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -148,9 +149,10 @@ static size_t json_unquote(const char *s, size_t n, char *out, size_t *out_len) 
         }
         if (i >= n) return 0;
         char e = s[i++];
-        const char *simple = strchr("\"\\/bfnrt", e);
-        if (e && simple) {
-            out[o++] = "\"\\/\b\f\n\r\t"[simple - "\"\\/bfnrt"];
+        static const char esc_in[] = "\"\\/bfnrt", esc_out[] = "\"\\/\b\f\n\r\t";
+        const char *simple = e ? strchr(esc_in, e) : NULL;
+        if (simple) {
+            out[o++] = esc_out[simple - esc_in];
             continue;
         }
         if (e != 'u' || n - i < 4) return 0;
@@ -163,21 +165,7 @@ static size_t json_unquote(const char *s, size_t n, char *out, size_t *out_len) 
             cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
             i += 6;
         }
-        if (cp < 0x80) {
-            out[o++] = (char)cp;
-        } else if (cp < 0x800) {
-            out[o++] = (char)(0xC0 | cp >> 6);
-            out[o++] = (char)(0x80 | (cp & 0x3F));
-        } else if (cp < 0x10000) {
-            out[o++] = (char)(0xE0 | cp >> 12);
-            out[o++] = (char)(0x80 | (cp >> 6 & 0x3F));
-            out[o++] = (char)(0x80 | (cp & 0x3F));
-        } else {
-            out[o++] = (char)(0xF0 | cp >> 18);
-            out[o++] = (char)(0x80 | (cp >> 12 & 0x3F));
-            out[o++] = (char)(0x80 | (cp >> 6 & 0x3F));
-            out[o++] = (char)(0x80 | (cp & 0x3F));
-        }
+        o += utf8_encode((uint32_t)cp, out + o);
     }
     return 0;
 }
