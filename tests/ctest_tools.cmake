@@ -6,14 +6,14 @@
 # Python is needed at test time:
 #   MODE=roundtrip  make a tiny HF folder (make_tiny_model KIND), convert it, convert the result
 #                   again (must be byte-identical), inspect it, tokenize with both; with LLAMA3 (the
-#                   llama3 test vocabulary folder) also convert with --tokenizer LLAMA3 and check the
-#                   result against its cases.jsonl; with COMPARE_LOGITS compare the logits of source
-#                   and conversion (bit-identical .npy files)
+#                   llama3 test vocabulary folder) also convert with --tokenizer LLAMA3, which must be
+#                   refused (a larger vocabulary than the model's); with COMPARE_LOGITS compare the
+#                   logits of source and conversion (bit-identical .npy files)
 #
 #   ctest --test-dir build -R '^tool_' --output-on-failure
 #
-# It also links tests/tiny_model.c into test_convert and builds make_tiny_model (the fixture
-# writer for the round trip).
+# It also links tests/tiny_model.c into test_convert and test_outfile and builds make_tiny_model
+# (the fixture writer for the round trip).
 
 if(CMAKE_SCRIPT_MODE_FILE)
   # Runs a command list; fails the test with its output when it exits non-zero.
@@ -53,9 +53,14 @@ if(CMAKE_SCRIPT_MODE_FILE)
       message(FATAL_ERROR "tokenize: '${ids_hf}' from the folder, '${_out}' from the conversion")
     endif()
     if(LLAMA3)
-      # a real vocabulary through tokenizer.json -> GGUF keys, checked against transformers.js ids
-      run_step(${TRIT} convert "${WORK}/hf" -o "${WORK}/llama3.gguf" --tokenizer "${LLAMA3}" -q)
-      run_step(${TRIT} tokenize -m "${WORK}/llama3.gguf" --jsonl -f "${LLAMA3}/cases.jsonl" --check)
+      # a vocabulary larger than the model's (128256 tokens for 264 embedding rows) is refused,
+      # naming both; test_outfile converts this vocabulary into a model that holds it
+      execute_process(COMMAND ${TRIT} convert "${WORK}/hf" -o "${WORK}/llama3.gguf" --tokenizer "${LLAMA3}" -q
+                      RESULT_VARIABLE _rc OUTPUT_VARIABLE _out ERROR_VARIABLE _err)
+      if(NOT _rc EQUAL 1 OR NOT _err MATCHES "has 128256 tokens, more than the model's vocabulary of 264"
+         OR EXISTS "${WORK}/llama3.gguf")
+        message(FATAL_ERROR "convert --tokenizer LLAMA3 exited ${_rc}:\n${_out}${_err}")
+      endif()
     endif()
     if(COMPARE_LOGITS)
       run_step(${TRIT} logits -m "${WORK}/hf" --device cpu -t 2 --ids 261,116,257,32,99 -o "${WORK}/hf.npy")
@@ -75,6 +80,7 @@ endif()
 # ---- declarations (configure time) ---------------------------------------------------------------
 
 target_sources(test_convert PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/tiny_model.c)
+target_sources(test_outfile PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/tiny_model.c)
 
 add_executable(make_tiny_model ${CMAKE_CURRENT_SOURCE_DIR}/make_tiny_model.c ${CMAKE_CURRENT_SOURCE_DIR}/tiny_model.c)
 target_link_libraries(make_tiny_model PRIVATE trit_internal)

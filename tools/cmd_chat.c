@@ -250,13 +250,14 @@ int cmd_chat(int argc, char **argv) {
                 }
                 continue;
             }
-            /* It fits alone: forget the conversation before it. */
-            fprintf(stderr, "(the context is full: conversation cleared; /reset to do this yourself)\n");
-            struct trit_chat_message last = conv.msgs[--conv.n];
-            conv_clear(&conv, n_fixed);
-            conv.msgs[conv.n++] = last;
-            trit_context_truncate(s.ctx, 0);
-            fed[0] = '\0';
+            if (st == TRIT_OK) { /* it fits alone: forget the conversation before it */
+                fprintf(stderr, "(the context is full: conversation cleared; /reset to do this yourself)\n");
+                struct trit_chat_message last = conv.msgs[--conv.n];
+                conv_clear(&conv, n_fixed);
+                conv.msgs[conv.n++] = last;
+                trit_context_truncate(s.ctx, 0);
+                fed[0] = '\0';
+            }
         }
         const float *logits = NULL;
         for (size_t i = 0; st == TRIT_OK && i < ids.n; i++) trit_sampler_accept(sampler, ids.ids[i]);

@@ -90,6 +90,42 @@ enum trit_status trit_file_open(const char *path, int *fd, uint64_t *size);
  * trit_file_unmap. */
 enum trit_status trit_file_map(const char *path, const uint8_t **map, uint64_t *size);
 void trit_file_unmap(const uint8_t *map, uint64_t size);
+/* A file's type in words, for messages: "a folder", "a character device", "a FIFO (named pipe)" ...
+ * `mode` is a struct stat's st_mode. */
+const char *trit_file_kind(unsigned mode);
+
+/* Output files. Every file trit writes goes through these (convert's GGUF, logits' .npy), so that
+ * a reader never sees half a file and a failed write never costs the old one:
+ *   trit_out_open    creates a new temporary "<target>.<8 hex>.partial" with O_EXCL in the target's
+ *                    own folder (the same filesystem, so the rename is atomic);
+ *   trit_out_write   writes to it (or write to out.fd or out.tmp directly);
+ *   trit_out_commit  fsyncs and closes it, renames it over the target, fsyncs the folder;
+ *   trit_out_abort   removes it.
+ * The target: the path itself when it is a regular file or does not exist (its folder must). A
+ * folder, character or block device, FIFO or socket is refused, naming the path and what it is, so
+ * that nothing is ever written to /dev/null or into a pipe by rename. A symbolic link is followed
+ * to its final target, which must be an existing regular file: that file is replaced and the link
+ * is kept. A dangling link is refused (it would create a file wherever it points). A replaced
+ * file keeps its permission bits; a new one gets 0666 less the umask. */
+struct trit_out {
+    int fd;       /* the temporary, open for writing; -1 when closed */
+    char *path;   /* as given: every message names it */
+    char *target; /* what commit replaces: path, or the final target of the link it is */
+    char *tmp;    /* the temporary's path; NULL when nothing is open (zeroed, committed, aborted) */
+};
+/* On failure nothing was created and *out needs no abort. TRIT_ERR_INVALID_ARG for a target that is
+ * not a regular file (or a dangling link), TRIT_ERR_NOT_FOUND when the folder does not exist,
+ * TRIT_ERR_IO otherwise. */
+enum trit_status trit_out_open(const char *path, struct trit_out *out);
+/* Writes all n bytes; TRIT_ERR_IO naming the path and the reason (ENOSPC, EFBIG, EIO) on failure,
+ * after which the caller aborts. */
+enum trit_status trit_out_write(struct trit_out *out, const void *data, size_t n);
+/* Puts the written file in place. On any failure before the rename (fsync or close: a full disk
+ * shows here; the target changed into something else meanwhile) the temporary is removed and the
+ * target is untouched. *out is released either way: no abort is needed after a commit. */
+enum trit_status trit_out_commit(struct trit_out *out);
+/* Closes and removes the temporary and releases *out. Accepts a zeroed, committed or aborted *out. */
+void trit_out_abort(struct trit_out *out);
 
 /* ---- time --------------------------------------------------------------------------------- */
 

@@ -771,6 +771,13 @@ static enum trit_status check_output(const char *path, const struct trit_model *
     return st;
 }
 
+/* An output file's error (trit_out_*, which names the path) as convert's. */
+static enum trit_status output_error(enum trit_status st) {
+    char why[900];
+    snprintf(why, sizeof why, "%s", trit_last_error());
+    return trit_error(st, "convert: output %s", why);
+}
+
 static enum trit_status convert_loaded(const char *src, const char *tmp, const struct trit_model *m,
                                        const struct trit_convert_params *params, struct trit_convert_report *report) {
     bool divides;
@@ -793,6 +800,18 @@ static enum trit_status convert_loaded(const char *src, const char *tmp, const s
             snprintf(why, sizeof why, "%s", trit_last_error());
             return trit_error(st, "convert: cannot take the tokenizer from '%s': %s%s", tpath, why,
                               params->tokenizer ? "" : " (pass --tokenizer PATH to take it from elsewhere, or --no-tokenizer)");
+        }
+        /* Ids past the embedding's rows would only fail when the model runs. A smaller vocabulary
+         * is fine: models pad their embedding (to a multiple of 64, 128 ...). */
+        const int32_t n_tok = trit_tokenizer_n_vocab(tok);
+        if (n_tok > m->hp.n_vocab) {
+            trit_tokenizer_free(tok);
+            return trit_error(TRIT_ERR_FORMAT,
+                              "convert: the tokenizer from '%s' has %d tokens, more than the model's vocabulary of %lld "
+                              "(its embedding rows): ids from %lld on would have no embedding; give the model's own "
+                              "tokenizer%s",
+                              tpath, n_tok, (long long)m->hp.n_vocab, (long long)m->hp.n_vocab,
+                              params->tokenizer ? "" : " with --tokenizer PATH, or --no-tokenizer");
         }
     }
 
@@ -829,26 +848,32 @@ enum trit_status trit_convert(const char *src, const char *dst, const struct tri
     memset(report, 0, sizeof *report);
     if (params->weights != TRIT_CONVERT_TQ2_0 && params->weights != TRIT_CONVERT_TQ1_0)
         return trit_error(TRIT_ERR_INVALID_ARG, "trit_convert: unknown weight packing %d", (int)params->weights);
-    if (is_dir(dst)) return trit_error(TRIT_ERR_INVALID_ARG, "convert: output '%s' is a folder; give a file name", dst);
 
-    char tmp[4200];
-    int n = snprintf(tmp, sizeof tmp, "%s.partial", dst);
-    if (n < 0 || (size_t)n >= sizeof tmp) return trit_error(TRIT_ERR_INVALID_ARG, "convert: output path too long");
+    /* The output first: a target that cannot be written (a device, a folder, a missing folder) is
+     * refused before minutes of loading and encoding. */
+    struct trit_out out;
+    enum trit_status st = trit_out_open(dst, &out);
+    if (st != TRIT_OK) return output_error(st);
 
     struct load_progress lp = {.params = params, .stage = TRIT_CONVERT_LOADING};
     struct trit_load_params lpar = load_params_for(&lp);
     if (params->progress) params->progress(TRIT_CONVERT_LOADING, 0.0f, params->progress_user);
     struct trit_model m;
-    TRIT_TRY(trit_model_load_path(src, &lpar, &m));
-    enum trit_status st = convert_loaded(src, tmp, &m, params, report);
-    trit_model_release(&m);
-    if (st == TRIT_OK && rename(tmp, dst) != 0)
-        st = trit_error(TRIT_ERR_IO, "convert: cannot rename '%s' to '%s'", tmp, dst);
+    st = trit_model_load_path(src, &lpar, &m);
     if (st != TRIT_OK) {
-        remove(tmp);
+        trit_out_abort(&out);
         return st;
     }
+    /* The GGUF writer opens the temporary again by its name: out.fd stays open, for its size and
+     * for commit's fsync (the same file). */
+    st = convert_loaded(src, out.tmp, &m, params, report);
+    trit_model_release(&m);
     struct stat sb;
-    if (stat(dst, &sb) == 0) report->file_bytes = (uint64_t)sb.st_size;
-    return TRIT_OK;
+    if (st == TRIT_OK && fstat(out.fd, &sb) == 0) report->file_bytes = (uint64_t)sb.st_size;
+    if (st != TRIT_OK) {
+        trit_out_abort(&out);
+        return st;
+    }
+    st = trit_out_commit(&out);
+    return st == TRIT_OK ? TRIT_OK : output_error(st);
 }

@@ -68,9 +68,13 @@ struct trit_convert_report {
     bool checked;
 };
 
-/* Converts `src` (a GGUF file or an HF folder) to a new GGUF at `dst`. The file is written as
- * "<dst>.partial" and renamed to dst only when everything (the check included) succeeded; on any
- * failure no file is left behind and trit_last_error() says why. `report` may be NULL. */
+/* Converts `src` (a GGUF file or an HF folder) to a new GGUF at `dst`, written through trit_out
+ * (core.h): a temporary beside dst that replaces it only when everything (the check included)
+ * succeeded. dst must be a regular file, a link to one, or not exist; a device, FIFO, socket,
+ * folder or dangling link is refused before the source is read. On any failure no file is left
+ * behind, an existing dst is untouched, and trit_last_error() says why. A tokenizer with more
+ * tokens than the model's n_vocab is refused (TRIT_ERR_FORMAT, both numbers in the message).
+ * `report` may be NULL. */
 enum trit_status trit_convert(const char *src, const char *dst, const struct trit_convert_params *params,
                               struct trit_convert_report *report);
 
