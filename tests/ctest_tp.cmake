@@ -1,30 +1,72 @@
 # ctest_tp.cmake: the tensor-parallel tests under mpirun (label mpi), with 2 and 4 ranks.
 #
 # Included by tests/CMakeLists.txt: every test of test_tp_mpi.c runs in its own mpirun (MPI can be
-# initialized once per process), plus two fault tests in which rank 1 dies (SIGKILL) or hangs in its
-# second forward call. Those must end every rank with a clear error well before the ctest timeout;
-# this file, run as a script (cmake -P), checks that:
+# initialized once per process), plus fault tests in which rank 1 dies (SIGKILL) or hangs in its
+# second forward call, or stops (SIGSTOP) in MPI_Init, a communicator's creation, the forward pass or
+# at exit. Those must end every rank with a clear error well before the ctest timeout, and leave no
+# process behind; this file, run as a script (cmake -P), checks that:
 #
 #   ctest --test-dir build -L mpi --output-on-failure
-#   ctest --test-dir build -R tp_mpi_hang --output-on-failure -V
+#   ctest --test-dir build -R 'tp_mpi_(hang|stop)' --output-on-failure -V
 #
 # As root, OpenMPI needs OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 (set below).
 
 if(CMAKE_SCRIPT_MODE_FILE)
   # -DMPIEXEC=... -DNP=... -DPREFLAGS=... -DPROG=... -DLIMIT_S=... -DEXPECT=<regex>
+  # [-DFILTER=tp_mpi/fault] [-DPIDDIR=<dir>: the ranks record their pids there (tp_mpi/stop); any
+  # left alive afterwards (a stopped rank mpirun did not end) is killed and fails the test]
+  if(NOT FILTER)
+    set(FILTER tp_mpi/fault)
+  endif()
+  if(PIDDIR)
+    file(REMOVE_RECURSE "${PIDDIR}")
+    file(MAKE_DIRECTORY "${PIDDIR}")
+    set(ENV{TRIT_TP_TEST_PIDDIR} "${PIDDIR}")
+  endif()
   string(TIMESTAMP t0 "%s")
   separate_arguments(pre UNIX_COMMAND "${PREFLAGS}")
-  execute_process(COMMAND ${MPIEXEC} -n ${NP} ${pre} ${PROG} --filter tp_mpi/fault --jobs 1 --short-filename
+  execute_process(COMMAND ${MPIEXEC} -n ${NP} ${pre} ${PROG} --filter ${FILTER} --jobs 1 --short-filename
                   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT ${LIMIT_S})
   string(TIMESTAMP t1 "%s")
   math(EXPR dt "${t1} - ${t0}")
   message("${out}${err}")
+  set(left "")
+  if(PIDDIR)
+    # mpirun has exited; give the ranks it signalled a moment to go, then end (SIGCONT, SIGKILL)
+    # whatever is still there. A zombie (state Z) is gone already.
+    foreach(try RANGE 20)
+      set(left "")
+      file(GLOB pids RELATIVE "${PIDDIR}" "${PIDDIR}/*")
+      foreach(pid IN LISTS pids)
+        if(EXISTS "/proc/${pid}/stat")
+          file(READ "/proc/${pid}/stat" stat)
+          if(stat MATCHES "^[0-9]+ \\(test_tp_mpi\\) [^Z]")
+            list(APPEND left ${pid})
+          endif()
+        endif()
+      endforeach()
+      if(NOT left)
+        break()
+      endif()
+      execute_process(COMMAND ${CMAKE_COMMAND} -E sleep 0.1)
+    endforeach()
+    if(left)
+      execute_process(COMMAND kill -CONT ${left} ERROR_QUIET)
+      execute_process(COMMAND kill -KILL ${left} ERROR_QUIET)
+    endif()
+  endif()
+  set(killed "")
+  if(left)
+    set(killed "; processes ${left} were left behind (killed now)")
+  endif()
   if(rc MATCHES "[Tt]ime")
-    message(FATAL_ERROR "FAIL: the job did not end within ${LIMIT_S} s (${rc})")
+    message(FATAL_ERROR "FAIL: the job did not end within ${LIMIT_S} s (${rc})${killed}")
   elseif(rc EQUAL 0)
     message(FATAL_ERROR "FAIL: the job succeeded although a rank was made to fail")
   elseif(NOT "${out}${err}" MATCHES "${EXPECT}")
     message(FATAL_ERROR "FAIL: exit ${rc} after ${dt} s, but no line matches '${EXPECT}'")
+  elseif(left)
+    message(FATAL_ERROR "FAIL: exit ${rc} after ${dt} s, but${killed}")
   endif()
   message("PASS: every rank ended (exit ${rc}) after ${dt} s with the expected message")
   return()
@@ -67,4 +109,26 @@ foreach(fault kill hang)
                      -DPROG=$<TARGET_FILE:test_tp_mpi> -DLIMIT_S=60 "-DEXPECT=${expect}" -P ${CMAKE_CURRENT_LIST_FILE})
     set_tests_properties(tp_mpi_${fault}_np${np} PROPERTIES LABELS mpi TIMEOUT 120 ENVIRONMENT "${tp_mpi_env};${fault_env}")
   endforeach()
+endforeach()
+
+# A rank that stops (SIGSTOP on itself: it answers nothing but keeps its connections) at each place
+# where the others wait for it: MPI_Init, a communicator's creation, a collective of the forward
+# pass, and the barrier at exit before MPI_Finalize. The others end the job within the 3 s timeout;
+# the bound, 3 s + 12 s, covers starting mpirun on a loaded 2-core machine. About 4 s each here.
+foreach(at init setup step exit)
+  if(at STREQUAL "init")
+    set(expect "rank 0: MPI_Init_thread did not complete within 3000 ms")
+  elseif(at STREQUAL "setup")
+    set(expect "rank 0 of 2: MPI communicator creation [(]MPI_Comm_dup of MPI_COMM_WORLD[)] [(]called at [^)]*[)] did not complete within 3000 ms")
+  elseif(at STREQUAL "step")
+    set(expect "rank 0 of 2: MPI [a-z-]+ [^(]*[(]called at tp/forward_tp.c:[0-9]+[)] did not complete within 3000 ms")
+  else()
+    set(expect "rank 0 of 2: MPI communicator creation [(]MPI_Comm_dup of MPI_COMM_WORLD[)] at exit, before MPI_Finalize [(]called at [^)]*[)] did not complete within 3000 ms")
+  endif()
+  add_test(NAME tp_mpi_stop_${at}_np2
+           COMMAND ${CMAKE_COMMAND} -DMPIEXEC=${MPIEXEC_EXECUTABLE} -DNP=2 "-DPREFLAGS=${tp_mpi_pre} ${MPIEXEC_PREFLAGS}"
+                   -DPROG=$<TARGET_FILE:test_tp_mpi> -DFILTER=tp_mpi/stop -DLIMIT_S=15 "-DEXPECT=${expect}"
+                   -DPIDDIR=${CMAKE_CURRENT_BINARY_DIR}/tp_mpi_stop_${at}.pids -P ${CMAKE_CURRENT_LIST_FILE})
+  set_tests_properties(tp_mpi_stop_${at}_np2 PROPERTIES LABELS mpi TIMEOUT 40 ENVIRONMENT
+                       "${tp_mpi_env};TRIT_TP_TEST_STOP_RANK=1;TRIT_TP_TEST_STOP_AT=${at};TRIT_TP_TIMEOUT_MS=3000")
 endforeach()

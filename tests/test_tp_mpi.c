@@ -2,7 +2,7 @@
 /*
  * test_tp_mpi.c: tensor parallelism over MPI ranks (host/tp): the communicator's collectives, exact
  * mode's int32 accumulators and logits against one rank and against the CPU backend, grouped
- * mode's perplexity cost, the public API, and a rank that dies or hangs.
+ * mode's perplexity cost, the public API, and a rank that dies, hangs or stops (SIGSTOP).
  *
  * MPI can be initialized once per process, so each test runs in its own mpirun (ctest_tp.cmake
  * runs every test with 2 and 4 ranks); run directly, every test runs as a 1-rank MPI singleton:
@@ -16,10 +16,12 @@
  */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cpu/cpu.h"
 #include "cpu/kernels.h"
@@ -509,4 +511,73 @@ Test(tp_mpi, fault) {
         if (s != TRIT_OK) cr_assert_fail("rank %d: forward %lld failed: %s", trit_comm_rank(world), (long long)pos, trit_last_error());
     }
     cr_assert_fail("rank %d: the injected fault did not end the run", trit_comm_rank(world));
+}
+
+/* ---- a rank that stops answering -----------------------------------------------------------------
+ * Run by ctest_tp.cmake with TRIT_TP_TEST_STOP_RANK=r and a short TRIT_TP_TIMEOUT_MS: rank r raises
+ * SIGSTOP on itself (it keeps its sockets and shared memory open but never answers, like a hung
+ * device) at TRIT_TP_TEST_STOP_AT:
+ *   init   before MPI_Init (the others wait in MPI_Init_thread)
+ *   setup  between two communicator creations (the others wait in MPI_Comm_dup)
+ *   step   before its third forward call (the others wait in a collective of the forward pass)
+ *   exit   after its last forward call (the others pass, then wait at exit, before MPI_Finalize)
+ * The others must end the job within the timeout, naming the call they waited in. Every process
+ * records its pid and its criterion runner's in $TRIT_TP_TEST_PIDDIR, for the script's check that
+ * none is left behind. Never passes by itself. */
+static void record_pids(void) {
+    const char *dir = getenv("TRIT_TP_TEST_PIDDIR");
+    if (!dir || !*dir) return;
+    const long pids[2] = {(long)getpid(), (long)getppid()};
+    for (int i = 0; i < 2; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%ld", dir, pids[i]);
+        FILE *f = fopen(path, "w");
+        if (f) fclose(f);
+    }
+}
+
+Test(tp_mpi, stop) {
+    const char *rv = getenv("TRIT_TP_TEST_STOP_RANK"), *at = getenv("TRIT_TP_TEST_STOP_AT");
+    if (!rv || !*rv) cr_skip_test("run by ctest_tp.cmake with TRIT_TP_TEST_STOP_RANK");
+    if (!at || !*at) at = "step";
+    record_pids();
+    const int stop_rank = atoi(rv);
+    if (!strcmp(at, "init")) {
+        /* before MPI_Init, the rank comes from the launcher's environment */
+        const char *wr = getenv("OMPI_COMM_WORLD_RANK");
+        if (!wr) wr = getenv("PMI_RANK");
+        if (!wr) cr_skip_test("init: the launcher sets neither OMPI_COMM_WORLD_RANK nor PMI_RANK");
+        if (atoi(wr) == stop_rank) raise(SIGSTOP);
+    }
+    struct trit_comm *world = make_comm(-1);
+    const int rank = trit_comm_rank(world);
+    if (trit_comm_size(world) < 2) {
+        trit_comm_free(world);
+        cr_skip_test("needs 2 ranks or more");
+    }
+    if (!strcmp(at, "setup")) {
+        if (rank == stop_rank) raise(SIGSTOP);
+        struct trit_comm *second = make_comm(-1);
+        trit_comm_free(second);
+        cr_assert_fail("rank %d: a communicator was created without the stopped rank", rank);
+    }
+    struct trit_hparams hp = tp_test_hparams(TRIT_FAMILY_LLAMA);
+    struct tp_test_model t;
+    cr_assert_eq(tp_test_model_build(&hp, 9, &t), TRIT_OK, "%s", trit_last_error());
+    const struct trit_backend_config cfg = {.n_ctx = 16, .n_batch = 4, .n_threads = 1};
+    void *st = tp_init(&t.m, &cfg, world, TRIT_TP_QUANT_EXACT, NULL);
+    float *l = trit_alloc((size_t)hp.n_vocab * 4);
+    int32_t tok = 3;
+    for (int64_t pos = 0; pos < 6; pos++) {
+        if (pos == 2 && rank == stop_rank && !strcmp(at, "step")) raise(SIGSTOP);
+        const enum trit_status s = trit_tp_cpu_backend.forward(st, &tok, 1, pos, l);
+        if (s != TRIT_OK) cr_assert_fail("rank %d: forward %lld failed: %s", rank, (long long)pos, trit_last_error());
+    }
+    if (rank == stop_rank && !strcmp(at, "exit")) raise(SIGSTOP);
+    trit_tp_cpu_backend.free(st);
+    trit_free(l);
+    tp_test_model_free(&t);
+    trit_comm_free(world);
+    /* exit: the ranks that did not stop pass here; MPI_Finalize's guard at exit must end the job */
+    if (strcmp(at, "exit")) cr_assert_fail("rank %d: the stopped rank did not end the run", rank);
 }

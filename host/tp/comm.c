@@ -120,22 +120,24 @@ static void *watchdog_main(void *arg) {
         pthread_cond_timedwait(&c->cv, &c->mu, &ts);
         if (c->stop || atomic_load(&c->broken)) continue;
 
-        char why[512] = "";
+        char why[512] = "", desc[sizeof c->busy_desc];
+        /* rank and size may change while a communicator is set up (comm_mpi.c: the world's until
+         * the split exists); desc_mu orders them. */
+        pthread_mutex_lock(&c->desc_mu);
+        const int rank = c->rank, size = c->size;
+        const int64_t since = atomic_load(&c->busy_since_us);
+        memcpy(desc, c->busy_desc, sizeof desc);
+        pthread_mutex_unlock(&c->desc_mu);
         if (c->ops->poll && c->ops->poll(c) != TRIT_OK) {
             snprintf(why, sizeof why, "tensor parallel: rank %d of %d: %s communicator error: %s; ending every rank",
-                     c->rank, c->size, c->ops->name, trit_last_error());
+                     rank, size, c->ops->name, trit_last_error());
         } else {
-            char desc[sizeof c->busy_desc];
-            pthread_mutex_lock(&c->desc_mu);
-            const int64_t since = atomic_load(&c->busy_since_us);
-            memcpy(desc, c->busy_desc, sizeof desc);
-            pthread_mutex_unlock(&c->desc_mu);
             const int64_t waited_ms = since ? (trit_time_us() - since) / 1000 : 0;
             if (since && waited_ms >= c->timeout_ms)
                 snprintf(why, sizeof why,
                          "tensor parallel: rank %d of %d: %s did not complete within %d ms (waited %lld ms): "
                          "a peer rank died or hangs; ending every rank",
-                         c->rank, c->size, desc, c->timeout_ms, (long long)waited_ms);
+                         rank, size, desc, c->timeout_ms, (long long)waited_ms);
         }
         if (why[0]) {
             pthread_mutex_unlock(&c->mu);
@@ -194,6 +196,17 @@ static const char *short_path(const char *file) {
     return p > file ? p : file;
 }
 
+void trit_comm_wait_begin_at(struct trit_comm *c, const char *what, const char *file, int line) {
+    /* NCCL: the wait runs from the first enqueue to the sync, so keep an earlier start. */
+    if (atomic_load(&c->busy_since_us) != 0) return;
+    pthread_mutex_lock(&c->desc_mu);
+    snprintf(c->busy_desc, sizeof c->busy_desc, "%s %s (called at %s:%d)", c->ops->name, what, short_path(file), line);
+    atomic_store(&c->busy_since_us, trit_time_us());
+    pthread_mutex_unlock(&c->desc_mu);
+}
+
+void trit_comm_wait_end(struct trit_comm *c) { atomic_store(&c->busy_since_us, 0); }
+
 /* Checks what every collective needs, and marks the start of the wait for the watchdog. */
 static enum trit_status begin(struct trit_comm *c, const char *what, const char *file, int line, int64_t *t0) {
     if (!c) return trit_error(TRIT_ERR_INVALID_ARG, "tensor parallel: %s on a NULL communicator", what);
@@ -206,13 +219,7 @@ static enum trit_status begin(struct trit_comm *c, const char *what, const char 
                           short_path(file), line, why);
     }
     *t0 = trit_time_us();
-    /* NCCL: the wait runs from the first enqueue to the sync, so keep an earlier start. */
-    if (atomic_load(&c->busy_since_us) == 0) {
-        pthread_mutex_lock(&c->desc_mu);
-        snprintf(c->busy_desc, sizeof c->busy_desc, "%s %s (called at %s:%d)", c->ops->name, what, short_path(file), line);
-        atomic_store(&c->busy_since_us, *t0);
-        pthread_mutex_unlock(&c->desc_mu);
-    }
+    trit_comm_wait_begin_at(c, what, file, line);
     return TRIT_OK;
 }
 

@@ -21,9 +21,13 @@
  * at once). A collective that has not completed after timeout_ms (a peer died or hung) is ended by
  * a watchdog thread: it logs one error line naming the collective and its call site, then calls
  * MPI_Abort (which ends every rank of the job; the process does not return) or ncclCommAbort (the
- * waiting call then returns TRIT_ERR_COMM). A process that initialized MPI itself through this module
- * calls MPI_Finalize at exit, or MPI_Abort when one of its communicators broke, so that no rank waits
- * for a dead peer.
+ * waiting call then returns TRIT_ERR_COMM). MPI_Abort from the watchdog thread is the only way out
+ * of a blocking MPI collective (Open MPI busy-polls inside it and never returns). The same bound
+ * covers the other calls in which MPI waits for every rank: creating a communicator, MPI_Init
+ * (before which MPI_Abort is not allowed: the timer _exits with TRIT_COMM_ABORT_CODE, the one exit
+ * in the library) and, in a process that initialized MPI itself through this module, exit: there a
+ * bounded barrier precedes MPI_Finalize (which has no timeout), or MPI_Abort replaces it when one of
+ * its communicators broke, so that no rank waits for a dead or stopped peer.
  *
  * Statistics: time spent inside collectives (and in trit_comm_sync), payload bytes and call counts,
  * per handle, for the backend's comm-time-per-token report.

@@ -42,8 +42,9 @@ struct trit_comm {
     void *stream; /* NCCL: cudaStream_t */
 
     /* The collective in flight, for the watchdog: busy_since_us is 0 when idle. desc_mu orders
-     * busy_desc (written with busy_since_us when a wait starts, read by the watchdog with it) and
-     * broken_why (written once, with broken, by whichever thread fails first). */
+     * busy_desc (written with busy_since_us when a wait starts, read by the watchdog with it),
+     * broken_why (written once, with broken, by whichever thread fails first) and rank and size
+     * when they change after the watchdog started (an MPI communicator's setup). */
     pthread_mutex_t desc_mu;
     _Atomic int64_t busy_since_us;
     char busy_desc[224];
@@ -64,6 +65,13 @@ struct trit_comm {
 enum trit_status trit_comm_alloc(const struct trit_comm_params *p, struct trit_comm **out);
 /* Starts the watchdog once ops, rank and size are set. */
 enum trit_status trit_comm_start_watchdog(struct trit_comm *c);
+/* A wait the watchdog bounds outside the collectives (an implementation's setup and teardown
+ * calls, which are collective too): after timeout_ms between begin and end it reports
+ * "<ops->name> <what> (called at file:line)" and aborts the group, as for a collective. Begin keeps
+ * an earlier start that has not ended (NCCL's enqueue-to-sync). Needs the watchdog running. */
+#define trit_comm_wait_begin(c, what) trit_comm_wait_begin_at((c), (what), __FILE__, __LINE__)
+void trit_comm_wait_begin_at(struct trit_comm *c, const char *what, const char *file, int line);
+void trit_comm_wait_end(struct trit_comm *c);
 /* Marks c broken (first reason wins) and returns TRIT_ERR_COMM with trit_last_error() kept. */
 enum trit_status trit_comm_fail(struct trit_comm *c, enum trit_status st);
 
