@@ -4,9 +4,9 @@
  *   - round trips through the writer: every metadata type, arrays of every scalar type and of strings,
  *     tensors of several types and shapes, default and custom alignment, to memory and to a mapped file;
  *   - the llama.cpp vocabulary files in tests/data/tokenizers (written by gguf-py, not by us);
- *   - malformed files, built byte by byte so each offset is known: every one must give
- *     TRIT_ERR_FORMAT with a message that names the byte or the entry, and nothing may crash (run it
- *     under -DTRIT_SANITIZE=ON too);
+ *   - malformed files, built byte by byte so each offset is known (overlapping tensor data among
+ *     them): every one must give TRIT_ERR_FORMAT with a message that names the byte or the entry,
+ *     and nothing may crash (run it under -DTRIT_SANITIZE=ON too);
  *   - every prefix of a valid file.
  *
  *   ctest --test-dir build -R test_gguf --output-on-failure
@@ -838,6 +838,45 @@ Test(gguf, bad_tensor_infos) {
     /* an unknown type: kept, no data, but its offset is still checked */
     one_tensor(&b, "odd_type", 2, ne, 77, 64, 0);
     expect_format(&b, "tensor 'odd_type': data [160, 160) runs past the end of the file (size 96)");
+}
+
+/* No two tensors' bytes overlap (llama.cpp's reader requires them contiguous and in order; trit
+ * requires them disjoint). Three tensor infos with one-dimension names: the data section is at 128. */
+static void three_tensors(struct fb *b, const int64_t ne[3], const int32_t type[3], const uint64_t off[3],
+                          size_t data_bytes) {
+    const char *names[3] = {"a", "b", "c"};
+    fb_header(b, 3, 3, 0);
+    for (int i = 0; i < 3; i++) fb_tensor(b, names[i], 1, &ne[i], type[i], off[i]);
+    fb_pad(b, 32);
+    cr_assert_eq(b->n, 128);
+    for (size_t k = 0; k < data_bytes; k++) fb_u8(b, (uint8_t)k);
+}
+
+Test(gguf, tensor_data_must_not_overlap) {
+    struct fb b;
+    struct gguf_file f;
+    const int32_t f32[3] = {GGML_TYPE_F32, GGML_TYPE_F32, GGML_TYPE_F32};
+
+    /* two at one offset */
+    three_tensors(&b, (const int64_t[3]){8, 8, 8}, f32, (const uint64_t[3]){0, 32, 0}, 64);
+    expect_format(&b, "gguf: tensors 'a' (data [128, 160)) and 'c' (data [128, 160)) overlap");
+    /* partial: a starts inside c; the message names them in data order, whatever the info order */
+    three_tensors(&b, (const int64_t[3]){8, 8, 16}, f32, (const uint64_t[3]){32, 128, 0}, 160);
+    expect_format(&b, "gguf: tensors 'c' (data [128, 192)) and 'a' (data [160, 192)) overlap");
+    /* one range holding another, and a third after both */
+    three_tensors(&b, (const int64_t[3]){24, 8, 8}, f32, (const uint64_t[3]){0, 32, 96}, 128);
+    expect_format(&b, "gguf: tensors 'a' (data [128, 224)) and 'b' (data [160, 192)) overlap");
+
+    /* touching is fine, in any order, with holes */
+    three_tensors(&b, (const int64_t[3]){8, 8, 8}, f32, (const uint64_t[3]){64, 0, 32}, 96);
+    cr_assert_eq(parse_copy(b.d, b.n, &f), TRIT_OK, "%s", trit_last_error());
+    three_tensors(&b, (const int64_t[3]){8, 8, 8}, f32, (const uint64_t[3]){0, 96, 160}, 192);
+    cr_assert_eq(parse_copy(b.d, b.n, &f), TRIT_OK, "%s", trit_last_error());
+    /* empty tensors hold no bytes: a zero dimension, or a type trit cannot size, may share an offset */
+    three_tensors(&b, (const int64_t[3]){8, 0, 0}, f32, (const uint64_t[3]){0, 0, 0}, 32);
+    cr_assert_eq(parse_copy(b.d, b.n, &f), TRIT_OK, "%s", trit_last_error());
+    three_tensors(&b, (const int64_t[3]){8, 8, 8}, (const int32_t[3]){GGML_TYPE_F32, 77, 77}, (const uint64_t[3]){0, 0, 0}, 32);
+    cr_assert_eq(parse_copy(b.d, b.n, &f), TRIT_OK, "%s", trit_last_error());
 }
 
 Test(gguf, open_errors_name_the_path) {

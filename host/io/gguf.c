@@ -11,7 +11,8 @@
  *   n_kv      x { str key; i32 value_type; value }        byte 24 ...
  *   n_tensors x { str name; u32 n_dims; i64 ne[n_dims]; i32 ggml_type; u64 offset }
  *   0x00 padding up to a multiple of general.alignment (u32, default 32)
- *   data section: tensor i at data_offset + offset_i
+ *   data section: tensor i at data_offset + offset_i (a multiple of the alignment), its bytes
+ *                 inside the file and disjoint from every other tensor's
  *
  *   str   = u64 len, len bytes (no NUL)
  *   value = scalar | str | ARRAY { i32 elem_type; u64 n; n packed elements }
@@ -525,6 +526,50 @@ static enum trit_status parse_tensor_info(struct cursor *c, const struct gguf_fi
     return TRIT_OK;
 }
 
+/* ---- tensor data ranges: sort by start, compare neighbours. Sorted by start, any two overlapping
+ * ranges imply an overlapping adjacent pair (the first range overlaps its successor), so the check is
+ * O(n log n). Empty tensors (a zero dimension, or a type trit cannot size) hold no bytes and are
+ * skipped. llama.cpp requires the ranges to be contiguous and in order; trit only requires them
+ * disjoint, which is what makes two names never alias one set of bytes. */
+struct data_ref {
+    uint64_t start; /* relative to the data section */
+    uint64_t end;
+    int64_t index;
+};
+
+static int data_ref_cmp(const void *pa, const void *pb) {
+    const struct data_ref *a = pa, *b = pb;
+    if (a->start != b->start) return a->start < b->start ? -1 : 1;
+    return a->index < b->index ? -1 : a->index > b->index;
+}
+
+static enum trit_status check_no_overlap(const struct gguf_file *f) {
+    if (f->n_tensors < 2) return TRIT_OK;
+    struct data_ref *refs = alloc_array((uint64_t)f->n_tensors, sizeof *refs);
+    if (!refs) return trit_error(TRIT_ERR_OUT_OF_MEMORY, "gguf: tensor data index");
+    int64_t n = 0;
+    for (int64_t i = 0; i < f->n_tensors; i++) {
+        const struct gguf_tensor_info *t = &f->tensors[i];
+        /* offset + n_bytes cannot overflow: parse_tensors checked data_offset + offset + n_bytes */
+        if (t->n_bytes) refs[n++] = (struct data_ref){t->offset, t->offset + t->n_bytes, i};
+    }
+    qsort(refs, (size_t)n, sizeof refs[0], data_ref_cmp);
+    enum trit_status st = TRIT_OK;
+    for (int64_t k = 1; k < n; k++) {
+        const struct data_ref *a = &refs[k - 1], *b = &refs[k];
+        if (b->start >= a->end) continue;
+        char na[96], nb[96];
+        st = trit_error(TRIT_ERR_FORMAT,
+                        "gguf: tensors '%s' (data [%" PRIu64 ", %" PRIu64 ")) and '%s' (data [%" PRIu64 ", %" PRIu64 ")) overlap",
+                        disp(&f->tensors[a->index].name, na, sizeof na), f->data_offset + a->start,
+                        f->data_offset + a->end, disp(&f->tensors[b->index].name, nb, sizeof nb),
+                        f->data_offset + b->start, f->data_offset + b->end);
+        break;
+    }
+    trit_free(refs);
+    return st;
+}
+
 static enum trit_status parse_tensors(struct cursor *c, struct gguf_file *f) {
     f->tensors = alloc_array((uint64_t)f->n_tensors, sizeof f->tensors[0]);
     if (!f->tensors) return trit_error(TRIT_ERR_OUT_OF_MEMORY, "gguf: %" PRId64 " tensor infos", f->n_tensors);
@@ -567,7 +612,7 @@ static enum trit_status parse_tensors(struct cursor *c, struct gguf_file *f) {
         t->data = t->n_bytes ? f->map + start : NULL;
     }
     c->name = NULL;
-    return TRIT_OK;
+    return check_no_overlap(f);
 }
 
 static void release(struct gguf_file *f) {

@@ -4,7 +4,9 @@
  * Spec: ggml-org/ggml docs/gguf.md, summarized in shared/reference/llama_cpp.md section 1.
  * Little-endian, versions 2 and 3. Every length, count, offset and dimension is checked against the
  * file size and for overflow before anything is allocated or read; a failure returns
- * TRIT_ERR_FORMAT with a message that names the problem and the byte offset.
+ * TRIT_ERR_FORMAT with a message that names the problem and the byte offset. A parsed file's tensor
+ * data offsets are multiples of its alignment, their bytes lie inside the file, and no two tensors'
+ * bytes overlap.
  */
 #ifndef TRIT_GGUF_H
 #define TRIT_GGUF_H
