@@ -1054,6 +1054,14 @@ enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *
                             (long long)st->cfg.n_batch, st->cfg.logits_all ? ", logits for every token" : "");
         goto fail;
     }
+    if (st->cfg.mem_limit > 0 && st->arena_bytes > st->cfg.mem_limit) {
+        status = trit_error(TRIT_ERR_OUT_OF_MEMORY,
+                            "model needs %.2f GiB of device memory, more than the memory limit (--mem-limit) of "
+                            "%.2f GiB (context %lld, batch %lld)",
+                            (double)st->arena_bytes / (1 << 30), (double)st->cfg.mem_limit / (1 << 30),
+                            (long long)st->cfg.n_ctx, (long long)st->cfg.n_batch);
+        goto fail;
+    }
     // Everything below runs on st->stream, a non-blocking stream: nothing is ordered with the legacy
     // default stream, so no cudaMemset / cudaMemcpy without a stream here.
     if (st->has_tp) {

@@ -93,6 +93,79 @@ static int online_cores(void) {
     return n > 0 ? (int)n : 1;
 }
 
+/* ---- the memory plan ------------------------------------------------------------------------- */
+
+uint64_t trit_mem_plan_total(const struct trit_mem_plan *p) {
+    uint64_t t = p->weights_bytes;
+    t = t + p->kv_bytes < t ? UINT64_MAX : t + p->kv_bytes;
+    return t + p->scratch_bytes < t ? UINT64_MAX : t + p->scratch_bytes;
+}
+
+/* "1.5 GiB", "12.0 MiB" */
+static const char *fmt_bytes(uint64_t b, char buf[32]) {
+    if (b == UINT64_MAX) snprintf(buf, 32, "more than 16 EiB");
+    else if (b >= (1ull << 30)) snprintf(buf, 32, "%.1f GiB", (double)b / (double)(1ull << 30));
+    else snprintf(buf, 32, "%.1f MiB", (double)b / (double)(1ull << 20));
+    return buf;
+}
+
+/* What a context of cfg->n_ctx tokens takes: the backend's plan, with the logits buffer (n_batch or
+ * 1 rows) counted as scratch. cfg->n_batch is cut to the context here, as init will. */
+static uint64_t context_need(const struct trit_model *m, const struct trit_backend_ops *ops,
+                             struct trit_backend_config *cfg, int64_t n_batch_asked, struct trit_mem_plan *p) {
+    cfg->n_batch = n_batch_asked < cfg->n_ctx ? n_batch_asked : cfg->n_ctx;
+    ops->plan(m, cfg, p);
+    const uint64_t rows = cfg->logits_all ? (uint64_t)cfg->n_batch : 1;
+    const uint64_t logits = rows * (uint64_t)m->hp.n_vocab * sizeof(float);
+    p->scratch_bytes = p->scratch_bytes + logits < logits ? UINT64_MAX : p->scratch_bytes + logits;
+    return trit_mem_plan_total(p);
+}
+
+/* The smallest context worth running when the training context does not fit. */
+#define PLAN_MIN_CTX 64
+
+/* Checks the plan of cfg against the limit before anything is allocated. A context the caller left
+ * at 0 (cfg->n_ctx = the training context) is cut to the longest multiple of 256 tokens that fits,
+ * with a warning; one the caller asked for fails, with both numbers and the longest that fits. */
+static enum trit_status check_plan(const struct trit_model *m, const struct trit_backend_ops *ops,
+                                   struct trit_backend_config *cfg, const struct trit_context_params *params) {
+    const uint64_t left = trit_mem_available();
+    const bool by_limit = params->mem_limit > 0 && params->mem_limit < left;
+    const uint64_t limit = by_limit ? params->mem_limit : left;
+    const int64_t asked = cfg->n_ctx, n_batch = cfg->n_batch;
+    struct trit_mem_plan p;
+    const uint64_t need = context_need(m, ops, cfg, n_batch, &p);
+    if (need <= limit) return TRIT_OK;
+    /* the longest context that fits: the need grows with n_ctx */
+    int64_t lo = 0, hi = asked;
+    struct trit_mem_plan q;
+    while (lo < hi) {
+        const int64_t mid = lo + (hi - lo + 1) / 2;
+        cfg->n_ctx = mid;
+        if (context_need(m, ops, cfg, n_batch, &q) <= limit) lo = mid;
+        else hi = mid - 1;
+    }
+    const int64_t fits = lo >= 256 ? lo / 256 * 256 : lo;
+    char b0[32], b1[32], b2[32], b3[32], b4[32];
+    const char *whose = by_limit ? "the memory limit (--mem-limit)" : "the memory this machine has left";
+    if (params->n_ctx == 0 && fits >= PLAN_MIN_CTX) {
+        cfg->n_ctx = fits;
+        context_need(m, ops, cfg, n_batch, &q);
+        TRIT_LOG_W("context: the model's training context of %lld tokens needs %s, more than %s (%s); using %lld "
+                   "tokens (-c sets it)",
+                   (long long)asked, fmt_bytes(need, b0), whose, fmt_bytes(limit, b1), (long long)fits);
+        return TRIT_OK;
+    }
+    cfg->n_ctx = asked;
+    cfg->n_batch = n_batch;
+    char hint[64] = "not even the weights fit";
+    if (fits >= 1) snprintf(hint, sizeof hint, "at most %lld tokens fit", (long long)fits);
+    return trit_error(TRIT_ERR_OUT_OF_MEMORY,
+                      "%lld tokens need %s (weights %s, KV cache %s, scratch %s), more than %s (%s); %s",
+                      (long long)asked, fmt_bytes(need, b0), fmt_bytes(p.weights_bytes, b1), fmt_bytes(p.kv_bytes, b2),
+                      fmt_bytes(p.scratch_bytes, b3), whose, fmt_bytes(limit, b4), hint);
+}
+
 enum trit_status trit_context_init(const trit_model *model, const struct trit_context_params *params, trit_context **out) {
     if (!model || !params || !out) return trit_error(TRIT_ERR_INVALID_ARG, "trit_context_init: NULL argument");
     *out = NULL;
@@ -142,21 +215,32 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
     if (!tp && params->device == TRIT_DEVICE_AUTO)
         TRIT_LOG_I("device auto: %s", cuda ? "using CUDA device 0" : "no CUDA device, using the CPU");
 
+    struct trit_backend_config cfg = {
+        .n_ctx = params->n_ctx > 0 ? params->n_ctx : model->hp.ctx_train,
+        .n_batch = params->n_batch,
+        /* 0 threads: every core, or the cores of this node divided by its ranks (the TP backend) */
+        .n_threads = params->n_threads > 0 ? params->n_threads : tp ? 0 : online_cores(),
+        .logits_all = params->logits_all,
+        .head_int8 = params->head_int8,
+        .head_q4 = params->head_q4,
+        .mem_limit = params->mem_limit,
+    };
+    if (params->n_ctx > model->hp.ctx_train)
+        TRIT_LOG_W("context: %d tokens is longer than the %lld the model was trained on; past that, expect its text "
+                   "to lose coherence",
+                   params->n_ctx, (long long)model->hp.ctx_train);
+    if (!tp && ops->plan) TRIT_TRY(check_plan(model, ops, &cfg, params));
+    cfg.n_batch = cfg.n_batch < cfg.n_ctx ? cfg.n_batch : cfg.n_ctx;
+
     trit_context *ctx = trit_alloc(sizeof *ctx);
     if (!ctx) return trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory");
     ctx->model = model;
     ctx->ops = ops;
-    ctx->cfg.n_ctx = params->n_ctx > 0 ? params->n_ctx : model->hp.ctx_train;
-    ctx->cfg.n_batch = params->n_batch < ctx->cfg.n_ctx ? params->n_batch : ctx->cfg.n_ctx;
-    /* 0 threads: every core, or the cores of this node divided by its ranks (the TP backend) */
-    ctx->cfg.n_threads = params->n_threads > 0 ? params->n_threads : tp ? 0 : online_cores();
+    ctx->cfg = cfg;
     ctx->tp = tp;
     ctx->cuda = cuda;
-    ctx->cfg.logits_all = params->logits_all;
-    ctx->cfg.head_int8 = params->head_int8;
-    ctx->cfg.head_q4 = params->head_q4;
     const int64_t rows = params->logits_all ? ctx->cfg.n_batch : 1;
-    ctx->logits = trit_alloc((size_t)(rows * model->hp.n_vocab) * sizeof(float));
+    ctx->logits = trit_alloc_uninit((size_t)(rows * model->hp.n_vocab) * sizeof(float));
     if (!ctx->logits) {
         trit_free(ctx);
         return trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory for logits (%lld x %lld)", (long long)rows,

@@ -19,7 +19,19 @@ struct trit_backend_config {
     bool logits_all;   /* keep logits for every token of a batch, not just the last */
     bool head_int8;    /* int8 LM head (opt-in; measured cost in docs) */
     bool head_q4;      /* 4-bit LM head (opt-in, CPU backend only; measured cost in docs) */
+    uint64_t mem_limit; /* trit_context_params.mem_limit: 0 = what the machine has left */
 };
+
+/* What a backend will allocate for a config, counted before anything is (the memory plan,
+ * trit_context_init). Host memory, or device memory for a GPU backend (on_device). */
+struct trit_mem_plan {
+    uint64_t weights_bytes; /* the weights in the backend's own layout */
+    uint64_t kv_bytes;      /* the KV cache: n_ctx tokens */
+    uint64_t scratch_bytes; /* activations, attention scores, per-thread scratch, rope tables */
+    bool on_device;
+};
+/* Their sum, saturating. */
+uint64_t trit_mem_plan_total(const struct trit_mem_plan *p);
 
 struct trit_backend_ops {
     const char *name; /* "cpu", "cuda" */
@@ -43,6 +55,9 @@ struct trit_backend_ops {
      * vals[0..k), ids[0..k), in that order. 1 <= k <= TRIT_TOPK_MAX, k <= n_vocab. */
     enum trit_status (*forward_topk)(void *state, const int32_t *tokens, int64_t n, int64_t pos0, int32_t k,
                                      const int32_t *pen_ids, int32_t n_pen, float penalty, float *vals, int32_t *ids);
+    /* Optional (NULL: no plan, as for GPU backends whose init checks device memory itself). Counts
+     * what init would allocate for cfg (cfg.n_threads resolved, > 0), allocating nothing. */
+    void (*plan)(const struct trit_model *m, const struct trit_backend_config *cfg, struct trit_mem_plan *out);
 };
 
 /* The most candidates forward_topk hands back. */

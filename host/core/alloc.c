@@ -13,7 +13,13 @@ void *trit_alloc_uninit(size_t n_bytes) {
     size_t rounded = (n_bytes + TRIT_ALIGN - 1) / TRIT_ALIGN * TRIT_ALIGN;
     if (rounded < n_bytes) return NULL; /* overflow */
     if (rounded == 0) rounded = TRIT_ALIGN;
-    return aligned_alloc(TRIT_ALIGN, rounded);
+    void *ptr = aligned_alloc(TRIT_ALIGN, rounded);
+#ifndef NDEBUG
+    /* Debug builds (the sanitizer build of CI among them) fill it with 0xFF, a NaN in every float
+     * and -1 in every int8, so that a read before the first write shows in the bit-exact tests. */
+    if (ptr) memset(ptr, 0xFF, rounded);
+#endif
+    return ptr;
 }
 
 void *trit_alloc(size_t n_bytes) {

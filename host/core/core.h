@@ -51,7 +51,8 @@ void trit_log(enum trit_log_level level, const char *fmt, ...) TRIT_PRINTF(2, 3)
 /* Returns zeroed memory aligned to TRIT_ALIGN, or NULL. n_bytes == 0 returns a valid pointer. */
 void *trit_alloc(size_t n_bytes);
 /* The same without clearing: for buffers every element of which is written before it is read
- * (KV caches, activations, scratch), so that their pages are touched only when used. */
+ * (KV caches, activations, scratch), so that their pages are touched only when used. Debug builds
+ * fill it with 0xFF bytes (NaN floats, -1 int8s), so that a read before a write shows. */
 void *trit_alloc_uninit(size_t n_bytes);
 /* Frees memory from trit_alloc or trit_alloc_uninit; accepts NULL. */
 void trit_free(void *ptr);

@@ -163,12 +163,60 @@ static void cpu_free(void *state) {
     trit_free(st);
 }
 
+/* An uninitialized buffer of n floats (every one is written before it is read); after a failure
+ * nothing more is allocated, so that init gives up at the first buffer that does not fit. */
 static float *alloc_f32(int64_t n, enum trit_status *status) {
-    float *p = trit_alloc((size_t)n * sizeof(float));
-    if (!p && *status == TRIT_OK)
+    if (*status != TRIT_OK) return NULL;
+    float *p = trit_alloc_uninit((size_t)n * sizeof(float));
+    if (!p)
         *status = trit_error(TRIT_ERR_OUT_OF_MEMORY, "cpu backend: out of memory allocating %lld MiB",
                              (long long)((n * 4) >> 20));
     return p;
+}
+
+/* The widest activation row: dim, the query width or the FFN width. */
+static int64_t widest_row(const struct trit_hparams *hp) {
+    const int64_t q_dim = hp->n_heads * hp->head_dim;
+    int64_t wide = hp->dim > q_dim ? hp->dim : q_dim;
+    return hp->ffn_dim > wide ? hp->ffn_dim : wide;
+}
+
+/* The memory plan: exactly what cpu_init allocates, buffer by buffer (saturating: a hostile
+ * context length must not wrap around to a small number). */
+static uint64_t mul_sat(uint64_t a, uint64_t b) {
+    uint64_t r;
+    return __builtin_mul_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+
+static uint64_t add_sat(uint64_t a, uint64_t b) { return a + b < a ? UINT64_MAX : a + b; }
+
+static void cpu_plan(const struct trit_model *m, const struct trit_backend_config *cfg, struct trit_mem_plan *out) {
+    const struct trit_hparams *hp = &m->hp;
+    const uint64_t C = (uint64_t)cfg->n_ctx, B = (uint64_t)(cfg->n_batch < cfg->n_ctx ? cfg->n_batch : cfg->n_ctx);
+    const uint64_t D = (uint64_t)hp->dim, F = (uint64_t)hp->ffn_dim, T = (uint64_t)cfg->n_threads;
+    const uint64_t q_dim = (uint64_t)(hp->n_heads * hp->head_dim), kv_dim = (uint64_t)(hp->n_kv_heads * hp->head_dim);
+    const uint64_t wide = (uint64_t)widest_row(hp), f4 = sizeof(float);
+    memset(out, 0, sizeof *out);
+    for (int64_t i = 0; i < hp->n_layers; i++) {
+        const struct trit_layer *L = &m->layers[i];
+        const struct trit_ternary *w[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t j = 0; j < 7; j++) {
+            const int64_t b = trit_cpu_matrix_plan_bytes(w[j]->n_rows, w[j]->n_cols);
+            out->weights_bytes = add_sat(out->weights_bytes, b < 0 ? UINT64_MAX : (uint64_t)b);
+        }
+    }
+    uint64_t head_w = 0, head_scratch = 0;
+    if (cfg->head_int8 || cfg->head_q4)
+        trit_head_i8_plan(m->output.n_rows, m->output.n_cols, cfg->head_q4 ? 4 : 8, cfg->logits_all ? (int64_t)B : 1,
+                          cfg->n_threads, &head_w, &head_scratch);
+    out->weights_bytes = add_sat(out->weights_bytes, head_w);
+    out->kv_bytes = mul_sat(mul_sat(2 * (uint64_t)hp->n_layers * kv_dim, C), f4);
+    /* rope tables (C, head_dim / 2) x 2; x, xn, s, q, k, v, att, gate, up; q8; scores (T, C);
+     * the pool's per-thread scratch */
+    uint64_t scratch = mul_sat(mul_sat(C, (uint64_t)hp->head_dim), f4);
+    scratch = add_sat(scratch, B * (D + wide + 1 + 2 * q_dim + 2 * kv_dim + 2 * F) * f4 + B * wide);
+    scratch = add_sat(scratch, mul_sat(mul_sat(T, C), f4));
+    out->scratch_bytes = add_sat(add_sat(scratch, T * TRIT_POOL_SCRATCH_BYTES), head_scratch);
 }
 
 static enum trit_status cpu_init(const struct trit_model *m, const struct trit_backend_config *cfg, void **out) {
@@ -200,16 +248,15 @@ static enum trit_status cpu_init(const struct trit_model *m, const struct trit_b
 
     const int64_t B = st->cfg.n_batch, C = st->cfg.n_ctx, D = hp->dim, F = hp->ffn_dim;
     const int64_t q_dim = hp->n_heads * hp->head_dim, kv_dim = hp->n_kv_heads * hp->head_dim;
-    int64_t wide = D > q_dim ? D : q_dim;
-    if (F > wide) wide = F;
+    const int64_t wide = widest_row(hp);
     st->k_cache = alloc_f32(hp->n_layers * C * kv_dim, &status);
     st->v_cache = alloc_f32(hp->n_layers * C * kv_dim, &status);
     st->rope_cos = alloc_f32(C * (hp->head_dim / 2), &status);
     st->rope_sin = alloc_f32(C * (hp->head_dim / 2), &status);
     st->x = alloc_f32(B * D, &status);
     st->xn = alloc_f32(B * wide, &status);
-    st->q8 = trit_alloc((size_t)(B * wide));
-    if (!st->q8 && status == TRIT_OK) status = trit_error(TRIT_ERR_OUT_OF_MEMORY, "cpu backend: out of memory");
+    if (status == TRIT_OK && !(st->q8 = trit_alloc_uninit((size_t)(B * wide))))
+        status = trit_error(TRIT_ERR_OUT_OF_MEMORY, "cpu backend: out of memory");
     st->s = alloc_f32(B, &status);
     st->q = alloc_f32(B * q_dim, &status);
     st->k = alloc_f32(B * kv_dim, &status);
@@ -250,4 +297,5 @@ const struct trit_backend_ops trit_cpu_backend = {
     .free = cpu_free,
     .describe = cpu_describe,
     .memory_bytes = cpu_memory_bytes,
+    .plan = cpu_plan,
 };

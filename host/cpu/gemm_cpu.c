@@ -43,6 +43,15 @@ int64_t trit_cpu_matrix_bytes(const struct trit_cpu_matrix *w) {
     return w ? w->n_rg * w->n_kb * TRIT_CPU_TILE_BYTES : 0;
 }
 
+int64_t trit_cpu_matrix_plan_bytes(int64_t n_rows, int64_t n_cols) {
+    int64_t n_bytes;
+    if (n_rows < 1 || n_cols < 1 ||
+        !trit_mul_i64(trit_div_ceil(n_rows, TRIT_CPU_RG_ROWS), trit_div_ceil(n_cols, TRIT_CPU_KB_COLS), &n_bytes) ||
+        !trit_mul_i64(n_bytes, TRIT_CPU_TILE_BYTES, &n_bytes))
+        return -1;
+    return n_bytes;
+}
+
 void trit_cpu_matrix_free(struct trit_cpu_matrix *w) {
     if (!w) return;
     trit_free(w->packed);
@@ -60,8 +69,8 @@ enum trit_status trit_cpu_matrix_pack_isa(const struct trit_ternary *w, enum tri
                           trit_cpu_isa_name(isa));
     int64_t n_kb = trit_div_ceil(w->n_cols, TRIT_CPU_KB_COLS);
     int64_t n_rg = trit_div_ceil(w->n_rows, TRIT_CPU_RG_ROWS);
-    int64_t n_bytes;
-    if (!trit_mul_i64(n_rg, n_kb, &n_bytes) || !trit_mul_i64(n_bytes, TRIT_CPU_TILE_BYTES, &n_bytes))
+    const int64_t n_bytes = trit_cpu_matrix_plan_bytes(w->n_rows, w->n_cols);
+    if (n_bytes < 0 || (uint64_t)n_bytes > SIZE_MAX)
         return trit_error(TRIT_ERR_INVALID_ARG, "trit_cpu_matrix_pack: %lld x %lld is too large",
                           (long long)w->n_rows, (long long)w->n_cols);
     uint8_t *packed = trit_alloc((size_t)n_bytes); /* zeroed: padding codes are 0 */

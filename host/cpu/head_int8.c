@@ -470,10 +470,22 @@ void trit_head_i8_free(struct trit_head_i8 *h) {
     memset(h, 0, sizeof *h);
 }
 
+/* Bytes per weight row: the codes, the 4-bit head's sub-block scales, d and wsum128. */
+static int64_t row_total_bytes(int bits, int64_t ld) {
+    const int64_t codes = bits == 4 ? ld / 2 : ld, sub = bits == 4 ? ld / HEAD_Q4_BLOCK : 0;
+    return codes + sub + (int64_t)sizeof(float) + (int64_t)sizeof(int32_t);
+}
+
 int64_t trit_head_i8_bytes(const struct trit_head_i8 *h) {
     if (!h || !h->w) return 0;
-    const int64_t sub = h->bits == 4 ? h->ld / HEAD_Q4_BLOCK : 0;
-    return h->n_rows * (row_bytes(h) + sub + (int64_t)sizeof(float) + (int64_t)sizeof(int32_t));
+    return h->n_rows * row_total_bytes(h->bits, h->ld);
+}
+
+void trit_head_i8_plan(int64_t n_rows, int64_t n_cols, int bits, int64_t max_x, int n_threads, uint64_t *weights_bytes,
+                       uint64_t *scratch_bytes) {
+    const uint64_t ld = (uint64_t)trit_align_up(n_cols, HEAD_COL_ALIGN);
+    *weights_bytes = (uint64_t)n_rows * (uint64_t)row_total_bytes(bits, (int64_t)ld);
+    *scratch_bytes = (uint64_t)max_x * (ld + sizeof(float)) + (uint64_t)n_threads * (uint64_t)n_cols * sizeof(float);
 }
 
 static enum trit_status head_init(const struct trit_dense *m, int bits, int64_t max_x, enum trit_head_i8_kernel kernel,

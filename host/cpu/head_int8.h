@@ -85,6 +85,12 @@ enum trit_status trit_head_q4_init(const struct trit_dense *m, int64_t max_x, en
 void trit_head_i8_free(struct trit_head_i8 *h);
 /* Bytes the head streams per token (weights + per-row d and wsum128). */
 int64_t trit_head_i8_bytes(const struct trit_head_i8 *h);
+/* What trit_head_i8_init (bits 8) or trit_head_q4_init (bits 4) allocates for an (n_rows, n_cols)
+ * matrix, max_x tokens and a pool of n_threads: *weights_bytes, the bytes above (what
+ * trit_head_i8_bytes will say), and *scratch_bytes, the scratch for max_x tokens and the per-thread
+ * rows that init quantizes through. */
+void trit_head_i8_plan(int64_t n_rows, int64_t n_cols, int bits, int64_t max_x, int n_threads, uint64_t *weights_bytes,
+                       uint64_t *scratch_bytes);
 const char *trit_head_i8_kernel_name(enum trit_head_i8_kernel k);
 
 /* logits (n_x, n_rows) = the int8 head of x (n_x, n_cols) fp32, row stride ldx, 1 <= n_x <= max_x.

@@ -78,6 +78,8 @@ enum trit_status trit_cpu_matrix_pack_isa(const struct trit_ternary *w, enum tri
 void trit_cpu_matrix_free(struct trit_cpu_matrix *w);
 /* Bytes of packed weights one product streams: n_rg * n_kb * 256. */
 int64_t trit_cpu_matrix_bytes(const struct trit_cpu_matrix *w);
+/* The bytes trit_cpu_matrix_pack allocates for an (n_rows, n_cols) matrix; -1 on overflow. */
+int64_t trit_cpu_matrix_plan_bytes(int64_t n_rows, int64_t n_cols);
 
 /* acc (m, n_rows) = q (m, n_cols) x w^T, exact int32. The pool's threads split the rows; NULL
  * pool runs on the caller. No allocation. */

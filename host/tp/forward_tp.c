@@ -316,11 +316,42 @@ static enum trit_status pack_layer(struct tp_state *st, int64_t il, const struct
     return TRIT_OK;
 }
 
+/* An uninitialized buffer (each is written before it is read); after a failure nothing more is
+ * allocated. */
 static void *alloc_bytes(int64_t n, enum trit_status *status) {
-    void *p = trit_alloc((size_t)n);
-    if (!p && *status == TRIT_OK)
+    if (*status != TRIT_OK) return NULL;
+    void *p = trit_alloc_uninit((size_t)n);
+    if (!p)
         *status = trit_error(TRIT_ERR_OUT_OF_MEMORY, "tp backend: out of memory allocating %lld MiB", (long long)(n >> 20));
     return p;
+}
+
+/* The memory plan of a rank (trit_context_init's, for the one-process backends): the buffers below
+ * for n_ctx C and batch B, checked against what is left once the shards are packed, before any of
+ * them is allocated. Saturating double arithmetic: C may be hostile (a file's context_length). */
+static enum trit_status check_buffers(const struct tp_state *st, int P, int64_t wide) {
+    const struct trit_hparams *hp = &st->m->hp;
+    const struct trit_tp_plan *pl = &st->plan;
+    const double C = (double)st->cfg.n_ctx, B = (double)st->cfg.n_batch, D = (double)hp->dim, f4 = 4, f8 = 8;
+    /* k/v caches, rope tables, scores (per thread); then per batch row: x, xn, y, acc, q8, s, amax,
+     * ss, ss_all, q, k, v, att, gate, up; head_x, head_loc (logits_all); head_all */
+    const double per_ctx = 2.0 * (double)hp->n_layers * (double)st->kv_loc * f4 + (double)hp->head_dim * f4 +
+                           (double)st->cfg.n_threads * f4;
+    const double per_row = 4 * D * f4 + (double)wide + 2 * f4 + 2 * f8 + (double)P * 2 * f8 +
+                           2 * (double)(st->q_loc + st->kv_loc) * f4 + 2 * (double)pl->n_ffn * f4;
+    const double head = (double)st->n_out_max * (D + (double)pl->vocab_stride) * f4 +
+                        (double)P * (double)st->gather_tok * (double)pl->vocab_stride * f4;
+    const double need = C * per_ctx + B * per_row + head;
+    const uint64_t held = trit_cpu_layers_bytes(st->layers, hp->n_layers), left = trit_mem_available();
+    const bool by_limit = st->cfg.mem_limit > 0 && (double)st->cfg.mem_limit - (double)held < (double)left;
+    const double limit = by_limit ? (double)st->cfg.mem_limit - (double)held : (double)left;
+    if (need <= limit) return TRIT_OK;
+    return trit_error(TRIT_ERR_OUT_OF_MEMORY,
+                      "tensor parallel: rank %d: a context of %lld tokens needs %.1f MiB of cache and buffers beside "
+                      "its %.1f MiB of weights, more than %s (%.1f MiB); shorten it (-c)",
+                      pl->rank, (long long)st->cfg.n_ctx, need / 1048576.0, (double)held / 1048576.0,
+                      by_limit ? "the memory limit leaves (--mem-limit)" : "this machine has left",
+                      limit < 0 ? 0.0 : limit / 1048576.0);
 }
 
 /* Every rank learns whether any rank failed, so that none goes on to wait for a missing peer. */
@@ -384,6 +415,7 @@ static enum trit_status tp_setup(struct tp_state *st, const struct trit_tp_confi
         if (st->gather_tok < 1) st->gather_tok = 1;
         if (st->gather_tok > st->n_out_max) st->gather_tok = st->n_out_max;
         const int64_t f4 = sizeof(float);
+        status = check_buffers(st, P, wide);
         st->k_cache = alloc_bytes(hp->n_layers * C * st->kv_loc * f4, &status);
         st->v_cache = alloc_bytes(hp->n_layers * C * st->kv_loc * f4, &status);
         st->rope_cos = alloc_bytes(C * (hd / 2) * f4, &status);
