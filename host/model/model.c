@@ -221,3 +221,43 @@ enum trit_status model_copy_f32(const void *src, enum trit_dtype dtype, int64_t 
 void model_progress(const struct trit_load_params *params, int64_t done, int64_t total) {
     if (params && params->progress && total > 0) params->progress((float)done / (float)total, params->progress_user);
 }
+
+bool model_layer_of(const char *name, const char *prefix, int64_t *layer, int *n_digits, const char **rest) {
+    const size_t n = strlen(prefix);
+    if (strncmp(name, prefix, n) != 0) return false;
+    const char *p = name + n;
+    int digits = 0;
+    int64_t v = 0;
+    while (p[digits] >= '0' && p[digits] <= '9') {
+        const int d = p[digits] - '0';
+        v = v > (INT64_MAX - d) / 10 ? INT64_MAX : v * 10 + d;
+        digits++;
+    }
+    /* the loaders look up "blk.3.", never "blk.03." */
+    if (digits == 0 || p[digits] != '.' || (digits > 1 && p[0] == '0')) return false;
+    *layer = v;
+    *n_digits = digits;
+    *rest = p + digits + 1;
+    return true;
+}
+
+enum trit_status model_unused_add(struct trit_model *m, int64_t *cap, struct model_unused *u, const char *name,
+                                  int64_t n_rows, int64_t n_cols, uint64_t file_bytes) {
+    if (u->n < MODEL_UNUSED_SHOWN) snprintf(u->shown[u->n], sizeof u->shown[0], "%s", name);
+    u->n++;
+    return model_note(m, cap, name, "unused", n_rows, n_cols, file_bytes);
+}
+
+void model_unused_report(const struct trit_model *m, const struct model_unused *u) {
+    if (u->n == 0) return;
+    char list[MODEL_UNUSED_SHOWN * (sizeof u->shown[0] + 4)] = "";
+    size_t at = 0;
+    for (int64_t i = 0; i < u->n && i < MODEL_UNUSED_SHOWN; i++)
+        at += (size_t)snprintf(list + at, sizeof list - at, "%s'%s'", i ? ", " : "", u->shown[i]);
+    if (u->n > MODEL_UNUSED_SHOWN)
+        TRIT_LOG_W("%s: %lld tensors that trit does not use, ignored: %s and %lld more", m->path, (long long)u->n,
+                   list, (long long)(u->n - MODEL_UNUSED_SHOWN));
+    else
+        TRIT_LOG_W("%s: %lld tensor%s that trit does not use, ignored: %s", m->path, (long long)u->n,
+                   u->n == 1 ? "" : "s", list);
+}

@@ -20,6 +20,8 @@
 #include "model/model_internal.h"
 #include "quant/ggml_dequant.h"
 
+#define GGUF_MAX_NAME_BUF 64 /* gguf.c refuses names of 64 bytes or more */
+
 struct gguf_loader {
     struct gguf_file *f;  /* owned by the model (m->mapping) */
     struct trit_model *m;
@@ -28,6 +30,8 @@ struct gguf_loader {
     bool scale_divides;   /* trit.weight_scale_kind == "divide" */
     int64_t note_cap;
     int64_t done, total;  /* progress, in tensors */
+    int64_t n_vocab;      /* <arch>.vocab_size, else token_embd.weight's rows (check_tensor_set) */
+    const char *vocab_from; /* which of the two, for messages */
 };
 
 static void release_gguf(void *mapping) {
@@ -297,6 +301,176 @@ static enum trit_status load_ternary(struct gguf_loader *L, const char *name, st
     return model_note(L->m, &L->note_cap, name, kind, n_rows, n_cols, t->n_bytes);
 }
 
+/* ---- the tensor set ------------------------------------------------------------------------
+ * The file's tensors must be exactly the model the hyperparameters describe: every name the loader
+ * reads below is in these tables, every layer 0..block_count-1 has each required tensor, each tensor
+ * has the shape (ne, columns first) the hyperparameters give, and no "blk.N." tensor names a layer
+ * N >= block_count. Names the loader does not read are reported (a warning and an "unused" note),
+ * not refused: llama.cpp files may carry tensors such as rope_freqs.weight that trit's graphs lack.
+ * Everything here reads tensor infos only, so a hostile file is refused before any decoding. */
+
+/* A layer's tensors, in load order: blk.N.<name>.weight, and blk.N.<name>.scale ({1}, optional)
+ * next to each ternary weight. */
+enum layer_slot {
+    SLOT_ATTN_NORM, SLOT_Q, SLOT_K, SLOT_V, SLOT_ATTN_SUB_NORM, SLOT_O,
+    SLOT_FFN_NORM, SLOT_GATE, SLOT_UP, SLOT_FFN_SUB_NORM, SLOT_DOWN, N_LAYER_SLOTS
+};
+static const struct {
+    const char *name;
+    bool ternary;
+    bool sub_norm; /* required only where the family has sub-norms (read when present otherwise) */
+} layer_slots[N_LAYER_SLOTS] = {
+    [SLOT_ATTN_NORM] = {"attn_norm", false, false},
+    [SLOT_Q] = {"attn_q", true, false},
+    [SLOT_K] = {"attn_k", true, false},
+    [SLOT_V] = {"attn_v", true, false},
+    [SLOT_ATTN_SUB_NORM] = {"attn_sub_norm", false, true},
+    [SLOT_O] = {"attn_output", true, false},
+    [SLOT_FFN_NORM] = {"ffn_norm", false, false},
+    [SLOT_GATE] = {"ffn_gate", true, false},
+    [SLOT_UP] = {"ffn_up", true, false},
+    [SLOT_FFN_SUB_NORM] = {"ffn_sub_norm", false, true},
+    [SLOT_DOWN] = {"ffn_down", true, false},
+};
+
+/* What the hyperparameters say a tensor's shape is: ne (a vector is {n, 1}), and which keys gave it. */
+struct expected_shape {
+    int64_t ne[2];
+    const char *from;
+};
+
+static struct expected_shape slot_shape(const struct trit_hparams *hp, enum layer_slot slot) {
+    const int64_t D = hp->dim, F = hp->ffn_dim, Q = hp->n_heads * hp->head_dim, KV = hp->n_kv_heads * hp->head_dim;
+    switch (slot) {
+    case SLOT_ATTN_NORM:
+    case SLOT_FFN_NORM: return (struct expected_shape){{D, 1}, "embedding_length"};
+    case SLOT_ATTN_SUB_NORM: return (struct expected_shape){{Q, 1}, "head_count x key_length"};
+    case SLOT_FFN_SUB_NORM: return (struct expected_shape){{F, 1}, "feed_forward_length"};
+    case SLOT_Q: return (struct expected_shape){{D, Q}, "embedding_length, head_count x key_length"};
+    case SLOT_K:
+    case SLOT_V: return (struct expected_shape){{D, KV}, "embedding_length, head_count_kv x key_length"};
+    case SLOT_O: return (struct expected_shape){{Q, D}, "head_count x key_length, embedding_length"};
+    case SLOT_GATE:
+    case SLOT_UP: return (struct expected_shape){{D, F}, "embedding_length, feed_forward_length"};
+    case SLOT_DOWN: return (struct expected_shape){{F, D}, "feed_forward_length, embedding_length"};
+    case N_LAYER_SLOTS: break;
+    }
+    return (struct expected_shape){{0, 0}, "?"};
+}
+
+/* How the loader sees one tensor name. */
+struct tensor_role {
+    bool known;        /* the loader reads it */
+    int64_t layer;     /* N of "blk.N.", else -1; INT64_MAX when N does not fit */
+    int layer_digits;  /* length of N's digits in the name, for messages */
+    struct expected_shape shape;
+};
+
+static struct tensor_role classify(const struct gguf_loader *L, const char *name) {
+    const struct trit_hparams *hp = &L->m->hp;
+    struct tensor_role r = {.known = false, .layer = -1};
+    if (strcmp(name, "token_embd.weight") == 0 || strcmp(name, "output.weight") == 0) {
+        r.known = true;
+        r.shape = (struct expected_shape){{hp->dim, L->n_vocab}, L->vocab_from};
+        return r;
+    }
+    if (strcmp(name, "output_norm.weight") == 0) {
+        r.known = true;
+        r.shape = (struct expected_shape){{hp->dim, 1}, "embedding_length"};
+        return r;
+    }
+    const char *rest;
+    if (!model_layer_of(name, "blk.", &r.layer, &r.layer_digits, &rest)) return r;
+    for (int k = 0; k < N_LAYER_SLOTS; k++) {
+        size_t n = strlen(layer_slots[k].name);
+        if (strncmp(rest, layer_slots[k].name, n) != 0) continue;
+        if (strcmp(rest + n, ".weight") == 0) {
+            r.known = true;
+            r.shape = slot_shape(hp, (enum layer_slot)k);
+        } else if (layer_slots[k].ternary && strcmp(rest + n, ".scale") == 0) {
+            r.known = true;
+            r.shape = (struct expected_shape){{1, 1}, "one scale"};
+        }
+    }
+    return r;
+}
+
+/* "[a, b, ...]": the first max(n_dims, 1) of ne. */
+static const char *shape_str(const int64_t *ne, uint32_t n_dims, char *buf, size_t cap) {
+    size_t at = 0;
+    uint32_t n = n_dims ? n_dims : 1;
+    at += (size_t)snprintf(buf, cap, "[");
+    for (uint32_t d = 0; d < n && at < cap; d++)
+        at += (size_t)snprintf(buf + at, cap - at, "%s%lld", d ? ", " : "", (long long)ne[d]);
+    if (at < cap) snprintf(buf + at, cap - at, "]");
+    return buf;
+}
+
+static void tensor_name(const struct gguf_tensor_info *t, char *buf, size_t cap) {
+    snprintf(buf, cap, "%.*s", (int)t->name.len, t->name.ptr); /* names have no NUL (gguf.c) */
+}
+
+static enum trit_status check_tensor_set(struct gguf_loader *L) {
+    const struct gguf_file *f = L->f;
+    const struct trit_hparams *hp = &L->m->hp;
+    const char *path = L->m->path, *arch = L->m->arch_name;
+    /* n_vocab: <arch>.vocab_size when the file has it, else the embedding's own row count. */
+    const struct gguf_tensor_info *embd = gguf_find_tensor(f, "token_embd.weight");
+    if (!embd) return trit_error(TRIT_ERR_FORMAT, "gguf: tensor 'token_embd.weight' is missing (in %s)", path);
+    char key[96];
+    snprintf(key, sizeof key, "%s.vocab_size", arch);
+    L->vocab_from = gguf_find_kv(f, key) ? "embedding_length, vocab_size" : "embedding_length, token_embd.weight's rows";
+    TRIT_TRY(get_int(f, arch, "vocab_size", false, embd->ne[1], (int64_t)1 << 31, &L->n_vocab));
+
+    int64_t max_layer = -1;
+    for (int64_t i = 0; i < f->n_tensors; i++) {
+        const struct gguf_tensor_info *t = &f->tensors[i];
+        char name[GGUF_MAX_NAME_BUF], got[128], want[64];
+        tensor_name(t, name, sizeof name);
+        struct tensor_role r = classify(L, name);
+        if (r.layer >= hp->n_layers)
+            return trit_error(TRIT_ERR_FORMAT, "gguf: tensor '%s': layer %.*s, but %s.block_count is %lld (in %s)", name,
+                              r.layer_digits, name + 4, arch, (long long)hp->n_layers, path);
+        if (r.layer > max_layer) max_layer = r.layer;
+        if (!r.known) continue;
+        const int64_t want_ne[GGUF_MAX_DIMS] = {r.shape.ne[0], r.shape.ne[1], 1, 1};
+        if (memcmp(t->ne, want_ne, sizeof want_ne) != 0)
+            return trit_error(TRIT_ERR_FORMAT, "gguf: tensor '%s' has shape %s, but the hyperparameters give %s (%s) (in %s)",
+                              name, shape_str(t->ne, t->n_dims, got, sizeof got),
+                              shape_str(want_ne, want_ne[1] == 1 ? 1 : 2, want, sizeof want), r.shape.from, path);
+    }
+
+    if (!gguf_find_tensor(f, "output_norm.weight"))
+        return trit_error(TRIT_ERR_FORMAT, "gguf: tensor 'output_norm.weight' is missing (in %s)", path);
+    for (int64_t i = 0; i < hp->n_layers; i++)
+        for (int k = 0; k < N_LAYER_SLOTS; k++) {
+            if (layer_slots[k].sub_norm && !hp->sub_norms) continue;
+            char name[GGUF_MAX_NAME_BUF];
+            snprintf(name, sizeof name, "blk.%lld.%s.weight", (long long)i, layer_slots[k].name);
+            if (gguf_find_tensor(f, name)) continue;
+            if (i > max_layer)
+                return trit_error(TRIT_ERR_FORMAT, "gguf: tensor '%s' is missing: %s.block_count is %lld, but the file's layers stop at %lld (in %s)",
+                                  name, arch, (long long)hp->n_layers, (long long)max_layer, path);
+            return trit_error(TRIT_ERR_FORMAT, "gguf: tensor '%s' is missing (in %s)", name, path);
+        }
+    return TRIT_OK;
+}
+
+/* The tensors the loader did not read: an "unused" note each and one warning (model_internal.h). */
+static enum trit_status report_unused(struct gguf_loader *L) {
+    const struct gguf_file *f = L->f;
+    struct model_unused unused = {0};
+    for (int64_t i = 0; i < f->n_tensors; i++) {
+        const struct gguf_tensor_info *t = &f->tensors[i];
+        char name[GGUF_MAX_NAME_BUF];
+        tensor_name(t, name, sizeof name);
+        if (classify(L, name).known) continue;
+        TRIT_TRY(model_unused_add(L->m, &L->note_cap, &unused, name, t->ne[1] * t->ne[2] * t->ne[3], t->ne[0], t->n_bytes));
+    }
+    model_unused_report(L->m, &unused);
+    return TRIT_OK;
+}
+
 /* llama.cpp's converter permutes the Q and K rows of llama models so that RoPE rotates adjacent
  * pairs; trit keeps those rows as they are and rotates in the same "normal" style. */
 
@@ -308,20 +482,20 @@ static enum trit_status load_layers(struct gguf_loader *L) {
     const int64_t q_dim = hp->n_heads * hp->head_dim;
     L->total = hp->n_layers * 7;
     char name[128];
-#define NAME(fmt) (snprintf(name, sizeof name, "blk.%lld." fmt, (long long)i), name)
+#define NAME(slot) (snprintf(name, sizeof name, "blk.%lld.%s.weight", (long long)i, layer_slots[slot].name), name)
     for (int64_t i = 0; i < hp->n_layers; i++) {
         struct trit_layer *l = &m->layers[i];
-        TRIT_TRY(load_vector(L, NAME("attn_norm.weight"), hp->dim, true, &l->attn_norm));
-        TRIT_TRY(load_ternary(L, NAME("attn_q.weight"), &l->wq));
-        TRIT_TRY(load_ternary(L, NAME("attn_k.weight"), &l->wk));
-        TRIT_TRY(load_ternary(L, NAME("attn_v.weight"), &l->wv));
-        TRIT_TRY(load_vector(L, NAME("attn_sub_norm.weight"), q_dim, hp->sub_norms, &l->attn_sub_norm));
-        TRIT_TRY(load_ternary(L, NAME("attn_output.weight"), &l->wo));
-        TRIT_TRY(load_vector(L, NAME("ffn_norm.weight"), hp->dim, true, &l->ffn_norm));
-        TRIT_TRY(load_ternary(L, NAME("ffn_gate.weight"), &l->w_gate));
-        TRIT_TRY(load_ternary(L, NAME("ffn_up.weight"), &l->w_up));
-        TRIT_TRY(load_vector(L, NAME("ffn_sub_norm.weight"), hp->ffn_dim, hp->sub_norms, &l->ffn_sub_norm));
-        TRIT_TRY(load_ternary(L, NAME("ffn_down.weight"), &l->w_down));
+        TRIT_TRY(load_vector(L, NAME(SLOT_ATTN_NORM), hp->dim, true, &l->attn_norm));
+        TRIT_TRY(load_ternary(L, NAME(SLOT_Q), &l->wq));
+        TRIT_TRY(load_ternary(L, NAME(SLOT_K), &l->wk));
+        TRIT_TRY(load_ternary(L, NAME(SLOT_V), &l->wv));
+        TRIT_TRY(load_vector(L, NAME(SLOT_ATTN_SUB_NORM), q_dim, hp->sub_norms, &l->attn_sub_norm));
+        TRIT_TRY(load_ternary(L, NAME(SLOT_O), &l->wo));
+        TRIT_TRY(load_vector(L, NAME(SLOT_FFN_NORM), hp->dim, true, &l->ffn_norm));
+        TRIT_TRY(load_ternary(L, NAME(SLOT_GATE), &l->w_gate));
+        TRIT_TRY(load_ternary(L, NAME(SLOT_UP), &l->w_up));
+        TRIT_TRY(load_vector(L, NAME(SLOT_FFN_SUB_NORM), hp->ffn_dim, hp->sub_norms, &l->ffn_sub_norm));
+        TRIT_TRY(load_ternary(L, NAME(SLOT_DOWN), &l->w_down));
     }
 #undef NAME
     return TRIT_OK;
@@ -330,6 +504,7 @@ static enum trit_status load_layers(struct gguf_loader *L) {
 static enum trit_status load_all(struct gguf_loader *L) {
     struct trit_model *m = L->m;
     TRIT_TRY(read_hparams(L));
+    TRIT_TRY(check_tensor_set(L));
     enum trit_status st;
     const struct gguf_tensor_info *embd = find(L, "token_embd.weight", true, &st);
     TRIT_TRY(st);
@@ -345,6 +520,7 @@ static enum trit_status load_all(struct gguf_loader *L) {
         m->hp.tied_embeddings = true;
     }
     TRIT_TRY(load_layers(L));
+    TRIT_TRY(report_unused(L));
     return trit_model_validate(m);
 }
 

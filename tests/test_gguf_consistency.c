@@ -1,0 +1,431 @@
+// labels: unit
+/*
+ * test_gguf_consistency.c: a GGUF model file's tensors against its hyperparameters and against each
+ * other. Each test builds a tiny bitnet-b1.58 file (F32 weights holding -1, 0 and +1, read exactly)
+ * through the writer, breaks one thing, and loads it through trit_model_load_path:
+ *   - block_count smaller or larger than the layers present;
+ *   - two tensors at one data offset, a partial overlap, data past the end, a misaligned offset;
+ *   - a shape that differs from what the hyperparameters give (weights, norms, vocab_size, scales);
+ *   - tensors the loader does not use: the file loads, with one warning through the log callback
+ *     and an "unused" note each.
+ * Every refusal is TRIT_ERR_FORMAT with the exact message a user sees.
+ *
+ *   ctest --test-dir build -R test_gguf_consistency --output-on-failure
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "io/gguf.h"
+#include "model/model.h"
+#include "support.h"
+
+/* ---- a tiny model, as a list of tensor infos ----------------------------------------------------- */
+
+#define DIM 8
+#define N_HEADS 2
+#define N_KV_HEADS 1
+#define HEAD_DIM 4
+#define Q_DIM (N_HEADS * HEAD_DIM)     /* 8 */
+#define KV_DIM (N_KV_HEADS * HEAD_DIM) /* 4 */
+#define FFN 16
+#define VOCAB 16
+#define MAX_TENSORS 96
+
+struct spec_tensor {
+    char name[64];
+    uint32_t n_dims;
+    int64_t ne[GGUF_MAX_DIMS];
+};
+
+struct spec {
+    int64_t block_count;
+    int64_t vocab_size; /* 0: no <arch>.vocab_size key */
+    int n;
+    struct spec_tensor t[MAX_TENSORS];
+};
+
+static void spec_add(struct spec *s, const char *name, uint32_t n_dims, int64_t ne0, int64_t ne1, int64_t ne2) {
+    cr_assert_lt(s->n, MAX_TENSORS);
+    struct spec_tensor *t = &s->t[s->n++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->n_dims = n_dims;
+    t->ne[0] = ne0;
+    t->ne[1] = ne1;
+    t->ne[2] = ne2;
+    t->ne[3] = 1;
+}
+
+static struct spec_tensor *spec_find(struct spec *s, const char *name) {
+    for (int i = 0; i < s->n; i++)
+        if (strcmp(s->t[i].name, name) == 0) return &s->t[i];
+    cr_assert_fail("no tensor '%s' in the spec", name);
+    return NULL;
+}
+
+static void spec_remove(struct spec *s, const char *name) {
+    struct spec_tensor *t = spec_find(s, name);
+    int i = (int)(t - s->t);
+    memmove(&s->t[i], &s->t[i + 1], (size_t)(s->n - i - 1) * sizeof s->t[0]);
+    s->n--;
+}
+
+/* A consistent model of n_layers layers (block_count = n_layers), tensors in load order. */
+static void spec_model(struct spec *s, int64_t n_layers) {
+    memset(s, 0, sizeof *s);
+    s->block_count = n_layers;
+    spec_add(s, "token_embd.weight", 2, DIM, VOCAB, 1);
+    spec_add(s, "output_norm.weight", 1, DIM, 1, 1);
+    static const struct { const char *name; uint32_t n_dims; int64_t ne0, ne1; } layer[] = {
+        {"attn_norm.weight", 1, DIM, 1},     {"attn_q.weight", 2, DIM, Q_DIM},  {"attn_k.weight", 2, DIM, KV_DIM},
+        {"attn_v.weight", 2, DIM, KV_DIM},   {"attn_sub_norm.weight", 1, Q_DIM, 1},
+        {"attn_output.weight", 2, Q_DIM, DIM}, {"ffn_norm.weight", 1, DIM, 1}, {"ffn_gate.weight", 2, DIM, FFN},
+        {"ffn_up.weight", 2, DIM, FFN},      {"ffn_sub_norm.weight", 1, FFN, 1}, {"ffn_down.weight", 2, FFN, DIM},
+    };
+    for (int64_t i = 0; i < n_layers; i++)
+        for (size_t k = 0; k < sizeof layer / sizeof layer[0]; k++) {
+            char name[64];
+            snprintf(name, sizeof name, "blk.%lld.%s", (long long)i, layer[k].name);
+            spec_add(s, name, layer[k].n_dims, layer[k].ne0, layer[k].ne1, 1);
+        }
+}
+
+/* The file's bytes (trit_free them). Every tensor is F32: one-element tensors hold 1 (a valid
+ * scale), the others -1, 0, +1 in turn (ternary times 1, which the loader recovers exactly). */
+static uint8_t *spec_bytes(const struct spec *s, uint64_t *size) {
+    struct gguf_writer *w;
+    cr_assert_eq(gguf_writer_init(&w), TRIT_OK);
+    cr_assert_eq(gguf_writer_set_str(w, "general.architecture", "bitnet-b1.58"), TRIT_OK);
+    cr_assert_eq(gguf_writer_set_u32(w, "bitnet-b1.58.block_count", (uint32_t)s->block_count), TRIT_OK);
+    cr_assert_eq(gguf_writer_set_u32(w, "bitnet-b1.58.embedding_length", DIM), TRIT_OK);
+    cr_assert_eq(gguf_writer_set_u32(w, "bitnet-b1.58.feed_forward_length", FFN), TRIT_OK);
+    cr_assert_eq(gguf_writer_set_u32(w, "bitnet-b1.58.attention.head_count", N_HEADS), TRIT_OK);
+    cr_assert_eq(gguf_writer_set_u32(w, "bitnet-b1.58.attention.head_count_kv", N_KV_HEADS), TRIT_OK);
+    if (s->vocab_size) cr_assert_eq(gguf_writer_set_u32(w, "bitnet-b1.58.vocab_size", (uint32_t)s->vocab_size), TRIT_OK);
+    float *data[MAX_TENSORS];
+    for (int i = 0; i < s->n; i++) {
+        const struct spec_tensor *t = &s->t[i];
+        const int64_t n = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
+        data[i] = malloc((size_t)(n ? n : 1) * sizeof(float));
+        cr_assert_not_null(data[i]);
+        for (int64_t j = 0; j < n; j++) data[i][j] = n == 1 ? 1.0f : (float)(j % 3 - 1);
+        cr_assert_eq(gguf_writer_add_tensor(w, t->name, GGML_TYPE_F32, t->n_dims, t->ne, data[i], (uint64_t)n * 4),
+                     TRIT_OK, "%s: %s", t->name, trit_last_error());
+    }
+    uint8_t *buf;
+    cr_assert_eq(gguf_writer_write_mem(w, &buf, size), TRIT_OK, "%s", trit_last_error());
+    gguf_writer_free(w);
+    for (int i = 0; i < s->n; i++) free(data[i]);
+    return buf;
+}
+
+/* Byte position of tensor `name`'s data offset field in the file, and the offset it holds. */
+static uint64_t offset_field(const uint8_t *buf, uint64_t size, const char *name, uint64_t *offset) {
+    struct gguf_file f;
+    cr_assert_eq(gguf_open_memory(buf, size, &f), TRIT_OK, "%s", trit_last_error());
+    const struct gguf_tensor_info *t = gguf_find_tensor(&f, name);
+    cr_assert_not_null(t, "%s", name);
+    /* name bytes, then u32 n_dims, i64 ne[n_dims], i32 type, u64 offset */
+    uint64_t at = (uint64_t)((const uint8_t *)t->name.ptr - f.map) + t->name.len + 4 + 8 * t->n_dims + 4;
+    *offset = t->offset;
+    gguf_close(&f);
+    return at;
+}
+
+/* Positions are found while the file is still valid; the patches then make it hostile. */
+static void patch_offset(uint8_t *buf, uint64_t field_at, uint64_t offset) { memcpy(buf + field_at, &offset, 8); }
+
+static uint64_t get_offset(const uint8_t *buf, uint64_t size, const char *name) {
+    uint64_t off;
+    offset_field(buf, size, name, &off);
+    return off;
+}
+
+static uint64_t field_of(const uint8_t *buf, uint64_t size, const char *name) {
+    uint64_t off;
+    return offset_field(buf, size, name, &off);
+}
+
+static uint64_t data_offset(const uint8_t *buf, uint64_t size) {
+    struct gguf_file f;
+    cr_assert_eq(gguf_open_memory(buf, size, &f), TRIT_OK);
+    uint64_t d = f.data_offset;
+    gguf_close(&f);
+    return d;
+}
+
+/* ---- loading, with the log captured ------------------------------------------------------------ */
+
+struct captured {
+    int n_warn;
+    char warn[4][1024];
+};
+
+static void capture(enum trit_log_level level, const char *line, void *user) {
+    struct captured *c = user;
+    if (level != TRIT_LOG_WARN) return;
+    if (c->n_warn < 4) snprintf(c->warn[c->n_warn], sizeof c->warn[0], "%s", line);
+    c->n_warn++;
+}
+
+static char g_path[512];
+
+static const char *file_path(void) {
+    snprintf(g_path, sizeof g_path, "%s/test_gguf_consistency_%d.gguf", TRIT_BINARY_DIR, (int)getpid());
+    return g_path;
+}
+
+/* Writes the bytes to a file and loads it; *m is released unless keep. */
+static enum trit_status load_bytes(const uint8_t *buf, uint64_t size, struct captured *log, struct trit_model *keep) {
+    const char *path = file_path();
+    FILE *fp = fopen(path, "wb");
+    cr_assert_not_null(fp);
+    cr_assert_eq(fwrite(buf, 1, size, fp), size);
+    fclose(fp);
+    struct captured ignore;
+    struct captured *c = log ? log : &ignore;
+    memset(c, 0, sizeof *c);
+    trit_log_set_callback(capture, c);
+    struct trit_model m;
+    enum trit_status st = trit_model_load_path(path, NULL, &m);
+    trit_log_set_callback(NULL, NULL);
+    unlink(path);
+    if (st == TRIT_OK) {
+        if (keep) *keep = m;
+        else trit_model_release(&m);
+    }
+    return st;
+}
+
+static enum trit_status load_spec(const struct spec *s, struct captured *log, struct trit_model *keep) {
+    uint64_t size;
+    uint8_t *buf = spec_bytes(s, &size);
+    enum trit_status st = load_bytes(buf, size, log, keep);
+    trit_free(buf);
+    return st;
+}
+
+/* The load must fail with TRIT_ERR_FORMAT and exactly `want` followed by " (in PATH)". */
+static void expect_error(enum trit_status st, const char *want) {
+    char full[1024];
+    snprintf(full, sizeof full, "%s (in %s)", want, file_path());
+    cr_assert_eq(st, TRIT_ERR_FORMAT, "expected TRIT_ERR_FORMAT, got %s (%s)", trit_status_str(st), trit_last_error());
+    cr_assert_str_eq(trit_last_error(), full);
+}
+
+/* ---- the reference: a consistent file loads, with nothing to report ------------------------------ */
+
+Test(gguf_consistency, consistent_file_loads_silently) {
+    struct spec s;
+    spec_model(&s, 4);
+    s.vocab_size = VOCAB;
+    struct captured log;
+    struct trit_model m;
+    cr_assert_eq(load_spec(&s, &log, &m), TRIT_OK, "%s", trit_last_error());
+    cr_assert_eq(m.hp.n_layers, 4);
+    cr_assert_eq(m.hp.n_vocab, VOCAB);
+    cr_assert_eq(log.n_warn, 0, "%s", log.warn[0]);
+    cr_assert_eq(m.n_notes, 2 + 4 * 11, "every tensor is read, none is unused");
+    for (int64_t i = 0; i < m.n_notes; i++) cr_assert_str_neq(m.notes[i].kind, "unused");
+    trit_model_release(&m);
+}
+
+/* ---- block_count ---------------------------------------------------------------------------------- */
+
+/* A 4-layer file that says 3 layers used to run 3 of them. */
+Test(gguf_consistency, block_count_smaller_than_the_layers) {
+    struct spec s;
+    spec_model(&s, 4);
+    s.block_count = 3;
+    expect_error(load_spec(&s, NULL, NULL),
+                 "gguf: tensor 'blk.3.attn_norm.weight': layer 3, but bitnet-b1.58.block_count is 3");
+
+    /* one stray tensor of a far layer, of a name the loader does not even read */
+    spec_model(&s, 2);
+    spec_add(&s, "blk.17.attn_q.bias", 1, Q_DIM, 1, 1);
+    expect_error(load_spec(&s, NULL, NULL),
+                 "gguf: tensor 'blk.17.attn_q.bias': layer 17, but bitnet-b1.58.block_count is 2");
+}
+
+Test(gguf_consistency, block_count_larger_than_the_layers) {
+    struct spec s;
+    spec_model(&s, 4);
+    s.block_count = 5;
+    expect_error(load_spec(&s, NULL, NULL),
+                 "gguf: tensor 'blk.4.attn_norm.weight' is missing: bitnet-b1.58.block_count is 5, but the file's layers stop at 3");
+
+    /* a hole inside the layers */
+    spec_model(&s, 4);
+    spec_remove(&s, "blk.1.ffn_up.weight");
+    expect_error(load_spec(&s, NULL, NULL), "gguf: tensor 'blk.1.ffn_up.weight' is missing");
+    spec_model(&s, 2);
+    spec_remove(&s, "blk.1.ffn_sub_norm.weight"); /* required: this family has sub-norms */
+    expect_error(load_spec(&s, NULL, NULL), "gguf: tensor 'blk.1.ffn_sub_norm.weight' is missing");
+}
+
+/* ---- data ranges ---------------------------------------------------------------------------------- */
+
+Test(gguf_consistency, two_tensors_at_one_offset) {
+    struct spec s;
+    spec_model(&s, 1);
+    uint64_t size;
+    uint8_t *buf = spec_bytes(&s, &size);
+    const uint64_t d = data_offset(buf, size), q = get_offset(buf, size, "blk.0.attn_q.weight");
+    patch_offset(buf, field_of(buf, size, "blk.0.attn_k.weight"), q);
+    char want[256];
+    /* attn_q: 8 x 8 F32 = 256 bytes; attn_k: 8 x 4 F32 = 128 bytes */
+    snprintf(want, sizeof want,
+             "gguf: tensors 'blk.0.attn_q.weight' (data [%llu, %llu)) and 'blk.0.attn_k.weight' (data [%llu, %llu)) overlap",
+             (unsigned long long)(d + q), (unsigned long long)(d + q + 256), (unsigned long long)(d + q),
+             (unsigned long long)(d + q + 128));
+    expect_error(load_bytes(buf, size, NULL, NULL), want);
+    trit_free(buf);
+}
+
+Test(gguf_consistency, partial_overlap) {
+    struct spec s;
+    spec_model(&s, 1);
+    uint64_t size;
+    uint8_t *buf = spec_bytes(&s, &size);
+    const uint64_t d = data_offset(buf, size), q = get_offset(buf, size, "blk.0.attn_q.weight");
+    const uint64_t k_at = field_of(buf, size, "blk.0.attn_k.weight"), v_at = field_of(buf, size, "blk.0.attn_v.weight");
+    const uint64_t k = get_offset(buf, size, "blk.0.attn_k.weight"), v = get_offset(buf, size, "blk.0.attn_v.weight");
+    cr_assert_eq(k, q + 256);
+    cr_assert_eq(v, k + 128);
+    /* attn_v (128 bytes) starts 32 bytes before attn_q's end: aligned, but straddling it */
+    patch_offset(buf, v_at, q + 224);
+    char want[256];
+    snprintf(want, sizeof want,
+             "gguf: tensors 'blk.0.attn_q.weight' (data [%llu, %llu)) and 'blk.0.attn_v.weight' (data [%llu, %llu)) overlap",
+             (unsigned long long)(d + q), (unsigned long long)(d + q + 256), (unsigned long long)(d + q + 224),
+             (unsigned long long)(d + q + 352));
+    expect_error(load_bytes(buf, size, NULL, NULL), want);
+
+    /* touching is not overlapping: attn_k and attn_v swapped, each starting where the other ends */
+    patch_offset(buf, v_at, k);
+    patch_offset(buf, k_at, k + 128);
+    cr_assert_eq(load_bytes(buf, size, NULL, NULL), TRIT_OK, "%s", trit_last_error());
+    trit_free(buf);
+}
+
+/* These three were refused before the consistency checks too; pinned here at the model level. */
+Test(gguf_consistency, data_past_the_end_or_misaligned) {
+    struct spec s;
+    spec_model(&s, 1);
+    uint64_t size;
+    uint8_t *buf = spec_bytes(&s, &size);
+    const uint64_t d = data_offset(buf, size), at = field_of(buf, size, "blk.0.ffn_down.weight");
+    char want[256];
+    patch_offset(buf, at, size - d); /* 512 bytes at the file's end */
+    snprintf(want, sizeof want, "gguf: tensor 'blk.0.ffn_down.weight': data [%llu, %llu) runs past the end of the file (size %llu)",
+             (unsigned long long)size, (unsigned long long)(size + 512), (unsigned long long)size);
+    expect_error(load_bytes(buf, size, NULL, NULL), want);
+
+    patch_offset(buf, at, UINT64_MAX - 31); /* offset + size wraps */
+    snprintf(want, sizeof want, "gguf: tensor 'blk.0.ffn_down.weight': data offset %llu + 512 bytes past the data section at byte %llu overflows",
+             (unsigned long long)(UINT64_MAX - 31), (unsigned long long)d);
+    expect_error(load_bytes(buf, size, NULL, NULL), want);
+
+    patch_offset(buf, at, 16);
+    snprintf(want, sizeof want, "gguf: tensor 'blk.0.ffn_down.weight': data offset 16 is not a multiple of the alignment 32 (data section at byte %llu)",
+             (unsigned long long)d);
+    expect_error(load_bytes(buf, size, NULL, NULL), want);
+    trit_free(buf);
+}
+
+/* ---- shapes --------------------------------------------------------------------------------------- */
+
+Test(gguf_consistency, wrong_shapes) {
+    struct spec s;
+    spec_model(&s, 2);
+    *spec_find(&s, "blk.1.attn_q.weight") = (struct spec_tensor){"blk.1.attn_q.weight", 2, {DIM, 4, 1, 1}};
+    expect_error(load_spec(&s, NULL, NULL),
+                 "gguf: tensor 'blk.1.attn_q.weight' has shape [8, 4], but the hyperparameters give [8, 8] (embedding_length, head_count x key_length)");
+
+    /* transposed */
+    spec_model(&s, 2);
+    *spec_find(&s, "blk.0.ffn_down.weight") = (struct spec_tensor){"blk.0.ffn_down.weight", 2, {DIM, FFN, 1, 1}};
+    expect_error(load_spec(&s, NULL, NULL),
+                 "gguf: tensor 'blk.0.ffn_down.weight' has shape [8, 16], but the hyperparameters give [16, 8] (feed_forward_length, embedding_length)");
+
+    /* the same element count in another shape used to load */
+    spec_model(&s, 2);
+    *spec_find(&s, "blk.0.ffn_sub_norm.weight") = (struct spec_tensor){"blk.0.ffn_sub_norm.weight", 2, {DIM, 2, 1, 1}};
+    expect_error(load_spec(&s, NULL, NULL),
+                 "gguf: tensor 'blk.0.ffn_sub_norm.weight' has shape [8, 2], but the hyperparameters give [16] (feed_forward_length)");
+    spec_model(&s, 2);
+    *spec_find(&s, "blk.0.attn_k.weight") = (struct spec_tensor){"blk.0.attn_k.weight", 3, {DIM, 2, 2, 1}};
+    expect_error(load_spec(&s, NULL, NULL),
+                 "gguf: tensor 'blk.0.attn_k.weight' has shape [8, 2, 2], but the hyperparameters give [8, 4] (embedding_length, head_count_kv x key_length)");
+
+    /* a vector written with a trailing 1 is the same shape */
+    spec_model(&s, 2);
+    *spec_find(&s, "output_norm.weight") = (struct spec_tensor){"output_norm.weight", 2, {DIM, 1, 1, 1}};
+    cr_assert_eq(load_spec(&s, NULL, NULL), TRIT_OK, "%s", trit_last_error());
+
+    /* vocab_size against the embedding, and the head against the embedding */
+    spec_model(&s, 2);
+    s.vocab_size = 20;
+    expect_error(load_spec(&s, NULL, NULL),
+                 "gguf: tensor 'token_embd.weight' has shape [8, 16], but the hyperparameters give [8, 20] (embedding_length, vocab_size)");
+    spec_model(&s, 2);
+    spec_add(&s, "output.weight", 2, DIM, 12, 1);
+    expect_error(load_spec(&s, NULL, NULL),
+                 "gguf: tensor 'output.weight' has shape [8, 12], but the hyperparameters give [8, 16] (embedding_length, token_embd.weight's rows)");
+
+    /* a scale is one value */
+    spec_model(&s, 2);
+    spec_add(&s, "blk.0.attn_q.scale", 1, 2, 1, 1);
+    expect_error(load_spec(&s, NULL, NULL),
+                 "gguf: tensor 'blk.0.attn_q.scale' has shape [2], but the hyperparameters give [1] (one scale)");
+    spec_model(&s, 2);
+    spec_add(&s, "blk.0.attn_q.scale", 1, 1, 1, 1);
+    cr_assert_eq(load_spec(&s, NULL, NULL), TRIT_OK, "%s", trit_last_error());
+}
+
+/* ---- tensors the loader does not read --------------------------------------------------------------- */
+
+Test(gguf_consistency, unknown_tensors_are_reported) {
+    struct spec s;
+    spec_model(&s, 2);
+    spec_add(&s, "blk.0.attn_q.bias", 1, Q_DIM, 1, 1);
+    spec_add(&s, "rope_freqs.weight", 1, 2, 1, 1);
+    struct captured log;
+    struct trit_model m;
+    cr_assert_eq(load_spec(&s, &log, &m), TRIT_OK, "%s", trit_last_error());
+    char want[1024];
+    snprintf(want, sizeof want, "%s: 2 tensors that trit does not use, ignored: 'blk.0.attn_q.bias', 'rope_freqs.weight'",
+             file_path());
+    cr_assert_eq(log.n_warn, 1);
+    cr_assert_str_eq(log.warn[0], want);
+    /* listed, so that `trit inspect` shows them */
+    int n_unused = 0;
+    for (int64_t i = 0; i < m.n_notes; i++) {
+        if (strcmp(m.notes[i].kind, "unused") != 0) continue;
+        n_unused++;
+        if (strcmp(m.notes[i].name, "blk.0.attn_q.bias") == 0) {
+            cr_assert_eq(m.notes[i].n_rows, 1);
+            cr_assert_eq(m.notes[i].n_cols, Q_DIM);
+            cr_assert_eq(m.notes[i].file_bytes, Q_DIM * 4);
+        } else {
+            cr_assert_str_eq(m.notes[i].name, "rope_freqs.weight");
+        }
+    }
+    cr_assert_eq(n_unused, 2);
+    trit_model_release(&m);
+
+    /* many: the first four by name, and the count; "blk.01." is not a layer name the loader reads */
+    spec_model(&s, 2);
+    const char *extra[] = {"blk.01.attn_q.weight", "blk.0.attn_norm.bias", "x", "blk.1.ffn_norm.scale",
+                           "blk.1.", "output_norm.bias"};
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) spec_add(&s, extra[i], 1, 4, 1, 1);
+    cr_assert_eq(load_spec(&s, &log, NULL), TRIT_OK, "%s", trit_last_error());
+    snprintf(want, sizeof want,
+             "%s: 6 tensors that trit does not use, ignored: 'blk.01.attn_q.weight', 'blk.0.attn_norm.bias', 'x', 'blk.1.ffn_norm.scale' and 2 more",
+             file_path());
+    cr_assert_eq(log.n_warn, 1);
+    cr_assert_str_eq(log.warn[0], want);
+}
