@@ -63,10 +63,14 @@ void trit_sampler_reset(trit_sampler *s) {
 enum trit_status trit_sampler_init(const struct trit_sampler_params *params, int32_t n_vocab, trit_sampler **out) {
     if (!params || !out || n_vocab <= 0) return trit_error(TRIT_ERR_INVALID_ARG, "sampler: bad arguments");
     *out = NULL;
-    if (params->top_k < 0 || !(params->top_p > 0.0f && params->top_p <= 1.0f) || params->min_p < 0.0f ||
-        params->min_p > 1.0f || !(params->repeat_penalty > 0.0f) || params->repeat_last_n < 0 || isnan(params->temperature))
-        return trit_error(TRIT_ERR_INVALID_ARG,
-                          "sampler: parameters out of range (top-k >= 0, 0 < top-p <= 1, 0 <= min-p <= 1, repeat penalty > 0)");
+    /* 0 is greedy; a negative temperature is no temperature (it would silently mean greedy too) */
+    if (!(params->temperature >= 0.0f) || !isfinite(params->temperature))
+        return trit_error(TRIT_ERR_INVALID_ARG, "sampler: temperature %g is out of range (0 = greedy, or a finite T > 0)",
+                          (double)params->temperature);
+    if (params->top_k < 0 || !(params->top_p > 0.0f && params->top_p <= 1.0f) || !(params->min_p >= 0.0f) ||
+        params->min_p > 1.0f || !(params->repeat_penalty > 0.0f) || !isfinite(params->repeat_penalty) || params->repeat_last_n < 0)
+        return trit_error(TRIT_ERR_INVALID_ARG, "sampler: parameters out of range (top-k >= 0, 0 < top-p <= 1, 0 <= min-p <= 1, "
+                                                "finite repeat penalty > 0, repeat window >= 0)");
     trit_sampler *s = trit_alloc(sizeof *s);
     if (!s) return trit_error(TRIT_ERR_OUT_OF_MEMORY, "sampler: out of memory");
     s->p = *params;
