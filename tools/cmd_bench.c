@@ -27,28 +27,15 @@ static void usage(FILE *out) {
             "  -p, --n-prompt LIST  prompt lengths, comma-separated (default 512; 0 = none)\n"
             "  -n, --n-gen LIST     generation lengths (default 128; 0 = none)\n"
             "  -r, --reps N         repetitions (default 5)\n"
-            "  -t, --threads LIST   CPU thread counts (default: every core)\n"
+            "  -t, --threads LIST   CPU thread counts (default: every core; at most the online CPUs)\n"
             "  --head LIST          LM heads, comma-separated: model (the model's own f16/bf16; also\n"
             "                       written f16 or bf16), int8, q4 (default model)\n"
             "  --device D           cpu, cuda or auto (default auto)\n"
             "  --i2s-layout L       x86 (default) or arm: a bitnet.cpp I2_S file's block layout\n"
             "  --tp-mpi, --tp N, --tp-quant Q   tensor parallelism, as for trit run\n"
+            "  --mem-limit SIZE     most memory a context may take (512M, 8G; as for trit run)\n"
             "  -o, --output FMT     md, json or csv (default md)\n"
             "  -h, --help           this text\n");
-}
-
-/* "1,2,3" into out[0..max); -1 when malformed or longer than max. */
-static int parse_list(const char *s, int *out, int max) {
-    int n = 0;
-    while (*s) {
-        char *end;
-        long v = strtol(s, &end, 10);
-        if (end == s || v < 0 || v > 1 << 20 || n == max) return -1;
-        out[n++] = (int)v;
-        s = *end == ',' ? end + 1 : end;
-        if (*end && *end != ',') return -1;
-    }
-    return n;
 }
 
 struct result {
@@ -77,6 +64,18 @@ static int parse_heads(const char *v, enum tool_head *heads, int *n) {
     }
     if (*n == 0) return tool_fail("bench", "--head takes a list of model, int8, q4"), 1;
     return 0;
+}
+
+/* Drops repeated values (a -t list capped at the CPU count: "4,8" on 2 CPUs is "2"), keeping the
+ * order of first appearance; returns the new count. */
+static int unique(int32_t *v, int n) {
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        int j = 0;
+        while (j < m && v[j] != v[i]) j++;
+        if (j == m) v[m++] = v[i];
+    }
+    return m;
 }
 
 /* The head's name in the tables: the model's own by its dtype. */
@@ -113,7 +112,8 @@ int cmd_bench(int argc, char **argv) {
     struct tool_opts o; /* model, device and tensor parallelism; threads, head and lengths per test */
     tool_opts_init(&o);
     const char *fmt = "md";
-    int pp[16] = {512}, n_pp = 1, tg[16] = {128}, n_tg = 1, threads[16] = {0}, n_threads = 1;
+    int32_t pp[16] = {512}, tg[16] = {128}, threads[16] = {0}; /* threads 0: every core */
+    int n_pp = 1, n_tg = 1, n_threads = 1;
     int32_t reps = 5;
     enum tool_head heads[3] = {TOOL_HEAD_MODEL};
     int n_heads = 1;
@@ -131,11 +131,15 @@ int cmd_bench(int argc, char **argv) {
         if (!v) return tool_fail("bench", "%s needs a value", a) + 1;
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) o.model = v;
         else if (!strcmp(a, "-p") || !strcmp(a, "--n-prompt")) {
-            if ((n_pp = parse_list(v, pp, 16)) < 0) return tool_fail("bench", "bad -p list '%s' (at most 16 lengths)", v) + 1;
+            if ((n_pp = tool_parse_i32_list("bench", a, v, 0, TOOL_MAX_TOKENS, pp, 16)) < 0) return 2;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) {
-            if ((n_tg = parse_list(v, tg, 16)) < 0) return tool_fail("bench", "bad -n list '%s' (at most 16 lengths)", v) + 1;
+            if ((n_tg = tool_parse_i32_list("bench", a, v, 0, TOOL_MAX_TOKENS, tg, 16)) < 0) return 2;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if ((n_threads = parse_list(v, threads, 16)) <= 0) return tool_fail("bench", "bad -t list '%s' (at most 16 counts)", v) + 1;
+            if ((n_threads = tool_parse_i32_list("bench", a, v, 1, INT32_MAX, threads, 16)) < 0) return 2;
+            tool_threads_fit("bench", a, v, threads, n_threads);
+            n_threads = unique(threads, n_threads);
+        } else if (!strcmp(a, "--mem-limit")) {
+            if (tool_parse_size("bench", a, v, &o.mem_limit)) return 2;
         } else if (!strcmp(a, "-r") || !strcmp(a, "--reps")) {
             if (tool_parse_i32("bench", a, v, 1, 64, &reps)) return 2;
         } else if (!strcmp(a, "--head")) {
@@ -145,7 +149,7 @@ int cmd_bench(int argc, char **argv) {
         } else if (!strcmp(a, "--i2s-layout")) {
             if (tool_parse_i2s_layout("bench", v, &o.i2s_layout)) return 2;
         } else if (!strcmp(a, "--tp")) {
-            if (tool_parse_i32("bench", a, v, 1, 1 << 30, &o.tp)) return 2;
+            if (tool_parse_i32("bench", a, v, 1, TOOL_MAX_TOKENS, &o.tp)) return 2;
         } else if (!strcmp(a, "--tp-quant")) {
             if (tool_parse_tp_quant("bench", v, &o.tp_quant)) return 2;
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
@@ -188,7 +192,7 @@ int cmd_bench(int argc, char **argv) {
             snprintf(backend, sizeof backend, "%s", trit_context_backend(ctx));
             snprintf(device_desc, sizeof device_desc, "%s", trit_context_device_desc(ctx));
             for (int kind = 0; kind < 2 && rc == 0; kind++) {
-                const int *lens = kind == 0 ? pp : tg;
+                const int32_t *lens = kind == 0 ? pp : tg;
                 int n_lens = kind == 0 ? n_pp : n_tg;
                 for (int li = 0; li < n_lens && rc == 0; li++) {
                     if (lens[li] == 0 || n_res == 256) continue;

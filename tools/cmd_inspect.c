@@ -325,6 +325,7 @@ static void print_tensors(const cJSON *list, const char *title) {
         printf("  %-40s %-20s %-18s ", str_of(t, "name"), str_of(t, "kind"), shape);
         print_bytes(num_of(t, "bytes"));
         printf("\n");
+        if (tool_stdout_check("inspect")) return; /* a lost write ends the listing */
     }
 }
 
@@ -365,6 +366,7 @@ static void print_text(const cJSON *r, bool tensors) {
             else if (cJSON_IsBool(v)) printf("%s", cJSON_IsTrue(v) ? "true" : "false");
             else if (cJSON_IsNumber(v)) printf("%.9g", v->valuedouble);
             printf("\n");
+            if (tool_stdout_check("inspect")) return;
         }
     }
 
@@ -383,6 +385,7 @@ static void print_text(const cJSON *r, bool tensors) {
         print_bytes(num_of(m, "ternary_params") / 4.0);
         printf(" as 2-bit codes); embedding %s\n", str_of(m, "embedding_dtype"));
         if (tensors) print_tensors(cJSON_GetObjectItemCaseSensitive(r, "tensors"), "tensors as trit reads them");
+        if (tool_stdout_check("inspect")) return;
     } else if (!cJSON_GetObjectItemCaseSensitive(r, "fatal")) {
         if (tensors) print_tensors(cJSON_GetObjectItemCaseSensitive(r, "file_tensors"), "tensors in the file");
         printf("\nmodel: cannot run on trit: %s\n", str_of(r, "error"));
@@ -458,6 +461,7 @@ int cmd_inspect(int argc, char **argv) {
         if (json) {
             char *s = cJSON_Print(r);
             if (s) puts(s);
+            if (tool_stdout_check("inspect")) rc = 1;
             free(s);
         } else {
             print_text(r, tensors);

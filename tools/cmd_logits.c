@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "core/core.h"
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -26,24 +27,25 @@ static void usage(FILE *out) {
 }
 
 /* NPY format 1.0: magic, version, u16 header length, a Python dict padded with spaces to a
- * multiple of 64 bytes and ended by '\n', then the raw little-endian data. */
-static int write_npy(const char *path, const float *data, long rows, long cols) {
+ * multiple of 64 bytes and ended by '\n', then the raw little-endian data. Written whole or not at
+ * all: into out's temporary, then committed; out is released either way. */
+static enum trit_status write_npy(struct trit_out *out, const float *data, long rows, long cols) {
     char header[128];
     int n = snprintf(header, sizeof header, "{'descr': '<f4', 'fortran_order': False, 'shape': (%ld, %ld), }", rows, cols);
-    int total = 10 + n + 1;
-    int pad = (64 - total % 64) % 64;
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    unsigned short hlen = (unsigned short)(n + pad + 1);
-    fwrite("\x93NUMPY\x01\x00", 1, 8, f);
-    fputc(hlen & 0xff, f);
-    fputc(hlen >> 8, f);
-    fwrite(header, 1, (size_t)n, f);
-    for (int i = 0; i < pad; i++) fputc(' ', f);
-    fputc('\n', f);
-    fwrite(data, sizeof(float), (size_t)(rows * cols), f);
-    const int err = ferror(f); /* a short write (disk full) is seen here or by fclose's flush */
-    return fclose(f) == 0 && !err ? 0 : -1;
+    const int total = 10 + n + 1;
+    const int pad = (64 - total % 64) % 64;
+    const unsigned hlen = (unsigned)(n + pad + 1);
+    uint8_t head[10 + 128 + 64] = "\x93NUMPY\x01\x00";
+    head[8] = (uint8_t)(hlen & 0xff);
+    head[9] = (uint8_t)(hlen >> 8);
+    memcpy(head + 10, header, (size_t)n);
+    memset(head + 10 + n, ' ', (size_t)pad);
+    head[10 + n + pad] = '\n';
+    enum trit_status st = trit_out_write(out, head, (size_t)(total + pad));
+    if (st == TRIT_OK) st = trit_out_write(out, data, sizeof(float) * (size_t)(rows * cols));
+    if (st == TRIT_OK) return trit_out_commit(out);
+    trit_out_abort(out);
+    return st;
 }
 
 int cmd_logits(int argc, char **argv) {
@@ -77,19 +79,28 @@ int cmd_logits(int argc, char **argv) {
     struct tool_opts so = o;
     so.batch = (int32_t)n;
     if (so.ctx == 0) so.ctx = (int32_t)n;
+    /* The output first: /dev/null, a folder or a FIFO is refused before the model loads. */
+    struct trit_out out;
+    enum trit_status st = trit_out_open(out_path, &out);
+    if (st != TRIT_OK) {
+        free(ids);
+        return tool_fail_status("logits", st, "output");
+    }
     struct tool_session s;
     if (tool_session_open(&s, &so, TOOL_LOGITS_ALL | TOOL_NO_TOKENIZER, "logits")) {
+        trit_out_abort(&out);
         free(ids);
         return 1;
     }
     int rc = 0;
     const float *logits;
-    enum trit_status st = trit_decode(s.ctx, ids, (int32_t)n, &logits);
+    st = trit_decode(s.ctx, ids, (int32_t)n, &logits);
     if (st != TRIT_OK) rc = tool_fail_status("logits", st, "decode");
-    else if (write_npy(out_path, logits, n, trit_model_n_vocab(s.model)) != 0)
-        rc = tool_fail("logits", "cannot write '%s'", out_path);
+    else if ((st = write_npy(&out, logits, n, trit_model_n_vocab(s.model))) != TRIT_OK)
+        rc = tool_fail_status("logits", st, "output");
     else
         fprintf(stderr, "wrote %s: float32 [%ld, %d]\n", out_path, n, trit_model_n_vocab(s.model));
+    trit_out_abort(&out); /* after a decode failure; nothing after a commit */
     tool_session_close(&s);
     free(ids);
     return rc;

@@ -35,10 +35,12 @@ static void usage(FILE *out) {
             tool_opts_help);
 }
 
+/* A running value that does not reach stdout ends the process: trit_perplexity's callback cannot
+ * stop it, and the chunks left would be computed for nobody (tools may exit; the library never). */
 static void print_chunk(int64_t chunk, double ppl, void *user) {
     (void)user;
     printf("[%lld]%.4f,", (long long)chunk + 1, ppl);
-    fflush(stdout);
+    if (tool_stdout_check("perplexity")) exit(1);
 }
 
 int cmd_perplexity(int argc, char **argv) {
@@ -67,8 +69,8 @@ int cmd_perplexity(int argc, char **argv) {
         return tool_fail("perplexity", "give the text with -f FILE") + 1;
     }
     size_t len;
-    char *text = tool_read_file(file, &len);
-    if (!text) return tool_fail("perplexity", "cannot read '%s': %s", file, strerror(errno));
+    char *text = tool_read_file("perplexity", file, &len);
+    if (!text) return 1;
 
     /* Every chunk is one batch with logits for all of its tokens. */
     struct tool_session s;
@@ -103,6 +105,10 @@ int cmd_perplexity(int argc, char **argv) {
     }
     const double sec = (tool_now_ms() - t0) / 1e3;
     printf("\nFinal estimate: PPL = %.4f +/- %.5f\n", r.ppl, r.ppl_err);
+    if (tool_stdout_check("perplexity")) {
+        rc = 1;
+        goto done;
+    }
     fprintf(stderr, "perplexity: %lld chunks, %lld tokens scored in %.2f s (%.1f tokens/s processed)\n",
             (long long)r.n_chunks, (long long)r.n_scored, sec, (double)(r.n_chunks * n_ctx) / sec);
 done:

@@ -74,8 +74,8 @@ int cmd_run(int argc, char **argv) {
     char *file_text = NULL;
     size_t prompt_len;
     if (prompt_file) {
-        file_text = tool_read_file(prompt_file, &prompt_len);
-        if (!file_text) return tool_fail("run", "cannot read prompt file '%s': %s", prompt_file, strerror(errno));
+        file_text = tool_read_file("run", prompt_file, &prompt_len);
+        if (!file_text) return 1;
         prompt = file_text;
     } else {
         prompt_len = strlen(prompt);
@@ -117,9 +117,13 @@ int cmd_run(int argc, char **argv) {
     }
     for (size_t i = 0; i < ids.n; i++) trit_sampler_accept(sampler, ids.ids[i]);
 
-    /* The prompt is echoed as given; generated text follows it. */
+    /* The prompt is echoed as given; generated text follows it. A write that does not reach stdout
+     * (a full disk, a closed pipe) ends the run there: nobody would see the rest. */
     fwrite(prompt, 1, prompt_len, stdout);
-    fflush(stdout);
+    if (tool_stdout_check("run")) {
+        rc = 1;
+        goto done;
+    }
     const size_t out_cap = trit_tok_stream_max_out(s.tok) + 8;
     out = malloc(out_cap);
     if (!out) {
@@ -153,7 +157,10 @@ int cmd_run(int argc, char **argv) {
         size_t n_out;
         if (trit_tok_stream_feed(&ts, tok, out, out_cap, &n_out) == TRIT_OK && n_out) {
             fwrite(out, 1, n_out, stdout);
-            fflush(stdout);
+            if (tool_stdout_check("run")) {
+                rc = 1;
+                goto done;
+            }
         }
         if (n_gen + 1 == n_predict) {
             n_gen++;
@@ -168,7 +175,10 @@ int cmd_run(int argc, char **argv) {
     size_t n_out;
     if (trit_tok_stream_flush(&ts, out, out_cap, &n_out) == TRIT_OK && n_out) fwrite(out, 1, n_out, stdout);
     fputc('\n', stdout);
-    fflush(stdout);
+    if (tool_stdout_check("run")) {
+        rc = 1;
+        goto done;
+    }
     double t_end = tool_now_ms();
 
     const double pp_ms = t_prompt1 - t_prompt0;

@@ -2,6 +2,8 @@
 #include "common.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +20,7 @@
 const char *const tool_opts_help =
     "  -m, --model PATH     a .gguf file or a Hugging Face folder (default: the shipped model,\n"
     "                       " TRIT_DEFAULT_MODEL ", or $TRIT_MODEL)\n"
-    "  -t, --threads N      CPU threads (default: every core)\n"
+    "  -t, --threads N      CPU threads (default: every core; at most the online CPUs)\n"
     "  -c, --ctx N          context length in tokens (default: the model's training context)\n"
     "  -b, --batch N        tokens per forward pass when processing a prompt (default 512)\n"
     "  --device D           cpu, cuda or auto (default auto: CUDA when a device exists)\n"
@@ -32,7 +34,9 @@ const char *const tool_opts_help =
     "  --tp N               tensor-parallel ranks: with --tp-mpi, the job's size; alone, GPUs\n"
     "                       0 .. N-1 of this process (NCCL)\n"
     "  --tp-quant Q         exact (default: global statistics) or grouped (per-shard; see\n"
-    "                       docs/tensor-parallel.md)\n";
+    "                       docs/tensor-parallel.md)\n"
+    "  --mem-limit SIZE     most memory the context may take, in bytes or with K, M, G, T\n"
+    "                       (powers of 1024: 512M, 8G); default: what the machine has left\n";
 
 void tool_opts_init(struct tool_opts *o) {
     memset(o, 0, sizeof *o);
@@ -56,7 +60,7 @@ int tool_parse_f32(const char *cmd, const char *flag, const char *v, float *out)
     char *end = NULL;
     errno = 0;
     float x = v ? strtof(v, &end) : 0.0f;
-    if (!v || !*v || errno || *end || x != x) {
+    if (!v || !*v || errno || *end || !isfinite(x)) {
         tool_fail(cmd, "%s needs a number (got '%s')", flag, v ? v : "nothing");
         return -1;
     }
@@ -74,6 +78,60 @@ int tool_parse_u64(const char *cmd, const char *flag, const char *v, uint64_t *o
     }
     *out = x;
     return 0;
+}
+
+int tool_parse_i32_list(const char *cmd, const char *flag, const char *v, int32_t lo, int32_t hi, int32_t *out, int max) {
+    char item[32];
+    int n = 0;
+    for (const char *p = v ? v : "";; n++) {
+        const char *comma = strchr(p, ',');
+        const size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (n == max || len >= sizeof item) {
+            tool_fail(cmd, "%s takes 1 to %d comma-separated integers from %d to %d (got '%s')", flag, max, lo, hi,
+                      v ? v : "nothing");
+            return -1;
+        }
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (tool_parse_i32(cmd, flag, item, lo, hi, &out[n]) < 0) return -1;
+        if (!comma) return n + 1;
+        p = comma + 1;
+    }
+}
+
+int tool_parse_size(const char *cmd, const char *flag, const char *v, uint64_t *out) {
+    char *end = NULL;
+    errno = 0;
+    const bool digits = v && *v >= '0' && *v <= '9'; /* strtoull alone takes " 5", "+5" and "-5" */
+    unsigned long long x = digits ? strtoull(v, &end, 10) : 0;
+    bool ok = digits && errno == 0;
+    unsigned shift = 0;
+    if (ok && *end) {
+        const char *suffixes = "KMGT", *at = strchr(suffixes, end[0] & ~0x20); /* upper case */
+        ok = end[0] != '\0' && at && end[1] == '\0';
+        shift = ok ? 10u * (unsigned)(at - suffixes + 1) : 0;
+    }
+    if (!ok || x == 0 || x > (UINT64_MAX >> shift)) {
+        tool_fail(cmd, "%s needs a size in bytes from 1, with an optional K, M, G or T (powers of 1024: 512M, 8G) (got '%s')",
+                  flag, v ? v : "nothing");
+        return -1;
+    }
+    *out = (uint64_t)x << shift;
+    return 0;
+}
+
+void tool_threads_fit(const char *cmd, const char *flag, const char *v, int32_t *threads, int n) {
+    const long online = sysconf(_SC_NPROCESSORS_ONLN);
+    if (online < 1 || online > INT32_MAX) return;
+    bool lowered = false;
+    for (int i = 0; i < n; i++)
+        if (threads[i] > online) {
+            threads[i] = (int32_t)online;
+            lowered = true;
+        }
+    if (lowered)
+        fprintf(stderr, "trit %s: warning: %s %s: this machine has %ld online CPU%s; using %ld thread%s\n", cmd, flag, v,
+                online, online == 1 ? "" : "s", online, online == 1 ? "" : "s");
 }
 
 int tool_parse_device(const char *cmd, const char *v, enum trit_device *out) {
@@ -158,13 +216,23 @@ static int common_parse(struct tool_opts *o, int argc, char **argv, int *i, cons
         *i += 2;
         return 1;
     }
+    if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+        if (tool_parse_i32(cmd, a, v, 1, INT32_MAX, &o->threads) < 0) return -1;
+        tool_threads_fit(cmd, a, v, &o->threads, 1);
+        *i += 2;
+        return 1;
+    }
+    if (!strcmp(a, "--mem-limit")) {
+        if (tool_parse_size(cmd, a, v, &o->mem_limit) < 0) return -1;
+        *i += 2;
+        return 1;
+    }
     int32_t *target = NULL;
-    if (!strcmp(a, "-t") || !strcmp(a, "--threads")) target = &o->threads;
-    else if (!strcmp(a, "--tp")) target = &o->tp;
+    if (!strcmp(a, "--tp")) target = &o->tp;
     else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) target = &o->ctx;
     else if (!strcmp(a, "-b") || !strcmp(a, "--batch")) target = &o->batch;
     if (target) {
-        if (tool_parse_i32(cmd, a, v, 1, 1 << 30, target) < 0) return -1;
+        if (tool_parse_i32(cmd, a, v, 1, TOOL_MAX_TOKENS, target) < 0) return -1;
         *i += 2;
         return 1;
     }
@@ -256,7 +324,7 @@ int tool_fail(const char *cmd, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     if (tp_err) fprintf(out, "[rank %d] ", tp_rank);
-    fprintf(out, "trit %s: error: ", cmd);
+    fprintf(out, "trit%s%s: error: ", *cmd ? " " : "", cmd); /* "" for trit itself */
     vfprintf(out, fmt, ap);
     fputc('\n', out);
     va_end(ap);
@@ -265,7 +333,27 @@ int tool_fail(const char *cmd, const char *fmt, ...) {
 
 int tool_fail_status(const char *cmd, enum trit_status st, const char *what) {
     const char *msg = trit_last_error();
-    return tool_fail(cmd, "%s: %s", what, msg && *msg ? msg : trit_status_str(st));
+    if (!msg || !*msg) msg = trit_status_str(st);
+    const size_t n = strlen(what);
+    if (strncmp(msg, what, n) == 0 && msg[n] == ':') return tool_fail(cmd, "%s", msg); /* "tokenizer: tokenizer: ..." */
+    return tool_fail(cmd, "%s: %s", what, msg);
+}
+
+int tool_stdout_check(const char *cmd) {
+    static bool reported; /* one message, however many checks follow the first failure */
+    if (reported) return -1;
+    /* glibc drops the buffer of a failed write: the reason is errno right after it, or the flush's */
+    const int before = errno;
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout)) {
+        errno = before;
+        return 0;
+    }
+    const int err = errno ? errno : before;
+    reported = true;
+    if (err) tool_fail(cmd, "writing the output: %s", strerror(err));
+    else tool_fail(cmd, "writing the output: a write to stdout failed");
+    return -1;
 }
 
 static void progress_line(float fraction, void *user) {
@@ -289,12 +377,18 @@ struct trit_context_params tool_context_params(const struct tool_opts *o, unsign
     cp.tp_size = o->tp;
     cp.tp_mpi = o->tp_mpi;
     cp.tp_quant = o->tp_quant;
+    cp.mem_limit = o->mem_limit;
     return cp;
 }
 
 int tool_session_open(struct tool_session *s, const struct tool_opts *o, unsigned flags, const char *cmd) {
     memset(s, 0, sizeof *s);
     const char *path = s->path = tool_model_path(o);
+    if (!(flags & TOOL_NO_TOKENIZER) && !strncmp(path, "synthetic:", 10))
+        return tool_fail(cmd,
+                         "%s is a synthetic model (random weights of a shape) and has no tokenizer: it runs token ids "
+                         "(trit logits -m %s --ids 1,2,3 -o out.npy) and speed tests (trit bench -m %s)",
+                         path, path, path);
     double t0 = tool_now_ms();
     int last = -1;
     struct trit_model_params mp = trit_model_default_params();
@@ -333,9 +427,37 @@ void tool_session_close(struct tool_session *s) {
     memset(s, 0, sizeof *s);
 }
 
-char *tool_read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
+/* Whether fd is this process's stdin under another name (/dev/stdin, /proc/self/fd/0): the same
+ * open file, whatever it is (a terminal is a character device). */
+static bool is_stdin(const struct stat *sb) {
+    struct stat in;
+    return fstat(0, &in) == 0 && in.st_dev == sb->st_dev && in.st_ino == sb->st_ino && in.st_rdev == sb->st_rdev;
+}
+
+char *tool_read_file(const char *cmd, const char *path, size_t *len) {
+    const int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0) {
+        const int err = errno;
+        /* a socket cannot be opened (ENXIO): say what it is */
+        if (stat(path, &sb) == 0 && S_ISSOCK(sb.st_mode)) return tool_fail(cmd, "%s: is a socket, not a file", path), NULL;
+        return tool_fail(cmd, "%s: cannot open: %s", path, strerror(err)), NULL;
+    }
+    if (fstat(fd, &sb) != 0 || !(S_ISREG(sb.st_mode) || S_ISFIFO(sb.st_mode) || is_stdin(&sb))) {
+        const int err = errno;
+        close(fd);
+        if (S_ISDIR(sb.st_mode)) return tool_fail(cmd, "%s: is a folder, not a file", path), NULL;
+        if (S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode))
+            return tool_fail(cmd, "%s: is a %s device, not a file (give a regular file, a FIFO or /dev/stdin)", path,
+                             S_ISCHR(sb.st_mode) ? "character" : "block"),
+                   NULL;
+        return tool_fail(cmd, "%s: cannot read: %s", path, strerror(err ? err : EINVAL)), NULL;
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return tool_fail(cmd, "%s: cannot read: %s", path, strerror(errno)), NULL;
+    }
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap + 1);
     while (buf) {
@@ -351,12 +473,11 @@ char *tool_read_file(const char *path, size_t *len) {
         buf = bigger;
         cap *= 2;
     }
-    int err = ferror(f);
+    const int err = ferror(f) ? errno : 0;
     fclose(f);
     if (!buf || err) {
         free(buf);
-        errno = err ? EIO : ENOMEM;
-        return NULL;
+        return tool_fail(cmd, "%s: cannot read: %s", path, strerror(err ? err : ENOMEM)), NULL;
     }
     buf[n] = '\0';
     if (len) *len = n;

@@ -26,7 +26,7 @@ int tool_parse_i2s_layout(const char *cmd, const char *v, enum trit_i2s_layout *
 /* Options every command that runs a model takes. */
 struct tool_opts {
     const char *model;      /* -m; NULL = the shipped default model */
-    int32_t threads;        /* -t; 0 = every core */
+    int32_t threads;        /* -t; 0 = every core; never above the online CPUs (tool_threads_fit) */
     int32_t ctx;            /* -c; 0 = the model's training context */
     int32_t batch;          /* -b */
     enum trit_device device;/* --device cpu|cuda|auto */
@@ -36,6 +36,7 @@ struct tool_opts {
     int32_t tp;             /* --tp N: tensor-parallel ranks (0 = off) */
     bool tp_mpi;            /* --tp-mpi: the ranks are this MPI job's processes */
     enum trit_tp_quant tp_quant; /* --tp-quant exact|grouped */
+    uint64_t mem_limit;     /* --mem-limit SIZE in bytes; 0 = what the machine has left */
 };
 void tool_opts_init(struct tool_opts *o);
 /* One step of the option loop of a command that runs a model. When argv[*i] is a common option,
@@ -48,11 +49,24 @@ int tool_opts_parse(struct tool_opts *o, struct trit_sampler_params *sp, int arg
 /* The help lines of the common options. */
 extern const char *const tool_opts_help;
 
-/* Option values. On a missing or malformed value (trailing text, out of range, empty) these print
- * "trit CMD: error: FLAG needs ..." and return -1; else they store it and return 0. */
+/* Option values: every number a command takes goes through one of these. On a missing or malformed
+ * value (trailing text, out of range, empty) they print "trit CMD: error: FLAG needs ..." and return
+ * -1; else they store it and return 0. f32 takes finite numbers only. */
 int tool_parse_i32(const char *cmd, const char *flag, const char *v, int32_t lo, int32_t hi, int32_t *out);
 int tool_parse_f32(const char *cmd, const char *flag, const char *v, float *out);
 int tool_parse_u64(const char *cmd, const char *flag, const char *v, uint64_t *out);
+/* "1,2,3": 1 to max integers from lo to hi, each as tool_parse_i32 takes it; returns the count, or
+ * -1 after printing why. */
+int tool_parse_i32_list(const char *cmd, const char *flag, const char *v, int32_t lo, int32_t hi, int32_t *out, int max);
+/* A size in bytes, with an optional binary suffix K, M, G or T (x 1024^1..4; lower case too):
+ * "512M", "8G", "1048576". Zero, junk, fractions and values past 2^64 - 1 are errors. */
+int tool_parse_size(const char *cmd, const char *flag, const char *v, uint64_t *out);
+/* Upper bound of -c, -b and bench's lengths: a token count no memory holds a context of. */
+#define TOOL_MAX_TOKENS (1 << 30)
+/* Thread counts above the machine's online CPUs (sysconf(_SC_NPROCESSORS_ONLN)) only contend for
+ * them: lowers each of the n counts to that number, with one warning line on stderr naming the
+ * flag's value when any was lowered. 0 (every core) stays 0. */
+void tool_threads_fit(const char *cmd, const char *flag, const char *v, int32_t *threads, int n);
 /* --device cpu|cuda|auto and --tp-quant exact|grouped, with the same contract. */
 int tool_parse_device(const char *cmd, const char *v, enum trit_device *out);
 int tool_parse_tp_quant(const char *cmd, const char *v, enum trit_tp_quant *out);
@@ -92,13 +106,24 @@ void tool_session_close(struct tool_session *s);
  * exists; nothing happens on rank 0 or without tensor parallelism. */
 void tool_tp_follower(trit_context *ctx);
 
-/* "trit CMD: error: <message>" on stderr; returns 1 (the exit code). */
+/* "trit CMD: error: <message>" on stderr ("trit: error: ..." for cmd ""); returns 1 (the exit code). */
 int tool_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* The same with trit_last_error() for a failed status. */
+/* The same with trit_last_error() for a failed status: "trit CMD: error: WHAT: <message>", where
+ * WHAT is left out when the message already starts with "WHAT:". */
 int tool_fail_status(const char *cmd, enum trit_status st, const char *what);
 
-/* Reads a whole file into a NUL-terminated heap buffer; NULL (with errno) on failure. */
-char *tool_read_file(const char *path, size_t *len);
+/* Whether everything written to stdout so far reached it: flushes stdout and returns 0, or prints
+ * "trit CMD: error: writing the output: <reason>" (once per process) and returns -1. Commands that
+ * print while they compute call it right after each piece (errno then still holds the reason of a
+ * write that failed), to stop at the first lost write; main calls it after every command, so that
+ * a full disk or a closed pipe is never exit 0. */
+int tool_stdout_check(const char *cmd);
+
+/* Reads a whole file into a NUL-terminated heap buffer. The file may be a regular file, a FIFO or
+ * this process's stdin (/dev/stdin, whatever it is); a folder, another device or a socket is
+ * refused. On failure prints "trit CMD: error: PATH: <why>" ("PATH: is a folder, not a file") and
+ * returns NULL. */
+char *tool_read_file(const char *cmd, const char *path, size_t *len);
 /* Peak resident memory of this process in MiB. */
 double tool_peak_rss_mib(void);
 double tool_now_ms(void);

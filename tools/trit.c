@@ -4,10 +4,12 @@
  *   trit --help
  *   trit run -p "In the beginning" -n 64
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "commands.h"
+#include "common.h"
 #include "trit.h"
 
 struct command {
@@ -35,18 +37,33 @@ static void usage(FILE *out) {
     fprintf(out, "\nRun `trit <command> --help` for the options of a command.\n");
 }
 
+/* Every way out of a command passes here: what it wrote to stdout must have reached it, through
+ * the last flush and the close (a full disk, a closed pipe, a quota show there at the latest), or
+ * the exit status says so even when the command itself succeeded. A command that failed has said
+ * why already (perhaps that very write): its status stands, with no second message. */
+static int finish(const char *cmd, int rc) {
+    if (rc != 0) return rc;
+    errno = 0; /* whatever the command left there is not the reason of a lost write */
+    int failed = tool_stdout_check(cmd);
+    if (!failed && fclose(stdout) != 0) {
+        tool_fail(cmd, "writing the output: %s", strerror(errno));
+        failed = -1;
+    }
+    return failed ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+        return finish("", argc < 2 ? 2 : 0);
     }
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("trit %s (CUDA backend: %s, %d device%s)\n", trit_version(), trit_cuda_compiled() ? "yes" : "no",
                trit_cuda_device_count(), trit_cuda_device_count() == 1 ? "" : "s");
-        return 0;
+        return finish("version", 0);
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].fn(argc - 1, argv + 1);
+        if (strcmp(argv[1], commands[i].name) == 0) return finish(commands[i].name, commands[i].fn(argc - 1, argv + 1));
     fprintf(stderr, "trit: unknown command '%s' (see trit --help)\n", argv[1]);
     return 2;
 }
