@@ -7,7 +7,8 @@
  *   - two tensors at one data offset, a partial overlap, data past the end, a misaligned offset;
  *   - a shape that differs from what the hyperparameters give (weights, norms, vocab_size, scales);
  *   - tensors the loader does not use: the file loads, with one warning through the log callback
- *     and an "unused" note each.
+ *     and an "unused" note each;
+ *   - the same layer count and unused-tensor checks for a Hugging Face folder (num_hidden_layers).
  * Every refusal is TRIT_ERR_FORMAT with the exact message a user sees.
  *
  *   ctest --test-dir build -R test_gguf_consistency --output-on-failure
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/core.h"
@@ -426,6 +428,155 @@ Test(gguf_consistency, unknown_tensors_are_reported) {
     snprintf(want, sizeof want,
              "%s: 6 tensors that trit does not use, ignored: 'blk.01.attn_q.weight', 'blk.0.attn_norm.bias', 'x', 'blk.1.ffn_norm.scale' and 2 more",
              file_path());
+    cr_assert_eq(log.n_warn, 1);
+    cr_assert_str_eq(log.warn[0], want);
+}
+
+/* ---- the same consistency in a Hugging Face folder ---------------------------------------------------
+ * A bitnet (relu2) folder with F32 weights holding -1, 0, +1 and a tied embedding, written by hand:
+ * config.json and one model.safetensors (host/io/safetensors.h gives the layout). */
+
+struct hf_spec {
+    int64_t num_hidden_layers;
+    int n;
+    struct {
+        char name[96];
+        int64_t rows, cols; /* cols 0: a vector of `rows` */
+    } t[MAX_TENSORS];
+};
+
+static void hf_add(struct hf_spec *s, const char *name, int64_t rows, int64_t cols) {
+    cr_assert_lt(s->n, MAX_TENSORS);
+    snprintf(s->t[s->n].name, sizeof s->t[0].name, "%s", name);
+    s->t[s->n].rows = rows;
+    s->t[s->n].cols = cols;
+    s->n++;
+}
+
+static void hf_model(struct hf_spec *s, int64_t n_layers) {
+    memset(s, 0, sizeof *s);
+    s->num_hidden_layers = n_layers;
+    hf_add(s, "model.embed_tokens.weight", VOCAB, DIM);
+    hf_add(s, "model.norm.weight", DIM, 0);
+    static const struct { const char *name; int64_t rows, cols; } layer[] = {
+        {"input_layernorm.weight", DIM, 0},       {"self_attn.q_proj.weight", Q_DIM, DIM},
+        {"self_attn.k_proj.weight", KV_DIM, DIM}, {"self_attn.v_proj.weight", KV_DIM, DIM},
+        {"self_attn.attn_sub_norm.weight", Q_DIM, 0}, {"self_attn.o_proj.weight", DIM, Q_DIM},
+        {"post_attention_layernorm.weight", DIM, 0}, {"mlp.gate_proj.weight", FFN, DIM},
+        {"mlp.up_proj.weight", FFN, DIM},         {"mlp.ffn_sub_norm.weight", FFN, 0},
+        {"mlp.down_proj.weight", DIM, FFN},
+    };
+    for (int64_t i = 0; i < n_layers; i++)
+        for (size_t k = 0; k < sizeof layer / sizeof layer[0]; k++) {
+            char name[96];
+            snprintf(name, sizeof name, "model.layers.%lld.%s", (long long)i, layer[k].name);
+            hf_add(s, name, layer[k].rows, layer[k].cols);
+        }
+}
+
+static char g_dir[512];
+
+static const char *hf_dir(void) {
+    snprintf(g_dir, sizeof g_dir, "%s/test_gguf_consistency_hf_%d", TRIT_BINARY_DIR, (int)getpid());
+    return g_dir;
+}
+
+static void write_text(const char *path, const char *text) {
+    FILE *fp = fopen(path, "wb");
+    cr_assert_not_null(fp, "%s", path);
+    cr_assert_eq(fwrite(text, 1, strlen(text), fp), strlen(text));
+    fclose(fp);
+}
+
+static enum trit_status load_hf(const struct hf_spec *s, struct captured *log) {
+    const char *dir = hf_dir();
+    char path[640], config[1024];
+    mkdir(dir, 0755);
+    snprintf(config, sizeof config,
+             "{\"model_type\": \"bitnet\", \"architectures\": [\"BitNetForCausalLM\"], \"hidden_act\": \"relu2\","
+             " \"hidden_size\": %d, \"intermediate_size\": %d, \"num_hidden_layers\": %lld,"
+             " \"num_attention_heads\": %d, \"num_key_value_heads\": %d, \"vocab_size\": %d,"
+             " \"tie_word_embeddings\": true}",
+             DIM, FFN, (long long)s->num_hidden_layers, N_HEADS, N_KV_HEADS, VOCAB);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    write_text(path, config);
+
+    /* header: {"name": {"dtype": "F32", "shape": [...], "data_offsets": [b, e]}, ...}, padded to 8 */
+    static char header[MAX_TENSORS * 160];
+    size_t at = 0;
+    uint64_t data_bytes = 0;
+    at += (size_t)snprintf(header + at, sizeof header - at, "{");
+    for (int i = 0; i < s->n; i++) {
+        const int64_t n = s->t[i].rows * (s->t[i].cols ? s->t[i].cols : 1);
+        char shape[64];
+        if (s->t[i].cols) snprintf(shape, sizeof shape, "[%lld, %lld]", (long long)s->t[i].rows, (long long)s->t[i].cols);
+        else snprintf(shape, sizeof shape, "[%lld]", (long long)s->t[i].rows);
+        at += (size_t)snprintf(header + at, sizeof header - at, "%s\"%s\": {\"dtype\": \"F32\", \"shape\": %s, \"data_offsets\": [%llu, %llu]}",
+                               i ? ", " : "", s->t[i].name, shape, (unsigned long long)data_bytes,
+                               (unsigned long long)(data_bytes + (uint64_t)n * 4));
+        data_bytes += (uint64_t)n * 4;
+    }
+    at += (size_t)snprintf(header + at, sizeof header - at, "}");
+    cr_assert_lt(at + 8, sizeof header);
+    while (at % 8) header[at++] = ' ';
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    FILE *fp = fopen(path, "wb");
+    cr_assert_not_null(fp);
+    const uint64_t header_len = at;
+    fwrite(&header_len, 8, 1, fp);
+    fwrite(header, 1, at, fp);
+    for (uint64_t j = 0; j < data_bytes / 4; j++) {
+        const float v = (float)((int64_t)(j % 3) - 1);
+        fwrite(&v, 4, 1, fp);
+    }
+    fclose(fp);
+
+    struct captured ignore;
+    struct captured *c = log ? log : &ignore;
+    memset(c, 0, sizeof *c);
+    trit_log_set_callback(capture, c);
+    struct trit_model m;
+    enum trit_status st = trit_model_load_path(dir, NULL, &m);
+    trit_log_set_callback(NULL, NULL);
+    if (st == TRIT_OK) trit_model_release(&m);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    unlink(path);
+    rmdir(dir);
+    return st;
+}
+
+static void expect_hf_error(enum trit_status st, const char *want) {
+    char full[1024];
+    snprintf(full, sizeof full, "%s: %s", hf_dir(), want);
+    cr_assert_eq(st, TRIT_ERR_FORMAT, "expected TRIT_ERR_FORMAT, got %s (%s)", trit_status_str(st), trit_last_error());
+    cr_assert_str_eq(trit_last_error(), full);
+}
+
+Test(gguf_consistency, hf_folder_layers_and_unused_tensors) {
+    struct hf_spec s;
+    struct captured log;
+    hf_model(&s, 4);
+    cr_assert_eq(load_hf(&s, &log), TRIT_OK, "%s", trit_last_error());
+    cr_assert_eq(log.n_warn, 0, "%s", log.warn[0]);
+
+    /* tensors are sorted by name: input_layernorm is layer 3's first */
+    s.num_hidden_layers = 3;
+    expect_hf_error(load_hf(&s, NULL), "tensor 'model.layers.3.input_layernorm.weight': layer 3, but num_hidden_layers is 3");
+    s.num_hidden_layers = 5;
+    expect_hf_error(load_hf(&s, NULL),
+                    "tensor 'model.layers.4.input_layernorm.weight' is missing: num_hidden_layers is 5, but the weights' layers stop at 3");
+
+    /* a tied model's lm_head, a rotary table, a weight_scale beside a float weight: loaded, reported */
+    hf_model(&s, 2);
+    hf_add(&s, "model.layers.1.self_attn.rotary_emb.inv_freq", 2, 0);
+    hf_add(&s, "lm_head.weight", VOCAB, DIM);
+    hf_add(&s, "model.layers.0.mlp.up_proj.weight_scale", 1, 0);
+    cr_assert_eq(load_hf(&s, &log), TRIT_OK, "%s", trit_last_error());
+    char want[1024];
+    snprintf(want, sizeof want,
+             "%s: 3 tensors that trit does not use, ignored: 'lm_head.weight', 'model.layers.0.mlp.up_proj.weight_scale', 'model.layers.1.self_attn.rotary_emb.inv_freq'",
+             hf_dir());
     cr_assert_eq(log.n_warn, 1);
     cr_assert_str_eq(log.warn[0], want);
 }

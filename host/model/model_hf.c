@@ -30,6 +30,7 @@ struct hf_loader {
     const char *attn_sub_name; /* "self_attn.attn_sub_norm" or "self_attn.inner_attn_ln" */
     const char *ffn_sub_name;  /* "mlp.ffn_sub_norm" or "mlp.ffn_layernorm" */
     int64_t note_cap, done, total;
+    int64_t max_layer; /* the highest N of the weights' "model.layers.N." names, -1 for none */
 };
 
 static void release_hf(void *mapping) {
@@ -136,10 +137,18 @@ static enum trit_status read_config(struct hf_loader *L) {
 
 /* ---- tensors --------------------------------------------------------------------------------- */
 
+#define HF_LAYER_PREFIX "model.layers."
+
 static enum trit_status get(struct hf_loader *L, const char *name, bool required, const struct st_tensor **out) {
     *out = hf_find(L->f, name);
-    if (!*out && required) return trit_error(TRIT_ERR_FORMAT, "%s: tensor '%s' is missing", L->f->dir, name);
-    return TRIT_OK;
+    if (*out || !required) return TRIT_OK;
+    int64_t layer;
+    int n_digits;
+    const char *rest;
+    if (model_layer_of(name, HF_LAYER_PREFIX, &layer, &n_digits, &rest) && layer > L->max_layer)
+        return trit_error(TRIT_ERR_FORMAT, "%s: tensor '%s' is missing: num_hidden_layers is %lld, but the weights' layers stop at %lld",
+                          L->f->dir, name, (long long)L->m->hp.n_layers, (long long)L->max_layer);
+    return trit_error(TRIT_ERR_FORMAT, "%s: tensor '%s' is missing", L->f->dir, name);
 }
 
 static enum trit_status load_vector(struct hf_loader *L, const char *name, int64_t n, bool required, float **out) {
@@ -233,9 +242,80 @@ static enum trit_status load_ternary(struct hf_loader *L, const char *name, int6
     return model_note(L->m, &L->note_cap, name, kind, rows, cols, t->n_bytes);
 }
 
+/* ---- the tensor set: as for GGUF (model_gguf.c), the weights must hold exactly the layers of
+ * num_hidden_layers, and tensors the loader does not read are reported, not refused (older Llama
+ * checkpoints carry self_attn.rotary_emb.inv_freq, for one). Shapes are checked as each tensor
+ * is read. */
+
+/* The seven projections, as load_all reads them (each "<p>.weight", and "<p>.weight_scale" beside a
+ * packed one). */
+static const char *const hf_projections[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                             "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
+                                             "mlp.down_proj"};
+
+/* No "model.layers.N." tensor may name a layer N >= num_hidden_layers: a folder whose config says 3
+ * layers while its weights hold 4 would run 3. Names only, before anything is read. */
+static enum trit_status check_layer_names(struct hf_loader *L) {
+    L->max_layer = -1;
+    for (int64_t i = 0; i < L->f->n_tensors; i++) {
+        const char *name = L->f->tensors[i].tensor->name, *rest;
+        int64_t layer;
+        int n_digits;
+        if (!model_layer_of(name, HF_LAYER_PREFIX, &layer, &n_digits, &rest)) continue;
+        if (layer >= L->m->hp.n_layers)
+            return trit_error(TRIT_ERR_FORMAT, "%s: tensor '%s': layer %.*s, but num_hidden_layers is %lld", L->f->dir,
+                              name, n_digits, name + strlen(HF_LAYER_PREFIX), (long long)L->m->hp.n_layers);
+        if (layer > L->max_layer) L->max_layer = layer;
+    }
+    return TRIT_OK;
+}
+
+static bool suffix_is(const char *rest, const char *stem, const char *suffix) {
+    const size_t n = strlen(stem);
+    return strncmp(rest, stem, n) == 0 && rest[n] == '.' && strcmp(rest + n + 1, suffix) == 0;
+}
+
+/* Whether load_all read `name` (after a successful load). */
+static bool hf_used(const struct hf_loader *L, const char *name) {
+    const struct trit_hparams *hp = &L->m->hp;
+    if (strcmp(name, "model.embed_tokens.weight") == 0 || strcmp(name, "model.norm.weight") == 0) return true;
+    if (strcmp(name, "lm_head.weight") == 0) return !hp->tied_embeddings;
+    int64_t layer;
+    int n_digits;
+    const char *rest;
+    if (!model_layer_of(name, HF_LAYER_PREFIX, &layer, &n_digits, &rest)) return false;
+    if (suffix_is(rest, "input_layernorm", "weight") || suffix_is(rest, "post_attention_layernorm", "weight")) return true;
+    if (hp->sub_norms && (suffix_is(rest, L->attn_sub_name, "weight") || suffix_is(rest, L->ffn_sub_name, "weight")))
+        return true;
+    for (size_t k = 0; k < sizeof hf_projections / sizeof hf_projections[0]; k++) {
+        if (suffix_is(rest, hf_projections[k], "weight")) return true;
+        if (!suffix_is(rest, hf_projections[k], "weight_scale")) continue;
+        /* read only beside a packed weight */
+        char weight[256];
+        snprintf(weight, sizeof weight, "%.*sweight", (int)(strlen(name) - strlen("weight_scale")), name);
+        const struct st_tensor *w = hf_find(L->f, weight);
+        return w && w->dtype == ST_U8;
+    }
+    return false;
+}
+
+static enum trit_status report_unused(struct hf_loader *L) {
+    struct model_unused unused = {0};
+    for (int64_t i = 0; i < L->f->n_tensors; i++) {
+        const struct st_tensor *t = L->f->tensors[i].tensor;
+        if (hf_used(L, t->name)) continue;
+        const int64_t n_cols = t->n_dims ? t->shape[t->n_dims - 1] : 1;
+        TRIT_TRY(model_unused_add(L->m, &L->note_cap, &unused, t->name, n_cols ? t->n_elements / n_cols : 0, n_cols,
+                                  t->n_bytes));
+    }
+    model_unused_report(L->m, &unused);
+    return TRIT_OK;
+}
+
 static enum trit_status load_all(struct hf_loader *L) {
     struct trit_model *m = L->m;
     TRIT_TRY(read_config(L));
+    TRIT_TRY(check_layer_names(L));
     const struct trit_hparams *hp = &m->hp;
     TRIT_TRY(load_dense(L, "model.embed_tokens.weight", hp->n_vocab, hp->dim, &m->tok_embd));
     TRIT_TRY(load_vector(L, "model.norm.weight", hp->dim, true, &m->out_norm));
@@ -251,24 +331,25 @@ static enum trit_status load_all(struct hf_loader *L) {
     const int64_t D = hp->dim, F = hp->ffn_dim, qd = hp->n_heads * hp->head_dim, kvd = hp->n_kv_heads * hp->head_dim;
     L->total = 7 * hp->n_layers;
     char name[256];
-#define NAME(fmt) (snprintf(name, sizeof name, "model.layers.%lld." fmt, (long long)i), name)
-#define NAME_S(prefix, suffix) (snprintf(name, sizeof name, "model.layers.%lld.%s.%s", (long long)i, prefix, suffix), name)
+#define NAME(fmt) (snprintf(name, sizeof name, HF_LAYER_PREFIX "%lld." fmt, (long long)i), name)
+#define NAME_S(prefix, suffix) (snprintf(name, sizeof name, HF_LAYER_PREFIX "%lld.%s.%s", (long long)i, prefix, suffix), name)
     for (int64_t i = 0; i < hp->n_layers; i++) {
         struct trit_layer *l = &m->layers[i];
         TRIT_TRY(load_vector(L, NAME("input_layernorm.weight"), D, true, &l->attn_norm));
-        TRIT_TRY(load_ternary(L, NAME("self_attn.q_proj.weight"), qd, D, &l->wq));
-        TRIT_TRY(load_ternary(L, NAME("self_attn.k_proj.weight"), kvd, D, &l->wk));
-        TRIT_TRY(load_ternary(L, NAME("self_attn.v_proj.weight"), kvd, D, &l->wv));
+        TRIT_TRY(load_ternary(L, NAME_S(hf_projections[0], "weight"), qd, D, &l->wq));
+        TRIT_TRY(load_ternary(L, NAME_S(hf_projections[1], "weight"), kvd, D, &l->wk));
+        TRIT_TRY(load_ternary(L, NAME_S(hf_projections[2], "weight"), kvd, D, &l->wv));
         if (hp->sub_norms) TRIT_TRY(load_vector(L, NAME_S(L->attn_sub_name, "weight"), qd, true, &l->attn_sub_norm));
-        TRIT_TRY(load_ternary(L, NAME("self_attn.o_proj.weight"), D, qd, &l->wo));
+        TRIT_TRY(load_ternary(L, NAME_S(hf_projections[3], "weight"), D, qd, &l->wo));
         TRIT_TRY(load_vector(L, NAME("post_attention_layernorm.weight"), D, true, &l->ffn_norm));
-        TRIT_TRY(load_ternary(L, NAME("mlp.gate_proj.weight"), F, D, &l->w_gate));
-        TRIT_TRY(load_ternary(L, NAME("mlp.up_proj.weight"), F, D, &l->w_up));
+        TRIT_TRY(load_ternary(L, NAME_S(hf_projections[4], "weight"), F, D, &l->w_gate));
+        TRIT_TRY(load_ternary(L, NAME_S(hf_projections[5], "weight"), F, D, &l->w_up));
         if (hp->sub_norms) TRIT_TRY(load_vector(L, NAME_S(L->ffn_sub_name, "weight"), F, true, &l->ffn_sub_norm));
-        TRIT_TRY(load_ternary(L, NAME("mlp.down_proj.weight"), D, F, &l->w_down));
+        TRIT_TRY(load_ternary(L, NAME_S(hf_projections[6], "weight"), D, F, &l->w_down));
     }
 #undef NAME
 #undef NAME_S
+    TRIT_TRY(report_unused(L));
     return trit_model_validate(m);
 }
 

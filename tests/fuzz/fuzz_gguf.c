@@ -3,9 +3,10 @@
  *
  * Each input is parsed with gguf_open_memory. A failure must come with a "gguf: " message. On
  * success every metadata pair, array element and tensor is walked through the public getters, the
- * parsed invariants are checked (aligned data section, tensor data inside the input), and the file
- * is copied through the writer (gguf_writer_copy_kv + gguf_writer_add_tensor) and parsed again: the
- * copy must parse and hold the same keys, values and tensor bytes. A broken invariant traps.
+ * parsed invariants are checked (aligned data section, tensor data inside the input, no two tensors'
+ * data overlapping), and the file is copied through the writer (gguf_writer_copy_kv +
+ * gguf_writer_add_tensor) and parsed again: the copy must parse and hold the same keys, values and
+ * tensor bytes. A broken invariant traps.
  *
  *   CC=clang cmake -S . -B build-fuzz -DTRIT_FUZZ=ON -DTRIT_CUDA=OFF && cmake --build build-fuzz -j2
  *   build-fuzz/tests/fuzz/fuzz_gguf -max_total_time=60 /tmp/gguf-work tests/fuzz/corpus/gguf
@@ -13,7 +14,8 @@
  * The seed corpus (tests/fuzz/corpus/gguf) is written by this file's generator, built without
  * libFuzzer:
  *   cc -std=c11 -D_POSIX_C_SOURCE=200809L -DFUZZ_GGUF_MAKE_SEEDS -Iinclude -Ihost tests/fuzz/fuzz_gguf.c \
- *      host/core/status.c host/core/alloc.c host/io/gguf.c host/io/gguf_writer.c -lm -o /tmp/gguf_seeds
+ *      host/core/status.c host/core/alloc.c host/core/file.c host/io/gguf.c host/io/gguf_writer.c -lm \
+ *      -o /tmp/gguf_seeds
  *   /tmp/gguf_seeds tests/fuzz/corpus/gguf
  */
 #include <stdint.h>
@@ -43,6 +45,27 @@ static char *cstr(struct gguf_str s) {
     memcpy(c, s.ptr, s.len);
     c[s.len] = '\0';
     return c;
+}
+
+static int range_cmp(const void *pa, const void *pb) {
+    const uint64_t *a = pa, *b = pb;
+    return a[0] < b[0] ? -1 : a[0] > b[0];
+}
+
+/* No two non-empty tensors share a byte: sorted by start, each begins at or after the previous end. */
+static void check_disjoint(const struct gguf_file *f) {
+    uint64_t(*r)[2] = malloc((size_t)(f->n_tensors ? f->n_tensors : 1) * sizeof *r);
+    CHECK(r != NULL);
+    size_t n = 0;
+    for (int64_t i = 0; i < f->n_tensors; i++)
+        if (f->tensors[i].n_bytes) {
+            r[n][0] = f->tensors[i].offset;
+            r[n][1] = f->tensors[i].offset + f->tensors[i].n_bytes;
+            n++;
+        }
+    qsort(r, n, sizeof *r, range_cmp);
+    for (size_t k = 1; k < n; k++) CHECK(r[k][0] >= r[k - 1][1]);
+    free(r);
 }
 
 static void walk(const struct gguf_file *f) {
@@ -110,6 +133,7 @@ static void walk(const struct gguf_file *f) {
         }
         free(name);
     }
+    check_disjoint(f);
 }
 
 /* Raw value bytes of a scalar kv in its file: after the key and the i32 type tag. */
@@ -201,6 +225,32 @@ static void save(struct gguf_writer *w, const char *dir, const char *name, uint3
     gguf_writer_free(w);
 }
 
+/* As save, with tensor `name`'s data offset field set to `offset` after writing. */
+static void save_patched(struct gguf_writer *w, const char *dir, const char *file, const char *name, uint64_t offset) {
+    uint8_t *buf;
+    uint64_t size;
+    CHECK(gguf_writer_write_mem(w, &buf, &size) == TRIT_OK);
+    struct gguf_file f;
+    CHECK(gguf_open_memory(buf, size, &f) == TRIT_OK);
+    const struct gguf_tensor_info *t = gguf_find_tensor(&f, name);
+    CHECK(t != NULL);
+    /* name bytes, then u32 n_dims, i64 ne[n_dims], i32 type, u64 offset */
+    uint64_t at = (uint64_t)((const uint8_t *)t->name.ptr - f.map) + t->name.len + 4 + 8 * t->n_dims + 4;
+    gguf_close(&f);
+    memcpy(buf + at, &offset, 8);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    FILE *fp = fopen(path, "wb");
+    CHECK(fp != NULL);
+    CHECK(fwrite(buf, 1, size, fp) == size);
+    fclose(fp);
+    CHECK(gguf_open_memory(buf, size, &f) == TRIT_ERR_FORMAT); /* the seed is a refused file */
+    LLVMFuzzerTestOneInput(buf, size);
+    printf("%s: %llu bytes\n", path, (unsigned long long)size);
+    trit_free(buf);
+    gguf_writer_free(w);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s <corpus dir>\n", argv[0]);
@@ -269,6 +319,14 @@ int main(int argc, char **argv) {
     CHECK(gguf_writer_add_tensor(w, "output.weight", GGML_TYPE_Q8_0, 2, ne_8, bytes, 34) == TRIT_OK);
     CHECK(gguf_writer_add_tensor(w, "x", GGML_TYPE_I8, 3, ne_i, bytes, 15) == TRIT_OK);
     save(w, argv[1], "v2_align8.gguf", 2);
+
+    /* 6: two tensors at one data offset (refused: overlapping data), a start for mutating offsets */
+    CHECK(gguf_writer_init(&w) == TRIT_OK);
+    CHECK(gguf_writer_set_str(w, "general.architecture", "bitnet-b1.58") == TRIT_OK);
+    int64_t ne_a[1] = {16}, ne_b[1] = {8};
+    CHECK(gguf_writer_add_tensor(w, "blk.0.attn_norm.weight", GGML_TYPE_F32, 1, ne_a, bytes, 64) == TRIT_OK);
+    CHECK(gguf_writer_add_tensor(w, "blk.0.ffn_norm.weight", GGML_TYPE_F32, 1, ne_b, bytes, 32) == TRIT_OK);
+    save_patched(w, argv[1], "overlap.gguf", "blk.0.ffn_norm.weight", 0);
     return 0;
 }
 #endif
