@@ -567,6 +567,13 @@ Test(gguf_consistency, hf_folder_layers_and_unused_tensors) {
     expect_hf_error(load_hf(&s, NULL),
                     "tensor 'model.layers.4.input_layernorm.weight' is missing: num_hidden_layers is 5, but the weights' layers stop at 3");
 
+    /* a norm of the right element count in another shape */
+    hf_model(&s, 2);
+    s.t[1].rows = 4;
+    s.t[1].cols = 2;
+    cr_assert_str_eq(s.t[1].name, "model.norm.weight");
+    expect_hf_error(load_hf(&s, NULL), "tensor 'model.norm.weight' has shape [4, 2], expected [8]");
+
     /* a tied model's lm_head, a rotary table, a weight_scale beside a float weight: loaded, reported */
     hf_model(&s, 2);
     hf_add(&s, "model.layers.1.self_attn.rotary_emb.inv_freq", 2, 0);

@@ -155,8 +155,13 @@ static enum trit_status load_vector(struct hf_loader *L, const char *name, int64
     const struct st_tensor *t;
     TRIT_TRY(get(L, name, required, &t));
     if (!t) return TRIT_OK;
-    if (t->n_elements != n)
-        return trit_error(TRIT_ERR_FORMAT, "tensor '%s' has %lld elements, expected %lld", name, (long long)t->n_elements, (long long)n);
+    if (t->n_dims != 1 || t->shape[0] != n) {
+        char shape[96] = "[";
+        for (int d = 0; d < t->n_dims; d++)
+            snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+        snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "]");
+        return trit_error(TRIT_ERR_FORMAT, "%s: tensor '%s' has shape %s, expected [%lld]", L->f->dir, name, shape, (long long)n);
+    }
     enum trit_dtype dt = TRIT_DTYPE_F32;
     TRIT_TRY(dtype_of(t, &dt));
     TRIT_TRY(model_note(L->m, &L->note_cap, name, st_dtype_name(t->dtype), 1, n, t->n_bytes));
