@@ -16,7 +16,7 @@ static double token_nll(const float *logits, int32_t n_vocab, int32_t target) {
 }
 
 enum trit_status trit_perplexity(trit_context *ctx, const int32_t *tokens, int64_t n_tokens, int32_t bos,
-                                 int64_t max_chunks, void (*on_chunk)(int64_t chunk, double ppl, void *user),
+                                 int64_t max_chunks, bool (*on_chunk)(int64_t chunk, double ppl, void *user),
                                  void *user, struct trit_perplexity_result *out) {
     if (!ctx || !tokens || !out) return trit_error(TRIT_ERR_INVALID_ARG, "perplexity: NULL argument");
     memset(out, 0, sizeof *out);
@@ -50,7 +50,10 @@ enum trit_status trit_perplexity(trit_context *ctx, const int32_t *tokens, int64
             nll2 += v * v;
             count++;
         }
-        if (on_chunk) on_chunk(c, exp(nll / (double)count), user);
+        if (on_chunk && !on_chunk(c, exp(nll / (double)count), user)) {
+            n_chunks = c + 1;
+            break;
+        }
     }
     free(chunk);
     if (st != TRIT_OK) return st;

@@ -223,11 +223,12 @@ struct trit_perplexity_result {
     double mean_nll;
     int64_t n_chunks, n_scored;
 };
-/* on_chunk (may be NULL) is called after each chunk with the running perplexity. max_chunks <= 0
- * scores every chunk. TRIT_ERR_INVALID_ARG when fewer than n_ctx tokens are given, or when n_ctx
- * is below 3 (nothing would be scored). */
+/* on_chunk (may be NULL) is called after each chunk with the running perplexity; returning false
+ * stops the run there, and *out then holds the chunks scored so far. max_chunks <= 0 scores every
+ * chunk. TRIT_ERR_INVALID_ARG when fewer than n_ctx tokens are given, or when n_ctx is below 3
+ * (nothing would be scored). */
 enum trit_status trit_perplexity(trit_context *ctx, const int32_t *tokens, int64_t n_tokens, int32_t bos,
-                                 int64_t max_chunks, void (*on_chunk)(int64_t chunk, double ppl, void *user),
+                                 int64_t max_chunks, bool (*on_chunk)(int64_t chunk, double ppl, void *user),
                                  void *user, struct trit_perplexity_result *out);
 
 /* ----------------------------------------------------------------------------------------------
@@ -316,11 +317,12 @@ enum trit_status trit_tok_stream_flush(struct trit_tok_stream *s, char *out, siz
 /* ----------------------------------------------------------------------------------------------
  * Sampling. A sampler picks the next token from a row of logits. The chain follows llama.cpp's
  * default order: repetition penalty -> top-k -> top-p -> min-p -> temperature -> draw.
- * temperature <= 0 means greedy: the argmax after the repetition penalty (the lowest id wins a
- * tie); top-k, top-p and min-p are then ignored.
+ * temperature 0 means greedy: the argmax after the repetition penalty (the lowest id wins a tie);
+ * top-k, top-p and min-p are then ignored. A negative or non-finite temperature is
+ * TRIT_ERR_INVALID_ARG at trit_sampler_init.
  */
 struct trit_sampler_params {
-    float temperature;      /* default 0.8 */
+    float temperature;      /* default 0.8; 0 = greedy; negative, NaN or infinite: TRIT_ERR_INVALID_ARG */
     int32_t top_k;          /* 0 = off; default 40 */
     float top_p;            /* 1 = off; default 0.95 */
     float min_p;            /* 0 = off; default 0.05 */

@@ -172,6 +172,13 @@ Test(api, tokenizer_round_trip_and_stream) {
 /* trit_perplexity against the same method written out over trit_decode's logits_all rows, and its
  * argument errors: a context too short to score anything (n_ctx < 3) and a negative count are
  * errors, not a NaN perplexity. */
+static bool stop_after_one(int64_t chunk, double ppl, void *user) {
+    (void)chunk;
+    (void)ppl;
+    ++*(int *)user;
+    return false;
+}
+
 Test(api, perplexity_matches_its_definition) {
     trit_model *m = load_fixture();
     const int32_t n_vocab = trit_model_n_vocab(m), n_ctx = 8, bos = 1;
@@ -205,6 +212,13 @@ Test(api, perplexity_matches_its_definition) {
     /* the same double arithmetic in the same order */
     cr_assert_float_eq(r.mean_nll, nll / (double)count, 1e-12 * fabs(nll));
     cr_assert(isfinite(r.ppl) && isfinite(r.ppl_err) && r.ppl_err > 0.0);
+
+    /* a callback that returns false stops the run after its chunk: the first chunk's numbers */
+    int calls = 0;
+    cr_assert_eq(trit_perplexity(ctx, ids, 20, bos, 0, stop_after_one, &calls, &r), TRIT_OK, "%s", trit_last_error());
+    cr_assert_eq(calls, 1);
+    cr_assert_eq(r.n_chunks, 1);
+    cr_assert_eq(r.n_scored, count / 2);
 
     cr_assert_eq(trit_perplexity(ctx, ids, -16, bos, 0, NULL, NULL, &r), TRIT_ERR_INVALID_ARG);
     trit_context_free(ctx);

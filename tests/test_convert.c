@@ -85,13 +85,20 @@ static struct trit_model load_with(const char *path, enum trit_i2s_layout i2s) {
 
 static struct trit_model load(const char *path) { return load_with(path, TRIT_I2S_X86); }
 
-static struct tiny_model make_hf(enum tiny_kind kind, int64_t dim, int64_t ffn, const char *dir, bool tokenizer) {
+/* n_vocab: the embedding's rows (tiny_model_init's 264 = its own tokenizer's; a model given a
+ * larger vocabulary must hold it: convert refuses a tokenizer with more tokens than rows). */
+static struct tiny_model make_hf_vocab(enum tiny_kind kind, int64_t dim, int64_t ffn, const char *dir, bool tokenizer,
+                                       int64_t n_vocab) {
     struct tiny_model m;
     struct test_rng rng;
     test_rng_seed(&rng, 0xC0DE + (uint64_t)kind);
     cr_assert(tiny_model_init(&m, kind, dim, ffn, 2, test_rng_u64(&rng) | 1));
+    m.n_vocab = n_vocab;
     cr_assert(tiny_write_hf(&m, dir, tokenizer), "writing %s", dir);
     return m;
+}
+static struct tiny_model make_hf(enum tiny_kind kind, int64_t dim, int64_t ffn, const char *dir, bool tokenizer) {
+    return make_hf_vocab(kind, dim, ffn, dir, tokenizer, 264);
 }
 
 static void convert_ok(const char *src, const char *dst, const struct trit_convert_params *p, struct trit_convert_report *r) {
@@ -378,7 +385,7 @@ static struct trit_tokenizer *check_llama_vocab(const char *source, uint64_t n) 
 
 Test(convert, tokenizer_from_a_vocab_gguf) {
     const char *dir = tmp_path("hf");
-    struct tiny_model tm = make_hf(TINY_HF_FLOAT_1BITLLM, 256, 512, dir, false);
+    struct tiny_model tm = make_hf_vocab(TINY_HF_FLOAT_1BITLLM, 256, 512, dir, false, 32000);
     const char *vocab = test_data_path("tokenizers/llama-spm/ggml-vocab-llama-spm.gguf");
     char vocab_path[512];
     snprintf(vocab_path, sizeof vocab_path, "%s", vocab);
@@ -396,7 +403,8 @@ Test(convert, tokenizer_from_a_vocab_gguf) {
  * with scores, and the tokenizer read back equals the folder's (convert checks it as well). */
 Test(convert, sentencepiece_tokenizer_model_folder) {
     const char *dir = tmp_path("hf");
-    struct tiny_model tm = make_hf(TINY_HF_FLOAT_1BITLLM, 256, 512, dir, false);
+    /* 32002 rows: the llama-spm vocabulary and the two added tokens */
+    struct tiny_model tm = make_hf_vocab(TINY_HF_FLOAT_1BITLLM, 256, 512, dir, false, 32002);
     struct trit_tokenizer *vocab;
     cr_assert_eq(trit_tokenizer_load(test_data_path("tokenizers/llama-spm/ggml-vocab-llama-spm.gguf"), &vocab), TRIT_OK);
     struct pb model = {0}, m = {0};

@@ -35,12 +35,13 @@ static void usage(FILE *out) {
             tool_opts_help);
 }
 
-/* A running value that does not reach stdout ends the process: trit_perplexity's callback cannot
- * stop it, and the chunks left would be computed for nobody (tools may exit; the library never). */
-static void print_chunk(int64_t chunk, double ppl, void *user) {
-    (void)user;
+/* A running value that does not reach stdout stops the run: the chunks left would be computed for
+ * nobody. *user is set to 1 then. */
+static bool print_chunk(int64_t chunk, double ppl, void *user) {
     printf("[%lld]%.4f,", (long long)chunk + 1, ppl);
-    if (tool_stdout_check("perplexity")) exit(1);
+    if (!tool_stdout_check("perplexity")) return true;
+    *(int *)user = 1;
+    return false;
 }
 
 int cmd_perplexity(int argc, char **argv) {
@@ -98,7 +99,12 @@ int cmd_perplexity(int argc, char **argv) {
             n_ctx / 2, n_ctx - 2);
     double t0 = tool_now_ms();
     struct trit_perplexity_result r;
-    st = trit_perplexity(s.ctx, ids.ids, (int64_t)ids.n, bos, max_chunks, print_chunk, NULL, &r);
+    int lost = 0;
+    st = trit_perplexity(s.ctx, ids.ids, (int64_t)ids.n, bos, max_chunks, print_chunk, &lost, &r);
+    if (lost) {
+        rc = 1;
+        goto done;
+    }
     if (st != TRIT_OK) {
         rc = tool_fail_status("perplexity", st, "decode");
         goto done;
