@@ -147,23 +147,24 @@ static enum trit_status check_plan(const struct trit_model *m, const struct trit
     }
     const int64_t fits = lo >= 256 ? lo / 256 * 256 : lo;
     char b0[32], b1[32], b2[32], b3[32], b4[32];
-    const char *whose = by_limit ? "the memory limit (--mem-limit)" : "the memory this machine has left";
+    char whose[96];
+    if (by_limit) snprintf(whose, sizeof whose, "the memory limit of %s (--mem-limit)", fmt_bytes(limit, b4));
+    else snprintf(whose, sizeof whose, "the %s this machine has left", fmt_bytes(limit, b4));
     if (params->n_ctx == 0 && fits >= PLAN_MIN_CTX) {
         cfg->n_ctx = fits;
         context_need(m, ops, cfg, n_batch, &q);
-        TRIT_LOG_W("context: the model's training context of %lld tokens needs %s, more than %s (%s); using %lld "
+        TRIT_LOG_W("context: the model's training context of %lld tokens needs %s, more than %s; using %lld "
                    "tokens (-c sets it)",
-                   (long long)asked, fmt_bytes(need, b0), whose, fmt_bytes(limit, b1), (long long)fits);
+                   (long long)asked, fmt_bytes(need, b0), whose, (long long)fits);
         return TRIT_OK;
     }
     cfg->n_ctx = asked;
     cfg->n_batch = n_batch;
-    char hint[64] = "not even the weights fit";
+    char hint[64] = "not even a context of 1 token fits";
     if (fits >= 1) snprintf(hint, sizeof hint, "at most %lld tokens fit", (long long)fits);
-    return trit_error(TRIT_ERR_OUT_OF_MEMORY,
-                      "%lld tokens need %s (weights %s, KV cache %s, scratch %s), more than %s (%s); %s",
+    return trit_error(TRIT_ERR_OUT_OF_MEMORY, "%lld tokens need %s (weights %s, KV cache %s, scratch %s), more than %s; %s",
                       (long long)asked, fmt_bytes(need, b0), fmt_bytes(p.weights_bytes, b1), fmt_bytes(p.kv_bytes, b2),
-                      fmt_bytes(p.scratch_bytes, b3), whose, fmt_bytes(limit, b4), hint);
+                      fmt_bytes(p.scratch_bytes, b3), whose, hint);
 }
 
 enum trit_status trit_context_init(const trit_model *model, const struct trit_context_params *params, trit_context **out) {
