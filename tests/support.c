@@ -3,10 +3,12 @@
 
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,6 +79,42 @@ void test_free_offset(void *p, size_t offset) {
 }
 
 void test_poison(void *buf, size_t n_bytes) { memset(buf, 0xA5, n_bytes); }
+
+static char tmp_dir[64];
+
+void test_tmp_make(void) {
+    strcpy(tmp_dir, "/tmp/trit-test-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmp_dir));
+}
+
+const char *test_tmp_dir(void) { return tmp_dir; }
+
+const char *test_tmp_path(const char *name) {
+    static char buf[4][512];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", tmp_dir, name);
+    return buf[k];
+}
+
+static void rm_tree(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    char p[1024];
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) rm_tree(p);
+        else unlink(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+void test_tmp_remove(void) {
+    if (tmp_dir[0]) rm_tree(tmp_dir);
+}
 
 const char *test_data_path(const char *name) {
     static char path[4096];

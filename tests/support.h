@@ -33,6 +33,16 @@ void test_free_offset(void *p, size_t offset);
 /* Fills n bytes with 0xA5 so that an output a kernel forgot to write is seen. */
 void test_poison(void *buf, size_t n_bytes);
 
+/* A scratch folder for the tests of a suite: .init = test_tmp_make, .fini = test_tmp_remove
+ * (Criterion runs each test in a process of its own, so each gets a fresh one). test_tmp_make
+ * creates /tmp/trit-test-XXXXXX; test_tmp_dir is its path; test_tmp_path(name) is dir/name in one
+ * of four rotating buffers; test_tmp_remove deletes it and all it holds (links are removed, never
+ * followed). */
+void test_tmp_make(void);
+void test_tmp_remove(void);
+const char *test_tmp_dir(void);
+const char *test_tmp_path(const char *name);
+
 /* Path of a file under tests/data, in a static buffer valid until the next call. */
 const char *test_data_path(const char *name);
 

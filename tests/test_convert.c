@@ -37,39 +37,6 @@
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
-static char tmp_dir[64];
-static char path_buf[4][512];
-
-static void tmp_make(void) {
-    strcpy(tmp_dir, "/tmp/trit-convert-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmp_dir));
-}
-
-/* tmp_dir/name in one of four rotating buffers. */
-static const char *tmp_path(const char *name) {
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(path_buf[k], sizeof path_buf[k], "%s/%s", tmp_dir, name);
-    return path_buf[k];
-}
-
-static void rm_tree(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    char p[1024];
-    while ((e = readdir(d)) != NULL) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) rm_tree(p);
-        else unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-static void tmp_cleanup(void) { rm_tree(tmp_dir); }
-
 static bool exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
@@ -105,7 +72,7 @@ static void convert_ok(const char *src, const char *dst, const struct trit_conve
     enum trit_status st = trit_convert(src, dst, p, r);
     cr_assert_eq(st, TRIT_OK, "convert %s: %s", src, trit_last_error());
     cr_assert(r->checked || (p && !p->check));
-    cr_assert(!exists(tmp_path("out.gguf.partial")));
+    cr_assert(!exists(test_tmp_path("out.gguf.partial")));
 }
 
 static const struct trit_ternary *weight(const struct trit_layer *l, int k) {
@@ -186,19 +153,19 @@ static void expect_message(const char *needle) {
     cr_assert_not_null(strstr(trit_last_error(), needle), "message '%s' lacks '%s'", trit_last_error(), needle);
 }
 
-TestSuite(convert, .init = tmp_make, .fini = tmp_cleanup);
+TestSuite(convert, .init = test_tmp_make, .fini = test_tmp_remove);
 
 /* ---- the three HF kinds ---------------------------------------------------------------------- */
 
 Test(convert, hf_autobitlinear_multiply) {
-    const char *dir = tmp_path("hf");
+    const char *dir = test_tmp_path("hf");
     struct tiny_model tm = make_hf(TINY_HF_AUTOBITLINEAR, 256, 512, dir, true);
     struct trit_convert_report r;
-    convert_ok(dir, tmp_path("out.gguf"), NULL, &r);
+    convert_ok(dir, test_tmp_path("out.gguf"), NULL, &r);
     cr_assert_str_eq(r.arch, "bitnet-b1.58");
     cr_assert(r.n_ternary == 14 && r.n_ternary_f16 == 0 && r.has_tokenizer && !r.permuted_qk);
 
-    struct trit_model a = load(dir), b = load(tmp_path("out.gguf"));
+    struct trit_model a = load(dir), b = load(test_tmp_path("out.gguf"));
     assert_codes(&a, &tm);
     assert_same_model(&a, &b, false);
     cr_assert_eq(b.hp.family, TRIT_FAMILY_BITNET_B158);
@@ -207,7 +174,7 @@ Test(convert, hf_autobitlinear_multiply) {
 
     struct gguf_file f;
     memset(&f, 0, sizeof f);
-    cr_assert_eq(gguf_open(tmp_path("out.gguf"), &f), TRIT_OK);
+    cr_assert_eq(gguf_open(test_tmp_path("out.gguf"), &f), TRIT_OK);
     gguf_str_eq(&f, "general.architecture", "bitnet-b1.58");
     gguf_str_eq(&f, "trit.weight_scale_kind", "multiply");
     gguf_str_eq(&f, "tokenizer.ggml.model", "gpt2");
@@ -228,7 +195,7 @@ Test(convert, hf_autobitlinear_multiply) {
     /* the tokenizer travels: same ids, BOS first (add_bos from tokenizer_config.json) */
     struct trit_tokenizer *ta, *tb;
     cr_assert_eq(trit_tokenizer_load(dir, &ta), TRIT_OK);
-    cr_assert_eq(trit_tokenizer_load(tmp_path("out.gguf"), &tb), TRIT_OK, "%s", trit_last_error());
+    cr_assert_eq(trit_tokenizer_load(test_tmp_path("out.gguf"), &tb), TRIT_OK, "%s", trit_last_error());
     struct trit_tokens ia = {0}, ib = {0};
     const char *text = "the cat in the hat<|eot_id|> at the inn";
     cr_assert_eq(trit_tokenize(ta, text, strlen(text), 3, &ia), TRIT_OK);
@@ -250,14 +217,14 @@ Test(convert, hf_autobitlinear_multiply) {
 }
 
 Test(convert, hf_bitlinear_llama_divide_permutes_qk) {
-    const char *dir = tmp_path("hf");
+    const char *dir = test_tmp_path("hf");
     struct tiny_model tm = make_hf(TINY_HF_BITLINEAR_LLAMA, 256, 512, dir, true);
     struct trit_convert_report r;
-    convert_ok(dir, tmp_path("out.gguf"), NULL, &r);
+    convert_ok(dir, test_tmp_path("out.gguf"), NULL, &r);
     cr_assert_str_eq(r.arch, "llama");
     cr_assert(r.permuted_qk);
 
-    struct trit_model a = load(dir), b = load(tmp_path("out.gguf"));
+    struct trit_model a = load(dir), b = load(test_tmp_path("out.gguf"));
     assert_codes(&a, &tm);
     for (int k = 0; k < 7; k++) /* the file's scales, exactly, and they divide */
         cr_assert(same_bits(weight(&a.layers[1], k)->scale, tm.w[7 + k].scale) && weight(&a.layers[1], k)->scale_kind == TRIT_SCALE_DIV);
@@ -267,7 +234,7 @@ Test(convert, hf_bitlinear_llama_divide_permutes_qk) {
 
     struct gguf_file f;
     memset(&f, 0, sizeof f);
-    cr_assert_eq(gguf_open(tmp_path("out.gguf"), &f), TRIT_OK);
+    cr_assert_eq(gguf_open(test_tmp_path("out.gguf"), &f), TRIT_OK);
     gguf_str_eq(&f, "general.architecture", "llama");
     gguf_str_eq(&f, "trit.weight_scale_kind", "divide");
     cr_assert_not_null(gguf_find_tensor(&f, "output.weight"));
@@ -278,22 +245,22 @@ Test(convert, hf_bitlinear_llama_divide_permutes_qk) {
 }
 
 Test(convert, hf_float_latents_1bitllm) {
-    const char *dir = tmp_path("hf");
+    const char *dir = test_tmp_path("hf");
     struct tiny_model tm = make_hf(TINY_HF_FLOAT_1BITLLM, 256, 512, dir, false);
     struct trit_convert_params p = trit_convert_default_params();
     p.no_tokenizer = true;
     struct trit_convert_report r;
-    convert_ok(dir, tmp_path("out.gguf"), &p, &r);
+    convert_ok(dir, test_tmp_path("out.gguf"), &p, &r);
     cr_assert_str_eq(r.arch, "bitnet");
     cr_assert(!r.has_tokenizer);
 
-    struct trit_model a = load(dir), b = load(tmp_path("out.gguf"));
+    struct trit_model a = load(dir), b = load(test_tmp_path("out.gguf"));
     cr_assert_eq(a.hp.family, TRIT_FAMILY_BITNET);
     cr_assert_eq(a.layers[0].w_up.scale_kind, TRIT_SCALE_MUL); /* absmean alpha */
     assert_same_model(&a, &b, false);
     struct gguf_file f;
     memset(&f, 0, sizeof f);
-    cr_assert_eq(gguf_open(tmp_path("out.gguf"), &f), TRIT_OK);
+    cr_assert_eq(gguf_open(test_tmp_path("out.gguf"), &f), TRIT_OK);
     gguf_str_eq(&f, "bitnet.hidden_activation", "silu");
     cr_assert_null(gguf_find_kv(&f, "tokenizer.ggml.model"));
     gguf_close(&f);
@@ -318,47 +285,47 @@ static bool same_file(const char *a, const char *b) {
 }
 
 Test(convert, gguf_to_gguf_is_the_identity) {
-    const char *dir = tmp_path("hf");
+    const char *dir = test_tmp_path("hf");
     struct tiny_model tm = make_hf(TINY_HF_BITLINEAR_LLAMA, 256, 512, dir, true);
     struct trit_convert_report r;
-    convert_ok(dir, tmp_path("a.gguf"), NULL, &r);
-    convert_ok(tmp_path("a.gguf"), tmp_path("b.gguf"), NULL, &r);
+    convert_ok(dir, test_tmp_path("a.gguf"), NULL, &r);
+    convert_ok(test_tmp_path("a.gguf"), test_tmp_path("b.gguf"), NULL, &r);
     cr_assert(!r.permuted_qk); /* a llama GGUF's rows already are */
-    cr_assert(same_file(tmp_path("a.gguf"), tmp_path("b.gguf")), "converting trit's own file changed it");
+    cr_assert(same_file(test_tmp_path("a.gguf"), test_tmp_path("b.gguf")), "converting trit's own file changed it");
 
     /* TQ1_0 holds the same codes; converting it back to TQ2_0 gives the first file again */
     struct trit_convert_params p = trit_convert_default_params();
     p.weights = TRIT_CONVERT_TQ1_0;
-    convert_ok(tmp_path("a.gguf"), tmp_path("c.gguf"), &p, &r);
+    convert_ok(test_tmp_path("a.gguf"), test_tmp_path("c.gguf"), &p, &r);
     struct gguf_file f;
     memset(&f, 0, sizeof f);
-    cr_assert_eq(gguf_open(tmp_path("c.gguf"), &f), TRIT_OK);
+    cr_assert_eq(gguf_open(test_tmp_path("c.gguf"), &f), TRIT_OK);
     cr_assert_eq(gguf_find_tensor(&f, "blk.0.ffn_down.weight")->type, GGML_TYPE_TQ1_0);
     uint64_t ftype;
     cr_assert(gguf_get_u64(&f, "general.file_type", &ftype) == TRIT_OK && ftype == 36);
     gguf_close(&f);
-    convert_ok(tmp_path("c.gguf"), tmp_path("d.gguf"), NULL, &r);
-    cr_assert(same_file(tmp_path("a.gguf"), tmp_path("d.gguf")));
+    convert_ok(test_tmp_path("c.gguf"), test_tmp_path("d.gguf"), NULL, &r);
+    cr_assert(same_file(test_tmp_path("a.gguf"), test_tmp_path("d.gguf")));
     tiny_model_free(&tm);
 }
 
 Test(convert, rows_not_whole_blocks_go_f16) {
     /* dim 160: every weight reading the hidden state has rows of 160 (not a multiple of 256);
      * ffn_down reads 256 and stays TQ2_0. Divide-style, so the F16 path meets the divide rule. */
-    const char *dir = tmp_path("hf");
+    const char *dir = test_tmp_path("hf");
     struct tiny_model tm = make_hf(TINY_HF_BITLINEAR_LLAMA, 160, 256, dir, false);
     struct trit_convert_params p = trit_convert_default_params();
     p.no_tokenizer = true;
     struct trit_convert_report r;
-    convert_ok(dir, tmp_path("out.gguf"), &p, &r);
+    convert_ok(dir, test_tmp_path("out.gguf"), &p, &r);
     cr_assert_eq(r.n_ternary_f16, 12, "%lld", (long long)r.n_ternary_f16);
     struct gguf_file f;
     memset(&f, 0, sizeof f);
-    cr_assert_eq(gguf_open(tmp_path("out.gguf"), &f), TRIT_OK);
+    cr_assert_eq(gguf_open(test_tmp_path("out.gguf"), &f), TRIT_OK);
     cr_assert_eq(gguf_find_tensor(&f, "blk.0.attn_q.weight")->type, GGML_TYPE_F16);
     cr_assert_eq(gguf_find_tensor(&f, "blk.0.ffn_down.weight")->type, GGML_TYPE_TQ2_0);
     gguf_close(&f);
-    struct trit_model a = load(dir), b = load(tmp_path("out.gguf"));
+    struct trit_model a = load(dir), b = load(test_tmp_path("out.gguf"));
     assert_same_model(&a, &b, true);
     trit_model_release(&a);
     trit_model_release(&b);
@@ -370,21 +337,21 @@ Test(convert, rows_not_whole_blocks_go_f16) {
 static struct trit_tokenizer *check_llama_vocab(const char *source, uint64_t n) {
     struct gguf_file f;
     memset(&f, 0, sizeof f);
-    cr_assert_eq(gguf_open(tmp_path("out.gguf"), &f), TRIT_OK);
+    cr_assert_eq(gguf_open(test_tmp_path("out.gguf"), &f), TRIT_OK);
     gguf_str_eq(&f, "tokenizer.ggml.model", "llama");
     const struct gguf_kv *scores = gguf_find_kv(&f, "tokenizer.ggml.scores");
     cr_assert(scores && scores->arr_n == n);
     gguf_close(&f);
     struct trit_tokenizer *ta, *tb;
     cr_assert_eq(trit_tokenizer_load(source, &ta), TRIT_OK, "%s", trit_last_error());
-    cr_assert_eq(trit_tokenizer_load(tmp_path("out.gguf"), &tb), TRIT_OK, "%s", trit_last_error());
+    cr_assert_eq(trit_tokenizer_load(test_tmp_path("out.gguf"), &tb), TRIT_OK, "%s", trit_last_error());
     cr_assert_eq(trit_convert_compare_tokenizers(ta, tb), TRIT_OK, "%s", trit_last_error());
     trit_tokenizer_free(ta);
     return tb;
 }
 
 Test(convert, tokenizer_from_a_vocab_gguf) {
-    const char *dir = tmp_path("hf");
+    const char *dir = test_tmp_path("hf");
     struct tiny_model tm = make_hf_vocab(TINY_HF_FLOAT_1BITLLM, 256, 512, dir, false, 32000);
     const char *vocab = test_data_path("tokenizers/llama-spm/ggml-vocab-llama-spm.gguf");
     char vocab_path[512];
@@ -392,7 +359,7 @@ Test(convert, tokenizer_from_a_vocab_gguf) {
     struct trit_convert_params p = trit_convert_default_params();
     p.tokenizer = vocab_path;
     struct trit_convert_report r;
-    convert_ok(dir, tmp_path("out.gguf"), &p, &r);
+    convert_ok(dir, test_tmp_path("out.gguf"), &p, &r);
     cr_assert(r.has_tokenizer);
     trit_tokenizer_free(check_llama_vocab(vocab_path, 32000));
     tiny_model_free(&tm);
@@ -402,7 +369,7 @@ Test(convert, tokenizer_from_a_vocab_gguf) {
  * llama-spm vocabulary) and added_tokens.json, no tokenizer.json. The GGUF gets a "llama" vocabulary
  * with scores, and the tokenizer read back equals the folder's (convert checks it as well). */
 Test(convert, sentencepiece_tokenizer_model_folder) {
-    const char *dir = tmp_path("hf");
+    const char *dir = test_tmp_path("hf");
     /* 32002 rows: the llama-spm vocabulary and the two added tokens */
     struct tiny_model tm = make_hf_vocab(TINY_HF_FLOAT_1BITLLM, 256, 512, dir, false, 32002);
     struct trit_tokenizer *vocab;
@@ -434,7 +401,7 @@ Test(convert, sentencepiece_tokenizer_model_folder) {
 
     struct trit_convert_report r;
     struct trit_convert_params p = trit_convert_default_params();
-    convert_ok(dir, tmp_path("out.gguf"), &p, &r);
+    convert_ok(dir, test_tmp_path("out.gguf"), &p, &r);
     cr_assert(r.has_tokenizer);
     struct trit_tokenizer *tb = check_llama_vocab(dir, 32002);
     struct trit_tokens ids = {0};
@@ -468,7 +435,7 @@ Test(convert, every_weight_kind_decodes_to_the_same_canonical_tensor) {
         {"i2_s_arm.gguf", TINY_GGUF_I2_S_ARM, false, "I2_S"},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        const char *path = tmp_path(cases[c].name);
+        const char *path = test_tmp_path(cases[c].name);
         if (cases[c].enc < 0) cr_assert(tiny_write_hf(&tm, path, false));
         else cr_assert(tiny_write_gguf(&tm, path, "bitnet-b1.58", (enum tiny_gguf_weights)cases[c].enc));
         const bool arm = cases[c].enc == TINY_GGUF_I2_S_ARM; /* loaded as what it is */
@@ -497,33 +464,33 @@ Test(convert, every_weight_kind_decodes_to_the_same_canonical_tensor) {
 Test(convert, refuses_type_36_outside_bitnet_cpp_architectures) {
     struct tiny_model tm;
     cr_assert(tiny_model_init(&tm, TINY_HF_AUTOBITLINEAR, 256, 512, 1, 7));
-    const char *path = tmp_path("bitnet-i2s.gguf");
+    const char *path = test_tmp_path("bitnet-i2s.gguf");
     cr_assert(tiny_write_gguf(&tm, path, "bitnet", TINY_GGUF_I2_S));
     struct trit_model m;
     cr_assert_eq(trit_model_load_path(path, NULL, &m), TRIT_ERR_UNSUPPORTED);
     expect_message("type id 36");
     expect_message("'bitnet'");
     expect_message("refuses");
-    cr_assert_eq(trit_convert(path, tmp_path("out.gguf"), NULL, NULL), TRIT_ERR_UNSUPPORTED);
+    cr_assert_eq(trit_convert(path, test_tmp_path("out.gguf"), NULL, NULL), TRIT_ERR_UNSUPPORTED);
     expect_message("type id 36");
-    cr_assert(!exists(tmp_path("out.gguf")) && !exists(tmp_path("out.gguf.partial")));
+    cr_assert(!exists(test_tmp_path("out.gguf")) && !exists(test_tmp_path("out.gguf.partial")));
     tiny_model_free(&tm);
 }
 
 /* ---- refusals and the check ----------------------------------------------------------------------- */
 
 Test(convert, a_missing_tokenizer_is_an_error_that_says_what_to_do) {
-    const char *dir = tmp_path("hf");
+    const char *dir = test_tmp_path("hf");
     struct tiny_model tm = make_hf(TINY_HF_AUTOBITLINEAR, 256, 512, dir, false);
-    cr_assert_eq(trit_convert(dir, tmp_path("out.gguf"), NULL, NULL), TRIT_ERR_NOT_FOUND);
+    cr_assert_eq(trit_convert(dir, test_tmp_path("out.gguf"), NULL, NULL), TRIT_ERR_NOT_FOUND);
     expect_message("tokenizer.json");
     expect_message("--no-tokenizer");
-    cr_assert(!exists(tmp_path("out.gguf")) && !exists(tmp_path("out.gguf.partial")));
+    cr_assert(!exists(test_tmp_path("out.gguf")) && !exists(test_tmp_path("out.gguf.partial")));
     tiny_model_free(&tm);
 }
 
 Test(convert, refuses_what_gguf_keys_cannot_express) {
-    const char *dir = tmp_path("hf");
+    const char *dir = test_tmp_path("hf");
     struct tiny_model tm = make_hf(TINY_HF_AUTOBITLINEAR, 256, 512, dir, true);
     /* the Llama-3 regex implies ignore_merges; a tokenizer.json that turns it off has no GGUF spelling */
     char json_path[600];
@@ -542,19 +509,19 @@ Test(convert, refuses_what_gguf_keys_cannot_express) {
     fp = fopen(json_path, "wb");
     fputs(edited, fp);
     fclose(fp);
-    cr_assert_eq(trit_convert(dir, tmp_path("out.gguf"), NULL, NULL), TRIT_ERR_UNSUPPORTED);
+    cr_assert_eq(trit_convert(dir, test_tmp_path("out.gguf"), NULL, NULL), TRIT_ERR_UNSUPPORTED);
     expect_message("ignore_merges");
     tiny_model_free(&tm);
 }
 
 Test(convert, the_check_catches_a_changed_code_scale_or_hparam) {
-    const char *dir = tmp_path("hf");
+    const char *dir = test_tmp_path("hf");
     struct tiny_model tm = make_hf(TINY_HF_AUTOBITLINEAR, 256, 512, dir, false);
     struct trit_convert_params p = trit_convert_default_params();
     p.no_tokenizer = true;
     struct trit_convert_report r;
-    convert_ok(dir, tmp_path("out.gguf"), &p, &r);
-    struct trit_model a = load(dir), b = load(tmp_path("out.gguf"));
+    convert_ok(dir, test_tmp_path("out.gguf"), &p, &r);
+    struct trit_model a = load(dir), b = load(test_tmp_path("out.gguf"));
     cr_assert_eq(trit_convert_compare_models(&a, &b), TRIT_OK, "%s", trit_last_error());
 
     struct trit_ternary *w = &b.layers[1].w_up;

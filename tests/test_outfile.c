@@ -39,39 +39,6 @@
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
-static char tmp_dir[64];
-static char path_buf[4][512];
-
-static void tmp_make(void) {
-    strcpy(tmp_dir, "/tmp/trit-outfile-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmp_dir));
-}
-
-/* tmp_dir/name in one of four rotating buffers. */
-static const char *tmp_path(const char *name) {
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(path_buf[k], sizeof path_buf[k], "%s/%s", tmp_dir, name);
-    return path_buf[k];
-}
-
-static void rm_tree(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    char p[1024];
-    while ((e = readdir(d)) != NULL) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) rm_tree(p);
-        else unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-static void tmp_cleanup(void) { rm_tree(tmp_dir); }
-
 /* Entries of `dir` (without . and ..) whose names contain "partial". */
 static int n_partial(const char *dir) {
     DIR *d = opendir(dir);
@@ -123,41 +90,41 @@ static void write_ok(const char *path, const char *text) {
     cr_assert_null(out.tmp);
 }
 
-/* trit_out_open(path) fails with `status` and a message holding `what`; nothing new in tmp_dir. */
+/* trit_out_open(path) fails with `status` and a message holding `what`; nothing new in test_tmp_dir(). */
 static void refused(const char *path, enum trit_status status, const char *what) {
-    const int before = n_entries(tmp_dir);
+    const int before = n_entries(test_tmp_dir());
     struct trit_out out;
     cr_assert_eq(trit_out_open(path, &out), status, "%s: %s", path, trit_last_error());
     expect_message(path);
     expect_message(what);
     cr_assert_null(out.tmp);
     trit_out_abort(&out); /* harmless after a failed open */
-    cr_assert_eq(n_entries(tmp_dir), before);
+    cr_assert_eq(n_entries(test_tmp_dir()), before);
 }
 
-TestSuite(outfile, .init = tmp_make, .fini = tmp_cleanup);
+TestSuite(outfile, .init = test_tmp_make, .fini = test_tmp_remove);
 
 /* ---- new and replaced files ---------------------------------------------------------------- */
 
 Test(outfile, a_new_file_appears_whole_with_no_temporary_left) {
-    const char *p = tmp_path("new.bin");
+    const char *p = test_tmp_path("new.bin");
     struct trit_out out;
     cr_assert_eq(trit_out_open(p, &out), TRIT_OK, "%s", trit_last_error());
     /* until the commit, the name does not exist and the temporary sits beside it */
     cr_assert_neq(access(p, F_OK), 0);
-    cr_assert_eq(n_partial(tmp_dir), 1);
+    cr_assert_eq(n_partial(test_tmp_dir()), 1);
     cr_assert_eq(strncmp(out.tmp, p, strlen(p)), 0, "%s", out.tmp);
     cr_assert_eq(trit_out_write(&out, "hello", 5), TRIT_OK);
     cr_assert_eq(trit_out_commit(&out), TRIT_OK, "%s", trit_last_error());
     cr_assert_str_eq(get(p), "hello");
-    cr_assert_eq(n_partial(tmp_dir), 0);
-    cr_assert_eq(n_entries(tmp_dir), 1);
+    cr_assert_eq(n_partial(test_tmp_dir()), 0);
+    cr_assert_eq(n_entries(test_tmp_dir()), 1);
     trit_out_abort(&out); /* harmless after a commit */
     cr_assert_str_eq(get(p), "hello");
 }
 
 Test(outfile, a_replaced_file_keeps_its_permission_bits) {
-    const char *p = tmp_path("old.bin");
+    const char *p = test_tmp_path("old.bin");
     put(p, "old contents");
     cr_assert_eq(chmod(p, 0640), 0);
     write_ok(p, "new");
@@ -165,11 +132,11 @@ Test(outfile, a_replaced_file_keeps_its_permission_bits) {
     struct stat sb;
     cr_assert_eq(stat(p, &sb), 0);
     cr_assert_eq(sb.st_mode & 0777, 0640);
-    cr_assert_eq(n_entries(tmp_dir), 1);
+    cr_assert_eq(n_entries(test_tmp_dir()), 1);
 }
 
 Test(outfile, abort_leaves_the_old_file_and_no_temporary) {
-    const char *p = tmp_path("keep.bin");
+    const char *p = test_tmp_path("keep.bin");
     put(p, "old");
     struct trit_out out;
     cr_assert_eq(trit_out_open(p, &out), TRIT_OK);
@@ -177,7 +144,7 @@ Test(outfile, abort_leaves_the_old_file_and_no_temporary) {
     trit_out_abort(&out);
     trit_out_abort(&out); /* twice is harmless */
     cr_assert_str_eq(get(p), "old");
-    cr_assert_eq(n_entries(tmp_dir), 1);
+    cr_assert_eq(n_entries(test_tmp_dir()), 1);
     struct trit_out zero = {0};
     trit_out_abort(&zero); /* a zeroed one too: fd 0 is not closed */
     cr_assert_neq(fcntl(0, F_GETFD), -1);
@@ -186,12 +153,12 @@ Test(outfile, abort_leaves_the_old_file_and_no_temporary) {
 /* ---- what is refused ------------------------------------------------------------------------ */
 
 Test(outfile, refuses_a_folder_a_device_a_fifo_and_a_socket) {
-    refused(tmp_dir, TRIT_ERR_INVALID_ARG, "is a folder, not a regular file");
+    refused(test_tmp_dir(), TRIT_ERR_INVALID_ARG, "is a folder, not a regular file");
     refused("/dev/null", TRIT_ERR_INVALID_ARG, "is a character device, not a regular file");
-    const char *fifo = tmp_path("fifo");
+    const char *fifo = test_tmp_path("fifo");
     cr_assert_eq(mkfifo(fifo, 0600), 0);
     refused(fifo, TRIT_ERR_INVALID_ARG, "is a FIFO (named pipe), not a regular file");
-    const char *sock = tmp_path("sock");
+    const char *sock = test_tmp_path("sock");
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     snprintf(addr.sun_path, sizeof addr.sun_path, "%s", sock);
@@ -204,16 +171,16 @@ Test(outfile, refuses_an_empty_name_a_trailing_slash_and_a_missing_folder) {
     struct trit_out out;
     cr_assert_eq(trit_out_open("", &out), TRIT_ERR_INVALID_ARG);
     expect_message("empty file name");
-    refused(tmp_path("x/"), TRIT_ERR_INVALID_ARG, "is a folder name, not a file name");
-    refused(tmp_path("no-such-folder/out.bin"), TRIT_ERR_NOT_FOUND, "No such file or directory");
+    refused(test_tmp_path("x/"), TRIT_ERR_INVALID_ARG, "is a folder name, not a file name");
+    refused(test_tmp_path("no-such-folder/out.bin"), TRIT_ERR_NOT_FOUND, "No such file or directory");
 }
 
 /* ---- symbolic links ------------------------------------------------------------------------ */
 
 Test(outfile, a_link_is_followed_to_its_final_target_and_kept) {
-    const char *real = tmp_path("real.bin");
+    const char *real = test_tmp_path("real.bin");
     put(real, "old");
-    const char *mid = tmp_path("mid"), *top = tmp_path("top");
+    const char *mid = test_tmp_path("mid"), *top = test_tmp_path("top");
     cr_assert_eq(symlink("real.bin", mid), 0);
     cr_assert_eq(symlink("mid", top), 0);
     write_ok(top, "through two links");
@@ -223,17 +190,17 @@ Test(outfile, a_link_is_followed_to_its_final_target_and_kept) {
     cr_assert(S_ISLNK(sb.st_mode));
     cr_assert_eq(lstat(mid, &sb), 0);
     cr_assert(S_ISLNK(sb.st_mode));
-    cr_assert_eq(n_partial(tmp_dir), 0);
+    cr_assert_eq(n_partial(test_tmp_dir()), 0);
 }
 
 Test(outfile, refuses_a_link_to_a_device_and_a_dangling_link) {
-    const char *to_null = tmp_path("to-null");
+    const char *to_null = test_tmp_path("to-null");
     cr_assert_eq(symlink("/dev/null", to_null), 0);
     refused(to_null, TRIT_ERR_INVALID_ARG, "is a symbolic link to /dev/null, which is a character device, not a regular file");
-    const char *dangling = tmp_path("dangling");
+    const char *dangling = test_tmp_path("dangling");
     cr_assert_eq(symlink("nowhere.bin", dangling), 0);
     refused(dangling, TRIT_ERR_INVALID_ARG, "is a symbolic link to nowhere.bin, which does not exist");
-    cr_assert_neq(access(tmp_path("nowhere.bin"), F_OK), 0);
+    cr_assert_neq(access(test_tmp_path("nowhere.bin"), F_OK), 0);
 }
 
 /* ---- failures while writing ---------------------------------------------------------------- */
@@ -249,7 +216,7 @@ static void limit_file_size(rlim_t bytes) {
 }
 
 Test(outfile, a_failed_write_keeps_the_old_file) {
-    const char *p = tmp_path("full.bin");
+    const char *p = test_tmp_path("full.bin");
     put(p, "old");
     limit_file_size(4096);
     static char big[8192];
@@ -261,11 +228,11 @@ Test(outfile, a_failed_write_keeps_the_old_file) {
     expect_message("cannot write: File too large");
     trit_out_abort(&out);
     cr_assert_str_eq(get(p), "old");
-    cr_assert_eq(n_entries(tmp_dir), 1);
+    cr_assert_eq(n_entries(test_tmp_dir()), 1);
 }
 
 Test(outfile, a_target_that_became_a_fifo_is_not_replaced) {
-    const char *p = tmp_path("turns.bin");
+    const char *p = test_tmp_path("turns.bin");
     struct trit_out out;
     cr_assert_eq(trit_out_open(p, &out), TRIT_OK);
     cr_assert_eq(trit_out_write(&out, "data", 4), TRIT_OK);
@@ -276,7 +243,7 @@ Test(outfile, a_target_that_became_a_fifo_is_not_replaced) {
     struct stat sb;
     cr_assert_eq(lstat(p, &sb), 0);
     cr_assert(S_ISFIFO(sb.st_mode));
-    cr_assert_eq(n_entries(tmp_dir), 1);
+    cr_assert_eq(n_entries(test_tmp_dir()), 1);
 }
 
 /* ---- trit_convert --------------------------------------------------------------------------- */
@@ -292,42 +259,42 @@ static void make_hf(const char *dir, int64_t n_vocab) { make_hf_dim(dir, n_vocab
 
 Test(outfile, convert_refuses_the_output_before_reading_the_source) {
     /* the source does not exist: the error is the output's, so the output was looked at first */
-    cr_assert_eq(trit_convert(tmp_path("no-such-model"), "/dev/null", NULL, NULL), TRIT_ERR_INVALID_ARG);
+    cr_assert_eq(trit_convert(test_tmp_path("no-such-model"), "/dev/null", NULL, NULL), TRIT_ERR_INVALID_ARG);
     expect_message("convert: output /dev/null: is a character device, not a regular file");
-    cr_assert_eq(trit_convert(tmp_path("no-such-model"), tmp_dir, NULL, NULL), TRIT_ERR_INVALID_ARG);
+    cr_assert_eq(trit_convert(test_tmp_path("no-such-model"), test_tmp_dir(), NULL, NULL), TRIT_ERR_INVALID_ARG);
     expect_message("is a folder, not a regular file");
 }
 
 Test(outfile, convert_keeps_the_old_output_when_the_write_fails) {
-    const char *hf = tmp_path("hf");
+    const char *hf = test_tmp_path("hf");
     make_hf(hf, 264);
-    const char *dst = tmp_path("out.gguf");
+    const char *dst = test_tmp_path("out.gguf");
     put(dst, "old");
     limit_file_size(64 * 1024); /* the GGUF is about 0.4 MB */
     cr_assert_eq(trit_convert(hf, dst, NULL, NULL), TRIT_ERR_IO);
     expect_message("File too large");
     cr_assert_str_eq(get(dst), "old");
-    cr_assert_eq(n_partial(tmp_dir), 0);
+    cr_assert_eq(n_partial(test_tmp_dir()), 0);
 }
 
 Test(outfile, convert_refuses_a_tokenizer_larger_than_the_vocabulary) {
-    const char *hf = tmp_path("hf");
+    const char *hf = test_tmp_path("hf");
     make_hf(hf, 264);
-    const char *dst = tmp_path("out.gguf");
+    const char *dst = test_tmp_path("out.gguf");
     struct trit_convert_params p = trit_convert_default_params();
     p.tokenizer = test_data_path("tokenizers/llama-spm/ggml-vocab-llama-spm.gguf");
     cr_assert_eq(trit_convert(hf, dst, &p, NULL), TRIT_ERR_FORMAT);
     expect_message("has 32000 tokens, more than the model's vocabulary of 264");
     cr_assert_neq(access(dst, F_OK), 0);
-    cr_assert_eq(n_partial(tmp_dir), 0);
+    cr_assert_eq(n_partial(test_tmp_dir()), 0);
 }
 
 Test(outfile, convert_accepts_a_tokenizer_smaller_than_the_vocabulary) {
     /* 320 embedding rows, 264 tokens: a padded embedding, as real models have */
-    const char *hf = tmp_path("hf");
+    const char *hf = test_tmp_path("hf");
     make_hf(hf, 320);
     struct trit_convert_report r;
-    cr_assert_eq(trit_convert(hf, tmp_path("out.gguf"), NULL, &r), TRIT_OK, "%s", trit_last_error());
+    cr_assert_eq(trit_convert(hf, test_tmp_path("out.gguf"), NULL, &r), TRIT_OK, "%s", trit_last_error());
     cr_assert(r.has_tokenizer && r.checked);
 }
 
@@ -336,13 +303,13 @@ Test(outfile, convert_accepts_a_tokenizer_smaller_than_the_vocabulary) {
  * check compares with the folder's tokenizer token by token and on its probe texts. The CLI round
  * trip (ctest_tools.cmake) gives this vocabulary to a 264-row model, where it must be refused. */
 Test(outfile, convert_takes_a_real_vocabulary_into_a_model_that_holds_it) {
-    const char *hf = tmp_path("hf");
+    const char *hf = test_tmp_path("hf");
     make_hf_dim(hf, 128256, 64);
     char llama3[512];
     snprintf(llama3, sizeof llama3, "%s", test_data_path("tokenizers/llama3"));
     struct trit_convert_params p = trit_convert_default_params();
     p.tokenizer = llama3;
     struct trit_convert_report r;
-    cr_assert_eq(trit_convert(hf, tmp_path("out.gguf"), &p, &r), TRIT_OK, "%s", trit_last_error());
+    cr_assert_eq(trit_convert(hf, test_tmp_path("out.gguf"), &p, &r), TRIT_OK, "%s", trit_last_error());
     cr_assert(r.has_tokenizer && r.checked);
 }
