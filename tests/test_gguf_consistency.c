@@ -13,6 +13,7 @@
  *
  *   ctest --test-dir build -R test_gguf_consistency --output-on-failure
  */
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -418,6 +419,33 @@ Test(gguf_consistency, unknown_tensors_are_reported) {
     }
     cr_assert_eq(n_unused, 2);
     trit_model_release(&m);
+
+    /* `trit inspect --json` lists them as unused_tensors, apart from the tensors it reads */
+    uint64_t size;
+    uint8_t *bytes = spec_bytes(&s, &size);
+    FILE *fp = fopen(file_path(), "wb");
+    cr_assert_not_null(fp);
+    cr_assert_eq(fwrite(bytes, 1, size, fp), size);
+    fclose(fp);
+    trit_free(bytes);
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "'%s/trit' inspect --json '%s' 2>/dev/null", TRIT_BINARY_DIR, file_path());
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    static char out[1 << 16];
+    const size_t n_out = fread(out, 1, sizeof out - 1, p);
+    out[n_out] = '\0';
+    pclose(p);
+    unlink(file_path());
+    cJSON *r = cJSON_Parse(out);
+    cr_assert_not_null(r, "trit inspect --json printed:\n%s", out);
+    const cJSON *unused = cJSON_GetObjectItemCaseSensitive(r, "unused_tensors"), *t;
+    cr_assert_eq(cJSON_GetArraySize(unused), 2, "%s", out);
+    cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(unused, 0), "name")->valuestring,
+                     "blk.0.attn_q.bias");
+    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(r, "tensors"))
+        cr_assert_str_neq(cJSON_GetObjectItemCaseSensitive(t, "kind")->valuestring, "unused");
+    cJSON_Delete(r);
 
     /* many: the first four by name, and the count; "blk.01." is not a layer name the loader reads */
     spec_model(&s, 2);

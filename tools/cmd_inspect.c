@@ -203,11 +203,13 @@ static void gather_model(cJSON *r, const char *path, bool is_hf, bool has_tensor
     int64_t n_params = trit_model_ternary_params(&m);
     cJSON_AddNumberToObject(mo, "ternary_params", (double)n_params);
     cJSON_AddStringToObject(mo, "embedding_dtype", m.tok_embd.dtype == TRIT_DTYPE_F32 ? "F32" : m.tok_embd.dtype == TRIT_DTYPE_F16 ? "F16" : "BF16");
-    cJSON *list = cJSON_AddArrayToObject(r, "tensors");
+    /* the tensors the loader read, and apart from them those it left unread ("unused" notes) */
+    cJSON *list = cJSON_AddArrayToObject(r, "tensors"), *unused = cJSON_AddArrayToObject(r, "unused_tensors");
     for (int64_t i = 0; i < m.n_notes; i++) {
         const struct trit_tensor_note *n = &m.notes[i];
         int64_t dims[2] = {n->n_rows, n->n_cols};
-        add_tensor(list, n->name, n->kind, n->n_rows == 1 ? 1 : 2, n->n_rows == 1 ? dims + 1 : dims, n->file_bytes);
+        add_tensor(strcmp(n->kind, "unused") ? list : unused, n->name, n->kind, n->n_rows == 1 ? 1 : 2,
+                   n->n_rows == 1 ? dims + 1 : dims, n->file_bytes);
     }
     trit_model_release(&m);
 }
@@ -385,6 +387,8 @@ static void print_text(const cJSON *r, bool tensors) {
         print_bytes(num_of(m, "ternary_params") / 4.0);
         printf(" as 2-bit codes); embedding %s\n", str_of(m, "embedding_dtype"));
         if (tensors) print_tensors(cJSON_GetObjectItemCaseSensitive(r, "tensors"), "tensors as trit reads them");
+        const cJSON *unused = cJSON_GetObjectItemCaseSensitive(r, "unused_tensors");
+        if (tensors && cJSON_GetArraySize(unused) > 0) print_tensors(unused, "tensors trit does not use (ignored)");
         if (tool_stdout_check("inspect")) return;
     } else if (!cJSON_GetObjectItemCaseSensitive(r, "fatal")) {
         if (tensors) print_tensors(cJSON_GetObjectItemCaseSensitive(r, "file_tensors"), "tensors in the file");
@@ -456,6 +460,7 @@ int cmd_inspect(int argc, char **argv) {
         gather_tokenizer(r, path, hf);
         if (!tensors) {
             cJSON_DeleteItemFromObjectCaseSensitive(r, "tensors");
+            cJSON_DeleteItemFromObjectCaseSensitive(r, "unused_tensors");
             cJSON_DeleteItemFromObjectCaseSensitive(r, "file_tensors");
         }
         if (json) {
