@@ -2,7 +2,7 @@
  * bench_e2e_cpu.c: end-to-end CPU speed through the public API, as llama-bench reports it:
  * pp512 (one trit_decode of 512 random tokens, logits of the last only) and tg128 (128 single-token
  * trit_decode calls from an empty cache), against the memory-bandwidth floor measured in the same
- * run (DESIGN.md section 8).
+ * run (docs/design.md section 8).
  *
  *   build/bench/bench_e2e_cpu                                  synthetic:2b4t, 2 threads
  *   build/bench/bench_e2e_cpu -m synthetic:8b -t 2 -r 3 --head int8

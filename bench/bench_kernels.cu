@@ -7,7 +7,7 @@
  *   build/bench/bench_kernels [--models 2b,8b,70b] [--m 1,2,4,8,16,64,256,2048] [--iters 200]
  *                             [--out bench_kernels]      (writes bench_kernels.csv and .json)
  *
- * Method (gpu_kernels.md section 8; METHOD.md):
+ * Method (bench/README.md; docs/design.md section 8):
  *   - every variant is validated before it is timed: int32 accumulators against trit_gemm_ref
  *     (bit for bit) and fp32 outputs against trit_epilogue_ref (bit for bit), on up to 64 sampled
  *     rows x 16 sampled tokens (the whole output for small shapes);

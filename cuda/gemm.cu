@@ -21,7 +21,7 @@
  * Napkin math (H100 SXM): per chunk and warp, 1 weight load (512 B) feeds 4 x NT mma; the int8
  * ridge for 2-bit weights is m ~ 74, so up to m ~ 64 the kernel should stream weights at
  * bandwidth (4096 x 14336, 14.7 MB: ~5 us); beyond, mma.sync is bounded well below the 1979 TOPS
- * wgmma peak (a v2 with wgmma RS + TMA is the path for m >= 256, gpu_kernels.md section 7b).
+ * wgmma peak (a v2 with wgmma RS + TMA is the path for m >= 256; targets: bench/README.md).
  * Launch: ceil(N/64) x ceil(m/8NT) CTAs, times a split-K that brings small grids to 2 waves.
  */
 #include <cuda_runtime.h>

@@ -1,5 +1,5 @@
 # ctest_cuda_resources.cmake: checks of the CUDA kernels' compiled form that need no GPU
-# (DESIGN.md section 7), run by cuda/check/resources.cmake. Only in CUDA builds.
+# (docs/design.md section 7), run by cuda/check/resources.cmake. Only in CUDA builds.
 #   cuda_resources_spills   every kernel of cuda/*.cu, every arch: no stack frame, no spills
 #   cuda_resources_ptx      the GEMV/GEMM kernels load weights with ld.global.nc...v4 (16 bytes)
 #   cuda_resources_sass     the same in the SASS (LDG.E.NA.128); skipped when cuobjdump is missing

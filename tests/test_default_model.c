@@ -20,7 +20,7 @@
  * 2.4e-5); a wrong scale, norm or RoPE moves the mean NLL by orders more. */
 #define DEFAULT_MODEL_NLL_TOL 1.2e-3
 /* Greedy steps whose reference top1 - top2 margin is below this may legitimately flip between two
- * correct fp32 engines (hf_bitnet_math.md section 5.4: 0.05 against an fp32 reference). */
+ * correct fp32 engines (docs/design.md section 3). */
 #define DEFAULT_MODEL_DECISIVE_MARGIN 0.05f
 
 /* The quantized heads' perplexity cost on the excerpt, as mean NLL over the model's own bf16 head

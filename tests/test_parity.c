@@ -27,7 +27,7 @@
 #include "support.h"
 #include "trit.h"
 
-/* The fixture sequences were chosen so that an engine following DESIGN.md section 2 in fp32
+/* The fixture sequences were chosen so that an engine following docs/design.md section 3 in fp32
  * reproduces every int8 activation code of transformers (tie robustness >= 1e-6). Then the only
  * differences are fp32 rounding: 5 x the worst |dlogit| measured where all codes matched
  * (1.25e-4 over 600 sequences, tools/reference/README.md). A failure of this gate alone can be a

@@ -15,7 +15,7 @@
 
 #include "quant/quant.h"
 
-/* The three checkpoint kinds of DESIGN.md section 1, as Hugging Face folders. */
+/* The three checkpoint kinds of docs/formats.md section 1, as Hugging Face folders. */
 enum tiny_kind {
     TINY_HF_AUTOBITLINEAR = 0, /* model_type bitnet, relu2 (2B-4T graph), packed u8 + weight_scale that
                                   multiplies (BF16, or F32 with scale_f32), tied BF16 embedding */

@@ -8,7 +8,7 @@
  *   - only the second half is scored: the predictions made at positions n_ctx/2 .. n_ctx-2;
  *   - PPL = exp(mean NLL), +/- exp(mean NLL) x the standard error of the mean NLL.
  *
- *   trit perplexity -f tests/data/kjv_val_excerpt.txt
+ *   trit perplexity -f tests/data/default-model/val_excerpt.txt
  */
 #include <errno.h>
 #include <math.h>

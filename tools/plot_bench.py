@@ -9,7 +9,7 @@ The kind of each FILE is recognised from its contents:
   bench_kernels CSV (bench/bench_kernels.cu, header "model,layer,n,k,m,variant,...")
       PREFIX-gpu-speedup.png  speed-up over cuBLAS FP16 against m (log2 axis), one panel per shape,
                               one line per ternary variant, cuBLAS BF16 dashed, targets of
-                              gpu_kernels.md section 7 as red crosses where the shape has one
+                              bench/README.md as red crosses where the shape has one
       PREFIX-gpu-gbps.png     achieved GB/s against m, one panel per shape, with the device-to-device
                               copy bandwidth measured in the same run as a horizontal line
   bench_cpu_gemm CSV (bench/bench_cpu_gemm.c --csv, header "shape,n,k,variant,threads,m,...")
@@ -47,7 +47,7 @@ CPU_HEADER = ["shape", "n", "k", "variant", "threads", "m", "median_us", "min_us
               "read_gbps", "calls"]
 E2E_CSV_HEADER = ["model", "backend", "device", "threads", "head", "test", "avg_ts", "stddev_ts", "avg_ns"]
 
-# gpu_kernels.md section 7a (m = 1, by exact N x K) and 7b (m >= 16, by shape class: the 2B-4T
+# The targets of bench/README.md: m = 1 by exact N x K, and m >= 16 by shape class (the 2B-4T
 # shapes are the "2560 class", the 8B and 70B ones the "4096 x 14336 class").
 TARGET_M1 = {(2560, 2560): 2.5, (2560, 6912): 3.5, (6912, 2560): 3.5, (4096, 14336): 5.5, (8192, 28672): 7.0}
 TARGET_GEMM = {16: (5.0, 3.0), 64: (3.5, 2.5), 256: (1.6, 1.6), 2048: (1.5, 1.5)}
@@ -230,7 +230,7 @@ def plot_gpu(path, prefix, machine, date):
         if copy_gbps > 0:
             h = ax.axhline(copy_gbps, color="red", lw=1.2)
             handles.setdefault("D2D copy, same run: %.0f GB/s" % copy_gbps, h)
-            # gpu_kernels.md section 8: flag anything faster than the copy (suspect L2 residency)
+            # bench/README.md: flag anything faster than the copy (suspect L2 residency)
             over = [(r["m"], r["gbps"]) for r in rs if r["gbps"] > copy_gbps and r["variant"] != "act_quant"]
             if over:
                 (h,) = ax.plot([p[0] for p in over], [p[1] for p in over], "o", mfc="none", mec="red", ms=9, mew=1.5)

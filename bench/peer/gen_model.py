@@ -4,7 +4,7 @@
 
     python3 bench/peer/gen_model.py OUT.gguf [--layers 30] [--seed 1]
 
-Needs the `gguf` package from PyPI (bench/peer/run.sh installs gguf==0.19.0 into its work folder).
+Needs the `gguf` package from PyPI (bench/peer/run.py installs gguf==0.19.0 into its work folder).
 
 What it writes (tensor names and keys as the vendored llama.cpp's src/models/bitnet.cpp and
 src/llama-arch.cpp read them; trit reads the same file):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# gpu_session.sh: what to run first on a machine with a GPU (DESIGN.md section 7), in one go and
+# gpu_session.sh: what to run first on a machine with a GPU (docs/design.md section 7), in one go and
 # in about 8 minutes on an H100 (the device tool allows 10 per call):
 #   1. build the gpu-labelled tests, `trit` and the kernel benchmark for this GPU's architecture;
 #   2. the whole gpu-labelled suite with TRIT_REQUIRE_GPU=1 (a skip is a failure here);

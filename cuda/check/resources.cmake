@@ -1,4 +1,4 @@
-# resources.cmake: checks the compiled form of the CUDA kernels without a GPU (DESIGN.md section 7).
+# resources.cmake: checks the compiled form of the CUDA kernels without a GPU (docs/design.md section 7).
 #
 #   cmake -DNVCC=... -DARCHS="80;86;89;90" -DSRC=<repo> -DOUT=<dir> [-DCUOBJDUMP=...] -DMODE=<mode> -P resources.cmake
 #

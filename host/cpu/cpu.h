@@ -1,6 +1,6 @@
 /*
  * cpu.h: the CPU backend's op-level kernels. The *_ref functions are the scalar specification
- * (DESIGN.md section 2): naive, obviously right, and the answer every SIMD and CUDA kernel must
+ * (docs/design.md section 3): naive, obviously right, and the answer every SIMD and CUDA kernel must
  * reproduce bit for bit on the int32 accumulators.
  *
  * Shapes: W is (n, k) = (w->n_rows, w->n_cols); activations are (m, k) row-major; accumulators and

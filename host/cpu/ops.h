@@ -31,7 +31,7 @@ void trit_gated_act_f32(float *gate, const float *up, int64_t n, enum trit_act a
 
 /* trit_quantize_row_i8 (quant.h) bit for bit, vectorized where the CPU allows:
  *   s = 127 / max(max|x|, 1e-5);  q = clamp(rint(x * s), q_min, 127), a NaN element gives 0.
- * q_min = -128 is the activation contract of DESIGN.md section 2; the int8 LM head passes -127.
+ * q_min = -128 is the activation contract of docs/design.md section 3; the int8 LM head passes -127.
  * Returns s. */
 float trit_quantize_row_i8_fast(const float *x, int64_t k, int q_min, int8_t *q);
 /* The same over m token rows of k values (x (m, k), q (m, k), act_scale (m)), q_min = -128: a

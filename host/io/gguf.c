@@ -2,7 +2,7 @@
  * gguf.c: the GGUF reader (versions 2 and 3, little-endian), typed getters and the ggml type table.
  * The writer is in gguf_writer.c.
  *
- * File layout (shared/reference/llama_cpp.md section 1.2; all little-endian):
+ * File layout (docs/formats.md section 4; all little-endian):
  *
  *   u8[4]  magic "GGUF"                                   byte 0
  *   u32    version (2 or 3)                               byte 4
@@ -61,7 +61,7 @@ struct ggml_type_info {
     uint32_t type_size; /* bytes per block */
 };
 
-/* Ids 0..35 mean the same in upstream llama.cpp and in bitnet.cpp (llama_cpp.md section 2.3).
+/* Ids 0..35 mean the same in upstream llama.cpp and in bitnet.cpp (docs/formats.md section 4).
  * Sizes: gguf-py constants.py GGML_QUANT_SIZES. Removed types keep their name and no size. */
 static const struct ggml_type_info type_table[36] = {
     [GGML_TYPE_F32] = {"F32", 1, 4},
@@ -140,7 +140,7 @@ uint64_t gguf_tensor_bytes(uint32_t type, const int64_t ne[GGUF_MAX_DIMS]) {
     int64_t n = elem_count(ne);
     if (n < 0) return 0;
     /* bitnet.cpp I2_S: 2 bits per element, then a 32-byte tail whose first 4 bytes are the
-     * tensor's fp32 scale (llama_cpp.md section 2.4; ggml_nbytes special case: n/4 + 32). */
+     * tensor's fp32 scale (docs/formats.md section 4; ggml_nbytes special case: n/4 + 32). */
     if (type == GGML_TYPE_I2_S_BITNET) return (uint64_t)(n / 4) + 32;
     uint32_t blck, type_size;
     if (!gguf_type_traits(type, &blck, &type_size)) return 0;

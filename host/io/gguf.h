@@ -1,7 +1,7 @@
 /*
  * gguf.h: GGUF reader (read-only mmap, hostile-input safe) and writer.
  *
- * Spec: ggml-org/ggml docs/gguf.md, summarized in shared/reference/llama_cpp.md section 1.
+ * Spec: ggml-org/ggml docs/gguf.md, summarized in docs/formats.md section 4.
  * Little-endian, versions 2 and 3. Every length, count, offset and dimension is checked against the
  * file size and for overflow before anything is allocated or read; a failure returns
  * TRIT_ERR_FORMAT with a message that names the problem and the byte offset. A parsed file's tensor
@@ -37,7 +37,7 @@ enum gguf_type {
 
 /* ggml tensor types that trit knows by id. Ids >= 36 mean different things in bitnet.cpp files and
  * in upstream llama.cpp files; the model loader decides them by general.architecture and
- * general.file_type (DESIGN.md section 1). */
+ * general.file_type (docs/formats.md section 1). */
 enum ggml_type {
     GGML_TYPE_F32 = 0,
     GGML_TYPE_F16 = 1,

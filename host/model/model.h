@@ -1,10 +1,10 @@
 /*
  * model.h: one description of a ternary transformer, whatever file it came from.
  *
- * Data flows one way (DESIGN.md section 3): file -> io/ -> model/ (this: canonical ternary
+ * Data flows one way (docs/design.md section 1): file -> io/ -> model/ (this: canonical ternary
  * tensors + hyperparameters) -> a backend repacks once into its own layout.
  *
- * Three graph families (DESIGN.md section 1):
+ * Three graph families (docs/formats.md section 1):
  *   TRIT_FAMILY_BITNET_B158  microsoft bitnet-b1.58-2B-4T: ReLU^2 gate, attn/ffn sub-norms, GQA,
  *                            NeoX RoPE (theta 5e5), tied embedding. GGUF arch bitnet-b1.58 / bitnet-25,
  *                            HF model_type "bitnet".

@@ -10,7 +10,7 @@
  *                                                  Falcon3-1.58bit)
  *
  * weight_scale multiplies for quantization_config.linear_class "autobitlinear" (2B-4T) and divides
- * for "bitlinear", transformers' default (shared/reference/hf_bitnet_math.md section 2.4).
+ * for "bitlinear", transformers' default (docs/formats.md section 1).
  */
 #include <math.h>
 #include <stdio.h>

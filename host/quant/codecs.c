@@ -2,7 +2,7 @@
  * codecs.c: conversions between the canonical ternary tensor (quant.h) and the packed layouts
  * trit reads and writes: HF transformers uint8, GGUF TQ2_0 and TQ1_0 (llama.cpp), and bitnet.cpp
  * I2_S (x86 and ARM block layouts). Byte layouts are in quant.h and docs/formats.md
- * section 2, bitnet_cpp.md section 2.2, hf_bitnet_math.md section 2.1.
+ * section 1.
  *
  * Every packed code here is t + 1 in {0, 1, 2}, as in the canonical tensor, so a codec only moves
  * codes around. Decoders reject code 3; TQ2_0/TQ1_0 decoders also reject nonzero padding codes

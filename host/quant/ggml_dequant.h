@@ -1,7 +1,7 @@
 /*
  * ggml_dequant.h: dequantizers for the ggml block types that llama-quantize writes for the
  * non-ternary tensors of users' BitNet GGUFs (token_embd / output as Q6_K, Q8_0, Q4_K, or Q4_0
- * where a row does not divide into 256; shared/reference/llama_cpp.md sections 1.3 and 2.6).
+ * where a row does not divide into 256; docs/formats.md sections 1 and 4).
  *
  * Supported ggml type ids (io/gguf.h enum ggml_type), block size in elements / bytes per block:
  *   Q4_0 (2)  32 / 18     Q4_1 (3)  32 / 20     Q5_0 (6)  32 / 22     Q5_1 (7)  32 / 24

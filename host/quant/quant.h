@@ -2,7 +2,7 @@
  * quant.h: the ternary core. Ternarization, activation quantization, the canonical in-memory
  * ternary tensor, and codecs between it and every packed layout trit reads.
  *
- * The numerics contract (DESIGN.md section 2), which every backend follows:
+ * The numerics contract (docs/design.md section 3), which every backend follows:
  *   weights      alpha = max(mean(|W|), 1e-5) over the group; t = clamp(rint(W / alpha), -1, 1)
  *   activations  s = 127 / max(max|x|, 1e-5); q = clamp(rint(x * s), -128, 127)   (per token)
  *   integer core acc[n] = sum_k t[n,k] * q[k]   (int32, exact)

@@ -1,7 +1,7 @@
 /*
  * ternarize.c: the canonical ternary tensor (init, free, equal), weight ternarization (absmean,
  * per tensor or per column block), recovery of an already-ternary float tensor, and per-token
- * int8 activation quantization. The numerics are the contract in quant.h / DESIGN.md section 2.
+ * int8 activation quantization. The numerics are the contract in quant.h / docs/design.md section 3.
  */
 #include <math.h>
 #include <string.h>

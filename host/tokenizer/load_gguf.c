@@ -1,6 +1,6 @@
 /*
- * load_gguf.c: a tokenizer from a GGUF file's tokenizer.ggml.* keys (shared/reference/llama_cpp.md
- * section 4.1), through the GGUF reader of host/io/gguf.h.
+ * load_gguf.c: a tokenizer from a GGUF file's tokenizer.ggml.* keys (docs/formats.md
+ * section 3), through the GGUF reader of host/io/gguf.h.
  *
  *   tokenizer.ggml.model   "gpt2" (byte-level BPE) or "llama" (SentencePiece BPE); others refused
  *   tokenizer.ggml.pre     BPE only: the pre-tokenizer by name (vocab_set_pre_name); unknown or

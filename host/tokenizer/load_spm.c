@@ -2,7 +2,7 @@
  * load_spm.c: a SentencePiece BPE tokenizer from a `tokenizer.model` file (the protobuf ModelProto
  * of sentencepiece_model.proto), with the Hugging Face added_tokens.json and tokenizer_config.json
  * that sit beside it. This is what 1bitLLM bitnet_b1_58-* folders ship: Llama's 32000 pieces plus
- * {"<pad>": 32000, "</line>": 32001} (shared/reference/hf_bitnet_math.md section 3.1).
+ * {"<pad>": 32000, "</line>": 32001} (docs/formats.md section 3).
  *
  * Fields read (numbers from sentencepiece_model.proto; every other field is skipped):
  *   ModelProto      1 pieces (repeated SentencePiece)  2 trainer_spec  3 normalizer_spec

@@ -9,7 +9,7 @@
  * Loaded from a GGUF file's tokenizer.ggml.* keys, from a Hugging Face tokenizer.json (plus an
  * optional tokenizer_config.json beside it), or from a SentencePiece tokenizer.model (plus the
  * optional added_tokens.json and tokenizer_config.json beside it). Behaviour follows llama.cpp's src/llama-vocab.cpp
- * (shared/reference/llama_cpp.md section 4); tests/test_tokenizer_*.c check it against llama.cpp's
+ * (docs/formats.md section 3); tests/test_tokenizer_*.c check it against llama.cpp's
  * and transformers' expected ids.
  *
  * Ownership and threads: a loaded tokenizer is read-only. Every function taking a

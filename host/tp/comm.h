@@ -1,5 +1,5 @@
 /*
- * comm.h: the tensor-parallel communicator (DESIGN.md section 5). One handle is one rank's end of
+ * comm.h: the tensor-parallel communicator (docs/tensor-parallel.md). One handle is one rank's end of
  * a group of ranks that run collectives together:
  *
  *   MPI   CPU ranks, one process each (mpirun -np N, one node or several): comm_mpi.c

@@ -1,5 +1,5 @@
 /*
- * plan.h: Megatron-style sharding of a ternary transformer over n ranks (DESIGN.md section 5),
+ * plan.h: Megatron-style sharding of a ternary transformer over n ranks (docs/tensor-parallel.md),
  * and the numerics of the two quantization modes that need care across shards.
  *
  * Per layer, rank r holds:

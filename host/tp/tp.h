@@ -4,7 +4,7 @@
  *
  *   mpirun -np 4 trit run --tp-mpi [--tp-quant exact|grouped] -m model -p "..."
  *
- * Quantization modes (enum trit_tp_quant, trit.h; DESIGN.md section 5):
+ * Quantization modes (enum trit_tp_quant, trit.h; docs/tensor-parallel.md):
  *   exact    every statistic of a sharded row is global: the sub-norm's sum of squares (an
  *            all-gather of 16 bytes per rank and token, combined so that the result does not
  *            depend on the split: plan.h) and the activation absmax (an all-reduce max); weight

@@ -1,4 +1,4 @@
-"""engine_ref.py: a readable numpy model of trit's numerics contract (DESIGN.md section 2).
+"""engine_ref.py: a readable numpy model of trit's numerics contract (docs/design.md section 3).
 
 This is the second, independent implementation used to measure how far an engine that follows the
 contract may sit from the transformers fp32 references in tests/data/fixtures/. It does not import

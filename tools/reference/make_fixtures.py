@@ -8,7 +8,7 @@ For each model family trit must run, this script
      CPU) so that every reference is transformers' own reading of the file;
   3. records a teacher-forced forward, a greedy generation, top-1/top-2 margins and the layer-0
      q_proj intermediates (int8 codes, int32 accumulators);
-  4. runs tools/reference/engine_ref.py (an independent numpy model of DESIGN.md section 2) on the
+  4. runs tools/reference/engine_ref.py (an independent numpy model of docs/design.md section 3) on the
      same folder and measures its distance to the reference, on the fixture ids and on a sweep of
      extra random sequences (the sweep is only measured, not stored).
 
