@@ -216,7 +216,7 @@ def plot_gpu(path, prefix, machine, date):
                 tx.append(m), ty.append(TARGET_GEMM[m][0 if big else 1])
         if tx:
             (h,) = ax.plot(tx, ty, "x", color="red", ms=7, mew=2)
-            handles.setdefault("target (gpu_kernels.md §7)", h)
+            handles.setdefault("target (bench/README.md)", h)
         ax.axhline(1.0, color="black", lw=0.8)
 
     def bandwidth(ax, model, n, k, rs, by, handles):
