@@ -150,9 +150,7 @@ static struct token_bytes bytes_per_token(const struct trit_model *m, const char
     const struct trit_hparams *hp = &m->hp;
     struct token_bytes b = {0};
     for (int64_t i = 0; i < hp->n_layers; i++) {
-        const struct trit_layer *l = &m->layers[i];
-        const struct trit_ternary *ws[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
-        for (int j = 0; j < 7; j++) b.ternary += packed_bytes(ws[j]);
+        for (int j = 0; j < TRIT_N_W; j++) b.ternary += packed_bytes(&m->layers[i].w[j]);
     }
     const double head_elems = (double)hp->n_vocab * (double)hp->dim;
     /* int8: one byte per weight plus an fp32 scale and an int32 row sum per row; 4 bits: half a

@@ -419,7 +419,7 @@ uint64_t upload_total(const cuda_state *st) {
 // order wq, wk, wv (rows of the computed heads), wo (columns of the own heads), gate, up (rows),
 // down (columns).
 struct tp_slices {
-    trit_ternary t[7];
+    trit_ternary t[TRIT_N_W]; // enum trit_weight
 };
 
 void tp_slices_free(tp_slices *sl) {
@@ -430,23 +430,20 @@ enum trit_status tp_slices_make(const cuda_state *st, const trit_layer *L, tp_sl
     const cuda_tp *t = &st->tp;
     const int64_t hd = st->m->hp.head_dim;
     const struct {
-        const trit_ternary *src;
         bool rows;
         int64_t start, n;
-    } parts[7] = {
-        {&L->wq, true, t->head_c0 * hd, st->hq},
-        {&L->wk, true, t->plan.kv_head0 * hd, st->hkv},
-        {&L->wv, true, t->plan.kv_head0 * hd, st->hkv},
-        {&L->wo, false, t->plan.head0 * hd, t->q_own},
-        {&L->w_gate, true, t->plan.ffn0, st->f},
-        {&L->w_up, true, t->plan.ffn0, st->f},
-        {&L->w_down, false, t->plan.ffn0, st->f},
+    } parts[TRIT_N_W] = {
+        // in enum trit_weight order: q (the computed heads), k, v, o (the own heads' columns), gate, up, down
+        {true, t->head_c0 * hd, st->hq},       {true, t->plan.kv_head0 * hd, st->hkv},
+        {true, t->plan.kv_head0 * hd, st->hkv}, {false, t->plan.head0 * hd, t->q_own},
+        {true, t->plan.ffn0, st->f},           {true, t->plan.ffn0, st->f},
+        {false, t->plan.ffn0, st->f},
     };
     *sl = tp_slices{};
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < TRIT_N_W; i++) {
         const enum trit_status status = parts[i].rows
-                                            ? trit_tp_ternary_rows(parts[i].src, parts[i].start, parts[i].n, &sl->t[i])
-                                            : trit_tp_ternary_cols(parts[i].src, parts[i].start, parts[i].n, &sl->t[i]);
+                                            ? trit_tp_ternary_rows(&L->w[i], parts[i].start, parts[i].n, &sl->t[i])
+                                            : trit_tp_ternary_cols(&L->w[i], parts[i].start, parts[i].n, &sl->t[i]);
         if (status != TRIT_OK) {
             tp_slices_free(sl);
             return status;
@@ -491,8 +488,8 @@ enum trit_status upload_weights(cuda_state *st) {
         tp_slices sl = {};
         if (st->has_tp && (status = tp_slices_make(st, L, &sl)) != TRIT_OK) break;
         const trit_ternary *const *src = NULL;
-        const trit_ternary *whole[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        const trit_ternary *shard[7] = {&sl.t[0], &sl.t[1], &sl.t[2], &sl.t[3], &sl.t[4], &sl.t[5], &sl.t[6]};
+        const trit_ternary *whole[TRIT_N_W], *shard[TRIT_N_W];
+        for (int j = 0; j < TRIT_N_W; j++) whole[j] = &L->w[j], shard[j] = &sl.t[j];
         src = st->has_tp ? shard : whole;
         const trit_ternary *qkv[] = {src[0], src[1], src[2]}, *o[] = {src[3]}, *gu[] = {src[4], src[5]},
                            *down[] = {src[6]};
@@ -942,9 +939,8 @@ enum trit_status check_model(const trit_model *m, const trit_backend_config *cfg
         const trit_layer *L = &m->layers[i];
         if (!L->attn_norm || !L->ffn_norm || (hp->sub_norms && (!L->attn_sub_norm || !L->ffn_sub_norm)))
             return trit_error(TRIT_ERR_INVALID_ARG, "cuda backend: layer %lld lacks a norm", (long long)i);
-        const trit_ternary *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (const trit_ternary *w : ws)
-            if (!w->codes || w->row_bytes != (w->n_cols + 3) / 4)
+        for (const trit_ternary &w : L->w)
+            if (!w.codes || w.row_bytes != (w.n_cols + 3) / 4)
                 return trit_error(TRIT_ERR_INVALID_ARG, "cuda backend: layer %lld has a malformed ternary matrix",
                                   (long long)i);
     }
@@ -1085,9 +1081,9 @@ enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *
     for (int64_t i = 0; i < hp->n_layers; i++) {
         const trit_layer *L = &m->layers[i];
         cuda_layer *W = &st->layers[i];
-        W->ws_qkv[0] = wscale_of(L->wq), W->ws_qkv[1] = wscale_of(L->wk), W->ws_qkv[2] = wscale_of(L->wv);
-        W->ws_o = wscale_of(L->wo), W->ws_gate = wscale_of(L->w_gate), W->ws_up = wscale_of(L->w_up);
-        W->ws_down = wscale_of(L->w_down);
+        W->ws_qkv[0] = wscale_of(L->w[TRIT_W_Q]), W->ws_qkv[1] = wscale_of(L->w[TRIT_W_K]), W->ws_qkv[2] = wscale_of(L->w[TRIT_W_V]);
+        W->ws_o = wscale_of(L->w[TRIT_W_O]), W->ws_gate = wscale_of(L->w[TRIT_W_GATE]), W->ws_up = wscale_of(L->w[TRIT_W_UP]);
+        W->ws_down = wscale_of(L->w[TRIT_W_DOWN]);
     }
     if ((status = upload_weights(st)) != TRIT_OK) goto fail;
     if ((status = upload_rope(st)) != TRIT_OK) goto fail;

@@ -75,10 +75,7 @@ static void convert_ok(const char *src, const char *dst, const struct trit_conve
     cr_assert(!exists(test_tmp_path("out.gguf.partial")));
 }
 
-static const struct trit_ternary *weight(const struct trit_layer *l, int k) {
-    const struct trit_ternary *ws[7] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
-    return ws[k];
-}
+static const struct trit_ternary *weight(const struct trit_layer *l, int k) { return &l->w[k]; }
 
 /* llama.cpp's permute, written as its numpy: w.reshape(n_head, 2, hd/2, cols).swapaxes(1, 2):
  * out[h][j][a] = in[h][a][j]. */
@@ -169,7 +166,7 @@ Test(convert, hf_autobitlinear_multiply) {
     assert_codes(&a, &tm);
     assert_same_model(&a, &b, false);
     cr_assert_eq(b.hp.family, TRIT_FAMILY_BITNET_B158);
-    cr_assert_eq(b.layers[0].wq.scale_kind, TRIT_SCALE_MUL);
+    cr_assert_eq(b.layers[0].w[TRIT_W_Q].scale_kind, TRIT_SCALE_MUL);
     cr_assert_eq(b.tok_embd.dtype, TRIT_DTYPE_BF16);
 
     struct gguf_file f;
@@ -187,7 +184,7 @@ Test(convert, hf_autobitlinear_multiply) {
     cr_assert(q && q->type == GGML_TYPE_TQ2_0 && qs && qs->type == GGML_TYPE_F32);
     float s;
     memcpy(&s, qs->data, 4);
-    cr_assert(same_bits(s, a.layers[1].wq.scale));
+    cr_assert(same_bits(s, a.layers[1].w[TRIT_W_Q].scale));
     cr_assert_eq(gguf_find_tensor(&f, "token_embd.weight")->type, GGML_TYPE_BF16);
     cr_assert_null(gguf_find_tensor(&f, "output.weight")); /* tied */
     gguf_close(&f);
@@ -256,7 +253,7 @@ Test(convert, hf_float_latents_1bitllm) {
 
     struct trit_model a = load(dir), b = load(test_tmp_path("out.gguf"));
     cr_assert_eq(a.hp.family, TRIT_FAMILY_BITNET);
-    cr_assert_eq(a.layers[0].w_up.scale_kind, TRIT_SCALE_MUL); /* absmean alpha */
+    cr_assert_eq(a.layers[0].w[TRIT_W_UP].scale_kind, TRIT_SCALE_MUL); /* absmean alpha */
     assert_same_model(&a, &b, false);
     struct gguf_file f;
     memset(&f, 0, sizeof f);
@@ -524,7 +521,7 @@ Test(convert, the_check_catches_a_changed_code_scale_or_hparam) {
     struct trit_model a = load(dir), b = load(test_tmp_path("out.gguf"));
     cr_assert_eq(trit_convert_compare_models(&a, &b), TRIT_OK, "%s", trit_last_error());
 
-    struct trit_ternary *w = &b.layers[1].w_up;
+    struct trit_ternary *w = &b.layers[1].w[TRIT_W_UP];
     int t = trit_ternary_get(w, 5, 77);
     trit_ternary_set(w, 5, 77, t == 1 ? 0 : t + 1);
     cr_assert_eq(trit_convert_compare_models(&a, &b), TRIT_ERR_FORMAT);

@@ -142,13 +142,13 @@ static void make_model(const struct shape *sh, uint64_t seed, struct trit_model 
             l->attn_sub_norm = make_norm(qd, &s);
             l->ffn_sub_norm = make_norm(F, &s);
         }
-        make_ternary(&l->wq, qd, D, sh->kind, &s);
-        make_ternary(&l->wk, kvd, D, sh->kind, &s);
-        make_ternary(&l->wv, kvd, D, sh->kind, &s);
-        make_ternary(&l->wo, D, qd, sh->kind, &s);
-        make_ternary(&l->w_gate, F, D, sh->kind, &s);
-        make_ternary(&l->w_up, F, D, sh->kind, &s);
-        make_ternary(&l->w_down, D, F, sh->kind, &s);
+        make_ternary(&l->w[TRIT_W_Q], qd, D, sh->kind, &s);
+        make_ternary(&l->w[TRIT_W_K], kvd, D, sh->kind, &s);
+        make_ternary(&l->w[TRIT_W_V], kvd, D, sh->kind, &s);
+        make_ternary(&l->w[TRIT_W_O], D, qd, sh->kind, &s);
+        make_ternary(&l->w[TRIT_W_GATE], F, D, sh->kind, &s);
+        make_ternary(&l->w[TRIT_W_UP], F, D, sh->kind, &s);
+        make_ternary(&l->w[TRIT_W_DOWN], D, F, sh->kind, &s);
     }
     OK(trit_model_validate(m));
 }

@@ -836,7 +836,7 @@ Test(gguf, q6_k_embedding_and_q8_0_output_load) {
     cr_assert_str_eq(n2->kind, "Q8_0 -> F16");
     cr_assert_eq(n1->file_bytes, embd.n_bytes);
     /* The ternary weights came through as written (scale 0.5 in every TQ2_0 block). */
-    cr_assert_eq(m.layers[0].wq.scale, 0.5f);
+    cr_assert_eq(m.layers[0].w[TRIT_W_Q].scale, 0.5f);
     trit_model_release(&m);
     free(embd.bytes);
     free(out.bytes);

@@ -235,7 +235,7 @@ static void check_q_proj(const char *name) {
     snprintf(dir, sizeof dir, "%s/%s", test_data_path("fixtures"), name);
     struct trit_model m;
     cr_assert_eq(trit_model_load_path(dir, NULL, &m), TRIT_OK, "%s", trit_last_error());
-    const struct trit_ternary *w = &m.layers[0].wq;
+    const struct trit_ternary *w = &m.layers[0].w[TRIT_W_Q];
     const int64_t n_tok = 24, k = w->n_cols, n = w->n_rows;
     snprintf(path, sizeof path, "%s/q_proj_l0.x.f32", dir);
     float *x = read_f32(path, (size_t)(n_tok * k));

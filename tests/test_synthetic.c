@@ -42,7 +42,7 @@ Test(synthetic, tiny_models_validate_and_have_their_family) {
 Test(synthetic, codes_are_valid_with_the_stated_distribution) {
     struct trit_model m;
     cr_assert_eq(trit_model_synthetic("tiny", 3, &m), TRIT_OK);
-    const struct trit_ternary *w = &m.layers[0].w_gate; /* 160 x 96 = 15360 codes */
+    const struct trit_ternary *w = &m.layers[0].w[TRIT_W_GATE]; /* 160 x 96 = 15360 codes */
     const int64_t n = w->n_rows * w->n_cols;
     cr_expect_eq(count_code(w, 3), 0);
     /* P(t = -1, 0, +1) = 5/16, 6/16, 5/16 per weight (synthetic.c); 6 binomial standard deviations
@@ -53,7 +53,7 @@ Test(synthetic, codes_are_valid_with_the_stated_distribution) {
         cr_expect(fabs((double)count_code(w, code) - (double)n * p[code]) < 6.0 * sd, "code %u: %lld of %lld", code,
                   (long long)count_code(w, code), (long long)n);
     }
-    cr_expect(m.layers[0].wq.scale > 0.0f && isfinite(m.layers[0].wq.scale));
+    cr_expect(m.layers[0].w[TRIT_W_Q].scale > 0.0f && isfinite(m.layers[0].w[TRIT_W_Q].scale));
     trit_model_release(&m);
 }
 
@@ -63,12 +63,12 @@ Test(synthetic, same_seed_same_bytes_other_seed_other_bytes) {
     cr_assert_eq(trit_model_synthetic("tiny-llama", 11, &b), TRIT_OK);
     cr_assert_eq(trit_model_synthetic("tiny-llama", 12, &c), TRIT_OK);
     for (int64_t i = 0; i < a.hp.n_layers; i++) {
-        cr_expect(trit_ternary_equal(&a.layers[i].w_down, &b.layers[i].w_down));
-        cr_expect(!trit_ternary_equal(&a.layers[i].w_down, &c.layers[i].w_down));
+        cr_expect(trit_ternary_equal(&a.layers[i].w[TRIT_W_DOWN], &b.layers[i].w[TRIT_W_DOWN]));
+        cr_expect(!trit_ternary_equal(&a.layers[i].w[TRIT_W_DOWN], &c.layers[i].w[TRIT_W_DOWN]));
         cr_expect(memcmp(a.layers[i].attn_norm, b.layers[i].attn_norm, (size_t)a.hp.dim * sizeof(float)) == 0);
     }
     /* the layers draw from different streams */
-    cr_expect(!trit_ternary_equal(&a.layers[0].w_down, &a.layers[1].w_down));
+    cr_expect(!trit_ternary_equal(&a.layers[0].w[TRIT_W_DOWN], &a.layers[1].w[TRIT_W_DOWN]));
     const size_t emb_bytes = (size_t)(a.hp.n_vocab * a.hp.dim) * 2;
     cr_expect(memcmp(a.tok_embd.data, b.tok_embd.data, emb_bytes) == 0);
     cr_expect(memcmp(a.tok_embd.data, c.tok_embd.data, emb_bytes) != 0);

@@ -154,7 +154,7 @@ Test(tp_mpi, exact_accumulators) {
     struct {
         const struct trit_ternary *w;
         int64_t c0, n;
-    } row_par[2] = {{&L->wo, pl.head0 * hd, pl.n_heads * hd}, {&L->w_down, pl.ffn0, pl.n_ffn}};
+    } row_par[2] = {{&L->w[TRIT_W_O], pl.head0 * hd, pl.n_heads * hd}, {&L->w[TRIT_W_DOWN], pl.ffn0, pl.n_ffn}};
     uint64_t seed = 99; /* the same activations on every rank */
     for (int k = 0; k < 2; k++) {
         const struct trit_ternary *w = row_par[k].w;
@@ -178,7 +178,7 @@ Test(tp_mpi, exact_accumulators) {
         trit_free(q), trit_free(qs), trit_free(ref), trit_free(acc);
     }
     /* column-parallel gate rows, gathered in slots of the largest shard */
-    const struct trit_ternary *w = &L->w_gate;
+    const struct trit_ternary *w = &L->w[TRIT_W_GATE];
     int8_t *q = trit_alloc((size_t)(m * w->n_cols));
     for (int64_t i = 0; i < m * w->n_cols; i++) q[i] = (int8_t)((int)(tp_test_next(&seed) % 256) - 128);
     const int64_t slot = trit_div_ceil(w->n_rows, P);

@@ -16,7 +16,7 @@
 
 struct tp_test_model {
     struct trit_model m;
-    float *w[8][7]; /* float weights of up to 8 layers, in enum trit_tp_matrix order */
+    float *w[8][TRIT_N_W]; /* float weights of up to 8 layers, by enum trit_weight */
     struct trit_tp_float_source floats;
 };
 
@@ -34,7 +34,7 @@ static inline float tp_test_normal(uint64_t *s) {
     return (a - 2.0f) * 1.7320508f;
 }
 
-static inline const float *tp_test_model_get(void *user, int64_t layer, enum trit_tp_matrix which) {
+static inline const float *tp_test_model_get(void *user, int64_t layer, enum trit_weight which) {
     struct tp_test_model *t = user;
     return layer < 8 ? t->w[layer][which] : NULL;
 }
@@ -73,9 +73,10 @@ static inline enum trit_status tp_test_model_build(const struct trit_hparams *hp
             L->attn_sub_norm = tp_test_vec(&s, qd, 0.5f, 1.5f);
             L->ffn_sub_norm = tp_test_vec(&s, F, 0.5f, 1.5f);
         }
-        const int64_t shapes[7][2] = {{qd, D}, {kvd, D}, {kvd, D}, {D, qd}, {F, D}, {F, D}, {D, F}};
-        struct trit_ternary *dst[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (int j = 0; j < 7 && st == TRIT_OK; j++) {
+        const int64_t shapes[TRIT_N_W][2] = {{qd, D}, {kvd, D}, {kvd, D}, {D, qd}, {F, D}, {F, D}, {D, F}};
+        struct trit_ternary *dst[TRIT_N_W];
+        for (int j = 0; j < TRIT_N_W; j++) dst[j] = &L->w[j];
+        for (int j = 0; j < TRIT_N_W && st == TRIT_OK; j++) {
             const int64_t n = shapes[j][0] * shapes[j][1];
             float *w = trit_alloc((size_t)n * sizeof(float));
             if (!w) return TRIT_ERR_OUT_OF_MEMORY;

@@ -195,9 +195,7 @@ static void gather_model(cJSON *r, const char *path, bool is_hf, bool has_tensor
     cJSON_AddBoolToObject(h, "tied_embeddings", hp->tied_embeddings);
     int n_mul = 0, n_div = 0;
     for (int64_t i = 0; i < hp->n_layers; i++) {
-        const struct trit_layer *l = &m.layers[i];
-        const struct trit_ternary *ws[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
-        for (size_t k = 0; k < sizeof ws / sizeof ws[0]; k++) *(ws[k]->scale_kind == TRIT_SCALE_DIV ? &n_div : &n_mul) += 1;
+        for (int k = 0; k < TRIT_N_W; k++) *(m.layers[i].w[k].scale_kind == TRIT_SCALE_DIV ? &n_div : &n_mul) += 1;
     }
     cJSON_AddStringToObject(mo, "scale_kind", n_div && n_mul ? "mixed" : n_div ? "divide" : "multiply");
     int64_t n_params = trit_model_ternary_params(&m);

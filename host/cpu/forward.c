@@ -117,7 +117,7 @@ static enum trit_status cpu_forward(void *state, const int32_t *tokens, int64_t 
 
         /* attention block */
         trit_prepare_matmul_input(st->pool, n_tok, D, st->x, NULL, hp->act, L->attn_norm, hp->norm_eps, st->xn, st->q8, st->s);
-        const struct trit_cpu_matrix *qkv[3] = {&W->wq, &W->wk, &W->wv};
+        const struct trit_cpu_matrix *qkv[3] = {&W->w[TRIT_W_Q], &W->w[TRIT_W_K], &W->w[TRIT_W_V]};
         float *qkv_out[3] = {st->q, st->k, st->v};
         TRIT_TRY(matmul_multi(st, 3, qkv, n_tok, qkv_out));
         trit_cpu_rope_to_cache(hp, st->rope_cos, st->rope_sin, n_tok, pos0, hp->n_heads, hp->n_kv_heads, st->q, st->k,
@@ -126,16 +126,16 @@ static enum trit_status cpu_forward(void *state, const int32_t *tokens, int64_t 
         trit_pool_parallel_for(st->pool, n_tok * trit_div_ceil(hp->n_heads, aj.heads), attn_task, &aj);
         trit_prepare_matmul_input(st->pool, n_tok, q_dim, st->att, NULL, hp->act, hp->sub_norms ? L->attn_sub_norm : NULL,
                                   hp->norm_eps, st->att, st->q8, st->s);
-        TRIT_TRY(trit_cpu_gemm_f32_add(st->pool, &W->wo, st->q8, n_tok, st->s, st->x));
+        TRIT_TRY(trit_cpu_gemm_f32_add(st->pool, &W->w[TRIT_W_O], st->q8, n_tok, st->s, st->x));
 
         /* feed-forward block */
         trit_prepare_matmul_input(st->pool, n_tok, D, st->x, NULL, hp->act, L->ffn_norm, hp->norm_eps, st->xn, st->q8, st->s);
-        const struct trit_cpu_matrix *gu[2] = {&W->w_gate, &W->w_up};
+        const struct trit_cpu_matrix *gu[2] = {&W->w[TRIT_W_GATE], &W->w[TRIT_W_UP]};
         float *gu_out[2] = {st->gate, st->up};
         TRIT_TRY(matmul_multi(st, 2, gu, n_tok, gu_out));
         trit_prepare_matmul_input(st->pool, n_tok, F, st->gate, st->up, hp->act, hp->sub_norms ? L->ffn_sub_norm : NULL,
                                   hp->norm_eps, st->gate, st->q8, st->s);
-        TRIT_TRY(trit_cpu_gemm_f32_add(st->pool, &W->w_down, st->q8, n_tok, st->s, st->x));
+        TRIT_TRY(trit_cpu_gemm_f32_add(st->pool, &W->w[TRIT_W_DOWN], st->q8, n_tok, st->s, st->x));
     }
 
     /* head: every token's logits, or the last token's */
@@ -198,10 +198,9 @@ static void cpu_plan(const struct trit_model *m, const struct trit_backend_confi
     const uint64_t wide = (uint64_t)widest_row(hp), f4 = sizeof(float);
     memset(out, 0, sizeof *out);
     for (int64_t i = 0; i < hp->n_layers; i++) {
-        const struct trit_layer *L = &m->layers[i];
-        const struct trit_ternary *w[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (size_t j = 0; j < 7; j++) {
-            const int64_t b = trit_cpu_matrix_plan_bytes(w[j]->n_rows, w[j]->n_cols);
+        for (int j = 0; j < TRIT_N_W; j++) {
+            const struct trit_ternary *w = &m->layers[i].w[j];
+            const int64_t b = trit_cpu_matrix_plan_bytes(w->n_rows, w->n_cols);
             out->weights_bytes = add_sat(out->weights_bytes, b < 0 ? UINT64_MAX : (uint64_t)b);
         }
     }
@@ -241,9 +240,7 @@ static enum trit_status cpu_init(const struct trit_model *m, const struct trit_b
     for (int64_t i = 0; i < hp->n_layers && status == TRIT_OK; i++) {
         const struct trit_layer *L = &m->layers[i];
         struct trit_cpu_layer *W = &st->layers[i];
-        const struct trit_ternary *src[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        struct trit_cpu_matrix *dst[] = {&W->wq, &W->wk, &W->wv, &W->wo, &W->w_gate, &W->w_up, &W->w_down};
-        for (size_t j = 0; j < 7 && status == TRIT_OK; j++) status = trit_cpu_matrix_pack(src[j], dst[j]);
+        for (int j = 0; j < TRIT_N_W && status == TRIT_OK; j++) status = trit_cpu_matrix_pack(&L->w[j], &W->w[j]);
     }
 
     const int64_t B = st->cfg.n_batch, C = st->cfg.n_ctx, D = hp->dim, F = hp->ffn_dim;

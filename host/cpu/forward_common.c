@@ -8,18 +8,14 @@
 void trit_cpu_layers_free(struct trit_cpu_layer *layers, int64_t n_layers) {
     if (!layers) return;
     for (int64_t i = 0; i < n_layers; i++) {
-        struct trit_cpu_layer *l = &layers[i];
-        struct trit_cpu_matrix *ms[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
-        for (size_t j = 0; j < sizeof ms / sizeof ms[0]; j++) trit_cpu_matrix_free(ms[j]);
+        for (int j = 0; j < TRIT_N_W; j++) trit_cpu_matrix_free(&layers[i].w[j]);
     }
 }
 
 uint64_t trit_cpu_layers_bytes(const struct trit_cpu_layer *layers, int64_t n_layers) {
     uint64_t w = 0;
     for (int64_t i = 0; i < n_layers; i++) {
-        const struct trit_cpu_layer *l = &layers[i];
-        const struct trit_cpu_matrix *ms[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
-        for (size_t j = 0; j < sizeof ms / sizeof ms[0]; j++) w += (uint64_t)trit_cpu_matrix_bytes(ms[j]);
+        for (int j = 0; j < TRIT_N_W; j++) w += (uint64_t)trit_cpu_matrix_bytes(&layers[i].w[j]);
     }
     return w;
 }

@@ -15,7 +15,7 @@
 
 /* A layer's seven ternary matrices packed for the CPU kernels (a TP rank holds its shards). */
 struct trit_cpu_layer {
-    struct trit_cpu_matrix wq, wk, wv, wo, w_gate, w_up, w_down;
+    struct trit_cpu_matrix w[TRIT_N_W]; /* enum trit_weight */
 };
 
 /* Frees the matrices of layers[0..n_layers) (not the array); accepts NULL. */

@@ -109,19 +109,6 @@ static enum trit_status permuted_copy(const struct trit_ternary *w, int64_t head
     return TRIT_OK;
 }
 
-/* The seven ternary weights of a layer, with their GGUF names. */
-#define N_TERNARY 7
-static const char *const TERNARY_NAMES[N_TERNARY] = {"attn_q", "attn_k", "attn_v", "attn_output",
-                                                     "ffn_gate", "ffn_up", "ffn_down"};
-static void layer_ternaries(const struct trit_layer *l, const struct trit_ternary *out[N_TERNARY]) {
-    out[0] = &l->wq;
-    out[1] = &l->wk;
-    out[2] = &l->wv;
-    out[3] = &l->wo;
-    out[4] = &l->w_gate;
-    out[5] = &l->w_up;
-    out[6] = &l->w_down;
-}
 
 /* ---- metadata ----------------------------------------------------------------------------- */
 
@@ -537,7 +524,7 @@ static enum trit_status add_ternary(struct encoder *E, int64_t layer, const char
 
 static enum trit_status add_tensors(struct encoder *E, const struct trit_model *m, bool permute) {
     const struct trit_hparams *hp = &m->hp;
-    E->total = hp->n_layers * N_TERNARY;
+    E->total = hp->n_layers * TRIT_N_W;
     TRIT_TRY(add_dense(E, "token_embd.weight", &m->tok_embd));
     TRIT_TRY(add_vector(E, "output_norm.weight", m->out_norm, hp->dim));
     if (!hp->tied_embeddings) TRIT_TRY(add_dense(E, "output.weight", &m->output));
@@ -551,17 +538,15 @@ static enum trit_status add_tensors(struct encoder *E, const struct trit_model *
         TRIT_TRY(add_vector(E, NAME("ffn_norm.weight"), l->ffn_norm, hp->dim));
         if (l->ffn_sub_norm) TRIT_TRY(add_vector(E, NAME("ffn_sub_norm.weight"), l->ffn_sub_norm, hp->ffn_dim));
 #undef NAME
-        const struct trit_ternary *ws[N_TERNARY];
-        layer_ternaries(l, ws);
-        for (int k = 0; k < N_TERNARY; k++) {
-            if (permute && k < 2) { /* attn_q, attn_k */
+        for (int k = 0; k < TRIT_N_W; k++) {
+            if (permute && (k == TRIT_W_Q || k == TRIT_W_K)) {
                 struct trit_ternary p;
-                TRIT_TRY(permuted_copy(ws[k], hp->head_dim, &p));
-                enum trit_status st = add_ternary(E, i, TERNARY_NAMES[k], &p);
+                TRIT_TRY(permuted_copy(&l->w[k], hp->head_dim, &p));
+                enum trit_status st = add_ternary(E, i, trit_weights[k].gguf, &p);
                 trit_ternary_free(&p);
                 TRIT_TRY(st);
             } else {
-                TRIT_TRY(add_ternary(E, i, TERNARY_NAMES[k], ws[k]));
+                TRIT_TRY(add_ternary(E, i, trit_weights[k].gguf, &l->w[k]));
             }
         }
     }
@@ -633,11 +618,9 @@ enum trit_status trit_convert_compare_models(const struct trit_model *src, const
         TRIT_TRY(compare_vector(la->attn_sub_norm, lb->attn_sub_norm, q_dim, i, "attn_sub_norm"));
         TRIT_TRY(compare_vector(la->ffn_norm, lb->ffn_norm, a->dim, i, "ffn_norm"));
         TRIT_TRY(compare_vector(la->ffn_sub_norm, lb->ffn_sub_norm, a->ffn_dim, i, "ffn_sub_norm"));
-        const struct trit_ternary *wa[N_TERNARY], *wb[N_TERNARY];
-        layer_ternaries(la, wa);
-        layer_ternaries(lb, wb);
-        for (int k = 0; k < N_TERNARY; k++)
-            TRIT_TRY(compare_ternary(wa[k], wb[k], permute && k < 2, a->head_dim, i, TERNARY_NAMES[k]));
+        for (int k = 0; k < TRIT_N_W; k++)
+            TRIT_TRY(compare_ternary(&la->w[k], &lb->w[k], permute && (k == TRIT_W_Q || k == TRIT_W_K), a->head_dim, i,
+                                     trit_weights[k].gguf));
     }
     return TRIT_OK;
 }
@@ -739,16 +722,14 @@ static struct trit_load_params load_params_for(struct load_progress *lp) {
 
 /* The model's single scale kind; mixed kinds cannot be written (trit.weight_scale_kind is per file). */
 static enum trit_status scale_kind_of(const struct trit_model *m, bool *divides) {
-    *divides = m->hp.n_layers > 0 && m->layers[0].wq.scale_kind == TRIT_SCALE_DIV;
+    *divides = m->hp.n_layers > 0 && m->layers[0].w[TRIT_W_Q].scale_kind == TRIT_SCALE_DIV;
     for (int64_t i = 0; i < m->hp.n_layers; i++) {
-        const struct trit_ternary *ws[N_TERNARY];
-        layer_ternaries(&m->layers[i], ws);
-        for (int k = 0; k < N_TERNARY; k++)
-            if ((ws[k]->scale_kind == TRIT_SCALE_DIV) != *divides)
+        for (int k = 0; k < TRIT_N_W; k++)
+            if ((m->layers[i].w[k].scale_kind == TRIT_SCALE_DIV) != *divides)
                 return trit_error(TRIT_ERR_UNSUPPORTED,
                                   "convert: layer %lld %s has a %s scale while layer 0 attn_q has a %s one; a trit GGUF holds "
                                   "one scale kind (trit.weight_scale_kind)",
-                                  (long long)i, TERNARY_NAMES[k], *divides ? "multiply" : "divide", *divides ? "divide" : "multiply");
+                                  (long long)i, trit_weights[k].gguf, *divides ? "multiply" : "divide", *divides ? "divide" : "multiply");
     }
     return TRIT_OK;
 }

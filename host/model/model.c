@@ -11,6 +11,31 @@
 
 #include "model/model_internal.h"
 
+const struct trit_weight_info trit_weights[TRIT_N_W] = {
+    [TRIT_W_Q] = {.gguf = "attn_q", .hf = "self_attn.q_proj", .what = "q projection"},
+    [TRIT_W_K] = {.gguf = "attn_k", .hf = "self_attn.k_proj", .what = "k projection"},
+    [TRIT_W_V] = {.gguf = "attn_v", .hf = "self_attn.v_proj", .what = "v projection"},
+    [TRIT_W_O] = {.gguf = "attn_output", .hf = "self_attn.o_proj", .what = "o projection"},
+    [TRIT_W_GATE] = {.gguf = "ffn_gate", .hf = "mlp.gate_proj", .what = "gate projection"},
+    [TRIT_W_UP] = {.gguf = "ffn_up", .hf = "mlp.up_proj", .what = "up projection"},
+    [TRIT_W_DOWN] = {.gguf = "ffn_down", .hf = "mlp.down_proj", .what = "down projection"},
+};
+
+void trit_weight_shape(const struct trit_hparams *hp, enum trit_weight w, int64_t *n_rows, int64_t *n_cols) {
+    const int64_t D = hp->dim, F = hp->ffn_dim, Q = hp->n_heads * hp->head_dim, KV = hp->n_kv_heads * hp->head_dim;
+    switch (w) {
+    case TRIT_W_Q: *n_rows = Q, *n_cols = D; return;
+    case TRIT_W_K:
+    case TRIT_W_V: *n_rows = KV, *n_cols = D; return;
+    case TRIT_W_O: *n_rows = D, *n_cols = Q; return;
+    case TRIT_W_GATE:
+    case TRIT_W_UP: *n_rows = F, *n_cols = D; return;
+    case TRIT_W_DOWN: *n_rows = D, *n_cols = F; return;
+    case TRIT_N_W: break;
+    }
+    *n_rows = *n_cols = 0;
+}
+
 const char *trit_family_name(enum trit_family f) {
     switch (f) {
     case TRIT_FAMILY_BITNET_B158: return "bitnet-b1.58 (2B-4T graph: ReLU^2, sub-norms, GQA)";
@@ -86,13 +111,7 @@ static void layer_release(struct trit_layer *l) {
     trit_free(l->attn_sub_norm);
     trit_free(l->ffn_norm);
     trit_free(l->ffn_sub_norm);
-    trit_ternary_free(&l->wq);
-    trit_ternary_free(&l->wk);
-    trit_ternary_free(&l->wv);
-    trit_ternary_free(&l->wo);
-    trit_ternary_free(&l->w_gate);
-    trit_ternary_free(&l->w_up);
-    trit_ternary_free(&l->w_down);
+    for (int w = 0; w < TRIT_N_W; w++) trit_ternary_free(&l->w[w]);
 }
 
 void trit_model_release(struct trit_model *m) {
@@ -111,9 +130,7 @@ void trit_model_release(struct trit_model *m) {
 int64_t trit_model_ternary_params(const struct trit_model *m) {
     int64_t n = 0;
     for (int64_t i = 0; i < m->hp.n_layers; i++) {
-        const struct trit_layer *l = &m->layers[i];
-        const struct trit_ternary *ws[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
-        for (size_t j = 0; j < sizeof ws / sizeof ws[0]; j++) n += ws[j]->n_rows * ws[j]->n_cols;
+        for (int w = 0; w < TRIT_N_W; w++) n += m->layers[i].w[w].n_rows * m->layers[i].w[w].n_cols;
     }
     return n;
 }
@@ -148,7 +165,6 @@ enum trit_status trit_model_validate(const struct trit_model *m) {
     if (hp->head_dim % 2 != 0) return trit_error(TRIT_ERR_UNSUPPORTED, "head_dim %lld is odd; RoPE needs pairs", (long long)hp->head_dim);
     if (!(hp->norm_eps > 0.0f) || !(hp->rope_theta > 0.0f))
         return trit_error(TRIT_ERR_FORMAT, "norm eps %g and rope theta %g must be positive", (double)hp->norm_eps, (double)hp->rope_theta);
-    const int64_t q_dim = hp->n_heads * hp->head_dim, kv_dim = hp->n_kv_heads * hp->head_dim;
     if (!m->out_norm) return trit_error(TRIT_ERR_FORMAT, "the final norm weight is missing");
     if (!m->tok_embd.data || m->tok_embd.n_rows != hp->n_vocab || m->tok_embd.n_cols != hp->dim)
         return trit_error(TRIT_ERR_FORMAT, "token embedding has shape [%lld, %lld], expected [%lld, %lld]",
@@ -161,13 +177,11 @@ enum trit_status trit_model_validate(const struct trit_model *m) {
         if (!l->attn_norm || !l->ffn_norm) return trit_error(TRIT_ERR_FORMAT, "layer %lld: a norm weight is missing", (long long)i);
         if (hp->sub_norms && (!l->attn_sub_norm || !l->ffn_sub_norm))
             return trit_error(TRIT_ERR_FORMAT, "layer %lld: a sub-norm weight is missing (this architecture has attn_sub_norm and ffn_sub_norm)", (long long)i);
-        TRIT_TRY(check_ternary(&l->wq, q_dim, hp->dim, i, "q projection"));
-        TRIT_TRY(check_ternary(&l->wk, kv_dim, hp->dim, i, "k projection"));
-        TRIT_TRY(check_ternary(&l->wv, kv_dim, hp->dim, i, "v projection"));
-        TRIT_TRY(check_ternary(&l->wo, hp->dim, q_dim, i, "o projection"));
-        TRIT_TRY(check_ternary(&l->w_gate, hp->ffn_dim, hp->dim, i, "gate projection"));
-        TRIT_TRY(check_ternary(&l->w_up, hp->ffn_dim, hp->dim, i, "up projection"));
-        TRIT_TRY(check_ternary(&l->w_down, hp->dim, hp->ffn_dim, i, "down projection"));
+        for (int w = 0; w < TRIT_N_W; w++) {
+            int64_t rows, cols;
+            trit_weight_shape(hp, (enum trit_weight)w, &rows, &cols);
+            TRIT_TRY(check_ternary(&l->w[w], rows, cols, i, trit_weights[w].what));
+        }
     }
     return TRIT_OK;
 }

@@ -75,18 +75,36 @@ struct trit_dense {
 /* Row r of a dense matrix as fp32 (n_cols values). */
 void trit_dense_row_f32(const struct trit_dense *m, int64_t r, float *out);
 
+/* A layer's seven ternary matrices, in the order the forward pass uses them. Every list of them
+ * (loaders, converter, backends, sharding plan, inspect) indexes this enum and trit_weights[]. */
+enum trit_weight {
+    TRIT_W_Q,    /* (n_heads * head_dim, dim) */
+    TRIT_W_K,    /* (n_kv_heads * head_dim, dim) */
+    TRIT_W_V,    /* (n_kv_heads * head_dim, dim) */
+    TRIT_W_O,    /* (dim, n_heads * head_dim) */
+    TRIT_W_GATE, /* (ffn_dim, dim) */
+    TRIT_W_UP,   /* (ffn_dim, dim) */
+    TRIT_W_DOWN, /* (dim, ffn_dim) */
+    TRIT_N_W
+};
+
+/* Names and shape of one matrix: GGUF "blk.N.<gguf>.weight", Hugging Face
+ * "model.layers.N.<hf>.weight". */
+struct trit_weight_info {
+    const char *gguf;
+    const char *hf;
+    const char *what; /* "q_proj", ... for messages */
+};
+extern const struct trit_weight_info trit_weights[TRIT_N_W];
+/* Its (rows, cols) under hp. */
+void trit_weight_shape(const struct trit_hparams *hp, enum trit_weight w, int64_t *n_rows, int64_t *n_cols);
+
 struct trit_layer {
     float *attn_norm;                    /* (dim) */
-    struct trit_ternary wq;              /* (n_heads * head_dim, dim) */
-    struct trit_ternary wk;              /* (n_kv_heads * head_dim, dim) */
-    struct trit_ternary wv;              /* (n_kv_heads * head_dim, dim) */
     float *attn_sub_norm;                /* (n_heads * head_dim), NULL without sub-norms */
-    struct trit_ternary wo;              /* (dim, n_heads * head_dim) */
     float *ffn_norm;                     /* (dim) */
-    struct trit_ternary w_gate;          /* (ffn_dim, dim) */
-    struct trit_ternary w_up;            /* (ffn_dim, dim) */
     float *ffn_sub_norm;                 /* (ffn_dim), NULL without sub-norms */
-    struct trit_ternary w_down;          /* (dim, ffn_dim) */
+    struct trit_ternary w[TRIT_N_W];     /* shapes at enum trit_weight */
 };
 
 /* What a file held for one tensor, for `trit inspect` and error messages. */

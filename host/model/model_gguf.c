@@ -316,22 +316,27 @@ enum layer_slot {
     SLOT_FFN_NORM, SLOT_GATE, SLOT_UP, SLOT_FFN_SUB_NORM, SLOT_DOWN, N_LAYER_SLOTS
 };
 static const struct {
-    const char *name;
-    bool ternary;
-    bool sub_norm; /* required only where the family has sub-norms (read when present otherwise) */
+    const char *name; /* a norm's; a ternary weight's is trit_weights[weight].gguf (slot_name) */
+    int weight;       /* enum trit_weight, or -1 for a norm */
+    bool sub_norm;    /* required only where the family has sub-norms (read when present otherwise) */
 } layer_slots[N_LAYER_SLOTS] = {
-    [SLOT_ATTN_NORM] = {"attn_norm", false, false},
-    [SLOT_Q] = {"attn_q", true, false},
-    [SLOT_K] = {"attn_k", true, false},
-    [SLOT_V] = {"attn_v", true, false},
-    [SLOT_ATTN_SUB_NORM] = {"attn_sub_norm", false, true},
-    [SLOT_O] = {"attn_output", true, false},
-    [SLOT_FFN_NORM] = {"ffn_norm", false, false},
-    [SLOT_GATE] = {"ffn_gate", true, false},
-    [SLOT_UP] = {"ffn_up", true, false},
-    [SLOT_FFN_SUB_NORM] = {"ffn_sub_norm", false, true},
-    [SLOT_DOWN] = {"ffn_down", true, false},
+    [SLOT_ATTN_NORM] = {"attn_norm", -1, false},
+    [SLOT_Q] = {NULL, TRIT_W_Q, false},
+    [SLOT_K] = {NULL, TRIT_W_K, false},
+    [SLOT_V] = {NULL, TRIT_W_V, false},
+    [SLOT_ATTN_SUB_NORM] = {"attn_sub_norm", -1, true},
+    [SLOT_O] = {NULL, TRIT_W_O, false},
+    [SLOT_FFN_NORM] = {"ffn_norm", -1, false},
+    [SLOT_GATE] = {NULL, TRIT_W_GATE, false},
+    [SLOT_UP] = {NULL, TRIT_W_UP, false},
+    [SLOT_FFN_SUB_NORM] = {"ffn_sub_norm", -1, true},
+    [SLOT_DOWN] = {NULL, TRIT_W_DOWN, false},
 };
+
+/* "attn_norm", "attn_q", ...: blk.N.<this>.weight */
+static const char *slot_name(int k) {
+    return layer_slots[k].weight >= 0 ? trit_weights[layer_slots[k].weight].gguf : layer_slots[k].name;
+}
 
 /* What the hyperparameters say a tensor's shape is: ne (a vector is {n, 1}), and which keys gave it. */
 struct expected_shape {
@@ -382,12 +387,12 @@ static struct tensor_role classify(const struct gguf_loader *L, const char *name
     const char *rest;
     if (!model_layer_of(name, "blk.", &r.layer, &r.layer_digits, &rest)) return r;
     for (int k = 0; k < N_LAYER_SLOTS; k++) {
-        size_t n = strlen(layer_slots[k].name);
-        if (strncmp(rest, layer_slots[k].name, n) != 0) continue;
+        size_t n = strlen(slot_name(k));
+        if (strncmp(rest, slot_name(k), n) != 0) continue;
         if (strcmp(rest + n, ".weight") == 0) {
             r.known = true;
             r.shape = slot_shape(hp, (enum layer_slot)k);
-        } else if (layer_slots[k].ternary && strcmp(rest + n, ".scale") == 0) {
+        } else if (layer_slots[k].weight >= 0 && strcmp(rest + n, ".scale") == 0) {
             r.known = true;
             r.shape = (struct expected_shape){{1, 1}, "one scale"};
         }
@@ -446,7 +451,7 @@ static enum trit_status check_tensor_set(struct gguf_loader *L) {
         for (int k = 0; k < N_LAYER_SLOTS; k++) {
             if (layer_slots[k].sub_norm && !hp->sub_norms) continue;
             char name[GGUF_MAX_NAME_BUF];
-            snprintf(name, sizeof name, "blk.%lld.%s.weight", (long long)i, layer_slots[k].name);
+            snprintf(name, sizeof name, "blk.%lld.%s.weight", (long long)i, slot_name(k));
             if (gguf_find_tensor(f, name)) continue;
             if (i > max_layer)
                 return trit_error(TRIT_ERR_FORMAT, "gguf: tensor '%s' is missing: %s.block_count is %lld, but the file's layers stop at %lld (in %s)",
@@ -482,20 +487,20 @@ static enum trit_status load_layers(struct gguf_loader *L) {
     const int64_t q_dim = hp->n_heads * hp->head_dim;
     L->total = hp->n_layers * 7;
     char name[128];
-#define NAME(slot) (snprintf(name, sizeof name, "blk.%lld.%s.weight", (long long)i, layer_slots[slot].name), name)
+#define NAME(slot) (snprintf(name, sizeof name, "blk.%lld.%s.weight", (long long)i, slot_name(slot)), name)
     for (int64_t i = 0; i < hp->n_layers; i++) {
         struct trit_layer *l = &m->layers[i];
         TRIT_TRY(load_vector(L, NAME(SLOT_ATTN_NORM), hp->dim, true, &l->attn_norm));
-        TRIT_TRY(load_ternary(L, NAME(SLOT_Q), &l->wq));
-        TRIT_TRY(load_ternary(L, NAME(SLOT_K), &l->wk));
-        TRIT_TRY(load_ternary(L, NAME(SLOT_V), &l->wv));
+        TRIT_TRY(load_ternary(L, NAME(SLOT_Q), &l->w[TRIT_W_Q]));
+        TRIT_TRY(load_ternary(L, NAME(SLOT_K), &l->w[TRIT_W_K]));
+        TRIT_TRY(load_ternary(L, NAME(SLOT_V), &l->w[TRIT_W_V]));
         TRIT_TRY(load_vector(L, NAME(SLOT_ATTN_SUB_NORM), q_dim, hp->sub_norms, &l->attn_sub_norm));
-        TRIT_TRY(load_ternary(L, NAME(SLOT_O), &l->wo));
+        TRIT_TRY(load_ternary(L, NAME(SLOT_O), &l->w[TRIT_W_O]));
         TRIT_TRY(load_vector(L, NAME(SLOT_FFN_NORM), hp->dim, true, &l->ffn_norm));
-        TRIT_TRY(load_ternary(L, NAME(SLOT_GATE), &l->w_gate));
-        TRIT_TRY(load_ternary(L, NAME(SLOT_UP), &l->w_up));
+        TRIT_TRY(load_ternary(L, NAME(SLOT_GATE), &l->w[TRIT_W_GATE]));
+        TRIT_TRY(load_ternary(L, NAME(SLOT_UP), &l->w[TRIT_W_UP]));
         TRIT_TRY(load_vector(L, NAME(SLOT_FFN_SUB_NORM), hp->ffn_dim, hp->sub_norms, &l->ffn_sub_norm));
-        TRIT_TRY(load_ternary(L, NAME(SLOT_DOWN), &l->w_down));
+        TRIT_TRY(load_ternary(L, NAME(SLOT_DOWN), &l->w[TRIT_W_DOWN]));
     }
 #undef NAME
     return TRIT_OK;

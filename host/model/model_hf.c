@@ -252,11 +252,6 @@ static enum trit_status load_ternary(struct hf_loader *L, const char *name, int6
  * checkpoints carry self_attn.rotary_emb.inv_freq, for one). Shapes are checked as each tensor
  * is read. */
 
-/* The seven projections, as load_all reads them (each "<p>.weight", and "<p>.weight_scale" beside a
- * packed one). */
-static const char *const hf_projections[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-                                             "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
-                                             "mlp.down_proj"};
 
 /* No "model.layers.N." tensor may name a layer N >= num_hidden_layers: a folder whose config says 3
  * layers while its weights hold 4 would run 3. Names only, before anything is read. */
@@ -292,9 +287,10 @@ static bool hf_used(const struct hf_loader *L, const char *name) {
     if (suffix_is(rest, "input_layernorm", "weight") || suffix_is(rest, "post_attention_layernorm", "weight")) return true;
     if (hp->sub_norms && (suffix_is(rest, L->attn_sub_name, "weight") || suffix_is(rest, L->ffn_sub_name, "weight")))
         return true;
-    for (size_t k = 0; k < sizeof hf_projections / sizeof hf_projections[0]; k++) {
-        if (suffix_is(rest, hf_projections[k], "weight")) return true;
-        if (!suffix_is(rest, hf_projections[k], "weight_scale")) continue;
+    /* the seven projections: each "<p>.weight", and "<p>.weight_scale" beside a packed one */
+    for (int k = 0; k < TRIT_N_W; k++) {
+        if (suffix_is(rest, trit_weights[k].hf, "weight")) return true;
+        if (!suffix_is(rest, trit_weights[k].hf, "weight_scale")) continue;
         /* read only beside a packed weight */
         char weight[256];
         snprintf(weight, sizeof weight, "%.*sweight", (int)(strlen(name) - strlen("weight_scale")), name);
@@ -341,16 +337,16 @@ static enum trit_status load_all(struct hf_loader *L) {
     for (int64_t i = 0; i < hp->n_layers; i++) {
         struct trit_layer *l = &m->layers[i];
         TRIT_TRY(load_vector(L, NAME("input_layernorm.weight"), D, true, &l->attn_norm));
-        TRIT_TRY(load_ternary(L, NAME_S(hf_projections[0], "weight"), qd, D, &l->wq));
-        TRIT_TRY(load_ternary(L, NAME_S(hf_projections[1], "weight"), kvd, D, &l->wk));
-        TRIT_TRY(load_ternary(L, NAME_S(hf_projections[2], "weight"), kvd, D, &l->wv));
+        TRIT_TRY(load_ternary(L, NAME_S(trit_weights[TRIT_W_Q].hf, "weight"), qd, D, &l->w[TRIT_W_Q]));
+        TRIT_TRY(load_ternary(L, NAME_S(trit_weights[TRIT_W_K].hf, "weight"), kvd, D, &l->w[TRIT_W_K]));
+        TRIT_TRY(load_ternary(L, NAME_S(trit_weights[TRIT_W_V].hf, "weight"), kvd, D, &l->w[TRIT_W_V]));
         if (hp->sub_norms) TRIT_TRY(load_vector(L, NAME_S(L->attn_sub_name, "weight"), qd, true, &l->attn_sub_norm));
-        TRIT_TRY(load_ternary(L, NAME_S(hf_projections[3], "weight"), D, qd, &l->wo));
+        TRIT_TRY(load_ternary(L, NAME_S(trit_weights[TRIT_W_O].hf, "weight"), D, qd, &l->w[TRIT_W_O]));
         TRIT_TRY(load_vector(L, NAME("post_attention_layernorm.weight"), D, true, &l->ffn_norm));
-        TRIT_TRY(load_ternary(L, NAME_S(hf_projections[4], "weight"), F, D, &l->w_gate));
-        TRIT_TRY(load_ternary(L, NAME_S(hf_projections[5], "weight"), F, D, &l->w_up));
+        TRIT_TRY(load_ternary(L, NAME_S(trit_weights[TRIT_W_GATE].hf, "weight"), F, D, &l->w[TRIT_W_GATE]));
+        TRIT_TRY(load_ternary(L, NAME_S(trit_weights[TRIT_W_UP].hf, "weight"), F, D, &l->w[TRIT_W_UP]));
         if (hp->sub_norms) TRIT_TRY(load_vector(L, NAME_S(L->ffn_sub_name, "weight"), F, true, &l->ffn_sub_norm));
-        TRIT_TRY(load_ternary(L, NAME_S(hf_projections[6], "weight"), D, F, &l->w_down));
+        TRIT_TRY(load_ternary(L, NAME_S(trit_weights[TRIT_W_DOWN].hf, "weight"), D, F, &l->w[TRIT_W_DOWN]));
     }
 #undef NAME
 #undef NAME_S

@@ -231,13 +231,13 @@ static enum trit_status build(const struct synth_shape *shape, uint64_t seed, st
             l->ffn_sub_norm = random_norm(F, stream_seed(seed, k + 3), &st);
         }
         TRIT_TRY(st);
-        TRIT_TRY(random_ternary(qd, D, kind, stream_seed(seed, k + 4), &l->wq));
-        TRIT_TRY(random_ternary(kvd, D, kind, stream_seed(seed, k + 5), &l->wk));
-        TRIT_TRY(random_ternary(kvd, D, kind, stream_seed(seed, k + 6), &l->wv));
-        TRIT_TRY(random_ternary(D, qd, kind, stream_seed(seed, k + 7), &l->wo));
-        TRIT_TRY(random_ternary(F, D, kind, stream_seed(seed, k + 8), &l->w_gate));
-        TRIT_TRY(random_ternary(F, D, kind, stream_seed(seed, k + 9), &l->w_up));
-        TRIT_TRY(random_ternary(D, F, kind, stream_seed(seed, k + 10), &l->w_down));
+        TRIT_TRY(random_ternary(qd, D, kind, stream_seed(seed, k + 4), &l->w[TRIT_W_Q]));
+        TRIT_TRY(random_ternary(kvd, D, kind, stream_seed(seed, k + 5), &l->w[TRIT_W_K]));
+        TRIT_TRY(random_ternary(kvd, D, kind, stream_seed(seed, k + 6), &l->w[TRIT_W_V]));
+        TRIT_TRY(random_ternary(D, qd, kind, stream_seed(seed, k + 7), &l->w[TRIT_W_O]));
+        TRIT_TRY(random_ternary(F, D, kind, stream_seed(seed, k + 8), &l->w[TRIT_W_GATE]));
+        TRIT_TRY(random_ternary(F, D, kind, stream_seed(seed, k + 9), &l->w[TRIT_W_UP]));
+        TRIT_TRY(random_ternary(D, F, kind, stream_seed(seed, k + 10), &l->w[TRIT_W_DOWN]));
     }
     return trit_model_validate(m);
 }

@@ -201,7 +201,7 @@ static enum trit_status tp_forward(void *state, const int32_t *tokens, int64_t n
         /* attention block: column-parallel Q, K, V on the replicated normed input */
         for (int64_t b = 0; b < n_tok; b++) trit_rmsnorm_f32(st->x + b * D, L->attn_norm, D, hp->norm_eps, st->xn + b * D);
         trit_quantize_rows_i8(st->xn, n_tok, D, st->q8, st->s);
-        const struct trit_cpu_matrix *qkv[3] = {&W->wq, &W->wk, &W->wv};
+        const struct trit_cpu_matrix *qkv[3] = {&W->w[TRIT_W_Q], &W->w[TRIT_W_K], &W->w[TRIT_W_V]};
         float *qkv_out[3] = {st->q, st->k, st->v};
         TRIT_TRY(trit_cpu_gemm_f32_multi(st->pool, 3, qkv, st->q8, n_tok, st->s, qkv_out));
         trit_cpu_rope_to_cache(hp, st->rope_cos, st->rope_sin, n_tok, pos0, pl->n_heads, pl->n_kv_heads, st->q, st->k,
@@ -212,17 +212,17 @@ static enum trit_status tp_forward(void *state, const int32_t *tokens, int64_t n
         TRIT_TRY(shard_norm_quant(st, st->att, n_tok, qd, hp->n_heads * hd,
                                   hp->sub_norms ? L->attn_sub_norm + pl->head0 * hd : NULL));
         maybe_fault(st, il);
-        TRIT_TRY(row_parallel_add(st, &W->wo, n_tok));
+        TRIT_TRY(row_parallel_add(st, &W->w[TRIT_W_O], n_tok));
 
         /* feed-forward block: column-parallel gate and up, row-parallel down */
         for (int64_t b = 0; b < n_tok; b++) trit_rmsnorm_f32(st->x + b * D, L->ffn_norm, D, hp->norm_eps, st->xn + b * D);
         trit_quantize_rows_i8(st->xn, n_tok, D, st->q8, st->s);
-        const struct trit_cpu_matrix *gu[2] = {&W->w_gate, &W->w_up};
+        const struct trit_cpu_matrix *gu[2] = {&W->w[TRIT_W_GATE], &W->w[TRIT_W_UP]};
         float *gu_out[2] = {st->gate, st->up};
         TRIT_TRY(trit_cpu_gemm_f32_multi(st->pool, 2, gu, st->q8, n_tok, st->s, gu_out));
         trit_gated_act_f32(st->gate, st->up, n_tok * F, hp->act);
         TRIT_TRY(shard_norm_quant(st, st->gate, n_tok, F, hp->ffn_dim, hp->sub_norms ? L->ffn_sub_norm + pl->ffn0 : NULL));
-        TRIT_TRY(row_parallel_add(st, &W->w_down, n_tok));
+        TRIT_TRY(row_parallel_add(st, &W->w[TRIT_W_DOWN], n_tok));
     }
 
     /* vocab-parallel head: this rank's rows, then every rank gathers the full rows */
@@ -292,26 +292,24 @@ static enum trit_status pack_layer(struct tp_state *st, int64_t il, const struct
     struct trit_cpu_layer *W = &st->layers[il];
     const struct trit_tp_plan *pl = &st->plan;
     const int64_t hd = hp->head_dim;
-    struct {
-        const struct trit_ternary *src;
-        enum trit_tp_matrix which;
+    /* this rank's slice of each matrix: whole output rows (column-parallel) or input columns */
+    const struct {
         bool by_rows;
         int64_t start, n;
-        struct trit_cpu_matrix *dst;
-    } jobs[7] = {
-        {&L->wq, TRIT_TP_WQ, true, pl->head0 * hd, pl->n_heads * hd, &W->wq},
-        {&L->wk, TRIT_TP_WK, true, pl->kv_head0 * hd, pl->n_kv_heads * hd, &W->wk},
-        {&L->wv, TRIT_TP_WV, true, pl->kv_head0 * hd, pl->n_kv_heads * hd, &W->wv},
-        {&L->wo, TRIT_TP_WO, false, pl->head0 * hd, pl->n_heads * hd, &W->wo},
-        {&L->w_gate, TRIT_TP_W_GATE, true, pl->ffn0, pl->n_ffn, &W->w_gate},
-        {&L->w_up, TRIT_TP_W_UP, true, pl->ffn0, pl->n_ffn, &W->w_up},
-        {&L->w_down, TRIT_TP_W_DOWN, false, pl->ffn0, pl->n_ffn, &W->w_down},
+    } shard[TRIT_N_W] = {
+        [TRIT_W_Q] = {true, pl->head0 * hd, pl->n_heads * hd},
+        [TRIT_W_K] = {true, pl->kv_head0 * hd, pl->n_kv_heads * hd},
+        [TRIT_W_V] = {true, pl->kv_head0 * hd, pl->n_kv_heads * hd},
+        [TRIT_W_O] = {false, pl->head0 * hd, pl->n_heads * hd},
+        [TRIT_W_GATE] = {true, pl->ffn0, pl->n_ffn},
+        [TRIT_W_UP] = {true, pl->ffn0, pl->n_ffn},
+        [TRIT_W_DOWN] = {false, pl->ffn0, pl->n_ffn},
     };
-    for (size_t j = 0; j < 7; j++) {
+    for (int j = 0; j < TRIT_N_W; j++) {
         const float *wf = st->quant == TRIT_TP_QUANT_GROUPED && floats && floats->get
-                              ? floats->get(floats->user, il, jobs[j].which)
+                              ? floats->get(floats->user, il, (enum trit_weight)j)
                               : NULL;
-        TRIT_TRY(pack_shard(jobs[j].src, wf, jobs[j].by_rows, jobs[j].start, jobs[j].n, jobs[j].dst));
+        TRIT_TRY(pack_shard(&L->w[j], wf, shard[j].by_rows, shard[j].start, shard[j].n, &W->w[j]));
     }
     return TRIT_OK;
 }

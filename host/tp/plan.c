@@ -125,11 +125,10 @@ uint32_t trit_tp_fingerprint(const struct trit_model *m, int64_t n_ctx, int64_t 
     h = fnv1a(h, &hp->norm_eps, sizeof hp->norm_eps);
     h = fnv1a(h, &hp->rope_theta, sizeof hp->rope_theta);
     for (int64_t i = 0; i < hp->n_layers; i++) {
-        const struct trit_layer *L = &m->layers[i];
-        const struct trit_ternary *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (size_t j = 0; j < 7; j++) {
-            h = fnv1a(h, &ws[j]->scale, sizeof ws[j]->scale);
-            h = fnv1a(h, ws[j]->codes, (size_t)(ws[j]->row_bytes < 64 ? ws[j]->row_bytes : 64));
+        for (int j = 0; j < TRIT_N_W; j++) {
+            const struct trit_ternary *w = &m->layers[i].w[j];
+            h = fnv1a(h, &w->scale, sizeof w->scale);
+            h = fnv1a(h, w->codes, (size_t)(w->row_bytes < 64 ? w->row_bytes : 64));
         }
     }
     return h & 0x7fffffffu;

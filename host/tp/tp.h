@@ -35,21 +35,10 @@
 #include "backend.h"
 #include "tp/comm.h"
 
-/* The ternary matrices of a layer, for float-weight sources. */
-enum trit_tp_matrix {
-    TRIT_TP_WQ = 0,
-    TRIT_TP_WK = 1,
-    TRIT_TP_WV = 2,
-    TRIT_TP_WO = 3,
-    TRIT_TP_W_GATE = 4,
-    TRIT_TP_W_UP = 5,
-    TRIT_TP_W_DOWN = 6,
-};
-
 /* The float weights the model was ternarized from: get returns matrix `which` of `layer`, row-major
  * (n_rows, n_cols) as in struct trit_ternary, or NULL when it has none. Read only during init. */
 struct trit_tp_float_source {
-    const float *(*get)(void *user, int64_t layer, enum trit_tp_matrix which);
+    const float *(*get)(void *user, int64_t layer, enum trit_weight which);
     void *user;
 };
 
