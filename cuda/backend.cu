@@ -1149,9 +1149,17 @@ static const char *cuda_describe(void *state) { return static_cast<cuda_state *>
 
 static uint64_t cuda_memory_bytes(void *state) { return static_cast<cuda_state *>(state)->arena_bytes; }
 
+// Each slot labelled (C++17 has no designated initializers; ggml-cuda's backend table does the same).
 extern "C" const struct trit_backend_ops trit_cuda_backend = {
-    "cuda", cuda_init, cuda_forward, cuda_free, cuda_describe, cuda_memory_bytes, cuda_forward_argmax,
-    cuda_forward_topk,
+    /* .name           = */ "cuda",
+    /* .init           = */ cuda_init,
+    /* .forward        = */ cuda_forward,
+    /* .free           = */ cuda_free,
+    /* .describe       = */ cuda_describe,
+    /* .memory_bytes   = */ cuda_memory_bytes,
+    /* .forward_argmax = */ cuda_forward_argmax,
+    /* .forward_topk   = */ cuda_forward_topk,
+    /* .plan           = */ nullptr, // cuda_init checks its one device allocation against the free memory
 };
 
 extern "C" void trit_cuda_backend_set_graphs(void *state, bool enabled) {
