@@ -26,8 +26,9 @@
  *   (forward_argmax: argmax of the last row on the device, one int32 -> host instead;
  *    forward_topk: the penalized top-k of the last row on the device, k (value, id) pairs -> host)
  *
- * Every ternary matmul runs as int32 (trit_cuda_gemv_dp4a_i32 for m <= 8, trit_cuda_gemm_mma_i32
- * above) and the kernel that reads its output applies the epilogue (trit_epilogue_one, bit for bit
+ * Every ternary matmul runs as int32 (for m <= 8 the add-only GEMV trit_cuda_gemv_add_i32, or
+ * trit_cuda_gemv_dp4a_i32 with cfg.cuda_gemv DP4A; trit_cuda_gemm_mma_i32 above; grouped TP's fused
+ * fp32 epilogue exists for dp4a only, so that path runs dp4a) and the kernel that reads its output applies the epilogue (trit_epilogue_one, bit for bit
  * the CPU's) with that matrix's scale: that is what lets q|k|v and gate|up, whose scales differ,
  * run as one launch each, and the residual adds ride in the norms. 10 launches per layer.
  *
@@ -86,7 +87,7 @@ constexpr uint64_t PROGRESS_MIN_BYTES = (uint64_t)256 << 20;
 constexpr int64_t ARENA_ALIGN = 256;
 
 struct cuda_layer {
-    trit_cuda_ternary qkv, o, gu, down; // tiles in the arena; no row bias (the dp4a path needs none)
+    trit_cuda_ternary qkv, o, gu, down; // tiles and the add-only GEMV's row biases, in the arena
     trit_cuda_wscale ws_qkv[3], ws_o, ws_gate, ws_up, ws_down;
     float *attn_norm, *attn_sub_norm, *ffn_norm, *ffn_sub_norm; // (D), (Hq), (D), (F); subs NULL without
     __half *k_cache, *v_cache;                                  // (n_ctx, Hkv)
@@ -126,6 +127,7 @@ struct cuda_state {
     int64_t n_out_rows; // rows of logits a call can produce: B with logits_all, else 1
     bool use_cublas;    // logits_all with batches above the head GEMV's 8 rows (never with the int8 head)
     bool head_int8;     // cfg.head_int8: the int8 head below replaces the fp16/bf16 one
+    bool gemv_add;      // cfg.cuda_gemv ADD: decode matmuls on the add-only GEMV, else dp4a
 
     cudaStream_t stream;
     cublasHandle_t cublas;
@@ -188,6 +190,7 @@ void ternary_desc(trit_cuda_ternary *w, int64_t n_rows, int64_t n_cols, carver &
     w->n_rows = n_rows, w->n_cols = n_cols;
     w->n_rows_pad = trit_tl_rows_pad(n_rows), w->n_cols_pad = trit_tl_cols_pad(n_cols);
     w->d_tiles = c.take<uint8_t>(trit_tl_bytes(n_rows, n_cols));
+    w->d_row_bias = c.take<int32_t>(w->n_rows_pad);
     w->scale = 1.0f, w->scale_kind = TRIT_SCALE_MUL; // the consumers apply the real scales (ws_*)
 }
 
@@ -353,7 +356,16 @@ enum trit_status upload_ternary(loader *ld, const trit_ternary *const *parts, in
         if (bad[t])
             return trit_error(TRIT_ERR_INVALID_ARG, "cuda backend: layer %lld %s holds a 2-bit code 3 (not ternary)",
                               (long long)layer, what);
-    return loader_send(ld, w->d_tiles, (size_t)trit_tl_bytes(w->n_rows, w->n_cols));
+    TRIT_TRY(loader_send(ld, w->d_tiles, (size_t)trit_tl_bytes(w->n_rows, w->n_cols)));
+    // The add-only GEMV's row biases of the stacked parts: each part's own (trit_tl_row_bias writes
+    // its padding rows too, as zeros, and the next part overwrites them), 0 for the padding rows.
+    uint8_t *buf = NULL;
+    TRIT_TRY(loader_buffer(ld, &buf));
+    int32_t *bias = reinterpret_cast<int32_t *>(buf); // the staging buffer holds the largest matrix
+    memset(bias, 0, (size_t)(w->n_rows_pad + TRIT_TL_STRIP) * sizeof(int32_t));
+    for (int i = 0, r0 = 0; i < n_parts; r0 += (int)parts[i]->n_rows, i++)
+        trit_tl_row_bias(parts[i]->codes, parts[i]->row_bytes, parts[i]->n_rows, parts[i]->n_cols, bias + r0);
+    return loader_send(ld, w->d_row_bias, (size_t)w->n_rows_pad * sizeof(int32_t));
 }
 
 // A dense (n_vocab, dim) matrix as fp16 (fp16 and f32 sources) or bf16, in staging-sized row chunks.
@@ -553,10 +565,12 @@ enum trit_status upload_rope(cuda_state *st) {
 
 trit_cuda_wscale wscale_of(const trit_ternary &w) { return trit_cuda_wscale{w.scale, w.scale_kind == TRIT_SCALE_DIV}; }
 
-// acc (m, w->n_rows) int32 = w . q8
+// acc (m, w->n_rows) int32 = w . q8: the decode GEMV the config chose for m <= 8, the tensor-core
+// GEMM above.
 enum trit_status matmul(cuda_state *st, const trit_cuda_ternary *w, int64_t m) {
-    if (m <= TRIT_CUDA_GEMV_MAX_M) return trit_cuda_gemv_dp4a_i32(w, st->q8, st->qsum, m, st->acc, st->stream);
-    return trit_cuda_gemm_mma_i32(w, st->q8, st->qsum, m, 0, st->acc, st->stream);
+    if (m > TRIT_CUDA_GEMV_MAX_M) return trit_cuda_gemm_mma_i32(w, st->q8, st->qsum, m, 0, st->acc, st->stream);
+    return st->gemv_add ? trit_cuda_gemv_add_i32(w, st->q8, m, st->acc, st->stream)
+                        : trit_cuda_gemv_dp4a_i32(w, st->q8, st->qsum, m, st->acc, st->stream);
 }
 
 // ---- tensor parallelism ---------------------------------------------------------------------------
@@ -617,8 +631,7 @@ enum trit_status tp_row_parallel(cuda_state *st, const trit_cuda_ternary *w, tri
     cuda_tp *t = &st->tp;
     const int64_t D = st->d;
     if (t->quant == TRIT_TP_QUANT_EXACT) {
-        TRIT_TRY(m <= TRIT_CUDA_GEMV_MAX_M ? trit_cuda_gemv_dp4a_i32(w, st->q8, st->qsum, m, st->acc, st->stream)
-                                           : trit_cuda_gemm_mma_i32(w, st->q8, st->qsum, m, 0, st->acc, st->stream));
+        TRIT_TRY(matmul(st, w, m));
         TP_COLLECTIVE(st, trit_comm_allreduce(t->comm, st->acc, m * D, TRIT_COMM_I32, TRIT_COMM_SUM));
         return TRIT_OK;
     }
@@ -1024,6 +1037,7 @@ enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *
     st->n_splits = splits < 1 ? 1 : (int)splits;
     st->n_out_rows = st->cfg.logits_all ? st->cfg.n_batch : 1;
     st->head_int8 = cfg->head_int8;
+    st->gemv_add = cfg->cuda_gemv != TRIT_CUDA_GEMV_DP4A;
     st->use_cublas = !st->head_int8 && st->n_out_rows > TRIT_CUDA_HEAD_MAX_M;
     st->embd_bf16 = dense_is_bf16(m->tok_embd);
     st->head_bf16 = dense_is_bf16(m->output);
@@ -1101,8 +1115,9 @@ enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *
             goto fail;
         }
     }
-    snprintf(st->desc, sizeof st->desc, "CUDA %.200s, sm_%d%d, %.2f GiB%s", prop.name, prop.major, prop.minor,
-             (double)st->arena_bytes / (1 << 30), st->head_int8 ? ", int8 head" : "");
+    snprintf(st->desc, sizeof st->desc, "CUDA %.200s, sm_%d%d, %.2f GiB, %s decode GEMV%s", prop.name, prop.major,
+             prop.minor, (double)st->arena_bytes / (1 << 30), st->gemv_add ? "add-only" : "dp4a",
+             st->head_int8 ? ", int8 head" : "");
     if (st->has_tp) {
         const size_t len = strlen(st->desc);
         snprintf(st->desc + len, sizeof st->desc - len, ", TP rank %d of %d (%s)", st->tp.plan.rank,

@@ -3,6 +3,7 @@
  */
 #include <float.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -182,6 +183,15 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
                           (int)params->tp_quant);
     if ((unsigned)params->device > TRIT_DEVICE_CUDA)
         return trit_error(TRIT_ERR_INVALID_ARG, "context: unknown device %d", (int)params->device);
+    enum trit_cuda_gemv gemv = params->cuda_gemv;
+    if ((unsigned)gemv > TRIT_CUDA_GEMV_DP4A)
+        return trit_error(TRIT_ERR_INVALID_ARG, "context: unknown CUDA GEMV %d", (int)gemv);
+    if (gemv == TRIT_CUDA_GEMV_AUTO) {
+        const char *env = getenv("TRIT_CUDA_GEMV");
+        if (!env || !*env || !strcmp(env, "add")) gemv = TRIT_CUDA_GEMV_ADD;
+        else if (!strcmp(env, "dp4a")) gemv = TRIT_CUDA_GEMV_DP4A;
+        else return trit_error(TRIT_ERR_INVALID_ARG, "TRIT_CUDA_GEMV='%s': it takes add or dp4a", env);
+    }
     if (params->head_int8 && params->head_q4)
         return trit_error(TRIT_ERR_INVALID_ARG, "context: head_int8 and head_q4 are exclusive: pick one LM head");
     const bool tp_cuda = tp && (!params->tp_mpi || params->device == TRIT_DEVICE_CUDA);
@@ -225,6 +235,7 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
         .head_int8 = params->head_int8,
         .head_q4 = params->head_q4,
         .mem_limit = params->mem_limit,
+        .cuda_gemv = gemv,
     };
     if (params->n_ctx > model->hp.ctx_train)
         TRIT_LOG_W("context: %d tokens is longer than the %lld the model was trained on; past that, expect its text "

@@ -20,6 +20,7 @@ struct trit_backend_config {
     bool head_int8;    /* int8 LM head (opt-in; measured cost in docs) */
     bool head_q4;      /* 4-bit LM head (opt-in, CPU backend only; measured cost in docs) */
     uint64_t mem_limit; /* trit_context_params.mem_limit: 0 = what the machine has left */
+    enum trit_cuda_gemv cuda_gemv; /* resolved by trit_context_init: ADD or DP4A, never AUTO */
 };
 
 /* What a backend will allocate for a config, counted before anything is (the memory plan,

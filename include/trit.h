@@ -140,6 +140,12 @@ enum trit_tp_quant {
     TRIT_TP_QUANT_EXACT = 0,   /* global RMS and absmax: the int32 accumulators of one device */
     TRIT_TP_QUANT_GROUPED = 1, /* the shard's own RMS, absmax and alpha (BitNet paper): less traffic */
 };
+/* The CUDA decode GEMV (1 to 8 tokens per matmul). Both give the same int32 results, bit for bit. */
+enum trit_cuda_gemv {
+    TRIT_CUDA_GEMV_AUTO = 0, /* $TRIT_CUDA_GEMV (add or dp4a) when set, else ADD */
+    TRIT_CUDA_GEMV_ADD = 1,  /* adds and subtracts only: no weight x activation multiply */
+    TRIT_CUDA_GEMV_DP4A = 2, /* int8 dot products (dp4a) */
+};
 struct trit_context_params {
     int32_t n_ctx;         /* KV cache length; 0 = the model's training context (default 0) */
     int32_t n_batch;       /* most tokens per forward pass; trit_decode splits longer calls (default 512) */
@@ -163,6 +169,9 @@ struct trit_context_params {
      * exceeds mem_limit bytes, or what the machine has left when that is less. 0 = what the machine
      * has left (default). With n_ctx 0, the context is the training context cut to what fits. */
     uint64_t mem_limit;
+    /* Which decode GEMV the CUDA backend runs (default AUTO); which is faster on a GPU is what
+     * bench_kernels measures (docs/perf.md). The CPU backends ignore it. */
+    enum trit_cuda_gemv cuda_gemv;
 };
 struct trit_context_params trit_context_default_params(void);
 enum trit_status trit_context_init(const trit_model *model, const struct trit_context_params *params,

@@ -251,3 +251,9 @@ output_test(synthetic_run_no_tokenizer EXPECT_RC 1 MATCH "^trit run: error: ${sy
   COMMAND ${out_trit} run -m synthetic:tiny -p x)
 output_test(synthetic_perplexity_no_tokenizer EXPECT_RC 1 MATCH "^trit perplexity: error: ${synthetic_says}\n$"
   COMMAND ${out_trit} perplexity -m synthetic:tiny -f ${out_dir}/prompt.txt)
+
+# --cuda-gemv: a usage error before the model loads; on the CPU the choice is accepted and unused
+output_test(cuda_gemv_bad EXPECT_RC 2 MATCH "^trit run: error: --cuda-gemv takes add or dp4a\n$"
+  COMMAND ${out_trit} run -m /nonexistent.gguf -p x --cuda-gemv mul)
+output_test(cuda_gemv_cpu EXPECT_RC 0 MATCH "device: cpu"
+  COMMAND ${out_trit} run --device cpu -p x -n 1 --cuda-gemv dp4a)

@@ -131,6 +131,19 @@ Test(api, errors_from_decode_and_context) {
     p = trit_context_default_params();
     p.n_batch = 0;
     cr_assert_eq(trit_context_init(m, &p, &g), TRIT_ERR_INVALID_ARG);
+    /* the CUDA decode GEMV: an unknown one, or an unknown $TRIT_CUDA_GEMV, is refused on any device */
+    p = trit_context_default_params();
+    p.device = TRIT_DEVICE_CPU;
+    p.cuda_gemv = (enum trit_cuda_gemv)7;
+    cr_assert_eq(trit_context_init(m, &p, &g), TRIT_ERR_INVALID_ARG);
+    p.cuda_gemv = TRIT_CUDA_GEMV_AUTO;
+    setenv("TRIT_CUDA_GEMV", "mul", 1);
+    cr_assert_eq(trit_context_init(m, &p, &g), TRIT_ERR_INVALID_ARG);
+    cr_assert(strstr(trit_last_error(), "TRIT_CUDA_GEMV='mul'") != NULL, "%s", trit_last_error());
+    setenv("TRIT_CUDA_GEMV", "dp4a", 1);
+    cr_assert_eq(trit_context_init(m, &p, &g), TRIT_OK, "%s", trit_last_error());
+    trit_context_free(g);
+    unsetenv("TRIT_CUDA_GEMV");
     trit_model_free(m);
 }
 

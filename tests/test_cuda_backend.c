@@ -293,6 +293,42 @@ Test(cuda_backend, small_batches_last_token_match_cpu) {
     }
 }
 
+/* The add-only and the dp4a decode GEMV give the same int32 accumulators, so the whole forward pass
+ * gives the same logits, bit for bit: pieces of at most 8 tokens (the GEMV path) with every row's
+ * logits, on every shape. The describe line names the GEMV. */
+Test(cuda_backend, add_only_and_dp4a_gemv_agree_bit_for_bit) {
+    if (!test_require_gpu()) return;
+    for (size_t si = 0; si < N_SHAPES; si++) {
+        struct trit_model m;
+        make_model(&SHAPES[si], 41 + si, &m);
+        const int64_t V = m.hp.n_vocab;
+        int32_t tok[24];
+        random_tokens(tok, 24, V, 0x5A + si);
+        struct trit_backend_config cfg_add = config(64, 8, true), cfg_dp4a = config(64, 8, true);
+        cfg_add.cuda_gemv = TRIT_CUDA_GEMV_ADD;
+        cfg_dp4a.cuda_gemv = TRIT_CUDA_GEMV_DP4A;
+        void *a = NULL, *d = NULL;
+        OK(trit_cuda_backend.init(&m, &cfg_add, &a));
+        OK(trit_cuda_backend.init(&m, &cfg_dp4a, &d));
+        cr_assert(strstr(trit_cuda_backend.describe(a), "add-only decode GEMV"), "%s", trit_cuda_backend.describe(a));
+        cr_assert(strstr(trit_cuda_backend.describe(d), "dp4a decode GEMV"), "%s", trit_cuda_backend.describe(d));
+        float *la = malloc((size_t)(8 * V) * sizeof *la), *ld = malloc((size_t)(8 * V) * sizeof *ld);
+        const int64_t chunks[] = {5, 8, 1, 1, 3, 6};
+        int64_t pos = 0;
+        for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
+            OK(trit_cuda_backend.forward(a, tok + pos, chunks[c], pos, la));
+            OK(trit_cuda_backend.forward(d, tok + pos, chunks[c], pos, ld));
+            cr_assert_arr_eq(la, ld, (size_t)(chunks[c] * V) * sizeof *la, "%s: positions %ld..%ld differ",
+                             SHAPES[si].name, (long)pos, (long)(pos + chunks[c] - 1));
+            pos += chunks[c];
+        }
+        free(la), free(ld);
+        trit_cuda_backend.free(a);
+        trit_cuda_backend.free(d);
+        trit_model_release(&m);
+    }
+}
+
 /* The captured graph replays exactly what the eager launches compute (the kernels are
  * deterministic: no atomics on the single-token path), at every position. */
 Test(cuda_backend, decode_loop_graph_equals_eager) {

@@ -34,6 +34,7 @@ static void usage(FILE *out) {
             "  --i2s-layout L       x86 (default) or arm: a bitnet.cpp I2_S file's block layout\n"
             "  --tp-mpi, --tp N, --tp-quant Q   tensor parallelism, as for trit run\n"
             "  --mem-limit SIZE     most memory a context may take (512M, 8G; as for trit run)\n"
+            "  --cuda-gemv K        the CUDA decode GEMV, add (default) or dp4a, as for trit run\n"
             "  -o, --output FMT     md, json or csv (default md)\n"
             "  -h, --help           this text\n");
 }
@@ -152,6 +153,8 @@ int cmd_bench(int argc, char **argv) {
             if (tool_parse_i32("bench", a, v, 1, TOOL_MAX_TOKENS, &o.tp)) return 2;
         } else if (!strcmp(a, "--tp-quant")) {
             if (tool_parse_tp_quant("bench", v, &o.tp_quant)) return 2;
+        } else if (!strcmp(a, "--cuda-gemv")) {
+            if (tool_parse_cuda_gemv("bench", v, &o.cuda_gemv)) return 2;
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
             if (strcmp(v, "md") && strcmp(v, "json") && strcmp(v, "csv")) return tool_fail("bench", "-o takes md, json or csv") + 1;
             fmt = v;

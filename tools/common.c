@@ -27,6 +27,8 @@ const char *const tool_opts_help =
     "  --head H             LM head: model (its own f16/bf16, default), int8 or q4 (4-bit, CPU\n"
     "                       only); smaller is faster: docs/perf.md gives each one's perplexity cost\n"
     "  --head-int8          the same as --head int8\n"
+    "  --cuda-gemv K        the CUDA decode GEMV: add (adds and subtracts only, default) or dp4a;\n"
+    "                       the same results, bit for bit ($TRIT_CUDA_GEMV sets the default)\n"
     "  --i2s-layout L       x86 (default) or arm: the block layout of a bitnet.cpp I2_S file; one\n"
     "                       that bitnet.cpp quantized on an ARM machine needs arm (docs/formats.md)\n"
     "  --tp-mpi             tensor parallel over the ranks of mpirun -np N, rank 0 prints: CPU\n"
@@ -166,6 +168,13 @@ int tool_parse_i2s_layout(const char *cmd, const char *v, enum trit_i2s_layout *
     return 0;
 }
 
+int tool_parse_cuda_gemv(const char *cmd, const char *v, enum trit_cuda_gemv *out) {
+    if (v && !strcmp(v, "add")) *out = TRIT_CUDA_GEMV_ADD;
+    else if (v && !strcmp(v, "dp4a")) *out = TRIT_CUDA_GEMV_DP4A;
+    else return tool_fail(cmd, "--cuda-gemv takes add or dp4a"), -1;
+    return 0;
+}
+
 int tool_parse_tp_quant(const char *cmd, const char *v, enum trit_tp_quant *out) {
     if (v && !strcmp(v, "exact")) *out = TRIT_TP_QUANT_EXACT;
     else if (v && !strcmp(v, "grouped")) *out = TRIT_TP_QUANT_GROUPED;
@@ -248,6 +257,11 @@ static int common_parse(struct tool_opts *o, int argc, char **argv, int *i, cons
     }
     if (!strcmp(a, "--tp-quant")) {
         if (tool_parse_tp_quant(cmd, v, &o->tp_quant) < 0) return -1;
+        *i += 2;
+        return 1;
+    }
+    if (!strcmp(a, "--cuda-gemv")) {
+        if (tool_parse_cuda_gemv(cmd, v, &o->cuda_gemv) < 0) return -1;
         *i += 2;
         return 1;
     }
@@ -378,6 +392,7 @@ struct trit_context_params tool_context_params(const struct tool_opts *o, unsign
     cp.tp_mpi = o->tp_mpi;
     cp.tp_quant = o->tp_quant;
     cp.mem_limit = o->mem_limit;
+    cp.cuda_gemv = o->cuda_gemv;
     return cp;
 }
 

@@ -36,6 +36,7 @@ struct tool_opts {
     int32_t tp;             /* --tp N: tensor-parallel ranks (0 = off) */
     bool tp_mpi;            /* --tp-mpi: the ranks are this MPI job's processes */
     enum trit_tp_quant tp_quant; /* --tp-quant exact|grouped */
+    enum trit_cuda_gemv cuda_gemv; /* --cuda-gemv add|dp4a (AUTO: $TRIT_CUDA_GEMV, else add) */
     uint64_t mem_limit;     /* --mem-limit SIZE in bytes; 0 = what the machine has left */
 };
 void tool_opts_init(struct tool_opts *o);
@@ -70,6 +71,7 @@ void tool_threads_fit(const char *cmd, const char *flag, const char *v, int32_t 
 /* --device cpu|cuda|auto and --tp-quant exact|grouped, with the same contract. */
 int tool_parse_device(const char *cmd, const char *v, enum trit_device *out);
 int tool_parse_tp_quant(const char *cmd, const char *v, enum trit_tp_quant *out);
+int tool_parse_cuda_gemv(const char *cmd, const char *v, enum trit_cuda_gemv *out);
 
 /* The sampling options of run and chat (--temp, --top-k, --top-p, --min-p, --repeat-penalty,
  * --seed), parsed by tool_opts_parse. tool_sampling_check checks them together (the ranges of

@@ -71,6 +71,7 @@ if command -v compute-sanitizer > /dev/null; then
     export -f san
     step memcheck 110 bash -c 'set -e
         san memcheck test_cuda_kernels "*gemv_dp4a_i32*"
+        san memcheck test_cuda_kernels "*gemv_add_i32*"
         san memcheck test_cuda_kernels "*act_quantize*"
         san memcheck test_cuda_kernels "*gemm_mma_i32*"
         san memcheck test_cuda_backend_ops "*"
@@ -91,10 +92,13 @@ else
 fi
 
 # 4. end to end: llama-bench style pp512 / tg128 on the synthetic shapes (random ternary weights)
+# (the default add-only decode GEMV, and the dp4a one on the 2B-4T shape, to choose the default)
 for model in 2b4t 8b; do
     step "trit_bench_$model" 90 bash -c "build-gpu/trit bench --device cuda -m synthetic:$model -r 3 -o json |
         tee '$out/trit_bench_$model.json'"
 done
+step trit_bench_2b4t_dp4a 60 bash -c "build-gpu/trit bench --device cuda --cuda-gemv dp4a -m synthetic:2b4t -n 128 \
+    -p 0 -r 3 -o json | tee '$out/trit_bench_2b4t_dp4a.json'"
 
 # 5. kernel benchmark
 step bench_kernels 120 bash -c "cd '$out' && '$root/build-gpu/bench/bench_kernels' --models 2b,8b --out bench_kernels $*"
