@@ -11,12 +11,8 @@ static const struct trit_cuda_module module = {
     .size = sizeof(struct trit_cuda_module),
     .device_count = trit_cuda_device_count_impl,
     .backend = &trit_cuda_backend,
-    /* without NCCL these report that (host/tp/forward_tp_cuda.c) */
-    .tp_init = trit_tp_cuda_init,
+    /* without NCCL its init reports that (host/tp/forward_tp_cuda.c) */
     .tp_backend = &trit_tp_cuda_backend,
-    .tp_rank = trit_tp_cuda_rank,
-    .tp_size = trit_tp_cuda_size,
-    .tp_comm_us = trit_tp_cuda_comm_us,
 };
 
 __attribute__((visibility("default"))) const struct trit_cuda_module *trit_cuda_module_entry(void);

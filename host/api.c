@@ -18,8 +18,6 @@ struct trit_context {
     const struct trit_backend_ops *ops;
     void *state;
     struct trit_backend_config cfg;
-    bool tp;      /* ops is trit_tp_cpu_backend or the CUDA module's tp_backend */
-    const struct trit_cuda_module *cuda; /* the module, when ops comes from it */
     int64_t n_past;
     float *logits; /* (n_batch or 1, n_vocab) */
 };
@@ -236,6 +234,10 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
         .head_q4 = params->head_q4,
         .mem_limit = params->mem_limit,
         .cuda_gemv = gemv,
+        /* --tp N without MPI: N GPUs of this process; with MPI the job's size, one rank each */
+        .tp_quant = params->tp_quant,
+        .tp_n_devices = tp_cuda && !params->tp_mpi ? params->tp_size : 0,
+        .tp_expect_ranks = params->tp_mpi ? params->tp_size : 0,
     };
     if (params->n_ctx > model->hp.ctx_train)
         TRIT_LOG_W("context: %d tokens is longer than the %lld the model was trained on; past that, expect its text "
@@ -249,8 +251,6 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
     ctx->model = model;
     ctx->ops = ops;
     ctx->cfg = cfg;
-    ctx->tp = tp;
-    ctx->cuda = cuda;
     const int64_t rows = params->logits_all ? ctx->cfg.n_batch : 1;
     ctx->logits = trit_alloc_uninit((size_t)(rows * model->hp.n_vocab) * sizeof(float));
     if (!ctx->logits) {
@@ -258,18 +258,7 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
         return trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory for logits (%lld x %lld)", (long long)rows,
                           (long long)model->hp.n_vocab);
     }
-    enum trit_status st;
-    if (tp_cuda) {
-        const struct trit_tp_cuda_config tpc = {.quant = params->tp_quant,
-                                                .n_devices = params->tp_mpi ? 0 : params->tp_size,
-                                                .expect_ranks = params->tp_mpi ? params->tp_size : 0};
-        st = cuda->tp_init(model, &ctx->cfg, &tpc, &ctx->state);
-    } else if (tp) {
-        const struct trit_tp_config tpc = {.quant = params->tp_quant, .expect_ranks = params->tp_size};
-        st = trit_tp_cpu_init(model, &ctx->cfg, &tpc, &ctx->state);
-    } else {
-        st = ops->init(model, &ctx->cfg, &ctx->state);
-    }
+    const enum trit_status st = ops->init(model, &ctx->cfg, &ctx->state);
     if (st != TRIT_OK) {
         trit_free(ctx->logits);
         trit_free(ctx);
@@ -393,12 +382,26 @@ enum trit_status trit_context_truncate(trit_context *ctx, int32_t n_keep) {
 const char *trit_context_backend(const trit_context *ctx) { return ctx->ops->name; }
 const char *trit_context_device_desc(const trit_context *ctx) { return ctx->ops->describe(ctx->state); }
 uint64_t trit_context_memory_bytes(const trit_context *ctx) { return ctx->ops->memory_bytes(ctx->state); }
+/* rank, size and collective time: the backend's tp_info, or one rank without it */
+static void tp_info(const trit_context *ctx, int *rank, int *size, int64_t *comm_us) {
+    *rank = 0, *size = 1, *comm_us = 0;
+    if (ctx->ops->tp_info) ctx->ops->tp_info(ctx->state, rank, size, comm_us);
+}
 int32_t trit_context_tp_rank(const trit_context *ctx) {
-    return !ctx->tp ? 0 : ctx->cuda ? ctx->cuda->tp_rank(ctx->state) : trit_tp_rank(ctx->state);
+    int rank, size;
+    int64_t us;
+    tp_info(ctx, &rank, &size, &us);
+    return rank;
 }
 int32_t trit_context_tp_size(const trit_context *ctx) {
-    return !ctx->tp ? 1 : ctx->cuda ? ctx->cuda->tp_size(ctx->state) : trit_tp_size(ctx->state);
+    int rank, size;
+    int64_t us;
+    tp_info(ctx, &rank, &size, &us);
+    return size;
 }
 int64_t trit_context_comm_us(const trit_context *ctx) {
-    return !ctx->tp ? 0 : ctx->cuda ? ctx->cuda->tp_comm_us(ctx->state) : trit_tp_comm_us(ctx->state);
+    int rank, size;
+    int64_t us;
+    tp_info(ctx, &rank, &size, &us);
+    return us;
 }

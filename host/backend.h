@@ -21,6 +21,13 @@ struct trit_backend_config {
     bool head_q4;      /* 4-bit LM head (opt-in, CPU backend only; measured cost in docs) */
     uint64_t mem_limit; /* trit_context_params.mem_limit: 0 = what the machine has left */
     enum trit_cuda_gemv cuda_gemv; /* resolved by trit_context_init: ADD or DP4A, never AUTO */
+    /* Tensor parallelism, read by the TP backends (trit_tp_cpu_backend, the CUDA module's
+     * tp_backend) and ignored by the others: the quantization mode, the GPUs this process drives
+     * (devices 0 .. tp_n_devices - 1; 0: one GPU per MPI rank) and the number of ranks the MPI job
+     * must have (0: any). */
+    enum trit_tp_quant tp_quant;
+    int tp_n_devices;
+    int tp_expect_ranks;
 };
 
 /* What a backend will allocate for a config, counted before anything is (the memory plan,
@@ -59,6 +66,9 @@ struct trit_backend_ops {
     /* Optional (NULL: no plan, as for GPU backends whose init checks device memory itself). Counts
      * what init would allocate for cfg (cfg.n_threads resolved, > 0), allocating nothing. */
     void (*plan)(const struct trit_model *m, const struct trit_backend_config *cfg, struct trit_mem_plan *out);
+    /* Optional (NULL: one rank, no collectives). This process's rank, the number of ranks, and the
+     * microseconds its collectives have taken since init. */
+    void (*tp_info)(void *state, int *rank, int *size, int64_t *comm_us);
 };
 
 /* The most candidates forward_topk hands back. */

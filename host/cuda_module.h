@@ -22,7 +22,7 @@
 #include "backend.h"
 #include "tp/tp.h"
 
-#define TRIT_CUDA_MODULE_ABI 1
+#define TRIT_CUDA_MODULE_ABI 2
 #define TRIT_CUDA_MODULE_ENTRY "trit_cuda_module_entry"
 
 struct trit_cuda_module {
@@ -32,13 +32,9 @@ struct trit_cuda_module {
     int (*device_count)(void);
     /* The one-GPU backend (cuda/backend.cu). */
     const struct trit_backend_ops *backend;
-    /* Tensor parallelism over NCCL (tp.h, "GPUs"); without NCCL, tp_init reports that. */
-    enum trit_status (*tp_init)(const struct trit_model *m, const struct trit_backend_config *cfg,
-                                const struct trit_tp_cuda_config *tp, void **state);
+    /* Tensor parallelism over NCCL (tp.h, "GPUs"), configured through trit_backend_config's tp_*
+     * fields; without NCCL its init reports that. */
     const struct trit_backend_ops *tp_backend;
-    int (*tp_rank)(const void *state);
-    int (*tp_size)(const void *state);
-    int64_t (*tp_comm_us)(const void *state);
 };
 
 typedef const struct trit_cuda_module *(*trit_cuda_module_entry_fn)(void);

@@ -493,9 +493,16 @@ enum trit_status trit_tp_cpu_init(const struct trit_model *m, const struct trit_
     return TRIT_OK;
 }
 
-static enum trit_status tp_init_default(const struct trit_model *m, const struct trit_backend_config *cfg, void **out) {
-    const struct trit_tp_config tp = {.quant = TRIT_TP_QUANT_EXACT};
+/* The backend table's init: an MPI communicator over MPI_COMM_WORLD, the mode and the job size of cfg. */
+static enum trit_status tp_init_cfg(const struct trit_model *m, const struct trit_backend_config *cfg, void **out) {
+    const struct trit_tp_config tp = {.quant = cfg->tp_quant, .expect_ranks = cfg->tp_expect_ranks};
     return trit_tp_cpu_init(m, cfg, &tp, out);
+}
+
+static void tp_info(void *state, int *rank, int *size, int64_t *comm_us) {
+    *rank = trit_tp_rank(state);
+    *size = trit_tp_size(state);
+    *comm_us = trit_tp_comm_us(state);
 }
 
 static const char *tp_describe(void *state) {
@@ -535,9 +542,10 @@ int64_t trit_tp_comm_us(const void *state) {
 
 const struct trit_backend_ops trit_tp_cpu_backend = {
     .name = "cpu-tp",
-    .init = tp_init_default,
+    .init = tp_init_cfg,
     .forward = tp_forward,
     .free = tp_free,
     .describe = tp_describe,
     .memory_bytes = tp_memory_bytes,
+    .tp_info = tp_info,
 };

@@ -301,10 +301,11 @@ enum trit_status trit_tp_cuda_init(const struct trit_model *m, const struct trit
     return TRIT_OK;
 }
 
+/* The backend table's init: the mode, the GPUs and the job size of cfg. */
 static enum trit_status tpc_init(const struct trit_model *m, const struct trit_backend_config *cfg, void **state) {
-    (void)m, (void)cfg;
-    *state = NULL;
-    return trit_error(TRIT_ERR_INVALID_ARG, "cuda tp backend: create it with trit_tp_cuda_init");
+    const struct trit_tp_cuda_config tp = {
+        .quant = cfg->tp_quant, .n_devices = cfg->tp_n_devices, .expect_ranks = cfg->tp_expect_ranks};
+    return trit_tp_cuda_init(m, cfg, &tp, state);
 }
 
 static enum trit_status tpc_forward(void *state, const int32_t *tokens, int64_t n, int64_t pos0, float *logits) {
@@ -361,6 +362,12 @@ static uint64_t tpc_memory_bytes(void *state) {
     return b;
 }
 
+static void tpc_info(void *state, int *rank, int *size, int64_t *comm_us) {
+    *rank = trit_tp_cuda_rank(state);
+    *size = trit_tp_cuda_size(state);
+    *comm_us = trit_tp_cuda_comm_us(state);
+}
+
 const struct trit_backend_ops trit_tp_cuda_backend = {
     .name = "cuda-tp",
     .init = tpc_init,
@@ -370,6 +377,7 @@ const struct trit_backend_ops trit_tp_cuda_backend = {
     .memory_bytes = tpc_memory_bytes,
     .forward_argmax = tpc_forward_argmax,
     .forward_topk = tpc_forward_topk,
+    .tp_info = tpc_info,
 };
 
 bool trit_tp_cuda_compiled(void) { return true; }
@@ -400,6 +408,10 @@ enum trit_status trit_tp_cuda_init(const struct trit_model *m, const struct trit
 static enum trit_status tpc_init(const struct trit_model *m, const struct trit_backend_config *cfg, void **state) {
     return trit_tp_cuda_init(m, cfg, NULL, state);
 }
+static void tpc_info(void *state, int *rank, int *size, int64_t *comm_us) {
+    (void)state;
+    *rank = 0, *size = 1, *comm_us = 0;
+}
 static enum trit_status tpc_forward(void *state, const int32_t *tokens, int64_t n, int64_t pos0, float *logits) {
     (void)state, (void)tokens, (void)n, (void)pos0, (void)logits;
     return trit_error(TRIT_ERR_UNSUPPORTED, "tensor parallelism on GPUs: %s", why());
@@ -421,6 +433,7 @@ const struct trit_backend_ops trit_tp_cuda_backend = {
     .free = tpc_free,
     .describe = tpc_describe,
     .memory_bytes = tpc_memory_bytes,
+    .tp_info = tpc_info,
 };
 
 bool trit_tp_cuda_compiled(void) { return false; }

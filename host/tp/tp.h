@@ -61,8 +61,9 @@ struct trit_tp_config {
 enum trit_status trit_tp_cpu_init(const struct trit_model *m, const struct trit_backend_config *cfg,
                                   const struct trit_tp_config *tp, void **state);
 
-/* forward, free, describe, memory_bytes; .init creates an exact-mode MPI backend. forward is
- * collective too. The describe line includes the time spent in collectives so far. */
+/* init (trit_tp_cpu_init over MPI_COMM_WORLD with cfg's tp_quant and tp_expect_ranks), forward,
+ * free, describe, memory_bytes, tp_info. forward is collective too. The describe line includes the
+ * time spent in collectives so far. */
 extern const struct trit_backend_ops trit_tp_cpu_backend;
 
 int trit_tp_rank(const void *state);
@@ -101,9 +102,9 @@ bool trit_tp_cuda_compiled(void);
  * collective over MPI_COMM_WORLD and fails on every rank when it fails on one. */
 enum trit_status trit_tp_cuda_init(const struct trit_model *m, const struct trit_backend_config *cfg,
                                    const struct trit_tp_cuda_config *tp, void **state);
-/* forward (rank 0's logits; every process's with MPI), forward_argmax, free, describe (with the
- * communication time so far), memory_bytes (this process's GPUs). .init is TRIT_ERR_INVALID_ARG:
- * use trit_tp_cuda_init. */
+/* init (trit_tp_cuda_init with cfg's tp_quant, tp_n_devices and tp_expect_ranks), forward (rank
+ * 0's logits; every process's with MPI), forward_argmax, forward_topk, free, describe (with the
+ * communication time so far), memory_bytes (this process's GPUs), tp_info. */
 extern const struct trit_backend_ops trit_tp_cuda_backend;
 
 /* This process's rank (0 with one process) and the number of GPU ranks. */
