@@ -257,3 +257,19 @@ output_test(cuda_gemv_bad EXPECT_RC 2 MATCH "^trit run: error: --cuda-gemv takes
   COMMAND ${out_trit} run -m /nonexistent.gguf -p x --cuda-gemv mul)
 output_test(cuda_gemv_cpu EXPECT_RC 0 MATCH "device: cpu"
   COMMAND ${out_trit} run --device cpu -p x -n 1 --cuda-gemv dp4a)
+
+# an output that is the model being read: refused before it is loaded, the model left intact
+file(MAKE_DIRECTORY ${out_dir})
+file(COPY_FILE ${out_model} ${out_dir}/victim.gguf)
+output_test(output_file_logits_over_model EXPECT_RC 1
+  MATCH "trit logits: error: output: [^\n]*victim.gguf: would replace [^\n]*victim.gguf, which this command reads"
+  COMMAND ${out_trit} logits -m ${out_dir}/victim.gguf --ids 1,2 -o ${out_dir}/victim.gguf)
+
+# closed standard descriptors: with stderr closed, the output file must not become fd 2 and receive
+# the status lines (the file is still a valid .npy); with stdout closed, a command that prints fails
+output_test(output_closed_stderr_logits EXPECT_RC 0 MATCH "NUMPY"
+  COMMAND sh -c "'$<TARGET_FILE:trit>' logits --ids 1,2 -o '${out_dir}/closed2.npy' -t 1 2>&- && head -c 6 '${out_dir}/closed2.npy'")
+output_test(output_closed_stdout_run EXPECT_RC 1 MATCH "trit run: error: writing the output: Bad file descriptor"
+  COMMAND sh -c "'$<TARGET_FILE:trit>' run -p hi -n 2 -t 1 >&-")
+output_test(output_closed_stdout_logits EXPECT_RC 0 MATCH "wrote [^\n]*closed1.npy"
+  COMMAND sh -c "'$<TARGET_FILE:trit>' logits --ids 1,2 -o '${out_dir}/closed1.npy' -t 1 >&-")

@@ -193,6 +193,31 @@ Test(outfile, a_link_is_followed_to_its_final_target_and_kept) {
     cr_assert_eq(n_partial(test_tmp_dir()), 0);
 }
 
+/* The input a command reads is never its output: the same file by name, through a link, or a file
+ * inside an input folder; another file is fine. The refused output is aborted, the input intact. */
+Test(outfile, an_output_that_would_replace_the_input_is_refused) {
+    const char *model = test_tmp_path("model.gguf"), *link = test_tmp_path("link.gguf");
+    put(model, "weights");
+    cr_assert_eq(symlink("model.gguf", link), 0);
+    const char *const clashing[] = {model, link};
+    for (size_t i = 0; i < 2; i++) {
+        struct trit_out out;
+        cr_assert_eq(trit_out_open(clashing[i], &out), TRIT_OK, "%s", trit_last_error());
+        cr_assert_eq(trit_out_check_input(&out, model), TRIT_ERR_INVALID_ARG, "%s", clashing[i]);
+        expect_message("which this command reads");
+        cr_assert_null(out.tmp);
+    }
+    struct trit_out out;
+    cr_assert_eq(trit_out_open(test_tmp_path("inside.npy"), &out), TRIT_OK);
+    cr_assert_eq(trit_out_check_input(&out, test_tmp_dir()), TRIT_ERR_INVALID_ARG);
+    expect_message("a file in ");
+    cr_assert_eq(trit_out_open(test_tmp_path("other.npy"), &out), TRIT_OK);
+    cr_assert_eq(trit_out_check_input(&out, model), TRIT_OK);
+    cr_assert_eq(trit_out_commit(&out), TRIT_OK);
+    cr_assert_str_eq(get(model), "weights");
+    cr_assert_eq(n_partial(test_tmp_dir()), 0);
+}
+
 Test(outfile, refuses_a_link_to_a_device_and_a_dangling_link) {
     const char *to_null = test_tmp_path("to-null");
     cr_assert_eq(symlink("/dev/null", to_null), 0);

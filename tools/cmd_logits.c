@@ -82,6 +82,7 @@ int cmd_logits(int argc, char **argv) {
     /* The output first: /dev/null, a folder or a FIFO is refused before the model loads. */
     struct trit_out out;
     enum trit_status st = trit_out_open(out_path, &out);
+    if (st == TRIT_OK) st = trit_out_check_input(&out, tool_model_path(&so));
     if (st != TRIT_OK) {
         free(ids);
         return tool_fail_status("logits", st, "output");

@@ -5,8 +5,11 @@
  *   trit run -p "In the beginning" -n 64
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "common.h"
@@ -52,7 +55,26 @@ static int finish(const char *cmd, int rc) {
     return failed ? 1 : 0;
 }
 
+/* The three standard descriptors, made safe before anything is opened. One that was closed
+ * (`2>&-`) would otherwise be the next file opened, and an output file would receive the status
+ * lines meant for stderr: each closed one is given /dev/null, opened for the direction it is not
+ * used in, so that writing to a closed stdout still fails (EBADF) and is reported, and reading a
+ * closed stdin still fails. SIGXFSZ is ignored so that a write past `ulimit -f` fails with EFBIG,
+ * which the output-file code handles (its temporary is removed), instead of killing trit. */
+static void standard_fds(void) {
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+        const int nul = open("/dev/null", fd == 0 ? O_WRONLY : O_RDONLY);
+        if (nul >= 0 && nul != fd) {
+            dup2(nul, fd);
+            close(nul);
+        }
+    }
+    signal(SIGXFSZ, SIG_IGN);
+}
+
 int main(int argc, char **argv) {
+    standard_fds();
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         usage(argc < 2 ? stderr : stdout);
         return finish("", argc < 2 ? 2 : 0);

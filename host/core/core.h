@@ -127,6 +127,10 @@ enum trit_status trit_out_write(struct trit_out *out, const void *data, size_t n
 enum trit_status trit_out_commit(struct trit_out *out);
 /* Closes and removes the temporary and releases *out. Accepts a zeroed, committed or aborted *out. */
 void trit_out_abort(struct trit_out *out);
+/* TRIT_ERR_INVALID_ARG (and the output aborted) when committing *out would replace `input` (the same
+ * file, through any name or link) or a file inside it (a folder): a model must never be overwritten
+ * by what is computed from it. TRIT_OK otherwise, or when input cannot be examined. */
+enum trit_status trit_out_check_input(struct trit_out *out, const char *input);
 
 /* ---- time --------------------------------------------------------------------------------- */
 

@@ -253,3 +253,25 @@ void trit_out_abort(struct trit_out *out) {
     unlink(out->tmp);
     out_release(out);
 }
+
+enum trit_status trit_out_check_input(struct trit_out *out, const char *input) {
+    struct stat in, tgt;
+    if (!out || !out->tmp || !input || stat(input, &in) != 0) return TRIT_OK;
+    bool clash = stat(out->target, &tgt) == 0 && tgt.st_dev == in.st_dev && tgt.st_ino == in.st_ino;
+    if (!clash && S_ISDIR(in.st_mode)) { /* the target's folder is the input folder */
+        char *dir = strdup(out->target);
+        if (dir) {
+            char *slash = strrchr(dir, '/');
+            const char *d = !slash ? "." : slash == dir ? "/" : (*slash = '\0', dir);
+            struct stat ds;
+            clash = stat(d, &ds) == 0 && ds.st_dev == in.st_dev && ds.st_ino == in.st_ino;
+            free(dir);
+        }
+    }
+    if (!clash) return TRIT_OK;
+    const enum trit_status st =
+        trit_error(TRIT_ERR_INVALID_ARG, "%s: would replace %s%s, which this command reads; give the output another name",
+                   out->path, S_ISDIR(in.st_mode) ? "a file in " : "", input);
+    trit_out_abort(out);
+    return st;
+}

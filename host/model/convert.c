@@ -834,6 +834,7 @@ enum trit_status trit_convert(const char *src, const char *dst, const struct tri
      * refused before minutes of loading and encoding. */
     struct trit_out out;
     enum trit_status st = trit_out_open(dst, &out);
+    if (st == TRIT_OK) st = trit_out_check_input(&out, src);
     if (st != TRIT_OK) return output_error(st);
 
     struct load_progress lp = {.params = params, .stage = TRIT_CONVERT_LOADING};
