@@ -218,6 +218,17 @@ Test(outfile, an_output_that_would_replace_the_input_is_refused) {
     cr_assert_eq(n_partial(test_tmp_dir()), 0);
 }
 
+/* A name of 250 bytes is legal (NAME_MAX 255) though "<name>.<8 hex>.partial" is not: the temporary
+ * then takes a short name of its own in the same folder. */
+Test(outfile, a_name_too_long_for_the_usual_temporary_is_written) {
+    char name[251];
+    memset(name, 'n', 250);
+    name[250] = '\0';
+    write_ok(test_tmp_path(name), "long");
+    cr_assert_str_eq(get(test_tmp_path(name)), "long");
+    cr_assert_eq(n_entries(test_tmp_dir()), 1);
+}
+
 Test(outfile, refuses_a_link_to_a_device_and_a_dangling_link) {
     const char *to_null = test_tmp_path("to-null");
     cr_assert_eq(symlink("/dev/null", to_null), 0);

@@ -166,7 +166,14 @@ enum trit_status trit_out_open(const char *path, struct trit_out *out) {
     }
     int err = EEXIST;
     for (int attempt = 0; attempt < 64 && err == EEXIST; attempt++) {
-        snprintf(out->tmp, tmp_len, "%s.%08x.partial", target, out_nonce(out, attempt));
+        /* "<target>.<8 hex>.partial", or "<folder>/.trit-<8 hex>.partial" when the target's own
+         * name leaves no room for the 17 more bytes within NAME_MAX */
+        const char *base = strrchr(target, '/');
+        base = base ? base + 1 : target;
+        if (strlen(base) + 17 <= NAME_MAX)
+            snprintf(out->tmp, tmp_len, "%s.%08x.partial", target, out_nonce(out, attempt));
+        else
+            snprintf(out->tmp, tmp_len, "%.*s.trit-%08x.partial", (int)(base - target), target, out_nonce(out, attempt));
         /* O_EXCL: a new file of our own, never an existing name or whatever a link there points to */
         out->fd = open(out->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         err = out->fd < 0 ? errno : 0;
