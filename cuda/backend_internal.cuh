@@ -1,0 +1,188 @@
+/*
+ * backend_internal.cuh: what the pieces of the CUDA backend (cuda/backend*.cu; backend.cu's header
+ * says which holds what) share: the state (cuda_state, a layer's device pointers cuda_layer, a TP
+ * rank's cuda_tp), init's TP arguments, a TP rank's weight slices, the cuBLAS workspace size,
+ * and the functions one piece calls in another. Everything is in namespace trit_cuda_be, whose
+ * visibility is hidden: none of it is exported from libtrit-cuda.so, whose entry points stay
+ * trit_cuda_backend (host/backend.h), trit_cuda_backend.h's functions and the kernels' launchers.
+ * A piece's own helpers stay in an anonymous namespace inside its file.
+ *
+ * Host headers the backend includes (plain C, with C linkage), and why:
+ *   backend.h          the interface it implements: trit_backend_ops, trit_backend_config,
+ *                      TRIT_TOPK_MAX; through it core/core.h (status, allocation, logging) and
+ *                      model/model.h (trit_model: what is uploaded)
+ *   tp/comm.h          the communicator a TP rank's collectives run on (its stream is st->stream)
+ *   tp/plan.h          the sharding plan, computed by the one planner CPU and GPU ranks share
+ *   cpu/head_int8.h    backend_arena.cu: the int8 head, quantized by the CPU's own code (bit for bit)
+ *   cpu/ops.h          backend_arena.cu: trit_rope_table, the CPU's own RoPE angles
+ *   core/threadpool.h  backend_arena.cu: the pool that repacks the weights into tiles
+ * They are the numerics' references and the TP plan: the device reproduces them, so it calls them
+ * instead of copying them. No host file includes this header; the host reaches the backend through
+ * the ops table and trit_cuda_backend.h only (docs/design.md section 2).
+ */
+#ifndef TRIT_CUDA_BACKEND_INTERNAL_CUH
+#define TRIT_CUDA_BACKEND_INTERNAL_CUH
+
+#include <cublas_v2.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+extern "C" {
+#include "backend.h"
+#include "tp/comm.h"
+#include "tp/plan.h"
+}
+#include "cuda_check.h"
+#include "trit_cuda.h"
+#include "trit_cuda_backend.h"
+#include "trit_cuda_ops.h"
+
+namespace trit_cuda_be __attribute__((visibility("hidden"))) {
+
+// cuBLAS workspace (NVIDIA recommends 32 MiB on Hopper); also what lets cuBLAS run in a graph.
+constexpr size_t CUBLAS_WS_BYTES = (size_t)32 << 20;
+
+struct cuda_layer {
+    trit_cuda_ternary qkv, o, gu, down; // tiles and the add-only GEMV's row biases, in the arena
+    trit_cuda_wscale ws_qkv[3], ws_o, ws_gate, ws_up, ws_down;
+    float *attn_norm, *attn_sub_norm, *ffn_norm, *ffn_sub_norm; // (D), (Hq), (D), (F); subs NULL without
+    __half *k_cache, *v_cache;                                  // (n_ctx, Hkv)
+};
+
+// Tensor parallelism (host/tp/tp.h's math on the device): this rank's shard and the buffers its
+// collectives use. Absent (comm NULL) for one GPU running the whole model.
+struct cuda_tp {
+    trit_comm *comm; // NCCL, borrowed; the backend runs on its stream
+    trit_tp_plan plan;
+    enum trit_tp_quant quant;
+    int64_t head_c0;          // first computed query head: plan.kv_head0 * group (whole GQA groups)
+    int64_t own_off;          // floats from a row of computed heads to this rank's own heads
+    int64_t q_own;            // own heads x head_dim: o_proj's columns here
+    float *att_own;           // (B, q_own): own heads compacted, when they are not the whole row
+    double *pairs, *pairs_all; // exact mode with sub-norms: (B, 2), (N, B, 2)
+    float *amax;              // (B) exact mode: the all-reduced absmax
+    float *y;                 // (B, D) grouped mode: the all-reduced fp32 row-parallel output
+    float *logits_loc;        // (n_out_rows, vocab_stride) this rank's head rows
+    float *logits_all;        // (N, n_out_rows, vocab_stride) the all-gather
+    // collective timing: an event pair per collective of a call, summed after the call's sync
+    cudaEvent_t *ev;
+    int n_ev, ev_used;
+    double comm_ms;
+    int64_t n_tokens;
+};
+
+struct cuda_state {
+    const trit_model *m;
+    trit_backend_config cfg;
+    int64_t d, f, hq, hkv, n_qkv; // D, F, Hq, Hkv, Hq + 2 Hkv: this rank's (computed) widths with TP
+    int64_t o_cols, v_head;       // o_proj's input columns (Hq, or q_own) and head rows (V, or this rank's)
+    cuda_tp tp;
+    bool has_tp, own_stream;
+    trit_cuda_attn_shape shape;
+    int n_splits;
+    int64_t n_out_rows; // rows of logits a call can produce: B with logits_all, else 1
+    bool use_cublas;    // logits_all with batches above the head GEMV's 8 rows (never with the int8 head)
+    bool head_int8;     // cfg.head_int8: the int8 head below replaces the fp16/bf16 one
+    bool gemv_add;      // cfg.cuda_gemv ADD: decode matmuls on the add-only GEMV, else dp4a
+
+    cudaStream_t stream;
+    cublasHandle_t cublas;
+    void *arena;
+    size_t arena_bytes;
+    cuda_layer *layers;
+
+    const uint16_t *embd, *head; // (V, D) fp16 or bf16; head == embd when tied; NULL: untied int8 head
+    int8_t *head8_w;             // int8 head: (V, head8_ld) rows as host/cpu/head_int8.c quantizes them
+    float *head8_d;              // (V) 1 / s_r
+    int64_t head8_ld;            // D rounded up to 64 (head_int8.c's padding)
+    int8_t *head8_q;             // (n_out_rows, head8_ld) quantized final norm
+    float *head8_dx;             // (n_out_rows) 1 / s_x
+    int32_t *argmax;             // (1) forward_argmax's result
+    uint32_t *topk_keys;         // (V) forward_topk's scratch
+    float *topk_vals;            // (TRIT_TOPK_MAX) its candidates
+    int32_t *topk_ids;           // (TRIT_TOPK_MAX)
+    int32_t *pen;                // (V) the penalized ids, each once
+    int32_t *h_aux;              // pinned: (V) penalized ids, then TRIT_TOPK_MAX ids and vals back
+    uint8_t *pen_mark;           // host (V / 8): which ids h_aux already lists
+    int embd_bf16, head_bf16;
+    float *out_norm, *rope_cos, *rope_sin; // (D), (n_ctx, hd / 2) x 2
+    int32_t *io, *h_io;                    // (B + 1) = {pos0, tokens}: device, pinned host
+    float *x;                              // (B, D)
+    int8_t *q8;                            // (B, act_stride(max(D, Hq, F)))
+    int32_t *qsum;                         // (B)
+    float *act_scale;                      // (B)
+    int32_t *acc;                          // (B, max(Hq + 2 Hkv, 2F, D))
+    float *q;                              // (B, Hq) rotated queries
+    float *buf;                            // (B, max(Hq, F)) attention output / FFN hidden, fp32
+    float *part_o, *part_ml;               // decode split partials: (n_splits, Hq), (n_splits, n_heads, 2)
+    uint32_t *counters;                    // (n_kv_heads) the decode attention's merge tickets, zero
+    float *xn;                             // (n_out_rows, D) final norm
+    uint16_t *xh;                          // (n_out_rows, D) its fp16/bf16 copy (cuBLAS path)
+    float *logits;                         // (n_out_rows, V)
+    void *cublas_ws;
+
+    bool graphs_enabled, last_graphed;
+    int64_t n_single_calls;
+    cudaGraphExec_t graph;
+    char desc[320]; /* cudaDeviceProp::name is up to 256 bytes */
+};
+
+// Tensor parallelism's arguments to cuda_init_impl (NULL comm: one GPU, the whole model).
+struct tp_args {
+    trit_comm *comm;
+    enum trit_tp_quant quant;
+};
+
+// Tensor parallelism: this rank's shards of a layer's matrices as host copies (plan.h), in the
+// order wq, wk, wv (rows of the computed heads), wo (columns of the own heads), gate, up (rows),
+// down (columns).
+struct tp_slices {
+    trit_ternary t[TRIT_N_W]; // enum trit_weight
+};
+
+// ---- backend.cu: init and free -------------------------------------------------------------------
+
+void cuda_free_impl(cuda_state *st);
+enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *cfg, const tp_args *tp,
+                                cuda_state **out);
+
+// ---- backend_arena.cu: layout and upload ---------------------------------------------------------
+
+int64_t layout(cuda_state *st, uintptr_t base);
+enum trit_status upload_weights(cuda_state *st);
+enum trit_status upload_rope(cuda_state *st);
+
+// ---- backend_forward.cu: the forward pass --------------------------------------------------------
+
+enum trit_status matmul(cuda_state *st, const trit_cuda_ternary *w, int64_t m);
+enum trit_status enqueue(cuda_state *st, int64_t m);
+enum trit_status cuda_sync(cuda_state *st, int64_t n_tokens);
+enum trit_status cuda_forward_impl(cuda_state *st, const int32_t *tokens, int64_t n, int64_t pos0, float *logits);
+
+// ---- backend_graph.cu: a call's checks, eager or replayed ----------------------------------------
+
+enum trit_status cuda_run(cuda_state *st, const int32_t *tokens, int64_t n, int64_t pos0);
+
+// ---- backend_sample.cu: sampling's first step on the device -------------------------------------
+
+enum trit_status cuda_forward_argmax_impl(cuda_state *st, const int32_t *tokens, int64_t n, int64_t pos0,
+                                          int32_t *token);
+enum trit_status cuda_forward_topk_impl(cuda_state *st, const int32_t *tokens, int64_t n, int64_t pos0, int32_t k,
+                                        const int32_t *pen_ids, int32_t n_pen, float penalty, float *vals,
+                                        int32_t *ids);
+
+// ---- backend_tp.cu: tensor parallelism -----------------------------------------------------------
+
+enum trit_status tp_setup(cuda_state *st, const tp_args *tp);
+void tp_slices_free(tp_slices *sl);
+enum trit_status tp_slices_make(const cuda_state *st, const trit_layer *L, tp_slices *sl);
+enum trit_status tp_sum_comm_time(cuda_state *st);
+enum trit_status tp_shard_quant(cuda_state *st, float *x, int64_t m, int64_t n, int64_t n_full, const float *w);
+enum trit_status tp_row_parallel(cuda_state *st, const trit_cuda_ternary *w, trit_cuda_wscale ws, int64_t m);
+enum trit_status tp_residual(cuda_state *st, int64_t m, const int32_t **acc);
+enum trit_status tp_gather_logits(cuda_state *st, int64_t n_out);
+
+} // namespace trit_cuda_be
+
+#endif /* TRIT_CUDA_BACKEND_INTERNAL_CUH */
