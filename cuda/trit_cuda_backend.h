@@ -1,6 +1,9 @@
 /*
- * trit_cuda_backend.h: internals of the CUDA backend (cuda/backend.cu) that tests reach beyond the
- * ops table of host/backend.h (trit_cuda_backend). C callable, no CUDA types.
+ * trit_cuda_backend.h: the one narrow C interface between host code and the CUDA backend
+ * (cuda/backend*.cu) beyond the ops table of host/backend.h (trit_cuda_backend): what tests reach
+ * and what host/tp/forward_tp_cuda.c needs to drive the ranks of tensor parallelism. C callable,
+ * no CUDA types; it includes only the public trit.h. Host files include no other cuda/ header for
+ * the backend, and the backend's own state (cuda/backend_internal.cuh) stays out of their sight.
  */
 #ifndef TRIT_CUDA_BACKEND_H
 #define TRIT_CUDA_BACKEND_H
@@ -12,7 +15,7 @@
 extern "C" {
 #endif
 
-#include "core/core.h"
+#include "trit.h" /* enum trit_status, enum trit_tp_quant */
 
 /* Turns the CUDA graph of the single-token forward on (the default) or off; off also drops a
  * captured graph. state is what trit_cuda_backend.init returned. */
@@ -37,6 +40,9 @@ enum trit_status trit_cuda_tp_rank_init(const struct trit_model *m, const struct
 /* Milliseconds the rank's collectives took on its stream (CUDA events around each), and tokens run. */
 double trit_cuda_tp_comm_ms(const void *state);
 int64_t trit_cuda_tp_tokens(const void *state);
+/* Makes dev the calling thread's current device (one host thread per GPU); 0 or the CUDA error
+ * code (cuda/device.cu). */
+int trit_cuda_set_device_impl(int dev);
 
 #ifdef __cplusplus
 }

@@ -28,9 +28,7 @@
 
 #if defined(TRIT_HAVE_CUDA_BACKEND) && defined(TRIT_HAVE_NCCL)
 
-#include "trit_cuda_backend.h"
-
-int trit_cuda_set_device_impl(int dev); /* cuda/device.cu */
+#include "trit_cuda_backend.h" /* the CUDA backend's narrow C interface: the ranks' entry points */
 
 /* One GPU per process: the MPI bootstrap communicator's timeout, which bounds start-up (ranks wait
  * for each other to load and upload their shards) and nothing after it. */
