@@ -273,3 +273,12 @@ output_test(output_closed_stdout_run EXPECT_RC 1 MATCH "trit run: error: writing
   COMMAND sh -c "'$<TARGET_FILE:trit>' run -p hi -n 2 -t 1 >&-")
 output_test(output_closed_stdout_logits EXPECT_RC 0 MATCH "wrote [^\n]*closed1.npy"
   COMMAND sh -c "'$<TARGET_FILE:trit>' logits --ids 1,2 -o '${out_dir}/closed1.npy' -t 1 >&-")
+
+# endless input: a chat line or a prompt file longer than the context could hold is refused once
+# that many bytes are read (before: memory grew until the machine ran out)
+output_test(input_chat_endless_line EXPECT_RC 1
+  MATCH "trit chat: error: stdin: a line of more than [0-9]+ bytes, more than a context of 256 tokens can hold"
+  COMMAND sh -c "'$<TARGET_FILE:trit>' chat -t 1 < /dev/zero")
+output_test(input_run_endless_prompt EXPECT_RC 1
+  MATCH "trit run: error: /dev/stdin: more than [0-9]+ bytes, more than a context of 256 tokens can hold \\(raise -c\\)"
+  COMMAND sh -c "'$<TARGET_FILE:trit>' run -t 1 -f /dev/stdin < /dev/zero")

@@ -111,6 +111,27 @@ static enum trit_status render(const char *tmpl, const struct trit_chat_message 
     return trit_chat_render(tmpl ? tmpl : trit_chat_template_plain, &vars, out);
 }
 
+/* One line of stdin, its newline kept, into *line (grown as needed, NUL-terminated): its length,
+ * -1 at the end of the input (or an allocation failure), -2 when it runs past max bytes (it is not
+ * read further). */
+static ssize_t read_line_bounded(char **line, size_t *cap, size_t max) {
+    size_t n = 0;
+    for (int c; (c = getchar()) != EOF;) {
+        if (n + 2 > *cap) {
+            const size_t bigger = *cap ? 2 * *cap : 256;
+            char *p = realloc(*line, bigger);
+            if (!p) return -1;
+            *line = p, *cap = bigger;
+        }
+        (*line)[n++] = (char)c;
+        if (c == '\n') break;
+        if (n > max) return -2;
+    }
+    if (n == 0) return -1;
+    (*line)[n] = '\0';
+    return (ssize_t)n;
+}
+
 int cmd_chat(int argc, char **argv) {
     struct tool_opts o;
     tool_opts_init(&o);
@@ -161,9 +182,16 @@ int cmd_chat(int argc, char **argv) {
     n_fixed = system ? 1 : 0;
     size_t line_cap = 0;
     const bool tty = isatty(0);
+    /* a line longer than this cannot fit the context: reading stops there (stdin may be endless) */
+    const size_t line_max = tool_text_max_bytes(s.tok, trit_context_n_ctx(s.ctx));
     for (;;) {
         if (tty) fprintf(stderr, "> ");
-        ssize_t got = getline(&line, &line_cap, stdin);
+        ssize_t got = read_line_bounded(&line, &line_cap, line_max);
+        if (got == -2) {
+            rc = tool_fail("chat", "stdin: a line of more than %zu bytes, more than a context of %d tokens can hold",
+                           line_max, trit_context_n_ctx(s.ctx));
+            break;
+        }
         if (got < 0) break;
         size_t len = (size_t)got;
         while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "common.h"
@@ -71,20 +72,29 @@ int cmd_run(int argc, char **argv) {
     }
     if (prompt && prompt_file) return tool_fail("run", "give -p TEXT or -f FILE, not both") + 1;
     if (tool_sampling_check(&sp, "run")) return 2;
+    /* the file is checked before the model loads, and read after: a prompt longer than the context
+     * could hold is refused without reading it all (it may be endless: -f /dev/stdin < /dev/zero) */
+    const int prompt_fd = prompt_file ? tool_open_input("run", prompt_file) : -1;
+    if (prompt_file && prompt_fd < 0) return 1;
+    struct tool_session s;
+    if (tool_session_open(&s, &o, 0, "run")) {
+        if (prompt_fd >= 0) close(prompt_fd);
+        return 1;
+    }
     char *file_text = NULL;
     size_t prompt_len;
     if (prompt_file) {
-        file_text = tool_read_file("run", prompt_file, &prompt_len);
-        if (!file_text) return 1;
+        char why[96];
+        const int32_t c = trit_context_n_ctx(s.ctx);
+        snprintf(why, sizeof why, "more than a context of %d tokens can hold (raise -c)", c);
+        file_text = tool_read_input("run", prompt_file, prompt_fd, tool_text_max_bytes(s.tok, c), why, &prompt_len);
+        if (!file_text) {
+            tool_session_close(&s);
+            return 1;
+        }
         prompt = file_text;
     } else {
         prompt_len = strlen(prompt);
-    }
-
-    struct tool_session s;
-    if (tool_session_open(&s, &o, 0, "run")) {
-        free(file_text);
-        return 1;
     }
     int rc = 0;
     struct trit_tokens ids = {0};

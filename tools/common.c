@@ -449,25 +449,29 @@ static bool is_stdin(const struct stat *sb) {
     return fstat(0, &in) == 0 && in.st_dev == sb->st_dev && in.st_ino == sb->st_ino && in.st_rdev == sb->st_rdev;
 }
 
-char *tool_read_file(const char *cmd, const char *path, size_t *len) {
+int tool_open_input(const char *cmd, const char *path) {
     const int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat sb;
     if (fd < 0) {
         const int err = errno;
         /* a socket cannot be opened (ENXIO): say what it is */
-        if (stat(path, &sb) == 0 && S_ISSOCK(sb.st_mode)) return tool_fail(cmd, "%s: is a socket, not a file", path), NULL;
-        return tool_fail(cmd, "%s: cannot open: %s", path, strerror(err)), NULL;
+        if (stat(path, &sb) == 0 && S_ISSOCK(sb.st_mode)) return tool_fail(cmd, "%s: is a socket, not a file", path), -1;
+        return tool_fail(cmd, "%s: cannot open: %s", path, strerror(err)), -1;
     }
     if (fstat(fd, &sb) != 0 || !(S_ISREG(sb.st_mode) || S_ISFIFO(sb.st_mode) || is_stdin(&sb))) {
         const int err = errno;
         close(fd);
-        if (S_ISDIR(sb.st_mode)) return tool_fail(cmd, "%s: is a folder, not a file", path), NULL;
+        if (S_ISDIR(sb.st_mode)) return tool_fail(cmd, "%s: is a folder, not a file", path), -1;
         if (S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode))
             return tool_fail(cmd, "%s: is a %s device, not a file (give a regular file, a FIFO or /dev/stdin)", path,
                              S_ISCHR(sb.st_mode) ? "character" : "block"),
-                   NULL;
-        return tool_fail(cmd, "%s: cannot read: %s", path, strerror(err ? err : EINVAL)), NULL;
+                   -1;
+        return tool_fail(cmd, "%s: cannot read: %s", path, strerror(err ? err : EINVAL)), -1;
     }
+    return fd;
+}
+
+char *tool_read_input(const char *cmd, const char *path, int fd, size_t max_bytes, const char *too_long, size_t *len) {
     FILE *f = fdopen(fd, "rb");
     if (!f) {
         close(fd);
@@ -475,9 +479,14 @@ char *tool_read_file(const char *cmd, const char *path, size_t *len) {
     }
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap + 1);
+    bool over = false;
     while (buf) {
         size_t got = fread(buf + n, 1, cap - n, f);
         n += got;
+        if (max_bytes && n > max_bytes) { /* read no further: the rest could be endless (/dev/zero) */
+            over = true;
+            break;
+        }
         if (n < cap) break;
         char *bigger = realloc(buf, cap * 2 + 1);
         if (!bigger) {
@@ -490,6 +499,10 @@ char *tool_read_file(const char *cmd, const char *path, size_t *len) {
     }
     const int err = ferror(f) ? errno : 0;
     fclose(f);
+    if (over) {
+        free(buf);
+        return tool_fail(cmd, "%s: more than %zu bytes, %s", path, max_bytes, too_long), NULL;
+    }
     if (!buf || err) {
         free(buf);
         return tool_fail(cmd, "%s: cannot read: %s", path, strerror(err ? err : ENOMEM)), NULL;
@@ -497,6 +510,15 @@ char *tool_read_file(const char *cmd, const char *path, size_t *len) {
     buf[n] = '\0';
     if (len) *len = n;
     return buf;
+}
+
+char *tool_read_file(const char *cmd, const char *path, size_t *len) {
+    const int fd = tool_open_input(cmd, path);
+    return fd < 0 ? NULL : tool_read_input(cmd, path, fd, 0, "", len);
+}
+
+size_t tool_text_max_bytes(const struct trit_tokenizer *tok, int64_t n_tokens) {
+    return (size_t)n_tokens * trit_tok_stream_max_out(tok);
 }
 
 double tool_peak_rss_mib(void) {

@@ -126,6 +126,15 @@ int tool_stdout_check(const char *cmd);
  * refused. On failure prints "trit CMD: error: PATH: <why>" ("PATH: is a folder, not a file") and
  * returns NULL. */
 char *tool_read_file(const char *cmd, const char *path, size_t *len);
+/* The same in two steps, so that a bad path is refused before a model loads and the length can be
+ * bounded once it has: tool_open_input opens and checks PATH (returns the fd, or -1 after printing
+ * why); tool_read_input reads it all and closes it, refusing, without reading further, more than
+ * max_bytes (0: no bound) with "PATH: more than MAX bytes, <too_long>". */
+int tool_open_input(const char *cmd, const char *path);
+char *tool_read_input(const char *cmd, const char *path, int fd, size_t max_bytes, const char *too_long, size_t *len);
+/* The most bytes a text of n_tokens tokens can hold under tok: every token covers at most
+ * trit_tok_stream_max_out(tok) bytes of input. A text longer than this cannot fit. */
+size_t tool_text_max_bytes(const struct trit_tokenizer *tok, int64_t n_tokens);
 /* Peak resident memory of this process in MiB. */
 double tool_peak_rss_mib(void);
 double tool_now_ms(void);
