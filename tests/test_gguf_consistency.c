@@ -8,13 +8,17 @@
  *   - a shape that differs from what the hyperparameters give (weights, norms, vocab_size, scales);
  *   - tensors the loader does not use: the file loads, with one warning through the log callback
  *     and an "unused" note each;
- *   - the same layer count and unused-tensor checks for a Hugging Face folder (num_hidden_layers).
- * Every refusal is TRIT_ERR_FORMAT with the exact message a user sees.
+ *   - the same layer count and unused-tensor checks for a Hugging Face folder (num_hidden_layers);
+ *   - hyperparameters trit cannot honour: a value or rotary width other than the key length
+ *     (TRIT_ERR_UNSUPPORTED), context_length 0, an infinite norm eps or RoPE base (also from a
+ *     Hugging Face config.json).
+ * Every refusal is checked with its status and the exact message a user sees.
  *
  *   ctest --test-dir build -R test_gguf_consistency --output-on-failure
  */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,12 +48,32 @@ struct spec_tensor {
     int64_t ne[GGUF_MAX_DIMS];
 };
 
+/* One extra metadata entry, bitnet-b1.58.<suffix>, of an integer or float GGUF type. */
+struct spec_key {
+    char suffix[64];
+    enum gguf_type type; /* GGUF_TYPE_UINT32, _UINT64, _FLOAT32 or _FLOAT64 */
+    uint64_t u;
+    double d;
+};
+
+#define MAX_KEYS 8
+
 struct spec {
     int64_t block_count;
     int64_t vocab_size; /* 0: no <arch>.vocab_size key */
-    int n;
+    int n, n_keys;
     struct spec_tensor t[MAX_TENSORS];
+    struct spec_key keys[MAX_KEYS];
 };
+
+static void spec_key(struct spec *s, const char *suffix, enum gguf_type type, uint64_t u, double d) {
+    cr_assert_lt(s->n_keys, MAX_KEYS);
+    struct spec_key *k = &s->keys[s->n_keys++];
+    snprintf(k->suffix, sizeof k->suffix, "%s", suffix);
+    k->type = type;
+    k->u = u;
+    k->d = d;
+}
 
 static void spec_add(struct spec *s, const char *name, uint32_t n_dims, int64_t ne0, int64_t ne1, int64_t ne2) {
     cr_assert_lt(s->n, MAX_TENSORS);
@@ -108,6 +132,18 @@ static uint8_t *spec_bytes(const struct spec *s, uint64_t *size) {
     cr_assert_eq(gguf_writer_set_u32(w, "bitnet-b1.58.attention.head_count", N_HEADS), TRIT_OK);
     cr_assert_eq(gguf_writer_set_u32(w, "bitnet-b1.58.attention.head_count_kv", N_KV_HEADS), TRIT_OK);
     if (s->vocab_size) cr_assert_eq(gguf_writer_set_u32(w, "bitnet-b1.58.vocab_size", (uint32_t)s->vocab_size), TRIT_OK);
+    for (int i = 0; i < s->n_keys; i++) {
+        const struct spec_key *k = &s->keys[i];
+        char key[96];
+        snprintf(key, sizeof key, "bitnet-b1.58.%s", k->suffix);
+        const uint32_t u32 = (uint32_t)k->u;
+        const float f32 = (float)k->d;
+        const void *v = k->type == GGUF_TYPE_UINT32  ? (const void *)&u32
+                        : k->type == GGUF_TYPE_UINT64 ? (const void *)&k->u
+                        : k->type == GGUF_TYPE_FLOAT32 ? (const void *)&f32
+                                                       : (const void *)&k->d;
+        cr_assert_eq(gguf_writer_set_val(w, key, k->type, v), TRIT_OK, "%s", key);
+    }
     float *data[MAX_TENSORS];
     for (int i = 0; i < s->n; i++) {
         const struct spec_tensor *t = &s->t[i];
@@ -211,12 +247,17 @@ static enum trit_status load_spec(const struct spec *s, struct captured *log, st
     return st;
 }
 
+/* The load must fail with `want_st` and exactly the message `full`. */
+static void expect_status(enum trit_status st, enum trit_status want_st, const char *full) {
+    cr_assert_eq(st, want_st, "expected %s, got %s (%s)", trit_status_str(want_st), trit_status_str(st), trit_last_error());
+    cr_assert_str_eq(trit_last_error(), full);
+}
+
 /* The load must fail with TRIT_ERR_FORMAT and exactly `want` followed by " (in PATH)". */
 static void expect_error(enum trit_status st, const char *want) {
     char full[1024];
     snprintf(full, sizeof full, "%s (in %s)", want, file_path());
-    cr_assert_eq(st, TRIT_ERR_FORMAT, "expected TRIT_ERR_FORMAT, got %s (%s)", trit_status_str(st), trit_last_error());
-    cr_assert_str_eq(trit_last_error(), full);
+    expect_status(st, TRIT_ERR_FORMAT, full);
 }
 
 /* ---- the reference: a consistent file loads, with nothing to report ------------------------------ */
@@ -460,12 +501,81 @@ Test(gguf_consistency, unknown_tensors_are_reported) {
     cr_assert_str_eq(log.warn[0], want);
 }
 
+/* ---- hyperparameters trit cannot honour ----------------------------------------------------------------
+ * Each of these used to load and run (exit 0): a value or rotary width other than the head's was
+ * ignored, an infinite eps made every logit 0, context_length 0 failed later in the backend. */
+
+/* A value head of another width, or partial rotary, would run wrong: refused whatever the value. */
+Test(gguf_consistency, value_and_rope_widths_must_equal_key_length) {
+    static const struct { const char *suffix, *supports; } keys[] = {
+        {"attention.value_length", "a value length equal to the key length"},
+        {"rope.dimension_count", "RoPE over whole heads: a dimension count equal to the key length"},
+    };
+    static const uint64_t bad[] = {0, 2, 8, 65, 4294967295u};
+    struct spec s;
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            spec_model(&s, 1);
+            spec_key(&s, keys[k].suffix, GGUF_TYPE_UINT32, bad[i], 0);
+            char full[1024];
+            snprintf(full, sizeof full, "gguf: bitnet-b1.58.%s = %llu, but trit supports only %s (4) (in %s)", keys[k].suffix,
+                     (unsigned long long)bad[i], keys[k].supports, file_path());
+            expect_status(load_spec(&s, NULL, NULL), TRIT_ERR_UNSUPPORTED, full);
+        }
+        spec_model(&s, 1);
+        spec_key(&s, "attention.key_length", GGUF_TYPE_UINT32, HEAD_DIM, 0);
+        spec_key(&s, keys[k].suffix, GGUF_TYPE_UINT64, HEAD_DIM, 0);
+        cr_assert_eq(load_spec(&s, NULL, NULL), TRIT_OK, "%s: %s", keys[k].suffix, trit_last_error());
+    }
+}
+
+Test(gguf_consistency, context_length_must_be_positive) {
+    struct spec s;
+    spec_model(&s, 1);
+    spec_key(&s, "context_length", GGUF_TYPE_UINT32, 0, 0);
+    expect_error(load_spec(&s, NULL, NULL), "gguf: bitnet-b1.58.context_length = 0 is outside the valid range [1, 2147483647]");
+    spec_model(&s, 1);
+    spec_key(&s, "context_length", GGUF_TYPE_UINT64, (uint64_t)1 << 31, 0);
+    expect_error(load_spec(&s, NULL, NULL),
+                 "gguf: bitnet-b1.58.context_length = 2147483648 is outside the valid range [1, 2147483647]");
+    spec_model(&s, 1);
+    spec_key(&s, "context_length", GGUF_TYPE_UINT32, 1, 0);
+    struct trit_model m;
+    cr_assert_eq(load_spec(&s, NULL, &m), TRIT_OK, "%s", trit_last_error());
+    cr_assert_eq(m.hp.ctx_train, 1);
+    trit_model_release(&m);
+}
+
+/* The check is trit_model_validate's, so every loader has it; the message names the values only. */
+Test(gguf_consistency, norm_eps_and_rope_base_must_be_finite) {
+    static const struct { const char *suffix; enum gguf_type type; double v; const char *want; } cases[] = {
+        {"attention.layer_norm_rms_epsilon", GGUF_TYPE_FLOAT32, INFINITY, "norm eps inf and rope theta 10000 must be finite and positive"},
+        {"attention.layer_norm_rms_epsilon", GGUF_TYPE_FLOAT32, -INFINITY, "norm eps -inf and rope theta 10000 must be finite and positive"},
+        /* finite in the file, infinite as the float trit computes with */
+        {"attention.layer_norm_rms_epsilon", GGUF_TYPE_FLOAT64, 1e300, "norm eps inf and rope theta 10000 must be finite and positive"},
+        {"rope.freq_base", GGUF_TYPE_FLOAT32, INFINITY, "norm eps 1e-05 and rope theta inf must be finite and positive"},
+        {"rope.freq_base", GGUF_TYPE_FLOAT32, NAN, "norm eps 1e-05 and rope theta nan must be finite and positive"},
+        {"rope.freq_base", GGUF_TYPE_FLOAT32, 0.0, "norm eps 1e-05 and rope theta 0 must be finite and positive"},
+    };
+    struct spec s;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        spec_model(&s, 1);
+        spec_key(&s, cases[i].suffix, cases[i].type, 0, cases[i].v);
+        expect_status(load_spec(&s, NULL, NULL), TRIT_ERR_FORMAT, cases[i].want);
+    }
+    spec_model(&s, 1);
+    spec_key(&s, "attention.layer_norm_rms_epsilon", GGUF_TYPE_FLOAT32, 0, 1e-6);
+    spec_key(&s, "rope.freq_base", GGUF_TYPE_FLOAT64, 0, 5e5);
+    cr_assert_eq(load_spec(&s, NULL, NULL), TRIT_OK, "%s", trit_last_error());
+}
+
 /* ---- the same consistency in a Hugging Face folder ---------------------------------------------------
  * A bitnet (relu2) folder with F32 weights holding -1, 0, +1 and a tied embedding, written by hand:
  * config.json and one model.safetensors (host/io/safetensors.h gives the layout). */
 
 struct hf_spec {
     int64_t num_hidden_layers;
+    const char *extra_config; /* NULL, or more config.json members: "\"k\": v" */
     int n;
     struct {
         char name[96];
@@ -524,8 +634,9 @@ static enum trit_status load_hf(const struct hf_spec *s, struct captured *log) {
              "{\"model_type\": \"bitnet\", \"architectures\": [\"BitNetForCausalLM\"], \"hidden_act\": \"relu2\","
              " \"hidden_size\": %d, \"intermediate_size\": %d, \"num_hidden_layers\": %lld,"
              " \"num_attention_heads\": %d, \"num_key_value_heads\": %d, \"vocab_size\": %d,"
-             " \"tie_word_embeddings\": true}",
-             DIM, FFN, (long long)s->num_hidden_layers, N_HEADS, N_KV_HEADS, VOCAB);
+             " \"tie_word_embeddings\": true%s%s}",
+             DIM, FFN, (long long)s->num_hidden_layers, N_HEADS, N_KV_HEADS, VOCAB, s->extra_config ? ", " : "",
+             s->extra_config ? s->extra_config : "");
     snprintf(path, sizeof path, "%s/config.json", dir);
     write_text(path, config);
 
@@ -614,4 +725,21 @@ Test(gguf_consistency, hf_folder_layers_and_unused_tensors) {
              hf_dir());
     cr_assert_eq(log.n_warn, 1);
     cr_assert_str_eq(log.warn[0], want);
+}
+
+/* The same limits from a config.json: a finite double that is infinite as a float, and a context of
+ * 0 (json_get_int's range, refused before this test too). */
+Test(gguf_consistency, hf_folder_hyperparameter_limits) {
+    struct hf_spec s;
+    hf_model(&s, 1);
+    s.extra_config = "\"rope_theta\": 1e300";
+    expect_status(load_hf(&s, NULL), TRIT_ERR_FORMAT, "norm eps 1e-05 and rope theta inf must be finite and positive");
+    s.extra_config = "\"rms_norm_eps\": 1e39";
+    expect_status(load_hf(&s, NULL), TRIT_ERR_FORMAT, "norm eps inf and rope theta 10000 must be finite and positive");
+    s.extra_config = "\"max_position_embeddings\": 0";
+    char full[1024];
+    snprintf(full, sizeof full, "%s/config.json: 'max_position_embeddings' is 0, outside the valid range [1, 2147483647]", hf_dir());
+    expect_status(load_hf(&s, NULL), TRIT_ERR_FORMAT, full);
+    s.extra_config = "\"max_position_embeddings\": 1, \"rope_theta\": 500000, \"rms_norm_eps\": 1e-06";
+    cr_assert_eq(load_hf(&s, NULL), TRIT_OK, "%s", trit_last_error());
 }

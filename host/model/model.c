@@ -163,8 +163,11 @@ enum trit_status trit_model_validate(const struct trit_model *m) {
         return trit_error(TRIT_ERR_FORMAT, "n_heads %lld is not a multiple of n_kv_heads %lld",
                           (long long)hp->n_heads, (long long)hp->n_kv_heads);
     if (hp->head_dim % 2 != 0) return trit_error(TRIT_ERR_UNSUPPORTED, "head_dim %lld is odd; RoPE needs pairs", (long long)hp->head_dim);
-    if (!(hp->norm_eps > 0.0f) || !(hp->rope_theta > 0.0f))
-        return trit_error(TRIT_ERR_FORMAT, "norm eps %g and rope theta %g must be positive", (double)hp->norm_eps, (double)hp->rope_theta);
+    /* inf passes "> 0": an infinite eps zeroes every normalized row, and so every logit. The loaders
+     * narrow doubles to float, so a finite 1e300 in the file arrives here as inf too. */
+    if (!(hp->norm_eps > 0.0f) || !isfinite(hp->norm_eps) || !(hp->rope_theta > 0.0f) || !isfinite(hp->rope_theta))
+        return trit_error(TRIT_ERR_FORMAT, "norm eps %g and rope theta %g must be finite and positive", (double)hp->norm_eps,
+                          (double)hp->rope_theta);
     if (!m->out_norm) return trit_error(TRIT_ERR_FORMAT, "the final norm weight is missing");
     if (!m->tok_embd.data || m->tok_embd.n_rows != hp->n_vocab || m->tok_embd.n_cols != hp->dim)
         return trit_error(TRIT_ERR_FORMAT, "token embedding has shape [%lld, %lld], expected [%lld, %lld]",

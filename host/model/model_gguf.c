@@ -43,24 +43,37 @@ static void release_gguf(void *mapping) {
 
 /* ---- hyperparameters ----------------------------------------------------------------------- */
 
-/* arch.suffix as an integer in [0, max]; `fallback` when absent and not required. */
-static enum trit_status get_int(const struct gguf_file *f, const char *arch, const char *suffix,
-                                bool required, int64_t fallback, int64_t max, int64_t *out) {
+/* arch.suffix as an integer in [min, max]; `fallback` (not range-checked) when absent and not required. */
+static enum trit_status get_int(const struct gguf_loader *L, const char *arch, const char *suffix, bool required,
+                                int64_t fallback, int64_t min, int64_t max, int64_t *out) {
     char key[160];
     snprintf(key, sizeof key, "%s.%s", arch, suffix);
     uint64_t v;
-    enum trit_status st = gguf_get_u64(f, key, &v);
+    enum trit_status st = gguf_get_u64(L->f, key, &v);
     if (st == TRIT_ERR_NOT_FOUND) {
-        if (required) return trit_error(TRIT_ERR_FORMAT, "gguf: required key '%s' is missing", key);
+        if (required) return trit_error(TRIT_ERR_FORMAT, "gguf: required key '%s' is missing (in %s)", key, L->m->path);
         trit_error_clear();
         *out = fallback;
         return TRIT_OK;
     }
     TRIT_TRY(st);
-    if (v > (uint64_t)max)
-        return trit_error(TRIT_ERR_FORMAT, "gguf: key '%s' = %llu is out of range (at most %lld)", key,
-                          (unsigned long long)v, (long long)max);
+    if (v < (uint64_t)min || v > (uint64_t)max)
+        return trit_error(TRIT_ERR_FORMAT, "gguf: %s = %llu is outside the valid range [%lld, %lld] (in %s)", key,
+                          (unsigned long long)v, (long long)min, (long long)max, L->m->path);
     *out = (int64_t)v;
+    return TRIT_OK;
+}
+
+/* arch.suffix, when present, must equal the head dimension: trit's graphs have one width for the
+ * query, key and value heads and rotate whole heads. `what` says what trit supports. */
+static enum trit_status check_head_width(const struct gguf_loader *L, const char *arch, const char *suffix,
+                                         const char *what) {
+    const int64_t head_dim = L->m->hp.head_dim;
+    int64_t v = head_dim;
+    TRIT_TRY(get_int(L, arch, suffix, false, head_dim, 0, INT64_MAX, &v));
+    if (v != head_dim)
+        return trit_error(TRIT_ERR_UNSUPPORTED, "gguf: %s.%s = %lld, but trit supports only %s (%lld) (in %s)", arch, suffix,
+                          (long long)v, what, (long long)head_dim, L->m->path);
     return TRIT_OK;
 }
 
@@ -123,14 +136,15 @@ static enum trit_status read_hparams(struct gguf_loader *L) {
     /* Bounds as the HF loader's: widths and counts from the file are multiplied together before any
      * tensor has been checked, so each stays far from int64 overflow; contexts fit the API's int32. */
     const int64_t big = (int64_t)1 << 31, heads = 65536;
-    TRIT_TRY(get_int(f, arch, "block_count", true, 0, big, &hp->n_layers));
-    TRIT_TRY(get_int(f, arch, "embedding_length", true, 0, big, &hp->dim));
-    TRIT_TRY(get_int(f, arch, "feed_forward_length", true, 0, big, &hp->ffn_dim));
-    TRIT_TRY(get_int(f, arch, "attention.head_count", true, 0, heads, &hp->n_heads));
-    TRIT_TRY(get_int(f, arch, "attention.head_count_kv", false, hp->n_heads, heads, &hp->n_kv_heads));
-    TRIT_TRY(get_int(f, arch, "context_length", false, 2048, INT32_MAX, &hp->ctx_train));
-    if (hp->n_heads <= 0 || hp->dim <= 0) return trit_error(TRIT_ERR_FORMAT, "gguf: head count and embedding length must be positive");
-    TRIT_TRY(get_int(f, arch, "attention.key_length", false, hp->dim / hp->n_heads, heads, &hp->head_dim));
+    TRIT_TRY(get_int(L, arch, "block_count", true, 0, 1, big, &hp->n_layers));
+    TRIT_TRY(get_int(L, arch, "embedding_length", true, 0, 1, big, &hp->dim));
+    TRIT_TRY(get_int(L, arch, "feed_forward_length", true, 0, 1, big, &hp->ffn_dim));
+    TRIT_TRY(get_int(L, arch, "attention.head_count", true, 0, 1, heads, &hp->n_heads));
+    TRIT_TRY(get_int(L, arch, "attention.head_count_kv", false, hp->n_heads, 1, heads, &hp->n_kv_heads));
+    TRIT_TRY(get_int(L, arch, "context_length", false, 2048, 1, INT32_MAX, &hp->ctx_train));
+    TRIT_TRY(get_int(L, arch, "attention.key_length", false, hp->dim / hp->n_heads, 1, heads, &hp->head_dim));
+    TRIT_TRY(check_head_width(L, arch, "attention.value_length", "a value length equal to the key length"));
+    TRIT_TRY(check_head_width(L, arch, "rope.dimension_count", "RoPE over whole heads: a dimension count equal to the key length"));
     TRIT_TRY(get_float(f, arch, "attention.layer_norm_rms_epsilon", 1e-5f, &hp->norm_eps));
     TRIT_TRY(get_float(f, arch, "rope.freq_base", 10000.0f, &hp->rope_theta));
     if (hp->n_layers > 4096) return trit_error(TRIT_ERR_FORMAT, "gguf: block_count %lld is not plausible", (long long)hp->n_layers);
@@ -425,7 +439,7 @@ static enum trit_status check_tensor_set(struct gguf_loader *L) {
     char key[96];
     snprintf(key, sizeof key, "%s.vocab_size", arch);
     L->vocab_from = gguf_find_kv(f, key) ? "embedding_length, vocab_size" : "embedding_length, token_embd.weight's rows";
-    TRIT_TRY(get_int(f, arch, "vocab_size", false, embd->ne[1], (int64_t)1 << 31, &L->n_vocab));
+    TRIT_TRY(get_int(L, arch, "vocab_size", false, embd->ne[1], 1, (int64_t)1 << 31, &L->n_vocab));
 
     int64_t max_layer = -1;
     for (int64_t i = 0; i < f->n_tensors; i++) {
