@@ -104,7 +104,9 @@ uint64_t trit_mem_plan_total(const struct trit_mem_plan *p) {
 static const char *fmt_bytes(uint64_t b, char buf[32]) {
     if (b == UINT64_MAX) snprintf(buf, 32, "more than 16 EiB");
     else if (b >= (1ull << 30)) snprintf(buf, 32, "%.1f GiB", (double)b / (double)(1ull << 30));
-    else snprintf(buf, 32, "%.1f MiB", (double)b / (double)(1ull << 20));
+    else if (b >= (1ull << 20)) snprintf(buf, 32, "%.1f MiB", (double)b / (double)(1ull << 20));
+    else if (b >= (1ull << 10)) snprintf(buf, 32, "%.1f KiB", (double)b / (double)(1ull << 10));
+    else snprintf(buf, 32, "%llu bytes", (unsigned long long)b);
     return buf;
 }
 
@@ -123,9 +125,26 @@ static uint64_t context_need(const struct trit_model *m, const struct trit_backe
 /* The smallest context worth running when the training context does not fit. */
 #define PLAN_MIN_CTX 64
 
+/* The longest context of at most `asked` tokens whose need is within `budget`, rounded down to a
+ * multiple of 256 when that is at least 256 (0: none). The need grows with n_ctx. */
+static int64_t longest_fit(const struct trit_model *m, const struct trit_backend_ops *ops,
+                           struct trit_backend_config *cfg, int64_t n_batch, int64_t asked, uint64_t budget) {
+    int64_t lo = 0, hi = asked;
+    struct trit_mem_plan q;
+    while (lo < hi) {
+        const int64_t mid = lo + (hi - lo + 1) / 2;
+        cfg->n_ctx = mid;
+        if (context_need(m, ops, cfg, n_batch, &q) <= budget) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo >= 256 ? lo / 256 * 256 : lo;
+}
+
 /* Checks the plan of cfg against the limit before anything is allocated. A context the caller left
- * at 0 (cfg->n_ctx = the training context) is cut to the longest multiple of 256 tokens that fits,
- * with a warning; one the caller asked for fails, with both numbers and the longest that fits. */
+ * at 0 (cfg->n_ctx = the training context) that does not fit is cut, with a warning, to the longest
+ * multiple of 256 tokens that fits in the --mem-limit, or in half of what the machine has left (a
+ * file's context_length of 2^31 must not take all of it); one the caller asked for fails, with both
+ * numbers and the longest that fits. */
 static enum trit_status check_plan(const struct trit_model *m, const struct trit_backend_ops *ops,
                                    struct trit_backend_config *cfg, const struct trit_context_params *params) {
     const uint64_t left = trit_mem_available();
@@ -135,26 +154,19 @@ static enum trit_status check_plan(const struct trit_model *m, const struct trit
     struct trit_mem_plan p;
     const uint64_t need = context_need(m, ops, cfg, n_batch, &p);
     if (need <= limit) return TRIT_OK;
-    /* the longest context that fits: the need grows with n_ctx */
-    int64_t lo = 0, hi = asked;
     struct trit_mem_plan q;
-    while (lo < hi) {
-        const int64_t mid = lo + (hi - lo + 1) / 2;
-        cfg->n_ctx = mid;
-        if (context_need(m, ops, cfg, n_batch, &q) <= limit) lo = mid;
-        else hi = mid - 1;
-    }
-    const int64_t fits = lo >= 256 ? lo / 256 * 256 : lo;
+    const int64_t fits = longest_fit(m, ops, cfg, n_batch, asked, limit);
     char b0[32], b1[32], b2[32], b3[32], b4[32];
     char whose[96];
     if (by_limit) snprintf(whose, sizeof whose, "the memory limit of %s (--mem-limit)", fmt_bytes(limit, b4));
     else snprintf(whose, sizeof whose, "the %s this machine has left", fmt_bytes(limit, b4));
-    if (params->n_ctx == 0 && fits >= PLAN_MIN_CTX) {
-        cfg->n_ctx = fits;
+    const int64_t cut = by_limit ? fits : longest_fit(m, ops, cfg, n_batch, asked, limit / 2);
+    if (params->n_ctx == 0 && cut >= PLAN_MIN_CTX) {
+        cfg->n_ctx = cut;
         context_need(m, ops, cfg, n_batch, &q);
         TRIT_LOG_W("context: the model's training context of %lld tokens needs %s, more than %s; using %lld "
-                   "tokens (-c sets it)",
-                   (long long)asked, fmt_bytes(need, b0), whose, (long long)fits);
+                   "tokens%s (-c sets it)",
+                   (long long)asked, fmt_bytes(need, b0), whose, (long long)cut, by_limit ? "" : ", half of that");
         return TRIT_OK;
     }
     cfg->n_ctx = asked;

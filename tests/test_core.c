@@ -2,6 +2,8 @@
 /* test_core.c: status strings, the last-error message, aligned allocation, the API header as C. */
 #include <criterion/criterion.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/core.h"
@@ -58,4 +60,51 @@ Test(core, cuda_query_never_fails) {
     int n = trit_cuda_device_count();
     cr_assert_geq(n, 0);
     if (!trit_cuda_compiled()) cr_assert_eq(n, 0);
+}
+
+/* The cgroup part of trit_mem_available on fake trees: v2 takes the least headroom of the group
+ * and every group above it, v1 its memory controller's; "max" and v1's near-2^63 "no limit" are
+ * none. */
+static void put_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+Test(core, cgroup_headroom_reads_the_group_and_its_parents) {
+    test_tmp_make();
+    char p[600], q[600];
+    /* v2: /sys/fs/cgroup/a/b with limits at a (1000 - 100) and b (5000 - 4500), none at the root */
+    snprintf(p, sizeof p, "%s/v2/a/b", test_tmp_dir());
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", p);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(q, sizeof q, "%s/v2/memory.max", test_tmp_dir()), put_text(q, "max\n");
+    snprintf(q, sizeof q, "%s/v2/memory.current", test_tmp_dir()), put_text(q, "123\n");
+    snprintf(q, sizeof q, "%s/v2/a/memory.max", test_tmp_dir()), put_text(q, "1000\n");
+    snprintf(q, sizeof q, "%s/v2/a/memory.current", test_tmp_dir()), put_text(q, "100\n");
+    snprintf(q, sizeof q, "%s/v2/a/b/memory.max", test_tmp_dir()), put_text(q, "5000\n");
+    snprintf(q, sizeof q, "%s/v2/a/b/memory.current", test_tmp_dir()), put_text(q, "4500\n");
+    const char *proc = test_tmp_path("cgroup");
+    put_text(proc, "0::/a/b\n");
+    snprintf(q, sizeof q, "%s/v2", test_tmp_dir());
+    cr_assert_eq(trit_cgroup_headroom(proc, q), 500);
+    put_text(proc, "0::/a\n");
+    cr_assert_eq(trit_cgroup_headroom(proc, q), 900);
+    put_text(proc, "0::/\n");
+    cr_assert_eq(trit_cgroup_headroom(proc, q), UINT64_MAX);
+    /* v1: the memory controller's line; "no limit" is 9223372036854771712 */
+    snprintf(p, sizeof p, "%s/v1/memory/slice", test_tmp_dir());
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", p);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(q, sizeof q, "%s/v1/memory/memory.limit_in_bytes", test_tmp_dir()), put_text(q, "9223372036854771712\n");
+    snprintf(q, sizeof q, "%s/v1/memory/memory.usage_in_bytes", test_tmp_dir()), put_text(q, "1\n");
+    snprintf(q, sizeof q, "%s/v1/memory/slice/memory.limit_in_bytes", test_tmp_dir()), put_text(q, "4096\n");
+    snprintf(q, sizeof q, "%s/v1/memory/slice/memory.usage_in_bytes", test_tmp_dir()), put_text(q, "1024\n");
+    put_text(proc, "9:pids:/other\n4:memory:/slice\n1:name=systemd:/\n");
+    snprintf(q, sizeof q, "%s/v1", test_tmp_dir());
+    cr_assert_eq(trit_cgroup_headroom(proc, q), 3072);
+    cr_assert_eq(trit_cgroup_headroom(test_tmp_path("absent"), q), UINT64_MAX);
+    test_tmp_remove();
 }

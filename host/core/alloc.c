@@ -71,15 +71,62 @@ static uint64_t rlimit_left(int resource, int statm_field) {
     return (uint64_t)rl.rlim_cur > used ? (uint64_t)rl.rlim_cur - used : 0;
 }
 
+/* The least headroom (limit - usage) of the cgroup `dir` (a path under `root`) and of every group
+ * above it up to root: a limit anywhere on the way bounds this process. limit and usage name the
+ * files (v2: memory.max, memory.current; v1: memory.limit_in_bytes, memory.usage_in_bytes). A v1
+ * "no limit" is a number near 2^63, taken as none. */
+static uint64_t cgroup_left(char *dir, size_t root_len, const char *limit, const char *usage) {
+    uint64_t left = UINT64_MAX;
+    for (;;) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", dir, limit);
+        const uint64_t max = read_u64_file(path);
+        snprintf(path, sizeof path, "%s/%s", dir, usage);
+        const uint64_t cur = read_u64_file(path);
+        if (max < ((uint64_t)1 << 62) && cur != UINT64_MAX) {
+            const uint64_t l = max > cur ? max - cur : 0;
+            if (l < left) left = l;
+        }
+        char *slash = strrchr(dir, '/');
+        if (strlen(dir) <= root_len || !slash || (size_t)(slash - dir) < root_len) break;
+        *slash = '\0';
+    }
+    return left;
+}
+
+uint64_t trit_cgroup_headroom(const char *proc_cgroup, const char *sys_root) {
+    FILE *f = fopen(proc_cgroup, "re");
+    if (!f) return UINT64_MAX;
+    char line[4096];
+    uint64_t left = UINT64_MAX;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        /* "hierarchy-id:controllers:path"; v2 is "0::path" */
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2 || c2[1] != '/') continue;
+        *c1 = '\0', *c2 = '\0';
+        const char *controllers = c1 + 1, *rel = c2 + 1;
+        char dir[4096];
+        uint64_t l = UINT64_MAX;
+        if (!strcmp(line, "0") && !*controllers) {
+            const size_t root = strlen(sys_root);
+            snprintf(dir, sizeof dir, "%s%s", sys_root, strcmp(rel, "/") ? rel : "");
+            l = cgroup_left(dir, root, "memory.max", "memory.current");
+        } else if (strstr(controllers, "memory")) {
+            const int root = snprintf(dir, sizeof dir, "%s/memory", sys_root);
+            snprintf(dir + root, sizeof dir - (size_t)root, "%s", strcmp(rel, "/") ? rel : "");
+            l = cgroup_left(dir, (size_t)root, "memory.limit_in_bytes", "memory.usage_in_bytes");
+        }
+        if (l < left) left = l;
+    }
+    fclose(f);
+    return left;
+}
+
 uint64_t trit_mem_available(void) {
     uint64_t left = meminfo_available();
-    /* cgroup v2: the limit of this process's group (a container's, a systemd slice's) */
-    const uint64_t max = read_u64_file("/sys/fs/cgroup/memory.max");
-    const uint64_t cur = read_u64_file("/sys/fs/cgroup/memory.current");
-    if (max != UINT64_MAX && cur != UINT64_MAX) {
-        const uint64_t cg = max > cur ? max - cur : 0;
-        if (cg < left) left = cg;
-    }
+    const uint64_t cg = trit_cgroup_headroom("/proc/self/cgroup", "/sys/fs/cgroup");
+    if (cg < left) left = cg;
     const uint64_t as = rlimit_left(RLIMIT_AS, 1);
     if (as < left) left = as;
     const uint64_t data = rlimit_left(RLIMIT_DATA, 6);

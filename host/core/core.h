@@ -56,10 +56,15 @@ void *trit_alloc(size_t n_bytes);
 void *trit_alloc_uninit(size_t n_bytes);
 /* Frees memory from trit_alloc or trit_alloc_uninit; accepts NULL. */
 void trit_free(void *ptr);
-/* Bytes this process can still take, the least of: the machine's MemAvailable (/proc/meminfo), its
- * cgroup's memory.max less memory.current, and the RLIMIT_AS / RLIMIT_DATA headroom. UINT64_MAX when
+/* Bytes this process can still take, the least of: the machine's MemAvailable (/proc/meminfo), the
+ * headroom (limit less usage) of its cgroup and of every group above it (v2 memory.max, v1
+ * memory.limit_in_bytes; the group from /proc/self/cgroup), and the RLIMIT_AS / RLIMIT_DATA headroom. UINT64_MAX when
  * none of them is known (not Linux). The memory plan (trit_context_init) compares with it. */
 uint64_t trit_mem_available(void);
+/* Its cgroup part: the least headroom over the groups that proc_cgroup (a /proc/self/cgroup) names,
+ * v2 ("0::/path") or v1 (a "memory" line), with the hierarchy mounted at sys_root (/sys/fs/cgroup;
+ * v1 under sys_root/memory). UINT64_MAX when no limit is found. Tests pass a fake tree. */
+uint64_t trit_cgroup_headroom(const char *proc_cgroup, const char *sys_root);
 
 /* ---- checked arithmetic (parsers treat every size from a file as hostile) ------------------ */
 
