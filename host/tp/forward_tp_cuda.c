@@ -1,6 +1,6 @@
 /*
  * forward_tp_cuda.c: tensor parallelism on GPUs (tp.h, "GPUs"): the ranks of a NCCL group, each a
- * CUDA backend state holding its shard (trit_cuda_tp_rank_init, cuda/backend.cu), driven in
+ * CUDA backend state holding its shard (trit_cuda_tp_rank_init, cuda/backend_tp.cu), driven in
  * lockstep.
  *
  *   one process, N GPUs   N worker threads, worker i bound to device i (cudaSetDevice is per
