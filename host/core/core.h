@@ -59,7 +59,8 @@ void trit_free(void *ptr);
 /* Bytes this process can still take, the least of: the machine's MemAvailable (/proc/meminfo), the
  * headroom (limit less usage) of its cgroup and of every group above it (v2 memory.max, v1
  * memory.limit_in_bytes; the group from /proc/self/cgroup), and the RLIMIT_AS / RLIMIT_DATA headroom. UINT64_MAX when
- * none of them is known (not Linux). The memory plan (trit_context_init) compares with it. */
+ * none of them is known (not Linux), and never more than $TRIT_MEM_AVAILABLE (bytes) when that is
+ * set. The memory plan (trit_context_init) compares with it. */
 uint64_t trit_mem_available(void);
 /* Its cgroup part: the least headroom over the groups that proc_cgroup (a /proc/self/cgroup) names,
  * v2 ("0::/path") or v1 (a "memory" line), with the hierarchy mounted at sys_root (/sys/fs/cgroup;
