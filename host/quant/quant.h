@@ -104,6 +104,10 @@ enum trit_status trit_ternary_from_scaled(const float *w, int64_t n_rows, int64_
  * the product in fp32, clamped in fp32 to [-128, 127]. x should be finite; a NaN element gives 0
  * (never undefined behaviour). */
 float trit_quantize_row_i8(const float *x, int64_t k, int8_t *q);
+/* Its two halves, for a row whose absmax is taken over several ranks (tensor parallelism, exact
+ * mode): the scale of an absmax, and q = the clamped rintf(x * s) with a given s. */
+float trit_act_scale(float amax);
+void trit_quantize_row_i8_scaled(const float *x, int64_t k, float s, int8_t *q);
 
 /* ---- packed layouts --------------------------------------------------------------------------
  *

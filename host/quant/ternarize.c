@@ -128,14 +128,20 @@ enum trit_status trit_ternary_from_scaled(const float *w, int64_t n_rows, int64_
 
 /* ---- activation quantization ------------------------------------------------------------------ */
 
-float trit_quantize_row_i8(const float *x, int64_t k, int8_t *q) {
-    float amax = 0.0f;
-    for (int64_t i = 0; i < k; i++) amax = fmaxf(amax, fabsf(x[i]));
-    float s = TRIT_ACT_QMAX / fmaxf(amax, TRIT_ACT_EPS);
+float trit_act_scale(float amax) { return TRIT_ACT_QMAX / fmaxf(amax, TRIT_ACT_EPS); }
+
+void trit_quantize_row_i8_scaled(const float *x, int64_t k, float s, int8_t *q) {
     for (int64_t i = 0; i < k; i++) {
         float v = rintf(x[i] * s);
         /* The clamp is in float: a NaN input gives 0 instead of an undefined int conversion. */
         q[i] = (int8_t)(v >= 127.0f ? 127 : v <= -128.0f ? -128 : v == v ? (int)v : 0);
     }
+}
+
+float trit_quantize_row_i8(const float *x, int64_t k, int8_t *q) {
+    float amax = 0.0f;
+    for (int64_t i = 0; i < k; i++) amax = fmaxf(amax, fabsf(x[i]));
+    const float s = trit_act_scale(amax);
+    trit_quantize_row_i8_scaled(x, k, s, q);
     return s;
 }

@@ -240,6 +240,7 @@ enum trit_status trit_comm_allreduce_at(struct trit_comm *c, void *buf, int64_t 
     if (!dtype_ok(dtype) || (op != TRIT_COMM_SUM && op != TRIT_COMM_MAX) || n < 0 || (n > 0 && !buf))
         return trit_error(TRIT_ERR_INVALID_ARG, "tensor parallel: all-reduce at %s:%d: bad arguments (n %lld, dtype %d, op %d)",
                           short_path(file), line, (long long)n, (int)dtype, (int)op);
+    if (c && c->backend == TRIT_COMM_SELF) return TRIT_OK; /* the reduction over one rank: buf itself */
     char what[96];
     snprintf(what, sizeof what, "all-reduce %s of %lld %s", trit_comm_op_name(op), (long long)n, trit_comm_dtype_name(dtype));
     int64_t t0;
@@ -253,6 +254,7 @@ enum trit_status trit_comm_allgather_at(struct trit_comm *c, const void *send, v
     if (!dtype_ok(dtype) || n < 0 || (n > 0 && (!send || !recv)))
         return trit_error(TRIT_ERR_INVALID_ARG, "tensor parallel: all-gather at %s:%d: bad arguments (n %lld, dtype %d)",
                           short_path(file), line, (long long)n, (int)dtype);
+    if (c && c->backend == TRIT_COMM_SELF) return c->ops->allgather(c, send, recv, n, dtype); /* nothing to wait for */
     char what[96];
     snprintf(what, sizeof what, "all-gather of %lld %s per rank", (long long)n, trit_comm_dtype_name(dtype));
     int64_t t0;

@@ -6,6 +6,10 @@
  *   NCCL  GPU ranks: one process driving N devices (one host thread per device), or one process
  *         per device bootstrapped over MPI (the ncclUniqueId is broadcast): comm_nccl.c and
  *         cuda/tp_nccl.cu
+ *   self  one rank, host memory: every collective is what it is over one rank (an all-reduce leaves
+ *         the buffer as it is, an all-gather copies), with no timing, watchdog or statistics. The
+ *         one-process CPU backend runs on it: one device is tensor parallelism with one rank
+ *         (comm_self.c).
  *
  * Memory: the buffers of a collective live where the communicator computes: host memory for MPI,
  * device memory of the rank's GPU for NCCL. MPI collectives are complete when they return. NCCL
@@ -47,6 +51,7 @@ extern "C" { /* core.h is a C header without its own guard */
 enum trit_comm_backend {
     TRIT_COMM_MPI = 0,
     TRIT_COMM_NCCL = 1,
+    TRIT_COMM_SELF = 2,
 };
 
 enum trit_comm_dtype {
@@ -83,6 +88,9 @@ bool trit_comm_mpi_compiled(void);
  * (MPI_THREAD_MULTIPLE) when nobody has, and then finalizes it at exit. Errors return rather than
  * abort (MPI_ERRORS_RETURN). TRIT_ERR_UNSUPPORTED without MPI. *out is NULL on failure. */
 enum trit_status trit_comm_mpi_create(const struct trit_comm_params *p, struct trit_comm **out);
+
+/* A communicator of one rank (rank 0 of 1, host memory). Never fails but for memory. */
+enum trit_status trit_comm_self_create(struct trit_comm **out);
 
 /* true when this build has the NCCL communicator (TRIT_HAVE_NCCL). */
 bool trit_comm_nccl_compiled(void);

@@ -37,6 +37,8 @@ enum trit_status trit_tp_plan_make(const struct trit_hparams *hp, int rank, int 
     out->kv_head0 = kv_first;
     out->n_kv_heads = kv_last - kv_first + 1;
     out->kv_replicated = out->head0 % group != 0 || (out->head0 + out->n_heads) % group != 0;
+    out->head_c0 = out->kv_head0 * group;
+    out->n_heads_c = out->n_kv_heads * group;
     trit_tp_split(hp->ffn_dim, n_ranks, rank, &out->ffn0, &out->n_ffn);
     trit_tp_split(hp->n_vocab, n_ranks, rank, &out->vocab0, &out->n_vocab);
     out->vocab_stride = trit_div_ceil(hp->n_vocab, n_ranks);
@@ -44,6 +46,20 @@ enum trit_status trit_tp_plan_make(const struct trit_hparams *hp, int rank, int 
 }
 
 /* ---- shards ------------------------------------------------------------------------------------ */
+
+struct trit_tp_shard trit_tp_shard_of(const struct trit_tp_plan *pl, const struct trit_hparams *hp, enum trit_weight w) {
+    const int64_t hd = hp->head_dim;
+    switch (w) {
+    case TRIT_W_Q: return (struct trit_tp_shard){true, pl->head_c0 * hd, pl->n_heads_c * hd};
+    case TRIT_W_K:
+    case TRIT_W_V: return (struct trit_tp_shard){true, pl->kv_head0 * hd, pl->n_kv_heads * hd};
+    case TRIT_W_O: return (struct trit_tp_shard){false, pl->head0 * hd, pl->n_heads * hd};
+    case TRIT_W_GATE:
+    case TRIT_W_UP: return (struct trit_tp_shard){true, pl->ffn0, pl->n_ffn};
+    case TRIT_W_DOWN:
+    default: return (struct trit_tp_shard){false, pl->ffn0, pl->n_ffn};
+    }
+}
 
 enum trit_status trit_tp_ternary_rows(const struct trit_ternary *w, int64_t r0, int64_t n, struct trit_ternary *out) {
     memset(out, 0, sizeof *out);

@@ -31,6 +31,8 @@ struct trit_tp_plan {
     int64_t head0, n_heads;       /* query heads */
     int64_t kv_head0, n_kv_heads; /* KV heads read by those query heads */
     bool kv_replicated;           /* a KV head of this rank is also computed by a neighbour */
+    int64_t head_c0, n_heads_c;   /* query heads computed: the whole GQA groups of those KV heads
+                                     (= the query heads unless kv_replicated); wq's rows */
     int64_t ffn0, n_ffn;          /* gate/up rows and down columns */
     int64_t vocab0, n_vocab;      /* LM head rows */
     int64_t vocab_stride;         /* all-gather slot: ceil(n_vocab_total / n_ranks) */
@@ -42,6 +44,17 @@ void trit_tp_split(int64_t n, int n_parts, int part, int64_t *begin, int64_t *co
 /* The shards of `rank` of n_ranks. TRIT_ERR_UNSUPPORTED, naming the dimension, when a rank would
  * get no whole query head, no FFN row or no vocabulary row. */
 enum trit_status trit_tp_plan_make(const struct trit_hparams *hp, int rank, int n_ranks, struct trit_tp_plan *out);
+
+/* The part of matrix `w` (enum trit_weight) that `plan`'s rank holds: output rows [start, start + n)
+ * when by_rows (column-parallel: q over the computed heads, k and v over its KV heads, gate and up
+ * over its FFN rows), else input columns (row-parallel: o over its own heads' columns, down over its
+ * FFN columns). The one shard table; CPU and GPU ranks both pack from it. */
+struct trit_tp_shard {
+    bool by_rows;
+    int64_t start, n;
+};
+struct trit_tp_shard trit_tp_shard_of(const struct trit_tp_plan *plan, const struct trit_hparams *hp,
+                                      enum trit_weight w);
 
 /* Rows [r0, r0 + n) of w as a new matrix (scale and kind copied). *out is zeroed on failure. */
 enum trit_status trit_tp_ternary_rows(const struct trit_ternary *w, int64_t r0, int64_t n, struct trit_ternary *out);
