@@ -259,15 +259,15 @@ static uint64_t cuda_memory_bytes(void *state) { return static_cast<cuda_state *
 
 // Each slot labelled (C++17 has no designated initializers; ggml-cuda's backend table does the same).
 extern "C" const struct trit_backend_ops trit_cuda_backend = {
-    /* .name           = */ "cuda",
-    /* .init           = */ cuda_init,
-    /* .forward        = */ cuda_forward,
-    /* .free           = */ cuda_free,
-    /* .describe       = */ cuda_describe,
-    /* .memory_bytes   = */ cuda_memory_bytes,
-    /* .forward_argmax = */ cuda_forward_argmax,
-    /* .forward_topk   = */ cuda_forward_topk,
-    /* .plan           = */ nullptr, // cuda_init checks its one device allocation against the free memory
+    .name = "cuda",
+    .init = cuda_init,
+    .forward = cuda_forward,
+    .free = cuda_free,
+    .describe = cuda_describe,
+    .memory_bytes = cuda_memory_bytes,
+    .forward_argmax = cuda_forward_argmax,
+    .forward_topk = cuda_forward_topk,
+    .plan = nullptr, // cuda_init checks its one device allocation against the free memory
 };
 
 extern "C" int trit_cuda_backend_n_splits(const void *state) { return static_cast<const cuda_state *>(state)->n_splits; }

@@ -38,17 +38,8 @@ enum trit_status capture_single(cuda_state *st) {
 // Checks and enqueues the forward pass (graph replay for single tokens); st->logits holds the result
 // once the stream gets there.
 enum trit_status cuda_run(cuda_state *st, const int32_t *tokens, int64_t n, int64_t pos0) {
-    const trit_hparams *hp = &st->m->hp;
-    if (n <= 0 || n > st->cfg.n_batch)
-        return trit_error(TRIT_ERR_INVALID_ARG, "cuda forward: %lld tokens (batch holds 1..%lld)", (long long)n,
-                          (long long)st->cfg.n_batch);
-    if (pos0 < 0 || pos0 + n > st->cfg.n_ctx)
-        return trit_error(TRIT_ERR_CONTEXT_FULL, "context full: positions %lld..%lld do not fit in %lld",
-                          (long long)pos0, (long long)(pos0 + n - 1), (long long)st->cfg.n_ctx);
-    for (int64_t b = 0; b < n; b++)
-        if (tokens[b] < 0 || tokens[b] >= hp->n_vocab)
-            return trit_error(TRIT_ERR_INVALID_ARG, "token id %d is outside the vocabulary (0..%lld)", tokens[b],
-                              (long long)hp->n_vocab - 1);
+    trit_forward_batch b; // the checks every backend makes (host/forward.c)
+    TRIT_TRY(trit_forward_batch_make(&st->m->hp, st->cfg.n_ctx, st->cfg.n_batch, st->cfg.logits_all, tokens, n, pos0, &b));
     st->h_io[0] = (int32_t)pos0; // read by the first copy of the step (or graph), after the last call synced
     memcpy(st->h_io + 1, tokens, (size_t)n * sizeof(int32_t));
 

@@ -11,6 +11,7 @@
  *   backend.h          the interface it implements: trit_backend_ops, trit_backend_config,
  *                      TRIT_TOPK_MAX; through it core/core.h (status, allocation, logging) and
  *                      model/model.h (trit_model: what is uploaded)
+ *   forward.h          the forward pass, written once (host/forward.c), and the ops it runs
  *   tp/comm.h          the communicator a TP rank's collectives run on (its stream is st->stream)
  *   tp/plan.h          the sharding plan, computed by the one planner CPU and GPU ranks share
  *   cpu/head_int8.h    backend_arena.cu: the int8 head, quantized by the CPU's own code (bit for bit)
@@ -30,6 +31,7 @@
 
 extern "C" {
 #include "backend.h"
+#include "forward.h"
 #include "tp/comm.h"
 #include "tp/plan.h"
 }
@@ -56,7 +58,6 @@ struct cuda_tp {
     trit_comm *comm; // NCCL, borrowed; the backend runs on its stream
     trit_tp_plan plan;
     enum trit_tp_quant quant;
-    int64_t head_c0;          // first computed query head: plan.kv_head0 * group (whole GQA groups)
     int64_t own_off;          // floats from a row of computed heads to this rank's own heads
     int64_t q_own;            // own heads x head_dim: o_proj's columns here
     float *att_own;           // (B, q_own): own heads compacted, when they are not the whole row
@@ -121,6 +122,8 @@ struct cuda_state {
     uint16_t *xh;                          // (n_out_rows, D) its fp16/bf16 copy (cuBLAS path)
     float *logits;                         // (n_out_rows, V)
     void *cublas_ws;
+    const int32_t *pend;                   // the block output the next norm adds to x (NULL: none)
+    trit_cuda_wscale pend_ws;              // its scale
 
     bool graphs_enabled, last_graphed;
     int64_t n_single_calls;
@@ -134,9 +137,8 @@ struct tp_args {
     enum trit_tp_quant quant;
 };
 
-// Tensor parallelism: this rank's shards of a layer's matrices as host copies (plan.h), in the
-// order wq, wk, wv (rows of the computed heads), wo (columns of the own heads), gate, up (rows),
-// down (columns).
+// Tensor parallelism: this rank's shards of a layer's matrices as host copies, cut by the plan's
+// one shard table (trit_tp_shard_of).
 struct tp_slices {
     trit_ternary t[TRIT_N_W]; // enum trit_weight
 };
@@ -179,8 +181,8 @@ void tp_slices_free(tp_slices *sl);
 enum trit_status tp_slices_make(const cuda_state *st, const trit_layer *L, tp_slices *sl);
 enum trit_status tp_sum_comm_time(cuda_state *st);
 enum trit_status tp_shard_quant(cuda_state *st, float *x, int64_t m, int64_t n, int64_t n_full, const float *w);
-enum trit_status tp_row_parallel(cuda_state *st, const trit_cuda_ternary *w, trit_cuda_wscale ws, int64_t m);
-enum trit_status tp_residual(cuda_state *st, int64_t m, const int32_t **acc);
+enum trit_status tp_matmul_part(cuda_state *st, const trit_cuda_ternary *w, trit_cuda_wscale ws, int64_t m);
+enum trit_status tp_reduce(cuda_state *st, int64_t m);
 enum trit_status tp_gather_logits(cuda_state *st, int64_t n_out);
 
 } // namespace trit_cuda_be

@@ -21,20 +21,19 @@ enum trit_status tp_setup(cuda_state *st, const tp_args *tp) {
     if ((unsigned)tp->quant > TRIT_TP_QUANT_GROUPED)
         return trit_error(TRIT_ERR_INVALID_ARG, "cuda backend: tp quant mode %d", (int)tp->quant);
     TRIT_TRY(trit_tp_plan_make(hp, trit_comm_rank(tp->comm), trit_comm_size(tp->comm), &t->plan));
-    const int64_t hd = hp->head_dim, group = hp->n_heads / hp->n_kv_heads;
+    const int64_t hd = hp->head_dim;
     t->comm = tp->comm;
     t->quant = tp->quant;
-    t->head_c0 = t->plan.kv_head0 * group;
-    t->own_off = (t->plan.head0 - t->head_c0) * hd;
+    t->own_off = (t->plan.head0 - t->plan.head_c0) * hd;
     t->q_own = t->plan.n_heads * hd;
     st->has_tp = true;
-    st->hq = t->plan.n_kv_heads * group * hd;
+    st->hq = t->plan.n_heads_c * hd;
     st->hkv = t->plan.n_kv_heads * hd;
     st->n_qkv = st->hq + 2 * st->hkv;
     st->f = t->plan.n_ffn;
     st->o_cols = t->q_own;
     st->v_head = t->plan.n_vocab;
-    st->shape.n_heads = t->plan.n_kv_heads * group;
+    st->shape.n_heads = t->plan.n_heads_c;
     st->shape.n_kv_heads = t->plan.n_kv_heads;
     st->graphs_enabled = false; // collectives run eagerly, each one timed by events
     // an event pair per collective of a call: 3 per sharded row in exact mode, 1 in grouped, + logits
@@ -50,23 +49,12 @@ void tp_slices_free(tp_slices *sl) {
 }
 
 enum trit_status tp_slices_make(const cuda_state *st, const trit_layer *L, tp_slices *sl) {
-    const cuda_tp *t = &st->tp;
-    const int64_t hd = st->m->hp.head_dim;
-    const struct {
-        bool rows;
-        int64_t start, n;
-    } parts[TRIT_N_W] = {
-        // in enum trit_weight order: q (the computed heads), k, v, o (the own heads' columns), gate, up, down
-        {true, t->head_c0 * hd, st->hq},       {true, t->plan.kv_head0 * hd, st->hkv},
-        {true, t->plan.kv_head0 * hd, st->hkv}, {false, t->plan.head0 * hd, t->q_own},
-        {true, t->plan.ffn0, st->f},           {true, t->plan.ffn0, st->f},
-        {false, t->plan.ffn0, st->f},
-    };
     *sl = tp_slices{};
     for (int i = 0; i < TRIT_N_W; i++) {
-        const enum trit_status status = parts[i].rows
-                                            ? trit_tp_ternary_rows(&L->w[i], parts[i].start, parts[i].n, &sl->t[i])
-                                            : trit_tp_ternary_cols(&L->w[i], parts[i].start, parts[i].n, &sl->t[i]);
+        // the one shard table (plan.h): q over the computed heads, o over the own heads' columns
+        const trit_tp_shard part = trit_tp_shard_of(&st->tp.plan, &st->m->hp, (enum trit_weight)i);
+        const enum trit_status status = part.by_rows ? trit_tp_ternary_rows(&L->w[i], part.start, part.n, &sl->t[i])
+                                                     : trit_tp_ternary_cols(&L->w[i], part.start, part.n, &sl->t[i]);
         if (status != TRIT_OK) {
             tp_slices_free(sl);
             return status;
@@ -130,33 +118,30 @@ enum trit_status tp_shard_quant(cuda_state *st, float *x, int64_t m, int64_t n, 
     return trit_cuda_act_quantize_amax(x, m, n, t->amax, st->q8, st->qsum, st->act_scale, s);
 }
 
-// The row-parallel matmul w (this rank's input columns) . q8, summed over the ranks: exact mode
-// leaves the int32 sum in st->acc for the next norm's residual add (scale ws); grouped mode leaves
-// the fp32 sum of each rank's epilogue in t->y (added by tp_residual).
-enum trit_status tp_row_parallel(cuda_state *st, const trit_cuda_ternary *w, trit_cuda_wscale ws, int64_t m) {
+// This rank's part of a row-parallel matmul, w (its input columns) . q8: exact mode's int32 sums in
+// st->acc; grouped mode's fp32 outputs of each rank's epilogue in t->y.
+enum trit_status tp_matmul_part(cuda_state *st, const trit_cuda_ternary *w, trit_cuda_wscale ws, int64_t m) {
     cuda_tp *t = &st->tp;
-    const int64_t D = st->d;
-    if (t->quant == TRIT_TP_QUANT_EXACT) {
-        TRIT_TRY(matmul(st, w, m));
-        TP_COLLECTIVE(st, trit_comm_allreduce(t->comm, st->acc, m * D, TRIT_COMM_I32, TRIT_COMM_SUM));
-        return TRIT_OK;
-    }
+    if (t->quant == TRIT_TP_QUANT_EXACT) return matmul(st, w, m);
     trit_cuda_ternary scaled = *w; // the tiles carry a unit scale; the fused epilogue needs the real one
     scaled.scale = ws.scale;
     scaled.scale_kind = ws.div ? TRIT_SCALE_DIV : TRIT_SCALE_MUL;
-    TRIT_TRY(m <= TRIT_CUDA_GEMV_MAX_M
-                 ? trit_cuda_gemv_dp4a_f32(&scaled, st->q8, st->qsum, st->act_scale, m, t->y, st->stream)
-                 : trit_cuda_gemm_mma_f32(&scaled, st->q8, st->qsum, st->act_scale, m, t->y, st->stream));
-    TP_COLLECTIVE(st, trit_comm_allreduce(t->comm, t->y, m * D, TRIT_COMM_F32, TRIT_COMM_SUM));
-    return TRIT_OK;
+    return m <= TRIT_CUDA_GEMV_MAX_M ? trit_cuda_gemv_dp4a_f32(&scaled, st->q8, st->qsum, st->act_scale, m, t->y, st->stream)
+                                     : trit_cuda_gemm_mma_f32(&scaled, st->q8, st->qsum, st->act_scale, m, t->y, st->stream);
 }
 
-// The int32 accumulators the next norm adds to the residual (NULL: none, or grouped mode, whose
-// fp32 sum is added here first).
-enum trit_status tp_residual(cuda_state *st, int64_t m, const int32_t **acc) {
-    if (!st->has_tp || st->tp.quant == TRIT_TP_QUANT_EXACT || !*acc) return TRIT_OK;
-    *acc = NULL;
-    return trit_cuda_tp_add(st->x, st->tp.y, m * st->d, st->stream);
+// The parts of every rank summed: exact mode leaves the int32 sum in st->acc for the next norm's
+// residual add (st->pend); grouped mode adds the fp32 sum to x here, and nothing is pending.
+enum trit_status tp_reduce(cuda_state *st, int64_t m) {
+    cuda_tp *t = &st->tp;
+    const int64_t n = m * st->d;
+    if (t->quant == TRIT_TP_QUANT_EXACT) {
+        TP_COLLECTIVE(st, trit_comm_allreduce(t->comm, st->acc, n, TRIT_COMM_I32, TRIT_COMM_SUM));
+        return TRIT_OK;
+    }
+    TP_COLLECTIVE(st, trit_comm_allreduce(t->comm, t->y, n, TRIT_COMM_F32, TRIT_COMM_SUM));
+    st->pend = NULL;
+    return trit_cuda_tp_add(st->x, t->y, n, st->stream);
 }
 
 // The vocab-parallel head's rows of every rank, all-gathered into st->logits (n_out, V).

@@ -281,10 +281,10 @@ Test(cpu_ops, dense_logits_within_bound_and_independent_of_batch_and_threads) {
                 struct trit_pool *pool = NULL;
                 cr_assert_eq(trit_pool_create(threads[ti], &pool), TRIT_OK);
                 test_poison(all, (size_t)(n_x * n_rows) * sizeof(float));
-                trit_dense_logits(pool, &m, x, n_x, ldx, all);
+                trit_dense_logits(pool, &m, x, n_x, ldx, n_rows, all);
                 for (int64_t t = 0; t < n_x; t += 23) {
                     test_poison(one, (size_t)n_rows * sizeof(float));
-                    trit_dense_logits(pool, &m, x + t * ldx, 1, ldx, one);
+                    trit_dense_logits(pool, &m, x + t * ldx, 1, ldx, n_rows, one);
                     cr_expect(memcmp(one, all + t * n_rows, (size_t)n_rows * sizeof(float)) == 0,
                               "dtype %d, %lld x %lld, %d threads: token %lld alone differs from the batch", (int)dtypes[di],
                               (long long)n_rows, (long long)n_cols, threads[ti], (long long)t);

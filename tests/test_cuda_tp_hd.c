@@ -117,7 +117,7 @@ Test(cuda_tp_hd, kernel_order_sum_of_squares_is_split_invariant) {
     cr_assert_eq(checked, 40 * 6);
 }
 
-/* The norm the kernel applies with the combined sum: forward_tp.c's expressions. */
+/* The norm the kernel applies with the combined sum: host/cpu/backend_cpu.c's expressions. */
 Test(cuda_tp_hd, sharded_norm_matches_cpu_ranks_expressions) {
     struct test_rng rng;
     test_rng_seed(&rng, 0x7103u);

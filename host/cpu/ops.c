@@ -497,7 +497,7 @@ void trit_dense_gemv_rows(const struct trit_dense *m, const float *x, int64_t r0
 struct dense_job {
     const struct trit_dense *m;
     const float *x;
-    int64_t ldx, n_x, n_tasks, block_rows;
+    int64_t ldx, ldy, n_x, n_tasks, block_rows;
     float *logits;
 };
 
@@ -515,7 +515,7 @@ static void dense_task(void *ctx, int64_t task, int thread) {
             float *outs[DENSE_MAX_TOK];
             for (int t = 0; t < nt; t++) {
                 xs[t] = j->x + (t0 + t) * j->ldx;
-                outs[t] = j->logits + (t0 + t) * j->m->n_rows;
+                outs[t] = j->logits + (t0 + t) * j->ldy;
             }
             dense_rows(j->m, xs, nt, r0, r1, outs);
         }
@@ -523,8 +523,8 @@ static void dense_task(void *ctx, int64_t task, int thread) {
 }
 
 void trit_dense_logits(struct trit_pool *pool, const struct trit_dense *m, const float *x, int64_t n_x, int64_t ldx,
-                       float *logits) {
-    struct dense_job j = {.m = m, .x = x, .ldx = ldx, .n_x = n_x, .logits = logits};
+                       int64_t ldy, float *logits) {
+    struct dense_job j = {.m = m, .x = x, .ldx = ldx, .ldy = ldy, .n_x = n_x, .logits = logits};
     const int64_t row_bytes = m->n_cols * (m->dtype == TRIT_DTYPE_F32 ? 4 : 2);
     j.block_rows = n_x == 1 ? m->n_rows : (DENSE_BLOCK_BYTES / row_bytes) & ~(int64_t)3;
     if (j.block_rows < 4) j.block_rows = 4;

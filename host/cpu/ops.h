@@ -79,11 +79,11 @@ void trit_dense_row_f32_fast(const struct trit_dense *m, int64_t r, float *dst);
 
 /* logits[r] = dot(x, row r of m) for rows [r0, r1) of a dense (n_vocab, dim) matrix. */
 void trit_dense_gemv_rows(const struct trit_dense *m, const float *x, int64_t r0, int64_t r1, float *logits);
-/* The LM head: logits (n_x, n_vocab) = x (n_x, dim; row stride ldx) times m^T, rows split over the
+/* The LM head: logits (n_x, n_vocab; row stride ldy) = x (n_x, dim; row stride ldx) times m^T, rows split over the
  * pool. With n_x > 1 the head is read from memory once (row blocks that stay in L2 while every token
  * passes), not once per token. A token's logits are bit-identical to trit_dense_gemv_rows's and
  * independent of n_x and of the thread count. */
 void trit_dense_logits(struct trit_pool *pool, const struct trit_dense *m, const float *x, int64_t n_x, int64_t ldx,
-                       float *logits);
+                       int64_t ldy, float *logits);
 
 #endif /* TRIT_CPU_OPS_H */
