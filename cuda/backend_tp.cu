@@ -51,8 +51,8 @@ void tp_slices_free(tp_slices *sl) {
 enum trit_status tp_slices_make(const cuda_state *st, const trit_layer *L, tp_slices *sl) {
     *sl = tp_slices{};
     for (int i = 0; i < TRIT_N_W; i++) {
-        // the one shard table (plan.h): q over the computed heads, o over the own heads' columns
-        const trit_tp_shard part = trit_tp_shard_of(&st->tp.plan, &st->m->hp, (enum trit_weight)i);
+        // the one shard table (plan.h): q over the computed heads (whole groups), o over the own heads' columns
+        const trit_tp_shard part = trit_tp_shard_of(&st->tp.plan, &st->m->hp, (enum trit_weight)i, true);
         const enum trit_status status = part.by_rows ? trit_tp_ternary_rows(&L->w[i], part.start, part.n, &sl->t[i])
                                                      : trit_tp_ternary_cols(&L->w[i], part.start, part.n, &sl->t[i]);
         if (status != TRIT_OK) {

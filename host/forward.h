@@ -1,6 +1,6 @@
 /*
  * forward.h: the model's forward pass, written once (forward.c), over the ops every backend
- * implements. The CPU backend (host/cpu/backend.c, one process or one MPI rank of several) and the
+ * implements. The CPU backend (host/cpu/backend_cpu.c, one process or one MPI rank of several) and the
  * CUDA backend (cuda/backend_forward.cu, one GPU or one NCCL rank of several) run this same
  * program; a backend file holds only its ops. docs/design.md section 5 says how to add one.
  *

@@ -195,15 +195,17 @@ Test(forward, shard_table_is_the_whole_model_at_one_rank) {
     for (int j = 0; j < TRIT_N_W; j++) {
         int64_t rows, cols;
         trit_weight_shape(&hp, (enum trit_weight)j, &rows, &cols);
-        const struct trit_tp_shard sh = trit_tp_shard_of(&pl, &hp, (enum trit_weight)j);
-        cr_assert_eq(sh.start, 0, "weight %d", j);
-        cr_assert_eq(sh.n, sh.by_rows ? rows : cols, "weight %d", j);
+        for (int g = 0; g < 2; g++) {
+            const struct trit_tp_shard sh = trit_tp_shard_of(&pl, &hp, (enum trit_weight)j, g == 1);
+            cr_assert_eq(sh.start, 0, "weight %d", j);
+            cr_assert_eq(sh.n, sh.by_rows ? rows : cols, "weight %d", j);
+        }
     }
 }
 
-/* Over P ranks the row-parallel shards (o's columns, down's columns) partition their inputs, the
- * column-parallel q covers whole GQA groups that contain the rank's own heads, and k, v are the
- * KV heads of those groups. */
+/* Over P ranks the row-parallel shards (o's columns, down's columns) partition their inputs; the
+ * column-parallel q is the rank's own heads (CPU ranks) or the whole GQA groups that contain them
+ * (GPU ranks), and k, v are the KV heads of those groups. */
 Test(forward, shard_table_partitions_the_row_parallel_inputs) {
     struct trit_hparams hp = small_hp();
     hp.n_heads = 20, hp.n_kv_heads = 5, hp.ffn_dim = 69; /* 2B-4T's head groups, an odd FFN */
@@ -213,9 +215,13 @@ Test(forward, shard_table_partitions_the_row_parallel_inputs) {
             struct trit_tp_plan pl;
             cr_assert_eq(trit_tp_plan_make(&hp, r, P, &pl), TRIT_OK);
             const int64_t hd = hp.head_dim, group = hp.n_heads / hp.n_kv_heads;
-            const struct trit_tp_shard q = trit_tp_shard_of(&pl, &hp, TRIT_W_Q), k = trit_tp_shard_of(&pl, &hp, TRIT_W_K);
-            const struct trit_tp_shard o = trit_tp_shard_of(&pl, &hp, TRIT_W_O), d = trit_tp_shard_of(&pl, &hp, TRIT_W_DOWN);
-            cr_assert(q.by_rows && k.by_rows && !o.by_rows && !d.by_rows);
+            const struct trit_tp_shard q = trit_tp_shard_of(&pl, &hp, TRIT_W_Q, true);
+            const struct trit_tp_shard q_own = trit_tp_shard_of(&pl, &hp, TRIT_W_Q, false);
+            const struct trit_tp_shard k = trit_tp_shard_of(&pl, &hp, TRIT_W_K, false);
+            const struct trit_tp_shard o = trit_tp_shard_of(&pl, &hp, TRIT_W_O, false);
+            const struct trit_tp_shard d = trit_tp_shard_of(&pl, &hp, TRIT_W_DOWN, false);
+            cr_assert(q.by_rows && q_own.by_rows && k.by_rows && !o.by_rows && !d.by_rows);
+            cr_assert(q_own.start == o.start && q_own.n == o.n, "P %d rank %d: own q rows are not o's columns", P, r);
             cr_assert_eq(o.start, next_o, "P %d rank %d", P, r);
             cr_assert_eq(d.start, next_down, "P %d rank %d", P, r);
             next_o += o.n;

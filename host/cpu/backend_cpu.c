@@ -4,8 +4,8 @@
  * (trit_cpu_backend); an MPI rank holds its shards (host/tp/forward_tp.c creates the communicator:
  * trit_tp_cpu_backend). The layer itself is host/forward.c.
  *
- * Buffers (B = n_batch rows each; q, kv, f = this rank's computed query, KV and FFN widths, qo its
- * own query width; docs/design.md section 4): the residual stream x (B, D), the same on every rank;
+ * Buffers (B = n_batch rows each; q, kv, f = this rank's query, KV and FFN widths; docs/design.md
+ * section 4): the residual stream x (B, D), the same on every rank;
  * the normed input xn; the quantized activations q8 with their scales s; q, k, v; the attention
  * output att (B, qo); gate and up (B, f); the KV cache of this rank's KV heads; with partial sums to
  * reduce (exact mode, or more than one rank) acc or y (B, D); exact mode's statistics; with more
@@ -35,8 +35,8 @@ struct cpu_layer {
     struct trit_cpu_matrix w[TRIT_N_W]; /* enum trit_weight */
 };
 
-/* Query heads of one attention task: own heads [h0, h0 + n) (indices among the computed heads)
- * that read KV head kv (its index among this rank's). */
+/* Query heads of one attention task: own heads [h0, h0 + n) (indices among this rank's) that read
+ * KV head kv (its index among this rank's). */
 struct attn_span {
     int64_t h0, n, kv;
 };
@@ -48,10 +48,10 @@ enum {
     BUF_K_CACHE, BUF_V_CACHE, /* (n_layers, n_ctx, kv) fp32 */
     BUF_ROPE_COS, BUF_ROPE_SIN, /* (n_ctx, head_dim / 2) */
     BUF_X, BUF_XN,            /* (B, D) */
-    BUF_Q8,                   /* (B, widest of D, qo, f) int8 */
+    BUF_Q8,                   /* (B, widest of D, q, f) int8 */
     BUF_S,                    /* (B) activation scales */
     BUF_Q, BUF_K, BUF_V,      /* (B, q), (B, kv), (B, kv) */
-    BUF_ATT,                  /* (B, qo) */
+    BUF_ATT,                  /* (B, q) */
     BUF_GATE, BUF_UP,         /* (B, f) */
     BUF_SCORES,               /* (n_threads, n_ctx) attention scratch */
     BUF_ACC,                  /* exact mode: (B, D) int32 row-parallel sums */
@@ -72,8 +72,7 @@ struct cpu_state {
     struct trit_tp_plan plan;
     struct trit_pool *pool;
     struct cpu_layer *layers;
-    int64_t q_c, q_own, kv, f; /* widths: computed and own query heads, KV heads (x head_dim), FFN rows */
-    int64_t own0;              /* first own head among the computed ones */
+    int64_t q, kv, f;          /* widths: this rank's query and KV heads (x head_dim), FFN rows */
     bool partial;              /* row-parallel outputs are partial sums to reduce */
     int64_t n_out_max, gather_tok;
     struct attn_span *spans;
@@ -106,7 +105,7 @@ static void buffer_bytes(const struct trit_model *m, const struct trit_backend_c
     const struct trit_hparams *hp = &m->hp;
     const uint64_t C = (uint64_t)cfg->n_ctx, B = (uint64_t)(cfg->n_batch < cfg->n_ctx ? cfg->n_batch : cfg->n_ctx);
     const uint64_t D = (uint64_t)hp->dim, hd = (uint64_t)hp->head_dim, P = (uint64_t)pl->n_ranks;
-    const uint64_t q_c = (uint64_t)pl->n_heads_c * hd, q_own = (uint64_t)pl->n_heads * hd;
+    const uint64_t q_own = (uint64_t)pl->n_heads * hd;
     const uint64_t kv = (uint64_t)pl->n_kv_heads * hd, f = (uint64_t)pl->n_ffn, f4 = 4, f8 = 8;
     uint64_t wide = D > q_own ? D : q_own;
     if (f > wide) wide = f;
@@ -120,7 +119,7 @@ static void buffer_bytes(const struct trit_model *m, const struct trit_backend_c
     out[BUF_X] = out[BUF_XN] = B * D * f4;
     out[BUF_Q8] = B * wide;
     out[BUF_S] = B * f4;
-    out[BUF_Q] = B * q_c * f4;
+    out[BUF_Q] = B * q_own * f4;
     out[BUF_K] = out[BUF_V] = B * kv * f4;
     out[BUF_ATT] = B * q_own * f4;
     out[BUF_GATE] = out[BUF_UP] = B * f * f4;
@@ -145,7 +144,7 @@ static uint64_t shard_weight_bytes(const struct trit_model *m, const struct trit
     for (int j = 0; j < TRIT_N_W; j++) {
         int64_t rows, cols;
         trit_weight_shape(&m->hp, (enum trit_weight)j, &rows, &cols);
-        const struct trit_tp_shard sh = trit_tp_shard_of(pl, &m->hp, (enum trit_weight)j);
+        const struct trit_tp_shard sh = trit_tp_shard_of(pl, &m->hp, (enum trit_weight)j, false);
         const int64_t b = trit_cpu_matrix_plan_bytes(sh.by_rows ? sh.n : rows, sh.by_rows ? cols : sh.n);
         total = add_sat(total, mul_sat(b < 0 ? UINT64_MAX : (uint64_t)b, (uint64_t)m->hp.n_layers));
     }
@@ -222,8 +221,8 @@ static enum trit_status op_rope_cache(void *be, int64_t il, const struct trit_fo
     for (int64_t i = 0; i < b->n; i++) {
         const int64_t pos = b->pos0 + i;
         const float *c = F32(st, BUF_ROPE_COS) + pos * (hd / 2), *s = F32(st, BUF_ROPE_SIN) + pos * (hd / 2);
-        float *q = F32(st, BUF_Q) + i * st->q_c, *k = F32(st, BUF_K) + i * kv;
-        for (int64_t h = 0; h < st->plan.n_heads_c; h++) trit_rope_f32(q + h * hd, hd, c, s, hp->rope_style);
+        float *q = F32(st, BUF_Q) + i * st->q, *k = F32(st, BUF_K) + i * kv;
+        for (int64_t h = 0; h < st->plan.n_heads; h++) trit_rope_f32(q + h * hd, hd, c, s, hp->rope_style);
         for (int64_t h = 0; h < st->plan.n_kv_heads; h++) trit_rope_f32(k + h * hd, hd, c, s, hp->rope_style);
         memcpy(kc + pos * kv, k, (size_t)kv * sizeof(float));
         memcpy(vc + pos * kv, F32(st, BUF_V) + i * kv, (size_t)kv * sizeof(float));
@@ -248,9 +247,8 @@ static void attn_task(void *ctx, int64_t task, int thread) {
     const int64_t i = task % j->n_tok, b = i % 2 == 0 ? i / 2 : j->n_tok - 1 - i / 2;
     const float *kc = F32(st, BUF_K_CACHE) + j->layer * C * st->kv + sp->kv * hd;
     const float *vc = F32(st, BUF_V_CACHE) + j->layer * C * st->kv + sp->kv * hd;
-    trit_attention_f32(F32(st, BUF_Q) + b * st->q_c + sp->h0 * hd, kc, vc, j->pos0 + b + 1, sp->n, 1, hd, st->kv,
-                       F32(st, BUF_SCORES) + (int64_t)thread * C, F32(st, BUF_ATT) + b * st->q_own + (sp->h0 - st->own0) * hd,
-                       0, sp->n);
+    trit_attention_f32(F32(st, BUF_Q) + b * st->q + sp->h0 * hd, kc, vc, j->pos0 + b + 1, sp->n, 1, hd, st->kv,
+                       F32(st, BUF_SCORES) + (int64_t)thread * C, F32(st, BUF_ATT) + b * st->q + sp->h0 * hd, 0, sp->n);
 }
 
 static enum trit_status op_attention(void *be, int64_t il, const struct trit_forward_batch *b) {
@@ -325,7 +323,7 @@ static enum trit_status op_shard_quant(void *be, int64_t il, enum trit_block blk
                                        : L->ffn_sub_norm + st->plan.ffn0;
     float *x = attn ? F32(st, BUF_ATT) : F32(st, BUF_GATE);
     const float *up = attn ? NULL : F32(st, BUF_UP);
-    const int64_t n_loc = attn ? st->q_own : st->f;
+    const int64_t n_loc = attn ? st->q : st->f;
     if (st->quant == TRIT_TP_QUANT_GROUPED) { /* this rank's own statistics: one rank's arithmetic */
         trit_prepare_matmul_input(st->pool, b->n, n_loc, x, up, hp->act, sub, hp->norm_eps, x, st->buf[BUF_Q8],
                                   F32(st, BUF_S));
@@ -484,15 +482,15 @@ static enum trit_status make_spans(struct cpu_state *st) {
         const int64_t kv = h / group, end_group = (kv + 1) * group, end_own = pl->head0 + pl->n_heads;
         int64_t n = end_group < end_own ? end_group - h : end_own - h;
         if (n > per) n = per;
-        st->spans[st->n_spans++] = (struct attn_span){.h0 = h - pl->head_c0, .n = n, .kv = kv - pl->kv_head0};
+        st->spans[st->n_spans++] = (struct attn_span){.h0 = h - pl->head0, .n = n, .kv = kv - pl->kv_head0};
         h += n;
     }
     return TRIT_OK;
 }
 
-/* The memory plan of a rank of several (one process is planned by trit_context_init through
- * cpu_plan): the buffers, checked against what is left once the shards are packed, before any is
- * allocated. */
+/* The memory plan of an MPI rank (one process is planned by trit_context_init through cpu_plan; a
+ * rank's shards are known only here): the buffers, checked against what is left once the shards
+ * are packed, before any is allocated. */
 static enum trit_status check_buffers(const struct cpu_state *st) {
     struct trit_mem_plan p;
     plan_for(st->m, &st->cfg, &st->plan, st->quant, &p);
@@ -544,7 +542,8 @@ static enum trit_status setup(struct cpu_state *st, const struct trit_tp_float_s
     const struct trit_tp_plan *pl = &st->plan;
     if (status == TRIT_OK && st->quant != TRIT_TP_QUANT_EXACT && st->quant != TRIT_TP_QUANT_GROUPED)
         status = trit_error(TRIT_ERR_INVALID_ARG, "tensor parallel: unknown quantization mode %d", (int)st->quant);
-    if (status == TRIT_OK && P > 1 && (st->cfg.head_int8 || st->cfg.head_q4))
+    const bool mpi = trit_comm_backend(st->comm) != TRIT_COMM_SELF;
+    if (status == TRIT_OK && mpi && (st->cfg.head_int8 || st->cfg.head_q4))
         status = trit_error(TRIT_ERR_UNSUPPORTED, "tensor parallel: the quantized LM heads are not supported yet; drop --head");
     if (status == TRIT_OK) {
         if (st->cfg.n_threads <= 0) {
@@ -563,24 +562,22 @@ static enum trit_status setup(struct cpu_state *st, const struct trit_tp_float_s
             const float *wf = st->quant == TRIT_TP_QUANT_GROUPED && floats && floats->get
                                   ? floats->get(floats->user, il, (enum trit_weight)j)
                                   : NULL;
-            status = pack_shard(&m->layers[il].w[j], wf, trit_tp_shard_of(pl, hp, (enum trit_weight)j),
+            status = pack_shard(&m->layers[il].w[j], wf, trit_tp_shard_of(pl, hp, (enum trit_weight)j, false),
                                 &st->layers[il].w[j]);
         }
     }
     if (status == TRIT_OK) {
         const int64_t hd = hp->head_dim, B = st->cfg.n_batch;
-        st->q_c = pl->n_heads_c * hd;
-        st->q_own = pl->n_heads * hd;
+        st->q = pl->n_heads * hd;
         st->kv = pl->n_kv_heads * hd;
         st->f = pl->n_ffn;
-        st->own0 = pl->head0 - pl->head_c0;
         st->partial = st->quant == TRIT_TP_QUANT_EXACT || P > 1;
         st->n_out_max = st->cfg.logits_all ? B : 1;
         st->gather_tok = ((int64_t)4 << 20) / ((int64_t)P * pl->vocab_stride);
         st->gather_tok = st->gather_tok < 1 ? 1 : st->gather_tok > st->n_out_max ? st->n_out_max : st->gather_tok;
         status = make_spans(st);
     }
-    if (status == TRIT_OK && P > 1) status = check_buffers(st);
+    if (status == TRIT_OK && mpi) status = check_buffers(st);
     if (status == TRIT_OK) {
         uint64_t bytes[N_BUF];
         buffer_bytes(m, &st->cfg, pl, st->quant, bytes);
@@ -639,8 +636,9 @@ enum trit_status trit_cpu_rank_init(const struct trit_model *m, const struct tri
     st->comm_us0 = cs.time_us;
     st->comm_calls0 = cs.n_calls;
     const int rank = trit_comm_rank(st->comm);
-    if (trit_comm_size(st->comm) > 1 && env_rank("TRIT_TP_TEST_KILL_RANK") == rank) st->fault = FAULT_KILL;
-    if (trit_comm_size(st->comm) > 1 && env_rank("TRIT_TP_TEST_HANG_RANK") == rank) st->fault = FAULT_HANG;
+    const bool mpi = trit_comm_backend(st->comm) != TRIT_COMM_SELF; /* the test hooks are for MPI jobs */
+    if (mpi && env_rank("TRIT_TP_TEST_KILL_RANK") == rank) st->fault = FAULT_KILL;
+    if (mpi && env_rank("TRIT_TP_TEST_HANG_RANK") == rank) st->fault = FAULT_HANG;
     *out = st;
     return TRIT_OK;
 }

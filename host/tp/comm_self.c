@@ -44,7 +44,8 @@ static const struct trit_comm_ops self_ops = {
 
 enum trit_status trit_comm_self_create(struct trit_comm **out) {
     if (!out) return trit_error(TRIT_ERR_INVALID_ARG, "trit_comm_self_create: NULL argument");
-    TRIT_TRY(trit_comm_alloc(NULL, out));
+    const struct trit_comm_params p = {.timeout_ms = TRIT_COMM_TIMEOUT_MS_DEFAULT}; /* nothing waits: no $TRIT_TP_TIMEOUT_MS */
+    TRIT_TRY(trit_comm_alloc(&p, out));
     (*out)->ops = &self_ops;
     (*out)->backend = TRIT_COMM_SELF;
     (*out)->rank = 0;

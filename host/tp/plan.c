@@ -47,10 +47,13 @@ enum trit_status trit_tp_plan_make(const struct trit_hparams *hp, int rank, int 
 
 /* ---- shards ------------------------------------------------------------------------------------ */
 
-struct trit_tp_shard trit_tp_shard_of(const struct trit_tp_plan *pl, const struct trit_hparams *hp, enum trit_weight w) {
+struct trit_tp_shard trit_tp_shard_of(const struct trit_tp_plan *pl, const struct trit_hparams *hp, enum trit_weight w,
+                                      bool whole_groups) {
     const int64_t hd = hp->head_dim;
     switch (w) {
-    case TRIT_W_Q: return (struct trit_tp_shard){true, pl->head_c0 * hd, pl->n_heads_c * hd};
+    case TRIT_W_Q:
+        return whole_groups ? (struct trit_tp_shard){true, pl->head_c0 * hd, pl->n_heads_c * hd}
+                            : (struct trit_tp_shard){true, pl->head0 * hd, pl->n_heads * hd};
     case TRIT_W_K:
     case TRIT_W_V: return (struct trit_tp_shard){true, pl->kv_head0 * hd, pl->n_kv_heads * hd};
     case TRIT_W_O: return (struct trit_tp_shard){false, pl->head0 * hd, pl->n_heads * hd};

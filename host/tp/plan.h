@@ -46,15 +46,17 @@ void trit_tp_split(int64_t n, int n_parts, int part, int64_t *begin, int64_t *co
 enum trit_status trit_tp_plan_make(const struct trit_hparams *hp, int rank, int n_ranks, struct trit_tp_plan *out);
 
 /* The part of matrix `w` (enum trit_weight) that `plan`'s rank holds: output rows [start, start + n)
- * when by_rows (column-parallel: q over the computed heads, k and v over its KV heads, gate and up
- * over its FFN rows), else input columns (row-parallel: o over its own heads' columns, down over its
- * FFN columns). The one shard table; CPU and GPU ranks both pack from it. */
+ * when by_rows (column-parallel: q over its own query heads, or over the computed heads when
+ * whole_groups, k and v over its KV heads, gate and up over its FFN rows), else input columns
+ * (row-parallel: o over its own heads' columns, down over its FFN columns). The one shard table;
+ * CPU ranks pack from it with their own heads (their attention finds each head's KV head), GPU
+ * ranks with whole groups (their kernels take a query head's KV head as head / group). */
 struct trit_tp_shard {
     bool by_rows;
     int64_t start, n;
 };
 struct trit_tp_shard trit_tp_shard_of(const struct trit_tp_plan *plan, const struct trit_hparams *hp,
-                                      enum trit_weight w);
+                                      enum trit_weight w, bool whole_groups);
 
 /* Rows [r0, r0 + n) of w as a new matrix (scale and kind copied). *out is zeroed on failure. */
 enum trit_status trit_tp_ternary_rows(const struct trit_ternary *w, int64_t r0, int64_t n, struct trit_ternary *out);

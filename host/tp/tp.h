@@ -1,6 +1,7 @@
 /*
- * tp.h: the tensor-parallel CPU backend (forward_tp.c): forward.c's pass with every layer sharded
- * over the ranks of a communicator (plan.h), MPI ranks in practice:
+ * tp.h: the tensor-parallel CPU backend: the CPU backend (host/cpu/backend_cpu.c) as one rank of a
+ * communicator (forward_tp.c makes the MPI one), running the one forward pass (host/forward.c) with
+ * every layer sharded over the ranks (plan.h); one process is the same backend at one rank:
  *
  *   mpirun -np 4 trit run --tp-mpi [--tp-quant exact|grouped] -m model -p "..."
  *
@@ -11,15 +12,16 @@
  *            alpha is the checkpoint's; row-parallel layers all-reduce their int32 accumulators
  *            before the epilogue. The accumulators equal trit_gemm_ref's for the same activations,
  *            and the logits of N ranks equal those of 1 rank bit for bit. Against the CPU backend:
- *            bit for bit for graphs without sub-norms (Llama); with sub-norms the CPU backend's
+ *            bit for bit for graphs without sub-norms (Llama; for SiLU when each rank's FFN width
+ *            is a multiple of the vector width, docs/tensor-parallel.md); with sub-norms the CPU backend's
  *            float-lane sum of squares rounds differently (ops.c), so logits agree to float
  *            rounding and greedy tokens agree.
  *   grouped  each rank normalizes and quantizes its shard with the shard's own RMS and absmax, and
  *            (given float weights, trit_tp_config.floats) its own absmean alpha per shard;
  *            row-parallel layers all-reduce fp32 partial outputs. No other communication.
  *            A model that holds only ternary codes (every loaded checkpoint: trit_model keeps no
- *            float weights) keeps its checkpoint alpha. With 1 rank, grouped equals the CPU
- *            backend bit for bit.
+ *            float weights) keeps its checkpoint alpha. With 1 rank, grouped is the CPU
+ *            backend: trit_cpu_backend is grouped mode on a communicator of one rank.
  * Per token and layer: 2 all-reduces of dim values (int32 exact, fp32 grouped); exact adds 2
  * all-reduces of one fp32 per token and, with sub-norms, 2 all-gathers of 16 bytes per token. The
  * LM head all-gathers the logits (vocab_stride fp32 per rank and token), so every rank holds the
