@@ -93,6 +93,7 @@ void cuda_free_impl(cuda_state *st) {
     for (int i = 0; i < st->tp.n_ev; i++)
         if (st->tp.ev[i]) (void)cudaEventDestroy(st->tp.ev[i]);
     trit_free(st->tp.ev);
+    if (st->tp.own_comm) trit_comm_free(st->tp.comm);
     trit_free(st->layers);
     trit_free(st);
 }
@@ -113,9 +114,7 @@ enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *
     st->m = m;
     st->cfg = *cfg;
     if (st->cfg.n_batch > st->cfg.n_ctx) st->cfg.n_batch = st->cfg.n_ctx;
-    st->d = hp->dim, st->f = hp->ffn_dim;
-    st->hq = hp->n_heads * hp->head_dim, st->hkv = hp->n_kv_heads * hp->head_dim;
-    st->n_qkv = st->hq + 2 * st->hkv;
+    st->d = hp->dim; // this rank's widths (the model's for one GPU): tp_setup, from the plan
     st->shape = trit_cuda_attn_shape{hp->n_heads, hp->n_kv_heads, hp->head_dim, st->cfg.n_ctx};
     // decode splits: about one CTA per SM over the KV heads, no split shorter than TRIT_ATT_SPLIT_MIN.
     // With TP this counts the model's KV heads, not the rank's: every rank splits each head alike,
@@ -132,12 +131,10 @@ enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *
     st->embd_bf16 = dense_is_bf16(m->tok_embd);
     st->head_bf16 = dense_is_bf16(m->output);
     st->graphs_enabled = true;
-    st->o_cols = st->hq;
-    st->v_head = hp->n_vocab;
 
     enum trit_status status = TRIT_OK;
     size_t free_b = 0, total_b = 0;
-    if (tp && tp->comm && (status = tp_setup(st, tp)) != TRIT_OK) goto fail;
+    if ((status = tp_setup(st, tp)) != TRIT_OK) goto fail; // one GPU: rank 0 of 1
     st->layers = (cuda_layer *)trit_alloc((size_t)hp->n_layers * sizeof(cuda_layer));
     if (!st->layers) {
         status = trit_error(TRIT_ERR_OUT_OF_MEMORY, "cuda backend: out of memory");
@@ -164,7 +161,7 @@ enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *
     }
     // Everything below runs on st->stream, a non-blocking stream: nothing is ordered with the legacy
     // default stream, so no cudaMemset / cudaMemcpy without a stream here.
-    if (st->has_tp) {
+    if (st->nccl) {
         st->stream = (cudaStream_t)trit_comm_stream(st->tp.comm); // collectives and kernels in one order
     } else {
         TRIT_CUDA_CHECK_GOTO(cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking), status, fail);
@@ -208,7 +205,7 @@ enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *
     snprintf(st->desc, sizeof st->desc, "CUDA %.200s, sm_%d%d, %.2f GiB, %s decode GEMV%s", prop.name, prop.major,
              prop.minor, (double)st->arena_bytes / (1 << 30), st->gemv_add ? "add-only" : "dp4a",
              st->head_int8 ? ", int8 head" : "");
-    if (st->has_tp) {
+    if (st->nccl) {
         const size_t len = strlen(st->desc);
         snprintf(st->desc + len, sizeof st->desc - len, ", TP rank %d of %d (%s)", st->tp.plan.rank,
                  st->tp.plan.n_ranks, st->tp.quant == TRIT_TP_QUANT_EXACT ? "exact" : "grouped");

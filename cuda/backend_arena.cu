@@ -80,7 +80,7 @@ int64_t layout(cuda_state *st, uintptr_t base) {
         L->v_cache = c.take<__half>(C * st->hkv);
     }
     st->embd = c.take<uint16_t>(V * D);
-    st->head = head_is_tied(m) && !st->has_tp ? st->embd : st->head_int8 ? NULL : c.take<uint16_t>(st->v_head * D);
+    st->head = head_is_tied(m) && !st->multi_rank ? st->embd : st->head_int8 ? NULL : c.take<uint16_t>(st->v_head * D);
     if (st->head_int8) {
         st->head8_ld = (D + 63) / 64 * 64;
         st->head8_w = c.take<int8_t>(V * st->head8_ld);
@@ -116,17 +116,17 @@ int64_t layout(cuda_state *st, uintptr_t base) {
     st->xh = st->use_cublas ? c.take<uint16_t>(st->n_out_rows * D) : NULL;
     st->logits = c.take<float>(st->n_out_rows * V);
     st->cublas_ws = st->use_cublas ? c.take<uint8_t>((int64_t)CUBLAS_WS_BYTES) : NULL;
-    if (st->has_tp) {
-        cuda_tp *t = &st->tp;
-        const int64_t N = t->plan.n_ranks;
-        t->att_own = t->own_off != 0 || t->q_own != st->hq ? c.take<float>(B * t->q_own) : NULL;
-        t->pairs = c.take<double>(B * 2);
-        t->pairs_all = c.take<double>(N * B * 2);
-        t->amax = c.take<float>(B);
-        t->y = t->quant == TRIT_TP_QUANT_GROUPED ? c.take<float>(B * D) : NULL;
-        t->logits_loc = c.take<float>(st->n_out_rows * t->plan.vocab_stride);
-        t->logits_all = c.take<float>(N * st->n_out_rows * t->plan.vocab_stride);
-    }
+    // tensor parallelism's buffers: none for one GPU (rank 0 of 1, grouped)
+    cuda_tp *t = &st->tp;
+    const int64_t N = t->plan.n_ranks;
+    const bool exact = t->quant == TRIT_TP_QUANT_EXACT;
+    t->att_own = t->own_off != 0 || t->q_own != st->hq ? c.take<float>(B * t->q_own) : NULL;
+    t->pairs = exact ? c.take<double>(B * 2) : NULL;
+    t->pairs_all = exact ? c.take<double>(N * B * 2) : NULL;
+    t->amax = exact ? c.take<float>(B) : NULL;
+    t->y = !exact && st->multi_rank ? c.take<float>(B * D) : NULL;
+    t->logits_loc = st->multi_rank ? c.take<float>(st->n_out_rows * t->plan.vocab_stride) : NULL;
+    t->logits_all = st->multi_rank ? c.take<float>(N * st->n_out_rows * t->plan.vocab_stride) : NULL;
     return c.off;
 }
 
@@ -325,11 +325,11 @@ enum trit_status upload_weights(cuda_state *st) {
         const trit_layer *L = &m->layers[i];
         const cuda_layer *W = &st->layers[i];
         tp_slices sl = {};
-        if (st->has_tp && (status = tp_slices_make(st, L, &sl)) != TRIT_OK) break;
+        if (st->multi_rank && (status = tp_slices_make(st, L, &sl)) != TRIT_OK) break;
         const trit_ternary *const *src = NULL;
         const trit_ternary *whole[TRIT_N_W], *shard[TRIT_N_W];
         for (int j = 0; j < TRIT_N_W; j++) whole[j] = &L->w[j], shard[j] = &sl.t[j];
-        src = st->has_tp ? shard : whole;
+        src = st->multi_rank ? shard : whole; // one rank's shards are the whole matrices
         const trit_ternary *qkv[] = {src[0], src[1], src[2]}, *o[] = {src[3]}, *gu[] = {src[4], src[5]},
                            *down[] = {src[6]};
         // the pack copies from the sources before upload_ternary returns, so the slices may go after
@@ -342,7 +342,7 @@ enum trit_status upload_weights(cuda_state *st) {
         if ((status = upload_f32(st->stream, W->attn_norm, L->attn_norm, st->d)) != TRIT_OK) break;
         if ((status = upload_f32(st->stream, W->ffn_norm, L->ffn_norm, st->d)) != TRIT_OK) break;
         if (hp->sub_norms) {
-            const int64_t a0 = st->has_tp ? st->tp.plan.head0 * hp->head_dim : 0, f0 = st->has_tp ? st->tp.plan.ffn0 : 0;
+            const int64_t a0 = st->tp.plan.head0 * hp->head_dim, f0 = st->tp.plan.ffn0; // 0 for one rank
             if ((status = upload_f32(st->stream, W->attn_sub_norm, L->attn_sub_norm + a0, st->o_cols)) != TRIT_OK) break;
             if ((status = upload_f32(st->stream, W->ffn_sub_norm, L->ffn_sub_norm + f0, st->f)) != TRIT_OK) break;
         }
@@ -350,7 +350,7 @@ enum trit_status upload_weights(cuda_state *st) {
     if (status == TRIT_OK) status = upload_dense(&ld, &m->tok_embd, st->embd);
     if (status == TRIT_OK && !st->head_int8 && st->head != st->embd) {
         trit_dense rows = m->output; // with TP: this rank's vocabulary rows
-        if (st->has_tp) {
+        if (st->multi_rank) {
             const size_t esz = rows.dtype == TRIT_DTYPE_F32 ? 4 : 2;
             rows.data = static_cast<const char *>(rows.data) + (size_t)(st->tp.plan.vocab0 * st->d) * esz;
             rows.n_rows = st->v_head;

@@ -112,10 +112,8 @@ enum trit_status op_shard_quant(void *be, int64_t il, trit_block blk, const trit
     const float eps = hp->norm_eps;
     void *s = st->stream;
     if (blk == TRIT_BLOCK_ATTN) {
-        if (!st->has_tp) // the attention output (m, Hq) in buf: [attn_sub_norm], quantized for o_proj
-            return trit_cuda_residual_norm_quant(st->buf, m, st->hq, NULL, 0, trit_cuda_wscale{1.0f, 0},
-                                                 L->attn_sub_norm, eps, st->q8, st->qsum, st->act_scale, s);
-        // this rank's own heads of the computed ones
+        // the attention output (m, Hq) in buf; this rank's own heads of the computed ones (all of
+        // them at one rank): [attn_sub_norm], quantized for o_proj
         float *att = st->buf;
         if (st->tp.att_own) {
             TRIT_CUDA_CHECK(cudaMemcpy2DAsync(st->tp.att_own, (size_t)st->tp.q_own * sizeof(float),
@@ -126,7 +124,7 @@ enum trit_status op_shard_quant(void *be, int64_t il, trit_block blk, const trit
         }
         return tp_shard_quant(st, att, m, st->tp.q_own, hp->n_heads * hp->head_dim, L->attn_sub_norm);
     }
-    if (!st->has_tp || st->tp.quant == TRIT_TP_QUANT_GROUPED) // one GPU, or the shard's own statistics
+    if (st->tp.quant == TRIT_TP_QUANT_GROUPED) // the shard's own statistics (one GPU: the row's)
         return trit_cuda_ffn_act_quant(st->acc, m, st->f, L->ws_gate, L->ws_up, (int)hp->act, L->ffn_sub_norm, eps,
                                        st->buf, st->q8, st->qsum, st->act_scale, s);
     // h (m, F_shard) into buf, then the statistics of the whole row
@@ -139,15 +137,16 @@ enum trit_status op_matmul_out(void *be, int64_t il, trit_block blk, const trit_
     cuda_state *st = state_of(be);
     const cuda_layer *L = &st->layers[il];
     const trit_cuda_ternary *w = blk == TRIT_BLOCK_ATTN ? &L->o : &L->down;
-    if (st->has_tp) return tp_matmul_part(st, w, blk == TRIT_BLOCK_ATTN ? L->ws_o : L->ws_down, b->n);
+    if (st->multi_rank && st->tp.quant == TRIT_TP_QUANT_GROUPED)
+        return tp_matmul_grouped(st, w, blk == TRIT_BLOCK_ATTN ? L->ws_o : L->ws_down, b->n);
     return matmul(st, w, b->n);
 }
 
 enum trit_status op_reduce(void *be, int64_t il, trit_block blk, const trit_forward_batch *b) {
     cuda_state *st = state_of(be);
-    st->pend = st->acc; // exact sums (or one GPU's): the next norm adds their epilogue to x
+    st->pend = st->acc; // int32 sums (exact mode, or one rank): the next norm adds their epilogue to x
     st->pend_ws = blk == TRIT_BLOCK_ATTN ? st->layers[il].ws_o : st->layers[il].ws_down;
-    return st->has_tp ? tp_reduce(st, b->n) : TRIT_OK;
+    return tp_reduce(st, b->n);
 }
 
 // The final norm (x += the last down_proj) of the wanted rows, and this rank's rows of the head:
@@ -165,7 +164,7 @@ enum trit_status op_head(void *be, const trit_forward_batch *b) {
         return trit_cuda_head_i8(st->head8_w, st->head8_d, V, D, st->head8_ld, st->xn, n_out, st->head8_q,
                                  st->head8_dx, st->logits, s);
     const int64_t Vh = st->v_head;
-    float *out = st->has_tp ? st->tp.logits_loc : st->logits;
+    float *out = st->multi_rank ? st->tp.logits_loc : st->logits; // one rank: whole rows
     if (!gemm_head) return trit_cuda_head_gemv(st->head, st->head_bf16, Vh, D, st->xn, n_out, out, s);
     // out^T (Vh, n_out) column major = head (Vh, D) row major . xh^T
     const float one = 1.0f, zero = 0.0f;
@@ -178,7 +177,7 @@ enum trit_status op_head(void *be, const trit_forward_batch *b) {
 
 enum trit_status op_gather_logits(void *be, const trit_forward_batch *b) {
     cuda_state *st = state_of(be);
-    return st->has_tp ? tp_gather_logits(st, b->n_out) : TRIT_OK;
+    return st->multi_rank ? tp_gather_logits(st, b->n_out) : TRIT_OK;
 }
 
 const trit_layer_ops cuda_ops = {
@@ -212,7 +211,7 @@ enum trit_status enqueue(cuda_state *st, int64_t m) {
 // for errors and aborts the group after its timeout (a dead or hung peer), then sums the time the
 // call's collectives took.
 enum trit_status cuda_sync(cuda_state *st, int64_t n_tokens) {
-    if (!st->has_tp) {
+    if (!st->nccl) {
         TRIT_CUDA_CHECK(cudaStreamSynchronize(st->stream));
         return TRIT_OK;
     }
@@ -225,7 +224,7 @@ enum trit_status cuda_sync(cuda_state *st, int64_t n_tokens) {
 // logits may be NULL with TP (the ranks whose logits nobody reads).
 enum trit_status cuda_forward_impl(cuda_state *st, const int32_t *tokens, int64_t n, int64_t pos0, float *logits) {
     const trit_hparams *hp = &st->m->hp;
-    if (!tokens || (!logits && !st->has_tp))
+    if (!tokens || (!logits && !st->nccl))
         return trit_error(TRIT_ERR_INVALID_ARG, "cuda forward: NULL tokens or logits");
     TRIT_TRY(cuda_run(st, tokens, n, pos0));
     const int64_t n_out = st->cfg.logits_all ? n : 1;

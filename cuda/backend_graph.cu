@@ -66,7 +66,7 @@ using namespace trit_cuda_be;
 
 extern "C" void trit_cuda_backend_set_graphs(void *state, bool enabled) {
     cuda_state *st = static_cast<cuda_state *>(state);
-    if (st->has_tp) return; // a TP step runs its collectives eagerly
+    if (st->nccl) return; // a TP step runs its collectives eagerly
     st->graphs_enabled = enabled;
     if (!enabled && st->graph) {
         (void)cudaGraphExecDestroy(st->graph);

@@ -53,9 +53,12 @@ struct cuda_layer {
 };
 
 // Tensor parallelism (host/tp/tp.h's math on the device): this rank's shard and the buffers its
-// collectives use. Absent (comm NULL) for one GPU running the whole model.
+// collectives use. One GPU is rank 0 of 1 on the one-rank communicator (host/tp/comm_self.c) in
+// grouped mode, where a shard's own statistics are the whole row's: the plain model; its
+// collectives return at once, and nothing is pending to reduce or gather (multi_rank).
 struct cuda_tp {
-    trit_comm *comm; // NCCL, borrowed; the backend runs on its stream
+    trit_comm *comm; // NCCL (borrowed; the backend runs on its stream), or the one-rank one (owned)
+    bool own_comm;
     trit_tp_plan plan;
     enum trit_tp_quant quant;
     int64_t own_off;          // floats from a row of computed heads to this rank's own heads
@@ -63,9 +66,9 @@ struct cuda_tp {
     float *att_own;           // (B, q_own): own heads compacted, when they are not the whole row
     double *pairs, *pairs_all; // exact mode with sub-norms: (B, 2), (N, B, 2)
     float *amax;              // (B) exact mode: the all-reduced absmax
-    float *y;                 // (B, D) grouped mode: the all-reduced fp32 row-parallel output
-    float *logits_loc;        // (n_out_rows, vocab_stride) this rank's head rows
-    float *logits_all;        // (N, n_out_rows, vocab_stride) the all-gather
+    float *y;                 // (B, D) grouped mode over several ranks: the all-reduced fp32 row-parallel output
+    float *logits_loc;        // several ranks: (n_out_rows, vocab_stride) this rank's head rows
+    float *logits_all;        // several ranks: (N, n_out_rows, vocab_stride) the all-gather
     // collective timing: an event pair per collective of a call, summed after the call's sync
     cudaEvent_t *ev;
     int n_ev, ev_used;
@@ -79,7 +82,9 @@ struct cuda_state {
     int64_t d, f, hq, hkv, n_qkv; // D, F, Hq, Hkv, Hq + 2 Hkv: this rank's (computed) widths with TP
     int64_t o_cols, v_head;       // o_proj's input columns (Hq, or q_own) and head rows (V, or this rank's)
     cuda_tp tp;
-    bool has_tp, own_stream;
+    bool nccl;        // on a NCCL communicator: its stream, eager steps (no graphs), timed collectives
+    bool multi_rank;  // more than one rank: partial sums to reduce, vocabulary slices to gather
+    bool own_stream;
     trit_cuda_attn_shape shape;
     int n_splits;
     int64_t n_out_rows; // rows of logits a call can produce: B with logits_all, else 1
@@ -131,7 +136,8 @@ struct cuda_state {
     char desc[320]; /* cudaDeviceProp::name is up to 256 bytes */
 };
 
-// Tensor parallelism's arguments to cuda_init_impl (NULL comm: one GPU, the whole model).
+// Tensor parallelism's arguments to cuda_init_impl (NULL, or NULL comm: one GPU, rank 0 of 1 on
+// the one-rank communicator).
 struct tp_args {
     trit_comm *comm;
     enum trit_tp_quant quant;
@@ -181,7 +187,7 @@ void tp_slices_free(tp_slices *sl);
 enum trit_status tp_slices_make(const cuda_state *st, const trit_layer *L, tp_slices *sl);
 enum trit_status tp_sum_comm_time(cuda_state *st);
 enum trit_status tp_shard_quant(cuda_state *st, float *x, int64_t m, int64_t n, int64_t n_full, const float *w);
-enum trit_status tp_matmul_part(cuda_state *st, const trit_cuda_ternary *w, trit_cuda_wscale ws, int64_t m);
+enum trit_status tp_matmul_grouped(cuda_state *st, const trit_cuda_ternary *w, trit_cuda_wscale ws, int64_t m);
 enum trit_status tp_reduce(cuda_state *st, int64_t m);
 enum trit_status tp_gather_logits(cuda_state *st, int64_t n_out);
 

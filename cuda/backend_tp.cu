@@ -9,24 +9,33 @@
 
 namespace trit_cuda_be {
 
-// This rank's widths (plan.h): its query heads widened to whole GQA groups (the attention kernels
-// take a query head's KV head as head / group), its KV heads, FFN rows and vocabulary rows.
+// This rank's communicator and widths (plan.h): its query heads widened to whole GQA groups (the
+// attention kernels take a query head's KV head as head / group), its KV heads, FFN rows and
+// vocabulary rows. Without a communicator (one GPU) it is rank 0 of 1 on the one-rank one, in
+// grouped mode: every width is the model's.
 enum trit_status tp_setup(cuda_state *st, const tp_args *tp) {
     const trit_hparams *hp = &st->m->hp;
     cuda_tp *t = &st->tp;
-    if (trit_comm_backend(tp->comm) != TRIT_COMM_NCCL)
-        return trit_error(TRIT_ERR_INVALID_ARG, "cuda backend: tensor parallelism on GPUs needs a NCCL communicator");
-    if (st->cfg.head_int8)
-        return trit_error(TRIT_ERR_UNSUPPORTED, "cuda backend: the int8 head does not run tensor-parallel (fp16 head only)");
-    if ((unsigned)tp->quant > TRIT_TP_QUANT_GROUPED)
-        return trit_error(TRIT_ERR_INVALID_ARG, "cuda backend: tp quant mode %d", (int)tp->quant);
-    TRIT_TRY(trit_tp_plan_make(hp, trit_comm_rank(tp->comm), trit_comm_size(tp->comm), &t->plan));
+    if (tp && tp->comm) {
+        if (trit_comm_backend(tp->comm) != TRIT_COMM_NCCL)
+            return trit_error(TRIT_ERR_INVALID_ARG, "cuda backend: tensor parallelism on GPUs needs a NCCL communicator");
+        if (st->cfg.head_int8)
+            return trit_error(TRIT_ERR_UNSUPPORTED, "cuda backend: the int8 head does not run tensor-parallel (fp16 head only)");
+        if ((unsigned)tp->quant > TRIT_TP_QUANT_GROUPED)
+            return trit_error(TRIT_ERR_INVALID_ARG, "cuda backend: tp quant mode %d", (int)tp->quant);
+        t->comm = tp->comm;
+        t->quant = tp->quant;
+        st->nccl = true;
+    } else {
+        TRIT_TRY(trit_comm_self_create(&t->comm));
+        t->own_comm = true;
+        t->quant = TRIT_TP_QUANT_GROUPED;
+    }
+    TRIT_TRY(trit_tp_plan_make(hp, trit_comm_rank(t->comm), trit_comm_size(t->comm), &t->plan));
     const int64_t hd = hp->head_dim;
-    t->comm = tp->comm;
-    t->quant = tp->quant;
+    st->multi_rank = t->plan.n_ranks > 1;
     t->own_off = (t->plan.head0 - t->plan.head_c0) * hd;
     t->q_own = t->plan.n_heads * hd;
-    st->has_tp = true;
     st->hq = t->plan.n_heads_c * hd;
     st->hkv = t->plan.n_kv_heads * hd;
     st->n_qkv = st->hq + 2 * st->hkv;
@@ -35,6 +44,7 @@ enum trit_status tp_setup(cuda_state *st, const tp_args *tp) {
     st->v_head = t->plan.n_vocab;
     st->shape.n_heads = t->plan.n_heads_c;
     st->shape.n_kv_heads = t->plan.n_kv_heads;
+    if (!st->nccl) return TRIT_OK;
     st->graphs_enabled = false; // collectives run eagerly, each one timed by events
     // an event pair per collective of a call: 3 per sharded row in exact mode, 1 in grouped, + logits
     const int n_ev = 2 * (int)(6 * hp->n_layers + 1);
@@ -118,11 +128,11 @@ enum trit_status tp_shard_quant(cuda_state *st, float *x, int64_t m, int64_t n, 
     return trit_cuda_act_quantize_amax(x, m, n, t->amax, st->q8, st->qsum, st->act_scale, s);
 }
 
-// This rank's part of a row-parallel matmul, w (its input columns) . q8: exact mode's int32 sums in
-// st->acc; grouped mode's fp32 outputs of each rank's epilogue in t->y.
-enum trit_status tp_matmul_part(cuda_state *st, const trit_cuda_ternary *w, trit_cuda_wscale ws, int64_t m) {
+// Grouped mode over several ranks: this rank's part of a row-parallel matmul, w (its input
+// columns) . q8, with each rank's epilogue fused, into t->y. (Exact mode, and one rank, take the
+// int32 matmul: its sums are what is reduced.)
+enum trit_status tp_matmul_grouped(cuda_state *st, const trit_cuda_ternary *w, trit_cuda_wscale ws, int64_t m) {
     cuda_tp *t = &st->tp;
-    if (t->quant == TRIT_TP_QUANT_EXACT) return matmul(st, w, m);
     trit_cuda_ternary scaled = *w; // the tiles carry a unit scale; the fused epilogue needs the real one
     scaled.scale = ws.scale;
     scaled.scale_kind = ws.div ? TRIT_SCALE_DIV : TRIT_SCALE_MUL;
@@ -130,8 +140,9 @@ enum trit_status tp_matmul_part(cuda_state *st, const trit_cuda_ternary *w, trit
                                      : trit_cuda_gemm_mma_f32(&scaled, st->q8, st->qsum, st->act_scale, m, t->y, st->stream);
 }
 
-// The parts of every rank summed: exact mode leaves the int32 sum in st->acc for the next norm's
-// residual add (st->pend); grouped mode adds the fp32 sum to x here, and nothing is pending.
+// The parts of every rank summed: exact mode all-reduces the int32 sums in st->acc, which the next
+// norm adds to x (st->pend); grouped mode over several ranks adds the all-reduced fp32 sum to x here
+// and leaves nothing pending; over one rank the int32 sums are the whole sum.
 enum trit_status tp_reduce(cuda_state *st, int64_t m) {
     cuda_tp *t = &st->tp;
     const int64_t n = m * st->d;
@@ -139,6 +150,7 @@ enum trit_status tp_reduce(cuda_state *st, int64_t m) {
         TP_COLLECTIVE(st, trit_comm_allreduce(t->comm, st->acc, n, TRIT_COMM_I32, TRIT_COMM_SUM));
         return TRIT_OK;
     }
+    if (!st->multi_rank) return TRIT_OK;
     TP_COLLECTIVE(st, trit_comm_allreduce(t->comm, t->y, n, TRIT_COMM_F32, TRIT_COMM_SUM));
     st->pend = NULL;
     return trit_cuda_tp_add(st->x, t->y, n, st->stream);
