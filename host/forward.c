@@ -24,9 +24,11 @@ enum trit_status trit_forward_batch_make(const struct trit_hparams *hp, int64_t 
     if (!tokens || n <= 0 || n > n_batch)
         return trit_error(TRIT_ERR_INVALID_ARG, "forward: %lld tokens (batch holds 1..%lld)", (long long)n,
                           (long long)n_batch);
-    if (pos0 < 0 || pos0 > n_ctx - n)
+    if (pos0 < 0 || pos0 > n_ctx - n) {
+        const int64_t last = pos0 > INT64_MAX - n ? INT64_MAX : pos0 + n - 1; /* a hostile pos0 must not overflow */
         return trit_error(TRIT_ERR_CONTEXT_FULL, "context full: positions %lld..%lld do not fit in %lld",
-                          (long long)pos0, (long long)pos0 + n - 1, (long long)n_ctx);
+                          (long long)pos0, (long long)last, (long long)n_ctx);
+    }
     for (int64_t i = 0; i < n; i++) {
         if (tokens[i] < 0 || tokens[i] >= hp->n_vocab)
             return trit_error(TRIT_ERR_INVALID_ARG, "token id %d is outside the vocabulary (0..%lld)", tokens[i],
