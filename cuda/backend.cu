@@ -81,7 +81,6 @@ enum trit_status check_model(const trit_model *m, const trit_backend_config *cfg
 void cuda_free_impl(cuda_state *st) {
     if (!st) return;
     if (st->graph) (void)cudaGraphExecDestroy(st->graph);
-    if (st->cublas) (void)cublasDestroy(st->cublas);
     if (st->stream) {
         (void)cudaStreamSynchronize(st->stream);
         if (st->own_stream) (void)cudaStreamDestroy(st->stream);
@@ -127,7 +126,6 @@ enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *
     st->n_out_rows = st->cfg.logits_all ? st->cfg.n_batch : 1;
     st->head_int8 = cfg->head_int8;
     st->gemv_add = cfg->cuda_gemv != TRIT_CUDA_GEMV_DP4A;
-    st->use_cublas = !st->head_int8 && st->n_out_rows > TRIT_CUDA_HEAD_MAX_M;
     st->embd_bf16 = dense_is_bf16(m->tok_embd);
     st->head_bf16 = dense_is_bf16(m->output);
     st->graphs_enabled = true;
@@ -189,19 +187,6 @@ enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *
     if ((status = upload_weights(st)) != TRIT_OK) goto fail;
     if ((status = upload_rope(st)) != TRIT_OK) goto fail;
     TRIT_CUDA_CHECK_GOTO(cudaStreamSynchronize(st->stream), status, fail);
-    if (st->use_cublas) {
-        const cublasStatus_t cs = cublasCreate(&st->cublas);
-        if (cs != CUBLAS_STATUS_SUCCESS) {
-            st->cublas = NULL;
-            status = trit_error(TRIT_ERR_DEVICE, "cuda backend: cublasCreate: %s", cublasGetStatusString(cs));
-            goto fail;
-        }
-        if (cublasSetStream(st->cublas, st->stream) != CUBLAS_STATUS_SUCCESS ||
-            cublasSetWorkspace(st->cublas, st->cublas_ws, CUBLAS_WS_BYTES) != CUBLAS_STATUS_SUCCESS) {
-            status = trit_error(TRIT_ERR_DEVICE, "cuda backend: cuBLAS stream or workspace setup failed");
-            goto fail;
-        }
-    }
     snprintf(st->desc, sizeof st->desc, "CUDA %.200s, sm_%d%d, %.2f GiB, %s decode GEMV%s", prop.name, prop.major,
              prop.minor, (double)st->arena_bytes / (1 << 30), st->gemv_add ? "add-only" : "dp4a",
              st->head_int8 ? ", int8 head" : "");

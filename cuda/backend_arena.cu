@@ -113,9 +113,7 @@ int64_t layout(cuda_state *st, uintptr_t base) {
     st->part_ml = c.take<float>(st->n_splits * hp->n_heads * 2);
     st->counters = c.take<uint32_t>(hp->n_kv_heads);
     st->xn = c.take<float>(st->n_out_rows * D);
-    st->xh = st->use_cublas ? c.take<uint16_t>(st->n_out_rows * D) : NULL;
     st->logits = c.take<float>(st->n_out_rows * V);
-    st->cublas_ws = st->use_cublas ? c.take<uint8_t>((int64_t)CUBLAS_WS_BYTES) : NULL;
     // tensor parallelism's buffers: none for one GPU (rank 0 of 1, grouped)
     cuda_tp *t = &st->tp;
     const int64_t N = t->plan.n_ranks;

@@ -16,7 +16,7 @@
  *   matmul_out   acc = wo . q8 or w_down . q8 (grouped TP: the fp32 epilogue fused, into tp.y)
  *   reduce       TP: the all-reduce; the residual add then rides in the next norm
  *   head         xn = rmsnorm(x += down) * out_norm (last token, or all with logits_all); logits =
- *                head . xn: own GEMV (m <= 8) or cublasGemmEx (fp16/bf16, fp32 out); the int8 head
+ *                head . xn: own fp32 GEMV, in pieces of 8 rows for more (ops_head.cu); the int8 head
  *                (cfg.head_int8) quantizes xn per token and runs int8 rows . q in int32, scaled
  *   gather       TP: every rank's vocabulary slice
  *   logits -> host                              the one synchronization of a call
@@ -31,14 +31,6 @@
  * ride in the norms. 10 launches per layer.
  */
 #include "backend_internal.cuh"
-
-#define TRIT_CUBLAS_CHECK(call)                                                                    \
-    do {                                                                                           \
-        const cublasStatus_t trit_cublas_s_ = (call);                                              \
-        if (trit_cublas_s_ != CUBLAS_STATUS_SUCCESS)                                               \
-            return trit_error(TRIT_ERR_DEVICE, "%s:%d: %s: %s", __FILE__, __LINE__, #call,          \
-                              cublasGetStatusString(trit_cublas_s_));                              \
-    } while (0)
 
 namespace trit_cuda_be {
 
@@ -150,29 +142,21 @@ enum trit_status op_reduce(void *be, int64_t il, trit_block blk, const trit_forw
 }
 
 // The final norm (x += the last down_proj) of the wanted rows, and this rank's rows of the head:
-// the own GEMV for up to 8 rows, cublasGemmEx (fp16/bf16 inputs, fp32 out) above; or the int8 head.
+// the own fp32 GEMV for any number of rows (pieces of 8), or the int8 head.
 enum trit_status op_head(void *be, const trit_forward_batch *b) {
     cuda_state *st = state_of(be);
     const int64_t D = st->d, V = st->m->hp.n_vocab, first = b->first_out, n_out = b->n_out;
     void *s = st->stream;
-    const bool gemm_head = !st->head_int8 && n_out > TRIT_CUDA_HEAD_MAX_M;
     TRIT_TRY(trit_cuda_residual_norm_out(st->x + first * D, n_out, D, st->pend ? st->pend + first * D : NULL, D,
                                          st->pend_ws, st->act_scale + first, st->out_norm, st->m->hp.norm_eps, st->xn,
-                                         gemm_head ? st->xh : NULL, st->head_bf16, s));
+                                         NULL, st->head_bf16, s));
     st->pend = NULL;
     if (st->head_int8)
         return trit_cuda_head_i8(st->head8_w, st->head8_d, V, D, st->head8_ld, st->xn, n_out, st->head8_q,
                                  st->head8_dx, st->logits, s);
     const int64_t Vh = st->v_head;
     float *out = st->multi_rank ? st->tp.logits_loc : st->logits; // one rank: whole rows
-    if (!gemm_head) return trit_cuda_head_gemv(st->head, st->head_bf16, Vh, D, st->xn, n_out, out, s);
-    // out^T (Vh, n_out) column major = head (Vh, D) row major . xh^T
-    const float one = 1.0f, zero = 0.0f;
-    const cudaDataType_t t = st->head_bf16 ? CUDA_R_16BF : CUDA_R_16F;
-    TRIT_CUBLAS_CHECK(cublasGemmEx(st->cublas, CUBLAS_OP_T, CUBLAS_OP_N, (int)Vh, (int)n_out, (int)D, &one, st->head, t,
-                                   (int)D, st->xh, t, (int)D, &zero, out, CUDA_R_32F, (int)Vh, CUBLAS_COMPUTE_32F,
-                                   CUBLAS_GEMM_DEFAULT));
-    return TRIT_OK;
+    return trit_cuda_head_gemv(st->head, st->head_bf16, Vh, D, st->xn, n_out, out, s);
 }
 
 enum trit_status op_gather_logits(void *be, const trit_forward_batch *b) {

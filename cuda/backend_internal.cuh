@@ -24,7 +24,6 @@
 #ifndef TRIT_CUDA_BACKEND_INTERNAL_CUH
 #define TRIT_CUDA_BACKEND_INTERNAL_CUH
 
-#include <cublas_v2.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
@@ -41,9 +40,6 @@ extern "C" {
 #include "trit_cuda_ops.h"
 
 namespace trit_cuda_be __attribute__((visibility("hidden"))) {
-
-// cuBLAS workspace (NVIDIA recommends 32 MiB on Hopper); also what lets cuBLAS run in a graph.
-constexpr size_t CUBLAS_WS_BYTES = (size_t)32 << 20;
 
 struct cuda_layer {
     trit_cuda_ternary qkv, o, gu, down; // tiles and the add-only GEMV's row biases, in the arena
@@ -88,12 +84,10 @@ struct cuda_state {
     trit_cuda_attn_shape shape;
     int n_splits;
     int64_t n_out_rows; // rows of logits a call can produce: B with logits_all, else 1
-    bool use_cublas;    // logits_all with batches above the head GEMV's 8 rows (never with the int8 head)
     bool head_int8;     // cfg.head_int8: the int8 head below replaces the fp16/bf16 one
     bool gemv_add;      // cfg.cuda_gemv ADD: decode matmuls on the add-only GEMV, else dp4a
 
     cudaStream_t stream;
-    cublasHandle_t cublas;
     void *arena;
     size_t arena_bytes;
     cuda_layer *layers;
@@ -124,9 +118,7 @@ struct cuda_state {
     float *part_o, *part_ml;               // decode split partials: (n_splits, Hq), (n_splits, n_heads, 2)
     uint32_t *counters;                    // (n_kv_heads) the decode attention's merge tickets, zero
     float *xn;                             // (n_out_rows, D) final norm
-    uint16_t *xh;                          // (n_out_rows, D) its fp16/bf16 copy (cuBLAS path)
     float *logits;                         // (n_out_rows, V)
-    void *cublas_ws;
     const int32_t *pend;                   // the block output the next norm adds to x (NULL: none)
     trit_cuda_wscale pend_ws;              // its scale
 

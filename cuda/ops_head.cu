@@ -10,8 +10,13 @@
  * the ~18 KB per SM that Little's law asks of an H100); x (m x D fp32, <= 80 KB) stays in L1/L2.
  * Keeping x in fp32 (the CPU's trit_dense_gemv_rows does the same) avoids rounding the hidden state
  * to 16 bits; the rows' weights are widened in registers. Napkin math: 657 MB at ~3.0 TB/s is
- * ~220 us per token on an H100 SXM, the floor for a bf16/fp16 head. For m > 8 tokens (logits for a
- * whole prompt) the backend calls cublasGemmEx instead.
+ * ~220 us per token on an H100 SXM, the floor for a bf16/fp16 head. More than 8 tokens (logits for
+ * a whole prompt: perplexity) run in pieces of 8 through the same kernel, so a token's logits do not
+ * depend on how many tokens share the call, on the GPU count of tensor parallelism (each rank runs
+ * the same rows' arithmetic on its vocabulary slice) or on a library's algorithm choice: the head
+ * stays fp32 for every row count. The cost is one pass over W per 8 tokens (2B-4T: 64 passes, about
+ * 14 ms per 512-token chunk on an H100, against about 0.5 ms for an fp16 tensor-core GEMM); see
+ * docs/perf.md for the measurement that decides whether a GEMM of our own is worth it.
  *
  * The int8 head (opt-in): trit_head_i8_quant_kernel quantizes each token's row (one CTA per token,
  * absmax reduced over the CTA, codes by trit_i8_code); trit_head_i8_kernel is the GEMV above on
@@ -122,16 +127,25 @@ enum trit_status head_launch(const uint16_t *w, int64_t n_vocab, int64_t dim, co
     return TRIT_OK;
 }
 
-// PRECOND: 1 <= m <= 8; ceil(n_vocab / 8) <= 2^31 - 1; vec only when dim % 8 == 0 and w, x are
-// 16-byte aligned.
+// PRECOND: m >= 1; ceil(n_vocab / 8) <= 2^31 - 1. One token (decode) takes the M = 1 kernel; more
+// go in pieces of TRIT_CUDA_HEAD_MAX_M through the M = 8 kernel, the last piece too, so that a row's
+// arithmetic does not depend on where the batch ends. The vector path needs dim % 8 == 0 and w, x
+// 16-byte aligned (the pieces start at whole rows of x, 32 bytes apart at least).
 enum trit_status trit_head_gemv_cuda(const uint16_t *w, int bf16, int64_t n_vocab, int64_t dim, const float *x,
                                      int64_t m, float *logits, cudaStream_t stream) {
     const bool vec = dim % 8 == 0 && (uintptr_t)w % 16 == 0 && (uintptr_t)x % 16 == 0;
     if (m == 1)
         return bf16 ? head_launch<1, true>(w, n_vocab, dim, x, m, logits, vec, stream)
                     : head_launch<1, false>(w, n_vocab, dim, x, m, logits, vec, stream);
-    return bf16 ? head_launch<TRIT_CUDA_HEAD_MAX_M, true>(w, n_vocab, dim, x, m, logits, vec, stream)
-                : head_launch<TRIT_CUDA_HEAD_MAX_M, false>(w, n_vocab, dim, x, m, logits, vec, stream);
+    for (int64_t t0 = 0; t0 < m; t0 += TRIT_CUDA_HEAD_MAX_M) {
+        const int64_t mt = m - t0 < TRIT_CUDA_HEAD_MAX_M ? m - t0 : TRIT_CUDA_HEAD_MAX_M;
+        const float *xt = x + t0 * dim;
+        float *lt = logits + t0 * n_vocab;
+        const enum trit_status st = bf16 ? head_launch<TRIT_CUDA_HEAD_MAX_M, true>(w, n_vocab, dim, xt, mt, lt, vec, stream)
+                                         : head_launch<TRIT_CUDA_HEAD_MAX_M, false>(w, n_vocab, dim, xt, mt, lt, vec, stream);
+        if (st != TRIT_OK) return st;
+    }
+    return TRIT_OK;
 }
 
 // ---- int8 head ------------------------------------------------------------------------------------
@@ -272,9 +286,9 @@ enum trit_status trit_argmax_cuda(const float *x, int64_t n, int32_t *out, cudaS
 extern "C" enum trit_status trit_cuda_head_gemv(const void *d_w, int bf16, int64_t n_vocab, int64_t dim,
                                                 const float *d_x, int64_t m, float *d_logits, void *stream) {
     if (!d_w || !d_x || !d_logits) return trit_error(TRIT_ERR_INVALID_ARG, "trit_cuda_head_gemv: NULL argument");
-    if (m < 1 || m > TRIT_CUDA_HEAD_MAX_M || n_vocab < 1 || n_vocab > INT32_MAX || dim < 1)
-        return trit_error(TRIT_ERR_INVALID_ARG, "trit_cuda_head_gemv: m %lld (1..%d), vocab %lld, dim %lld",
-                          (long long)m, TRIT_CUDA_HEAD_MAX_M, (long long)n_vocab, (long long)dim);
+    if (m < 1 || m > 65535 || n_vocab < 1 || n_vocab > INT32_MAX || dim < 1)
+        return trit_error(TRIT_ERR_INVALID_ARG, "trit_cuda_head_gemv: m %lld (1..65535), vocab %lld, dim %lld",
+                          (long long)m, (long long)n_vocab, (long long)dim);
     return trit_head_gemv_cuda(static_cast<const uint16_t *>(d_w), bf16, n_vocab, dim, d_x, m, d_logits,
                                (cudaStream_t)stream);
 }

@@ -107,7 +107,7 @@ enum trit_status trit_cuda_attn_prefill(const float *d_q, int64_t m, const void 
                                         struct trit_cuda_attn_shape shape, const int32_t *d_pos0, float *d_att,
                                         void *stream);
 
-/* LM head for m <= TRIT_CUDA_HEAD_MAX_M tokens: logits (m, n_vocab) fp32 = x (m, dim) fp32 . W^T with
+/* LM head for 1 <= m <= 65535 tokens, in pieces of TRIT_CUDA_HEAD_MAX_M: logits (m, n_vocab) fp32 = x (m, dim) fp32 . W^T with
  * W (n_vocab, dim) fp16 (bf16 = 0) or bf16, accumulated in fp32. */
 enum trit_status trit_cuda_head_gemv(const void *d_w, int bf16, int64_t n_vocab, int64_t dim, const float *d_x,
                                      int64_t m, float *d_logits, void *stream);

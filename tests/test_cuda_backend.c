@@ -245,7 +245,7 @@ static struct cmp_stats prompt_then_steps_match(const struct twin *t, const int3
 
 /* ---- end to end against the CPU backend -------------------------------------------------------------- */
 
-/* A prompt of 40 tokens with every row's logits (the GEMM path and the cuBLAS head), then 24
+/* A prompt of 40 tokens with every row's logits (the GEMM path and the head GEMV in pieces of 8), then 24
  * single-token steps (GEMV, decode attention, the CUDA graph from the second step on). */
 Test(cuda_backend, prefill_and_decode_loop_match_cpu) {
     if (!test_require_gpu()) return;

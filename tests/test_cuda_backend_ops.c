@@ -590,6 +590,66 @@ Test(cuda_backend_ops, head_gemv_against_cpu) {
             }
 }
 
+/* More than 8 rows (every row's logits: perplexity, and tensor parallelism's logits_all) go through
+ * the same fp32 GEMV in pieces of 8 (review finding 2: no fp16 rounding of the normed activations,
+ * no dependence on a library's algorithm). For 1, 8, 9 and 512 rows: every row against the CPU's
+ * trit_dense_gemv_rows within the same bound as above, and a row's bits do not depend on the number
+ * of rows in the call (512 vs 8 and 9 for the first rows; 512 vs a call of the last 9). */
+Test(cuda_backend_ops, head_gemv_any_row_count) {
+    if (!test_require_gpu()) return;
+    struct test_rng rng;
+    test_rng_seed(&rng, 0xebu);
+    const int64_t V = 1000, D = 256, M = 512;
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        uint16_t *w = malloc((size_t)(V * D) * 2);
+        float *x = malloc((size_t)(M * D) * 4);
+        for (int64_t i = 0; i < V * D; i++) {
+            const float f = test_rng_normal(&rng) * 0.05f;
+            w[i] = bf16 ? trit_fp32_to_bf16(f) : trit_fp32_to_fp16(f);
+        }
+        fill_normal(&rng, x, M * D, 1.0f);
+        const struct trit_dense dense = {bf16 ? TRIT_DTYPE_BF16 : TRIT_DTYPE_F16, V, D, w, NULL};
+        void *d_w = dev_from(w, (size_t)(V * D) * 2);
+        float *d_x = dev_from(x, (size_t)(M * D) * 4), *d_l = dev_alloc((size_t)(M * V) * 4);
+        float *all = NULL;
+        const int64_t ms[] = {512, 1, 8, 9};
+        for (size_t mi = 0; mi < 4; mi++) {
+            const int64_t m = ms[mi];
+            CUDA_OK(trit_cuda_memset(d_l, 0xA5, (size_t)(M * V) * 4, NULL));
+            CUDA_OK(trit_cuda_head_gemv(d_w, bf16, V, D, d_x, m, d_l, NULL));
+            float *got = host_from(d_l, (size_t)(m * V) * 4), *want = malloc((size_t)V * 4), *row = malloc((size_t)D * 4);
+            for (int64_t t = 0; t < m; t++) {
+                trit_dense_gemv_rows(&dense, x + t * D, 0, V, want);
+                for (int64_t r = 0; r < V; r++) {
+                    trit_dense_row_f32(&dense, r, row);
+                    double mag = 0.0;
+                    for (int64_t c = 0; c < D; c++) mag += fabs((double)row[c] * x[t * D + c]);
+                    const double tol = 2.0 * (double)D * U32 * mag;
+                    cr_assert(fabs((double)got[t * V + r] - want[r]) <= tol, "bf16 %d m %ld: [%ld][%ld] %g vs %g", bf16,
+                              (long)m, (long)t, (long)r, (double)got[t * V + r], (double)want[r]);
+                }
+            }
+            if (m == M) {
+                all = got;
+                got = NULL;
+            } else if (m > 1) {
+                cr_assert(memcmp(got, all, (size_t)(m * V) * 4) == 0, "bf16 %d: rows of a %ld-row call differ from the "
+                          "same rows of a 512-row call", bf16, (long)m);
+            } else if (memcmp(got, all, (size_t)V * 4) != 0) {
+                cr_log_info("bf16 %d: one token alone (the decode kernel, M = 1) differs in the last bits from the "
+                            "same row among 512 (M = 8)", bf16);
+            }
+            free(got), free(want), free(row);
+        }
+        /* the last 9 rows on their own: a piece of 8 and one of 1, at another offset */
+        CUDA_OK(trit_cuda_head_gemv(d_w, bf16, V, D, d_x + (M - 9) * D, 9, d_l, NULL));
+        float *tail = host_from(d_l, (size_t)(9 * V) * 4);
+        cr_assert(memcmp(tail, all + (M - 9) * V, (size_t)(9 * V) * 4) == 0, "bf16 %d: the last 9 rows differ", bf16);
+        free(tail), free(all), free(w), free(x);
+        trit_cuda_free(d_w), trit_cuda_free(d_x), trit_cuda_free(d_l);
+    }
+}
+
 Test(cuda_backend_ops, argmax_first_maximum) {
     if (!test_require_gpu()) return;
     struct test_rng rng;

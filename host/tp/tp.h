@@ -88,9 +88,8 @@ int64_t trit_tp_tokens(const void *state);
  * Differences from the CPU ranks: a rank computes the query heads of whole GQA groups (the GPU
  * attention kernels map a query head to its KV head by division) and keeps its own; CUDA graphs
  * are off (the collectives run eagerly, each timed by CUDA events: trit_tp_cuda_comm_us). In exact
- * mode the logits of N GPUs equal those of 1 GPU bit for bit, as on CPU ranks (with the head's own
- * GEMV, up to 8 rows of logits a call; perplexity's wider batches go through cuBLAS, whose kernel
- * choice may change with the shard's width). */
+ * mode the logits of N GPUs equal those of 1 GPU bit for bit, as on CPU ranks (the head is the
+ * backend's own fp32 GEMV for any number of rows, in pieces of 8). */
 struct trit_tp_cuda_config {
     enum trit_tp_quant quant;
     int n_devices;  /* > 0: this process drives devices 0 .. n_devices - 1; 0: one GPU per MPI rank */
