@@ -212,10 +212,19 @@ enum trit_status cuda_forward_impl(cuda_state *st, const int32_t *tokens, int64_
         return trit_error(TRIT_ERR_INVALID_ARG, "cuda forward: NULL tokens or logits");
     TRIT_TRY(cuda_run(st, tokens, n, pos0));
     const int64_t n_out = st->cfg.logits_all ? n : 1;
-    if (logits)
-        TRIT_CUDA_CHECK(cudaMemcpyAsync(logits, st->logits, (size_t)(n_out * hp->n_vocab) * sizeof(float),
-                                        cudaMemcpyDeviceToHost, st->stream));
-    return cuda_sync(st, n);
+    const size_t bytes = (size_t)(n_out * hp->n_vocab) * sizeof(float);
+    if (!st->nccl) {
+        TRIT_CUDA_CHECK(cudaMemcpyAsync(logits, st->logits, bytes, cudaMemcpyDeviceToHost, st->stream));
+        return cuda_sync(st, n);
+    }
+    // A copy to pageable memory blocks the host until the stream has run up to it, NCCL included,
+    // outside the communicator's polling and abort (review finding 5). A NCCL rank waits in cuda_sync
+    // first (which polls NCCL and aborts a hung group), and copies once the stream is idle.
+    TRIT_TRY(cuda_sync(st, n));
+    if (!logits) return TRIT_OK;
+    TRIT_CUDA_CHECK(cudaMemcpyAsync(logits, st->logits, bytes, cudaMemcpyDeviceToHost, st->stream));
+    TRIT_CUDA_CHECK(cudaStreamSynchronize(st->stream)); // only this copy is left on the stream
+    return TRIT_OK;
 }
 
 } // namespace trit_cuda_be

@@ -83,7 +83,8 @@ trit_rope_kv_kernel(const int32_t *__restrict__ acc, const float *__restrict__ a
         v_cache[pos * kv_dim + e] = __float2half_rn(trit_epilogue_one(ar[q_dim + kv_dim + e], s, v_scale, v_div));
         return;
     }
-    const int64_t head = item / half, i = item % half;
+    const int hf = (int)half; // 32-bit index math: item < n_pairs + kv_dim, a few thousand
+    const int64_t head = (int)item / hf, i = (int)item % hf;
     int64_t ia, ib;
     trit_rope_pair(i, head_dim, style, &ia, &ib);
     const bool is_q = head < n_heads;
@@ -255,8 +256,9 @@ trit_attn_decode_kernel(const float *__restrict__ q, const __half *__restrict__ 
     for (int h = tid; h < G; h += DEC_THREADS)
         trit_softmax_merge_weights(&ml_s[0][h][0], &ml_s[0][h][1], 2 * MAX_G, n_splits, w_s[h]);
     __syncthreads();
-    for (int64_t e = tid; e < G * head_dim; e += DEC_THREADS) {
-        const int64_t h = e / head_dim, d = e % head_dim;
+    const int hd = (int)head_dim; // 32-bit index math: head_dim <= MAX_HD (review finding 6)
+    for (int e = tid; e < G * hd; e += DEC_THREADS) {
+        const int h = e / hd, d = e % hd;
         float v = 0.0f;
         for (int sp = 0; sp < n_splits; sp++)
             if (w_s[h][sp] != 0.0f)
@@ -292,8 +294,10 @@ trit_attn_prefill_kernel(const float *__restrict__ q, int64_t m, const __half *_
     const int64_t q_dim = n_heads * head_dim, kv_dim = n_kv_heads * head_dim, pos0 = *pos0_p;
     const float scale = attn_scale(head_dim);
 
-    for (int64_t e = tid; e < BQ * head_dim; e += PF_THREADS) {
-        const int64_t rr = e / head_dim, d = e % head_dim, tok = tok0 + rr;
+    const int hd = (int)head_dim; // 32-bit index math: head_dim <= MAX_HD (review finding 6)
+    for (int e = tid; e < BQ * hd; e += PF_THREADS) {
+        const int rr = e / hd, d = e % hd;
+        const int64_t tok = tok0 + rr;
         Qs[rr * ld + d] = tok < m ? q[tok * q_dim + h * head_dim + d] : 0.0f;
     }
     const int64_t qp = trit_pf_qpos(pos0, tok0, r, m), last = trit_pf_last_key(pos0, tok0, BQ, m);
@@ -303,8 +307,9 @@ trit_attn_prefill_kernel(const float *__restrict__ q, int64_t m, const __half *_
 
     for (int64_t kt0 = 0; kt0 <= last; kt0 += PF_BK) {
         __syncthreads(); // the previous tile's K and V are no longer read (and Q has landed)
-        for (int64_t e = tid; e < PF_BK * head_dim; e += PF_THREADS) {
-            const int64_t c = e / head_dim, d = e % head_dim, kp = kt0 + c;
+        for (int e = tid; e < PF_BK * hd; e += PF_THREADS) {
+            const int c = e / hd, d = e % hd;
+            const int64_t kp = kt0 + c;
             float kv = 0.0f, vv = 0.0f; // past the last key: zeros, never stale or unwritten rows
             if (kp <= last) {
                 kv = __half2float(k_cache[kp * kv_dim + g * head_dim + d]);
