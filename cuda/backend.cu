@@ -25,9 +25,6 @@ namespace trit_cuda_be {
 
 namespace {
 
-// Device memory kept free beyond the arena: the cuBLAS handle, kernel code, per-thread stacks.
-constexpr size_t HEADROOM_BYTES = (size_t)64 << 20;
-
 bool dense_is_bf16(const trit_dense &d) { return d.dtype == TRIT_DTYPE_BF16; } // f32 and fp16 -> fp16
 
 trit_cuda_wscale wscale_of(const trit_ternary &w) { return trit_cuda_wscale{w.scale, w.scale_kind == TRIT_SCALE_DIV}; }
@@ -139,12 +136,14 @@ enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *
         goto fail;
     }
     st->arena_bytes = (size_t)layout(st, 0);
+    if (st->nccl && (status = tp_warm_up(st)) != TRIT_OK) goto fail; // NCCL's buffers before the free memory
     TRIT_CUDA_CHECK_GOTO(cudaMemGetInfo(&free_b, &total_b), status, fail);
-    if (st->arena_bytes + HEADROOM_BYTES > free_b) {
+    if (trit_cuda_device_need(st->arena_bytes, st->nccl) > free_b) {
         status = trit_error(TRIT_ERR_OUT_OF_MEMORY,
                             "model needs %.2f GiB of device memory (+ %.2f GiB working room), %.2f GiB free on %s "
                             "(context %lld, batch %lld%s)",
-                            (double)st->arena_bytes / (1 << 30), (double)HEADROOM_BYTES / (1 << 30),
+                            (double)st->arena_bytes / (1 << 30),
+                            (double)(trit_cuda_device_need(st->arena_bytes, st->nccl) - st->arena_bytes) / (1 << 30),
                             (double)free_b / (1 << 30), prop.name, (long long)st->cfg.n_ctx,
                             (long long)st->cfg.n_batch, st->cfg.logits_all ? ", logits for every token" : "");
         goto fail;

@@ -22,7 +22,8 @@
  * heads of its group (K and V are read once for all of them) and positions [t0, t1) of its split
  * (trit_attn_split_range of the device-side length *pos0 + 1, so the launch does not depend on the
  * position and a CUDA graph replays it). Per tile of 128 positions: thread i computes the G scores
- * of position t0 + i (its K row, 2 x hd bytes, against q in shared memory); warp w keeps the online
+ * of position t0 + i (its K row, staged in shared memory 32 dims at a time by coalesced loads,
+ * against q in shared memory); warp w keeps the online
  * softmax of heads w, w + 4; thread d accumulates output dim d (and d + 128) of the G heads from V
  * rows read coalesced. Each split writes (o, max, sum); after a fence and an atomic ticket per CTA,
  * the last CTA of the KV head reads the n_splits partials of its G heads through L2 and merges them
@@ -111,6 +112,7 @@ constexpr int DEC_WARPS = DEC_THREADS / 32;
 constexpr int DEC_TILE = DEC_THREADS;                      // positions per tile: one per thread
 constexpr int DEC_HEADS_PER_WARP = MAX_G / DEC_WARPS;      // softmax states a warp keeps
 constexpr int DEC_DIMS_PER_THREAD = MAX_HD / DEC_THREADS;  // output dims a thread accumulates
+constexpr int DEC_KC2 = 16; // K dims staged in shared memory at a time, in half2 (32 dims: 64 B of a row)
 
 // One CTA's split of the decode attention: positions [t0, t1) of KV head g for its G query heads;
 // writes the unnormalized outputs o (G, hd) and the states (max, sum) of the split.
@@ -118,8 +120,8 @@ __device__ __forceinline__ void attn_decode_split(const float *__restrict__ q, c
                                                   const __half *__restrict__ v_cache, int64_t n_heads,
                                                   int64_t head_dim, int64_t kv_dim, int64_t g, int G, int64_t h0,
                                                   int64_t split, int64_t t0, int64_t t1, float *qs,
-                                                  float (*ps)[DEC_TILE], float *corr_s, float *__restrict__ part_o,
-                                                  float *ml) {
+                                                  float (*ps)[DEC_TILE], __half2 (*ks)[DEC_KC2 + 1], float *corr_s,
+                                                  float *__restrict__ part_o, float *ml) {
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const float scale = attn_scale(head_dim);
     for (int64_t e = tid; e < G * head_dim; e += DEC_THREADS) qs[e] = q[h0 * head_dim + e];
@@ -137,21 +139,38 @@ __device__ __forceinline__ void attn_decode_split(const float *__restrict__ q, c
     const __half *kg = k_cache + g * head_dim, *vg = v_cache + g * head_dim;
     for (int64_t tb = t0; tb < t1; tb += DEC_TILE) {
         const int n_valid = (int)(t1 - tb < DEC_TILE ? t1 - tb : DEC_TILE);
-        // phase 1: scores of position tb + tid for the G heads
-        if (tid < n_valid) {
-            const __half2 *kr = reinterpret_cast<const __half2 *>(kg + (tb + tid) * kv_dim);
-            float acc[MAX_G];
+        // phase 1: scores of position tb + tid for the G heads. K is staged in shared memory 32 dims
+        // at a time, loaded coalesced (16 consecutive threads read 64 contiguous bytes of one row; a
+        // thread reading its own row would make a warp touch 32 rows per load: review finding 1).
+        // Each score sums its dims in the same order as before, so the result has the same bits.
+        float acc[MAX_G];
 #pragma unroll
-            for (int h = 0; h < MAX_G; h++) acc[h] = 0.0f;
-            for (int64_t d2 = 0; d2 < head_dim / 2; d2++) {
-                const float2 kk = __half22float2(kr[d2]);
-#pragma unroll
-                for (int h = 0; h < MAX_G; h++)
-                    if (h < G) {
-                        const float2 qq = *reinterpret_cast<const float2 *>(&qs[h * head_dim + 2 * d2]);
-                        acc[h] += qq.x * kk.x + qq.y * kk.y;
-                    }
+        for (int h = 0; h < MAX_G; h++) acc[h] = 0.0f;
+        const int hd2 = (int)(head_dim / 2);
+        for (int c0 = 0; c0 < hd2; c0 += DEC_KC2) {
+            const int nc = hd2 - c0 < DEC_KC2 ? hd2 - c0 : DEC_KC2;
+            for (int e = tid; e < DEC_TILE * DEC_KC2; e += DEC_THREADS) {
+                const int row = e / DEC_KC2, c = e % DEC_KC2; // compile-time divisor: shifts
+                ks[row][c] = row < n_valid && c < nc
+                                 ? reinterpret_cast<const __half2 *>(kg + (tb + row) * kv_dim)[c0 + c]
+                                 : __floats2half2_rn(0.0f, 0.0f);
             }
+            __syncthreads();
+            if (tid < n_valid) {
+                for (int c = 0; c < nc; c++) {
+                    const float2 kk = __half22float2(ks[tid][c]);
+                    const int64_t d2 = c0 + c;
+#pragma unroll
+                    for (int h = 0; h < MAX_G; h++)
+                        if (h < G) {
+                            const float2 qq = *reinterpret_cast<const float2 *>(&qs[h * head_dim + 2 * d2]);
+                            acc[h] += qq.x * kk.x + qq.y * kk.y;
+                        }
+                }
+            }
+            __syncthreads(); // ks is rewritten by the next chunk
+        }
+        if (tid < n_valid) {
 #pragma unroll
             for (int h = 0; h < MAX_G; h++)
                 if (h < G) ps[h][tid] = acc[h] * scale;
@@ -221,6 +240,7 @@ trit_attn_decode_kernel(const float *__restrict__ q, const __half *__restrict__ 
                         float *__restrict__ part_ml, unsigned *__restrict__ counters, float *__restrict__ att) {
     __shared__ __align__(16) float qs[MAX_G * MAX_HD]; // the group's query rows
     __shared__ float ps[MAX_G][DEC_TILE];              // scores, then probabilities, of the tile
+    __shared__ __half2 ks[DEC_TILE][DEC_KC2 + 1];      // a chunk of the tile's K rows (+1: no bank conflicts)
     __shared__ float corr_s[MAX_G];
     __shared__ float ml_s[MAX_SPLITS][MAX_G][2];       // the merge: every split's (max, sum) ...
     __shared__ float w_s[MAX_G][MAX_SPLITS];           // ... and its weight
@@ -235,7 +255,7 @@ trit_attn_decode_kernel(const float *__restrict__ q, const __half *__restrict__ 
     if (t0 >= t1) { // an empty split: weight 0 in the merge, its o is never read
         for (int h = tid; h < G; h += DEC_THREADS) ml[2 * h] = -INFINITY, ml[2 * h + 1] = 0.0f;
     } else {
-        attn_decode_split(q, k_cache, v_cache, n_heads, head_dim, kv_dim, g, G, h0, split, t0, t1, qs, ps, corr_s,
+        attn_decode_split(q, k_cache, v_cache, n_heads, head_dim, kv_dim, g, G, h0, split, t0, t1, qs, ps, ks, corr_s,
                           part_o, ml);
     }
 

@@ -40,6 +40,21 @@ enum trit_status trit_cuda_tp_rank_init(const struct trit_model *m, const struct
 /* Milliseconds the rank's collectives took on its stream (CUDA events around each), and tokens run. */
 double trit_cuda_tp_comm_ms(const void *state);
 int64_t trit_cuda_tp_tokens(const void *state);
+/* ---- device memory beyond the arena ----------------------------------------------------------------
+ * The backend allocates one arena and checks it against cudaMemGetInfo with room to spare: kernel
+ * code, per-thread stacks, the driver's own (64 MiB); a NCCL rank also keeps 256 MiB for what NCCL
+ * allocates after its warm-up collectives (buffers of protocols and algorithms they did not use;
+ * docs/tensor-parallel.md "Device memory"). A NCCL rank reads the free memory after one all-reduce
+ * and one all-gather of the forward pass's sizes, which make NCCL (2.22 and later allocate lazily)
+ * take its channel buffers first. */
+#define TRIT_CUDA_HEADROOM_BYTES ((uint64_t)64 << 20)
+#define TRIT_CUDA_TP_HEADROOM_BYTES ((uint64_t)256 << 20)
+/* What the check asks to be free for an arena of `arena` bytes (saturating). */
+static inline uint64_t trit_cuda_device_need(uint64_t arena, bool nccl) {
+    const uint64_t room = TRIT_CUDA_HEADROOM_BYTES + (nccl ? TRIT_CUDA_TP_HEADROOM_BYTES : 0);
+    return arena > UINT64_MAX - room ? UINT64_MAX : arena + room;
+}
+
 /* Makes dev the calling thread's current device (one host thread per GPU); 0 or the CUDA error
  * code (cuda/device.cu). */
 int trit_cuda_set_device_impl(int dev);

@@ -13,6 +13,7 @@
 #include "model/model.h"
 #include "support.h"
 #include "trit.h"
+#include "trit_cuda_backend.h"
 
 static trit_model *load_fixture(void) {
     trit_model *m = NULL;
@@ -195,4 +196,16 @@ Test(mem_plan, an_unasked_context_takes_half_of_what_is_left) {
     trit_context_free(ctx);
     unsetenv("TRIT_MEM_AVAILABLE");
     trit_model_free(m);
+}
+
+/* The CUDA backend's device check (trit_cuda_backend.h; no GPU needed): the arena plus 64 MiB, plus
+ * 256 MiB more on a NCCL rank for what NCCL allocates after its warm-up (review finding 3);
+ * saturating for a hostile arena size. */
+Test(mem_plan, cuda_device_need_keeps_tp_headroom) {
+    const uint64_t mib = (uint64_t)1 << 20, arena = (uint64_t)5 << 30;
+    cr_assert_eq(trit_cuda_device_need(arena, false), arena + 64 * mib);
+    cr_assert_eq(trit_cuda_device_need(arena, true), arena + 320 * mib);
+    cr_assert_gt(trit_cuda_device_need(arena, true), trit_cuda_device_need(arena, false));
+    cr_assert_eq(trit_cuda_device_need(UINT64_MAX - mib, false), UINT64_MAX);
+    cr_assert_eq(trit_cuda_device_need(UINT64_MAX, true), UINT64_MAX);
 }
