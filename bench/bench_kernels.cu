@@ -27,6 +27,13 @@
  *
  * Variants: gemv_dp4a (int32), gemv_dp4a_f32 (fused epilogue), gemv_add (add-only), all for
  * m <= 8; gemm_mma (int32, auto split-K) and gemm_mma_f32 for every m; act_quant per m x k.
+ *
+ * Attention (after the linear layers; <out>_attention.csv): the decode kernel for one token over
+ * 512 and 4096 cached positions, GB/s of K and V read (fp16) against the copy bandwidth, the cache
+ * rotated over copies > 2x L2 as the weights are; the prefill kernel for 512 tokens from position 0,
+ * TFLOP/s of its causal half of QK^T and PV. Each is first checked against trit_attention_f32_ref on
+ * the same fp16-rounded cache (max |gpu - cpu| <= 1e-3 x max |cpu|: fp32 sums in other orders, far
+ * below what a wrong row gives), and reported INVALID, untimed, otherwise.
  */
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
@@ -34,6 +41,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -43,9 +51,12 @@
 
 extern "C" {
 #include "cpu/cpu.h"
+#include "cpu/ops.h"
 }
+#include "ops_hd.h"
 #include "ternary_layout.h"
 #include "trit_cuda.h"
+#include "trit_cuda_ops.h"
 
 // ---- checks (a benchmark may exit) ------------------------------------------------------------
 
@@ -210,6 +221,140 @@ static std::vector<int64_t> parse_list(const char *s) {
         else if (*p) break;
     }
     return v;
+}
+
+// ---- attention -----------------------------------------------------------------------------------
+
+struct att_shape {
+    const char *model;
+    int64_t n_heads, n_kv_heads, head_dim;
+};
+static const att_shape ATT_SHAPES[] = {{"2b", 20, 5, 128}, {"8b", 32, 8, 128}, {"70b", 64, 8, 128}};
+
+struct att_row {
+    std::string model, kernel;
+    int64_t ctx, m;
+    stats t;
+    double bytes, flops, gbps, frac_copy, tflops;
+    bool valid;
+};
+
+// max |got - want| <= 1e-3 max |want| over n values (and every value finite).
+static bool att_close(const float *got, const float *want, int64_t n) {
+    double mx = 0.0, err = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        if (!std::isfinite(got[i])) return false;
+        mx = std::max(mx, (double)std::fabs(want[i]));
+        err = std::max(err, (double)std::fabs((double)got[i] - want[i]));
+    }
+    return err <= 1e-3 * mx;
+}
+
+static bool attention_bench(const std::string &models, double copy, double rotate_bytes, int n_sm, int iters,
+                            bool corrupt, std::vector<att_row> &rows) {
+    bool all_valid = true;
+    for (const att_shape &sh : ATT_SHAPES) {
+        if (models.find(sh.model) == std::string::npos) continue;
+        const int64_t hq = sh.n_heads * sh.head_dim, hkv = sh.n_kv_heads * sh.head_dim;
+        for (const int64_t ctx : {(int64_t)512, (int64_t)4096}) {
+            // the cache (ctx rows of K and V, fp16) and its fp32 widening for the reference
+            std::vector<uint16_t> kh((size_t)(ctx * hkv)), vh((size_t)(ctx * hkv));
+            std::vector<float> kf(kh.size()), vf(vh.size()), q((size_t)std::max(hq * 512, hq));
+            for (size_t i = 0; i < kh.size(); i++) {
+                kh[i] = trit_fp32_to_fp16((float)((double)(rng_u64() >> 11) / 9007199254740992.0 - 0.5));
+                vh[i] = trit_fp32_to_fp16((float)((double)(rng_u64() >> 11) / 9007199254740992.0 - 0.5));
+                kf[i] = trit_fp16_to_fp32(kh[i]), vf[i] = trit_fp16_to_fp32(vh[i]);
+            }
+            for (float &x : q) x = (float)((double)(rng_u64() >> 11) / 9007199254740992.0 - 0.5) * 4.0f;
+            const size_t cache_bytes = kh.size() * 2;
+            const int n_rot = (int)std::min(256.0, std::max(1.0, rotate_bytes / (2.0 * (double)cache_bytes)) + 1);
+            std::vector<void *> dk((size_t)n_rot), dv((size_t)n_rot);
+            for (int r = 0; r < n_rot; r++) {
+                CK(cudaMalloc(&dk[(size_t)r], cache_bytes));
+                CK(cudaMalloc(&dv[(size_t)r], cache_bytes));
+                CK(cudaMemcpy(dk[(size_t)r], kh.data(), cache_bytes, cudaMemcpyHostToDevice));
+                CK(cudaMemcpy(dv[(size_t)r], vh.data(), cache_bytes, cudaMemcpyHostToDevice));
+            }
+            const trit_cuda_attn_shape ash = {sh.n_heads, sh.n_kv_heads, sh.head_dim, ctx};
+            // the backend's split choice (cuda/backend.cu)
+            int64_t splits = (n_sm + sh.n_kv_heads - 1) / sh.n_kv_heads;
+            splits = std::min(splits, (ctx + TRIT_ATT_SPLIT_MIN - 1) / TRIT_ATT_SPLIT_MIN);
+            splits = std::max((int64_t)1, std::min(splits, (int64_t)TRIT_CUDA_ATT_MAX_SPLITS));
+            float *dq, *d_po, *d_pml, *d_att;
+            int32_t *d_pos;
+            uint32_t *d_cnt;
+            CK(cudaMalloc(&dq, q.size() * 4));
+            CK(cudaMalloc(&d_po, (size_t)(splits * hq) * 4));
+            CK(cudaMalloc(&d_pml, (size_t)(splits * sh.n_heads * 2) * 4));
+            CK(cudaMalloc(&d_att, (size_t)(512 * hq) * 4));
+            CK(cudaMalloc(&d_pos, 4));
+            CK(cudaMalloc(&d_cnt, (size_t)sh.n_kv_heads * 4));
+            CK(cudaMemset(d_cnt, 0, (size_t)sh.n_kv_heads * 4));
+            CK(cudaMemcpy(dq, q.data(), q.size() * 4, cudaMemcpyHostToDevice));
+            std::vector<float> got((size_t)(512 * hq)), want((size_t)hq), scores((size_t)ctx);
+
+            // decode: one token at position ctx - 1
+            const int32_t last = (int32_t)(ctx - 1);
+            CK(cudaMemcpy(d_pos, &last, 4, cudaMemcpyHostToDevice));
+            CKT(trit_cuda_attn_decode(dq, dk[0], dv[0], ash, d_pos, (int)splits, d_po, d_pml, d_cnt, d_att, NULL));
+            CK(cudaMemcpy(got.data(), d_att, (size_t)hq * 4, cudaMemcpyDeviceToHost));
+            if (corrupt) got[0] = -got[0] + 1.0f;
+            trit_attention_f32_ref(q.data(), kf.data(), vf.data(), ctx, sh.n_heads, sh.n_kv_heads, sh.head_dim, hkv,
+                                   scores.data(), want.data(), 0, sh.n_heads);
+            att_row rd = {sh.model, "attn_decode", ctx, 1, {0, 0, 0}, 2.0 * (double)cache_bytes, 0, 0, 0, 0, true};
+            rd.valid = att_close(got.data(), want.data(), hq);
+            if (rd.valid) {
+                rd.t = time_launches(
+                    [&](int i) {
+                        CKT(trit_cuda_attn_decode(dq, dk[(size_t)(i % n_rot)], dv[(size_t)(i % n_rot)], ash, d_pos,
+                                                  (int)splits, d_po, d_pml, d_cnt, d_att, NULL));
+                    },
+                    iters);
+                rd.gbps = rd.bytes / (rd.t.med_us * 1e3);
+                rd.frac_copy = rd.gbps / copy; // as the linear layers: against the copy (read + write)
+            } else {
+                fprintf(stderr, "INVALID: %s attention decode at %lld positions differs from the CPU reference\n",
+                        sh.model, (long long)ctx);
+            }
+            all_valid = all_valid && rd.valid;
+            rows.push_back(rd);
+
+            // prefill: 512 tokens from position 0 (their K and V are the first 512 cache rows)
+            if (ctx == 512) {
+                const int64_t m = 512;
+                const int32_t zero = 0;
+                CK(cudaMemcpy(d_pos, &zero, 4, cudaMemcpyHostToDevice));
+                CKT(trit_cuda_attn_prefill(dq, m, dk[0], dv[0], ash, d_pos, d_att, NULL));
+                CK(cudaMemcpy(got.data(), d_att, (size_t)(m * hq) * 4, cudaMemcpyDeviceToHost));
+                if (corrupt) got[0] = -got[0] + 1.0f;
+                att_row rp = {sh.model, "attn_prefill", ctx, m, {0, 0, 0}, 0, 0, 0, 0, 0, true};
+                for (const int64_t t : {(int64_t)0, (int64_t)255, m - 1}) {
+                    trit_attention_f32_ref(q.data() + t * hq, kf.data(), vf.data(), t + 1, sh.n_heads, sh.n_kv_heads,
+                                           sh.head_dim, hkv, scores.data(), want.data(), 0, sh.n_heads);
+                    rp.valid = rp.valid && att_close(got.data() + t * hq, want.data(), hq);
+                }
+                // QK^T and PV over the causal half: 2 x 2 x hd flops per (query head, query, key <= query)
+                rp.flops = 4.0 * (double)sh.head_dim * (double)sh.n_heads * (double)(m * (m + 1) / 2);
+                if (rp.valid) {
+                    rp.t = time_launches(
+                        [&](int) { CKT(trit_cuda_attn_prefill(dq, m, dk[0], dv[0], ash, d_pos, d_att, NULL)); }, iters);
+                    rp.tflops = rp.flops / (rp.t.med_us * 1e6);
+                } else {
+                    fprintf(stderr, "INVALID: %s attention prefill of %lld tokens differs from the CPU reference\n",
+                            sh.model, (long long)m);
+                }
+                all_valid = all_valid && rp.valid;
+                rows.push_back(rp);
+            }
+            for (int r = 0; r < n_rot; r++) {
+                CK(cudaFree(dk[(size_t)r]));
+                CK(cudaFree(dv[(size_t)r]));
+            }
+            for (void *p : {(void *)dq, (void *)d_po, (void *)d_pml, (void *)d_att, (void *)d_pos, (void *)d_cnt})
+                CK(cudaFree(p));
+        }
+    }
+    return all_valid;
 }
 
 int main(int argc, char **argv) {
@@ -468,5 +613,25 @@ int main(int argc, char **argv) {
         fclose(f);
     }
     printf("\nwrote %s and %s\n", csv.c_str(), json.c_str());
+
+    std::vector<att_row> att;
+    all_valid = attention_bench(models, copy, rotate_bytes, n_sm, iters, corrupt_outputs, att) && all_valid;
+    printf("\n%-4s %-13s %5s %4s %9s %9s %9s %8s %6s %8s\n", "model", "kernel", "ctx", "m", "p10_us", "med_us",
+           "p90_us", "GB/s", "%copy", "TFLOP/s");
+    for (const att_row &r : att)
+        printf("%-4s %-13s %5lld %4lld %9.2f %9.2f %9.2f %8.0f %5.0f%% %8.2f%s\n", r.model.c_str(), r.kernel.c_str(),
+               (long long)r.ctx, (long long)r.m, r.t.p10_us, r.t.med_us, r.t.p90_us, r.gbps, 100 * r.frac_copy, r.tflops,
+               r.valid ? "" : "  INVALID");
+    const std::string att_csv = out + "_attention.csv";
+    f = fopen(att_csv.c_str(), "w");
+    if (f) {
+        fprintf(f, "model,kernel,ctx,m,p10_us,median_us,p90_us,bytes,gbps,frac_copy,flops,tflops,valid\n");
+        for (const att_row &r : att)
+            fprintf(f, "%s,%s,%lld,%lld,%.3f,%.3f,%.3f,%.0f,%.1f,%.4f,%.0f,%.3f,%d\n", r.model.c_str(), r.kernel.c_str(),
+                    (long long)r.ctx, (long long)r.m, r.t.p10_us, r.t.med_us, r.t.p90_us, r.bytes, r.gbps, r.frac_copy,
+                    r.flops, r.tflops, (int)r.valid);
+        fclose(f);
+        printf("wrote %s\n", att_csv.c_str());
+    }
     return all_valid ? 0 : 1;
 }

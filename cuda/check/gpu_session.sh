@@ -6,7 +6,8 @@
 #   3. compute-sanitizer memcheck and racecheck on the kernel tests (ternary kernels, the backend's
 #      other ops) and on a decode loop through the CUDA graph (test_cuda_backend);
 #   4. `trit bench --device cuda` on synthetic:2b4t and synthetic:8b (pp512, tg128);
-#   5. bench_kernels (2B and 8B shapes): ternary GEMV/GEMM against cuBLAS, CSV and JSON.
+#   5. bench_kernels (2B and 8B shapes): ternary GEMV/GEMM against cuBLAS, CSV and JSON; the
+#      attention kernels (decode at 512 and 4096 positions, prefill of 512), <out>_attention.csv.
 # Every step writes its log to RESULTS_DIR (default bench/results/<gpu>-<date>) and runs under a
 # time limit; a failing or timed-out step does not stop the later ones. summary.txt lists each
 # step with its status and duration; the exit status is non-zero if any step failed.
