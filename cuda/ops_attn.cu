@@ -35,7 +35,7 @@
  * under a microsecond, and no separate launch.
  *
  * Prefill design: grid (ceil(m / BQ), n_heads), 128 threads; BQ = 32 query rows (16 for head_dim >
- * 128), key tiles of 32 rows staged in shared memory as fp32 (rows padded to hd + 1 floats: the
+ * 128, and on GPUs whose SM cannot hold two 32-row CTAs: sm_86/sm_89 at head_dim 128), key tiles of 32 rows staged in shared memory as fp32 (rows padded to hd + 1 floats: the
  * tpr threads of a row and the rows of a warp hit distinct banks); tpr = 4 (8) consecutive threads
  * share a query row: 8 (4) scores each, a shuffle reduction for the row max and sum, and hd / tpr
  * output dims each. Scores and P.V on CUDA cores in fp32: 2B-4T pp512 is ~1.3 GFLOP per layer,
@@ -439,13 +439,30 @@ enum trit_status trit_attn_prefill_launch(const float *q, int64_t m, const __hal
     return TRIT_OK;
 }
 
-// PRECOND: as the decode launcher; 1 <= m; *pos0 + m <= n_ctx; ceil(m / 16) <= 2^31 - 1.
+// Query rows per CTA for head_dim <= 128 (review finding 4): 32 when two CTAs of that tile fit an
+// SM's shared memory (sm_80: 164 KB, sm_90: 228 KB), else 16 (sm_86 and sm_89 have 100 KB, where
+// the 32-row tile at head_dim 128, 53.6 KB, runs one CTA of 4 warps per SM; 16 rows take 43.3 KB).
+int prefill_rows_for_device(int64_t head_dim) {
+    int dev = 0, smem_sm = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&smem_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev) != cudaSuccess)
+        return 16;
+    const int64_t big = pf_smem_floats(32, head_dim) * (int64_t)sizeof(float) + 1024; // + the CTA's reserved KB
+    return 2 * big <= smem_sm ? 32 : 16;
+}
+
+// PRECOND: as the decode launcher; 1 <= m; *pos0 + m <= n_ctx; ceil(m / 16) <= 2^31 - 1; rows 0
+// (by the device), 16 or 32 (ignored above head_dim 128, which always takes 16).
 enum trit_status trit_attn_prefill_cuda(const float *q, int64_t m, const __half *k_cache, const __half *v_cache,
-                                        const trit_cuda_attn_shape &sh, const int32_t *pos0, float *att,
+                                        const trit_cuda_attn_shape &sh, const int32_t *pos0, float *att, int rows,
                                         cudaStream_t stream) {
-    if (sh.head_dim <= 64) return trit_attn_prefill_launch<64, 4>(q, m, k_cache, v_cache, sh, pos0, att, stream);
-    if (sh.head_dim <= 128) return trit_attn_prefill_launch<128, 4>(q, m, k_cache, v_cache, sh, pos0, att, stream);
-    return trit_attn_prefill_launch<256, 8>(q, m, k_cache, v_cache, sh, pos0, att, stream);
+    if (sh.head_dim > 128) return trit_attn_prefill_launch<256, 8>(q, m, k_cache, v_cache, sh, pos0, att, stream);
+    if (rows == 0) rows = prefill_rows_for_device(sh.head_dim);
+    if (sh.head_dim <= 64)
+        return rows == 32 ? trit_attn_prefill_launch<64, 4>(q, m, k_cache, v_cache, sh, pos0, att, stream)
+                          : trit_attn_prefill_launch<64, 8>(q, m, k_cache, v_cache, sh, pos0, att, stream);
+    return rows == 32 ? trit_attn_prefill_launch<128, 4>(q, m, k_cache, v_cache, sh, pos0, att, stream)
+                      : trit_attn_prefill_launch<128, 8>(q, m, k_cache, v_cache, sh, pos0, att, stream);
 }
 
 enum trit_status attn_check(const char *op, const trit_cuda_attn_shape &sh) {
@@ -494,14 +511,23 @@ extern "C" enum trit_status trit_cuda_attn_decode(const float *d_q, const void *
                                  shape, d_pos0, n_splits, d_part_o, d_part_ml, d_counters, d_att, (cudaStream_t)stream);
 }
 
-extern "C" enum trit_status trit_cuda_attn_prefill(const float *d_q, int64_t m, const void *d_k_cache,
-                                                   const void *d_v_cache, struct trit_cuda_attn_shape shape,
-                                                   const int32_t *d_pos0, float *d_att, void *stream) {
+extern "C" enum trit_status trit_cuda_attn_prefill_rows(const float *d_q, int64_t m, const void *d_k_cache,
+                                                        const void *d_v_cache, struct trit_cuda_attn_shape shape,
+                                                        const int32_t *d_pos0, int rows, float *d_att, void *stream) {
     const char *op = "trit_cuda_attn_prefill";
     if (!d_q || !d_k_cache || !d_v_cache || !d_pos0 || !d_att)
         return trit_error(TRIT_ERR_INVALID_ARG, "%s: NULL argument", op);
     TRIT_TRY(attn_check(op, shape));
     if (m < 1 || m > shape.n_ctx) return trit_error(TRIT_ERR_INVALID_ARG, "%s: m = %lld", op, (long long)m);
+    if (rows != 0 && rows != 16 && rows != 32)
+        return trit_error(TRIT_ERR_INVALID_ARG, "%s: %d query rows per CTA (0, 16 or 32)", op, rows);
     return trit_attn_prefill_cuda(d_q, m, static_cast<const __half *>(d_k_cache),
-                                  static_cast<const __half *>(d_v_cache), shape, d_pos0, d_att, (cudaStream_t)stream);
+                                  static_cast<const __half *>(d_v_cache), shape, d_pos0, d_att, rows,
+                                  (cudaStream_t)stream);
+}
+
+extern "C" enum trit_status trit_cuda_attn_prefill(const float *d_q, int64_t m, const void *d_k_cache,
+                                                   const void *d_v_cache, struct trit_cuda_attn_shape shape,
+                                                   const int32_t *d_pos0, float *d_att, void *stream) {
+    return trit_cuda_attn_prefill_rows(d_q, m, d_k_cache, d_v_cache, shape, d_pos0, 0, d_att, stream);
 }

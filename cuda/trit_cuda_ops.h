@@ -102,10 +102,16 @@ enum trit_status trit_cuda_attn_decode(const float *d_q, const void *d_k_cache, 
                                        void *stream);
 
 /* Causal attention of m tokens at positions *d_pos0 .. *d_pos0 + m - 1 over the cache (their own
- * K/V already written): d_att (m, Hq). */
+ * K/V already written): d_att (m, Hq). Query rows per CTA (head_dim <= 128) by the device: 32 where
+ * two such CTAs fit an SM's shared memory, else 16. */
 enum trit_status trit_cuda_attn_prefill(const float *d_q, int64_t m, const void *d_k_cache, const void *d_v_cache,
                                         struct trit_cuda_attn_shape shape, const int32_t *d_pos0, float *d_att,
                                         void *stream);
+/* The same with the query rows per CTA chosen: 0 (by the device), 16 or 32; for tests, which run
+ * both tiles on any GPU. */
+enum trit_status trit_cuda_attn_prefill_rows(const float *d_q, int64_t m, const void *d_k_cache, const void *d_v_cache,
+                                             struct trit_cuda_attn_shape shape, const int32_t *d_pos0, int rows,
+                                             float *d_att, void *stream);
 
 /* LM head for 1 <= m <= 65535 tokens, in pieces of TRIT_CUDA_HEAD_MAX_M: logits (m, n_vocab) fp32 = x (m, dim) fp32 . W^T with
  * W (n_vocab, dim) fp16 (bf16 = 0) or bf16, accumulated in fp32. */

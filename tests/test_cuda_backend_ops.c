@@ -506,6 +506,13 @@ Test(cuda_backend_ops, attention_prefill_causal_against_cpu) {
                 CUDA_OK(trit_cuda_memset(d_att, 0xA5, (size_t)(m * a.qd) * 4, NULL));
                 CUDA_OK(trit_cuda_attn_prefill(d_q, m, d_k, d_v, sh, d_pos0, d_att, NULL));
                 check_attention(&sh, &a, d_att, m, pos0, 1, "prefill");
+                /* both query tiles on any GPU (the 16-row one is sm_86/sm_89's at head_dim 128) */
+                const int rows[] = {16, 32};
+                for (int ri = 0; ri < 2; ri++) {
+                    CUDA_OK(trit_cuda_memset(d_att, 0xA5, (size_t)(m * a.qd) * 4, NULL));
+                    CUDA_OK(trit_cuda_attn_prefill_rows(d_q, m, d_k, d_v, sh, d_pos0, rows[ri], d_att, NULL));
+                    check_attention(&sh, &a, d_att, m, pos0, 1, rows[ri] == 16 ? "prefill, 16-row tiles" : "prefill, 32-row tiles");
+                }
                 att_data_free(&a);
                 trit_cuda_free(d_q), trit_cuda_free(d_att), trit_cuda_free(d_k), trit_cuda_free(d_v),
                     trit_cuda_free(d_pos0);
