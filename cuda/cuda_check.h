@@ -19,6 +19,17 @@ static inline enum trit_status trit_cuda_fail(cudaError_t e, const char *stmt, c
                       cudaGetErrorString(e));
 }
 
+/* Blackwell (sm_100 and later): ptxas there trades registers for occupancy until a kernel spills
+ * (the GEMM's fp32 variants, the 8-token dp4a GEMV, the decode attention and the one-token int8
+ * head did). Those kernels append this to their launch bounds, which asks for one CTA per SM at
+ * least on Blackwell only: `__launch_bounds__(128 TRIT_BLACKWELL_MIN1)`. __CUDA_ARCH__ is defined in
+ * the device passes only, which is where launch bounds count. */
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 1000
+#define TRIT_BLACKWELL_MIN1 , 1
+#else
+#define TRIT_BLACKWELL_MIN1
+#endif
+
 #define TRIT_CUDA_CHECK(call)                                                                      \
     do {                                                                                           \
         const cudaError_t trit_cuda_e_ = (call);                                                   \

@@ -68,17 +68,8 @@ __device__ __forceinline__ void mma_s8(int32_t (&d)[4], const uint32_t (&a)[4], 
 #endif
 }
 
-// Blackwell (sm_100, sm_120): without a minimum of 1 CTA per SM, ptxas caps the registers of the
-// fp32-epilogue variants for occupancy and spills (24 and 16 bytes); sm_80..sm_90 keep the bound
-// they were tuned with. (__CUDA_ARCH__ is set only in the device passes, which is where it counts.)
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 1000
-#define GEMM_LAUNCH_BOUNDS __launch_bounds__(GEMM_WARPS * 32, 1)
-#else
-#define GEMM_LAUNCH_BOUNDS __launch_bounds__(GEMM_WARPS * 32)
-#endif
-
 template <int NT, bool F32>
-static __global__ void GEMM_LAUNCH_BOUNDS
+static __global__ void __launch_bounds__(GEMM_WARPS * 32 TRIT_BLACKWELL_MIN1) // cuda_check.h
 trit_gemm_kernel(const uint4 *__restrict__ w, const int8_t *__restrict__ q, int64_t k_pad,
                  const int32_t *__restrict__ qsum, const float *__restrict__ act_scale, float w_scale, int scale_div,
                  int64_t n_chunks, int64_t n_strips, int64_t n_rows, int64_t m, int split,

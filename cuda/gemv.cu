@@ -49,8 +49,16 @@ __device__ __forceinline__ uint4 ld_weights(const uint4 *p) {
     return v;
 }
 
+// 2 CTAs per SM (at most 128 registers a thread) keeps the m = 8 variants free of spills on sm_80..
+// sm_90; Blackwell's ptxas spills under that cap (8 bytes on sm_100), so there it asks for 1.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 1000
+#define GEMV_MIN_CTAS 1
+#else
+#define GEMV_MIN_CTAS 2
+#endif
+
 template <int M, Dot DOT, bool F32>
-static __global__ void __launch_bounds__(GEMV_WARPS * 32, 2) // 2 CTAs/SM: <= 128 registers, no spills at m = 8
+static __global__ void __launch_bounds__(GEMV_WARPS * 32, GEMV_MIN_CTAS) // <= 128 registers, no spills at m = 8
 trit_gemv_kernel(const uint4 *__restrict__ w, const int32_t *__restrict__ row_bias, const int8_t *__restrict__ q,
                  int64_t k_pad, const int32_t *__restrict__ qsum, const float *__restrict__ act_scale, float w_scale,
                  int scale_div, int64_t n_chunks, int64_t n_rows, int32_t *__restrict__ acc_out,

@@ -233,7 +233,7 @@ __device__ __forceinline__ void attn_decode_split(const float *__restrict__ q, c
     }
 }
 
-static __global__ void __launch_bounds__(DEC_THREADS)
+static __global__ void __launch_bounds__(DEC_THREADS TRIT_BLACKWELL_MIN1) // cuda_check.h
 trit_attn_decode_kernel(const float *__restrict__ q, const __half *__restrict__ k_cache,
                         const __half *__restrict__ v_cache, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
                         const int32_t *__restrict__ pos0, int n_splits, float *__restrict__ part_o,

@@ -178,7 +178,7 @@ trit_head_i8_quant_kernel(const float *__restrict__ x, int64_t dim, int64_t ld, 
 }
 
 template <int M>
-static __global__ void __launch_bounds__(HEAD_WARPS * 32)
+static __global__ void __launch_bounds__(HEAD_WARPS * 32 TRIT_BLACKWELL_MIN1) // cuda_check.h
 trit_head_i8_kernel(const int8_t *__restrict__ w, const float *__restrict__ d, int64_t n_vocab, int64_t ld,
                     const int8_t *__restrict__ q, const float *__restrict__ dx, int64_t m,
                     float *__restrict__ logits) {
