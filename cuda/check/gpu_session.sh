@@ -8,6 +8,10 @@
 #   4. `trit bench --device cuda` on synthetic:2b4t and synthetic:8b (pp512, tg128);
 #   5. bench_kernels (2B and 8B shapes): ternary GEMV/GEMM against cuBLAS, CSV and JSON; the
 #      attention kernels (decode at 512 and 4096 positions, prefill of 512), <out>_attention.csv.
+# The CUDA review's checks (docs/design.md section 7) are in these steps: test_cuda_backend_ops's
+# head_gemv_any_row_count (1, 8, 9, 512 rows) and the prefill test over both query tiles,
+# test_cuda_tp's logits_all_more_than_8_rows_across_gpu_counts (bit for bit on 2+ GPUs), the decode
+# attention's bandwidth in bench_kernels' attention rows, and the NCCL warm-up in every TP test.
 # Every step writes its log to RESULTS_DIR (default bench/results/<gpu>-<date>) and runs under a
 # time limit; a failing or timed-out step does not stop the later ones. summary.txt lists each
 # step with its status and duration; the exit status is non-zero if any step failed.
