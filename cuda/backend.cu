@@ -136,7 +136,7 @@ enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *
         goto fail;
     }
     st->arena_bytes = (size_t)layout(st, 0);
-    if (st->nccl && (status = tp_warm_up(st)) != TRIT_OK) goto fail; // NCCL's buffers before the free memory
+    // (a NCCL group ran its warm-up collectives before any rank got here: trit_cuda_tp_warm_up)
     TRIT_CUDA_CHECK_GOTO(cudaMemGetInfo(&free_b, &total_b), status, fail);
     if (trit_cuda_device_need(st->arena_bytes, st->nccl) > free_b) {
         status = trit_error(TRIT_ERR_OUT_OF_MEMORY,

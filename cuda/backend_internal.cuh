@@ -175,7 +175,6 @@ enum trit_status cuda_forward_topk_impl(cuda_state *st, const int32_t *tokens, i
 // ---- backend_tp.cu: tensor parallelism -----------------------------------------------------------
 
 enum trit_status tp_setup(cuda_state *st, const tp_args *tp);
-enum trit_status tp_warm_up(cuda_state *st);
 void tp_slices_free(tp_slices *sl);
 enum trit_status tp_slices_make(const cuda_state *st, const trit_layer *L, tp_slices *sl);
 enum trit_status tp_sum_comm_time(cuda_state *st);

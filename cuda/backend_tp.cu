@@ -4,6 +4,8 @@
  * backend_arena.cu), the collectives of the forward pass and their timing, and the C entry points
  * of one rank (trit_cuda_backend.h; host/tp/forward_tp_cuda.c drives the ranks).
  */
+#include <stdio.h>
+
 #include "backend_internal.cuh"
 #include "trit_cuda_tp.h"
 
@@ -156,29 +158,6 @@ enum trit_status tp_reduce(cuda_state *st, int64_t m) {
     return trit_cuda_tp_add(st->x, t->y, n, st->stream);
 }
 
-// NCCL 2.22 and later allocate a communicator's channel buffers at its first collectives. Before the
-// arena is sized against the free memory, one all-reduce and one all-gather of the forward pass's
-// sizes (B x D floats; a logits slot) make NCCL take what the step will use, so that a model admitted
-// by the check does not fail at its first all-reduce (review finding 3). Collective: every rank of
-// the group runs init at the same time (host/tp/forward_tp_cuda.c), so they meet here.
-enum trit_status tp_warm_up(cuda_state *st) {
-    cuda_tp *t = &st->tp;
-    const int64_t N = t->plan.n_ranks, n_red = st->cfg.n_batch * st->d;
-    int64_t n_gat = st->n_out_rows * t->plan.vocab_stride;
-    if (n_gat > n_red) n_gat = n_red; // the gather's slot pieces are at most this large in practice
-    float *buf = NULL;
-    TRIT_CUDA_CHECK(cudaMalloc((void **)&buf, (size_t)(n_red + N * n_gat) * sizeof(float)));
-    enum trit_status status = TRIT_OK;
-    const cudaError_t e = cudaMemsetAsync(buf, 0, (size_t)(n_red + N * n_gat) * sizeof(float),
-                                          (cudaStream_t)trit_comm_stream(t->comm));
-    if (e != cudaSuccess) status = trit_error(TRIT_ERR_DEVICE, "cuda backend: NCCL warm-up: %s", cudaGetErrorString(e));
-    if (status == TRIT_OK) status = trit_comm_allreduce(t->comm, buf, n_red, TRIT_COMM_F32, TRIT_COMM_SUM);
-    if (status == TRIT_OK) status = trit_comm_allgather(t->comm, buf, buf + n_red, n_gat, TRIT_COMM_F32);
-    if (status == TRIT_OK) status = trit_comm_sync(t->comm);
-    (void)cudaFree(buf); // synchronizes the device: the collectives are done or the group is aborted
-    return status;
-}
-
 // The vocab-parallel head's rows of every rank, all-gathered into st->logits (n_out, V).
 enum trit_status tp_gather_logits(cuda_state *st, int64_t n_out) {
     cuda_tp *t = &st->tp;
@@ -208,6 +187,33 @@ extern "C" enum trit_status trit_cuda_tp_rank_init(const struct trit_model *m, c
     cuda_state *st = NULL;
     const enum trit_status status = cuda_init_impl(m, cfg, &tp, &st);
     *state = st;
+    return status;
+}
+
+// NCCL 2.22 and later allocate a communicator's channel buffers at its first collectives (review
+// finding 3). One all-reduce of n_reduce floats and one all-gather of n_gather floats per rank,
+// the forward pass's sizes, make NCCL take them before any rank reads its free memory. A failure
+// aborts the group, so that no peer waits on a collective this rank will not finish and no buffer
+// is freed under a pending one.
+extern "C" enum trit_status trit_cuda_tp_warm_up(struct trit_comm *comm, int64_t n_reduce, int64_t n_gather) {
+    if (!comm || n_reduce < 1 || n_gather < 1)
+        return trit_error(TRIT_ERR_INVALID_ARG, "cuda tp warm-up: bad arguments");
+    const int64_t n_ranks = trit_comm_size(comm), total = n_reduce + n_ranks * n_gather;
+    float *buf = NULL;
+    enum trit_status status = TRIT_OK;
+    cudaError_t e = cudaMalloc((void **)&buf, (size_t)total * sizeof(float));
+    if (e == cudaSuccess) e = cudaMemsetAsync(buf, 0, (size_t)total * sizeof(float), (cudaStream_t)trit_comm_stream(comm));
+    if (e != cudaSuccess) status = trit_error(TRIT_ERR_DEVICE, "cuda tp warm-up: %s", cudaGetErrorString(e));
+    if (status == TRIT_OK) status = trit_comm_allreduce(comm, buf, n_reduce, TRIT_COMM_F32, TRIT_COMM_SUM);
+    if (status == TRIT_OK) status = trit_comm_allgather(comm, buf, buf + n_reduce, n_gather, TRIT_COMM_F32);
+    if (status == TRIT_OK) status = trit_comm_sync(comm);
+    if (status != TRIT_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", trit_last_error());
+        trit_comm_abort(comm, why); // NCCL: pending collectives end; the buffer is then safe to free
+        (void)trit_error(status, "%s", why);
+    }
+    if (buf) (void)cudaFree(buf);
     return status;
 }
 

@@ -240,7 +240,7 @@ trit_attn_decode_kernel(const float *__restrict__ q, const __half *__restrict__ 
                         float *__restrict__ part_ml, unsigned *__restrict__ counters, float *__restrict__ att) {
     __shared__ __align__(16) float qs[MAX_G * MAX_HD]; // the group's query rows
     __shared__ float ps[MAX_G][DEC_TILE];              // scores, then probabilities, of the tile
-    __shared__ __half2 ks[DEC_TILE][DEC_KC2 + 1];      // a chunk of the tile's K rows (+1: no bank conflicts)
+    __shared__ __half2 ks[DEC_TILE][DEC_KC2 + 1];      // a chunk of the tile's K rows (+1: conflict-free reads)
     __shared__ float corr_s[MAX_G];
     __shared__ float ml_s[MAX_SPLITS][MAX_G][2];       // the merge: every split's (max, sum) ...
     __shared__ float w_s[MAX_G][MAX_SPLITS];           // ... and its weight

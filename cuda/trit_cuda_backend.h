@@ -37,6 +37,10 @@ struct trit_backend_config;
 struct trit_comm;
 enum trit_status trit_cuda_tp_rank_init(const struct trit_model *m, const struct trit_backend_config *cfg,
                                         struct trit_comm *comm, enum trit_tp_quant quant, void **state);
+/* Every rank of a NCCL group, on its device, before any rank's init: one all-reduce of n_reduce
+ * floats and one all-gather of n_gather floats a rank, so that NCCL allocates its buffers before the
+ * arenas are checked against the free memory. On failure the group is aborted. */
+enum trit_status trit_cuda_tp_warm_up(struct trit_comm *comm, int64_t n_reduce, int64_t n_gather);
 /* Milliseconds the rank's collectives took on its stream (CUDA events around each), and tokens run. */
 double trit_cuda_tp_comm_ms(const void *state);
 int64_t trit_cuda_tp_tokens(const void *state);
@@ -44,9 +48,9 @@ int64_t trit_cuda_tp_tokens(const void *state);
  * The backend allocates one arena and checks it against cudaMemGetInfo with room to spare: kernel
  * code, per-thread stacks, the driver's own (64 MiB); a NCCL rank also keeps 256 MiB for what NCCL
  * allocates after its warm-up collectives (buffers of protocols and algorithms they did not use;
- * docs/tensor-parallel.md "Device memory"). A NCCL rank reads the free memory after one all-reduce
- * and one all-gather of the forward pass's sizes, which make NCCL (2.22 and later allocate lazily)
- * take its channel buffers first. */
+ * docs/tensor-parallel.md "Device memory"). A NCCL group runs one all-reduce and one all-gather of
+ * the forward pass's sizes before its ranks read the free memory (trit_cuda_tp_warm_up), which make
+ * NCCL (2.22 and later allocate lazily) take its channel buffers first. */
 #define TRIT_CUDA_HEADROOM_BYTES ((uint64_t)64 << 20)
 #define TRIT_CUDA_TP_HEADROOM_BYTES ((uint64_t)256 << 20)
 /* What the check asks to be free for an arena of `arena` bytes (saturating). */

@@ -34,7 +34,7 @@
  * for each other to load and upload their shards) and nothing after it. */
 #define BOOT_TIMEOUT_MS 600000
 
-enum job { JOB_INIT, JOB_FORWARD, JOB_ARGMAX, JOB_TOPK, JOB_QUIT };
+enum job { JOB_WARM, JOB_INIT, JOB_FORWARD, JOB_ARGMAX, JOB_TOPK, JOB_QUIT };
 
 struct rank {
     struct tpc *owner;
@@ -81,6 +81,13 @@ static void run_job(struct tpc *t, struct rank *r) {
         st = trit_error(TRIT_ERR_DEVICE, "cudaSetDevice(%d) failed (CUDA error %d)", r->device, e);
     } else {
         switch (t->job) {
+        case JOB_WARM: { /* NCCL's buffers before any rank checks its memory: the step's largest sizes */
+            const int64_t B = t->cfg.n_batch < t->cfg.n_ctx ? t->cfg.n_batch : t->cfg.n_ctx;
+            const int64_t stride = trit_div_ceil(t->m->hp.n_vocab, t->n_ranks), n_red = B * t->m->hp.dim;
+            const int64_t n_gat = (t->cfg.logits_all ? B : 1) * stride;
+            st = trit_cuda_tp_warm_up(r->comm, n_red, n_gat < n_red ? n_gat : n_red);
+            break;
+        }
         case JOB_INIT: st = trit_cuda_tp_rank_init(t->m, &t->cfg, r->comm, t->quant, &r->state); break;
         case JOB_FORWARD:
             st = trit_cuda_backend.forward(r->state, t->tokens, t->n_tok, t->pos0, r->index == 0 ? t->logits : NULL);
@@ -140,7 +147,7 @@ static enum trit_status dispatch(struct tpc *t, enum job job) {
     if (!bad) return TRIT_OK;
     const enum trit_status st =
         trit_error(bad->status, "GPU %d (TP rank %d): %s", bad->device, t->rank0 + bad->index, bad->err);
-    if (job == JOB_INIT) return st;
+    if (job == JOB_INIT || job == JOB_WARM) return st; /* a failed warm-up aborted the group itself */
     /* refused arguments, alike on every rank, enqueue nothing; anything else breaks the group */
     bool refused = bad->status == TRIT_ERR_INVALID_ARG || bad->status == TRIT_ERR_CONTEXT_FULL;
     for (int i = 0; i < t->n_local; i++) refused = refused && t->r[i].status == bad->status;
@@ -277,7 +284,8 @@ enum trit_status trit_tp_cuda_init(const struct trit_model *m, const struct trit
     }
     if (st == TRIT_OK) {
         t->r[0].owner = t;
-        st = dispatch(t, JOB_INIT); /* every rank uploads its shard, in parallel */
+        st = dispatch(t, JOB_WARM); /* the group's first collectives, before any rank sizes its arena */
+        if (st == TRIT_OK) st = dispatch(t, JOB_INIT); /* every rank uploads its shard, in parallel */
     }
     if (t->boot && t->r && t->r[0].comm) { /* one GPU per process: whether every rank is ready */
         int32_t failed = st != TRIT_OK;
