@@ -556,6 +556,38 @@ Test(cuda_backend_ops, attention_output_sub_norm_quant) {
 
 /* ---- head ---------------------------------------------------------------------------------------------- */
 
+/* A random (V, D) head in fp16 or bf16 (the dense view in *dense; free its data). */
+static uint16_t *random_head(struct test_rng *rng, int64_t V, int64_t D, int bf16, struct trit_dense *dense) {
+    uint16_t *w = malloc((size_t)(V * D) * 2);
+    cr_assert_not_null(w);
+    for (int64_t i = 0; i < V * D; i++) {
+        const float f = test_rng_normal(rng) * 0.05f;
+        w[i] = bf16 ? trit_fp32_to_bf16(f) : trit_fp32_to_fp16(f);
+    }
+    *dense = (struct trit_dense){bf16 ? TRIT_DTYPE_BF16 : TRIT_DTYPE_F16, V, D, w, NULL};
+    return w;
+}
+
+/* got (m, V) against trit_dense_gemv_rows on x (m, D) row by row: both are sums of D products in
+ * some order, so each is within D u sum|w x| of the exact value (the widening is exact). */
+static void check_head_rows(const struct trit_dense *dense, const float *x, const float *got, int64_t m,
+                            const char *what) {
+    const int64_t V = dense->n_rows, D = dense->n_cols;
+    float *want = malloc((size_t)V * 4), *row = malloc((size_t)D * 4);
+    for (int64_t t = 0; t < m; t++) {
+        trit_dense_gemv_rows(dense, x + t * D, 0, V, want);
+        for (int64_t r = 0; r < V; r++) {
+            trit_dense_row_f32(dense, r, row);
+            double mag = 0.0;
+            for (int64_t c = 0; c < D; c++) mag += fabs((double)row[c] * x[t * D + c]);
+            const double tol = 2.0 * (double)D * U32 * mag;
+            cr_assert(fabs((double)got[t * V + r] - want[r]) <= tol, "%s, V %ld D %ld m %ld: [%ld][%ld] %g vs %g", what,
+                      (long)V, (long)D, (long)m, (long)t, (long)r, (double)got[t * V + r], (double)want[r]);
+        }
+    }
+    free(want), free(row);
+}
+
 Test(cuda_backend_ops, head_gemv_against_cpu) {
     if (!test_require_gpu()) return;
     struct test_rng rng;
@@ -566,33 +598,17 @@ Test(cuda_backend_ops, head_gemv_against_cpu) {
         for (int bf16 = 0; bf16 < 2; bf16++)
             for (size_t mi = 0; mi < 3; mi++) {
                 const int64_t V = shapes[ci][0], D = shapes[ci][1], m = ms[mi];
-                uint16_t *w = malloc((size_t)(V * D) * 2);
+                struct trit_dense dense;
+                uint16_t *w = random_head(&rng, V, D, bf16, &dense);
                 float *x = malloc((size_t)(m * D) * 4);
-                for (int64_t i = 0; i < V * D; i++) {
-                    const float f = test_rng_normal(&rng) * 0.05f;
-                    w[i] = bf16 ? trit_fp32_to_bf16(f) : trit_fp32_to_fp16(f);
-                }
                 fill_normal(&rng, x, m * D, 1.0f);
-                const struct trit_dense dense = {bf16 ? TRIT_DTYPE_BF16 : TRIT_DTYPE_F16, V, D, w, NULL};
                 void *d_w = dev_from(w, (size_t)(V * D) * 2);
                 float *d_x = dev_from(x, (size_t)(m * D) * 4), *d_l = dev_alloc((size_t)(m * V) * 4);
                 CUDA_OK(trit_cuda_memset(d_l, 0xA5, (size_t)(m * V) * 4, NULL));
                 CUDA_OK(trit_cuda_head_gemv(d_w, bf16, V, D, d_x, m, d_l, NULL));
-                float *got = host_from(d_l, (size_t)(m * V) * 4), *want = malloc((size_t)V * 4), *row = malloc((size_t)D * 4);
-                for (int64_t t = 0; t < m; t++) {
-                    trit_dense_gemv_rows(&dense, x + t * D, 0, V, want);
-                    for (int64_t r = 0; r < V; r++) {
-                        /* both sums of D products in some order: <= D u sum|w x| each (the widening is exact) */
-                        trit_dense_row_f32(&dense, r, row);
-                        double mag = 0.0;
-                        for (int64_t c = 0; c < D; c++) mag += fabs((double)row[c] * x[t * D + c]);
-                        const double tol = 2.0 * (double)D * U32 * mag;
-                        cr_assert(fabs((double)got[t * V + r] - want[r]) <= tol, "V %ld D %ld bf16 %d m %ld: [%ld][%ld] %g vs %g",
-                                  (long)V, (long)D, bf16, (long)m, (long)t, (long)r, (double)got[t * V + r],
-                                  (double)want[r]);
-                    }
-                }
-                free(w), free(x), free(got), free(want), free(row);
+                float *got = host_from(d_l, (size_t)(m * V) * 4);
+                check_head_rows(&dense, x, got, m, bf16 ? "bf16" : "fp16");
+                free(w), free(x), free(got);
                 trit_cuda_free(d_w), trit_cuda_free(d_x), trit_cuda_free(d_l);
             }
 }
@@ -608,14 +624,10 @@ Test(cuda_backend_ops, head_gemv_any_row_count) {
     test_rng_seed(&rng, 0xebu);
     const int64_t V = 1000, D = 256, M = 512;
     for (int bf16 = 0; bf16 < 2; bf16++) {
-        uint16_t *w = malloc((size_t)(V * D) * 2);
+        struct trit_dense dense;
+        uint16_t *w = random_head(&rng, V, D, bf16, &dense);
         float *x = malloc((size_t)(M * D) * 4);
-        for (int64_t i = 0; i < V * D; i++) {
-            const float f = test_rng_normal(&rng) * 0.05f;
-            w[i] = bf16 ? trit_fp32_to_bf16(f) : trit_fp32_to_fp16(f);
-        }
         fill_normal(&rng, x, M * D, 1.0f);
-        const struct trit_dense dense = {bf16 ? TRIT_DTYPE_BF16 : TRIT_DTYPE_F16, V, D, w, NULL};
         void *d_w = dev_from(w, (size_t)(V * D) * 2);
         float *d_x = dev_from(x, (size_t)(M * D) * 4), *d_l = dev_alloc((size_t)(M * V) * 4);
         float *all = NULL;
@@ -624,18 +636,8 @@ Test(cuda_backend_ops, head_gemv_any_row_count) {
             const int64_t m = ms[mi];
             CUDA_OK(trit_cuda_memset(d_l, 0xA5, (size_t)(M * V) * 4, NULL));
             CUDA_OK(trit_cuda_head_gemv(d_w, bf16, V, D, d_x, m, d_l, NULL));
-            float *got = host_from(d_l, (size_t)(m * V) * 4), *want = malloc((size_t)V * 4), *row = malloc((size_t)D * 4);
-            for (int64_t t = 0; t < m; t++) {
-                trit_dense_gemv_rows(&dense, x + t * D, 0, V, want);
-                for (int64_t r = 0; r < V; r++) {
-                    trit_dense_row_f32(&dense, r, row);
-                    double mag = 0.0;
-                    for (int64_t c = 0; c < D; c++) mag += fabs((double)row[c] * x[t * D + c]);
-                    const double tol = 2.0 * (double)D * U32 * mag;
-                    cr_assert(fabs((double)got[t * V + r] - want[r]) <= tol, "bf16 %d m %ld: [%ld][%ld] %g vs %g", bf16,
-                              (long)m, (long)t, (long)r, (double)got[t * V + r], (double)want[r]);
-                }
-            }
+            float *got = host_from(d_l, (size_t)(m * V) * 4);
+            check_head_rows(&dense, x, got, m, bf16 ? "bf16, any row count" : "fp16, any row count");
             if (m == M) {
                 all = got;
                 got = NULL;
@@ -646,7 +648,7 @@ Test(cuda_backend_ops, head_gemv_any_row_count) {
                 cr_log_info("bf16 %d: one token alone (the decode kernel, M = 1) differs in the last bits from the "
                             "same row among 512 (M = 8)", bf16);
             }
-            free(got), free(want), free(row);
+            free(got);
         }
         /* the last 9 rows on their own: a piece of 8 and one of 1, at another offset */
         CUDA_OK(trit_cuda_head_gemv(d_w, bf16, V, D, d_x + (M - 9) * D, 9, d_l, NULL));
