@@ -74,7 +74,7 @@ struct cpu_state {
     struct cpu_layer *layers;
     int64_t q, kv, f;          /* widths: this rank's query and KV heads (x head_dim), FFN rows */
     bool partial;              /* row-parallel outputs are partial sums to reduce */
-    int64_t n_out_max, gather_tok;
+    int64_t gather_tok; /* gather_rows() */
     struct attn_span *spans;
     int64_t n_spans;
     void *buf[N_BUF];
@@ -98,6 +98,17 @@ static uint64_t mul_sat(uint64_t a, uint64_t b) {
 
 static uint64_t add_sat(uint64_t a, uint64_t b) { return a + b < a ? UINT64_MAX : a + b; }
 
+/* Rows of logits a call can produce (cfg's batch, clamped to the context, with logits_all; else 1),
+ * and how many of them one all-gather of the head's slices carries (pieces of at most 16 MiB
+ * received). */
+static int64_t out_rows(const struct trit_backend_config *cfg) {
+    return cfg->logits_all ? (cfg->n_batch < cfg->n_ctx ? cfg->n_batch : cfg->n_ctx) : 1;
+}
+static int64_t gather_rows(const struct trit_backend_config *cfg, const struct trit_tp_plan *pl) {
+    const int64_t g = ((int64_t)4 << 20) / ((int64_t)pl->n_ranks * pl->vocab_stride), n_out = out_rows(cfg);
+    return g < 1 ? 1 : g > n_out ? n_out : g;
+}
+
 /* The bytes of every buffer for this rank (saturating: a hostile context length must not wrap
  * around to a small number). */
 static void buffer_bytes(const struct trit_model *m, const struct trit_backend_config *cfg,
@@ -110,9 +121,8 @@ static void buffer_bytes(const struct trit_model *m, const struct trit_backend_c
     uint64_t wide = D > q_own ? D : q_own;
     if (f > wide) wide = f;
     const bool exact = quant == TRIT_TP_QUANT_EXACT, partial = exact || P > 1;
-    const uint64_t n_out = cfg->logits_all ? B : 1, stride = (uint64_t)pl->vocab_stride;
-    uint64_t gather = ((uint64_t)4 << 20) / (P * stride); /* the logits gather: pieces of at most 16 MiB */
-    gather = gather < 1 ? 1 : gather > n_out ? n_out : gather;
+    const uint64_t n_out = (uint64_t)out_rows(cfg), stride = (uint64_t)pl->vocab_stride;
+    const uint64_t gather = (uint64_t)gather_rows(cfg, pl);
     memset(out, 0, N_BUF * sizeof *out);
     out[BUF_K_CACHE] = out[BUF_V_CACHE] = mul_sat(mul_sat((uint64_t)hp->n_layers * kv, C), f4);
     out[BUF_ROPE_COS] = out[BUF_ROPE_SIN] = mul_sat(C, hd / 2 * f4);
@@ -160,8 +170,7 @@ static void plan_for(const struct trit_model *m, const struct trit_backend_confi
     uint64_t head_w = 0, head_scratch = 0;
     if (cfg->head_int8 || cfg->head_q4)
         trit_head_i8_plan(m->output.n_rows, m->output.n_cols, cfg->head_q4 ? 4 : 8,
-                          cfg->logits_all ? (cfg->n_batch < cfg->n_ctx ? cfg->n_batch : cfg->n_ctx) : 1,
-                          cfg->n_threads, &head_w, &head_scratch);
+                          out_rows(cfg), cfg->n_threads, &head_w, &head_scratch);
     out->weights_bytes = add_sat(out->weights_bytes, head_w);
     out->kv_bytes = add_sat(bytes[BUF_K_CACHE], bytes[BUF_V_CACHE]);
     uint64_t scratch = add_sat(mul_sat((uint64_t)cfg->n_threads, TRIT_POOL_SCRATCH_BYTES), head_scratch);
@@ -361,7 +370,7 @@ static enum trit_status op_reduce(void *be, int64_t il, enum trit_block blk, con
     } else {
         TRIT_TRY(trit_comm_allreduce(st->comm, y, n, TRIT_COMM_F32, TRIT_COMM_SUM));
     }
-    for (int64_t i = 0; i < n; i++) x[i] += y[i];
+    trit_add_f32(x, y, n);
     return TRIT_OK;
 }
 
@@ -567,14 +576,12 @@ static enum trit_status setup(struct cpu_state *st, const struct trit_tp_float_s
         }
     }
     if (status == TRIT_OK) {
-        const int64_t hd = hp->head_dim, B = st->cfg.n_batch;
+        const int64_t hd = hp->head_dim;
         st->q = pl->n_heads * hd;
         st->kv = pl->n_kv_heads * hd;
         st->f = pl->n_ffn;
         st->partial = st->quant == TRIT_TP_QUANT_EXACT || P > 1;
-        st->n_out_max = st->cfg.logits_all ? B : 1;
-        st->gather_tok = ((int64_t)4 << 20) / ((int64_t)P * pl->vocab_stride);
-        st->gather_tok = st->gather_tok < 1 ? 1 : st->gather_tok > st->n_out_max ? st->n_out_max : st->gather_tok;
+        st->gather_tok = gather_rows(&st->cfg, pl);
         status = make_spans(st);
     }
     if (status == TRIT_OK && mpi) status = check_buffers(st);
@@ -589,9 +596,9 @@ static enum trit_status setup(struct cpu_state *st, const struct trit_tp_float_s
         }
     }
     if (status == TRIT_OK && st->cfg.head_int8)
-        status = trit_head_i8_init(&m->output, st->n_out_max, TRIT_HEAD_I8_AUTO, st->pool, &st->head8);
+        status = trit_head_i8_init(&m->output, out_rows(&st->cfg), TRIT_HEAD_I8_AUTO, st->pool, &st->head8);
     else if (status == TRIT_OK && st->cfg.head_q4)
-        status = trit_head_q4_init(&m->output, st->n_out_max, TRIT_HEAD_I8_AUTO, st->pool, &st->head8);
+        status = trit_head_q4_init(&m->output, out_rows(&st->cfg), TRIT_HEAD_I8_AUTO, st->pool, &st->head8);
     if (status == TRIT_OK)
         trit_rope_table(st->cfg.n_ctx, hp->head_dim, hp->rope_theta, F32(st, BUF_ROPE_COS), F32(st, BUF_ROPE_SIN));
     /* everyone succeeded, or everyone fails */
