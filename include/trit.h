@@ -172,6 +172,14 @@ struct trit_context_params {
     /* Which decode GEMV the CUDA backend runs (default AUTO); which is faster on a GPU is what
      * bench_kernels measures (docs/perf.md). The CPU backends ignore it. */
     enum trit_cuda_gemv cuda_gemv;
+    /* Sequences (trit_decode_batch). n_seq_max: how many sequences the context holds at once, ids
+     * 0 .. n_seq_max - 1 (default 1; the single-sequence calls below use sequence 0). More than one
+     * needs a backend that decodes batches of sequences: the CPU and its MPI ranks today, not yet
+     * CUDA (TRIT_ERR_UNSUPPORTED). n_kv: tokens of KV cache that all sequences share, a pool of
+     * blocks of TRIT_KV_BLOCK tokens (0 = n_ctx, rounded up to whole blocks; default 0); n_ctx stays
+     * the longest one sequence may grow. The memory plan counts the pool. */
+    int32_t n_seq_max;
+    int32_t n_kv;
 };
 struct trit_context_params trit_context_default_params(void);
 enum trit_status trit_context_init(const trit_model *model, const struct trit_context_params *params,
@@ -199,13 +207,13 @@ enum trit_status trit_decode_argmax(trit_context *ctx, const int32_t *tokens, in
  * trit_decode returned are not valid after this call. */
 enum trit_status trit_decode_sample(trit_context *ctx, const int32_t *tokens, int32_t n_tokens, trit_sampler *sampler,
                                     int32_t *token);
-/* Tokens in the cache. */
+/* Tokens in the cache (of sequence 0, which the single-sequence calls use). */
 int32_t trit_context_n_past(const trit_context *ctx);
 /* The model the context runs, and whether it keeps logits for every token of a batch. */
 const trit_model *trit_context_model(const trit_context *ctx);
 bool trit_context_logits_all(const trit_context *ctx);
 int32_t trit_context_n_ctx(const trit_context *ctx);
-/* Keeps the first n_keep tokens of the cache and forgets the rest (0 clears it). */
+/* Keeps the first n_keep tokens of the cache (sequence 0) and forgets the rest (0 clears it). */
 enum trit_status trit_context_truncate(trit_context *ctx, int32_t n_keep);
 /* "cpu", "cuda" or "cpu-tp" (tensor parallel), and a line about the device ("CPU avx512-vnni,
  * 2 threads"). */
@@ -219,6 +227,52 @@ uint64_t trit_context_memory_bytes(const trit_context *ctx);
 int32_t trit_context_tp_rank(const trit_context *ctx);
 int32_t trit_context_tp_size(const trit_context *ctx);
 int64_t trit_context_comm_us(const trit_context *ctx);
+
+/* ----------------------------------------------------------------------------------------------
+ * Batches of several sequences (docs/design.md section 9). A batch holds tokens of any of the
+ * context's sequences, in any order, each with its sequence id and position; one forward pass runs
+ * all of them: the ternary matmuls see every token, attention reads each sequence's own cache. A
+ * token's logits are bit-identical to what running its sequence alone gives (the integer core does
+ * not depend on batching, and every fp32 sum has a fixed order per row; tests/test_batch.c).
+ *
+ * The KV cache is a pool of blocks of TRIT_KV_BLOCK tokens shared by the sequences: a sequence takes
+ * blocks as it grows and returns them when it is trimmed or removed; a fork shares the source's
+ * blocks (a shared block is copied only when one of its sequences writes into it).
+ */
+#define TRIT_KV_BLOCK 64
+
+struct trit_batch {
+    int32_t n_tokens;      /* 1 .. n_batch */
+    const int32_t *token;  /* [n_tokens] token ids */
+    const int32_t *pos;    /* [n_tokens] positions: a sequence's tokens continue it, in order, without gaps
+                            * (its k-th token in the batch is at trit_seq_length + k) */
+    const int32_t *seq_id; /* [n_tokens] 0 .. n_seq_max - 1 */
+    const int8_t *logits;  /* [n_tokens] nonzero: return this token's logits; NULL: each sequence's last token */
+};
+/* Runs the batch. *logits (may be NULL) is (*n_rows, n_vocab): one row per token whose logits were
+ * asked for, in batch order, valid until the next decode call. At most n_seq_max rows (n_batch with
+ * logits_all) may be asked for. Errors (nothing is run, no sequence changes): TRIT_ERR_INVALID_ARG
+ * for a bad id, position or count; TRIT_ERR_CONTEXT_FULL when a sequence would pass n_ctx or the
+ * pool has too few free blocks (trit_kv_stats says how many). When the forward pass itself fails,
+ * the sequences keep their lengths from before the call. */
+enum trit_status trit_decode_batch(trit_context *ctx, const struct trit_batch *batch, const float **logits,
+                                   int32_t *n_rows);
+/* Tokens in sequence seq's cache (0 for a sequence never used; -1 for an id out of range). */
+int32_t trit_seq_length(const trit_context *ctx, int32_t seq);
+/* Forgets the sequence: its blocks go back to the pool (those another sequence shares stay). */
+enum trit_status trit_seq_remove(trit_context *ctx, int32_t seq);
+/* Keeps the first n_keep tokens of the sequence (0 <= n_keep <= its length). */
+enum trit_status trit_seq_trim(trit_context *ctx, int32_t seq, int32_t n_keep);
+/* Makes dst (which must be empty) a copy of src's first n_keep tokens (n_keep <= src's length),
+ * sharing its blocks: a prompt's prefix is computed once for several continuations. */
+enum trit_status trit_seq_fork(trit_context *ctx, int32_t src, int32_t dst, int32_t n_keep);
+/* The pool: tokens per block (TRIT_KV_BLOCK), blocks in all, blocks free. */
+struct trit_kv_stats {
+    int32_t block_tokens, n_blocks, n_free;
+};
+void trit_kv_stats(const trit_context *ctx, struct trit_kv_stats *out);
+/* Blocks a sequence of n_tokens holds: what the pool must have free to admit it. */
+int32_t trit_kv_blocks_for(int32_t n_tokens);
 
 /* ----------------------------------------------------------------------------------------------
  * Perplexity, computed the way llama.cpp's llama-perplexity does so that numbers compare: the
