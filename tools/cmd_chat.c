@@ -17,8 +17,6 @@
 #include "chat/template.h"
 #include "commands.h"
 #include "common.h"
-#include "io/gguf.h"
-#include "io/hf.h"
 
 static const char chat_commands_help[] =
     "  /help                this list\n"
@@ -47,32 +45,6 @@ static void usage(FILE *out) {
             "%s"
             "  -h, --help           this text\n",
             chat_commands_help, tool_sampling_help, tool_opts_help);
-}
-
-/* The model's chat template, or NULL. The caller frees it. */
-static char *model_template(const char *path) {
-    if (hf_is_folder(path)) {
-        struct hf_folder f;
-        if (hf_folder_open(path, &f) != TRIT_OK) return NULL;
-        struct hf_tokenizer_config tc = {0};
-        char *t = NULL;
-        if (hf_folder_tokenizer_config(&f, &tc) == TRIT_OK && tc.chat_template) t = strdup(tc.chat_template);
-        hf_tokenizer_config_free(&tc);
-        hf_folder_close(&f);
-        return t;
-    }
-    struct gguf_file g;
-    if (gguf_open(path, &g) != TRIT_OK) return NULL;
-    const struct gguf_kv *kv = gguf_find_kv(&g, "tokenizer.chat_template");
-    char *t = kv && kv->type == GGUF_TYPE_STRING ? strndup(kv->str.ptr, kv->str.len) : NULL;
-    gguf_close(&g);
-    return t;
-}
-
-static char *token_text(const struct trit_tokenizer *tok, int32_t id) {
-    size_t n = 0;
-    const char *s = id >= 0 ? trit_tokenizer_token_text(tok, id, &n) : NULL;
-    return s ? strndup(s, n) : strdup("");
 }
 
 struct conv {
@@ -160,9 +132,9 @@ int cmd_chat(int argc, char **argv) {
     struct tool_session s;
     if (tool_session_open(&s, &o, 0, "chat")) return 1;
     int rc = 0;
-    char *tmpl = model_template(s.path);
+    char *tmpl = tool_chat_template(s.path);
     if (!tmpl) fprintf(stderr, "chat: the model has no chat template; using a plain \"role: content\" one\n");
-    char *bos = token_text(s.tok, trit_tokenizer_bos(s.tok)), *eos = token_text(s.tok, trit_tokenizer_eos(s.tok));
+    char *bos = tool_token_text(s.tok, trit_tokenizer_bos(s.tok)), *eos = tool_token_text(s.tok, trit_tokenizer_eos(s.tok));
     trit_sampler *sampler = NULL;
     enum trit_status st = trit_sampler_init(&sp, trit_model_n_vocab(s.model), &sampler);
     if (st != TRIT_OK) {

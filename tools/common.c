@@ -13,6 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "io/gguf.h"
+#include "io/hf.h"
+
 #ifndef TRIT_DEFAULT_MODEL
 #define TRIT_DEFAULT_MODEL "models/trit-kjv-4m.gguf"
 #endif
@@ -304,6 +307,31 @@ const char *tool_model_path(const struct tool_opts *o) {
     if (stat(TRIT_SOURCE_MODEL, &st) == 0) return TRIT_SOURCE_MODEL;
 #endif
     return TRIT_DEFAULT_MODEL;
+}
+
+char *tool_chat_template(const char *path) {
+    if (hf_is_folder(path)) {
+        struct hf_folder f;
+        if (hf_folder_open(path, &f) != TRIT_OK) return NULL;
+        struct hf_tokenizer_config tc = {0};
+        char *t = NULL;
+        if (hf_folder_tokenizer_config(&f, &tc) == TRIT_OK && tc.chat_template) t = strdup(tc.chat_template);
+        hf_tokenizer_config_free(&tc);
+        hf_folder_close(&f);
+        return t;
+    }
+    struct gguf_file g;
+    if (gguf_open(path, &g) != TRIT_OK) return NULL;
+    const struct gguf_kv *kv = gguf_find_kv(&g, "tokenizer.chat_template");
+    char *t = kv && kv->type == GGUF_TYPE_STRING ? strndup(kv->str.ptr, kv->str.len) : NULL;
+    gguf_close(&g);
+    return t;
+}
+
+char *tool_token_text(const struct trit_tokenizer *tok, int32_t id) {
+    size_t n = 0;
+    const char *s = id >= 0 ? trit_tokenizer_token_text(tok, id, &n) : NULL;
+    return s ? strndup(s, n) : strdup("");
 }
 
 /* A follower rank's real stderr (tool_tp_follower), else NULL. */
