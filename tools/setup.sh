@@ -14,7 +14,7 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends \
     build-essential cmake pkg-config clang \
-    libcriterion-dev libpcre2-dev libcjson-dev libopenmpi-dev openmpi-bin qemu-user
+    libcriterion-dev libpcre2-dev libcjson-dev libmicrohttpd-dev libopenmpi-dev openmpi-bin qemu-user curl
 
 JOBS=$(nproc 2>/dev/null || echo 2)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DTRIT_CUDA="${TRIT_CUDA:-ON}"
