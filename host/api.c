@@ -10,6 +10,7 @@
 #include "backend.h"
 #include "core/core.h"
 #include "cuda_module.h"
+#include "kv_pool.h"
 #include "model/model.h"
 #include "tp/tp.h"
 
@@ -18,8 +19,13 @@ struct trit_context {
     const struct trit_backend_ops *ops;
     void *state;
     struct trit_backend_config cfg;
-    int64_t n_past;
-    float *logits; /* (n_batch or 1, n_vocab) */
+    struct trit_kv_pool pool; /* the sequences' blocks; sequence 0 is the single-sequence calls' */
+    int64_t n_rows;           /* rows of logits: out_rows() */
+    float *logits;            /* (n_rows, n_vocab) */
+    /* a batch's arrays: n_batch entries each, and n_seq_max for the per-sequence ones */
+    int32_t *pos, *out;
+    const int32_t **blocks;
+    int32_t *seq_len0, *seq_next, *seq_last;
 };
 
 /* ---- models --------------------------------------------------------------------------------- */
@@ -83,7 +89,7 @@ const char *trit_model_desc(const trit_model *model) {
 /* ---- contexts ------------------------------------------------------------------------------- */
 
 struct trit_context_params trit_context_default_params(void) {
-    struct trit_context_params p = {.n_ctx = 0, .n_batch = 512, .n_threads = 0, .device = TRIT_DEVICE_AUTO};
+    struct trit_context_params p = {.n_ctx = 0, .n_batch = 512, .n_threads = 0, .device = TRIT_DEVICE_AUTO, .n_seq_max = 1};
     return p;
 }
 
@@ -110,13 +116,26 @@ static const char *fmt_bytes(uint64_t b, char buf[32]) {
     return buf;
 }
 
-/* What a context of cfg->n_ctx tokens takes: the backend's plan, with the logits buffer (n_batch or
- * 1 rows) counted as scratch. cfg->n_batch is cut to the context here, as init will. */
+/* Rows of logits one call may return: n_batch with logits_all, else one per sequence (at most n_batch). */
+static int64_t out_rows(const struct trit_backend_config *cfg) {
+    return cfg->logits_all || cfg->n_seq_max > cfg->n_batch ? cfg->n_batch : cfg->n_seq_max;
+}
+
+/* The pool when n_kv is 0: every sequence can grow to n_ctx. */
+static int64_t kv_blocks_default(const struct trit_backend_config *cfg) {
+    return (int64_t)trit_kv_pool_blocks(cfg->n_ctx) * cfg->n_seq_max;
+}
+
+/* What a context of cfg->n_ctx tokens takes: the backend's plan, with the logits buffer (out_rows)
+ * counted as scratch. cfg->n_batch is cut to the context here, as init will. */
 static uint64_t context_need(const struct trit_model *m, const struct trit_backend_ops *ops,
                              struct trit_backend_config *cfg, int64_t n_batch_asked, struct trit_mem_plan *p) {
     cfg->n_batch = n_batch_asked < cfg->n_ctx ? n_batch_asked : cfg->n_ctx;
+    const int64_t kv_asked = cfg->n_kv_blocks;
+    if (kv_asked == 0) cfg->n_kv_blocks = kv_blocks_default(cfg); /* follows the context as it is cut */
     ops->plan(m, cfg, p);
-    const uint64_t rows = cfg->logits_all ? (uint64_t)cfg->n_batch : 1;
+    cfg->n_kv_blocks = kv_asked;
+    const uint64_t rows = (uint64_t)out_rows(cfg);
     const uint64_t logits = rows * (uint64_t)m->hp.n_vocab * sizeof(float);
     p->scratch_bytes = p->scratch_bytes + logits < logits ? UINT64_MAX : p->scratch_bytes + logits;
     return trit_mem_plan_total(p);
@@ -202,6 +221,9 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
         else if (!strcmp(env, "dp4a")) gemv = TRIT_CUDA_GEMV_DP4A;
         else return trit_error(TRIT_ERR_INVALID_ARG, "TRIT_CUDA_GEMV='%s': it takes add or dp4a", env);
     }
+    if (params->n_seq_max < 0 || params->n_seq_max > TRIT_SEQ_MAX || params->n_kv < 0)
+        return trit_error(TRIT_ERR_INVALID_ARG, "context: n_seq_max %d (0..%d) or n_kv %d out of range", params->n_seq_max,
+                          TRIT_SEQ_MAX, params->n_kv);
     if (params->head_int8 && params->head_q4)
         return trit_error(TRIT_ERR_INVALID_ARG, "context: head_int8 and head_q4 are exclusive: pick one LM head");
     const bool tp_cuda = tp && (!params->tp_mpi || params->device == TRIT_DEVICE_CUDA);
@@ -250,30 +272,49 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
         .tp_quant = params->tp_quant,
         .tp_n_devices = tp_cuda && !params->tp_mpi ? params->tp_size : 0,
         .tp_expect_ranks = params->tp_mpi ? params->tp_size : 0,
+        /* 0: every sequence can grow to n_ctx (the context may still be cut to fit) */
+        .n_kv_blocks = params->n_kv > 0 ? trit_kv_pool_blocks(params->n_kv) : 0,
+        .n_seq_max = params->n_seq_max > 0 ? params->n_seq_max : 1,
     };
+    if (cfg.n_seq_max > 1 && !ops->forward_batch)
+        return trit_error(TRIT_ERR_UNSUPPORTED,
+                          "context: %d sequences at once: the %s backend decodes one sequence at a time (batched "
+                          "decoding runs on the CPU so far; docs/serve.md)",
+                          cfg.n_seq_max, ops->name);
     if (params->n_ctx > model->hp.ctx_train)
         TRIT_LOG_W("context: %d tokens is longer than the %lld the model was trained on; past that, expect its text "
                    "to lose coherence",
                    params->n_ctx, (long long)model->hp.ctx_train);
     if (!tp && ops->plan) TRIT_TRY(check_plan(model, ops, &cfg, params));
     cfg.n_batch = cfg.n_batch < cfg.n_ctx ? cfg.n_batch : cfg.n_ctx;
+    /* the pool: as asked, or one sequence of the (possibly cut) context; a backend without
+     * forward_batch keeps its contiguous cache of n_ctx, and the pool only counts its one sequence */
+    if (cfg.n_kv_blocks == 0 || !ops->forward_batch) cfg.n_kv_blocks = kv_blocks_default(&cfg);
+    if (cfg.n_kv_blocks > INT32_MAX) return trit_error(TRIT_ERR_INVALID_ARG, "context: a KV pool of %lld blocks", (long long)cfg.n_kv_blocks);
 
     trit_context *ctx = trit_alloc(sizeof *ctx);
     if (!ctx) return trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory");
     ctx->model = model;
     ctx->ops = ops;
     ctx->cfg = cfg;
-    const int64_t rows = params->logits_all ? ctx->cfg.n_batch : 1;
-    ctx->logits = trit_alloc_uninit((size_t)(rows * model->hp.n_vocab) * sizeof(float));
-    if (!ctx->logits) {
-        trit_free(ctx);
-        return trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory for logits (%lld x %lld)", (long long)rows,
-                          (long long)model->hp.n_vocab);
+    ctx->n_rows = out_rows(&cfg);
+    enum trit_status st = trit_kv_pool_init(&ctx->pool, (int32_t)cfg.n_kv_blocks, cfg.n_seq_max, cfg.n_ctx);
+    const size_t B = (size_t)cfg.n_batch, S = (size_t)cfg.n_seq_max;
+    if (st == TRIT_OK) {
+        ctx->logits = trit_alloc_uninit((size_t)(ctx->n_rows * model->hp.n_vocab) * sizeof(float));
+        ctx->pos = trit_alloc(B * sizeof *ctx->pos);
+        ctx->out = trit_alloc(B * sizeof *ctx->out);
+        ctx->blocks = trit_alloc(B * sizeof *ctx->blocks);
+        ctx->seq_len0 = trit_alloc(S * sizeof *ctx->seq_len0);
+        ctx->seq_next = trit_alloc(S * sizeof *ctx->seq_next);
+        ctx->seq_last = trit_alloc(S * sizeof *ctx->seq_last);
+        if (!ctx->logits || !ctx->pos || !ctx->out || !ctx->blocks || !ctx->seq_len0 || !ctx->seq_next || !ctx->seq_last)
+            st = trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory for logits (%lld x %lld) and the batch arrays",
+                            (long long)ctx->n_rows, (long long)model->hp.n_vocab);
     }
-    const enum trit_status st = ops->init(model, &ctx->cfg, &ctx->state);
+    if (st == TRIT_OK) st = ops->init(model, &ctx->cfg, &ctx->state);
     if (st != TRIT_OK) {
-        trit_free(ctx->logits);
-        trit_free(ctx);
+        trit_context_free(ctx);
         return st;
     }
     *out = ctx;
@@ -283,8 +324,169 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
 void trit_context_free(trit_context *ctx) {
     if (!ctx) return;
     if (ctx->state) ctx->ops->free(ctx->state);
+    trit_kv_pool_free(&ctx->pool);
     trit_free(ctx->logits);
+    trit_free(ctx->pos);
+    trit_free(ctx->out);
+    trit_free(ctx->blocks);
+    trit_free(ctx->seq_len0);
+    trit_free(ctx->seq_next);
+    trit_free(ctx->seq_last);
     trit_free(ctx);
+}
+
+/* ---- sequences and the pool ------------------------------------------------------------------ */
+
+/* Sequence s takes the blocks of positions up to new_len, a shared block it writes into copied. */
+static enum trit_status seq_grow(trit_context *ctx, int32_t s, int32_t new_len) {
+    int32_t from, to;
+    TRIT_TRY(trit_kv_pool_grow(&ctx->pool, s, new_len, &from, &to));
+    if (from >= 0) return ctx->ops->kv_copy(ctx->state, from, to); /* only forks share, only forward_batch forks */
+    return TRIT_OK;
+}
+
+/* Batch arrays for tokens [i0, i0 + n) of sequence s at its positions len0 .. */
+static void one_sequence(trit_context *ctx, int32_t s, int32_t len0, int32_t n, bool all_rows, struct trit_forward_batch *b,
+                         const int32_t *tokens) {
+    for (int32_t i = 0; i < n; i++) {
+        ctx->pos[i] = len0 + i;
+        ctx->blocks[i] = ctx->pool.seq[s].blocks;
+        ctx->out[i] = i;
+    }
+    *b = (struct trit_forward_batch){.tokens = tokens, .n = n, .pos0 = len0, .pos = ctx->pos, .blocks = ctx->blocks};
+    b->first_out = all_rows ? 0 : n - 1;
+    b->n_out = n - b->first_out;
+    b->out = ctx->out + b->first_out;
+}
+
+static bool seq_ok(const trit_context *ctx, int32_t s) { return s >= 0 && s < ctx->pool.n_seq; }
+
+int32_t trit_seq_length(const trit_context *ctx, int32_t seq) {
+    return ctx && seq_ok(ctx, seq) ? ctx->pool.seq[seq].len : -1;
+}
+
+enum trit_status trit_seq_trim(trit_context *ctx, int32_t seq, int32_t n_keep) {
+    if (!ctx || !seq_ok(ctx, seq)) return trit_error(TRIT_ERR_INVALID_ARG, "sequence %d: the context holds 0..%d", seq, ctx ? ctx->pool.n_seq - 1 : 0);
+    if (n_keep < 0 || n_keep > ctx->pool.seq[seq].len)
+        return trit_error(TRIT_ERR_INVALID_ARG, "trim sequence %d to %d: it holds %d tokens", seq, n_keep,
+                          ctx->pool.seq[seq].len);
+    trit_kv_pool_trim(&ctx->pool, seq, n_keep); /* later positions are overwritten before they are read */
+    return TRIT_OK;
+}
+
+enum trit_status trit_seq_remove(trit_context *ctx, int32_t seq) { return trit_seq_trim(ctx, seq, 0); }
+
+enum trit_status trit_seq_fork(trit_context *ctx, int32_t src, int32_t dst, int32_t n_keep) {
+    if (!ctx || !seq_ok(ctx, src) || !seq_ok(ctx, dst) || src == dst)
+        return trit_error(TRIT_ERR_INVALID_ARG, "fork %d -> %d: two different sequences of 0..%d", src, dst,
+                          ctx ? ctx->pool.n_seq - 1 : 0);
+    if (ctx->pool.seq[dst].len != 0)
+        return trit_error(TRIT_ERR_INVALID_ARG, "fork %d -> %d: sequence %d is not empty (%d tokens)", src, dst, dst,
+                          ctx->pool.seq[dst].len);
+    if (n_keep < 0 || n_keep > ctx->pool.seq[src].len)
+        return trit_error(TRIT_ERR_INVALID_ARG, "fork %d -> %d: %d tokens of %d", src, dst, n_keep, ctx->pool.seq[src].len);
+    trit_kv_pool_fork(&ctx->pool, src, dst, n_keep);
+    return TRIT_OK;
+}
+
+void trit_kv_stats(const trit_context *ctx, struct trit_kv_stats *out) {
+    *out = (struct trit_kv_stats){.block_tokens = TRIT_KV_BLOCK, .n_blocks = ctx->pool.n_blocks, .n_free = ctx->pool.n_free};
+}
+
+int32_t trit_kv_blocks_for(int32_t n_tokens) { return n_tokens <= 0 ? 0 : trit_kv_pool_blocks(n_tokens); }
+
+/* The batch's checks (batch.h's contract), filling seq_len0, seq_next (the lengths before and after)
+ * and seq_last (each sequence's last token, -1 if none), and the rows wanted in ctx->out. */
+static enum trit_status check_batch(trit_context *ctx, const struct trit_batch *b, int32_t *n_out) {
+    if (!b || b->n_tokens < 1 || b->n_tokens > ctx->cfg.n_batch || !b->token || !b->pos || !b->seq_id)
+        return trit_error(TRIT_ERR_INVALID_ARG, "trit_decode_batch: %d tokens (1..%lld, with token, pos and seq_id arrays)",
+                          b ? b->n_tokens : 0, (long long)ctx->cfg.n_batch);
+    const int32_t S = ctx->pool.n_seq;
+    for (int32_t s = 0; s < S; s++) {
+        ctx->seq_len0[s] = ctx->seq_next[s] = ctx->pool.seq[s].len;
+        ctx->seq_last[s] = -1;
+    }
+    for (int32_t i = 0; i < b->n_tokens; i++) {
+        const int32_t s = b->seq_id[i];
+        if (!seq_ok(ctx, s))
+            return trit_error(TRIT_ERR_INVALID_ARG, "batch token %d: sequence %d (the context holds 0..%d)", i, s, S - 1);
+        if (b->token[i] < 0 || b->token[i] >= ctx->model->hp.n_vocab)
+            return trit_error(TRIT_ERR_INVALID_ARG, "batch token %d: id %d is outside the vocabulary (0..%lld)", i,
+                              b->token[i], (long long)ctx->model->hp.n_vocab - 1);
+        if (b->pos[i] != ctx->seq_next[s])
+            return trit_error(TRIT_ERR_INVALID_ARG, "batch token %d: position %d, but sequence %d continues at %d", i,
+                              b->pos[i], s, ctx->seq_next[s]);
+        if (ctx->seq_next[s] >= ctx->cfg.n_ctx)
+            return trit_error(TRIT_ERR_CONTEXT_FULL, "context full: sequence %d would pass %lld tokens", s,
+                              (long long)ctx->cfg.n_ctx);
+        ctx->seq_next[s]++;
+        ctx->seq_last[s] = i;
+    }
+    int32_t rows = 0;
+    for (int32_t i = 0; i < b->n_tokens; i++) {
+        const bool want = b->logits ? b->logits[i] != 0 : ctx->seq_last[b->seq_id[i]] == i;
+        if (!want) continue;
+        if (rows == ctx->n_rows)
+            return trit_error(TRIT_ERR_INVALID_ARG, "trit_decode_batch: more than %lld rows of logits asked for (n_seq_max%s)",
+                              (long long)ctx->n_rows, ctx->cfg.logits_all ? ", n_batch with logits_all" : "");
+        ctx->out[rows++] = i;
+    }
+    /* blocks the grows take: new blocks, and a copy of each shared block written into, except by the
+     * last of its holders to write (it then holds the block alone: seq_grow writes in place) */
+    int64_t need = 0;
+    for (int32_t s = 0; s < S; s++) {
+        if (ctx->seq_next[s] == ctx->seq_len0[s]) continue;
+        need += trit_kv_pool_need(&ctx->pool, s, ctx->seq_next[s]);
+        const int32_t blk = trit_kv_pool_shared_write(&ctx->pool, s, ctx->seq_next[s]);
+        if (blk < 0) continue;
+        int32_t before = 0; /* earlier writers into block blk: each one's copy leaves one holder fewer */
+        for (int32_t t = 0; t < s; t++)
+            before += ctx->seq_next[t] > ctx->seq_len0[t] && trit_kv_pool_shared_write(&ctx->pool, t, ctx->seq_next[t]) == blk;
+        if (before >= ctx->pool.ref[blk] - 1) need--; /* the last holder: no copy */
+    }
+    if (need > ctx->pool.n_free)
+        return trit_error(TRIT_ERR_CONTEXT_FULL, "KV cache full: the batch needs %lld blocks of %d tokens, %d of %d are free",
+                          (long long)need, TRIT_KV_BLOCK, ctx->pool.n_free, ctx->pool.n_blocks);
+    *n_out = rows;
+    return TRIT_OK;
+}
+
+/* Every sequence back to its length before the batch. */
+static void rollback(trit_context *ctx) {
+    for (int32_t s = 0; s < ctx->pool.n_seq; s++)
+        if (ctx->pool.seq[s].len > ctx->seq_len0[s]) trit_kv_pool_trim(&ctx->pool, s, ctx->seq_len0[s]);
+}
+
+enum trit_status trit_decode_batch(trit_context *ctx, const struct trit_batch *batch, const float **logits,
+                                   int32_t *n_rows) {
+    if (!ctx) return trit_error(TRIT_ERR_INVALID_ARG, "trit_decode_batch: NULL context");
+    int32_t rows = 0;
+    TRIT_TRY(check_batch(ctx, batch, &rows));
+    struct trit_forward_batch fb = {.tokens = batch->token, .n = batch->n_tokens, .n_out = rows, .out = ctx->out};
+    if (!ctx->ops->forward_batch) { /* one sequence (n_seq_max is 1), its rows as forward gives them */
+        const bool all = ctx->cfg.logits_all;
+        if (rows != (all ? batch->n_tokens : 1) || ctx->out[0] != (all ? 0 : batch->n_tokens - 1))
+            return trit_error(TRIT_ERR_INVALID_ARG, "trit_decode_batch: the %s backend returns the logits of %s",
+                              ctx->ops->name, all ? "every token (logits_all)" : "the last token only");
+    }
+    enum trit_status st = TRIT_OK;
+    for (int32_t s = 0; s < ctx->pool.n_seq && st == TRIT_OK; s++)
+        if (ctx->seq_next[s] > ctx->seq_len0[s]) st = seq_grow(ctx, s, ctx->seq_next[s]);
+    if (st == TRIT_OK && ctx->ops->forward_batch) {
+        for (int32_t i = 0; i < batch->n_tokens; i++) ctx->blocks[i] = ctx->pool.seq[batch->seq_id[i]].blocks;
+        fb.pos = batch->pos;
+        fb.blocks = ctx->blocks;
+        st = ctx->ops->forward_batch(ctx->state, &fb, ctx->logits);
+    } else if (st == TRIT_OK) {
+        st = ctx->ops->forward(ctx->state, batch->token, batch->n_tokens, batch->pos[0], ctx->logits);
+    }
+    if (st != TRIT_OK) {
+        rollback(ctx);
+        return st;
+    }
+    if (logits) *logits = ctx->logits;
+    if (n_rows) *n_rows = rows;
+    return TRIT_OK;
 }
 
 /* How the last piece of a decode call ends: with logits in ctx->logits, or with the backend's
@@ -303,24 +505,43 @@ struct last_piece {
  * n_batch: every piece through forward except the last, which `last` ends. */
 static enum trit_status decode_pieces(trit_context *ctx, const int32_t *tokens, int32_t n_tokens, const char *who,
                                       const struct last_piece *last) {
-    if (ctx->n_past + n_tokens > ctx->cfg.n_ctx)
-        return trit_error(TRIT_ERR_CONTEXT_FULL, "context full: %lld tokens in the cache + %d new > context length %lld",
-                          (long long)ctx->n_past, n_tokens, (long long)ctx->cfg.n_ctx);
+    const int32_t n_past = ctx->pool.seq[0].len;
+    if (n_past + (int64_t)n_tokens > ctx->cfg.n_ctx)
+        return trit_error(TRIT_ERR_CONTEXT_FULL, "context full: %d tokens in the cache + %d new > context length %lld",
+                          n_past, n_tokens, (long long)ctx->cfg.n_ctx);
     if (ctx->cfg.logits_all && n_tokens > ctx->cfg.n_batch)
         return trit_error(TRIT_ERR_INVALID_ARG, "%s: %d tokens with logits_all exceed n_batch %lld", who, n_tokens,
                           (long long)ctx->cfg.n_batch);
+    for (int32_t i = 0; i < n_tokens; i++)
+        if (tokens[i] < 0 || tokens[i] >= ctx->model->hp.n_vocab)
+            return trit_error(TRIT_ERR_INVALID_ARG, "token id %d is outside the vocabulary (0..%lld)", tokens[i],
+                              (long long)ctx->model->hp.n_vocab - 1);
+    const int32_t need = trit_kv_pool_need(&ctx->pool, 0, n_past + n_tokens);
+    if (need > ctx->pool.n_free)
+        return trit_error(TRIT_ERR_CONTEXT_FULL, "KV cache full: %d more blocks of %d tokens needed, %d of %d are free",
+                          need, TRIT_KV_BLOCK, ctx->pool.n_free, ctx->pool.n_blocks);
     for (int32_t done = 0; done < n_tokens;) {
         int32_t n = n_tokens - done;
         if (n > ctx->cfg.n_batch) n = (int32_t)ctx->cfg.n_batch;
-        const int32_t *t = tokens + done;
-        if (done + n < n_tokens || last->kind == LAST_LOGITS)
-            TRIT_TRY(ctx->ops->forward(ctx->state, t, n, ctx->n_past, ctx->logits));
-        else if (last->kind == LAST_ARGMAX)
-            TRIT_TRY(ctx->ops->forward_argmax(ctx->state, t, n, ctx->n_past, last->token));
-        else
-            TRIT_TRY(ctx->ops->forward_topk(ctx->state, t, n, ctx->n_past, last->k, last->pen_ids, last->n_pen,
-                                            last->penalty, last->vals, last->ids));
-        ctx->n_past += n;
+        const int32_t *t = tokens + done, len0 = ctx->pool.seq[0].len;
+        TRIT_TRY(seq_grow(ctx, 0, len0 + n));
+        enum trit_status st;
+        if (ctx->ops->forward_batch) { /* the backends with forward_batch have no device argmax or top-k */
+            struct trit_forward_batch b;
+            one_sequence(ctx, 0, len0, n, ctx->cfg.logits_all, &b, t);
+            st = ctx->ops->forward_batch(ctx->state, &b, ctx->logits);
+        } else if (done + n < n_tokens || last->kind == LAST_LOGITS) {
+            st = ctx->ops->forward(ctx->state, t, n, len0, ctx->logits);
+        } else if (last->kind == LAST_ARGMAX) {
+            st = ctx->ops->forward_argmax(ctx->state, t, n, len0, last->token);
+        } else {
+            st = ctx->ops->forward_topk(ctx->state, t, n, len0, last->k, last->pen_ids, last->n_pen, last->penalty,
+                                        last->vals, last->ids);
+        }
+        if (st != TRIT_OK) {
+            trit_kv_pool_trim(&ctx->pool, 0, len0); /* the pieces before stay */
+            return st;
+        }
         done += n;
     }
     return TRIT_OK;
@@ -379,16 +600,15 @@ enum trit_status trit_decode_sample(trit_context *ctx, const int32_t *tokens, in
     return TRIT_OK;
 }
 
-int32_t trit_context_n_past(const trit_context *ctx) { return (int32_t)ctx->n_past; }
+int32_t trit_context_n_past(const trit_context *ctx) { return ctx->pool.seq[0].len; }
 int32_t trit_context_n_ctx(const trit_context *ctx) { return (int32_t)ctx->cfg.n_ctx; }
 const trit_model *trit_context_model(const trit_context *ctx) { return ctx->model; }
 bool trit_context_logits_all(const trit_context *ctx) { return ctx->cfg.logits_all; }
 
 enum trit_status trit_context_truncate(trit_context *ctx, int32_t n_keep) {
-    if (n_keep < 0 || n_keep > ctx->n_past)
-        return trit_error(TRIT_ERR_INVALID_ARG, "truncate to %d: the cache holds %lld tokens", n_keep, (long long)ctx->n_past);
-    ctx->n_past = n_keep; /* later positions are overwritten before they are read */
-    return TRIT_OK;
+    if (n_keep < 0 || n_keep > ctx->pool.seq[0].len)
+        return trit_error(TRIT_ERR_INVALID_ARG, "truncate to %d: the cache holds %d tokens", n_keep, ctx->pool.seq[0].len);
+    return trit_seq_trim(ctx, 0, n_keep);
 }
 
 const char *trit_context_backend(const trit_context *ctx) { return ctx->ops->name; }

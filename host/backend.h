@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "core/core.h"
+#include "forward.h"
 #include "model/model.h"
 
 struct trit_backend_config {
@@ -28,6 +29,10 @@ struct trit_backend_config {
     enum trit_tp_quant tp_quant;
     int tp_n_devices;
     int tp_expect_ranks;
+    /* The paged KV cache (backends with forward_batch): blocks of TRIT_KV_BLOCK tokens in the pool, and
+     * the most sequences one batch holds (how many rows of logits it may ask for, logits_all aside). */
+    int64_t n_kv_blocks;
+    int32_t n_seq_max;
 };
 
 /* What a backend will allocate for a config, counted before anything is (the memory plan,
@@ -69,6 +74,14 @@ struct trit_backend_ops {
     /* Optional (NULL: one rank, no collectives). This process's rank, the number of ranks, and the
      * microseconds its collectives have taken since init. */
     void (*tp_info)(void *state, int *rank, int *size, int64_t *comm_us);
+    /* Optional (NULL: the backend decodes one sequence at a time, in a contiguous cache, through
+     * forward). Runs a batch of several sequences over the paged cache: b->pos, b->blocks and b->out
+     * say where each token is and which rows of logits are wanted (host/forward.h); logits
+     * (b->n_out, n_vocab). The caller (host/api.c) checked the batch and took the blocks
+     * (host/kv_pool.h). forward then runs one sequence in blocks 0, 1, 2, ... */
+    enum trit_status (*forward_batch)(void *state, const struct trit_forward_batch *b, float *logits);
+    /* With forward_batch: copies every layer's K and V rows of block `from` to block `to`. */
+    enum trit_status (*kv_copy)(void *state, int32_t from, int32_t to);
 };
 
 /* The most candidates forward_topk hands back. */

@@ -25,11 +25,20 @@ enum trit_block {
     TRIT_BLOCK_FFN,
 };
 
-/* One batch of n tokens at positions pos0 .. pos0 + n - 1 (the ops read it from here). */
+/* One batch of n tokens (the ops read it from here). Two forms:
+ *   - one sequence in a contiguous cache (the CUDA backend today): positions pos0 .. pos0 + n - 1,
+ *     logits of rows first_out .. first_out + n_out - 1 (all, or the last); pos, blocks, out NULL;
+ *   - tokens of several sequences over the paged cache (the CPU backend, always): token i is at
+ *     position pos[i] of the sequence whose block table is blocks[i] (position t in block
+ *     blocks[i][t / TRIT_KV_BLOCK]); out[0 .. n_out) are the tokens whose logits are wanted, in
+ *     ascending order. pos0 and first_out are then unused. */
 struct trit_forward_batch {
     const int32_t *tokens;
     int64_t n, pos0;
     int64_t first_out, n_out; /* the token rows whose logits are wanted: all, or the last */
+    const int32_t *pos;
+    const int32_t *const *blocks;
+    const int32_t *out;
 };
 
 struct trit_layer_ops {

@@ -176,8 +176,9 @@ struct trit_context_params {
      * 0 .. n_seq_max - 1 (default 1; the single-sequence calls below use sequence 0). More than one
      * needs a backend that decodes batches of sequences: the CPU and its MPI ranks today, not yet
      * CUDA (TRIT_ERR_UNSUPPORTED). n_kv: tokens of KV cache that all sequences share, a pool of
-     * blocks of TRIT_KV_BLOCK tokens (0 = n_ctx, rounded up to whole blocks; default 0); n_ctx stays
-     * the longest one sequence may grow. The memory plan counts the pool. */
+     * blocks of TRIT_KV_BLOCK tokens, rounded up to whole blocks (0 = room for every sequence to
+     * reach n_ctx; default 0); n_ctx stays the longest one sequence may grow. The memory plan counts
+     * the pool. */
     int32_t n_seq_max;
     int32_t n_kv;
 };
@@ -240,6 +241,8 @@ int64_t trit_context_comm_us(const trit_context *ctx);
  * blocks (a shared block is copied only when one of its sequences writes into it).
  */
 #define TRIT_KV_BLOCK 64
+/* The most sequences one context holds (n_seq_max). */
+#define TRIT_SEQ_MAX 1024
 
 struct trit_batch {
     int32_t n_tokens;      /* 1 .. n_batch */

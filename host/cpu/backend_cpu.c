@@ -45,7 +45,7 @@ enum tp_fault { FAULT_NONE = 0, FAULT_KILL = 1, FAULT_HANG = 2 };
 
 /* The buffer table: one entry per buffer, in this order. */
 enum {
-    BUF_K_CACHE, BUF_V_CACHE, /* (n_layers, n_ctx, kv) fp32 */
+    BUF_K_CACHE, BUF_V_CACHE, /* (n_layers, n_kv_blocks, TRIT_KV_BLOCK, kv) fp32: the paged cache */
     BUF_ROPE_COS, BUF_ROPE_SIN, /* (n_ctx, head_dim / 2) */
     BUF_X, BUF_XN,            /* (B, D) */
     BUF_Q8,                   /* (B, widest of D, q, f) int8 */
@@ -80,6 +80,10 @@ struct cpu_state {
     void *buf[N_BUF];
     struct trit_head_i8 head8; /* the quantized LM head, when cfg.head_int8 or cfg.head_q4 (one rank) */
     float *logits;             /* the running call's output */
+    int64_t n_kv_blocks;       /* kv_blocks() */
+    /* forward's one sequence in blocks 0, 1, 2, ...: its block table and the batch arrays (B rows) */
+    int32_t *ident, *one_pos, *one_out;
+    const int32_t **one_blocks;
 
     int64_t n_tokens, n_forward;
     int64_t comm_us0, comm_calls0; /* the communicator's totals after init (it may be shared) */
@@ -98,11 +102,17 @@ static uint64_t mul_sat(uint64_t a, uint64_t b) {
 
 static uint64_t add_sat(uint64_t a, uint64_t b) { return a + b < a ? UINT64_MAX : a + b; }
 
-/* Rows of logits a call can produce (cfg's batch, clamped to the context, with logits_all; else 1),
- * and how many of them one all-gather of the head's slices carries (pieces of at most 16 MiB
- * received). */
+/* Blocks of the paged cache: cfg's, or enough for one sequence of n_ctx tokens. */
+static int64_t kv_blocks(const struct trit_backend_config *cfg) {
+    return cfg->n_kv_blocks > 0 ? cfg->n_kv_blocks : (cfg->n_ctx + TRIT_KV_BLOCK - 1) / TRIT_KV_BLOCK;
+}
+
+/* Rows of logits a call can produce (cfg's batch, clamped to the context, with logits_all; else one
+ * per sequence, at most the batch), and how many of them one all-gather of the head's slices carries
+ * (pieces of at most 16 MiB received). */
 static int64_t out_rows(const struct trit_backend_config *cfg) {
-    return cfg->logits_all ? (cfg->n_batch < cfg->n_ctx ? cfg->n_batch : cfg->n_ctx) : 1;
+    const int64_t B = cfg->n_batch < cfg->n_ctx ? cfg->n_batch : cfg->n_ctx, seqs = cfg->n_seq_max > 1 ? cfg->n_seq_max : 1;
+    return cfg->logits_all ? B : seqs < B ? seqs : B;
 }
 static int64_t gather_rows(const struct trit_backend_config *cfg, const struct trit_tp_plan *pl) {
     const int64_t g = ((int64_t)4 << 20) / ((int64_t)pl->n_ranks * pl->vocab_stride), n_out = out_rows(cfg);
@@ -124,7 +134,8 @@ static void buffer_bytes(const struct trit_model *m, const struct trit_backend_c
     const uint64_t n_out = (uint64_t)out_rows(cfg), stride = (uint64_t)pl->vocab_stride;
     const uint64_t gather = (uint64_t)gather_rows(cfg, pl);
     memset(out, 0, N_BUF * sizeof *out);
-    out[BUF_K_CACHE] = out[BUF_V_CACHE] = mul_sat(mul_sat((uint64_t)hp->n_layers * kv, C), f4);
+    const uint64_t kv_tok = mul_sat((uint64_t)kv_blocks(cfg), TRIT_KV_BLOCK);
+    out[BUF_K_CACHE] = out[BUF_V_CACHE] = mul_sat(mul_sat((uint64_t)hp->n_layers * kv, kv_tok), f4);
     out[BUF_ROPE_COS] = out[BUF_ROPE_SIN] = mul_sat(C, hd / 2 * f4);
     out[BUF_X] = out[BUF_XN] = B * D * f4;
     out[BUF_Q8] = B * wide;
@@ -222,26 +233,32 @@ static enum trit_status op_matmul_in(void *be, int64_t il, enum trit_block blk, 
     return trit_cpu_gemm_f32_multi(st->pool, 2, w, st->buf[BUF_Q8], b->n, F32(st, BUF_S), y);
 }
 
+/* Floats of one layer's K (or V) cache, and of one block of it. */
+static int64_t layer_floats(const struct cpu_state *st) { return st->n_kv_blocks * TRIT_KV_BLOCK * st->kv; }
+static int64_t block_floats(const struct cpu_state *st) { return TRIT_KV_BLOCK * st->kv; }
+
 static enum trit_status op_rope_cache(void *be, int64_t il, const struct trit_forward_batch *b) {
     struct cpu_state *st = be;
     const struct trit_hparams *hp = &st->m->hp;
     const int64_t hd = hp->head_dim, kv = st->kv;
-    float *kc = F32(st, BUF_K_CACHE) + il * st->cfg.n_ctx * kv, *vc = F32(st, BUF_V_CACHE) + il * st->cfg.n_ctx * kv;
+    float *kc = F32(st, BUF_K_CACHE) + il * layer_floats(st), *vc = F32(st, BUF_V_CACHE) + il * layer_floats(st);
     for (int64_t i = 0; i < b->n; i++) {
-        const int64_t pos = b->pos0 + i;
+        const int64_t pos = b->pos[i];
+        const int64_t row = b->blocks[i][pos / TRIT_KV_BLOCK] * block_floats(st) + pos % TRIT_KV_BLOCK * kv;
         const float *c = F32(st, BUF_ROPE_COS) + pos * (hd / 2), *s = F32(st, BUF_ROPE_SIN) + pos * (hd / 2);
         float *q = F32(st, BUF_Q) + i * st->q, *k = F32(st, BUF_K) + i * kv;
         for (int64_t h = 0; h < st->plan.n_heads; h++) trit_rope_f32(q + h * hd, hd, c, s, hp->rope_style);
         for (int64_t h = 0; h < st->plan.n_kv_heads; h++) trit_rope_f32(k + h * hd, hd, c, s, hp->rope_style);
-        memcpy(kc + pos * kv, k, (size_t)kv * sizeof(float));
-        memcpy(vc + pos * kv, F32(st, BUF_V) + i * kv, (size_t)kv * sizeof(float));
+        memcpy(kc + row, k, (size_t)kv * sizeof(float));
+        memcpy(vc + row, F32(st, BUF_V) + i * kv, (size_t)kv * sizeof(float));
     }
     return TRIT_OK;
 }
 
 struct attn_job {
     struct cpu_state *st;
-    int64_t layer, pos0, n_tok;
+    const struct trit_forward_batch *b;
+    int64_t layer, n_tok;
 };
 
 /* One task per (token, span of heads); the scores scratch belongs to the running thread. Spans
@@ -254,15 +271,16 @@ static void attn_task(void *ctx, int64_t task, int thread) {
     const int64_t hd = st->m->hp.head_dim, C = st->cfg.n_ctx;
     const struct attn_span *sp = &st->spans[task / j->n_tok];
     const int64_t i = task % j->n_tok, b = i % 2 == 0 ? i / 2 : j->n_tok - 1 - i / 2;
-    const float *kc = F32(st, BUF_K_CACHE) + j->layer * C * st->kv + sp->kv * hd;
-    const float *vc = F32(st, BUF_V_CACHE) + j->layer * C * st->kv + sp->kv * hd;
-    trit_attention_f32(F32(st, BUF_Q) + b * st->q + sp->h0 * hd, kc, vc, j->pos0 + b + 1, sp->n, 1, hd, st->kv,
-                       F32(st, BUF_SCORES) + (int64_t)thread * C, F32(st, BUF_ATT) + b * st->q + sp->h0 * hd, 0, sp->n);
+    const float *kc = F32(st, BUF_K_CACHE) + j->layer * layer_floats(st) + sp->kv * hd;
+    const float *vc = F32(st, BUF_V_CACHE) + j->layer * layer_floats(st) + sp->kv * hd;
+    trit_attention_f32_paged(F32(st, BUF_Q) + b * st->q + sp->h0 * hd, kc, vc, j->b->blocks[b], block_floats(st),
+                             j->b->pos[b] + 1, sp->n, 1, hd, st->kv, F32(st, BUF_SCORES) + (int64_t)thread * C,
+                             F32(st, BUF_ATT) + b * st->q + sp->h0 * hd, 0, sp->n);
 }
 
 static enum trit_status op_attention(void *be, int64_t il, const struct trit_forward_batch *b) {
     struct cpu_state *st = be;
-    struct attn_job j = {.st = st, .layer = il, .pos0 = b->pos0, .n_tok = b->n};
+    struct attn_job j = {.st = st, .b = b, .layer = il, .n_tok = b->n};
     trit_pool_parallel_for(st->pool, b->n * st->n_spans, attn_task, &j);
     return TRIT_OK;
 }
@@ -379,8 +397,9 @@ static enum trit_status op_head(void *be, const struct trit_forward_batch *b) {
     const struct trit_model *m = st->m;
     const int64_t D = m->hp.dim;
     float *xn = F32(st, BUF_XN);
+    if (b->n_out == 0) return TRIT_OK; /* a prefill chunk that wants no logits */
     for (int64_t i = 0; i < b->n_out; i++)
-        trit_rmsnorm_f32(F32(st, BUF_X) + (b->first_out + i) * D, m->out_norm, D, m->hp.norm_eps, xn + i * D);
+        trit_rmsnorm_f32(F32(st, BUF_X) + b->out[i] * D, m->out_norm, D, m->hp.norm_eps, xn + i * D);
     if (st->cfg.head_int8 || st->cfg.head_q4) return trit_head_i8_logits(st->pool, &st->head8, xn, b->n_out, D, st->logits);
     if (st->plan.n_ranks == 1) {
         trit_dense_logits(st->pool, &m->output, xn, b->n_out, D, m->hp.n_vocab, st->logits);
@@ -426,15 +445,49 @@ static const struct trit_layer_ops cpu_ops = {
     .gather_logits = op_gather_logits,
 };
 
+static enum trit_status cpu_forward_batch(void *state, const struct trit_forward_batch *b, float *logits) {
+    struct cpu_state *st = state;
+    if (!logits || !b->pos || !b->blocks || !b->out || b->n < 1 || b->n > st->cfg.n_batch || b->n_out < 0 ||
+        b->n_out > out_rows(&st->cfg))
+        return trit_error(TRIT_ERR_INVALID_ARG, "cpu forward: a batch of %lld tokens and %lld rows of logits (%lld and %lld at most)",
+                          (long long)b->n, (long long)b->n_out, (long long)st->cfg.n_batch, (long long)out_rows(&st->cfg));
+    st->logits = logits;
+    TRIT_TRY(trit_forward_run(&cpu_ops, st, &st->m->hp, b));
+    st->n_tokens += b->n;
+    st->n_forward++;
+    return TRIT_OK;
+}
+
+/* One sequence in blocks 0, 1, 2, ... of the pool: the contiguous cache's layout. */
 static enum trit_status cpu_forward(void *state, const int32_t *tokens, int64_t n, int64_t pos0, float *logits) {
     struct cpu_state *st = state;
     struct trit_forward_batch b;
     TRIT_TRY(trit_forward_batch_make(&st->m->hp, st->cfg.n_ctx, st->cfg.n_batch, st->cfg.logits_all, tokens, n, pos0, &b));
-    if (!logits) return trit_error(TRIT_ERR_INVALID_ARG, "cpu forward: NULL logits");
-    st->logits = logits;
-    TRIT_TRY(trit_forward_run(&cpu_ops, st, &st->m->hp, &b));
-    st->n_tokens += n;
-    st->n_forward++;
+    if (pos0 + n > st->n_kv_blocks * TRIT_KV_BLOCK)
+        return trit_error(TRIT_ERR_CONTEXT_FULL, "context full: positions up to %lld do not fit the KV pool's %lld tokens",
+                          (long long)(pos0 + n - 1), (long long)(st->n_kv_blocks * TRIT_KV_BLOCK));
+    for (int64_t i = 0; i < n; i++) {
+        st->one_pos[i] = (int32_t)(pos0 + i);
+        st->one_blocks[i] = st->ident;
+    }
+    for (int64_t i = 0; i < b.n_out; i++) st->one_out[i] = (int32_t)(b.first_out + i);
+    b.pos = st->one_pos;
+    b.blocks = st->one_blocks;
+    b.out = st->one_out;
+    return cpu_forward_batch(st, &b, logits);
+}
+
+static enum trit_status cpu_kv_copy(void *state, int32_t from, int32_t to) {
+    struct cpu_state *st = state;
+    if (from < 0 || to < 0 || from >= st->n_kv_blocks || to >= st->n_kv_blocks)
+        return trit_error(TRIT_ERR_INVALID_ARG, "cpu kv copy: block %d -> %d outside the pool of %lld", from, to,
+                          (long long)st->n_kv_blocks);
+    const int64_t bf = block_floats(st);
+    for (int c = BUF_K_CACHE; c <= BUF_V_CACHE; c++)
+        for (int64_t il = 0; il < st->m->hp.n_layers; il++) {
+            float *base = F32(st, c) + il * layer_floats(st);
+            memcpy(base + to * bf, base + from * bf, (size_t)bf * sizeof(float));
+        }
     return TRIT_OK;
 }
 
@@ -449,6 +502,10 @@ static void cpu_free(void *state) {
     }
     trit_free(st->layers);
     trit_free(st->spans);
+    trit_free(st->ident);
+    trit_free(st->one_pos);
+    trit_free(st->one_out);
+    trit_free(st->one_blocks);
     for (int i = 0; i < N_BUF; i++) trit_free(st->buf[i]);
     trit_head_i8_free(&st->head8);
     trit_pool_free(st->pool);
@@ -528,15 +585,16 @@ static enum trit_status agree(struct trit_comm *comm, enum trit_status local) {
 
 /* The same model and parameters on every rank. */
 static enum trit_status check_fingerprint(const struct cpu_state *st, int rank) {
-    const int32_t fp =
-        (int32_t)trit_tp_fingerprint(st->m, st->cfg.n_ctx, st->cfg.n_batch, st->cfg.logits_all, (int)st->quant);
+    const uint32_t h = trit_tp_fingerprint(st->m, st->cfg.n_ctx, st->cfg.n_batch, st->cfg.logits_all, (int)st->quant);
+    /* and the pool: every rank takes the same blocks for the same calls */
+    const int32_t fp = (int32_t)((h * 31u + (uint32_t)kv_blocks(&st->cfg) * 7u + (uint32_t)st->cfg.n_seq_max) & 0x7fffffffu);
     int32_t range[2] = {fp, -fp};
     TRIT_TRY(trit_comm_allreduce(st->comm, range, 2, TRIT_COMM_I32, TRIT_COMM_MAX));
     if (range[0] != -range[1])
         return trit_error(TRIT_ERR_INVALID_ARG,
                           "tensor parallel: rank %d: the ranks disagree on the model or the context parameters "
                           "(fingerprint %08x here, %08x..%08x over the ranks); start every rank with the same "
-                          "model, -c, -b and --tp-quant",
+                          "model, -c, -b, --tp-quant and sequence options",
                           rank, (unsigned)fp, (unsigned)-range[1], (unsigned)range[0]);
     return TRIT_OK;
 }
@@ -583,6 +641,17 @@ static enum trit_status setup(struct cpu_state *st, const struct trit_tp_float_s
         st->partial = st->quant == TRIT_TP_QUANT_EXACT || P > 1;
         st->gather_tok = gather_rows(&st->cfg, pl);
         status = make_spans(st);
+    }
+    if (status == TRIT_OK) { /* forward's identity block table, as long as the pool or the context */
+        st->n_kv_blocks = kv_blocks(&st->cfg);
+        const int64_t n_ident = st->n_kv_blocks, B = st->cfg.n_batch;
+        st->ident = trit_alloc((size_t)n_ident * sizeof *st->ident);
+        st->one_pos = trit_alloc((size_t)B * sizeof *st->one_pos);
+        st->one_out = trit_alloc((size_t)B * sizeof *st->one_out);
+        st->one_blocks = trit_alloc((size_t)B * sizeof *st->one_blocks);
+        if (!st->ident || !st->one_pos || !st->one_out || !st->one_blocks)
+            status = trit_error(TRIT_ERR_OUT_OF_MEMORY, "cpu backend: out of memory");
+        for (int64_t i = 0; status == TRIT_OK && i < n_ident; i++) st->ident[i] = (int32_t)i;
     }
     if (status == TRIT_OK && mpi) status = check_buffers(st);
     if (status == TRIT_OK) {
@@ -688,7 +757,7 @@ static const char *cpu_describe(void *state) {
 
 static uint64_t cpu_memory_bytes(void *state) {
     const struct cpu_state *st = state;
-    const uint64_t kv = (uint64_t)(2 * st->m->hp.n_layers * st->cfg.n_ctx * st->kv) * sizeof(float);
+    const uint64_t kv = (uint64_t)(2 * st->m->hp.n_layers * layer_floats(st)) * sizeof(float);
     return kv + layers_bytes(st) + (uint64_t)trit_head_i8_bytes(&st->head8);
 }
 
@@ -716,6 +785,8 @@ const struct trit_backend_ops trit_cpu_backend = {
     .describe = cpu_describe,
     .memory_bytes = cpu_memory_bytes,
     .plan = cpu_plan,
+    .forward_batch = cpu_forward_batch,
+    .kv_copy = cpu_kv_copy,
 };
 
 /* The MPI ranks' table (host/tp/forward_tp.c's init creates the communicator). */
@@ -727,4 +798,6 @@ const struct trit_backend_ops trit_tp_cpu_backend = {
     .describe = cpu_describe,
     .memory_bytes = cpu_memory_bytes,
     .tp_info = cpu_tp_info,
+    .forward_batch = cpu_forward_batch,
+    .kv_copy = cpu_kv_copy,
 };

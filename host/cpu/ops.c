@@ -163,9 +163,14 @@ void trit_gated_act_f32(float *gate, const float *up, int64_t n, enum trit_act a
  * head_dim % 16 == 0, AVX2 when head_dim % 8 == 0, else the reference. The two differ by fp32
  * rounding only (test_cpu_ops.c bounds it). */
 
-void trit_attention_f32_ref(const float *q, const float *k, const float *v, int64_t n_pos, int64_t n_heads,
-                        int64_t n_kv_heads, int64_t head_dim, int64_t kv_stride, float *scores, float *out,
-                        int64_t head_begin, int64_t head_end) {
+/* Position t's row of a cache: contiguous (blocks NULL), or in block blocks[t / TRIT_KV_BLOCK] of a pool. */
+static inline int64_t kv_row(const int32_t *blocks, int64_t block_stride, int64_t kv_stride, int64_t t) {
+    return blocks ? blocks[t / TRIT_KV_BLOCK] * block_stride + t % TRIT_KV_BLOCK * kv_stride : t * kv_stride;
+}
+
+static void attention_ref(const float *q, const float *k, const float *v, const int32_t *blocks, int64_t block_stride,
+                          int64_t n_pos, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, int64_t kv_stride,
+                          float *scores, float *out, int64_t head_begin, int64_t head_end) {
     const int64_t group = n_heads / n_kv_heads;
     const float scale = 1.0f / sqrtf((float)head_dim);
     for (int64_t h = head_begin; h < head_end; h++) {
@@ -173,7 +178,7 @@ void trit_attention_f32_ref(const float *q, const float *k, const float *v, int6
         const int64_t g = h / group;
         float max_s = -INFINITY;
         for (int64_t t = 0; t < n_pos; t++) {
-            const float s = trit_dot_f32(qh, k + t * kv_stride + g * head_dim, head_dim) * scale;
+            const float s = trit_dot_f32(qh, k + kv_row(blocks, block_stride, kv_stride, t) + g * head_dim, head_dim) * scale;
             scores[t] = s;
             if (s > max_s) max_s = s;
         }
@@ -185,11 +190,21 @@ void trit_attention_f32_ref(const float *q, const float *k, const float *v, int6
         const float inv = 1.0f / sum;
         float *oh = out + h * head_dim;
         memset(oh, 0, (size_t)head_dim * sizeof(float));
-        for (int64_t t = 0; t < n_pos; t++) trit_axpy_f32(oh, scores[t] * inv, v + t * kv_stride + g * head_dim, head_dim);
+        for (int64_t t = 0; t < n_pos; t++)
+            trit_axpy_f32(oh, scores[t] * inv, v + kv_row(blocks, block_stride, kv_stride, t) + g * head_dim, head_dim);
     }
 }
 
+void trit_attention_f32_ref(const float *q, const float *k, const float *v, int64_t n_pos, int64_t n_heads,
+                            int64_t n_kv_heads, int64_t head_dim, int64_t kv_stride, float *scores, float *out,
+                            int64_t head_begin, int64_t head_end) {
+    attention_ref(q, k, v, NULL, 0, n_pos, n_heads, n_kv_heads, head_dim, kv_stride, scores, out, head_begin, head_end);
+}
+
 #define ATT_BLOCK 64 /* positions per online-softmax block: scores of 4 heads fit 1 KB */
+/* A block of the paged cache is one online-softmax block: the positions of one step are contiguous, and
+ * a sequence's result is the same whether its cache is contiguous or paged. */
+_Static_assert(ATT_BLOCK == TRIT_KV_BLOCK, "a KV block must hold one attention block");
 
 /* ---- the dense LM head ---------------------------------------------------------------------------
  * The head is the largest single stream at decode (2B-4T: 657 MB of fp16 per token), so the
@@ -425,23 +440,34 @@ V_FN void vstore_i8n(int8_t *q, V v, int64_t n) {
 
 /* ---- dispatch ----------------------------------------------------------------------------------- */
 
-void trit_attention_f32(const float *q, const float *k, const float *v, int64_t n_pos, int64_t n_heads,
-                        int64_t n_kv_heads, int64_t head_dim, int64_t kv_stride, float *scores, float *out,
-                        int64_t head_begin, int64_t head_end) {
+void trit_attention_f32_paged(const float *q, const float *k, const float *v, const int32_t *blocks,
+                              int64_t block_stride, int64_t n_pos, int64_t n_heads, int64_t n_kv_heads,
+                              int64_t head_dim, int64_t kv_stride, float *scores, float *out, int64_t head_begin,
+                              int64_t head_end) {
 #ifdef OPS_X86
     switch (trit_cpu_vec_active()) {
     case TRIT_CPU_VEC_AVX512:
         if (head_dim % 16 != 0) break;
-        attention_avx512(q, k, v, n_pos, n_heads, n_kv_heads, head_dim, kv_stride, out, head_begin, head_end);
+        attention_avx512(q, k, v, blocks, block_stride, n_pos, n_heads, n_kv_heads, head_dim, kv_stride, out,
+                         head_begin, head_end);
         return;
     case TRIT_CPU_VEC_AVX2:
         if (head_dim % 8 != 0) break;
-        attention_avx2(q, k, v, n_pos, n_heads, n_kv_heads, head_dim, kv_stride, out, head_begin, head_end);
+        attention_avx2(q, k, v, blocks, block_stride, n_pos, n_heads, n_kv_heads, head_dim, kv_stride, out,
+                       head_begin, head_end);
         return;
     default: break;
     }
 #endif
-    trit_attention_f32_ref(q, k, v, n_pos, n_heads, n_kv_heads, head_dim, kv_stride, scores, out, head_begin, head_end);
+    attention_ref(q, k, v, blocks, block_stride, n_pos, n_heads, n_kv_heads, head_dim, kv_stride, scores, out,
+                  head_begin, head_end);
+}
+
+void trit_attention_f32(const float *q, const float *k, const float *v, int64_t n_pos, int64_t n_heads,
+                        int64_t n_kv_heads, int64_t head_dim, int64_t kv_stride, float *scores, float *out,
+                        int64_t head_begin, int64_t head_end) {
+    trit_attention_f32_paged(q, k, v, NULL, 0, n_pos, n_heads, n_kv_heads, head_dim, kv_stride, scores, out,
+                             head_begin, head_end);
 }
 
 /* out[t][r] = dot(row r, x[t]) for rows [r0, r1) and nt tokens. */

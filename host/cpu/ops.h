@@ -69,6 +69,13 @@ void trit_add_f32(float *y, const float *x, int64_t n);
 void trit_attention_f32(const float *q, const float *k, const float *v, int64_t n_pos, int64_t n_heads,
                         int64_t n_kv_heads, int64_t head_dim, int64_t kv_stride, float *scores, float *out,
                         int64_t head_begin, int64_t head_end);
+/* The same over a paged cache (include/trit.h's KV pool): position t's K row is at
+ * k + blocks[t / TRIT_KV_BLOCK] * block_stride + (t % TRIT_KV_BLOCK) * kv_stride (V likewise); blocks
+ * NULL is the contiguous cache above. Bit for bit what the contiguous cache with the same rows gives. */
+void trit_attention_f32_paged(const float *q, const float *k, const float *v, const int32_t *blocks,
+                              int64_t block_stride, int64_t n_pos, int64_t n_heads, int64_t n_kv_heads,
+                              int64_t head_dim, int64_t kv_stride, float *scores, float *out, int64_t head_begin,
+                              int64_t head_end);
 void trit_attention_f32_ref(const float *q, const float *k, const float *v, int64_t n_pos, int64_t n_heads,
                             int64_t n_kv_heads, int64_t head_dim, int64_t kv_stride, float *scores, float *out,
                             int64_t head_begin, int64_t head_end);
