@@ -3,10 +3,13 @@
  * combination of threads and head precision it runs, after one warm-up:
  *   ppN  prompt processing: N random tokens in one batch from an empty cache
  *   tgN  generation: N single-token decodes from an empty cache
+ *   tgNxS  with --seqs S: S sequences generating N tokens each, one batch of S tokens per step
+ *        (trit_decode_batch), tokens/s summed over the sequences
  * r times each, and prints tokens/s as mean +/- standard deviation.
  *
  *   trit bench -m synthetic:2b4t -t 2
  *   trit bench -m model.gguf -p 128,512 -n 128 -r 3 -o json
+ *   trit bench -m synthetic:2b4t -t 2 -p 0 -s 1,2,4,8,16
  */
 #include <math.h>
 #include <stdio.h>
@@ -26,6 +29,8 @@ static void usage(FILE *out) {
             "                       synthetic:70b-layers (random ternary weights of that shape)\n"
             "  -p, --n-prompt LIST  prompt lengths, comma-separated (default 512; 0 = none)\n"
             "  -n, --n-gen LIST     generation lengths (default 128; 0 = none)\n"
+            "  -s, --seqs LIST      sequences decoded together in the tg tests, comma-separated\n"
+            "                       (default 1; S > 1 runs tgNxS: one batch of S tokens per step)\n"
             "  -r, --reps N         repetitions (default 5)\n"
             "  -t, --threads LIST   CPU thread counts (default: every core; at most the online CPUs)\n"
             "  --head LIST          LM heads, comma-separated: model (the model's own f16/bf16; also\n"
@@ -92,20 +97,31 @@ static int32_t rand_token(int32_t n_vocab) {
     return (int32_t)(rng_state % (uint64_t)n_vocab);
 }
 
-/* One sample: seconds to run the test. */
-static int run_once(trit_context *ctx, int32_t n_vocab, bool prompt, int n, double *seconds) {
-    int32_t *toks = malloc((size_t)n * sizeof *toks);
+/* One sample: seconds to run the test (n_seqs > 1: n steps of one batch of n_seqs tokens). */
+static int run_once(trit_context *ctx, int32_t n_vocab, bool prompt, int n, int n_seqs, double *seconds) {
+    const int total = n * n_seqs;
+    int32_t *toks = malloc((size_t)total * 3 * sizeof *toks);
     if (!toks) return -1;
-    for (int i = 0; i < n; i++) toks[i] = rand_token(n_vocab);
-    trit_context_truncate(ctx, 0);
+    int32_t *pos = toks + total, *seq = pos + total;
+    for (int i = 0; i < total; i++) toks[i] = rand_token(n_vocab);
+    for (int k = 0; k < n_seqs; k++) trit_seq_remove(ctx, k);
     const float *logits;
     double t0 = tool_now_ms();
     enum trit_status st = TRIT_OK;
-    if (prompt) st = trit_decode(ctx, toks, n, &logits);
-    else
+    if (prompt) {
+        st = trit_decode(ctx, toks, n, &logits);
+    } else if (n_seqs == 1) {
         for (int i = 0; i < n && st == TRIT_OK; i++) st = trit_decode(ctx, &toks[i], 1, &logits);
+    } else {
+        for (int i = 0; i < n && st == TRIT_OK; i++) {
+            for (int k = 0; k < n_seqs; k++) pos[k] = i, seq[k] = k;
+            const struct trit_batch b = {.n_tokens = n_seqs, .token = toks + i * n_seqs, .pos = pos, .seq_id = seq};
+            st = trit_decode_batch(ctx, &b, &logits, NULL);
+        }
+    }
     *seconds = (tool_now_ms() - t0) / 1e3;
     free(toks);
+    if (st != TRIT_OK) tool_fail_status("bench", st, prompt ? "prompt" : "generation");
     return st == TRIT_OK ? 0 : -1;
 }
 
@@ -115,7 +131,8 @@ int cmd_bench(int argc, char **argv) {
     const char *fmt = "md";
     int32_t pp[16] = {512}, tg[16] = {128}, threads[16] = {0}; /* threads 0: every core */
     int n_pp = 1, n_tg = 1, n_threads = 1;
-    int32_t reps = 5;
+    int32_t reps = 5, seqs[16] = {1};
+    int n_seqs = 1;
     enum tool_head heads[3] = {TOOL_HEAD_MODEL};
     int n_heads = 1;
     for (int i = 1; i < argc; i += 2) {
@@ -141,6 +158,9 @@ int cmd_bench(int argc, char **argv) {
             n_threads = unique(threads, n_threads);
         } else if (!strcmp(a, "--mem-limit")) {
             if (tool_parse_size("bench", a, v, &o.mem_limit)) return 2;
+        } else if (!strcmp(a, "-s") || !strcmp(a, "--seqs")) {
+            if ((n_seqs = tool_parse_i32_list("bench", a, v, 1, TRIT_SEQ_MAX, seqs, 16)) < 0) return 2;
+            n_seqs = unique(seqs, n_seqs);
         } else if (!strcmp(a, "-r") || !strcmp(a, "--reps")) {
             if (tool_parse_i32("bench", a, v, 1, 64, &reps)) return 2;
         } else if (!strcmp(a, "--head")) {
@@ -176,6 +196,9 @@ int cmd_bench(int argc, char **argv) {
     for (int i = 0; i < n_pp; i++) max_len = pp[i] > max_len ? pp[i] : max_len;
     for (int i = 0; i < n_tg; i++) max_len = tg[i] > max_len ? tg[i] : max_len;
     o.ctx = o.batch = max_len;
+    int32_t max_seqs = 1;
+    for (int i = 0; i < n_seqs; i++) max_seqs = seqs[i] > max_seqs ? seqs[i] : max_seqs;
+    if (o.batch < max_seqs) o.batch = max_seqs;
 
     struct result res[256];
     int n_res = 0, rc = 0;
@@ -185,6 +208,7 @@ int cmd_bench(int argc, char **argv) {
             o.threads = threads[ti];
             o.head = heads[hi];
             struct trit_context_params cp = tool_context_params(&o, 0);
+            cp.n_seq_max = max_seqs;
             trit_context *ctx = NULL;
             st = trit_context_init(m, &cp, &ctx);
             if (st != TRIT_OK) {
@@ -197,26 +221,28 @@ int cmd_bench(int argc, char **argv) {
             for (int kind = 0; kind < 2 && rc == 0; kind++) {
                 const int32_t *lens = kind == 0 ? pp : tg;
                 int n_lens = kind == 0 ? n_pp : n_tg;
-                for (int li = 0; li < n_lens && rc == 0; li++) {
-                    if (lens[li] == 0 || n_res == 256) continue;
+                for (int li = 0; li < n_lens * (kind == 0 ? 1 : n_seqs) && rc == 0; li++) {
+                    const int len = lens[li % n_lens], S = kind == 0 ? 1 : seqs[li / n_lens];
+                    if (len == 0 || n_res == 256) continue;
                     struct result *r = &res[n_res++];
                     memset(r, 0, sizeof *r);
-                    snprintf(r->test, sizeof r->test, "%s%d", kind == 0 ? "pp" : "tg", lens[li]);
+                    if (S == 1) snprintf(r->test, sizeof r->test, "%s%d", kind == 0 ? "pp" : "tg", len);
+                    else snprintf(r->test, sizeof r->test, "tg%dx%d", len, S);
                     r->threads = threads[ti];
                     snprintf(r->device, sizeof r->device, "%s", device_desc);
                     r->head = heads[hi];
                     double sec;
-                    if (run_once(ctx, n_vocab, kind == 0, lens[li], &sec)) { /* warm-up */
+                    if (run_once(ctx, n_vocab, kind == 0, len, S, &sec)) { /* warm-up */
                         rc = tool_fail_status("bench", TRIT_ERR_INTERNAL, r->test);
                         break;
                     }
                     double sum = 0, sum2 = 0, sum_ns = 0;
                     for (int k = 0; k < reps; k++) {
-                        if (run_once(ctx, n_vocab, kind == 0, lens[li], &sec)) {
+                        if (run_once(ctx, n_vocab, kind == 0, len, S, &sec)) {
                             rc = tool_fail_status("bench", TRIT_ERR_INTERNAL, r->test);
                             break;
                         }
-                        double tps = lens[li] / sec;
+                        double tps = (double)len * S / sec;
                         r->samples_tps[r->n_samples++] = tps;
                         sum += tps;
                         sum2 += tps * tps;
