@@ -487,6 +487,70 @@ Test(tp_mpi, public_api) {
     tp_test_model_free(&t);
 }
 
+/* Several sequences in one batch over the ranks (trit_decode_batch): each sequence's logits equal its
+ * run alone on the same ranks, bit for bit, in both modes (every rank takes the same blocks for the
+ * same calls; the collectives see every token of the batch). */
+static trit_context *tp_ctx(const struct trit_model *m, enum trit_tp_quant q, int32_t n_seq) {
+    struct trit_context_params cp = trit_context_default_params();
+    cp.n_ctx = 96;
+    cp.n_batch = 32;
+    cp.n_threads = 1;
+    cp.tp_mpi = true;
+    cp.tp_quant = q;
+    cp.n_seq_max = n_seq;
+    trit_context *ctx = NULL;
+    cr_assert_eq(trit_context_init(m, &cp, &ctx), TRIT_OK, "%s", trit_last_error());
+    return ctx;
+}
+
+Test(tp_mpi, batched_sequences) {
+    struct trit_hparams hp = tp_test_hparams(TRIT_FAMILY_BITNET_B158);
+    struct tp_test_model t;
+    cr_assert_eq(tp_test_model_build(&hp, 7, &t), TRIT_OK, "%s", trit_last_error());
+    const int64_t V = hp.n_vocab;
+    enum { S = 3, PROMPT = 70, GEN = 4 }; /* prompts across a block boundary */
+    int32_t ids[S][PROMPT + GEN];
+    for (int k = 0; k < S; k++)
+        for (int i = 0; i < PROMPT + GEN; i++) ids[k][i] = (int32_t)((i * 13 + k * 29 + 1) % V);
+    float *alone = malloc((size_t)S * (GEN + 1) * (size_t)V * sizeof(float));
+    for (int mode = 0; mode < 2; mode++) {
+        const enum trit_tp_quant q = mode == 0 ? TRIT_TP_QUANT_EXACT : TRIT_TP_QUANT_GROUPED;
+        for (int k = 0; k < S; k++) {
+            trit_context *one = tp_ctx(&t.m, q, 1);
+            const float *row;
+            cr_assert_eq(trit_decode(one, ids[k], PROMPT, &row), TRIT_OK, "%s", trit_last_error());
+            memcpy(alone + ((size_t)k * (GEN + 1)) * (size_t)V, row, (size_t)V * sizeof(float));
+            for (int i = 0; i < GEN; i++) {
+                cr_assert_eq(trit_decode(one, &ids[k][PROMPT + i], 1, &row), TRIT_OK, "%s", trit_last_error());
+                memcpy(alone + ((size_t)k * (GEN + 1) + 1 + (size_t)i) * (size_t)V, row, (size_t)V * sizeof(float));
+            }
+            trit_context_free(one);
+        }
+        trit_context *ctx = tp_ctx(&t.m, q, S);
+        /* the prompts in chunks of 10 per sequence (30 tokens a batch, interleaved), then one token each */
+        int32_t tok[32], pos[32], sid[32];
+        for (int c = 0; c < PROMPT / 10 + GEN; c++) {
+            const int per = c < PROMPT / 10 ? 10 : 1, p0 = c < PROMPT / 10 ? c * 10 : PROMPT + c - PROMPT / 10;
+            int n = 0;
+            for (int i = 0; i < per; i++)
+                for (int k = 0; k < S; k++) tok[n] = ids[k][p0 + i], pos[n] = p0 + i, sid[n] = k, n++;
+            const struct trit_batch b = {.n_tokens = n, .token = tok, .pos = pos, .seq_id = sid};
+            const float *rows;
+            int32_t n_rows;
+            cr_assert_eq(trit_decode_batch(ctx, &b, &rows, &n_rows), TRIT_OK, "%s", trit_last_error());
+            cr_assert_eq(n_rows, S);
+            const int done = p0 + per;
+            if (done < PROMPT) continue;
+            for (int k = 0; k < S; k++) /* the rows are the last tokens of sequences 0, 1, 2: batch order */
+                cr_assert_arr_eq(rows + (size_t)k * (size_t)V, alone + ((size_t)k * (GEN + 1) + (size_t)(done - PROMPT)) * (size_t)V,
+                                 (size_t)V * sizeof(float), "mode %d, sequence %d at %d tokens", mode, k, done);
+        }
+        trit_context_free(ctx);
+    }
+    free(alone);
+    tp_test_model_free(&t);
+}
+
 /* ---- a rank that dies or hangs ------------------------------------------------------------------
  * Run by ctest_tp.cmake with TRIT_TP_TEST_KILL_RANK=1 or TRIT_TP_TEST_HANG_RANK=1 and a short
  * TRIT_TP_TIMEOUT_MS: that rank stops in its second forward call, and the job must end, every rank,
