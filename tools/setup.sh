@@ -14,7 +14,10 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends \
     build-essential cmake pkg-config clang \
-    libcriterion-dev libpcre2-dev libcjson-dev libmicrohttpd-dev libopenmpi-dev openmpi-bin qemu-user curl
+    libcriterion-dev libpcre2-dev libcjson-dev libmicrohttpd-dev libopenmpi-dev openmpi-bin qemu-user curl python3-venv
+
+# The serve tests' Python environment (.venv: the openai client and pytest, pinned; PyPI)
+bash tools/pyenv.sh
 
 JOBS=$(nproc 2>/dev/null || echo 2)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DTRIT_CUDA="${TRIT_CUDA:-ON}"
