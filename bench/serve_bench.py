@@ -9,10 +9,10 @@ server, per model, at 1, 2, 4, 8 and 16 streams.
     bench/serve_bench.py --plot bench/results/serve-MACHINE-DATE.csv -o PREFIX        # the PNG again
 
 For each model it starts `trit serve -m MODEL -t N --parallel MAX --host 127.0.0.1 --port 0` (the
-port from its `listening on` line; --parallel the largest concurrency, -c and --kv-tokens just
-large enough for every stream's prompt and output), sends one warm-up request, then for each
-concurrency C runs C client threads, each sending --requests streaming requests one after the
-other (a closed loop), all released together. Every request is the same work: a fixed prompt of
+port from its `listening on` line; --parallel the largest concurrency, -c and -b the whole of one
+stream's prompt and output, --kv-tokens that times --parallel), waits for /health, sends one
+warm-up request, then for each concurrency C runs C client threads, each sending --requests
+streaming requests one after the other (a closed loop), all released together. Every request is the same work: a fixed prompt of
 about --prompt-tokens tokens (token ids for synthetic models, which have no tokenizer; KJV text
 otherwise), a different one per client, --max-tokens output tokens with ignore_eos (so no request
 ends early) at temperature 0. It stops the server (SIGTERM) when the model is done.
@@ -41,6 +41,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -67,10 +68,14 @@ def percentile(xs, p):
 # ---- the server ---------------------------------------------------------------------------------
 class Server:
     def __init__(self, trit, model, threads, parallel, ctx, kv_tokens, extra):
+        # -b = -c: the context cuts its batch to -c anyway, and the scheduler must not plan more
         self.cmd = [trit, "serve", "-m", model, "-t", str(threads), "--parallel", str(parallel), "-c", str(ctx),
-                    "--kv-tokens", str(kv_tokens), "--host", "127.0.0.1", "--port", "0", *extra]
+                    "-b", str(ctx), "--kv-tokens", str(kv_tokens), "--host", "127.0.0.1", "--port", "0", *extra]
         print("# " + " ".join(self.cmd), file=sys.stderr, flush=True)
-        self.proc = subprocess.Popen(self.cmd, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+        # its log (a line per request) goes to a file, shown when something fails
+        self.log = tempfile.NamedTemporaryFile(prefix="serve_bench-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(self.cmd, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=self.log, text=True)
         line = [None]
         t = threading.Thread(target=lambda: line.__setitem__(0, self.proc.stdout.readline()), daemon=True)
         t.start()
@@ -78,19 +83,42 @@ class Server:
         m = re.match(r"^trit serve: listening on http://([0-9.]+):([0-9]+)$", (line[0] or "").strip())
         if not m:
             self.proc.kill()
-            fail("%s: no listening line (got %r)" % (" ".join(self.cmd), line[0]))
+            fail("%s: no listening line (got %r)\n%s" % (" ".join(self.cmd), line[0], self.log_tail()))
         self.host, self.port = m.group(1), int(m.group(2))
         threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+        # it listens before the model is loaded: /health answers 503 until then
+        deadline = time.monotonic() + 600
+        while True:
+            try:
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
+                conn.request("GET", "/health")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            finally:
+                conn.close()
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.proc.kill()
+                fail("%s: GET /health never answered 200\n%s" % (" ".join(self.cmd), self.log_tail()))
+            time.sleep(0.2)
 
-    def stop(self):
+    def log_tail(self, n=3000):
+        with open(self.log.name, errors="replace") as f:
+            return "---- server log ----\n" + f.read()[-n:]
+
+    def stop(self, show_log=False):
         self.proc.send_signal(signal.SIGTERM)
         try:
             rc = self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            fail("the server did not exit within 60 s of SIGTERM")
+            fail("the server did not exit within 60 s of SIGTERM\n" + self.log_tail())
         if rc != 0:
-            fail("the server exited %d after SIGTERM" % rc)
+            fail("the server exited %d after SIGTERM\n%s" % (rc, self.log_tail()))
+        if show_log:
+            print(self.log_tail(), file=sys.stderr)
+        os.unlink(self.log.name)
 
 
 def get_json(host, port, path, headers):
@@ -399,7 +427,7 @@ def main():
                     ", %d FAILED" % len(errors) if errors else ""), file=sys.stderr, flush=True)
         finally:
             if server:
-                server.stop()
+                server.stop(show_log=bool(all_errors))
     elapsed = time.time() - t_start
     load_end = loadavg()
 

@@ -6,7 +6,8 @@
     batching) and mixes up no two requests
   - the server's resident memory and open files stay flat over two more rounds of the same load
   - a KV pool too small for every sequence at once: requests are preempted and recomputed, and
-    their texts are still those they give alone
+    their texts are still those they give alone; prompts that arrive together and exceed one batch
+    are spread over several steps
   - a client that disconnects mid-stream frees its sequence (/metrics: running and KV blocks back to 0)
   - SIGTERM during a load: the server ends or cancels the streams and exits 0 within its bound
 
@@ -209,6 +210,20 @@ def test_preemption_equal_alone(request):
     check_round(run_round(srv, reqs), reqs, texts)
     after = idle(srv)
     assert after["trit_preemptions_total"] > before["trit_preemptions_total"], "no request was preempted"
+
+
+def test_prompts_beyond_one_batch(request):
+    """-c 64: the context's batch is cut to 64 tokens (a batch never exceeds the context, whatever -b
+    says), and four 50-token prompts arriving together (200 tokens) must be spread over several
+    steps. Each answer is the one the request gives alone."""
+    srv = start_server(request, ["-t", "1", "-c", "64", "--parallel", "4", "--shutdown-timeout", "5"], "batch64")
+    model_id = srv.model_id()
+    reqs = [("text", dict(model=model_id, prompt=[(7 * i + 13 * j) % 4000 + 1 for j in range(50)], max_tokens=8,
+                          temperature=0.9, seed=i, extra_body={"ignore_eos": True}), 8) for i in range(4)]
+    client = srv.client()
+    texts = [run_alone(client, r) for r in reqs]
+    check_round(run_round(srv, reqs), reqs, texts)
+    idle(srv)
 
 
 def test_disconnect_frees_sequence(load_server):
