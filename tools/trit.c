@@ -25,6 +25,7 @@ static const struct command commands[] = {
     {"run", cmd_run, "generate text from a prompt"},
     {"chat", cmd_chat, "talk with the model (its chat template, the conversation kept in the KV cache)"},
     {"perplexity", cmd_perplexity, "perplexity of a text file (llama.cpp's method)"},
+    {"serve", cmd_serve, "an OpenAI-compatible HTTP server with continuous batching (docs/serve.md)"},
     {"bench", cmd_bench, "prompt and generation speed, llama-bench style (also on synthetic models)"},
     {"logits", cmd_logits, "write the logits of token ids as a .npy file"},
     {"tokenize", cmd_tokenize, "text to token ids (one prompt, or JSON lines)"},

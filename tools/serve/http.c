@@ -1,0 +1,670 @@
+/* http.c: see http.h. */
+#include "http.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chat/template.h"
+
+enum state { LOADING = 0, READY = 1, DRAINING = 2 };
+
+struct serve_http {
+    struct serve_http_config cfg;
+    struct serve_metrics *metrics;
+    struct MHD_Daemon *daemon;
+    MHD_socket quiesced; /* the listening socket after serve_http_quiesce, closed after the stop */
+    atomic_int state;
+    struct serve_model_info info; /* valid once state is READY (written before, read after: seq_cst) */
+    int64_t created;              /* the server's start, Unix seconds: the model's "created" */
+    atomic_uint_fast64_t counter; /* request ids and default seeds */
+    uint64_t salt;
+};
+
+/* Routes. */
+enum route { R_NONE = 0, R_HEALTH, R_METRICS, R_MODELS, R_MODEL, R_CHAT, R_COMPLETIONS };
+
+/* Per connection and request (MHD's con_cls): the body as it arrives. */
+struct conn {
+    enum route route;
+    struct sv_buf body;
+    bool responded; /* a response was queued before the body ended: the rest is read and dropped */
+    bool too_long;  /* the body passed --max-body while it arrived: the rest is dropped, then 413 */
+    size_t dropped;
+};
+
+/* Bytes of a too long body read and dropped before the connection is closed instead. */
+#define DRAIN_MAX ((size_t)64 << 20)
+
+/* How long a waiting thread sleeps between checks that its client is still there. */
+#define POLL_NS 100000000L
+
+/* ---- small things ----------------------------------------------------------------------------- */
+
+static uint64_t mix64(uint64_t x) { /* splitmix64's finalizer */
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+static uint64_t next_random(struct serve_http *h) {
+    return mix64(h->salt + 0x9e3779b97f4a7c15ULL * (uint64_t)atomic_fetch_add(&h->counter, 1));
+}
+
+/* Whether the peer of fd has closed the connection (or it broke). Peeks, consuming nothing; only
+ * this connection's own thread reads the socket, and it is here. */
+static bool client_gone(MHD_socket fd) {
+    char c;
+    const ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+static MHD_socket conn_fd(struct MHD_Connection *con) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return ci ? ci->connect_fd : MHD_INVALID_SOCKET;
+}
+
+static void deadline_in(struct timespec *t, long ns) {
+    clock_gettime(CLOCK_REALTIME, t);
+    t->tv_nsec += ns;
+    while (t->tv_nsec >= 1000000000L) {
+        t->tv_nsec -= 1000000000L;
+        t->tv_sec++;
+    }
+}
+
+/* ---- responses --------------------------------------------------------------------------------- */
+
+static enum MHD_Result send_bytes(struct MHD_Connection *con, unsigned status, const char *type, const char *data,
+                                  size_t n, const char *h1, const char *v1) {
+    struct MHD_Response *resp = MHD_create_response_from_buffer(n, (void *)(uintptr_t)data, MHD_RESPMEM_MUST_COPY);
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    if (h1) MHD_add_response_header(resp, h1, v1);
+    const enum MHD_Result r = MHD_queue_response(con, status, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *con, unsigned status, const struct sv_buf *b) {
+    if (b->failed) return MHD_NO;
+    return send_bytes(con, status, "application/json", b->p ? b->p : "", b->n, NULL, NULL);
+}
+
+/* An error in OpenAI's shape, with the headers its status calls for. A completion request refused
+ * here is counted (rejected, or error for a 5xx other than 503). */
+static enum MHD_Result send_error(struct serve_http *h, struct MHD_Connection *con, enum route route,
+                                  const struct serve_error *e) {
+    struct sv_buf b = {0};
+    serve_json_error(e, &b);
+    const char *hn = NULL, *hv = NULL;
+    if (e->http == 429 || e->http == 503) hn = MHD_HTTP_HEADER_RETRY_AFTER, hv = "1";
+    else if (e->http == 401) hn = MHD_HTTP_HEADER_WWW_AUTHENTICATE, hv = "Bearer";
+    else if (e->http == 405) hn = MHD_HTTP_HEADER_ALLOW, hv = route == R_CHAT || route == R_COMPLETIONS ? "POST" : "GET, HEAD";
+    if (route == R_CHAT || route == R_COMPLETIONS)
+        serve_metrics_request(h->metrics, e->http >= 500 && e->http != 503 ? SERVE_ERROR : SERVE_REJECTED);
+    const enum MHD_Result r = b.failed ? MHD_NO : send_bytes(con, (unsigned)e->http, "application/json", b.p, b.n, hn, hv);
+    sv_buf_free(&b);
+    return r;
+}
+
+static enum MHD_Result fail(struct serve_http *h, struct MHD_Connection *con, enum route route, int http,
+                            const char *type, const char *code, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+static enum MHD_Result fail(struct serve_http *h, struct MHD_Connection *con, enum route route, int http,
+                            const char *type, const char *code, const char *fmt, ...) {
+    struct serve_error e;
+    serve_error_set(&e, http, type, NULL, code, "%s", "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.message, sizeof e.message, fmt, ap);
+    va_end(ap);
+    return send_error(h, con, route, &e);
+}
+
+/* ---- routing ------------------------------------------------------------------------------------ */
+
+static enum route route_of(const char *url, bool *post) {
+    *post = false;
+    if (!strcmp(url, "/health")) return R_HEALTH;
+    if (!strcmp(url, "/metrics")) return R_METRICS;
+    if (!strcmp(url, "/v1/models")) return R_MODELS;
+    if (!strncmp(url, "/v1/models/", 11) && url[11]) return R_MODEL;
+    *post = true;
+    if (!strcmp(url, "/v1/chat/completions")) return R_CHAT;
+    if (!strcmp(url, "/v1/completions")) return R_COMPLETIONS;
+    return R_NONE;
+}
+
+static enum MHD_Result get_route(struct serve_http *h, struct MHD_Connection *con, enum route route, const char *url) {
+    struct sv_buf b = {0};
+    enum MHD_Result r;
+    const int state = atomic_load(&h->state);
+    switch (route) {
+    case R_HEALTH:
+        if (state == READY) return send_bytes(con, 200, "application/json", "{\"status\":\"ok\"}", 15, NULL, NULL);
+        sv_buf_printf(&b, "{\"status\":\"%s\"}", state == LOADING ? "loading" : "shutting down");
+        r = b.failed ? MHD_NO
+                     : send_bytes(con, 503, "application/json", b.p, b.n, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+        break;
+    case R_METRICS:
+        serve_metrics_render(h->metrics, &b);
+        r = b.failed ? MHD_NO : send_bytes(con, 200, "text/plain; version=0.0.4; charset=utf-8", b.p, b.n, NULL, NULL);
+        break;
+    case R_MODELS:
+        serve_json_models(h->cfg.model_name, h->created, &b);
+        r = send_json(con, 200, &b);
+        break;
+    default: /* R_MODEL */
+        if (strcmp(url + 11, h->cfg.model_name) != 0)
+            return fail(h, con, route, 404, "invalid_request_error", "model_not_found",
+                        "The model '%.200s' does not exist; this server runs '%.200s'", url + 11, h->cfg.model_name);
+        serve_json_model(h->cfg.model_name, h->created, &b);
+        r = send_json(con, 200, &b);
+        break;
+    }
+    sv_buf_free(&b);
+    return r;
+}
+
+/* ---- completions: the prompt ------------------------------------------------------------------------ */
+
+/* The prompt's token ids into *ids (messages through the chat template; text with BOS as the
+ * vocabulary says and control tokens parsed). Returns 0, or -1 with *e set. */
+static int prompt_ids(const struct serve_model_info *info, struct serve_params *p, struct trit_tokens *ids,
+                      struct serve_error *e) {
+    if (p->has_prompt_ids) { /* given as ids: they move over (trit_tokens_free frees them) */
+        *ids = (struct trit_tokens){p->prompt_ids, (size_t)p->n_prompt_ids, (size_t)p->n_prompt_ids};
+        p->prompt_ids = NULL;
+        return 0;
+    }
+    if (!info->tok)
+        return serve_error_set(e, 400, "invalid_request_error", p->kind == SERVE_CHAT ? "messages" : "prompt", NULL,
+                               "this model has no tokenizer (a synthetic model): give the prompt as token ids to "
+                               "/v1/completions");
+    enum trit_status st;
+    if (p->kind == SERVE_CHAT) {
+        struct trit_chat_message *msgs = malloc(p->n_messages * sizeof *msgs);
+        if (!msgs) return serve_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
+        for (size_t i = 0; i < p->n_messages; i++) msgs[i] = (struct trit_chat_message){p->messages[i].role, p->messages[i].content};
+        const struct trit_chat_vars vars = {msgs, p->n_messages, info->bos_text, info->eos_text, true};
+        char *text = NULL;
+        st = trit_chat_render(info->chat_template ? info->chat_template : trit_chat_template_plain, &vars, &text);
+        free(msgs);
+        if (st != TRIT_OK)
+            return serve_error_set(e, 400, "invalid_request_error", "messages", NULL, "the chat template: %s",
+                                   trit_last_error());
+        st = trit_tokenize(info->tok, text, strlen(text), TRIT_TOKENIZE_PARSE_SPECIAL, ids);
+        free(text);
+    } else {
+        st = trit_tokenize(info->tok, p->prompt_text, p->prompt_len, TRIT_TOKENIZE_ADD_SPECIAL | TRIT_TOKENIZE_PARSE_SPECIAL,
+                           ids);
+    }
+    if (st != TRIT_OK) return serve_error_set(e, 500, "server_error", NULL, NULL, "tokenize: %s", trit_last_error());
+    return 0;
+}
+
+/* max_tokens checked against the context and the KV pool, or chosen (up to both) when absent. */
+static int fit_length(const struct serve_model_info *info, const struct serve_params *p, int32_t n_prompt,
+                      int32_t *max_tokens, struct serve_error *e) {
+    const char *param = p->kind == SERVE_CHAT ? "messages" : "prompt";
+    if (n_prompt == 0)
+        return serve_error_set(e, 400, "invalid_request_error", param, NULL,
+                               "the prompt is empty (and the model adds no BOS token)");
+    if (n_prompt >= info->n_ctx)
+        return serve_error_set(e, 400, "invalid_request_error", param, "context_length_exceeded",
+                               "the prompt is %d tokens; the context holds %d, and at least one token must be generated",
+                               n_prompt, info->n_ctx);
+    /* each choice may come to hold its own blocks: n of them must fit the pool */
+    const int64_t pool_tokens = (int64_t)(info->n_blocks / p->n) * TRIT_KV_BLOCK;
+    const int64_t longest = pool_tokens < info->n_ctx ? pool_tokens : info->n_ctx;
+    if (p->max_tokens) {
+        const int64_t total = (int64_t)n_prompt + p->max_tokens;
+        if (total > info->n_ctx)
+            return serve_error_set(e, 400, "invalid_request_error", "max_tokens", "context_length_exceeded",
+                                   "the prompt is %d tokens and max_tokens is %d: %lld in all, more than the context of %d "
+                                   "tokens",
+                                   n_prompt, p->max_tokens, (long long)total, info->n_ctx);
+        if (total > longest)
+            return serve_error_set(e, 400, "invalid_request_error", "max_tokens", "context_length_exceeded",
+                                   "the prompt is %d tokens and max_tokens is %d: %lld in all, more than the KV pool "
+                                   "holds for %d choice%s (%lld tokens each; --kv-tokens)",
+                                   n_prompt, p->max_tokens, (long long)total, p->n, p->n == 1 ? "" : "s",
+                                   (long long)longest);
+        *max_tokens = p->max_tokens;
+        return 0;
+    }
+    if (longest - n_prompt < 1)
+        return serve_error_set(e, 400, "invalid_request_error", param, "context_length_exceeded",
+                               "the prompt is %d tokens; the KV pool holds %lld tokens for each of %d choice%s (--kv-tokens)",
+                               n_prompt, (long long)longest, p->n, p->n == 1 ? "" : "s");
+    *max_tokens = (int32_t)(longest - n_prompt);
+    return 0;
+}
+
+/* ---- completions: answers ------------------------------------------------------------------------------ */
+
+static void resp_init(struct serve_http *h, const struct serve_req *r, struct serve_resp *resp, char *id, size_t n_id) {
+    snprintf(id, n_id, "%s%016llx", r->p.kind == SERVE_CHAT ? "chatcmpl-" : "cmpl-", (unsigned long long)next_random(h));
+    *resp = (struct serve_resp){.kind = r->p.kind,
+                                .id = id,
+                                .created = (int64_t)time(NULL),
+                                .model = h->cfg.model_name,
+                                .tok = h->info.tok,
+                                .logprobs = r->p.logprobs,
+                                .token_ids = r->p.return_token_ids};
+}
+
+static int64_t completion_tokens(const struct serve_req *r) {
+    int64_t n = 0;
+    for (int32_t c = 0; c < r->p.n; c++) n += r->ch[c].n_gen;
+    return n;
+}
+
+/* The client of a running request left: one line, the request is cancelled. */
+static void left_log(const struct serve_req *r) {
+    fprintf(stderr, "trit serve: %s: the client left after %.3f s; cancelled\n",
+            r->p.kind == SERVE_CHAT ? "chat" : "completion", sv_now_s() - r->t_arrival);
+}
+
+static void access_log(const struct serve_req *r, int status) {
+    static const char *const names[] = {"ok", "cancelled", "rejected", "error"};
+    fprintf(stderr, "trit serve: %s %d %s: %d prompt + %lld generated tokens, %.3f s\n",
+            r->p.kind == SERVE_CHAT ? "chat" : "completion", status, names[r->outcome], r->n_prompt,
+            (long long)completion_tokens(r), sv_now_s() - r->t_arrival);
+}
+
+/* The error a finished request that is not OK answers with. Under r->mu. */
+static void outcome_error(const struct serve_req *r, struct serve_error *e) {
+    if (r->outcome == SERVE_ERROR) *e = r->error;
+    else serve_error_set(e, 503, "server_error", NULL, NULL, "the server is shutting down");
+}
+
+/* stream false: waits for the whole answer (or the client to leave). */
+static enum MHD_Result answer_whole(struct serve_http *h, struct MHD_Connection *con, enum route route,
+                                    struct serve_req *r) {
+    const MHD_socket fd = conn_fd(con);
+    pthread_mutex_lock(&r->mu);
+    while (!r->done) {
+        struct timespec t;
+        deadline_in(&t, POLL_NS);
+        if (pthread_cond_timedwait(&r->cv, &r->mu, &t) == ETIMEDOUT && !r->done && fd != MHD_INVALID_SOCKET &&
+            client_gone(fd)) {
+            pthread_mutex_unlock(&r->mu);
+            left_log(r);
+            serve_sched_cancel(h->info.sched, r);
+            serve_req_release(r);
+            return MHD_NO; /* nobody to answer: close */
+        }
+    }
+    pthread_mutex_unlock(&r->mu); /* done: the scheduler writes nothing more */
+    enum MHD_Result res;
+    if (r->outcome != SERVE_OK) {
+        struct serve_error e;
+        outcome_error(r, &e);
+        access_log(r, e.http);
+        struct sv_buf b = {0};
+        serve_json_error(&e, &b);
+        res = b.failed ? MHD_NO
+                       : send_bytes(con, (unsigned)e.http, "application/json", b.p, b.n,
+                                    e.http == 503 ? MHD_HTTP_HEADER_RETRY_AFTER : NULL, "1");
+        sv_buf_free(&b);
+        serve_req_release(r);
+        return res;
+    }
+    char id[48];
+    struct serve_resp resp;
+    resp_init(h, r, &resp, id, sizeof id);
+    struct serve_piece *pieces = calloc((size_t)r->p.n, sizeof *pieces);
+    struct sv_buf b = {0};
+    if (pieces) {
+        for (int32_t c = 0; c < r->p.n; c++) {
+            const struct serve_choice *ch = &r->ch[c];
+            pieces[c] = (struct serve_piece){c, ch->text.p ? ch->text.p : "", ch->text.n, ch->gen, (size_t)ch->n_gen,
+                                             ch->lps, 0, serve_finish_name(ch->finish)};
+        }
+        serve_json_response(&resp, pieces, r->p.n, r->n_prompt, completion_tokens(r), &b);
+    }
+    access_log(r, 200);
+    res = pieces && !b.failed ? send_json(con, 200, &b) : MHD_NO;
+    (void)route;
+    free(pieces);
+    sv_buf_free(&b);
+    serve_req_release(r);
+    return res;
+}
+
+/* stream true: the state of one event stream (MHD's content reader). */
+struct stream {
+    struct serve_http *h;
+    struct serve_req *r;
+    MHD_socket fd;
+    char id[48];
+    struct serve_resp resp;
+    struct sv_buf out; /* formatted events not yet handed to MHD */
+    size_t off;
+    uint64_t seen;       /* r->version last formatted */
+    int32_t *ids_sent;   /* [n] tokens of each choice already in a chunk */
+    size_t *text_offset; /* [n] completions' logprobs text_offset */
+    bool *finish_sent;   /* [n] */
+    bool ended;          /* [DONE] is formatted: end after it */
+    bool broken;         /* close the connection without an end */
+};
+
+/* Formats what is new in r into st->out. Under r->mu. */
+static void format_news(struct stream *st) {
+    struct serve_req *r = st->r;
+    for (int32_t c = 0; c < r->p.n; c++) {
+        struct serve_choice *ch = &r->ch[c];
+        const int32_t n_ids = ch->n_gen - st->ids_sent[c];
+        if (ch->text.n || n_ids > 0) {
+            const struct serve_piece piece = {c, ch->text.p, ch->text.n, ch->gen + st->ids_sent[c], (size_t)n_ids,
+                                              ch->lps ? ch->lps + st->ids_sent[c] : NULL, st->text_offset[c], NULL};
+            serve_sse_chunk(&st->resp, &piece, false, &st->out);
+            if (ch->lps && st->h->info.tok)
+                for (int32_t i = 0; i < n_ids; i++) {
+                    size_t n = 0;
+                    trit_tokenizer_piece(st->h->info.tok, ch->gen[st->ids_sent[c] + i], TRIT_DECODE_SPECIAL, &n);
+                    st->text_offset[c] += n;
+                }
+            sv_buf_consume(&ch->text, ch->text.n);
+            st->ids_sent[c] = ch->n_gen;
+        }
+        if (ch->finish && !st->finish_sent[c]) {
+            const struct serve_piece last = {c, "", 0, NULL, 0, NULL, 0, serve_finish_name(ch->finish)};
+            serve_sse_chunk(&st->resp, &last, false, &st->out);
+            st->finish_sent[c] = true;
+        }
+    }
+    st->seen = r->version;
+    if (!r->done) return;
+    if (r->outcome == SERVE_OK) {
+        if (r->p.include_usage) serve_sse_usage(&st->resp, r->n_prompt, completion_tokens(r), &st->out);
+        serve_sse_done(&st->out);
+        st->ended = true;
+    } else if (r->outcome == SERVE_ERROR) {
+        serve_sse_error(&r->error, &st->out);
+        st->ended = true;
+    } else {
+        st->broken = true; /* shut down before it finished: the stream just closes */
+    }
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    struct stream *st = cls;
+    while (st->off == st->out.n) {
+        sv_buf_consume(&st->out, st->out.n);
+        st->off = 0;
+        if (st->out.failed || st->broken) return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (st->ended) return MHD_CONTENT_READER_END_OF_STREAM;
+        struct serve_req *r = st->r;
+        pthread_mutex_lock(&r->mu);
+        while (r->version == st->seen && !r->done) {
+            struct timespec t;
+            deadline_in(&t, POLL_NS);
+            if (pthread_cond_timedwait(&r->cv, &r->mu, &t) == ETIMEDOUT && r->version == st->seen && !r->done &&
+                st->fd != MHD_INVALID_SOCKET && client_gone(st->fd)) {
+                pthread_mutex_unlock(&r->mu);
+                return MHD_CONTENT_READER_END_WITH_ERROR; /* stream_free cancels the request */
+            }
+        }
+        format_news(st);
+        pthread_mutex_unlock(&r->mu);
+    }
+    size_t n = st->out.n - st->off;
+    if (n > max) n = max;
+    memcpy(buf, st->out.p + st->off, n);
+    st->off += n;
+    return (ssize_t)n;
+}
+
+/* MHD is done with the stream (sent, or the connection broke): a request still running has lost
+ * its client. */
+static void stream_free(void *cls) {
+    struct stream *st = cls;
+    pthread_mutex_lock(&st->r->mu);
+    const bool done = st->r->done;
+    pthread_mutex_unlock(&st->r->mu);
+    if (!done) {
+        left_log(st->r);
+        serve_sched_cancel(st->h->info.sched, st->r);
+    } else {
+        access_log(st->r, st->r->outcome == SERVE_ERROR ? st->r->error.http : 200);
+    }
+    serve_req_release(st->r);
+    free(st->ids_sent);
+    free(st->text_offset);
+    free(st->finish_sent);
+    sv_buf_free(&st->out);
+    free(st);
+}
+
+static enum MHD_Result answer_stream(struct serve_http *h, struct MHD_Connection *con, struct serve_req *r) {
+    struct stream *st = calloc(1, sizeof *st);
+    const size_t n = (size_t)r->p.n;
+    if (st) {
+        st->ids_sent = calloc(n, sizeof *st->ids_sent);
+        st->text_offset = calloc(n, sizeof *st->text_offset);
+        st->finish_sent = calloc(n, sizeof *st->finish_sent);
+    }
+    if (!st || !st->ids_sent || !st->text_offset || !st->finish_sent) {
+        if (st) {
+            free(st->ids_sent);
+            free(st->text_offset);
+            free(st->finish_sent);
+            free(st);
+        }
+        serve_sched_cancel(h->info.sched, r);
+        serve_req_release(r);
+        return MHD_NO;
+    }
+    st->h = h;
+    st->r = r;
+    st->fd = conn_fd(con);
+    resp_init(h, r, &st->resp, st->id, sizeof st->id);
+    if (r->p.kind == SERVE_CHAT) /* each choice's first chunk names the role, at once */
+        for (int32_t c = 0; c < r->p.n; c++) {
+            const struct serve_piece first = {c, "", 0, NULL, 0, NULL, 0, NULL};
+            serve_sse_chunk(&st->resp, &first, true, &st->out);
+        }
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, st, stream_free);
+    if (!resp) {
+        stream_free(st);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no"); /* a proxy in front must not hold chunks back */
+    const enum MHD_Result res = MHD_queue_response(con, 200, resp);
+    MHD_destroy_response(resp); /* stream_free runs when MHD lets go of it */
+    return res;
+}
+
+static enum MHD_Result completion(struct serve_http *h, struct MHD_Connection *con, struct conn *c) {
+    const int state = atomic_load(&h->state);
+    if (state != READY)
+        return fail(h, con, c->route, 503, "server_error", NULL,
+                    state == LOADING ? "the model is loading; try again shortly" : "the server is shutting down");
+    const struct serve_model_info *info = &h->info;
+    const struct serve_limits lim = {h->cfg.model_name, info->n_vocab, info->n_ctx, info->n_seq};
+    struct serve_params p;
+    struct serve_error e;
+    struct trit_tokens ids = {0};
+    int32_t max_tokens = 0;
+    const enum serve_kind kind = c->route == R_CHAT ? SERVE_CHAT : SERVE_COMPLETION;
+    if (serve_params_parse(kind, c->body.p ? c->body.p : "", c->body.n, &lim, &p, &e) || prompt_ids(info, &p, &ids, &e) ||
+        fit_length(info, &p, (int32_t)(ids.n < (size_t)INT32_MAX ? ids.n : INT32_MAX), &max_tokens, &e)) {
+        serve_params_free(&p);
+        trit_tokens_free(&ids);
+        return send_error(h, con, c->route, &e);
+    }
+    if (!p.has_seed) p.seed = next_random(h);
+    struct serve_req *r = serve_req_new(&p, ids.ids, (int32_t)ids.n, max_tokens);
+    serve_params_free(&p); /* empty when the request took it */
+    trit_tokens_free(&ids);
+    if (!r) return fail(h, con, c->route, 500, "server_error", NULL, "out of memory");
+    const enum serve_submit sub = serve_sched_submit(info->sched, r);
+    if (sub != SERVE_SUBMITTED) {
+        serve_req_release(r);
+        if (sub == SERVE_QUEUE_FULL)
+            return fail(h, con, c->route, 429, "server_busy", "queue_full",
+                        "the server is busy: the queue of waiting requests is full (--queue); retry later");
+        return fail(h, con, c->route, 503, "server_error", NULL, "the server is shutting down");
+    }
+    return r->p.stream ? answer_stream(h, con, r) : answer_whole(h, con, c->route, r);
+}
+
+/* ---- MHD callbacks ------------------------------------------------------------------------------------ */
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char *url, const char *method,
+                               const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls) {
+    (void)version;
+    struct serve_http *h = cls;
+    struct conn *c = *con_cls;
+    if (!c) { /* the headers are in: route, method, key and declared size are checked before the body */
+        if (!(c = calloc(1, sizeof *c))) return MHD_NO;
+        *con_cls = c;
+        bool post = false;
+        c->route = route_of(url, &post);
+        const bool is_post = !strcmp(method, "POST"), is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+        c->responded = true; /* unless it goes on to read a body */
+        if (c->route == R_NONE)
+            return fail(h, con, R_NONE, 404, "invalid_request_error", "not_found", "no such path: %.200s", url);
+        if (post ? !is_post : !is_get)
+            return fail(h, con, c->route, 405, "invalid_request_error", "method_not_allowed", "%.16s is not allowed on %.200s (%s)",
+                        method, url, post ? "POST" : "GET");
+        if (h->cfg.api_key && c->route != R_HEALTH &&
+            !sv_bearer_ok(MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION), h->cfg.api_key))
+            return fail(h, con, c->route, 401, "authentication_error", "invalid_api_key",
+                        "a missing or wrong API key: send \"Authorization: Bearer KEY\"");
+        if (!post) return get_route(h, con, c->route, url);
+        const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > h->cfg.max_body)
+            return fail(h, con, c->route, 413, "invalid_request_error", "body_too_large",
+                        "the body is %.24s bytes; this server takes at most %zu (--max-body)", cl, h->cfg.max_body);
+        c->responded = false;
+        return MHD_YES;
+    }
+    if (c->responded) { /* the answer is out; the rest of the body is dropped */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        /* MHD takes no answer in the middle of a body: one too long (sent without a length) is read
+         * to its end and dropped, then answered; past DRAIN_MAX more the connection is closed */
+        const size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (!c->too_long && n > h->cfg.max_body - c->body.n) {
+            c->too_long = true;
+            sv_buf_free(&c->body);
+        }
+        if (c->too_long) return (c->dropped += n) > DRAIN_MAX ? MHD_NO : MHD_YES;
+        return sv_buf_add(&c->body, upload_data, n) ? MHD_NO : MHD_YES;
+    }
+    c->responded = true;
+    if (c->too_long)
+        return fail(h, con, c->route, 413, "invalid_request_error", "body_too_large",
+                    "the body is more than %zu bytes (--max-body)", h->cfg.max_body);
+    return completion(h, con, c);
+}
+
+static void completed(void *cls, struct MHD_Connection *con, void **con_cls, enum MHD_RequestTerminationCode toe) {
+    (void)cls, (void)con, (void)toe;
+    struct conn *c = *con_cls;
+    if (!c) return;
+    sv_buf_free(&c->body);
+    free(c);
+    *con_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n && line[n - 1] == '\n') line[--n] = '\0';
+    /* how MHD reports the connections this file closes on purpose (a client that left) */
+    if (strstr(line, "application error generating response") || strstr(line, "Application reported internal error"))
+        return;
+    fprintf(stderr, "trit serve: http: %s\n", line);
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------------------------- */
+
+int serve_http_start(const struct serve_http_config *cfg, struct serve_metrics *metrics, struct serve_http **out,
+                     uint16_t *port, char *err, size_t n_err) {
+    *out = NULL;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai = NULL;
+    const int gai = getaddrinfo(cfg->host, NULL, &hints, &ai);
+    if (gai != 0 || !ai) {
+        snprintf(err, n_err, "--host %s: %s", cfg->host, gai ? gai_strerror(gai) : "no address");
+        return -1;
+    }
+    struct sockaddr_storage addr;
+    memset(&addr, 0, sizeof addr);
+    memcpy(&addr, ai->ai_addr, ai->ai_addrlen < sizeof addr ? ai->ai_addrlen : sizeof addr);
+    const bool v6 = ai->ai_family == AF_INET6;
+    freeaddrinfo(ai);
+    if (v6) ((struct sockaddr_in6 *)&addr)->sin6_port = htons(cfg->port);
+    else ((struct sockaddr_in *)&addr)->sin_port = htons(cfg->port);
+
+    struct serve_http *h = calloc(1, sizeof *h);
+    if (!h) {
+        snprintf(err, n_err, "out of memory");
+        return -1;
+    }
+    h->cfg = *cfg;
+    h->metrics = metrics;
+    h->quiesced = MHD_INVALID_SOCKET;
+    h->created = (int64_t)time(NULL);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    h->salt = mix64((uint64_t)now.tv_nsec ^ ((uint64_t)now.tv_sec << 20) ^ ((uint64_t)getpid() << 40));
+    atomic_init(&h->state, LOADING);
+    atomic_init(&h->counter, 0);
+    /* A thread per connection: a request's thread blocks while its answer is generated (streams
+     * included), with no suspend/resume bookkeeping; docs/serve.md "Threads" gives the trade-off. */
+    const unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ITC |
+                           MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+    h->daemon = MHD_start_daemon(flags, cfg->port, NULL, NULL, handler, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
+                                 cfg->conn_limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
+                                 MHD_OPTION_NOTIFY_COMPLETED, completed, h, MHD_OPTION_END);
+    if (!h->daemon) {
+        snprintf(err, n_err, "cannot listen on %s port %u (the line above says why)", cfg->host, (unsigned)cfg->port);
+        free(h);
+        return -1;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    *port = di && di->port ? di->port : cfg->port;
+    *out = h;
+    return 0;
+}
+
+void serve_http_ready(struct serve_http *h, const struct serve_model_info *info) {
+    h->info = *info;
+    atomic_store(&h->state, READY);
+}
+
+void serve_http_quiesce(struct serve_http *h) {
+    atomic_store(&h->state, DRAINING);
+    if (h->quiesced == MHD_INVALID_SOCKET) h->quiesced = MHD_quiesce_daemon(h->daemon);
+}
+
+void serve_http_stop(struct serve_http *h) {
+    if (!h) return;
+    MHD_stop_daemon(h->daemon);
+    if (h->quiesced != MHD_INVALID_SOCKET) close(h->quiesced);
+    free(h);
+}
