@@ -84,8 +84,11 @@ void cuda_free_impl(cuda_state *st) {
     }
     if (st->arena) (void)cudaFree(st->arena);
     if (st->h_io) (void)cudaFreeHost(st->h_io);
+    if (st->h_batch) (void)cudaFreeHost(st->h_batch);
     if (st->h_aux) (void)cudaFreeHost(st->h_aux);
     trit_free(st->pen_mark);
+    trit_free(st->seen);
+    trit_free(st->seen_last);
     for (int i = 0; i < st->tp.n_ev; i++)
         if (st->tp.ev[i]) (void)cudaEventDestroy(st->tp.ev[i]);
     trit_free(st->tp.ev);
@@ -120,7 +123,14 @@ enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *
     if (splits > by_ctx) splits = by_ctx;
     if (splits > TRIT_CUDA_ATT_MAX_SPLITS) splits = TRIT_CUDA_ATT_MAX_SPLITS;
     st->n_splits = splits < 1 ? 1 : (int)splits;
-    st->n_out_rows = st->cfg.logits_all ? st->cfg.n_batch : 1;
+    {
+        const int64_t B = st->cfg.n_batch, seqs = st->cfg.n_seq_max > 1 ? st->cfg.n_seq_max : 1;
+        st->n_out_rows = st->cfg.logits_all ? B : seqs < B ? seqs : B;
+        st->n_tables = (int32_t)(seqs < B ? seqs : B);
+        st->max_blocks = (int32_t)((st->cfg.n_ctx + TRIT_KV_BLOCK - 1) / TRIT_KV_BLOCK);
+        st->n_kv_blocks = st->cfg.n_kv_blocks > 0 ? st->cfg.n_kv_blocks : st->max_blocks;
+        st->dec_tokens = B < TRIT_CUDA_ATT_DEC_TOKENS ? B : TRIT_CUDA_ATT_DEC_TOKENS;
+    }
     st->head_int8 = cfg->head_int8;
     st->gemv_add = cfg->cuda_gemv != TRIT_CUDA_GEMV_DP4A;
     st->embd_bf16 = dense_is_bf16(m->tok_embd);
@@ -129,6 +139,11 @@ enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *
 
     enum trit_status status = TRIT_OK;
     size_t free_b = 0, total_b = 0;
+    if (st->n_kv_blocks > INT32_MAX / TRIT_KV_BLOCK) { // cache rows are int32 in the kernels (ops_hd.h)
+        status = trit_error(TRIT_ERR_INVALID_ARG, "cuda backend: a KV pool of %lld blocks (at most %d)",
+                            (long long)st->n_kv_blocks, INT32_MAX / TRIT_KV_BLOCK);
+        goto fail;
+    }
     if ((status = tp_setup(st, tp)) != TRIT_OK) goto fail; // one GPU: rank 0 of 1
     st->layers = (cuda_layer *)trit_alloc((size_t)hp->n_layers * sizeof(cuda_layer));
     if (!st->layers) {
@@ -141,11 +156,12 @@ enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *
     if (trit_cuda_device_need(st->arena_bytes, st->nccl) > free_b) {
         status = trit_error(TRIT_ERR_OUT_OF_MEMORY,
                             "model needs %.2f GiB of device memory (+ %.2f GiB working room), %.2f GiB free on %s "
-                            "(context %lld, batch %lld%s)",
+                            "(context %lld, batch %lld, KV pool of %lld blocks of %d tokens%s)",
                             (double)st->arena_bytes / (1 << 30),
                             (double)(trit_cuda_device_need(st->arena_bytes, st->nccl) - st->arena_bytes) / (1 << 30),
                             (double)free_b / (1 << 30), prop.name, (long long)st->cfg.n_ctx,
-                            (long long)st->cfg.n_batch, st->cfg.logits_all ? ", logits for every token" : "");
+                            (long long)st->cfg.n_batch, (long long)st->n_kv_blocks, TRIT_KV_BLOCK,
+                            st->cfg.logits_all ? ", logits for every token" : "");
         goto fail;
     }
     if (st->cfg.mem_limit > 0 && st->arena_bytes > st->cfg.mem_limit) {
@@ -169,10 +185,17 @@ enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *
     TRIT_CUDA_CHECK_GOTO(cudaMemsetAsync(st->arena, 0, st->arena_bytes, st->stream), status, fail); // defined cache
     TRIT_CUDA_CHECK_GOTO(cudaMallocHost((void **)&st->h_io, (size_t)(st->cfg.n_batch + 2) * sizeof(int32_t)), status,
                          fail);
+    TRIT_CUDA_CHECK_GOTO(cudaMallocHost((void **)&st->h_batch, (size_t)batch_ints(st) * sizeof(int32_t)), status, fail);
+    for (int32_t i = 0; i < st->max_blocks; i++) st->h_batch[i] = i; // forward's identity table
+    TRIT_CUDA_CHECK_GOTO(cudaMemcpyAsync(st->ident, st->h_batch, (size_t)st->max_blocks * sizeof(int32_t),
+                                         cudaMemcpyHostToDevice, st->stream),
+                         status, fail); // (h_batch is next written after init's last sync)
     TRIT_CUDA_CHECK_GOTO(cudaMallocHost((void **)&st->h_aux, (size_t)(hp->n_vocab + 2 * TRIT_TOPK_MAX) * sizeof(int32_t)),
                          status, fail);
     st->pen_mark = (uint8_t *)trit_alloc((size_t)(hp->n_vocab + 7) / 8);
-    if (!st->pen_mark) {
+    st->seen = (const int32_t **)trit_alloc((size_t)st->n_tables * sizeof *st->seen);
+    st->seen_last = (int32_t *)trit_alloc((size_t)st->n_tables * sizeof *st->seen_last);
+    if (!st->pen_mark || !st->seen || !st->seen_last) {
         status = trit_error(TRIT_ERR_OUT_OF_MEMORY, "cuda backend: out of memory");
         goto fail;
     }
@@ -238,6 +261,14 @@ static const char *cuda_describe(void *state) { return static_cast<cuda_state *>
 
 static uint64_t cuda_memory_bytes(void *state) { return static_cast<cuda_state *>(state)->arena_bytes; }
 
+static enum trit_status cuda_forward_batch(void *state, const struct trit_forward_batch *b, float *logits) {
+    return cuda_forward_batch_impl(static_cast<cuda_state *>(state), b, logits);
+}
+
+static enum trit_status cuda_kv_copy(void *state, int32_t from, int32_t to) {
+    return cuda_kv_copy_impl(static_cast<cuda_state *>(state), from, to);
+}
+
 // Each slot labelled (C++17 has no designated initializers; ggml-cuda's backend table does the same).
 extern "C" const struct trit_backend_ops trit_cuda_backend = {
     .name = "cuda",
@@ -249,6 +280,9 @@ extern "C" const struct trit_backend_ops trit_cuda_backend = {
     .forward_argmax = cuda_forward_argmax,
     .forward_topk = cuda_forward_topk,
     .plan = nullptr, // cuda_init checks its one device allocation against the free memory
+    .tp_info = nullptr,
+    .forward_batch = cuda_forward_batch, // several sequences over the paged cache (backend_forward.cu)
+    .kv_copy = cuda_kv_copy,
 };
 
 extern "C" int trit_cuda_backend_n_splits(const void *state) { return static_cast<const cuda_state *>(state)->n_splits; }

@@ -3,7 +3,8 @@
  *
  * Memory: one cudaMalloc (the "arena") holds everything: weights in the tile layout, norms fp32,
  * embedding and head fp16 or bf16 (f32 files are rounded to fp16; a tied head shares the
- * embedding's bytes), RoPE tables, the fp16 KV cache, the activations and the cuBLAS workspace.
+ * embedding's bytes), RoPE tables, the fp16 KV cache (a pool of n_kv_blocks blocks of TRIT_KV_BLOCK
+ * rows per layer, and the block tables' upload buffer), the activations and the cuBLAS workspace.
  * Its size is known before anything is allocated and checked against cudaMemGetInfo. forward()
  * allocates nothing.
  *
@@ -76,8 +77,8 @@ int64_t layout(cuda_state *st, uintptr_t base) {
         L->ffn_norm = c.take<float>(D);
         L->attn_sub_norm = hp->sub_norms ? c.take<float>(st->o_cols) : NULL;
         L->ffn_sub_norm = hp->sub_norms ? c.take<float>(F) : NULL;
-        L->k_cache = c.take<__half>(C * st->hkv);
-        L->v_cache = c.take<__half>(C * st->hkv);
+        L->k_cache = c.take<__half>(st->n_kv_blocks * TRIT_KV_BLOCK * st->hkv); // the pool
+        L->v_cache = c.take<__half>(st->n_kv_blocks * TRIT_KV_BLOCK * st->hkv);
     }
     st->embd = c.take<uint16_t>(V * D);
     st->head = head_is_tied(m) && !st->multi_rank ? st->embd : st->head_int8 ? NULL : c.take<uint16_t>(st->v_head * D);
@@ -102,6 +103,8 @@ int64_t layout(cuda_state *st, uintptr_t base) {
     int64_t n_acc = st->n_qkv > 2 * F ? st->n_qkv : 2 * F;
     if (D > n_acc) n_acc = D;
     st->io = c.take<int32_t>(B + 1);
+    st->batch = c.take<int32_t>(batch_ints(st));
+    st->ident = c.take<int32_t>(st->max_blocks);
     st->x = c.take<float>(B * D);
     st->q8 = c.take<int8_t>(B * trit_cuda_act_stride(wide));
     st->qsum = c.take<int32_t>(B);
@@ -109,9 +112,9 @@ int64_t layout(cuda_state *st, uintptr_t base) {
     st->acc = c.take<int32_t>(B * n_acc);
     st->q = c.take<float>(B * st->hq);
     st->buf = c.take<float>(B * (st->hq > F ? st->hq : F));
-    st->part_o = c.take<float>(st->n_splits * st->hq);
-    st->part_ml = c.take<float>(st->n_splits * hp->n_heads * 2);
-    st->counters = c.take<uint32_t>(hp->n_kv_heads);
+    st->part_o = c.take<float>(st->dec_tokens * st->n_splits * st->hq);
+    st->part_ml = c.take<float>(st->dec_tokens * st->n_splits * hp->n_heads * 2);
+    st->counters = c.take<uint32_t>(st->dec_tokens * hp->n_kv_heads);
     st->xn = c.take<float>(st->n_out_rows * D);
     st->logits = c.take<float>(st->n_out_rows * V);
     // tensor parallelism's buffers: none for one GPU (rank 0 of 1, grouped)

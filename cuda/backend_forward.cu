@@ -9,13 +9,15 @@
  *   norm_quant   q8 = quant(rmsnorm(x [+= epilogue(pending sums)]) * norm)   trit_cuda_residual_norm_quant
  *   matmul_in    acc = [wq; wk; wv] . q8, or [w_gate; w_up] . q8: one int32 GEMV/GEMM over the
  *                concatenated rows
- *   rope_cache   q, K/V cache rows = rope(epilogue(acc))                     trit_cuda_rope_kv (fp16 cache)
- *   attention    decode: split-K, merged in-kernel (m = 1); prefill: causal tiles
+ *   rope_cache   q, K/V cache rows = rope(epilogue(acc))              trit_cuda_rope_kv_paged (fp16 pool)
+ *   attention    decode: split-K, merged in-kernel (m = 1); prefill: causal tiles; forward_batch:
+ *                every token through the decode kernel at its own position and block table
  *   shard_quant  q8 = quant([rmsnorm(att) * attn_sub_norm]), or quant([rmsnorm] act(gate) * up)
  *                (trit_cuda_ffn_act_quant); with TP in exact mode the statistics of the whole row
  *   matmul_out   acc = wo . q8 or w_down . q8 (grouped TP: the fp32 epilogue fused, into tp.y)
  *   reduce       TP: the all-reduce; the residual add then rides in the next norm
- *   head         xn = rmsnorm(x += down) * out_norm (last token, or all with logits_all); logits =
+ *   head         xn = rmsnorm(x += down) * out_norm (last token, or all with logits_all, or
+ *                forward_batch's wanted rows, gathered by the norm); logits =
  *                head . xn: own fp32 GEMV, in pieces of 8 rows for more (ops_head.cu); the int8 head
  *                (cfg.head_int8) quantizes xn per token and runs int8 rows . q in int32, scaled
  *   gather       TP: every rank's vocabulary slice
@@ -29,8 +31,20 @@
  * applies the epilogue (trit_epilogue_one, bit for bit the CPU's) with that matrix's scale: that is
  * what lets q|k|v and gate|up, whose scales differ, run as one launch each, and the residual adds
  * ride in the norms. 10 launches per layer.
+ *
+ * The KV cache is a pool of blocks (docs/design.md section 9): every op reads where a token sits
+ * through st->map. forward runs one sequence in blocks 0, 1, 2, ... (the identity table st->ident,
+ * as the CPU backend's forward does), so its kernels, its graph and its bits are those of a
+ * contiguous cache; forward_batch uploads each token's position, its sequence's block table and
+ * the wanted rows, and runs every token through the decode attention, so that a token's result
+ * is the same whatever else the batch holds (host/forward.h; tests/test_cuda_backend.c).
  */
+#include <string.h>
+
 #include "backend_internal.cuh"
+#include "ops_hd.h"
+
+static_assert(TRIT_CUDA_KV_BLOCK == TRIT_KV_BLOCK, "the kernels' KV block is the pool's");
 
 namespace trit_cuda_be {
 
@@ -82,18 +96,20 @@ enum trit_status op_matmul_in(void *be, int64_t il, trit_block blk, const trit_f
 enum trit_status op_rope_cache(void *be, int64_t il, const trit_forward_batch *b) {
     cuda_state *st = state_of(be);
     const cuda_layer *L = &st->layers[il];
-    return trit_cuda_rope_kv(st->acc, b->n, st->act_scale, L->ws_qkv, st->shape, (int)st->m->hp.rope_style,
-                             st->rope_cos, st->rope_sin, st->io, st->q, L->k_cache, L->v_cache, st->stream);
+    return trit_cuda_rope_kv_paged(st->acc, b->n, st->act_scale, L->ws_qkv, st->shape, (int)st->m->hp.rope_style,
+                                   st->rope_cos, st->rope_sin, st->map, st->q, L->k_cache, L->v_cache, st->stream);
 }
 
-// decode: split-K, merged in-kernel (m = 1); prefill: causal tiles. Output (m, Hq) in buf.
+// decode: split-K, merged in-kernel (m = 1, and every token of forward_batch); prefill (forward,
+// m > 1): causal tiles. Output (m, Hq) in buf.
 enum trit_status op_attention(void *be, int64_t il, const trit_forward_batch *b) {
     cuda_state *st = state_of(be);
     const cuda_layer *L = &st->layers[il];
-    if (b->n == 1)
-        return trit_cuda_attn_decode(st->q, L->k_cache, L->v_cache, st->shape, st->io, st->n_splits, st->part_o,
-                                     st->part_ml, st->counters, st->buf, st->stream);
-    return trit_cuda_attn_prefill(st->q, b->n, L->k_cache, L->v_cache, st->shape, st->io, st->buf, st->stream);
+    if (b->n == 1 || st->batched)
+        return trit_cuda_attn_decode_paged(st->q, b->n, L->k_cache, L->v_cache, st->shape, st->map, st->n_splits,
+                                           st->part_o, st->part_ml, st->counters, st->buf, st->stream);
+    return trit_cuda_attn_prefill_paged(st->q, b->n, L->k_cache, L->v_cache, st->shape, st->map, 0, st->buf,
+                                        st->stream);
 }
 
 enum trit_status op_shard_quant(void *be, int64_t il, trit_block blk, const trit_forward_batch *b) {
@@ -142,14 +158,21 @@ enum trit_status op_reduce(void *be, int64_t il, trit_block blk, const trit_forw
 }
 
 // The final norm (x += the last down_proj) of the wanted rows, and this rank's rows of the head:
-// the own fp32 GEMV for any number of rows (pieces of 8), or the int8 head.
+// the own fp32 GEMV for any number of rows (pieces of 8), or the int8 head. forward_batch's rows
+// (b->out, uploaded to batch + 2 B) are gathered by the norm; none: nothing to do.
 enum trit_status op_head(void *be, const trit_forward_batch *b) {
     cuda_state *st = state_of(be);
     const int64_t D = st->d, V = st->m->hp.n_vocab, first = b->first_out, n_out = b->n_out;
     void *s = st->stream;
-    TRIT_TRY(trit_cuda_residual_norm_out(st->x + first * D, n_out, D, st->pend ? st->pend + first * D : NULL, D,
-                                         st->pend_ws, st->act_scale + first, st->out_norm, st->m->hp.norm_eps, st->xn,
-                                         NULL, st->head_bf16, s));
+    if (n_out == 0) return TRIT_OK; // a prefill chunk that wants no logits
+    if (st->batched)
+        TRIT_TRY(trit_cuda_residual_norm_out_rows(st->x, n_out, D, st->batch + 2 * st->cfg.n_batch, st->pend, D,
+                                                  st->pend_ws, st->act_scale, st->out_norm, st->m->hp.norm_eps,
+                                                  st->xn, NULL, st->head_bf16, s));
+    else
+        TRIT_TRY(trit_cuda_residual_norm_out(st->x + first * D, n_out, D, st->pend ? st->pend + first * D : NULL, D,
+                                             st->pend_ws, st->act_scale + first, st->out_norm, st->m->hp.norm_eps,
+                                             st->xn, NULL, st->head_bf16, s));
     st->pend = NULL;
     if (st->head_int8)
         return trit_cuda_head_i8(st->head8_w, st->head8_d, V, D, st->head8_ld, st->xn, n_out, st->head8_q,
@@ -224,6 +247,112 @@ enum trit_status cuda_forward_impl(cuda_state *st, const int32_t *tokens, int64_
     if (!logits) return TRIT_OK;
     TRIT_CUDA_CHECK(cudaMemcpyAsync(logits, st->logits, bytes, cudaMemcpyDeviceToHost, st->stream));
     TRIT_CUDA_CHECK(cudaStreamSynchronize(st->stream)); // only this copy is left on the stream
+    return TRIT_OK;
+}
+
+// ---- forward_batch: several sequences over the paged cache ----------------------------------------
+
+namespace {
+
+// The index of block table `tab` among the batch's distinct ones (st->seen, added when new), or -1
+// when the batch holds more distinct sequences than n_tables. last: the previous token's answer (a
+// sequence's tokens usually come together).
+int32_t table_index(cuda_state *st, int32_t *n_seen, const int32_t *tab, int32_t last) {
+    if (last >= 0 && st->seen[last] == tab) return last;
+    for (int32_t j = 0; j < *n_seen; j++)
+        if (st->seen[j] == tab) return j;
+    if (*n_seen == st->n_tables) return -1;
+    st->seen[*n_seen] = tab;
+    st->seen_last[*n_seen] = -1;
+    return (*n_seen)++;
+}
+
+} // namespace
+
+// Checks the batch against the state (host/forward.h's contract; api.c checked it against the pool
+// already), fills the pinned arrays (h_io: the tokens; h_batch: positions, each token's table, the
+// wanted rows, and each distinct table up to the block of its furthest position), uploads them in
+// two copies, enqueues the forward pass and copies the n_out rows of logits back: one sync.
+enum trit_status cuda_forward_batch_impl(cuda_state *st, const trit_forward_batch *b, float *logits) {
+    const trit_hparams *hp = &st->m->hp;
+    const int64_t B = st->cfg.n_batch, n = b ? b->n : 0;
+    if (st->nccl)
+        return trit_error(TRIT_ERR_UNSUPPORTED, "cuda forward_batch: a tensor-parallel rank decodes one sequence");
+    if (!b || !b->tokens || !b->pos || !b->blocks || (b->n_out > 0 && (!b->out || !logits)) || n < 1 || n > B ||
+        b->n_out < 0 || b->n_out > st->n_out_rows)
+        return trit_error(TRIT_ERR_INVALID_ARG,
+                          "cuda forward_batch: a batch of %lld tokens and %lld rows of logits (%lld and %lld at most)",
+                          (long long)n, b ? (long long)b->n_out : 0LL, (long long)B, (long long)st->n_out_rows);
+    int32_t *pos = st->h_batch, *tok_tab = pos + B, *out = tok_tab + B, *tables = out + B;
+    int32_t n_seen = 0, last = -1;
+    for (int64_t i = 0; i < n; i++) {
+        const int32_t p = b->pos[i];
+        if (b->tokens[i] < 0 || b->tokens[i] >= hp->n_vocab || p < 0 || p >= st->cfg.n_ctx || !b->blocks[i])
+            return trit_error(TRIT_ERR_INVALID_ARG, "cuda forward_batch: token %lld: id %d at position %d (context %lld)",
+                              (long long)i, b->tokens[i], p, (long long)st->cfg.n_ctx);
+        if ((last = table_index(st, &n_seen, b->blocks[i], last)) < 0)
+            return trit_error(TRIT_ERR_INVALID_ARG, "cuda forward_batch: more than %d sequences in one batch",
+                              st->n_tables);
+        st->h_io[1 + i] = b->tokens[i];
+        pos[i] = p;
+        tok_tab[i] = last;
+        if (p > st->seen_last[last]) st->seen_last[last] = p;
+    }
+    for (int64_t r = 0; r < b->n_out; r++) { // distinct rows of the batch, ascending (the norm writes x in place)
+        if (b->out[r] < 0 || b->out[r] >= n || (r > 0 && b->out[r] <= b->out[r - 1]))
+            return trit_error(TRIT_ERR_INVALID_ARG, "cuda forward_batch: logits row %lld is token %d of %lld (ascending)",
+                              (long long)r, b->out[r], (long long)n);
+        out[r] = b->out[r];
+    }
+    for (int32_t j = 0; j < n_seen; j++) { // the blocks each sequence's tokens reach
+        const int32_t n_blk = st->seen_last[j] / TRIT_KV_BLOCK + 1;
+        for (int32_t k = 0; k < n_blk; k++) {
+            const int32_t id = st->seen[j][k];
+            if (id < 0 || id >= st->n_kv_blocks)
+                return trit_error(TRIT_ERR_INVALID_ARG, "cuda forward_batch: block %d outside the pool of %lld", id,
+                                  (long long)st->n_kv_blocks);
+            tables[(int64_t)j * st->max_blocks + k] = id;
+        }
+    }
+    st->h_io[0] = 0; // (no pos0: every token has its position)
+    st->map = trit_cuda_kv_map{st->io, st->batch, st->batch + 3 * B, st->batch + B, st->max_blocks};
+    st->batched = true;
+    st->last_graphed = false;
+    const size_t up = (size_t)(3 * B + (int64_t)n_seen * st->max_blocks) * sizeof(int32_t);
+    enum trit_status status = TRIT_OK;
+    TRIT_CUDA_CHECK_GOTO(cudaMemcpyAsync(st->batch, st->h_batch, up, cudaMemcpyHostToDevice, st->stream), status, done);
+    {
+        trit_forward_batch fb = *b; // the ops read the device copies; op_embed uploads h_io's tokens
+        fb.pos0 = 0;
+        fb.first_out = 0;
+        status = trit_forward_run(&cuda_ops, st, hp, &fb);
+    }
+    if (status == TRIT_OK && b->n_out > 0)
+        TRIT_CUDA_CHECK_GOTO(cudaMemcpyAsync(logits, st->logits, (size_t)(b->n_out * hp->n_vocab) * sizeof(float),
+                                             cudaMemcpyDeviceToHost, st->stream),
+                             status, done);
+    if (status == TRIT_OK) status = cuda_sync(st, n);
+done:
+    st->batched = false;
+    if (status != TRIT_OK) (void)cudaStreamSynchronize(st->stream); // h_batch and h_io are free again
+    return status;
+}
+
+// Block `from`'s K and V rows of every layer into block `to`, on the stream (before the batch that
+// writes into `to`).
+enum trit_status cuda_kv_copy_impl(cuda_state *st, int32_t from, int32_t to) {
+    if (from < 0 || to < 0 || from >= st->n_kv_blocks || to >= st->n_kv_blocks)
+        return trit_error(TRIT_ERR_INVALID_ARG, "cuda kv copy: block %d -> %d outside the pool of %lld", from, to,
+                          (long long)st->n_kv_blocks);
+    const int64_t rows = TRIT_KV_BLOCK * st->hkv; // halves of one block
+    const size_t bytes = (size_t)rows * sizeof(__half);
+    for (int64_t il = 0; il < st->m->hp.n_layers; il++) {
+        const cuda_layer *L = &st->layers[il];
+        TRIT_CUDA_CHECK(cudaMemcpyAsync(L->k_cache + to * rows, L->k_cache + from * rows, bytes,
+                                        cudaMemcpyDeviceToDevice, st->stream));
+        TRIT_CUDA_CHECK(cudaMemcpyAsync(L->v_cache + to * rows, L->v_cache + from * rows, bytes,
+                                        cudaMemcpyDeviceToDevice, st->stream));
+    }
     return TRIT_OK;
 }
 

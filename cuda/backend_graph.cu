@@ -5,7 +5,8 @@
  * Decode (m = 1): the second single-token call captures the whole step into a CUDA graph; later
  * calls replay it. Nothing in it depends on the position except through the device scalar io[0]
  * (RoPE rows, cache rows, the attention's length and splits), and the tokens and position are read
- * from pinned host memory by the graph's first node, so one graph serves every position.
+ * from pinned host memory by the graph's first node, so one graph serves every position. Its
+ * block table is the identity (st->ident, written once at init). forward_batch never uses a graph.
  */
 #include <string.h>
 
@@ -40,6 +41,13 @@ enum trit_status capture_single(cuda_state *st) {
 enum trit_status cuda_run(cuda_state *st, const int32_t *tokens, int64_t n, int64_t pos0) {
     trit_forward_batch b; // the checks every backend makes (host/forward.c)
     TRIT_TRY(trit_forward_batch_make(&st->m->hp, st->cfg.n_ctx, st->cfg.n_batch, st->cfg.logits_all, tokens, n, pos0, &b));
+    if (pos0 + n > st->n_kv_blocks * TRIT_KV_BLOCK)
+        return trit_error(TRIT_ERR_CONTEXT_FULL, "context full: positions up to %lld do not fit the KV pool's %lld tokens",
+                          (long long)(pos0 + n - 1), (long long)(st->n_kv_blocks * TRIT_KV_BLOCK));
+    // one sequence in blocks 0, 1, 2, ... (host/cpu/backend_cpu.c's forward does the same): the
+    // graph captures this map, whose pointers never change
+    st->map = trit_cuda_kv_map{st->io, NULL, st->ident, NULL, st->max_blocks};
+    st->batched = false;
     st->h_io[0] = (int32_t)pos0; // read by the first copy of the step (or graph), after the last call synced
     memcpy(st->h_io + 1, tokens, (size_t)n * sizeof(int32_t));
 

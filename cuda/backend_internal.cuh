@@ -45,7 +45,7 @@ struct cuda_layer {
     trit_cuda_ternary qkv, o, gu, down; // tiles and the add-only GEMV's row biases, in the arena
     trit_cuda_wscale ws_qkv[3], ws_o, ws_gate, ws_up, ws_down;
     float *attn_norm, *attn_sub_norm, *ffn_norm, *ffn_sub_norm; // (D), (Hq), (D), (F); subs NULL without
-    __half *k_cache, *v_cache;                                  // (n_ctx, Hkv)
+    __half *k_cache, *v_cache;                                  // (n_kv_blocks, TRIT_KV_BLOCK, Hkv): the pool
 };
 
 // Tensor parallelism (host/tp/tp.h's math on the device): this rank's shard and the buffers its
@@ -83,7 +83,15 @@ struct cuda_state {
     bool own_stream;
     trit_cuda_attn_shape shape;
     int n_splits;
-    int64_t n_out_rows; // rows of logits a call can produce: B with logits_all, else 1
+    int64_t n_out_rows; // rows of logits a call can produce: B with logits_all, else one per sequence (<= B)
+    // The paged KV cache (docs/design.md section 9): n_kv_blocks blocks of TRIT_KV_BLOCK rows per layer;
+    // a sequence's block table has up to max_blocks (ceil(n_ctx / 64)) entries; a batch holds up to
+    // n_tables distinct sequences (min(n_seq_max, B)); dec_tokens: the decode attention's scratch slots.
+    int64_t n_kv_blocks;
+    int32_t max_blocks, n_tables;
+    int64_t dec_tokens;
+    trit_cuda_kv_map map; // the running call's: forward's identity table, or forward_batch's tables
+    bool batched;         // the running call is forward_batch's: every token through the decode attention
     bool head_int8;     // cfg.head_int8: the int8 head below replaces the fp16/bf16 one
     bool gemv_add;      // cfg.cuda_gemv ADD: decode matmuls on the add-only GEMV, else dp4a
 
@@ -108,6 +116,12 @@ struct cuda_state {
     int embd_bf16, head_bf16;
     float *out_norm, *rope_cos, *rope_sin; // (D), (n_ctx, hd / 2) x 2
     int32_t *io, *h_io;                    // (B + 1) = {pos0, tokens}: device, pinned host
+    // forward_batch's arrays, uploaded in one copy: (3 B + n_tables x max_blocks) = {pos (B), the
+    // token's table (B), the wanted rows (B), the tables (n_tables, max_blocks)}: device, pinned host
+    int32_t *batch, *h_batch;
+    int32_t *ident;                        // (max_blocks) 0, 1, 2, ...: forward's block table
+    const int32_t **seen;                  // host (n_tables): forward_batch's distinct block tables ...
+    int32_t *seen_last;                    // host (n_tables): ... and the furthest position of each
     float *x;                              // (B, D)
     int8_t *q8;                            // (B, act_stride(max(D, Hq, F)))
     int32_t *qsum;                         // (B)
@@ -115,8 +129,8 @@ struct cuda_state {
     int32_t *acc;                          // (B, max(Hq + 2 Hkv, 2F, D))
     float *q;                              // (B, Hq) rotated queries
     float *buf;                            // (B, max(Hq, F)) attention output / FFN hidden, fp32
-    float *part_o, *part_ml;               // decode split partials: (n_splits, Hq), (n_splits, n_heads, 2)
-    uint32_t *counters;                    // (n_kv_heads) the decode attention's merge tickets, zero
+    float *part_o, *part_ml;               // decode split partials: (dec_tokens, n_splits, Hq), (dec_tokens, n_splits, n_heads, 2)
+    uint32_t *counters;                    // (dec_tokens, n_kv_heads) the decode attention's merge tickets, zero
     float *xn;                             // (n_out_rows, D) final norm
     float *logits;                         // (n_out_rows, V)
     const int32_t *pend;                   // the block output the next norm adds to x (NULL: none)
@@ -141,6 +155,12 @@ struct tp_slices {
     trit_ternary t[TRIT_N_W]; // enum trit_weight
 };
 
+// Ints of forward_batch's arrays (cuda_state::batch): pos, the token's table and the wanted rows (B
+// each), then the tables.
+inline int64_t batch_ints(const cuda_state *st) {
+    return 3 * st->cfg.n_batch + (int64_t)st->n_tables * st->max_blocks;
+}
+
 // ---- backend.cu: init and free -------------------------------------------------------------------
 
 void cuda_free_impl(cuda_state *st);
@@ -159,6 +179,8 @@ enum trit_status matmul(cuda_state *st, const trit_cuda_ternary *w, int64_t m);
 enum trit_status enqueue(cuda_state *st, int64_t m);
 enum trit_status cuda_sync(cuda_state *st, int64_t n_tokens);
 enum trit_status cuda_forward_impl(cuda_state *st, const int32_t *tokens, int64_t n, int64_t pos0, float *logits);
+enum trit_status cuda_forward_batch_impl(cuda_state *st, const trit_forward_batch *b, float *logits);
+enum trit_status cuda_kv_copy_impl(cuda_state *st, int32_t from, int32_t to);
 
 // ---- backend_graph.cu: a call's checks, eager or replayed ----------------------------------------
 

@@ -3,9 +3,9 @@
  * written once as TRIT_HD functions that run on the GPU and in the CPU tests
  * (tests/test_cuda_ops_hd.c): RMSNorm's scale, the gated activations, RoPE pairs and rotation,
  * the online softmax (per tile, and the merge of split-K partials), the split ranges of the
- * decode attention, the thread -> tile maps of the prefill attention, and the sampling top-k's
- * penalty, order-preserving keys, radix-select steps and sorting network. C11 and CUDA C++; no
- * CUDA types.
+ * decode attention, the paged KV cache's rows and a batch's per-token positions and block
+ * tables, the thread -> tile maps of the prefill attention, and the sampling top-k's penalty,
+ * order-preserving keys, radix-select steps and sorting network. C11 and CUDA C++; no CUDA types.
  *
  * Every float expression here is written as single IEEE operations in the order of the CPU
  * reference (host/cpu/ops.c); on the device each is an explicit _rn intrinsic, so nvcc cannot
@@ -119,6 +119,31 @@ TRIT_HD void trit_attn_split_range(int64_t n_pos, int n_splits, int split, int64
     const int64_t b = chunk * split, e = b + chunk;
     *t0 = b < n_pos ? b : n_pos;
     *t1 = e < n_pos ? e : n_pos;
+}
+
+/* ---- the paged KV cache (include/trit.h's pool; cuda/ops_attn.cu) -------------------------------
+ * A layer's K (and V) cache is (n_kv_blocks, TRIT_CUDA_KV_BLOCK, Hkv): row r holds one position of
+ * one sequence. A sequence's block table lists its blocks in order: position p is row
+ * table[p / TRIT_CUDA_KV_BLOCK] * TRIT_CUDA_KV_BLOCK + p % TRIT_CUDA_KV_BLOCK (host/cpu/ops.c's kv_row
+ * over rows of one position). A NULL table is the identity (blocks 0, 1, 2, ...: row = position),
+ * the contiguous cache of the op entries without a map. A batch's tokens each have a position
+ * (pos[t], or *pos0 + t for one sequence's run) and a table (row tok_table[t] of the batch's tables
+ * of max_blocks entries, or table 0). Rows are int32: the backend keeps n_kv_blocks * 64 below 2^31. */
+#define TRIT_CUDA_KV_BLOCK 64
+
+TRIT_HD int32_t trit_kv_row(const int32_t *table, int64_t p) {
+    if (!table) return (int32_t)p;
+    return table[p / TRIT_CUDA_KV_BLOCK] * TRIT_CUDA_KV_BLOCK + (int32_t)(p % TRIT_CUDA_KV_BLOCK);
+}
+/* Token t's position. */
+TRIT_HD int64_t trit_kv_token_pos(const int32_t *pos, const int32_t *pos0, int64_t t) {
+    return pos ? (int64_t)pos[t] : (int64_t)*pos0 + t;
+}
+/* Token t's block table (NULL: the identity). */
+TRIT_HD const int32_t *trit_kv_token_table(const int32_t *tables, const int32_t *tok_table, int32_t max_blocks,
+                                           int64_t t) {
+    if (!tables) return 0;
+    return tables + (int64_t)(tok_table ? tok_table[t] : 0) * max_blocks;
 }
 
 /* ---- prefill attention: thread -> tile maps ----------------------------------------------------

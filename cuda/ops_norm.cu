@@ -154,14 +154,15 @@ trit_embed_kernel(const uint16_t *__restrict__ table, int bf16, int64_t n_vocab,
 
 // Per token: x += epilogue(acc) when acc; y = rmsnorm(x) * w (when w); quantized (q != NULL) or
 // written as fp32 y (+ a 16-bit copy yh). act_scale[t] is read (for the epilogue) before the
-// quantization overwrites it: the write comes after two block barriers.
+// quantization overwrites it: the write comes after two block barriers. With rows (the y path only),
+// CTA i reads token rows[i] and writes output row i (a batch's wanted rows, in any order).
 static __global__ void __launch_bounds__(ROW_MAX_THREADS)
 trit_residual_norm_kernel(float *__restrict__ x, int dim, const int32_t *__restrict__ acc, int64_t acc_stride,
                           float w_scale, int scale_div, const float *__restrict__ w, float eps, int8_t *__restrict__ q,
                           int32_t *__restrict__ qsum, float *act_scale, float *__restrict__ y,
-                          uint16_t *__restrict__ yh, int yh_bf16) {
+                          uint16_t *__restrict__ yh, int yh_bf16, const int32_t *__restrict__ rows) {
     __shared__ row_smem sm;
-    const int64_t t = blockIdx.x;
+    const int64_t t_out = blockIdx.x, t = rows ? (int64_t)rows[t_out] : t_out;
     float *xr = x + t * dim;
     const int32_t *ar = acc ? acc + t * acc_stride : NULL;
     const float s_in = acc ? act_scale[t] : 1.0f;
@@ -195,9 +196,9 @@ trit_residual_norm_kernel(float *__restrict__ x, int dim, const int32_t *__restr
             const int c = row_regs::col(i, b);
             if (c >= dim) continue;
             const float v = r.v[i][b];
-            y[t * dim + c] = v;
+            y[t_out * dim + c] = v;
             if (yh)
-                yh[t * dim + c] = yh_bf16 ? __bfloat16_as_ushort(__float2bfloat16_rn(v)) : __half_as_ushort(__float2half_rn(v));
+                yh[t_out * dim + c] = yh_bf16 ? __bfloat16_as_ushort(__float2bfloat16_rn(v)) : __half_as_ushort(__float2half_rn(v));
         }
 }
 
@@ -248,9 +249,10 @@ enum trit_status trit_embed_cuda(const uint16_t *table, int bf16, int64_t n_voca
 // with m * trit_tl_cols_pad(n) bytes; rows of x / acc / h as the op entries describe.
 enum trit_status trit_residual_norm_cuda(float *x, int64_t m, int64_t dim, const int32_t *acc, int64_t acc_stride,
                                          trit_cuda_wscale ws, const float *w, float eps, int8_t *q, int32_t *qsum,
-                                         float *act_scale, float *y, uint16_t *yh, int yh_bf16, cudaStream_t stream) {
+                                         float *act_scale, float *y, uint16_t *yh, int yh_bf16, const int32_t *rows,
+                                         cudaStream_t stream) {
     TRIT_CUDA_LAUNCH(trit_residual_norm_kernel<<<(unsigned)m, row_threads(dim), 0, stream>>>(
-        x, (int)dim, acc, acc_stride, ws.scale, ws.div, w, eps, q, qsum, act_scale, y, yh, yh_bf16));
+        x, (int)dim, acc, acc_stride, ws.scale, ws.div, w, eps, q, qsum, act_scale, y, yh, yh_bf16, rows));
     return TRIT_OK;
 }
 
@@ -301,7 +303,7 @@ extern "C" enum trit_status trit_cuda_residual_norm_quant(float *d_x, int64_t m,
     TRIT_TRY(quant_out_check(op, d_q, d_qsum, d_act_scale));
     if (d_acc && acc_stride < dim) return trit_error(TRIT_ERR_INVALID_ARG, "%s: acc_stride < dim", op);
     return trit_residual_norm_cuda(d_x, m, dim, d_acc, acc_stride, ws, d_norm, eps, d_q, d_qsum, d_act_scale, NULL,
-                                   NULL, 0, (cudaStream_t)stream);
+                                   NULL, 0, NULL, (cudaStream_t)stream);
 }
 
 extern "C" enum trit_status trit_cuda_residual_norm_out(float *d_x, int64_t m, int64_t dim, const int32_t *d_acc,
@@ -316,7 +318,22 @@ extern "C" enum trit_status trit_cuda_residual_norm_out(float *d_x, int64_t m, i
     // act_scale is only read on this path; the kernel takes a writable pointer for the quantizing one
     return trit_residual_norm_cuda(d_x, m, dim, d_acc, acc_stride, ws, d_norm, eps, NULL, NULL,
                                    const_cast<float *>(d_act_scale), d_y, static_cast<uint16_t *>(d_yh), yh_bf16,
-                                   (cudaStream_t)stream);
+                                   NULL, (cudaStream_t)stream);
+}
+
+extern "C" enum trit_status trit_cuda_residual_norm_out_rows(float *d_x, int64_t m, int64_t dim, const int32_t *d_rows,
+                                                             const int32_t *d_acc, int64_t acc_stride,
+                                                             struct trit_cuda_wscale ws, const float *d_act_scale,
+                                                             const float *d_norm, float eps, float *d_y, void *d_yh,
+                                                             int yh_bf16, void *stream) {
+    const char *op = "trit_cuda_residual_norm_out_rows";
+    if (!d_x || !d_rows || !d_norm || !d_y || (d_acc && !d_act_scale))
+        return trit_error(TRIT_ERR_INVALID_ARG, "%s: NULL argument", op);
+    TRIT_TRY(rows_check(op, m, dim));
+    if (d_acc && acc_stride < dim) return trit_error(TRIT_ERR_INVALID_ARG, "%s: acc_stride < dim", op);
+    return trit_residual_norm_cuda(d_x, m, dim, d_acc, acc_stride, ws, d_norm, eps, NULL, NULL,
+                                   const_cast<float *>(d_act_scale), d_y, static_cast<uint16_t *>(d_yh), yh_bf16,
+                                   d_rows, (cudaStream_t)stream);
 }
 
 extern "C" enum trit_status trit_cuda_ffn_act_quant(const int32_t *d_acc, int64_t m, int64_t ffn_dim,

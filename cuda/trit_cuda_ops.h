@@ -10,7 +10,9 @@
  *                     turned into fp32 here with trit_epilogue_one and that matrix's scale
  *   quantized output  q (m, trit_cuda_act_stride(k)) int8 in the act layout, qsum (m), act_scale (m),
  *                     exactly as trit_cuda_act_quantize writes them
- *   KV cache          one layer: (n_ctx, Hkv) fp16 for K and for V, row = position
+ *   KV cache          one layer: (rows, Hkv) fp16 for K and for V; row = position (the entries
+ *                     without a map), or the paged pool (n_kv_blocks, TRIT_CUDA_KV_BLOCK, Hkv) read
+ *                     through block tables (struct trit_cuda_kv_map, the *_paged entries)
  *   attention output  att (m, Hq) fp32, softmax-weighted V rows per query head
  *
  * Where an op reads act_scale (to finish the previous matmul) and writes it (its own quantized
@@ -65,6 +67,13 @@ enum trit_status trit_cuda_residual_norm_out(float *d_x, int64_t m, int64_t dim,
                                              const float *d_norm, float eps, float *d_y, void *d_yh, int yh_bf16,
                                              void *stream);
 
+/* trit_cuda_residual_norm_out of the rows d_rows[0..m) of x (and of acc and act_scale), which must be
+ * distinct: output row i (d_y, d_yh) is input row d_rows[i] (device memory). */
+enum trit_status trit_cuda_residual_norm_out_rows(float *d_x, int64_t m, int64_t dim, const int32_t *d_rows,
+                                                  const int32_t *d_acc, int64_t acc_stride, struct trit_cuda_wscale ws,
+                                                  const float *d_act_scale, const float *d_norm, float eps, float *d_y,
+                                                  void *d_yh, int yh_bf16, void *stream);
+
 /* The gated FFN after gate|up: acc (m, 2F) holds gate in columns [0, F) and up in [F, 2F);
  * h = act(epilogue(gate)) * epilogue(up) (act 0 = relu^2, 1 = silu, enum trit_act), then
  * h = rmsnorm(h) * sub_norm when d_sub_norm, then h is quantized. d_h (m, F) fp32 receives h before
@@ -112,6 +121,46 @@ enum trit_status trit_cuda_attn_prefill(const float *d_q, int64_t m, const void 
 enum trit_status trit_cuda_attn_prefill_rows(const float *d_q, int64_t m, const void *d_k_cache, const void *d_v_cache,
                                              struct trit_cuda_attn_shape shape, const int32_t *d_pos0, int rows,
                                              float *d_att, void *stream);
+
+/* Where the tokens of a batch sit in a paged KV cache (cuda/ops_hd.h, "the paged KV cache"): token t
+ * is at position d_pos[t] (d_pos NULL: *d_pos0 + t) of the sequence whose block table is row
+ * d_tok_table[t] (NULL: row 0) of d_tables (n_tables, max_blocks); d_tables NULL is the identity
+ * table (row = position). Every pointer is device memory, read by the kernels when they run (a
+ * captured graph replays with whatever they then hold). */
+struct trit_cuda_kv_map {
+    const int32_t *d_pos0, *d_pos, *d_tables, *d_tok_table;
+    int32_t max_blocks;
+};
+
+/* trit_cuda_rope_kv with each token at its own position, written into its block: the cache row of
+ * token t is trit_kv_row(its table, its position). PRECOND: positions < the rows of d_cos / d_sin;
+ * rows < the cache's rows. */
+enum trit_status trit_cuda_rope_kv_paged(const int32_t *d_acc, int64_t m, const float *d_act_scale,
+                                         const struct trit_cuda_wscale ws[3], struct trit_cuda_attn_shape shape,
+                                         int rope_style, const float *d_cos, const float *d_sin,
+                                         struct trit_cuda_kv_map map, float *d_q, void *d_k_cache, void *d_v_cache,
+                                         void *stream);
+
+/* The most tokens one launch of the paged decode attention takes (its scratch is per token); the
+ * op entry runs more in launches of this many, each token's result the same. */
+#define TRIT_CUDA_ATT_DEC_TOKENS 16
+
+/* Decode attention for m tokens, each over positions 0 .. its own position of its own sequence
+ * through its block table (1 <= m): d_att (m, Hq); token t's result is what trit_cuda_attn_decode
+ * gives for it alone over its sequence's rows (the same n_splits, summation order and bits),
+ * whatever else the batch holds. Scratch for min(m, TRIT_CUDA_ATT_DEC_TOKENS) tokens: d_part_o
+ * (tokens, n_splits, Hq), d_part_ml (tokens, n_splits, n_heads, 2), d_counters (tokens, n_kv_heads)
+ * zero and left zero. */
+enum trit_status trit_cuda_attn_decode_paged(const float *d_q, int64_t m, const void *d_k_cache,
+                                             const void *d_v_cache, struct trit_cuda_attn_shape shape,
+                                             struct trit_cuda_kv_map map, int n_splits, float *d_part_o,
+                                             float *d_part_ml, uint32_t *d_counters, float *d_att, void *stream);
+
+/* trit_cuda_attn_prefill_rows for one sequence's run of m tokens at *d_pos0 .. *d_pos0 + m - 1 whose
+ * cache is read through block table 0 of the map (map.d_pos and map.d_tok_table must be NULL). */
+enum trit_status trit_cuda_attn_prefill_paged(const float *d_q, int64_t m, const void *d_k_cache,
+                                              const void *d_v_cache, struct trit_cuda_attn_shape shape,
+                                              struct trit_cuda_kv_map map, int rows, float *d_att, void *stream);
 
 /* LM head for 1 <= m <= 65535 tokens, in pieces of TRIT_CUDA_HEAD_MAX_M: logits (m, n_vocab) fp32 = x (m, dim) fp32 . W^T with
  * W (n_vocab, dim) fp16 (bf16 = 0) or bf16, accumulated in fp32. */

@@ -5,13 +5,15 @@
  * within the tolerance derived below and greedy tokens equal at decisive positions; the graph
  * replay against eager launches bit for bit; positions rewritten after a truncation; the memory
  * check and bad inputs; the int8 head against the CPU's int8 head; forward_argmax (device greedy) and
- * forward_topk (device top-k with the repetition penalty). Skips without a GPU (fails with
- * TRIT_REQUIRE_GPU=1).
+ * forward_topk (device top-k with the repetition penalty); batches of several sequences over the
+ * paged cache (forward_batch: each row equal to its sequence alone, bit for bit; forks and kv_copy;
+ * forward's identity block table). Skips without a GPU (fails with TRIT_REQUIRE_GPU=1).
  *
  *   ctest --test-dir build -R test_cuda_backend --output-on-failure
  *   compute-sanitizer build/tests/test_cuda_backend --jobs 1 --filter '*decode_loop*'   (gpu_session.sh) */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -532,6 +534,248 @@ Test(cuda_backend, bad_tokens_and_positions) {
     free(logits);
     trit_cuda_backend.free(gpu);
     trit_model_release(&m);
+}
+
+/* ---- batches of several sequences over the paged cache (forward_batch, kv_copy) ------------------- */
+
+static trit_context *cuda_context(const struct trit_model *m, int32_t n_ctx, int32_t n_batch, int32_t n_seq) {
+    struct trit_context_params cp = trit_context_default_params();
+    cp.device = TRIT_DEVICE_CUDA;
+    cp.n_ctx = n_ctx;
+    cp.n_batch = n_batch;
+    cp.n_seq_max = n_seq;
+    trit_context *ctx = NULL;
+    OK(trit_context_init(m, &cp, &ctx));
+    cr_assert_str_eq(trit_context_backend(ctx), "cuda");
+    return ctx;
+}
+
+#define B_SEQ 5
+#define B_MAX_TOK 200
+
+/* A sequence: its tokens, and the rows of logits running it alone gives after its prompt and after
+ * each later token. */
+struct bseq {
+    int32_t ids[B_MAX_TOK];
+    int32_t n_prompt, n_total;
+    float *alone;
+};
+
+/* Alone, as tests/test_batch.c: the prompt in one trit_decode call, then one token at a time (a
+ * context of one sequence, which also runs through forward_batch: the same kernels). */
+static void bseq_alone(const struct trit_model *m, struct bseq *s) {
+    const int64_t V = m->hp.n_vocab;
+    trit_context *ctx = cuda_context(m, 256, 64, 1);
+    const float *row;
+    OK(trit_decode(ctx, s->ids, s->n_prompt, &row));
+    s->alone = malloc((size_t)((s->n_total - s->n_prompt + 1) * V) * sizeof(float));
+    memcpy(s->alone, row, (size_t)V * sizeof(float));
+    for (int32_t i = s->n_prompt; i < s->n_total; i++) {
+        OK(trit_decode(ctx, &s->ids[i], 1, &row));
+        memcpy(s->alone + (size_t)((i - s->n_prompt + 1) * V), row, (size_t)V * sizeof(float));
+    }
+    trit_context_free(ctx);
+}
+
+/* Five sequences at once (prompts of 1, 63, 64, 65 and 150 tokens: across block edges), each step
+ * a random chunk of each running prompt or its next token, interleaved at random; every row that
+ * comes back equals the sequence alone, bit for bit (tests/test_batch.c on the CPU). */
+static void bseq_batched(const struct trit_model *m, uint64_t *rng, struct bseq seqs[B_SEQ], int32_t n_batch) {
+    const int64_t V = m->hp.n_vocab;
+    trit_context *ctx = cuda_context(m, 256, n_batch, B_SEQ);
+    int32_t done[B_SEQ] = {0}, rows_seen[B_SEQ] = {0}, tok[256], pos[256], sid[256];
+    for (int step = 0;; step++) {
+        int32_t take[B_SEQ], n = 0;
+        for (int k = 0; k < B_SEQ; k++) {
+            const int32_t left = seqs[k].n_prompt - done[k];
+            take[k] = left > 0 ? 1 + (int32_t)(rng_next(rng) % (uint64_t)(left < 40 ? left : 40)) : done[k] < seqs[k].n_total;
+            if (n + take[k] > n_batch) take[k] = n_batch - n;
+            n += take[k];
+        }
+        if (n == 0) break;
+        cr_assert_lt(step, 1000);
+        int32_t placed[B_SEQ] = {0};
+        for (int32_t i = 0; i < n; i++) {
+            int k;
+            do k = (int)(rng_next(rng) % B_SEQ);
+            while (placed[k] == take[k]);
+            tok[i] = seqs[k].ids[done[k] + placed[k]];
+            pos[i] = done[k] + placed[k];
+            sid[i] = k;
+            placed[k]++;
+        }
+        const struct trit_batch b = {.n_tokens = n, .token = tok, .pos = pos, .seq_id = sid};
+        const float *logits;
+        int32_t n_rows = -1, r = 0;
+        OK(trit_decode_batch(ctx, &b, &logits, &n_rows));
+        for (int32_t i = 0; i < n; i++) {
+            const int k = sid[i];
+            bool last = true;
+            for (int32_t j = i + 1; j < n; j++) last = last && sid[j] != k;
+            if (!last) continue;
+            const int32_t len = pos[i] + 1;
+            if (len >= seqs[k].n_prompt) {
+                cr_assert_arr_eq(logits + (size_t)(r * V), seqs[k].alone + (size_t)((len - seqs[k].n_prompt) * V),
+                                 (size_t)V * sizeof(float), "sequence %d at %d tokens (step %d, batch %d)", k, len,
+                                 step, n_batch);
+                rows_seen[k]++;
+            }
+            r++;
+        }
+        cr_assert_eq(r, n_rows);
+        for (int k = 0; k < B_SEQ; k++) done[k] += take[k];
+    }
+    for (int k = 0; k < B_SEQ; k++) cr_assert_eq(rows_seen[k], seqs[k].n_total - seqs[k].n_prompt + 1);
+    trit_context_free(ctx);
+}
+
+Test(cuda_backend, batch_of_five_sequences_equals_each_alone) {
+    if (!test_require_gpu()) return;
+    for (size_t si = 0; si < N_SHAPES; si++) {
+        struct trit_model m;
+        make_model(&SHAPES[si], 101 + si, &m);
+        uint64_t rng = 0xB47C4 + si;
+        static const int32_t prompts[B_SEQ] = {1, 63, 64, 65, 150};
+        struct bseq seqs[B_SEQ];
+        for (int k = 0; k < B_SEQ; k++) {
+            seqs[k].n_prompt = prompts[k];
+            seqs[k].n_total = prompts[k] + 3 + (int32_t)(rng_next(&rng) % 18);
+            random_tokens(seqs[k].ids, seqs[k].n_total, m.hp.n_vocab, rng_next(&rng));
+            bseq_alone(&m, &seqs[k]);
+        }
+        bseq_batched(&m, &rng, seqs, 96);
+        bseq_batched(&m, &rng, seqs, 7); /* small batches: sequences cut mid-prompt */
+        for (int k = 0; k < B_SEQ; k++) free(seqs[k].alone);
+        trit_model_release(&m);
+    }
+}
+
+/* A fork shares the prefix's blocks (70 tokens: block 1 is partly filled); when both branches write
+ * into block 1 in one batch, the pool gives one of them a copy (kv_copy on the device) and each
+ * branch's logits equal its tokens run alone, bit for bit. The copy's bounds are checked. */
+Test(cuda_backend, kv_copy_and_fork) {
+    if (!test_require_gpu()) return;
+    struct trit_model m;
+    make_model(&SHAPES[0], 111, &m);
+    const int64_t V = m.hp.n_vocab;
+    int32_t prefix[72], ids[3][80];
+    random_tokens(prefix, 70, V, 0xF0);
+    for (int k = 0; k < 3; k++) {
+        memcpy(ids[k], prefix, 70 * sizeof(int32_t));
+        random_tokens(ids[k] + 70, 8, V, 0xF1 + (uint64_t)k);
+    }
+    /* alone: each branch's 78 tokens, the prompt of 70 then one at a time */
+    float *alone = malloc((size_t)(3 * 8 * V) * sizeof(float));
+    for (int k = 0; k < 3; k++) {
+        trit_context *one = cuda_context(&m, 128, 80, 1);
+        const float *row;
+        OK(trit_decode(one, ids[k], 70, &row));
+        for (int i = 0; i < 8; i++) {
+            OK(trit_decode(one, &ids[k][70 + i], 1, &row));
+            memcpy(alone + (size_t)((k * 8 + i) * V), row, (size_t)V * sizeof(float));
+        }
+        trit_context_free(one);
+    }
+    trit_context *ctx = cuda_context(&m, 128, 80, 3);
+    const float *logits;
+    int32_t n_rows;
+    int32_t pos[80], sid[80];
+    for (int i = 0; i < 70; i++) pos[i] = i, sid[i] = 0;
+    const struct trit_batch pre = {.n_tokens = 70, .token = prefix, .pos = pos, .seq_id = sid};
+    OK(trit_decode_batch(ctx, &pre, &logits, &n_rows));
+    OK(trit_seq_fork(ctx, 0, 1, 70));
+    OK(trit_seq_fork(ctx, 0, 2, 70));
+    struct trit_kv_stats kv0, kv1;
+    trit_kv_stats(ctx, &kv0);
+    for (int i = 0; i < 8; i++) { /* the three branches' next tokens in one batch each step */
+        int32_t tok[3], p3[3], s3[3];
+        for (int k = 0; k < 3; k++) tok[k] = ids[k][70 + i], p3[k] = 70 + i, s3[k] = k;
+        const struct trit_batch b = {.n_tokens = 3, .token = tok, .pos = p3, .seq_id = s3};
+        OK(trit_decode_batch(ctx, &b, &logits, &n_rows));
+        cr_assert_eq(n_rows, 3);
+        for (int k = 0; k < 3; k++)
+            cr_assert_arr_eq(logits + (size_t)(k * V), alone + (size_t)((k * 8 + i) * V), (size_t)V * sizeof(float),
+                             "branch %d, token %d", k, 70 + i);
+    }
+    trit_kv_stats(ctx, &kv1);
+    cr_assert_eq(kv0.n_free - kv1.n_free, 2, "two of the three holders of block 1 took a copy");
+    trit_context_free(ctx);
+
+    void *gpu = NULL;
+    struct trit_backend_config cfg = config(128, 8, false);
+    cfg.n_kv_blocks = 4;
+    OK(trit_cuda_backend.init(&m, &cfg, &gpu));
+    OK(trit_cuda_backend.kv_copy(gpu, 0, 3));
+    cr_assert_eq(trit_cuda_backend.kv_copy(gpu, 0, 4), TRIT_ERR_INVALID_ARG);
+    cr_assert_eq(trit_cuda_backend.kv_copy(gpu, -1, 2), TRIT_ERR_INVALID_ARG);
+    trit_cuda_backend.free(gpu);
+    free(alone);
+    trit_model_release(&m);
+}
+
+/* forward keeps one sequence in blocks 0, 1, 2, ... (the identity table): token by token it equals
+ * forward_batch given that same table, bit for bit (both run the single-token decode attention, with
+ * the same splits), graph replays included; a prompt through forward (the prefill tiles) and through
+ * forward_batch (the decode kernel per token) both match the CPU; a batch with no rows of logits
+ * writes the cache all the same; bad batches are refused. */
+Test(cuda_backend, identity_table_single_sequence_unchanged) {
+    if (!test_require_gpu()) return;
+    for (size_t si = 0; si < N_SHAPES; si++) {
+        struct trit_model m;
+        make_model(&SHAPES[si], 121 + si, &m);
+        const int64_t V = m.hp.n_vocab, n = 100; /* past the first two blocks */
+        int32_t tok[100], ident[2], pos[64], out[64];
+        const int32_t *blocks[64];
+        random_tokens(tok, n, V, 0x1D + si);
+        for (int i = 0; i < 2; i++) ident[i] = i;
+        const struct trit_backend_config cfg = config(128, 64, false);
+        void *fw = NULL, *fb = NULL, *cpu = NULL;
+        OK(trit_cuda_backend.init(&m, &cfg, &fw));
+        OK(trit_cuda_backend.init(&m, &cfg, &fb));
+        float *la = malloc((size_t)V * sizeof *la), *lb = malloc((size_t)V * sizeof *lb);
+        for (int64_t i = 0; i < n; i++) {
+            OK(trit_cuda_backend.forward(fw, tok + i, 1, i, la));
+            pos[0] = (int32_t)i, blocks[0] = ident, out[0] = 0;
+            const struct trit_forward_batch b = {.tokens = tok + i, .n = 1, .n_out = 1, .pos = pos, .blocks = blocks, .out = out};
+            OK(trit_cuda_backend.forward_batch(fb, &b, lb));
+            cr_assert(memcmp(la, lb, (size_t)V * sizeof *la) == 0, "%s position %ld: forward and forward_batch differ",
+                      SHAPES[si].name, (long)i);
+        }
+        cr_assert(trit_cuda_backend_last_call_graphed(fw), "forward replays its graph");
+        trit_cuda_backend.free(fw);
+        trit_cuda_backend.free(fb);
+
+        /* a prompt of 40 as one batch (no rows: a prefill chunk), then 24 single tokens, against the CPU */
+        struct trit_backend_config cfg2 = config(128, 64, false);
+        cfg2.n_seq_max = 2; /* two rows of logits at most: the refusal of rows out of order below */
+        OK(trit_cpu_backend.init(&m, &cfg2, &cpu));
+        OK(trit_cuda_backend.init(&m, &cfg2, &fb));
+        for (int32_t i = 0; i < 40; i++) pos[i] = i, blocks[i] = ident;
+        const struct trit_forward_batch pre = {.tokens = tok, .n = 40, .n_out = 0, .pos = pos, .blocks = blocks, .out = out};
+        OK(trit_cuda_backend.forward_batch(fb, &pre, NULL));
+        OK(trit_cpu_backend.forward(cpu, tok, 40, 0, la));
+        struct cmp_stats st = {0};
+        for (int64_t i = 40; i < 64; i++) {
+            pos[0] = (int32_t)i, out[0] = 0;
+            const struct trit_forward_batch b = {.tokens = tok + i, .n = 1, .n_out = 1, .pos = pos, .blocks = blocks, .out = out};
+            OK(trit_cuda_backend.forward_batch(fb, &b, lb));
+            OK(trit_cpu_backend.forward(cpu, tok + i, 1, i, la));
+            compare_row(la, lb, V, SHAPES[si].name, i, &st);
+        }
+        /* refused: a position past the context, a block outside the pool, rows out of order */
+        const int32_t far = 128, bad_tab[2] = {0, 9999}, late = 65, two[2] = {1, 0};
+        const int32_t *bad_blocks[2] = {bad_tab, bad_tab};
+        const struct trit_forward_batch b1 = {.tokens = tok, .n = 1, .n_out = 1, .pos = &far, .blocks = blocks, .out = out};
+        const struct trit_forward_batch b2 = {.tokens = tok, .n = 1, .n_out = 1, .pos = &late, .blocks = bad_blocks, .out = out};
+        const struct trit_forward_batch b3 = {.tokens = tok, .n = 2, .n_out = 2, .pos = pos, .blocks = blocks, .out = two};
+        cr_assert_eq(trit_cuda_backend.forward_batch(fb, &b1, lb), TRIT_ERR_INVALID_ARG);
+        cr_assert_eq(trit_cuda_backend.forward_batch(fb, &b2, lb), TRIT_ERR_INVALID_ARG);
+        cr_assert_eq(trit_cuda_backend.forward_batch(fb, &b3, lb), TRIT_ERR_INVALID_ARG);
+        free(la), free(lb);
+        trit_cpu_backend.free(cpu);
+        trit_cuda_backend.free(fb);
+        trit_model_release(&m);
+    }
 }
 
 /* Through the public API: --device cuda picks this backend. */

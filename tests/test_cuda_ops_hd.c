@@ -6,7 +6,10 @@
  * double-precision softmax; the decode split ranges and the prefill thread maps for coverage; and
  * CPU emulations of one CTA of the decode and prefill attention kernels (cuda/ops_attn.cu), built
  * from those functions with the kernels' loop structure and index formulas, against
- * trit_attention_f32_ref; the device top-k's order keys, radix steps, segments and sorting network,
+ * trit_attention_f32_ref; the paged KV cache's row of a position through a block table (against
+ * host/cpu/ops.c's address), each token's position and table, and the batched decode over a shared
+ * pool (bit for bit the single-token kernel over the sequence's rows gathered, and within the
+ * decode tolerance of trit_attention_f32_paged); the device top-k's order keys, radix steps, segments and sorting network,
  * and a CPU emulation of trit_topk_kernel (cuda/ops_topk.cu) against host/sampler.c's
  * trit_topk_penalized, bit for bit. Runs everywhere, GPU or not.
  *
@@ -22,6 +25,7 @@
 #include "cpu/ops.h"
 #include "ops_hd.h"
 #include "support.h"
+#include "trit_cuda_ops.h" /* TRIT_CUDA_ATT_DEC_TOKENS */
 #include "topk_cases.h"
 
 /* ---- RMSNorm, activations, RoPE: bit for bit against ops.c ------------------------------------- */
@@ -295,13 +299,14 @@ static void att_data(struct test_rng *rng, const struct att_case *c, float *q, f
 }
 
 /* trit_attn_decode_kernel, one CTA (kv head g, split) after another, with its phases and index
- * formulas; then the merge its last CTA per KV head does (weights, sum in split order). out (n_heads, hd). */
-static void emu_decode(const struct att_case *c, const float *q, const float *kc, const float *vc, int n_splits,
-                       float *out) {
+ * formulas (the tile's cache rows through the block table `tab`, NULL: contiguous); then the merge
+ * its last CTA per KV head does (weights, sum in split order). out (n_heads, hd). part_o
+ * (n_splits, n_heads, hd) and part_ml (n_splits, n_heads, 2): the token's slot of the scratch. */
+static void emu_decode_slot(const struct att_case *c, const float *q, const float *kc, const float *vc,
+                            const int32_t *tab, int n_splits, float *part_o, float *part_ml, float *out) {
     enum { TILE = 128 };
     const int64_t G = c->n_heads / c->n_kv, kv_dim = c->n_kv * c->hd, hd = c->hd;
-    float *part_o = malloc((size_t)(n_splits * c->n_heads * hd) * sizeof(float));
-    float *part_ml = malloc((size_t)(n_splits * c->n_heads * 2) * sizeof(float));
+    int32_t rows_s[TILE];
     for (int64_t i = 0; i < n_splits * c->n_heads * hd; i++) part_o[i] = NAN; /* poison: empty splits stay NaN */
     const float scale = 1.0f / sqrtf((float)hd);
     for (int64_t g = 0; g < c->n_kv; g++)
@@ -320,6 +325,7 @@ static void emu_decode(const struct att_case *c, const float *q, const float *kc
             }
             for (int64_t tb = t0; tb < t1; tb += TILE) {
                 const int n_valid = (int)(t1 - tb < TILE ? t1 - tb : TILE);
+                for (int tid = 0; tid < TILE; tid++) rows_s[tid] = tid < n_valid ? trit_kv_row(tab, tb + tid) : 0;
                 for (int tid = 0; tid < TILE; tid++)
                     for (int64_t h = 0; h < G; h++) {
                         if (tid >= n_valid) {
@@ -327,7 +333,8 @@ static void emu_decode(const struct att_case *c, const float *q, const float *kc
                             continue;
                         }
                         float acc = 0.0f;
-                        for (int64_t d = 0; d < hd; d++) acc += q[(g * G + h) * hd + d] * kc[(tb + tid) * kv_dim + g * hd + d];
+                        for (int64_t d = 0; d < hd; d++)
+                            acc += q[(g * G + h) * hd + d] * kc[(int64_t)rows_s[tid] * kv_dim + g * hd + d];
                         ps[h][tid] = acc * scale;
                     }
                 for (int64_t h = 0; h < G; h++) {
@@ -342,7 +349,8 @@ static void emu_decode(const struct att_case *c, const float *q, const float *kc
                 for (int64_t d = 0; d < hd; d++)
                     for (int64_t h = 0; h < G; h++) {
                         o[d][h] *= corr_s[h];
-                        for (int i = 0; i < n_valid; i++) o[d][h] += ps[h][i] * vc[(tb + i) * kv_dim + g * hd + d];
+                        for (int i = 0; i < n_valid; i++)
+                            o[d][h] += ps[h][i] * vc[(int64_t)rows_s[i] * kv_dim + g * hd + d];
                     }
             }
             for (int64_t h = 0; h < G; h++) {
@@ -362,6 +370,14 @@ static void emu_decode(const struct att_case *c, const float *q, const float *kc
             out[h * hd + d] = v;
         }
     }
+}
+
+/* The single-token kernel over a contiguous cache. */
+static void emu_decode(const struct att_case *c, const float *q, const float *kc, const float *vc, int n_splits,
+                       float *out) {
+    float *part_o = malloc((size_t)(n_splits * c->n_heads * c->hd) * sizeof(float));
+    float *part_ml = malloc((size_t)(n_splits * c->n_heads * 2) * sizeof(float));
+    emu_decode_slot(c, q, kc, vc, NULL, n_splits, part_o, part_ml, out);
     free(part_o), free(part_ml);
 }
 
@@ -395,6 +411,132 @@ Test(cuda_ops_hd, decode_attention_emulation_matches_reference) {
             check_att(c, got, want, vmax, c->n_pos / 128 + splits[si] + 1, "decode");
         }
         free(q), free(k), free(v), free(want), free(got), free(scores);
+    }
+}
+
+/* ---- the paged KV cache: rows, per-token positions and tables, the batched decode ---------------- */
+
+_Static_assert(TRIT_CUDA_KV_BLOCK == TRIT_KV_BLOCK, "the kernels' KV block is the pool's (include/trit.h)");
+
+/* A pool of n_blocks blocks handed to n_seq sequences in a shuffled order (as a pool that has been
+ * trimmed and forked hands them out): tables (n_seq, max_blocks), sequence s holding blocks
+ * tables[s][0 .. max_blocks). */
+static void shuffled_tables(struct test_rng *rng, int32_t n_blocks, int32_t n_seq, int32_t max_blocks, int32_t *tables) {
+    int32_t *ids = malloc((size_t)n_blocks * sizeof *ids);
+    for (int32_t i = 0; i < n_blocks; i++) ids[i] = i;
+    for (int32_t i = n_blocks - 1; i > 0; i--) {
+        const int32_t j = (int32_t)test_rng_int(rng, 0, i), t = ids[i];
+        ids[i] = ids[j], ids[j] = t;
+    }
+    cr_assert_geq(n_blocks, n_seq * max_blocks);
+    for (int32_t i = 0; i < n_seq * max_blocks; i++) tables[i] = ids[i];
+    free(ids);
+}
+
+/* trit_kv_row is host/cpu/ops.c's paged address (ops.h: blocks[t / TRIT_KV_BLOCK] * block_stride +
+ * (t % TRIT_KV_BLOCK) * kv_stride, with block_stride = TRIT_KV_BLOCK * kv_stride) in rows; the identity
+ * table and no table give row = position; a sequence's positions take distinct rows of its own blocks.
+ * trit_kv_token_pos and trit_kv_token_table pick each token's position and table. */
+Test(cuda_ops_hd, paged_rows_and_token_maps) {
+    struct test_rng rng;
+    test_rng_seed(&rng, 0x60u);
+    enum { N_BLOCKS = 40, N_SEQ = 3, MAXB = 12, KV = 24 };
+    int32_t tables[N_SEQ * MAXB], ident[MAXB];
+    shuffled_tables(&rng, N_BLOCKS, N_SEQ, MAXB, tables);
+    for (int32_t i = 0; i < MAXB; i++) ident[i] = i;
+    static uint8_t used[N_BLOCKS * TRIT_KV_BLOCK];
+    memset(used, 0, sizeof used);
+    for (int64_t p = 0; p < MAXB * TRIT_KV_BLOCK; p++) {
+        cr_assert_eq(trit_kv_row(NULL, p), p);
+        cr_assert_eq(trit_kv_row(ident, p), p);
+        for (int s = 0; s < N_SEQ; s++) {
+            const int32_t *tab = tables + s * MAXB, row = trit_kv_row(tab, p);
+            const int64_t cpu = tab[p / TRIT_KV_BLOCK] * (int64_t)(TRIT_KV_BLOCK * KV) + p % TRIT_KV_BLOCK * KV;
+            cr_assert_eq((int64_t)row * KV, cpu, "seq %d pos %ld", s, (long)p);
+            cr_assert_eq(row / TRIT_KV_BLOCK, tab[p / TRIT_KV_BLOCK]);
+            cr_assert(!used[row], "row %d taken twice", row);
+            used[row] = 1;
+        }
+    }
+    const int32_t pos0 = 17, pos[4] = {5, 130, 0, 64}, tok_table[4] = {2, 0, 2, 1};
+    for (int64_t t = 0; t < 4; t++) {
+        cr_assert_eq(trit_kv_token_pos(NULL, &pos0, t), 17 + t);
+        cr_assert_eq(trit_kv_token_pos(pos, &pos0, t), pos[t]);
+        cr_assert_null(trit_kv_token_table(NULL, tok_table, MAXB, t));
+        cr_assert_eq(trit_kv_token_table(tables, NULL, MAXB, t), tables);
+        cr_assert_eq(trit_kv_token_table(tables, tok_table, MAXB, t), tables + tok_table[t] * MAXB);
+    }
+}
+
+/* The batched decode kernel (trit_cuda_attn_decode_paged) over a pool shared by several sequences:
+ * tokens of different sequences at different positions (across block boundaries), run in launches
+ * of TRIT_CUDA_ATT_DEC_TOKENS tokens with the kernel's per-token scratch slots (shared by the
+ * launches, in order). Each token's output equals, bit for bit, the single-token kernel over its
+ * sequence's rows gathered into a contiguous cache: paging moves addresses, not one operation. And
+ * it matches the CPU's paged attention (trit_attention_f32_paged, the backend's reference, on the
+ * same fp16-rounded rows) within the decode emulation's tolerance: both sum each score over head_dim
+ * in order, but the softmax runs per tile of 128 and per split here and per block of 64 there. */
+Test(cuda_ops_hd, paged_decode_emulation_matches_contiguous_and_cpu) {
+    struct test_rng rng;
+    test_rng_seed(&rng, 0x61u);
+    const struct att_case shapes[] = {{6, 2, 16, 0}, {20, 5, 128, 0}, {8, 1, 256, 0}};
+    enum { N_SEQ = 4, MAXB = 6, N_BLOCKS = 30, N_TOK = 19 };
+    const int n_splits[] = {1, 3, 26};
+    for (size_t ci = 0; ci < sizeof shapes / sizeof shapes[0]; ci++) {
+        const struct att_case *c = &shapes[ci];
+        const int64_t qd = c->n_heads * c->hd, kvd = c->n_kv * c->hd, rows = (int64_t)N_BLOCKS * TRIT_KV_BLOCK;
+        int32_t tables[N_SEQ * MAXB], pos[N_TOK], tok_table[N_TOK];
+        shuffled_tables(&rng, N_BLOCKS, N_SEQ, MAXB, tables);
+        float *kp = malloc((size_t)(rows * kvd) * 4), *vp = malloc((size_t)(rows * kvd) * 4);
+        float *q = malloc((size_t)(N_TOK * qd) * 4), *att = malloc((size_t)(N_TOK * qd) * 4);
+        float *kc = malloc((size_t)(MAXB * TRIT_KV_BLOCK * kvd) * 4), *vc = malloc((size_t)(MAXB * TRIT_KV_BLOCK * kvd) * 4);
+        float *alone = malloc((size_t)qd * 4), *want = malloc((size_t)qd * 4), *scores = malloc((size_t)rows * 4);
+        float vmax = 0.0f;
+        for (int64_t i = 0; i < rows * kvd; i++) {
+            kp[i] = trit_fp16_to_fp32(trit_fp32_to_fp16(test_rng_normal(&rng)));
+            vp[i] = trit_fp16_to_fp32(trit_fp32_to_fp16(test_rng_normal(&rng)));
+            vmax = fmaxf(vmax, fabsf(vp[i]));
+        }
+        for (int64_t i = 0; i < N_TOK * qd; i++) q[i] = test_rng_normal(&rng);
+        /* positions across block edges (0, 63, 64, 65, 127, 128, ...) and the pool's last rows */
+        static const int32_t edge[] = {0, 63, 64, 65, 127, 128, 129, 191, 300, 383};
+        for (int t = 0; t < N_TOK; t++) {
+            tok_table[t] = (int32_t)test_rng_int(&rng, 0, N_SEQ - 1);
+            pos[t] = t < 10 ? edge[t] : (int32_t)test_rng_int(&rng, 0, MAXB * TRIT_KV_BLOCK - 1);
+        }
+        for (size_t si = 0; si < sizeof n_splits / sizeof n_splits[0]; si++) {
+            const int ns = n_splits[si];
+            const int64_t slot_o = ns * qd, slot_ml = ns * c->n_heads * 2;
+            float *part_o = malloc((size_t)(TRIT_CUDA_ATT_DEC_TOKENS * slot_o) * 4);
+            float *part_ml = malloc((size_t)(TRIT_CUDA_ATT_DEC_TOKENS * slot_ml) * 4);
+            for (int64_t i = 0; i < N_TOK * qd; i++) att[i] = NAN;
+            /* the launches: token t = tok0 + tz of chunk tok0, its q and att rows at t, its slot tz */
+            for (int64_t tok0 = 0; tok0 < N_TOK; tok0 += TRIT_CUDA_ATT_DEC_TOKENS)
+                for (int64_t tz = 0; tz < TRIT_CUDA_ATT_DEC_TOKENS && tok0 + tz < N_TOK; tz++) {
+                    const int64_t t = tok0 + tz;
+                    const int32_t *tab = trit_kv_token_table(tables, tok_table, MAXB, t);
+                    const struct att_case ct = {c->n_heads, c->n_kv, c->hd, trit_kv_token_pos(pos, NULL, t) + 1};
+                    emu_decode_slot(&ct, q + t * qd, kp, vp, tab, ns, part_o + tz * slot_o, part_ml + tz * slot_ml,
+                                    att + t * qd);
+                }
+            for (int64_t t = 0; t < N_TOK; t++) {
+                const int32_t *tab = tables + tok_table[t] * MAXB;
+                const struct att_case ct = {c->n_heads, c->n_kv, c->hd, pos[t] + 1};
+                for (int64_t p = 0; p <= pos[t]; p++) { /* the sequence's rows, gathered */
+                    memcpy(kc + p * kvd, kp + (int64_t)trit_kv_row(tab, p) * kvd, (size_t)kvd * 4);
+                    memcpy(vc + p * kvd, vp + (int64_t)trit_kv_row(tab, p) * kvd, (size_t)kvd * 4);
+                }
+                emu_decode(&ct, q + t * qd, kc, vc, ns, alone);
+                cr_assert(memcmp(alone, att + t * qd, (size_t)qd * 4) == 0,
+                          "heads %ld hd %ld splits %d token %ld (pos %d): paged and contiguous differ", (long)c->n_heads,
+                          (long)c->hd, ns, (long)t, pos[t]);
+                trit_attention_f32_paged(q + t * qd, kp, vp, tab, TRIT_KV_BLOCK * kvd, pos[t] + 1, c->n_heads, c->n_kv,
+                                         c->hd, kvd, scores, want, 0, c->n_heads);
+                check_att(&ct, att + t * qd, want, vmax, (pos[t] + 1) / 64 + ns + 2, "paged decode");
+            }
+            free(part_o), free(part_ml);
+        }
+        free(kp), free(vp), free(q), free(att), free(kc), free(vc), free(alone), free(want), free(scores);
     }
 }
 

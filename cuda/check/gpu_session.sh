@@ -4,7 +4,8 @@
 #   1. build the gpu-labelled tests, `trit` and the kernel benchmark for this GPU's architecture;
 #   2. the whole gpu-labelled suite with TRIT_REQUIRE_GPU=1 (a skip is a failure here);
 #   3. compute-sanitizer memcheck and racecheck on the kernel tests (ternary kernels, the backend's
-#      other ops) and on a decode loop through the CUDA graph (test_cuda_backend);
+#      other ops), on a decode loop through the CUDA graph and on batches of several sequences over
+#      the paged cache with forks (test_cuda_backend);
 #   4. `trit bench --device cuda` on synthetic:2b4t and synthetic:8b (pp512, tg128);
 #   5. bench_kernels (2B and 8B shapes): ternary GEMV/GEMM against cuBLAS, CSV and JSON; the
 #      attention kernels (decode at 512 and 4096 positions, prefill of 512), <out>_attention.csv.
@@ -83,12 +84,14 @@ if command -v compute-sanitizer > /dev/null; then
         san memcheck test_cuda_backend "*decode_loop_graph_equals_eager*"
         san memcheck test_cuda_tp "*one_gpu_exact*"
         san memcheck test_cuda_kernels "*topk*"
-        san memcheck test_cuda_backend "*forward_topk*"'
+        san memcheck test_cuda_backend "*forward_topk*"
+        san memcheck test_cuda_backend "*kv_copy_and_fork*"'
     step racecheck 90 bash -c 'set -e
         san racecheck test_cuda_kernels "*gemm_mma_f32*"
         san racecheck test_cuda_backend_ops "*attention*"
         san racecheck test_cuda_backend_ops "*norm*"
         san racecheck test_cuda_backend "*decode_loop_graph_equals_eager*"
+        san racecheck test_cuda_backend "*kv_copy_and_fork*"
         san racecheck test_cuda_kernels "*topk*"
         san synccheck test_cuda_kernels "*topk*"'
 else
