@@ -117,7 +117,13 @@ static int load(struct loaded *l, const struct tool_opts *o, const char *path, i
                 trit_last_error(), (long long)(kv / 2));
         kv /= 2;
     }
-    if (st != TRIT_OK) return tool_fail_status("serve", st, "context");
+    if (st != TRIT_OK) {
+        tool_fail_status("serve", st, "context");
+        if (st == TRIT_ERR_UNSUPPORTED && parallel > 1)
+            fprintf(stderr, "trit serve: (--parallel 1 decodes one sequence at a time on any backend; --device cpu "
+                            "batches sequences on the CPU)\n");
+        return 1;
+    }
     struct trit_kv_stats kvs;
     trit_kv_stats(l->ctx, &kvs);
     fprintf(stderr,

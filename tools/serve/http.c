@@ -40,6 +40,8 @@ struct conn {
     bool responded; /* a response was queued before the body ended: the rest is read and dropped */
     bool too_long;  /* the body passed --max-body while it arrived: the rest is dropped, then 413 */
     size_t dropped;
+    bool refused;   /* the headers decided an error (`error`), answered after the body */
+    struct serve_error error;
 };
 
 /* Bytes of a too long body read and dropped before the connection is closed instead. */
@@ -527,33 +529,52 @@ static enum MHD_Result completion(struct serve_http *h, struct MHD_Connection *c
 
 /* ---- MHD callbacks ------------------------------------------------------------------------------------ */
 
+/* The error the request line and headers already decide (404, 405, 401, 413 by Content-Length), in
+ * *e; false when there is none. */
+static bool header_error(struct serve_http *h, struct MHD_Connection *con, struct conn *c, const char *url,
+                         const char *method, bool post, struct serve_error *e) {
+    const bool is_post = !strcmp(method, "POST"), is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    if (c->route == R_NONE)
+        return serve_error_set(e, 404, "invalid_request_error", NULL, "not_found", "no such path: %.200s", url), true;
+    if (post ? !is_post : !is_get)
+        return serve_error_set(e, 405, "invalid_request_error", NULL, "method_not_allowed",
+                               "%.16s is not allowed on %.200s (%s)", method, url, post ? "POST" : "GET"),
+               true;
+    if (h->cfg.api_key && c->route != R_HEALTH &&
+        !sv_bearer_ok(MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION), h->cfg.api_key))
+        return serve_error_set(e, 401, "authentication_error", NULL, "invalid_api_key",
+                               "a missing or wrong API key: send \"Authorization: Bearer KEY\""),
+               true;
+    const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (post && cl && strtoull(cl, NULL, 10) > h->cfg.max_body)
+        return serve_error_set(e, 413, "invalid_request_error", NULL, "body_too_large",
+                               "the body is %.24s bytes; this server takes at most %zu (--max-body)", cl, h->cfg.max_body),
+               true;
+    return false;
+}
+
+/* MHD calls this once when the headers are in, then with each piece of the body, then once with
+ * none. Answers go out on that last call, so that the connection stays open for the next request
+ * (MHD closes it after an answer queued earlier); only a refused request that still has a body to
+ * send is answered at once, and its connection closed, rather than read. */
 static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char *url, const char *method,
                                const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls) {
     (void)version;
     struct serve_http *h = cls;
     struct conn *c = *con_cls;
-    if (!c) { /* the headers are in: route, method, key and declared size are checked before the body */
+    if (!c) {
         if (!(c = calloc(1, sizeof *c))) return MHD_NO;
         *con_cls = c;
         bool post = false;
         c->route = route_of(url, &post);
-        const bool is_post = !strcmp(method, "POST"), is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
-        c->responded = true; /* unless it goes on to read a body */
-        if (c->route == R_NONE)
-            return fail(h, con, R_NONE, 404, "invalid_request_error", "not_found", "no such path: %.200s", url);
-        if (post ? !is_post : !is_get)
-            return fail(h, con, c->route, 405, "invalid_request_error", "method_not_allowed", "%.16s is not allowed on %.200s (%s)",
-                        method, url, post ? "POST" : "GET");
-        if (h->cfg.api_key && c->route != R_HEALTH &&
-            !sv_bearer_ok(MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION), h->cfg.api_key))
-            return fail(h, con, c->route, 401, "authentication_error", "invalid_api_key",
-                        "a missing or wrong API key: send \"Authorization: Bearer KEY\"");
-        if (!post) return get_route(h, con, c->route, url);
+        c->refused = header_error(h, con, c, url, method, post, &c->error);
         const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > h->cfg.max_body)
-            return fail(h, con, c->route, 413, "invalid_request_error", "body_too_large",
-                        "the body is %.24s bytes; this server takes at most %zu (--max-body)", cl, h->cfg.max_body);
-        c->responded = false;
+        const bool body = (cl && strtoull(cl, NULL, 10) > 0) ||
+                          MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        if (c->refused && body) {
+            c->responded = true;
+            return send_error(h, con, c->route, &c->error);
+        }
         return MHD_YES;
     }
     if (c->responded) { /* the answer is out; the rest of the body is dropped */
@@ -562,17 +583,21 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
     }
     if (*upload_data_size) {
         /* MHD takes no answer in the middle of a body: one too long (sent without a length) is read
-         * to its end and dropped, then answered; past DRAIN_MAX more the connection is closed */
+         * to its end and dropped, then answered; past DRAIN_MAX more the connection is closed. A GET
+         * with a body has it dropped. */
         const size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (!c->too_long && n > h->cfg.max_body - c->body.n) {
+        const bool keep = c->route == R_CHAT || c->route == R_COMPLETIONS;
+        if (keep && !c->too_long && n > h->cfg.max_body - c->body.n) {
             c->too_long = true;
             sv_buf_free(&c->body);
         }
-        if (c->too_long) return (c->dropped += n) > DRAIN_MAX ? MHD_NO : MHD_YES;
+        if (!keep || c->too_long) return (c->dropped += n) > DRAIN_MAX ? MHD_NO : MHD_YES;
         return sv_buf_add(&c->body, upload_data, n) ? MHD_NO : MHD_YES;
     }
     c->responded = true;
+    if (c->refused) return send_error(h, con, c->route, &c->error);
+    if (c->route != R_CHAT && c->route != R_COMPLETIONS) return get_route(h, con, c->route, url);
     if (c->too_long)
         return fail(h, con, c->route, 413, "invalid_request_error", "body_too_large",
                     "the body is more than %zu bytes (--max-body)", h->cfg.max_body);

@@ -432,9 +432,11 @@ static int32_t batch_add(struct serve_sched *s, int32_t at, struct serve_req *r,
         s->b_logits[at + k] = 0;
         s->b_choice[at + k] = ch;
     }
-    if (logits) {
+    /* A context of one sequence may run on a backend without batches (CUDA today), which returns
+     * the last token's logits always: the row is asked for and dropped. */
+    if (logits || s->cfg.n_seq == 1) {
         s->b_logits[at + n - 1] = 1;
-        s->row_req[*rows] = r;
+        s->row_req[*rows] = logits ? r : NULL;
         s->row_choice[*rows] = c;
         (*rows)++;
     }
@@ -508,6 +510,7 @@ static void step(struct serve_sched *s) {
     for (int32_t j = 0; j < n_rows && j < rows; j++) {
         struct serve_req *r = s->row_req[j];
         const float *row = logits + (size_t)j * (size_t)s->n_vocab;
+        if (!r) continue; /* a prefill chunk's row nobody needs */
         if (!r->prompt_done) prompt_finished(s, r, row);
         else sample(s, r, s->row_choice[j], row);
     }
