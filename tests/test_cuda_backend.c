@@ -561,17 +561,31 @@ struct bseq {
     float *alone;
 };
 
-/* Alone, as tests/test_batch.c: the prompt in one trit_decode call, then one token at a time (a
- * context of one sequence, which also runs through forward_batch: the same kernels). */
+/* Tokens ids[0..n) of sequence 0 at positions len0 ..: trit_decode_batch, the last row. (Not
+ * trit_decode: a one-sequence context may run it through forward and the prefill tiles, whose bits
+ * differ from the decode attention's that forward_batch gives every token.) */
+static const float *decode_one_seq(trit_context *ctx, const int32_t *ids, int32_t n, int32_t len0) {
+    int32_t pos[256], sid[256];
+    cr_assert_leq(n, 256);
+    for (int32_t i = 0; i < n; i++) pos[i] = len0 + i, sid[i] = 0;
+    const struct trit_batch b = {.n_tokens = n, .token = ids, .pos = pos, .seq_id = sid};
+    const float *row = NULL;
+    int32_t n_rows = 0;
+    OK(trit_decode_batch(ctx, &b, &row, &n_rows));
+    cr_assert_eq(n_rows, 1);
+    return row;
+}
+
+/* Alone, as tests/test_batch.c: the prompt in one call, then one token at a time, in a context of
+ * one sequence. */
 static void bseq_alone(const struct trit_model *m, struct bseq *s) {
     const int64_t V = m->hp.n_vocab;
-    trit_context *ctx = cuda_context(m, 256, 64, 1);
-    const float *row;
-    OK(trit_decode(ctx, s->ids, s->n_prompt, &row));
+    trit_context *ctx = cuda_context(m, 256, 256, 1);
+    const float *row = decode_one_seq(ctx, s->ids, s->n_prompt, 0);
     s->alone = malloc((size_t)((s->n_total - s->n_prompt + 1) * V) * sizeof(float));
     memcpy(s->alone, row, (size_t)V * sizeof(float));
     for (int32_t i = s->n_prompt; i < s->n_total; i++) {
-        OK(trit_decode(ctx, &s->ids[i], 1, &row));
+        row = decode_one_seq(ctx, &s->ids[i], 1, i);
         memcpy(s->alone + (size_t)((i - s->n_prompt + 1) * V), row, (size_t)V * sizeof(float));
     }
     trit_context_free(ctx);
@@ -668,10 +682,9 @@ Test(cuda_backend, kv_copy_and_fork) {
     float *alone = malloc((size_t)(3 * 8 * V) * sizeof(float));
     for (int k = 0; k < 3; k++) {
         trit_context *one = cuda_context(&m, 128, 80, 1);
-        const float *row;
-        OK(trit_decode(one, ids[k], 70, &row));
+        (void)decode_one_seq(one, ids[k], 70, 0);
         for (int i = 0; i < 8; i++) {
-            OK(trit_decode(one, &ids[k][70 + i], 1, &row));
+            const float *row = decode_one_seq(one, &ids[k][70 + i], 1, 70 + i);
             memcpy(alone + (size_t)((k * 8 + i) * V), row, (size_t)V * sizeof(float));
         }
         trit_context_free(one);
