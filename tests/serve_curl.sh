@@ -281,13 +281,30 @@ pass "preemption: three answers unchanged"
 # ---- 4. synthetic:2b4t (~0.2 s a token here): a client that leaves, a full queue, shutdown -----------
 start -m synthetic:2b4t -c 256 -b 256 --parallel 2 --queue 1 --shutdown-timeout 1
 IDS='"prompt":[1,2,3,4,5]'
-req POST /v1/completions "{$IDS,\"max_tokens\":200,\"stream\":true}" -N --max-time 1.5
-[ "$STATUS" = 200 ] || fail "leave mid-stream: HTTP $STATUS"
-grep -q '^data: ' "$WORK/body" || fail "leave mid-stream: no event before leaving"
-grep -q '\[DONE\]' "$WORK/body" && fail "leave mid-stream: the answer was not cut"
-wait_idle 10
-req POST /v1/completions "{$IDS,\"max_tokens\":200}" --max-time 1
-wait_idle 10
+# a stream read until its first token event, then closed
+: > "$WORK/left"
+curl -s -N -o "$WORK/left" "$URL/v1/completions" -d "{$IDS,\"max_tokens\":200,\"stream\":true}" &
+client=$!
+for _ in $(seq 1 600); do
+    grep -q '^data: ' "$WORK/left" && break
+    sleep 0.1
+done
+grep -q '^data: ' "$WORK/left" || fail "leave mid-stream: no event in 60 s"
+kill "$client"
+wait "$client" 2>/dev/null
+grep -q '\[DONE\]' "$WORK/left" && fail "leave mid-stream: the answer was not cut"
+wait_idle 30
+# a whole answer left while it is generated (after its first token)
+generated=$(metric trit_generated_tokens_total)
+curl -s -o /dev/null "$URL/v1/completions" -d "{$IDS,\"max_tokens\":200}" &
+client=$!
+for _ in $(seq 1 600); do
+    [ "$(metric trit_generated_tokens_total)" -gt "$generated" ] && break
+    sleep 0.1
+done
+kill "$client"
+wait "$client" 2>/dev/null
+wait_idle 30
 [ "$(metric 'trit_requests_total{status="cancelled"}')" = 2 ] || fail "two requests whose client left are not 2 cancelled"
 pass "a client that leaves frees its sequence (stream and whole)"
 

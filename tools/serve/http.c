@@ -27,6 +27,7 @@ struct serve_http {
     struct serve_model_info info; /* valid once state is READY (written before, read after: seq_cst) */
     int64_t created;              /* the server's start, Unix seconds: the model's "created" */
     atomic_uint_fast64_t counter; /* request ids and default seeds */
+    atomic_int open_requests;     /* completion requests whose answer is not yet sent */
     uint64_t salt;
 };
 
@@ -42,6 +43,7 @@ struct conn {
     size_t dropped;
     bool refused;   /* the headers decided an error (`error`), answered after the body */
     struct serve_error error;
+    struct serve_http *h; /* set for a completion request: counted in h->open_requests until sent */
 };
 
 /* Bytes of a too long body read and dropped before the connection is closed instead. */
@@ -567,6 +569,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
         *con_cls = c;
         bool post = false;
         c->route = route_of(url, &post);
+        if (c->route == R_CHAT || c->route == R_COMPLETIONS) {
+            c->h = h;
+            atomic_fetch_add(&h->open_requests, 1);
+        }
         c->refused = header_error(h, con, c, url, method, post, &c->error);
         const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         const bool body = (cl && strtoull(cl, NULL, 10) > 0) ||
@@ -608,6 +614,7 @@ static void completed(void *cls, struct MHD_Connection *con, void **con_cls, enu
     (void)cls, (void)con, (void)toe;
     struct conn *c = *con_cls;
     if (!c) return;
+    if (c->h) atomic_fetch_sub(&c->h->open_requests, 1);
     sv_buf_free(&c->body);
     free(c);
     *con_cls = NULL;
@@ -658,6 +665,7 @@ int serve_http_start(const struct serve_http_config *cfg, struct serve_metrics *
     h->salt = mix64((uint64_t)now.tv_nsec ^ ((uint64_t)now.tv_sec << 20) ^ ((uint64_t)getpid() << 40));
     atomic_init(&h->state, LOADING);
     atomic_init(&h->counter, 0);
+    atomic_init(&h->open_requests, 0);
     /* A thread per connection: a request's thread blocks while its answer is generated (streams
      * included), with no suspend/resume bookkeeping; docs/serve.md "Threads" gives the trade-off. */
     const unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ITC |
@@ -689,6 +697,9 @@ void serve_http_quiesce(struct serve_http *h) {
 
 void serve_http_stop(struct serve_http *h) {
     if (!h) return;
+    /* the answers of the requests the scheduler just ended (503s, closing streams) go out before
+     * MHD closes every connection; a client that does not read gets 2 s */
+    for (int i = 0; i < 200 && atomic_load(&h->open_requests) > 0; i++) nanosleep(&(struct timespec){0, 10000000L}, NULL);
     MHD_stop_daemon(h->daemon);
     if (h->quiesced != MHD_INVALID_SOCKET) close(h->quiesced);
     free(h);

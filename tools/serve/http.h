@@ -44,7 +44,8 @@ int serve_http_start(const struct serve_http_config *cfg, struct serve_metrics *
                      uint16_t *port, char *err, size_t n_err);
 void serve_http_ready(struct serve_http *h, const struct serve_model_info *info);
 void serve_http_quiesce(struct serve_http *h);
-/* Stops the daemon (waits for its connection threads) and frees h. Accepts NULL. */
+/* Waits up to 2 s for the answers of completion requests still being sent, stops the daemon (joins
+ * its connection threads) and frees h. Accepts NULL. */
 void serve_http_stop(struct serve_http *h);
 
 #endif /* TRIT_SERVE_HTTP_H */
