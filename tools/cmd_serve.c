@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "commands.h"
@@ -190,6 +191,9 @@ int cmd_serve(int argc, char **argv) {
     hc.max_body = (size_t)max_body;
     hc.conn_limit = (unsigned)(2 * (queue + parallel) + 64);
     const char *path = tool_model_path(&o);
+    struct stat st_path;
+    if (strncmp(path, "synthetic:", 10) != 0 && stat(path, &st_path) != 0) /* before listening, not after */
+        return tool_fail("serve", "%s: %s", path, strerror(errno));
     char *name = model_name(path);
     if (!name) return tool_fail("serve", "out of memory");
     hc.model_name = name;
