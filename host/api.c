@@ -279,7 +279,8 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
     if (cfg.n_seq_max > 1 && !ops->forward_batch)
         return trit_error(TRIT_ERR_UNSUPPORTED,
                           "context: %d sequences at once: the %s backend decodes one sequence at a time (batched "
-                          "decoding runs on the CPU so far; docs/serve.md)",
+                          "decoding runs on the CPU, its MPI ranks and one GPU; tensor parallelism on GPUs does not "
+                          "have it yet: docs/serve.md)",
                           cfg.n_seq_max, ops->name);
     if (params->n_ctx > model->hp.ctx_train)
         TRIT_LOG_W("context: %d tokens is longer than the %lld the model was trained on; past that, expect its text "
@@ -526,10 +527,15 @@ static enum trit_status decode_pieces(trit_context *ctx, const int32_t *tokens, 
         const int32_t *t = tokens + done, len0 = ctx->pool.seq[0].len;
         TRIT_TRY(seq_grow(ctx, 0, len0 + n));
         enum trit_status st;
-        if (ctx->ops->forward_batch) { /* the backends with forward_batch have no device argmax or top-k */
+        /* One sequence in all (n_seq_max 1) holds blocks 0, 1, 2, ... (the pool hands out the lowest free
+         * block first, and nothing else takes any), the layout `forward` runs: the backend's own
+         * single-sequence path, with its device argmax, top-k and captured graphs. */
+        if (ctx->ops->forward_batch && ctx->pool.n_seq > 1) {
             struct trit_forward_batch b;
             one_sequence(ctx, 0, len0, n, ctx->cfg.logits_all, &b, t);
             st = ctx->ops->forward_batch(ctx->state, &b, ctx->logits);
+        } else if (ctx->pool.seq[0].blocks[ctx->pool.seq[0].n_blocks - 1] != ctx->pool.seq[0].n_blocks - 1) {
+            st = trit_error(TRIT_ERR_INTERNAL, "KV pool: sequence 0 left blocks 0, 1, 2, ...");
         } else if (done + n < n_tokens || last->kind == LAST_LOGITS) {
             st = ctx->ops->forward(ctx->state, t, n, len0, ctx->logits);
         } else if (last->kind == LAST_ARGMAX) {

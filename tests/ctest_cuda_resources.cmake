@@ -7,7 +7,10 @@
 #   ctest --test-dir build -R cuda_resources --output-on-failure
 if(TRIT_HAVE_CUDA)
   find_program(TRIT_CUOBJDUMP cuobjdump HINTS ${CUDAToolkit_BIN_DIR})
-  set(trit_res_args -DNVCC=${CMAKE_CUDA_COMPILER} "-DARCHS=${CMAKE_CUDA_ARCHITECTURES}"
+  # commas: add_test would split "80;86;..." into separate arguments, and only the first
+  # architecture would be checked
+  string(REPLACE ";" "," trit_res_archs "${CMAKE_CUDA_ARCHITECTURES}")
+  set(trit_res_args -DNVCC=${CMAKE_CUDA_COMPILER} "-DARCHS=${trit_res_archs}"
       -DSRC=${PROJECT_SOURCE_DIR} -DOUT=${CMAKE_CURRENT_BINARY_DIR}/cuda_resources)
   foreach(mode spills ptx sass)
     add_test(NAME cuda_resources_${mode}

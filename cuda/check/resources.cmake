@@ -1,6 +1,6 @@
 # resources.cmake: checks the compiled form of the CUDA kernels without a GPU (docs/design.md section 7).
 #
-#   cmake -DNVCC=... -DARCHS="80;86;89;90" -DSRC=<repo> -DOUT=<dir> [-DCUOBJDUMP=...] -DMODE=<mode> -P resources.cmake
+#   cmake -DNVCC=... -DARCHS="80,86,89,90" -DSRC=<repo> -DOUT=<dir> [-DCUOBJDUMP=...] -DMODE=<mode> -P resources.cmake
 #
 # MODE spills : compiles every cuda/*.cu for every arch with -Xptxas -v (the library's flags), prints
 #               a table (kernel, arch, registers, stack, spills, shared memory) and fails if any
@@ -26,6 +26,7 @@ file(GLOB cu_files ${SRC}/cuda/*.cu)
 set(common_flags -O3 -DNDEBUG -std=c++17 -lineinfo --expt-relaxed-constexpr -Xcompiler=-Wall
     -Werror=all-warnings -DTRIT_HAVE_CUDA=1 -I${SRC}/include -I${SRC}/host -I${SRC}/cuda)
 set(gencode "")
+string(REPLACE "," ";" ARCHS "${ARCHS}") # ctest passes "80,86,...": a ';' would split the argument
 foreach(a ${ARCHS})
   string(REGEX REPLACE "-(real|virtual)$" "" a "${a}")
   if(a MATCHES "^[0-9]+[a-z]?$")
