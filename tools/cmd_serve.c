@@ -53,6 +53,7 @@ static void usage(FILE *out) {
             "%s"
             "  -h, --help           this text\n"
             "\n"
+            "--tp-mpi is not supported by serve (one process); --tp N needs --parallel 1 for now.\n"
             "Sampling is per request (temperature, top_p, top_k, min_p, repetition_penalty, seed);\n"
             "-c is the longest one sequence may grow (prompt + answer), -b the tokens of one step.\n",
             tool_opts_help);
