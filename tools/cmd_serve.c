@@ -226,7 +226,12 @@ int cmd_serve(int argc, char **argv) {
         rc = 1;
         goto done;
     }
-    if (load(&l, &o, path, parallel, kv_tokens)) {
+    /* while the model loads (minutes for a large file) SIGINT and SIGTERM end the process at once:
+     * nothing is in flight, and the connection threads keep them blocked */
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    const int loaded = load(&l, &o, path, parallel, kv_tokens);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if (loaded) {
         rc = 1;
         goto done;
     }

@@ -299,11 +299,14 @@ static enum MHD_Result answer_whole(struct serve_http *h, struct MHD_Connection 
                                     struct serve_req *r) {
     const MHD_socket fd = conn_fd(con);
     pthread_mutex_lock(&r->mu);
+    /* the client is looked at every POLL_NS of wall time: the scheduler wakes us at every token,
+     * and a deadline renewed at each wake would never pass while tokens come faster than that */
+    struct timespec t;
+    deadline_in(&t, POLL_NS);
     while (!r->done) {
-        struct timespec t;
+        if (pthread_cond_timedwait(&r->cv, &r->mu, &t) != ETIMEDOUT) continue;
         deadline_in(&t, POLL_NS);
-        if (pthread_cond_timedwait(&r->cv, &r->mu, &t) == ETIMEDOUT && !r->done && fd != MHD_INVALID_SOCKET &&
-            client_gone(fd)) {
+        if (!r->done && fd != MHD_INVALID_SOCKET && client_gone(fd)) {
             pthread_mutex_unlock(&r->mu);
             left_log(r);
             serve_sched_cancel(h->info.sched, r);
@@ -693,6 +696,9 @@ void serve_http_ready(struct serve_http *h, const struct serve_model_info *info)
 void serve_http_quiesce(struct serve_http *h) {
     atomic_store(&h->state, DRAINING);
     if (h->quiesced == MHD_INVALID_SOCKET) h->quiesced = MHD_quiesce_daemon(h->daemon);
+    /* new connections are refused at once (not left waiting in the backlog until the exit); the
+     * descriptor itself is closed only after MHD_stop_daemon, as libmicrohttpd asks */
+    if (h->quiesced != MHD_INVALID_SOCKET) shutdown(h->quiesced, SHUT_RDWR);
 }
 
 void serve_http_stop(struct serve_http *h) {

@@ -91,7 +91,8 @@ static int parse_ids(const cJSON *arr, const struct serve_limits *lim, int32_t *
     const int n = cJSON_GetArraySize(arr);
     if (n == 0) return BAD_REQUEST(e, "prompt", "'prompt' is an empty list of token ids");
     if (n > lim->n_ctx)
-        return BAD_REQUEST(e, "prompt", "the prompt is %d tokens, more than the context of %d tokens", n, lim->n_ctx);
+        return serve_error_set(e, 400, "invalid_request_error", "prompt", "context_length_exceeded",
+                               "the prompt is %d tokens, more than the context of %d tokens", n, lim->n_ctx);
     int32_t *ids = malloc((size_t)n * sizeof *ids);
     if (!ids) return serve_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
     int i = 0;
@@ -281,12 +282,11 @@ static int parse_root(const cJSON *root, enum serve_kind kind, const struct serv
         get_i32(root, "top_k", 0, INT32_MAX, &p->top_k, NULL, e))
         return -1;
     if (p->top_p == 0.0f) p->top_p = 1e-9f; /* OpenAI takes 0: only the most likely token; the sampler needs > 0 */
+    /* JSON numbers arrive as doubles: integers are exact up to 2^53, and a larger one would be
+     * some other integer than the client wrote (two seeds would give one answer) */
     int64_t seed = 0;
-    if (get_int(root, "seed", -9223372036854775808.0, 18446744073709551615.0, &seed, &p->has_seed, e)) return -1;
-    if (p->has_seed) {
-        const double d = field(root, "seed")->valuedouble; /* above INT64_MAX: unsigned */
-        p->seed = d >= 9223372036854775808.0 ? (uint64_t)d : (uint64_t)seed;
-    }
+    if (get_int(root, "seed", -9007199254740992.0, 9007199254740992.0, &seed, &p->has_seed, e)) return -1;
+    if (p->has_seed) p->seed = (uint64_t)seed;
     if (get_i32(root, "n", 1, 128, &p->n, NULL, e)) return -1;
     if (p->n > lim->n_seq)
         return BAD_REQUEST(e, "n", "'n' is %d; this server runs at most %d sequences at once (--parallel)", p->n,
