@@ -134,8 +134,11 @@ typedef void (*trit_cpu_tile_fn)(const struct trit_cpu_tile *tile);
 typedef void (*trit_cpu_unpack_fn)(const uint8_t *packed, int64_t n_tiles, uint8_t *dst);
 #define TRIT_CPU_UNPACKED_TILE_BYTES 1024
 /* Calls with at least this many tokens unpack their chunks first (where the family has a panel
- * kernel): below it the unpacking is not repaid. */
-#define TRIT_CPU_PANEL_MIN_M 8
+ * kernel): below it the unpacking is not repaid. bench_cpu_gemm, AMD EPYC (Zen 3, AVX2), 2 threads,
+ * 2B-4T shapes, GOPS one pass / panels: m = 8: 299-308 / 252-262, m = 16: 333-385 / 288-310,
+ * m = 32: 320-345 / 369-380, m = 512: 291-302 / 393-473. Decoding 8 to 16 sequences at once stays
+ * in one pass. */
+#define TRIT_CPU_PANEL_MIN_M 24
 
 /* tail[t] = token t's last partial k-block (columns 64 * floor(n_cols / 64) .. n_cols), zero-padded
  * to 64 bytes, for t < tile->n_tok: kernels then read whole k-blocks and never a byte past n_cols.
