@@ -306,11 +306,11 @@ extern "C" enum trit_status trit_cuda_residual_norm_quant(float *d_x, int64_t m,
                                    NULL, 0, NULL, (cudaStream_t)stream);
 }
 
-extern "C" enum trit_status trit_cuda_residual_norm_out(float *d_x, int64_t m, int64_t dim, const int32_t *d_acc,
-                                                        int64_t acc_stride, struct trit_cuda_wscale ws,
-                                                        const float *d_act_scale, const float *d_norm, float eps,
-                                                        float *d_y, void *d_yh, int yh_bf16, void *stream) {
-    const char *op = "trit_cuda_residual_norm_out";
+// The final norm's two entries: every row (d_rows NULL), or the rows d_rows names.
+static enum trit_status residual_norm_out(const char *op, float *d_x, int64_t m, int64_t dim, const int32_t *d_rows,
+                                          const int32_t *d_acc, int64_t acc_stride, struct trit_cuda_wscale ws,
+                                          const float *d_act_scale, const float *d_norm, float eps, float *d_y,
+                                          void *d_yh, int yh_bf16, void *stream) {
     if (!d_x || !d_norm || !d_y || (d_acc && !d_act_scale))
         return trit_error(TRIT_ERR_INVALID_ARG, "%s: NULL argument", op);
     TRIT_TRY(rows_check(op, m, dim));
@@ -318,7 +318,15 @@ extern "C" enum trit_status trit_cuda_residual_norm_out(float *d_x, int64_t m, i
     // act_scale is only read on this path; the kernel takes a writable pointer for the quantizing one
     return trit_residual_norm_cuda(d_x, m, dim, d_acc, acc_stride, ws, d_norm, eps, NULL, NULL,
                                    const_cast<float *>(d_act_scale), d_y, static_cast<uint16_t *>(d_yh), yh_bf16,
-                                   NULL, (cudaStream_t)stream);
+                                   d_rows, (cudaStream_t)stream);
+}
+
+extern "C" enum trit_status trit_cuda_residual_norm_out(float *d_x, int64_t m, int64_t dim, const int32_t *d_acc,
+                                                        int64_t acc_stride, struct trit_cuda_wscale ws,
+                                                        const float *d_act_scale, const float *d_norm, float eps,
+                                                        float *d_y, void *d_yh, int yh_bf16, void *stream) {
+    return residual_norm_out("trit_cuda_residual_norm_out", d_x, m, dim, NULL, d_acc, acc_stride, ws, d_act_scale,
+                             d_norm, eps, d_y, d_yh, yh_bf16, stream);
 }
 
 extern "C" enum trit_status trit_cuda_residual_norm_out_rows(float *d_x, int64_t m, int64_t dim, const int32_t *d_rows,
@@ -326,14 +334,9 @@ extern "C" enum trit_status trit_cuda_residual_norm_out_rows(float *d_x, int64_t
                                                              struct trit_cuda_wscale ws, const float *d_act_scale,
                                                              const float *d_norm, float eps, float *d_y, void *d_yh,
                                                              int yh_bf16, void *stream) {
-    const char *op = "trit_cuda_residual_norm_out_rows";
-    if (!d_x || !d_rows || !d_norm || !d_y || (d_acc && !d_act_scale))
-        return trit_error(TRIT_ERR_INVALID_ARG, "%s: NULL argument", op);
-    TRIT_TRY(rows_check(op, m, dim));
-    if (d_acc && acc_stride < dim) return trit_error(TRIT_ERR_INVALID_ARG, "%s: acc_stride < dim", op);
-    return trit_residual_norm_cuda(d_x, m, dim, d_acc, acc_stride, ws, d_norm, eps, NULL, NULL,
-                                   const_cast<float *>(d_act_scale), d_y, static_cast<uint16_t *>(d_yh), yh_bf16,
-                                   d_rows, (cudaStream_t)stream);
+    if (!d_rows) return trit_error(TRIT_ERR_INVALID_ARG, "trit_cuda_residual_norm_out_rows: NULL rows");
+    return residual_norm_out("trit_cuda_residual_norm_out_rows", d_x, m, dim, d_rows, d_acc, acc_stride, ws,
+                             d_act_scale, d_norm, eps, d_y, d_yh, yh_bf16, stream);
 }
 
 extern "C" enum trit_status trit_cuda_ffn_act_quant(const int32_t *d_acc, int64_t m, int64_t ffn_dim,
