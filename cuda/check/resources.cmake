@@ -1,15 +1,23 @@
 # resources.cmake: checks the compiled form of the CUDA kernels without a GPU (docs/design.md section 7).
 #
-#   cmake -DNVCC=... -DARCHS="80,86,89,90" -DSRC=<repo> -DOUT=<dir> [-DCUOBJDUMP=...] -DMODE=<mode> -P resources.cmake
+#   cmake -DNVCC=... -DARCHS="80,86,89,90" -DSRC=<repo> -DOUT=<dir> [-DCUOBJDUMP=...] [-DOBJS=a.o,b.o]
+#         -DMODE=<mode> -P resources.cmake
 #
-# MODE spills : compiles every cuda/*.cu for every arch with -Xptxas -v (the library's flags), prints
-#               a table (kernel, arch, registers, stack, spills, shared memory) and fails if any
-#               kernel has a stack frame (local memory) or spill stores/loads. Log: OUT/ptxas.log.
+# OBJS: the build's own objects of cuda/*.cu (ctest passes the trit_cuda target's), compiled for
+# every arch of ARCHS. With cuobjdump they are read as they are, and nothing is compiled again
+# (compiling every file for six archs took five minutes of a two-core CI run).
+#
+# MODE spills : every kernel of cuda/*.cu, every arch: no stack frame and no local memory (a spill
+#               needs a stack frame). With OBJS and cuobjdump: `cuobjdump -res-usage` of the objects
+#               (REG, STACK, SHARED, LOCAL per kernel and arch); else it compiles every file with
+#               -Xptxas -v (the library's flags), log in OUT/ptxas.log. Prints a table (kernel, arch,
+#               registers, stack, spills or local bytes, shared memory) and fails on any.
 # MODE ptx    : the PTX of cuda/gemv.cu and cuda/gemm.cu holds 128-bit no-allocate weight loads
 #               (ld.global.nc.L1::no_allocate.v4.u32) in every GEMV/GEMM kernel.
-# MODE sass   : cuobjdump -sass of the objects: every GEMV/GEMM kernel, on every arch, loads its
-#               weights with LDG.E.NA.128 (128-bit, no L1 allocation) and has no narrower no-allocate
-#               load (a split weight load). Prints "SKIPPED: ..." when no cuobjdump was found.
+# MODE sass   : cuobjdump -sass of gemv's and gemm's objects (OBJS', else compiled here): every
+#               GEMV/GEMM kernel, on every arch, loads its weights with LDG.E.NA.128 (128-bit, no L1
+#               allocation) and has no narrower no-allocate load (a split weight load). Prints
+#               "SKIPPED: ..." when no cuobjdump was found.
 cmake_minimum_required(VERSION 3.24)
 
 foreach(var NVCC ARCHS SRC OUT MODE)
@@ -38,6 +46,23 @@ endforeach()
 if(gencode STREQUAL "")
   set(gencode -gencode arch=compute_90,code=sm_90)
 endif()
+set(have_cuobjdump 0)
+if(CUOBJDUMP AND EXISTS "${CUOBJDUMP}")
+  set(have_cuobjdump 1)
+endif()
+string(REPLACE "," ";" OBJS "${OBJS}")
+list(FILTER OBJS INCLUDE REGEX "\\.cu\\.o$")
+
+# The object of cuda/<name>.cu among OBJS, or "" (none given).
+function(build_object name out_var)
+  set(found "")
+  foreach(o ${OBJS})
+    if(o MATCHES "/${name}\\.cu\\.o$")
+      set(found "${o}")
+    endif()
+  endforeach()
+  set(${out_var} "${found}" PARENT_SCOPE)
+endfunction()
 
 # Compiles one file to OUT/<name>.o (all archs); ptxas -v report appended to `log_var`.
 function(compile_one src log_var)
@@ -63,7 +88,57 @@ function(demangle name out_var)
   set(${out_var} "${d}" PARENT_SCOPE)
 endfunction()
 
-if(MODE STREQUAL "spills")
+if(MODE STREQUAL "spills" AND have_cuobjdump AND OBJS)
+  set(bad 0)
+  set(n_kernels 0)
+  set(archs_seen "")
+  message("kernel | arch | registers | stack | local | smem   (cuobjdump -res-usage of the build's objects)")
+  foreach(obj ${OBJS})
+    execute_process(COMMAND ${CUOBJDUMP} -res-usage ${obj} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+    if(NOT rc EQUAL 0)
+      message(FATAL_ERROR "cuobjdump -res-usage failed on ${obj}:\n${err}")
+    endif()
+    string(REPLACE "\n" ";" lines "${out}")
+    set(arch "")
+    set(fn "")
+    foreach(line ${lines})
+      if(line MATCHES "arch = (sm_[0-9a-z]+)")
+        set(arch "${CMAKE_MATCH_1}")
+      elseif(line MATCHES "Function ([^:]+):")
+        set(fn "${CMAKE_MATCH_1}")
+      elseif(line MATCHES "REG:([0-9]+) STACK:([0-9]+) SHARED:([0-9]+) LOCAL:([0-9]+)" AND NOT fn STREQUAL "")
+        set(regs ${CMAKE_MATCH_1})
+        set(stack ${CMAKE_MATCH_2})
+        set(smem ${CMAKE_MATCH_3})
+        set(lmem ${CMAKE_MATCH_4})
+        demangle(${fn} dname)
+        set(flag "")
+        if(NOT stack EQUAL 0 OR NOT lmem EQUAL 0)
+          set(flag "   <-- LOCAL MEMORY")
+          set(bad 1)
+        endif()
+        message("${dname} | ${arch} | ${regs} | ${stack} | ${lmem} | ${smem}${flag}")
+        math(EXPR n_kernels "${n_kernels} + 1")
+        list(APPEND archs_seen ${arch})
+        set(fn "")
+      endif()
+    endforeach()
+  endforeach()
+  foreach(a ${ARCHS})
+    string(REGEX REPLACE "-(real|virtual)$" "" a "${a}")
+    if(a MATCHES "^[0-9]+[a-z]?$" AND NOT "sm_${a}" IN_LIST archs_seen)
+      message(FATAL_ERROR "the build's objects hold no kernel for sm_${a}, which ARCHS names")
+    endif()
+  endforeach()
+  if(n_kernels EQUAL 0)
+    message(FATAL_ERROR "no kernel found in the objects' resource usage (${OBJS})")
+  endif()
+  if(bad)
+    message(FATAL_ERROR "a kernel uses local memory (stack frame or spills): see the table above")
+  endif()
+  message("OK: ${n_kernels} kernel compilations, no stack frame and no local memory")
+
+elseif(MODE STREQUAL "spills")
   set(log "")
   foreach(src ${cu_files})
     compile_one(${src} log)
@@ -148,14 +223,18 @@ elseif(MODE STREQUAL "ptx")
   endforeach()
 
 elseif(MODE STREQUAL "sass")
-  if(NOT CUOBJDUMP OR NOT EXISTS "${CUOBJDUMP}")
+  if(NOT have_cuobjdump)
     message("SKIPPED: cuobjdump not found (the CUDA toolkit's, or pip's nvidia-cuda-cuobjdump with nvidia-cuda-nvdisasm on PATH)")
     return()
   endif()
   set(log "")
   foreach(name gemv gemm)
-    compile_one(${SRC}/cuda/${name}.cu log)
-    execute_process(COMMAND ${CUOBJDUMP} -sass ${OUT}/${name}.o RESULT_VARIABLE rc OUTPUT_VARIABLE sass ERROR_VARIABLE err)
+    build_object(${name} obj)
+    if(obj STREQUAL "")
+      compile_one(${SRC}/cuda/${name}.cu log)
+      set(obj ${OUT}/${name}.o)
+    endif()
+    execute_process(COMMAND ${CUOBJDUMP} -sass ${obj} RESULT_VARIABLE rc OUTPUT_VARIABLE sass ERROR_VARIABLE err)
     if(NOT rc EQUAL 0)
       message(FATAL_ERROR "cuobjdump failed on ${name}.o:\n${err}")
     endif()
