@@ -37,7 +37,9 @@
  * as the CPU backend's forward does), so its kernels, its graph and its bits are those of a
  * contiguous cache; forward_batch uploads each token's position, its sequence's block table and
  * the wanted rows, and runs every token through the decode attention, so that a token's result
- * is the same whatever else the batch holds (host/forward.h; tests/test_cuda_backend.c).
+ * is the same whatever else the batch holds (host/forward.h; tests/test_cuda_backend.c). A
+ * tensor-parallel rank runs both over its own KV heads' cache, with its collectives
+ * (tests/test_cuda_tp.c).
  */
 #include <string.h>
 
@@ -182,9 +184,11 @@ enum trit_status op_head(void *be, const trit_forward_batch *b) {
     return trit_cuda_head_gemv(st->head, st->head_bf16, Vh, D, st->xn, n_out, out, s);
 }
 
+// (n_out is the batch's, alike on every rank: a prefill chunk that wants no logits skips the
+// all-gather on all of them.)
 enum trit_status op_gather_logits(void *be, const trit_forward_batch *b) {
     cuda_state *st = state_of(be);
-    return st->multi_rank ? tp_gather_logits(st, b->n_out) : TRIT_OK;
+    return st->multi_rank && b->n_out > 0 ? tp_gather_logits(st, b->n_out) : TRIT_OK;
 }
 
 const trit_layer_ops cuda_ops = {
@@ -228,6 +232,28 @@ enum trit_status cuda_sync(cuda_state *st, int64_t n_tokens) {
     return TRIT_OK;
 }
 
+namespace {
+
+// The end of a call whose step is enqueued: its one synchronization, and `bytes` of st->logits to
+// the host (logits NULL: none, as on the TP ranks whose logits nobody reads). One GPU: the copy
+// queues behind the step. A copy to pageable memory blocks the host until the stream has run up to
+// it, NCCL included, outside the communicator's polling and abort (review finding 5): a NCCL rank
+// waits in cuda_sync first (which polls NCCL and aborts a hung group), and copies once the stream
+// is idle.
+enum trit_status finish_logits(cuda_state *st, float *logits, size_t bytes, int64_t n_tokens) {
+    if (!st->nccl) {
+        if (logits) TRIT_CUDA_CHECK(cudaMemcpyAsync(logits, st->logits, bytes, cudaMemcpyDeviceToHost, st->stream));
+        return cuda_sync(st, n_tokens);
+    }
+    TRIT_TRY(cuda_sync(st, n_tokens));
+    if (!logits) return TRIT_OK;
+    TRIT_CUDA_CHECK(cudaMemcpyAsync(logits, st->logits, bytes, cudaMemcpyDeviceToHost, st->stream));
+    TRIT_CUDA_CHECK(cudaStreamSynchronize(st->stream)); // only this copy is left on the stream
+    return TRIT_OK;
+}
+
+} // namespace
+
 // logits may be NULL with TP (the ranks whose logits nobody reads).
 enum trit_status cuda_forward_impl(cuda_state *st, const int32_t *tokens, int64_t n, int64_t pos0, float *logits) {
     const trit_hparams *hp = &st->m->hp;
@@ -235,19 +261,7 @@ enum trit_status cuda_forward_impl(cuda_state *st, const int32_t *tokens, int64_
         return trit_error(TRIT_ERR_INVALID_ARG, "cuda forward: NULL tokens or logits");
     TRIT_TRY(cuda_run(st, tokens, n, pos0));
     const int64_t n_out = st->cfg.logits_all ? n : 1;
-    const size_t bytes = (size_t)(n_out * hp->n_vocab) * sizeof(float);
-    if (!st->nccl) {
-        TRIT_CUDA_CHECK(cudaMemcpyAsync(logits, st->logits, bytes, cudaMemcpyDeviceToHost, st->stream));
-        return cuda_sync(st, n);
-    }
-    // A copy to pageable memory blocks the host until the stream has run up to it, NCCL included,
-    // outside the communicator's polling and abort (review finding 5). A NCCL rank waits in cuda_sync
-    // first (which polls NCCL and aborts a hung group), and copies once the stream is idle.
-    TRIT_TRY(cuda_sync(st, n));
-    if (!logits) return TRIT_OK;
-    TRIT_CUDA_CHECK(cudaMemcpyAsync(logits, st->logits, bytes, cudaMemcpyDeviceToHost, st->stream));
-    TRIT_CUDA_CHECK(cudaStreamSynchronize(st->stream)); // only this copy is left on the stream
-    return TRIT_OK;
+    return finish_logits(st, logits, (size_t)(n_out * hp->n_vocab) * sizeof(float), n);
 }
 
 // ---- forward_batch: several sequences over the paged cache ----------------------------------------
@@ -273,13 +287,18 @@ int32_t table_index(cuda_state *st, int32_t *n_seen, const int32_t *tab, int32_t
 // already), fills the pinned arrays (h_io: the tokens; h_batch: positions, each token's table, the
 // wanted rows, and each distinct table up to the block of its furthest position), uploads them in
 // two copies, enqueues the forward pass and copies the n_out rows of logits back: one sync.
+//
+// A tensor-parallel rank (st->nccl) runs the same program with its collectives; logits may be NULL
+// on the ranks whose logits nobody reads. Every rank of the group gets the same batch and has the
+// same context, batch size, pool and tables, so each check below gives the same verdict on every
+// rank: a refused batch enqueues nothing anywhere, and no rank waits on a collective another rank
+// never issues. (Only the logits pointer differs between ranks: a NCCL rank does not check it, the
+// driver does, once for the group: host/tp/forward_tp_cuda.c.)
 enum trit_status cuda_forward_batch_impl(cuda_state *st, const trit_forward_batch *b, float *logits) {
     const trit_hparams *hp = &st->m->hp;
     const int64_t B = st->cfg.n_batch, n = b ? b->n : 0;
-    if (st->nccl)
-        return trit_error(TRIT_ERR_UNSUPPORTED, "cuda forward_batch: a tensor-parallel rank decodes one sequence");
-    if (!b || !b->tokens || !b->pos || !b->blocks || (b->n_out > 0 && (!b->out || !logits)) || n < 1 || n > B ||
-        b->n_out < 0 || b->n_out > st->n_out_rows)
+    if (!b || !b->tokens || !b->pos || !b->blocks || (b->n_out > 0 && (!b->out || (!logits && !st->nccl))) || n < 1 ||
+        n > B || b->n_out < 0 || b->n_out > st->n_out_rows)
         return trit_error(TRIT_ERR_INVALID_ARG,
                           "cuda forward_batch: a batch of %lld tokens and %lld rows of logits (%lld and %lld at most)",
                           (long long)n, b ? (long long)b->n_out : 0LL, (long long)B, (long long)st->n_out_rows);
@@ -318,6 +337,7 @@ enum trit_status cuda_forward_batch_impl(cuda_state *st, const trit_forward_batc
     st->map = trit_cuda_kv_map{st->io, st->batch, st->batch + 3 * B, st->batch + B, st->max_blocks};
     st->batched = true;
     st->last_graphed = false;
+    st->tp.ev_used = 0; // a failed call may have left some recorded
     const size_t up = (size_t)(3 * B + (int64_t)n_seen * st->max_blocks) * sizeof(int32_t);
     enum trit_status status = TRIT_OK;
     TRIT_CUDA_CHECK_GOTO(cudaMemcpyAsync(st->batch, st->h_batch, up, cudaMemcpyHostToDevice, st->stream), status, done);
@@ -327,19 +347,22 @@ enum trit_status cuda_forward_batch_impl(cuda_state *st, const trit_forward_batc
         fb.first_out = 0;
         status = trit_forward_run(&cuda_ops, st, hp, &fb);
     }
-    if (status == TRIT_OK && b->n_out > 0)
-        TRIT_CUDA_CHECK_GOTO(cudaMemcpyAsync(logits, st->logits, (size_t)(b->n_out * hp->n_vocab) * sizeof(float),
-                                             cudaMemcpyDeviceToHost, st->stream),
-                             status, done);
-    if (status == TRIT_OK) status = cuda_sync(st, n);
+    if (status == TRIT_OK)
+        status = finish_logits(st, b->n_out > 0 ? logits : NULL, (size_t)(b->n_out * hp->n_vocab) * sizeof(float), n);
 done:
     st->batched = false;
-    if (status != TRIT_OK) (void)cudaStreamSynchronize(st->stream); // h_batch and h_io are free again
+    // One GPU: h_batch and h_io are free again once the stream is. A NCCL rank does not wait here (as
+    // cuda_forward_impl): its stream may hold a collective that a failed peer never issues, and the
+    // failure breaks the group (host/tp/forward_tp_cuda.c aborts the communicators, which ends what
+    // is pending); the arrays were read by the call's first copies, ahead of its first collective.
+    if (status != TRIT_OK && !st->nccl) (void)cudaStreamSynchronize(st->stream);
     return status;
 }
 
 // Block `from`'s K and V rows of every layer into block `to`, on the stream (before the batch that
-// writes into `to`).
+// writes into `to`). A tensor-parallel rank copies the rows of its own KV heads (st->hkv), on its
+// communicator's stream (st->stream): ordered with the collectives and kernels of the next batch.
+// The bounds are the pool's, alike on every rank, so a refusal is too.
 enum trit_status cuda_kv_copy_impl(cuda_state *st, int32_t from, int32_t to) {
     if (from < 0 || to < 0 || from >= st->n_kv_blocks || to >= st->n_kv_blocks)
         return trit_error(TRIT_ERR_INVALID_ARG, "cuda kv copy: block %d -> %d outside the pool of %lld", from, to,

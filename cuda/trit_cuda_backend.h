@@ -30,8 +30,9 @@ int trit_cuda_backend_n_splits(const void *state);
  * current device (the communicator's): this rank's shards (host/tp/plan.h; query heads widened to
  * whole GQA groups, of which it keeps its own), the math of host/tp/tp.h, the collectives on the
  * communicator's stream, no CUDA graph. Free it and run it with trit_cuda_backend's free, forward,
- * forward_argmax (collective: every rank calls them in the same order; logits may be NULL on ranks
- * whose logits nobody reads; every rank ends with the full logits on its device). */
+ * forward_argmax, forward_topk, forward_batch and kv_copy (collective: every rank calls them in the
+ * same order with the same arguments; logits may be NULL on ranks whose logits nobody reads; every
+ * rank ends with the full logits on its device). */
 struct trit_model;
 struct trit_backend_config;
 struct trit_comm;

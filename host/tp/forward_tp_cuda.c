@@ -10,6 +10,12 @@
  *   one GPU per process   the one local rank runs in the caller's thread (which it leaves with
  *                         that GPU current); MPI carries the ncclUniqueId and the init verdict.
  *
+ * Every call of the backend table is one job: forward, forward_argmax and forward_topk (one
+ * sequence in blocks 0, 1, 2, ...), forward_batch (several sequences over the paged cache: every
+ * rank holds the pool's blocks for its own KV heads, and gets the same batch and block tables) and
+ * kv_copy (each rank copies its own heads' rows of a block). The logits go to the first local rank;
+ * the others run the same collectives and leave theirs on the device.
+ *
  * Errors: a worker's message (thread-local in core/status.c) is copied out and re-raised on the
  * caller's thread; the root cause wins over the TRIT_ERR_COMM of the ranks that then timed out.
  * A call that fails for a reason other than its arguments (checked alike on every rank before
@@ -34,7 +40,7 @@
  * for each other to load and upload their shards) and nothing after it. */
 #define BOOT_TIMEOUT_MS 600000
 
-enum job { JOB_WARM, JOB_INIT, JOB_FORWARD, JOB_ARGMAX, JOB_TOPK, JOB_QUIT };
+enum job { JOB_WARM, JOB_INIT, JOB_FORWARD, JOB_ARGMAX, JOB_TOPK, JOB_BATCH, JOB_KVCOPY, JOB_QUIT };
 
 struct rank {
     struct tpc *owner;
@@ -69,6 +75,8 @@ struct tpc {
     const int32_t *pen_ids;
     float penalty, *vals;
     int32_t *ids;
+    const struct trit_forward_batch *batch; /* JOB_BATCH */
+    int32_t copy_from, copy_to;             /* JOB_KVCOPY */
 
     char desc[512];
 };
@@ -84,7 +92,10 @@ static void run_job(struct tpc *t, struct rank *r) {
         case JOB_WARM: { /* NCCL's buffers before any rank checks its memory: the step's largest sizes */
             const int64_t B = t->cfg.n_batch < t->cfg.n_ctx ? t->cfg.n_batch : t->cfg.n_ctx;
             const int64_t stride = trit_div_ceil(t->m->hp.n_vocab, t->n_ranks), n_red = B * t->m->hp.dim;
-            const int64_t n_gat = (t->cfg.logits_all ? B : 1) * stride;
+            /* the most rows of logits a call gathers: every token with logits_all, else one per
+             * sequence of a batch (cuda/backend.cu's n_out_rows; 1 for one sequence) */
+            const int64_t seqs = t->cfg.n_seq_max > 1 ? t->cfg.n_seq_max : 1;
+            const int64_t n_gat = (t->cfg.logits_all ? B : seqs < B ? seqs : B) * stride;
             st = trit_cuda_tp_warm_up(r->comm, n_red, n_gat < n_red ? n_gat : n_red);
             break;
         }
@@ -99,6 +110,8 @@ static void run_job(struct tpc *t, struct rank *r) {
                                                     t->penalty, t->vals, t->ids);
             else st = trit_cuda_backend.forward(r->state, t->tokens, t->n_tok, t->pos0, NULL);
             break;
+        case JOB_BATCH: st = trit_cuda_backend.forward_batch(r->state, t->batch, r->index == 0 ? t->logits : NULL); break;
+        case JOB_KVCOPY: st = trit_cuda_backend.kv_copy(r->state, t->copy_from, t->copy_to); break;
         case JOB_QUIT: break;
         }
     }
@@ -349,6 +362,27 @@ static enum trit_status tpc_forward_topk(void *state, const int32_t *tokens, int
     return dispatch(t, JOB_TOPK);
 }
 
+/* Several sequences (host/backend.h): every rank runs the batch on its shard and its own KV heads;
+ * the rows of logits go to the first local rank. The ranks check the batch alike (cuda/
+ * backend_forward.cu), so a refused one enqueues nothing anywhere and the group goes on. */
+static enum trit_status tpc_forward_batch(void *state, const struct trit_forward_batch *b, float *logits) {
+    struct tpc *t = state;
+    /* checked here: a rank other than the first runs without logits and would not refuse */
+    if (!b || (b->n_out > 0 && !logits))
+        return trit_error(TRIT_ERR_INVALID_ARG, "cuda tp forward_batch: NULL batch or logits");
+    t->batch = b, t->logits = logits;
+    return dispatch(t, JOB_BATCH);
+}
+
+/* Copy-on-write of a shared block (host/kv_pool.h): each rank copies its own KV heads' rows, on its
+ * communicator's stream, ahead of the batch that writes into `to`. Bounds are the pool's, alike on
+ * every rank. */
+static enum trit_status tpc_kv_copy(void *state, int32_t from, int32_t to) {
+    struct tpc *t = state;
+    t->copy_from = from, t->copy_to = to;
+    return dispatch(t, JOB_KVCOPY);
+}
+
 static const char *tpc_describe(void *state) {
     struct tpc *t = state;
     const double ms = trit_cuda_tp_comm_ms(t->r[0].state);
@@ -384,6 +418,8 @@ const struct trit_backend_ops trit_tp_cuda_backend = {
     .forward_argmax = tpc_forward_argmax,
     .forward_topk = tpc_forward_topk,
     .tp_info = tpc_info,
+    .forward_batch = tpc_forward_batch,
+    .kv_copy = tpc_kv_copy,
 };
 
 bool trit_tp_cuda_compiled(void) { return true; }

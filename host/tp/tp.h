@@ -104,8 +104,10 @@ bool trit_tp_cuda_compiled(void);
 enum trit_status trit_tp_cuda_init(const struct trit_model *m, const struct trit_backend_config *cfg,
                                    const struct trit_tp_cuda_config *tp, void **state);
 /* init (trit_tp_cuda_init with cfg's tp_quant, tp_n_devices and tp_expect_ranks), forward (rank
- * 0's logits; every process's with MPI), forward_argmax, forward_topk, free, describe (with the
- * communication time so far), memory_bytes (this process's GPUs), tp_info. */
+ * 0's logits; every process's with MPI), forward_argmax, forward_topk, forward_batch and kv_copy
+ * (several sequences over the paged cache, each rank the pool's blocks of its own KV heads; logits
+ * as forward's), free, describe (with the communication time so far), memory_bytes (this process's
+ * GPUs), tp_info. */
 extern const struct trit_backend_ops trit_tp_cuda_backend;
 
 /* This process's rank (0 with one process) and the number of GPU ranks. */
