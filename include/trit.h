@@ -173,12 +173,11 @@ struct trit_context_params {
      * bench_kernels measures (docs/perf.md). The CPU backends ignore it. */
     enum trit_cuda_gemv cuda_gemv;
     /* Sequences (trit_decode_batch). n_seq_max: how many sequences the context holds at once, ids
-     * 0 .. n_seq_max - 1 (default 1; the single-sequence calls below use sequence 0). More than one
-     * needs a backend that decodes batches of sequences: the CPU, its MPI ranks and one GPU; not yet
-     * tensor parallelism on GPUs (TRIT_ERR_UNSUPPORTED). n_kv: tokens of KV cache that all sequences share, a pool of
-     * blocks of TRIT_KV_BLOCK tokens, rounded up to whole blocks (0 = room for every sequence to
-     * reach n_ctx; default 0); n_ctx stays the longest one sequence may grow. The memory plan counts
-     * the pool. */
+     * 0 .. n_seq_max - 1 (default 1; the single-sequence calls below use sequence 0). Every backend
+     * decodes batches of sequences: the CPU, its MPI ranks, one GPU and tensor parallelism on GPUs.
+     * n_kv: tokens of KV cache that all sequences share, a pool of blocks of TRIT_KV_BLOCK tokens,
+     * rounded up to whole blocks (0 = room for every sequence to reach n_ctx; default 0); n_ctx stays
+     * the longest one sequence may grow. The memory plan counts the pool. */
     int32_t n_seq_max;
     int32_t n_kv;
 };
