@@ -125,7 +125,7 @@ enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *
     st->n_splits = splits < 1 ? 1 : (int)splits;
     {
         const int64_t B = st->cfg.n_batch, seqs = st->cfg.n_seq_max > 1 ? st->cfg.n_seq_max : 1;
-        st->n_out_rows = st->cfg.logits_all ? B : seqs < B ? seqs : B;
+        st->n_out_rows = trit_backend_out_rows(&st->cfg);
         st->n_tables = (int32_t)(seqs < B ? seqs : B);
         st->max_blocks = (int32_t)((st->cfg.n_ctx + TRIT_KV_BLOCK - 1) / TRIT_KV_BLOCK);
         st->n_kv_blocks = st->cfg.n_kv_blocks > 0 ? st->cfg.n_kv_blocks : st->max_blocks;

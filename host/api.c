@@ -12,6 +12,7 @@
 #include "cuda_module.h"
 #include "kv_pool.h"
 #include "model/model.h"
+#include "tp/lead.h"
 #include "tp/tp.h"
 
 struct trit_context {
@@ -20,12 +21,13 @@ struct trit_context {
     void *state;
     struct trit_backend_config cfg;
     struct trit_kv_pool pool; /* the sequences' blocks; sequence 0 is the single-sequence calls' */
-    int64_t n_rows;           /* rows of logits: out_rows() */
+    int64_t n_rows;           /* rows of logits: trit_backend_out_rows() */
     float *logits;            /* (n_rows, n_vocab) */
     /* a batch's arrays: n_batch entries each, and n_seq_max for the per-sequence ones */
     int32_t *pos, *out;
     const int32_t **blocks;
     int32_t *seq_len0, *seq_next, *seq_last;
+    struct trit_comm *lead; /* trit_tp_lead: the communicator each step is sent over first */
 };
 
 /* ---- models --------------------------------------------------------------------------------- */
@@ -116,17 +118,12 @@ static const char *fmt_bytes(uint64_t b, char buf[32]) {
     return buf;
 }
 
-/* Rows of logits one call may return: n_batch with logits_all, else one per sequence (at most n_batch). */
-static int64_t out_rows(const struct trit_backend_config *cfg) {
-    return cfg->logits_all || cfg->n_seq_max > cfg->n_batch ? cfg->n_batch : cfg->n_seq_max;
-}
-
 /* The pool when n_kv is 0: every sequence can grow to n_ctx. */
 static int64_t kv_blocks_default(const struct trit_backend_config *cfg) {
     return (int64_t)trit_kv_pool_blocks(cfg->n_ctx) * cfg->n_seq_max;
 }
 
-/* What a context of cfg->n_ctx tokens takes: the backend's plan, with the logits buffer (out_rows)
+/* What a context of cfg->n_ctx tokens takes: the backend's plan, with the logits buffer (trit_backend_out_rows)
  * counted as scratch. cfg->n_batch is cut to the context here, as init will. */
 static uint64_t context_need(const struct trit_model *m, const struct trit_backend_ops *ops,
                              struct trit_backend_config *cfg, int64_t n_batch_asked, struct trit_mem_plan *p) {
@@ -135,7 +132,7 @@ static uint64_t context_need(const struct trit_model *m, const struct trit_backe
     if (kv_asked == 0) cfg->n_kv_blocks = kv_blocks_default(cfg); /* follows the context as it is cut */
     ops->plan(m, cfg, p);
     cfg->n_kv_blocks = kv_asked;
-    const uint64_t rows = (uint64_t)out_rows(cfg);
+    const uint64_t rows = (uint64_t)trit_backend_out_rows(cfg);
     const uint64_t logits = rows * (uint64_t)m->hp.n_vocab * sizeof(float);
     p->scratch_bytes = p->scratch_bytes + logits < logits ? UINT64_MAX : p->scratch_bytes + logits;
     return trit_mem_plan_total(p);
@@ -278,9 +275,7 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
     };
     if (cfg.n_seq_max > 1 && !ops->forward_batch)
         return trit_error(TRIT_ERR_UNSUPPORTED,
-                          "context: %d sequences at once: the %s backend decodes one sequence at a time (batched "
-                          "decoding runs on the CPU, its MPI ranks and one GPU; tensor parallelism on GPUs does not "
-                          "have it yet: docs/serve.md)",
+                          "context: %d sequences at once: the %s backend decodes one sequence at a time",
                           cfg.n_seq_max, ops->name);
     if (params->n_ctx > model->hp.ctx_train)
         TRIT_LOG_W("context: %d tokens is longer than the %lld the model was trained on; past that, expect its text "
@@ -298,7 +293,7 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
     ctx->model = model;
     ctx->ops = ops;
     ctx->cfg = cfg;
-    ctx->n_rows = out_rows(&cfg);
+    ctx->n_rows = trit_backend_out_rows(&cfg);
     enum trit_status st = trit_kv_pool_init(&ctx->pool, (int32_t)cfg.n_kv_blocks, cfg.n_seq_max, cfg.n_ctx);
     const size_t B = (size_t)cfg.n_batch, S = (size_t)cfg.n_seq_max;
     if (st == TRIT_OK) {
@@ -324,6 +319,11 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
 
 void trit_context_free(trit_context *ctx) {
     if (!ctx) return;
+    if (ctx->lead) { /* the followers return; a broken group has nobody to tell */
+        const struct trit_lead_msg quit = {.op = TRIT_LEAD_QUIT};
+        if (trit_lead_send(ctx->lead, &quit, NULL) != TRIT_OK)
+            TRIT_LOG_W("tensor parallel: could not tell the other ranks to stop: %s", trit_last_error());
+    }
     if (ctx->state) ctx->ops->free(ctx->state);
     trit_kv_pool_free(&ctx->pool);
     trit_free(ctx->logits);
@@ -371,6 +371,10 @@ enum trit_status trit_seq_trim(trit_context *ctx, int32_t seq, int32_t n_keep) {
     if (n_keep < 0 || n_keep > ctx->pool.seq[seq].len)
         return trit_error(TRIT_ERR_INVALID_ARG, "trim sequence %d to %d: it holds %d tokens", seq, n_keep,
                           ctx->pool.seq[seq].len);
+    if (ctx->lead) {
+        const struct trit_lead_msg m = {.op = TRIT_LEAD_TRIM, .seq = seq, .n_keep = n_keep};
+        TRIT_TRY(trit_lead_send(ctx->lead, &m, NULL));
+    }
     trit_kv_pool_trim(&ctx->pool, seq, n_keep); /* later positions are overwritten before they are read */
     return TRIT_OK;
 }
@@ -386,6 +390,10 @@ enum trit_status trit_seq_fork(trit_context *ctx, int32_t src, int32_t dst, int3
                           ctx->pool.seq[dst].len);
     if (n_keep < 0 || n_keep > ctx->pool.seq[src].len)
         return trit_error(TRIT_ERR_INVALID_ARG, "fork %d -> %d: %d tokens of %d", src, dst, n_keep, ctx->pool.seq[src].len);
+    if (ctx->lead) {
+        const struct trit_lead_msg m = {.op = TRIT_LEAD_FORK, .seq = src, .seq2 = dst, .n_keep = n_keep};
+        TRIT_TRY(trit_lead_send(ctx->lead, &m, NULL));
+    }
     trit_kv_pool_fork(&ctx->pool, src, dst, n_keep);
     return TRIT_OK;
 }
@@ -470,6 +478,10 @@ enum trit_status trit_decode_batch(trit_context *ctx, const struct trit_batch *b
             return trit_error(TRIT_ERR_INVALID_ARG, "trit_decode_batch: the %s backend returns the logits of %s",
                               ctx->ops->name, all ? "every token (logits_all)" : "the last token only");
     }
+    if (ctx->lead) { /* checked: the followers will run it as it is */
+        const struct trit_lead_msg m = {.op = TRIT_LEAD_BATCH, .n_tokens = batch->n_tokens, .has_logits = batch->logits != NULL};
+        TRIT_TRY(trit_lead_send(ctx->lead, &m, batch));
+    }
     enum trit_status st = TRIT_OK;
     for (int32_t s = 0; s < ctx->pool.n_seq && st == TRIT_OK; s++)
         if (ctx->seq_next[s] > ctx->seq_len0[s]) st = seq_grow(ctx, s, ctx->seq_next[s]);
@@ -506,6 +518,9 @@ struct last_piece {
  * n_batch: every piece through forward except the last, which `last` ends. */
 static enum trit_status decode_pieces(trit_context *ctx, const int32_t *tokens, int32_t n_tokens, const char *who,
                                       const struct last_piece *last) {
+    if (ctx->lead)
+        return trit_error(TRIT_ERR_INVALID_ARG, "%s: this context leads other ranks (trit_tp_lead), which follow "
+                                                "trit_decode_batch only", who);
     const int32_t n_past = ctx->pool.seq[0].len;
     if (n_past + (int64_t)n_tokens > ctx->cfg.n_ctx)
         return trit_error(TRIT_ERR_CONTEXT_FULL, "context full: %d tokens in the cache + %d new > context length %lld",
@@ -642,4 +657,56 @@ int64_t trit_context_comm_us(const trit_context *ctx) {
     int64_t us;
     tp_info(ctx, &rank, &size, &us);
     return us;
+}
+
+/* ---- one rank leads, the others follow (trit_tp_lead) ---------------------------------------- */
+
+/* The job's host communicator when the context has other ranks to lead or follow, else NULL. */
+static struct trit_comm *job_comm(const trit_context *ctx) {
+    struct trit_comm *c = ctx->ops->host_comm ? ctx->ops->host_comm(ctx->state) : NULL;
+    return c && trit_comm_size(c) > 1 ? c : NULL;
+}
+
+enum trit_status trit_tp_lead(trit_context *ctx) {
+    if (!ctx) return trit_error(TRIT_ERR_INVALID_ARG, "trit_tp_lead: NULL context");
+    struct trit_comm *c = job_comm(ctx);
+    if (c && trit_comm_rank(c) != 0)
+        return trit_error(TRIT_ERR_INVALID_ARG, "trit_tp_lead: rank %d follows (rank 0 leads)", trit_comm_rank(c));
+    ctx->lead = c;
+    return TRIT_OK;
+}
+
+/* Runs one step rank 0 sent; its checks passed there, so they pass here unless the ranks differ. */
+static enum trit_status follow_step(trit_context *ctx, const struct trit_lead_msg *m, const struct trit_batch *b) {
+    switch (m->op) {
+    case TRIT_LEAD_BATCH: return trit_decode_batch(ctx, b, NULL, NULL);
+    case TRIT_LEAD_TRIM: return trit_seq_trim(ctx, m->seq, m->n_keep);
+    case TRIT_LEAD_FORK: return trit_seq_fork(ctx, m->seq, m->seq2, m->n_keep);
+    default: return trit_error(TRIT_ERR_INTERNAL, "trit_tp_follow: step %d", m->op);
+    }
+}
+
+enum trit_status trit_tp_follow(trit_context *ctx) {
+    if (!ctx) return trit_error(TRIT_ERR_INVALID_ARG, "trit_tp_follow: NULL context");
+    struct trit_comm *c = job_comm(ctx);
+    if (!c) return TRIT_OK;
+    if (trit_comm_rank(c) == 0) return trit_error(TRIT_ERR_INVALID_ARG, "trit_tp_follow: rank 0 leads (trit_tp_lead)");
+    const size_t B = (size_t)ctx->cfg.n_batch;
+    int32_t *ints = trit_alloc(3 * B * sizeof *ints);
+    int8_t *flags = trit_alloc(B);
+    enum trit_status st = ints && flags ? TRIT_OK : trit_error(TRIT_ERR_OUT_OF_MEMORY, "trit_tp_follow: out of memory");
+    while (st == TRIT_OK) {
+        struct trit_lead_msg m;
+        struct trit_batch b;
+        st = trit_lead_receive(c, (int32_t)B, ints, ints + B, ints + 2 * B, flags, &m, &b);
+        if (st != TRIT_OK || m.op == TRIT_LEAD_QUIT) break;
+        if ((st = follow_step(ctx, &m, &b)) != TRIT_OK) {
+            char why[1024];
+            snprintf(why, sizeof why, "%s", trit_last_error());
+            st = trit_error(st, "tensor parallel: rank %d cannot repeat rank 0's step: %s", trit_comm_rank(c), why);
+        }
+    }
+    trit_free(ints);
+    trit_free(flags);
+    return st;
 }

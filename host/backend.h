@@ -13,6 +13,8 @@
 #include "forward.h"
 #include "model/model.h"
 
+struct trit_comm;
+
 struct trit_backend_config {
     int64_t n_ctx;     /* KV cache length in tokens */
     int64_t n_batch;   /* most tokens one forward call takes */
@@ -45,6 +47,14 @@ struct trit_mem_plan {
 };
 /* Their sum, saturating. */
 uint64_t trit_mem_plan_total(const struct trit_mem_plan *p);
+
+/* Rows of logits one call may return (cfg->n_batch already cut to n_ctx): n_batch with logits_all,
+ * else one per sequence, at most n_batch. host/api.c's logits buffer, and what the GPU backends size
+ * and gather. */
+static inline int64_t trit_backend_out_rows(const struct trit_backend_config *cfg) {
+    const int64_t seqs = cfg->n_seq_max > 1 ? cfg->n_seq_max : 1;
+    return cfg->logits_all || seqs > cfg->n_batch ? cfg->n_batch : seqs;
+}
 
 struct trit_backend_ops {
     const char *name; /* "cpu", "cuda" */
@@ -82,6 +92,10 @@ struct trit_backend_ops {
     enum trit_status (*forward_batch)(void *state, const struct trit_forward_batch *b, float *logits);
     /* With forward_batch: copies every layer's K and V rows of block `from` to block `to`. */
     enum trit_status (*kv_copy)(void *state, int32_t from, int32_t to);
+    /* Optional (NULL: none). The group's host-memory communicator when its ranks are the processes
+     * of an MPI job (CPU ranks, or one GPU per rank), else NULL: what a leading context sends its
+     * steps over (trit_tp_lead, host/tp/lead.h). */
+    struct trit_comm *(*host_comm)(void *state);
 };
 
 /* The most candidates forward_topk hands back. */

@@ -227,6 +227,20 @@ uint64_t trit_context_memory_bytes(const trit_context *ctx);
 int32_t trit_context_tp_rank(const trit_context *ctx);
 int32_t trit_context_tp_size(const trit_context *ctx);
 int64_t trit_context_comm_us(const trit_context *ctx);
+/* One rank decides, the others follow (docs/serve.md "Tensor parallelism"): for a program whose
+ * work arrives at one process of an MPI job (a server), where the ranks cannot each make the same
+ * calls by themselves. On rank 0, trit_tp_lead makes the context send every trit_decode_batch,
+ * trit_seq_trim, trit_seq_remove and trit_seq_fork that passes its checks to the other ranks before
+ * running it, and trit_context_free tell them to stop; trit_decode, trit_decode_argmax,
+ * trit_decode_sample and trit_perplexity are then refused (they would not be sent). On every other
+ * rank, trit_tp_follow runs those calls as they arrive, waiting between them as long as it takes
+ * (sleeping, not spinning, and without the collective timeout), and returns TRIT_OK when rank 0
+ * frees its context, or the first error (a step that failed here but not on rank 0 leaves the
+ * ranks out of step: the program should exit, which ends the MPI job). With one process (no
+ * tp_mpi, or one rank) both return TRIT_OK at once. TRIT_ERR_INVALID_ARG: trit_tp_lead on a rank
+ * other than 0, trit_tp_follow on rank 0. */
+enum trit_status trit_tp_lead(trit_context *ctx);
+enum trit_status trit_tp_follow(trit_context *ctx);
 
 /* ----------------------------------------------------------------------------------------------
  * Batches of several sequences (docs/design.md section 9). A batch holds tokens of any of the

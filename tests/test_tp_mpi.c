@@ -551,6 +551,103 @@ Test(tp_mpi, batched_sequences) {
     tp_test_model_free(&t);
 }
 
+/* One rank leads, the others follow (trit_tp_lead / trit_tp_follow, as `trit serve --tp-mpi` runs):
+ * rank 0 alone makes the calls, the followers repeat them; every row rank 0 gets equals its sequence
+ * alone on the same ranks (computed first, collectively), forks, trims and removals included, a
+ * refused batch is not sent, and a follower waits for a step longer than the collective timeout. */
+Test(tp_mpi, lead_follow) {
+    struct trit_hparams hp = tp_test_hparams(TRIT_FAMILY_BITNET_B158);
+    struct tp_test_model t;
+    cr_assert_eq(tp_test_model_build(&hp, 11, &t), TRIT_OK, "%s", trit_last_error());
+    const int64_t V = hp.n_vocab;
+    enum { S = 3, PROMPT = 70, GEN = 3, TIMEOUT_MS = 3000 };
+    int32_t ids[S][PROMPT + GEN];
+    for (int k = 0; k < S; k++)
+        for (int i = 0; i < PROMPT + GEN; i++) ids[k][i] = (int32_t)((i * 7 + k * 31 + 2) % V);
+    /* alone[k][j]: sequence k's logits after PROMPT + j tokens */
+    float *alone = malloc((size_t)S * (GEN + 1) * (size_t)V * sizeof(float));
+    for (int k = 0; k < S; k++) {
+        trit_context *one = tp_ctx(&t.m, TRIT_TP_QUANT_EXACT, 1);
+        const float *row;
+        for (int j = 0; j <= GEN; j++) {
+            const int n = j == 0 ? PROMPT : 1, at = j == 0 ? 0 : PROMPT + j - 1;
+            cr_assert_eq(trit_decode(one, &ids[k][at], n, &row), TRIT_OK, "%s", trit_last_error());
+            memcpy(alone + ((size_t)k * (GEN + 1) + (size_t)j) * (size_t)V, row, (size_t)V * sizeof(float));
+        }
+        trit_context_free(one);
+    }
+#define ALONE(k, j) (alone + ((size_t)(k) * (GEN + 1) + (size_t)(j)) * (size_t)V)
+    char ms[16];
+    snprintf(ms, sizeof ms, "%d", TIMEOUT_MS);
+    setenv("TRIT_TP_TIMEOUT_MS", ms, 1); /* the leading context's communicator: a short timeout */
+    trit_context *ctx = tp_ctx(&t.m, TRIT_TP_QUANT_EXACT, S + 1);
+    const int rank = trit_context_tp_rank(ctx), P = trit_context_tp_size(ctx);
+    if (rank != 0) {
+        cr_assert_eq(trit_tp_lead(ctx), P > 1 ? TRIT_ERR_INVALID_ARG : TRIT_OK);
+        cr_assert_eq(trit_tp_follow(ctx), TRIT_OK, "rank %d: %s", rank, trit_last_error());
+        /* what rank 0 did, repeated here */
+        cr_assert_eq(trit_seq_length(ctx, 0), PROMPT + GEN);
+        cr_assert_eq(trit_seq_length(ctx, 1), PROMPT + GEN);
+        cr_assert_eq(trit_seq_length(ctx, 2), 0);
+        cr_assert_eq(trit_seq_length(ctx, S), PROMPT + GEN);
+        trit_context_free(ctx);
+        free(alone);
+        tp_test_model_free(&t);
+        return;
+    }
+    cr_assert_eq(trit_tp_follow(ctx), P > 1 ? TRIT_ERR_INVALID_ARG : TRIT_OK);
+    cr_assert_eq(trit_tp_lead(ctx), TRIT_OK, "%s", trit_last_error());
+    const float *rows;
+    int32_t n_rows, tok[S * PROMPT], pos[S * PROMPT], sid[S * PROMPT];
+    if (P > 1) { /* the single-sequence calls are not sent, so they are refused */
+        cr_assert_eq(trit_decode(ctx, ids[0], 1, &rows), TRIT_ERR_INVALID_ARG);
+        cr_assert_eq(trit_seq_length(ctx, 0), 0);
+    }
+    /* a batch refused on rank 0 is not sent: the followers would otherwise wait for its arrays */
+    const int32_t bad_tok = (int32_t)V, zero = 0, seq0 = 0;
+    const struct trit_batch bad = {.n_tokens = 1, .token = &bad_tok, .pos = &zero, .seq_id = &seq0};
+    cr_assert_eq(trit_decode_batch(ctx, &bad, &rows, &n_rows), TRIT_ERR_INVALID_ARG);
+    /* the prompts, interleaved in one batch */
+    int n = 0;
+    for (int i = 0; i < PROMPT; i++)
+        for (int k = 0; k < S; k++) tok[n] = ids[k][i], pos[n] = i, sid[n] = k, n++;
+    const struct trit_batch b0 = {.n_tokens = 32, .token = tok, .pos = pos, .seq_id = sid};
+    for (int done = 0; done < n; done += 32) { /* n_batch is 32 */
+        struct trit_batch b = b0;
+        b.n_tokens = n - done < 32 ? n - done : 32;
+        b.token += done, b.pos += done, b.seq_id += done;
+        cr_assert_eq(trit_decode_batch(ctx, &b, &rows, &n_rows), TRIT_OK, "%s", trit_last_error());
+    }
+    cr_assert_arr_eq(rows + (size_t)(n_rows - 1) * (size_t)V, ALONE(S - 1, 0), (size_t)V * sizeof(float));
+    if (P > 1) sleep(TIMEOUT_MS / 1000 + 1); /* the followers wait longer than the timeout: nothing ends */
+    /* sequence S: a fork of sequence 0 inside its last block (copy on write), fed the rest again;
+     * sequence 1 trimmed and fed again; sequence 2 removed */
+    cr_assert_eq(trit_seq_fork(ctx, 0, S, PROMPT - 5), TRIT_OK, "%s", trit_last_error());
+    cr_assert_eq(trit_seq_trim(ctx, 1, PROMPT - 3), TRIT_OK, "%s", trit_last_error());
+    cr_assert_eq(trit_seq_remove(ctx, 2), TRIT_OK, "%s", trit_last_error());
+    n = 0;
+    for (int i = PROMPT - 5; i < PROMPT; i++) tok[n] = ids[0][i], pos[n] = i, sid[n] = S, n++;
+    for (int i = PROMPT - 3; i < PROMPT; i++) tok[n] = ids[1][i], pos[n] = i, sid[n] = 1, n++;
+    const struct trit_batch refill = {.n_tokens = n, .token = tok, .pos = pos, .seq_id = sid};
+    cr_assert_eq(trit_decode_batch(ctx, &refill, &rows, &n_rows), TRIT_OK, "%s", trit_last_error());
+    cr_assert_eq(n_rows, 2);
+    cr_assert_arr_eq(rows, ALONE(0, 0), (size_t)V * sizeof(float), "the fork's prompt");
+    cr_assert_arr_eq(rows + V, ALONE(1, 0), (size_t)V * sizeof(float), "the trimmed prompt");
+    for (int j = 0; j < GEN; j++) { /* one token each for sequences 0, 1 and the fork of 0 */
+        const int32_t s3[3] = {0, 1, S}, at = PROMPT + j;
+        for (int k = 0; k < 3; k++) tok[k] = ids[s3[k] == S ? 0 : s3[k]][at], pos[k] = at, sid[k] = s3[k];
+        const struct trit_batch step = {.n_tokens = 3, .token = tok, .pos = pos, .seq_id = sid};
+        cr_assert_eq(trit_decode_batch(ctx, &step, &rows, &n_rows), TRIT_OK, "%s", trit_last_error());
+        cr_assert_arr_eq(rows, ALONE(0, j + 1), (size_t)V * sizeof(float), "sequence 0, step %d", j);
+        cr_assert_arr_eq(rows + V, ALONE(1, j + 1), (size_t)V * sizeof(float), "sequence 1, step %d", j);
+        cr_assert_arr_eq(rows + 2 * V, ALONE(0, j + 1), (size_t)V * sizeof(float), "the fork, step %d", j);
+    }
+#undef ALONE
+    trit_context_free(ctx); /* tells the followers to return */
+    free(alone);
+    tp_test_model_free(&t);
+}
+
 /* ---- a rank that dies or hangs ------------------------------------------------------------------
  * Run by ctest_tp.cmake with TRIT_TP_TEST_KILL_RANK=1 or TRIT_TP_TEST_HANG_RANK=1 and a short
  * TRIT_TP_TIMEOUT_MS: that rank stops in its second forward call, and the job must end, every rank,

@@ -777,6 +777,11 @@ int64_t trit_tp_comm_us(const void *state) {
     return cs.time_us - st->comm_us0;
 }
 
+static struct trit_comm *cpu_host_comm(void *state) {
+    struct cpu_state *st = state;
+    return trit_comm_backend(st->comm) == TRIT_COMM_MPI ? st->comm : NULL;
+}
+
 const struct trit_backend_ops trit_cpu_backend = {
     .name = "cpu",
     .init = cpu_init,
@@ -800,4 +805,5 @@ const struct trit_backend_ops trit_tp_cpu_backend = {
     .tp_info = cpu_tp_info,
     .forward_batch = cpu_forward_batch,
     .kv_copy = cpu_kv_copy,
+    .host_comm = cpu_host_comm,
 };

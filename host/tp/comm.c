@@ -276,6 +276,23 @@ enum trit_status trit_comm_broadcast_at(struct trit_comm *c, void *buf, int64_t 
     return end(c, st, t0, n_bytes, true);
 }
 
+enum trit_status trit_comm_broadcast_idle_at(struct trit_comm *c, void *buf, int64_t n_bytes, int root,
+                                             const char *file, int line) {
+    if (!c || n_bytes < 0 || n_bytes > INT32_MAX || (n_bytes > 0 && !buf) || root < 0 || root >= c->size)
+        return trit_error(TRIT_ERR_INVALID_ARG,
+                          "tensor parallel: idle broadcast at %s:%d: bad arguments (%lld bytes, root %d of %d)",
+                          short_path(file), line, (long long)n_bytes, root, c ? c->size : 0);
+    if (c->size == 1) return TRIT_OK;
+    if (!c->ops->broadcast_idle)
+        return trit_error(TRIT_ERR_UNSUPPORTED, "tensor parallel: %s has no idle broadcast (at %s:%d)", c->ops->name,
+                          short_path(file), line);
+    int64_t t0; /* begin() for its checks; the watchdog must not bound this wait */
+    TRIT_TRY(begin(c, "idle broadcast", file, line, &t0));
+    trit_comm_wait_end(c);
+    const enum trit_status st = c->ops->broadcast_idle(c, buf, n_bytes, root);
+    return st == TRIT_OK ? TRIT_OK : trit_comm_fail(c, st);
+}
+
 enum trit_status trit_comm_barrier_at(struct trit_comm *c, const char *file, int line) {
     int64_t t0;
     TRIT_TRY(begin(c, "barrier", file, line, &t0));

@@ -133,6 +133,12 @@ bool trit_comm_broken(const struct trit_comm *c);
 #define trit_comm_allgather(c, send, recv, n, dtype) trit_comm_allgather_at((c), (send), (recv), (n), (dtype), __FILE__, __LINE__)
 /* buf[0..n_bytes) of rank root, copied to every rank. */
 #define trit_comm_broadcast(c, buf, n_bytes, root) trit_comm_broadcast_at((c), (buf), (n_bytes), (root), __FILE__, __LINE__)
+/* A broadcast for a rank that waits for root's next request, however long that takes (a server's
+ * followers between two steps): the wait is not bounded by the timeout, not counted in the
+ * statistics, and sleeps between polls (at most 1 ms) instead of spinning. MPI only (and one rank,
+ * where it is nothing); every rank of the group calls it for the same message, root included (it
+ * does not match trit_comm_broadcast). */
+#define trit_comm_broadcast_idle(c, buf, n_bytes, root) trit_comm_broadcast_idle_at((c), (buf), (n_bytes), (root), __FILE__, __LINE__)
 /* Returns when every rank has entered the barrier. */
 #define trit_comm_barrier(c) trit_comm_barrier_at((c), __FILE__, __LINE__)
 /* Waits until the enqueued collectives are complete (NCCL); nothing to do for MPI. */
@@ -144,6 +150,8 @@ enum trit_status trit_comm_allgather_at(struct trit_comm *c, const void *send, v
                                         enum trit_comm_dtype dtype, const char *file, int line);
 enum trit_status trit_comm_broadcast_at(struct trit_comm *c, void *buf, int64_t n_bytes, int root, const char *file,
                                         int line);
+enum trit_status trit_comm_broadcast_idle_at(struct trit_comm *c, void *buf, int64_t n_bytes, int root,
+                                             const char *file, int line);
 enum trit_status trit_comm_barrier_at(struct trit_comm *c, const char *file, int line);
 enum trit_status trit_comm_sync_at(struct trit_comm *c, const char *file, int line);
 

@@ -21,6 +21,8 @@ struct trit_comm_ops {
     enum trit_status (*allgather)(struct trit_comm *c, const void *send, void *recv, int64_t n,
                                   enum trit_comm_dtype dtype);
     enum trit_status (*broadcast)(struct trit_comm *c, void *buf, int64_t n_bytes, int root);
+    /* NULL when the implementation has none (NCCL): trit_comm_broadcast_idle's unbounded, sleeping wait. */
+    enum trit_status (*broadcast_idle)(struct trit_comm *c, void *buf, int64_t n_bytes, int root);
     enum trit_status (*barrier)(struct trit_comm *c);
     /* NULL when every call completes before it returns (MPI). */
     enum trit_status (*sync)(struct trit_comm *c);

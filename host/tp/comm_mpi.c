@@ -207,6 +207,23 @@ static enum trit_status mpi_broadcast(struct trit_comm *c, void *buf, int64_t n_
     return TRIT_OK;
 }
 
+/* MPI_Ibcast, then MPI_Test until it completes: spinning for the first polls (a step that follows
+ * at once), then sleeping 10 us, doubling to 1 ms (an idle server's followers). */
+static enum trit_status mpi_broadcast_idle(struct trit_comm *c, void *buf, int64_t n_bytes, int root) {
+    MPI_Request req;
+    TRIT_MPI_CHECK(MPI_Ibcast(buf, (int)n_bytes, MPI_BYTE, root, comm_of(c), &req));
+    long sleep_ns = 10000;
+    for (int polls = 0;; polls++) {
+        int done = 0;
+        TRIT_MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+        if (done) return TRIT_OK;
+        if (polls < 1000) continue;
+        const struct timespec ts = {0, sleep_ns};
+        nanosleep(&ts, NULL);
+        if (sleep_ns < 1000000) sleep_ns *= 2;
+    }
+}
+
 static enum trit_status mpi_barrier(struct trit_comm *c) {
     TRIT_MPI_CHECK(MPI_Barrier(comm_of(c)));
     return TRIT_OK;
@@ -241,6 +258,7 @@ static const struct trit_comm_ops mpi_ops = {
     .allreduce = mpi_allreduce,
     .allgather = mpi_allgather,
     .broadcast = mpi_broadcast,
+    .broadcast_idle = mpi_broadcast_idle,
     .barrier = mpi_barrier,
     .sync = NULL,
     .poll = NULL,

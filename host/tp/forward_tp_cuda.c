@@ -90,12 +90,10 @@ static void run_job(struct tpc *t, struct rank *r) {
     } else {
         switch (t->job) {
         case JOB_WARM: { /* NCCL's buffers before any rank checks its memory: the step's largest sizes */
-            const int64_t B = t->cfg.n_batch < t->cfg.n_ctx ? t->cfg.n_batch : t->cfg.n_ctx;
-            const int64_t stride = trit_div_ceil(t->m->hp.n_vocab, t->n_ranks), n_red = B * t->m->hp.dim;
-            /* the most rows of logits a call gathers: every token with logits_all, else one per
-             * sequence of a batch (cuda/backend.cu's n_out_rows; 1 for one sequence) */
-            const int64_t seqs = t->cfg.n_seq_max > 1 ? t->cfg.n_seq_max : 1;
-            const int64_t n_gat = (t->cfg.logits_all ? B : seqs < B ? seqs : B) * stride;
+            struct trit_backend_config cut = t->cfg; /* as the ranks' init will cut it */
+            if (cut.n_batch > cut.n_ctx) cut.n_batch = cut.n_ctx;
+            const int64_t stride = trit_div_ceil(t->m->hp.n_vocab, t->n_ranks), n_red = cut.n_batch * t->m->hp.dim;
+            const int64_t n_gat = trit_backend_out_rows(&cut) * stride; /* the most rows a call gathers */
             st = trit_cuda_tp_warm_up(r->comm, n_red, n_gat < n_red ? n_gat : n_red);
             break;
         }
@@ -402,6 +400,9 @@ static uint64_t tpc_memory_bytes(void *state) {
     return b;
 }
 
+/* one GPU per MPI process: the bootstrap communicator (MPI), which trit_tp_lead sends steps over */
+static struct trit_comm *tpc_host_comm(void *state) { return ((struct tpc *)state)->boot; }
+
 static void tpc_info(void *state, int *rank, int *size, int64_t *comm_us) {
     *rank = trit_tp_cuda_rank(state);
     *size = trit_tp_cuda_size(state);
@@ -418,6 +419,7 @@ const struct trit_backend_ops trit_tp_cuda_backend = {
     .forward_argmax = tpc_forward_argmax,
     .forward_topk = tpc_forward_topk,
     .tp_info = tpc_info,
+    .host_comm = tpc_host_comm,
     .forward_batch = tpc_forward_batch,
     .kv_copy = tpc_kv_copy,
 };
