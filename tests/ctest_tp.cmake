@@ -85,7 +85,7 @@ endif()
 set(tp_mpi_env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "TRIT_TEST_DATA=${CMAKE_CURRENT_SOURCE_DIR}/data")
 
 foreach(np 2 4)
-  foreach(t collectives exact_accumulators exact_logits grouped_perplexity_tiny grouped_perplexity_model public_api batched_sequences)
+  foreach(t collectives exact_accumulators exact_logits grouped_perplexity_tiny grouped_perplexity_model public_api batched_sequences lead_follow)
     add_test(NAME tp_mpi_${t}_np${np}
              COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${np} ${tp_mpi_pre} ${MPIEXEC_PREFLAGS}
                      $<TARGET_FILE:test_tp_mpi> ${MPIEXEC_POSTFLAGS} --filter tp_mpi/${t} --jobs 1 --short-filename)
@@ -132,3 +132,11 @@ foreach(at init setup step exit)
   set_tests_properties(tp_mpi_stop_${at}_np2 PROPERTIES LABELS mpi TIMEOUT 40 ENVIRONMENT
                        "${tp_mpi_env};TRIT_TP_TEST_STOP_RANK=1;TRIT_TP_TEST_STOP_AT=${at};TRIT_TP_TIMEOUT_MS=3000")
 endforeach()
+
+# `trit serve --tp-mpi` with real clients (tests/serve/test_tp_mpi.py, through ctest_serve.cmake)
+add_test(NAME serve_tp_mpi
+         COMMAND ${CMAKE_COMMAND} -DTRIT=$<TARGET_FILE:trit> -DSRC=${PROJECT_SOURCE_DIR}
+                 -DMPIEXEC=${MPIEXEC_EXECUTABLE} "-DMPIPRE=${tp_mpi_pre} ${MPIEXEC_PREFLAGS}"
+                 -P ${CMAKE_CURRENT_LIST_DIR}/ctest_serve.cmake)
+set_tests_properties(serve_tp_mpi PROPERTIES LABELS "serve;mpi" TIMEOUT 300
+                     ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")

@@ -9,6 +9,11 @@
  * It listens first, prints "trit serve: listening on http://HOST:PORT" on stdout, then loads the
  * model (/health answers 503 until it is ready). SIGINT or SIGTERM: no new connections, requests in
  * flight finish for up to --shutdown-timeout seconds, the rest are cancelled; exit 0.
+ *
+ *   mpirun -np 2 trit serve --tp-mpi -m model.gguf   # tensor parallel: rank 0 serves, rank 1 follows
+ *
+ * With --tp-mpi every rank loads its shard first; rank 0 then listens and decides each step, and the
+ * other ranks repeat it (trit_tp_follow) until rank 0 stops.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -53,7 +58,8 @@ static void usage(FILE *out) {
             "%s"
             "  -h, --help           this text\n"
             "\n"
-            "--tp-mpi is not supported by serve (one process); --tp N needs --parallel 1 for now.\n"
+            "Tensor parallel: under mpirun with --tp-mpi, rank 0 listens (once every rank has loaded) and\n"
+            "the other ranks follow its steps; stop it with SIGTERM to rank 0. --tp N: the GPUs of this process.\n"
             "Sampling is per request (temperature, top_p, top_k, min_p, repetition_penalty, seed);\n"
             "-c is the longest one sequence may grow (prompt + answer), -b the tokens of one step.\n",
             tool_opts_help);
@@ -122,8 +128,7 @@ static int load(struct loaded *l, const struct tool_opts *o, const char *path, i
     if (st != TRIT_OK) {
         tool_fail_status("serve", st, "context");
         if (st == TRIT_ERR_UNSUPPORTED && parallel > 1)
-            fprintf(stderr, "trit serve: (--parallel 1 decodes one sequence at a time on any backend; --device cpu "
-                            "batches sequences on the CPU)\n");
+            fprintf(stderr, "trit serve: (--parallel 1 decodes one sequence at a time on any backend)\n");
         return 1;
     }
     struct trit_kv_stats kvs;
@@ -137,16 +142,86 @@ static int load(struct loaded *l, const struct tool_opts *o, const char *path, i
     return 0;
 }
 
-/* Waits for SIGINT or SIGTERM (blocked in every thread) up to `seconds` (< 0: forever); returns the
- * signal or 0. */
-static int wait_signal(const sigset_t *set, double seconds) {
-    if (seconds < 0) {
+/* ---- signals -------------------------------------------------------------------------------------
+ * SIGINT and SIGTERM are blocked in every thread (the connection threads, the scheduler, the CPU
+ * backend's pool, MPI's own threads) and taken by one thread, sig_main, with sigwait. While the model
+ * loads (minutes for a large file) nothing is in flight, and a signal ends the process at once, as
+ * its default action does; after that each one is counted for the main thread (wait_signal). An MPI
+ * rank other than 0 never waits for them: mpirun passes them to every rank, and rank 0 decides when
+ * the group stops. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    sigset_t set;
+    bool loading;
+    int pending, last;
+} g_sig = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .loading = true};
+
+static void *sig_main(void *arg) {
+    (void)arg;
+    for (;;) {
         int sig = 0;
-        return sigwait(set, &sig) == 0 ? sig : 0;
+        if (sigwait(&g_sig.set, &sig) != 0) continue;
+        pthread_mutex_lock(&g_sig.mu);
+        if (g_sig.loading) { /* the default action, from this thread, where the signal is now unblocked */
+            signal(sig, SIG_DFL);
+            pthread_sigmask(SIG_UNBLOCK, &g_sig.set, NULL);
+            raise(sig);
+        }
+        g_sig.pending++;
+        g_sig.last = sig;
+        pthread_cond_broadcast(&g_sig.cv);
+        pthread_mutex_unlock(&g_sig.mu);
     }
-    const struct timespec t = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
-    const int sig = sigtimedwait(set, NULL, &t);
-    return sig > 0 ? sig : 0;
+    return NULL;
+}
+
+/* Blocks SIGINT and SIGTERM in this thread (every thread started later inherits it) and starts
+ * sig_main. SIGPIPE: a client that closed its socket is a failed write, not an exit. */
+static int signals_start(void) {
+    sigemptyset(&g_sig.set);
+    sigaddset(&g_sig.set, SIGINT);
+    sigaddset(&g_sig.set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &g_sig.set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    pthread_t t;
+    if (pthread_create(&t, NULL, sig_main, NULL) != 0) return tool_fail("serve", "cannot start the signal thread");
+    pthread_detach(t);
+    return 0;
+}
+
+/* The model is loaded: signals now stop the server in order. */
+static void signals_loaded(void) {
+    pthread_mutex_lock(&g_sig.mu);
+    g_sig.loading = false;
+    pthread_mutex_unlock(&g_sig.mu);
+}
+
+/* Waits up to `seconds` (< 0: forever) for a SIGINT or SIGTERM not yet taken; returns it or 0. */
+static int wait_signal(double seconds) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    const double end = (double)until.tv_sec + (double)until.tv_nsec * 1e-9 + (seconds > 0 ? seconds : 0);
+    until.tv_sec = (time_t)end;
+    until.tv_nsec = (long)((end - (double)until.tv_sec) * 1e9);
+    pthread_mutex_lock(&g_sig.mu);
+    while (g_sig.pending == 0) {
+        if (seconds < 0) pthread_cond_wait(&g_sig.cv, &g_sig.mu);
+        else if (pthread_cond_timedwait(&g_sig.cv, &g_sig.mu, &until) == ETIMEDOUT) break;
+    }
+    const int sig = g_sig.pending > 0 ? g_sig.last : 0;
+    if (g_sig.pending > 0) g_sig.pending--;
+    pthread_mutex_unlock(&g_sig.mu);
+    return sig;
+}
+
+/* An MPI rank other than 0: repeats rank 0's steps until it stops. */
+static int follow(struct loaded *l) {
+    const int rank = trit_context_tp_rank(l->ctx);
+    fprintf(stderr, "trit serve: rank %d follows rank 0\n", rank);
+    if (trit_tp_follow(l->ctx) != TRIT_OK) return tool_fail("serve", "rank %d: %s", rank, trit_last_error());
+    fprintf(stderr, "trit serve: rank %d: rank 0 stopped\n", rank);
+    return 0;
 }
 
 int cmd_serve(int argc, char **argv) {
@@ -183,7 +258,6 @@ int cmd_serve(int argc, char **argv) {
         if (bad) return 2;
         i += 2;
     }
-    if (o.tp_mpi) return tool_fail("serve", "trit serve runs in one process: --tp-mpi is not supported") + 1;
     if (parallel > o.batch)
         return tool_fail("serve", "--parallel %d is more than -b %d: every generating sequence adds a token to each step",
                          parallel, o.batch) + 1;
@@ -199,14 +273,10 @@ int cmd_serve(int argc, char **argv) {
     if (!name) return tool_fail("serve", "out of memory");
     hc.model_name = name;
 
-    /* SIGINT and SIGTERM are taken by this thread alone (sigwait): every thread started from here on
-     * inherits the mask. SIGPIPE: a client that closed its socket is a failed write, not an exit. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    if (signals_start()) {
+        free(name);
+        return 1;
+    }
 
     struct serve_metrics metrics;
     serve_metrics_init(&metrics);
@@ -215,6 +285,18 @@ int cmd_serve(int argc, char **argv) {
     struct loaded l = {0};
     int rc = 0;
     char err[256];
+    /* One process listens first and loads while /health says 503. MPI ranks load first (which rank
+     * is 0 is known once the context exists); then rank 0 listens and leads, the others follow. */
+    if (o.tp_mpi && (rc = load(&l, &o, path, parallel, kv_tokens)) != 0) goto done;
+    if (o.tp_mpi) signals_loaded();
+    if (o.tp_mpi && trit_context_tp_rank(l.ctx) != 0) {
+        rc = follow(&l);
+        goto done;
+    }
+    if (o.tp_mpi && trit_tp_lead(l.ctx) != TRIT_OK) {
+        rc = tool_fail("serve", "%s", trit_last_error());
+        goto done;
+    }
     uint16_t bound = 0;
     if (serve_http_start(&hc, &metrics, &http, &bound, err, sizeof err)) {
         rc = tool_fail("serve", "%s", err);
@@ -226,15 +308,8 @@ int cmd_serve(int argc, char **argv) {
         rc = 1;
         goto done;
     }
-    /* while the model loads (minutes for a large file) SIGINT and SIGTERM end the process at once:
-     * nothing is in flight, and the connection threads keep them blocked */
-    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-    const int loaded = load(&l, &o, path, parallel, kv_tokens);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    if (loaded) {
-        rc = 1;
-        goto done;
-    }
+    if (!o.tp_mpi && (rc = load(&l, &o, path, parallel, kv_tokens)) != 0) goto done;
+    signals_loaded();
     struct trit_kv_stats kv;
     trit_kv_stats(l.ctx, &kv);
     /* the context cuts its batch to its length, whatever -b says */
@@ -255,14 +330,14 @@ int cmd_serve(int argc, char **argv) {
     serve_http_ready(http, &info);
     fprintf(stderr, "trit serve: ready: model '%s'%s\n", name, hc.api_key ? ", API key required" : "");
 
-    const int sig = wait_signal(&set, -1);
+    const int sig = wait_signal(-1);
     fprintf(stderr, "trit serve: %s: no new requests; those in flight have %d s to finish (a second signal: now)\n",
             sig == SIGINT ? "SIGINT" : "SIGTERM", shutdown_s);
     serve_http_quiesce(http);
     serve_sched_close(sched);
     int left = serve_sched_drain(sched, 0.0);
     for (double waited = 0.0; left > 0 && waited < shutdown_s; waited += 0.1) {
-        if (wait_signal(&set, 0.0)) break;
+        if (wait_signal(0.0)) break;
         left = serve_sched_drain(sched, 0.1);
     }
     if (left > 0) fprintf(stderr, "trit serve: cancelling %d request%s\n", left, left == 1 ? "" : "s");

@@ -52,9 +52,10 @@ def trit_bin():
 class TritServer:
     """One `trit serve` process on 127.0.0.1 and a free port. start() returns when /health answers."""
 
-    def __init__(self, args, name="serve"):
+    def __init__(self, args, name="serve", prefix=()):
         self.args = list(args)
         self.name = name
+        self.prefix = list(prefix)  # a launcher: ["mpirun", "-n", "2", ...] (test_tp_mpi.py)
         self.proc = None
         self.host = self.port = None
         self.stdout_lines = []
@@ -63,7 +64,7 @@ class TritServer:
 
     # ---- process -------------------------------------------------------------------------------
     def start(self):
-        cmd = [trit_bin(), "serve", *self.args, "--host", "127.0.0.1", "--port", "0"]
+        cmd = [*self.prefix, trit_bin(), "serve", *self.args, "--host", "127.0.0.1", "--port", "0"]
         env = dict(os.environ)
         env.pop("TRIT_MODEL", None)  # no -m means the shipped model, whatever the caller's shell says
         env.pop("TRIT_API_KEY", None)  # a key only where a test gives --api-key
@@ -115,11 +116,33 @@ class TritServer:
             self._lines.put(line)
         self._lines.put(EOFError)
 
+    def ranks(self):
+        """With a launcher: the pids of the trit processes it started (its children), else [pid]."""
+        if not self.prefix:
+            return [self.proc.pid]
+        pids = []
+        for d in os.listdir("/proc"):
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    stat = f.read()
+            except (OSError, ValueError):
+                continue
+            name_end = stat.rfind(")")
+            fields = stat[name_end + 2:].split()
+            if stat[stat.find("(") + 1:name_end] == "trit" and int(fields[1]) == self.proc.pid:
+                pids.append(int(d))
+        return pids
+
     def stop(self, timeout=STOP_TIMEOUT_S):
-        """SIGTERM, then the exit status; SIGKILL and an AssertionError past `timeout` seconds."""
+        """SIGTERM (to the ranks, not to a launcher: mpirun would kill them at once), then the exit
+        status; SIGKILL and an AssertionError past `timeout` seconds."""
         if self.proc is None or self.proc.poll() is not None:
             return None if self.proc is None else self.proc.returncode
-        self.proc.send_signal(signal.SIGTERM)
+        for pid in self.ranks():
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -129,6 +152,11 @@ class TritServer:
 
     def kill(self):
         if self.proc is not None and self.proc.poll() is None:
+            for pid in self.ranks() if self.prefix else []:  # a killed launcher would leave them behind
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             self.proc.kill()
             self.proc.wait(timeout=STOP_TIMEOUT_S)
 
@@ -208,10 +236,10 @@ class TritServer:
         return self.client().models.list().data[0].id
 
 
-def start_server(request, args, name):
+def start_server(request, args, name, prefix=()):
     """A started TritServer that is stopped when the requesting fixture or test ends; its stderr is
     printed when the test failed, so a failure shows what the server said."""
-    srv = TritServer(args, name)
+    srv = TritServer(args, name, prefix)
     srv.start()
 
     def fin():
