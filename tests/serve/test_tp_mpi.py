@@ -19,7 +19,7 @@ import time
 import pytest
 
 from conftest import start_server
-from test_load import make_requests, run_alone, run_stream
+from test_load import make_requests, run_alone, run_round
 
 SERVE_ARGS = ["-t", "1", "--parallel", "4", "--chunk", "16", "--shutdown-timeout", "5"]
 
@@ -70,22 +70,7 @@ def test_concurrent_streams_equal_one_process(tp_server, one_server):
     against each alone on one rank."""
     reqs = make_requests(tp_server.model_id())[:6]
     want = [run_alone(one_server.client(), r) for r in reqs]
-    client = tp_server.client(timeout=60)
-    results = [None] * len(reqs)
-
-    def one(i):
-        try:
-            results[i] = run_stream(client, reqs[i])
-        except Exception as e:  # reported below
-            results[i] = e
-
-    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(len(reqs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=90)
-    assert not any(t.is_alive() for t in threads), "a stream did not end within 90 s"
-    for i, (res, w) in enumerate(zip(results, want)):
+    for i, (res, w) in enumerate(zip(run_round(tp_server, reqs), want)):
         assert not isinstance(res, Exception), "request %d: %r" % (i, res)
         assert res[0] == w, "request %d: two ranks, six at once\n%r\none rank, alone\n%r" % (i, res[0], w)
 
