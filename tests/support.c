@@ -133,3 +133,92 @@ bool test_require_gpu(void) {
     else cr_skip_test("gpu test skipped: %s (set TRIT_REQUIRE_GPU=1 to make this a failure)", why);
     return false;
 }
+
+/* ---- random batches of several sequences ----------------------------------------------------------- */
+
+static const float *ctx_decode(void *self, const int32_t *tok, const int32_t *pos, const int32_t *seq, int32_t n,
+                               int32_t *n_rows) {
+    const struct trit_batch b = {.n_tokens = n, .token = tok, .pos = pos, .seq_id = seq};
+    const float *rows = NULL;
+    const enum trit_status st = trit_decode_batch(self, &b, &rows, n_rows);
+    cr_assert_eq(st, TRIT_OK, "trit_decode_batch: %s", trit_last_error());
+    return rows;
+}
+static void ctx_fork(void *self, int32_t src, int32_t dst, int32_t keep) {
+    cr_assert_eq(trit_seq_fork(self, src, dst, keep), TRIT_OK, "%s", trit_last_error());
+}
+static void ctx_trim(void *self, int32_t seq, int32_t keep) {
+    cr_assert_eq(trit_seq_trim(self, seq, keep), TRIT_OK, "%s", trit_last_error());
+}
+static int32_t ctx_length(void *self, int32_t seq) { return trit_seq_length(self, seq); }
+
+struct test_batch_target test_batch_ctx(void *ctx) {
+    return (struct test_batch_target){ctx, ctx_decode, ctx_fork, ctx_trim, ctx_length};
+}
+
+void test_batch_run(const struct test_batch_target *t, struct test_rng *rng, const struct test_bseq *seqs,
+                    int n_seq, int64_t n_vocab, int32_t max_step, const char *what) {
+    cr_assert(n_seq >= 1 && n_seq <= TEST_BSEQ_MAX && max_step >= 1 && max_step <= 256);
+    const int64_t V = n_vocab;
+    int32_t done[TEST_BSEQ_MAX] = {0}, rows_seen[TEST_BSEQ_MAX] = {0}, tok[256], pos[256], sid[256];
+    bool started[TEST_BSEQ_MAX], junk[TEST_BSEQ_MAX];
+    for (int k = 0; k < n_seq; k++) started[k] = seqs[k].src < 0, junk[k] = seqs[k].junk_from >= 0;
+    for (int step = 0;; step++) {
+        for (int k = 0; k < n_seq; k++) { /* forks whose prefix is there start; junk runs end */
+            const struct test_bseq *s = &seqs[k];
+            if (!started[k] && done[s->src] >= s->keep) {
+                t->fork(t->self, s->src, k, s->keep);
+                done[k] = s->keep, started[k] = true;
+            }
+            if (junk[k] && done[k] == s->junk_to) {
+                t->trim(t->self, k, s->junk_from);
+                done[k] = s->junk_from, junk[k] = false;
+            }
+        }
+        int32_t take[TEST_BSEQ_MAX], n = 0; /* how many tokens each sequence adds this step */
+        for (int k = 0; k < n_seq; k++) {
+            const struct test_bseq *s = &seqs[k];
+            const int32_t left = (junk[k] ? s->junk_to : s->n_prompt) - done[k];
+            take[k] = !started[k] ? 0
+                      : left > 0  ? (int32_t)test_rng_int(rng, 1, left < 40 ? left : 40)
+                                  : done[k] < s->n_total;
+            if (n + take[k] > max_step) take[k] = max_step - n;
+            n += take[k];
+        }
+        if (n == 0) break;
+        cr_assert_lt(step, 1000);
+        int32_t placed[TEST_BSEQ_MAX] = {0}; /* interleave: a random sequence with tokens left, its next one */
+        for (int32_t i = 0; i < n; i++) {
+            int k;
+            do k = (int)test_rng_int(rng, 0, n_seq - 1);
+            while (placed[k] == take[k]);
+            const int32_t p = done[k] + placed[k]++;
+            tok[i] = junk[k] && p >= seqs[k].junk_from ? seqs[k].junk[p] : seqs[k].ids[p];
+            pos[i] = p, sid[i] = k;
+        }
+        int32_t n_rows = -1, r = 0;
+        const float *logits = t->decode(t->self, tok, pos, sid, n, &n_rows);
+        for (int32_t i = 0; i < n; i++) { /* each sequence's last token in the batch, in batch order */
+            const int k = sid[i];
+            bool last = true;
+            for (int32_t j = i + 1; j < n; j++) last = last && sid[j] != k;
+            if (!last) continue;
+            cr_assert_lt(r, n_rows, "%s: step %d: fewer rows than sequences", what, step);
+            const int32_t len = pos[i] + 1;
+            if (!junk[k] && len >= seqs[k].n_prompt) {
+                cr_assert(memcmp(logits + r * V, seqs[k].alone + (len - seqs[k].n_prompt) * V, (size_t)V * sizeof(float)) == 0,
+                          "%s: sequence %d at %d tokens (step %d, at most %d tokens a step) differs from it alone", what,
+                          k, len, step, max_step);
+                rows_seen[k]++;
+            }
+            r++;
+        }
+        cr_assert_eq(r, n_rows, "%s: step %d", what, step);
+        for (int k = 0; k < n_seq; k++) {
+            done[k] += take[k];
+            cr_assert_eq(t->length(t->self, k), done[k], "%s: sequence %d", what, k);
+        }
+    }
+    for (int k = 0; k < n_seq; k++)
+        cr_assert_eq(rows_seen[k], seqs[k].n_total - seqs[k].n_prompt + 1, "%s: sequence %d: every row compared", what, k);
+}

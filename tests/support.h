@@ -51,4 +51,38 @@ const char *test_data_path(const char *name);
  *     if (!test_require_gpu()) return;                                                          */
 bool test_require_gpu(void);
 
+/* ---- random batches of several sequences (test_batch.c on the CPU, test_cuda_backend.c and
+ * test_cuda_tp.c on GPUs) ------------------------------------------------------------------------
+ * A sequence of the schedule. ids: the tokens it holds in the end (n_total); alone: its rows of
+ * logits run alone, after n_prompt, n_prompt + 1, ..., n_total tokens ((n_total - n_prompt + 1) rows
+ * of n_vocab). src >= 0: it starts as a fork of sequence src's first `keep` tokens (ids[0..keep)
+ * equal src's), once src holds them. junk_from >= 0: positions junk_from .. junk_to - 1 first run
+ * junk[] (rows unchecked), then the sequence is trimmed back to junk_from and goes on with ids. */
+struct test_bseq {
+    const int32_t *ids, *junk;
+    const float *alone;
+    int32_t n_prompt, n_total, src, keep, junk_from, junk_to;
+};
+#define TEST_BSEQ_MAX 16
+/* What runs the batches. decode: a batch of n tokens that continue their sequences; returns the rows
+ * of each sequence's last token in the batch, in batch order, and their count. */
+struct test_batch_target {
+    void *self;
+    const float *(*decode)(void *self, const int32_t *tok, const int32_t *pos, const int32_t *seq, int32_t n,
+                           int32_t *n_rows);
+    void (*fork)(void *self, int32_t src, int32_t dst, int32_t keep);
+    void (*trim)(void *self, int32_t seq, int32_t keep);
+    int32_t (*length)(void *self, int32_t seq);
+};
+/* The target over a context (trit_decode_batch, trit_seq_fork, trit_seq_trim, trit_seq_length);
+ * ctx is a trit_context. */
+struct test_batch_target test_batch_ctx(void *ctx);
+/* Runs n_seq (<= TEST_BSEQ_MAX) sequences at once in steps of at most max_step (<= 256) tokens:
+ * each started sequence adds a random chunk of 1 .. 40 tokens of its prompt (or junk run), or its
+ * next token, interleaved at random. Every row that comes back equals the sequence alone, bit for
+ * bit; every sequence's every row is seen; lengths are checked after each step. The sequences are
+ * left as they end. `what` names the run in failure messages. */
+void test_batch_run(const struct test_batch_target *t, struct test_rng *rng, const struct test_bseq *seqs,
+                    int n_seq, int64_t n_vocab, int32_t max_step, const char *what);
+
 #endif /* TRIT_TEST_SUPPORT_H */

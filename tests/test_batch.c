@@ -39,13 +39,16 @@ static trit_context *make(trit_model *m, int32_t n_ctx, int32_t n_batch, int32_t
     return ctx;
 }
 
-#define N_SEQ 5
+#define N_SEQ 6
 #define MAX_TOK 200
+#define FORK 5      /* a fork of sequence 3 inside its second block (copy on write) */
+#define FORK_KEEP 65
+#define JUNK 4      /* runs junk tokens at 40 .. 89 first, then is trimmed back to 40 */
 
-/* A sequence of the test: its tokens (prompt then continuation), and the logits rows that running it
- * alone gives after the prompt and after each continuation token. */
+/* A sequence of the test: its tokens (prompt then continuation), the junk it runs first (JUNK), and
+ * the logits rows that running it alone gives after the prompt and after each continuation token. */
 struct seq {
-    int32_t ids[MAX_TOK];
+    int32_t ids[MAX_TOK], junk[MAX_TOK];
     int32_t n_prompt, n_total;
     float *alone; /* (n_total - n_prompt + 1, V) */
 };
@@ -57,6 +60,7 @@ static void run_alone(trit_model *m, struct seq *s) {
     const float *row;
     OK(trit_decode(ctx, s->ids, s->n_prompt, &row));
     s->alone = malloc((size_t)(s->n_total - s->n_prompt + 1) * (size_t)V * sizeof(float));
+    cr_assert_not_null(s->alone);
     memcpy(s->alone, row, (size_t)V * sizeof(float));
     for (int32_t i = s->n_prompt; i < s->n_total; i++) {
         OK(trit_decode(ctx, &s->ids[i], 1, &row));
@@ -69,77 +73,35 @@ static void make_seqs(struct test_rng *rng, int32_t V, struct seq seqs[N_SEQ]) {
     for (int k = 0; k < N_SEQ; k++) {
         struct seq *s = &seqs[k];
         /* prompts across block boundaries: 1, 63, 64, 65 and longer */
-        static const int32_t prompts[N_SEQ] = {1, 63, 64, 65, 150};
+        static const int32_t prompts[N_SEQ] = {1, 63, 64, 65, 150, 70};
         s->n_prompt = prompts[k];
         s->n_total = s->n_prompt + (int32_t)test_rng_int(rng, 3, 20);
         for (int32_t i = 0; i < s->n_total; i++) s->ids[i] = (int32_t)test_rng_int(rng, 0, V - 1);
+        for (int32_t i = 0; i < MAX_TOK; i++) s->junk[i] = (int32_t)test_rng_int(rng, 0, V - 1);
     }
+    memcpy(seqs[FORK].ids, seqs[3].ids, FORK_KEEP * sizeof(int32_t));
 }
 
-/* Every sequence at once, in steps: each running sequence adds a random chunk of its prompt or its
- * next token, in an interleaved order; every row of logits that comes back is compared with the
- * sequence's run alone, bit for bit. */
+/* Every sequence at once, in steps (support.h's test_batch_run): each running sequence adds a random
+ * chunk of its prompt or its next token, in an interleaved order; the fork starts once its source
+ * holds the prefix; every row of logits that comes back is compared with the sequence's run alone,
+ * bit for bit. Then the pool holds exactly the sequences' blocks, and gets every one back. */
 static void run_batched(trit_model *m, struct test_rng *rng, struct seq seqs[N_SEQ], int32_t n_batch) {
-    const int32_t V = trit_model_n_vocab(m);
     trit_context *ctx = make(m, 256, n_batch, N_SEQ, 0);
-    int32_t done[N_SEQ] = {0}, rows_seen[N_SEQ] = {0};
-    int32_t tok[256], pos[256], sid[256];
-    for (int step = 0;; step++) {
-        /* how many tokens each sequence adds this step */
-        int32_t take[N_SEQ], n = 0;
-        for (int k = 0; k < N_SEQ; k++) {
-            const struct seq *s = &seqs[k];
-            const int32_t left_prompt = s->n_prompt - done[k];
-            take[k] = left_prompt > 0 ? (int32_t)test_rng_int(rng, 1, left_prompt < 40 ? left_prompt : 40)
-                                      : done[k] < s->n_total;
-            if (n + take[k] > n_batch) take[k] = n_batch - n;
-            n += take[k];
-        }
-        if (n == 0) break;
-        cr_assert_lt(step, 1000);
-        /* interleave: draw a sequence with tokens left to place, place its next one */
-        int32_t placed[N_SEQ] = {0};
-        for (int32_t i = 0; i < n; i++) {
-            int k;
-            do k = (int)test_rng_int(rng, 0, N_SEQ - 1);
-            while (placed[k] == take[k]);
-            tok[i] = seqs[k].ids[done[k] + placed[k]];
-            pos[i] = done[k] + placed[k];
-            sid[i] = k;
-            placed[k]++;
-        }
-        const struct trit_batch b = {.n_tokens = n, .token = tok, .pos = pos, .seq_id = sid};
-        const float *logits;
-        int32_t n_rows = -1;
-        OK(trit_decode_batch(ctx, &b, &logits, &n_rows));
-        /* the rows: each sequence's last token in this batch, in batch order */
-        int32_t r = 0;
-        for (int32_t i = 0; i < n; i++) {
-            const int k = sid[i];
-            bool last = true;
-            for (int32_t j = i + 1; j < n; j++) last = last && sid[j] != k;
-            if (!last) continue;
-            cr_assert_lt(r, n_rows);
-            const int32_t len = pos[i] + 1; /* tokens of sequence k after this one */
-            if (len >= seqs[k].n_prompt) {
-                const int32_t idx = len - seqs[k].n_prompt;
-                cr_assert_arr_eq(logits + (size_t)r * (size_t)V, seqs[k].alone + (size_t)idx * (size_t)V,
-                                 (size_t)V * sizeof(float), "sequence %d at %d tokens (step %d)", k, len, step);
-                rows_seen[k]++;
-            }
-            r++;
-        }
-        cr_assert_eq(r, n_rows);
-        for (int k = 0; k < N_SEQ; k++) {
-            done[k] += take[k];
-            cr_assert_eq(trit_seq_length(ctx, k), done[k]);
-        }
-    }
+    struct test_bseq view[N_SEQ];
     for (int k = 0; k < N_SEQ; k++)
-        cr_assert_eq(rows_seen[k], seqs[k].n_total - seqs[k].n_prompt + 1, "sequence %d: every row compared", k);
+        view[k] = (struct test_bseq){.ids = seqs[k].ids, .junk = seqs[k].junk, .alone = seqs[k].alone,
+                                     .n_prompt = seqs[k].n_prompt, .n_total = seqs[k].n_total, .src = -1,
+                                     .junk_from = -1};
+    view[FORK].src = 3, view[FORK].keep = FORK_KEEP;
+    view[JUNK].junk_from = 40, view[JUNK].junk_to = 90;
+    const struct test_batch_target t = test_batch_ctx(ctx);
+    char what[64];
+    snprintf(what, sizeof what, "batches of at most %d tokens", n_batch);
+    test_batch_run(&t, rng, view, N_SEQ, trit_model_n_vocab(m), n_batch, what);
     struct trit_kv_stats kv;
     trit_kv_stats(ctx, &kv);
-    int32_t held = 0;
+    int32_t held = -(FORK_KEEP / TRIT_KV_BLOCK); /* the fork shares its source's full blocks */
     for (int k = 0; k < N_SEQ; k++) held += trit_kv_blocks_for(seqs[k].n_total);
     cr_assert_eq(kv.n_blocks - kv.n_free, held, "blocks in use: one per %d tokens of each sequence", TRIT_KV_BLOCK);
     for (int k = 0; k < N_SEQ; k++) OK(trit_seq_remove(ctx, k));

@@ -14,6 +14,7 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -593,53 +594,18 @@ static void bseq_alone(const struct trit_model *m, struct bseq *s) {
 
 /* Five sequences at once (prompts of 1, 63, 64, 65 and 150 tokens: across block edges), each step
  * a random chunk of each running prompt or its next token, interleaved at random; every row that
- * comes back equals the sequence alone, bit for bit (tests/test_batch.c on the CPU). */
-static void bseq_batched(const struct trit_model *m, uint64_t *rng, struct bseq seqs[B_SEQ], int32_t n_batch) {
-    const int64_t V = m->hp.n_vocab;
+ * comes back equals the sequence alone, bit for bit (support.h's test_batch_run, which
+ * tests/test_batch.c runs on the CPU). */
+static void bseq_batched(const struct trit_model *m, struct test_rng *rng, struct bseq seqs[B_SEQ], int32_t n_batch) {
     trit_context *ctx = cuda_context(m, 256, n_batch, B_SEQ);
-    int32_t done[B_SEQ] = {0}, rows_seen[B_SEQ] = {0}, tok[256], pos[256], sid[256];
-    for (int step = 0;; step++) {
-        int32_t take[B_SEQ], n = 0;
-        for (int k = 0; k < B_SEQ; k++) {
-            const int32_t left = seqs[k].n_prompt - done[k];
-            take[k] = left > 0 ? 1 + (int32_t)(rng_next(rng) % (uint64_t)(left < 40 ? left : 40)) : done[k] < seqs[k].n_total;
-            if (n + take[k] > n_batch) take[k] = n_batch - n;
-            n += take[k];
-        }
-        if (n == 0) break;
-        cr_assert_lt(step, 1000);
-        int32_t placed[B_SEQ] = {0};
-        for (int32_t i = 0; i < n; i++) {
-            int k;
-            do k = (int)(rng_next(rng) % B_SEQ);
-            while (placed[k] == take[k]);
-            tok[i] = seqs[k].ids[done[k] + placed[k]];
-            pos[i] = done[k] + placed[k];
-            sid[i] = k;
-            placed[k]++;
-        }
-        const struct trit_batch b = {.n_tokens = n, .token = tok, .pos = pos, .seq_id = sid};
-        const float *logits;
-        int32_t n_rows = -1, r = 0;
-        OK(trit_decode_batch(ctx, &b, &logits, &n_rows));
-        for (int32_t i = 0; i < n; i++) {
-            const int k = sid[i];
-            bool last = true;
-            for (int32_t j = i + 1; j < n; j++) last = last && sid[j] != k;
-            if (!last) continue;
-            const int32_t len = pos[i] + 1;
-            if (len >= seqs[k].n_prompt) {
-                cr_assert_arr_eq(logits + (size_t)(r * V), seqs[k].alone + (size_t)((len - seqs[k].n_prompt) * V),
-                                 (size_t)V * sizeof(float), "sequence %d at %d tokens (step %d, batch %d)", k, len,
-                                 step, n_batch);
-                rows_seen[k]++;
-            }
-            r++;
-        }
-        cr_assert_eq(r, n_rows);
-        for (int k = 0; k < B_SEQ; k++) done[k] += take[k];
-    }
-    for (int k = 0; k < B_SEQ; k++) cr_assert_eq(rows_seen[k], seqs[k].n_total - seqs[k].n_prompt + 1);
+    struct test_bseq view[B_SEQ];
+    for (int k = 0; k < B_SEQ; k++)
+        view[k] = (struct test_bseq){.ids = seqs[k].ids, .alone = seqs[k].alone, .n_prompt = seqs[k].n_prompt,
+                                     .n_total = seqs[k].n_total, .src = -1, .junk_from = -1};
+    const struct test_batch_target t = test_batch_ctx(ctx);
+    char what[64];
+    snprintf(what, sizeof what, "batches of at most %d tokens", n_batch);
+    test_batch_run(&t, rng, view, B_SEQ, m->hp.n_vocab, n_batch, what);
     trit_context_free(ctx);
 }
 
@@ -657,8 +623,9 @@ Test(cuda_backend, batch_of_five_sequences_equals_each_alone) {
             random_tokens(seqs[k].ids, seqs[k].n_total, m.hp.n_vocab, rng_next(&rng));
             bseq_alone(&m, &seqs[k]);
         }
-        bseq_batched(&m, &rng, seqs, 96);
-        bseq_batched(&m, &rng, seqs, 7); /* small batches: sequences cut mid-prompt */
+        struct test_rng sched = {.state = rng | 1}; /* the schedules' draws (xorshift: never 0) */
+        bseq_batched(&m, &sched, seqs, 96);
+        bseq_batched(&m, &sched, seqs, 7); /* small batches: sequences cut mid-prompt */
         for (int k = 0; k < B_SEQ; k++) free(seqs[k].alone);
         trit_model_release(&m);
     }

@@ -424,78 +424,30 @@ static void tseq_alone(const struct trit_model *m, int n_gpu, enum trit_tp_quant
     target_close(&t);
 }
 
-/* Every sequence at once, at most max_step tokens a step: each started sequence adds a random chunk
- * of its prompt (or of its junk run) or its next token, interleaved at random; a fork starts once
- * its source holds the shared prefix, a junk run is trimmed once it is complete. Every row is
- * compared with the sequence alone, bit for bit, and every sequence's every row is seen. */
-static void tseq_batched(struct target *t, uint64_t *rng, const struct tseq seqs[T_SEQ], int32_t max_step,
+/* support.h's test_batch_run over a target. */
+static const float *tgt_decode(void *self, const int32_t *tok, const int32_t *pos, const int32_t *seq, int32_t n,
+                               int32_t *n_rows) {
+    return target_decode(self, tok, pos, seq, n, n_rows);
+}
+static void tgt_fork(void *self, int32_t src, int32_t dst, int32_t keep) { target_fork(self, src, dst, keep); }
+static void tgt_trim(void *self, int32_t seq, int32_t keep) { target_trim(self, seq, keep); }
+static int32_t tgt_length(void *self, int32_t seq) { return target_len(self, seq); }
+
+/* Every sequence at once, at most max_step tokens a step (test_batch_run, which tests/test_batch.c
+ * runs on the CPU): each started sequence adds a random chunk of its prompt (or of its junk run) or
+ * its next token, interleaved at random; a fork starts once its source holds the shared prefix, a
+ * junk run is trimmed once it is complete. Every row is compared with the sequence alone, bit for
+ * bit, and every sequence's every row is seen. Then every sequence is emptied. */
+static void tseq_batched(struct target *t, struct test_rng *rng, const struct tseq seqs[T_SEQ], int32_t max_step,
                          const char *what) {
-    const int64_t V = t->V;
-    int32_t done[T_SEQ] = {0}, rows_seen[T_SEQ] = {0}, tok[T_BATCH], pos[T_BATCH], sid[T_BATCH];
-    bool started[T_SEQ], junk[T_SEQ];
-    for (int k = 0; k < T_SEQ; k++) started[k] = seqs[k].src < 0, junk[k] = seqs[k].junk_from >= 0;
-    for (int step = 0;; step++) {
-        for (int k = 0; k < T_SEQ; k++) {
-            const struct tseq *s = &seqs[k];
-            if (!started[k] && done[s->src] >= s->keep) {
-                target_fork(t, s->src, k, s->keep);
-                done[k] = s->keep, started[k] = true;
-            }
-            if (junk[k] && done[k] == s->junk_to) {
-                target_trim(t, k, s->junk_from);
-                done[k] = s->junk_from, junk[k] = false;
-            }
-        }
-        int32_t take[T_SEQ], n = 0;
-        for (int k = 0; k < T_SEQ; k++) {
-            const struct tseq *s = &seqs[k];
-            const int32_t left = (junk[k] ? s->junk_to : s->n_prompt) - done[k];
-            take[k] = !started[k] ? 0
-                      : left > 0  ? 1 + (int32_t)(tp_test_next(rng) % (uint64_t)(left < 40 ? left : 40))
-                                  : done[k] < s->n_total;
-            if (n + take[k] > max_step) take[k] = max_step - n;
-            n += take[k];
-        }
-        if (n == 0) break;
-        cr_assert_lt(step, 1000);
-        int32_t placed[T_SEQ] = {0};
-        for (int32_t i = 0; i < n; i++) {
-            int k;
-            do k = (int)(tp_test_next(rng) % T_SEQ);
-            while (placed[k] == take[k]);
-            const int32_t p = done[k] + placed[k];
-            tok[i] = junk[k] && p >= seqs[k].junk_from ? seqs[k].junk[p] : seqs[k].ids[p];
-            pos[i] = p, sid[i] = k;
-            placed[k]++;
-        }
-        int32_t n_rows = -1, r = 0;
-        const float *logits = target_decode(t, tok, pos, sid, n, &n_rows);
-        for (int32_t i = 0; i < n; i++) {
-            const int k = sid[i];
-            bool last = true;
-            for (int32_t j = i + 1; j < n; j++) last = last && sid[j] != k;
-            if (!last) continue;
-            const int32_t len = pos[i] + 1;
-            if (!junk[k] && len >= seqs[k].n_prompt) {
-                cr_assert(memcmp(logits + (size_t)(r * V), seqs[k].alone + (size_t)((len - seqs[k].n_prompt) * V),
-                                 (size_t)V * sizeof(float)) == 0,
-                          "%s: sequence %d at %d tokens (step %d, at most %d tokens a step) differs from it alone", what,
-                          k, len, step, max_step);
-                rows_seen[k]++;
-            }
-            r++;
-        }
-        cr_assert_eq(r, n_rows);
-        for (int k = 0; k < T_SEQ; k++) {
-            done[k] += take[k];
-            cr_assert_eq(target_len(t, k), done[k], "%s: sequence %d", what, k);
-        }
-    }
-    for (int k = 0; k < T_SEQ; k++) {
-        cr_assert_eq(rows_seen[k], seqs[k].n_total - seqs[k].n_prompt + 1, "%s: sequence %d: every row compared", what,
-                     k);
-        target_trim(t, k, 0);
-    }
+    struct test_bseq view[T_SEQ];
+    for (int k = 0; k < T_SEQ; k++)
+        view[k] = (struct test_bseq){.ids = seqs[k].ids, .junk = seqs[k].junk, .alone = seqs[k].alone,
+                                     .n_prompt = seqs[k].n_prompt, .n_total = seqs[k].n_total, .src = seqs[k].src,
+                                     .keep = seqs[k].keep, .junk_from = seqs[k].junk_from, .junk_to = seqs[k].junk_to};
+    const struct test_batch_target bt = {t, tgt_decode, tgt_fork, tgt_trim, tgt_length};
+    test_batch_run(&bt, rng, view, T_SEQ, t->V, max_step, what);
+    for (int k = 0; k < T_SEQ; k++) target_trim(t, k, 0);
 }
 
 /* Rows a (the reference) and b of every sequence alone: bit for bit, or (near) within E2E_TOL. */
@@ -549,7 +501,7 @@ Test(cuda_tp, batches_of_sequences_equal_each_alone) {
                             cr_assert(isfinite(alone[k].alone[j]), "%s: sequence %d", what, k);
                 struct target t;
                 target_open(&t, &tm.m, n, q, T_SEQ, T_BATCH);
-                uint64_t rng = 0xBA7C4 + f;
+                struct test_rng rng = {.state = 0xBA7C4 + f};
                 tseq_batched(&t, &rng, alone, T_BATCH, what);
                 tseq_batched(&t, &rng, alone, 7, what); /* small steps: sequences cut mid-prompt */
                 target_close(&t);
