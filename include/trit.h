@@ -311,6 +311,33 @@ enum trit_status trit_perplexity(trit_context *ctx, const int32_t *tokens, int64
                                  void *user, struct trit_perplexity_result *out);
 
 /* ----------------------------------------------------------------------------------------------
+ * Chat templates: the Jinja template a model ships turns a conversation into the text it was
+ * trained on. trit renders the subset of Jinja that chat templates use (host/chat/template.h lists
+ * it); anything else is an error that names the construct and its offset.
+ */
+struct trit_chat_message {
+    const char *role; /* "system", "user", "assistant" */
+    const char *content;
+};
+struct trit_chat_vars {
+    const struct trit_chat_message *messages;
+    size_t n_messages;
+    const char *bos_token; /* text of BOS, "" when none */
+    const char *eos_token;
+    bool add_generation_prompt;
+};
+/* The chat template of the model at `path`: a GGUF file's tokenizer.chat_template; a Hugging Face
+ * folder's chat_template.jinja, else tokenizer_config.json's "chat_template" (a string, or the
+ * "default" entry of a list). *out: a new string (free with free()), or NULL when the model has
+ * none. Errors: the file or folder cannot be read or parsed. */
+enum trit_status trit_chat_template_load(const char *path, char **out);
+/* Renders `tmpl` with vars into a new NUL-terminated string (*out, free with free()). */
+enum trit_status trit_chat_render(const char *tmpl, const struct trit_chat_vars *vars, char **out);
+/* The template trit uses when a model has none: "<role>: <content>\n" per message, and
+ * "assistant: " as the generation prompt, after BOS. */
+extern const char *const trit_chat_template_plain;
+
+/* ----------------------------------------------------------------------------------------------
  * Tokenizers: byte-level BPE (GPT-2, Llama 3) and SentencePiece BPE (LLaMA), loaded from a GGUF
  * file's tokenizer.ggml.* keys, a Hugging Face tokenizer.json or a SentencePiece tokenizer.model.
  * A tokenizer is read-only once loaded and may be shared between threads.

@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "chat/template.h"
+#include "support.h"
 
 static const struct trit_chat_message msgs[] = {
     {"system", "Be brief."},
@@ -133,4 +135,74 @@ Test(chat_template, hostile_templates_fail_cleanly) {
     cr_assert_eq(trit_chat_render("{{ 9223372036854775807 + 1 }}", &v, &out), TRIT_ERR_UNSUPPORTED);
     cr_assert_null(out);
     free(t);
+}
+
+/* ---- trit_chat_template_load: where a model's template is found ---------------------------------- */
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    cr_assert_eq(fputs(text, f) >= 0 && fclose(f) == 0, 1);
+}
+
+/* A copy of a tiny HF fixture folder (config.json and its weights) in the scratch folder. */
+static const char *hf_copy(void) {
+    static char dir[512];
+    snprintf(dir, sizeof dir, "%s", test_tmp_path("hf"));
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    static const char *const files[] = {"config.json", "model.safetensors"};
+    for (size_t i = 0; i < 2; i++) {
+        char src[1024], dst[1024];
+        snprintf(src, sizeof src, "%s/%s", test_data_path("fixtures/bitnet-2b4t-tiny"), files[i]);
+        snprintf(dst, sizeof dst, "%s/%s", dir, files[i]);
+        FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
+        cr_assert(in && out, "%s", src);
+        char buf[65536];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof buf, in)) > 0) cr_assert_eq(fwrite(buf, 1, n, out), n);
+        fclose(in);
+        cr_assert_eq(fclose(out), 0);
+    }
+    return dir;
+}
+
+Test(chat_template, load_finds_the_models_template, .init = test_tmp_make, .fini = test_tmp_remove) {
+    char *t = (char *)1;
+    /* the shipped GGUF model carries tokenizer.chat_template; it renders */
+    cr_assert_eq(trit_chat_template_load(TRIT_SOURCE_DIR "/models/trit-kjv-4m.gguf", &t), TRIT_OK, "%s", trit_last_error());
+    cr_assert(t && strstr(t, "messages"), "%s", t ? t : "(none)");
+    char *out = NULL;
+    const struct trit_chat_vars v = {msgs, 4, "<s>", "</s>", true};
+    cr_assert_eq(trit_chat_render(t, &v, &out), TRIT_OK, "%s", trit_last_error());
+    cr_assert(strstr(out, "Who was Moses?"));
+    free(out), free(t);
+    /* a folder: none; tokenizer_config.json's string; the "default" entry of a list; chat_template.jinja first */
+    const char *dir = hf_copy();
+    char path[1024];
+    t = (char *)1;
+    cr_assert_eq(trit_chat_template_load(dir, &t), TRIT_OK, "%s", trit_last_error());
+    cr_assert_null(t);
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    write_file(path, "{\"chat_template\": \"A{{ bos_token }}\"}");
+    cr_assert_eq(trit_chat_template_load(dir, &t), TRIT_OK, "%s", trit_last_error());
+    cr_assert_str_eq(t, "A{{ bos_token }}");
+    free(t);
+    write_file(path, "{\"chat_template\": [{\"name\": \"tool_use\", \"template\": \"T\"}, {\"name\": \"default\", \"template\": \"D\"}]}");
+    cr_assert_eq(trit_chat_template_load(dir, &t), TRIT_OK, "%s", trit_last_error());
+    cr_assert_str_eq(t, "D");
+    free(t);
+    snprintf(path, sizeof path, "%s/chat_template.jinja", dir);
+    write_file(path, "J{{ eos_token }}");
+    cr_assert_eq(trit_chat_template_load(dir, &t), TRIT_OK, "%s", trit_last_error());
+    cr_assert_str_eq(t, "J{{ eos_token }}");
+    free(t);
+    /* errors: a file that is not a model, a bad tokenizer_config.json, NULL */
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    write_file(path, "{\"chat_template\": 7}");
+    t = (char *)1;
+    cr_assert_eq(trit_chat_template_load(dir, &t), TRIT_ERR_FORMAT);
+    cr_assert_null(t);
+    cr_assert_neq(trit_chat_template_load(path, &t), TRIT_OK);
+    cr_assert_null(t);
+    cr_assert_eq(trit_chat_template_load(NULL, &t), TRIT_ERR_INVALID_ARG);
 }

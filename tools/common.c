@@ -13,9 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "io/gguf.h"
-#include "io/hf.h"
-
 #ifndef TRIT_DEFAULT_MODEL
 #define TRIT_DEFAULT_MODEL "models/trit-kjv-4m.gguf"
 #endif
@@ -310,22 +307,8 @@ const char *tool_model_path(const struct tool_opts *o) {
 }
 
 char *tool_chat_template(const char *path) {
-    if (hf_is_folder(path)) {
-        struct hf_folder f;
-        if (hf_folder_open(path, &f) != TRIT_OK) return NULL;
-        struct hf_tokenizer_config tc = {0};
-        char *t = NULL;
-        if (hf_folder_tokenizer_config(&f, &tc) == TRIT_OK && tc.chat_template) t = strdup(tc.chat_template);
-        hf_tokenizer_config_free(&tc);
-        hf_folder_close(&f);
-        return t;
-    }
-    struct gguf_file g;
-    if (gguf_open(path, &g) != TRIT_OK) return NULL;
-    const struct gguf_kv *kv = gguf_find_kv(&g, "tokenizer.chat_template");
-    char *t = kv && kv->type == GGUF_TYPE_STRING ? strndup(kv->str.ptr, kv->str.len) : NULL;
-    gguf_close(&g);
-    return t;
+    char *t = NULL;
+    return trit_chat_template_load(path, &t) == TRIT_OK ? t : NULL;
 }
 
 char *tool_token_text(const struct trit_tokenizer *tok, int32_t id) {

@@ -103,8 +103,8 @@ struct trit_context_params tool_context_params(const struct tool_opts *o, unsign
 int tool_session_open(struct tool_session *s, const struct tool_opts *o, unsigned flags, const char *cmd);
 void tool_session_close(struct tool_session *s);
 
-/* The model's chat template (a folder's tokenizer_config.json "chat_template", a GGUF file's
- * "tokenizer.chat_template"), or NULL when it has none. The caller frees it. */
+/* The model's chat template (trit_chat_template_load), or NULL when it has none or it cannot be
+ * read. The caller frees it. */
 char *tool_chat_template(const char *path);
 /* The text of token id as the vocabulary writes it ("<|begin_of_text|>"), "" for -1 or NULL when out
  * of memory. The caller frees it. */

@@ -8,6 +8,8 @@
  * each time they run (templates are tiny).
  */
 #include "chat/template.h"
+#include "io/gguf.h"
+#include "io/hf.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -747,5 +749,34 @@ enum trit_status trit_chat_render(const char *tmpl, const struct trit_chat_vars 
     free(c->strings);
     free(ps.v);
     free(c);
+    return st;
+}
+
+/* ---- finding a model's template -------------------------------------------------------------- */
+
+enum trit_status trit_chat_template_load(const char *path, char **out) {
+    if (!path || !out) return trit_error(TRIT_ERR_INVALID_ARG, "trit_chat_template_load: NULL argument");
+    *out = NULL;
+    const char *found = NULL;
+    size_t len = 0;
+    enum trit_status st;
+    if (hf_is_folder(path)) {
+        struct hf_folder f;
+        TRIT_TRY(hf_folder_open(path, &f));
+        struct hf_tokenizer_config tc = {0};
+        st = hf_folder_tokenizer_config(&f, &tc);
+        if (st == TRIT_OK && tc.chat_template && !(*out = strdup(tc.chat_template)))
+            st = trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory");
+        hf_tokenizer_config_free(&tc);
+        hf_folder_close(&f);
+        return st;
+    }
+    struct gguf_file g;
+    TRIT_TRY(gguf_open(path, &g));
+    const struct gguf_kv *kv = gguf_find_kv(&g, "tokenizer.chat_template");
+    if (kv && kv->type == GGUF_TYPE_STRING) found = kv->str.ptr, len = kv->str.len;
+    st = TRIT_OK;
+    if (found && !(*out = strndup(found, len))) st = trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory");
+    gguf_close(&g);
     return st;
 }

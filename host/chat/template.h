@@ -15,29 +15,10 @@
 #ifndef TRIT_CHAT_TEMPLATE_H
 #define TRIT_CHAT_TEMPLATE_H
 
-#include <stdbool.h>
-#include <stddef.h>
-
 #include "core/core.h"
 
-struct trit_chat_message {
-    const char *role;    /* "system", "user", "assistant" */
-    const char *content;
-};
-
-struct trit_chat_vars {
-    const struct trit_chat_message *messages;
-    size_t n_messages;
-    const char *bos_token; /* text of BOS, "" when none */
-    const char *eos_token;
-    bool add_generation_prompt;
-};
-
-/* Renders `tmpl` into a new NUL-terminated string (*out, free with free()). */
-enum trit_status trit_chat_render(const char *tmpl, const struct trit_chat_vars *vars, char **out);
-
-/* The template trit uses when a model has none: "<role>: <content>\n" per message, and
- * "assistant: " as the generation prompt, after BOS. */
-extern const char *const trit_chat_template_plain;
+/* The public half (include/trit.h, "Chat templates"): struct trit_chat_message, struct
+ * trit_chat_vars, trit_chat_render, trit_chat_template_plain, and trit_chat_template_load, which
+ * finds a model's template (template.c, its last section). */
 
 #endif /* TRIT_CHAT_TEMPLATE_H */

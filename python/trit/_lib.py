@@ -55,7 +55,7 @@ class TritError(Exception):
 
 
 # ------------------------------------------------------------------------------------------------
-# Structs: include/trit.h (and host/chat/template.h for the chat renderer)
+# Structs: include/trit.h
 
 c_progress = ctypes.CFUNCTYPE(None, ctypes.c_float, ctypes.c_void_p)
 
@@ -133,11 +133,11 @@ class PerplexityResult(ctypes.Structure):  # struct trit_perplexity_result
     ]
 
 
-class ChatMessage(ctypes.Structure):  # struct trit_chat_message (host/chat/template.h)
+class ChatMessage(ctypes.Structure):  # struct trit_chat_message
     _fields_ = [("role", ctypes.c_char_p), ("content", ctypes.c_char_p)]
 
 
-class ChatVars(ctypes.Structure):  # struct trit_chat_vars (host/chat/template.h)
+class ChatVars(ctypes.Structure):  # struct trit_chat_vars
     _fields_ = [
         ("messages", ctypes.POINTER(ChatMessage)),
         ("n_messages", ctypes.c_size_t),
@@ -229,7 +229,8 @@ _PROTOTYPES = [
     ("trit_sampler_free", None, [_p]),
     ("trit_sampler_sample", _i32, [_p, _pf32]),
     ("trit_sampler_accept", None, [_p, _i32]),
-    # chat templates: host/chat/template.h, exported by libtrit.so but not part of include/trit.h
+    # chat templates
+    ("trit_chat_template_load", _st, [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]),
     ("trit_chat_render", _st, [ctypes.c_char_p, ctypes.POINTER(ChatVars), ctypes.POINTER(ctypes.c_void_p)]),
 ]
 
@@ -262,7 +263,7 @@ _libc = ctypes.CDLL(None)
 _libc.free.restype = None
 _libc.free.argtypes = [ctypes.c_void_p]
 libc_free = _libc.free
-# the plain "role: content" template trit uses when a model has none (host/chat/template.h)
+# the plain "role: content" template trit uses when a model has none
 chat_template_plain = ctypes.c_char_p.in_dll(lib, "trit_chat_template_plain").value
 
 

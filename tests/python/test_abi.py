@@ -1,6 +1,5 @@
-"""test_abi.py: the ctypes structs of python/trit/_lib.py have the C layout of include/trit.h (and of
-host/chat/template.h for the chat renderer): the same size, and every field at the same offset with
-the same size. A field added to a C struct and not to its mirror fails here, before a call passes a
+"""test_abi.py: the ctypes structs of python/trit/_lib.py have the C layout of include/trit.h: the
+same size, and every field at the same offset with the same size. A field added to a C struct and not to its mirror fails here, before a call passes a
 struct of the wrong size.
 
 The C side is a small program compiled with the system's C compiler ($CC, else cc: the one that
@@ -38,7 +37,7 @@ def c_layout(tmp_path_factory):
     cc = os.environ.get("CC") or "cc"
     if not shutil.which(cc):
         pytest.fail("no C compiler (%s) to check the struct layouts with: the build that made libtrit had one" % cc)
-    lines = ["#include <stddef.h>", "#include <stdio.h>", '#include "trit.h"', '#include "chat/template.h"',
+    lines = ["#include <stddef.h>", "#include <stdio.h>", '#include "trit.h"',
              "int main(void) {"]
     for name, (_, fields) in STRUCTS.items():
         lines.append('    printf("%s %%zu\\n", sizeof(struct %s));' % (name, name))
