@@ -78,6 +78,16 @@ const char *trit_model_head_dtype(const trit_model *model) {
     return "?";
 }
 
+void trit_model_shape(const trit_model *model, struct trit_model_shape *out) {
+    const struct trit_hparams *hp = &model->hp;
+    *out = (struct trit_model_shape){.architecture = model->arch_name, .n_layers = (int32_t)hp->n_layers,
+                                     .dim = (int32_t)hp->dim, .n_heads = (int32_t)hp->n_heads,
+                                     .n_kv_heads = (int32_t)hp->n_kv_heads, .head_dim = (int32_t)hp->head_dim,
+                                     .ffn_dim = (int32_t)hp->ffn_dim, .n_vocab = (int32_t)hp->n_vocab,
+                                     .n_ctx_train = (int32_t)hp->ctx_train,
+                                     .n_ternary_params = trit_model_ternary_params(model)};
+}
+
 const char *trit_model_desc(const trit_model *model) {
     static _Thread_local char buf[256];
     const struct trit_hparams *hp = &model->hp;

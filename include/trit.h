@@ -124,6 +124,13 @@ const char *trit_model_head_dtype(const trit_model *model);
 /* A one-line description ("bitnet-b1.58, 30 layers, dim 2560, 2.08 B ternary params"), in a
  * per-thread buffer: valid until the next trit_model_desc call on this thread. */
 const char *trit_model_desc(const trit_model *model);
+/* The model's shape, field by field (what trit_model_desc prints). */
+struct trit_model_shape {
+    const char *architecture; /* "bitnet-b1.58", "llama", ...: valid while the model lives */
+    int32_t n_layers, dim, n_heads, n_kv_heads, head_dim, ffn_dim, n_vocab, n_ctx_train;
+    int64_t n_ternary_params; /* weights of the ternary linear layers */
+};
+void trit_model_shape(const trit_model *model, struct trit_model_shape *out);
 
 /* ----------------------------------------------------------------------------------------------
  * Contexts. A context runs a model on one device: it owns the repacked weights of its backend,

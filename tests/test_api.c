@@ -52,6 +52,23 @@ Test(api, missing_file_is_a_clear_error) {
     trit_tokenizer_free(NULL);
 }
 
+/* trit_model_shape: the shipped model's shape, field by field, as trit_model_desc prints it. */
+Test(api, model_shape) {
+    trit_model *m = NULL;
+    cr_assert_eq(trit_model_load(TRIT_SOURCE_DIR "/models/trit-kjv-4m.gguf", NULL, &m), TRIT_OK, "%s", trit_last_error());
+    struct trit_model_shape s;
+    trit_model_shape(m, &s);
+    cr_assert_str_eq(s.architecture, "bitnet-b1.58");
+    cr_assert(s.n_layers == 4 && s.dim == 256 && s.n_heads == 4 && s.n_kv_heads == 2 && s.head_dim == 64 &&
+              s.ffn_dim == 768 && s.n_vocab == trit_model_n_vocab(m) && s.n_ctx_train == trit_model_n_ctx_train(m));
+    /* each layer: q, o (256 x 256), k, v (128 x 256), gate, up (768 x 256), down (256 x 768) */
+    cr_assert_eq(s.n_ternary_params, 4 * (2 * 256 * 256 + 2 * 128 * 256 + 3 * 768 * 256));
+    char want[64];
+    snprintf(want, sizeof want, "%.2f M ternary params", (double)s.n_ternary_params / 1e6);
+    cr_assert(strstr(trit_model_desc(m), want), "%s", trit_model_desc(m));
+    trit_model_free(m);
+}
+
 /* The KV cache: one batch of n tokens, n single-token decodes, and uneven batch splits all give the
  * same last-token logits, bit for bit (integer products are exact; every fp32 op runs per token in
  * the same order whatever the batch). */

@@ -64,6 +64,12 @@ class ModelParams(ctypes.Structure):  # struct trit_model_params
     _fields_ = [("progress", c_progress), ("progress_user", ctypes.c_void_p), ("i2s_layout", ctypes.c_int)]
 
 
+class ModelShape(ctypes.Structure):  # struct trit_model_shape
+    _fields_ = [("architecture", ctypes.c_char_p)] + [
+        (f, ctypes.c_int32) for f in ("n_layers", "dim", "n_heads", "n_kv_heads", "head_dim", "ffn_dim", "n_vocab",
+                                      "n_ctx_train")] + [("n_ternary_params", ctypes.c_int64)]
+
+
 class ContextParams(ctypes.Structure):  # struct trit_context_params
     _fields_ = [
         ("n_ctx", ctypes.c_int32),
@@ -182,6 +188,7 @@ _PROTOTYPES = [
     ("trit_model_n_ctx_train", _i32, [_p]),
     ("trit_model_head_dtype", ctypes.c_char_p, [_p]),
     ("trit_model_desc", ctypes.c_char_p, [_p]),
+    ("trit_model_shape", None, [_p, ctypes.POINTER(ModelShape)]),
     # contexts
     ("trit_context_default_params", ContextParams, []),
     ("trit_context_init", _st, [_p, ctypes.POINTER(ContextParams), ctypes.POINTER(_p)]),

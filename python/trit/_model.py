@@ -22,7 +22,6 @@ import ctypes
 import numbers
 import operator
 import os
-import re
 import sys
 import threading
 import warnings
@@ -35,8 +34,6 @@ from ._stop import StopMatcher, stop_list
 _MAX_TOKENS_CTX = 1 << 30  # the CLI's bound on -c (TOOL_MAX_TOKENS): no memory holds more
 _SCORE_BATCH = 512  # logits(): tokens per forward pass (rows are the same for any split)
 _BATCH_SEQS = 256  # generate_batch(): sequences per pass; more prompts run in waves
-_DESC_RE = re.compile(r"^(?P<arch>[^,]+), (?P<n_layers>\d+) layers, dim (?P<dim>\d+), heads (?P<n_heads>\d+)/"
-                      r"(?P<n_kv_heads>\d+), ffn (?P<ffn_dim>\d+), vocab \d+, (?P<params>[0-9.]+) M ternary params$")
 
 
 def _shipped_model():
@@ -394,14 +391,12 @@ class Model:
             "library": _lib.path,
             "version": lib.trit_version().decode(),
         }
-        m = _DESC_RE.match(desc)
-        if m:
-            info["architecture"] = m["arch"]
-            for k in ("n_layers", "dim", "n_heads", "n_kv_heads", "ffn_dim"):
-                info[k] = int(m[k])
-            info["ternary_params"] = int(round(float(m["params"]) * 1e6))
-        else:
-            info["architecture"] = desc.split(",")[0]
+        shape = _lib.ModelShape()
+        lib.trit_model_shape(h.model, ctypes.byref(shape))
+        info["architecture"] = shape.architecture.decode()
+        for k in ("n_layers", "dim", "n_heads", "n_kv_heads", "head_dim", "ffn_dim"):
+            info[k] = getattr(shape, k)
+        info["ternary_params"] = shape.n_ternary_params
         return info
 
     @property

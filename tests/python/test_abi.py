@@ -26,6 +26,8 @@ STRUCTS = {
     "trit_tok_stream": ("TokStream", ["tok", "flags", "strip_space", "n_pending", "pending"]),
     "trit_batch": ("Batch", ["n_tokens", "token", "pos", "seq_id", "logits"]),
     "trit_kv_stats": ("KvStats", ["block_tokens", "n_blocks", "n_free"]),
+    "trit_model_shape": ("ModelShape", ["architecture", "n_layers", "dim", "n_heads", "n_kv_heads", "head_dim",
+                                        "ffn_dim", "n_vocab", "n_ctx_train", "n_ternary_params"]),
     "trit_perplexity_result": ("PerplexityResult", ["ppl", "ppl_err", "mean_nll", "n_chunks", "n_scored"]),
     "trit_chat_message": ("ChatMessage", ["role", "content"]),
     "trit_chat_vars": ("ChatVars", ["messages", "n_messages", "bos_token", "eos_token", "add_generation_prompt"]),

@@ -23,7 +23,8 @@ def test_default_model_from_environment(trit_module, monkeypatch):
 def test_info(model):
     info = model.info
     assert info["architecture"] == "bitnet-b1.58"
-    assert (info["n_layers"], info["dim"], info["n_heads"], info["n_kv_heads"], info["ffn_dim"]) == (4, 256, 4, 2, 768)
+    assert (info["n_layers"], info["dim"], info["n_heads"], info["n_kv_heads"], info["head_dim"], info["ffn_dim"]) == \
+        (4, 256, 4, 2, 64, 768)
     assert info["n_vocab"] == model.n_vocab == 4096
     assert info["n_ctx_train"] == info["n_ctx"] == model.n_ctx == 256
     assert info["head_dtype"] == "bf16" and info["head"] == "model"
