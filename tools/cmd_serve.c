@@ -133,12 +133,13 @@ static int load(struct loaded *l, const struct tool_opts *o, const char *path, i
     }
     struct trit_kv_stats kvs;
     trit_kv_stats(l->ctx, &kvs);
-    fprintf(stderr,
-            "trit serve: model %s\n  %s\n  device: %s (%s), context %d per sequence, %d sequences, KV pool %d blocks of "
-            "%d tokens, %.1f MiB, loaded in %.0f ms\n",
-            path, trit_model_desc(l->model), trit_context_backend(l->ctx), trit_context_device_desc(l->ctx),
-            trit_context_n_ctx(l->ctx), parallel, kvs.n_blocks, kvs.block_tokens,
-            (double)trit_context_memory_bytes(l->ctx) / (1024.0 * 1024.0), tool_now_ms() - t0);
+    if (trit_context_tp_rank(l->ctx) == 0) /* MPI ranks: rank 0 speaks for the group */
+        fprintf(stderr,
+                "trit serve: model %s\n  %s\n  device: %s (%s), context %d per sequence, %d sequences, "
+                "KV pool %d blocks of %d tokens, %.1f MiB, loaded in %.0f ms\n",
+                path, trit_model_desc(l->model), trit_context_backend(l->ctx), trit_context_device_desc(l->ctx),
+                trit_context_n_ctx(l->ctx), parallel, kvs.n_blocks, kvs.block_tokens,
+                (double)trit_context_memory_bytes(l->ctx) / (1024.0 * 1024.0), tool_now_ms() - t0);
     return 0;
 }
 
@@ -215,12 +216,11 @@ static int wait_signal(double seconds) {
     return sig;
 }
 
-/* An MPI rank other than 0: repeats rank 0's steps until it stops. */
+/* An MPI rank other than 0: repeats rank 0's steps until it stops. Its output is silenced, as the
+ * other commands' followers are, but for warnings and errors ("[rank N] ..."). */
 static int follow(struct loaded *l) {
-    const int rank = trit_context_tp_rank(l->ctx);
-    fprintf(stderr, "trit serve: rank %d follows rank 0\n", rank);
-    if (trit_tp_follow(l->ctx) != TRIT_OK) return tool_fail("serve", "rank %d: %s", rank, trit_last_error());
-    fprintf(stderr, "trit serve: rank %d: rank 0 stopped\n", rank);
+    tool_tp_follower(l->ctx);
+    if (trit_tp_follow(l->ctx) != TRIT_OK) return tool_fail("serve", "%s", trit_last_error());
     return 0;
 }
 
