@@ -166,6 +166,15 @@ static const char *hf_copy(void) {
     return dir;
 }
 
+/* trit_chat_template_load(path) finds `want` (NULL: no template). */
+static void expect_template(const char *path, const char *want) {
+    char *t = (char *)1;
+    cr_assert_eq(trit_chat_template_load(path, &t), TRIT_OK, "%s", trit_last_error());
+    if (want) cr_assert_str_eq(t, want);
+    else cr_assert_null(t);
+    free(t);
+}
+
 Test(chat_template, load_finds_the_models_template, .init = test_tmp_make, .fini = test_tmp_remove) {
     char *t = (char *)1;
     /* the shipped GGUF model carries tokenizer.chat_template; it renders */
@@ -179,23 +188,15 @@ Test(chat_template, load_finds_the_models_template, .init = test_tmp_make, .fini
     /* a folder: none; tokenizer_config.json's string; the "default" entry of a list; chat_template.jinja first */
     const char *dir = hf_copy();
     char path[1024];
-    t = (char *)1;
-    cr_assert_eq(trit_chat_template_load(dir, &t), TRIT_OK, "%s", trit_last_error());
-    cr_assert_null(t);
+    expect_template(dir, NULL);
     snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
     write_file(path, "{\"chat_template\": \"A{{ bos_token }}\"}");
-    cr_assert_eq(trit_chat_template_load(dir, &t), TRIT_OK, "%s", trit_last_error());
-    cr_assert_str_eq(t, "A{{ bos_token }}");
-    free(t);
+    expect_template(dir, "A{{ bos_token }}");
     write_file(path, "{\"chat_template\": [{\"name\": \"tool_use\", \"template\": \"T\"}, {\"name\": \"default\", \"template\": \"D\"}]}");
-    cr_assert_eq(trit_chat_template_load(dir, &t), TRIT_OK, "%s", trit_last_error());
-    cr_assert_str_eq(t, "D");
-    free(t);
+    expect_template(dir, "D");
     snprintf(path, sizeof path, "%s/chat_template.jinja", dir);
     write_file(path, "J{{ eos_token }}");
-    cr_assert_eq(trit_chat_template_load(dir, &t), TRIT_OK, "%s", trit_last_error());
-    cr_assert_str_eq(t, "J{{ eos_token }}");
-    free(t);
+    expect_template(dir, "J{{ eos_token }}");
     /* errors: a file that is not a model, a bad tokenizer_config.json, NULL */
     snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
     write_file(path, "{\"chat_template\": 7}");

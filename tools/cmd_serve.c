@@ -287,15 +287,17 @@ int cmd_serve(int argc, char **argv) {
     char err[256];
     /* One process listens first and loads while /health says 503. MPI ranks load first (which rank
      * is 0 is known once the context exists); then rank 0 listens and leads, the others follow. */
-    if (o.tp_mpi && (rc = load(&l, &o, path, parallel, kv_tokens)) != 0) goto done;
-    if (o.tp_mpi) signals_loaded();
-    if (o.tp_mpi && trit_context_tp_rank(l.ctx) != 0) {
-        rc = follow(&l);
-        goto done;
-    }
-    if (o.tp_mpi && trit_tp_lead(l.ctx) != TRIT_OK) {
-        rc = tool_fail("serve", "%s", trit_last_error());
-        goto done;
+    if (o.tp_mpi) {
+        if ((rc = load(&l, &o, path, parallel, kv_tokens)) != 0) goto done;
+        signals_loaded();
+        if (trit_context_tp_rank(l.ctx) != 0) {
+            rc = follow(&l);
+            goto done;
+        }
+        if (trit_tp_lead(l.ctx) != TRIT_OK) {
+            rc = tool_fail("serve", "%s", trit_last_error());
+            goto done;
+        }
     }
     uint16_t bound = 0;
     if (serve_http_start(&hc, &metrics, &http, &bound, err, sizeof err)) {
