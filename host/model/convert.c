@@ -36,6 +36,7 @@ const char *trit_convert_arch_name(enum trit_family family) {
     case TRIT_FAMILY_BITNET_B158: return "bitnet-b1.58";
     case TRIT_FAMILY_BITNET: return "bitnet";
     case TRIT_FAMILY_LLAMA: return "llama";
+    case TRIT_FAMILY_QWEN3: return "qwen3";
     }
     return "unknown";
 }

@@ -41,6 +41,7 @@ const char *trit_family_name(enum trit_family f) {
     case TRIT_FAMILY_BITNET_B158: return "bitnet-b1.58 (2B-4T graph: ReLU^2, sub-norms, GQA)";
     case TRIT_FAMILY_BITNET: return "bitnet (1bitLLM graph: SiLU, sub-norms)";
     case TRIT_FAMILY_LLAMA: return "llama with BitLinear weights";
+    case TRIT_FAMILY_QWEN3: return "qwen3 (q/k norms, group-scaled ternary, activations per 64)";
     }
     return "unknown";
 }
@@ -111,6 +112,8 @@ static void layer_release(struct trit_layer *l) {
     trit_free(l->attn_sub_norm);
     trit_free(l->ffn_norm);
     trit_free(l->ffn_sub_norm);
+    trit_free(l->attn_q_norm);
+    trit_free(l->attn_k_norm);
     for (int w = 0; w < TRIT_N_W; w++) trit_ternary_free(&l->w[w]);
 }
 
@@ -147,6 +150,17 @@ static enum trit_status check_ternary(const struct trit_ternary *w, int64_t rows
     if (!(w->scale > 0.0f) || !isfinite(w->scale))
         return trit_error(TRIT_ERR_FORMAT, "layer %lld: %s has weight scale %g (must be finite and > 0)",
                           (long long)layer, what, (double)w->scale);
+    if (w->group > 0) {
+        if (w->group % TRIT_GROUP_UNIT != 0 || !w->group_scales || w->scale != 1.0f || w->scale_kind != TRIT_SCALE_MUL)
+            return trit_error(TRIT_ERR_FORMAT, "layer %lld: %s has an inconsistent group scaling (group %lld)",
+                              (long long)layer, what, (long long)w->group);
+        const int64_t n = w->n_rows * trit_ternary_n_groups(w);
+        for (int64_t i = 0; i < n; i++)
+            if (!isfinite(w->group_scales[i]))
+                return trit_error(TRIT_ERR_FORMAT, "layer %lld: %s has group scale %g at row %lld, group %lld",
+                                  (long long)layer, what, (double)w->group_scales[i],
+                                  (long long)(i / trit_ternary_n_groups(w)), (long long)(i % trit_ternary_n_groups(w)));
+    }
     return TRIT_OK;
 }
 
@@ -162,6 +176,8 @@ enum trit_status trit_model_validate(const struct trit_model *m) {
     if (hp->n_heads % hp->n_kv_heads != 0)
         return trit_error(TRIT_ERR_FORMAT, "n_heads %lld is not a multiple of n_kv_heads %lld",
                           (long long)hp->n_heads, (long long)hp->n_kv_heads);
+    if (hp->act_block != 0 && hp->act_block != TRIT_GROUP_UNIT)
+        return trit_error(TRIT_ERR_UNSUPPORTED, "activation block %lld (0 or %d)", (long long)hp->act_block, TRIT_GROUP_UNIT);
     if (hp->head_dim % 2 != 0) return trit_error(TRIT_ERR_UNSUPPORTED, "head_dim %lld is odd; RoPE needs pairs", (long long)hp->head_dim);
     /* inf passes "> 0": an infinite eps zeroes every normalized row, and so every logit. The loaders
      * narrow doubles to float, so a finite 1e300 in the file arrives here as inf too. */
@@ -180,6 +196,8 @@ enum trit_status trit_model_validate(const struct trit_model *m) {
         if (!l->attn_norm || !l->ffn_norm) return trit_error(TRIT_ERR_FORMAT, "layer %lld: a norm weight is missing", (long long)i);
         if (hp->sub_norms && (!l->attn_sub_norm || !l->ffn_sub_norm))
             return trit_error(TRIT_ERR_FORMAT, "layer %lld: a sub-norm weight is missing (this architecture has attn_sub_norm and ffn_sub_norm)", (long long)i);
+        if (hp->qk_norm && (!l->attn_q_norm || !l->attn_k_norm))
+            return trit_error(TRIT_ERR_FORMAT, "layer %lld: a q or k norm weight is missing (this architecture has attn_q_norm and attn_k_norm)", (long long)i);
         for (int w = 0; w < TRIT_N_W; w++) {
             int64_t rows, cols;
             trit_weight_shape(hp, (enum trit_weight)w, &rows, &cols);

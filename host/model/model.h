@@ -12,7 +12,11 @@
  *                            1e4. GGUF arch "bitnet", HF model_type "llama" + BitnetForCausalLM.
  *   TRIT_FAMILY_LLAMA        Llama-style with BitLinear weights (HF1BitLLM Llama3-8B-1.58,
  *                            Falcon3-*-1.58bit): SiLU gate, no sub-norms, untied head.
- * The forward pass is one function for all three; the family only sets the switches below.
+ *   TRIT_FAMILY_QWEN3        Qwen3 with group-scaled ternary weights (Ternary-Bonsai, llama.cpp Q2_0):
+ *                            SiLU gate, RMSNorm per head on q and k before RoPE (qk_norm), NeoX RoPE,
+ *                            no sub-norms, activations quantized per block of 64 (act_block).
+ *                            GGUF arch "qwen3", HF model_type "qwen3".
+ * The forward pass is one function for all of them; the family only sets the switches below.
  */
 #ifndef TRIT_MODEL_H
 #define TRIT_MODEL_H
@@ -27,6 +31,7 @@ enum trit_family {
     TRIT_FAMILY_BITNET_B158 = 0,
     TRIT_FAMILY_BITNET = 1,
     TRIT_FAMILY_LLAMA = 2,
+    TRIT_FAMILY_QWEN3 = 3,
 };
 
 enum trit_act {
@@ -55,6 +60,12 @@ struct trit_hparams {
     enum trit_rope_style rope_style;
     bool sub_norms;        /* attn_sub_norm before o_proj, ffn_sub_norm before down_proj */
     bool tied_embeddings;  /* the head is token_embd */
+    bool qk_norm;          /* RMSNorm of every q and k head (head_dim weights) before RoPE */
+    /* Activation quantization of the ternary matmuls' inputs (docs/design.md section 3): 0 = one
+     * scale per token row (BitNet b1.58, trained with it); TRIT_GROUP_UNIT = one per 64 values
+     * (models trained with float activations, whose rows have outliers a row-wide scale would
+     * crush). */
+    int64_t act_block;
 };
 
 /* Dense (non-ternary) matrices: the embedding and the LM head. Kept in the file's dtype; `data`
@@ -104,13 +115,14 @@ struct trit_layer {
     float *attn_sub_norm;                /* (n_heads * head_dim), NULL without sub-norms */
     float *ffn_norm;                     /* (dim) */
     float *ffn_sub_norm;                 /* (ffn_dim), NULL without sub-norms */
+    float *attn_q_norm, *attn_k_norm;    /* (head_dim) each with qk_norm, else NULL */
     struct trit_ternary w[TRIT_N_W];     /* shapes at enum trit_weight */
 };
 
 /* What a file held for one tensor, for `trit inspect` and error messages. */
 struct trit_tensor_note {
     char name[96];
-    char kind[24];      /* "I2_S", "TQ2_0", "HF packed u8", "F16 -> absmean", "F32", ... */
+    char kind[24];      /* "I2_S", "TQ2_0", "Q2_0 g128", "HF packed u8", "F16 -> absmean", "F32", ... */
     int64_t n_rows, n_cols;
     uint64_t file_bytes;
 };

@@ -5,7 +5,7 @@
  * section 1.
  *
  * Every packed code here is t + 1 in {0, 1, 2}, as in the canonical tensor, so a codec only moves
- * codes around. Decoders reject code 3; TQ2_0/TQ1_0 decoders also reject nonzero padding codes
+ * codes around (Q2_0 adds code 3, t = +2, for group-scaled tensors). The other decoders reject code 3; TQ2_0/TQ1_0 decoders also reject nonzero padding codes
  * past the end of a row, since then the buffer does not hold a tensor of this shape.
  */
 #include <math.h>
@@ -29,6 +29,9 @@ static enum trit_status check_tensor(const struct trit_ternary *w, const void *p
 
 /* Encoders read canonical codes; code 3 there is a bug in whoever filled the tensor. */
 static enum trit_status check_codes(const struct trit_ternary *w, const char *who) {
+    if (w->group > 0)
+        return trit_error(TRIT_ERR_UNSUPPORTED, "%s: the tensor has a scale per %lld weights; only Q2_0 holds group scales",
+                          who, (long long)w->group);
     for (int64_t r = 0; r < w->n_rows; r++)
         for (int64_t c = 0; c < w->n_cols; c++)
             if (code_get(w, r, c) == 3u)
@@ -343,4 +346,58 @@ enum trit_status trit_i2s_encode_layout(const struct trit_ternary *w, enum trit_
 
 enum trit_status trit_i2s_encode(const struct trit_ternary *w, uint8_t *packed) {
     return trit_i2s_encode_layout(w, TRIT_I2S_X86, packed);
+}
+
+/* ---- llama.cpp Q2_0 (ggml type 42): fp16 d, then G / 4 bytes of codes, element e at bits 2 (e % 4)
+ * of byte e / 4; value (code - 1) * d. The file's code is the canonical code, +2 included, and a block
+ * is one group, so a row's blocks are its groups in order. */
+
+int64_t trit_q2_0_bytes(int64_t n_rows, int64_t n_cols, int64_t group) {
+    if ((group != 64 && group != 128) || n_rows <= 0 || n_cols <= 0 || n_cols % group != 0) return -1;
+    int64_t n_blocks, n_bytes;
+    if (!trit_mul_i64(n_rows, n_cols / group, &n_blocks) || !trit_mul_i64(n_blocks, 2 + group / 4, &n_bytes)) return -1;
+    return n_bytes;
+}
+
+static enum trit_status q2_0_check(const struct trit_ternary *w, const void *packed, const char *who) {
+    TRIT_TRY(check_tensor(w, packed, who));
+    if (!w->group_scales || trit_q2_0_bytes(w->n_rows, w->n_cols, w->group) < 0)
+        return trit_error(TRIT_ERR_UNSUPPORTED, "%s: %lld x %lld in groups of %lld is not a Q2_0 shape (groups of 64 or 128)",
+                          who, (long long)w->n_rows, (long long)w->n_cols, (long long)w->group);
+    return TRIT_OK;
+}
+
+enum trit_status trit_q2_0_decode(const uint8_t *packed, struct trit_ternary *w) {
+    TRIT_TRY(q2_0_check(w, packed, "q2_0 decode"));
+    const int64_t G = w->group, n_groups = w->n_cols / G, block_bytes = 2 + G / 4;
+    for (int64_t r = 0; r < w->n_rows; r++) {
+        for (int64_t g = 0; g < n_groups; g++) {
+            const uint8_t *blk = packed + (r * n_groups + g) * block_bytes;
+            const float d = trit_fp16_to_fp32(load_u16le(blk));
+            if (!isfinite(d))
+                return trit_error(TRIT_ERR_FORMAT, "q2_0 decode: row %lld, block %lld has scale %g", (long long)r,
+                                  (long long)g, (double)d);
+            w->group_scales[r * n_groups + g] = d;
+            memcpy(w->codes + r * w->row_bytes + g * (G / 4), blk + 2, (size_t)(G / 4));
+        }
+    }
+    return TRIT_OK;
+}
+
+enum trit_status trit_q2_0_encode(const struct trit_ternary *w, uint8_t *packed) {
+    TRIT_TRY(q2_0_check(w, packed, "q2_0 encode"));
+    const int64_t G = w->group, n_groups = w->n_cols / G, block_bytes = 2 + G / 4;
+    for (int64_t r = 0; r < w->n_rows; r++) {
+        for (int64_t g = 0; g < n_groups; g++) {
+            uint8_t *blk = packed + (r * n_groups + g) * block_bytes;
+            const float d = w->group_scales[r * n_groups + g];
+            const uint16_t h = trit_fp32_to_fp16(d);
+            if (!isfinite(trit_fp16_to_fp32(h)))
+                return trit_error(TRIT_ERR_UNSUPPORTED, "q2_0 encode: row %lld, group %lld: scale %g has no fp16",
+                                  (long long)r, (long long)g, (double)d);
+            store_u16le(blk, h);
+            memcpy(blk + 2, w->codes + r * w->row_bytes + g * (G / 4), (size_t)(G / 4));
+        }
+    }
+    return TRIT_OK;
 }

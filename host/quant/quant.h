@@ -8,6 +8,9 @@
  *   integer core acc[n] = sum_k t[n,k] * q[k]   (int32, exact)
  *   output       multiply-style scale: y = ((float)acc / s) * alpha
  *                divide-style scale:   y = (float)acc / (s * ws)
+ *   group scales per k-block j of 64 columns, ascending: isum_j exact int32 over the block,
+ *                y = sum_j ((float)isum_j / s_j) * d[n, 64 j / G], summed from 0.0f in j order,
+ *                s_j the activation scale of block j (per token: s; per block: its own)
  * Rounding is half to even (rintf in the default FE_TONEAREST mode), never roundf.
  */
 #ifndef TRIT_QUANT_H
@@ -32,7 +35,14 @@
  *
  * W = t * scale when scale_kind is TRIT_SCALE_MUL (absmean, bitnet.cpp, 2B-4T AutoBitLinear),
  * W = t / scale when scale_kind is TRIT_SCALE_DIV (transformers BitLinear: weight_scale = 1/mean|W|).
+ *
+ * Group scales (llama.cpp Q2_0, Ternary-Bonsai): when group > 0, W[r][c] = t * group_scales[r *
+ * n_groups + c / group], n_groups = ceil(n_cols / group); scale is then 1 and scale_kind MUL, and
+ * code 0b11 (t = +2, Q2_0's fourth code) is legal. group is a multiple of TRIT_GROUP_UNIT (64, the
+ * k-block of every kernel), so that a k-block never straddles two groups. Products with such a
+ * matrix follow the group rule of the numerics contract (cpu.h: trit_gemm_group_ref).
  */
+#define TRIT_GROUP_UNIT 64
 enum trit_scale_kind {
     TRIT_SCALE_MUL = 0,
     TRIT_SCALE_DIV = 1,
@@ -45,16 +55,26 @@ struct trit_ternary {
     uint8_t *codes;     /* (n_rows, row_bytes), owned; from trit_alloc */
     float scale;
     enum trit_scale_kind scale_kind;
+    int64_t group;        /* 0: one scale for the tensor; else columns per group scale */
+    float *group_scales;  /* (n_rows, n_groups) multipliers when group > 0, owned; from trit_alloc */
 };
 
 #define TRIT_CODE_NEG 0u  /* t = -1 */
 #define TRIT_CODE_ZERO 1u /* t =  0 */
 #define TRIT_CODE_POS 2u  /* t = +1 */
+#define TRIT_CODE_POS2 3u /* t = +2: group-scaled tensors only */
 
 /* Allocates codes for an n_rows x n_cols matrix (both >= 1), every code TRIT_CODE_ZERO, scale 1,
  * MUL. *w is overwritten (not freed) first and left zeroed on error. */
 enum trit_status trit_ternary_init(struct trit_ternary *w, int64_t n_rows, int64_t n_cols);
-/* Releases the codes; accepts a zeroed struct. Leaves *w zeroed. */
+/* trit_ternary_init with group scales: group a positive multiple of TRIT_GROUP_UNIT (else
+ * TRIT_ERR_INVALID_ARG), every group scale 1. */
+enum trit_status trit_ternary_init_grouped(struct trit_ternary *w, int64_t n_rows, int64_t n_cols, int64_t group);
+/* Group scales per row: ceil(n_cols / group), or 0 for a tensor with one scale. */
+static inline int64_t trit_ternary_n_groups(const struct trit_ternary *w) {
+    return w->group > 0 ? (w->n_cols + w->group - 1) / w->group : 0;
+}
+/* Releases the codes and group scales; accepts a zeroed struct. Leaves *w zeroed. */
 void trit_ternary_free(struct trit_ternary *w);
 
 static inline int trit_ternary_get(const struct trit_ternary *w, int64_t r, int64_t c) {
@@ -66,7 +86,8 @@ static inline void trit_ternary_set(struct trit_ternary *w, int64_t r, int64_t c
     int shift = (int)(2 * (c % 4));
     *byte = (uint8_t)((*byte & ~(3u << shift)) | ((unsigned)(t + 1) << shift));
 }
-/* true when both hold the same codes, shape, scale and scale kind (scale compared bit for bit). */
+/* true when both hold the same codes, shape, scale, scale kind and group scales (scales compared
+ * bit for bit). */
 bool trit_ternary_equal(const struct trit_ternary *a, const struct trit_ternary *b);
 
 /* ---- ternarization ---------------------------------------------------------------------------- */
@@ -94,6 +115,14 @@ enum trit_status trit_ternarize_cols(const float *w, int64_t n_rows, int64_t n_c
 enum trit_status trit_ternary_from_scaled(const float *w, int64_t n_rows, int64_t n_cols,
                                           struct trit_ternary *out);
 
+/* Recovers a group-scaled ternary float tensor (an HF folder of a Q2_0-style model): for every
+ * group of `group` consecutive columns of a row, every nonzero |w| must have the same bits d (or be
+ * exactly 2d, code +2, when allow_pos2 and the group's other nonzero weights are +-d); then t = w / d
+ * and the group's scale is d. An all-zero group gets scale 1. TRIT_ERR_UNSUPPORTED (out zeroed) when
+ * a group does not fit, naming it; TRIT_ERR_INVALID_ARG for a bad group or a non-finite weight. */
+enum trit_status trit_ternary_from_group_scaled(const float *w, int64_t n_rows, int64_t n_cols, int64_t group,
+                                                bool allow_pos2, struct trit_ternary *out);
+
 /* ---- activation quantization ------------------------------------------------------------------ */
 
 #define TRIT_ACT_QMAX 127.0f
@@ -104,6 +133,11 @@ enum trit_status trit_ternary_from_scaled(const float *w, int64_t n_rows, int64_
  * the product in fp32, clamped in fp32 to [-128, 127]. x should be finite; a NaN element gives 0
  * (never undefined behaviour). */
 float trit_quantize_row_i8(const float *x, int64_t k, int8_t *q);
+/* Block quantization (models trained without int8 activations, e.g. Ternary-Bonsai: struct
+ * trit_hparams act_block): the row is cut into blocks of `block` values (the last may be shorter)
+ * and each is quantized on its own by trit_quantize_row_i8; s[j] is block j's scale, ceil(k / block)
+ * of them. block = 0 quantizes the row whole (one scale). */
+void trit_quantize_row_i8_blocks(const float *x, int64_t k, int64_t block, int8_t *q, float *s);
 /* Its two halves, for a row whose absmax is taken over several ranks (tensor parallelism, exact
  * mode): the scale of an absmax, and q = the clamped rintf(x * s) with a given s. */
 float trit_act_scale(float amax);
@@ -173,6 +207,19 @@ enum trit_status trit_i2s_encode(const struct trit_ternary *w, uint8_t *packed);
 int64_t trit_i2s_bytes_layout(int64_t n_rows, int64_t n_cols, enum trit_i2s_layout layout);
 enum trit_status trit_i2s_decode_layout(const uint8_t *packed, enum trit_i2s_layout layout, struct trit_ternary *w);
 enum trit_status trit_i2s_encode_layout(const struct trit_ternary *w, enum trit_i2s_layout layout, uint8_t *packed);
+
+/* llama.cpp Q2_0 (ggml type 42): blocks of G weights along a row, each 2 + G / 4 bytes: fp16 d, then
+ * the codes, element e at byte 2 + e / 4, bits 2 * (e % 4); value = (code - 1) * d, code 0..3, so
+ * the canonical code is the file's code. Mainline ggml has G = 64 (18-byte blocks); PrismML's branch,
+ * which wrote the Ternary-Bonsai files, has G = 128 (34-byte blocks) under the same type id: callers
+ * tell them apart by the tensor's byte span (model_gguf.c). n_cols must be a multiple of G (as GGUF
+ * requires whole blocks); G is 64 or 128, else trit_q2_0_bytes returns -1.
+ * Decoding fills a tensor initialized by trit_ternary_init_grouped(.., G) with codes and group scales
+ * d; a non-finite d is TRIT_ERR_FORMAT (naming the block). Encoding needs w->group == G and writes
+ * each group scale rounded to fp16; one that rounds to infinity is TRIT_ERR_UNSUPPORTED. */
+int64_t trit_q2_0_bytes(int64_t n_rows, int64_t n_cols, int64_t group);
+enum trit_status trit_q2_0_decode(const uint8_t *packed, struct trit_ternary *w);
+enum trit_status trit_q2_0_encode(const struct trit_ternary *w, uint8_t *packed);
 
 /* ---- half-precision conversions (round to nearest even) --------------------------------------- */
 float trit_fp16_to_fp32(uint16_t h);

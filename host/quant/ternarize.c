@@ -33,16 +33,47 @@ enum trit_status trit_ternary_init(struct trit_ternary *w, int64_t n_rows, int64
     return TRIT_OK;
 }
 
+enum trit_status trit_ternary_init_grouped(struct trit_ternary *w, int64_t n_rows, int64_t n_cols, int64_t group) {
+    if (!w) return trit_error(TRIT_ERR_INVALID_ARG, "trit_ternary_init_grouped: NULL tensor");
+    memset(w, 0, sizeof *w);
+    if (group <= 0 || group % TRIT_GROUP_UNIT != 0)
+        return trit_error(TRIT_ERR_INVALID_ARG, "trit_ternary_init_grouped: group %lld is not a positive multiple of %d",
+                          (long long)group, TRIT_GROUP_UNIT);
+    TRIT_TRY(trit_ternary_init(w, n_rows, n_cols));
+    int64_t n_scales;
+    if (!trit_mul_i64(n_rows, trit_div_ceil(n_cols, group), &n_scales) ||
+        (uint64_t)n_scales > SIZE_MAX / sizeof(float)) {
+        trit_ternary_free(w);
+        return trit_error(TRIT_ERR_INVALID_ARG, "trit_ternary_init_grouped: %lld x %lld overflows", (long long)n_rows,
+                          (long long)n_cols);
+    }
+    float *d = trit_alloc((size_t)n_scales * sizeof(float));
+    if (!d) {
+        trit_ternary_free(w);
+        return trit_error(TRIT_ERR_OUT_OF_MEMORY, "trit_ternary_init_grouped: %lld group scales", (long long)n_scales);
+    }
+    for (int64_t i = 0; i < n_scales; i++) d[i] = 1.0f;
+    w->group = group;
+    w->group_scales = d;
+    return TRIT_OK;
+}
+
 void trit_ternary_free(struct trit_ternary *w) {
     if (!w) return;
     trit_free(w->codes);
+    trit_free(w->group_scales);
     memset(w, 0, sizeof *w);
 }
 
 bool trit_ternary_equal(const struct trit_ternary *a, const struct trit_ternary *b) {
     if (a->n_rows != b->n_rows || a->n_cols != b->n_cols || a->row_bytes != b->row_bytes) return false;
     if (a->scale_kind != b->scale_kind || memcmp(&a->scale, &b->scale, sizeof a->scale) != 0) return false;
+    if (a->group != b->group) return false;
     if (!a->codes || !b->codes) return a->codes == b->codes;
+    if (a->group > 0 && (!a->group_scales || !b->group_scales ||
+                         memcmp(a->group_scales, b->group_scales,
+                                (size_t)(a->n_rows * trit_ternary_n_groups(a)) * sizeof(float)) != 0))
+        return false;
     return memcmp(a->codes, b->codes, (size_t)(a->n_rows * a->row_bytes)) == 0;
 }
 
@@ -126,6 +157,48 @@ enum trit_status trit_ternary_from_scaled(const float *w, int64_t n_rows, int64_
     return TRIT_OK;
 }
 
+enum trit_status trit_ternary_from_group_scaled(const float *w, int64_t n_rows, int64_t n_cols, int64_t group,
+                                                bool allow_pos2, struct trit_ternary *out) {
+    if (!out) return trit_error(TRIT_ERR_INVALID_ARG, "trit_ternary_from_group_scaled: NULL output");
+    memset(out, 0, sizeof *out);
+    if (!w) return trit_error(TRIT_ERR_INVALID_ARG, "trit_ternary_from_group_scaled: NULL weights");
+    TRIT_TRY(trit_ternary_init_grouped(out, n_rows, n_cols, group));
+    const int64_t n_groups = trit_ternary_n_groups(out);
+    for (int64_t r = 0; r < n_rows; r++) {
+        for (int64_t g = 0; g < n_groups; g++) {
+            const float *x = w + r * n_cols + g * group;
+            const int64_t n = n_cols - g * group < group ? n_cols - g * group : group;
+            /* d = the smallest nonzero magnitude; every other one is d or (with +2) 2d */
+            float d = 0.0f;
+            for (int64_t i = 0; i < n; i++) {
+                const float a = fabsf(x[i]);
+                if (!isfinite(a)) {
+                    trit_ternary_free(out);
+                    return trit_error(TRIT_ERR_INVALID_ARG, "trit_ternary_from_group_scaled: non-finite weight at (%lld, %lld)",
+                                      (long long)r, (long long)(g * group + i));
+                }
+                if (a != 0.0f && (d == 0.0f || a < d)) d = a;
+            }
+            for (int64_t i = 0; i < n; i++) {
+                const float a = fabsf(x[i]);
+                int t = 0;
+                if (a == d && a != 0.0f) t = x[i] > 0.0f ? 1 : -1;
+                else if (allow_pos2 && a != 0.0f && x[i] > 0.0f && a == 2.0f * d) t = 2;
+                else if (a != 0.0f) {
+                    trit_ternary_free(out);
+                    return trit_error(TRIT_ERR_UNSUPPORTED,
+                                      "trit_ternary_from_group_scaled: not ternary in groups of %lld: w = %.9g at (%lld, %lld), "
+                                      "group scale %.9g", (long long)group, (double)x[i], (long long)r,
+                                      (long long)(g * group + i), (double)d);
+                }
+                trit_ternary_set(out, r, g * group + i, t);
+            }
+            out->group_scales[r * n_groups + g] = d == 0.0f ? 1.0f : d;
+        }
+    }
+    return TRIT_OK;
+}
+
 /* ---- activation quantization ------------------------------------------------------------------ */
 
 float trit_act_scale(float amax) { return TRIT_ACT_QMAX / fmaxf(amax, TRIT_ACT_EPS); }
@@ -144,4 +217,13 @@ float trit_quantize_row_i8(const float *x, int64_t k, int8_t *q) {
     const float s = trit_act_scale(amax);
     trit_quantize_row_i8_scaled(x, k, s, q);
     return s;
+}
+
+void trit_quantize_row_i8_blocks(const float *x, int64_t k, int64_t block, int8_t *q, float *s) {
+    if (block <= 0 || block >= k) {
+        s[0] = trit_quantize_row_i8(x, k, q);
+        return;
+    }
+    for (int64_t j = 0, c = 0; c < k; j++, c += block)
+        s[j] = trit_quantize_row_i8(x + c, k - c < block ? k - c : block, q + c);
 }
