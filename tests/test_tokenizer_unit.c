@@ -3,7 +3,8 @@
  * test_tokenizer_unit.c: the tokenizer's parts on small vocabularies written here, where the right
  * answer follows from the rules: UTF-8 classification, the GPT-2 byte map, the heap, merge order
  * (lowest rank, ties to the left), ignore_merges, special and user-defined tokens, streaming decode
- * of ill-formed bytes, SPM word-by-word merging against whole-text merging, and the loaders' errors.
+ * of ill-formed bytes, SPM word-by-word merging against whole-text merging, the loaders' errors,
+ * what GGUF pre "qwen2" selects (single digits, NFC), and NFC itself (UAX #15 cases).
  *
  *   ctest --test-dir build -R test_tokenizer_unit --output-on-failure
  */
@@ -335,12 +336,114 @@ Test(tokenizer_load, gguf_errors_name_the_problem) {
     cr_assert_eq(load_tiny_gguf("llama", NULL, 1), TRIT_OK, "%s", trit_last_error());
     cr_assert_eq(load_tiny_gguf("bert", "gpt-2", 1), TRIT_ERR_UNSUPPORTED);
     cr_assert(strstr(trit_last_error(), "'bert'"));
-    cr_assert_eq(load_tiny_gguf("gpt2", "qwen2", 1), TRIT_ERR_UNSUPPORTED);
-    cr_assert(strstr(trit_last_error(), "'qwen2'"));
+    cr_assert_eq(load_tiny_gguf("gpt2", "qwen2", 1), TRIT_OK, "%s", trit_last_error());
+    /* llama.cpp's Qwen3.5 pre-tokenizer has a regex of its own that trit does not know */
+    cr_assert_eq(load_tiny_gguf("gpt2", "qwen35", 1), TRIT_ERR_UNSUPPORTED);
+    cr_assert(strstr(trit_last_error(), "'qwen35'"));
     cr_assert_eq(load_tiny_gguf("gpt2", NULL, 1), TRIT_ERR_UNSUPPORTED);
     cr_assert(strstr(trit_last_error(), "tokenizer.ggml.pre"));
     cr_assert_eq(load_tiny_gguf("gpt2", "gpt-2", 4), TRIT_ERR_FORMAT);
     cr_assert(strstr(trit_last_error(), "bos_token_id"));
+}
+
+/* A GGUF byte-level vocab: the 256 byte tokens (ids 0..255), then `extra` (256..), with the merges
+ * and the pre-tokenizer given; loaded back. */
+static struct trit_tokenizer *byte_gguf(const char *pre, const char *const *extra, int n_extra,
+                                        const char *const *merges, int n_merges) {
+    char path[] = "/tmp/trit_tok_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    static char bytes[256][3];
+    const char *toks[300];
+    cr_assert_leq(n_extra, 300 - 256);
+    for (int b = 0; b < 256; b++) {
+        size_t n = bytelevel_utf8((uint8_t)b, bytes[b]);
+        bytes[b][n] = '\0';
+        toks[b] = bytes[b];
+    }
+    for (int i = 0; i < n_extra; i++) toks[256 + i] = extra[i];
+    struct gguf_writer *w;
+    cr_assert_eq(gguf_writer_init(&w), TRIT_OK);
+    cr_assert_eq(gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2"), TRIT_OK);
+    cr_assert_eq(gguf_writer_set_str(w, "tokenizer.ggml.pre", pre), TRIT_OK);
+    cr_assert_eq(gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, (uint64_t)(256 + n_extra)), TRIT_OK);
+    cr_assert_eq(gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, (uint64_t)n_merges), TRIT_OK);
+    cr_assert_eq(gguf_writer_write(w, path), TRIT_OK, "%s", trit_last_error());
+    gguf_writer_free(w);
+    struct trit_tokenizer *tok = NULL;
+    cr_assert_eq(trit_tokenizer_load(path, &tok), TRIT_OK, "%s", trit_last_error());
+    remove(path);
+    return tok;
+}
+
+/* What tokenizer.ggml.pre = "qwen2" changes against "llama-bpe" and "gpt2", on a vocabulary where
+ * each rule shows in the ids (byte b's token is id b):
+ *   - digits: Qwen2 splits every digit ("\p{N}"), Llama 3 runs of up to three, GPT-2 any run;
+ *   - NFC: "e" + U+0301 becomes "é" (C3 A9, mapped "Ã©") before pre-tokenizing; without it the
+ *     combining mark stays two byte tokens after "e";
+ *   - contractions: "'S" is one piece in Qwen2 and Llama 3 (case-insensitive), two in GPT-2;
+ *   - ignore_merges: Llama 3 takes a whole piece that is a token ("abc") without merging; Qwen2
+ *     merges ("ab" then "c"). */
+Test(tokenizer_load, gguf_pre_qwen2_rules) {
+    static const char *const extra[] = {"12", "Ã©", "'S", "ab", "abc"}; /* 256.. */
+    static const char *const merges[] = {"1 2", "Ã ©", "' S", "a b"};
+    struct trit_tokenizer *q = byte_gguf("qwen2", extra, 5, merges, 4);
+    struct trit_tokenizer *l = byte_gguf("llama-bpe", extra, 5, merges, 4);
+    struct trit_tokenizer *g = byte_gguf("gpt2", extra, 5, merges, 4);
+    EXPECT(q, "12", 0, '1', '2');
+    EXPECT(l, "12", 0, 256);
+    EXPECT(g, "12", 0, 256);
+    EXPECT(q, "e\xcc\x81", 0, 257);                   /* NFC: é */
+    EXPECT(q, "\xc3\xa9", 0, 257);                     /* already composed */
+    EXPECT(l, "e\xcc\x81", 0, 'e', 0xCC, 0x81);         /* the byte tokens are ids 0..255 */
+    EXPECT(q, "x'S", 0, 'x', 258);
+    EXPECT(l, "x'S", 0, 'x', 258);
+    EXPECT(g, "x'S", 0, 'x', '\'', 'S');
+    EXPECT(q, "abc", 0, 259, 'c');
+    EXPECT(l, "abc", 0, 260);
+    trit_tokenizer_free(q);
+    trit_tokenizer_free(l);
+    trit_tokenizer_free(g);
+}
+
+/* ---- NFC ---------------------------------------------------------------------------------------- */
+
+/* nfc_apply on cases whose answer UAX #15 fixes, plus Hugging Face tokenizers' Unicode 9.0 data:
+ * characters that have normalization data only in later versions are left alone. */
+Test(tokenizer_nfc, uax15_cases) {
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"plain ascii \xc3\xa9 below U+0300", NULL},        /* NULL: returned as is, no copy */
+        {"e\xcc\x81", "\xc3\xa9"},                          /* e + acute -> é */
+        {"A\xcc\x8a", "\xc3\x85"},                          /* A + ring -> Å */
+        {"\xe2\x84\xab", "\xc3\x85"},                      /* U+212B ANGSTROM SIGN: singleton -> Å */
+        {"\xe2\x84\xa6", "\xce\xa9"},                      /* U+2126 OHM SIGN -> U+03A9 */
+        {"\xe0\xa5\x98", "\xe0\xa4\x95\xe0\xa4\xbc"},      /* U+0958: composition exclusion */
+        {"\xcd\x84", "\xcc\x88\xcc\x81"},                  /* U+0344: non-starter decomposition */
+        {"\xe1\xb8\x8b\xcc\xa3", "\xe1\xb8\x8d\xcc\x87"},  /* ḋ + dot below -> ḍ + dot above */
+        {"a\xcc\x81\xcc\x96", "\xc3\xa1\xcc\x96"},          /* a acute grave-below: reordered, á */
+        {"\xcc\x81" "abc", NULL},                         /* leading mark: nothing to compose */
+        {"\xe1\x84\x80\xe1\x85\xa1\xe1\x86\xa8", "\xea\xb0\x81"}, /* jamo L V T -> 각 */
+        {"\xea\xb0\x80\xe1\x86\xa8", "\xea\xb0\x81"},        /* LV + T -> LVT */
+        {"o\xcc\x88\xcc\x84", "\xc8\xab"},                  /* two steps: ö then ȫ */
+        {"\xf0\x91\xa4\xb5\xf0\x91\xa4\xb0", NULL},          /* U+11935 U+11930: composes only from Unicode 13 */
+        {"e\xff\xcc\x81", NULL},                          /* an ill-formed byte blocks composition */
+        {"\xea\xb0\x80", NULL},                           /* a syllable stays */
+    };
+    struct nfc_scratch s = {0};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *in = cases[i].in, *want = cases[i].out ? cases[i].out : in, *out;
+        size_t n;
+        cr_assert_eq(nfc_apply(&s, in, strlen(in), &out, &n), TRIT_OK);
+        cr_assert(n == strlen(want) && memcmp(out, want, n) == 0, "case %zu: got %zu bytes", i, n);
+    }
+    const char *out;
+    size_t n;
+    const char *ascii = "only ascii";
+    cr_assert_eq(nfc_apply(&s, ascii, strlen(ascii), &out, &n), TRIT_OK);
+    cr_assert_eq(out, ascii, "text below U+0300 is not copied");
+    nfc_scratch_free(&s);
 }
 
 /* ---- streaming -------------------------------------------------------------------------------- */

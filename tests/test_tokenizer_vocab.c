@@ -5,6 +5,8 @@
  *     ggml-vocab-llama-bpe .inp/.out, both through tokenizer.json;
  *   - llama-spm/cases.jsonl and llama.cpp's ggml-vocab-llama-spm .inp/.out through the GGUF vocab;
  *   - llama.cpp's ggml-vocab-gpt-2 .inp/.out through the GGUF vocab;
+ *   - qwen2-tiny/cases.jsonl (Hugging Face tokenizers on a Qwen2/Qwen3-style tokenizer.json) through
+ *     the tokenizer.json and through a GGUF vocab written from it with pre "qwen2";
  *   - the llama-spm cases again through a Llama 2 style tokenizer.json (merges + byte_fallback)
  *     derived from the GGUF vocab as transformers' SentencePieceExtractor derives it;
  * plus decode(encode(text)) == text on every one of those strings, special-token parsing, and
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/gguf.h" /* the Qwen2 vocab written as a GGUF file */
 #include "support.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/vocab.h" /* scores, to derive a tokenizer.json from the SPM vocab */
@@ -55,6 +58,7 @@ struct tcase {
     size_t len;
     int32_t *ids;
     size_t n_ids;
+    char *decoded; /* what decoding the ids gives when it is not the text (NFC), else NULL */
 };
 struct tcases {
     struct tcase *c;
@@ -65,6 +69,7 @@ static void tcases_free(struct tcases *cs) {
     for (size_t i = 0; i < cs->n; i++) {
         free(cs->c[i].text);
         free(cs->c[i].ids);
+        free(cs->c[i].decoded);
     }
     free(cs->c);
 }
@@ -78,6 +83,7 @@ static void push_case(struct tcases *cs, const char *text, size_t len) {
     c->len = len;
     c->ids = NULL;
     c->n_ids = 0;
+    c->decoded = NULL;
 }
 
 static void push_id(struct tcase *c, int32_t id) {
@@ -85,7 +91,7 @@ static void push_id(struct tcase *c, int32_t id) {
     c->ids[c->n_ids++] = id;
 }
 
-/* cases.jsonl: one {"text": ..., "ids": [...]} per line. */
+/* cases.jsonl: one {"text": ..., "ids": [...]} per line, with an optional "decoded" text. */
 static struct tcases read_jsonl(const char *name) {
     size_t len;
     char *data = read_all(test_data_path(name), &len);
@@ -101,6 +107,9 @@ static struct tcases read_jsonl(const char *name) {
             cr_assert(cJSON_IsString(t) && cJSON_IsArray(ids));
             push_case(&cs, t->valuestring, strlen(t->valuestring));
             cJSON_ArrayForEach(it, ids) push_id(&cs.c[cs.n - 1], (int32_t)it->valuedouble);
+            const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "decoded");
+            if (cJSON_IsString(d) && strcmp(d->valuestring, t->valuestring) != 0)
+                cs.c[cs.n - 1].decoded = strdup(d->valuestring);
             cJSON_Delete(o);
         }
         line += n + 1;
@@ -154,16 +163,17 @@ static void print_ids(char *buf, size_t cap, const int32_t *ids, size_t n) {
     for (size_t i = 0; i < n && o + 16 < cap; i++) o += (size_t)snprintf(buf + o, cap - o, " %d", ids[i]);
 }
 
-/* There are n_cases cases (0: any number), and every one encodes to exactly its ids (no BOS, no
- * special parsing) and decodes back to its text. Frees the cases. */
-static void check_cases(const struct trit_tokenizer *tok, struct tcases cs, size_t n_cases, const char *what,
-                        unsigned decode_flags) {
+/* There are n_cases cases (0: any number), and every one encodes to exactly its ids (no BOS;
+ * special tokens parsed only with TRIT_TOKENIZE_PARSE_SPECIAL in encode_flags) and decodes back to
+ * its text (or to its "decoded" text when it has one). Frees the cases. */
+static void check_cases_flags(const struct trit_tokenizer *tok, struct tcases cs, size_t n_cases, const char *what,
+                              unsigned encode_flags, unsigned decode_flags) {
     if (n_cases) cr_assert_eq(cs.n, n_cases, "%s: %zu cases, expected %zu", what, cs.n, n_cases);
     size_t n_fail = 0;
     for (size_t i = 0; i < cs.n; i++) {
         const struct tcase *c = &cs.c[i];
         struct trit_tokens t = {0};
-        cr_assert_eq(trit_tokenize(tok, c->text, c->len, 0, &t), TRIT_OK, "%s", trit_last_error());
+        cr_assert_eq(trit_tokenize(tok, c->text, c->len, encode_flags, &t), TRIT_OK, "%s", trit_last_error());
         bool same = t.n == c->n_ids && (t.n == 0 || memcmp(t.ids, c->ids, t.n * sizeof *t.ids) == 0);
         if (!same) {
             char got[2048], want[2048];
@@ -173,11 +183,12 @@ static void check_cases(const struct trit_tokenizer *tok, struct tcases cs, size
             n_fail++;
         }
         /* round trip */
-        size_t cap = c->len + 64, n_out;
+        const char *want = c->decoded ? c->decoded : c->text;
+        size_t want_len = strlen(want), cap = c->len + want_len + 64, n_out;
         char *text = malloc(cap);
         cr_assert_eq(trit_detokenize(tok, t.ids, t.n, decode_flags, text, cap, &n_out), TRIT_OK, "%s", trit_last_error());
-        if (n_out != c->len || memcmp(text, c->text, c->len) != 0) {
-            cr_log_error("%s case %zu: decode gives \"%.*s\" for \"%s\"", what, i, (int)n_out, text, c->text);
+        if (n_out != want_len || memcmp(text, want, want_len) != 0) {
+            cr_log_error("%s case %zu: decode gives \"%.*s\" for \"%s\"", what, i, (int)n_out, text, want);
             n_fail++;
         }
         free(text);
@@ -185,6 +196,11 @@ static void check_cases(const struct trit_tokenizer *tok, struct tcases cs, size
     }
     cr_assert_eq(n_fail, 0, "%s: %zu of %zu cases failed", what, n_fail, cs.n);
     tcases_free(&cs);
+}
+
+static void check_cases(const struct trit_tokenizer *tok, struct tcases cs, size_t n_cases, const char *what,
+                        unsigned decode_flags) {
+    check_cases_flags(tok, cs, n_cases, what, 0, decode_flags);
 }
 
 /* ---- Llama 3 through tokenizer.json ----------------------------------------------------------- */
@@ -555,4 +571,150 @@ Test(tokenizer_gpt2, llama_cpp_gpt_2) {
     cr_assert_not(trit_tokenizer_add_bos(tok));
     check_cases(tok, read_inp_out("tokenizers/gpt2/ggml-vocab-gpt-2.gguf"), 46, "gpt-2 .inp/.out", 0);
     trit_tokenizer_free(tok);
+}
+
+/* ---- Qwen2 / Qwen3 ------------------------------------------------------------------------------
+ * tokenizers/qwen2-tiny: a 2000-token vocabulary with the structure of Qwen2.5/Qwen3's tokenizer.json
+ * (NFC normalizer, the Qwen2 Split regex, ByteLevel without its regex) and Qwen3's 26 added tokens,
+ * and the ids Hugging Face tokenizers 0.23.3 gives for 294 strings (make_qwen2_tiny.py there made
+ * all of it): digit runs, contractions in every case, CJK, emoji, whitespace runs, decomposed and
+ * precomposed characters, Hangul jamo, special and added tokens, random mixes. tokenizers matches
+ * added tokens in the text, so these are encoded with PARSE_SPECIAL, and decoded with DECODE_SPECIAL
+ * to tokenizers' decode(ids, skip_special_tokens=False), which is the NFC of the text. */
+
+#define QWEN2_TINY "tokenizers/qwen2-tiny"
+#define QWEN2_N_CASES 294
+
+Test(tokenizer_qwen2, loads_with_expected_shape) {
+    struct trit_tokenizer *tok = load(QWEN2_TINY);
+    cr_assert_eq(trit_tokenizer_kind(tok), TRIT_TOKENIZER_BPE);
+    cr_assert_eq(trit_tokenizer_n_vocab(tok), 2026);
+    cr_assert_eq(trit_tokenizer_bos(tok), -1); /* tokenizer_config.json: bos_token null */
+    cr_assert_not(trit_tokenizer_add_bos(tok));
+    cr_assert_eq(trit_tokenizer_eos(tok), 2002); /* <|im_end|> */
+    cr_assert_eq(trit_tokenizer_pad(tok), 2000); /* <|endoftext|> */
+    cr_assert_eq(trit_tokenizer_eot(tok), 2002);
+    cr_assert(trit_tokenizer_is_eog(tok, 2000) && trit_tokenizer_is_eog(tok, 2002));
+    cr_assert_not(trit_tokenizer_is_eog(tok, 2001));
+    cr_assert_eq(trit_tokenizer_token_type(tok, 2001), TRIT_TOKEN_CONTROL);      /* <|im_start|> */
+    cr_assert_eq(trit_tokenizer_token_type(tok, 2024), TRIT_TOKEN_USER_DEFINED); /* <think>: not special */
+    /* <think> is matched in text even without PARSE_SPECIAL (tokenizers splits every added token);
+     * <|im_end|> only with it */
+    struct trit_tokens t = {0};
+    cr_assert_eq(trit_tokenize(tok, "<think>x", 8, 0, &t), TRIT_OK);
+    cr_assert(t.n == 2 && t.ids[0] == 2024, "got %zu ids", t.n);
+    t.n = 0;
+    cr_assert_eq(trit_tokenize(tok, "<|im_end|>", 10, 0, &t), TRIT_OK);
+    cr_assert_gt(t.n, 1);
+    t.n = 0;
+    cr_assert_eq(trit_tokenize(tok, "<|im_end|>", 10, TRIT_TOKENIZE_PARSE_SPECIAL | TRIT_TOKENIZE_ADD_SPECIAL, &t),
+                 TRIT_OK);
+    cr_assert(t.n == 1 && t.ids[0] == 2002);
+    trit_tokens_free(&t);
+    trit_tokenizer_free(tok);
+}
+
+Test(tokenizer_qwen2, cases_jsonl) {
+    struct trit_tokenizer *tok = load(QWEN2_TINY);
+    check_cases_flags(tok, read_jsonl(QWEN2_TINY "/cases.jsonl"), QWEN2_N_CASES, "qwen2-tiny cases.jsonl",
+                      TRIT_TOKENIZE_PARSE_SPECIAL, TRIT_DECODE_SPECIAL);
+    trit_tokenizer_free(tok);
+}
+
+/* The qwen2-tiny vocabulary as llama.cpp's convert_hf_to_gguf.py writes a Qwen3 file: model "gpt2",
+ * the given pre, tokens by id with types (special added tokens control, the others user-defined),
+ * merges as "a b", bos = pad = <|endoftext|>, eos = <|im_end|>, add_bos_token false. */
+static struct trit_tokenizer *qwen2_tiny_gguf(const char *pre) {
+    size_t len;
+    char *json = read_all(test_data_path(QWEN2_TINY "/tokenizer.json"), &len);
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    cr_assert_not_null(root);
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model"), *it;
+    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
+    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
+    const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
+    enum { N = 2026 };
+    static const char *tokens[N];
+    static int32_t types[N];
+    cJSON_ArrayForEach(it, vocab) {
+        int id = it->valueint;
+        cr_assert(id >= 0 && id < N);
+        tokens[id] = it->string;
+        types[id] = TRIT_TOKEN_NORMAL;
+    }
+    cJSON_ArrayForEach(it, added) {
+        int id = cJSON_GetObjectItemCaseSensitive(it, "id")->valueint;
+        cr_assert(id >= 0 && id < N);
+        tokens[id] = cJSON_GetObjectItemCaseSensitive(it, "content")->valuestring;
+        types[id] = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "special")) ? TRIT_TOKEN_CONTROL
+                                                                                  : TRIT_TOKEN_USER_DEFINED;
+    }
+    for (int id = 0; id < N; id++) cr_assert_not_null(tokens[id], "id %d has no token", id);
+    int n_merges = cJSON_GetArraySize(merges), k = 0;
+    char **m = calloc((size_t)n_merges, sizeof *m);
+    cJSON_ArrayForEach(it, merges) {
+        const char *a = cJSON_GetArrayItem(it, 0)->valuestring, *b = cJSON_GetArrayItem(it, 1)->valuestring;
+        m[k] = malloc(strlen(a) + strlen(b) + 2);
+        sprintf(m[k++], "%s %s", a, b);
+    }
+    struct gguf_writer *w;
+    cr_assert_eq(gguf_writer_init(&w), TRIT_OK);
+    cr_assert_eq(gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2"), TRIT_OK);
+    cr_assert_eq(gguf_writer_set_str(w, "tokenizer.ggml.pre", pre), TRIT_OK);
+    cr_assert_eq(gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", tokens, N), TRIT_OK);
+    cr_assert_eq(gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, N), TRIT_OK);
+    cr_assert_eq(gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)m, (uint64_t)n_merges),
+                 TRIT_OK);
+    cr_assert_eq(gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 2000), TRIT_OK);
+    cr_assert_eq(gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2002), TRIT_OK);
+    cr_assert_eq(gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", 2000), TRIT_OK);
+    cr_assert_eq(gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", false), TRIT_OK);
+    const char *path = test_tmp_path("qwen2-tiny.gguf");
+    cr_assert_eq(gguf_writer_write(w, path), TRIT_OK, "%s", trit_last_error());
+    gguf_writer_free(w);
+    for (int i = 0; i < n_merges; i++) free(m[i]);
+    free(m);
+    cJSON_Delete(root);
+    free(json);
+    struct trit_tokenizer *tok = NULL;
+    cr_assert_eq(trit_tokenizer_load(path, &tok), TRIT_OK, "pre %s: %s", pre, trit_last_error());
+    return tok;
+}
+
+/* How many cases encode to other ids than expected. */
+static size_t count_mismatches(const struct trit_tokenizer *tok, struct tcases cs) {
+    size_t n = 0;
+    for (size_t i = 0; i < cs.n; i++) {
+        struct trit_tokens t = {0};
+        cr_assert_eq(trit_tokenize(tok, cs.c[i].text, cs.c[i].len, TRIT_TOKENIZE_PARSE_SPECIAL, &t), TRIT_OK);
+        n += t.n != cs.c[i].n_ids || (t.n && memcmp(t.ids, cs.c[i].ids, t.n * sizeof *t.ids) != 0);
+        trit_tokens_free(&t);
+    }
+    tcases_free(&cs);
+    return n;
+}
+
+/* tokenizer.ggml.pre = "qwen2" (llama.cpp's name for Qwen2, Qwen2.5 and Qwen3 vocabularies) selects
+ * the Qwen2 regex and NFC: the GGUF file gives tokenizers' ids on every case. The Llama 3 and GPT-2
+ * pre-tokenizers on the same vocabulary do not, so the cases tell the three apart. */
+Test(tokenizer_qwen2, gguf_pre_qwen2, .init = test_tmp_make, .fini = test_tmp_remove) {
+    struct trit_tokenizer *tok = qwen2_tiny_gguf("qwen2");
+    cr_assert_eq(trit_tokenizer_bos(tok), 2000);
+    cr_assert_eq(trit_tokenizer_eos(tok), 2002);
+    cr_assert_not(trit_tokenizer_add_bos(tok));
+    cr_assert_eq(trit_tokenizer_token_type(tok, 2024), TRIT_TOKEN_USER_DEFINED);
+    check_cases_flags(tok, read_jsonl(QWEN2_TINY "/cases.jsonl"), QWEN2_N_CASES, "qwen2-tiny cases via GGUF",
+                      TRIT_TOKENIZE_PARSE_SPECIAL, TRIT_DECODE_SPECIAL);
+    trit_tokenizer_free(tok);
+    /* deepseek-r1-qwen is the same pre-tokenizer under another name */
+    tok = qwen2_tiny_gguf("deepseek-r1-qwen");
+    cr_assert_eq(count_mismatches(tok, read_jsonl(QWEN2_TINY "/cases.jsonl")), 0);
+    trit_tokenizer_free(tok);
+    static const char *const others[] = {"llama-bpe", "gpt2"};
+    for (size_t i = 0; i < 2; i++) {
+        tok = qwen2_tiny_gguf(others[i]);
+        size_t bad = count_mismatches(tok, read_jsonl(QWEN2_TINY "/cases.jsonl"));
+        cr_assert_gt(bad, 10, "pre %s: only %zu of the cases differ", others[i], bad);
+        trit_tokenizer_free(tok);
+    }
 }

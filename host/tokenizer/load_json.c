@@ -2,7 +2,8 @@
  * load_json.c: a byte-level BPE tokenizer from Hugging Face tokenizer.json (+ tokenizer_config.json).
  *
  * Read from tokenizer.json: model {type "BPE", vocab {text: id}, merges ["a b"] or [["a","b"]],
- * ignore_merges, unk_token}; added_tokens [{id, content, special, lstrip, rstrip}] (special ->
+ * ignore_merges, unk_token}; normalizer NFC (Qwen2: nfc.c, applied to the text between added
+ * tokens); added_tokens [{id, content, special, lstrip, rstrip}] (special ->
  * control, else user-defined); pre_tokenizer: ByteLevel (GPT-2 regex when use_regex), or a Sequence
  * of Split {pattern {Regex|String}, behavior "Isolated"} and ByteLevel {use_regex false};
  * post_processor TemplateProcessing for BOS/EOS. From tokenizer_config.json: bos_token, eos_token,
@@ -97,6 +98,7 @@ struct style {
     bool byte_level; /* a ByteLevel pre-tokenizer: GPT-2 byte mapping */
     bool escape;     /* spaces become "▁" (Replace normalizer or Metaspace) */
     bool prefix;     /* a "▁" goes in front (Prepend normalizer, Metaspace prepend_scheme) */
+    bool nfc;        /* an NFC normalizer (Qwen2) */
 };
 
 static bool is_mark(const char *s) { return s && strcmp(s, "\xe2\x96\x81") == 0; }
@@ -107,6 +109,10 @@ static enum trit_status parse_norm(const cJSON *p, struct style *st, int depth) 
     if (strcmp(type, "Sequence") == 0 && depth == 0) {
         const cJSON *it;
         cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(p, "normalizers")) TRIT_TRY(parse_norm(it, st, 1));
+        return TRIT_OK;
+    }
+    if (strcmp(type, "NFC") == 0) { /* Qwen2 */
+        st->nfc = true;
         return TRIT_OK;
     }
     if (strcmp(type, "Prepend") == 0 && is_mark(get_str(p, "prepend"))) {
@@ -298,6 +304,7 @@ static enum trit_status load(const cJSON *root, const cJSON *config, struct trit
         }
     }
     tok->ignore_merges = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(model, "ignore_merges"));
+    tok->nfc = style.nfc;
 
     const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
     if (pre && !cJSON_IsNull(pre)) CHECK(parse_pre(tok, pre, &style, 0));

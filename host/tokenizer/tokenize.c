@@ -1,8 +1,9 @@
 /*
  * tokenize.c: the encode driver. Splits the text on special tokens first (leftmost, then longest:
  * control and unknown tokens with TRIT_TOKENIZE_PARSE_SPECIAL, user-defined ones always, as in
- * llama.cpp's tokenizer_st_partition), runs the vocab's model on each raw fragment, and adds
- * BOS/EOS as the vocab's flags say when TRIT_TOKENIZE_ADD_SPECIAL is given.
+ * llama.cpp's tokenizer_st_partition), puts each raw fragment in NFC when the vocab says so (Qwen2;
+ * Hugging Face normalizes the text between added tokens, never across them), runs the vocab's model
+ * on it, and adds BOS/EOS as the vocab's flags say when TRIT_TOKENIZE_ADD_SPECIAL is given.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -28,12 +29,14 @@ static int32_t match_special(const struct trit_tokenizer *tok, const char *text,
 struct encoder {
     const struct trit_tokenizer *tok;
     struct tok_scratch s;
+    struct nfc_scratch nfc;
     pcre2_match_data *md;
     bool prev_special; /* SPM: a space prefix goes on the first fragment and after each special */
 };
 
 static enum trit_status encode_raw(struct encoder *e, const char *text, size_t len, struct trit_tokens *out) {
     if (len == 0) return TRIT_OK; /* llama.cpp has no empty fragments: no lone "▁" after a special */
+    if (e->tok->nfc) TRIT_TRY(nfc_apply(&e->nfc, text, len, &text, &len));
     if (e->tok->kind == TRIT_TOKENIZER_SPM) {
         bool prefix = e->tok->add_space_prefix && e->prev_special;
         e->prev_special = false;
@@ -94,6 +97,7 @@ enum trit_status trit_tokenize(const struct trit_tokenizer *tok, const char *tex
     if (st != TRIT_OK) out->n = n0;
     pcre2_match_data_free(e.md);
     scratch_free(&e.s);
+    nfc_scratch_free(&e.nfc);
     return st;
 }
 

@@ -13,6 +13,12 @@
 const char TOK_REGEX_LLAMA3[] =
     "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|"
     "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+/* Qwen2 (Qwen2, Qwen2.5, Qwen3 tokenizer.json): Llama 3's with single digits. Kept with its (?i:...)
+ * as the tokenizer.json has it: PCRE2 folds case as Hugging Face's Oniguruma does, so "'\u017f" (long
+ * s) is a contraction here as it is there (llama.cpp's spelled-out [sS] form differs on it). */
+const char TOK_REGEX_QWEN2[] =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 /* GPT-2, as the Hugging Face ByteLevel pre-tokenizer has it (the trailing \s+ catches whitespace
  * before a non-space that \s+(?!\S) leaves behind; llama.cpp's splitter does the same by hand). */
 const char TOK_REGEX_GPT2[] =
@@ -483,6 +489,14 @@ enum trit_status vocab_add_regex(struct trit_tokenizer *tok, const char *pattern
 enum trit_status vocab_set_pre_name(struct trit_tokenizer *tok, const char *name) {
     static const char *const llama3[] = {"llama3", "llama-v3", "llama-bpe", "falcon3"};
     static const char *const gpt2[] = {"gpt2", "gpt-2", "mpt", "olmo"};
+    /* llama.cpp's LLAMA_VOCAB_PRE_TYPE_QWEN2 names whose tokenizer.json we have seen: NFC normalizer,
+     * the Qwen2 Split, ByteLevel without its regex, no ignore_merges; BOS only where the file says */
+    static const char *const qwen2[] = {"qwen2", "deepseek-r1-qwen"};
+    for (size_t i = 0; i < sizeof qwen2 / sizeof qwen2[0]; i++)
+        if (strcmp(name, qwen2[i]) == 0) {
+            tok->nfc = true;
+            return vocab_add_regex(tok, TOK_REGEX_QWEN2, sizeof TOK_REGEX_QWEN2 - 1, false, name);
+        }
     for (size_t i = 0; i < sizeof llama3 / sizeof llama3[0]; i++)
         if (strcmp(name, llama3[i]) == 0) {
             tok->ignore_merges = true;
@@ -492,7 +506,7 @@ enum trit_status vocab_set_pre_name(struct trit_tokenizer *tok, const char *name
     for (size_t i = 0; i < sizeof gpt2 / sizeof gpt2[0]; i++)
         if (strcmp(name, gpt2[i]) == 0) return vocab_add_regex(tok, TOK_REGEX_GPT2, sizeof TOK_REGEX_GPT2 - 1, false, name);
     return trit_error(TRIT_ERR_UNSUPPORTED, "tokenizer: unknown pre-tokenizer tokenizer.ggml.pre = '%s' "
-                      "(known: llama3, llama-v3, llama-bpe, falcon3, gpt2, gpt-2, mpt, olmo)", name);
+                      "(known: llama3, llama-v3, llama-bpe, falcon3, qwen2, deepseek-r1-qwen, gpt2, gpt-2, mpt, olmo)", name);
 }
 
 /* ---- scratch ---------------------------------------------------------------------------------- */

@@ -78,6 +78,7 @@ struct trit_tokenizer {
 
     bool add_bos, add_eos, add_space_prefix;
     bool ignore_merges; /* Llama 3: a whole pre-tokenized piece found in the vocab is one token */
+    bool nfc;           /* Qwen2: raw text is put in Unicode NFC before pre-tokenizing (nfc.c) */
     /* SPM: no token has "▁" after another character, so no merge crosses a word start and each
      * word can be merged on its own (same result, small heaps). Checked at load. */
     bool spm_word_split;
@@ -111,7 +112,7 @@ enum trit_status vocab_finalize(struct trit_tokenizer *tok);
 enum trit_status vocab_add_regex(struct trit_tokenizer *tok, const char *pattern, size_t len,
                                  bool literal, const char *what);
 /* Sets the named byte-level pre-tokenizer (GGUF tokenizer.ggml.pre): its regex and, for the
- * Llama 3 family, ignore_merges and add_bos. TRIT_ERR_UNSUPPORTED names an unknown value. */
+ * Llama 3 family, ignore_merges and add_bos; for Qwen2 ("qwen2", "deepseek-r1-qwen"), NFC. TRIT_ERR_UNSUPPORTED names an unknown value. */
 enum trit_status vocab_set_pre_name(struct trit_tokenizer *tok, const char *name);
 
 /* tokenizer_config.json (load_json.c): bos_token, eos_token, unk_token and pad_token (a string or
@@ -121,8 +122,9 @@ enum trit_status vocab_set_pre_name(struct trit_tokenizer *tok, const char *name
 enum trit_status vocab_apply_tokenizer_config(struct trit_tokenizer *tok, const struct cJSON *config);
 
 /* Pre-tokenizer patterns. LLAMA3 is tokenizer.json's with (?i:...) spelled out, as llama.cpp has it;
- * GPT2 is the Hugging Face ByteLevel pattern. */
+ * QWEN2 is Qwen2's tokenizer.json Split as written; GPT2 is the Hugging Face ByteLevel pattern. */
 extern const char TOK_REGEX_LLAMA3[];
+extern const char TOK_REGEX_QWEN2[];
 extern const char TOK_REGEX_GPT2[];
 
 /* ---- lookups (vocab.c) ------------------------------------------------------------------------ */
@@ -201,6 +203,18 @@ enum trit_status bpe_encode_fragment(const struct trit_tokenizer *tok, struct to
 enum trit_status spm_encode_fragment(const struct trit_tokenizer *tok, struct tok_scratch *s,
                                      const char *text, size_t len, bool prefix_space,
                                      struct trit_tokens *out);
+/* NFC (nfc.c): *out is `text` itself when no character can change (all below U+0300), else the
+ * normalized bytes in s->out, valid until the next call. Ill-formed bytes are copied unchanged.
+ * The Unicode data is Hugging Face tokenizers' (9.0). */
+struct nfc_scratch {
+    uint32_t *cp;
+    size_t cp_cap;
+    char *out;
+    size_t out_cap;
+};
+enum trit_status nfc_apply(struct nfc_scratch *s, const char *text, size_t len, const char **out, size_t *out_len);
+void nfc_scratch_free(struct nfc_scratch *s);
+
 /* Splits text into pre-tokenizer pieces and calls fn on each, in order. Invalid UTF-8 never
  * reaches PCRE2: each maximal run of ill-formed bytes is a piece of its own. */
 typedef enum trit_status (*pretok_fn)(const char *piece, size_t len, void *user);
