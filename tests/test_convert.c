@@ -11,7 +11,8 @@
  *     llama.cpp vocab GGUF;
  *   - one ternary model stored as TQ2_0, TQ1_0, I2_S, F16, F32 GGUFs and an HF packed folder loads
  *     to the same codes, with the scale as exact as each format allows;
- *   - refusals: type id 36 outside a bitnet.cpp architecture, a missing tokenizer, a tokenizer.json
+ *   - I2_S (type 36) under the bitnet and llama architectures, told from IQ4_NL_4_4 by its span;
+ *   - refusals: a missing tokenizer, a tokenizer.json
  *     whose behaviour GGUF keys cannot express; and the converter's check catches a changed code.
  *
  * tests/tiny_model.c is linked in by tests/ctest_tools.cmake.
@@ -458,19 +459,35 @@ Test(convert, every_weight_kind_decodes_to_the_same_canonical_tensor) {
     tiny_model_free(&tm);
 }
 
-Test(convert, refuses_type_36_outside_bitnet_cpp_architectures) {
+/* bitnet.cpp's quantizer writes type 36 (I2_S) under `bitnet` and `llama` too; there the byte span
+ * (n/4 + 32, padded) proves I2_S rather than llama.cpp's old IQ4_NL_4_4 (9n/16). The same codes as
+ * under bitnet-b1.58, in both block layouts, and a converted copy checks out. */
+Test(convert, reads_i2s_under_bitnet_and_llama_by_span) {
     struct tiny_model tm;
     cr_assert(tiny_model_init(&tm, TINY_HF_AUTOBITLINEAR, 256, 512, 1, 7));
-    const char *path = test_tmp_path("bitnet-i2s.gguf");
+    const char *archs[2] = {"bitnet", "llama"};
+    for (int a = 0; a < 2; a++)
+        for (int arm = 0; arm < 2; arm++) {
+            const char *path = test_tmp_path("i2s.gguf");
+            cr_assert(tiny_write_gguf(&tm, path, archs[a], arm ? TINY_GGUF_I2_S_ARM : TINY_GGUF_I2_S));
+            struct trit_model m = load_with(path, arm ? TRIT_I2S_ARM : TRIT_I2S_X86);
+            assert_codes(&m, &tm);
+            for (int k = 0; k < 7; k++) {
+                const struct trit_ternary *w = weight(&m.layers[0], k);
+                cr_assert(same_bits(w->scale, tm.w[k].scale) && w->scale_kind == TRIT_SCALE_MUL && w->group == 0);
+            }
+            bool noted = false;
+            for (int64_t n = 0; n < m.n_notes; n++)
+                if (strstr(m.notes[n].name, "ffn_down") && strcmp(m.notes[n].kind, "I2_S") == 0) noted = true;
+            cr_assert(noted, "%s: ffn_down not noted as I2_S", archs[a]);
+            trit_model_release(&m);
+        }
+    const char *path = test_tmp_path("i2s.gguf");
     cr_assert(tiny_write_gguf(&tm, path, "bitnet", TINY_GGUF_I2_S));
-    struct trit_model m;
-    cr_assert_eq(trit_model_load_path(path, NULL, &m), TRIT_ERR_UNSUPPORTED);
-    expect_message("type id 36");
-    expect_message("'bitnet'");
-    expect_message("refuses");
-    cr_assert_eq(trit_convert(path, test_tmp_path("out.gguf"), NULL, NULL), TRIT_ERR_UNSUPPORTED);
-    expect_message("type id 36");
-    cr_assert(!exists(test_tmp_path("out.gguf")) && !exists(test_tmp_path("out.gguf.partial")));
+    struct trit_convert_params p = trit_convert_default_params();
+    p.no_tokenizer = true;
+    struct trit_convert_report r;
+    convert_ok(path, test_tmp_path("out.gguf"), &p, &r);
     tiny_model_free(&tm);
 }
 

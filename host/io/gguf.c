@@ -122,6 +122,7 @@ const char *gguf_type_name(uint32_t type, bool bitnet_ids) {
     const size_t n_up = sizeof upstream_names_36 / sizeof upstream_names_36[0];
     const size_t n_bn = sizeof bitnet_names_36 / sizeof bitnet_names_36[0];
     if (type < 36 && type_table[type].name) return type_table[type].name;
+    if (type == GGML_TYPE_Q2_0) return "Q2_0"; /* bitnet.cpp's table stops at 39: 42 is free there */
     if (type >= 36 && bitnet_ids && type - 36 < n_bn) return bitnet_names_36[type - 36];
     if (type >= 36 && !bitnet_ids && type - 36 < n_up) return upstream_names_36[type - 36];
     snprintf(buf, sizeof buf, "type%" PRIu32, type);
@@ -613,6 +614,53 @@ static enum trit_status parse_tensors(struct cursor *c, struct gguf_file *f) {
     }
     c->name = NULL;
     return check_no_overlap(f);
+}
+
+/* ---- tensors sized after parsing ------------------------------------------------------------ */
+
+uint64_t gguf_tensor_span(const struct gguf_file *f, int64_t index) {
+    if (!f || !f->tensors || index < 0 || index >= f->n_tensors) return 0;
+    const struct gguf_tensor_info *t = &f->tensors[index];
+    if (elem_count(t->ne) <= 0) return 0;
+    /* parse_tensors checked data_offset + offset + n_bytes <= size for every tensor */
+    uint64_t end = f->size - f->data_offset;
+    for (int64_t j = 0; j < f->n_tensors; j++) {
+        const struct gguf_tensor_info *u = &f->tensors[j];
+        if (j == index || elem_count(u->ne) <= 0) continue;
+        if (u->offset >= t->offset && u->offset < end) end = u->offset;
+    }
+    return end - t->offset;
+}
+
+enum trit_status gguf_tensor_set_bytes(struct gguf_file *f, int64_t index, uint64_t n_bytes) {
+    if (!f || !f->tensors || index < 0 || index >= f->n_tensors)
+        return trit_error(TRIT_ERR_INVALID_ARG, "gguf_tensor_set_bytes: no tensor %" PRId64, index);
+    struct gguf_tensor_info *t = &f->tensors[index];
+    char name[96], other[96];
+    disp(&t->name, name, sizeof name);
+    if (t->n_bytes != 0 || t->data)
+        return trit_error(TRIT_ERR_INVALID_ARG, "gguf_tensor_set_bytes: tensor '%s' already has %" PRIu64 " bytes", name,
+                          t->n_bytes);
+    if (n_bytes == 0) return TRIT_OK;
+    uint64_t start, end;
+    if (__builtin_add_overflow(f->data_offset, t->offset, &start) || __builtin_add_overflow(start, n_bytes, &end) ||
+        end > f->size)
+        return trit_error(TRIT_ERR_FORMAT, "gguf: tensor '%s': data of %" PRIu64 " bytes at byte %" PRIu64 " runs past the end of the file (size %" PRIu64 ")",
+                          name, n_bytes, f->data_offset + t->offset, f->size);
+    const uint64_t a0 = t->offset, a1 = t->offset + n_bytes;
+    for (int64_t j = 0; j < f->n_tensors; j++) {
+        const struct gguf_tensor_info *u = &f->tensors[j];
+        if (j == index || u->n_bytes == 0) continue;
+        const uint64_t b0 = u->offset, b1 = u->offset + u->n_bytes;
+        if (a0 < b1 && b0 < a1)
+            return trit_error(TRIT_ERR_FORMAT,
+                              "gguf: tensors '%s' (data [%" PRIu64 ", %" PRIu64 ")) and '%s' (data [%" PRIu64 ", %" PRIu64 ")) overlap",
+                              name, f->data_offset + a0, f->data_offset + a1, disp(&u->name, other, sizeof other),
+                              f->data_offset + b0, f->data_offset + b1);
+    }
+    t->n_bytes = n_bytes;
+    t->data = f->map + start;
+    return TRIT_OK;
 }
 
 static void release(struct gguf_file *f) {

@@ -61,7 +61,10 @@ enum ggml_type {
     GGML_TYPE_BF16 = 30,
     GGML_TYPE_TQ1_0 = 34,
     GGML_TYPE_TQ2_0 = 35,
-    GGML_TYPE_I2_S_BITNET = 36, /* only in bitnet.cpp files (architecture bitnet-b1.58 / bitnet-25) */
+    GGML_TYPE_I2_S_BITNET = 36, /* bitnet.cpp files: by architecture (bitnet-b1.58 / bitnet-25), or
+                                 * elsewhere by the tensor's byte span (model_gguf.c) */
+    GGML_TYPE_Q2_0 = 42,        /* llama.cpp: blocks of 64 (18 bytes); PrismML's branch: blocks of 128
+                                 * (34 bytes), same id; sized by the byte span (model_gguf.c) */
 };
 
 #define GGUF_DEFAULT_ALIGNMENT 32
@@ -155,6 +158,17 @@ const char *gguf_value_type_name(enum gguf_type type);
 
 /* Size in bytes of a tensor of `type` and shape ne (I2_S: n/4 + 32); 0 for an unknown type. */
 uint64_t gguf_tensor_bytes(uint32_t type, const int64_t ne[GGUF_MAX_DIMS]);
+/* A tensor's byte span: from its data start to the start of the next tensor in offset order (the
+ * nearest start at or after its own among the other tensors that hold elements), or to the end of the
+ * file for the last one. Writers pad every tensor to general.alignment, so a tensor of B bytes spans
+ * B rounded up to the alignment (the last one may stop at B when the file is not padded). 0 for a
+ * tensor with no elements or an index out of range. O(n_tensors). */
+uint64_t gguf_tensor_span(const struct gguf_file *f, int64_t index);
+/* Sizes a tensor the parser kept with no data (a type id it cannot size by itself: Q2_0, or type 36
+ * outside bitnet.cpp's architectures), once the caller has decided its layout: the range must lie
+ * inside the file and be disjoint from every other sized tensor's (else TRIT_ERR_FORMAT, naming
+ * both); then t->n_bytes and t->data are set. A tensor already sized is TRIT_ERR_INVALID_ARG. */
+enum trit_status gguf_tensor_set_bytes(struct gguf_file *f, int64_t index, uint64_t n_bytes);
 /* Block size (elements) and bytes per block of a ggml type id; false when trit does not know its size
  * (then *blck and *type_size are 0). Ids >= 36 are never known here: see gguf_tensor_bytes for I2_S. */
 bool gguf_type_traits(uint32_t type, uint32_t *blck, uint32_t *type_size);
