@@ -34,6 +34,11 @@ enum trit_status check_model(const trit_model *m, const trit_backend_config *cfg
     TRIT_TRY(trit_model_validate(m)); // every shape the arena layout relies on
     if (cfg->head_q4)
         return trit_error(TRIT_ERR_UNSUPPORTED, "cuda backend: the 4-bit LM head runs on the CPU only (use --head int8)");
+    if (trit_model_group_rule(m) || hp->qk_norm)
+        return trit_error(TRIT_ERR_UNSUPPORTED,
+                          "cuda backend: %s models (group scales, activations quantized per block, q/k norms) run on "
+                          "the CPU only for now (--device cpu)",
+                          m->arch_name[0] ? m->arch_name : "these");
     if (cfg->n_ctx <= 0 || cfg->n_batch <= 0 || cfg->n_ctx > INT32_MAX - 1)
         return trit_error(TRIT_ERR_INVALID_ARG, "cuda backend: context %lld and batch %lld must be positive",
                           (long long)cfg->n_ctx, (long long)cfg->n_batch);

@@ -18,11 +18,12 @@ static const char *const fixtures[] = {
     "fixtures/bitnet-2b4t-tiny",     /* head_dim 32, GQA 4/2: the vectorized attention */
     "fixtures/bitnet-1bitllm-tiny",  /* head_dim 16, no GQA */
     "fixtures/llama-bitlinear-tiny", /* head_dim 28: the portable attention */
+    "synthetic:tiny-qwen3",          /* group scales, activations per 64, q/k norms */
 };
 
 static trit_model *load(const char *name) {
     trit_model *m = NULL;
-    OK(trit_model_load(test_data_path(name), NULL, &m));
+    OK(trit_model_load(strncmp(name, "synthetic:", 10) == 0 ? name : test_data_path(name), NULL, &m));
     return m;
 }
 

@@ -272,6 +272,121 @@ Test(cpu_gemm, multi_matches_separate_calls) {
     check_multi(21);
 }
 
+/* ---- the group rule: group scales and activations quantized per block --------------------------- */
+
+/* A group-scaled matrix with codes -1, 0, +1 and (rarely) +2, and scales of both signs' worth of
+ * magnitudes; or (group 0) one MUL or DIV scale with block activations. */
+static void random_grouped(struct test_rng *rng, struct trit_ternary *w, int64_t n_rows, int64_t n_cols, int64_t group) {
+    if (group == 0) {
+        random_ternary(rng, w, n_rows, n_cols);
+        w->scale_kind = test_rng_int(rng, 0, 1) ? TRIT_SCALE_DIV : TRIT_SCALE_MUL;
+        return;
+    }
+    cr_assert_eq(trit_ternary_init_grouped(w, n_rows, n_cols, group), TRIT_OK);
+    for (int64_t r = 0; r < n_rows; r++)
+        for (int64_t c = 0; c < n_cols; c++) {
+            const int64_t u = test_rng_int(rng, 0, 63);
+            trit_ternary_set(w, r, c, u == 0 ? 2 : (int)(u % 3) - 1);
+        }
+    for (int64_t i = 0; i < n_rows * trit_ternary_n_groups(w); i++) w->group_scales[i] = test_rng_uniform(rng, 1e-3f, 0.5f);
+}
+
+/* trit_cpu_gemm_f32 and _add against trit_gemm_group_ref, bit for bit, every family and pool. */
+static void check_group(struct test_rng *rng, int64_t n_rows, int64_t n_cols, int64_t m, int64_t group, int64_t act_block) {
+    struct trit_ternary w;
+    random_grouped(rng, &w, n_rows, n_cols, group);
+    const int64_t n_ab = act_block ? trit_div_ceil(n_cols, 64) : 1;
+    int8_t *q = test_alloc_offset((size_t)(m * n_cols), 1);
+    random_q(rng, q, m * n_cols);
+    float *s = trit_alloc((size_t)(m * n_ab) * sizeof(float));
+    for (int64_t i = 0; i < m * n_ab; i++) s[i] = test_rng_uniform(rng, 0.01f, 100.0f);
+    const size_t n_out = (size_t)(m * n_rows);
+    float *ref = trit_alloc(n_out * sizeof(float)), *base = trit_alloc(n_out * sizeof(float));
+    float *y = test_alloc_offset((n_out + GUARD) * sizeof(float), 4);
+    trit_gemm_group_ref(&w, q, m, s, act_block, ref);
+    for (size_t e = 0; e < n_out; e++) base[e] = test_rng_uniform(rng, -1.0f, 1.0f);
+
+    enum trit_cpu_isa isas[TRIT_CPU_ISA_COUNT];
+    const int n_isa = supported_isas(isas);
+    for (int i = 0; i < n_isa; i++) {
+        struct trit_cpu_matrix pm;
+        cr_assert_eq(trit_cpu_matrix_pack_isa(&w, isas[i], &pm), TRIT_OK, "%s", trit_last_error());
+        pm.act_block = act_block;
+        for (int p = 0; p < n_pools_made; p++) {
+            test_poison(y, (n_out + GUARD) * sizeof(float));
+            cr_assert_eq(trit_cpu_gemm_f32(pools_made[p], &pm, q, m, s, y), TRIT_OK, "%s", trit_last_error());
+            for (size_t e = 0; e < n_out; e++)
+                cr_assert(memcmp(&y[e], &ref[e], sizeof(float)) == 0,
+                          "%s, %d threads, %lld x %lld, m %lld, group %lld, act block %lld: token %lld row %lld: %.9g != ref %.9g",
+                          trit_cpu_isa_name(isas[i]), trit_pool_n_threads(pools_made[p]), (long long)n_rows,
+                          (long long)n_cols, (long long)m, (long long)group, (long long)act_block,
+                          (long long)(e / (size_t)n_rows), (long long)(e % (size_t)n_rows), (double)y[e], (double)ref[e]);
+            expect_guard(y, n_out * sizeof(float), trit_cpu_isa_name(isas[i]));
+            /* _add: y + the product, rounded once */
+            memcpy(y, base, n_out * sizeof(float));
+            cr_assert_eq(trit_cpu_gemm_f32_add(pools_made[p], &pm, q, m, s, y), TRIT_OK);
+            for (size_t e = 0; e < n_out; e++) {
+                const float want = base[e] + ref[e];
+                cr_assert(memcmp(&y[e], &want, sizeof(float)) == 0, "%s add: element %zu", trit_cpu_isa_name(isas[i]), e);
+            }
+        }
+        int32_t acc[1];
+        cr_expect_eq(trit_cpu_gemm_i32(NULL, &pm, q, 1, acc), TRIT_ERR_UNSUPPORTED);
+        trit_cpu_matrix_free(&pm);
+    }
+    test_free_offset(y, 4);
+    trit_free(base);
+    trit_free(ref);
+    trit_free(s);
+    test_free_offset(q, 1);
+    trit_ternary_free(&w);
+}
+
+Test(cpu_gemm, group_rule_matches_ref) {
+    struct test_rng rng;
+    test_rng_seed(&rng, 0x6a0c);
+    const int64_t ms[] = {1, 2, 4, 5, 9, 33};
+    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+        check_group(&rng, 2 * test_rng_int(&rng, 0, 40) + 1, 128, ms[i], 64, 64);   /* Q2_0 g64, Bonsai activations */
+        check_group(&rng, 2 * test_rng_int(&rng, 0, 40) + 1, 384, ms[i], 128, 64);  /* g128 */
+        check_group(&rng, 2 * test_rng_int(&rng, 0, 40) + 1, 256, ms[i], 128, 0);   /* group scales, per-token activations */
+        check_group(&rng, 2 * test_rng_int(&rng, 0, 40) + 1, 200, ms[i], 0, 64);    /* one scale, block activations, tail */
+        check_group(&rng, 2 * test_rng_int(&rng, 0, 40) + 1, 320, ms[i], 64, 64);
+    }
+    check_group(&rng, 1031, 2560, 1, 128, 64); /* several chunks per thread */
+    check_group(&rng, 517, 640, 17, 64, 64);
+}
+
+/* The group rule worked by hand: 2 rows, 128 columns (two k-blocks, groups of 64), one token whose
+ * two blocks have scales 2 and 4. */
+Test(cpu_gemm, group_rule_by_hand) {
+    struct trit_ternary w;
+    cr_assert_eq(trit_ternary_init_grouped(&w, 2, 128, 64), TRIT_OK);
+    int8_t q[128] = {0};
+    q[0] = 10, q[1] = -3, q[64] = 7, q[127] = 100;
+    trit_ternary_set(&w, 0, 0, 1), trit_ternary_set(&w, 0, 1, 2), trit_ternary_set(&w, 0, 64, -1);
+    trit_ternary_set(&w, 1, 0, -1), trit_ternary_set(&w, 1, 127, 2);
+    w.group_scales[0] = 0.5f, w.group_scales[1] = 3.0f, w.group_scales[2] = 0.25f, w.group_scales[3] = 1.0f;
+    const float s[2] = {2.0f, 4.0f};
+    float y[2];
+    trit_gemm_group_ref(&w, q, 1, s, 64, y);
+    /* row 0: block 0: 10 + 2 * -3 = 4 -> 4 / 2 * 0.5 = 1; block 1: -7 -> -7 / 4 * 3 = -5.25 */
+    cr_expect_eq(y[0], 1.0f - 5.25f);
+    /* row 1: block 0: -10 -> -10 / 2 * 0.25 = -1.25; block 1: 200 -> 200 / 4 * 1 = 50 */
+    cr_expect_eq(y[1], -1.25f + 50.0f);
+    struct trit_cpu_matrix pm;
+    cr_assert_eq(trit_cpu_matrix_pack_isa(&w, TRIT_CPU_ISA_SCALAR, &pm), TRIT_OK, "%s", trit_last_error());
+    pm.act_block = 64;
+    float z[2];
+    cr_assert_eq(trit_cpu_gemm_f32(NULL, &pm, q, 1, s, z), TRIT_OK);
+    cr_expect_eq(z[0], y[0]);
+    cr_expect_eq(z[1], y[1]);
+    pm.act_block = 32;
+    cr_expect_eq(trit_cpu_gemm_f32(NULL, &pm, q, 1, s, z), TRIT_ERR_INVALID_ARG);
+    trit_cpu_matrix_free(&pm);
+    trit_ternary_free(&w);
+}
+
 /* ---- packed layout and arguments ------------------------------------------------------------ */
 
 /* The layout documented in kernels.h, re-derived element by element. */

@@ -71,6 +71,33 @@ Test(cpu_ops, quantize_fast_equals_reference) {
     test_free_offset(x, 4);
 }
 
+/* The matmul input with activations quantized per block of 64 (Qwen3 / Ternary-Bonsai): each block as
+ * trit_quantize_row_i8_blocks quantizes it, bit for bit, tails and one-token calls included. */
+Test(cpu_ops, prepare_blocks_equals_reference) {
+    struct test_rng rng;
+    test_rng_seed(&rng, 0xb10c);
+    const int64_t lens[] = {1, 63, 64, 65, 200, 2560};
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        const int64_t k = lens[li], n_tok = 3, n_ab = (k + 63) / 64;
+        float *x = trit_alloc((size_t)(n_tok * k) * sizeof(float)), *y = trit_alloc((size_t)(n_tok * k) * sizeof(float));
+        float *s = trit_alloc((size_t)(n_tok * n_ab) * sizeof(float)), *s_ref = trit_alloc((size_t)n_ab * sizeof(float));
+        int8_t *q = trit_alloc((size_t)(n_tok * k)), *q_ref = trit_alloc((size_t)k);
+        for (int64_t i = 0; i < n_tok * k; i++) x[i] = test_rng_normal(&rng) * (i == 5 ? 40.0f : 1.0f); /* row 0, block 0: an outlier */
+        for (int64_t t = 1; t <= n_tok; t += n_tok - 1) { /* one row (runs on the caller) and all three (the pool) */
+            trit_prepare_matmul_input(NULL, t, k, x, NULL, TRIT_ACT_SILU, NULL, 1e-6f, y, q, 64, s);
+            for (int64_t r = 0; r < t; r++) {
+                trit_quantize_row_i8_blocks(x + r * k, k, 64, q_ref, s_ref);
+                cr_expect(memcmp(q + r * k, q_ref, (size_t)k) == 0, "k %lld, row %lld: codes differ", (long long)k, (long long)r);
+                cr_expect(memcmp(s + r * n_ab, s_ref, (size_t)n_ab * sizeof(float)) == 0, "k %lld, row %lld: scales differ",
+                          (long long)k, (long long)r);
+            }
+        }
+        /* an outlier in block 0 does not crush block 1's resolution */
+        if (k >= 128) cr_expect_gt(s[1], s[0], "k %lld: block 1 has no outlier, so a finer scale", (long long)k);
+        trit_free(x), trit_free(y), trit_free(s), trit_free(s_ref), trit_free(q), trit_free(q_ref);
+    }
+}
+
 Test(cpu_ops, quantize_rows_fast_equals_reference) {
     struct test_rng rng;
     test_rng_seed(&rng, 0x51a7);

@@ -139,7 +139,8 @@ static void buffer_bytes(const struct trit_model *m, const struct trit_backend_c
     out[BUF_ROPE_COS] = out[BUF_ROPE_SIN] = mul_sat(C, hd / 2 * f4);
     out[BUF_X] = out[BUF_XN] = B * D * f4;
     out[BUF_Q8] = B * wide;
-    out[BUF_S] = B * f4;
+    /* activation scales: one per token, or one per 64 values of the widest row (act_block) */
+    out[BUF_S] = B * (hp->act_block > 0 ? (wide + (uint64_t)hp->act_block - 1) / (uint64_t)hp->act_block : 1) * f4;
     out[BUF_Q] = B * q_own * f4;
     out[BUF_K] = out[BUF_V] = B * kv * f4;
     out[BUF_ATT] = B * q_own * f4;
@@ -166,8 +167,12 @@ static uint64_t shard_weight_bytes(const struct trit_model *m, const struct trit
         int64_t rows, cols;
         trit_weight_shape(&m->hp, (enum trit_weight)j, &rows, &cols);
         const struct trit_tp_shard sh = trit_tp_shard_of(pl, &m->hp, (enum trit_weight)j, false);
-        const int64_t b = trit_cpu_matrix_plan_bytes(sh.by_rows ? sh.n : rows, sh.by_rows ? cols : sh.n);
+        const int64_t r = sh.by_rows ? sh.n : rows, c = sh.by_rows ? cols : sh.n;
+        const int64_t b = trit_cpu_matrix_plan_bytes(r, c);
         total = add_sat(total, mul_sat(b < 0 ? UINT64_MAX : (uint64_t)b, (uint64_t)m->hp.n_layers));
+        const int64_t group = m->layers ? m->layers[0].w[j].group : 0; /* the packed copy of the group scales */
+        if (group > 0)
+            total = add_sat(total, mul_sat(mul_sat((uint64_t)r, (uint64_t)trit_div_ceil(c, group)) * 4u, (uint64_t)m->hp.n_layers));
     }
     return total;
 }
@@ -216,7 +221,7 @@ static enum trit_status op_norm_quant(void *be, int64_t il, enum trit_block blk,
     const struct trit_layer *L = &st->m->layers[il];
     trit_prepare_matmul_input(st->pool, b->n, hp->dim, F32(st, BUF_X), NULL, hp->act,
                               blk == TRIT_BLOCK_ATTN ? L->attn_norm : L->ffn_norm, hp->norm_eps, F32(st, BUF_XN),
-                              st->buf[BUF_Q8], F32(st, BUF_S));
+                              st->buf[BUF_Q8], hp->act_block, F32(st, BUF_S));
     return TRIT_OK;
 }
 
@@ -247,6 +252,11 @@ static enum trit_status op_rope_cache(void *be, int64_t il, const struct trit_fo
         const int64_t row = b->blocks[i][pos / TRIT_KV_BLOCK] * block_floats(st) + pos % TRIT_KV_BLOCK * kv;
         const float *c = F32(st, BUF_ROPE_COS) + pos * (hd / 2), *s = F32(st, BUF_ROPE_SIN) + pos * (hd / 2);
         float *q = F32(st, BUF_Q) + i * st->q, *k = F32(st, BUF_K) + i * kv;
+        if (hp->qk_norm) { /* Qwen3: every q and k head normalized before RoPE */
+            const struct trit_layer *L = &st->m->layers[il];
+            for (int64_t h = 0; h < st->plan.n_heads; h++) trit_rmsnorm_f32(q + h * hd, L->attn_q_norm, hd, hp->norm_eps, q + h * hd);
+            for (int64_t h = 0; h < st->plan.n_kv_heads; h++) trit_rmsnorm_f32(k + h * hd, L->attn_k_norm, hd, hp->norm_eps, k + h * hd);
+        }
         for (int64_t h = 0; h < st->plan.n_heads; h++) trit_rope_f32(q + h * hd, hd, c, s, hp->rope_style);
         for (int64_t h = 0; h < st->plan.n_kv_heads; h++) trit_rope_f32(k + h * hd, hd, c, s, hp->rope_style);
         memcpy(kc + row, k, (size_t)kv * sizeof(float));
@@ -353,7 +363,7 @@ static enum trit_status op_shard_quant(void *be, int64_t il, enum trit_block blk
     const int64_t n_loc = attn ? st->q : st->f;
     if (st->quant == TRIT_TP_QUANT_GROUPED) { /* this rank's own statistics: one rank's arithmetic */
         trit_prepare_matmul_input(st->pool, b->n, n_loc, x, up, hp->act, sub, hp->norm_eps, x, st->buf[BUF_Q8],
-                                  F32(st, BUF_S));
+                                  hp->act_block, F32(st, BUF_S));
         return TRIT_OK;
     }
     struct shard_job j = {.st = st, .x = x, .up = up, .w = sub, .n_loc = n_loc};
@@ -610,6 +620,10 @@ static enum trit_status setup(struct cpu_state *st, const struct trit_tp_float_s
     if (status == TRIT_OK && st->quant != TRIT_TP_QUANT_EXACT && st->quant != TRIT_TP_QUANT_GROUPED)
         status = trit_error(TRIT_ERR_INVALID_ARG, "tensor parallel: unknown quantization mode %d", (int)st->quant);
     const bool mpi = trit_comm_backend(st->comm) != TRIT_COMM_SELF;
+    if (status == TRIT_OK && trit_model_group_rule(m) && (P > 1 || st->quant == TRIT_TP_QUANT_EXACT))
+        status = trit_error(TRIT_ERR_UNSUPPORTED, "tensor parallel: %s models (group scales or activations quantized per "
+                                                  "block) run on one rank only for now",
+                            m->arch_name[0] ? m->arch_name : "these");
     if (status == TRIT_OK && mpi && (st->cfg.head_int8 || st->cfg.head_q4))
         status = trit_error(TRIT_ERR_UNSUPPORTED, "tensor parallel: the quantized LM heads are not supported yet; drop --head");
     if (status == TRIT_OK) {
@@ -631,6 +645,7 @@ static enum trit_status setup(struct cpu_state *st, const struct trit_tp_float_s
                                   : NULL;
             status = pack_shard(&m->layers[il].w[j], wf, trit_tp_shard_of(pl, hp, (enum trit_weight)j, false),
                                 &st->layers[il].w[j]);
+            st->layers[il].w[j].act_block = hp->act_block;
         }
     }
     if (status == TRIT_OK) {

@@ -55,6 +55,7 @@ int64_t trit_cpu_matrix_plan_bytes(int64_t n_rows, int64_t n_cols) {
 void trit_cpu_matrix_free(struct trit_cpu_matrix *w) {
     if (!w) return;
     trit_free(w->packed);
+    trit_free(w->group_scales);
     memset(w, 0, sizeof *w);
 }
 
@@ -88,7 +89,7 @@ enum trit_status trit_cpu_matrix_pack_isa(const struct trit_ternary *w, enum tri
         for (int64_t i = 0; i < w->row_bytes; i++) {
             unsigned v = src[i];
             if (i == last) v &= last_mask;
-            if (v & (v >> 1) & 0x55u) {
+            if (w->group == 0 && (v & (v >> 1) & 0x55u)) { /* code 3 (+2) only with group scales */
                 trit_free(packed);
                 return trit_error(TRIT_ERR_FORMAT, "trit_cpu_matrix_pack: code 3 at row %lld, byte %lld",
                                   (long long)r, (long long)i);
@@ -101,6 +102,21 @@ enum trit_status trit_cpu_matrix_pack_isa(const struct trit_ternary *w, enum tri
             dst[2] |= (uint8_t)(((v >> 4) & 3u) << shift);
             dst[3] |= (uint8_t)(((v >> 6) & 3u) << shift);
         }
+    }
+    if (w->group > 0) {
+        const int64_t n_scales = w->n_rows * trit_ternary_n_groups(w); /* trit_ternary_init_grouped checked it */
+        if (w->group % TRIT_CPU_KB_COLS != 0 || !w->group_scales) {
+            trit_free(packed);
+            return trit_error(TRIT_ERR_INVALID_ARG, "trit_cpu_matrix_pack: group %lld is not a multiple of %d",
+                              (long long)w->group, TRIT_CPU_KB_COLS);
+        }
+        out->group_scales = trit_alloc((size_t)n_scales * sizeof(float));
+        if (!out->group_scales) {
+            trit_free(packed);
+            return trit_error(TRIT_ERR_OUT_OF_MEMORY, "trit_cpu_matrix_pack: %lld group scales", (long long)n_scales);
+        }
+        memcpy(out->group_scales, w->group_scales, (size_t)n_scales * sizeof(float));
+        out->group = w->group;
     }
     out->n_rows = w->n_rows;
     out->n_cols = w->n_cols;
@@ -136,9 +152,12 @@ struct kernel {
     trit_cpu_tile_fn panel;
 };
 
-static struct kernel kernel_for(enum trit_cpu_isa isa, int64_t m) {
+static struct kernel kernel_for(enum trit_cpu_isa isa, int64_t m, bool blocked) {
     struct kernel k = {NULL, TRIT_CPU_MAX_TOKENS, TRIT_CPU_CHUNK_BYTES, NULL, NULL};
     if (!trit_cpu_isa_supported(isa)) return k;
+    /* Blocked matrices run one k-block a call (run_range_blocked): the register kernels only, since
+     * AMX's tile set-up and the panels' unpacking are paid per call. */
+    if (blocked) m = 1;
     switch (isa) {
     case TRIT_CPU_ISA_SCALAR: k.fn = trit_cpu_tile_scalar; break;
 #if defined(__x86_64__)
@@ -204,6 +223,7 @@ struct gemm_job {
     trit_cpu_tile_fn panel;
     struct trit_pool *pool;    /* for its threads' scratch */
     const int32_t *qsum;       /* (m) sum(q) of every token, or NULL */
+    bool blocked;              /* every matrix takes the group rule (run_range_blocked) */
 };
 
 /* Writes the results of rows [r0, r1) of matrix w, tokens [t0, t0 + nt), from the tile buffer. */
@@ -233,6 +253,67 @@ static void epilogue_store(const struct gemm_job *job, int mat, const int32_t *r
                 for (int64_t i = 0; i < n; i++) dst[i] = (float)src[i] / den;
             else
                 for (int64_t i = 0; i < n; i++) dst[i] += (float)src[i] / den;
+        }
+    }
+}
+
+/* The group rule (cpu.h trit_gemm_group_ref) for row groups [a, b) of a blocked matrix: the kernel
+ * runs one row group and one k-block at a time (tiles of a row group are contiguous, so its k-blocks
+ * stream in order), and each k-block's exact int32 sums are scaled and added in fp32, k-block by
+ * k-block, in the reference's order. Chunks of row groups as in run_range, so that a chunk stays in
+ * L2 while the token blocks go past it. */
+static void run_range_blocked(const struct gemm_job *job, int mat, int64_t a, int64_t b) {
+    const struct trit_cpu_matrix *w = job->w[mat];
+    const int64_t n_kb = job->n_kb, n_ab = w->act_block > 0 ? n_kb : 1;
+    const int64_t n_groups = w->group > 0 ? trit_div_ceil(w->n_cols, w->group) : 0;
+    const int64_t kb_per_group = w->group > 0 ? w->group / TRIT_CPU_KB_COLS : 0;
+    int32_t res[TRIT_CPU_MAX_TOKENS * TRIT_CPU_RG_ROWS];
+    float sum[TRIT_CPU_MAX_TOKENS][TRIT_CPU_RG_ROWS];
+    for (int64_t c0 = a; c0 < b; c0 += job->chunk_rg) {
+        const int64_t c1 = b - c0 < job->chunk_rg ? b : c0 + job->chunk_rg;
+        for (int64_t t0 = 0; t0 < job->m; t0 += job->tok_block) {
+            const int nt = (int)(job->m - t0 < job->tok_block ? job->m - t0 : job->tok_block);
+            for (int64_t rg = c0; rg < c1; rg++) {
+                const int64_t r0 = rg * TRIT_CPU_RG_ROWS;
+                const int nr = (int)(w->n_rows - r0 < TRIT_CPU_RG_ROWS ? w->n_rows - r0 : TRIT_CPU_RG_ROWS);
+                memset(sum, 0, sizeof sum);
+                for (int64_t kb = 0; kb < n_kb; kb++) {
+                    const int64_t col = kb * TRIT_CPU_KB_COLS;
+                    struct trit_cpu_tile tile = {
+                        .w = w->packed + (rg * n_kb + kb) * TRIT_CPU_TILE_BYTES,
+                        .n_rg = 1,
+                        .n_kb = 1,
+                        .n_cols = job->n_cols - col < TRIT_CPU_KB_COLS ? job->n_cols - col : TRIT_CPU_KB_COLS,
+                        .q = job->q + t0 * job->n_cols + col,
+                        .ld_q = job->n_cols,
+                        .n_tok = nt,
+                        .out = res,
+                        .ld_out = TRIT_CPU_RG_ROWS,
+                    };
+                    job->fn(&tile);
+                    for (int t = 0; t < nt; t++) {
+                        const float s = job->act_scale[(t0 + t) * n_ab + (w->act_block > 0 ? kb : 0)];
+                        const int32_t *acc = res + t * TRIT_CPU_RG_ROWS;
+                        float *out = sum[t];
+                        /* the reference's float operations, in its order: no reassociation, no FMA */
+                        if (w->group > 0) {
+                            const float *d = w->group_scales + r0 * n_groups + kb / kb_per_group;
+                            for (int r = 0; r < nr; r++) out[r] += ((float)acc[r] / s) * d[r * n_groups];
+                        } else if (w->scale_kind == TRIT_SCALE_DIV) {
+                            const float den = s * w->scale;
+                            for (int r = 0; r < nr; r++) out[r] += (float)acc[r] / den;
+                        } else {
+                            for (int r = 0; r < nr; r++) out[r] += ((float)acc[r] / s) * w->scale;
+                        }
+                    }
+                }
+                for (int t = 0; t < nt; t++) {
+                    float *dst = job->y[mat] + (t0 + t) * w->n_rows + r0;
+                    if (job->epi == EPI_F32) memcpy(dst, sum[t], (size_t)nr * sizeof(float));
+                    else
+                        for (int r = 0; r < nr; r++) dst[r] += sum[t][r];
+                }
+            }
         }
     }
 }
@@ -284,7 +365,9 @@ static void gemm_task(void *ctx, int64_t task, int thread) {
     for (int i = 0; i < job->n_mats && g0 < g1; i++) {
         int64_t a = g0 > job->rg_begin[i] ? g0 : job->rg_begin[i];
         int64_t b = g1 < job->rg_begin[i + 1] ? g1 : job->rg_begin[i + 1];
-        if (a < b) run_range(job, i, a - job->rg_begin[i], b - job->rg_begin[i], thread);
+        if (a >= b) continue;
+        if (job->blocked) run_range_blocked(job, i, a - job->rg_begin[i], b - job->rg_begin[i]);
+        else run_range(job, i, a - job->rg_begin[i], b - job->rg_begin[i], thread);
     }
 }
 
@@ -299,23 +382,31 @@ static enum trit_status gemm_run(struct trit_pool *pool, int n_mats, const struc
     for (int i = 0; i < n_mats; i++) {
         if (!w[i] || !w[i]->packed)
             return trit_error(TRIT_ERR_INVALID_ARG, "trit_cpu_gemm: matrix %d is NULL or not packed", i);
-        if (w[i]->n_cols != w[0]->n_cols || w[i]->isa != w[0]->isa)
-            return trit_error(TRIT_ERR_INVALID_ARG, "trit_cpu_gemm: matrix %d differs in n_cols or isa", i);
+        if (w[i]->n_cols != w[0]->n_cols || w[i]->isa != w[0]->isa || w[i]->act_block != w[0]->act_block ||
+            trit_cpu_matrix_blocked(w[i]) != trit_cpu_matrix_blocked(w[0]))
+            return trit_error(TRIT_ERR_INVALID_ARG, "trit_cpu_gemm: matrix %d differs in n_cols, isa or scaling", i);
+        if (w[i]->act_block != 0 && w[i]->act_block != TRIT_CPU_KB_COLS)
+            return trit_error(TRIT_ERR_INVALID_ARG, "trit_cpu_gemm: activation block %lld (0 or %d)",
+                              (long long)w[i]->act_block, TRIT_CPU_KB_COLS);
         if (epi != EPI_I32 && (!y || !y[i]))
             return trit_error(TRIT_ERR_INVALID_ARG, "trit_cpu_gemm: NULL output %d", i);
         job.rg_begin[i + 1] = job.rg_begin[i] + w[i]->n_rg;
     }
+    job.blocked = trit_cpu_matrix_blocked(w[0]);
+    if (job.blocked && epi == EPI_I32)
+        return trit_error(TRIT_ERR_UNSUPPORTED, "trit_cpu_gemm_i32: a group-scaled or block-quantized product has no "
+                                                "single int32 per row");
     if (m == 0) return TRIT_OK;
     if (!q || (epi == EPI_I32 && !acc) || (epi != EPI_I32 && !act_scale))
         return trit_error(TRIT_ERR_INVALID_ARG, "trit_cpu_gemm: NULL activations or output");
-    struct kernel kern = kernel_for(w[0]->isa, m);
+    struct kernel kern = kernel_for(w[0]->isa, m, job.blocked);
     job.fn = kern.fn;
     job.tok_block = kern.tok_block;
     job.unpack = kern.unpack;
     job.panel = kern.panel;
     job.pool = pool;
     int32_t qsum[TRIT_CPU_QSUM_MAX];
-    if (m > 1 && m <= TRIT_CPU_QSUM_MAX) {
+    if (m > 1 && m <= TRIT_CPU_QSUM_MAX && !job.blocked) {
         for (int64_t t = 0; t < m; t++) qsum[t] = trit_cpu_sum_i8(w[0]->isa, q + t * w[0]->n_cols, w[0]->n_cols);
         job.qsum = qsum;
     }

@@ -38,6 +38,7 @@
 #ifndef TRIT_CPU_KERNELS_H
 #define TRIT_CPU_KERNELS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -61,14 +62,26 @@ struct trit_cpu_matrix {
     float scale;
     enum trit_scale_kind scale_kind;
     enum trit_cpu_isa isa; /* the kernel family trit_cpu_gemm_* run; any supported one may be set */
+    /* Group scales (quant.h): group > 0 gives a multiplier per row and group (codes may then hold
+     * +2), copied from the canonical tensor; NULL and 0 otherwise. */
+    int64_t group;
+    float *group_scales;   /* (n_rows, ceil(n_cols / group)), owned */
+    /* How the activations of this matrix's products are quantized (struct trit_hparams act_block):
+     * 0: one scale per token, act_scale (m); TRIT_CPU_KB_COLS: one per k-block, act_scale (m, n_kb).
+     * Set by the caller after packing (0 by default). */
+    int64_t act_block;
 };
+
+/* A matrix that takes the group rule of the numerics contract (cpu.h trit_gemm_group_ref): group
+ * scales, or activations quantized per block. Its products are summed k-block by k-block in fp32. */
+static inline bool trit_cpu_matrix_blocked(const struct trit_cpu_matrix *w) { return w->group > 0 || w->act_block > 0; }
 
 /* The name of the kernel family trit_cpu_matrix_pack packs for: the active one
  * (trit_cpu_isa_active: "avx512", ...). For logs and benchmark tables. */
 const char *trit_cpu_kernel_name(void);
 
 /* Packs w for the active kernel family (trit_cpu_isa_active: TRIT_CPU or the best one).
- * Fails on a NULL or empty w, on a 2-bit code 3 in w (TRIT_ERR_FORMAT), and as
+ * Fails on a NULL or empty w, on a 2-bit code 3 in w without group scales (TRIT_ERR_FORMAT), and as
  * trit_cpu_isa_select does for a bad TRIT_CPU. *out is zeroed on failure. */
 enum trit_status trit_cpu_matrix_pack(const struct trit_ternary *w, struct trit_cpu_matrix *out);
 /* The same with an explicit kernel family; TRIT_ERR_UNSUPPORTED if this machine cannot run it. */
@@ -82,11 +95,13 @@ int64_t trit_cpu_matrix_bytes(const struct trit_cpu_matrix *w);
 int64_t trit_cpu_matrix_plan_bytes(int64_t n_rows, int64_t n_cols);
 
 /* acc (m, n_rows) = q (m, n_cols) x w^T, exact int32. The pool's threads split the rows; NULL
- * pool runs on the caller. No allocation. */
+ * pool runs on the caller. No allocation. TRIT_ERR_UNSUPPORTED for a blocked matrix (its result is
+ * not one int32 per row). */
 enum trit_status trit_cpu_gemm_i32(struct trit_pool *pool, const struct trit_cpu_matrix *w,
                                    const int8_t *q, int64_t m, int32_t *acc);
 /* y (m, n_rows) = the reference epilogue of acc: ((float)acc / act_scale[t]) * scale for
- * TRIT_SCALE_MUL, (float)acc / (act_scale[t] * scale) for TRIT_SCALE_DIV (bit-identical). */
+ * TRIT_SCALE_MUL, (float)acc / (act_scale[t] * scale) for TRIT_SCALE_DIV (bit-identical). For a
+ * blocked matrix, trit_gemm_group_ref's y bit for bit, act_scale laid out as w->act_block says. */
 enum trit_status trit_cpu_gemm_f32(struct trit_pool *pool, const struct trit_cpu_matrix *w,
                                    const int8_t *q, int64_t m, const float *act_scale, float *y);
 /* y += the same (y + epilogue, rounded once: equal to adding the output of trit_cpu_gemm_f32). */

@@ -571,6 +571,7 @@ struct prepare_job {
     float *y;
     int8_t *q;
     float *act_scale;
+    int64_t act_block;
 };
 
 static void prepare_row(const struct prepare_job *j, int64_t b) {
@@ -585,7 +586,15 @@ static void prepare_row(const struct prepare_job *j, int64_t b) {
         trit_rmsnorm_f32(cur, j->norm_w, j->n, j->eps, y);
         cur = y;
     }
-    j->act_scale[b] = trit_quantize_row_i8_fast(cur, j->n, -128, j->q + b * j->n);
+    if (j->act_block <= 0) {
+        j->act_scale[b] = trit_quantize_row_i8_fast(cur, j->n, -128, j->q + b * j->n);
+        return;
+    }
+    /* block quantization: trit_quantize_row_i8_blocks, vectorized block by block */
+    float *s = j->act_scale + b * trit_div_ceil(j->n, j->act_block);
+    for (int64_t c = 0; c < j->n; c += j->act_block)
+        *s++ = trit_quantize_row_i8_fast(cur + c, j->n - c < j->act_block ? j->n - c : j->act_block, -128,
+                                         j->q + b * j->n + c);
 }
 
 static void prepare_task(void *ctx, int64_t task, int thread) {
@@ -595,9 +604,9 @@ static void prepare_task(void *ctx, int64_t task, int thread) {
 
 void trit_prepare_matmul_input(struct trit_pool *pool, int64_t n_tok, int64_t n, float *x, const float *up,
                                enum trit_act act, const float *norm_w, float eps, float *y, int8_t *q,
-                               float *act_scale) {
+                               int64_t act_block, float *act_scale) {
     struct prepare_job j = {.n = n, .x = x, .up = up, .act = act, .norm_w = norm_w, .eps = eps, .y = y, .q = q,
-                            .act_scale = act_scale};
+                            .act_scale = act_scale, .act_block = act_block};
     if (n_tok == 1) prepare_row(&j, 0);
     else trit_pool_parallel_for(pool, n_tok, prepare_task, &j);
 }

@@ -39,16 +39,18 @@ float trit_quantize_row_i8_fast(const float *x, int64_t k, int q_min, int8_t *q)
 void trit_quantize_rows_i8_fast(const float *x, int64_t m, int64_t k, int8_t *q, float *act_scale);
 
 /* The input of a ternary matmul, for n_tok token rows of n values (x, up, y: (n_tok, n); q (n_tok, n);
- * act_scale (n_tok)), row by row:
+ * act_scale (n_tok), or (n_tok, ceil(n / act_block)) with act_block > 0), row by row:
  *   y = act(x) * up          when up != NULL   (trit_gated_act_f32)
  *   y = rmsnorm(y) * norm_w  when norm_w != NULL (trit_rmsnorm_f32; on x when up == NULL)
- *   q, act_scale = quantize(y)                 (trit_quantize_row_i8_fast, q_min -128)
+ *   q, act_scale = quantize(y)                 (trit_quantize_row_i8_fast, q_min -128; each block of
+ *                                               act_block values on its own when act_block > 0, as
+ *                                               trit_quantize_row_i8_blocks)
  * With neither step, x is quantized as it is and y is not written. y may alias x. The rows are
  * split over the pool when n_tok > 1; one row runs on the caller. Results do not depend on the
  * thread count (each row is computed whole by one thread). */
 void trit_prepare_matmul_input(struct trit_pool *pool, int64_t n_tok, int64_t n, float *x, const float *up,
                                enum trit_act act, const float *norm_w, float eps, float *y, int8_t *q,
-                               float *act_scale);
+                               int64_t act_block, float *act_scale);
 
 /* dot(a, b) over n fp32 values. */
 float trit_dot_f32(const float *a, const float *b, int64_t n);

@@ -46,6 +46,14 @@ const char *trit_family_name(enum trit_family f) {
     return "unknown";
 }
 
+bool trit_model_group_rule(const struct trit_model *m) {
+    if (m->hp.act_block > 0) return true;
+    for (int64_t i = 0; m->layers && i < m->hp.n_layers; i++)
+        for (int w = 0; w < TRIT_N_W; w++)
+            if (m->layers[i].w[w].group > 0) return true;
+    return false;
+}
+
 /* Reads through memcpy: the loaders also use it on small tensors (norms, scales) that still sit at
  * the file's offsets, which need not be aligned. */
 void trit_dense_row_f32(const struct trit_dense *m, int64_t r, float *out) {

@@ -178,6 +178,10 @@ void trit_model_release(struct trit_model *m);
 /* Checks shapes and presence of every tensor against the hyperparameters. */
 enum trit_status trit_model_validate(const struct trit_model *m);
 
+/* true when the model's ternary products take the group rule of the numerics contract (group
+ * scales on any matrix, or activations quantized per block). */
+bool trit_model_group_rule(const struct trit_model *m);
+
 /* Family <-> name. */
 const char *trit_family_name(enum trit_family f);
 

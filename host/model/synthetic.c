@@ -26,6 +26,7 @@ struct synth_shape {
     const char *name;
     const char *about;
     struct trit_hparams hp;
+    int64_t group; /* 0: one scale per matrix; else group scales (Q2_0-style) per this many columns */
 };
 
 /* norm_eps and rope theta follow the real checkpoints of each shape (config.json). */
@@ -34,38 +35,67 @@ static const struct synth_shape synth_shapes[] = {
      {.family = TRIT_FAMILY_BITNET_B158, .n_vocab = 128256, .dim = 2560, .n_layers = 30, .n_heads = 20,
       .n_kv_heads = 5, .head_dim = 128, .ffn_dim = 6912, .ctx_train = 4096, .norm_eps = 1e-5f,
       .rope_theta = 500000.0f, .act = TRIT_ACT_RELU2, .rope_style = TRIT_ROPE_NEOX, .sub_norms = true,
-      .tied_embeddings = true}},
+      .tied_embeddings = true},
+     0},
     {"8b", "Llama-3-8B shape (HF1BitLLM Llama3-8B-1.58)",
      {.family = TRIT_FAMILY_LLAMA, .n_vocab = 128256, .dim = 4096, .n_layers = 32, .n_heads = 32,
       .n_kv_heads = 8, .head_dim = 128, .ffn_dim = 14336, .ctx_train = 8192, .norm_eps = 1e-5f,
       .rope_theta = 500000.0f, .act = TRIT_ACT_SILU, .rope_style = TRIT_ROPE_NEOX, .sub_norms = false,
-      .tied_embeddings = false}},
+      .tied_embeddings = false},
+     0},
     {"70b-layers", "2 layers of a Llama-3-70B shape",
      {.family = TRIT_FAMILY_LLAMA, .n_vocab = 128256, .dim = 8192, .n_layers = 2, .n_heads = 64,
       .n_kv_heads = 8, .head_dim = 128, .ffn_dim = 28672, .ctx_train = 8192, .norm_eps = 1e-5f,
       .rope_theta = 500000.0f, .act = TRIT_ACT_SILU, .rope_style = TRIT_ROPE_NEOX, .sub_norms = false,
-      .tied_embeddings = false}},
+      .tied_embeddings = false},
+     0},
+    /* Group-scaled ternary (llama.cpp Q2_0, Ternary-Bonsai's Qwen3 graph) in the same two shapes: groups
+     * of 64 (mainline Q2_0) on the 2B-4T shape, of 128 (the Bonsai files) on the 8B shape. */
+    {"2b4t-q2", "bitnet-b1.58-2B-4T shape, Qwen3 graph, Q2_0 groups of 64",
+     {.family = TRIT_FAMILY_QWEN3, .n_vocab = 128256, .dim = 2560, .n_layers = 30, .n_heads = 20,
+      .n_kv_heads = 5, .head_dim = 128, .ffn_dim = 6912, .ctx_train = 4096, .norm_eps = 1e-6f,
+      .rope_theta = 1000000.0f, .act = TRIT_ACT_SILU, .rope_style = TRIT_ROPE_NEOX, .tied_embeddings = true,
+      .qk_norm = true, .act_block = TRIT_GROUP_UNIT},
+     64},
+    {"8b-q2", "Llama-3-8B shape, Qwen3 graph, Q2_0 groups of 128",
+     {.family = TRIT_FAMILY_QWEN3, .n_vocab = 128256, .dim = 4096, .n_layers = 32, .n_heads = 32,
+      .n_kv_heads = 8, .head_dim = 128, .ffn_dim = 14336, .ctx_train = 8192, .norm_eps = 1e-6f,
+      .rope_theta = 1000000.0f, .act = TRIT_ACT_SILU, .rope_style = TRIT_ROPE_NEOX, .tied_embeddings = false,
+      .qk_norm = true, .act_block = TRIT_GROUP_UNIT},
+     128},
     /* For tests: odd sizes on purpose (ffn 160 and dim 96 are not multiples of 256, so the kernels
      * run their tails), one of each family. */
     {"tiny", "tiny bitnet-b1.58 (2B-4T graph)",
      {.family = TRIT_FAMILY_BITNET_B158, .n_vocab = 300, .dim = 96, .n_layers = 2, .n_heads = 6,
       .n_kv_heads = 2, .head_dim = 16, .ffn_dim = 160, .ctx_train = 256, .norm_eps = 1e-5f,
       .rope_theta = 500000.0f, .act = TRIT_ACT_RELU2, .rope_style = TRIT_ROPE_NEOX, .sub_norms = true,
-      .tied_embeddings = true}},
+      .tied_embeddings = true},
+     0},
     {"tiny-bitnet", "tiny bitnet (1bitLLM graph)",
      {.family = TRIT_FAMILY_BITNET, .n_vocab = 300, .dim = 96, .n_layers = 2, .n_heads = 4,
       .n_kv_heads = 4, .head_dim = 24, .ffn_dim = 160, .ctx_train = 256, .norm_eps = 1e-6f,
       .rope_theta = 10000.0f, .act = TRIT_ACT_SILU, .rope_style = TRIT_ROPE_NEOX, .sub_norms = true,
-      .tied_embeddings = false}},
+      .tied_embeddings = false},
+     0},
     {"tiny-llama", "tiny llama with BitLinear weights",
      {.family = TRIT_FAMILY_LLAMA, .n_vocab = 300, .dim = 96, .n_layers = 2, .n_heads = 6,
       .n_kv_heads = 2, .head_dim = 16, .ffn_dim = 160, .ctx_train = 256, .norm_eps = 1e-5f,
       .rope_theta = 500000.0f, .act = TRIT_ACT_SILU, .rope_style = TRIT_ROPE_NORM, .sub_norms = false,
-      .tied_embeddings = false}},
+      .tied_embeddings = false},
+     0},
+    /* Group-scaled rows must be whole groups: dims are multiples of 64; ffn 192 is three groups of 64. */
+    {"tiny-qwen3", "tiny qwen3 with Q2_0-style group scales",
+     {.family = TRIT_FAMILY_QWEN3, .n_vocab = 300, .dim = 128, .n_layers = 2, .n_heads = 4,
+      .n_kv_heads = 2, .head_dim = 32, .ffn_dim = 192, .ctx_train = 256, .norm_eps = 1e-6f,
+      .rope_theta = 1000000.0f, .act = TRIT_ACT_SILU, .rope_style = TRIT_ROPE_NEOX, .tied_embeddings = true,
+      .qk_norm = true, .act_block = TRIT_GROUP_UNIT},
+     64},
 };
 #define N_SYNTH_SHAPES ((int)(sizeof synth_shapes / sizeof synth_shapes[0]))
 
-const char *trit_model_synthetic_names(void) { return "2b4t, 8b, 70b-layers, tiny, tiny-bitnet, tiny-llama"; }
+const char *trit_model_synthetic_names(void) {
+    return "2b4t, 8b, 70b-layers, 2b4t-q2, 8b-q2, tiny, tiny-bitnet, tiny-llama, tiny-qwen3";
+}
 
 /* ---- random streams ---------------------------------------------------------------------------- */
 
@@ -175,6 +205,20 @@ static enum trit_status random_ternary(int64_t n_rows, int64_t n_cols, enum trit
     return TRIT_OK;
 }
 
+/* Group scales: alpha (as above) times a factor in [0.75, 1.25) per row and group, so that groups
+ * differ as a real checkpoint's do. */
+static enum trit_status random_ternary_grouped(int64_t n_rows, int64_t n_cols, int64_t group, uint64_t seed,
+                                               struct trit_ternary *w) {
+    TRIT_TRY(trit_ternary_init_grouped(w, n_rows, n_cols, group));
+    fill_codes(w, seed);
+    const float alpha = 1.0f / sqrtf((2.0f / 3.0f) * (float)n_cols);
+    uint64_t s = seed ^ 0x5bd1e995u;
+    if (!s) s = 1;
+    for (int64_t i = 0; i < n_rows * trit_ternary_n_groups(w); i++)
+        w->group_scales[i] = alpha * (0.75f + (float)(xs_next(&s) >> 40) * (0.5f / 16777216.0f));
+    return TRIT_OK;
+}
+
 static enum trit_status random_dense(int64_t n_rows, int64_t n_cols, uint64_t seed, struct trit_dense *d) {
     const int64_t n = n_rows * n_cols;
     uint16_t *v = trit_alloc((size_t)n * sizeof(uint16_t));
@@ -220,7 +264,7 @@ static enum trit_status build(const struct synth_shape *shape, uint64_t seed, st
     m->layers = trit_alloc((size_t)hp->n_layers * sizeof *m->layers);
     if (!m->layers) return trit_error(TRIT_ERR_OUT_OF_MEMORY, "synthetic model: out of memory");
     const enum trit_scale_kind kind = hp->family == TRIT_FAMILY_LLAMA ? TRIT_SCALE_DIV : TRIT_SCALE_MUL;
-    const int64_t D = hp->dim, F = hp->ffn_dim, qd = hp->n_heads * hp->head_dim, kvd = hp->n_kv_heads * hp->head_dim;
+    const int64_t D = hp->dim, F = hp->ffn_dim, qd = hp->n_heads * hp->head_dim;
     for (int64_t i = 0; i < hp->n_layers; i++) {
         struct trit_layer *l = &m->layers[i];
         k = 16 + 16 * (uint64_t)i;
@@ -230,14 +274,18 @@ static enum trit_status build(const struct synth_shape *shape, uint64_t seed, st
             l->attn_sub_norm = random_norm(qd, stream_seed(seed, k + 2), &st);
             l->ffn_sub_norm = random_norm(F, stream_seed(seed, k + 3), &st);
         }
+        if (hp->qk_norm) {
+            l->attn_q_norm = random_norm(hp->head_dim, stream_seed(seed, k + 11), &st);
+            l->attn_k_norm = random_norm(hp->head_dim, stream_seed(seed, k + 12), &st);
+        }
         TRIT_TRY(st);
-        TRIT_TRY(random_ternary(qd, D, kind, stream_seed(seed, k + 4), &l->w[TRIT_W_Q]));
-        TRIT_TRY(random_ternary(kvd, D, kind, stream_seed(seed, k + 5), &l->w[TRIT_W_K]));
-        TRIT_TRY(random_ternary(kvd, D, kind, stream_seed(seed, k + 6), &l->w[TRIT_W_V]));
-        TRIT_TRY(random_ternary(D, qd, kind, stream_seed(seed, k + 7), &l->w[TRIT_W_O]));
-        TRIT_TRY(random_ternary(F, D, kind, stream_seed(seed, k + 8), &l->w[TRIT_W_GATE]));
-        TRIT_TRY(random_ternary(F, D, kind, stream_seed(seed, k + 9), &l->w[TRIT_W_UP]));
-        TRIT_TRY(random_ternary(D, F, kind, stream_seed(seed, k + 10), &l->w[TRIT_W_DOWN]));
+        for (int j = 0; j < TRIT_N_W; j++) {
+            int64_t rows, cols;
+            trit_weight_shape(hp, (enum trit_weight)j, &rows, &cols);
+            const uint64_t ws = stream_seed(seed, k + 4 + (uint64_t)j);
+            TRIT_TRY(shape->group > 0 ? random_ternary_grouped(rows, cols, shape->group, ws, &l->w[j])
+                                      : random_ternary(rows, cols, kind, ws, &l->w[j]));
+        }
     }
     return trit_model_validate(m);
 }
