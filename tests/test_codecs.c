@@ -1,6 +1,6 @@
 // labels: unit
 /*
- * test_codecs.c: the packed layouts of quant.h (HF uint8, GGUF TQ2_0 and TQ1_0, bitnet.cpp I2_S).
+ * test_codecs.c: the packed layouts of quant.h (HF uint8, GGUF TQ2_0, TQ1_0 and Q2_0, bitnet.cpp I2_S).
  * Each codec is checked three ways: hand-written bytes whose weights are derived in the comments
  * (so that an encoder and a decoder cannot be wrong in the same way), random round trips on
  * shapes with tails, and the exact number of bytes an encoder writes (poisoned guard bytes past the
@@ -557,4 +557,151 @@ Test(codecs, refuse_bad_arguments) {
         w.codes[9] = 0x55;
     }
     trit_ternary_free(&w);
+}
+
+/* ---- Q2_0 (ggml type 42) ---------------------------------------------------------------------- */
+
+/* A block: fp16 d little-endian at bytes 0, 1, then element e at bits 2 (e % 4) of byte 2 + e / 4,
+ * value (code - 1) * d. The file's code is the canonical code, +2 (code 3) included. */
+static void q2_block(uint8_t *blk, int64_t group, uint16_t d) {
+    blk[0] = (uint8_t)(d & 0xff);
+    blk[1] = (uint8_t)(d >> 8);
+    memset(blk + 2, 0x55, (size_t)(group / 4)); /* 01 01 01 01: every weight 0 */
+}
+
+/* Decodes `bytes` into an n_rows x n_cols tensor in groups of `group`, checks codes and scales, and
+ * that encoding gives the same bytes back, with nothing written past them. */
+static void check_q2_hand_bytes(const uint8_t *bytes, int64_t n_rows, int64_t n_cols, int64_t group, const int *want,
+                                const float *want_scales) {
+    const int64_t n_bytes = trit_q2_0_bytes(n_rows, n_cols, group);
+    cr_assert_gt(n_bytes, 0);
+    struct trit_ternary w;
+    cr_assert_eq(trit_ternary_init_grouped(&w, n_rows, n_cols, group), TRIT_OK);
+    cr_assert_eq(trit_q2_0_decode(bytes, &w), TRIT_OK, "%s", trit_last_error());
+    expect_weights(&w, want);
+    for (int64_t i = 0; i < n_rows * (n_cols / group); i++)
+        cr_expect_eq(memcmp(&w.group_scales[i], &want_scales[i], sizeof(float)), 0, "group scale %lld: %g, expected %g",
+                     (long long)i, (double)w.group_scales[i], (double)want_scales[i]);
+    cr_assert(w.scale == 1.0f && w.scale_kind == TRIT_SCALE_MUL);
+    uint8_t out[2 * 136 + GUARD_BYTES];
+    cr_assert_leq((size_t)n_bytes + GUARD_BYTES, sizeof out);
+    test_poison(out, sizeof out);
+    cr_assert_eq(trit_q2_0_encode(&w, out), TRIT_OK, "%s", trit_last_error());
+    cr_assert_eq(memcmp(out, bytes, (size_t)n_bytes), 0, "encoding gives the hand-written bytes back");
+    for (int64_t i = n_bytes; i < n_bytes + GUARD_BYTES; i++) cr_assert_eq(out[i], 0xa5, "byte %lld past the end written", (long long)i);
+    trit_ternary_free(&w);
+}
+
+Test(q2_0, sizes) {
+    cr_assert_eq(trit_q2_0_bytes(1, 64, 64), 18, "mainline ggml block_q2_0: fp16 d + qs[16]");
+    cr_assert_eq(trit_q2_0_bytes(1, 128, 128), 34, "PrismML's block: fp16 d + 32 bytes");
+    cr_assert_eq(trit_q2_0_bytes(3, 256, 64), 3 * 4 * 18);
+    cr_assert_eq(trit_q2_0_bytes(3, 256, 128), 3 * 2 * 34);
+    cr_assert_eq(trit_q2_0_bytes(1, 96, 64), -1, "no partial blocks");
+    cr_assert_eq(trit_q2_0_bytes(1, 192, 128), -1);
+    cr_assert_eq(trit_q2_0_bytes(1, 256, 32), -1, "groups of 64 or 128 only");
+    cr_assert_eq(trit_q2_0_bytes(1, 256, 256), -1);
+    cr_assert_eq(trit_q2_0_bytes(0, 64, 64), -1);
+    cr_assert_eq(trit_q2_0_bytes(INT64_MAX / 2, INT64_MAX / 2 / 64 * 64, 64), -1, "overflow");
+}
+
+Test(q2_0, hand_written_g64) {
+    /* Two rows of 64: one block each.
+     * row 0: d = 0x3800 = 0.5
+     *   qs[0]  = 0xE4 = 11 10 01 00: e0 = -1 (code 0), e1 = 0, e2 = +1, e3 = +2 (code 3)
+     *   qs[15] = 0x95 = 10 01 01 01: e60 = e61 = e62 = 0, e63 = +1
+     * row 1: d = 0xC000 = -2.0 (a negative d is legal: values (code - 1) * d)
+     *   qs[7]  = 0x1B = 00 01 10 11: e28 = +2, e29 = +1, e30 = 0, e31 = -1 */
+    uint8_t bytes[2 * 18];
+    q2_block(bytes, 64, 0x3800);
+    bytes[2 + 0] = 0xE4;
+    bytes[2 + 15] = 0x95;
+    q2_block(bytes + 18, 64, 0xC000);
+    bytes[18 + 2 + 7] = 0x1B;
+    int want[2 * 64] = {0};
+    want[0] = -1, want[2] = 1, want[3] = 2, want[63] = 1;
+    want[64 + 28] = 2, want[64 + 29] = 1, want[64 + 31] = -1;
+    const float scales[2] = {0.5f, -2.0f};
+    check_q2_hand_bytes(bytes, 2, 64, 64, want, scales);
+}
+
+Test(q2_0, hand_written_g128) {
+    /* One row of 256 in PrismML's blocks of 128: two 34-byte blocks, in column order.
+     * block 0: d = 0x2E66 = 0.0999755859375 (fp16 of 0.1)
+     *   qs[0]  = 0x57 = 01 01 01 11: e0 = +2, e1 = e2 = e3 = 0
+     *   qs[31] = 0x06 = 00 00 01 10: e124 = +1, e125 = 0, e126 = e127 = -1
+     * block 1: d = 0x0001 = 2^-24, the smallest fp16 subnormal (exact as an fp32 scale)
+     *   qs[16] = 0x9C = 10 01 11 00: e128+64 = -1, e193 = +2, e194 = 0, e195 = +1 */
+    uint8_t bytes[2 * 34];
+    q2_block(bytes, 128, 0x2E66);
+    bytes[2 + 0] = 0x57;
+    bytes[2 + 31] = 0x06;
+    q2_block(bytes + 34, 128, 0x0001);
+    bytes[34 + 2 + 16] = 0x9C;
+    int want[256] = {0};
+    want[0] = 2, want[124] = 1, want[126] = -1, want[127] = -1;
+    want[192] = -1, want[193] = 2, want[195] = 1;
+    const float scales[2] = {0.0999755859375f, 0x1p-24f};
+    check_q2_hand_bytes(bytes, 1, 256, 128, want, scales);
+}
+
+Test(q2_0, non_finite_scale_is_refused) {
+    /* Even in a block whose weights are all zero: a d of inf or NaN has no meaning. */
+    const uint16_t bad[3] = {0x7C00 /* +inf */, 0xFC00 /* -inf */, 0x7E00 /* NaN */};
+    for (int k = 0; k < 3; k++) {
+        uint8_t bytes[2 * 18];
+        q2_block(bytes, 64, 0x3C00);
+        q2_block(bytes + 18, 64, bad[k]);
+        struct trit_ternary w;
+        cr_assert_eq(trit_ternary_init_grouped(&w, 1, 128, 64), TRIT_OK);
+        cr_assert_eq(trit_q2_0_decode(bytes, &w), TRIT_ERR_FORMAT, "d = 0x%04x", bad[k]);
+        cr_assert(strstr(trit_last_error(), "row 0, block 1") != NULL, "%s", trit_last_error());
+        trit_ternary_free(&w);
+    }
+}
+
+Test(q2_0, refusals) {
+    struct trit_ternary w;
+    uint8_t buf[64 * 18];
+    /* a tensor with one scale, or groups the block size does not match */
+    cr_assert_eq(trit_ternary_init(&w, 1, 64), TRIT_OK);
+    cr_assert_neq(trit_q2_0_decode(buf, &w), TRIT_OK);
+    cr_assert_neq(trit_q2_0_encode(&w, buf), TRIT_OK);
+    trit_ternary_free(&w);
+    cr_assert_eq(trit_ternary_init_grouped(&w, 1, 192, 128), TRIT_OK); /* a partial last group */
+    cr_assert_eq(trit_q2_0_decode(buf, &w), TRIT_ERR_UNSUPPORTED);
+    cr_assert_eq(trit_q2_0_encode(&w, buf), TRIT_ERR_UNSUPPORTED);
+    trit_ternary_free(&w);
+    cr_assert_eq(trit_ternary_init_grouped(&w, 1, 64, 32), TRIT_ERR_INVALID_ARG, "groups are multiples of 64");
+    /* a scale with no fp16: nothing is written */
+    cr_assert_eq(trit_ternary_init_grouped(&w, 1, 128, 64), TRIT_OK);
+    w.group_scales[1] = 1e6f;
+    test_poison(buf, sizeof buf);
+    cr_assert_eq(trit_q2_0_encode(&w, buf), TRIT_ERR_UNSUPPORTED);
+    trit_ternary_free(&w);
+}
+
+Test(q2_0, random_round_trip) {
+    struct test_rng rng;
+    test_rng_seed(&rng, 42);
+    const int64_t groups[2] = {64, 128};
+    for (int g = 0; g < 2; g++) {
+        const int64_t G = groups[g], n_rows = 5, n_cols = 3 * G;
+        struct trit_ternary w, back;
+        cr_assert_eq(trit_ternary_init_grouped(&w, n_rows, n_cols, G), TRIT_OK);
+        for (int64_t r = 0; r < n_rows; r++)
+            for (int64_t c = 0; c < n_cols; c++) trit_ternary_set(&w, r, c, (int)test_rng_int(&rng, -1, 2));
+        for (int64_t i = 0; i < n_rows * 3; i++) /* fp16 values, so the round trip is exact */
+            w.group_scales[i] = trit_fp16_to_fp32(trit_fp32_to_fp16((float)test_rng_int(&rng, -1000, 1000) / 997.0f));
+        const int64_t n_bytes = trit_q2_0_bytes(n_rows, n_cols, G);
+        uint8_t *buf = trit_alloc((size_t)n_bytes);
+        cr_assert_not_null(buf);
+        cr_assert_eq(trit_q2_0_encode(&w, buf), TRIT_OK, "%s", trit_last_error());
+        cr_assert_eq(trit_ternary_init_grouped(&back, n_rows, n_cols, G), TRIT_OK);
+        cr_assert_eq(trit_q2_0_decode(buf, &back), TRIT_OK, "%s", trit_last_error());
+        cr_assert(trit_ternary_equal(&w, &back), "group %lld", (long long)G);
+        trit_free(buf);
+        trit_ternary_free(&w);
+        trit_ternary_free(&back);
+    }
 }

@@ -24,6 +24,7 @@
 #define GGUF_QUANT_VERSION 2u /* general.quantization_version, GGML_QNT_VERSION */
 #define FTYPE_MOSTLY_TQ1_0 36u
 #define FTYPE_MOSTLY_TQ2_0 37u
+#define FTYPE_MOSTLY_Q2_0 41u /* llama.h LLAMA_FTYPE_MOSTLY_Q2_0; what the Ternary-Bonsai files carry */
 #define TOKENIZER_JSON_MAX_BYTES ((size_t)1 << 30) /* as the tokenizer's own reader */
 
 struct trit_convert_params trit_convert_default_params(void) {
@@ -96,18 +97,55 @@ static bool has_gguf_magic(const char *path) {
     return got == 4 && memcmp(magic, "GGUF", 4) == 0;
 }
 
-/* Copies `w` with Q/K rows permuted for the llama architecture (see trit_convert_permute_row). */
+/* Copies `w` with Q/K rows permuted for the llama architecture (see trit_convert_permute_row); a
+ * row's group scales move with it. */
 static enum trit_status permuted_copy(const struct trit_ternary *w, int64_t head_dim, struct trit_ternary *out) {
     if (head_dim < 2 || head_dim % 2 != 0 || w->n_rows % head_dim != 0)
         return trit_error(TRIT_ERR_FORMAT, "convert: %lld rows do not split into heads of %lld", (long long)w->n_rows,
                           (long long)head_dim);
-    TRIT_TRY(trit_ternary_init(out, w->n_rows, w->n_cols));
-    for (int64_t r = 0; r < w->n_rows; r++)
-        memcpy(out->codes + trit_convert_permute_row(r, head_dim) * w->row_bytes, w->codes + r * w->row_bytes,
-               (size_t)w->row_bytes);
+    TRIT_TRY(w->group > 0 ? trit_ternary_init_grouped(out, w->n_rows, w->n_cols, w->group)
+                          : trit_ternary_init(out, w->n_rows, w->n_cols));
+    const int64_t n_groups = trit_ternary_n_groups(w);
+    for (int64_t r = 0; r < w->n_rows; r++) {
+        const int64_t to = trit_convert_permute_row(r, head_dim);
+        memcpy(out->codes + to * w->row_bytes, w->codes + r * w->row_bytes, (size_t)w->row_bytes);
+        if (n_groups)
+            memcpy(out->group_scales + to * n_groups, w->group_scales + r * n_groups, (size_t)n_groups * sizeof(float));
+    }
     out->scale = w->scale;
     out->scale_kind = w->scale_kind;
     return TRIT_OK;
+}
+
+/* Copies a group-scaled `w` with a scale per `group` columns, group dividing w->group (both multiples
+ * of TRIT_GROUP_UNIT): each scale repeated over the groups it covers, so every weight keeps its value. */
+static enum trit_status regrouped_copy(const struct trit_ternary *w, int64_t group, struct trit_ternary *out) {
+    if (w->group <= 0 || group <= 0 || w->group % group != 0)
+        return trit_error(TRIT_ERR_INTERNAL, "convert: groups of %lld cannot be cut into groups of %lld", (long long)w->group,
+                          (long long)group);
+    TRIT_TRY(trit_ternary_init_grouped(out, w->n_rows, w->n_cols, group));
+    memcpy(out->codes, w->codes, (size_t)(w->n_rows * w->row_bytes));
+    const int64_t ng_in = trit_ternary_n_groups(w), ng_out = trit_ternary_n_groups(out);
+    for (int64_t r = 0; r < w->n_rows; r++)
+        for (int64_t g = 0; g < ng_out; g++) out->group_scales[r * ng_out + g] = w->group_scales[r * ng_in + g * group / w->group];
+    return TRIT_OK;
+}
+
+/* The Q2_0 block a file of this model is written with: the model's group when every group-scaled
+ * weight has the same one and Q2_0 has it (64 or 128), else 64 (which divides every group); 0 when
+ * no weight is group-scaled. A GGUF reader decides one block per file (model_gguf.c). */
+static int64_t file_q2_group(const struct trit_model *m) {
+    int64_t g = 0;
+    bool mixed = false;
+    for (int64_t i = 0; i < m->hp.n_layers; i++)
+        for (int k = 0; k < TRIT_N_W; k++) {
+            const int64_t wg = m->layers[i].w[k].group;
+            if (wg <= 0) continue;
+            if (g && wg != g) mixed = true;
+            g = wg;
+        }
+    if (!g) return 0;
+    return !mixed && (g == 64 || g == 128) ? g : 64;
 }
 
 
@@ -150,13 +188,13 @@ static void source_name(const char *src, char *out, size_t cap) {
 }
 
 static enum trit_status write_metadata(struct gguf_writer *w, const struct trit_model *m, const char *arch,
-                                       const char *name, enum trit_convert_weights weights, bool divides) {
+                                       const char *name, enum trit_convert_weights weights, bool divides, bool q2_0) {
     const struct trit_hparams *hp = &m->hp;
     TRIT_TRY(gguf_writer_set_str(w, "general.architecture", arch));
     TRIT_TRY(gguf_writer_set_u32(w, "general.quantization_version", GGUF_QUANT_VERSION));
     if (name[0]) TRIT_TRY(gguf_writer_set_str(w, "general.name", name));
     TRIT_TRY(gguf_writer_set_u32(w, "general.file_type",
-                                 weights == TRIT_CONVERT_TQ1_0 ? FTYPE_MOSTLY_TQ1_0 : FTYPE_MOSTLY_TQ2_0));
+                                 q2_0 ? FTYPE_MOSTLY_Q2_0 : weights == TRIT_CONVERT_TQ1_0 ? FTYPE_MOSTLY_TQ1_0 : FTYPE_MOSTLY_TQ2_0));
     TRIT_TRY(set_arch_u32(w, arch, "vocab_size", hp->n_vocab));
     TRIT_TRY(set_arch_u32(w, arch, "context_length", hp->ctx_train));
     TRIT_TRY(set_arch_u32(w, arch, "embedding_length", hp->dim));
@@ -460,6 +498,7 @@ struct encoder {
     const struct trit_convert_params *params;
     struct trit_convert_report *report;
     int64_t done, total; /* ternary tensors, for progress */
+    int64_t q2_group;    /* the file's Q2_0 block (file_q2_group), 0 when no weight is group-scaled */
 };
 
 static uint32_t ggml_dtype(enum trit_dtype dt) {
@@ -486,8 +525,57 @@ static enum trit_status add_vector(struct encoder *E, const char *name, const fl
     return gguf_writer_add_tensor(E->w, name, GGML_TYPE_F32, 1, ne, v, (uint64_t)n * sizeof(float));
 }
 
+static void encode_progress(struct encoder *E) {
+    E->done++;
+    if (E->params->progress) E->params->progress(TRIT_CONVERT_ENCODING, (float)E->done / (float)E->total, E->params->progress_user);
+}
+
+/* Whether Q2_0 holds w exactly: whole blocks of E->q2_group (w->group already is that) and every
+ * group scale an fp16 value. */
+static bool q2_0_exact(const struct trit_ternary *w) {
+    if (trit_q2_0_bytes(w->n_rows, w->n_cols, w->group) < 0) return false;
+    const int64_t n = w->n_rows * trit_ternary_n_groups(w);
+    for (int64_t i = 0; i < n; i++) {
+        const float d = w->group_scales[i], back = trit_fp16_to_fp32(trit_fp32_to_fp16(d));
+        if (memcmp(&d, &back, sizeof d) != 0) return false;
+    }
+    return true;
+}
+
+/* blk.<layer>.<base>.weight of a group-scaled weight (w->group == E->q2_group): Q2_0, or F32 holding
+ * t * d exactly when Q2_0 cannot (a partial last group, a scale with no exact fp16); the reader
+ * recovers the F32 form with trit_ternary_from_group_scaled. No .scale tensor: the scale is 1. */
+static enum trit_status add_ternary_grouped(struct encoder *E, int64_t layer, const char *base, const struct trit_ternary *w) {
+    char name[64];
+    const int64_t ne[2] = {w->n_cols, w->n_rows};
+    snprintf(name, sizeof name, "blk.%lld.%s.weight", (long long)layer, base);
+    if (q2_0_exact(w)) {
+        const int64_t n_bytes = trit_q2_0_bytes(w->n_rows, w->n_cols, w->group);
+        uint8_t *buf = keep_alloc(E->keep, (size_t)n_bytes);
+        if (!buf) return trit_error(TRIT_ERR_OUT_OF_MEMORY, "convert: out of memory for '%s'", name);
+        TRIT_TRY(trit_q2_0_encode(w, buf));
+        TRIT_TRY(gguf_writer_add_tensor(E->w, name, GGML_TYPE_Q2_0, 2, ne, buf, (uint64_t)n_bytes));
+        E->report->n_ternary_q2_0++;
+        E->report->q2_0_group = w->group;
+    } else {
+        float *buf = keep_alloc(E->keep, (size_t)(w->n_rows * w->n_cols) * sizeof *buf);
+        if (!buf) return trit_error(TRIT_ERR_OUT_OF_MEMORY, "convert: out of memory for '%s'", name);
+        const int64_t n_groups = trit_ternary_n_groups(w);
+        for (int64_t r = 0; r < w->n_rows; r++)
+            for (int64_t c = 0; c < w->n_cols; c++)
+                buf[r * w->n_cols + c] = (float)trit_ternary_get(w, r, c) * w->group_scales[r * n_groups + c / w->group];
+        TRIT_TRY(gguf_writer_add_tensor(E->w, name, GGML_TYPE_F32, 2, ne, buf, (uint64_t)(w->n_rows * w->n_cols) * 4u));
+        E->report->n_ternary_f32++;
+    }
+    E->report->n_tensors++;
+    E->report->n_ternary++;
+    encode_progress(E);
+    return TRIT_OK;
+}
+
 /* blk.<layer>.<base>.weight (TQ2_0/TQ1_0 with d = 1, or F16 -1/0/+1) and blk.<layer>.<base>.scale. */
 static enum trit_status add_ternary(struct encoder *E, int64_t layer, const char *base, const struct trit_ternary *w) {
+    if (w->group > 0) return add_ternary_grouped(E, layer, base, w);
     char name[64];
     const int64_t ne[2] = {w->n_cols, w->n_rows};
     snprintf(name, sizeof name, "blk.%lld.%s.weight", (long long)layer, base);
@@ -518,9 +606,29 @@ static enum trit_status add_ternary(struct encoder *E, int64_t layer, const char
     TRIT_TRY(gguf_writer_add_tensor(E->w, name, GGML_TYPE_F32, 1, one, scale, sizeof *scale));
     E->report->n_tensors += 2;
     E->report->n_ternary++;
-    E->done++;
-    if (E->params->progress) E->params->progress(TRIT_CONVERT_ENCODING, (float)E->done / (float)E->total, E->params->progress_user);
+    encode_progress(E);
     return TRIT_OK;
+}
+
+/* One layer weight as the file holds it: Q/K rows permuted for llama, group scales cut to the file's
+ * Q2_0 block. */
+static enum trit_status add_layer_weight(struct encoder *E, int64_t layer, int k, const struct trit_ternary *w, bool permute,
+                                         int64_t head_dim) {
+    struct trit_ternary p = {0}, g = {0};
+    const struct trit_ternary *cur = w;
+    enum trit_status st = TRIT_OK;
+    if (permute && (k == TRIT_W_Q || k == TRIT_W_K)) {
+        st = permuted_copy(cur, head_dim, &p);
+        cur = &p;
+    }
+    if (st == TRIT_OK && cur->group > 0 && cur->group != E->q2_group) {
+        st = regrouped_copy(cur, E->q2_group, &g);
+        cur = &g;
+    }
+    if (st == TRIT_OK) st = add_ternary(E, layer, trit_weights[k].gguf, cur);
+    trit_ternary_free(&p);
+    trit_ternary_free(&g);
+    return st;
 }
 
 static enum trit_status add_tensors(struct encoder *E, const struct trit_model *m, bool permute) {
@@ -535,21 +643,15 @@ static enum trit_status add_tensors(struct encoder *E, const struct trit_model *
         const struct trit_layer *l = &m->layers[i];
 #define NAME(s) (snprintf(name, sizeof name, "blk.%lld." s, (long long)i), name)
         TRIT_TRY(add_vector(E, NAME("attn_norm.weight"), l->attn_norm, hp->dim));
+        if (hp->qk_norm) {
+            TRIT_TRY(add_vector(E, NAME("attn_q_norm.weight"), l->attn_q_norm, hp->head_dim));
+            TRIT_TRY(add_vector(E, NAME("attn_k_norm.weight"), l->attn_k_norm, hp->head_dim));
+        }
         if (l->attn_sub_norm) TRIT_TRY(add_vector(E, NAME("attn_sub_norm.weight"), l->attn_sub_norm, q_dim));
         TRIT_TRY(add_vector(E, NAME("ffn_norm.weight"), l->ffn_norm, hp->dim));
         if (l->ffn_sub_norm) TRIT_TRY(add_vector(E, NAME("ffn_sub_norm.weight"), l->ffn_sub_norm, hp->ffn_dim));
 #undef NAME
-        for (int k = 0; k < TRIT_N_W; k++) {
-            if (permute && (k == TRIT_W_Q || k == TRIT_W_K)) {
-                struct trit_ternary p;
-                TRIT_TRY(permuted_copy(&l->w[k], hp->head_dim, &p));
-                enum trit_status st = add_ternary(E, i, trit_weights[k].gguf, &p);
-                trit_ternary_free(&p);
-                TRIT_TRY(st);
-            } else {
-                TRIT_TRY(add_ternary(E, i, trit_weights[k].gguf, &l->w[k]));
-            }
-        }
+        for (int k = 0; k < TRIT_N_W; k++) TRIT_TRY(add_layer_weight(E, i, k, &l->w[k], permute, hp->head_dim));
     }
     return TRIT_OK;
 }
@@ -573,6 +675,24 @@ static enum trit_status compare_dense(const struct trit_dense *a, const struct t
     return TRIT_OK;
 }
 
+/* The value of weight (r, c) as the matmul epilogue applies it, for a multiplying scale. */
+static float weight_value(const struct trit_ternary *w, int64_t r, int64_t c) {
+    const float d = w->group > 0 ? w->group_scales[r * trit_ternary_n_groups(w) + c / w->group] : w->scale;
+    return (float)trit_ternary_get(w, r, c) * d;
+}
+
+/* Group-scaled weights are compared by value: every t * d equal (as floats: +0 and -0 alike), since
+ * one set of values has several codings (a group of 128 is two of 64; an F32-stored weight recovers an
+ * all-zero group with scale 1, a group of +2 codes alone as +1 times 2d). Q2_0 keeps the coding too. */
+static bool same_values(const struct trit_ternary *a, const struct trit_ternary *b) {
+    if (a->n_rows != b->n_rows || a->n_cols != b->n_cols || a->scale_kind != TRIT_SCALE_MUL || b->scale_kind != TRIT_SCALE_MUL)
+        return false;
+    for (int64_t r = 0; r < a->n_rows; r++)
+        for (int64_t c = 0; c < a->n_cols; c++)
+            if (!(weight_value(a, r, c) == weight_value(b, r, c))) return false;
+    return true;
+}
+
 static enum trit_status compare_ternary(const struct trit_ternary *src, const struct trit_ternary *out, bool permute,
                                         int64_t head_dim, int64_t layer, const char *what) {
     struct trit_ternary p = {0};
@@ -581,16 +701,16 @@ static enum trit_status compare_ternary(const struct trit_ternary *src, const st
         TRIT_TRY(permuted_copy(src, head_dim, &p));
         want = &p;
     }
-    bool eq = trit_ternary_equal(want, out);
+    bool eq = want->group > 0 || out->group > 0 ? same_values(want, out) : trit_ternary_equal(want, out);
     trit_ternary_free(&p);
     if (eq) return TRIT_OK;
     return trit_error(TRIT_ERR_FORMAT,
-                      "convert check: layer %lld %s differs: [%lld, %lld] scale %.9g (%s) in the source, [%lld, %lld] scale %.9g (%s) "
-                      "in the output%s",
+                      "convert check: layer %lld %s differs: [%lld, %lld] scale %.9g (%s, group %lld) in the source, [%lld, %lld] "
+                      "scale %.9g (%s, group %lld) in the output%s",
                       (long long)layer, what, (long long)src->n_rows, (long long)src->n_cols, (double)src->scale,
-                      src->scale_kind == TRIT_SCALE_DIV ? "divide" : "multiply", (long long)out->n_rows, (long long)out->n_cols,
-                      (double)out->scale, out->scale_kind == TRIT_SCALE_DIV ? "divide" : "multiply",
-                      permute ? " (after the Q/K row permutation)" : "");
+                      src->scale_kind == TRIT_SCALE_DIV ? "divide" : "multiply", (long long)src->group, (long long)out->n_rows,
+                      (long long)out->n_cols, (double)out->scale, out->scale_kind == TRIT_SCALE_DIV ? "divide" : "multiply",
+                      (long long)out->group, permute ? " (after the Q/K row permutation)" : "");
 }
 
 enum trit_status trit_convert_compare_models(const struct trit_model *src, const struct trit_model *out) {
@@ -603,7 +723,7 @@ enum trit_status trit_convert_compare_models(const struct trit_model *src, const
         return trit_error(TRIT_ERR_FORMAT, "convert check: hyperparameter " #field " is %lld in the source, %lld in the output", \
                           (long long)a->field, (long long)b->field);
     HP(family) HP(n_vocab) HP(dim) HP(n_layers) HP(n_heads) HP(n_kv_heads) HP(head_dim) HP(ffn_dim) HP(ctx_train)
-    HP(act) HP(sub_norms) HP(tied_embeddings)
+    HP(act) HP(sub_norms) HP(tied_embeddings) HP(qk_norm) HP(act_block)
 #undef HP
     if (!same_f32_bits(a->norm_eps, b->norm_eps) || !same_f32_bits(a->rope_theta, b->rope_theta))
         return trit_error(TRIT_ERR_FORMAT, "convert check: norm eps or rope theta differ (%g/%g vs %g/%g)", (double)a->norm_eps,
@@ -616,6 +736,8 @@ enum trit_status trit_convert_compare_models(const struct trit_model *src, const
     for (int64_t i = 0; i < a->n_layers; i++) {
         const struct trit_layer *la = &src->layers[i], *lb = &out->layers[i];
         TRIT_TRY(compare_vector(la->attn_norm, lb->attn_norm, a->dim, i, "attn_norm"));
+        TRIT_TRY(compare_vector(la->attn_q_norm, lb->attn_q_norm, a->head_dim, i, "attn_q_norm"));
+        TRIT_TRY(compare_vector(la->attn_k_norm, lb->attn_k_norm, a->head_dim, i, "attn_k_norm"));
         TRIT_TRY(compare_vector(la->attn_sub_norm, lb->attn_sub_norm, q_dim, i, "attn_sub_norm"));
         TRIT_TRY(compare_vector(la->ffn_norm, lb->ffn_norm, a->dim, i, "ffn_norm"));
         TRIT_TRY(compare_vector(la->ffn_sub_norm, lb->ffn_sub_norm, a->ffn_dim, i, "ffn_sub_norm"));
@@ -802,10 +924,11 @@ static enum trit_status convert_loaded(const char *src, const char *tmp, const s
     char name[256];
     source_name(src, name, sizeof name);
     enum trit_status st = gguf_writer_init(&w);
-    if (st == TRIT_OK) st = write_metadata(w, m, arch, name, params->weights, divides);
+    const int64_t q2_group = file_q2_group(m);
+    if (st == TRIT_OK) st = write_metadata(w, m, arch, name, params->weights, divides, q2_group > 0);
     if (st == TRIT_OK && tok) st = add_tokenizer(w, &ts, tok, &keep);
     report->has_tokenizer = tok != NULL;
-    struct encoder E = {.w = w, .keep = &keep, .params = params, .report = report};
+    struct encoder E = {.w = w, .keep = &keep, .params = params, .report = report, .q2_group = q2_group};
     if (st == TRIT_OK) st = add_tensors(&E, m, permute);
     if (st == TRIT_OK && params->progress) params->progress(TRIT_CONVERT_WRITING, 0.0f, params->progress_user);
     if (st == TRIT_OK) st = gguf_writer_write(w, tmp);
@@ -818,6 +941,22 @@ static enum trit_status convert_loaded(const char *src, const char *tmp, const s
     }
     trit_tokenizer_free(tok);
     return st;
+}
+
+/* Writes m into out's temporary, checks it, and commits it (or aborts: no file is left). */
+static enum trit_status convert_to_out(const char *src, struct trit_out *out, const struct trit_model *m,
+                                       const struct trit_convert_params *params, struct trit_convert_report *report) {
+    /* The GGUF writer opens the temporary again by its name: out->fd stays open, for its size and
+     * for commit's fsync (the same file). */
+    enum trit_status st = convert_loaded(src, out->tmp, m, params, report);
+    struct stat sb;
+    if (st == TRIT_OK && fstat(out->fd, &sb) == 0) report->file_bytes = (uint64_t)sb.st_size;
+    if (st != TRIT_OK) {
+        trit_out_abort(out);
+        return st;
+    }
+    st = trit_out_commit(out);
+    return st == TRIT_OK ? TRIT_OK : output_error(st);
 }
 
 enum trit_status trit_convert(const char *src, const char *dst, const struct trit_convert_params *params,
@@ -847,16 +986,24 @@ enum trit_status trit_convert(const char *src, const char *dst, const struct tri
         trit_out_abort(&out);
         return st;
     }
-    /* The GGUF writer opens the temporary again by its name: out.fd stays open, for its size and
-     * for commit's fsync (the same file). */
-    st = convert_loaded(src, out.tmp, &m, params, report);
+    st = convert_to_out(src, &out, &m, params, report);
     trit_model_release(&m);
-    struct stat sb;
-    if (st == TRIT_OK && fstat(out.fd, &sb) == 0) report->file_bytes = (uint64_t)sb.st_size;
-    if (st != TRIT_OK) {
-        trit_out_abort(&out);
-        return st;
-    }
-    st = trit_out_commit(&out);
-    return st == TRIT_OK ? TRIT_OK : output_error(st);
+    return st;
+}
+
+enum trit_status trit_convert_model(const struct trit_model *m, const char *dst, const struct trit_convert_params *params,
+                                    struct trit_convert_report *report) {
+    if (!m || !dst) return trit_error(TRIT_ERR_INVALID_ARG, "trit_convert_model: NULL argument");
+    struct trit_convert_params p = params ? *params : trit_convert_default_params();
+    if (!p.tokenizer) p.no_tokenizer = true;
+    struct trit_convert_report local;
+    if (!report) report = &local;
+    memset(report, 0, sizeof *report);
+    if (p.weights != TRIT_CONVERT_TQ2_0 && p.weights != TRIT_CONVERT_TQ1_0)
+        return trit_error(TRIT_ERR_INVALID_ARG, "trit_convert_model: unknown weight packing %d", (int)p.weights);
+    TRIT_TRY(trit_model_validate(m));
+    struct trit_out out;
+    enum trit_status st = trit_out_open(dst, &out);
+    if (st != TRIT_OK) return output_error(st);
+    return convert_to_out(m->path, &out, m, &p, report);
 }

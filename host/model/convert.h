@@ -3,13 +3,17 @@
  * GGUF, a file of its own) to a GGUF in trit's preferred layout, carrying the tokenizer.
  *
  * The layout is specified in docs/formats.md ("The trit GGUF layout"). In short:
- *   general.architecture   "bitnet-b1.58" (2B-4T graph), "bitnet" (1bitLLM graph) or "llama"
+ *   general.architecture   "bitnet-b1.58" (2B-4T graph), "bitnet" (1bitLLM graph), "llama"
  *                          (Llama with BitLinear; Q/K rows permuted as llama.cpp's converter does)
+ *                          or "qwen3" (q/k norms as blk.N.attn_q_norm / attn_k_norm)
  *   <arch>.*               llama.cpp's hyperparameter keys
  *   ternary weights        TQ2_0 (or TQ1_0) blocks with d = 1, plus blk.N.<w>.scale, F32 {1}, holding
  *                          the exact fp32 scale; trit.weight_scale_kind = "multiply" | "divide".
  *                          A weight whose row length is not a multiple of 256 is stored as F16
  *                          holding -1/0/+1 (exact), with the same .scale tensor.
+ *                          Group-scaled weights: Q2_0 (type 42) in blocks of the model's group (64
+ *                          or 128; the reader tells them apart by the byte span), no .scale; one
+ *                          whose row or scales Q2_0 cannot hold exactly is stored as F32 t * d.
  *   embedding, head        the source's bytes, in its dtype (F32, F16 or BF16)
  *   norms                  F32 (exact: every source dtype widens to fp32 without rounding)
  *   tokenizer              tokenizer.ggml.* (+ tokenizer.chat_template): copied key for key from a
@@ -62,6 +66,9 @@ struct trit_convert_report {
     int64_t n_tensors;
     int64_t n_ternary;           /* ternary weight tensors */
     int64_t n_ternary_f16;       /* of which stored as F16 (row length not a multiple of 256) */
+    int64_t n_ternary_q2_0;      /* of which group-scaled, stored as Q2_0 */
+    int64_t q2_0_group;          /* their block: 64 or 128 (0 when none) */
+    int64_t n_ternary_f32;       /* of which group-scaled but stored as F32 (Q2_0 cannot hold them exactly) */
     uint64_t file_bytes;
     bool permuted_qk;            /* Q/K rows were permuted for the llama architecture */
     bool has_tokenizer;
@@ -78,11 +85,18 @@ struct trit_convert_report {
 enum trit_status trit_convert(const char *src, const char *dst, const struct trit_convert_params *params,
                               struct trit_convert_report *report);
 
+/* trit_convert for a model already in memory (built by hand, or loaded by the caller): the same
+ * file, check and guarantees. The tokenizer comes from params->tokenizer when given; else none is
+ * written (params->no_tokenizer is implied). general.name is m->path's base name when m->path is set. */
+enum trit_status trit_convert_model(const struct trit_model *m, const char *dst, const struct trit_convert_params *params,
+                                    struct trit_convert_report *report);
+
 /* The model-side comparison the check runs: TRIT_OK when `out` (loaded from a converted file)
  * holds what `src` holds: the same hyperparameters (rope style aside: the llama architecture
  * rotates pairs, and then Q/K rows must be the permuted source rows), bit-identical canonical
- * ternary codes, scales and scale kinds for every layer, bit-identical norm weights (as fp32),
- * embedding and head bytes (and dtype). TRIT_ERR_FORMAT names the first difference. */
+ * ternary codes, scales and scale kinds for every layer (a group-scaled weight: every weight's value
+ * t * d, bit for bit, whatever the grouping that holds it), bit-identical norm and q/k norm weights
+ * (as fp32), embedding and head bytes (and dtype), qk_norm and act_block. TRIT_ERR_FORMAT names the first difference. */
 enum trit_status trit_convert_compare_models(const struct trit_model *src, const struct trit_model *out);
 
 /* The tokenizer-side comparison: kind, vocabulary size, every token's text and type, the special
@@ -100,7 +114,7 @@ int64_t trit_convert_permute_row(int64_t r, int64_t head_dim);
  * the reason, for any other pre-tokenizer. *name is a static string. */
 enum trit_status trit_convert_pre_name(const char *tokenizer_json, const char **name);
 
-/* GGUF architecture name for a family ("bitnet-b1.58", "bitnet", "llama"). */
+/* GGUF architecture name for a family ("bitnet-b1.58", "bitnet", "llama", "qwen3"). */
 const char *trit_convert_arch_name(enum trit_family family);
 
 #endif /* TRIT_CONVERT_H */
