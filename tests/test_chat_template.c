@@ -1,12 +1,15 @@
 // labels: unit
 /* test_chat_template.c: the Jinja subset against jinja2's own renderings (trim_blocks and
  * lstrip_blocks on, as transformers' apply_chat_template sets them). The expected strings were
- * produced by jinja2 3.1.6 from the same templates and messages. */
+ * produced by jinja2 3.1.6 from the same templates and messages; Qwen3's whole template is checked
+ * against tests/data/tokenizers/qwen2-tiny/chat.jsonl. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include <cjson/cJSON.h>
 
 #include "chat/template.h"
 #include "support.h"
@@ -206,4 +209,80 @@ Test(chat_template, load_finds_the_models_template, .init = test_tmp_make, .fini
     cr_assert_neq(trit_chat_template_load(path, &t), TRIT_OK);
     cr_assert_null(t);
     cr_assert_eq(trit_chat_template_load(NULL, &t), TRIT_ERR_INVALID_ARG);
+}
+
+/* ---- Qwen3's template ----------------------------------------------------------------------------
+ * tests/data/tokenizers/qwen2-tiny/chat_template.jinja is Qwen3's template verbatim, and chat.jsonl
+ * holds jinja2 3.1.6's renderings of it (trim_blocks, lstrip_blocks) for eight conversations:
+ * thinking on and off, a system prompt, assistant turns with <think> blocks before and after the last
+ * user query (the earlier ones lose them), a late system message, a user turn that is a
+ * <tool_response>, and consecutive tool turns (make_qwen2_tiny.py there wrote them). */
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
+    long n = ftell(f);
+    cr_assert_eq(fseek(f, 0, SEEK_SET), 0);
+    char *s = malloc((size_t)n + 1);
+    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = '\0';
+    fclose(f);
+    return s;
+}
+
+Test(chat_template, qwen3_matches_jinja2) {
+    char *tmpl = slurp(test_data_path("tokenizers/qwen2-tiny/chat_template.jinja"));
+    char *lines = slurp(test_data_path("tokenizers/qwen2-tiny/chat.jsonl"));
+    int n_conv = 0;
+    for (char *line = strtok(lines, "\n"); line; line = strtok(NULL, "\n"), n_conv++) {
+        cJSON *o = cJSON_Parse(line);
+        cr_assert_not_null(o);
+        const cJSON *ms = cJSON_GetObjectItemCaseSensitive(o, "messages"), *m;
+        struct trit_chat_message msg[8];
+        size_t n = 0;
+        cJSON_ArrayForEach(m, ms) {
+            cr_assert_lt(n, 8);
+            msg[n++] = (struct trit_chat_message){cJSON_GetObjectItemCaseSensitive(m, "role")->valuestring,
+                                                  cJSON_GetObjectItemCaseSensitive(m, "content")->valuestring};
+        }
+        struct trit_chat_vars v = {msg, n, "", "<|im_end|>",
+                                   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "add_generation_prompt"))};
+        const cJSON *think = cJSON_GetObjectItemCaseSensitive(o, "enable_thinking");
+        struct chat_flag flag = {"enable_thinking", cJSON_IsTrue(think)};
+        char *out = NULL;
+        enum trit_status st = chat_render_flags(tmpl, &v, &flag, think ? 1 : 0, &out);
+        cr_assert_eq(st, TRIT_OK, "conversation %d: %s", n_conv, trit_last_error());
+        const char *want = cJSON_GetObjectItemCaseSensitive(o, "text")->valuestring;
+        cr_assert_str_eq(out, want, "conversation %d", n_conv);
+        free(out);
+        cJSON_Delete(o);
+    }
+    cr_assert_eq(n_conv, 8);
+    free(lines);
+    free(tmpl);
+}
+
+/* The pieces Qwen3's template leans on, each against jinja2 3.1.6's rendering. */
+Test(chat_template, qwen3_constructs) {
+    check("{{ messages[::-1][0].role }}|{% for m in messages[::-1] %}{{ m.role }},{% endfor %}", "user|user,assistant,user,system,");
+    check("{% set ns = namespace(a=1, b='x') %}{% for m in messages %}{% set ns.a = ns.a + 1 %}{% endfor %}{{ ns.a }}{{ ns.b }}", "5x");
+    check("{{ 'a</think>b</think>c'.split('</think>')[-1] }}|{{ 'a</think>b'.split('</think>')[0] }}|{{ 'x'.split('y')|length }}", "c|a|1");
+    check("{{ '\\n\\nhi\\n'.strip('\\n') }}|{{ '  hi  '.lstrip() }}|{{ 'xxhix'.rstrip('x') }}|{{ ' hi '.strip() }}", "hi|hi  |xxhi|hi");
+    check("{{ 'abc'.startswith('ab') }}{{ 'abc'.endswith('bc') }}{{ 'abc'.endswith('abcd') }}", "TrueTrueFalse");
+    check("{{ (messages|length - 1) - 2 }}{{ messages[1 - 2].role }}{{ -1 + 3 }}", "1user2");
+    /* short-circuit: messages[4] is never evaluated on the last message */
+    check("{% for m in messages %}{% if loop.last or messages[loop.index0 + 1].role != 'x' %}{{ loop.index }}{% endif %}{% endfor %}", "1234");
+    check("{{ '' or 'b' }}{{ 'a' and 'c' }}{{ none or 0 }}{{ x is defined and x is false }}", "bc0False");
+    check("{{ false is false }}{{ 0 is false }}{{ true is true }}{{ y is false }}", "TrueFalseTrueFalse");
+    /* still refused, by name */
+    struct trit_chat_vars v = {msgs, 4, "<s>", "</s>", false};
+    char *out = NULL;
+    cr_assert_eq(trit_chat_render("{{ 'a b'.split() }}", &v, &out), TRIT_ERR_UNSUPPORTED);
+    cr_assert(strstr(trit_last_error(), "split"), "%s", trit_last_error());
+    cr_assert_eq(trit_chat_render("{{ messages[0:3:2] }}", &v, &out), TRIT_ERR_UNSUPPORTED);
+    cr_assert(strstr(trit_last_error(), "step"), "%s", trit_last_error());
+    cr_assert_eq(trit_chat_render("{{ messages[9].role }}", &v, &out), TRIT_ERR_UNSUPPORTED);
+    cr_assert(strstr(trit_last_error(), "out of range"), "%s", trit_last_error());
+    cr_assert_null(out);
 }

@@ -12,6 +12,7 @@
 #include "io/hf.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +49,7 @@ static void sb_put(struct sbuf *b, const char *s, size_t n) {
 
 /* ---- values ---------------------------------------------------------------------------------- */
 
-enum vkind { V_UNDEF, V_NONE, V_BOOL, V_INT, V_STR, V_LIST, V_MSG, V_LOOP };
+enum vkind { V_UNDEF, V_NONE, V_BOOL, V_INT, V_STR, V_LIST, V_MSG, V_LOOP, V_STRS, V_NS };
 
 struct loop_state {
     long long index0, length;
@@ -56,13 +57,17 @@ struct loop_state {
 
 struct value {
     enum vkind k;
-    long long i;          /* V_BOOL, V_INT; V_MSG: message index */
+    long long i;          /* V_BOOL, V_INT; V_MSG: message index; V_NS: namespace index */
     const char *s;        /* V_STR (NUL-terminated, owned by the arena or the caller) */
-    long long lo, hi;     /* V_LIST: messages[lo:hi] */
+    long long lo, hi;     /* V_LIST: messages[lo:hi]; V_STRS: strs[0:hi] */
+    bool rev;             /* V_LIST: in reverse order (messages[::-1]) */
+    const char **strs;    /* V_STRS: the strings of a str.split() (owned by the arena) */
     const struct loop_state *loop;
 };
 
 #define MAX_VARS 64
+#define MAX_NS 8        /* namespace() objects per rendering */
+#define MAX_NS_ATTRS 16 /* attributes per namespace */
 /* Limits that keep a hostile template (a GGUF file brings its own) from exhausting the stack or
  * running for ever: nesting of expressions plus blocks, and pieces and expressions evaluated. A
  * chat template takes a few steps per message. */
@@ -72,28 +77,36 @@ struct value {
 struct ctx {
     const char *src;
     const struct trit_chat_vars *vars;
+    const struct chat_flag *flags; /* more boolean variables (enable_thinking) */
+    size_t n_flags;
     struct { char name[64]; struct value v; } var[MAX_VARS];
     int n_var;
     int scope; /* var[scope..n_var) belong to the innermost for-loop body (Jinja scoping) */
-    char **strings; /* every string made while rendering, freed at the end */
+    char **strings; /* every string (and string list) made while rendering, freed at the end */
     size_t n_strings, cap_strings;
     enum trit_status st;
     struct sbuf out;
     int depth;
     long steps;
+    /* namespace(): objects whose attributes {% set ns.x = ... %} changes in any scope */
+    struct { struct { char name[64]; struct value v; } attr[MAX_NS_ATTRS]; int n; } ns[MAX_NS];
+    int n_ns;
+    /* > 0 while evaluating an operand that `and`/`or` does not need: Jinja does not evaluate it, so
+     * what it would fail on at run time (an index out of range, raise_exception) is not an error */
+    int quiet;
 };
 
 static enum trit_status fail(struct ctx *c, size_t off, const char *fmt, const char *what) {
-    if (c->st == TRIT_OK) {
+    if (c->st == TRIT_OK && !c->quiet) {
         c->st = trit_error(TRIT_ERR_UNSUPPORTED, "chat template: %s%s at offset %zu", fmt, what ? what : "", off);
     }
     return c->st;
 }
 
-/* Takes ownership of s (malloc'd) until the end of the rendering. On failure s is freed, the
- * rendering fails and "" (read-only) comes back. */
-static const char *keep(struct ctx *c, char *s) {
-    if (s && c->n_strings == c->cap_strings) {
+/* Takes ownership of p (any malloc'd block) until the end of the rendering. On failure p is freed,
+ * the rendering fails and false comes back. */
+static bool keep_mem(struct ctx *c, void *p) {
+    if (p && c->n_strings == c->cap_strings) {
         size_t cap = c->cap_strings ? 2 * c->cap_strings : 256;
         char **v = realloc(c->strings, cap * sizeof *v);
         if (v) {
@@ -101,14 +114,17 @@ static const char *keep(struct ctx *c, char *s) {
             c->cap_strings = cap;
         }
     }
-    if (!s || c->n_strings == c->cap_strings) {
-        free(s);
+    if (!p || c->n_strings == c->cap_strings) {
+        free(p);
         if (c->st == TRIT_OK) c->st = trit_error(TRIT_ERR_OUT_OF_MEMORY, "chat template: out of memory");
-        return "";
+        return false;
     }
-    c->strings[c->n_strings++] = s;
-    return s;
+    c->strings[c->n_strings++] = p;
+    return true;
 }
+
+/* keep_mem for a string: s, or "" (read-only) when it failed. */
+static const char *keep(struct ctx *c, char *s) { return keep_mem(c, s) ? s : ""; }
 
 static const char *dup_n(struct ctx *c, const char *s, size_t n) {
     char *d = malloc(n + 1);
@@ -130,7 +146,8 @@ static bool truthy(struct value v) {
     case V_BOOL:
     case V_INT: return v.i != 0;
     case V_STR: return v.s[0] != '\0';
-    case V_LIST: return v.hi > v.lo;
+    case V_LIST:
+    case V_STRS: return v.hi > v.lo;
     default: return true;
     }
 }
@@ -201,6 +218,7 @@ static size_t read_name(struct parser *P, const char **name) {
 }
 
 static struct value expr(struct parser *P);
+static bool enter(struct ctx *c, size_t at);
 
 static struct value lookup(struct ctx *c, const char *name, size_t n) {
     for (int i = c->n_var - 1; i >= 0; i--)
@@ -211,11 +229,35 @@ static struct value lookup(struct ctx *c, const char *name, size_t n) {
     if (IS("bos_token")) return vstr(v->bos_token ? v->bos_token : "");
     if (IS("eos_token")) return vstr(v->eos_token ? v->eos_token : "");
     if (IS("add_generation_prompt")) return vbool(v->add_generation_prompt);
+    for (size_t k = 0; k < c->n_flags; k++)
+        if (strlen(c->flags[k].name) == n && memcmp(c->flags[k].name, name, n) == 0) return vbool(c->flags[k].value);
     if (IS("true") || IS("True")) return vbool(true);
     if (IS("false") || IS("False")) return vbool(false);
     if (IS("none") || IS("None")) return (struct value){.k = V_NONE};
 #undef IS
     return (struct value){.k = V_UNDEF};
+}
+
+/* The index of namespace id's attribute `name`, or -1. */
+static int ns_find(const struct ctx *c, int id, const char *name, size_t n) {
+    for (int k = 0; k < c->ns[id].n; k++)
+        if (strlen(c->ns[id].attr[k].name) == n && memcmp(c->ns[id].attr[k].name, name, n) == 0) return k;
+    return -1;
+}
+
+/* Sets (or adds) namespace id's attribute `name`. */
+static void ns_set(struct ctx *c, int id, const char *name, size_t n, struct value v, size_t at) {
+    int k = ns_find(c, id, name, n);
+    if (k < 0) {
+        if (c->ns[id].n == MAX_NS_ATTRS || n >= sizeof c->ns[id].attr[0].name) {
+            fail(c, at, "too many namespace() attributes", NULL);
+            return;
+        }
+        k = c->ns[id].n++;
+        memcpy(c->ns[id].attr[k].name, name, n);
+        c->ns[id].attr[k].name[n] = '\0';
+    }
+    c->ns[id].attr[k].v = v;
 }
 
 static struct value attr(struct ctx *c, struct value obj, const char *name, size_t n, size_t at) {
@@ -225,6 +267,10 @@ static struct value attr(struct ctx *c, struct value obj, const char *name, size
         if (IS("role")) return vstr(m->role);
         if (IS("content")) return vstr(m->content);
         return (struct value){.k = V_UNDEF};
+    }
+    if (obj.k == V_NS) {
+        int k = ns_find(c, (int)obj.i, name, n);
+        return k >= 0 ? c->ns[obj.i].attr[k].v : (struct value){.k = V_UNDEF};
     }
     if (obj.k == V_LOOP) {
         if (IS("index0")) return vint(obj.loop->index0);
@@ -258,12 +304,76 @@ static const char *str_transform(struct ctx *c, const char *s, const char *how) 
     return keep(c, w);
 }
 
+/* Python's str.strip/lstrip/rstrip: `set` NULL strips whitespace, else the characters of set (ASCII
+ * only: a byte of a multi-byte character is not a character). */
+static const char *strip_chars(struct ctx *c, const char *s, const char *set, bool left, bool right) {
+    size_t n = strlen(s);
+#define STRIPPED(ch) (set ? (ch) != '\0' && strchr(set, (ch)) != NULL : isspace((unsigned char)(ch)) != 0)
+    while (right && n && STRIPPED(s[n - 1])) n--;
+    while (left && n && STRIPPED(*s)) s++, n--;
+#undef STRIPPED
+    return dup_n(c, s, n);
+}
+
+/* Python's str.split(sep) with a non-empty sep: the pieces, as a V_STRS list. */
+static struct value split_str(struct ctx *c, const char *s, const char *sep) {
+    size_t n_sep = strlen(sep), n = 1;
+    for (const char *p = strstr(s, sep); p; p = strstr(p + n_sep, sep)) n++;
+    const char **v = malloc(n * sizeof *v);
+    if (!keep_mem(c, v)) return (struct value){.k = V_UNDEF};
+    size_t k = 0;
+    for (const char *p = s;; k++) {
+        const char *q = strstr(p, sep);
+        v[k] = dup_n(c, p, q ? (size_t)(q - p) : strlen(p));
+        if (!q) break;
+        p = q + n_sep;
+    }
+    return (struct value){.k = V_STRS, .strs = v, .lo = 0, .hi = (long long)n};
+}
+
+/* s.NAME(ARGS) after the "(": strip lstrip rstrip (no argument or a string of characters), upper
+ * lower, startswith endswith (a string), split (a non-empty separator). */
+static struct value call_method(struct parser *P, struct value v, const char *name, size_t n, size_t at) {
+    struct ctx *c = P->c;
+    struct value arg = {.k = V_UNDEF};
+    bool has_arg = false;
+    skip_ws(P);
+    if (P->p < P->end && *P->p != ')') {
+        arg = expr(P);
+        has_arg = true;
+    }
+    if (!accept(P, ")")) return fail(c, at, "a method takes at most one argument", NULL), v;
+    if (c->st != TRIT_OK) return v;
+    char m[16];
+    snprintf(m, sizeof m, "%.*s", (int)(n < 15 ? n : 15), name);
+    if (v.k != V_STR) {
+        if (v.k == V_UNDEF && c->quiet) return v;
+        return fail(c, at, "method on a value that is not a string: ", dup_n(c, name, n)), v;
+    }
+    if (has_arg && arg.k != V_STR) return fail(c, at, "a string method's argument is not a string: ", m), v;
+    bool l = !strcmp(m, "strip") || !strcmp(m, "lstrip"), r = !strcmp(m, "strip") || !strcmp(m, "rstrip");
+    if (l || r) {
+        if (has_arg)
+            for (const char *q = arg.s; *q; q++)
+                if ((unsigned char)*q >= 0x80) return fail(c, at, "strip of non-ASCII characters", NULL), v;
+        return vstr(strip_chars(c, v.s, has_arg ? arg.s : NULL, l, r));
+    }
+    if (!has_arg && (!strcmp(m, "upper") || !strcmp(m, "lower"))) return vstr(str_transform(c, v.s, m));
+    if (has_arg && !strcmp(m, "startswith")) return vbool(strncmp(v.s, arg.s, strlen(arg.s)) == 0);
+    if (has_arg && !strcmp(m, "endswith")) {
+        size_t a = strlen(v.s), b = strlen(arg.s);
+        return vbool(a >= b && memcmp(v.s + a - b, arg.s, b) == 0);
+    }
+    if (has_arg && !strcmp(m, "split") && arg.s[0]) return split_str(c, v.s, arg.s);
+    return fail(c, at, "unsupported method ", dup_n(c, name, n)), v;
+}
+
 static struct value apply_filter(struct parser *P, struct value v, const char *name, size_t n, size_t at) {
     struct ctx *c = P->c;
     char f[32];
     snprintf(f, sizeof f, "%.*s", (int)(n < 31 ? n : 31), name);
     if (!strcmp(f, "length")) {
-        if (v.k == V_LIST) return vint(v.hi - v.lo);
+        if (v.k == V_LIST || v.k == V_STRS) return vint(v.hi - v.lo);
         if (v.k == V_STR) return vint((long long)strlen(v.s));
         fail(c, at, "length of a value that is not a list or string", NULL);
         return v;
@@ -314,14 +424,37 @@ static struct value primary(struct parser *P) {
         if (!accept(P, ")")) fail(c, off(P), "')' expected", NULL);
         return v;
     }
+    if (ch == '-') { /* unary minus: -1 in a subscript */
+        P->p++;
+        if (!enter(c, at)) return (struct value){0};
+        struct value v = primary(P);
+        c->depth--;
+        if (c->st == TRIT_OK && (v.k != V_INT || v.i == LLONG_MIN)) return fail(c, at, "'-' needs an integer", NULL), v;
+        return vint(-v.i);
+    }
     const char *name;
     size_t n = read_name(P, &name);
     if (n == 0) return fail(c, at, "unexpected character ", dup_n(c, P->p, 1)), (struct value){0};
+    if (n == 9 && memcmp(name, "namespace", 9) == 0 && accept(P, "(")) { /* namespace(a=expr, ...) */
+        if (c->n_ns == MAX_NS) return fail(c, at, "too many namespace() objects", NULL), (struct value){0};
+        int id = c->n_ns++;
+        c->ns[id].n = 0;
+        if (!accept(P, ")")) {
+            do {
+                const char *key;
+                size_t kn = read_name(P, &key);
+                if (!kn || !accept(P, "=")) return fail(c, off(P), "namespace() takes NAME=VALUE arguments", NULL), (struct value){0};
+                ns_set(c, id, key, kn, expr(P), at);
+            } while (accept(P, ","));
+            if (!accept(P, ")")) return fail(c, off(P), "')' expected", NULL), (struct value){0};
+        }
+        return (struct value){.k = V_NS, .i = id};
+    }
     if (n == 15 && memcmp(name, "raise_exception", 15) == 0) {
         if (!accept(P, "(")) return fail(c, at, "raise_exception needs (", NULL), (struct value){0};
         struct value msg = expr(P);
         accept(P, ")");
-        if (c->st == TRIT_OK) c->st = trit_error(TRIT_ERR_INVALID_ARG, "chat template: %s", to_str(c, msg));
+        if (c->st == TRIT_OK && !c->quiet) c->st = trit_error(TRIT_ERR_INVALID_ARG, "chat template: %s", to_str(c, msg));
         return (struct value){0};
     }
     return lookup(c, name, n);
@@ -337,29 +470,34 @@ static struct value postfix(struct parser *P) {
         if (accept(P, ".")) {
             const char *name;
             size_t n = read_name(P, &name);
-            if (accept(P, "(")) { /* string methods: .strip() .upper() .lower() */
-                if (!accept(P, ")")) return fail(c, at, "method arguments are not supported", NULL), v;
-                char m[16];
-                snprintf(m, sizeof m, "%.*s", (int)(n < 15 ? n : 15), name);
-                if (v.k != V_STR || (strcmp(m, "strip") && strcmp(m, "upper") && strcmp(m, "lower")))
-                    return fail(c, at, "unsupported method ", dup_n(c, name, n)), v;
-                v = vstr(str_transform(c, v.s, m));
+            if (accept(P, "(")) {
+                v = call_method(P, v, name, n, at);
             } else {
                 v = attr(c, v, name, n, at);
             }
         } else if (accept(P, "[")) {
             skip_ws(P);
             bool slice = false;
-            struct value a = {.k = V_NONE}, b = {.k = V_NONE};
-            if (*P->p != ':') a = expr(P);
+            struct value a = {.k = V_NONE}, b = {.k = V_NONE}, step = {.k = V_NONE};
+            if (P->p < P->end && *P->p != ':') a = expr(P);
             if (accept(P, ":")) {
                 slice = true;
                 skip_ws(P);
-                if (*P->p != ']') b = expr(P);
+                if (P->p < P->end && *P->p != ']' && *P->p != ':') b = expr(P);
+                if (accept(P, ":")) {
+                    skip_ws(P);
+                    if (P->p < P->end && *P->p != ']') step = expr(P);
+                }
             }
             if (!accept(P, "]")) return fail(c, at, "']' expected", NULL), v;
-            if (slice) {
+            if (c->st != TRIT_OK) return v;
+            if (slice && step.k == V_INT && step.i == -1 && a.k == V_NONE && b.k == V_NONE && v.k == V_LIST) {
+                v.rev = !v.rev; /* [::-1] */
+            } else if (slice) {
+                if (step.k != V_NONE && !(step.k == V_INT && step.i == 1))
+                    return fail(c, at, "a slice step other than 1, or -1 on a whole list", NULL), v;
                 if (v.k != V_LIST) return fail(c, at, "slice of a value that is not a list", NULL), v;
+                if (v.rev) return fail(c, at, "slice of a reversed list", NULL), v;
                 long long len = v.hi - v.lo, lo = a.k == V_INT ? a.i : 0, hi = b.k == V_INT ? b.i : len;
                 if (lo < 0) lo += len;
                 if (hi < 0) hi += len;
@@ -367,10 +505,16 @@ static struct value postfix(struct parser *P) {
                 hi = hi < lo ? lo : hi > len ? len : hi;
                 v.hi = v.lo + hi;
                 v.lo = v.lo + lo;
-            } else if (v.k == V_LIST && a.k == V_INT) {
+            } else if ((v.k == V_LIST || v.k == V_STRS) && a.k == V_INT) {
                 long long i = a.i < 0 ? a.i + (v.hi - v.lo) : a.i;
-                if (i < 0 || i >= v.hi - v.lo) return fail(c, at, "list index out of range", NULL), v;
-                v = (struct value){.k = V_MSG, .i = v.lo + i};
+                if (i < 0 || i >= v.hi - v.lo) { /* quiet (not evaluated in Jinja): go on with undefined */
+                    fail(c, at, "list index out of range", NULL);
+                    v = (struct value){.k = V_UNDEF};
+                } else if (v.k == V_STRS) {
+                    v = vstr(v.strs[v.lo + i]);
+                } else {
+                    v = (struct value){.k = V_MSG, .i = v.rev ? v.hi - 1 - i : v.lo + i};
+                }
             } else if (a.k == V_STR) {
                 v = attr(c, v, a.s, strlen(a.s), at);
             } else {
@@ -389,6 +533,8 @@ static struct value postfix(struct parser *P) {
             else if (n == 9 && !memcmp(name, "undefined", 9)) r = v.k == V_UNDEF;
             else if (n == 4 && !memcmp(name, "none", 4)) r = v.k == V_NONE;
             else if (n == 6 && !memcmp(name, "string", 6)) r = v.k == V_STR;
+            else if (n == 5 && !memcmp(name, "false", 5)) r = v.k == V_BOOL && !v.i;
+            else if (n == 4 && !memcmp(name, "true", 4)) r = v.k == V_BOOL && v.i;
             else return fail(c, at, "unsupported test ", dup_n(c, name, n)), v;
             v = vbool(neg ? !r : r);
         } else {
@@ -402,11 +548,18 @@ static struct value concat(struct parser *P) {
     struct value v = postfix(P);
     for (;;) {
         size_t at = off(P);
-        bool tilde = accept(P, "~");
-        if (!tilde && !accept(P, "+")) return v;
+        bool tilde = accept(P, "~"), minus = !tilde && accept(P, "-");
+        if (!tilde && !minus && !accept(P, "+")) return v;
         struct value w = postfix(P);
         if (c->st != TRIT_OK) return v;
-        if (!tilde && v.k == V_INT && w.k == V_INT) {
+        if (minus) {
+            if (v.k != V_INT || w.k != V_INT) {
+                fail(c, at, "'-' needs two integers", NULL);
+                v = (struct value){.k = V_UNDEF};
+            } else if (__builtin_sub_overflow(v.i, w.i, &v.i)) {
+                return fail(c, at, "integer too large", NULL), v;
+            }
+        } else if (!tilde && v.k == V_INT && w.k == V_INT) {
             if (__builtin_add_overflow(v.i, w.i, &v.i)) return fail(c, at, "integer too large", NULL), v;
         } else if (tilde || (v.k == V_STR && w.k == V_STR)) {
             const char *a = to_str(c, v), *b = to_str(c, w);
@@ -469,11 +622,16 @@ static struct value negation(struct parser *P) {
     return comparison(P);
 }
 
+/* `and` and `or` give back an operand, as Jinja does ("a or b" is a when a is true), and evaluate
+ * the right one quietly when the left decides (short-circuit: `loop.last or messages[i + 1]`). */
 static struct value conjunction(struct parser *P) {
     struct value v = negation(P);
     while (accept_word(P, "and")) {
+        bool skip = !truthy(v);
+        P->c->quiet += skip;
         struct value w = negation(P);
-        v = vbool(truthy(v) && truthy(w));
+        P->c->quiet -= skip;
+        if (!skip) v = w;
     }
     return v;
 }
@@ -482,8 +640,11 @@ static struct value expr(struct parser *P) {
     if (!enter(P->c, off(P))) return (struct value){0};
     struct value v = conjunction(P);
     while (accept_word(P, "or")) {
+        bool skip = truthy(v);
+        P->c->quiet += skip;
         struct value w = conjunction(P);
-        v = vbool(truthy(v) || truthy(w));
+        P->c->quiet -= skip;
+        if (!skip) v = w;
     }
     P->c->depth--;
     return v;
@@ -688,7 +849,7 @@ static void exec_stmt(struct ctx *c, const struct pieces *ps, size_t *i, size_t 
         for (long long m = list.lo; m < list.hi && c->st == TRIT_OK; m++) {
             c->n_var = saved + 2;
             ls.index0 = m - list.lo;
-            c->var[saved + 1].v = (struct value){.k = V_MSG, .i = m};
+            c->var[saved + 1].v = (struct value){.k = V_MSG, .i = list.rev ? list.hi - 1 - (m - list.lo) : m};
             exec(c, ps, *i + 1, (size_t)close);
         }
         c->n_var = saved;
@@ -698,11 +859,19 @@ static void exec_stmt(struct ctx *c, const struct pieces *ps, size_t *i, size_t 
     }
     if (kn == 3 && !memcmp(k, "set", 3)) {
         struct parser P = {c, args, end};
-        const char *name;
-        size_t n = read_name(&P, &name);
-        if (!n || !accept(&P, "=")) return (void)fail(c, at, "expected {% set NAME = EXPR %}", NULL);
+        const char *name, *attr_name = NULL;
+        size_t n = read_name(&P, &name), an = 0;
+        if (n && accept(&P, ".")) an = read_name(&P, &attr_name); /* {% set ns.attr = ... %} */
+        if (!n || (attr_name && !an) || !accept(&P, "="))
+            return (void)fail(c, at, "expected {% set NAME = EXPR %} or {% set NS.NAME = EXPR %}", NULL);
         struct value v = eval(c, P.p, (size_t)(end - P.p));
-        set_var(c, name, n, v, at);
+        if (!attr_name) {
+            set_var(c, name, n, v, at);
+            return;
+        }
+        struct value ns = lookup(c, name, n);
+        if (ns.k != V_NS) return (void)fail(c, at, "{% set X.NAME %} where X is not a namespace()", NULL);
+        ns_set(c, (int)ns.i, attr_name, an, v, at);
         return;
     }
     fail(c, at, "unsupported statement ", dup_n(c, k, kn ? kn : (size_t)(end - k)));
@@ -725,13 +894,16 @@ static void exec(struct ctx *c, const struct pieces *ps, size_t lo, size_t hi) {
     if (lo < hi) c->depth--;
 }
 
-enum trit_status trit_chat_render(const char *tmpl, const struct trit_chat_vars *vars, char **out) {
-    if (!tmpl || !vars || !out) return trit_error(TRIT_ERR_INVALID_ARG, "chat template: NULL argument");
+enum trit_status chat_render_flags(const char *tmpl, const struct trit_chat_vars *vars, const struct chat_flag *flags,
+                                   size_t n_flags, char **out) {
+    if (!tmpl || !vars || !out || (!flags && n_flags)) return trit_error(TRIT_ERR_INVALID_ARG, "chat template: NULL argument");
     *out = NULL;
     struct ctx *c = calloc(1, sizeof *c);
     if (!c) return trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory");
     c->src = tmpl;
     c->vars = vars;
+    c->flags = flags;
+    c->n_flags = n_flags;
     struct pieces ps = {0};
     enum trit_status st = split(c, tmpl, &ps);
     if (st == TRIT_OK) {
@@ -750,6 +922,10 @@ enum trit_status trit_chat_render(const char *tmpl, const struct trit_chat_vars 
     free(ps.v);
     free(c);
     return st;
+}
+
+enum trit_status trit_chat_render(const char *tmpl, const struct trit_chat_vars *vars, char **out) {
+    return chat_render_flags(tmpl, vars, NULL, 0, out);
 }
 
 /* ---- finding a model's template -------------------------------------------------------------- */
