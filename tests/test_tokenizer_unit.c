@@ -446,6 +446,56 @@ Test(tokenizer_nfc, uax15_cases) {
     nfc_scratch_free(&s);
 }
 
+/* Random bytes (marks of several classes, jamo, composable letters, ill-formed bytes): NFC is
+ * idempotent, keeps every ill-formed byte in order, and its output of well-formed text is
+ * well-formed. */
+Test(tokenizer_nfc, random_text_is_stable) {
+    static const char *const atoms[] = {"a", "e", "A", " ", "\xcc\x81", "\xcc\x96", "\xcc\xa3", "\xcd\x85",
+                                        "\xcc\x88", "\xe1\x84\x80", "\xe1\x85\xa1", "\xe1\x86\xa8", "\xea\xb0\x80",
+                                        "\xe2\x84\xab", "\xe0\xa5\x98", "\xcd\x84", "\xff", "\x80", "\xe1\x84", "\xf0\x9f\x98\x80",
+                                        "\xe1\xb8\x8b", "\xc3\xa9"};
+    struct test_rng rng;
+    test_rng_seed(&rng, 23);
+    struct nfc_scratch s1 = {0}, s2 = {0};
+    char text[512];
+    for (int iter = 0; iter < 3000; iter++) {
+        size_t len = 0, n_bad = 0;
+        char bad[512];
+        int n_atoms = (int)test_rng_int(&rng, 1, 40);
+        for (int k = 0; k < n_atoms; k++) {
+            const char *a = atoms[test_rng_int(&rng, 0, sizeof atoms / sizeof atoms[0] - 1)];
+            memcpy(text + len, a, strlen(a));
+            len += strlen(a);
+        }
+        for (size_t i = 0; i < len;) { /* the ill-formed bytes, in order */
+            size_t clen;
+            enum utf8_result r = utf8_classify((const uint8_t *)text + i, len - i, &clen);
+            if (r == UTF8_INCOMPLETE) clen = len - i;
+            if (r != UTF8_VALID) memcpy(bad + n_bad, text + i, clen), n_bad += clen;
+            i += clen;
+        }
+        const char *once, *twice;
+        size_t n1, n2;
+        cr_assert_eq(nfc_apply(&s1, text, len, &once, &n1), TRIT_OK);
+        cr_assert_eq(nfc_apply(&s2, once, n1, &twice, &n2), TRIT_OK);
+        cr_assert(n1 == n2 && memcmp(once, twice, n1) == 0, "iteration %d: NFC is not idempotent", iter);
+        size_t n_bad_out = 0;
+        for (size_t i = 0; i < n1;) {
+            size_t clen;
+            enum utf8_result r = utf8_classify((const uint8_t *)once + i, n1 - i, &clen);
+            if (r == UTF8_INCOMPLETE) clen = n1 - i;
+            if (r != UTF8_VALID) {
+                cr_assert(n_bad_out + clen <= n_bad && memcmp(bad + n_bad_out, once + i, clen) == 0, "iteration %d", iter);
+                n_bad_out += clen;
+            }
+            i += clen;
+        }
+        cr_assert_eq(n_bad_out, n_bad, "iteration %d: ill-formed bytes lost or made", iter);
+    }
+    nfc_scratch_free(&s1);
+    nfc_scratch_free(&s2);
+}
+
 /* ---- streaming -------------------------------------------------------------------------------- */
 
 /* Feeds each byte of `bytes` as its byte token and returns everything emitted, flush included. */
