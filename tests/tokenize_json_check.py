@@ -5,8 +5,9 @@ JSON parser (the one a user of --pieces or --jsonl would read it with).
     python3 tests/tokenize_json_check.py build/trit tests/data models/trit-kjv-4m.gguf
 
 Run by tests/ctest_tokenize_json.cmake (ctest -R tokenize_json). Checks:
-  pieces     --pieces on three vocabularies (byte-level BPE: the shipped model and Llama 3's
-             tokenizer.json; SentencePiece with byte fallback: ggml-vocab-llama-spm.gguf) for a text
+  pieces     --pieces on four vocabularies (byte-level BPE: the shipped model, Llama 3's
+             tokenizer.json and the Qwen2-style qwen2-tiny with its NFC normalizer; SentencePiece
+             with byte fallback: ggml-vocab-llama-spm.gguf) for a text
              of multi-byte characters, an emoji split across byte tokens, control characters, a
              quote, a backslash and DEL: stdout is UTF-8, every line is id TAB json-string [TAB
              json-array-of-bytes], json.loads (strict) reads each, the third field is there exactly
@@ -28,6 +29,7 @@ import sys
 
 TRIT, DATA, MODEL = sys.argv[1], sys.argv[2], sys.argv[3]
 LLAMA3 = os.path.join(DATA, "tokenizers", "llama3")
+QWEN2 = os.path.join(DATA, "tokenizers", "qwen2-tiny")
 SPM = os.path.join(DATA, "tokenizers", "llama-spm", "ggml-vocab-llama-spm.gguf")
 failures = []
 
@@ -57,7 +59,7 @@ def gpt2_byte_decoder():
 
 # ---- --pieces: valid JSON in valid UTF-8, and the bytes round-trip ------------------------------
 TEXT = "h\u00e9llo w\u00f6rld \U0001F600 \U0001FAE0 \u65e5\u672c a\x01b\tc\x1f\"q\\\x7f end\n"
-for model, prefix in ((MODEL, b""), (LLAMA3, b""), (SPM, b" ")):
+for model, prefix in ((MODEL, b""), (LLAMA3, b""), (QWEN2, b""), (SPM, b" ")):
     name = os.path.basename(model)
     r = trit(["-m", model, "-p", TEXT, "--pieces"])
     ids = trit(["-m", model, "-p", TEXT])
