@@ -879,6 +879,51 @@ Test(gguf, tensor_data_must_not_overlap) {
     cr_assert_eq(parse_copy(b.d, b.n, &f), TRIT_OK, "%s", trit_last_error());
 }
 
+/* Type ids trit cannot size by themselves (Q2_0, type 36 outside bitnet.cpp's architectures) are
+ * sized later by the model loader from their byte span: the distance to the next tensor's start in
+ * offset order, or to the end of the file. */
+Test(gguf, spans_and_late_sizing) {
+    struct fb b;
+    struct gguf_file f;
+    /* c (F32, 8 elements, 32 bytes) at 0, a (Q2_0, 64 elements) at 64, b (Q2_0) at 32; 96 data bytes */
+    three_tensors(&b, (const int64_t[3]){64, 64, 8}, (const int32_t[3]){GGML_TYPE_Q2_0, GGML_TYPE_Q2_0, GGML_TYPE_F32},
+                  (const uint64_t[3]){64, 32, 0}, 96);
+    cr_assert_eq(gguf_open_memory(b.d, b.n, &f), TRIT_OK, "%s", trit_last_error());
+    cr_assert(f.tensors[0].n_bytes == 0 && f.tensors[0].data == NULL, "Q2_0 is not sized by the parser");
+    cr_assert_str_eq(gguf_type_name(GGML_TYPE_Q2_0, false), "Q2_0");
+    cr_assert_str_eq(gguf_type_name(GGML_TYPE_Q2_0, true), "Q2_0");
+    cr_assert_eq(gguf_tensor_span(&f, 0), 32, "a: to the end of the file");
+    cr_assert_eq(gguf_tensor_span(&f, 1), 32, "b: to a");
+    cr_assert_eq(gguf_tensor_span(&f, 2), 32, "c: to b");
+    cr_assert_eq(gguf_tensor_span(&f, 3), 0);
+    cr_assert_eq(gguf_tensor_span(&f, -1), 0);
+    /* sizing: past the end, over another sized tensor, an already sized tensor */
+    cr_assert_eq(gguf_tensor_set_bytes(&f, 0, 33), TRIT_ERR_FORMAT);
+    cr_assert(strstr(trit_last_error(), "runs past the end of the file") != NULL, "%s", trit_last_error());
+    cr_assert_eq(gguf_tensor_set_bytes(&f, 2, 4), TRIT_ERR_INVALID_ARG);
+    cr_assert_eq(gguf_tensor_set_bytes(&f, 1, 18), TRIT_OK, "%s", trit_last_error());
+    cr_assert(f.tensors[1].n_bytes == 18 && f.tensors[1].data == f.map + 128 + 32);
+    cr_assert_eq(gguf_tensor_set_bytes(&f, 0, 18), TRIT_OK, "%s", trit_last_error());
+    cr_assert_eq(f.tensors[0].data[0], (uint8_t)64, "the data section's byte 64");
+    gguf_close(&f);
+    /* a sized range that would overlap a neighbour is refused by name */
+    three_tensors(&b, (const int64_t[3]){64, 64, 8}, (const int32_t[3]){GGML_TYPE_Q2_0, GGML_TYPE_Q2_0, GGML_TYPE_F32},
+                  (const uint64_t[3]){64, 32, 0}, 96);
+    cr_assert_eq(gguf_open_memory(b.d, b.n, &f), TRIT_OK, "%s", trit_last_error());
+    cr_assert_eq(gguf_tensor_set_bytes(&f, 0, 18), TRIT_OK);
+    cr_assert_eq(gguf_tensor_set_bytes(&f, 1, 40), TRIT_ERR_FORMAT);
+    cr_assert(strstr(trit_last_error(), "gguf: tensors 'b' (data [160, 200)) and 'a' (data [192, 210)) overlap") != NULL, "%s",
+              trit_last_error());
+    gguf_close(&f);
+    /* two at one offset: each spans 0 bytes */
+    three_tensors(&b, (const int64_t[3]){64, 64, 8}, (const int32_t[3]){GGML_TYPE_Q2_0, GGML_TYPE_Q2_0, GGML_TYPE_F32},
+                  (const uint64_t[3]){32, 32, 0}, 96);
+    cr_assert_eq(gguf_open_memory(b.d, b.n, &f), TRIT_OK, "%s", trit_last_error());
+    cr_assert_eq(gguf_tensor_span(&f, 0), 0);
+    cr_assert_eq(gguf_tensor_span(&f, 1), 0);
+    gguf_close(&f);
+}
+
 Test(gguf, open_errors_name_the_path) {
     struct gguf_file f;
     cr_assert_eq(gguf_open("/nonexistent/dir/x.gguf", &f), TRIT_ERR_NOT_FOUND);
