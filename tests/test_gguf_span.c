@@ -15,12 +15,15 @@
  *     tensor next to a Q2_0 weight: each refused with its message;
  *   - Q2_0 under bitnet-b1.58, bitnet and llama (act_block stays 0);
  *   - I2_S (type 36) under bitnet and llama: accepted by span; an ambiguous span, the span of
- *     llama.cpp's old IQ4_NL_4_4 and a code 3 in the codes are refused.
+ *     llama.cpp's old IQ4_NL_4_4 and a code 3 in the codes are refused;
+ *   - `trit inspect --json` names the family, q/k norms, activation blocks, group scales and Q2_0
+ *     kinds, and says why a refused file cannot run.
  * Files are written by trit's own writer and then rewritten tensor by tensor (rewrite()) to break
  * one thing at a time; no Python, no network.
  *
  *   ctest --test-dir build -R test_gguf_span --output-on-failure
  */
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -618,4 +621,59 @@ Test(gguf_span, i2s_under_bitnet_and_llama) {
         expect_refused(out, TRIT_ERR_FORMAT, "'blk.0.attn_q.weight'", "i2_s decode: code 3 at element");
         trit_model_release(&src);
     }
+}
+
+/* ---- trit inspect --------------------------------------------------------------------------------- */
+
+/* `trit inspect --json PATH` (the binary of this build), parsed. */
+static cJSON *inspect_json(const char *path) {
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "'%s/trit' inspect --json '%s'", TRIT_BINARY_DIR, path);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    static char out[1 << 20];
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    cr_assert_eq(pclose(p), 0, "%s", cmd);
+    cJSON *j = cJSON_Parse(out);
+    cr_assert_not_null(j, "not JSON: %.200s", out);
+    return j;
+}
+
+static const cJSON *member(const cJSON *o, const char *path) {
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *key = strtok(buf, "."); key && o; key = strtok(NULL, ".")) o = cJSON_GetObjectItemCaseSensitive(o, key);
+    cr_assert_not_null(o, "no %s", path);
+    return o;
+}
+
+Test(gguf_span, inspect_names_the_kinds_and_why_a_file_cannot_run) {
+    struct trit_model src;
+    build_model(&src, TRIT_FAMILY_QWEN3, 128, 128, true, 0x1A5);
+    const char *path = test_tmp_path("q2.gguf"), *out = test_tmp_path("amb.gguf");
+    write_model(&src, path, NULL);
+    cJSON *j = inspect_json(path);
+    cr_assert(cJSON_IsTrue(member(j, "runnable")));
+    cr_assert_not_null(strstr(member(j, "model.family")->valuestring, "qwen3"));
+    cr_assert_str_eq(member(j, "model.gguf_arch")->valuestring, "qwen3");
+    cr_assert(cJSON_IsTrue(member(j, "model.hparams.qk_norm")));
+    cr_assert_eq(member(j, "model.hparams.act_block")->valuedouble, 64.0);
+    cr_assert_str_eq(member(j, "model.scale_granularity")->valuestring, "group");
+    cr_assert_eq(member(j, "model.scale_group")->valuedouble, 128.0);
+    bool seen = false;
+    const cJSON *t;
+    cJSON_ArrayForEach(t, member(j, "tensors"))
+        if (!strcmp(member(t, "name")->valuestring, "blk.0.attn_q.weight"))
+            seen = !strcmp(member(t, "kind")->valuestring, "Q2_0 g128") && member(t, "bytes")->valuedouble == 128 * 34;
+    cr_assert(seen, "blk.0.attn_q.weight listed as Q2_0 g128, 4352 bytes");
+    cJSON_Delete(j);
+    /* a file the group decision refuses: listed, with the reason */
+    const struct rewrite_opts o = {.alignment = 4096, .q2_group = 128};
+    rewrite(path, out, NULL, 0, &o);
+    j = inspect_json(out);
+    cr_assert(cJSON_IsFalse(member(j, "runnable")));
+    cr_assert_not_null(strstr(member(j, "error")->valuestring, "fits both"), "%s", member(j, "error")->valuestring);
+    cJSON_Delete(j);
+    trit_model_release(&src);
 }

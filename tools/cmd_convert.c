@@ -25,7 +25,8 @@ static void usage(FILE *out) {
             "with the source bit for bit; the file appears only if that holds.\n"
             "\n"
             "  -o, --output PATH    the GGUF file to write (required)\n"
-            "  --weights T          tq2_0 (default; 2.06 bits a weight) or tq1_0 (1.69 bits)\n"
+            "  --weights T          tq2_0 (default; 2.06 bits a weight) or tq1_0 (1.69 bits); group-scaled\n"
+            "                       weights (Q2_0 sources, Ternary-Bonsai) are always written as Q2_0\n"
             "  --tokenizer PATH     take the tokenizer from PATH (a GGUF with tokenizer.ggml.* keys, a\n"
             "                       tokenizer.json or a folder with one) instead of SRC\n"
             "  --no-tokenizer       write no tokenizer\n"
@@ -109,12 +110,15 @@ int cmd_convert(int argc, char **argv) {
     enum trit_status st = trit_convert(src, dst, &params, &r);
     if (!quiet && p.tty && p.stage >= 0) fputc('\n', stderr);
     if (st != TRIT_OK) return tool_fail_status("convert", st, src);
-    char f16[96] = "";
+    char f16[96] = "", f32[96] = "", packing[32];
     if (r.n_ternary_f16)
         snprintf(f16, sizeof f16, " (%lld as F16: rows not a multiple of 256)", (long long)r.n_ternary_f16);
-    fprintf(stderr, "trit convert: wrote %s: %s, %lld tensors, %lld ternary as %s%s, %.1f MiB, tokenizer %s%s, %s, %.1f s\n",
-            dst, r.arch, (long long)r.n_tensors, (long long)r.n_ternary,
-            params.weights == TRIT_CONVERT_TQ1_0 ? "TQ1_0" : "TQ2_0", f16, (double)r.file_bytes / (1024.0 * 1024.0),
+    if (r.n_ternary_f32)
+        snprintf(f32, sizeof f32, " (%lld as F32 values: Q2_0 cannot hold them exactly)", (long long)r.n_ternary_f32);
+    if (r.q2_0_group) snprintf(packing, sizeof packing, "Q2_0 in blocks of %lld", (long long)r.q2_0_group);
+    else snprintf(packing, sizeof packing, "%s", params.weights == TRIT_CONVERT_TQ1_0 ? "TQ1_0" : "TQ2_0");
+    fprintf(stderr, "trit convert: wrote %s: %s, %lld tensors, %lld ternary as %s%s%s, %.1f MiB, tokenizer %s%s, %s, %.1f s\n",
+            dst, r.arch, (long long)r.n_tensors, (long long)r.n_ternary, packing, f16, f32, (double)r.file_bytes / (1024.0 * 1024.0),
             r.has_tokenizer ? "yes" : "no", r.permuted_qk ? ", Q/K rows permuted for llama's RoPE" : "",
             r.checked ? "checked: identical to the source" : "not checked", (tool_now_ms() - t0) / 1000.0);
     return 0;

@@ -193,11 +193,25 @@ static void gather_model(cJSON *r, const char *path, bool is_hf, bool has_tensor
     cJSON_AddStringToObject(h, "act", hp->act == TRIT_ACT_RELU2 ? "relu2" : "silu");
     cJSON_AddBoolToObject(h, "sub_norms", hp->sub_norms);
     cJSON_AddBoolToObject(h, "tied_embeddings", hp->tied_embeddings);
-    int n_mul = 0, n_div = 0;
+    cJSON_AddBoolToObject(h, "qk_norm", hp->qk_norm);
+    cJSON_AddNumberToObject(h, "act_block", (double)hp->act_block);
+    int n_mul = 0, n_div = 0, n_grouped = 0;
+    int64_t group = 0;
+    bool mixed_groups = false;
     for (int64_t i = 0; i < hp->n_layers; i++) {
-        for (int k = 0; k < TRIT_N_W; k++) *(m.layers[i].w[k].scale_kind == TRIT_SCALE_DIV ? &n_div : &n_mul) += 1;
+        for (int k = 0; k < TRIT_N_W; k++) {
+            const struct trit_ternary *w = &m.layers[i].w[k];
+            *(w->scale_kind == TRIT_SCALE_DIV ? &n_div : &n_mul) += 1;
+            if (w->group <= 0) continue;
+            n_grouped++;
+            if (group && w->group != group) mixed_groups = true;
+            group = w->group;
+        }
     }
     cJSON_AddStringToObject(mo, "scale_kind", n_div && n_mul ? "mixed" : n_div ? "divide" : "multiply");
+    /* "tensor": one scale per matrix; "group": a scale per `scale_group` columns (Q2_0, Ternary-Bonsai) */
+    cJSON_AddStringToObject(mo, "scale_granularity", n_grouped == 0 ? "tensor" : n_grouped == n_mul + n_div ? "group" : "mixed");
+    cJSON_AddNumberToObject(mo, "scale_group", mixed_groups ? -1.0 : (double)group);
     int64_t n_params = trit_model_ternary_params(&m);
     cJSON_AddNumberToObject(mo, "ternary_params", (double)n_params);
     cJSON_AddStringToObject(mo, "embedding_dtype", m.tok_embd.dtype == TRIT_DTYPE_F32 ? "F32" : m.tok_embd.dtype == TRIT_DTYPE_F16 ? "F16" : "BF16");
@@ -380,7 +394,14 @@ static void print_text(const cJSON *r, bool tensors) {
                num_of(p, "head_dim"), num_of(p, "ffn_dim"), num_of(p, "ctx_train"));
         printf("                   rms eps %g, rope theta %g (%s), act %s, sub-norms %s, tied embedding %s\n", num_of(p, "norm_eps"),
                num_of(p, "rope_theta"), str_of(p, "rope_style"), str_of(p, "act"), yes(p, "sub_norms"), yes(p, "tied_embeddings"));
-        printf("  weight scales:   %s\n", str_of(m, "scale_kind"));
+        printf("                   q/k norms %s, activations quantized %s\n", yes(p, "qk_norm"),
+               num_of(p, "act_block") > 0 ? "per block of 64 values" : "per token");
+        const char *gran = str_of(m, "scale_granularity");
+        if (!strcmp(gran, "tensor")) printf("  weight scales:   %s, one per matrix\n", str_of(m, "scale_kind"));
+        else if (num_of(m, "scale_group") > 0)
+            printf("  weight scales:   %s, one per %.0f columns%s\n", str_of(m, "scale_kind"), num_of(m, "scale_group"),
+                   !strcmp(gran, "mixed") ? " (some matrices: one per matrix)" : "");
+        else printf("  weight scales:   %s, per group (groups of several widths)\n", str_of(m, "scale_kind"));
         printf("  ternary params:  %.0f (", num_of(m, "ternary_params"));
         print_bytes(num_of(m, "ternary_params") / 4.0);
         printf(" as 2-bit codes); embedding %s\n", str_of(m, "embedding_dtype"));
