@@ -346,10 +346,7 @@ static struct value call_method(struct parser *P, struct value v, const char *na
     if (c->st != TRIT_OK) return v;
     char m[16];
     snprintf(m, sizeof m, "%.*s", (int)(n < 15 ? n : 15), name);
-    if (v.k != V_STR) {
-        if (v.k == V_UNDEF && c->quiet) return v;
-        return fail(c, at, "method on a value that is not a string: ", dup_n(c, name, n)), v;
-    }
+    if (v.k != V_STR) return fail(c, at, "method on a value that is not a string: ", dup_n(c, name, n)), v;
     if (has_arg && arg.k != V_STR) return fail(c, at, "a string method's argument is not a string: ", m), v;
     bool l = !strcmp(m, "strip") || !strcmp(m, "lstrip"), r = !strcmp(m, "strip") || !strcmp(m, "rstrip");
     if (l || r) {
@@ -424,7 +421,7 @@ static struct value primary(struct parser *P) {
         if (!accept(P, ")")) fail(c, off(P), "')' expected", NULL);
         return v;
     }
-    if (ch == '-') { /* unary minus: -1 in a subscript */
+    if (ch == '-') { /* unary minus on a literal or a name: -1 in a subscript (-a|f is (-a)|f in Jinja too) */
         P->p++;
         if (!enter(c, at)) return (struct value){0};
         struct value v = primary(P);
