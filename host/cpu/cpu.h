@@ -31,13 +31,15 @@ void trit_epilogue_ref(const int32_t *acc, int64_t m, int64_t n, const float *ac
 
 /* The group rule (quant.h, docs/design.md section 3): y (m, n) for a group-scaled w, or for any w
  * whose activations are quantized per block. For each k-block j of 64 columns, ascending:
- *   isum_j = sum over the block of t * q   (int32, exact; t = +2 adds q twice)
- *   term_j = ((float)isum_j / s_j) * d_j   MUL (d_j = the row's group scale of column 64 j, or scale)
- *          = (float)isum_j / (s_j * scale) DIV (one scale only)
+ *   isum_j = sum over the block of t * q          (int32, exact; t = +2 adds q twice)
+ *   term_j = ((float)isum_j * (1.0f / s_j)) * d_j   MUL (d_j = the row's group scale of column 64 j,
+ *                                                  or the matrix's scale)
+ *          = (float)isum_j / (s_j * scale)        DIV (one scale only)
  *   y = ((0.0f + term_0) + term_1) + ...
  * s_j = act_scale[i * n_ab + j] with act_block = 64 (n_ab = ceil(k / 64): each block of 64
  * activations quantized on its own), act_scale[i] with act_block = 0. Each operation is one fp32
- * IEEE op in this order. */
+ * IEEE op in this order. (The reciprocal is taken once per token and block, so that no kernel divides
+ * in its inner loop; a GPU computes 1.0f / s_j with an IEEE division too.) */
 void trit_gemm_group_ref(const struct trit_ternary *w, const int8_t *q, int64_t m, const float *act_scale,
                          int64_t act_block, float *y);
 

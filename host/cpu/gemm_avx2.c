@@ -217,6 +217,75 @@ __attribute__((target(AVX2_TARGET))) void trit_cpu_tile_avx2(const struct trit_c
     }
 }
 
+/* ---- blocked: the group rule folded in (kernels.h trit_cpu_btile) ---------------------------------
+ * The one-pass loop above, one k-block at a time: its int16 sums widen into int32 after every
+ * k-block, take the k-block's sum(q) off, and go through the rule's float operations lane by lane
+ * (convert, times 1 / s, times the 8 rows' group scales, added to the fp32 sums: each one IEEE op, as
+ * the reference; the build has -ffp-contract=off, so nothing fuses into an FMA). */
+#define DEFINE_BLOCKED(NT)                                                                         \
+    static __attribute__((noinline, target(AVX2_TARGET))) void blocked_##NT(                       \
+        const struct trit_cpu_btile *tile, int8_t (*tail)[TRIT_CPU_KB_COLS]) {                     \
+        const __m256i m3 = _mm256_set1_epi8(3), ones16 = _mm256_set1_epi16(1);                     \
+        const int64_t n_full = tile->n_cols / TRIT_CPU_KB_COLS;                                    \
+        __m256 f[NT][2];                                                                           \
+        _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++) f[t][0] = f[t][1] = _mm256_setzero_ps(); \
+        for (int64_t kb = 0, g = 0, in_g = 0; kb < tile->n_kb; kb++) {                             \
+            const int8_t *a[NT];                                                                   \
+            _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++)                                 \
+                a[t] = kb < n_full ? tile->q + t * tile->ld_q + kb * TRIT_CPU_KB_COLS : tail[t];   \
+            const uint8_t *wk = tile->w + kb * TRIT_CPU_TILE_BYTES;                                \
+            _Pragma("GCC unroll 4") for (int l = 0; l < 4; l++)                                    \
+                _mm_prefetch((const char *)wk + ONEPASS_PREFETCH_BYTES + 64 * l, _MM_HINT_T0);     \
+            __m256i s16[NT][2];                                                                    \
+            _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++) s16[t][0] = s16[t][1] = _mm256_setzero_si256(); \
+            _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) {                                  \
+                const __m256i w0 = _mm256_loadu_si256((const __m256i *)(wk + 64 * v));             \
+                const __m256i w1 = _mm256_loadu_si256((const __m256i *)(wk + 64 * v + 32));        \
+                _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {                              \
+                    const __m256i d0 = _mm256_and_si256(j ? _mm256_srli_epi16(w0, 2 * j) : w0, m3); \
+                    const __m256i d1 = _mm256_and_si256(j ? _mm256_srli_epi16(w1, 2 * j) : w1, m3); \
+                    _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++) {                       \
+                        const __m256i b = bcast4(a[t] + 16 * v + 4 * j);                           \
+                        s16[t][0] = _mm256_add_epi16(s16[t][0], _mm256_maddubs_epi16(d0, b));      \
+                        s16[t][1] = _mm256_add_epi16(s16[t][1], _mm256_maddubs_epi16(d1, b));      \
+                        KEEP_ORDER(s16[t][0]);                                                     \
+                        KEEP_ORDER(s16[t][1]);                                                     \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+            const float *dg = tile->d + g * TRIT_CPU_RG_ROWS;                                      \
+            const __m256 dv0 = _mm256_loadu_ps(dg), dv1 = _mm256_loadu_ps(dg + 8);                 \
+            _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++) {                               \
+                const __m256i qs = _mm256_set1_epi32(tile->qsum[kb * TRIT_CPU_MAX_TOKENS + t]);     \
+                const __m256 r = _mm256_set1_ps(tile->inv[kb * TRIT_CPU_MAX_TOKENS + t]);           \
+                const __m256i i0 = _mm256_sub_epi32(_mm256_madd_epi16(s16[t][0], ones16), qs);     \
+                const __m256i i1 = _mm256_sub_epi32(_mm256_madd_epi16(s16[t][1], ones16), qs);     \
+                f[t][0] = _mm256_add_ps(f[t][0], _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(i0), r), dv0)); \
+                f[t][1] = _mm256_add_ps(f[t][1], _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(i1), r), dv1)); \
+            }                                                                                      \
+            if (++in_g == tile->kb_per_group) in_g = 0, g++;                                       \
+        }                                                                                          \
+        _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++) {                                   \
+            _mm256_storeu_ps(tile->out + t * tile->ld_out, f[t][0]);                               \
+            _mm256_storeu_ps(tile->out + t * tile->ld_out + 8, f[t][1]);                           \
+        }                                                                                          \
+    }
+
+DEFINE_BLOCKED(1)
+DEFINE_BLOCKED(2)
+_Static_assert(TRIT_CPU_BLOCKED_TOKENS == 2, "blocked_1 and blocked_2 cover the blocked token block");
+
+__attribute__((target(AVX2_TARGET))) void trit_cpu_btile_avx2(const struct trit_cpu_btile *tile) {
+    int8_t tail[TRIT_CPU_BLOCKED_TOKENS][TRIT_CPU_KB_COLS];
+    const int64_t n_full = tile->n_cols / TRIT_CPU_KB_COLS, rem = tile->n_cols - n_full * TRIT_CPU_KB_COLS;
+    for (int t = 0; rem && t < tile->n_tok; t++) {
+        memset(tail[t], 0, TRIT_CPU_KB_COLS);
+        memcpy(tail[t], tile->q + t * tile->ld_q + n_full * TRIT_CPU_KB_COLS, (size_t)rem);
+    }
+    if (tile->n_tok == 1) blocked_1(tile, tail);
+    else blocked_2(tile, tail);
+}
+
 #else
 typedef int trit_gemm_avx2_unused; /* not an x86-64 build */
 #endif

@@ -36,6 +36,9 @@
  * down_proj with unpacked panels) would otherwise sum its tokens' 6912 activations for every 16
  * rows, a quarter of the kernel's work. */
 #define TRIT_CPU_QSUM_MAX 1024
+/* Most k-blocks of a blocked matrix's row (65536 columns): its per-token tables are stack arrays of
+ * this many k-blocks x 4 tokens (32 KB in all). */
+#define TRIT_CPU_BLOCKED_MAX_KB 1024
 
 /* ---- packing ------------------------------------------------------------------------------- */
 
@@ -104,18 +107,23 @@ enum trit_status trit_cpu_matrix_pack_isa(const struct trit_ternary *w, enum tri
         }
     }
     if (w->group > 0) {
-        const int64_t n_scales = w->n_rows * trit_ternary_n_groups(w); /* trit_ternary_init_grouped checked it */
+        const int64_t n_groups = trit_ternary_n_groups(w), n_scales = n_rg * n_groups * TRIT_CPU_RG_ROWS;
         if (w->group % TRIT_CPU_KB_COLS != 0 || !w->group_scales) {
             trit_free(packed);
             return trit_error(TRIT_ERR_INVALID_ARG, "trit_cpu_matrix_pack: group %lld is not a multiple of %d",
                               (long long)w->group, TRIT_CPU_KB_COLS);
         }
-        out->group_scales = trit_alloc((size_t)n_scales * sizeof(float));
-        if (!out->group_scales) {
+        /* (n_rg, n_groups, 16): no larger than the canonical (n_rows, n_groups) by more than 15 rows */
+        float *d = trit_alloc((size_t)n_scales * sizeof(float)); /* zeroed: padding rows */
+        if (!d) {
             trit_free(packed);
             return trit_error(TRIT_ERR_OUT_OF_MEMORY, "trit_cpu_matrix_pack: %lld group scales", (long long)n_scales);
         }
-        memcpy(out->group_scales, w->group_scales, (size_t)n_scales * sizeof(float));
+        for (int64_t r = 0; r < w->n_rows; r++)
+            for (int64_t g = 0; g < n_groups; g++)
+                d[((r / TRIT_CPU_RG_ROWS) * n_groups + g) * TRIT_CPU_RG_ROWS + r % TRIT_CPU_RG_ROWS] =
+                    w->group_scales[r * n_groups + g];
+        out->group_scales = d;
         out->group = w->group;
     }
     out->n_rows = w->n_rows;
@@ -224,6 +232,7 @@ struct gemm_job {
     struct trit_pool *pool;    /* for its threads' scratch */
     const int32_t *qsum;       /* (m) sum(q) of every token, or NULL */
     bool blocked;              /* every matrix takes the group rule (run_range_blocked) */
+    trit_cpu_btile_fn bfn;     /* blocked: the family's blocked kernel for group-scaled matrices, or NULL */
 };
 
 /* Writes the results of rows [r0, r1) of matrix w, tokens [t0, t0 + nt), from the tile buffer. */
@@ -257,61 +266,78 @@ static void epilogue_store(const struct gemm_job *job, int mat, const int32_t *r
     }
 }
 
-/* The group rule (cpu.h trit_gemm_group_ref) for row groups [a, b) of a blocked matrix: the kernel
- * runs one row group and one k-block at a time (tiles of a row group are contiguous, so its k-blocks
- * stream in order), and each k-block's exact int32 sums are scaled and added in fp32, k-block by
- * k-block, in the reference's order. Chunks of row groups as in run_range, so that a chunk stays in
- * L2 while the token blocks go past it. */
+/* The group rule (cpu.h trit_gemm_group_ref) for row groups [a, b) of a blocked matrix, in chunks of
+ * row groups as run_range (a chunk stays in L2 while the token blocks go past it). Per token block,
+ * each token's sum(q) and 1 / s of every k-block are taken once; then each row group runs either the
+ * family's blocked kernel (kernels.h: the rule folded into its loop) or, for a family without one,
+ * the plain micro-kernel one k-block a call (a row group's tiles are contiguous, so its k-blocks still
+ * stream in order), whose int32 sums are scaled and added here in the reference's order. */
 static void run_range_blocked(const struct gemm_job *job, int mat, int64_t a, int64_t b) {
     const struct trit_cpu_matrix *w = job->w[mat];
     const int64_t n_kb = job->n_kb, n_ab = w->act_block > 0 ? n_kb : 1;
     const int64_t n_groups = w->group > 0 ? trit_div_ceil(w->n_cols, w->group) : 0;
-    const int64_t kb_per_group = w->group > 0 ? w->group / TRIT_CPU_KB_COLS : 0;
+    const int64_t kb_per_group = w->group > 0 ? w->group / TRIT_CPU_KB_COLS : 1;
+    const int tok_block = job->bfn ? TRIT_CPU_BLOCKED_TOKENS : job->tok_block;
+    int32_t qsum[TRIT_CPU_BLOCKED_MAX_KB * TRIT_CPU_MAX_TOKENS];
+    float inv[TRIT_CPU_BLOCKED_MAX_KB * TRIT_CPU_MAX_TOKENS];
     int32_t res[TRIT_CPU_MAX_TOKENS * TRIT_CPU_RG_ROWS];
-    float sum[TRIT_CPU_MAX_TOKENS][TRIT_CPU_RG_ROWS];
+    float sum[TRIT_CPU_MAX_TOKENS * TRIT_CPU_RG_ROWS];
     for (int64_t c0 = a; c0 < b; c0 += job->chunk_rg) {
         const int64_t c1 = b - c0 < job->chunk_rg ? b : c0 + job->chunk_rg;
-        for (int64_t t0 = 0; t0 < job->m; t0 += job->tok_block) {
-            const int nt = (int)(job->m - t0 < job->tok_block ? job->m - t0 : job->tok_block);
+        for (int64_t t0 = 0; t0 < job->m; t0 += tok_block) {
+            const int nt = (int)(job->m - t0 < tok_block ? job->m - t0 : tok_block);
+            for (int t = 0; t < nt; t++) {
+                const int8_t *qt = job->q + (t0 + t) * job->n_cols;
+                for (int64_t kb = 0; kb < n_kb; kb++) {
+                    const int64_t col = kb * TRIT_CPU_KB_COLS, n = job->n_cols - col < TRIT_CPU_KB_COLS ? job->n_cols - col : TRIT_CPU_KB_COLS;
+                    qsum[kb * TRIT_CPU_MAX_TOKENS + t] = trit_cpu_sum_i8(w->isa, qt + col, n);
+                    inv[kb * TRIT_CPU_MAX_TOKENS + t] = 1.0f / job->act_scale[(t0 + t) * n_ab + (w->act_block > 0 ? kb : 0)];
+                }
+            }
             for (int64_t rg = c0; rg < c1; rg++) {
                 const int64_t r0 = rg * TRIT_CPU_RG_ROWS;
                 const int nr = (int)(w->n_rows - r0 < TRIT_CPU_RG_ROWS ? w->n_rows - r0 : TRIT_CPU_RG_ROWS);
-                memset(sum, 0, sizeof sum);
-                for (int64_t kb = 0; kb < n_kb; kb++) {
-                    const int64_t col = kb * TRIT_CPU_KB_COLS;
-                    struct trit_cpu_tile tile = {
-                        .w = w->packed + (rg * n_kb + kb) * TRIT_CPU_TILE_BYTES,
-                        .n_rg = 1,
-                        .n_kb = 1,
-                        .n_cols = job->n_cols - col < TRIT_CPU_KB_COLS ? job->n_cols - col : TRIT_CPU_KB_COLS,
-                        .q = job->q + t0 * job->n_cols + col,
-                        .ld_q = job->n_cols,
-                        .n_tok = nt,
-                        .out = res,
-                        .ld_out = TRIT_CPU_RG_ROWS,
-                    };
-                    job->fn(&tile);
-                    for (int t = 0; t < nt; t++) {
-                        const float s = job->act_scale[(t0 + t) * n_ab + (w->act_block > 0 ? kb : 0)];
-                        const int32_t *acc = res + t * TRIT_CPU_RG_ROWS;
-                        float *out = sum[t];
-                        /* the reference's float operations, in its order: no reassociation, no FMA */
-                        if (w->group > 0) {
-                            const float *d = w->group_scales + r0 * n_groups + kb / kb_per_group;
-                            for (int r = 0; r < nr; r++) out[r] += ((float)acc[r] / s) * d[r * n_groups];
-                        } else if (w->scale_kind == TRIT_SCALE_DIV) {
-                            const float den = s * w->scale;
-                            for (int r = 0; r < nr; r++) out[r] += (float)acc[r] / den;
-                        } else {
-                            for (int r = 0; r < nr; r++) out[r] += ((float)acc[r] / s) * w->scale;
+                const uint8_t *wt = w->packed + rg * n_kb * TRIT_CPU_TILE_BYTES;
+                const float *d = w->group > 0 ? w->group_scales + rg * n_groups * TRIT_CPU_RG_ROWS : NULL;
+                if (job->bfn) {
+                    const struct trit_cpu_btile bt = {.w = wt, .n_kb = n_kb, .n_cols = job->n_cols,
+                                                      .q = job->q + t0 * job->n_cols, .ld_q = job->n_cols, .n_tok = nt,
+                                                      .qsum = qsum, .inv = inv, .d = d, .kb_per_group = kb_per_group,
+                                                      .out = sum, .ld_out = TRIT_CPU_RG_ROWS};
+                    job->bfn(&bt);
+                } else {
+                    memset(sum, 0, sizeof sum);
+                    for (int64_t kb = 0; kb < n_kb; kb++) {
+                        const int64_t col = kb * TRIT_CPU_KB_COLS;
+                        const struct trit_cpu_tile tile = {
+                            .w = wt + kb * TRIT_CPU_TILE_BYTES, .n_rg = 1, .n_kb = 1,
+                            .n_cols = job->n_cols - col < TRIT_CPU_KB_COLS ? job->n_cols - col : TRIT_CPU_KB_COLS,
+                            .q = job->q + t0 * job->n_cols + col, .ld_q = job->n_cols, .n_tok = nt,
+                            .out = res, .ld_out = TRIT_CPU_RG_ROWS, .qsum = qsum + kb * TRIT_CPU_MAX_TOKENS};
+                        job->fn(&tile);
+                        for (int t = 0; t < nt; t++) {
+                            const int32_t *acc = res + t * TRIT_CPU_RG_ROWS;
+                            float *out = sum + t * TRIT_CPU_RG_ROWS;
+                            const float r_s = inv[kb * TRIT_CPU_MAX_TOKENS + t];
+                            /* the reference's float operations, in its order: no reassociation, no FMA */
+                            if (d) {
+                                const float *dg = d + (kb / kb_per_group) * TRIT_CPU_RG_ROWS;
+                                for (int r = 0; r < nr; r++) out[r] += ((float)acc[r] * r_s) * dg[r];
+                            } else if (w->scale_kind == TRIT_SCALE_DIV) {
+                                const float den = job->act_scale[(t0 + t) * n_ab + (w->act_block > 0 ? kb : 0)] * w->scale;
+                                for (int r = 0; r < nr; r++) out[r] += (float)acc[r] / den;
+                            } else {
+                                for (int r = 0; r < nr; r++) out[r] += ((float)acc[r] * r_s) * w->scale;
+                            }
                         }
                     }
                 }
                 for (int t = 0; t < nt; t++) {
                     float *dst = job->y[mat] + (t0 + t) * w->n_rows + r0;
-                    if (job->epi == EPI_F32) memcpy(dst, sum[t], (size_t)nr * sizeof(float));
+                    const float *src = sum + t * TRIT_CPU_RG_ROWS;
+                    if (job->epi == EPI_F32) memcpy(dst, src, (size_t)nr * sizeof(float));
                     else
-                        for (int r = 0; r < nr; r++) dst[r] += sum[t][r];
+                        for (int r = 0; r < nr; r++) dst[r] += src[r];
                 }
             }
         }
@@ -396,10 +422,20 @@ static enum trit_status gemm_run(struct trit_pool *pool, int n_mats, const struc
     if (job.blocked && epi == EPI_I32)
         return trit_error(TRIT_ERR_UNSUPPORTED, "trit_cpu_gemm_i32: a group-scaled or block-quantized product has no "
                                                 "single int32 per row");
+    if (job.blocked && w[0]->n_kb > TRIT_CPU_BLOCKED_MAX_KB)
+        return trit_error(TRIT_ERR_UNSUPPORTED, "trit_cpu_gemm: a group-scaled row of %lld columns (at most %d)",
+                          (long long)w[0]->n_cols, TRIT_CPU_BLOCKED_MAX_KB * TRIT_CPU_KB_COLS);
     if (m == 0) return TRIT_OK;
     if (!q || (epi == EPI_I32 && !acc) || (epi != EPI_I32 && !act_scale))
         return trit_error(TRIT_ERR_INVALID_ARG, "trit_cpu_gemm: NULL activations or output");
     struct kernel kern = kernel_for(w[0]->isa, m, job.blocked);
+    bool all_grouped = true;
+    for (int i = 0; i < n_mats; i++) all_grouped = all_grouped && w[i]->group > 0;
+#if defined(__x86_64__)
+    if (job.blocked && all_grouped && w[0]->isa == TRIT_CPU_ISA_AVX2 && trit_cpu_isa_supported(TRIT_CPU_ISA_AVX2))
+        job.bfn = trit_cpu_btile_avx2;
+#endif
+    (void)all_grouped;
     job.fn = kern.fn;
     job.tok_block = kern.tok_block;
     job.unpack = kern.unpack;

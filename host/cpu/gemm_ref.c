@@ -55,9 +55,10 @@ void trit_gemm_group_ref(const struct trit_ternary *w, const int8_t *q, int64_t 
                 }
                 const float s = act_scale[i * n_ab + (act_block > 0 ? j : 0)];
                 float term;
-                if (w->group > 0) term = ((float)isum / s) * w->group_scales[r * n_groups + j * TRIT_GROUP_UNIT / w->group];
+                const float inv = 1.0f / s;
+                if (w->group > 0) term = ((float)isum * inv) * w->group_scales[r * n_groups + j * TRIT_GROUP_UNIT / w->group];
                 else if (w->scale_kind == TRIT_SCALE_DIV) term = (float)isum / (s * w->scale);
-                else term = ((float)isum / s) * w->scale;
+                else term = ((float)isum * inv) * w->scale;
                 sum += term;
             }
             y[i * n + r] = sum;

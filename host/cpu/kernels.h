@@ -63,9 +63,10 @@ struct trit_cpu_matrix {
     enum trit_scale_kind scale_kind;
     enum trit_cpu_isa isa; /* the kernel family trit_cpu_gemm_* run; any supported one may be set */
     /* Group scales (quant.h): group > 0 gives a multiplier per row and group (codes may then hold
-     * +2), copied from the canonical tensor; NULL and 0 otherwise. */
+     * +2); NULL and 0 otherwise. Laid out by row group: the 16 rows' scales of group g of row group
+     * rg are the floats group_scales[(rg * n_groups + g) * 16 ...], padding rows 0. */
     int64_t group;
-    float *group_scales;   /* (n_rows, ceil(n_cols / group)), owned */
+    float *group_scales;   /* (n_rg, ceil(n_cols / group), 16), owned */
     /* How the activations of this matrix's products are quantized (struct trit_hparams act_block):
      * 0: one scale per token, act_scale (m); TRIT_CPU_KB_COLS: one per k-block, act_scale (m, n_kb).
      * Set by the caller after packing (0 by default). */
@@ -132,6 +133,28 @@ struct trit_cpu_tile {
     const int32_t *qsum;   /* token t's sum(q) at qsum[t], from the driver; NULL: the kernel sums */
 };
 
+/* ---- blocked micro-kernels: the group rule folded in (gemm_cpu.c run_range_blocked) ---------------
+ * One row group, n_tok <= TRIT_CPU_BLOCKED_TOKENS tokens, every k-block: for each k-block, ascending,
+ * the exact int32 sums of the 16 rows are scaled by the group rule (cpu.h trit_gemm_group_ref, MUL
+ * with group scales) and added into fp32 sums, which are written to out[t * ld_out + r]. The driver
+ * gives each token's sum(q) and 1 / s per k-block. A family without one runs the group rule with its
+ * plain micro-kernel, one k-block a call. */
+#define TRIT_CPU_BLOCKED_TOKENS 2
+struct trit_cpu_btile {
+    const uint8_t *w;       /* tile(rg, 0) */
+    int64_t n_kb, n_cols;   /* of the matrix */
+    const int8_t *q;        /* token t's n_cols activations at q + t * ld_q */
+    int64_t ld_q;
+    int n_tok;
+    const int32_t *qsum;    /* sum of token t's q over k-block kb: qsum[kb * TRIT_CPU_MAX_TOKENS + t] */
+    const float *inv;       /* 1 / s of token t and k-block kb: inv[kb * TRIT_CPU_MAX_TOKENS + t] */
+    const float *d;         /* the row group's scales: group g's 16 at d + 16 g */
+    int64_t kb_per_group;
+    float *out;
+    int64_t ld_out;
+};
+typedef void (*trit_cpu_btile_fn)(const struct trit_cpu_btile *tile);
+
 /* sum(q[0 .. n)) with the family's instructions (exact). */
 int32_t trit_cpu_sum_i8(enum trit_cpu_isa isa, const int8_t *q, int64_t n);
 /* The kernels' qsum[t] for the tile's tokens: the driver's, or sum(q) by `sum`. */
@@ -179,6 +202,7 @@ void trit_cpu_tile_scalar(const struct trit_cpu_tile *tile);
 int32_t trit_cpu_sum_i8_scalar(const int8_t *q, int64_t n);
 #if defined(__x86_64__)
 void trit_cpu_tile_avx2(const struct trit_cpu_tile *tile);
+void trit_cpu_btile_avx2(const struct trit_cpu_btile *tile);
 void trit_cpu_unpack_avx2(const uint8_t *packed, int64_t n_tiles, uint8_t *dst);
 void trit_cpu_panel_avx2(const struct trit_cpu_tile *tile);
 void trit_cpu_tile_avx512(const struct trit_cpu_tile *tile);

@@ -9,8 +9,8 @@
  *   output       multiply-style scale: y = ((float)acc / s) * alpha
  *                divide-style scale:   y = (float)acc / (s * ws)
  *   group scales per k-block j of 64 columns, ascending: isum_j exact int32 over the block,
- *                y = sum_j ((float)isum_j / s_j) * d[n, 64 j / G], summed from 0.0f in j order,
- *                s_j the activation scale of block j (per token: s; per block: its own)
+ *                y = sum_j ((float)isum_j * (1.0f / s_j)) * d[n, 64 j / G], summed from 0.0f in j
+ *                order, s_j the activation scale of block j (per token: s; per block: its own)
  * Rounding is half to even (rintf in the default FE_TONEAREST mode), never roundf.
  */
 #ifndef TRIT_QUANT_H
