@@ -6,7 +6,11 @@
  * parsed invariants are checked (aligned data section, tensor data inside the input, no two tensors'
  * data overlapping), and the file is copied through the writer (gguf_writer_copy_kv +
  * gguf_writer_add_tensor) and parsed again: the copy must parse and hold the same keys, values and
- * tensor bytes. A broken invariant traps.
+ * tensor bytes. Then every tensor the parser could not size (Q2_0, type 36 outside bitnet.cpp's
+ * architectures, unknown ids) is sized to its byte span as the model loader would
+ * (gguf_tensor_span, gguf_tensor_set_bytes): a span never reaches past the file, a sizing either
+ * succeeds inside the file and disjoint from every other tensor or fails with a "gguf: " message.
+ * A broken invariant traps.
  *
  *   CC=clang cmake -S . -B build-fuzz -DTRIT_FUZZ=ON -DTRIT_CUDA=OFF && cmake --build build-fuzz -j2
  *   build-fuzz/tests/fuzz/fuzz_gguf -max_total_time=60 /tmp/gguf-work tests/fuzz/corpus/gguf
@@ -190,6 +194,24 @@ static void round_trip(const struct gguf_file *f) {
     trit_free(buf);
 }
 
+/* Sizes every unsized tensor with elements to its whole span, as the model loader sizes Q2_0 and
+ * type 36 (to at most the span), then checks the file's invariants again. */
+static void size_late(struct gguf_file *f) {
+    for (int64_t i = 0; i < f->n_tensors; i++) {
+        const struct gguf_tensor_info *t = &f->tensors[i];
+        if (t->data) continue;
+        const uint64_t span = gguf_tensor_span(f, i);
+        CHECK(t->offset <= f->size - f->data_offset && span <= f->size - f->data_offset - t->offset);
+        if (span == 0) continue;
+        enum trit_status st = gguf_tensor_set_bytes(f, i, span);
+        CHECK(st == TRIT_OK || st == TRIT_ERR_FORMAT);
+        if (st != TRIT_OK) CHECK(strncmp(trit_last_error(), "gguf: ", 6) == 0);
+        else CHECK(t->n_bytes == span && t->data == f->map + f->data_offset + t->offset);
+        if (st == TRIT_OK) CHECK(gguf_tensor_set_bytes(f, i, 1) == TRIT_ERR_INVALID_ARG); /* sized once */
+    }
+    walk(f);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     struct gguf_file f;
@@ -202,6 +224,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     walk(&f);
     round_trip(&f);
+    size_late(&f);
     gguf_close(&f);
     return 0;
 }
@@ -327,6 +350,24 @@ int main(int argc, char **argv) {
     CHECK(gguf_writer_add_tensor(w, "blk.0.attn_norm.weight", GGML_TYPE_F32, 1, ne_a, bytes, 64) == TRIT_OK);
     CHECK(gguf_writer_add_tensor(w, "blk.0.ffn_norm.weight", GGML_TYPE_F32, 1, ne_b, bytes, 32) == TRIT_OK);
     save_patched(w, argv[1], "overlap.gguf", "blk.0.ffn_norm.weight", 0);
+
+    /* 7: qwen3 with Q2_0 (id 42) weights in PrismML's blocks of 128 (34 bytes), sized by their span */
+    CHECK(gguf_writer_init(&w) == TRIT_OK);
+    CHECK(gguf_writer_set_str(w, "general.architecture", "qwen3") == TRIT_OK);
+    CHECK(gguf_writer_set_u32(w, "general.file_type", 41) == TRIT_OK);
+    CHECK(gguf_writer_set_u32(w, "qwen3.block_count", 1) == TRIT_OK);
+    int64_t ne_g[2] = {128, 2}, ne_kn[1] = {64};
+    CHECK(gguf_writer_add_tensor(w, "blk.0.attn_q.weight", GGML_TYPE_Q2_0, 2, ne_g, bytes, 2 * 34) == TRIT_OK);
+    CHECK(gguf_writer_add_tensor(w, "blk.0.attn_k_norm.weight", GGML_TYPE_F32, 1, ne_kn, bytes, 256) == TRIT_OK);
+    CHECK(gguf_writer_add_tensor(w, "blk.0.attn_k.weight", GGML_TYPE_Q2_0, 2, ne_g, bytes, 2 * 34) == TRIT_OK);
+    save(w, argv[1], "qwen3_q2_0.gguf", 3);
+
+    /* 8: bitnet.cpp's I2_S under the `bitnet` architecture (id 36 unsized by the parser) */
+    CHECK(gguf_writer_init(&w) == TRIT_OK);
+    CHECK(gguf_writer_set_str(w, "general.architecture", "bitnet") == TRIT_OK);
+    CHECK(gguf_writer_add_tensor(w, "blk.0.attn_q.weight", GGML_TYPE_I2_S_BITNET, 2, ne_q, bytes, 128 * 2 / 4 + 32) == TRIT_OK);
+    CHECK(gguf_writer_add_tensor(w, "blk.0.attn_norm.weight", GGML_TYPE_F32, 1, ne_n, bytes, 64) == TRIT_OK);
+    save(w, argv[1], "bitnet_i2s_by_span.gguf", 3);
     return 0;
 }
 #endif
