@@ -677,3 +677,35 @@ Test(gguf_span, inspect_names_the_kinds_and_why_a_file_cannot_run) {
     cJSON_Delete(j);
     trit_model_release(&src);
 }
+
+/* ---- q/k norms ------------------------------------------------------------------------------------ */
+
+Test(gguf_span, qk_norms_are_required_and_shaped_in_qwen3_only) {
+    struct trit_model src;
+    build_model(&src, TRIT_FAMILY_QWEN3, 128, 128, true, 0x9E);
+    const char *path = test_tmp_path("q2.gguf"), *out = test_tmp_path("qk.gguf");
+    write_model(&src, path, NULL);
+    const struct rewrite_opts o = {.q2_group = 128};
+    const struct edit drop = {"blk.1.attn_k_norm.weight", 0, 0, 0, NULL, 0, true};
+    rewrite(path, out, &drop, 1, &o);
+    expect_refused(out, TRIT_ERR_FORMAT, "tensor 'blk.1.attn_k_norm.weight' is missing", NULL);
+    static const float half[HEAD_DIM / 2] = {1.0f};
+    const struct edit narrow = {"blk.0.attn_q_norm.weight", GGML_TYPE_F32, HEAD_DIM / 2, 1, half, sizeof half, false};
+    rewrite(path, out, &narrow, 1, &o);
+    expect_refused(out, TRIT_ERR_FORMAT, "'blk.0.attn_q_norm.weight' has shape [32, 1], but the hyperparameters give [64] (key_length)",
+                   NULL);
+    trit_model_release(&src);
+
+    /* elsewhere they are not read: listed as unused, the model loads without them */
+    build_model(&src, TRIT_FAMILY_BITNET, 128, 0, false, 0x9F);
+    write_model(&src, path, NULL);
+    static const float ones[HEAD_DIM] = {1.0f};
+    const struct edit extra = {"blk.0.attn_q_norm.weight", GGML_TYPE_F32, HEAD_DIM, 1, ones, sizeof ones, false};
+    const struct rewrite_opts o0 = {0};
+    rewrite(path, out, &extra, 1, &o0);
+    struct trit_model m = load_ok(out, TRIT_I2S_X86);
+    cr_assert_str_eq(note_kind(&m, "blk.0.attn_q_norm.weight"), "unused");
+    cr_assert(!m.hp.qk_norm && !m.layers[0].attn_q_norm);
+    trit_model_release(&m);
+    trit_model_release(&src);
+}
