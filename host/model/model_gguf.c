@@ -263,14 +263,15 @@ static enum trit_status load_dense_q2_0(struct gguf_loader *L, const struct gguf
         trit_ternary_free(&w);
         return name_failure(st, name);
     }
-    const int64_t n_groups = trit_ternary_n_groups(&w);
+    /* F16 holds every value unless a +2 code (the only one that can overflow) meets |d| > 65504 / 2 */
+    const int64_t n_groups = trit_ternary_n_groups(&w), G = w.group;
     bool f16 = true;
     for (int64_t r = 0; r < n_rows && f16; r++)
-        for (int64_t c = 0; c < n_cols; c++)
-            if (fabsf((float)trit_ternary_get(&w, r, c) * w.group_scales[r * n_groups + c / w.group]) > 65504.0f) {
-                f16 = false;
-                break;
-            }
+        for (int64_t g = 0; g < n_groups && f16; g++) {
+            if (!(fabsf(w.group_scales[r * n_groups + g]) > 32752.0f)) continue;
+            for (int64_t c = g * G; c < (g + 1) * G; c++)
+                if (trit_ternary_get(&w, r, c) == 2) f16 = false;
+        }
     const size_t es = f16 ? sizeof(uint16_t) : sizeof(float);
     void *buf = trit_alloc((size_t)(n_rows * n_cols) * es); /* n_rows * n_cols < 4 x the file's bytes */
     if (!buf) {
@@ -279,10 +280,17 @@ static enum trit_status load_dense_q2_0(struct gguf_loader *L, const struct gguf
                           (long long)n_rows, (long long)n_cols);
     }
     for (int64_t r = 0; r < n_rows; r++)
-        for (int64_t c = 0; c < n_cols; c++) {
-            const float v = (float)trit_ternary_get(&w, r, c) * w.group_scales[r * n_groups + c / w.group];
-            if (f16) ((uint16_t *)buf)[r * n_cols + c] = trit_fp32_to_fp16(v);
-            else ((float *)buf)[r * n_cols + c] = v;
+        for (int64_t g = 0; g < n_groups; g++) {
+            /* the four values of this group, by code: exact products of an fp16 d */
+            const float d = w.group_scales[r * n_groups + g], v[4] = {-d, 0.0f * d, d, 2.0f * d};
+            const uint16_t h[4] = {trit_fp32_to_fp16(v[0]), trit_fp32_to_fp16(v[1]), trit_fp32_to_fp16(v[2]),
+                                   trit_fp32_to_fp16(v[3])};
+            const uint8_t *codes = w.codes + r * w.row_bytes;
+            for (int64_t c = g * G; c < (g + 1) * G; c++) {
+                const unsigned code = (codes[c / 4] >> (2 * (c % 4))) & 3u;
+                if (f16) ((uint16_t *)buf)[r * n_cols + c] = h[code];
+                else ((float *)buf)[r * n_cols + c] = v[code];
+            }
         }
     trit_ternary_free(&w);
     out->dtype = f16 ? TRIT_DTYPE_F16 : TRIT_DTYPE_F32;
