@@ -36,8 +36,9 @@ enum gguf_type {
 };
 
 /* ggml tensor types that trit knows by id. Ids >= 36 mean different things in bitnet.cpp files and
- * in upstream llama.cpp files; the model loader decides them by general.architecture and
- * general.file_type (docs/formats.md section 1). */
+ * in upstream llama.cpp files; the model loader decides them by general.architecture and, for Q2_0's
+ * block and type 36 outside bitnet.cpp's architectures, by the tensors' byte spans (docs/formats.md
+ * section 1). */
 enum ggml_type {
     GGML_TYPE_F32 = 0,
     GGML_TYPE_F16 = 1,
