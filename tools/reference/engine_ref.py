@@ -16,6 +16,19 @@ safetensors parser and runs the forward pass in numpy float32, with
   * epilogue: y = (float)acc / s * alpha (multiply style) or (float)acc / (s * ws) (divide style);
   * everything else (RMSNorm, RoPE, softmax, SiLU / ReLU^2, residuals, LM head) in fp32.
 
+Group-scaled ternary models (model_type "qwen3": Ternary-Bonsai, llama.cpp Q2_0; host/quant/quant.h):
+
+  * weights: float tensors (F16/BF16/F32) that hold t * d exactly, with one d per row and group of G
+    consecutive columns (G = 128 tried first, then 64, as host/model/model_hf.c does); t in
+    {-1, 0, +1} (+2 legal: Q2_0's fourth code);
+  * activations: each block of 64 values of a row is quantized on its own,
+    s_j = 127 / max(max|x_block|, 1e-5), q = clamp(rint(x * s_j), -128, 127);
+  * group rule: per k-block j of 64 columns, ascending, isum_j = exact int32 sum of t * q over the
+    block, and y = sum_j ((float)isum_j * (1.0f / s_j)) * d[n, 64 j / G], summed from 0.0f in j
+    order (the reciprocal once per token and block, an IEEE division);
+  * the Qwen3 graph: RMSNorm of every q and k head (q_norm / k_norm, head_dim weights) after the
+    projections and before NeoX RoPE; SiLU gated FFN; no sub-norms; tied or untied head.
+
 Usage:  python engine_ref.py FOLDER [ids...]    prints the top-1 token per position.
 """
 import json
@@ -89,6 +102,46 @@ def quantize_act(x):
     return q, s
 
 
+ACT_BLOCK = 64      # TRIT_GROUP_UNIT: the k-block of the group rule and of block activation quantization
+
+
+def quantize_act_blocks(x, block):
+    """x: fp32 [T, K] -> (q int8 [T, K], s fp32 [T, ceil(K / block)]): each block of `block` values
+    of a row quantized on its own (the last block may be shorter). block = 0: one scale per row."""
+    x = x.astype(F32, copy=False)
+    if not block:
+        q, s = quantize_act(x)
+        return q, s[:, None]
+    T, K = x.shape
+    nb = -(-K // block)
+    q = np.empty((T, K), dtype=np.int8)
+    s = np.empty((T, nb), dtype=F32)
+    for j in range(nb):
+        q[:, j * block:(j + 1) * block], s[:, j] = quantize_act(x[:, j * block:(j + 1) * block])
+    return q, s
+
+
+def group_ternary(w, group, allow_pos2=True):
+    """Recovers (t int8 [N, K], d fp32 [N, ceil(K / group)]) from a float tensor that is exactly
+    t * d per row and group of `group` columns (d = the smallest nonzero |w| of the group; every other
+    nonzero |w| must equal d, or 2d for a positive weight when allow_pos2). None when it is not."""
+    w = w.astype(F32, copy=False)
+    N, K = w.shape
+    ng = -(-K // group)
+    pad = np.zeros((N, ng * group), dtype=F32)
+    pad[:, :K] = w
+    g = pad.reshape(N, ng, group)
+    a = np.abs(g)
+    d = np.where(a > 0, a, np.inf).min(axis=-1)                          # [N, ng]
+    d = np.where(np.isinf(d), F32(1.0), d).astype(F32)
+    one = (a == d[..., None]) & (a > 0)
+    two = allow_pos2 & (g == F32(2) * d[..., None]) & (g > 0)
+    if not ((a == 0) | one | two).all():
+        return None
+    t = np.where(one, np.sign(g), np.where(two, 2, 0)).astype(np.int8).reshape(N, ng * group)[:, :K]
+    return t, d
+
+
 def int_matmul(q, t):
     """Exact int32 accumulators acc[T, N] = sum_k q[T, k] t[N, k]."""
     acc = q.astype(np.int64) @ t.astype(np.int64).T
@@ -113,6 +166,43 @@ class TernaryLinear:
         else:
             y = a / (s[:, None] * self.scale)
         return y.astype(x.dtype, copy=False)
+
+
+class GroupTernaryLinear:
+    """A group-scaled ternary matrix: t [N, K], d [N, ceil(K / group)], activations per act_block."""
+
+    def __init__(self, t, d, group, act_block=ACT_BLOCK):
+        assert group % ACT_BLOCK == 0 and act_block == ACT_BLOCK
+        self.t, self.d, self.group, self.act_block = t, d.astype(F32), group, act_block
+
+    def codes(self, x):
+        """(q [T, K], s [T, n_blocks], isum [T, N, n_blocks]) from the fp32 view of x."""
+        q, s = quantize_act_blocks(x, self.act_block)
+        K = self.t.shape[1]
+        isum = np.stack([int_matmul(q[:, c:c + ACT_BLOCK], self.t[:, c:c + ACT_BLOCK])
+                         for c in range(0, K, ACT_BLOCK)], axis=-1)
+        return q, s, isum
+
+    def __call__(self, x):
+        _, s, isum = self.codes(x)
+        T, N, nb = isum.shape
+        y = np.zeros((T, N), dtype=F32)
+        inv = (F32(1.0) / s).astype(F32)                 # [T, n_blocks]
+        for j in range(nb):                              # ascending blocks, one fp32 op at a time
+            dj = self.d[:, (j * ACT_BLOCK) // self.group]                 # [N]
+            y = y + (isum[:, :, j].astype(F32) * inv[:, j:j + 1]) * dj[None, :]
+        return y.astype(x.dtype, copy=False)
+
+
+class FloatLinear:
+    """The same weights with float activations (what transformers computes for a Qwen3 model): used
+    only to check engine_ref's graph against transformers apart from the activation quantization."""
+
+    def __init__(self, w):
+        self.w = w.astype(F32)
+
+    def __call__(self, x):
+        return (x @ self.w.astype(x.dtype).T).astype(x.dtype, copy=False)
 
 
 def rmsnorm(x, w, eps):
@@ -168,15 +258,19 @@ class Model:
     double (codes still from the fp32 view of each input, epilogue in fp32): a second valid engine,
     closer to exact arithmetic, used to measure how far legitimate implementations may spread."""
 
-    def __init__(self, folder, dtype=F32):
+    def __init__(self, folder, dtype=F32, float_acts=False):
+        """float_acts (group-scaled models only): linears in float, no activation quantization."""
         self.dt = np.dtype(dtype)
         with open(os.path.join(folder, "config.json")) as f:
             cfg = json.load(f)
         self.cfg = cfg
         W = read_safetensors(os.path.join(folder, "model.safetensors"))
         qc = cfg.get("quantization_config") or {}
-        assert qc.get("quant_method") == "bitnet", qc
+        self.qwen3 = cfg["model_type"] == "qwen3"
+        assert self.qwen3 or qc.get("quant_method") == "bitnet", qc
         self.sub_norms = cfg["model_type"] == "bitnet"
+        self.act_block = ACT_BLOCK if self.qwen3 else 0
+        self.groups = {}
         self.act = {"relu2": relu2, "silu": silu}[cfg["hidden_act"]]
         self.eps = cfg["rms_norm_eps"]
         self.H = cfg["num_attention_heads"]
@@ -190,6 +284,15 @@ class Model:
 
         def lin(prefix, out_features):
             w = W[prefix + ".weight"]
+            if self.qwen3:                   # group-scaled float weights: G = 128, else 64
+                if float_acts:
+                    return FloatLinear(w)
+                for g in (128, 64):
+                    r = group_ternary(w, g)
+                    if r is not None:
+                        self.groups[prefix] = g
+                        return GroupTernaryLinear(r[0], r[1], g)
+                raise ValueError(f"{prefix}: not group-ternary in groups of 128 or 64")
             if online:                       # latent weights, ternarized once at load
                 t, alpha = ternarize(w)
                 return TernaryLinear(t, alpha, "mul")
@@ -216,6 +319,9 @@ class Model:
                 "up": lin(p + "mlp.up_proj", inter),
                 "down": lin(p + "mlp.down_proj", hid),
             }
+            if self.qwen3:
+                L["q_norm"] = W[p + "self_attn.q_norm.weight"]
+                L["k_norm"] = W[p + "self_attn.k_norm.weight"]
             if self.sub_norms:
                 L["attn_sub_norm"] = W[p + "self_attn.attn_sub_norm.weight"]
                 L["ffn_sub_norm"] = W[p + "mlp.ffn_sub_norm.weight"]
@@ -225,8 +331,11 @@ class Model:
         """One decoder layer on the residual stream h [T, hidden] (positions 0..T-1)."""
         L, T = self.layers[li], h.shape[0]
         x = rmsnorm(h, L["in_norm"], self.eps)
-        q = apply_rope(L["q"](x).reshape(T, self.H, self.D), cos, sin)
-        k = apply_rope(L["k"](x).reshape(T, self.Hkv, self.D), cos, sin)
+        q = L["q"](x).reshape(T, self.H, self.D)
+        k = L["k"](x).reshape(T, self.Hkv, self.D)
+        if self.qwen3:                       # per-head RMSNorm of q and k, before RoPE
+            q, k = rmsnorm(q, L["q_norm"], self.eps), rmsnorm(k, L["k_norm"], self.eps)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         v = L["v"](x).reshape(T, self.Hkv, self.D)
         a = attention(q, k, v, self.Hkv).reshape(T, self.H * self.D)
         if self.sub_norms:
