@@ -8,6 +8,10 @@
  * index, a config.json with a repeated key), written by tests/data/hf/make_fixtures.py with the
  * reference safetensors writer. Broken folders are assembled under /tmp from those files.
  *
+ * Also the qwen3 (group-scaled ternary) path of host/model/model_hf.c, on the parity fixture
+ * tests/data/fixtures/qwen3-ternary-tiny (tools/reference/make_fixtures.py): F16 weights that are
+ * exactly t * d with one d per row and group of 64 columns, and config.json variants around it.
+ *
  *   ctest --test-dir build -R test_hf_folder --output-on-failure
  */
 #include <criterion/criterion.h>
@@ -21,6 +25,8 @@
 #include "core/core.h"
 #include "io/hf.h"
 #include "io/json.h"
+#include "model/model.h"
+#include "quant/quant.h"
 #include "support.h"
 
 /* ---- helpers ------------------------------------------------------------------------------ */
@@ -543,5 +549,156 @@ Test(hf_folder, chat_template_file_overrides) {
     cr_assert_eq(hf_folder_tokenizer_config(&f, &tc), TRIT_ERR_FORMAT);
     expect_message("tokenizer_config.json: 'bos_token'");
     hf_folder_close(&f);
+    tmp_cleanup();
+}
+
+/* ---- qwen3: group-ternary float weights (host/model/model_hf.c) ---------------------------- */
+
+#define QWEN3_FIXTURE "fixtures/qwen3-ternary-tiny"
+
+/* The fixture's config.json, with `rope` (the theta keys) and `extra` members. */
+static void write_qwen3_config(const char *rope, const char *extra) {
+    char text[2048];
+    snprintf(text, sizeof text,
+             "{\"architectures\": [\"Qwen3ForCausalLM\"], \"model_type\": \"qwen3\", \"vocab_size\": 300, "
+             "\"hidden_size\": 128, \"intermediate_size\": 192, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, "
+             "\"num_key_value_heads\": 2, \"head_dim\": 32, \"hidden_act\": \"silu\", \"max_position_embeddings\": 128, "
+             "\"rms_norm_eps\": 1e-06, \"tie_word_embeddings\": true, %s%s%s}",
+             rope, extra[0] ? ", " : "", extra);
+    tmp_write("config.json", text);
+}
+
+static void expect_model_error(enum trit_status want, const char *needle) {
+    struct trit_model m;
+    enum trit_status st = trit_model_load_hf(tmp_dir, NULL, &m);
+    cr_assert_eq(st, want, "got '%s' (%s)", trit_status_str(st), trit_last_error());
+    expect_message(needle);
+    cr_assert(m.layers == NULL && m.notes == NULL && m.mapping == NULL);
+}
+
+Test(hf_qwen3, group_ternary_weights_load_exactly) {
+    const char *dir = test_data_path(QWEN3_FIXTURE);
+    struct trit_model m;
+    cr_assert_eq(trit_model_load_hf(dir, NULL, &m), TRIT_OK, "%s", trit_last_error());
+    const struct trit_hparams *hp = &m.hp;
+    cr_assert_eq(hp->family, TRIT_FAMILY_QWEN3);
+    cr_assert(hp->qk_norm && !hp->sub_norms && hp->tied_embeddings);
+    cr_assert_eq(hp->act_block, TRIT_GROUP_UNIT);
+    cr_assert_eq(hp->act, TRIT_ACT_SILU);
+    cr_assert_eq(hp->rope_style, TRIT_ROPE_NEOX);
+    cr_assert(hp->dim == 128 && hp->ffn_dim == 192 && hp->n_heads == 4 && hp->n_kv_heads == 2 && hp->head_dim == 32);
+    cr_assert_eq(hp->rope_theta, 1e6f);
+    cr_assert_eq(hp->norm_eps, 1e-6f);
+
+    /* every weight of every linear is t * d of its group, bit for bit against the file's fp16 */
+    struct hf_folder f;
+    cr_assert_eq(hf_folder_open(dir, &f), TRIT_OK, "%s", trit_last_error());
+    for (int64_t i = 0; i < hp->n_layers; i++) {
+        const struct trit_layer *l = &m.layers[i];
+        cr_assert(l->attn_q_norm && l->attn_k_norm, "layer %lld: q/k norms missing", (long long)i);
+        for (int k = 0; k < TRIT_N_W; k++) {
+            const struct trit_ternary *w = &l->w[k];
+            cr_assert_eq(w->group, 64, "layer %lld %s: group %lld", (long long)i, trit_weights[k].what, (long long)w->group);
+            cr_assert(w->scale == 1.0f && w->scale_kind == TRIT_SCALE_MUL);
+            char name[128];
+            snprintf(name, sizeof name, "model.layers.%lld.%s.weight", (long long)i, trit_weights[k].hf);
+            const struct st_tensor *t = hf_find(&f, name);
+            cr_assert_not_null(t, "%s", name);
+            cr_assert_eq(t->dtype, ST_F16);
+            const int64_t ng = trit_ternary_n_groups(w);
+            for (int64_t r = 0; r < w->n_rows; r++)
+                for (int64_t c = 0; c < w->n_cols; c++) {
+                    uint16_t h;
+                    memcpy(&h, t->data + 2 * (r * w->n_cols + c), 2);
+                    const float want = trit_fp16_to_fp32(h);
+                    const float got = (float)trit_ternary_get(w, r, c) * w->group_scales[r * ng + c / w->group];
+                    cr_assert(got == want, "%s (%lld, %lld): t * d = %g, file %g", name, (long long)r, (long long)c,
+                              (double)got, (double)want);
+                }
+        }
+    }
+    hf_folder_close(&f);
+    bool noted = false;
+    for (int64_t i = 0; i < m.n_notes; i++)
+        if (strcmp(m.notes[i].name, "model.layers.0.self_attn.q_proj.weight") == 0) {
+            cr_assert_str_eq(m.notes[i].kind, "F16 -> group 64");
+            noted = true;
+        }
+    cr_assert(noted);
+    trit_model_release(&m);
+}
+
+Test(hf_qwen3, config_variants) {
+    tmp_make();
+    tmp_copy(QWEN3_FIXTURE "/model.safetensors", "model.safetensors");
+    struct trit_model m;
+
+    /* transformers 5 writes theta inside rope_parameters */
+    write_qwen3_config("\"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 1000000.0}", "");
+    cr_assert_eq(trit_model_load_hf(tmp_dir, NULL, &m), TRIT_OK, "%s", trit_last_error());
+    cr_assert_eq(m.hp.rope_theta, 1e6f);
+    trit_model_release(&m);
+
+    /* a group size from the config is used as is */
+    write_qwen3_config("\"rope_theta\": 1000000.0", "\"quantization_config\": {\"group_size\": 64}");
+    cr_assert_eq(trit_model_load_hf(tmp_dir, NULL, &m), TRIT_OK, "%s", trit_last_error());
+    cr_assert_eq(m.layers[1].w[TRIT_W_DOWN].group, 64);
+    trit_model_release(&m);
+    write_qwen3_config("\"rope_theta\": 1000000.0", "\"quantization_config\": {\"group_size\": 128}");
+    expect_model_error(TRIT_ERR_UNSUPPORTED, "group_size = 128");
+    expect_message("model.layers.0.self_attn.q_proj.weight");
+    write_qwen3_config("\"rope_theta\": 1000000.0", "\"quantization_config\": {\"group_size\": 96}");
+    expect_model_error(TRIT_ERR_UNSUPPORTED, "group_size 96 is not a multiple of 64");
+
+    write_qwen3_config("\"rope_theta\": 1000000.0", "\"use_sliding_window\": true");
+    expect_model_error(TRIT_ERR_UNSUPPORTED, "use_sliding_window");
+    write_qwen3_config("\"rope_parameters\": {\"rope_type\": \"yarn\", \"rope_theta\": 1000000.0, \"factor\": 4.0}", "");
+    expect_model_error(TRIT_ERR_UNSUPPORTED, "rope_type is 'yarn'");
+    write_qwen3_config("\"rope_theta\": 1000000.0", "\"hidden_act\": \"gelu\"");
+    expect_model_error(TRIT_ERR_UNSUPPORTED, "hidden_act 'gelu'");
+    tmp_cleanup();
+}
+
+/* One weight that is not +-d, 0 or 2d in its group makes the folder a float model: refused. */
+Test(hf_qwen3, float_weights_refused) {
+    tmp_make();
+    tmp_copy(QWEN3_FIXTURE "/config.json", "config.json");
+    tmp_copy(QWEN3_FIXTURE "/model.safetensors", "model.safetensors");
+    /* find the tensor's bytes through the header, then edit the copy */
+    FILE *fp = fopen(tmp_path("model.safetensors"), "r+b");
+    cr_assert_not_null(fp);
+    uint64_t n_header = 0;
+    unsigned char len8[8];
+    cr_assert_eq(fread(len8, 1, 8, fp), 8u);
+    for (int b = 7; b >= 0; b--) n_header = (n_header << 8) | len8[b];
+    cr_assert_lt(n_header, 1u << 20);
+    char *header = malloc(n_header + 1);
+    cr_assert_eq(fread(header, 1, n_header, fp), n_header);
+    header[n_header] = '\0';
+    struct json_doc doc;
+    cr_assert_eq(json_doc_parse(header, n_header, "header", &doc), TRIT_OK, "%s", trit_last_error());
+    int64_t begin = -1;
+    const cJSON *entry = json_member(doc.root, "model.layers.1.self_attn.q_proj.weight");
+    cr_assert_not_null(entry);
+    cr_assert(json_int_value(cJSON_GetArrayItem(json_member(entry, "data_offsets"), 0), &begin));
+    json_doc_free(&doc);
+    free(header);
+    cr_assert_geq(begin, 0);
+    /* the first nonzero weight of row 0 becomes 0.75 of itself: neither d, 2d nor 0 */
+    const long base = (long)(8 + n_header + (uint64_t)begin);
+    for (int c = 0; c < 128; c++) {
+        uint16_t h;
+        cr_assert_eq(fseek(fp, base + 2 * c, SEEK_SET), 0);
+        cr_assert_eq(fread(&h, 2, 1, fp), 1u);
+        if (trit_fp16_to_fp32(h) == 0.0f) continue;
+        h = trit_fp32_to_fp16(0.75f * trit_fp16_to_fp32(h));
+        cr_assert_eq(fseek(fp, base + 2 * c, SEEK_SET), 0);
+        cr_assert_eq(fwrite(&h, 2, 1, fp), 1u);
+        break;
+    }
+    fclose(fp);
+    expect_model_error(TRIT_ERR_UNSUPPORTED, "model.layers.1.self_attn.q_proj.weight");
+    expect_message("not ternary in groups of 128 or 64");
+    expect_message("ternary models only");
     tmp_cleanup();
 }

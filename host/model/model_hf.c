@@ -8,6 +8,14 @@
  *   model_type "llama", BitnetForCausalLM          BITNET (1bitLLM)     fp16 latent weights, absmean at load
  *   model_type "llama", quant_method "bitnet"      LLAMA (HF1BitLLM,    packed u8 + weight_scale
  *                                                  Falcon3-1.58bit)
+ *   model_type "qwen3" (Qwen3ForCausalLM)          QWEN3 (Ternary-      float weights that are exactly
+ *                                                  Bonsai "unpacked")   group-ternary: t * d, one d per
+ *                                                                       row and group of G columns
+ *
+ * Group-ternary weights: G is quantization_config.group_size when the config has one, else 128 is
+ * tried, then 64 (Ternary-Bonsai: 128; llama.cpp's mainline Q2_0: 64). A float Qwen3 whose weights
+ * are not group-ternary is refused: trit runs ternary models only, and does not ternarize a model
+ * that was not trained for it.
  *
  * weight_scale multiplies for quantization_config.linear_class "autobitlinear" (2B-4T) and divides
  * for "bitlinear", transformers' default (docs/formats.md section 1).
@@ -27,6 +35,7 @@ struct hf_loader {
     struct trit_model *m;
     const struct trit_load_params *params;
     enum trit_scale_kind scale_kind;
+    int64_t group;             /* qwen3: quantization_config.group_size, 0 when absent (try 128, 64) */
     const char *attn_sub_name; /* "self_attn.attn_sub_norm" or "self_attn.inner_attn_ln" */
     const char *ffn_sub_name;  /* "mlp.ffn_sub_norm" or "mlp.ffn_layernorm" */
     int64_t note_cap, done, total;
@@ -87,6 +96,22 @@ static enum trit_status read_config(struct hf_loader *L) {
         L->attn_sub_name = "self_attn.inner_attn_ln";
         L->ffn_sub_name = "mlp.ffn_layernorm";
         tied_default = false;
+    } else if (strcmp(model_type, "qwen3") == 0) {
+        hp->family = TRIT_FAMILY_QWEN3;
+        hp->act = TRIT_ACT_SILU;
+        hp->sub_norms = false;
+        hp->qk_norm = true;
+        hp->act_block = TRIT_GROUP_UNIT; /* trained with float activations: int8 per block of 64 */
+        if (strcmp(act, "silu") != 0)
+            return trit_error(TRIT_ERR_UNSUPPORTED, "%s: hidden_act '%s' for a qwen3 model (trit expects silu)", c->name, act);
+        bool sliding = false;
+        TRIT_TRY(json_get_bool(c, "use_sliding_window", false, &sliding));
+        if (sliding)
+            return trit_error(TRIT_ERR_UNSUPPORTED, "%s: use_sliding_window is true; trit implements full attention only", c->name);
+        TRIT_TRY(json_get_int(c, "quantization_config.group_size", 0, 1, (int64_t)1 << 30, &L->group));
+        if (L->group != 0 && L->group % TRIT_GROUP_UNIT != 0)
+            return trit_error(TRIT_ERR_UNSUPPORTED, "%s: quantization_config.group_size %lld is not a multiple of %d; trit's group "
+                              "scales cover whole blocks of %d columns", c->name, (long long)L->group, TRIT_GROUP_UNIT, TRIT_GROUP_UNIT);
     } else if (strcmp(model_type, "llama") == 0 && strcmp(quant_method, "bitnet") == 0) {
         hp->family = TRIT_FAMILY_LLAMA;
         hp->act = TRIT_ACT_SILU;
@@ -96,7 +121,8 @@ static enum trit_status read_config(struct hf_loader *L) {
     } else {
         return trit_error(TRIT_ERR_UNSUPPORTED,
                           "%s: model_type '%s' (%s) is not a ternary model trit knows: expected \"bitnet\", "
-                          "or \"llama\" with BitnetForCausalLM or quantization_config.quant_method \"bitnet\"",
+                          "\"llama\" with BitnetForCausalLM or quantization_config.quant_method \"bitnet\", "
+                          "or \"qwen3\" with group-ternary weights",
                           c->name, model_type, arch0[0] ? arch0 : "no architectures");
     }
     if (strcmp(linear_class, "autobitlinear") == 0) L->scale_kind = TRIT_SCALE_MUL;
@@ -108,6 +134,12 @@ static enum trit_status read_config(struct hf_loader *L) {
     if (st == TRIT_OK && scaling && !cJSON_IsNull(scaling))
         return trit_error(TRIT_ERR_UNSUPPORTED, "%s: rope_scaling is set; trit implements plain RoPE only", c->name);
     trit_error_clear();
+    /* transformers 5 writes rope_parameters {"rope_type": ..., "rope_theta": ...} instead */
+    const char *rope_type = NULL;
+    TRIT_TRY(json_get_str(c, "rope_parameters.rope_type", "default", &rope_type));
+    if (strcmp(rope_type, "default") != 0)
+        return trit_error(TRIT_ERR_UNSUPPORTED, "%s: rope_parameters.rope_type is '%s'; trit implements plain RoPE only", c->name,
+                          rope_type);
     bool bias = false;
     TRIT_TRY(json_get_bool(c, "attention_bias", false, &bias));
     if (bias) return trit_error(TRIT_ERR_UNSUPPORTED, "%s: attention_bias is true; trit's graphs have no biases", c->name);
@@ -128,7 +160,9 @@ static enum trit_status read_config(struct hf_loader *L) {
     TRIT_TRY(json_get_int(c, "vocab_size", 0, 1, big, &hp->n_vocab));
     double eps = 1e-5, theta = 10000.0;
     TRIT_TRY(json_get_float(c, "rms_norm_eps", 1e-5, &eps));
-    TRIT_TRY(json_get_float(c, "rope_theta", 10000.0, &theta));
+    const cJSON *top_theta = NULL;
+    TRIT_TRY(json_find(c, "rope_theta", &top_theta));
+    TRIT_TRY(json_get_float(c, top_theta ? "rope_theta" : "rope_parameters.rope_theta", 10000.0, &theta));
     hp->norm_eps = (float)eps;
     hp->rope_theta = (float)theta;
     TRIT_TRY(json_get_bool(c, "tie_word_embeddings", tied_default, &hp->tied_embeddings));
@@ -203,10 +237,33 @@ static enum trit_status read_weight_scale(struct hf_loader *L, const char *weigh
     return TRIT_OK;
 }
 
+/* A float tensor that holds t * d exactly, one d per row and group of G columns: G from the config,
+ * else 128, else 64. Code +2 (Q2_0's fourth code, 2d) is accepted. *group_out gets the G that fit. */
+static enum trit_status group_ternary_from_floats(struct hf_loader *L, const float *w, int64_t rows, int64_t cols,
+                                                  struct trit_ternary *out, int64_t *group_out) {
+    const int64_t tries[2] = {L->group ? L->group : 128, L->group ? 0 : 64};
+    char why[2][320] = {"", ""};
+    for (int i = 0; i < 2 && tries[i] > 0; i++) {
+        enum trit_status st = trit_ternary_from_group_scaled(w, rows, cols, tries[i], true, out);
+        if (st == TRIT_OK) {
+            *group_out = tries[i];
+            return TRIT_OK;
+        }
+        if (st != TRIT_ERR_UNSUPPORTED) return st;
+        snprintf(why[i], sizeof why[i], "%s", trit_last_error());
+    }
+    if (L->group)
+        return trit_error(TRIT_ERR_UNSUPPORTED, "not ternary in groups of quantization_config.group_size = %lld (%s); trit runs "
+                          "ternary models only", (long long)L->group, why[0]);
+    return trit_error(TRIT_ERR_UNSUPPORTED, "not ternary in groups of 128 or 64 (%s); trit runs ternary models only, and this "
+                      "looks like a float model", why[1]);
+}
+
 static enum trit_status load_ternary(struct hf_loader *L, const char *name, int64_t rows, int64_t cols, struct trit_ternary *w) {
     const struct st_tensor *t;
     TRIT_TRY(get(L, name, true, &t));
     const char *kind = "";
+    char kind_buf[48];
     enum trit_status st = TRIT_OK;
     if (t->dtype == ST_U8) {
         const int64_t packed_rows = (rows + 3) / 4;
@@ -229,10 +286,17 @@ static enum trit_status load_ternary(struct hf_loader *L, const char *name, int6
         TRIT_TRY(dtype_of(t, &dt));
         float *tmp;
         TRIT_TRY(model_copy_f32(t->data, dt, rows * cols, &tmp));
-        bool exact = false;
-        st = model_ternary_from_floats(tmp, rows, cols, w, &exact);
+        if (L->m->hp.family == TRIT_FAMILY_QWEN3) {
+            int64_t group = 0;
+            st = group_ternary_from_floats(L, tmp, rows, cols, w, &group);
+            snprintf(kind_buf, sizeof kind_buf, "%s -> group %lld", st_dtype_name(t->dtype), (long long)group);
+            kind = kind_buf;
+        } else {
+            bool exact = false;
+            st = model_ternary_from_floats(tmp, rows, cols, w, &exact);
+            kind = exact ? "float, exact ternary" : t->dtype == ST_F16 ? "F16 -> absmean" : t->dtype == ST_BF16 ? "BF16 -> absmean" : "F32 -> absmean";
+        }
         trit_free(tmp);
-        kind = exact ? "float, exact ternary" : t->dtype == ST_F16 ? "F16 -> absmean" : t->dtype == ST_BF16 ? "BF16 -> absmean" : "F32 -> absmean";
     } else {
         return trit_error(TRIT_ERR_UNSUPPORTED, "tensor '%s' is %s; trit reads packed U8 or F32/F16/BF16 weights", name, st_dtype_name(t->dtype));
     }
@@ -287,6 +351,8 @@ static bool hf_used(const struct hf_loader *L, const char *name) {
     if (suffix_is(rest, "input_layernorm", "weight") || suffix_is(rest, "post_attention_layernorm", "weight")) return true;
     if (hp->sub_norms && (suffix_is(rest, L->attn_sub_name, "weight") || suffix_is(rest, L->ffn_sub_name, "weight")))
         return true;
+    if (hp->qk_norm && (suffix_is(rest, "self_attn.q_norm", "weight") || suffix_is(rest, "self_attn.k_norm", "weight")))
+        return true;
     /* the seven projections: each "<p>.weight", and "<p>.weight_scale" beside a packed one */
     for (int k = 0; k < TRIT_N_W; k++) {
         if (suffix_is(rest, trit_weights[k].hf, "weight")) return true;
@@ -340,6 +406,10 @@ static enum trit_status load_all(struct hf_loader *L) {
         TRIT_TRY(load_ternary(L, NAME_S(trit_weights[TRIT_W_Q].hf, "weight"), qd, D, &l->w[TRIT_W_Q]));
         TRIT_TRY(load_ternary(L, NAME_S(trit_weights[TRIT_W_K].hf, "weight"), kvd, D, &l->w[TRIT_W_K]));
         TRIT_TRY(load_ternary(L, NAME_S(trit_weights[TRIT_W_V].hf, "weight"), kvd, D, &l->w[TRIT_W_V]));
+        if (hp->qk_norm) {
+            TRIT_TRY(load_vector(L, NAME("self_attn.q_norm.weight"), hp->head_dim, true, &l->attn_q_norm));
+            TRIT_TRY(load_vector(L, NAME("self_attn.k_norm.weight"), hp->head_dim, true, &l->attn_k_norm));
+        }
         if (hp->sub_norms) TRIT_TRY(load_vector(L, NAME_S(L->attn_sub_name, "weight"), qd, true, &l->attn_sub_norm));
         TRIT_TRY(load_ternary(L, NAME_S(trit_weights[TRIT_W_O].hf, "weight"), D, qd, &l->w[TRIT_W_O]));
         TRIT_TRY(load_vector(L, NAME("post_attention_layernorm.weight"), D, true, &l->ffn_norm));
