@@ -250,6 +250,11 @@ EMU_FN emu_m512i emu_cvtps_epi32(emu_m512 a) {
     }
     return r;
 }
+EMU_FN emu_m512 emu_cvtepi32_ps(emu_m512i a) { /* vcvtdq2ps: rounds to nearest even, as the cast does */
+    emu_m512 r;
+    for (int i = 0; i < 16; i++) r.v.f[i] = (float)a.v.i32[i];
+    return r;
+}
 EMU_FN emu_m512 emu_cvtph_ps(__m256i h) {
     emu_m512 r;
     _mm256_storeu_ps(r.v.f, _mm256_cvtph_ps(_mm256_castsi256_si128(h)));
@@ -367,6 +372,7 @@ EMU_FN __m256d emu_extractf64x4_pd(emu_m512d a, int hi) { return _mm256_loadu_pd
 #define _mm512_roundscale_ps emu_roundscale_ps
 #define _mm512_scalef_ps emu_scalef_ps
 #define _mm512_cvtps_epi32 emu_cvtps_epi32
+#define _mm512_cvtepi32_ps emu_cvtepi32_ps
 #define _mm512_cvtph_ps emu_cvtph_ps
 #define _mm512_cmp_ps_mask emu_cmp_ps_mask
 #define _mm512_maskz_mov_ps emu_maskz_mov_ps

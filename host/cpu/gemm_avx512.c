@@ -121,6 +121,59 @@ __attribute__((target(AVX512_TARGET))) void trit_cpu_tile_avx512(const struct tr
     }
 }
 
+/* ---- blocked: the group rule folded in (kernels.h trit_cpu_btile) ---------------------------------
+ * One row group is one accumulator (16 rows = 16 lanes): per k-block, TILE_STEP into fresh plane
+ * accumulators, their exact int32 sum less the k-block's sum(q), then the rule's float operations
+ * lane by lane (convert, times 1 / s, times the 16 rows' group scales, added to the fp32 sums), each
+ * one IEEE op as in the reference (-ffp-contract=off: nothing fuses into an FMA). */
+#define DEFINE_BLOCKED(NT)                                                                         \
+    static __attribute__((noinline, target(AVX512_TARGET))) void blocked_##NT(                     \
+        const struct trit_cpu_btile *tile, int8_t (*tail)[TRIT_CPU_KB_COLS]) {                     \
+        const __m512i m0 = _mm512_set1_epi8(0x03), m1 = _mm512_set1_epi8(0x0C);                   \
+        const __m512i m2 = _mm512_set1_epi8(0x30), m3 = _mm512_set1_epi8((char)0xC0);             \
+        const int64_t n_full = tile->n_cols / TRIT_CPU_KB_COLS;                                    \
+        __m512 f[NT];                                                                              \
+        _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++) f[t] = _mm512_setzero_ps();         \
+        for (int64_t kb = 0, g = 0, in_g = 0; kb < tile->n_kb; kb++) {                             \
+            const int8_t *a[NT];                                                                   \
+            _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++)                                 \
+                a[t] = kb < n_full ? tile->q + t * tile->ld_q + kb * TRIT_CPU_KB_COLS : tail[t];   \
+            const uint8_t *wk = tile->w + kb * TRIT_CPU_TILE_BYTES;                                \
+            const char *pf = (const char *)wk + PREFETCH_BYTES;                                    \
+            _Pragma("GCC unroll 4") for (int l = 0; l < 4; l++) _mm_prefetch(pf + 64 * l, _MM_HINT_T0); \
+            __m512i acc[NT][1][4];                                                                 \
+            _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++)                                 \
+                _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) acc[t][0][j] = _mm512_setzero_si512(); \
+            TILE_STEP(acc, wk, a, NT, 1);                                                          \
+            const __m512 dv = _mm512_loadu_ps(tile->d + g * TRIT_CPU_RG_ROWS);                     \
+            _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++) {                               \
+                __m512i sum = _mm512_add_epi32(_mm512_add_epi32(acc[t][0][0], _mm512_srai_epi32(acc[t][0][1], 2)), \
+                                               _mm512_add_epi32(_mm512_srai_epi32(acc[t][0][2], 4),               \
+                                                                _mm512_srai_epi32(acc[t][0][3], 6)));             \
+                sum = _mm512_sub_epi32(sum, _mm512_set1_epi32(tile->qsum[kb * TRIT_CPU_MAX_TOKENS + t]));       \
+                const __m512 r = _mm512_set1_ps(tile->inv[kb * TRIT_CPU_MAX_TOKENS + t]);           \
+                f[t] = _mm512_add_ps(f[t], _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(sum), r), dv)); \
+            }                                                                                      \
+            if (++in_g == tile->kb_per_group) in_g = 0, g++;                                       \
+        }                                                                                          \
+        _Pragma("GCC unroll 4") for (int t = 0; t < (NT); t++) _mm512_storeu_ps(tile->out + t * tile->ld_out, f[t]); \
+    }
+
+DEFINE_BLOCKED(1)
+DEFINE_BLOCKED(2)
+_Static_assert(TRIT_CPU_BLOCKED_TOKENS == 2, "blocked_1 and blocked_2 cover the blocked token block");
+
+__attribute__((target(AVX512_TARGET))) void trit_cpu_btile_avx512(const struct trit_cpu_btile *tile) {
+    int8_t tail[TRIT_CPU_BLOCKED_TOKENS][TRIT_CPU_KB_COLS];
+    const int64_t n_full = tile->n_cols / TRIT_CPU_KB_COLS, rem = tile->n_cols - n_full * TRIT_CPU_KB_COLS;
+    for (int t = 0; rem && t < tile->n_tok; t++) {
+        memset(tail[t], 0, TRIT_CPU_KB_COLS);
+        memcpy(tail[t], tile->q + t * tile->ld_q + n_full * TRIT_CPU_KB_COLS, (size_t)rem);
+    }
+    if (tile->n_tok == 1) blocked_1(tile, tail);
+    else blocked_2(tile, tail);
+}
+
 #else
 typedef int trit_gemm_avx512_unused; /* not an x86-64 build */
 #endif

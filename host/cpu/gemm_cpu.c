@@ -432,8 +432,10 @@ static enum trit_status gemm_run(struct trit_pool *pool, int n_mats, const struc
     bool all_grouped = true;
     for (int i = 0; i < n_mats; i++) all_grouped = all_grouped && w[i]->group > 0;
 #if defined(__x86_64__)
-    if (job.blocked && all_grouped && w[0]->isa == TRIT_CPU_ISA_AVX2 && trit_cpu_isa_supported(TRIT_CPU_ISA_AVX2))
-        job.bfn = trit_cpu_btile_avx2;
+    if (job.blocked && all_grouped && trit_cpu_isa_supported(w[0]->isa)) {
+        if (w[0]->isa == TRIT_CPU_ISA_AVX2) job.bfn = trit_cpu_btile_avx2;
+        if (w[0]->isa == TRIT_CPU_ISA_AVX512_VNNI || w[0]->isa == TRIT_CPU_ISA_AMX) job.bfn = trit_cpu_btile_avx512;
+    }
 #endif
     (void)all_grouped;
     job.fn = kern.fn;

@@ -206,6 +206,7 @@ void trit_cpu_btile_avx2(const struct trit_cpu_btile *tile);
 void trit_cpu_unpack_avx2(const uint8_t *packed, int64_t n_tiles, uint8_t *dst);
 void trit_cpu_panel_avx2(const struct trit_cpu_tile *tile);
 void trit_cpu_tile_avx512(const struct trit_cpu_tile *tile);
+void trit_cpu_btile_avx512(const struct trit_cpu_btile *tile);
 #ifndef TRIT_EMULATE_AVX512
 void trit_cpu_tile_amx(const struct trit_cpu_tile *tile);
 #endif
