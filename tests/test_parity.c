@@ -285,48 +285,80 @@ static void run_fixture(const char *name, const struct parity_tol *tol) {
     fixture_free(&fx);
 }
 
+/* A fixture's q_proj_l0.* files (tools/reference/README.md), for n_tok tokens, k inputs and n outputs:
+ * x (n_tok, k), s (n_tok, n_s), q (n_tok, k), acc (n_tok, n, n_s) and y (n_tok, n), where n_s is 1
+ * for per-token activations and the number of 64-column blocks for the group rule. The layer-0
+ * model is loaded too. */
+struct q_proj_case {
+    struct trit_model m;
+    const struct trit_ternary *w;
+    int64_t n_tok, k, n, n_s;
+    float *x, *s, *y;
+    int8_t *q;
+    int32_t *acc;
+};
+
+static void *read_exact(const char *dir, const char *file, size_t size) {
+    char path[640];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "cannot open %s", path);
+    void *v = malloc(size);
+    cr_assert_eq(fread(v, 1, size, f), size, "%s is shorter than %zu bytes", path, size);
+    fclose(f);
+    return v;
+}
+
+static void q_proj_case_load(struct q_proj_case *c, const char *name, bool blocks) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/%s", test_data_path("fixtures"), name);
+    cr_assert_eq(trit_model_load_path(dir, NULL, &c->m), TRIT_OK, "%s", trit_last_error());
+    c->w = &c->m.layers[0].w[TRIT_W_Q];
+    c->n_tok = 24, c->k = c->w->n_cols, c->n = c->w->n_rows;
+    c->n_s = blocks ? (c->k + TRIT_GROUP_UNIT - 1) / TRIT_GROUP_UNIT : 1;
+    const size_t n_tok = (size_t)c->n_tok, k = (size_t)c->k, n = (size_t)c->n, n_s = (size_t)c->n_s;
+    c->x = read_exact(dir, "q_proj_l0.x.f32", n_tok * k * sizeof(float));
+    c->s = read_exact(dir, "q_proj_l0.s.f32", n_tok * n_s * sizeof(float));
+    c->q = read_exact(dir, "q_proj_l0.q.i8", n_tok * k);
+    c->acc = read_exact(dir, "q_proj_l0.acc.i32", n_tok * n * n_s * sizeof(int32_t));
+    c->y = read_exact(dir, "q_proj_l0.y.f32", n_tok * n * sizeof(float));
+}
+
+static void q_proj_case_free(struct q_proj_case *c) {
+    free(c->x), free(c->s), free(c->q), free(c->acc), free(c->y);
+    trit_model_release(&c->m);
+}
+
+/* max |y - c->y| <= rel x max |c->y| */
+static void q_proj_check_y(const struct q_proj_case *c, const float *y, float rel, const char *name) {
+    float ymax = 0.0f, worst = 0.0f;
+    for (int64_t i = 0; i < c->n_tok * c->n; i++) {
+        ymax = fmaxf(ymax, fabsf(c->y[i]));
+        worst = fmaxf(worst, fabsf(y[i] - c->y[i]));
+    }
+    cr_assert_leq(worst, rel * ymax, "%s: q_proj output differs by %g (max |y| %g)", name, (double)worst, (double)ymax);
+    cr_log_info("%s: q_proj l0 max |dy| = %g (max |y| %g)", name, (double)worst, (double)ymax);
+}
+
 /* Layer 0's q_proj, unit level: from transformers' input x, the contract's s (IEEE 127 / amax) and
  * int8 codes equal the fixture's bit for bit, the reference GEMM's int32 accumulators equal
  * transformers' exact sums, and the epilogue lands within 1e-5 x max|y| of transformers' output
  * (30 x the measured 3.3e-7 relative: the fake-quant sum and a 1-ulp difference in s). */
 static void check_q_proj(const char *name) {
-    char dir[512], path[600];
-    snprintf(dir, sizeof dir, "%s/%s", test_data_path("fixtures"), name);
-    struct trit_model m;
-    cr_assert_eq(trit_model_load_path(dir, NULL, &m), TRIT_OK, "%s", trit_last_error());
-    const struct trit_ternary *w = &m.layers[0].w[TRIT_W_Q];
-    const int64_t n_tok = 24, k = w->n_cols, n = w->n_rows;
-    snprintf(path, sizeof path, "%s/q_proj_l0.x.f32", dir);
-    float *x = read_f32(path, (size_t)(n_tok * k));
-    snprintf(path, sizeof path, "%s/q_proj_l0.s.f32", dir);
-    float *s_ref = read_f32(path, (size_t)n_tok);
-    snprintf(path, sizeof path, "%s/q_proj_l0.y.f32", dir);
-    float *y_ref = read_f32(path, (size_t)(n_tok * n));
-    int8_t *q_ref = malloc((size_t)(n_tok * k)), *q = malloc((size_t)(n_tok * k));
-    int32_t *acc_ref = malloc((size_t)(n_tok * n) * sizeof *acc_ref), *acc = malloc((size_t)(n_tok * n) * sizeof *acc);
-    snprintf(path, sizeof path, "%s/q_proj_l0.q.i8", dir);
-    FILE *f = fopen(path, "rb");
-    cr_assert_eq(fread(q_ref, 1, (size_t)(n_tok * k), f), (size_t)(n_tok * k));
-    fclose(f);
-    snprintf(path, sizeof path, "%s/q_proj_l0.acc.i32", dir);
-    f = fopen(path, "rb");
-    cr_assert_eq(fread(acc_ref, sizeof *acc_ref, (size_t)(n_tok * n), f), (size_t)(n_tok * n));
-    fclose(f);
-    float s[24], *y = malloc((size_t)(n_tok * n) * sizeof *y);
-    trit_quantize_rows_i8(x, n_tok, k, q, s);
-    cr_assert_arr_eq(s, s_ref, sizeof s, "%s: activation scales differ", name);
-    cr_assert_arr_eq(q, q_ref, (size_t)(n_tok * k), "%s: int8 codes differ", name);
-    trit_gemm_ref(w, q, n_tok, acc);
-    cr_assert_arr_eq(acc, acc_ref, (size_t)(n_tok * n) * sizeof *acc, "%s: int32 accumulators differ", name);
-    trit_epilogue_ref(acc, n_tok, n, s, w->scale, w->scale_kind, y);
-    float ymax = 0.0f, worst = 0.0f;
-    for (int64_t i = 0; i < n_tok * n; i++) {
-        ymax = fmaxf(ymax, fabsf(y_ref[i]));
-        worst = fmaxf(worst, fabsf(y[i] - y_ref[i]));
-    }
-    cr_assert_leq(worst, 1e-5f * ymax, "%s: q_proj output differs by %g (max |y| %g)", name, (double)worst, (double)ymax);
-    free(x), free(s_ref), free(y_ref), free(q_ref), free(q), free(acc_ref), free(acc), free(y);
-    trit_model_release(&m);
+    struct q_proj_case c;
+    q_proj_case_load(&c, name, false);
+    int8_t *q = malloc((size_t)(c.n_tok * c.k));
+    int32_t *acc = malloc((size_t)(c.n_tok * c.n) * sizeof *acc);
+    float s[24], *y = malloc((size_t)(c.n_tok * c.n) * sizeof *y);
+    trit_quantize_rows_i8(c.x, c.n_tok, c.k, q, s);
+    cr_assert_arr_eq(s, c.s, sizeof s, "%s: activation scales differ", name);
+    cr_assert_arr_eq(q, c.q, (size_t)(c.n_tok * c.k), "%s: int8 codes differ", name);
+    trit_gemm_ref(c.w, q, c.n_tok, acc);
+    cr_assert_arr_eq(acc, c.acc, (size_t)(c.n_tok * c.n) * sizeof *acc, "%s: int32 accumulators differ", name);
+    trit_epilogue_ref(acc, c.n_tok, c.n, s, c.w->scale, c.w->scale_kind, y);
+    q_proj_check_y(&c, y, 1e-5f, name);
+    free(q), free(acc), free(y);
+    q_proj_case_free(&c);
 }
 
 /* isum (m, n, n_blocks): the exact sum of t * q over each k-block of 64 columns. */
@@ -350,49 +382,23 @@ static void block_sums(const struct trit_ternary *w, const int8_t *q, int64_t m,
  * rounded to fp32, then an fp32 sum in BLAS order). */
 #define Q_PROJ_GROUP_Y_REL 1e-5f
 static void check_q_proj_group(const char *name) {
-    char dir[512], path[600];
-    snprintf(dir, sizeof dir, "%s/%s", test_data_path("fixtures"), name);
-    struct trit_model m;
-    cr_assert_eq(trit_model_load_path(dir, NULL, &m), TRIT_OK, "%s", trit_last_error());
-    const struct trit_ternary *w = &m.layers[0].w[TRIT_W_Q];
-    cr_assert_eq(w->group, 64, "%s: q_proj loaded with group %lld, the file's groups are 64", name, (long long)w->group);
-    const int64_t n_tok = 24, k = w->n_cols, n = w->n_rows, nb = (k + TRIT_GROUP_UNIT - 1) / TRIT_GROUP_UNIT;
-    snprintf(path, sizeof path, "%s/q_proj_l0.x.f32", dir);
-    float *x = read_f32(path, (size_t)(n_tok * k));
-    snprintf(path, sizeof path, "%s/q_proj_l0.s.f32", dir);
-    float *s_ref = read_f32(path, (size_t)(n_tok * nb));
-    snprintf(path, sizeof path, "%s/q_proj_l0.y.f32", dir);
-    float *y_ref = read_f32(path, (size_t)(n_tok * n));
-    int8_t *q_ref = malloc((size_t)(n_tok * k)), *q = malloc((size_t)(n_tok * k));
-    const size_t n_acc = (size_t)(n_tok * n * nb);
-    int32_t *acc_ref = malloc(n_acc * sizeof *acc_ref), *acc = malloc(n_acc * sizeof *acc);
-    snprintf(path, sizeof path, "%s/q_proj_l0.q.i8", dir);
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    cr_assert_eq(fread(q_ref, 1, (size_t)(n_tok * k), f), (size_t)(n_tok * k));
-    fclose(f);
-    snprintf(path, sizeof path, "%s/q_proj_l0.acc.i32", dir);
-    f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    cr_assert_eq(fread(acc_ref, sizeof *acc_ref, n_acc, f), n_acc);
-    fclose(f);
-    float *s = malloc((size_t)(n_tok * nb) * sizeof *s), *y = malloc((size_t)(n_tok * n) * sizeof *y);
-    for (int64_t t = 0; t < n_tok; t++) trit_quantize_row_i8_blocks(x + t * k, k, TRIT_GROUP_UNIT, q + t * k, s + t * nb);
-    cr_assert_arr_eq(s, s_ref, (size_t)(n_tok * nb) * sizeof *s, "%s: block activation scales differ", name);
-    cr_assert_arr_eq(q, q_ref, (size_t)(n_tok * k), "%s: int8 codes differ", name);
-    block_sums(w, q, n_tok, acc);
-    cr_assert_arr_eq(acc, acc_ref, n_acc * sizeof *acc, "%s: int32 block sums differ", name);
-    trit_gemm_group_ref(w, q, n_tok, s, TRIT_GROUP_UNIT, y);
-    float ymax = 0.0f, worst = 0.0f;
-    for (int64_t i = 0; i < n_tok * n; i++) {
-        ymax = fmaxf(ymax, fabsf(y_ref[i]));
-        worst = fmaxf(worst, fabsf(y[i] - y_ref[i]));
-    }
-    cr_assert_leq(worst, Q_PROJ_GROUP_Y_REL * ymax, "%s: q_proj output differs by %g (max |y| %g)", name, (double)worst,
-                  (double)ymax);
-    cr_log_info("%s: q_proj l0 max |dy| = %g (max |y| %g)", name, (double)worst, (double)ymax);
-    free(x), free(s_ref), free(y_ref), free(q_ref), free(q), free(acc_ref), free(acc), free(s), free(y);
-    trit_model_release(&m);
+    struct q_proj_case c;
+    q_proj_case_load(&c, name, true);
+    cr_assert_eq(c.w->group, 64, "%s: q_proj loaded with group %lld, the file's groups are 64", name, (long long)c.w->group);
+    const size_t n_acc = (size_t)(c.n_tok * c.n * c.n_s);
+    int8_t *q = malloc((size_t)(c.n_tok * c.k));
+    int32_t *acc = malloc(n_acc * sizeof *acc);
+    float *s = malloc((size_t)(c.n_tok * c.n_s) * sizeof *s), *y = malloc((size_t)(c.n_tok * c.n) * sizeof *y);
+    for (int64_t t = 0; t < c.n_tok; t++)
+        trit_quantize_row_i8_blocks(c.x + t * c.k, c.k, TRIT_GROUP_UNIT, q + t * c.k, s + t * c.n_s);
+    cr_assert_arr_eq(s, c.s, (size_t)(c.n_tok * c.n_s) * sizeof *s, "%s: block activation scales differ", name);
+    cr_assert_arr_eq(q, c.q, (size_t)(c.n_tok * c.k), "%s: int8 codes differ", name);
+    block_sums(c.w, q, c.n_tok, acc);
+    cr_assert_arr_eq(acc, c.acc, n_acc * sizeof *acc, "%s: int32 block sums differ", name);
+    trit_gemm_group_ref(c.w, q, c.n_tok, s, TRIT_GROUP_UNIT, y);
+    q_proj_check_y(&c, y, Q_PROJ_GROUP_Y_REL, name);
+    free(q), free(acc), free(s), free(y);
+    q_proj_case_free(&c);
 }
 
 Test(parity, q_proj_layer0_group_rule) { check_q_proj_group("qwen3-ternary-tiny"); }
