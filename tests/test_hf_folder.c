@@ -659,13 +659,9 @@ Test(hf_qwen3, config_variants) {
     tmp_cleanup();
 }
 
-/* One weight that is not +-d, 0 or 2d in its group makes the folder a float model: refused. */
-Test(hf_qwen3, float_weights_refused) {
-    tmp_make();
-    tmp_copy(QWEN3_FIXTURE "/config.json", "config.json");
-    tmp_copy(QWEN3_FIXTURE "/model.safetensors", "model.safetensors");
-    /* find the tensor's bytes through the header, then edit the copy */
-    FILE *fp = fopen(tmp_path("model.safetensors"), "r+b");
+/* The byte offset of `tensor`'s data in the scratch folder's model.safetensors. */
+static long st_data_offset(const char *tensor) {
+    FILE *fp = fopen(tmp_path("model.safetensors"), "rb");
     cr_assert_not_null(fp);
     uint64_t n_header = 0;
     unsigned char len8[8];
@@ -674,31 +670,67 @@ Test(hf_qwen3, float_weights_refused) {
     cr_assert_lt(n_header, 1u << 20);
     char *header = malloc(n_header + 1);
     cr_assert_eq(fread(header, 1, n_header, fp), n_header);
-    header[n_header] = '\0';
+    fclose(fp);
     struct json_doc doc;
     cr_assert_eq(json_doc_parse(header, n_header, "header", &doc), TRIT_OK, "%s", trit_last_error());
+    free(header);
     int64_t begin = -1;
-    const cJSON *entry = json_member(doc.root, "model.layers.1.self_attn.q_proj.weight");
-    cr_assert_not_null(entry);
+    const cJSON *entry = json_member(doc.root, tensor);
+    cr_assert_not_null(entry, "%s", tensor);
     cr_assert(json_int_value(cJSON_GetArrayItem(json_member(entry, "data_offsets"), 0), &begin));
     json_doc_free(&doc);
-    free(header);
     cr_assert_geq(begin, 0);
-    /* the first nonzero weight of row 0 becomes 0.75 of itself: neither d, 2d nor 0 */
-    const long base = (long)(8 + n_header + (uint64_t)begin);
-    for (int c = 0; c < 128; c++) {
-        uint16_t h;
-        cr_assert_eq(fseek(fp, base + 2 * c, SEEK_SET), 0);
-        cr_assert_eq(fread(&h, 2, 1, fp), 1u);
-        if (trit_fp16_to_fp32(h) == 0.0f) continue;
-        h = trit_fp32_to_fp16(0.75f * trit_fp16_to_fp32(h));
-        cr_assert_eq(fseek(fp, base + 2 * c, SEEK_SET), 0);
+    return (long)(8 + n_header + (uint64_t)begin);
+}
+
+/* Element i of an F16 tensor of the scratch model.safetensors: read, and write when *set. */
+static float st_f16_at(long offset, int64_t i, const float *set) {
+    FILE *fp = fopen(tmp_path("model.safetensors"), "r+b");
+    cr_assert_not_null(fp);
+    uint16_t h;
+    cr_assert_eq(fseek(fp, offset + 2 * (long)i, SEEK_SET), 0);
+    cr_assert_eq(fread(&h, 2, 1, fp), 1u);
+    if (set) {
+        h = trit_fp32_to_fp16(*set);
+        cr_assert_eq(fseek(fp, offset + 2 * (long)i, SEEK_SET), 0);
         cr_assert_eq(fwrite(&h, 2, 1, fp), 1u);
-        break;
     }
     fclose(fp);
+    return trit_fp16_to_fp32(h);
+}
+
+/* One weight that is not +-d, 0 or 2d in its group makes the folder a float model: refused. */
+Test(hf_qwen3, float_weights_refused) {
+    tmp_make();
+    tmp_copy(QWEN3_FIXTURE "/config.json", "config.json");
+    tmp_copy(QWEN3_FIXTURE "/model.safetensors", "model.safetensors");
+    const long base = st_data_offset("model.layers.1.self_attn.q_proj.weight");
+    /* the first nonzero weight of row 0 becomes 0.75 of itself: neither d, 2d nor 0 */
+    int64_t c = 0;
+    while (st_f16_at(base, c, NULL) == 0.0f) c++;
+    const float v = 0.75f * st_f16_at(base, c, NULL);
+    st_f16_at(base, c, &v);
     expect_model_error(TRIT_ERR_UNSUPPORTED, "model.layers.1.self_attn.q_proj.weight");
     expect_message("not ternary in groups of 128 or 64");
     expect_message("ternary models only");
+    tmp_cleanup();
+}
+
+/* Q2_0's fourth code: a weight of exactly +2d in a group of +-d is t = +2. */
+Test(hf_qwen3, plus_two_code_accepted) {
+    tmp_make();
+    tmp_copy(QWEN3_FIXTURE "/config.json", "config.json");
+    tmp_copy(QWEN3_FIXTURE "/model.safetensors", "model.safetensors");
+    const long base = st_data_offset("model.layers.0.mlp.down_proj.weight");
+    int64_t c = 0; /* row 0's first positive weight, +d, becomes 2d */
+    while (!(st_f16_at(base, c, NULL) > 0.0f)) c++;
+    const float d = st_f16_at(base, c, NULL), two_d = 2.0f * d;
+    st_f16_at(base, c, &two_d);
+    struct trit_model m;
+    cr_assert_eq(trit_model_load_hf(tmp_dir, NULL, &m), TRIT_OK, "%s", trit_last_error());
+    const struct trit_ternary *w = &m.layers[0].w[TRIT_W_DOWN];
+    cr_assert_eq(trit_ternary_get(w, 0, c), 2);
+    cr_assert_eq(w->group_scales[c / w->group], d);
+    trit_model_release(&m);
     tmp_cleanup();
 }
