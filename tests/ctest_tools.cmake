@@ -8,7 +8,8 @@
 #                   again (must be byte-identical), inspect it, tokenize with both; with LLAMA3 (the
 #                   llama3 test vocabulary folder) also convert with --tokenizer LLAMA3, which must be
 #                   refused (a larger vocabulary than the model's); with COMPARE_LOGITS compare the
-#                   logits of source and conversion (bit-identical .npy files)
+#                   logits of source and conversion (bit-identical .npy files); with RUN, `trit run`
+#                   on the conversion must print the prompt and a stderr matching RUN
 #
 #   ctest --test-dir build -R '^tool_' --output-on-failure
 #
@@ -60,6 +61,13 @@ if(CMAKE_SCRIPT_MODE_FILE)
       if(NOT _rc EQUAL 1 OR NOT _err MATCHES "has 128256 tokens, more than the model's vocabulary of 264"
          OR EXISTS "${WORK}/llama3.gguf")
         message(FATAL_ERROR "convert --tokenizer LLAMA3 exited ${_rc}:\n${_out}${_err}")
+      endif()
+    endif()
+    if(RUN)
+      # the file generates text as a user would run it (a Ternary-Bonsai-like file: qwen3, Q2_0)
+      run_step(${TRIT} run -m "${WORK}/a.gguf" --device cpu -t 2 -p "the cat in the hat" -n 12 --seed 3)
+      if(NOT _out MATCHES "^the cat in the hat" OR NOT _err MATCHES "${RUN}")
+        message(FATAL_ERROR "trit run:\n${_out}${_err}")
       endif()
     endif()
     if(COMPARE_LOGITS)
@@ -155,7 +163,15 @@ add_test(NAME tool_convert_roundtrip_multiply
   COMMAND ${CMAKE_COMMAND} -DMODE=roundtrip -DKIND=autobitlinear -DSCALES=multiply -DCOMPARE_LOGITS=ON
           -DTRIT=$<TARGET_FILE:trit> -DMAKE=$<TARGET_FILE:make_tiny_model> "-DEMU=${trit_tool_emu}"
           -DWORK=${CMAKE_CURRENT_BINARY_DIR}/tool_convert_multiply -P ${TRIT_TOOL_SCRIPT})
-set_tests_properties(tool_convert_roundtrip_divide tool_convert_roundtrip_multiply PROPERTIES LABELS unit TIMEOUT 300)
+# a Ternary-Bonsai-like model: a qwen3 folder of group-ternary F16 weights becomes a Q2_0 GGUF
+# (groups of 64) whose logits equal the folder's, and which trit run generates from
+add_test(NAME tool_convert_roundtrip_qwen3_q2_0
+  COMMAND ${CMAKE_COMMAND} -DMODE=roundtrip -DKIND=qwen3-grouped "-DSCALES=multiply, one per 64 columns" -DCOMPARE_LOGITS=ON
+          "-DRUN=qwen3.*generated 12 tokens"
+          -DTRIT=$<TARGET_FILE:trit> -DMAKE=$<TARGET_FILE:make_tiny_model> "-DEMU=${trit_tool_emu}"
+          -DWORK=${CMAKE_CURRENT_BINARY_DIR}/tool_convert_qwen3 -P ${TRIT_TOOL_SCRIPT})
+set_tests_properties(tool_convert_roundtrip_divide tool_convert_roundtrip_multiply tool_convert_roundtrip_qwen3_q2_0
+                     PROPERTIES LABELS unit TIMEOUT 300)
 trit_tool_test(tool_convert_refuses_vocab_only EXPECT_RC 1 MATCH "trit convert: error: .*token_embd.weight"
   COMMAND $<TARGET_FILE:trit> convert ${TRIT_TOOL_DATA}/tokenizers/llama-spm/ggml-vocab-llama-spm.gguf
           -o ${CMAKE_CURRENT_BINARY_DIR}/tool_refused.gguf)

@@ -2,7 +2,7 @@
  * make_tiny_model.c: writes one tiny Hugging Face model folder (tests/tiny_model.h) for the CLI
  * tests of tests/ctest_tools.cmake, which have no other way to make binary fixtures.
  *
- *   make_tiny_model autobitlinear|bitlinear-llama|float-1bitllm DIR [SEED]
+ *   make_tiny_model autobitlinear|bitlinear-llama|float-1bitllm|qwen3-grouped DIR [SEED]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,13 +12,14 @@
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: make_tiny_model autobitlinear|bitlinear-llama|float-1bitllm DIR [SEED]\n");
+        fprintf(stderr, "usage: make_tiny_model autobitlinear|bitlinear-llama|float-1bitllm|qwen3-grouped DIR [SEED]\n");
         return 2;
     }
     enum tiny_kind kind;
     if (!strcmp(argv[1], "autobitlinear")) kind = TINY_HF_AUTOBITLINEAR;
     else if (!strcmp(argv[1], "bitlinear-llama")) kind = TINY_HF_BITLINEAR_LLAMA;
     else if (!strcmp(argv[1], "float-1bitllm")) kind = TINY_HF_FLOAT_1BITLLM;
+    else if (!strcmp(argv[1], "qwen3-grouped")) kind = TINY_HF_QWEN3_GROUPED;
     else {
         fprintf(stderr, "make_tiny_model: unknown kind '%s'\n", argv[1]);
         return 2;

@@ -528,6 +528,35 @@ Test(convert, refuses_what_gguf_keys_cannot_express) {
     tiny_model_free(&tm);
 }
 
+/* Qwen2/Qwen3's tokenizer.json (Split with single digits + ByteLevel, NFC) is GGUF pre "qwen2"; the
+ * name also fixes the normalizer, so the Llama-3 regex with NFC, or Qwen2's without it, is refused. */
+Test(convert, qwen2_pre_tokenizer_name_and_its_normalizer) {
+    const char *name = NULL;
+    cr_assert_eq(trit_convert_pre_name(test_data_path("tokenizers/qwen2-tiny/tokenizer.json"), &name), TRIT_OK, "%s",
+                 trit_last_error());
+    cr_expect_str_eq(name, "qwen2");
+    cr_assert_eq(trit_convert_pre_name(test_data_path("tokenizers/llama3/tokenizer.json"), &name), TRIT_OK);
+    cr_expect_str_eq(name, "llama-bpe");
+    /* qwen2-tiny's JSON with its normalizer dropped, then llama3's with NFC added */
+    FILE *fp = fopen(test_data_path("tokenizers/qwen2-tiny/tokenizer.json"), "rb");
+    cr_assert_not_null(fp);
+    static char text[1 << 20];
+    const size_t n = fread(text, 1, sizeof text - 1, fp);
+    fclose(fp);
+    text[n] = '\0';
+    static const char nfc[] = "\"normalizer\":{\"type\":\"NFC\"}";
+    char *at = strstr(text, nfc);
+    cr_assert_not_null(at, "qwen2-tiny tokenizer.json layout changed");
+    memcpy(at, "\"normalizer\":null           ", strlen(nfc)); /* same length: null and spaces */
+    const char *path = test_tmp_path("qwen2_no_nfc.json");
+    fp = fopen(path, "wb");
+    cr_assert_not_null(fp);
+    fwrite(text, 1, n, fp);
+    fclose(fp);
+    cr_expect_eq(trit_convert_pre_name(path, &name), TRIT_ERR_UNSUPPORTED);
+    expect_message("Qwen2's (with NFC)");
+}
+
 Test(convert, the_check_catches_a_changed_code_scale_or_hparam) {
     const char *dir = test_tmp_path("hf");
     struct tiny_model tm = make_hf(TINY_HF_AUTOBITLINEAR, 256, 512, dir, false);

@@ -63,6 +63,18 @@ bool tiny_model_init(struct tiny_model *m, enum tiny_kind kind, int64_t dim, int
         int64_t rows, cols;
         shape_of(m, (int)(i % TINY_N_TERNARY), &rows, &cols);
         struct trit_ternary *w = &m->w[i];
+        if (kind == TINY_HF_QWEN3_GROUPED) {
+            if (trit_ternary_init_grouped(w, rows, cols, 64) != TRIT_OK) return false;
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t c = 0; c < cols; c++) {
+                    const uint64_t u = next(&s) % 97;
+                    trit_ternary_set(w, r, c, u == 0 ? 2 : (int)(u % 3) - 1);
+                }
+            /* scales exact in fp16, so that the F16 folder holds t * d exactly */
+            for (int64_t g = 0; g < rows * trit_ternary_n_groups(w); g++)
+                w->group_scales[g] = trit_fp16_to_fp32(trit_fp32_to_fp16(uniform(&s, 0.02f, 0.2f)));
+            continue;
+        }
         if (trit_ternary_init(w, rows, cols) != TRIT_OK) return false;
         for (int64_t r = 0; r < rows; r++)
             for (int64_t c = 0; c < cols; c++) trit_ternary_set(w, r, c, (int)(next(&s) % 3) - 1);
@@ -212,6 +224,15 @@ static void add_weight(struct st_writer *w, const struct tiny_model *m, int64_t 
     const struct trit_ternary *t = &m->w[layer * TINY_N_TERNARY + k];
     char name[128];
     snprintf(name, sizeof name, "model.layers.%lld.%s.weight", (long long)layer, HF_NAMES[k]);
+    if (m->kind == TINY_HF_QWEN3_GROUPED) { /* t * d, exact in fp16 */
+        uint16_t *buf = st_add(w, name, "F16", 2, t->n_rows, t->n_cols, 2);
+        const int64_t n_groups = trit_ternary_n_groups(t);
+        for (int64_t r = 0; buf && r < t->n_rows; r++)
+            for (int64_t c = 0; c < t->n_cols; c++)
+                buf[r * t->n_cols + c] = trit_fp32_to_fp16((float)trit_ternary_get(t, r, c) *
+                                                           t->group_scales[r * n_groups + c / t->group]);
+        return;
+    }
     if (m->kind == TINY_HF_FLOAT_1BITLLM) { /* latent weights: not ternary, ternarized at load */
         uint16_t *buf = st_add(w, name, "F16", 2, t->n_rows, t->n_cols, 2);
         for (int64_t j = 0; buf && j < t->n_rows * t->n_cols; j++) buf[j] = trit_fp32_to_fp16(uniform(s, -0.1f, 0.1f));
@@ -229,7 +250,29 @@ static void add_weight(struct st_writer *w, const struct tiny_model *m, int64_t 
     }
 }
 
+static cJSON *config_json_qwen3(const struct tiny_model *m) {
+    cJSON *c = cJSON_CreateObject();
+    const char *arch = "Qwen3ForCausalLM";
+    cJSON_AddItemToObject(c, "architectures", cJSON_CreateStringArray(&arch, 1));
+    cJSON_AddStringToObject(c, "model_type", "qwen3");
+    cJSON_AddNumberToObject(c, "vocab_size", (double)m->n_vocab);
+    cJSON_AddNumberToObject(c, "hidden_size", (double)m->dim);
+    cJSON_AddNumberToObject(c, "intermediate_size", (double)m->ffn_dim);
+    cJSON_AddNumberToObject(c, "num_hidden_layers", (double)m->n_layers);
+    cJSON_AddNumberToObject(c, "num_attention_heads", (double)m->n_heads);
+    cJSON_AddNumberToObject(c, "num_key_value_heads", (double)m->n_kv_heads);
+    cJSON_AddNumberToObject(c, "head_dim", (double)m->head_dim);
+    cJSON_AddStringToObject(c, "hidden_act", "silu");
+    cJSON_AddNumberToObject(c, "max_position_embeddings", 256);
+    cJSON_AddNumberToObject(c, "rms_norm_eps", 1e-6);
+    cJSON_AddNumberToObject(c, "rope_theta", 1000000.0);
+    cJSON_AddBoolToObject(c, "tie_word_embeddings", true);
+    cJSON_AddBoolToObject(c, "attention_bias", false);
+    return c; /* no quantization_config: the loader finds the group size from the weights */
+}
+
 static cJSON *config_json(const struct tiny_model *m) {
+    if (m->kind == TINY_HF_QWEN3_GROUPED) return config_json_qwen3(m);
     cJSON *c = cJSON_CreateObject();
     const bool bitnet = m->kind == TINY_HF_AUTOBITLINEAR;
     const char *arch = bitnet ? "BitNetForCausalLM" : m->kind == TINY_HF_FLOAT_1BITLLM ? "BitnetForCausalLM" : "LlamaForCausalLM";
@@ -264,11 +307,12 @@ bool tiny_write_hf(const struct tiny_model *m, const char *dir, bool tokenizer) 
     struct st_writer *w = calloc(1, sizeof *w);
     if (!w) return false;
     uint64_t s = m->seed * 31 + 7;
-    const char *vec = m->kind == TINY_HF_AUTOBITLINEAR ? "BF16" : m->kind == TINY_HF_FLOAT_1BITLLM ? "F16" : "F32";
+    const bool qwen3 = m->kind == TINY_HF_QWEN3_GROUPED, tied = m->kind == TINY_HF_AUTOBITLINEAR || qwen3;
+    const char *vec = m->kind == TINY_HF_AUTOBITLINEAR ? "BF16" : m->kind == TINY_HF_FLOAT_1BITLLM || qwen3 ? "F16" : "F32";
     const char *embd = m->kind == TINY_HF_AUTOBITLINEAR ? "BF16" : "F16";
     const int64_t qd = m->n_heads * m->head_dim;
     add_matrix(w, "model.embed_tokens.weight", embd, m->n_vocab, m->dim, &s);
-    if (m->kind != TINY_HF_AUTOBITLINEAR) add_matrix(w, "lm_head.weight", embd, m->n_vocab, m->dim, &s);
+    if (!tied) add_matrix(w, "lm_head.weight", embd, m->n_vocab, m->dim, &s);
     add_vector(w, "model.norm.weight", vec, m->dim, m->seed + 1);
     const char *attn_sub = m->kind == TINY_HF_FLOAT_1BITLLM ? "self_attn.inner_attn_ln" : "self_attn.attn_sub_norm";
     const char *ffn_sub = m->kind == TINY_HF_FLOAT_1BITLLM ? "mlp.ffn_layernorm" : "mlp.ffn_sub_norm";
@@ -279,7 +323,12 @@ bool tiny_write_hf(const struct tiny_model *m, const char *dir, bool tokenizer) 
         add_vector(w, name, vec, m->dim, vs + 1);
         snprintf(name, sizeof name, "model.layers.%lld.post_attention_layernorm.weight", (long long)i);
         add_vector(w, name, vec, m->dim, vs + 2);
-        if (m->kind != TINY_HF_BITLINEAR_LLAMA) {
+        if (qwen3) {
+            snprintf(name, sizeof name, "model.layers.%lld.self_attn.q_norm.weight", (long long)i);
+            add_vector(w, name, vec, m->head_dim, vs + 5);
+            snprintf(name, sizeof name, "model.layers.%lld.self_attn.k_norm.weight", (long long)i);
+            add_vector(w, name, vec, m->head_dim, vs + 6);
+        } else if (m->kind != TINY_HF_BITLINEAR_LLAMA) {
             snprintf(name, sizeof name, "model.layers.%lld.%s.weight", (long long)i, attn_sub);
             add_vector(w, name, vec, qd, vs + 3);
             snprintf(name, sizeof name, "model.layers.%lld.%s.weight", (long long)i, ffn_sub);

@@ -15,7 +15,7 @@
 
 #include "quant/quant.h"
 
-/* The three checkpoint kinds of docs/formats.md section 1, as Hugging Face folders. */
+/* The checkpoint kinds of docs/formats.md section 1, as Hugging Face folders. */
 enum tiny_kind {
     TINY_HF_AUTOBITLINEAR = 0, /* model_type bitnet, relu2 (2B-4T graph), packed u8 + weight_scale that
                                   multiplies (BF16, or F32 with scale_f32), tied BF16 embedding */
@@ -23,6 +23,9 @@ enum tiny_kind {
                                     weight_scale that divides (F32), untied F16 embedding and head */
     TINY_HF_FLOAT_1BITLLM = 2, /* model_type llama + BitnetForCausalLM (1bitLLM), F16 latent weights
                                   that trit ternarizes at load; m->w is then unused */
+    TINY_HF_QWEN3_GROUPED = 3, /* model_type qwen3 (a Ternary-Bonsai folder): F16 weights t * d with one
+                                  fp16 d per row and 64 columns (t = +2 now and then), q/k norms, tied
+                                  F16 embedding; dim and ffn_dim multiples of 64 */
 };
 
 /* Weight encodings for tiny_write_gguf. */

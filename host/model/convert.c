@@ -19,6 +19,7 @@
 #include "io/gguf.h"
 #include "io/hf.h"
 #include "io/json.h"
+#include "tokenizer/vocab.h"
 
 #define LAYOUT_VERSION 1u
 #define GGUF_QUANT_VERSION 2u /* general.quantization_version, GGML_QNT_VERSION */
@@ -272,19 +273,32 @@ static bool json_is(const cJSON *obj, const char *key, const char *value) {
 
 static enum trit_status pre_name(const struct json_doc *doc, const char **name, bool *ignore_merges) {
     const cJSON *pre = json_member(doc->root, "pre_tokenizer");
-    const char *why = "it is neither ByteLevel (GPT-2 regex) nor Sequence[Split(Llama-3 regex), ByteLevel]";
+    const char *why = "it is neither ByteLevel (GPT-2 regex) nor Sequence[Split(Llama-3 or Qwen2 regex), ByteLevel]";
+    /* the name also fixes the normalizer: NFC for qwen2, none for the others (tokenizer/vocab.c) */
+    const cJSON *norm = json_member(doc->root, "normalizer");
+    const bool no_norm = !norm || cJSON_IsNull(norm), nfc = cJSON_IsObject(norm) && json_is(norm, "type", "NFC");
     if (cJSON_IsObject(pre) && json_is(pre, "type", "Sequence")) {
         const cJSON *list = json_member(pre, "pretokenizers");
         const cJSON *split = cJSON_GetArrayItem(list, 0), *bl = cJSON_GetArrayItem(list, 1);
         const cJSON *pattern = json_member(split, "pattern");
         if (cJSON_IsArray(list) && cJSON_GetArraySize(list) == 2 && json_is(split, "type", "Split") &&
             json_is(split, "behavior", "Isolated") && !cJSON_IsTrue(json_member(split, "invert")) &&
-            json_is(pattern, "Regex", LLAMA3_JSON_REGEX) && json_is(bl, "type", "ByteLevel") &&
-            cJSON_IsFalse(json_member(bl, "use_regex")) && !cJSON_IsTrue(json_member(bl, "add_prefix_space"))) {
-            *name = "llama-bpe";
-            *ignore_merges = true;
-            return TRIT_OK;
+            json_is(bl, "type", "ByteLevel") && cJSON_IsFalse(json_member(bl, "use_regex")) &&
+            !cJSON_IsTrue(json_member(bl, "add_prefix_space"))) {
+            if (json_is(pattern, "Regex", LLAMA3_JSON_REGEX) && no_norm) {
+                *name = "llama-bpe";
+                *ignore_merges = true;
+                return TRIT_OK;
+            }
+            if (json_is(pattern, "Regex", TOK_REGEX_QWEN2) && nfc) {
+                *name = "qwen2";
+                *ignore_merges = false;
+                return TRIT_OK;
+            }
+            why = "its Split regex is neither Llama 3's (without a normalizer) nor Qwen2's (with NFC)";
         }
+    } else if (!no_norm) {
+        why = "it has a normalizer, which no byte-level GGUF pre-tokenizer name implies";
     } else if (cJSON_IsObject(pre) && json_is(pre, "type", "ByteLevel") && !cJSON_IsFalse(json_member(pre, "use_regex")) &&
                !cJSON_IsTrue(json_member(pre, "add_prefix_space"))) {
         *name = "gpt2";

@@ -110,8 +110,10 @@ enum trit_status trit_convert_compare_tokenizers(const struct trit_tokenizer *a,
 int64_t trit_convert_permute_row(int64_t r, int64_t head_dim);
 
 /* The tokenizer.ggml.pre name trit_convert writes for a tokenizer.json ("llama-bpe" for the Llama-3
- * Split regex + ByteLevel, "gpt2" for a plain ByteLevel pre-tokenizer); TRIT_ERR_UNSUPPORTED, with
- * the reason, for any other pre-tokenizer. *name is a static string. */
+ * Split regex + ByteLevel without a normalizer, "qwen2" for Qwen2's Split regex + ByteLevel with the
+ * NFC normalizer, "gpt2" for a plain ByteLevel pre-tokenizer without a normalizer);
+ * TRIT_ERR_UNSUPPORTED, with the reason, for any other pre-tokenizer or normalizer. *name is a
+ * static string. */
 enum trit_status trit_convert_pre_name(const char *tokenizer_json, const char **name);
 
 /* GGUF architecture name for a family ("bitnet-b1.58", "bitnet", "llama", "qwen3"). */
