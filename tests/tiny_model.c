@@ -250,11 +250,11 @@ static void add_weight(struct st_writer *w, const struct tiny_model *m, int64_t 
     }
 }
 
-static cJSON *config_json_qwen3(const struct tiny_model *m) {
+/* config.json's architecture, model type and shape fields. */
+static cJSON *config_shape(const struct tiny_model *m, const char *arch, const char *model_type) {
     cJSON *c = cJSON_CreateObject();
-    const char *arch = "Qwen3ForCausalLM";
     cJSON_AddItemToObject(c, "architectures", cJSON_CreateStringArray(&arch, 1));
-    cJSON_AddStringToObject(c, "model_type", "qwen3");
+    cJSON_AddStringToObject(c, "model_type", model_type);
     cJSON_AddNumberToObject(c, "vocab_size", (double)m->n_vocab);
     cJSON_AddNumberToObject(c, "hidden_size", (double)m->dim);
     cJSON_AddNumberToObject(c, "intermediate_size", (double)m->ffn_dim);
@@ -262,6 +262,11 @@ static cJSON *config_json_qwen3(const struct tiny_model *m) {
     cJSON_AddNumberToObject(c, "num_attention_heads", (double)m->n_heads);
     cJSON_AddNumberToObject(c, "num_key_value_heads", (double)m->n_kv_heads);
     cJSON_AddNumberToObject(c, "head_dim", (double)m->head_dim);
+    return c;
+}
+
+static cJSON *config_json_qwen3(const struct tiny_model *m) {
+    cJSON *c = config_shape(m, "Qwen3ForCausalLM", "qwen3");
     cJSON_AddStringToObject(c, "hidden_act", "silu");
     cJSON_AddNumberToObject(c, "max_position_embeddings", 256);
     cJSON_AddNumberToObject(c, "rms_norm_eps", 1e-6);
@@ -273,18 +278,9 @@ static cJSON *config_json_qwen3(const struct tiny_model *m) {
 
 static cJSON *config_json(const struct tiny_model *m) {
     if (m->kind == TINY_HF_QWEN3_GROUPED) return config_json_qwen3(m);
-    cJSON *c = cJSON_CreateObject();
     const bool bitnet = m->kind == TINY_HF_AUTOBITLINEAR;
     const char *arch = bitnet ? "BitNetForCausalLM" : m->kind == TINY_HF_FLOAT_1BITLLM ? "BitnetForCausalLM" : "LlamaForCausalLM";
-    cJSON_AddItemToObject(c, "architectures", cJSON_CreateStringArray(&arch, 1));
-    cJSON_AddStringToObject(c, "model_type", bitnet ? "bitnet" : "llama");
-    cJSON_AddNumberToObject(c, "vocab_size", (double)m->n_vocab);
-    cJSON_AddNumberToObject(c, "hidden_size", (double)m->dim);
-    cJSON_AddNumberToObject(c, "intermediate_size", (double)m->ffn_dim);
-    cJSON_AddNumberToObject(c, "num_hidden_layers", (double)m->n_layers);
-    cJSON_AddNumberToObject(c, "num_attention_heads", (double)m->n_heads);
-    cJSON_AddNumberToObject(c, "num_key_value_heads", (double)m->n_kv_heads);
-    cJSON_AddNumberToObject(c, "head_dim", (double)m->head_dim);
+    cJSON *c = config_shape(m, arch, bitnet ? "bitnet" : "llama");
     cJSON_AddStringToObject(c, "hidden_act", bitnet ? "relu2" : "silu");
     cJSON_AddNumberToObject(c, "max_position_embeddings", 256);
     cJSON_AddNumberToObject(c, "rms_norm_eps", m->kind == TINY_HF_FLOAT_1BITLLM ? 1e-6 : 1e-5);

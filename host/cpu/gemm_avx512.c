@@ -165,11 +165,7 @@ _Static_assert(TRIT_CPU_BLOCKED_TOKENS == 2, "blocked_1 and blocked_2 cover the 
 
 __attribute__((target(AVX512_TARGET))) void trit_cpu_btile_avx512(const struct trit_cpu_btile *tile) {
     int8_t tail[TRIT_CPU_BLOCKED_TOKENS][TRIT_CPU_KB_COLS];
-    const int64_t n_full = tile->n_cols / TRIT_CPU_KB_COLS, rem = tile->n_cols - n_full * TRIT_CPU_KB_COLS;
-    for (int t = 0; rem && t < tile->n_tok; t++) {
-        memset(tail[t], 0, TRIT_CPU_KB_COLS);
-        memcpy(tail[t], tile->q + t * tile->ld_q + n_full * TRIT_CPU_KB_COLS, (size_t)rem);
-    }
+    trit_cpu_btile_tails(tile, tail);
     if (tile->n_tok == 1) blocked_1(tile, tail);
     else blocked_2(tile, tail);
 }

@@ -154,6 +154,14 @@ struct trit_cpu_btile {
     int64_t ld_out;
 };
 typedef void (*trit_cpu_btile_fn)(const struct trit_cpu_btile *tile);
+/* trit_cpu_copy_tails for a blocked tile's tokens. */
+static inline void trit_cpu_btile_tails(const struct trit_cpu_btile *tile, int8_t (*tail)[TRIT_CPU_KB_COLS]) {
+    const int64_t n_full = tile->n_cols / TRIT_CPU_KB_COLS, rem = tile->n_cols - n_full * TRIT_CPU_KB_COLS;
+    for (int t = 0; rem && t < tile->n_tok; t++) {
+        memset(tail[t], 0, TRIT_CPU_KB_COLS);
+        memcpy(tail[t], tile->q + t * tile->ld_q + n_full * TRIT_CPU_KB_COLS, (size_t)rem);
+    }
+}
 
 /* sum(q[0 .. n)) with the family's instructions (exact). */
 int32_t trit_cpu_sum_i8(enum trit_cpu_isa isa, const int8_t *q, int64_t n);
