@@ -85,7 +85,7 @@ endif()
 set(tp_mpi_env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "TRIT_TEST_DATA=${CMAKE_CURRENT_SOURCE_DIR}/data")
 
 foreach(np 2 4)
-  foreach(t collectives exact_accumulators exact_logits grouped_perplexity_tiny grouped_perplexity_model public_api batched_sequences lead_follow)
+  foreach(t collectives group_scaled_models_refused exact_accumulators exact_logits grouped_perplexity_tiny grouped_perplexity_model public_api batched_sequences lead_follow)
     add_test(NAME tp_mpi_${t}_np${np}
              COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${np} ${tp_mpi_pre} ${MPIEXEC_PREFLAGS}
                      $<TARGET_FILE:test_tp_mpi> ${MPIEXEC_POSTFLAGS} --filter tp_mpi/${t} --jobs 1 --short-filename)

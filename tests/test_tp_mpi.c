@@ -136,6 +136,28 @@ Test(tp_mpi, collectives) {
     trit_comm_free(c);
 }
 
+/* A model with group scales and activations per 64 (qwen3) runs on one rank only for now: every rank
+ * refuses it the same way, in either mode, and the communicator stays usable. */
+Test(tp_mpi, group_scaled_models_refused) {
+    struct trit_comm *c = make_comm(-1);
+    const int P = trit_comm_size(c);
+    struct trit_model m;
+    cr_assert_eq(trit_model_synthetic("tiny-qwen3", 1, &m), TRIT_OK, "%s", trit_last_error());
+    struct trit_backend_config cfg = {.n_ctx = 32, .n_batch = 8, .n_threads = 1};
+    for (int q = 0; q < 2; q++) {
+        const enum trit_tp_quant quant = q ? TRIT_TP_QUANT_EXACT : TRIT_TP_QUANT_GROUPED;
+        if (quant == TRIT_TP_QUANT_GROUPED && P == 1) continue; /* one rank, grouped: the CPU backend itself */
+        const struct trit_tp_config tp = {.quant = quant, .comm = c};
+        void *st = NULL;
+        cr_assert_eq(trit_tp_cpu_init(&m, &cfg, &tp, &st), TRIT_ERR_UNSUPPORTED, "mode %d: %s", q, trit_last_error());
+        cr_assert_null(st);
+        cr_assert(strstr(trit_last_error(), "run on one rank only"), "%s", trit_last_error());
+    }
+    cr_assert_eq(trit_comm_barrier(c), TRIT_OK, "the ranks are still in step: %s", trit_last_error());
+    trit_model_release(&m);
+    trit_comm_free(c);
+}
+
 /* ---- exact mode: accumulators ------------------------------------------------------------------ */
 
 /* Each rank computes its shard of the tiny model's row-parallel matrices (o_proj by heads, down_proj
