@@ -147,6 +147,11 @@ trit_tool_test(tool_inspect_json EXPECT_RC 0 MATCH "\"runnable\":[ \t]*false"
   COMMAND $<TARGET_FILE:trit> inspect ${TRIT_TOOL_DATA}/tokenizers/gpt2/ggml-vocab-gpt-2.gguf --json)
 trit_tool_test(tool_inspect_missing EXPECT_RC 1 MATCH "cannot open"
   COMMAND $<TARGET_FILE:trit> inspect ${TRIT_TOOL_DATA}/no-such-file.gguf)
+# inspect names the family a config.json describes (Falcon3-*-1.58bit and Falcon-E share
+# llama-bitlinear-tiny's format, docs/formats.md section 1)
+trit_tool_test(tool_inspect_recognized_llama_bitlinear EXPECT_RC 0
+  MATCH "recognized: +Llama \\+ BitLinear \\(quant_method bitnet\\): the format of HF1BitLLM Llama3-8B-1.58, Falcon3-\\*-1.58bit and Falcon-E.*model: runs on trit"
+  COMMAND $<TARGET_FILE:trit> inspect ${TRIT_TOOL_DATA}/fixtures/llama-bitlinear-tiny --no-tensors)
 
 # convert: HF folder -> GGUF -> GGUF, for the divide kind (Q/K permuted) and the multiply kind
 # (whose logits must then equal the folder's bit for bit)

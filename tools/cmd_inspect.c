@@ -94,8 +94,20 @@ static void gather_gguf_file(cJSON *r, const char *path, bool *has_tensors) {
     cJSON_AddNumberToObject(g, "n_kv", (double)f.n_kv);
     cJSON_AddNumberToObject(g, "n_tensors", (double)f.n_tensors);
     cJSON_AddNumberToObject(r, "file_bytes", (double)f.size);
-    char arch[64];
-    if (gguf_get_str(&f, "general.architecture", arch, sizeof arch) == TRIT_OK) cJSON_AddStringToObject(r, "architecture", arch);
+    char arch[64], pre[64];
+    if (gguf_get_str(&f, "general.architecture", arch, sizeof arch) == TRIT_OK) {
+        cJSON_AddStringToObject(r, "architecture", arch);
+        /* the Falcon files say so only in their tokenizer's pre name (bitnet.cpp's converter writes
+         * arch llama for both); docs/formats.md section 1 */
+        if (strcmp(arch, "llama") == 0 && gguf_get_str(&f, "tokenizer.ggml.pre", pre, sizeof pre) == TRIT_OK) {
+            if (strcmp(pre, "falcon3") == 0)
+                cJSON_AddStringToObject(g, "recognized", "Falcon3 (arch llama, tokenizer pre falcon3: Falcon3-*-1.58bit "
+                                                         "as bitnet.cpp converts it)");
+            else if (strcmp(pre, "falcon_e") == 0)
+                cJSON_AddStringToObject(g, "recognized", "Falcon-E (arch llama, tokenizer pre falcon_e: Falcon-E-*-GGUF "
+                                                         "as bitnet.cpp converts it)");
+        }
+    }
     trit_error_clear();
     cJSON *meta = cJSON_AddArrayToObject(r, "metadata");
     for (int64_t i = 0; i < f.n_kv; i++) {
@@ -142,6 +154,7 @@ static void gather_hf_folder(cJSON *r, const char *path) {
     cJSON_AddStringToObject(h, "architectures", arch0);
     cJSON_AddStringToObject(h, "quant_method", quant);
     cJSON_AddStringToObject(h, "linear_class", linear);
+    cJSON_AddStringToObject(h, "recognized", trit_hf_config_family(&f.config));
     char arch[160];
     snprintf(arch, sizeof arch, "%s (%s)", model_type, arch0);
     cJSON_AddStringToObject(r, "architecture", arch);
@@ -367,6 +380,8 @@ static void print_text(const cJSON *r, bool tensors) {
         printf("config.json: model_type %s, architectures %s, quant_method %s, linear_class %s\n", str_of(h, "model_type"),
                str_of(h, "architectures"), str_of(h, "quant_method")[0] ? str_of(h, "quant_method") : "-",
                str_of(h, "linear_class")[0] ? str_of(h, "linear_class") : "-");
+    const char *recognized = str_of(h ? h : g, "recognized");
+    if (recognized[0]) printf("recognized:   %s\n", recognized);
 
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(r, "metadata");
     if (meta) {

@@ -159,6 +159,13 @@ enum trit_status trit_model_load_gguf(const char *path, const struct trit_load_p
                                       struct trit_model *out);
 enum trit_status trit_model_load_hf(const char *dir, const struct trit_load_params *params,
                                     struct trit_model *out);
+/* Which published family a Hugging Face config.json describes, in words, from model_type,
+ * architectures[0], hidden_act and quantization_config alone (no weight is read): one row of
+ * docs/formats.md section 1, e.g. "Llama + BitLinear (quant_method bitnet): the format of
+ * HF1BitLLM Llama3-8B-1.58, Falcon3-*-1.58bit and Falcon-E". For `trit inspect` and refusals;
+ * a recognized family can still be refused (an unsupported option). Never NULL; static storage. */
+struct json_doc;
+const char *trit_hf_config_family(const struct json_doc *config);
 /* A model with random weights in a named shape, built in memory (synthetic.c): "2b4t"
  * (bitnet-b1.58-2B-4T: dim 2560, ffn 6912, 30 layers, 20/5 heads, vocab 128256, tied fp16
  * embedding), "8b" (Llama-3-8B, untied), "70b-layers" (2 layers of Llama-3-70B), and "tiny",

@@ -7,7 +7,8 @@
  *                                                  BITNET
  *   model_type "llama", BitnetForCausalLM          BITNET (1bitLLM)     fp16 latent weights, absmean at load
  *   model_type "llama", quant_method "bitnet"      LLAMA (HF1BitLLM,    packed u8 + weight_scale
- *                                                  Falcon3-1.58bit)
+ *                                                  Falcon3-1.58bit,     (onebitllms' quantize_to_1bit
+ *                                                  Falcon-E)            for Falcon-E)
  *   model_type "qwen3" (Qwen3ForCausalLM)          QWEN3 (Ternary-      float weights that are exactly
  *                                                  Bonsai "unpacked")   group-ternary: t * d, one d per
  *                                                                       row and group of G columns
@@ -35,6 +36,7 @@ struct hf_loader {
     struct trit_model *m;
     const struct trit_load_params *params;
     enum trit_scale_kind scale_kind;
+    bool online;               /* quantization_mode "online" (AutoBitLinear): float masters only */
     int64_t group;             /* qwen3: quantization_config.group_size, 0 when absent (try 128, 64) */
     const char *attn_sub_name; /* "self_attn.attn_sub_norm" or "self_attn.inner_attn_ln" */
     const char *ffn_sub_name;  /* "mlp.ffn_sub_norm" or "mlp.ffn_layernorm" */
@@ -61,6 +63,65 @@ static enum trit_status dtype_of(const struct st_tensor *t, enum trit_dtype *out
 }
 
 /* ---- config.json ----------------------------------------------------------------------------- */
+
+const char *trit_hf_config_family(const struct json_doc *c) {
+    const char *model_type = "", *arch0 = "", *act = "", *quant_method = "";
+    if (!c || json_get_str(c, "model_type", "", &model_type) != TRIT_OK ||
+        json_get_str(c, "architectures[0]", "", &arch0) != TRIT_OK || json_get_str(c, "hidden_act", "silu", &act) != TRIT_OK ||
+        json_get_str(c, "quantization_config.quant_method", "", &quant_method) != TRIT_OK) {
+        trit_error_clear();
+        return "unknown (config.json keys of the wrong type)";
+    }
+    if (strcmp(model_type, "bitnet") == 0)
+        return strcmp(act, "relu2") == 0 ? "BitNet b1.58 (model_type bitnet, relu2): microsoft/bitnet-b1.58-2B-4T"
+                                         : "BitNet (model_type bitnet, SiLU)";
+    if (strcmp(model_type, "llama") == 0 && strcmp(arch0, "BitnetForCausalLM") == 0)
+        return "1bitLLM BitNet b1.58 (llama config, BitnetForCausalLM, float latent weights)";
+    if (strcmp(model_type, "llama") == 0 && strcmp(quant_method, "bitnet") == 0)
+        return "Llama + BitLinear (quant_method bitnet): the format of HF1BitLLM Llama3-8B-1.58, Falcon3-*-1.58bit "
+               "and Falcon-E";
+    if (strcmp(model_type, "llama") == 0)
+        return "a float Llama (no quantization_config.quant_method \"bitnet\"), as Falcon-E's bfloat16 and "
+               "prequantized revisions are";
+    if (strcmp(model_type, "qwen3") == 0) return "Qwen3 with group-ternary float weights (Ternary-Bonsai's unpacked folders)";
+    return "not a ternary family trit knows";
+}
+
+/* The BitNet quantization_config options that change the graph or the weights' meaning
+ * (transformers' BitNetQuantConfig, integrations/bitnet.py), and modules_to_not_convert. */
+static enum trit_status read_bitnet_quant_config(struct hf_loader *L) {
+    const struct json_doc *c = &L->f->config;
+    const char *mode = NULL;
+    TRIT_TRY(json_get_str(c, "quantization_config.quantization_mode", "offline", &mode));
+    if (strcmp(mode, "offline") != 0 && strcmp(mode, "online") != 0)
+        return trit_error(TRIT_ERR_UNSUPPORTED, "%s: quantization_config.quantization_mode '%s' (expected offline or online)",
+                          c->name, mode);
+    /* transformers makes online linears only of class autobitlinear (BitLinear is always offline) */
+    L->online = strcmp(mode, "online") == 0 && L->scale_kind == TRIT_SCALE_MUL;
+    bool rms = false;
+    TRIT_TRY(json_get_bool(c, "quantization_config.use_rms_norm", false, &rms));
+    if (rms)
+        return trit_error(TRIT_ERR_UNSUPPORTED, "%s: quantization_config.use_rms_norm is true: transformers then applies an "
+                          "RMSNorm to the input of every BitLinear, which trit's graphs do not have", c->name);
+    /* every module transformers leaves out stays a float nn.Linear: only the head may (it is float in
+     * trit too). Falcon3-*-1.58bit and onebitllms' Falcon-E list ["lm_head"]. */
+    const cJSON *skip = NULL;
+    TRIT_TRY(json_find(c, "quantization_config.modules_to_not_convert", &skip));
+    if (skip && !cJSON_IsArray(skip))
+        return trit_error(TRIT_ERR_FORMAT, "%s: quantization_config.modules_to_not_convert is a JSON %s, expected an array "
+                          "of module names", c->name, json_type_name(skip));
+    const cJSON *e;
+    cJSON_ArrayForEach(e, skip) {
+        if (!cJSON_IsString(e))
+            return trit_error(TRIT_ERR_FORMAT, "%s: quantization_config.modules_to_not_convert holds a JSON %s, expected "
+                              "module names", c->name, json_type_name(e));
+        if (strcmp(e->valuestring, "lm_head") != 0)
+            return trit_error(TRIT_ERR_UNSUPPORTED, "%s: quantization_config.modules_to_not_convert names '%.96s': "
+                              "transformers keeps it a float nn.Linear, and trit runs ternary projections only "
+                              "(only lm_head may be left out)", c->name, e->valuestring);
+    }
+    return TRIT_OK;
+}
 
 static enum trit_status read_config(struct hf_loader *L) {
     const struct json_doc *c = &L->f->config;
@@ -120,14 +181,15 @@ static enum trit_status read_config(struct hf_loader *L) {
             return trit_error(TRIT_ERR_UNSUPPORTED, "%s: hidden_act '%s' for a llama model (trit expects silu)", c->name, act);
     } else {
         return trit_error(TRIT_ERR_UNSUPPORTED,
-                          "%s: model_type '%s' (%s) is not a ternary model trit knows: expected \"bitnet\", "
+                          "%s: model_type '%s' (%s) is not a ternary model trit knows (%s): expected \"bitnet\", "
                           "\"llama\" with BitnetForCausalLM or quantization_config.quant_method \"bitnet\", "
                           "or \"qwen3\" with group-ternary weights",
-                          c->name, model_type, arch0[0] ? arch0 : "no architectures");
+                          c->name, model_type, arch0[0] ? arch0 : "no architectures", trit_hf_config_family(c));
     }
     if (strcmp(linear_class, "autobitlinear") == 0) L->scale_kind = TRIT_SCALE_MUL;
     else if (strcmp(linear_class, "bitlinear") == 0) L->scale_kind = TRIT_SCALE_DIV;
     else return trit_error(TRIT_ERR_UNSUPPORTED, "%s: quantization_config.linear_class '%s' (expected autobitlinear or bitlinear)", c->name, linear_class);
+    if (hp->family != TRIT_FAMILY_QWEN3) TRIT_TRY(read_bitnet_quant_config(L));
 
     const cJSON *scaling = NULL;
     enum trit_status st = json_find(c, "rope_scaling", &scaling);
@@ -143,6 +205,8 @@ static enum trit_status read_config(struct hf_loader *L) {
     bool bias = false;
     TRIT_TRY(json_get_bool(c, "attention_bias", false, &bias));
     if (bias) return trit_error(TRIT_ERR_UNSUPPORTED, "%s: attention_bias is true; trit's graphs have no biases", c->name);
+    TRIT_TRY(json_get_bool(c, "mlp_bias", false, &bias));
+    if (bias) return trit_error(TRIT_ERR_UNSUPPORTED, "%s: mlp_bias is true; trit's graphs have no biases", c->name);
 
     const int64_t big = (int64_t)1 << 31;
     TRIT_TRY(json_require(c, "hidden_size"));
@@ -271,6 +335,10 @@ static enum trit_status load_ternary(struct hf_loader *L, const char *name, int6
             return trit_error(TRIT_ERR_FORMAT, "packed tensor '%s' has shape [%lld, %lld], expected [%lld, %lld] for a %lld x %lld weight",
                               name, (long long)t->shape[0], (long long)(t->n_dims > 1 ? t->shape[1] : 0),
                               (long long)packed_rows, (long long)cols, (long long)rows, (long long)cols);
+        if (L->online)
+            return trit_error(TRIT_ERR_UNSUPPORTED, "packed tensor '%s' under quantization_mode online: transformers' online "
+                              "AutoBitLinear re-ternarizes float weights every forward and has no weight_scale; a packed "
+                              "checkpoint is offline", name);
         TRIT_TRY(trit_ternary_init(w, rows, cols));
         st = trit_hf_decode(t->data, w);
         if (st == TRIT_OK) st = read_weight_scale(L, name, &w->scale);
@@ -284,6 +352,12 @@ static enum trit_status load_ternary(struct hf_loader *L, const char *name, int6
             return trit_error(TRIT_ERR_FORMAT, "tensor '%s' has the wrong shape (expected [%lld, %lld])", name, (long long)rows, (long long)cols);
         enum trit_dtype dt = TRIT_DTYPE_F32;
         TRIT_TRY(dtype_of(t, &dt));
+        char scale_name[256];
+        snprintf(scale_name, sizeof scale_name, "%.*s.weight_scale", (int)(strlen(name) - strlen(".weight")), name);
+        if (!L->online && hf_find(L->f, scale_name)) /* online: transformers has no weight_scale (unused) */
+            return trit_error(TRIT_ERR_UNSUPPORTED, "tensor '%s' is %s with a '%s' beside it: an unpacked offline "
+                              "AutoBitLinear checkpoint, whose output transformers multiplies by that scale; trit reads "
+                              "weight_scale beside packed U8 weights only", name, st_dtype_name(t->dtype), scale_name);
         float *tmp;
         TRIT_TRY(model_copy_f32(t->data, dt, rows * cols, &tmp));
         if (L->m->hp.family == TRIT_FAMILY_QWEN3) {
