@@ -2,6 +2,7 @@
  * api.c: the public model and context API (include/trit.h) over host/model and the backends.
  */
 #include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -629,6 +630,58 @@ enum trit_status trit_decode_sample(trit_context *ctx, const int32_t *tokens, in
     *token = trit_sampler_sample_candidates(s, vals, ids, k);
     if (*token < 0) return trit_error(TRIT_ERR_INTERNAL, "trit_decode_sample: the candidates did not fit the sampler");
     return TRIT_OK;
+}
+
+/* ---- embeddings ------------------------------------------------------------------------------- */
+
+/* out = h / max(||h||_2, 1e-12) in double (trit.h states the order). */
+static void l2_normalize(float *h, int64_t n) {
+    double ss = 0.0;
+    for (int64_t i = 0; i < n; i++) ss += (double)h[i] * (double)h[i];
+    double norm = sqrt(ss);
+    if (!(norm >= 1e-12)) norm = norm != norm ? norm : 1e-12; /* NaN stays NaN, as in torch */
+    for (int64_t i = 0; i < n; i++) h[i] = (float)((double)h[i] / norm);
+}
+
+enum trit_status trit_embed(trit_context *ctx, int32_t seq, const int32_t *tokens, int32_t n_tokens, unsigned flags,
+                            float *out) {
+    if (!ctx || !tokens || !out || n_tokens < 1 || (flags & ~TRIT_EMBED_RAW))
+        return trit_error(TRIT_ERR_INVALID_ARG, "trit_embed: %d tokens (1 or more), flags 0x%x, %s", n_tokens, flags,
+                          !ctx || !tokens || !out ? "a NULL argument" : "non-NULL arguments");
+    if (!ctx->ops->forward_hidden)
+        return trit_error(TRIT_ERR_UNSUPPORTED, "trit_embed: embeddings run on the CPU backend, in one process "
+                                                "(this context runs on %s)", ctx->ops->name);
+    if (ctx->lead)
+        return trit_error(TRIT_ERR_INVALID_ARG, "trit_embed: this context leads other ranks (trit_tp_lead)");
+    if (!seq_ok(ctx, seq))
+        return trit_error(TRIT_ERR_INVALID_ARG, "trit_embed: sequence %d (the context holds 0..%d)", seq, ctx->pool.n_seq - 1);
+    if (ctx->pool.seq[seq].len != 0)
+        return trit_error(TRIT_ERR_INVALID_ARG, "trit_embed: sequence %d holds %d tokens; an embedding starts from an "
+                                                "empty sequence", seq, ctx->pool.seq[seq].len);
+    if (n_tokens > ctx->cfg.n_ctx)
+        return trit_error(TRIT_ERR_CONTEXT_FULL, "context full: %d tokens to embed > context length %lld", n_tokens,
+                          (long long)ctx->cfg.n_ctx);
+    for (int32_t i = 0; i < n_tokens; i++)
+        if (tokens[i] < 0 || tokens[i] >= ctx->model->hp.n_vocab)
+            return trit_error(TRIT_ERR_INVALID_ARG, "token id %d is outside the vocabulary (0..%lld)", tokens[i],
+                              (long long)ctx->model->hp.n_vocab - 1);
+    const int32_t need = trit_kv_pool_need(&ctx->pool, seq, n_tokens);
+    if (need > ctx->pool.n_free)
+        return trit_error(TRIT_ERR_CONTEXT_FULL, "KV cache full: %d blocks of %d tokens needed, %d of %d are free", need,
+                          TRIT_KV_BLOCK, ctx->pool.n_free, ctx->pool.n_blocks);
+    enum trit_status st = TRIT_OK;
+    for (int32_t done = 0; done < n_tokens && st == TRIT_OK;) {
+        const int32_t n = n_tokens - done < ctx->cfg.n_batch ? n_tokens - done : (int32_t)ctx->cfg.n_batch;
+        if ((st = seq_grow(ctx, seq, done + n)) != TRIT_OK) break;
+        struct trit_forward_batch b;
+        one_sequence(ctx, seq, done, n, false, &b, tokens + done); /* out row: the piece's last token */
+        if (done + n < n_tokens) b.n_out = 0;                     /* earlier pieces only fill the cache */
+        st = ctx->ops->forward_hidden(ctx->state, &b, out);
+        done += n;
+    }
+    trit_kv_pool_trim(&ctx->pool, seq, 0);
+    if (st == TRIT_OK && !(flags & TRIT_EMBED_RAW)) l2_normalize(out, ctx->model->hp.dim);
+    return st;
 }
 
 int32_t trit_context_n_past(const trit_context *ctx) { return ctx->pool.seq[0].len; }

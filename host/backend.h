@@ -96,6 +96,10 @@ struct trit_backend_ops {
      * of an MPI job (CPU ranks, or one GPU per rank), else NULL: what a leading context sends its
      * steps over (trit_tp_lead, host/tp/lead.h). */
     struct trit_comm *(*host_comm)(void *state);
+    /* Optional (NULL: the backend gives no embeddings; trit_embed says so). Runs b (b->hidden NULL) over
+     * the paged cache as forward_batch does, except that its out rows end at the final norm: hidden
+     * (b->n_out, dim) receives rmsnorm(x) * out_norm, the LM head's input, and no logits are computed. */
+    enum trit_status (*forward_hidden)(void *state, const struct trit_forward_batch *b, float *hidden);
 };
 
 /* The most candidates forward_topk hands back. */

@@ -14,7 +14,7 @@
  *     x += sum of every rank's part                x += sum of every rank's part
  *
  * then logits = head(rmsnorm(x) * out_norm) for the wanted rows, each rank its vocabulary slice,
- * gathered. The sub-norms are those of the graph families that have them (model.h).
+ * gathered; or, for embeddings (b->hidden), rmsnorm(x) * out_norm of those rows and no head. The sub-norms are those of the graph families that have them (model.h).
  */
 #include "forward.h"
 
@@ -57,5 +57,5 @@ enum trit_status trit_forward_run(const struct trit_layer_ops *ops, void *be, co
         }
     }
     TRIT_TRY(ops->head(be, b));
-    return ops->gather_logits(be, b);
+    return b->hidden ? TRIT_OK : ops->gather_logits(be, b); /* hidden states: whole rows on every rank */
 }

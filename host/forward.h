@@ -39,6 +39,10 @@ struct trit_forward_batch {
     const int32_t *pos;
     const int32_t *const *blocks;
     const int32_t *out;
+    /* NULL: the out rows' logits, as above. Else (n_out, dim): the head op writes the out rows' final-norm
+     * hidden states here (rmsnorm(x) * out_norm, the LM head's input), computes no logits, and
+     * gather_logits is not run (backend forward_hidden, trit_embed). */
+    float *hidden;
 };
 
 struct trit_layer_ops {
@@ -66,7 +70,7 @@ struct trit_layer_ops {
      * mode) and added to x, now or at the next norm_quant or head. */
     enum trit_status (*reduce)(void *be, int64_t layer, enum trit_block blk, const struct trit_forward_batch *b);
     /* x += what is pending; the final norm of rows first_out .. first_out + n_out - 1; the head's rows
-     * this rank holds (its vocabulary slice). */
+     * this rank holds (its vocabulary slice). With b->hidden, the final norm only, written there. */
     enum trit_status (*head)(void *be, const struct trit_forward_batch *b);
     /* Every rank's vocabulary slice, gathered into whole rows of logits (nothing to do with one rank). */
     enum trit_status (*gather_logits)(void *be, const struct trit_forward_batch *b);
@@ -80,7 +84,8 @@ enum trit_status trit_forward_batch_make(const struct trit_hparams *hp, int64_t 
                                          bool logits_all, const int32_t *tokens, int64_t n, int64_t pos0,
                                          struct trit_forward_batch *out);
 
-/* The forward pass of batch b: embed, every layer's two blocks, the head and the logits gather. */
+/* The forward pass of batch b: embed, every layer's two blocks, the head and the logits gather (with
+ * b->hidden: the final norm, no logits, no gather). */
 enum trit_status trit_forward_run(const struct trit_layer_ops *ops, void *be, const struct trit_hparams *hp,
                                   const struct trit_forward_batch *b);
 

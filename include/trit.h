@@ -318,6 +318,34 @@ enum trit_status trit_perplexity(trit_context *ctx, const int32_t *tokens, int64
                                  void *user, struct trit_perplexity_result *out);
 
 /* ----------------------------------------------------------------------------------------------
+ * Embeddings: a decoder read as a sentence encoder, with last-token pooling (Qwen3-Embedding's
+ * recipe; it applies to every family trit runs). The vector of a token sequence is the hidden state
+ * of its last token after the final norm, rmsnorm(x) * out_norm: the row the LM head would read.
+ * Its length is the model's dim (trit_model_shape). No logits are computed.
+ *
+ * Normalization (unless TRIT_EMBED_RAW): out = h / max(||h||_2, 1e-12), the formula of
+ * torch.nn.functional.normalize(p=2, eps=1e-12), in double: ss = sum over i ascending of
+ * (double)h[i] * (double)h[i], n = max(sqrt(ss), 1e-12), out[i] = (float)((double)h[i] / n). Double
+ * makes the norm independent of summation order (torch's fp32 reduction order is its own) and each
+ * output the correctly rounded quotient of h[i] by the norm; the result is within an fp32 rounding of
+ * torch's.
+ *
+ * The cache: the tokens run through sequence `seq`, which must be empty (trit_seq_length 0; sequence
+ * 0 is the one trit_decode uses), from position 0, in pieces of n_batch; the sequence is emptied again
+ * before the call returns, whatever happened. Other sequences are untouched: a server can embed in a
+ * free sequence of a context that is generating. The CPU backend only, in one process (TRIT_ERR_
+ * UNSUPPORTED on the others; refused on a context that leads other ranks, trit_tp_lead).
+ */
+/* Return the final-norm hidden state as it is, not L2-normalized. */
+#define TRIT_EMBED_RAW 1u
+/* out: dim floats (unspecified after a failure). Errors: TRIT_ERR_INVALID_ARG for NULL pointers, n_tokens
+ * below 1, unknown flags, a sequence out of range or not empty, a token id outside the vocabulary;
+ * TRIT_ERR_CONTEXT_FULL when n_tokens exceeds the context or the pool has too few free blocks;
+ * TRIT_ERR_UNSUPPORTED on a backend without embeddings (CUDA, tensor parallelism). */
+enum trit_status trit_embed(trit_context *ctx, int32_t seq, const int32_t *tokens, int32_t n_tokens, unsigned flags,
+                            float *out);
+
+/* ----------------------------------------------------------------------------------------------
  * Chat templates: the Jinja template a model ships turns a conversation into the text it was
  * trained on. trit renders the subset of Jinja that chat templates use (host/chat/template.h lists
  * it); anything else is an error that names the construct and its offset.

@@ -406,10 +406,11 @@ static enum trit_status op_head(void *be, const struct trit_forward_batch *b) {
     struct cpu_state *st = be;
     const struct trit_model *m = st->m;
     const int64_t D = m->hp.dim;
-    float *xn = F32(st, BUF_XN);
+    float *xn = b->hidden ? b->hidden : F32(st, BUF_XN); /* (n_out, D) */
     if (b->n_out == 0) return TRIT_OK; /* a prefill chunk that wants no logits */
     for (int64_t i = 0; i < b->n_out; i++)
         trit_rmsnorm_f32(F32(st, BUF_X) + b->out[i] * D, m->out_norm, D, m->hp.norm_eps, xn + i * D);
+    if (b->hidden) return TRIT_OK; /* embeddings: the head's input is the answer */
     if (st->cfg.head_int8 || st->cfg.head_q4) return trit_head_i8_logits(st->pool, &st->head8, xn, b->n_out, D, st->logits);
     if (st->plan.n_ranks == 1) {
         trit_dense_logits(st->pool, &m->output, xn, b->n_out, D, m->hp.n_vocab, st->logits);
@@ -457,7 +458,7 @@ static const struct trit_layer_ops cpu_ops = {
 
 static enum trit_status cpu_forward_batch(void *state, const struct trit_forward_batch *b, float *logits) {
     struct cpu_state *st = state;
-    if (!logits || !b->pos || !b->blocks || !b->out || b->n < 1 || b->n > st->cfg.n_batch || b->n_out < 0 ||
+    if ((!logits && !b->hidden) || !b->pos || !b->blocks || !b->out || b->n < 1 || b->n > st->cfg.n_batch || b->n_out < 0 ||
         b->n_out > out_rows(&st->cfg))
         return trit_error(TRIT_ERR_INVALID_ARG, "cpu forward: a batch of %lld tokens and %lld rows of logits (%lld and %lld at most)",
                           (long long)b->n, (long long)b->n_out, (long long)st->cfg.n_batch, (long long)out_rows(&st->cfg));
@@ -466,6 +467,14 @@ static enum trit_status cpu_forward_batch(void *state, const struct trit_forward
     st->n_tokens += b->n;
     st->n_forward++;
     return TRIT_OK;
+}
+
+/* forward_batch, its out rows ending at the final norm (written to hidden); no logits. */
+static enum trit_status cpu_forward_hidden(void *state, const struct trit_forward_batch *b, float *hidden) {
+    if (!hidden || b->hidden) return trit_error(TRIT_ERR_INVALID_ARG, "cpu forward_hidden: no hidden-state buffer");
+    struct trit_forward_batch h = *b;
+    h.hidden = hidden;
+    return cpu_forward_batch(state, &h, NULL);
 }
 
 /* One sequence in blocks 0, 1, 2, ... of the pool: the contiguous cache's layout. */
@@ -807,6 +816,7 @@ const struct trit_backend_ops trit_cpu_backend = {
     .plan = cpu_plan,
     .forward_batch = cpu_forward_batch,
     .kv_copy = cpu_kv_copy,
+    .forward_hidden = cpu_forward_hidden,
 };
 
 /* The MPI ranks' table (host/tp/forward_tp.c's init creates the communicator). */
