@@ -286,3 +286,30 @@ output_test(input_chat_endless_line EXPECT_RC 1 INPUT /dev/zero
 output_test(input_run_endless_prompt EXPECT_RC 1 INPUT /dev/zero
   MATCH "trit run: error: /dev/stdin: more than [0-9]+ bytes, more than a context of 256 tokens can hold \\(raise -c\\)"
   COMMAND ${out_trit} run -t 1 -f /dev/stdin)
+# ---- trit embed -----------------------------------------------------------------------------------
+# (the .npy it writes is read back by numpy in ctest_embed.cmake)
+file(WRITE ${out_dir}/embed_empty.txt "")
+file(WRITE ${out_dir}/embed_gap.txt "In the beginning\n\nthe word\n")
+string(REPEAT "and the LORD said " 40 out_long_text)
+file(WRITE ${out_dir}/embed_long.txt "In the beginning\n${out_long_text}\n")
+if(EXISTS /dev/full)
+  output_test(output_full_embed OUT /dev/full EXPECT_RC 1 MATCH "trit embed: error: ${out_full}\n" NOMATCH "embedded"
+    COMMAND ${out_trit} embed -m ${out_model} -p "In the beginning" -t 1)
+  output_test(output_file_embed_device EXPECT_RC 1
+    MATCH "^trit embed: error: output: /dev/full: is a character device, not a regular file"
+    COMMAND ${out_trit} embed -m ${out_model} -p "In the beginning" -o /dev/full)
+endif()
+output_test(output_file_embed_folder EXPECT_RC 1 MATCH "^trit embed: error: output: ${out_dir}: is a folder, not a regular file"
+  COMMAND ${out_trit} embed -m ${out_model} -p "In the beginning" -o ${out_dir})
+output_test(input_embed_empty_file EXPECT_RC 1 MATCH "trit embed: error: [^\n]*embed_empty.txt: the file is empty" NOMATCH "embedded"
+  COMMAND ${out_trit} embed -m ${out_model} -f ${out_dir}/embed_empty.txt -t 1)
+output_test(input_embed_empty_line EXPECT_RC 1 MATCH "trit embed: error: [^\n]*embed_gap.txt: line 2 is empty" NOMATCH "embedding"
+  COMMAND ${out_trit} embed -m ${out_model} -f ${out_dir}/embed_gap.txt -t 1)
+output_test(input_embed_too_long EXPECT_RC 1 NOMATCH "embedding"
+  MATCH "trit embed: error: text 2 is [0-9]+ tokens, more than the context of 64 \\(raise -c"
+  COMMAND ${out_trit} embed -m ${out_model} -f ${out_dir}/embed_long.txt -c 64 -t 1)
+output_test(input_embed_endless EXPECT_RC 1 INPUT /dev/zero MATCH "trit embed: error: /dev/stdin: more than 67108864 bytes"
+  COMMAND ${out_trit} embed -m ${out_model} -f /dev/stdin -t 1)
+output_test(embed_refuses_cuda EXPECT_RC 2 MATCH "^trit embed: error: embeddings run on the CPU backend"
+  COMMAND ${out_trit} embed -m /nonexistent.gguf -p x --device cuda)
+output_test(embed_help EXPECT_RC 0 MATCH "--instruct TASK[^\n]*\n[^\n]*\n[^\n]*--no-normalize" COMMAND ${out_trit} embed --help)

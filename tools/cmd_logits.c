@@ -26,28 +26,6 @@ static void usage(FILE *out) {
             tool_opts_help);
 }
 
-/* NPY format 1.0: magic, version, u16 header length, a Python dict padded with spaces to a
- * multiple of 64 bytes and ended by '\n', then the raw little-endian data. Written whole or not at
- * all: into out's temporary, then committed; out is released either way. */
-static enum trit_status write_npy(struct trit_out *out, const float *data, long rows, long cols) {
-    char header[128];
-    int n = snprintf(header, sizeof header, "{'descr': '<f4', 'fortran_order': False, 'shape': (%ld, %ld), }", rows, cols);
-    const int total = 10 + n + 1;
-    const int pad = (64 - total % 64) % 64;
-    const unsigned hlen = (unsigned)(n + pad + 1);
-    uint8_t head[10 + 128 + 64] = "\x93NUMPY\x01\x00";
-    head[8] = (uint8_t)(hlen & 0xff);
-    head[9] = (uint8_t)(hlen >> 8);
-    memcpy(head + 10, header, (size_t)n);
-    memset(head + 10 + n, ' ', (size_t)pad);
-    head[10 + n + pad] = '\n';
-    enum trit_status st = trit_out_write(out, head, (size_t)(total + pad));
-    if (st == TRIT_OK) st = trit_out_write(out, data, sizeof(float) * (size_t)(rows * cols));
-    if (st == TRIT_OK) return trit_out_commit(out);
-    trit_out_abort(out);
-    return st;
-}
-
 int cmd_logits(int argc, char **argv) {
     struct tool_opts o;
     tool_opts_init(&o);
@@ -97,7 +75,7 @@ int cmd_logits(int argc, char **argv) {
     const float *logits;
     st = trit_decode(s.ctx, ids, (int32_t)n, &logits);
     if (st != TRIT_OK) rc = tool_fail_status("logits", st, "decode");
-    else if ((st = write_npy(&out, logits, n, trit_model_n_vocab(s.model))) != TRIT_OK)
+    else if ((st = tool_write_npy_f32(&out, logits, n, trit_model_n_vocab(s.model))) != TRIT_OK)
         rc = tool_fail_status("logits", st, "output");
     else
         fprintf(stderr, "wrote %s: float32 [%ld, %d]\n", out_path, n, trit_model_n_vocab(s.model));

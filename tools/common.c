@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/core.h"
+
 #ifndef TRIT_DEFAULT_MODEL
 #define TRIT_DEFAULT_MODEL "models/trit-kjv-4m.gguf"
 #endif
@@ -572,4 +574,25 @@ long tool_parse_ids(const char *s, int32_t **out) {
     if (!ids) return -1;
     *out = ids;
     return (long)n;
+}
+
+/* ---- .npy output ----------------------------------------------------------------------------- */
+
+enum trit_status tool_write_npy_f32(struct trit_out *out, const float *data, long rows, long cols) {
+    char header[128];
+    int n = snprintf(header, sizeof header, "{'descr': '<f4', 'fortran_order': False, 'shape': (%ld, %ld), }", rows, cols);
+    const int total = 10 + n + 1;
+    const int pad = (64 - total % 64) % 64;
+    const unsigned hlen = (unsigned)(n + pad + 1);
+    uint8_t head[10 + 128 + 64] = "\x93NUMPY\x01\x00";
+    head[8] = (uint8_t)(hlen & 0xff);
+    head[9] = (uint8_t)(hlen >> 8);
+    memcpy(head + 10, header, (size_t)n);
+    memset(head + 10 + n, ' ', (size_t)pad);
+    head[10 + n + pad] = '\n';
+    enum trit_status st = trit_out_write(out, head, (size_t)(total + pad));
+    if (st == TRIT_OK) st = trit_out_write(out, data, sizeof(float) * (size_t)(rows * cols));
+    if (st == TRIT_OK) return trit_out_commit(out);
+    trit_out_abort(out);
+    return st;
 }

@@ -13,6 +13,8 @@
 #include "tokenizer/tokenizer.h"
 #include "trit.h"
 
+struct trit_out; /* host/core/core.h: an output file written to a temporary, then renamed */
+
 /* The LM head a context runs: the model's own (f16/bf16/f32), int8 or 4-bit (head_int8.h). */
 enum tool_head { TOOL_HEAD_MODEL = 0, TOOL_HEAD_INT8 = 1, TOOL_HEAD_Q4 = 2 };
 /* "model", "int8", "q4". */
@@ -145,6 +147,11 @@ size_t tool_text_max_bytes(const struct trit_tokenizer *tok, int64_t n_tokens);
 /* Peak resident memory of this process in MiB. */
 double tool_peak_rss_mib(void);
 double tool_now_ms(void);
+/* Writes a float32 (rows, cols) array as .npy, NPY format 1.0: magic, version, u16 header length, a
+ * Python dict ('<f4', C order) padded with spaces to a multiple of 64 bytes and ended by '\n', then the
+ * raw little-endian data (the host's floats: x86-64 and aarch64 are little-endian). Written whole or
+ * not at all: into out's temporary, then committed; out is released either way. */
+enum trit_status tool_write_npy_f32(struct trit_out *out, const float *data, long rows, long cols);
 /* Parses "1,2,3" into ids; returns the count or -1. */
 long tool_parse_ids(const char *s, int32_t **out);
 

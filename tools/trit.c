@@ -28,6 +28,7 @@ static const struct command commands[] = {
     {"serve", cmd_serve, "an OpenAI-compatible HTTP server with continuous batching (docs/serve.md)"},
     {"bench", cmd_bench, "prompt and generation speed, llama-bench style (also on synthetic models)"},
     {"logits", cmd_logits, "write the logits of token ids as a .npy file"},
+    {"embed", cmd_embed, "sentence embeddings (last token, final norm, L2-normalized) as .npy or JSON lines"},
     {"tokenize", cmd_tokenize, "text to token ids (one prompt, or JSON lines)"},
     {"inspect", cmd_inspect, "what a GGUF file or HF folder holds, and whether trit runs it"},
     {"convert", cmd_convert, "any model trit reads to a GGUF in trit's layout"},
