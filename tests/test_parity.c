@@ -10,6 +10,8 @@
  *   llama-bitlinear-tiny  LlamaForCausalLM + BitLinear, packed u8, weight_scale divides, untied head
  *   qwen3-ternary-tiny    Qwen3ForCausalLM (q/k norms, theta 1e6, tied), F16 weights that are exactly
  *                         t * d with one d per row and group of 64 columns (Ternary-Bonsai's layout)
+ *   qwen3-ternary-g128-tiny  the same graph with BF16 t * d in groups of 128 (quantization_config
+ *                         group_size 128), an untied group-ternary head and F32 norms; its GGUF is Q2_0 g128
  * Each is checked as the HF folder and as the GGUF `trit convert` makes of it:
  *   - teacher-forced logits of ids.json, every position;
  *   - the decode path (one token at a time over the KV cache) on the greedy sequence;
@@ -53,12 +55,23 @@
  * where the float model's margin exceeds 2 x this (float_reference.decisive_positions). */
 #define TRIT_QWEN3_FLOAT_LOGIT_TOL 2.1f
 
+/* qwen3-ternary-g128-tiny, measured apart the same way (tools/reference/README.md, "Groups of 128"):
+ * 5 x the worst |dlogit| where every code matched, 2 x the worst of the realistic engines with code
+ * flips (at least the pessimistic one's), and 2 x the worst of engine_ref against the float model. */
+#define TRIT_QWEN3_G128_LOGIT_TOL_SAME_CODES 4.8e-4f
+#define TRIT_QWEN3_G128_LOGIT_TOL 0.97f
+#define TRIT_QWEN3_G128_FLOAT_LOGIT_TOL 2.1f
+
 struct parity_tol {
     float logit;            /* with code flips allowed */
     float logit_same_codes; /* every int8 code reproduced */
+    float logit_float;      /* against float_logits.f32, the float model (group-scaled fixtures) */
 };
-static const struct parity_tol bitnet_tol = {TRIT_HF_LOGIT_TOL, TRIT_HF_LOGIT_TOL_SAME_CODES};
-static const struct parity_tol qwen3_tol = {TRIT_QWEN3_LOGIT_TOL, TRIT_QWEN3_LOGIT_TOL_SAME_CODES};
+static const struct parity_tol bitnet_tol = {TRIT_HF_LOGIT_TOL, TRIT_HF_LOGIT_TOL_SAME_CODES, 0.0f};
+static const struct parity_tol qwen3_tol = {TRIT_QWEN3_LOGIT_TOL, TRIT_QWEN3_LOGIT_TOL_SAME_CODES,
+                                            TRIT_QWEN3_FLOAT_LOGIT_TOL};
+static const struct parity_tol qwen3_g128_tol = {TRIT_QWEN3_G128_LOGIT_TOL, TRIT_QWEN3_G128_LOGIT_TOL_SAME_CODES,
+                                                 TRIT_QWEN3_G128_FLOAT_LOGIT_TOL};
 
 struct fixture {
     char dir[512];
@@ -221,8 +234,8 @@ static void check_model(const struct fixture *fx, const char *path, const char *
         for (int p = 0; p < fx->n_ids; p++) {
             float w = row_distance(logits + (size_t)p * fx->n_vocab, fx->float_logits + (size_t)p * fx->n_vocab, fx->n_vocab,
                                    label, p);
-            cr_assert_leq(w, TRIT_QWEN3_FLOAT_LOGIT_TOL, "%s: position %d differs from the float model by %g (> %g)", label, p,
-                          (double)w, (double)TRIT_QWEN3_FLOAT_LOGIT_TOL);
+            cr_assert_leq(w, tol->logit_float, "%s: position %d differs from the float model by %g (> %g)", label, p,
+                          (double)w, (double)tol->logit_float);
             worst_float = w > worst_float ? w : worst_float;
         }
         for (int i = 0; i < fx->n_float_decisive; i++) {
@@ -381,10 +394,11 @@ static void block_sums(const struct trit_ternary *w, const int8_t *q, int64_t m,
  * codes: 30 x the 3.3e-7 relative engine_ref measured, which comes from fake quantization (q / s_j
  * rounded to fp32, then an fp32 sum in BLAS order). */
 #define Q_PROJ_GROUP_Y_REL 1e-5f
-static void check_q_proj_group(const char *name) {
+static void check_q_proj_group(const char *name, int64_t group) {
     struct q_proj_case c;
     q_proj_case_load(&c, name, true);
-    cr_assert_eq(c.w->group, 64, "%s: q_proj loaded with group %lld, the file's groups are 64", name, (long long)c.w->group);
+    cr_assert_eq(c.w->group, group, "%s: q_proj loaded with group %lld, the file's groups are %lld", name,
+                 (long long)c.w->group, (long long)group);
     const size_t n_acc = (size_t)(c.n_tok * c.n * c.n_s);
     int8_t *q = malloc((size_t)(c.n_tok * c.k));
     int32_t *acc = malloc(n_acc * sizeof *acc);
@@ -401,7 +415,10 @@ static void check_q_proj_group(const char *name) {
     q_proj_case_free(&c);
 }
 
-Test(parity, q_proj_layer0_group_rule) { check_q_proj_group("qwen3-ternary-tiny"); }
+Test(parity, q_proj_layer0_group_rule) {
+    check_q_proj_group("qwen3-ternary-tiny", 64);
+    check_q_proj_group("qwen3-ternary-g128-tiny", 128);
+}
 
 Test(parity, q_proj_layer0_bit_exact) {
     check_q_proj("bitnet-2b4t-tiny");
@@ -413,3 +430,60 @@ Test(parity, bitnet_2b4t_tiny) { run_fixture("bitnet-2b4t-tiny", &bitnet_tol); }
 Test(parity, bitnet_1bitllm_tiny) { run_fixture("bitnet-1bitllm-tiny", &bitnet_tol); }
 Test(parity, llama_bitlinear_tiny) { run_fixture("llama-bitlinear-tiny", &bitnet_tol); }
 Test(parity, qwen3_ternary_tiny) { run_fixture("qwen3-ternary-tiny", &qwen3_tol); }
+Test(parity, qwen3_ternary_g128_tiny) { run_fixture("qwen3-ternary-g128-tiny", &qwen3_g128_tol); }
+
+/* Every linear of a loaded model has scale groups of `group` columns; with `kind`, every linear's
+ * note says so too. */
+static void expect_groups(const char *path, int64_t group, const char *kind) {
+    struct trit_model m;
+    cr_assert_eq(trit_model_load_path(path, NULL, &m), TRIT_OK, "%s: %s", path, trit_last_error());
+    for (int64_t i = 0; i < m.hp.n_layers; i++)
+        for (int k = 0; k < TRIT_N_W; k++)
+            cr_assert_eq(m.layers[i].w[k].group, group, "%s: layer %lld %s has group %lld", path, (long long)i,
+                         trit_weights[k].what, (long long)m.layers[i].w[k].group);
+    int n_kind = 0;
+    for (int64_t i = 0; kind && i < m.n_notes; i++) n_kind += strcmp(m.notes[i].kind, kind) == 0;
+    if (kind) cr_assert_eq(n_kind, TRIT_N_W * m.hp.n_layers, "%s: %d linears read as '%s'", path, n_kind, kind);
+    cr_assert_not(m.hp.tied_embeddings);
+    trit_model_release(&m);
+}
+
+/* qwen3-ternary-g128-tiny is read in groups of 128: from quantization_config.group_size, and without
+ * it (the width is found: 128 fits before 64 is tried); its converted GGUF holds Q2_0 in blocks of
+ * 128 (decided by the byte spans on reading). */
+Test(parity, qwen3_g128_groups) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/qwen3-ternary-g128-tiny", test_data_path("fixtures"));
+    expect_groups(dir, 128, "BF16 -> group 128");
+
+    char gguf[256];
+    snprintf(gguf, sizeof gguf, "/tmp/trit-parity-%d-g128.gguf", (int)getpid());
+    struct trit_convert_params cp = trit_convert_default_params();
+    cp.no_tokenizer = true;
+    cr_assert_eq(trit_convert(dir, gguf, &cp, NULL), TRIT_OK, "%s", trit_last_error());
+    expect_groups(gguf, 128, "Q2_0 g128");
+    unlink(gguf);
+
+    /* the same weights with a config.json that names no group size */
+    char tmp[64] = "/tmp/trit-parity-XXXXXX", path[640], src[640];
+    cr_assert_not_null(mkdtemp(tmp));
+    snprintf(src, sizeof src, "%s/model.safetensors", dir);
+    snprintf(path, sizeof path, "%s/model.safetensors", tmp);
+    cr_assert_eq(symlink(src, path), 0);
+    snprintf(src, sizeof src, "%s/config.json", dir);
+    cJSON *cfg = load_json(src);
+    cJSON_DeleteItemFromObjectCaseSensitive(cfg, "quantization_config");
+    char *text = cJSON_Print(cfg);
+    cJSON_Delete(cfg);
+    snprintf(path, sizeof path, "%s/config.json", tmp);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+    free(text);
+    expect_groups(tmp, 128, "BF16 -> group 128");
+    unlink(path);
+    snprintf(path, sizeof path, "%s/model.safetensors", tmp);
+    unlink(path);
+    cr_assert_eq(rmdir(tmp), 0);
+}

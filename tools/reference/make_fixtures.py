@@ -142,6 +142,31 @@ SPECS["qwen3-ternary-tiny"] = dict(
         "torch_dtype": "float16",
     })
 
+SPECS["qwen3-ternary-g128-tiny"] = dict(
+    # The same graph with the other group width and the other head: one d per row and group of 128
+    # columns (Ternary-Bonsai's width, PrismML's Q2_0 blocks), BF16 t * d (d rounded to bf16, which is
+    # also exact in fp16, so trit convert writes every linear as Q2_0 g128), untied group-ternary head.
+    # quantization_config.group_size names the width for trit; transformers refuses a
+    # quantization_config without quant_method, so it loads this folder with the config minus that key
+    # (load_hf), which changes nothing else it reads. intermediate_size 256: every input width (128,
+    # 256) is whole groups of 128.
+    # Norm weights in F32: bf16 norm weights (8 significant bits) over an embedding row that is one
+    # group (t * d, d cancels in the block scale) put layer 0's q_proj codes exactly on rounding
+    # ties (x * s = n + 1/2) for every token, which the first draft of this fixture showed (tie
+    # robustness 0, code flips in engine_ref).
+    seed=3128, family="qwen3", storage="group_bf16", scale_style="group", group=128, norm_dtype="float32",
+    config={
+        "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3",
+        "vocab_size": 300, "hidden_size": 128, "intermediate_size": 256,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "head_dim": 32, "hidden_act": "silu", "max_position_embeddings": 128,
+        "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "rope_scaling": None,
+        "tie_word_embeddings": False, "attention_bias": False, "attention_dropout": 0.0,
+        "use_sliding_window": False, "sliding_window": None, "max_window_layers": 2,
+        "bos_token_id": BOS, "eos_token_id": EOS, "initializer_range": 0.02, "use_cache": True,
+        "torch_dtype": "bfloat16", "quantization_config": {"group_size": 128},
+    })
+
 LINEARS = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
            "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
 
@@ -164,6 +189,28 @@ def group_ternary_f16(rng, n_out, n_in, group, d_range):
     w = (t.astype(F32) * dd).astype(np.float16)
     assert np.array_equal(w.astype(F32), t.astype(F32) * dd), "t * d not exact in fp16"
     return w, t, d
+
+
+def group_ternary_bf16(rng, n_out, n_in, group, d_range):
+    """group_ternary_f16 in bf16: d rounded to bf16 (8 significant bits, so exact in fp16 too in
+    this range); w = t * d is then exact in bf16."""
+    t = rng.choice(np.array([-1, 0, 1], dtype=np.int8), size=(n_out, n_in),
+                   p=[(1 - GT_P_ZERO) / 2, GT_P_ZERO, (1 - GT_P_ZERO) / 2])
+    d = torch.from_numpy(rng.uniform(*d_range, (n_out, -(-n_in // group))).astype(F32)).to(torch.bfloat16)
+    d = d.float().numpy()
+    assert np.array_equal(d.astype(np.float16).astype(F32), d), "d not exact in fp16"
+    dd = np.repeat(d, group, axis=1)[:, :n_in]
+    w = torch.from_numpy(t.astype(F32) * dd).to(torch.bfloat16)
+    assert np.array_equal(w.float().numpy(), t.astype(F32) * dd), "t * d not exact in bf16"
+    return w, t, d
+
+
+def group_ternary(storage, rng, n_out, n_in, group, d_range):
+    """(w torch tensor in the storage dtype, t, d)."""
+    if storage == "group_bf16":
+        return group_ternary_bf16(rng, n_out, n_in, group, d_range)
+    w, t, d = group_ternary_f16(rng, n_out, n_in, group, d_range)
+    return torch.from_numpy(w), t, d
 
 
 def bf16(a):
@@ -194,15 +241,18 @@ def build_weights(spec, bos_draw=0):
     T = {}
     info = {}
 
-    def vec(n):  # RMSNorm weights: random around 1 so the multiply is exercised
-        return torch.from_numpy(rng.uniform(0.6, 1.4, n).astype(F32)).to(fdt)
+    ndt = getattr(torch, spec.get("norm_dtype", "")) if spec.get("norm_dtype") else fdt
 
-    if spec["storage"] == "group_f16":
-        emb, _, _ = group_ternary_f16(rng, V, hid, spec["group"], GT_EMB_D)
+    def vec(n):  # RMSNorm weights: random around 1 so the multiply is exercised
+        return torch.from_numpy(rng.uniform(0.6, 1.4, n).astype(F32)).to(ndt)
+
+    if spec["storage"].startswith("group"):
+        emb, _, _ = group_ternary(spec["storage"], rng, V, hid, spec["group"], GT_EMB_D)
         if bos_draw:
-            row, _, _ = group_ternary_f16(np.random.default_rng([spec["seed"], bos_draw]), 1, hid, spec["group"], GT_EMB_D)
+            row, _, _ = group_ternary(spec["storage"], np.random.default_rng([spec["seed"], bos_draw]), 1, hid,
+                                      spec["group"], GT_EMB_D)
             emb[BOS] = row[0]
-        T["model.embed_tokens.weight"] = torch.from_numpy(emb)
+        T["model.embed_tokens.weight"] = emb
     else:
         emb = rng.standard_normal((V, hid)) * EMB_STD
         if bos_draw:   # redraw the BOS row only (see bos_robust_weights)
@@ -220,9 +270,9 @@ def build_weights(spec, bos_draw=0):
             T[p + "self_attn.k_norm.weight"] = vec(cfg["head_dim"])
         for name, (n_out, n_in) in linear_shapes(cfg).items():
             key = p + name
-            if spec["storage"] == "group_f16":
-                w, t, d = group_ternary_f16(rng, n_out, n_in, spec["group"], GT_D)
-                T[key + ".weight"] = torch.from_numpy(w)
+            if spec["storage"].startswith("group"):
+                w, t, d = group_ternary(spec["storage"], rng, n_out, n_in, spec["group"], GT_D)
+                T[key + ".weight"] = w
                 info[key] = {"t": t, "d": d}
                 continue
             if spec["storage"] == "latent_f16":
@@ -247,7 +297,10 @@ def build_weights(spec, bos_draw=0):
             T[key + ".weight_scale"] = ws
             info[key] = {"alpha": float(alpha), "weight_scale": float(ws.float()[0])}
     T["model.norm.weight"] = vec(hid)
-    if not cfg["tie_word_embeddings"]:
+    if not cfg["tie_word_embeddings"] and spec["storage"].startswith("group"):
+        # drawn after every other tensor, so the tied fixtures' draws are unchanged
+        T["lm_head.weight"], _, _ = group_ternary(spec["storage"], rng, V, hid, spec["group"], GT_EMB_D)
+    elif not cfg["tie_word_embeddings"]:
         T["lm_head.weight"] = torch.from_numpy((rng.standard_normal((V, hid)) * EMB_STD).astype(F32)).to(fdt)
     return T, info
 
@@ -261,8 +314,17 @@ def write_folder(folder, spec, tensors):
 
 
 def load_hf(folder):
+    with open(os.path.join(folder, "config.json")) as f:
+        qc = json.load(f).get("quantization_config") or {}
+    kw = {}
+    if qc and "quant_method" not in qc:
+        # a group-scaled qwen3 folder's {"group_size": G} is for trit; transformers refuses a
+        # quantization_config without quant_method, and reads nothing else from it
+        cfg = transformers.AutoConfig.from_pretrained(folder)
+        del cfg.quantization_config
+        kw["config"] = cfg
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="eager",
-                                                 device_map=None)
+                                                 device_map=None, **kw)
     model.eval()
     # transformers quirk (v5, pre-quantized AutoBitLinear offline): the BitNetDeserialize converter
     # matches every "*.weight" key, so float tensors that are not quantized (embeddings, norms) keep
@@ -385,7 +447,11 @@ def check_loaded_qwen3(model, spec, tensors):
     emb = model.model.embed_tokens.weight
     assert emb.dtype == torch.float32
     assert torch.equal(emb, tensors["model.embed_tokens.weight"].float())
-    assert cfg["tie_word_embeddings"] and model.lm_head.weight.data_ptr() == emb.data_ptr(), "lm_head not tied"
+    if cfg["tie_word_embeddings"]:
+        assert model.lm_head.weight.data_ptr() == emb.data_ptr(), "lm_head not tied"
+    else:
+        assert model.lm_head.weight.data_ptr() != emb.data_ptr(), "lm_head tied"
+        assert torch.equal(model.lm_head.weight, tensors["lm_head.weight"].float())
     assert model.config._attn_implementation == "eager"
     assert model.config.rope_parameters["rope_theta"] == cfg["rope_theta"]
     assert model.config.rope_parameters.get("rope_type", "default") == "default"
@@ -607,7 +673,7 @@ def make_one(name, spec, out_root, n_sweep, n_cand):
     B = em.act_block                      # 64 for the group-scaled (qwen3) model, else 0 (per token)
     KEYS7 = ("q", "k", "v", "o", "gate", "up", "down")
 
-    if spec["storage"] == "group_f16":    # engine_ref recovers exactly the t and d that were built
+    if spec["storage"].startswith("group"):  # engine_ref recovers exactly the t and d that were built
         for i in range(cfg["num_hidden_layers"]):
             for lname, key in zip(LINEARS, KEYS7):
                 lin, k = em.layers[i][key], f"model.layers.{i}.{lname}"
@@ -983,7 +1049,10 @@ def write_refs(r, spec, tols):
 
 
 def tol_group(spec):
-    return "group-scaled" if spec["family"] == "qwen3" else "bitnet"
+    # each group width measured apart: adding the g128 fixture leaves the g64 one's files as they were
+    if spec["family"] == "qwen3":
+        return "group-scaled" if spec["group"] == 64 else f"group-scaled g{spec['group']}"
+    return "bitnet"
 
 
 def tolerances(results):
