@@ -3,9 +3,10 @@
 For each model family trit must run, this script
   1. writes a hub-style HF folder (config.json + model.safetensors) with random weights: packed
      uint8 ternary weights made with transformers' own pack_weights (verified against its
-     unpack_weights), fp16 latent weights for the 1bitLLM family, or fp16 group-ternary weights
-     (t * d, one d per row and group of 64) for Qwen3 (Ternary-Bonsai's layout, README.md
-     "Group-scaled ternary"), whose references are taken with trit's activation quantization hooked
+     unpack_weights), fp16 latent weights for the 1bitLLM family, or group-ternary weights
+     (t * d, one d per row and group of 64 in fp16, or of 128 in bf16) for Qwen3 (Ternary-Bonsai's
+     layout, README.md "Group-scaled ternary" and "Groups of 128"), whose references are taken
+     with trit's activation quantization hooked
      onto transformers' projections (act8) and, in float_logits.f32, without it;
   2. loads that folder back with transformers' from_pretrained (fp32, eager attention, dynamo off,
      CPU) so that every reference is transformers' own reading of the file;
