@@ -3,7 +3,7 @@
  * state of each text's last token after the final norm (trit_embed), L2-normalized, as a float32
  * .npy of shape (n_texts, dim) or as JSON lines on stdout.
  *
- *   trit embed -m Qwen3-Embedding-dir -f texts.txt -o vectors.npy
+ *   trit embed -m TERNARY-QWEN3-EMBEDDING-DIR -f texts.txt -o vectors.npy
  *   trit embed -m model.gguf -p "What is the capital of China?" --instruct "Given a web search query, retrieve relevant passages that answer the query"
  *
  * The tokens of a text (docs/api.md "Embeddings"): BOS when the vocabulary adds one, the text with
