@@ -37,6 +37,7 @@ struct hf_loader {
     const struct trit_load_params *params;
     enum trit_scale_kind scale_kind;
     bool online;               /* quantization_mode "online" (AutoBitLinear): float masters only */
+    bool scaled_floats;        /* quant_method bitnet + AutoBitLinear offline: y = x W * weight_scale */
     int64_t group;             /* qwen3: quantization_config.group_size, 0 when absent (try 128, 64) */
     const char *attn_sub_name; /* "self_attn.attn_sub_norm" or "self_attn.inner_attn_ln" */
     const char *ffn_sub_name;  /* "mlp.ffn_sub_norm" or "mlp.ffn_layernorm" */
@@ -98,6 +99,9 @@ static enum trit_status read_bitnet_quant_config(struct hf_loader *L) {
                           c->name, mode);
     /* transformers makes online linears only of class autobitlinear (BitLinear is always offline) */
     L->online = strcmp(mode, "online") == 0 && L->scale_kind == TRIT_SCALE_MUL;
+    const char *quant_method = "";
+    TRIT_TRY(json_get_str(c, "quantization_config.quant_method", "", &quant_method));
+    L->scaled_floats = strcmp(quant_method, "bitnet") == 0 && L->scale_kind == TRIT_SCALE_MUL && !L->online;
     bool rms = false;
     TRIT_TRY(json_get_bool(c, "quantization_config.use_rms_norm", false, &rms));
     if (rms)
@@ -354,7 +358,8 @@ static enum trit_status load_ternary(struct hf_loader *L, const char *name, int6
         TRIT_TRY(dtype_of(t, &dt));
         char scale_name[256];
         snprintf(scale_name, sizeof scale_name, "%.*s.weight_scale", (int)(strlen(name) - strlen(".weight")), name);
-        if (!L->online && hf_find(L->f, scale_name)) /* online: transformers has no weight_scale (unused) */
+        /* elsewhere (online, or no BitNet quantization_config) transformers has no such buffer: unused */
+        if (L->scaled_floats && hf_find(L->f, scale_name))
             return trit_error(TRIT_ERR_UNSUPPORTED, "tensor '%s' is %s with a '%s' beside it: an unpacked offline "
                               "AutoBitLinear checkpoint, whose output transformers multiplies by that scale; trit reads "
                               "weight_scale beside packed U8 weights only", name, st_dtype_name(t->dtype), scale_name);
