@@ -23,11 +23,15 @@
  * bandwidth (4096 x 14336, 14.7 MB: ~5 us); beyond, mma.sync is bounded well below the 1979 TOPS
  * wgmma peak (a v2 with wgmma RS + TMA is the path for m >= 256; targets: bench/README.md).
  * Launch: ceil(N/64) x ceil(m/8NT) CTAs, times a split-K that brings small grids to 2 waves.
+ *
+ * The group rule's variant (trit_gemm_group_kernel, below the first) keeps the weights, the ring and
+ * the mma, takes no split-K, and folds each k-block's sum into fp32 in order (trit_cuda.h).
  */
 #include <cuda_runtime.h>
 #include <stdint.h>
 
 #include "cuda_check.h"
+#include "group_rule.h"
 #include "ternary_layout.h"
 #include "trit_cuda.h"
 
@@ -151,6 +155,119 @@ trit_gemm_kernel(const uint4 *__restrict__ w, const int8_t *__restrict__ q, int6
         }
 }
 
+// ---- the group rule (trit_cuda_gemm_group_f32) -------------------------------------------------
+//
+// The kernel above with its K whole in every warp (no split-K, which would add the blocks' terms
+// out of order) and the epilogue moved into the loop: per k-block (2 k-steps) the mma sums start
+// from zero, so after them each fragment element holds the block's exact int32 sum of (row,
+// token); minus the token's block sum of q (the t+1 bias) it meets its scales in order,
+// y = trit_group_step(y, isum, inv, d), in a register per element until the end. Lanes past the
+// last row or token compute on clamped indices (loads in bounds) and do not store.
+
+template <int NT>
+static __global__ void __launch_bounds__(GEMM_WARPS * 32 TRIT_BLACKWELL_MIN1)
+trit_gemm_group_kernel(const uint4 *__restrict__ w, const float *__restrict__ gscale, int64_t n_groups, int g_shift,
+                       const int8_t *__restrict__ q, int64_t k_pad, const int32_t *__restrict__ bsum,
+                       const float *__restrict__ inv, int inv_per_block, int64_t n_kb, int64_t n_chunks,
+                       int64_t n_strips, int64_t n_rows, int64_t m, float *__restrict__ y_out) {
+    constexpr int TOK = 8 * NT;
+    __shared__ __align__(16) uint8_t sb[GEMM_STAGES][TOK][GEMM_ROW_BYTES];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+    const int64_t strip = (int64_t)blockIdx.x * GEMM_WARPS + warp;
+    const bool has_strip = strip < n_strips;
+    const int64_t tok0 = (int64_t)blockIdx.y * TOK;
+
+    auto load_stage = [&](int stage, int64_t c) {
+        for (int i = threadIdx.x; i < TOK * 8; i += GEMM_WARPS * 32) {
+            const int r = i >> 3, piece = i & 7;
+            const bool valid = tok0 + r < m;
+            const int8_t *src = valid ? q + (tok0 + r) * k_pad + 128 * c + 16 * piece : q;
+            cp_async16(&sb[stage][r][16 * piece], src, valid ? 16 : 0);
+        }
+    };
+#pragma unroll
+    for (int s = 0; s < GEMM_STAGES - 1; s++) {
+        if (s < n_chunks) load_stage(s, s);
+        cp_async_commit();
+    }
+
+    // this lane's output rows (g, g + 8: C registers 0, 1 and 2, 3) and tokens (2t, 2t + 1 of each
+    // n8 tile: registers 0, 2 and 1, 3), clamped for the loads
+    int64_t row_c[2], tok_c[NT][2];
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        const int64_t row = (has_strip ? strip : 0) * 16 + trit_mma_c_row(lane, 2 * h);
+        row_c[h] = row < n_rows ? row : n_rows - 1;
+    }
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            const int64_t tok = tok0 + 8 * nt + trit_mma_c_col(lane, e);
+            tok_c[nt][e] = tok < m ? tok : m - 1;
+        }
+
+    const uint4 *wl = w + trit_tl_lane_vec(has_strip ? strip : 0, 0, n_chunks, lane);
+    uint4 wnext = has_strip && n_chunks > 0 ? ld_weights(wl) : make_uint4(0, 0, 0, 0);
+    float y[NT][4];
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) y[nt][0] = y[nt][1] = y[nt][2] = y[nt][3] = 0.0f;
+
+    for (int64_t it = 0; it < n_chunks; it++) {
+        cp_async_wait<GEMM_STAGES - 2>();
+        __syncthreads();
+        const int64_t nx = it + GEMM_STAGES - 1;
+        if (nx < n_chunks) load_stage((int)(nx % GEMM_STAGES), nx);
+        cp_async_commit();
+
+        const uint4 wcur = wnext;
+        if (has_strip && it + 1 < n_chunks) wnext = ld_weights(wl + 32 * (it + 1));
+        const uint32_t word[4] = {wcur.x, wcur.y, wcur.z, wcur.w};
+        uint32_t a[4][4];
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) a[j][i] = trit_tl_decode(word[j], i);
+
+        const int st = (int)(it % GEMM_STAGES);
+#pragma unroll
+        for (int blk = 0; blk < 2; blk++) {
+            const int64_t kb = 2 * it + blk;
+            if (kb >= n_kb) break; // the zero half of a K that ends mid-chunk (uniform)
+            const float d[2] = {gscale[row_c[0] * n_groups + (kb >> g_shift)],
+                                gscale[row_c[1] * n_groups + (kb >> g_shift)]};
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++) {
+                // k-steps 2 blk and 2 blk + 1: act words 4 blk .. 4 blk + 3 of the token row
+                const uint4 bv = reinterpret_cast<const uint4 *>(&sb[st][8 * nt + g][32 * t])[blk];
+                int32_t acc[4] = {0, 0, 0, 0};
+                mma_s8(acc, a[2 * blk], bv.x, bv.y);
+                mma_s8(acc, a[2 * blk + 1], bv.z, bv.w);
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int64_t tk = tok_c[nt][e];
+                    const int32_t bs = bsum[tk * n_kb + kb];
+                    const float iv = inv[inv_per_block ? tk * n_kb + kb : tk];
+#pragma unroll
+                    for (int h = 0; h < 2; h++)
+                        y[nt][2 * h + e] = trit_group_step(y[nt][2 * h + e], acc[2 * h + e] - bs, iv, d[h]);
+                }
+            }
+        }
+    }
+    cp_async_wait<0>();
+
+    if (!has_strip) return;
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+        for (int reg = 0; reg < 4; reg++) {
+            const int64_t row = strip * 16 + trit_mma_c_row(lane, reg);
+            const int64_t tok = tok0 + 8 * nt + trit_mma_c_col(lane, reg);
+            if (row < n_rows && tok < m) y_out[tok * n_rows + row] = y[nt][reg];
+        }
+}
+
 struct gemm_args {
     const uint4 *w;
     const int8_t *q;
@@ -177,6 +294,18 @@ static enum trit_status trit_gemm_launch(const gemm_args &a, cudaStream_t stream
 
 // Tokens per CTA: 16 for m <= 16, 32 for m <= 32, else 64.
 int gemm_pick_nt(int64_t m) { return m <= 16 ? 2 : m <= 32 ? 4 : 8; }
+
+template <int NT>
+static enum trit_status trit_gemm_group_launch(const trit_cuda_ternary *w, int g_shift, const int8_t *q,
+                                               const int32_t *bsum, const float *inv, int inv_per_block, int64_t m,
+                                               float *y, cudaStream_t stream) {
+    const int64_t n_strips = w->n_rows_pad / TRIT_TL_STRIP, n_kb = (w->n_cols + TRIT_GROUP_UNIT - 1) / TRIT_GROUP_UNIT;
+    const dim3 grid((unsigned)((n_strips + GEMM_WARPS - 1) / GEMM_WARPS), (unsigned)((m + 8 * NT - 1) / (8 * NT)), 1);
+    TRIT_CUDA_LAUNCH(trit_gemm_group_kernel<NT><<<grid, GEMM_WARPS * 32, 0, stream>>>(
+        static_cast<const uint4 *>(w->d_tiles), w->d_group_scales, w->n_groups, g_shift, q, w->n_cols_pad, bsum, inv,
+        inv_per_block, n_kb, w->n_cols_pad / TRIT_TL_CHUNK, n_strips, w->n_rows, m, y));
+    return TRIT_OK;
+}
 
 // PRECOND: m >= 1 and ceil(m / 8 NT) <= 65535; 1 <= split <= 65535 (F32: split == 1);
 // w = the tile layout of an (n_rows, k_pad) matrix; q (m, k_pad) in the act layout, 16-byte
@@ -246,9 +375,25 @@ extern "C" enum trit_status trit_cuda_gemm_mma_f32(const struct trit_cuda_ternar
                                                    const int32_t *d_qsum, const float *d_act_scale, int64_t m,
                                                    float *d_y, void *stream) {
     TRIT_TRY(gemm_check("trit_cuda_gemm_mma_f32", w, d_q, d_qsum, m, d_y));
+    TRIT_TRY(trit_no_group_check("trit_cuda_gemm_mma_f32", w, false));
     if (!d_act_scale) return trit_error(TRIT_ERR_INVALID_ARG, "trit_cuda_gemm_mma_f32: NULL act_scale");
     gemm_args a = gemm_make_args(w, d_q, d_qsum, m);
     a.act_scale = d_act_scale;
     a.y = d_y;
     return trit_gemm_cuda<true>(a, (cudaStream_t)stream);
+}
+
+extern "C" enum trit_status trit_cuda_gemm_group_f32(const struct trit_cuda_ternary *w, const int8_t *d_q,
+                                                     const int32_t *d_bsum, const float *d_act_inv, int64_t act_block,
+                                                     int64_t m, float *d_y, void *stream) {
+    TRIT_TRY(gemm_check("trit_cuda_gemm_group_f32", w, d_q, d_bsum, m, d_y));
+    int g_shift = 0;
+    TRIT_TRY(trit_group_check("trit_cuda_gemm_group_f32", w, d_bsum, d_act_inv, act_block, &g_shift));
+    const int per_block = act_block > 0;
+    cudaStream_t s = (cudaStream_t)stream;
+    switch (gemm_pick_nt(m)) {
+    case 2: return trit_gemm_group_launch<2>(w, g_shift, d_q, d_bsum, d_act_inv, per_block, m, d_y, s);
+    case 4: return trit_gemm_group_launch<4>(w, g_shift, d_q, d_bsum, d_act_inv, per_block, m, d_y, s);
+    default: return trit_gemm_group_launch<8>(w, g_shift, d_q, d_bsum, d_act_inv, per_block, m, d_y, s);
+    }
 }

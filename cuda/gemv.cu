@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "cuda_check.h"
+#include "group_rule.h"
 #include "ternary_layout.h"
 #include "trit_cuda.h"
 
@@ -167,6 +168,110 @@ trit_gemv_kernel(const uint4 *__restrict__ w, const int32_t *__restrict__ row_bi
     }
 }
 
+// ---- the group rule (trit_cuda_gemv_group_f32) -------------------------------------------------
+//
+// The same warps, loads and dp4a as above, but a k-block's sum must be whole before it meets its
+// scales, and the blocks must meet y in ascending order. So the CTA walks K in rounds of
+// GROUP_ROUND chunks (warp w takes slots w, w + 8 of a round): per chunk a lane keeps one partial
+// per k-block (words 0, 1 and 2, 3), the 4 lanes of a group add theirs by 2 xor-shuffles, and lane
+// 4g writes the exact sums of rows g and g + 8 into shared memory (double buffered). After the
+// round's barrier, thread (m, r) of the first 16 M walks the round's blocks in order and adds each
+// term to its y, held in a register across rounds; the other warps go on to the next round.
+// Per round: 2 x 16 x 2 x M x 16 int32 of shared memory (32 KB at M = 8), one barrier.
+// The serial adds cost 4 dependent fp32 ops and 3 loads per 64 weights per output; the group
+// scales add 4 bytes per 16 bytes of g64 weights to the stream (fp32, as the contract keeps them).
+
+constexpr int GROUP_UNROLL = 2;                       // chunks per warp per round
+constexpr int GROUP_ROUND = GEMV_WARPS * GROUP_UNROLL; // chunks per round
+
+template <int M>
+static __global__ void __launch_bounds__(GEMV_WARPS * 32, GEMV_MIN_CTAS)
+trit_gemv_group_kernel(const uint4 *__restrict__ w, const float *__restrict__ gscale, int64_t n_groups, int g_shift,
+                       const int8_t *__restrict__ q, int64_t k_pad, const int32_t *__restrict__ bsum,
+                       const float *__restrict__ inv, int inv_per_block, int64_t n_kb, int64_t n_chunks,
+                       int64_t n_rows, float *__restrict__ y_out) {
+    __shared__ int32_t part[2][GROUP_ROUND][2][M][16];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int64_t strip = blockIdx.x;
+    const uint4 *wl = w + trit_tl_lane_vec(strip, 0, n_chunks, lane); // chunk c at wl + 32 c
+    const int8_t *ql = q + 32 * (lane & 3);
+    // the ordered sums: thread (sm, srr) owns output row strip * 16 + srr of token sm
+    const int sm = threadIdx.x >> 4, srr = threadIdx.x & 15;
+    const int64_t srow = strip * 16 + srr;
+    const bool summer = sm < M && srow < n_rows;
+    float y = 0.0f;
+
+    for (int64_t c0 = 0, rd = 0; c0 < n_chunks; c0 += GROUP_ROUND, rd++) {
+        const int buf = (int)(rd & 1);
+        uint4 wv[GROUP_UNROLL];
+#pragma unroll
+        for (int u = 0; u < GROUP_UNROLL; u++) {
+            const int64_t c = c0 + u * GEMV_WARPS + warp;
+            wv[u] = c < n_chunks ? ld_weights(wl + 32 * c) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int u = 0; u < GROUP_UNROLL; u++) {
+            const int slot = u * GEMV_WARPS + warp;
+            const int64_t c = c0 + slot;
+            if (c >= n_chunks) break; // uniform in the warp
+            const uint32_t word[4] = {wv[u].x, wv[u].y, wv[u].z, wv[u].w};
+            uint32_t a[4][4];
+#pragma unroll
+            for (int j = 0; j < 4; j++)
+#pragma unroll
+                for (int i = 0; i < 4; i++) a[j][i] = trit_tl_decode(word[j], i);
+#pragma unroll
+            for (int m = 0; m < M; m++) {
+                const uint4 *xp = reinterpret_cast<const uint4 *>(ql + m * k_pad + 128 * c);
+                const uint4 x0 = __ldg(xp), x1 = __ldg(xp + 1);
+                const uint32_t x[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+                int32_t p[2][2] = {{0, 0}, {0, 0}}; // [k-block of the chunk][rows g, g + 8]
+#pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    int32_t *pb = p[j >> 1];
+                    pb[0] = trit_dp4a(a[j][0], x[2 * j], pb[0]);
+                    pb[1] = trit_dp4a(a[j][1], x[2 * j], pb[1]);
+                    pb[0] = trit_dp4a(a[j][2], x[2 * j + 1], pb[0]);
+                    pb[1] = trit_dp4a(a[j][3], x[2 * j + 1], pb[1]);
+                }
+#pragma unroll
+                for (int b = 0; b < 2; b++)
+#pragma unroll
+                    for (int r = 0; r < 2; r++) {
+                        int32_t v = p[b][r];
+                        v += __shfl_xor_sync(0xFFFFFFFFu, v, 1);
+                        v += __shfl_xor_sync(0xFFFFFFFFu, v, 2);
+                        if ((lane & 3) == 0) part[buf][slot][b][m][(lane >> 2) + 8 * r] = v;
+                    }
+            }
+        }
+        __syncthreads(); // the round's sums are in part[buf]; part[buf ^ 1] is being refilled next
+        if (summer) {
+            const int64_t n_slots = n_chunks - c0 < GROUP_ROUND ? n_chunks - c0 : GROUP_ROUND;
+            for (int slot = 0; slot < n_slots; slot++)
+                for (int b = 0; b < 2; b++) {
+                    const int64_t kb = 2 * (c0 + slot) + b;
+                    if (kb >= n_kb) break; // the 64 zero cols of a K that ends mid-chunk
+                    const int32_t isum = part[buf][slot][b][sm][srr] - bsum[sm * n_kb + kb];
+                    y = trit_group_step(y, isum, inv[inv_per_block ? sm * n_kb + kb : sm],
+                                        gscale[srow * n_groups + (kb >> g_shift)]);
+                }
+        }
+    }
+    if (summer) y_out[sm * n_rows + srow] = y;
+}
+
+template <int M>
+static enum trit_status trit_gemv_group_launch(const uint4 *w, const trit_cuda_ternary *wt, int g_shift,
+                                               const int8_t *q, const int32_t *bsum, const float *inv,
+                                               int inv_per_block, int64_t n_kb, float *y, cudaStream_t stream) {
+    const int64_t n_chunks = wt->n_cols_pad / TRIT_TL_CHUNK;
+    TRIT_CUDA_LAUNCH(trit_gemv_group_kernel<M><<<(unsigned)(wt->n_rows_pad / TRIT_TL_STRIP), GEMV_WARPS * 32, 0, stream>>>(
+        w, wt->d_group_scales, wt->n_groups, g_shift, q, wt->n_cols_pad, bsum, inv, inv_per_block, n_kb, n_chunks,
+        wt->n_rows, y));
+    return TRIT_OK;
+}
+
 struct gemv_args {
     const uint4 *w;
     const int32_t *row_bias;
@@ -243,9 +348,33 @@ gemv_args gemv_make_args(const struct trit_cuda_ternary *w, const int8_t *d_q) {
 
 } // namespace
 
+extern "C" enum trit_status trit_cuda_gemv_group_f32(const struct trit_cuda_ternary *w, const int8_t *d_q,
+                                                     const int32_t *d_bsum, const float *d_act_inv, int64_t act_block,
+                                                     int64_t m, float *d_y, void *stream) {
+    TRIT_TRY(gemv_check("trit_cuda_gemv_group_f32", w, d_q, m, d_y, d_bsum));
+    int g_shift = 0;
+    TRIT_TRY(trit_group_check("trit_cuda_gemv_group_f32", w, d_bsum, d_act_inv, act_block, &g_shift));
+    const uint4 *wt = static_cast<const uint4 *>(w->d_tiles);
+    const int64_t n_kb = (w->n_cols + TRIT_GROUP_UNIT - 1) / TRIT_GROUP_UNIT;
+    const int per_block = act_block > 0;
+    cudaStream_t s = (cudaStream_t)stream;
+    switch (m) {
+    case 1: return trit_gemv_group_launch<1>(wt, w, g_shift, d_q, d_bsum, d_act_inv, per_block, n_kb, d_y, s);
+    case 2: return trit_gemv_group_launch<2>(wt, w, g_shift, d_q, d_bsum, d_act_inv, per_block, n_kb, d_y, s);
+    case 3: return trit_gemv_group_launch<3>(wt, w, g_shift, d_q, d_bsum, d_act_inv, per_block, n_kb, d_y, s);
+    case 4: return trit_gemv_group_launch<4>(wt, w, g_shift, d_q, d_bsum, d_act_inv, per_block, n_kb, d_y, s);
+    case 5: return trit_gemv_group_launch<5>(wt, w, g_shift, d_q, d_bsum, d_act_inv, per_block, n_kb, d_y, s);
+    case 6: return trit_gemv_group_launch<6>(wt, w, g_shift, d_q, d_bsum, d_act_inv, per_block, n_kb, d_y, s);
+    case 7: return trit_gemv_group_launch<7>(wt, w, g_shift, d_q, d_bsum, d_act_inv, per_block, n_kb, d_y, s);
+    default: return trit_gemv_group_launch<8>(wt, w, g_shift, d_q, d_bsum, d_act_inv, per_block, n_kb, d_y, s);
+    }
+}
+
+
 extern "C" enum trit_status trit_cuda_gemv_add_i32(const struct trit_cuda_ternary *w, const int8_t *d_q, int64_t m,
                                                    int32_t *d_acc, void *stream) {
     TRIT_TRY(gemv_check("trit_cuda_gemv_add_i32", w, d_q, m, d_acc, w ? (const void *)w->d_row_bias : NULL));
+    TRIT_TRY(trit_no_group_check("trit_cuda_gemv_add_i32", w, false));
     gemv_args a = gemv_make_args(w, d_q);
     a.acc = d_acc;
     return trit_gemv_cuda(Dot::add, false, m, a, (cudaStream_t)stream);
@@ -264,6 +393,7 @@ extern "C" enum trit_status trit_cuda_gemv_dp4a_f32(const struct trit_cuda_terna
                                                     const int32_t *d_qsum, const float *d_act_scale, int64_t m,
                                                     float *d_y, void *stream) {
     TRIT_TRY(gemv_check("trit_cuda_gemv_dp4a_f32", w, d_q, m, d_y, d_qsum));
+    TRIT_TRY(trit_no_group_check("trit_cuda_gemv_dp4a_f32", w, false));
     if (!d_act_scale) return trit_error(TRIT_ERR_INVALID_ARG, "trit_cuda_gemv_dp4a_f32: NULL act_scale");
     gemv_args a = gemv_make_args(w, d_q);
     a.qsum = d_qsum;

@@ -1,6 +1,7 @@
 /*
  * memory.cu: checked device-memory wrappers for C callers, and the upload of a canonical ternary
- * matrix into the tile layout (ternary_layout.h). See trit_cuda.h for the contracts.
+ * matrix into the tile layout (ternary_layout.h), with its group scales. See trit_cuda.h for the
+ * contracts.
  */
 #include <cuda_runtime.h>
 #include <stdint.h>
@@ -65,6 +66,10 @@ extern "C" enum trit_status trit_cuda_ternary_upload(const struct trit_ternary *
         return trit_error(TRIT_ERR_UNSUPPORTED, "trit_cuda_ternary_upload: n_cols %lld > %lld", (long long)w->n_cols,
                           (long long)TRIT_TL_MAX_COLS);
 
+    if (w->group < 0 || (w->group > 0 && (w->group % TRIT_GROUP_UNIT != 0 || !w->group_scales)))
+        return trit_error(TRIT_ERR_INVALID_ARG, "trit_cuda_ternary_upload: group %lld (a multiple of %d with scales)",
+                          (long long)w->group, TRIT_GROUP_UNIT);
+
     const int64_t n_pad = trit_tl_rows_pad(w->n_rows);
     const size_t tile_bytes = (size_t)trit_tl_bytes(w->n_rows, w->n_cols);
     const size_t bias_bytes = (size_t)n_pad * sizeof(int32_t);
@@ -76,7 +81,7 @@ extern "C" enum trit_status trit_cuda_ternary_upload(const struct trit_ternary *
         st = trit_error(TRIT_ERR_OUT_OF_MEMORY, "trit_cuda_ternary_upload: %zu host bytes", tile_bytes + bias_bytes);
         goto done;
     }
-    if (trit_tl_pack(w->codes, w->row_bytes, w->n_rows, w->n_cols, tiles) != 0) {
+    if (trit_tl_pack_codes(w->codes, w->row_bytes, w->n_rows, w->n_cols, w->group > 0, tiles) != 0) {
         st = trit_error(TRIT_ERR_INVALID_ARG, "trit_cuda_ternary_upload: code 3 in a %lld x %lld ternary matrix",
                         (long long)w->n_rows, (long long)w->n_cols);
         goto done;
@@ -90,6 +95,13 @@ extern "C" enum trit_status trit_cuda_ternary_upload(const struct trit_ternary *
     if ((st = trit_cuda_malloc((void **)&d.d_row_bias, bias_bytes)) != TRIT_OK) goto done;
     TRIT_CUDA_CHECK_GOTO(cudaMemcpy(d.d_tiles, tiles, tile_bytes, cudaMemcpyHostToDevice), st, done);
     TRIT_CUDA_CHECK_GOTO(cudaMemcpy(d.d_row_bias, bias, bias_bytes, cudaMemcpyHostToDevice), st, done);
+    if (w->group > 0) {
+        d.group = w->group;
+        d.n_groups = trit_ternary_n_groups(w);
+        const size_t gs_bytes = (size_t)(w->n_rows * d.n_groups) * sizeof(float);
+        if ((st = trit_cuda_malloc((void **)&d.d_group_scales, gs_bytes)) != TRIT_OK) goto done;
+        TRIT_CUDA_CHECK_GOTO(cudaMemcpy(d.d_group_scales, w->group_scales, gs_bytes, cudaMemcpyHostToDevice), st, done);
+    }
     *out = d;
     d = trit_cuda_ternary{}; /* ownership moved */
 done:
@@ -103,5 +115,6 @@ extern "C" void trit_cuda_ternary_free(struct trit_cuda_ternary *w) {
     if (!w) return;
     trit_cuda_free(w->d_tiles);
     trit_cuda_free(w->d_row_bias);
+    trit_cuda_free(w->d_group_scales);
     *w = trit_cuda_ternary{};
 }

@@ -46,6 +46,15 @@
  *   and exactly the B fragment (b0 = word 2j, b1 = word 2j+1) of token g for k-step j. Two 16-byte
  *   loads per lane per chunk per token, for the GEMV and the GEMM alike.
  *
+ * ==== Group scales (the group rule: quant.h, docs/design.md section 3)
+ *
+ *   k-block j (cols 64j .. 64j + 63) is k-steps 2 (j % 2) and 2 (j % 2) + 1 of chunk j / 2: words
+ *   0, 1 of a lane's uint4 hold block 2S, words 2, 3 block 2S + 1, and the 4 lanes of a group
+ *   together hold all 64 cols of both blocks for rows g and g + 8. A group-scaled matrix keeps its
+ *   scales beside the tiles, fp32 (n_rows, n_groups) row major. Its codes may hold 3 (t = +2): the
+ *   decode reads it as t + 1 = 3 and dp4a sums it as it should; the add-only masks cannot (that
+ *   GEMV refuses such a matrix).
+ *
  * ==== Add-only GEMV arithmetic (no multiply of weight by activation)
  *
  *   Masks from the packed codes (sign-replicating byte permute, prmt):
@@ -243,6 +252,38 @@ TRIT_HD float trit_epilogue_one(int32_t acc, float act_scale, float w_scale, int
 #endif
 }
 
+/* ---- the group rule, one step (trit_gemm_group_ref exactly: docs/design.md section 3) -------- */
+
+/* The activation scale of a row or block whose absmax is amax: 127 / max(amax, 1e-5), IEEE divide
+ * (quant.h's trit_act_scale with TRIT_ACT_QMAX and TRIT_ACT_EPS; this header includes no host
+ * header, and tests/test_cuda_decode.c checks the two agree). */
+TRIT_HD float trit_act_scale_of(float amax) {
+#if defined(__CUDA_ARCH__)
+    return __fdiv_rn(127.0f, fmaxf(amax, 1e-5f));
+#else
+    return 127.0f / (amax > 1e-5f ? amax : 1e-5f);
+#endif
+}
+
+/* The reference's inv = 1.0f / s, IEEE divide. */
+TRIT_HD float trit_group_inv(float s) {
+#if defined(__CUDA_ARCH__)
+    return __fdiv_rn(1.0f, s);
+#else
+    return 1.0f / s;
+#endif
+}
+
+/* y + ((float)isum * inv) * d: k-block j's term added to the running sum, three IEEE ops in this
+ * order, none contracted into an FMA (nvcc contracts a * b + c unless told not to). */
+TRIT_HD float trit_group_step(float y, int32_t isum, float inv, float d) {
+#if defined(__CUDA_ARCH__)
+    return __fadd_rn(y, __fmul_rn(__fmul_rn(__int2float_rn(isum), inv), d));
+#else
+    return y + ((float)isum * inv) * d;
+#endif
+}
+
 /* ---- launch arithmetic ---------------------------------------------------------------------- */
 
 /* Split-K factor of the GEMM: enough CTAs to fill 2 waves of n_sm, at least 4 chunks (512 cols) per
@@ -274,9 +315,11 @@ static inline uint8_t trit_tl_gather(uint32_t v) {
 /* Repacks a canonical ternary matrix (codes (n_rows, row_bytes), code t+1 at bits 2 * (c % 4) of
  * byte c / 4) into the tile layout: dst gets trit_tl_bytes(n_rows, n_cols) bytes, padding = t 0.
  * Codes past n_cols in a row's last byte are read as t = 0 whatever they hold.
- * Returns 0, or -1 if a code 3 (meaningless) was met; dst is fully written either way. */
-static inline int trit_tl_pack(const uint8_t *codes, int64_t row_bytes, int64_t n_rows, int64_t n_cols,
-                               uint8_t *dst) {
+ * Returns 0, or -1 if a code 3 was met where it means nothing (plus2_ok 0: a matrix with one scale);
+ * a group-scaled matrix's code 3 is t = +2 (quant.h), packed as it is (plus2_ok 1). dst is fully
+ * written either way. trit_tl_pack: plus2_ok 0. */
+static inline int trit_tl_pack_codes(const uint8_t *codes, int64_t row_bytes, int64_t n_rows, int64_t n_cols,
+                                     int plus2_ok, uint8_t *dst) {
     const int64_t n_chunks = trit_tl_cols_pad(n_cols) / TRIT_TL_CHUNK;
     const int64_t n_strips = trit_tl_rows_pad(n_rows) / TRIT_TL_STRIP;
     int bad = 0;
@@ -296,7 +339,7 @@ static inline int trit_tl_pack(const uint8_t *codes, int64_t row_bytes, int64_t 
                                 const uint32_t keep = (1u << (2 * valid)) - 1u;
                                 byte = (byte & keep) | (TRIT_TL_ZERO_BYTE & ~keep);
                             }
-                            bad |= (byte & (byte >> 1) & 0x55u) != 0;
+                            bad |= !plus2_ok && (byte & (byte >> 1) & 0x55u) != 0;
                         }
                         word |= trit_tl_spread(byte) << (2 * i);
                     }
@@ -304,6 +347,10 @@ static inline int trit_tl_pack(const uint8_t *codes, int64_t row_bytes, int64_t 
                     for (int b = 0; b < 4; b++) out[b] = (uint8_t)(word >> (8 * b)); /* little endian */
                 }
     return bad ? -1 : 0;
+}
+static inline int trit_tl_pack(const uint8_t *codes, int64_t row_bytes, int64_t n_rows, int64_t n_cols,
+                               uint8_t *dst) {
+    return trit_tl_pack_codes(codes, row_bytes, n_rows, n_cols, 0, dst);
 }
 
 /* The inverse: canonical codes (n_rows, row_bytes) from the tile layout; the codes past n_cols in

@@ -17,6 +17,8 @@
  *   trit_cuda_gemv_add_i32   decode GEMV, m <= 8, adds/subtracts only (no weight x activation multiply)
  *   trit_cuda_gemv_dp4a_i32  decode GEMV, m <= 8, dp4a            (+ _f32: fused fp32 epilogue)
  *   trit_cuda_gemm_mma_i32   prefill GEMM, any m, int8 tensor cores (+ _f32: fused fp32 epilogue)
+ *   trit_cuda_act_quantize_blocks, trit_cuda_gemv_group_f32, trit_cuda_gemm_group_f32
+ *                            the group rule (group scales, activations per 64-col block): fp32 out
  */
 #ifndef TRIT_CUDA_H
 #define TRIT_CUDA_H
@@ -51,10 +53,14 @@ struct trit_cuda_ternary {
     int32_t *d_row_bias;            /* (n_rows_pad): 128 n_pos + 127 n_neg, for the add-only GEMV */
     float scale;                    /* the weight scale, and whether it multiplies or divides */
     enum trit_scale_kind scale_kind;
+    int64_t group;                  /* 0: the one scale above; else columns per group scale (64, 128, ...) */
+    int64_t n_groups;               /* ceil(n_cols / group), 0 without group scales */
+    float *d_group_scales;          /* (n_rows, n_groups) fp32: the group rule's d (quant.h), or NULL */
 };
 
-/* Repacks w on the host and uploads it (synchronous). out is overwritten; on failure it is left
- * zeroed. TRIT_ERR_INVALID_ARG for a code 3 in w, TRIT_ERR_UNSUPPORTED for n_cols > 2^22. */
+/* Repacks w on the host and uploads it (synchronous), with its group scales when it has them.
+ * out is overwritten; on failure it is left zeroed. TRIT_ERR_INVALID_ARG for a code 3 in a matrix
+ * with one scale (a group-scaled one's code 3 is t = +2), TRIT_ERR_UNSUPPORTED for n_cols > 2^22. */
 enum trit_status trit_cuda_ternary_upload(const struct trit_ternary *w, struct trit_cuda_ternary *out);
 /* Frees the device buffers; accepts NULL and a zeroed struct. Leaves *w zeroed. */
 void trit_cuda_ternary_free(struct trit_cuda_ternary *w);
@@ -73,6 +79,15 @@ enum trit_status trit_cuda_act_quantize(const float *d_x, int64_t m, int64_t k, 
  * parallelism: the all-reduced absmax of the whole row, host/tp/tp.h exact mode). */
 enum trit_status trit_cuda_act_quantize_amax(const float *d_x, int64_t m, int64_t k, const float *d_amax,
                                              int8_t *d_q, int32_t *d_qsum, float *d_act_scale, void *stream);
+
+/* The activations of the group rule (trit_gemm_group_ref): d_x (m, k) fp32 -> d_q (m,
+ * trit_cuda_act_stride(k)) int8 in the act layout, d_bsum (m, n_kb) = the sum of q over each k-block
+ * of 64 cols (n_kb = ceil(k / 64)), and the scales: act_block 64, one per token and k-block, d_act_scale
+ * and d_act_inv (m, n_kb), equal bit for bit to trit_quantize_row_i8_blocks; act_block 0, one per
+ * token, (m), as trit_cuda_act_quantize. d_act_inv = 1.0f / s (IEEE): the rule's inv. */
+enum trit_status trit_cuda_act_quantize_blocks(const float *d_x, int64_t m, int64_t k, int64_t act_block,
+                                               int8_t *d_q, int32_t *d_bsum, float *d_act_scale, float *d_act_inv,
+                                               void *stream);
 
 /* ---- ternary matmul: acc (m, n) = q (m, k) . t (n, k)^T -------------------------------------- */
 
@@ -100,6 +115,20 @@ enum trit_status trit_cuda_gemm_mma_i32(const struct trit_cuda_ternary *w, const
 enum trit_status trit_cuda_gemm_mma_f32(const struct trit_cuda_ternary *w, const int8_t *d_q,
                                         const int32_t *d_qsum, const float *d_act_scale, int64_t m, float *d_y,
                                         void *stream);
+
+/* ---- the group rule: y (m, n) fp32 = trit_gemm_group_ref, bit for bit --------------------------- */
+
+/* For a group-scaled w (w->group > 0) and the activations trit_cuda_act_quantize_blocks wrote with
+ * act_block (0 or 64): per k-block j of 64 cols, ascending, the exact int32 sum isum_j, then
+ * y += ((float)isum_j * inv_j) * d_j from 0.0f, one IEEE op each (ternary_layout.h trit_group_step).
+ * The decode GEMV (1 <= m <= 8, dp4a) and the prefill GEMM (any m, int8 tensor cores, no split-K: a
+ * warp owns its outputs over the whole of K, so that the order holds). */
+enum trit_status trit_cuda_gemv_group_f32(const struct trit_cuda_ternary *w, const int8_t *d_q, const int32_t *d_bsum,
+                                          const float *d_act_inv, int64_t act_block, int64_t m, float *d_y,
+                                          void *stream);
+enum trit_status trit_cuda_gemm_group_f32(const struct trit_cuda_ternary *w, const int8_t *d_q, const int32_t *d_bsum,
+                                          const float *d_act_inv, int64_t act_block, int64_t m, float *d_y,
+                                          void *stream);
 
 #ifdef __cplusplus
 }

@@ -368,3 +368,258 @@ Test(cuda_decode, gemm_mma_emulation_matches_reference) {
                 problem_free(&p);
             }
 }
+
+/* ---- the group rule: block activations, the group GEMV and GEMM --------------------------------- */
+
+/* trit_act_scale_of (the kernels') against quant.h's trit_act_scale, over the floor and far above. */
+Test(cuda_decode, act_scale_of_matches_quant) {
+    const float fixed[] = {0.0f, 1e-30f, 9.99e-6f, 1e-5f, 1.0001e-5f, 0.5f, 1.0f, 127.0f, 3.4e38f};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        cr_assert_eq(trit_act_scale_of(fixed[i]), trit_act_scale(fixed[i]), "amax %a", (double)fixed[i]);
+    struct test_rng rng;
+    test_rng_seed(&rng, 0x5ca1u);
+    for (int i = 0; i < 100000; i++) {
+        const float amax = ldexpf(test_rng_uniform(&rng, 1.0f, 2.0f), (int)test_rng_int(&rng, -40, 40));
+        cr_assert_eq(trit_act_scale_of(amax), trit_act_scale(amax), "amax %a", (double)amax);
+    }
+}
+
+/* A group-scaled problem: W (n, k) with codes -1, 0, +1 and a few +2, group scales; x (m, k) fp32.
+ * Through the emulated block quantizer: qa (act layout), bsum (m, n_kb), s and inv (m, n_ab). */
+struct gproblem {
+    int64_t n, k, m, k_pad, n_chunks, n_strips, n_kb, n_ab, act_block;
+    struct trit_ternary w;
+    uint8_t *tiles;
+    float *x;
+    int8_t *qa;
+    int32_t *bsum;
+    float *s, *inv;
+    float *ref, *got; /* (m, n) */
+};
+
+/* The block quantizer's two kernels (act_quant.cu), one warp at a time: act_block 64, lane l < 16
+ * of block kb quantizes cols 64 kb + 4l .. + 3 with the block's absmax; act_block 0, the per-token
+ * kernel, then each block's sum of q by dp4a against 0x01010101 over its 16 words. */
+static void emulate_act_quant_blocks(struct gproblem *p) {
+    memset(p->qa, 0x5A, (size_t)(p->m * p->k_pad)); /* every byte must be written */
+    for (int64_t tok = 0; tok < p->m; tok++) {
+        const float *xr = p->x + tok * p->k;
+        uint8_t *qr = (uint8_t *)p->qa + tok * p->k_pad;
+        float tok_s = 0.0f;
+        if (p->act_block == 0) {
+            float amax = 0.0f;
+            for (int64_t c = 0; c < p->k; c++) amax = fmaxf(amax, fabsf(xr[c]));
+            tok_s = trit_act_scale_of(amax);
+            p->s[tok] = tok_s;
+            p->inv[tok] = trit_group_inv(tok_s);
+        }
+        for (int64_t kb = 0; kb < p->k_pad / 64; kb++) {
+            float amax = 0.0f;
+            for (int64_t c = 64 * kb; c < 64 * kb + 64 && c < p->k; c++) amax = fmaxf(amax, fabsf(xr[c]));
+            const float s = p->act_block ? trit_act_scale_of(amax) : tok_s;
+            int32_t sum = 0;
+            for (int lane = 0; lane < 16; lane++) {
+                const int64_t kw = kb * 16 + lane;
+                uint32_t word = 0;
+                for (int b = 0; b < 4; b++) {
+                    const int64_t c = kw * 4 + b;
+                    const int32_t v = c < p->k ? trit_act_quant_one(xr[c], s) : 0;
+                    word |= ((uint32_t)v & 0xFFu) << (8 * b);
+                    sum += p->act_block ? v : 0; /* act_block 64: the quantizer adds its own values */
+                }
+                const int64_t at = trit_al_word(kw) * 4;
+                for (int b = 0; b < 4; b++) qr[at + b] = (uint8_t)(word >> (8 * b));
+            }
+            if (!p->act_block) /* act_block 0: the second kernel reads the words back */
+                for (int lane = 0; lane < 16; lane++)
+                    sum = trit_dp4a(load_u32(qr, trit_al_word(kb * 16 + lane) * 4), 0x01010101u, sum);
+            if (kb < p->n_kb) {
+                p->bsum[tok * p->n_kb + kb] = sum;
+                if (p->act_block) p->s[tok * p->n_kb + kb] = s, p->inv[tok * p->n_kb + kb] = trit_group_inv(s);
+            }
+        }
+    }
+}
+
+static void gproblem_init(struct gproblem *p, struct test_rng *rng, int64_t n, int64_t k, int64_t m, int64_t group,
+                          int64_t act_block) {
+    memset(p, 0, sizeof *p);
+    p->n = n, p->k = k, p->m = m, p->act_block = act_block;
+    p->k_pad = trit_tl_cols_pad(k), p->n_chunks = p->k_pad / TRIT_TL_CHUNK;
+    p->n_strips = trit_tl_rows_pad(n) / TRIT_TL_STRIP;
+    p->n_kb = (k + 63) / 64, p->n_ab = act_block ? p->n_kb : 1;
+    cr_assert_eq(trit_ternary_init_grouped(&p->w, n, k, group), TRIT_OK);
+    for (int64_t r = 0; r < n; r++)
+        for (int64_t c = 0; c < k; c++) trit_ternary_set(&p->w, r, c, test_rng_int(rng, 0, 49) == 0 ? 2 : (int)test_rng_int(rng, -1, 1));
+    trit_ternary_set(&p->w, 0, 0, 2); /* at least one +2 */
+    for (int64_t i = 0; i < n * trit_ternary_n_groups(&p->w); i++) p->w.group_scales[i] = test_rng_uniform(rng, 1e-3f, 0.5f);
+    p->tiles = malloc((size_t)trit_tl_bytes(n, k));
+    cr_assert_eq(trit_tl_pack(p->w.codes, p->w.row_bytes, n, k, p->tiles), -1, "+2 refused with one scale");
+    cr_assert_eq(trit_tl_pack_codes(p->w.codes, p->w.row_bytes, n, k, 1, p->tiles), 0);
+    p->x = malloc((size_t)(m * k) * sizeof *p->x);
+    for (int64_t i = 0; i < m * k; i++) p->x[i] = test_rng_normal(rng) * test_rng_uniform(rng, 0.01f, 4.0f);
+    p->x[0] = -1000.0f; /* an outlier: its block's scale differs from the others' by far */
+    p->qa = malloc((size_t)(m * p->k_pad));
+    p->bsum = malloc((size_t)(m * p->n_kb) * sizeof *p->bsum);
+    p->s = malloc((size_t)(m * p->n_ab) * sizeof *p->s);
+    p->inv = malloc((size_t)(m * p->n_ab) * sizeof *p->inv);
+    emulate_act_quant_blocks(p);
+
+    /* the CPU's quantizer and the group rule's reference */
+    int8_t *q = malloc((size_t)(m * k)), *q_un = malloc((size_t)(m * k));
+    float *s_ref = malloc((size_t)(m * p->n_ab) * sizeof *s_ref);
+    for (int64_t i = 0; i < m; i++) trit_quantize_row_i8_blocks(p->x + i * k, k, act_block, q + i * k, s_ref + i * p->n_ab);
+    trit_al_unpack(p->qa, m, k, q_un);
+    cr_assert(memcmp(q_un, q, (size_t)(m * k)) == 0, "block quantizer: q differs from trit_quantize_row_i8_blocks");
+    cr_assert(memcmp(p->s, s_ref, (size_t)(m * p->n_ab) * sizeof *s_ref) == 0, "block quantizer: scales differ");
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t pos = 0; pos < p->k_pad; pos++)
+            if (trit_al_col(pos) >= k) cr_assert_eq(p->qa[i * p->k_pad + pos], 0, "padding at %ld", (long)pos);
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t kb = 0; kb < p->n_kb; kb++) {
+            int32_t sum = 0;
+            for (int64_t c = 64 * kb; c < 64 * kb + 64 && c < k; c++) sum += q[i * k + c];
+            cr_assert_eq(p->bsum[i * p->n_kb + kb], sum, "block sum token %ld block %ld", (long)i, (long)kb);
+        }
+    p->ref = malloc((size_t)(m * n) * sizeof *p->ref);
+    p->got = malloc((size_t)(m * n) * sizeof *p->got);
+    trit_gemm_group_ref(&p->w, q, m, s_ref, act_block, p->ref);
+    test_poison(p->got, (size_t)(m * n) * sizeof *p->got);
+    free(q), free(q_un), free(s_ref);
+}
+
+static void gproblem_free(struct gproblem *p) {
+    trit_ternary_free(&p->w);
+    free(p->tiles), free(p->x), free(p->qa), free(p->bsum), free(p->s), free(p->inv), free(p->ref), free(p->got);
+}
+
+static uint32_t gweight_word(const struct gproblem *p, int64_t strip, int64_t chunk, int lane, int j) {
+    return load_u32(p->tiles, trit_tl_lane_vec(strip, chunk, p->n_chunks, lane) * 16 + 4 * j);
+}
+static uint32_t gact_word(const struct gproblem *p, int64_t tok, int64_t chunk, int lane, int w) {
+    return load_u32(p->qa, tok * p->k_pad + chunk * TRIT_TL_CHUNK + 32 * (lane & 3) + 4 * w);
+}
+
+/* The terms' indices as the kernels compute them: inv of (token, block), d of (row, block). */
+static float g_inv(const struct gproblem *p, int64_t tok, int64_t kb) {
+    return p->inv[p->act_block ? tok * p->n_kb + kb : tok];
+}
+static float g_scale(const struct gproblem *p, int64_t row, int64_t kb) {
+    return p->w.group_scales[row * trit_ternary_n_groups(&p->w) + (kb >> (p->w.group == 64 ? 0 : 1))];
+}
+
+static void gcheck(const struct gproblem *p, const char *what) {
+    for (int64_t i = 0; i < p->m * p->n; i++)
+        cr_assert(memcmp(&p->got[i], &p->ref[i], sizeof(float)) == 0,
+                  "%s %ldx%ld m %ld group %ld act_block %ld: token %ld row %ld: %a != %a", what, (long)p->n, (long)p->k,
+                  (long)p->m, (long)p->w.group, (long)p->act_block, (long)(i / p->n), (long)(i % p->n),
+                  (double)p->got[i], (double)p->ref[i]);
+}
+
+/* trit_gemv_group_kernel's arithmetic: per chunk a lane's partial per k-block (words 0, 1 | 2, 3)
+ * for rows g and g + 8; the 4 lanes of a group summed (the shuffles); then the blocks ascending,
+ * minus the block sum of q, through trit_group_step (the summing thread). */
+static void emulate_gemv_group(struct gproblem *p) {
+    int32_t(*part)[2][16] = malloc((size_t)p->n_chunks * sizeof *part);
+    for (int64_t strip = 0; strip < p->n_strips; strip++)
+        for (int64_t tok = 0; tok < p->m; tok++) {
+            memset(part, 0, (size_t)p->n_chunks * sizeof *part);
+            for (int64_t chunk = 0; chunk < p->n_chunks; chunk++)
+                for (int lane = 0; lane < 32; lane++) {
+                    int32_t pb[2][2] = {{0, 0}, {0, 0}};
+                    for (int j = 0; j < 4; j++) {
+                        const uint32_t w = gweight_word(p, strip, chunk, lane, j);
+                        for (int i = 0; i < 4; i++)
+                            pb[j >> 1][i & 1] = trit_dp4a(trit_tl_decode(w, i), gact_word(p, tok, chunk, lane, 2 * j + (i >> 1)),
+                                                          pb[j >> 1][i & 1]);
+                    }
+                    for (int b = 0; b < 2; b++)
+                        for (int r = 0; r < 2; r++) part[chunk][b][(lane >> 2) + 8 * r] += pb[b][r];
+                }
+            for (int rr = 0; rr < 16; rr++) {
+                const int64_t row = strip * 16 + rr;
+                if (row >= p->n) continue;
+                float y = 0.0f;
+                for (int64_t chunk = 0; chunk < p->n_chunks; chunk++)
+                    for (int b = 0; b < 2; b++) {
+                        const int64_t kb = 2 * chunk + b;
+                        if (kb >= p->n_kb) break;
+                        y = trit_group_step(y, part[chunk][b][rr] - p->bsum[tok * p->n_kb + kb], g_inv(p, tok, kb),
+                                            g_scale(p, row, kb));
+                    }
+                p->got[tok * p->n + row] = y;
+            }
+        }
+    free(part);
+}
+
+/* trit_gemm_group_kernel's arithmetic: one warp, one strip x 8 tokens; per chunk and k-block the
+ * mma sums from zero over k-steps 2 blk and 2 blk + 1 (B = act words 4 blk .. 4 blk + 3), then each
+ * fragment element's term on clamped row and token indices; stores only inside (m, n). */
+static void emulate_gemm_group(struct gproblem *p) {
+    for (int64_t strip = 0; strip < p->n_strips; strip++)
+        for (int64_t tok0 = 0; tok0 < p->m; tok0 += 8) {
+            float y[32][4] = {{0}};
+            for (int64_t chunk = 0; chunk < p->n_chunks; chunk++)
+                for (int blk = 0; blk < 2; blk++) {
+                    const int64_t kb = 2 * chunk + blk;
+                    if (kb >= p->n_kb) break;
+                    int32_t d[32][4] = {{0}};
+                    for (int js = 0; js < 2; js++) {
+                        const int j = 2 * blk + js;
+                        uint32_t a[32][4], b[32][2];
+                        for (int lane = 0; lane < 32; lane++) {
+                            const uint32_t w = gweight_word(p, strip, chunk, lane, j);
+                            for (int i = 0; i < 4; i++) a[lane][i] = trit_tl_decode(w, i);
+                            const int64_t tok = tok0 + trit_mma_b_n(lane);
+                            for (int h = 0; h < 2; h++) b[lane][h] = tok < p->m ? gact_word(p, tok, chunk, lane, 2 * j + h) : 0;
+                        }
+                        emulate_mma(d, a, b);
+                    }
+                    for (int lane = 0; lane < 32; lane++)
+                        for (int reg = 0; reg < 4; reg++) {
+                            int64_t row = strip * 16 + trit_mma_c_row(lane, reg), tok = tok0 + trit_mma_c_col(lane, reg);
+                            row = row < p->n ? row : p->n - 1;
+                            tok = tok < p->m ? tok : p->m - 1;
+                            y[lane][reg] = trit_group_step(y[lane][reg], d[lane][reg] - p->bsum[tok * p->n_kb + kb],
+                                                           g_inv(p, tok, kb), g_scale(p, row, kb));
+                        }
+                }
+            for (int lane = 0; lane < 32; lane++)
+                for (int reg = 0; reg < 4; reg++) {
+                    const int64_t row = strip * 16 + trit_mma_c_row(lane, reg), tok = tok0 + trit_mma_c_col(lane, reg);
+                    if (row < p->n && tok < p->m) p->got[tok * p->n + row] = y[lane][reg];
+                }
+        }
+}
+
+/* Shapes with tails: K ending mid-chunk (an odd number of k-blocks) and mid-block, N past a strip. */
+static const int64_t GROUP_SHAPES[][2] = {{1, 64}, {7, 128}, {17, 192}, {33, 384}, {20, 640}, {45, 1000}, {16, 2560}};
+#define N_GROUP_SHAPES (sizeof GROUP_SHAPES / sizeof GROUP_SHAPES[0])
+
+static void check_group_emulation(uint64_t seed, int gemm, const int64_t *ms, size_t n_ms) {
+    struct test_rng rng;
+    test_rng_seed(&rng, seed);
+    for (size_t s = 0; s < N_GROUP_SHAPES; s++)
+        for (size_t mi = 0; mi < n_ms; mi++)
+            for (int variant = 0; variant < 3; variant++) {
+                /* g64 with block activations (Q2_0, Bonsai), g128 with block activations, g64 per token (BitNet Q2_0) */
+                const int64_t group = variant == 1 ? 128 : 64, act_block = variant == 2 ? 0 : 64;
+                struct gproblem p;
+                gproblem_init(&p, &rng, GROUP_SHAPES[s][0], GROUP_SHAPES[s][1], ms[mi], group, act_block);
+                if (gemm) emulate_gemm_group(&p);
+                else emulate_gemv_group(&p);
+                gcheck(&p, gemm ? "gemm group" : "gemv group");
+                gproblem_free(&p);
+            }
+}
+
+Test(cuda_decode, gemv_group_emulation_matches_group_ref) {
+    const int64_t ms[] = {1, 3, 8};
+    check_group_emulation(0x96e1u, 0, ms, 3);
+}
+
+Test(cuda_decode, gemm_group_emulation_matches_group_ref) {
+    const int64_t ms[] = {1, 9, 17};
+    check_group_emulation(0x96e2u, 1, ms, 3);
+}

@@ -2,7 +2,8 @@
 /* test_cuda_kernels.c: every CUDA kernel of cuda/ against the scalar CPU reference (host/cpu),
  * bit for bit: int32 accumulators against trit_gemm_ref, fp32 outputs against trit_epilogue_ref,
  * int8 activations against trit_quantize_row_i8, the sampling top-k (trit_cuda_topk) against
- * trit_topk_penalized on the rows of topk_cases.h. Shapes include tails on every side (N, K not
+ * trit_topk_penalized on the rows of topk_cases.h, the group rule's quantizer and kernels against
+ * trit_quantize_row_i8_blocks and trit_gemm_group_ref. Shapes include tails on every side (N, K not
  * multiples of 16 / 128, m from 1 to 100) and the 2B-4T shapes (2560 x 6912, 6912 x 2560).
  * Inputs are fresh random data over the full int8 range; outputs are poisoned before each kernel
  * and checked everywhere. Skips without a GPU (fails with TRIT_REQUIRE_GPU=1).
@@ -427,6 +428,125 @@ Test(cuda_kernels, topk_matches_reference) {
                  TRIT_ERR_INVALID_ARG);
     free(x);
     trit_cuda_free(d_x), trit_cuda_free(d_keys), trit_cuda_free(d_pen), trit_cuda_free(d_vals), trit_cuda_free(d_ids);
+}
+
+/* ---- the group rule ------------------------------------------------------------------------ */
+
+/* The group rule end to end on the device against the CPU, bit for bit: trit_cuda_act_quantize_blocks
+ * against trit_quantize_row_i8_blocks (q, block sums, scales, 1 / s), then the group GEMV (m <= 8)
+ * and GEMM (any m) against trit_gemm_group_ref, for groups of 64 and 128 with activations per block
+ * and g64 with one scale per token; codes include +2; K ends mid-chunk and mid-block on some shapes.
+ * Outputs poisoned before each kernel. */
+Test(cuda_kernels, group_rule_matches_reference) {
+    if (!test_require_gpu()) return;
+    struct test_rng rng;
+    test_rng_seed(&rng, 0x9e9u);
+    const int64_t shapes[][2] = {{1, 64}, {17, 192}, {45, 1000}, {130, 640}, {2560, 6912}, {6912, 2560}};
+    const int64_t ms[] = {1, 2, 8, 9, 40};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (int variant = 0; variant < 3; variant++)
+            for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++) {
+                const int64_t n = shapes[si][0], k = shapes[si][1], m = ms[mi];
+                const int64_t group = variant == 1 ? 128 : 64, act_block = variant == 2 ? 0 : 64;
+                const int64_t k_pad = trit_cuda_act_stride(k), n_kb = (k + 63) / 64, n_ab = act_block ? n_kb : 1;
+                if (n * k * m > (int64_t)300 * 1000 * 1000) continue; /* the CPU reference's time */
+                struct trit_ternary w = {0};
+                cr_assert_eq(trit_ternary_init_grouped(&w, n, k, group), TRIT_OK);
+                for (int64_t r = 0; r < n; r++)
+                    for (int64_t c = 0; c < k; c++)
+                        trit_ternary_set(&w, r, c, test_rng_int(&rng, 0, 49) == 0 ? 2 : (int)test_rng_int(&rng, -1, 1));
+                for (int64_t i = 0; i < n * trit_ternary_n_groups(&w); i++) w.group_scales[i] = test_rng_uniform(&rng, 1e-3f, 0.5f);
+                struct trit_cuda_ternary dw;
+                CUDA_OK(trit_cuda_ternary_upload(&w, &dw));
+                cr_assert_eq(dw.group, group);
+
+                float *x = malloc((size_t)(m * k) * sizeof *x), *s_ref = malloc((size_t)(m * n_ab) * sizeof *s_ref);
+                for (int64_t i = 0; i < m * k; i++) x[i] = test_rng_normal(&rng) * test_rng_uniform(&rng, 0.01f, 4.0f);
+                x[0] = -1000.0f; /* an outlier block */
+                int8_t *q = malloc((size_t)(m * k)), *q_got = malloc((size_t)(m * k_pad)), *q_un = malloc((size_t)(m * k));
+                for (int64_t i = 0; i < m; i++) trit_quantize_row_i8_blocks(x + i * k, k, act_block, q + i * k, s_ref + i * n_ab);
+                float *ref = malloc((size_t)(m * n) * sizeof *ref), *got = malloc((size_t)(m * n) * sizeof *got);
+                trit_gemm_group_ref(&w, q, m, s_ref, act_block, ref);
+
+                float *d_x, *d_s, *d_inv, *d_y;
+                int8_t *d_q;
+                int32_t *d_bsum;
+                CUDA_OK(trit_cuda_malloc((void **)&d_x, (size_t)(m * k) * sizeof(float)));
+                CUDA_OK(trit_cuda_malloc((void **)&d_q, (size_t)(m * k_pad)));
+                CUDA_OK(trit_cuda_malloc((void **)&d_bsum, (size_t)(m * n_kb) * sizeof(int32_t)));
+                CUDA_OK(trit_cuda_malloc((void **)&d_s, (size_t)(m * n_ab) * sizeof(float)));
+                CUDA_OK(trit_cuda_malloc((void **)&d_inv, (size_t)(m * n_ab) * sizeof(float)));
+                CUDA_OK(trit_cuda_malloc((void **)&d_y, (size_t)(m * n) * sizeof(float)));
+                CUDA_OK(trit_cuda_upload(d_x, x, (size_t)(m * k) * sizeof(float)));
+                CUDA_OK(trit_cuda_memset(d_q, POISON_BYTE, (size_t)(m * k_pad), NULL));
+                CUDA_OK(trit_cuda_act_quantize_blocks(d_x, m, k, act_block, d_q, d_bsum, d_s, d_inv, NULL));
+                CUDA_OK(trit_cuda_stream_sync(NULL));
+
+                int32_t *bsum = malloc((size_t)(m * n_kb) * sizeof *bsum);
+                float *s_got = malloc((size_t)(m * n_ab) * sizeof *s_got), *inv = malloc((size_t)(m * n_ab) * sizeof *inv);
+                CUDA_OK(trit_cuda_download(q_got, d_q, (size_t)(m * k_pad)));
+                CUDA_OK(trit_cuda_download(bsum, d_bsum, (size_t)(m * n_kb) * sizeof(int32_t)));
+                CUDA_OK(trit_cuda_download(s_got, d_s, (size_t)(m * n_ab) * sizeof(float)));
+                CUDA_OK(trit_cuda_download(inv, d_inv, (size_t)(m * n_ab) * sizeof(float)));
+                trit_al_unpack(q_got, m, k, q_un);
+                cr_assert(memcmp(q_un, q, (size_t)(m * k)) == 0, "%ldx%ld m %ld act_block %ld: q", (long)n, (long)k,
+                          (long)m, (long)act_block);
+                for (int64_t i = 0; i < m * k_pad; i++)
+                    if (trit_al_col(i % k_pad) >= k) cr_assert_eq(q_got[i], 0, "padding at %ld", (long)i);
+                for (int64_t i = 0; i < m * n_ab; i++) {
+                    const float want_inv = 1.0f / s_ref[i];
+                    cr_assert(memcmp(&s_got[i], &s_ref[i], sizeof(float)) == 0, "scale %ld", (long)i);
+                    cr_assert(memcmp(&inv[i], &want_inv, sizeof(float)) == 0, "inv %ld", (long)i);
+                }
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t kb = 0; kb < n_kb; kb++) {
+                        int32_t sum = 0;
+                        for (int64_t c = 64 * kb; c < 64 * kb + 64 && c < k; c++) sum += q[i * k + c];
+                        cr_assert_eq(bsum[i * n_kb + kb], sum, "block sum %ld %ld", (long)i, (long)kb);
+                    }
+
+                for (int kern = 0; kern < 2; kern++) {
+                    if (kern == 0 && m > TRIT_CUDA_GEMV_MAX_M) continue;
+                    CUDA_OK(trit_cuda_memset(d_y, POISON_BYTE, (size_t)(m * n) * sizeof(float), NULL));
+                    if (kern == 0) CUDA_OK(trit_cuda_gemv_group_f32(&dw, d_q, d_bsum, d_inv, act_block, m, d_y, NULL));
+                    else CUDA_OK(trit_cuda_gemm_group_f32(&dw, d_q, d_bsum, d_inv, act_block, m, d_y, NULL));
+                    CUDA_OK(trit_cuda_stream_sync(NULL));
+                    CUDA_OK(trit_cuda_download(got, d_y, (size_t)(m * n) * sizeof(float)));
+                    for (int64_t i = 0; i < m * n; i++)
+                        cr_assert(memcmp(&got[i], &ref[i], sizeof(float)) == 0,
+                                  "%s %ldx%ld m %ld group %ld act_block %ld: token %ld row %ld: %a != %a",
+                                  kern ? "gemm group" : "gemv group", (long)n, (long)k, (long)m, (long)group,
+                                  (long)act_block, (long)(i / n), (long)(i % n), (double)got[i], (double)ref[i]);
+                }
+                /* the kernels with one scale refuse a group-scaled matrix where their answer would be wrong */
+                cr_assert_eq(trit_cuda_gemv_add_i32(&dw, d_q, 1, (int32_t *)d_y, NULL), TRIT_ERR_INVALID_ARG);
+                cr_assert_eq(trit_cuda_gemm_mma_f32(&dw, d_q, d_bsum, d_s, m, d_y, NULL), TRIT_ERR_INVALID_ARG);
+
+                trit_cuda_free(d_x), trit_cuda_free(d_q), trit_cuda_free(d_bsum), trit_cuda_free(d_s);
+                trit_cuda_free(d_inv), trit_cuda_free(d_y);
+                trit_cuda_ternary_free(&dw);
+                trit_ternary_free(&w);
+                free(x), free(s_ref), free(q), free(q_got), free(q_un), free(ref), free(got), free(bsum), free(s_got),
+                    free(inv);
+            }
+}
+
+/* The group kernels refuse a matrix without group scales and an act_block they do not know. */
+Test(cuda_kernels, group_entries_check_arguments) {
+    if (!test_require_gpu()) return;
+    struct test_rng rng;
+    test_rng_seed(&rng, 0x9eau);
+    struct prob p;
+    prob_init(&p, &rng, 17, 128, 1, TRIT_SCALE_MUL);
+    float *d_inv;
+    CUDA_OK(trit_cuda_malloc((void **)&d_inv, 2 * sizeof(float)));
+    cr_assert_eq(trit_cuda_gemv_group_f32(&p.dw, p.d_q, p.d_qsum, d_inv, 64, 1, p.d_out, NULL), TRIT_ERR_INVALID_ARG);
+    cr_assert(strstr(trit_last_error(), "no group scales") != NULL, "%s", trit_last_error());
+    cr_assert_eq(trit_cuda_gemm_group_f32(&p.dw, p.d_q, p.d_qsum, d_inv, 64, 1, p.d_out, NULL), TRIT_ERR_INVALID_ARG);
+    cr_assert_eq(trit_cuda_act_quantize_blocks((const float *)p.d_out, 1, 128, 32, p.d_q, p.d_qsum, d_inv, d_inv, NULL),
+                 TRIT_ERR_INVALID_ARG);
+    trit_cuda_free(d_inv);
+    prob_free(&p);
 }
 
 #else /* no CUDA build: the gate still reports the skip */
