@@ -26,7 +26,10 @@
  * check of the gate itself, for a GPU session).
  *
  * Variants: gemv_dp4a (int32), gemv_dp4a_f32 (fused epilogue), gemv_add (add-only), all for
- * m <= 8; gemm_mma (int32, auto split-K) and gemm_mma_f32 for every m; act_quant per m x k.
+ * m <= 8; gemm_mma (int32, auto split-K) and gemm_mma_f32 for every m; act_quant per m x k. The
+ * group rule on the same codes with a scale per 64 columns (Q2_0, Ternary-Bonsai): act_quant_blocks
+ * (activations per 64-col block), gemv_group (m <= 8) and gemm_group (every m), fp32 out, checked
+ * against trit_gemm_group_ref bit for bit; their bytes include the fp32 group scales.
  *
  * Attention (after the linear layers; <out>_attention.csv): the decode kernel for one token over
  * 512 and 4096 cached positions, GB/s of K and V read (fp16) against the copy bandwidth, the cache
@@ -209,6 +212,40 @@ static bool validate(const trit_ternary &w, const std::vector<int8_t> &q, const 
             ok = got == want;
         }
     return ok;
+}
+
+// The group rule's fp32 output against trit_gemm_group_ref on sampled rows x tokens (act_block 64:
+// s holds (m, n_kb) block scales).
+static bool validate_group(const trit_ternary &w, const std::vector<int8_t> &q, const std::vector<float> &s, int64_t m,
+                           const void *d_out) {
+    const int64_t n = w.n_rows, k = w.n_cols, n_kb = (k + 63) / 64, n_g = trit_ternary_n_groups(&w);
+    std::vector<int64_t> rows, toks;
+    if (n <= 64) for (int64_t r = 0; r < n; r++) rows.push_back(r);
+    else for (int i = 0; i < 64; i++) rows.push_back(i < 2 ? (i ? n - 1 : 0) : (int64_t)(rng_u64() % (uint64_t)n));
+    if (m <= 16) for (int64_t t = 0; t < m; t++) toks.push_back(t);
+    else for (int i = 0; i < 16; i++) toks.push_back(i < 2 ? (i ? m - 1 : 0) : (int64_t)(rng_u64() % (uint64_t)m));
+    trit_ternary sub = {};
+    CKT(trit_ternary_init_grouped(&sub, (int64_t)rows.size(), k, w.group));
+    for (size_t i = 0; i < rows.size(); i++) {
+        memcpy(sub.codes + i * sub.row_bytes, w.codes + rows[i] * w.row_bytes, (size_t)w.row_bytes);
+        memcpy(sub.group_scales + i * n_g, w.group_scales + rows[i] * n_g, (size_t)n_g * sizeof(float));
+    }
+    std::vector<int8_t> qs(toks.size() * (size_t)k);
+    std::vector<float> ss(toks.size() * (size_t)n_kb), y(toks.size() * rows.size());
+    for (size_t i = 0; i < toks.size(); i++) {
+        memcpy(&qs[i * (size_t)k], &q[(size_t)(toks[i] * k)], (size_t)k);
+        memcpy(&ss[i * (size_t)n_kb], &s[(size_t)(toks[i] * n_kb)], (size_t)n_kb * sizeof(float));
+    }
+    trit_gemm_group_ref(&sub, qs.data(), (int64_t)toks.size(), ss.data(), 64, y.data());
+    trit_ternary_free(&sub);
+    for (size_t ti = 0; ti < toks.size(); ti++)
+        for (size_t ri = 0; ri < rows.size(); ri++) {
+            uint32_t got, want;
+            CK(cudaMemcpy(&got, (const char *)d_out + 4 * (toks[ti] * n + rows[ri]), 4, cudaMemcpyDeviceToHost));
+            memcpy(&want, &y[ti * rows.size() + ri], 4);
+            if (got != want) return false;
+        }
+    return true;
 }
 
 // ---- main --------------------------------------------------------------------------------------
@@ -426,6 +463,23 @@ int main(int argc, char **argv) {
             CK(cudaMalloc(&rot[(size_t)i].d_tiles, tile_bytes));
             CK(cudaMemcpy(rot[(size_t)i].d_tiles, dw.d_tiles, tile_bytes, cudaMemcpyDeviceToDevice));
         }
+        // the same codes with a group scale per 64 columns (Q2_0's layout), rotated the same way
+        trit_ternary wg = {};
+        CKT(trit_ternary_init_grouped(&wg, n, k, 64));
+        memcpy(wg.codes, w.codes, (size_t)(n * w.row_bytes));
+        for (int64_t i = 0; i < n * trit_ternary_n_groups(&wg); i++)
+            wg.group_scales[i] = 0.01f + (float)(rng_u64() % 1000) * 1e-4f;
+        trit_cuda_ternary dwg = {};
+        CKT(trit_cuda_ternary_upload(&wg, &dwg));
+        const size_t gs_bytes = (size_t)(n * dwg.n_groups) * sizeof(float);
+        const int n_rot_g = (int)std::max<double>(1.0, rotate_bytes / (double)(tile_bytes + gs_bytes) + 1.0);
+        std::vector<trit_cuda_ternary> rotg((size_t)n_rot_g, dwg);
+        for (int i = 1; i < n_rot_g; i++) {
+            CK(cudaMalloc(&rotg[(size_t)i].d_tiles, tile_bytes));
+            CK(cudaMemcpy(rotg[(size_t)i].d_tiles, dwg.d_tiles, tile_bytes, cudaMemcpyDeviceToDevice));
+            CK(cudaMalloc((void **)&rotg[(size_t)i].d_group_scales, gs_bytes));
+            CK(cudaMemcpy(rotg[(size_t)i].d_group_scales, dwg.d_group_scales, gs_bytes, cudaMemcpyDeviceToDevice));
+        }
         // fp16 / bf16 baseline weights, rotated the same way
         const size_t wh_bytes = (size_t)(n * k) * 2;
         const int n_rot_h = (int)std::max<double>(1.0, rotate_bytes / (double)wh_bytes + 1.0);
@@ -554,6 +608,69 @@ int main(int argc, char **argv) {
                 add_row(v.name, t, bytes, true);
                 rows.back().speedup_fp16 = t_h.med_us / t.med_us;
             }
+
+            // the group rule (g64 weights, activations per 64-col block): its quantizer, GEMV, GEMM
+            {
+                const int64_t n_kb = (k + 63) / 64;
+                std::vector<int8_t> qg((size_t)(m * k));
+                std::vector<float> sg((size_t)(m * n_kb));
+                for (int64_t i = 0; i < m; i++)
+                    trit_quantize_row_i8_blocks(&x[(size_t)(i * k)], k, 64, &qg[(size_t)(i * k)], &sg[(size_t)(i * n_kb)]);
+                int8_t *d_qg;
+                int32_t *d_bsum;
+                float *d_sg, *d_inv;
+                CK(cudaMalloc(&d_qg, (size_t)(m * k_pad)));
+                CK(cudaMalloc(&d_bsum, (size_t)(m * n_kb) * 4));
+                CK(cudaMalloc(&d_sg, (size_t)(m * n_kb) * 4));
+                CK(cudaMalloc(&d_inv, (size_t)(m * n_kb) * 4));
+                stats t_qb = time_launches(
+                    [&](int) { CKT(trit_cuda_act_quantize_blocks(d_x, m, k, 64, d_qg, d_bsum, d_sg, d_inv, NULL)); }, iters);
+                add_row("act_quant_blocks", t_qb, (double)(m * k) * 4 + act_bytes + (double)(m * n_kb) * 12, true);
+                struct gvariant {
+                    const char *name;
+                    bool gemv_only;
+                    enum trit_status (*run)(const trit_cuda_ternary *, const int8_t *, const int32_t *, const float *,
+                                            int64_t, float *);
+                };
+                static const gvariant gvariants[] = {
+                    {"gemv_group", true,
+                     [](const trit_cuda_ternary *w_, const int8_t *q_, const int32_t *b_, const float *i_, int64_t m_,
+                        float *o) { return trit_cuda_gemv_group_f32(w_, q_, b_, i_, 64, m_, o, NULL); }},
+                    {"gemm_group", false,
+                     [](const trit_cuda_ternary *w_, const int8_t *q_, const int32_t *b_, const float *i_, int64_t m_,
+                        float *o) { return trit_cuda_gemm_group_f32(w_, q_, b_, i_, 64, m_, o, NULL); }},
+                };
+                for (const gvariant &v : gvariants) {
+                    if (v.gemv_only && m > TRIT_CUDA_GEMV_MAX_M) continue;
+                    CK(cudaMemset(d_out, 0xA5, (size_t)(m * n) * 4));
+                    CKT(v.run(&dwg, d_qg, d_bsum, d_inv, m, (float *)d_out));
+                    CK(cudaDeviceSynchronize());
+                    if (corrupt_outputs) {
+                        uint32_t bits;
+                        CK(cudaMemcpy(&bits, d_out, 4, cudaMemcpyDeviceToHost));
+                        bits ^= 1u;
+                        CK(cudaMemcpy(d_out, &bits, 4, cudaMemcpyHostToDevice));
+                    }
+                    const bool ok = validate_group(wg, qg, sg, m, d_out);
+                    all_valid = all_valid && ok;
+                    const double bytes = w_bytes + (double)gs_bytes + act_bytes + (double)(m * n_kb) * 8 + (double)(m * n) * 4;
+                    if (!ok) {
+                        fprintf(stderr, "INVALID: %s %s %s m %lld differs from the CPU reference\n", sh.model, sh.layer,
+                                v.name, (long long)m);
+                        add_row(v.name, stats{0, 0, 0}, bytes, false);
+                        continue;
+                    }
+                    stats t = time_launches(
+                        [&](int i) { CKT(v.run(&rotg[(size_t)(i % n_rot_g)], d_qg, d_bsum, d_inv, m, (float *)d_out)); },
+                        iters);
+                    add_row(v.name, t, bytes, true);
+                    rows.back().speedup_fp16 = t_h.med_us / t.med_us;
+                }
+                CK(cudaFree(d_qg));
+                CK(cudaFree(d_bsum));
+                CK(cudaFree(d_sg));
+                CK(cudaFree(d_inv));
+            }
             CK(cudaFree(d_x));
             CK(cudaFree(d_q));
             CK(cudaFree(d_qsum));
@@ -571,6 +688,12 @@ int main(int argc, char **argv) {
                     (long long)n, (long long)k, (long long)m, best_name, best, t_h.med_us);
         }
         for (int i = 1; i < n_rot; i++) CK(cudaFree(rot[(size_t)i].d_tiles));
+        for (int i = 1; i < n_rot_g; i++) {
+            CK(cudaFree(rotg[(size_t)i].d_tiles));
+            CK(cudaFree(rotg[(size_t)i].d_group_scales));
+        }
+        trit_cuda_ternary_free(&dwg);
+        trit_ternary_free(&wg);
         for (void *p : wh) CK(cudaFree(p));
         trit_cuda_ternary_free(&dw);
         trit_ternary_free(&w);

@@ -80,6 +80,7 @@ if command -v compute-sanitizer > /dev/null; then
         san memcheck test_cuda_kernels "*gemv_add_i32*"
         san memcheck test_cuda_kernels "*act_quantize*"
         san memcheck test_cuda_kernels "*gemm_mma_i32*"
+        san memcheck test_cuda_kernels "*group*"
         san memcheck test_cuda_backend_ops "*"
         san memcheck test_cuda_backend "*decode_loop_graph_equals_eager*"
         san memcheck test_cuda_tp "*one_gpu_exact*"
@@ -88,6 +89,7 @@ if command -v compute-sanitizer > /dev/null; then
         san memcheck test_cuda_backend "*kv_copy_and_fork*"'
     step racecheck 90 bash -c 'set -e
         san racecheck test_cuda_kernels "*gemm_mma_f32*"
+        san racecheck test_cuda_kernels "*group_rule*"
         san racecheck test_cuda_backend_ops "*attention*"
         san racecheck test_cuda_backend_ops "*norm*"
         san racecheck test_cuda_backend "*decode_loop_graph_equals_eager*"
