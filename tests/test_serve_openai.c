@@ -2,7 +2,9 @@
 /* test_serve_openai.c: the OpenAI shapes of `trit serve` (tools/serve/openai.c): request bodies to
  * parameters (defaults, every type and range check, the prompt forms, messages, the fields refused
  * as unsupported, 404 for another model) and the JSON written back (responses, stream chunks,
- * usage, errors, logprobs), each read back with cJSON. */
+ * usage, errors, logprobs), each read back with cJSON; embeddings bodies (every input form, the
+ * hostile ones, encoding_format, dimensions) and answers (floats and base64 that give back every
+ * float32's bits). */
 #include <criterion/criterion.h>
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -13,7 +15,7 @@
 #include "serve/openai.h"
 #include "support.h"
 
-static const struct serve_limits LIM = {"trit-kjv-4m.gguf", 4096, 256, 8};
+static const struct serve_limits LIM = {"trit-kjv-4m.gguf", 4096, 256, 8, 256};
 
 static int parse(enum serve_kind kind, const char *body, struct serve_params *p, struct serve_error *e) {
     memset(e, 0, sizeof *e);
@@ -370,4 +372,148 @@ Test(serve_openai, errors_and_models) {
     cr_assert_str_eq(at(j, "data.0.owned_by")->valuestring, "trit");
     cJSON_Delete(j);
     sv_buf_free(&b);
+}
+
+/* ---- embeddings ------------------------------------------------------------------------------------ */
+
+static int parse_embed(const char *body, struct serve_embed_params *p, struct serve_error *e) {
+    memset(e, 0, sizeof *e);
+    return serve_embed_parse(body, strlen(body), &LIM, p, e);
+}
+
+static void embed_refused(const char *body, int http, const char *param, const char *needle) {
+    struct serve_embed_params p;
+    struct serve_error e;
+    cr_assert_eq(parse_embed(body, &p, &e), -1, "accepted: %.200s", body);
+    cr_assert_eq(e.http, http, "%.200s: HTTP %d (%s)", body, e.http, e.message);
+    cr_assert_str_eq(e.param, param, "%.200s: param '%s' (%s)", body, e.param, e.message);
+    cr_assert(strstr(e.message, needle), "%.200s: message '%s' lacks '%s'", body, e.message, needle);
+    serve_embed_params_free(&p);
+}
+
+Test(serve_openai, embed_input_forms) {
+    struct serve_embed_params p;
+    struct serve_error e;
+    cr_assert_eq(parse_embed("{\"input\": \"In the beginning\", \"model\": \"trit-kjv-4m.gguf\", \"user\": \"u\"}", &p, &e),
+                 0, "%s", e.message);
+    cr_assert(p.n_input == 1 && !p.has_ids && !p.base64);
+    cr_assert_str_eq(p.texts[0], "In the beginning");
+    cr_assert_str_eq(p.model, "trit-kjv-4m.gguf");
+    serve_embed_params_free(&p);
+    cr_assert_eq(parse_embed("{\"input\": [\"a\", \"b c\", \"d\"], \"encoding_format\": \"base64\"}", &p, &e), 0, "%s",
+                 e.message);
+    cr_assert(p.n_input == 3 && !p.has_ids && p.base64);
+    cr_assert_str_eq(p.texts[1], "b c");
+    serve_embed_params_free(&p);
+    cr_assert_eq(parse_embed("{\"input\": [1, 2, 4095], \"encoding_format\": \"float\", \"dimensions\": 256}", &p, &e),
+                 0, "%s", e.message);
+    cr_assert(p.n_input == 1 && p.has_ids && p.n_ids[0] == 3 && p.ids[0][2] == 4095);
+    serve_embed_params_free(&p);
+    cr_assert_eq(parse_embed("{\"input\": [[5], [6, 7]], \"dimensions\": null}", &p, &e), 0, "%s", e.message);
+    cr_assert(p.n_input == 2 && p.has_ids && p.n_ids[0] == 1 && p.n_ids[1] == 2 && p.ids[1][1] == 7);
+    serve_embed_params_free(&p);
+}
+
+Test(serve_openai, embed_hostile_bodies) {
+    embed_refused("{}", 400, "input", "'input' is required");
+    embed_refused("{\"input\": null}", 400, "input", "'input' is required");
+    embed_refused("{\"input\": 5}", 400, "input", "must be a string, a list of strings");
+    embed_refused("{\"input\": {\"text\": \"a\"}}", 400, "input", "must be a string");
+    embed_refused("{\"input\": \"\"}", 400, "input", "'input' is an empty string");
+    embed_refused("{\"input\": [\"a\", \"\"]}", 400, "input", "'input[1]' is an empty string");
+    embed_refused("{\"input\": []}", 400, "input", "'input' is an empty list");
+    embed_refused("{\"input\": [[]]}", 400, "input", "'input[0]' is an empty list of token ids");
+    embed_refused("{\"input\": [\"a\", 1]}", 400, "input", "not a mix");
+    embed_refused("{\"input\": [[1], \"a\"]}", 400, "input", "not a mix");
+    embed_refused("{\"input\": [[1], [\"a\"]]}", 400, "input", "'input[1]' must be a list of token ids");
+    embed_refused("{\"input\": [1, 4096]}", 400, "input", "input token 1 is not a token id from 0 to 4095");
+    embed_refused("{\"input\": [-1]}", 400, "input", "input token 0 is not a token id");
+    embed_refused("{\"input\": [1.5]}", 400, "input", "not a token id");
+    embed_refused("{\"input\": [[1], [2, 1e300]]}", 400, "input", "input[1] token 1 is not a token id");
+    embed_refused("{\"input\": \"a\", \"encoding_format\": \"f16\"}", 400, "encoding_format", "\"float\" or \"base64\"");
+    embed_refused("{\"input\": \"a\", \"encoding_format\": 1}", 400, "encoding_format", "\"float\" or \"base64\"");
+    embed_refused("{\"input\": \"a\", \"dimensions\": 128}", 400, "dimensions",
+                  "'dimensions' is 128; this model's embeddings have 256 dimensions");
+    embed_refused("{\"input\": \"a\", \"dimensions\": \"256\"}", 400, "dimensions", "must be an integer");
+    embed_refused("{\"input\": \"a\", \"dimensions\": 0}", 400, "dimensions", "must be from 1");
+    embed_refused("{\"input\": \"a\", \"model\": \"gpt-4\"}", 404, "model", "does not exist");
+    embed_refused("{\"input\": \"a\"} x", 400, "", "text after the object");
+    embed_refused("[\"a\"]", 400, "", "must be a JSON object");
+    /* more ids than the context (256), and more inputs than 2048: refused before they are read */
+    struct sv_buf b = {0};
+    sv_buf_str(&b, "{\"input\": [0");
+    for (int i = 0; i < 256; i++) sv_buf_str(&b, ",0");
+    sv_buf_str(&b, "]}");
+    embed_refused(b.p, 400, "input", "the input is 257 tokens, more than the context of 256 tokens");
+    sv_buf_free(&b);
+    sv_buf_str(&b, "{\"input\": [\"a\"");
+    for (int i = 0; i < SERVE_MAX_EMBED_INPUTS; i++) sv_buf_str(&b, ",\"a\"");
+    sv_buf_str(&b, "]}");
+    embed_refused(b.p, 400, "input", "'input' holds 2049 inputs; at most 2048");
+    sv_buf_free(&b);
+}
+
+/* Decodes RFC 4648 base64 (what Python's base64.b64decode does); -1 on a bad character. */
+static long b64_decode(const char *s, unsigned char *out) {
+    long n = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (; *s && *s != '='; s++) {
+        const char *abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", *at_c = strchr(abc, *s);
+        if (!at_c) return -1;
+        acc = acc << 6 | (uint32_t)(at_c - abc);
+        if ((bits += 6) >= 8) out[n++] = (unsigned char)(acc >> (bits -= 8));
+    }
+    return n;
+}
+
+Test(serve_openai, embed_answers_give_back_every_bit) {
+    struct test_rng rng;
+    test_rng_seed(&rng, 17);
+    enum { N = 3, DIM = 37 }; /* 37 * 4 = 148 bytes: base64 with padding */
+    float v[N * DIM];
+    for (int i = 0; i < N * DIM; i++) {
+        uint32_t u;
+        do u = (uint32_t)test_rng_u64(&rng);
+        while (((u >> 23) & 0xff) == 0xff); /* any finite float32: subnormals, -0, every exponent */
+        memcpy(&v[i], &u, 4);
+    }
+    v[0] = -0.0f, v[1] = 1e-45f, v[2] = 3.4028235e38f;
+    for (int b64 = 0; b64 < 2; b64++) {
+        struct sv_buf b = {0};
+        cr_assert_eq(serve_json_embeddings("m.gguf", v, N, DIM, b64, 12, &b), 0);
+        cJSON *j = parse_json(&b);
+        cr_assert_str_eq(at(j, "object")->valuestring, "list");
+        cr_assert_str_eq(at(j, "model")->valuestring, "m.gguf");
+        cr_assert_eq(at(j, "usage.prompt_tokens")->valueint, 12);
+        cr_assert_eq(at(j, "usage.total_tokens")->valueint, 12);
+        cr_assert_eq(cJSON_GetArraySize(at(j, "data")), N);
+        for (int i = 0; i < N; i++) {
+            char path[64];
+            snprintf(path, sizeof path, "data.%d.object", i);
+            cr_assert_str_eq(at(j, path)->valuestring, "embedding");
+            snprintf(path, sizeof path, "data.%d.index", i);
+            cr_assert_eq(at(j, path)->valueint, i);
+            snprintf(path, sizeof path, "data.%d.embedding", i);
+            const cJSON *emb = at(j, path);
+            float got[DIM];
+            if (b64) {
+                cr_assert(cJSON_IsString(emb));
+                cr_assert_eq(strlen(emb->valuestring), 4 * ((DIM * 4 + 2) / 3), "padded base64");
+                unsigned char bytes[DIM * 4 + 3];
+                cr_assert_eq(b64_decode(emb->valuestring, bytes), DIM * 4);
+                for (int k = 0; k < DIM; k++) { /* little-endian */
+                    const uint32_t u = (uint32_t)bytes[4 * k] | (uint32_t)bytes[4 * k + 1] << 8 |
+                                       (uint32_t)bytes[4 * k + 2] << 16 | (uint32_t)bytes[4 * k + 3] << 24;
+                    memcpy(&got[k], &u, 4);
+                }
+            } else {
+                cr_assert_eq(cJSON_GetArraySize(emb), DIM);
+                for (int k = 0; k < DIM; k++) got[k] = (float)cJSON_GetArrayItem(emb, k)->valuedouble;
+            }
+            cr_assert_eq(memcmp(got, v + i * DIM, sizeof got), 0, "vector %d (%s) differs", i, b64 ? "base64" : "float");
+        }
+        cJSON_Delete(j);
+        sv_buf_free(&b);
+    }
 }

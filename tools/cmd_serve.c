@@ -1,6 +1,6 @@
 /*
  * cmd_serve.c: `trit serve`: an OpenAI-compatible HTTP server (POST /v1/chat/completions,
- * /v1/completions; GET /v1/models, /health, /metrics) over a continuous-batching scheduler
+ * /v1/completions, /v1/embeddings; GET /v1/models, /health, /metrics) over a continuous-batching scheduler
  * (tools/serve/, docs/serve.md).
  *
  *   trit serve                                  # the shipped model on http://127.0.0.1:8080
@@ -35,7 +35,8 @@ static void usage(FILE *out) {
             "usage: trit serve [options]\n"
             "\n"
             "An OpenAI-compatible HTTP server: POST /v1/chat/completions and /v1/completions (streaming\n"
-            "with \"stream\": true), GET /v1/models, /health and /metrics (Prometheus). Requests run in\n"
+            "with \"stream\": true), POST /v1/embeddings (CPU backend), GET /v1/models, /health and\n"
+            "/metrics (Prometheus). Requests run in\n"
             "one continuously batched context: up to --parallel sequences decode together while new\n"
             "prompts are prefilled in chunks. When it listens it prints one line on stdout,\n"
             "\"trit serve: listening on http://HOST:PORT\"; logs go to stderr. SIGINT/SIGTERM stop it:\n"
@@ -327,8 +328,11 @@ int cmd_serve(int argc, char **argv) {
         rc = tool_fail("serve", "the scheduler: %s", trit_status_str(st));
         goto done;
     }
+    struct trit_model_shape shape;
+    trit_model_shape(l.model, &shape);
     const struct serve_model_info info = {sched, l.tok, l.tmpl, l.bos ? l.bos : "", l.eos ? l.eos : "",
-                                          trit_context_n_ctx(l.ctx), trit_model_n_vocab(l.model), parallel, kv.n_blocks};
+                                          trit_context_n_ctx(l.ctx), trit_model_n_vocab(l.model), parallel, kv.n_blocks,
+                                          shape.dim};
     serve_http_ready(http, &info);
     fprintf(stderr, "trit serve: ready: model '%s'%s\n", name, hc.api_key ? ", API key required" : "");
 

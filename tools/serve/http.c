@@ -2,6 +2,7 @@
 #include "http.h"
 
 #include <errno.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "chat/template.h"
+#include "tokenizer/tokenizer.h"
 
 enum state { LOADING = 0, READY = 1, DRAINING = 2 };
 
@@ -27,12 +29,13 @@ struct serve_http {
     struct serve_model_info info; /* valid once state is READY (written before, read after: seq_cst) */
     int64_t created;              /* the server's start, Unix seconds: the model's "created" */
     atomic_uint_fast64_t counter; /* request ids and default seeds */
-    atomic_int open_requests;     /* completion requests whose answer is not yet sent */
+    atomic_int open_requests;     /* completion and embeddings requests whose answer is not yet sent */
     uint64_t salt;
 };
 
 /* Routes. */
-enum route { R_NONE = 0, R_HEALTH, R_METRICS, R_MODELS, R_MODEL, R_CHAT, R_COMPLETIONS };
+enum route { R_NONE = 0, R_HEALTH, R_METRICS, R_MODELS, R_MODEL, R_CHAT, R_COMPLETIONS, R_EMBEDDINGS };
+static bool is_post(enum route r) { return r == R_CHAT || r == R_COMPLETIONS || r == R_EMBEDDINGS; }
 
 /* Per connection and request (MHD's con_cls): the body as it arrives. */
 struct conn {
@@ -43,7 +46,7 @@ struct conn {
     size_t dropped;
     bool refused;   /* the headers decided an error (`error`), answered after the body */
     struct serve_error error;
-    struct serve_http *h; /* set for a completion request: counted in h->open_requests until sent */
+    struct serve_http *h; /* set for a POST request: counted in h->open_requests until sent */
 };
 
 /* Bytes of a too long body read and dropped before the connection is closed instead. */
@@ -106,8 +109,8 @@ static enum MHD_Result send_json(struct MHD_Connection *con, unsigned status, co
     return send_bytes(con, status, "application/json", b->p ? b->p : "", b->n, NULL, NULL);
 }
 
-/* An error in OpenAI's shape, with the headers its status calls for. A completion request refused
- * here is counted (rejected, or error for a 5xx other than 503). */
+/* An error in OpenAI's shape, with the headers its status calls for. A completion or embeddings
+ * request refused here is counted (rejected, or error for a 5xx other than 503). */
 static enum MHD_Result send_error(struct serve_http *h, struct MHD_Connection *con, enum route route,
                                   const struct serve_error *e) {
     struct sv_buf b = {0};
@@ -115,9 +118,10 @@ static enum MHD_Result send_error(struct serve_http *h, struct MHD_Connection *c
     const char *hn = NULL, *hv = NULL;
     if (e->http == 429 || e->http == 503) hn = MHD_HTTP_HEADER_RETRY_AFTER, hv = "1";
     else if (e->http == 401) hn = MHD_HTTP_HEADER_WWW_AUTHENTICATE, hv = "Bearer";
-    else if (e->http == 405) hn = MHD_HTTP_HEADER_ALLOW, hv = route == R_CHAT || route == R_COMPLETIONS ? "POST" : "GET, HEAD";
-    if (route == R_CHAT || route == R_COMPLETIONS)
-        serve_metrics_request(h->metrics, e->http >= 500 && e->http != 503 ? SERVE_ERROR : SERVE_REJECTED);
+    else if (e->http == 405) hn = MHD_HTTP_HEADER_ALLOW, hv = is_post(route) ? "POST" : "GET, HEAD";
+    const enum serve_outcome outcome = e->http >= 500 && e->http != 503 ? SERVE_ERROR : SERVE_REJECTED;
+    if (route == R_CHAT || route == R_COMPLETIONS) serve_metrics_request(h->metrics, outcome);
+    if (route == R_EMBEDDINGS) serve_metrics_embed(h->metrics, outcome, 0);
     const enum MHD_Result r = b.failed ? MHD_NO : send_bytes(con, (unsigned)e->http, "application/json", b.p, b.n, hn, hv);
     sv_buf_free(&b);
     return r;
@@ -147,6 +151,7 @@ static enum route route_of(const char *url, bool *post) {
     *post = true;
     if (!strcmp(url, "/v1/chat/completions")) return R_CHAT;
     if (!strcmp(url, "/v1/completions")) return R_COMPLETIONS;
+    if (!strcmp(url, "/v1/embeddings")) return R_EMBEDDINGS;
     return R_NONE;
 }
 
@@ -504,7 +509,7 @@ static enum MHD_Result completion(struct serve_http *h, struct MHD_Connection *c
         return fail(h, con, c->route, 503, "server_error", NULL,
                     state == LOADING ? "the model is loading; try again shortly" : "the server is shutting down");
     const struct serve_model_info *info = &h->info;
-    const struct serve_limits lim = {h->cfg.model_name, info->n_vocab, info->n_ctx, info->n_seq};
+    const struct serve_limits lim = {h->cfg.model_name, info->n_vocab, info->n_ctx, info->n_seq, info->dim};
     struct serve_params p;
     struct serve_error e;
     struct trit_tokens ids = {0};
@@ -530,6 +535,146 @@ static enum MHD_Result completion(struct serve_http *h, struct MHD_Connection *c
         return fail(h, con, c->route, 503, "server_error", NULL, "the server is shutting down");
     }
     return r->p.stream ? answer_stream(h, con, r) : answer_whole(h, con, c->route, r);
+}
+
+/* ---- embeddings -------------------------------------------------------------------------------------- */
+
+/* The ids of one text as `trit embed` makes them (tools/cmd_embed.c, docs/api.md "Embeddings"): BOS
+ * when the vocabulary adds one, the text with control tokens matched, then the end-of-text token
+ * (<|endoftext|> when the vocabulary has it, else EOS) unless the text already ends with it. The
+ * serve tests check the vectors against trit embed's, so the two rules cannot drift apart. */
+static int embed_text_ids(const trit_tokenizer *tok, const char *text, int32_t **out, int32_t *n_out,
+                          struct serve_error *e) {
+    struct trit_tokens body = {0};
+    if (trit_tokenize(tok, text, strlen(text), TRIT_TOKENIZE_PARSE_SPECIAL, &body) != TRIT_OK)
+        return serve_error_set(e, 500, "server_error", NULL, NULL, "tokenize: %s", trit_last_error());
+    const int32_t found = trit_tokenizer_find(tok, "<|endoftext|>", 13);
+    const int32_t bos = trit_tokenizer_add_bos(tok) ? trit_tokenizer_bos(tok) : -1;
+    const int32_t end = found >= 0 ? found : trit_tokenizer_eos(tok);
+    int32_t *ids = body.n < (size_t)INT32_MAX - 2 ? malloc((body.n + 2) * sizeof *ids) : NULL;
+    if (!ids) {
+        trit_tokens_free(&body);
+        return serve_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
+    }
+    size_t n = 0;
+    if (bos >= 0) ids[n++] = bos;
+    if (body.n) memcpy(ids + n, body.ids, body.n * sizeof *ids);
+    n += body.n;
+    if (end >= 0 && (n == 0 || ids[n - 1] != end)) ids[n++] = end;
+    trit_tokens_free(&body);
+    *out = ids;
+    *n_out = (int32_t)n;
+    return 0;
+}
+
+/* Each input's ids (texts tokenized; ids moved out of p) checked against the context and the pool. */
+static int embed_inputs(const struct serve_model_info *info, struct serve_embed_params *p, int32_t **ids, int32_t *n_ids,
+                        struct serve_error *e) {
+    if (!p->has_ids && !info->tok)
+        return serve_error_set(e, 400, "invalid_request_error", "input", NULL,
+                               "this model has no tokenizer (a synthetic model): give the input as token ids");
+    const int64_t pool_tokens = (int64_t)info->n_blocks * TRIT_KV_BLOCK;
+    for (int32_t i = 0; i < p->n_input; i++) {
+        if (p->has_ids) {
+            ids[i] = p->ids[i], n_ids[i] = p->n_ids[i];
+            p->ids[i] = NULL;
+        } else if (embed_text_ids(info->tok, p->texts[i], &ids[i], &n_ids[i], e)) {
+            return -1;
+        }
+        if (n_ids[i] > info->n_ctx || n_ids[i] > pool_tokens)
+            return serve_error_set(e, 400, "invalid_request_error", "input", "context_length_exceeded",
+                                   "input %d is %d tokens, more than the %s of %lld tokens", i, n_ids[i],
+                                   n_ids[i] > info->n_ctx ? "context" : "KV pool (--kv-tokens)",
+                                   (long long)(n_ids[i] > info->n_ctx ? info->n_ctx : pool_tokens));
+    }
+    return 0;
+}
+
+static enum MHD_Result embeddings(struct serve_http *h, struct MHD_Connection *con, struct conn *c) {
+    const int state = atomic_load(&h->state);
+    if (state != READY)
+        return fail(h, con, c->route, 503, "server_error", NULL,
+                    state == LOADING ? "the model is loading; try again shortly" : "the server is shutting down");
+    const struct serve_model_info *info = &h->info;
+    const struct serve_limits lim = {h->cfg.model_name, info->n_vocab, info->n_ctx, info->n_seq, info->dim};
+    struct serve_embed_params p;
+    struct serve_error e;
+    if (serve_embed_parse(c->body.p ? c->body.p : "", c->body.n, &lim, &p, &e)) {
+        serve_embed_params_free(&p);
+        return send_error(h, con, c->route, &e);
+    }
+    int32_t **ids = calloc((size_t)p.n_input, sizeof *ids);
+    int32_t *n_ids = calloc((size_t)p.n_input, sizeof *n_ids);
+    const bool base64 = p.base64;
+    if (!ids || !n_ids || embed_inputs(info, &p, ids, n_ids, &e)) {
+        if (!ids || !n_ids) serve_error_set(&e, 500, "server_error", NULL, NULL, "out of memory");
+        if (ids)
+            for (int32_t i = 0; i < p.n_input; i++) free(ids[i]);
+        free(ids);
+        free(n_ids);
+        serve_embed_params_free(&p);
+        return send_error(h, con, c->route, &e);
+    }
+    const int32_t n_input = p.n_input;
+    serve_embed_params_free(&p);
+    struct serve_embed *r = serve_embed_new(n_input, info->dim, ids, n_ids);
+    if (!r) return fail(h, con, c->route, 500, "server_error", NULL, "out of memory");
+    const enum serve_submit sub = serve_sched_submit_embed(info->sched, r);
+    if (sub != SERVE_SUBMITTED) {
+        serve_embed_release(r);
+        if (sub == SERVE_QUEUE_FULL)
+            return fail(h, con, c->route, 429, "server_busy", "queue_full",
+                        "the server is busy: the queue of waiting requests is full (--queue); retry later");
+        return fail(h, con, c->route, 503, "server_error", NULL, "the server is shutting down");
+    }
+    /* wait as answer_whole does, looking at the client every POLL_NS */
+    const MHD_socket fd = conn_fd(con);
+    pthread_mutex_lock(&r->mu);
+    struct timespec t;
+    deadline_in(&t, POLL_NS);
+    while (!r->done) {
+        if (pthread_cond_timedwait(&r->cv, &r->mu, &t) != ETIMEDOUT) continue;
+        deadline_in(&t, POLL_NS);
+        if (!r->done && fd != MHD_INVALID_SOCKET && client_gone(fd)) {
+            pthread_mutex_unlock(&r->mu);
+            fprintf(stderr, "trit serve: embeddings: the client left after %.3f s; cancelled\n", sv_now_s() - r->t_arrival);
+            serve_sched_cancel_embed(info->sched, r);
+            serve_embed_release(r);
+            return MHD_NO;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    int64_t tokens = 0;
+    for (int32_t i = 0; i < r->n_input; i++) tokens += r->n_ids[i];
+    if (r->outcome == SERVE_OK) /* JSON has no NaN or infinity: a model that gives one is a server error */
+        for (size_t k = 0; k < (size_t)r->n_input * (size_t)r->dim; k++)
+            if (!isfinite(r->out[k])) {
+                r->outcome = SERVE_ERROR;
+                serve_error_set(&r->error, 500, "server_error", NULL, NULL,
+                                "input %zu: the model gave a non-finite value at element %zu", k / (size_t)r->dim,
+                                k % (size_t)r->dim);
+                break;
+            }
+    enum MHD_Result res;
+    struct sv_buf b = {0};
+    int status = 200;
+    if (r->outcome != SERVE_OK) {
+        if (r->outcome == SERVE_ERROR || r->outcome == SERVE_REJECTED) e = r->error;
+        else serve_error_set(&e, 503, "server_error", NULL, NULL, "the server is shutting down");
+        status = e.http;
+        serve_json_error(&e, &b);
+        res = b.failed ? MHD_NO
+                       : send_bytes(con, (unsigned)e.http, "application/json", b.p, b.n,
+                                    e.http == 503 ? MHD_HTTP_HEADER_RETRY_AFTER : NULL, "1");
+    } else {
+        serve_json_embeddings(h->cfg.model_name, r->out, r->n_input, r->dim, base64, tokens, &b);
+        res = send_json(con, 200, &b);
+    }
+    fprintf(stderr, "trit serve: embeddings %d: %d input%s, %lld tokens, %.3f s\n", status, r->n_input,
+            r->n_input == 1 ? "" : "s", (long long)tokens, sv_now_s() - r->t_arrival);
+    sv_buf_free(&b);
+    serve_embed_release(r);
+    return res;
 }
 
 /* ---- MHD callbacks ------------------------------------------------------------------------------------ */
@@ -572,7 +717,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
         *con_cls = c;
         bool post = false;
         c->route = route_of(url, &post);
-        if (c->route == R_CHAT || c->route == R_COMPLETIONS) {
+        if (is_post(c->route)) {
             c->h = h;
             atomic_fetch_add(&h->open_requests, 1);
         }
@@ -596,7 +741,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
          * with a body has it dropped. */
         const size_t n = *upload_data_size;
         *upload_data_size = 0;
-        const bool keep = c->route == R_CHAT || c->route == R_COMPLETIONS;
+        const bool keep = is_post(c->route);
         if (keep && !c->too_long && n > h->cfg.max_body - c->body.n) {
             c->too_long = true;
             sv_buf_free(&c->body);
@@ -606,11 +751,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
     }
     c->responded = true;
     if (c->refused) return send_error(h, con, c->route, &c->error);
-    if (c->route != R_CHAT && c->route != R_COMPLETIONS) return get_route(h, con, c->route, url);
+    if (!is_post(c->route)) return get_route(h, con, c->route, url);
     if (c->too_long)
         return fail(h, con, c->route, 413, "invalid_request_error", "body_too_large",
                     "the body is more than %zu bytes (--max-body)", h->cfg.max_body);
-    return completion(h, con, c);
+    return c->route == R_EMBEDDINGS ? embeddings(h, con, c) : completion(h, con, c);
 }
 
 static void completed(void *cls, struct MHD_Connection *con, void **con_cls, enum MHD_RequestTerminationCode toe) {

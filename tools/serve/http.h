@@ -1,7 +1,7 @@
 /*
  * http.h: the HTTP side of `trit serve`, on libmicrohttpd: routing, the API key, body limits, the
  * OpenAI endpoints over the scheduler, server-sent event streams and client disconnects
- * (docs/serve.md). Each connection has a thread of its own (MHD_USE_THREAD_PER_CONNECTION): a
+ * (docs/serve.md); POST /v1/embeddings over the scheduler's embeddings queue. Each connection has a thread of its own (MHD_USE_THREAD_PER_CONNECTION): a
  * request's thread renders the chat template, tokenizes, queues the request and then waits on it,
  * which is why waiting may block.
  *
@@ -36,6 +36,7 @@ struct serve_model_info {
     const char *chat_template;  /* NULL: the plain one (host/chat/template.h) */
     const char *bos_text, *eos_text;
     int32_t n_ctx, n_vocab, n_seq, n_blocks;
+    int32_t dim; /* the model's dim: an embedding's length */
 };
 
 struct serve_http;

@@ -54,6 +54,13 @@ void serve_metrics_request(struct serve_metrics *m, enum serve_outcome outcome) 
     pthread_mutex_unlock(&m->mu);
 }
 
+void serve_metrics_embed(struct serve_metrics *m, enum serve_outcome outcome, uint64_t tokens) {
+    pthread_mutex_lock(&m->mu);
+    m->embed_requests[outcome]++;
+    m->embed_tokens += tokens;
+    pthread_mutex_unlock(&m->mu);
+}
+
 static void observe(struct serve_histogram *h, double v) {
     int b = 0;
     while (b < h->n_bounds && v > h->bounds[b]) b++; /* Prometheus buckets are le: v <= bound */
@@ -111,6 +118,12 @@ int serve_metrics_render(struct serve_metrics *m, struct sv_buf *o) {
     for (int i = 0; i < SERVE_N_OUTCOMES; i++)
         sv_buf_printf(o, "trit_requests_total{status=\"%s\"} %llu\n", outcome_names[i],
                       (unsigned long long)s.requests[i]);
+    sv_buf_printf(o, "# HELP trit_embedding_requests_total Embeddings requests by outcome.\n"
+                     "# TYPE trit_embedding_requests_total counter\n");
+    for (int i = 0; i < SERVE_N_OUTCOMES; i++)
+        sv_buf_printf(o, "trit_embedding_requests_total{status=\"%s\"} %llu\n", outcome_names[i],
+                      (unsigned long long)s.embed_requests[i]);
+    counter(o, "trit_embedding_tokens_total", "Tokens run through the model for embeddings.", s.embed_tokens);
     histogram(o, "trit_time_to_first_token_seconds", "From a request's arrival to its first generated token.", &s.ttft);
     histogram(o, "trit_inter_token_latency_seconds", "Between consecutive generated tokens of one answer.", &s.itl);
     return o->failed ? -1 : 0;

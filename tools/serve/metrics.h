@@ -9,6 +9,7 @@
  *   trit_preemptions_total                           counter (requests sent back to recompute)
  *   trit_requests_total{status="ok|cancelled|rejected|error"}   counter, one per completion request
  *   trit_time_to_first_token_seconds, trit_inter_token_latency_seconds   histograms
+ *   trit_embedding_requests_total{status=...}, trit_embedding_tokens_total   counters (POST /v1/embeddings)
  */
 #ifndef TRIT_SERVE_METRICS_H
 #define TRIT_SERVE_METRICS_H
@@ -18,7 +19,8 @@
 
 #include "util.h"
 
-/* How a completion request ended: a label of trit_requests_total. */
+/* How a completion (or embeddings) request ended: a label of trit_requests_total
+ * (trit_embedding_requests_total). */
 enum serve_outcome {
     SERVE_OK = 0,        /* answered (finish_reason stop or length) */
     SERVE_CANCELLED = 1, /* the client left, or the server shut down before it finished */
@@ -42,6 +44,7 @@ struct serve_metrics {
     int64_t waiting, running, blocks_used, blocks_total;
     uint64_t prompt_tokens, generated_tokens, preemptions;
     uint64_t requests[SERVE_N_OUTCOMES];
+    uint64_t embed_requests[SERVE_N_OUTCOMES], embed_tokens;
     struct serve_histogram ttft, itl;
 };
 void serve_metrics_init(struct serve_metrics *m);
@@ -51,6 +54,8 @@ void serve_metrics_gauges(struct serve_metrics *m, int64_t waiting, int64_t runn
 void serve_metrics_tokens(struct serve_metrics *m, uint64_t prompt, uint64_t generated);
 void serve_metrics_preemption(struct serve_metrics *m);
 void serve_metrics_request(struct serve_metrics *m, enum serve_outcome outcome);
+/* An embeddings request ended; tokens: those it ran (all its inputs', when ok). */
+void serve_metrics_embed(struct serve_metrics *m, enum serve_outcome outcome, uint64_t tokens);
 void serve_metrics_ttft(struct serve_metrics *m, double seconds);
 void serve_metrics_itl(struct serve_metrics *m, double seconds);
 /* Appends the Prometheus text of every metric to *out; -1 when out of memory. */

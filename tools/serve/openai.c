@@ -85,14 +85,16 @@ static int get_bool(const cJSON *o, const char *name, bool *out, struct serve_er
 
 /* ---- parsing: the prompt, the messages, stop ------------------------------------------------- */
 
-/* A JSON array of token ids into a new array; -1 with *e set. */
-static int parse_ids(const cJSON *arr, const struct serve_limits *lim, int32_t **out, int32_t *n_out,
-                     struct serve_error *e) {
+/* A JSON array of token ids into a new array; -1 with *e set. `name` is the field ("prompt",
+ * "input[3]"), `param` the error's param. */
+static int parse_ids(const cJSON *arr, const struct serve_limits *lim, const char *name, const char *param,
+                     int32_t **out, int32_t *n_out, struct serve_error *e) {
     const int n = cJSON_GetArraySize(arr);
-    if (n == 0) return BAD_REQUEST(e, "prompt", "'prompt' is an empty list of token ids");
+    if (n == 0) return BAD_REQUEST(e, param, "'%s' is an empty list of token ids", name);
     if (n > lim->n_ctx)
-        return serve_error_set(e, 400, "invalid_request_error", "prompt", "context_length_exceeded",
-                               "the prompt is %d tokens, more than the context of %d tokens", n, lim->n_ctx);
+        return serve_error_set(e, 400, "invalid_request_error", param, "context_length_exceeded",
+                               "the %s is %d tokens, more than the context of %d tokens",
+                               strcmp(name, "prompt") ? name : "prompt", n, lim->n_ctx);
     int32_t *ids = malloc((size_t)n * sizeof *ids);
     if (!ids) return serve_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
     int i = 0;
@@ -100,7 +102,7 @@ static int parse_ids(const cJSON *arr, const struct serve_limits *lim, int32_t *
         if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < 0 ||
             v->valuedouble >= lim->n_vocab) {
             free(ids);
-            return BAD_REQUEST(e, "prompt", "prompt token %d is not a token id from 0 to %d", i, lim->n_vocab - 1);
+            return BAD_REQUEST(e, param, "%s token %d is not a token id from 0 to %d", name, i, lim->n_vocab - 1);
         }
         ids[i] = (int32_t)v->valuedouble;
     }
@@ -137,7 +139,7 @@ static int parse_prompt(const cJSON *root, const struct serve_limits *lim, struc
         return BAD_REQUEST(e, "prompt", "'prompt' must be a string, a list of token ids, or a list of one of those");
     }
     p->has_prompt_ids = true;
-    return parse_ids(v, lim, &p->prompt_ids, &p->n_prompt_ids, e);
+    return parse_ids(v, lim, "prompt", "prompt", &p->prompt_ids, &p->n_prompt_ids, e);
 }
 
 /* A message's content: a string, or a list of {"type": "text", "text": ...} parts joined by "\n". */
@@ -260,16 +262,22 @@ static int refuse_unsupported(const cJSON *root, enum serve_kind kind, int32_t n
 
 /* ---- parsing: the request ------------------------------------------------------------------------ */
 
-static int parse_root(const cJSON *root, enum serve_kind kind, const struct serve_limits *lim, struct serve_params *p,
-                      struct serve_error *e) {
+/* `model`: absent, or the served name (copied to *out); another name is 404 model_not_found. */
+static int parse_model(const cJSON *root, const struct serve_limits *lim, char **out, struct serve_error *e) {
     const cJSON *model = field(root, "model");
     if (model && !cJSON_IsString(model)) return BAD_REQUEST(e, "model", "'model' must be a string");
     if (model && strcmp(model->valuestring, lim->model_name) != 0)
         return serve_error_set(e, 404, "invalid_request_error", "model", "model_not_found",
                                "The model '%.200s' does not exist; this server runs '%.200s'", model->valuestring,
                                lim->model_name);
-    if (model && !(p->model = strdup(model->valuestring)))
+    if (model && !(*out = strdup(model->valuestring)))
         return serve_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
+    return 0;
+}
+
+static int parse_root(const cJSON *root, enum serve_kind kind, const struct serve_limits *lim, struct serve_params *p,
+                      struct serve_error *e) {
+    if (parse_model(root, lim, &p->model, e)) return -1;
     if (kind == SERVE_COMPLETION ? parse_prompt(root, lim, p, e) : parse_messages(root, p, e)) return -1;
 
     bool present = false;
@@ -310,6 +318,32 @@ static int parse_root(const cJSON *root, enum serve_kind kind, const struct serv
     return refuse_unsupported(root, kind, p->n, e);
 }
 
+/* The body as a JSON object: NULL with *e set when it is not JSON, not an object, or has bytes after
+ * the object (other than white space). The caller cJSON_Deletes it. */
+static cJSON *parse_body(const char *body, size_t len, struct serve_error *e) {
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
+    if (!root) {
+        const size_t at = end && end >= body && end <= body + len ? (size_t)(end - body) : 0;
+        BAD_REQUEST(e, NULL, "the body is not valid JSON (at byte %zu of %zu)", at, len);
+        return NULL;
+    }
+    if (!cJSON_IsObject(root)) {
+        BAD_REQUEST(e, NULL, "the body must be a JSON object");
+        cJSON_Delete(root);
+        return NULL;
+    }
+    if (end) {
+        while (end < body + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')) end++;
+        if (end < body + len) {
+            BAD_REQUEST(e, NULL, "the body is not valid JSON (text after the object, at byte %zu)", (size_t)(end - body));
+            cJSON_Delete(root);
+            return NULL;
+        }
+    }
+    return root;
+}
+
 int serve_params_parse(enum serve_kind kind, const char *body, size_t len, const struct serve_limits *lim,
                        struct serve_params *p, struct serve_error *e) {
     memset(p, 0, sizeof *p);
@@ -320,21 +354,9 @@ int serve_params_parse(enum serve_kind kind, const char *body, size_t len, const
     p->repeat_penalty = 1.0f;
     p->top_k = 0;
     p->n = 1;
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
-    if (!root) {
-        const size_t at = end && end >= body && end <= body + len ? (size_t)(end - body) : 0;
-        return BAD_REQUEST(e, NULL, "the body is not valid JSON (at byte %zu of %zu)", at, len);
-    }
-    int r = 0;
-    if (!cJSON_IsObject(root)) r = BAD_REQUEST(e, NULL, "the body must be a JSON object");
-    else r = parse_root(root, kind, lim, p, e);
-    /* trailing bytes after the object (other than white space) */
-    if (r == 0 && end) {
-        while (end < body + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')) end++;
-        if (end < body + len) r = BAD_REQUEST(e, NULL, "the body is not valid JSON (text after the object, at byte %zu)",
-                                              (size_t)(end - body));
-    }
+    cJSON *root = parse_body(body, len, e);
+    if (!root) return -1;
+    const int r = parse_root(root, kind, lim, p, e);
     cJSON_Delete(root);
     return r;
 }
@@ -349,6 +371,96 @@ void serve_params_free(struct serve_params *p) {
     }
     free(p->messages);
     for (int i = 0; i < p->n_stop; i++) free(p->stop[i]);
+    memset(p, 0, sizeof *p);
+}
+
+/* ---- parsing: embeddings ------------------------------------------------------------------------- */
+
+static int parse_input(const cJSON *root, const struct serve_limits *lim, struct serve_embed_params *p,
+                       struct serve_error *e) {
+    static const char what[] = "'input' must be a string, a list of strings, a list of token ids, or a list of "
+                               "lists of token ids";
+    const cJSON *v = field(root, "input");
+    if (!v) return BAD_REQUEST(e, "input", "'input' is required");
+    if (!cJSON_IsString(v) && !cJSON_IsArray(v)) return BAD_REQUEST(e, "input", "%s", what);
+    if (cJSON_IsString(v) || all_numbers(v)) { /* one input: a text, or one list of ids */
+        p->n_input = 1;
+    } else {
+        const int n = cJSON_GetArraySize(v);
+        if (n > SERVE_MAX_EMBED_INPUTS)
+            return BAD_REQUEST(e, "input", "'input' holds %d inputs; at most %d are taken per request", n,
+                               SERVE_MAX_EMBED_INPUTS);
+        bool texts = true, lists = true;
+        for (const cJSON *x = v->child; x; x = x->next) texts &= cJSON_IsString(x), lists &= cJSON_IsArray(x);
+        if (!texts && !lists) return BAD_REQUEST(e, "input", "%s (not a mix)", what);
+        p->n_input = n;
+    }
+    if (cJSON_IsArray(v) && cJSON_GetArraySize(v) == 0) return BAD_REQUEST(e, "input", "'input' is an empty list");
+    p->has_ids = cJSON_IsArray(v) && (all_numbers(v) || cJSON_IsArray(v->child));
+    const size_t n = (size_t)p->n_input;
+    if (p->has_ids) {
+        p->ids = calloc(n, sizeof *p->ids);
+        p->n_ids = calloc(n, sizeof *p->n_ids);
+    } else {
+        p->texts = calloc(n, sizeof *p->texts);
+    }
+    if (p->has_ids ? !p->ids || !p->n_ids : !p->texts) return serve_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
+    if (p->n_input == 1 && (cJSON_IsString(v) || all_numbers(v))) {
+        if (p->has_ids) return parse_ids(v, lim, "input", "input", &p->ids[0], &p->n_ids[0], e);
+        if (!v->valuestring[0]) return BAD_REQUEST(e, "input", "'input' is an empty string");
+        return (p->texts[0] = strdup(v->valuestring)) ? 0 : serve_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
+    }
+    int i = 0;
+    for (const cJSON *x = v->child; x; x = x->next, i++) {
+        char name[32];
+        snprintf(name, sizeof name, "input[%d]", i);
+        if (p->has_ids) {
+            if (!all_numbers(x)) return BAD_REQUEST(e, "input", "'%s' must be a list of token ids", name);
+            if (parse_ids(x, lim, name, "input", &p->ids[i], &p->n_ids[i], e)) return -1;
+        } else {
+            if (!x->valuestring[0]) return BAD_REQUEST(e, "input", "'%s' is an empty string", name);
+            if (!(p->texts[i] = strdup(x->valuestring))) return serve_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
+        }
+    }
+    return 0;
+}
+
+static int parse_embed_root(const cJSON *root, const struct serve_limits *lim, struct serve_embed_params *p,
+                            struct serve_error *e) {
+    if (parse_model(root, lim, &p->model, e)) return -1;
+    const cJSON *fmt = field(root, "encoding_format");
+    if (fmt && (!cJSON_IsString(fmt) || (strcmp(fmt->valuestring, "float") && strcmp(fmt->valuestring, "base64"))))
+        return BAD_REQUEST(e, "encoding_format", "'encoding_format' must be \"float\" or \"base64\"");
+    p->base64 = fmt && !strcmp(fmt->valuestring, "base64");
+    int64_t dims = 0;
+    bool has_dims = false;
+    if (get_int(root, "dimensions", 1, INT32_MAX, &dims, &has_dims, e)) return -1;
+    if (has_dims && lim->dim > 0 && dims != lim->dim)
+        return BAD_REQUEST(e, "dimensions", "'dimensions' is %lld; this model's embeddings have %d dimensions, and this "
+                           "server does not shorten them (leave 'dimensions' out, or give %d)",
+                           (long long)dims, lim->dim, lim->dim);
+    return parse_input(root, lim, p, e);
+}
+
+int serve_embed_parse(const char *body, size_t len, const struct serve_limits *lim, struct serve_embed_params *p,
+                      struct serve_error *e) {
+    memset(p, 0, sizeof *p);
+    cJSON *root = parse_body(body, len, e);
+    if (!root) return -1;
+    const int r = parse_embed_root(root, lim, p, e);
+    cJSON_Delete(root);
+    return r;
+}
+
+void serve_embed_params_free(struct serve_embed_params *p) {
+    for (int32_t i = 0; i < p->n_input; i++) {
+        if (p->texts) free(p->texts[i]);
+        if (p->ids) free(p->ids[i]);
+    }
+    free(p->texts);
+    free(p->ids);
+    free(p->n_ids);
+    free(p->model);
     memset(p, 0, sizeof *p);
 }
 
@@ -584,6 +696,56 @@ int serve_sse_error(const struct serve_error *e, struct sv_buf *o) {
     sv_buf_str(o, "data: ");
     serve_json_error(e, o);
     sv_buf_str(o, "\n\n");
+    return o->failed ? -1 : 0;
+}
+
+/* RFC 4648 base64 (padded) of b[0..n). */
+static void j_base64(struct sv_buf *o, const unsigned char *b, size_t n) {
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char quad[4];
+    for (size_t i = 0; i < n; i += 3) {
+        const uint32_t x = (uint32_t)b[i] << 16 | (i + 1 < n ? (uint32_t)b[i + 1] << 8 : 0) | (i + 2 < n ? b[i + 2] : 0);
+        quad[0] = abc[x >> 18 & 63];
+        quad[1] = abc[x >> 12 & 63];
+        quad[2] = i + 1 < n ? abc[x >> 6 & 63] : '=';
+        quad[3] = i + 2 < n ? abc[x & 63] : '=';
+        sv_buf_add(o, quad, 4);
+    }
+}
+
+int serve_json_embeddings(const char *model, const float *vecs, int32_t n, int32_t dim, bool base64,
+                          int64_t prompt_tokens, struct sv_buf *o) {
+    unsigned char *le = base64 ? malloc((size_t)dim * 4) : NULL;
+    if (base64 && !le) return o->failed = true, -1;
+    sv_buf_str(o, "{\"object\":\"list\",\"data\":[");
+    for (int32_t i = 0; i < n && !o->failed; i++) {
+        const float *v = vecs + (size_t)i * (size_t)dim;
+        sv_buf_printf(o, "%s{\"object\":\"embedding\",\"index\":%d,\"embedding\":", i ? "," : "", i);
+        if (base64) { /* float32 little-endian, whatever this machine's order (what numpy's '<f4' reads) */
+            for (int32_t k = 0; k < dim; k++) {
+                uint32_t u;
+                memcpy(&u, &v[k], 4);
+                for (int b = 0; b < 4; b++) le[4 * k + b] = (unsigned char)(u >> (8 * b));
+            }
+            sv_buf_add(o, "\"", 1);
+            j_base64(o, le, (size_t)dim * 4);
+            sv_buf_add(o, "\"", 1);
+        } else {
+            sv_buf_add(o, "[", 1);
+            for (int32_t k = 0; k < dim; k++) { /* %.9g: 9 significant digits give every float32 back */
+                char num[32];
+                const int len = snprintf(num, sizeof num, k ? ",%.9g" : "%.9g", (double)v[k]);
+                sv_buf_add(o, num, (size_t)len);
+            }
+            sv_buf_add(o, "]", 1);
+        }
+        sv_buf_add(o, "}", 1);
+    }
+    free(le);
+    sv_buf_str(o, "],\"model\":");
+    j_cstr(o, model);
+    sv_buf_printf(o, ",\"usage\":{\"prompt_tokens\":%lld,\"total_tokens\":%lld}}", (long long)prompt_tokens,
+                  (long long)prompt_tokens);
     return o->failed ? -1 : 0;
 }
 

@@ -1,8 +1,9 @@
 /*
  * openai.h: the OpenAI HTTP shapes of `trit serve`: request bodies of POST /v1/completions and
- * POST /v1/chat/completions parsed and range-checked into struct serve_params, and the response
- * objects, stream chunks and errors written as JSON (docs/serve.md lists every field). Pure: cJSON
- * in and out, no threads; the tokenizer is only read (token texts of logprobs).
+ * POST /v1/chat/completions parsed and range-checked into struct serve_params, those of
+ * POST /v1/embeddings into struct serve_embed_params, and the response objects, stream chunks and
+ * errors written as JSON (docs/serve.md lists every field). Pure: cJSON in and out, no threads; the
+ * tokenizer is only read (token texts of logprobs).
  */
 #ifndef TRIT_SERVE_OPENAI_H
 #define TRIT_SERVE_OPENAI_H
@@ -19,6 +20,7 @@ enum serve_kind { SERVE_COMPLETION = 0, SERVE_CHAT = 1 };
 
 #define SERVE_MAX_TOP_LOGPROBS 20       /* chat's top_logprobs; completions' logprobs go to 5 */
 #define SERVE_MAX_MESSAGES 4096         /* messages of one chat request */
+#define SERVE_MAX_EMBED_INPUTS 2048     /* inputs of one embeddings request (OpenAI's own bound) */
 
 /* An error in OpenAI's shape: {"error": {"message", "type", "param", "code"}}. */
 struct serve_error {
@@ -40,6 +42,7 @@ struct serve_limits {
     int32_t n_vocab;        /* token ids of a prompt are 0 .. n_vocab - 1 */
     int32_t n_ctx;          /* the longest sequence: prompt arrays longer than this are refused unread */
     int32_t n_seq;          /* the most choices (n) */
+    int32_t dim;            /* embeddings' length: 'dimensions' must be this (0: not checked) */
 };
 
 struct serve_message {
@@ -80,6 +83,23 @@ struct serve_params {
 int serve_params_parse(enum serve_kind kind, const char *body, size_t len, const struct serve_limits *lim,
                        struct serve_params *p, struct serve_error *e);
 void serve_params_free(struct serve_params *p);
+
+/* A POST /v1/embeddings body: `input` is texts or token-id lists (never both), one per vector. */
+struct serve_embed_params {
+    char *model;     /* NULL when absent */
+    int32_t n_input; /* 1 .. SERVE_MAX_EMBED_INPUTS */
+    bool has_ids;    /* ids, else texts */
+    char **texts;    /* [n_input] each non-empty, NUL-terminated (JSON strings hold no NUL here: cJSON stops there) */
+    int32_t **ids;   /* [n_input] each 1 .. n_ctx ids from 0 .. n_vocab - 1 */
+    int32_t *n_ids;  /* [n_input] */
+    bool base64;     /* encoding_format "base64": little-endian float32 bytes; else "float" */
+};
+/* Parses an embeddings body into *p (zeroed first; free with serve_embed_params_free, also after a
+ * failure). input: a string, a list of strings, a list of token ids, or a list of lists of token ids.
+ * Returns 0, or -1 with *e saying why (400, or 404 for another model). */
+int serve_embed_parse(const char *body, size_t len, const struct serve_limits *lim, struct serve_embed_params *p,
+                      struct serve_error *e);
+void serve_embed_params_free(struct serve_embed_params *p);
 
 /* ---- responses --------------------------------------------------------------------------------- */
 
@@ -126,6 +146,13 @@ int serve_sse_usage(const struct serve_resp *r, int64_t prompt_tokens, int64_t c
 int serve_sse_done(struct sv_buf *out);
 /* A server-sent event carrying an error object (a failure after the stream began). */
 int serve_sse_error(const struct serve_error *e, struct sv_buf *out);
+
+/* The embeddings answer: {"object": "list", "data": [{"object": "embedding", "index", "embedding"}],
+ * "model", "usage": {"prompt_tokens", "total_tokens"}}. vecs: [n][dim], every value finite. Floats as
+ * %.9g (which gives every float32 back exactly), or with base64 each vector's dim floats as
+ * little-endian bytes in base64 (RFC 4648, padded). */
+int serve_json_embeddings(const char *model, const float *vecs, int32_t n, int32_t dim, bool base64,
+                          int64_t prompt_tokens, struct sv_buf *out);
 
 /* GET /v1/models and /v1/models/{id}. */
 int serve_json_models(const char *model, int64_t created, struct sv_buf *out);

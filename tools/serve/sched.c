@@ -28,6 +28,8 @@ struct serve_sched {
     pthread_cond_t idle; /* serve_sched_drain: a request ended */
     struct serve_req *wait_head, *wait_tail;
     int32_t n_waiting, n_running_pub, n_seq_free_pub;
+    struct serve_embed *emb_head, *emb_tail; /* embeddings requests, the first one running */
+    int32_t n_emb;
     bool closed, stop, poke, joined;
     /* the scheduler thread's own */
     struct serve_req **running; /* [n_seq] in admission order (each holds at least one sequence) */
@@ -97,6 +99,45 @@ void serve_req_release(struct serve_req *r) {
     free(r->ch);
     free(r->prompt);
     serve_params_free(&r->p);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    free(r);
+}
+
+struct serve_embed *serve_embed_new(int32_t n_input, int32_t dim, int32_t **ids, int32_t *n_ids) {
+    struct serve_embed *r = calloc(1, sizeof *r);
+    float *out = malloc((size_t)n_input * (size_t)dim * sizeof *out);
+    if (!r || !out) {
+        for (int32_t i = 0; i < n_input; i++) free(ids[i]);
+        free(ids);
+        free(n_ids);
+        free(out);
+        free(r);
+        return NULL;
+    }
+    r->n_input = n_input;
+    r->dim = dim;
+    r->ids = ids;
+    r->n_ids = n_ids;
+    r->out = out;
+    r->t_arrival = sv_now_s();
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    r->refs = 1;
+    atomic_init(&r->cancel, false);
+    return r;
+}
+
+void serve_embed_release(struct serve_embed *r) {
+    if (!r) return;
+    pthread_mutex_lock(&r->mu);
+    const int left = --r->refs;
+    pthread_mutex_unlock(&r->mu);
+    if (left > 0) return;
+    for (int32_t i = 0; i < r->n_input; i++) free(r->ids[i]);
+    free(r->ids);
+    free(r->n_ids);
+    free(r->out);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
     free(r);
@@ -526,6 +567,75 @@ static void step(struct serve_sched *s) {
     }
 }
 
+/* ---- embeddings ----------------------------------------------------------------------------------- */
+
+/* r leaves the embeddings queue: done with an outcome, counted, its reference dropped. */
+static void embed_retire(struct serve_sched *s, struct serve_embed *r, enum serve_outcome outcome,
+                         const struct serve_error *e) {
+    pthread_mutex_lock(&s->mu);
+    struct serve_embed **at = &s->emb_head, *prev = NULL;
+    while (*at && *at != r) prev = *at, at = &(*at)->next;
+    if (*at) {
+        *at = r->next;
+        if (s->emb_tail == r) s->emb_tail = prev;
+        r->next = NULL;
+        s->n_emb--;
+    }
+    pthread_mutex_unlock(&s->mu);
+    uint64_t tokens = 0;
+    for (int32_t i = 0; i < r->n_done; i++) tokens += (uint64_t)r->n_ids[i];
+    serve_metrics_embed(s->metrics, outcome, tokens);
+    pthread_mutex_lock(&r->mu);
+    r->done = true;
+    r->outcome = outcome;
+    if (e) r->error = *e;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    serve_embed_release(r);
+    pthread_mutex_lock(&s->mu);
+    pthread_cond_broadcast(&s->idle);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Runs the next input of the first embeddings request when a sequence and the blocks for it are
+ * free (the sequence is empty again when trit_embed returns, so nothing a request holds or is owed
+ * changes). Otherwise it waits for a request to give some back: one is running, since an idle
+ * context has every sequence and block free and the HTTP side refuses inputs longer than the pool. */
+static void embed_step(struct serve_sched *s) {
+    pthread_mutex_lock(&s->mu);
+    struct serve_embed *r = s->emb_head;
+    pthread_mutex_unlock(&s->mu);
+    if (!r) return;
+    const int32_t i = r->n_done, n = r->n_ids[i];
+    struct trit_kv_stats kv;
+    trit_kv_stats(s->ctx, &kv);
+    if (s->n_seq_free == 0 || trit_kv_blocks_for(n) > kv.n_free) {
+        if (s->n_running > 0) return;
+        struct serve_error e; /* never: see above */
+        serve_error_set(&e, 500, "server_error", NULL, NULL, "input %d needs %d KV blocks; the pool has %d", i,
+                        trit_kv_blocks_for(n), kv.n_blocks);
+        embed_retire(s, r, SERVE_ERROR, &e);
+        return;
+    }
+    const int32_t seq = seq_take(s);
+    const enum trit_status st = trit_embed(s->ctx, seq, r->ids[i], n, 0, r->out + (size_t)i * (size_t)r->dim);
+    s->seq_used[seq] = false;
+    s->n_seq_free++;
+    if (st != TRIT_OK) {
+        /* a backend without embeddings (CUDA, tensor parallelism) is the client's to know: 400, as
+         * for other features this server does not have */
+        const char *msg = trit_last_error();
+        struct serve_error e;
+        if (st == TRIT_ERR_UNSUPPORTED)
+            serve_error_set(&e, 400, "invalid_request_error", NULL, NULL, "%s", msg && *msg ? msg : trit_status_str(st));
+        else
+            serve_error_set(&e, 500, "server_error", NULL, NULL, "embed: %s", msg && *msg ? msg : trit_status_str(st));
+        embed_retire(s, r, e.http < 500 ? SERVE_REJECTED : SERVE_ERROR, &e);
+        return;
+    }
+    if (++r->n_done == r->n_input) embed_retire(s, r, SERVE_OK, NULL);
+}
+
 /* ---- the thread ----------------------------------------------------------------------------------- */
 
 static void publish_gauges(struct serve_sched *s) {
@@ -540,6 +650,14 @@ static void publish_gauges(struct serve_sched *s) {
 
 /* Cancelled requests leave: waiting ones from the queue, running ones with their sequences. */
 static void drop_cancelled(struct serve_sched *s) {
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        struct serve_embed *r = s->emb_head;
+        while (r && !atomic_load(&r->cancel)) r = r->next;
+        pthread_mutex_unlock(&s->mu);
+        if (!r) break;
+        embed_retire(s, r, SERVE_CANCELLED, NULL);
+    }
     for (;;) {
         pthread_mutex_lock(&s->mu);
         struct serve_req *r = s->wait_head;
@@ -565,16 +683,25 @@ static void *sched_main(void *arg) {
     for (;;) {
         publish_gauges(s);
         pthread_mutex_lock(&s->mu);
-        while (!s->stop && !s->poke && !s->wait_head && s->n_running == 0) pthread_cond_wait(&s->wake, &s->mu);
+        while (!s->stop && !s->poke && !s->wait_head && !s->emb_head && s->n_running == 0)
+            pthread_cond_wait(&s->wake, &s->mu);
         const bool stop = s->stop;
         s->poke = false;
         pthread_mutex_unlock(&s->mu);
         if (stop) break;
         drop_cancelled(s);
+        embed_step(s); /* before admission: a sequence freed by the last step goes to a waiting input first */
         admit(s);
         if (s->n_running) step(s);
     }
     /* shutting down: whatever remains is cancelled */
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        struct serve_embed *r = s->emb_head;
+        pthread_mutex_unlock(&s->mu);
+        if (!r) break;
+        embed_retire(s, r, SERVE_CANCELLED, NULL);
+    }
     while (s->n_running) {
         struct serve_req *r = s->running[0];
         running_remove(s, r);
@@ -656,7 +783,7 @@ enum serve_submit serve_sched_submit(struct serve_sched *s, struct serve_req *r)
     enum serve_submit res = SERVE_SUBMITTED;
     if (s->closed || s->stop) res = SERVE_CLOSED;
     /* requests the next step admits at once (free sequences) are not waiting in the queue's sense */
-    else if (s->n_waiting >= s->cfg.queue_max + s->n_seq_free_pub) res = SERVE_QUEUE_FULL;
+    else if (s->n_waiting + s->n_emb >= s->cfg.queue_max + s->n_seq_free_pub) res = SERVE_QUEUE_FULL;
     if (res == SERVE_SUBMITTED) {
         pthread_mutex_lock(&r->mu);
         r->refs++;
@@ -668,12 +795,42 @@ enum serve_submit serve_sched_submit(struct serve_sched *s, struct serve_req *r)
     return res;
 }
 
-void serve_sched_cancel(struct serve_sched *s, struct serve_req *r) {
-    atomic_store(&r->cancel, true);
+enum serve_submit serve_sched_submit_embed(struct serve_sched *s, struct serve_embed *r) {
+    pthread_mutex_lock(&s->mu);
+    enum serve_submit res = SERVE_SUBMITTED;
+    if (s->closed || s->stop) res = SERVE_CLOSED;
+    else if (s->n_waiting + s->n_emb >= s->cfg.queue_max + s->n_seq_free_pub) res = SERVE_QUEUE_FULL;
+    if (res == SERVE_SUBMITTED) {
+        pthread_mutex_lock(&r->mu);
+        r->refs++;
+        pthread_mutex_unlock(&r->mu);
+        r->next = NULL;
+        if (s->emb_tail) s->emb_tail->next = r;
+        else s->emb_head = r;
+        s->emb_tail = r;
+        s->n_emb++;
+        pthread_cond_signal(&s->wake);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return res;
+}
+
+/* Wakes the scheduler to look at cancellations. */
+static void poke(struct serve_sched *s) {
     pthread_mutex_lock(&s->mu);
     s->poke = true;
     pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->mu);
+}
+
+void serve_sched_cancel_embed(struct serve_sched *s, struct serve_embed *r) {
+    atomic_store(&r->cancel, true);
+    poke(s);
+}
+
+void serve_sched_cancel(struct serve_sched *s, struct serve_req *r) {
+    atomic_store(&r->cancel, true);
+    poke(s);
 }
 
 void serve_sched_close(struct serve_sched *s) {
@@ -690,9 +847,9 @@ int serve_sched_drain(struct serve_sched *s, double seconds) {
     until.tv_nsec = (long)((end - (double)until.tv_sec) * 1e9);
     pthread_mutex_lock(&s->mu);
     int left;
-    while ((left = s->n_waiting + s->n_running_pub) > 0)
+    while ((left = s->n_waiting + s->n_running_pub + s->n_emb) > 0)
         if (pthread_cond_timedwait(&s->idle, &s->mu, &until) == ETIMEDOUT) {
-            left = s->n_waiting + s->n_running_pub;
+            left = s->n_waiting + s->n_running_pub + s->n_emb;
             break;
         }
     pthread_mutex_unlock(&s->mu);

@@ -11,6 +11,13 @@
  * generated (kept, not sampled again) when it is admitted again. A request's answer does not depend
  * on what else runs: the library's logits are batch-independent and nothing else is shared.
  *
+ * Embeddings requests (POST /v1/embeddings) wait in a queue of their own. Between two decode steps
+ * the scheduler runs one input of the first of them (trit_embed, all its tokens at once) in a
+ * sequence no request holds, when the KV pool has the blocks for it; trit_embed empties that
+ * sequence again before the next step, so the generating sequences and the blocks they are owed are
+ * untouched. An input waits while every sequence is held, or the pool is short, until a request
+ * gives some back.
+ *
  * A request is shared by the HTTP thread that made it and the scheduler; each holds a reference
  * (serve_req_release). Fields are marked by who writes them: [const] after submission, [sched] the
  * scheduler thread only, [mu] under req->mu.
@@ -82,6 +89,32 @@ struct serve_req {
 struct serve_req *serve_req_new(struct serve_params *p, const int32_t *prompt, int32_t n_prompt, int32_t max_tokens);
 void serve_req_release(struct serve_req *r);
 
+/* An embeddings request: the token ids of its inputs and their vectors (fields marked as above). */
+struct serve_embed {
+    /* [const] */
+    int32_t n_input, dim;
+    int32_t **ids;   /* [n_input] each 1 .. n_ctx ids, and no more blocks than the pool holds */
+    int32_t *n_ids;  /* [n_input] */
+    double t_arrival;
+    /* [sched] until done, then read by the HTTP thread */
+    float *out;      /* [n_input][dim] L2-normalized vectors */
+    int32_t n_done;  /* inputs embedded */
+    struct serve_embed *next; /* the embeddings queue (under the scheduler's mutex) */
+    /* [mu] */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    enum serve_outcome outcome;
+    struct serve_error error; /* outcome SERVE_ERROR, or SERVE_REJECTED (a backend without embeddings): why */
+    int refs;
+    /* any thread */
+    atomic_bool cancel;
+};
+/* An embeddings request over ids[i][0 .. n_ids[i]) (it takes over both arrays and each ids[i]; on
+ * failure they are freed). NULL when out of memory. One reference, the caller's. */
+struct serve_embed *serve_embed_new(int32_t n_input, int32_t dim, int32_t **ids, int32_t *n_ids);
+void serve_embed_release(struct serve_embed *r);
+
 struct serve_sched_config {
     int32_t n_seq;     /* sequences at once: the context's n_seq_max */
     int32_t n_batch;   /* tokens per step: the context's n_batch (>= n_seq) */
@@ -99,6 +132,9 @@ enum serve_submit { SERVE_SUBMITTED = 0, SERVE_QUEUE_FULL = 1, SERVE_CLOSED = 2 
 enum serve_submit serve_sched_submit(struct serve_sched *s, struct serve_req *r);
 /* The client of r left: the scheduler frees its sequences at its next step. */
 void serve_sched_cancel(struct serve_sched *s, struct serve_req *r);
+/* The same for embeddings requests (they share the --queue bound with completion requests). */
+enum serve_submit serve_sched_submit_embed(struct serve_sched *s, struct serve_embed *r);
+void serve_sched_cancel_embed(struct serve_sched *s, struct serve_embed *r);
 /* Refuses new requests from now on (SERVE_CLOSED). */
 void serve_sched_close(struct serve_sched *s);
 /* Waits until no request is waiting or running, or `seconds` have passed; returns how many remain. */
