@@ -1,7 +1,7 @@
 /*
  * cmd_serve.c: `trit serve`: an OpenAI-compatible HTTP server (POST /v1/chat/completions,
- * /v1/completions, /v1/embeddings; GET /v1/models, /health, /metrics) over a continuous-batching scheduler
- * (tools/serve/, docs/serve.md).
+ * /v1/completions, /v1/embeddings; GET /v1/models, /health, /metrics) over a continuous-batching
+ * scheduler (tools/serve/, docs/serve.md).
  *
  *   trit serve                                  # the shipped model on http://127.0.0.1:8080
  *   trit serve -m model.gguf --port 0 --parallel 4 --api-key secret

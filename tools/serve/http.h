@@ -1,9 +1,9 @@
 /*
  * http.h: the HTTP side of `trit serve`, on libmicrohttpd: routing, the API key, body limits, the
  * OpenAI endpoints over the scheduler, server-sent event streams and client disconnects
- * (docs/serve.md); POST /v1/embeddings over the scheduler's embeddings queue. Each connection has a thread of its own (MHD_USE_THREAD_PER_CONNECTION): a
- * request's thread renders the chat template, tokenizes, queues the request and then waits on it,
- * which is why waiting may block.
+ * (docs/serve.md), and POST /v1/embeddings over the scheduler's embeddings queue. Each connection
+ * has a thread of its own (MHD_USE_THREAD_PER_CONNECTION): a request's thread renders the chat
+ * template, tokenizes, queues the request and then waits on it, which is why waiting may block.
  *
  * Lifecycle: serve_http_start (listening, state loading: completions get 503), serve_http_ready
  * once the model and the scheduler exist, serve_http_quiesce on a signal (no new connections;
