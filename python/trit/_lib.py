@@ -163,6 +163,7 @@ DECODE_STRIP_SPACE = 2
 LOG_LEVEL = {"debug": 0, "info": 1, "warn": 2, "error": 3}
 SEQ_MAX = 1024  # TRIT_SEQ_MAX
 KV_BLOCK = 64  # TRIT_KV_BLOCK
+EMBED_RAW = 1  # TRIT_EMBED_RAW
 
 # ------------------------------------------------------------------------------------------------
 # Prototypes: (name, restype, argtypes)
@@ -208,6 +209,8 @@ _PROTOTYPES = [
     ("trit_seq_remove", _st, [_p, _i32]),
     ("trit_kv_stats", None, [_p, ctypes.POINTER(KvStats)]),
     ("trit_kv_blocks_for", _i32, [_i32]),
+    # embeddings
+    ("trit_embed", _st, [_p, _i32, _pi32, _i32, ctypes.c_uint, _pf32]),
     # perplexity
     ("trit_perplexity", _st, [_p, _pi32, ctypes.c_int64, _i32, ctypes.c_int64, _p, _p,
                               ctypes.POINTER(PerplexityResult)]),

@@ -13,6 +13,8 @@ library calls, so that results are the CLI's bit for bit:
     chat                trit chat     the model's template, PARSE_SPECIAL, 256 tokens by default
     generate_batch      trit_decode_batch: every prompt in one forward pass per step; answer i is
                                       generate(prompts[i]) with the same arguments
+    embed               trit embed    BOS, the text (PARSE_SPECIAL), <|endoftext|> (else EOS) unless it
+                                      ends with it; trit_embed in the generation context's sequence 0
 
 A Model holds one context at a time, made for what it last ran (generation, logits, perplexity or a
 batch): switching kinds frees the old context and makes the new one (the weights are repacked for
@@ -248,6 +250,7 @@ class Model:
         self._lock = threading.RLock()
         self._epoch = 0  # bumped by every call that runs the context: an older stream is then stale
         self._ctx_key = None
+        self._end_id = None  # embed(): the end-of-text token, found at first use
         if path is None:
             path = _shipped_model()
         if isinstance(path, os.PathLike):
@@ -496,6 +499,99 @@ class Model:
             r = _lib.PerplexityResult()
             _lib.check(lib.trit_perplexity(ctx, arr, len(ids), bos, max_chunks or -1, None, None, ctypes.byref(r)))
             return r.ppl, r.ppl_err
+
+    # -------------------------------------------------------------------------------------------
+    # embeddings
+
+    def _end_token(self, tok):
+        """The token trit embed appends (tools/cmd_embed.c): <|endoftext|> when the vocabulary has it,
+        else EOS. The library's lookup by text is internal; a control token written in the text
+        tokenizes to its id, and a vocabulary that does not give one id that way is searched piece by
+        piece (every token's text), which is what the lookup does."""
+        if self._end_id is None:
+            want = b"<|endoftext|>"
+            ids = self._tokenize(want, _lib.TOKENIZE_PARSE_SPECIAL)
+            n = ctypes.c_size_t()
+
+            def piece(i):
+                p = lib.trit_tokenizer_piece(tok, i, _lib.DECODE_SPECIAL, ctypes.byref(n))
+                return ctypes.string_at(p, n.value) if p else b""
+
+            found = ids[0] if len(ids) == 1 and piece(ids[0]) == want else -1
+            if found < 0:
+                found = next((i for i in range(lib.trit_tokenizer_n_vocab(tok)) if piece(i) == want), -1)
+            self._end_id = found if found >= 0 else lib.trit_tokenizer_eos(tok)
+        return self._end_id
+
+    def _embed_rows(self, all_ids, normalize, what):
+        """trit_embed of each id list, from sequence 0 of the generation context: float32 (n, dim)."""
+        import numpy as np
+
+        ctx = self._context(("gen",))
+        lib.trit_context_truncate(ctx, 0)
+        n_ctx = lib.trit_context_n_ctx(ctx)
+        for i, ids in enumerate(all_ids):
+            if len(ids) > n_ctx:
+                raise TritError("%s[%d] is %d tokens, more than the context of %d (raise n_ctx)" % (what, i, len(ids), n_ctx),
+                                Status.CONTEXT_FULL)
+        out = np.empty((len(all_ids), self.info["dim"]), dtype=np.float32)
+        flags = 0 if normalize else _lib.EMBED_RAW
+        for i, ids in enumerate(all_ids):
+            arr, n = (ids, len(ids)) if isinstance(ids, ctypes.Array) else ((ctypes.c_int32 * len(ids))(*ids), len(ids))
+            _lib.check(lib.trit_embed(ctx, 0, arr, n, flags, out[i].ctypes.data_as(ctypes.POINTER(ctypes.c_float))))
+        if not np.isfinite(out).all():
+            i, k = (int(x[0]) for x in np.nonzero(~np.isfinite(out)))
+            raise TritError("%s[%d]: the model gave a non-finite value at element %d" % (what, i, k), Status.INTERNAL)
+        return out
+
+    def embed(self, texts, instruct=None, normalize=True, add_eos=True):
+        """Sentence embeddings, as `trit embed` computes them: the hidden state of each text's last
+        token after the final norm, L2-normalized (normalize=False: the raw state). `texts` is a str
+        (a float32 array (dim,) comes back) or a list of str (float32 (len(texts), dim)); with
+        numpy, cosine similarity of two normalized vectors is their dot product.
+
+        Each text's tokens: BOS when the vocabulary adds one, the text with control tokens written in
+        it matched, then <|endoftext|> when the vocabulary has it, else EOS (add_eos=False: none;
+        nothing either when the text already ends with it). instruct: the text becomes
+        "Instruct: INSTRUCT\\nQuery:TEXT", Qwen3-Embedding's query format (documents go without it).
+        An empty text is a ValueError; one longer than the context TritError CONTEXT_FULL. The CPU
+        backend only: on CUDA the library's TritError UNSUPPORTED."""
+        single = isinstance(texts, str)
+        if single:
+            texts = [texts]
+        elif isinstance(texts, bytes) or not hasattr(texts, "__iter__"):
+            raise TypeError("texts must be a str or a list of str, not %s" % type(texts).__name__)
+        data = [_text(t, "texts[%d]" % i) for i, t in enumerate(texts)]
+        for i, d in enumerate(data):
+            if not d:
+                raise ValueError("texts[%d] is empty" % i)
+        prefix = None
+        if instruct is not None:  # Qwen3-Embedding's get_detailed_instruct: f"Instruct: {task}\nQuery:{query}"
+            prefix = b"Instruct: " + _text(instruct, "instruct") + b"\nQuery:"
+        if not isinstance(add_eos, bool) or not isinstance(normalize, bool):
+            raise TypeError("normalize and add_eos must be bool")
+        with self._lock:
+            tok = self._tokenizer()
+            bos = lib.trit_tokenizer_bos(tok) if lib.trit_tokenizer_add_bos(tok) else -1
+            end = self._end_token(tok) if add_eos else -1
+            all_ids = []
+            for d in data:
+                ids = ([bos] if bos >= 0 else []) + self._tokenize(prefix + d if prefix else d, _lib.TOKENIZE_PARSE_SPECIAL)
+                if end >= 0 and ids[-1:] != [end]:
+                    ids.append(end)
+                all_ids.append(ids)
+            out = self._embed_rows(all_ids, normalize, "texts")
+        return out[0] if single else out
+
+    def embed_ids(self, ids, normalize=True):
+        """The embedding of token ids run as given (no BOS or end-of-text token added): float32 (dim,),
+        what trit_embed gives; for a model without a tokenizer. `ids` as logits() takes them."""
+        if not isinstance(normalize, bool):
+            raise TypeError("normalize must be bool")
+        with self._lock:
+            self._live()
+            arr, n = _ids_array(ids, self.n_vocab)
+            return self._embed_rows([arr], normalize, "ids")[0]
 
     # -------------------------------------------------------------------------------------------
     # generation
