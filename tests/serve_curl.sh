@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # serve_curl.sh: `trit serve` checked over raw HTTP with curl: the exact shapes of its answers, the
-# errors, the API key, streaming, preemption, a client that leaves, a full queue and shutdown.
+# errors, the API key, streaming, embeddings, preemption, a client that leaves, a full queue and shutdown.
 # Run by ctest (tests/ctest_serve_curl.cmake, label serve) as
 #
 #   bash tests/serve_curl.sh BUILD/trit SOURCE_DIR
@@ -130,6 +130,20 @@ req GET /v1/models/gpt-4
 expect_error 404 invalid_request_error "does not exist" "models/unknown"
 expect_body '"code":"model_not_found"' "models/unknown"
 pass "health, models"
+
+# embeddings: the answer's exact shape, its numbers the very text of trit embed's JSON line (%.9g)
+req POST /v1/embeddings '{"input":["Jesus wept."],"model":"'$MODEL'"}'
+expect_status 200 embeddings
+want=$("$TRIT" embed -p "Jesus wept." -t 1 2>/dev/null | sed -n 's/.*"embedding": \[\(.*\)\]}$/\1/p' | sed 's/, /,/g')
+[ -n "$want" ] || fail "trit embed printed no vector"
+[ "$(cat "$WORK/body")" = "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\",\"index\":0,\"embedding\":[$want]}],\"model\":\"$MODEL\",\"usage\":{\"prompt_tokens\":5,\"total_tokens\":5}}" ] ||
+    fail "embeddings body differs from trit embed's vector: $(head -c 300 "$WORK/body")"
+req POST /v1/embeddings '{"input":[1,2],"dimensions":255}'
+expect_error 400 invalid_request_error "256 dimensions" "embeddings dimensions"
+req GET /v1/embeddings
+expect_error 405 invalid_request_error "not allowed" "embeddings GET"
+expect_header "Allow: POST" "embeddings GET"
+pass "embeddings: trit embed's numbers, 400, 405"
 
 PROMPT="In the beginning"
 run_text=$("$TRIT" run -p "$PROMPT" -n 24 --temp 0 -t 1 2>/dev/null) || fail "trit run"
@@ -311,6 +325,18 @@ wait "$client" 2>/dev/null
 wait_idle 30
 [ "$(metric 'trit_requests_total{status="cancelled"}')" = 2 ] || fail "two requests whose client left are not 2 cancelled"
 pass "a client that leaves frees its sequence (stream and whole)"
+
+# an embeddings client that leaves: the request is cancelled between two inputs (40 of 200 ids)
+inputs=$(printf '[%s1],' $(for _ in $(seq 1 199); do printf '7,'; done | sed 's/.*/& /') | head -c -1)
+inputs=$(for _ in $(seq 1 40); do printf '%s,' "$inputs"; done | head -c -1)
+curl -s -o /dev/null --max-time 1 "$URL/v1/embeddings" -d "{\"input\":[$inputs]}"
+for _ in $(seq 1 300); do
+    [ "$(metric 'trit_embedding_requests_total{status="cancelled"}')" = 1 ] && break
+    sleep 0.1
+done
+[ "$(metric 'trit_embedding_requests_total{status="cancelled"}')" = 1 ] || fail "an embeddings request whose client left is not cancelled"
+wait_idle 30
+pass "an embeddings client that leaves is cancelled"
 
 # q1 streams, q2 and q3 wait whole: two run, one waits; a fourth finds the queue full
 curl -s -N -o "$WORK/q1" "$URL/v1/completions" -d "{$IDS,\"max_tokens\":200,\"stream\":true}" &
