@@ -248,6 +248,10 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
                               params->tp_size, params->tp_size, n_dev,
                               trit_cuda_compiled() ? "" : " (this trit was built without CUDA)");
     }
+    const char *cpu_only = trit_model_cpu_only(model);
+    if (cpu_only && (tp || params->device == TRIT_DEVICE_CUDA))
+        return trit_error(TRIT_ERR_UNSUPPORTED, "%s: %s runs on the CPU only so far (--device cpu, no --tp)",
+                          tp ? "tensor parallelism" : "--device cuda", cpu_only);
     const struct trit_cuda_module *cuda = NULL;
     if (tp_cuda || params->device == TRIT_DEVICE_CUDA) {
         cuda = trit_cuda_module_load();
@@ -260,6 +264,10 @@ enum trit_status trit_context_init(const trit_model *model, const struct trit_co
             return trit_error(TRIT_ERR_NO_DEVICE, "--device cuda: no CUDA device is visible to this process");
     } else if (!tp && params->device == TRIT_DEVICE_AUTO && trit_cuda_device_count() > 0) {
         cuda = trit_cuda_module_load(); /* loaded by the count above */
+    }
+    if (cpu_only && cuda) { /* device auto: said so, not silently */
+        TRIT_LOG_I("device auto: %s runs on the CPU only so far", cpu_only);
+        cuda = NULL;
     }
     if (tp) ops = tp_cuda ? cuda->tp_backend : &trit_tp_cpu_backend;
     else if (cuda) ops = cuda->backend;

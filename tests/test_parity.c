@@ -62,6 +62,15 @@
 #define TRIT_QWEN3_G128_LOGIT_TOL 0.97f
 #define TRIT_QWEN3_G128_FLOAT_LOGIT_TOL 2.1f
 
+/* gemma3-ternary-tiny (tools/reference/make_gemma3_fixture.py, README "Gemma3"), measured on its own
+ * ids against its act8 reference by perturbing every projection input by max|x| * rel * N(0, 1):
+ * 5 x the worst |dlogit| where no code flipped (2.3e-5 at rel 2e-7), 2 x the worst with flips (0.062 at
+ * rel 1e-6), and 2 x the worst act8-vs-float distance over the fixture and 40 random sequences (0.128;
+ * logits of |max| 79). */
+#define TRIT_GEMMA3_LOGIT_TOL_SAME_CODES 1.2e-4f
+#define TRIT_GEMMA3_LOGIT_TOL 0.13f
+#define TRIT_GEMMA3_FLOAT_LOGIT_TOL 0.26f
+
 struct parity_tol {
     float logit;            /* with code flips allowed */
     float logit_same_codes; /* every int8 code reproduced */
@@ -72,6 +81,9 @@ static const struct parity_tol qwen3_tol = {TRIT_QWEN3_LOGIT_TOL, TRIT_QWEN3_LOG
                                             TRIT_QWEN3_FLOAT_LOGIT_TOL};
 static const struct parity_tol qwen3_g128_tol = {TRIT_QWEN3_G128_LOGIT_TOL, TRIT_QWEN3_G128_LOGIT_TOL_SAME_CODES,
                                                  TRIT_QWEN3_G128_FLOAT_LOGIT_TOL};
+
+static const struct parity_tol gemma3_tol = {TRIT_GEMMA3_LOGIT_TOL, TRIT_GEMMA3_LOGIT_TOL_SAME_CODES,
+                                             TRIT_GEMMA3_FLOAT_LOGIT_TOL};
 
 struct fixture {
     char dir[512];
@@ -431,6 +443,36 @@ Test(parity, bitnet_1bitllm_tiny) { run_fixture("bitnet-1bitllm-tiny", &bitnet_t
 Test(parity, llama_bitlinear_tiny) { run_fixture("llama-bitlinear-tiny", &bitnet_tol); }
 Test(parity, qwen3_ternary_tiny) { run_fixture("qwen3-ternary-tiny", &qwen3_tol); }
 Test(parity, qwen3_ternary_g128_tiny) { run_fixture("qwen3-ternary-g128-tiny", &qwen3_g128_tol); }
+
+/* Gemma3: sandwich norms, GELU-tanh, a sliding layer (window 8 < 24 ids) and a full one, two thetas,
+ * query_pre_attn_scalar; from the HF folder only: `trit convert` refuses gemma3, said so. */
+Test(parity, gemma3_ternary_tiny) {
+    struct fixture fx;
+    fixture_load(&fx, "gemma3-ternary-tiny");
+    check_model(&fx, fx.dir, "gemma3-ternary-tiny", &gemma3_tol);
+    char gguf[256];
+    snprintf(gguf, sizeof gguf, "/tmp/trit-parity-%d-gemma3.gguf", (int)getpid());
+    struct trit_convert_params cp = trit_convert_default_params();
+    cp.no_tokenizer = true;
+    cr_assert_eq(trit_convert(fx.dir, gguf, &cp, NULL), TRIT_ERR_UNSUPPORTED);
+    cr_assert(strstr(trit_last_error(), "gemma3"), "%s", trit_last_error());
+    cr_assert_neq(access(gguf, F_OK), 0, "a refused conversion left %s", gguf);
+    /* CUDA and tensor parallelism do not implement gemma3's graph: refused by name, GPU or not */
+    trit_model *m = NULL;
+    cr_assert_eq(trit_model_load(fx.dir, NULL, &m), TRIT_OK, "%s", trit_last_error());
+    struct trit_context_params cpar = trit_context_default_params();
+    cpar.n_ctx = 64;
+    trit_context *ctx = NULL;
+    cpar.device = TRIT_DEVICE_CUDA;
+    cr_assert_eq(trit_context_init(m, &cpar, &ctx), TRIT_ERR_UNSUPPORTED);
+    cr_assert(strstr(trit_last_error(), "gemma3"), "%s", trit_last_error());
+    cpar.device = TRIT_DEVICE_CPU;
+    cpar.tp_mpi = true;
+    cr_assert_eq(trit_context_init(m, &cpar, &ctx), TRIT_ERR_UNSUPPORTED);
+    cr_assert(strstr(trit_last_error(), "tensor parallelism"), "%s", trit_last_error());
+    trit_model_free(m);
+    fixture_free(&fx);
+}
 
 /* Every linear of a loaded model has scale groups of `group` columns; with `kind`, every linear's
  * note says so too. */

@@ -47,6 +47,7 @@ enum tp_fault { FAULT_NONE = 0, FAULT_KILL = 1, FAULT_HANG = 2 };
 enum {
     BUF_K_CACHE, BUF_V_CACHE, /* (n_layers, n_kv_blocks, TRIT_KV_BLOCK, kv) fp32: the paged cache */
     BUF_ROPE_COS, BUF_ROPE_SIN, /* (n_ctx, head_dim / 2) */
+    BUF_ROPE_COS_LOCAL, BUF_ROPE_SIN_LOCAL, /* with a sliding window: the sliding layers' (n_ctx, head_dim / 2) */
     BUF_X, BUF_XN,            /* (B, D) */
     BUF_Q8,                   /* (B, widest of D, q, f) int8 */
     BUF_S,                    /* (B) activation scales */
@@ -55,7 +56,7 @@ enum {
     BUF_GATE, BUF_UP,         /* (B, f) */
     BUF_SCORES,               /* (n_threads, n_ctx) attention scratch */
     BUF_ACC,                  /* exact mode: (B, D) int32 row-parallel sums */
-    BUF_Y,                    /* partial sums to reduce: (B, D) fp32 */
+    BUF_Y,                    /* partial sums to reduce, or a block's output before its post-norm: (B, D) fp32 */
     BUF_AMAX, BUF_INV,        /* exact mode: (B) absmax, (B) 1 / rms */
     BUF_SS, BUF_SS_ALL, BUF_SS_TOK, /* exact mode: (B, 2), (P, B, 2), (P, 2) sum-of-squares pairs, double */
     BUF_HEAD_LOC,             /* more than one rank: (rows out, vocab_stride) this rank's logits */
@@ -137,6 +138,7 @@ static void buffer_bytes(const struct trit_model *m, const struct trit_backend_c
     const uint64_t kv_tok = mul_sat((uint64_t)kv_blocks(cfg), TRIT_KV_BLOCK);
     out[BUF_K_CACHE] = out[BUF_V_CACHE] = mul_sat(mul_sat((uint64_t)hp->n_layers * kv, kv_tok), f4);
     out[BUF_ROPE_COS] = out[BUF_ROPE_SIN] = mul_sat(C, hd / 2 * f4);
+    if (hp->sliding_window > 0) out[BUF_ROPE_COS_LOCAL] = out[BUF_ROPE_SIN_LOCAL] = mul_sat(C, hd / 2 * f4);
     out[BUF_X] = out[BUF_XN] = B * D * f4;
     out[BUF_Q8] = B * wide;
     /* activation scales: one per token, or one per 64 values of the widest row (act_block) */
@@ -153,7 +155,7 @@ static void buffer_bytes(const struct trit_model *m, const struct trit_backend_c
         out[BUF_SS_ALL] = P * B * 2 * f8;
         out[BUF_SS_TOK] = P * 2 * f8;
     }
-    if (partial) out[BUF_Y] = B * D * f4;
+    if (partial || hp->post_norms) out[BUF_Y] = B * D * f4;
     if (P > 1) {
         out[BUF_HEAD_LOC] = n_out * stride * f4;
         out[BUF_HEAD_ALL] = P * gather * stride * f4;
@@ -210,7 +212,12 @@ static void cpu_plan(const struct trit_model *m, const struct trit_backend_confi
 static enum trit_status op_embed(void *be, const struct trit_forward_batch *b) {
     struct cpu_state *st = be;
     const struct trit_model *m = st->m;
-    for (int64_t i = 0; i < b->n; i++) trit_dense_row_f32(&m->tok_embd, b->tokens[i], F32(st, BUF_X) + i * m->hp.dim);
+    for (int64_t i = 0; i < b->n; i++) {
+        float *x = F32(st, BUF_X) + i * m->hp.dim;
+        trit_dense_row_f32(&m->tok_embd, b->tokens[i], x);
+        if (m->hp.embd_scale > 0.0f) /* Gemma: row * sqrt(dim), in fp32 */
+            for (int64_t j = 0; j < m->hp.dim; j++) x[j] *= m->hp.embd_scale;
+    }
     return TRIT_OK;
 }
 
@@ -247,12 +254,14 @@ static enum trit_status op_rope_cache(void *be, int64_t il, const struct trit_fo
     const struct trit_hparams *hp = &st->m->hp;
     const int64_t hd = hp->head_dim, kv = st->kv;
     float *kc = F32(st, BUF_K_CACHE) + il * layer_floats(st), *vc = F32(st, BUF_V_CACHE) + il * layer_floats(st);
+    const bool local = st->m->layers[il].sliding; /* Gemma3's sliding layers: their own theta */
     for (int64_t i = 0; i < b->n; i++) {
         const int64_t pos = b->pos[i];
         const int64_t row = b->blocks[i][pos / TRIT_KV_BLOCK] * block_floats(st) + pos % TRIT_KV_BLOCK * kv;
-        const float *c = F32(st, BUF_ROPE_COS) + pos * (hd / 2), *s = F32(st, BUF_ROPE_SIN) + pos * (hd / 2);
+        const float *c = F32(st, local ? BUF_ROPE_COS_LOCAL : BUF_ROPE_COS) + pos * (hd / 2);
+        const float *s = F32(st, local ? BUF_ROPE_SIN_LOCAL : BUF_ROPE_SIN) + pos * (hd / 2);
         float *q = F32(st, BUF_Q) + i * st->q, *k = F32(st, BUF_K) + i * kv;
-        if (hp->qk_norm) { /* Qwen3: every q and k head normalized before RoPE */
+        if (hp->qk_norm) { /* Qwen3, Gemma3: every q and k head normalized before RoPE */
             const struct trit_layer *L = &st->m->layers[il];
             for (int64_t h = 0; h < st->plan.n_heads; h++) trit_rmsnorm_f32(q + h * hd, L->attn_q_norm, hd, hp->norm_eps, q + h * hd);
             for (int64_t h = 0; h < st->plan.n_kv_heads; h++) trit_rmsnorm_f32(k + h * hd, L->attn_k_norm, hd, hp->norm_eps, k + h * hd);
@@ -278,14 +287,20 @@ struct attn_job {
 static void attn_task(void *ctx, int64_t task, int thread) {
     const struct attn_job *j = ctx;
     const struct cpu_state *st = j->st;
-    const int64_t hd = st->m->hp.head_dim, C = st->cfg.n_ctx;
+    const struct trit_hparams *hp = &st->m->hp;
+    const int64_t hd = hp->head_dim, C = st->cfg.n_ctx;
     const struct attn_span *sp = &st->spans[task / j->n_tok];
     const int64_t i = task % j->n_tok, b = i % 2 == 0 ? i / 2 : j->n_tok - 1 - i / 2;
     const float *kc = F32(st, BUF_K_CACHE) + j->layer * layer_floats(st) + sp->kv * hd;
     const float *vc = F32(st, BUF_V_CACHE) + j->layer * layer_floats(st) + sp->kv * hd;
-    trit_attention_f32_paged(F32(st, BUF_Q) + b * st->q + sp->h0 * hd, kc, vc, j->b->blocks[b], block_floats(st),
-                             j->b->pos[b] + 1, sp->n, 1, hd, st->kv, F32(st, BUF_SCORES) + (int64_t)thread * C,
-                             F32(st, BUF_ATT) + b * st->q + sp->h0 * hd, 0, sp->n);
+    /* a sliding layer sees positions > pos - W (transformers' sliding_window_overlay); the cache
+     * keeps every position, the older ones are only not read */
+    const int64_t pos = j->b->pos[b], W = hp->sliding_window;
+    const int64_t t_begin = st->m->layers[j->layer].sliding && pos >= W ? pos - W + 1 : 0;
+    const float scale = hp->attn_scale > 0.0f ? hp->attn_scale : 1.0f / sqrtf((float)hd);
+    trit_attention_f32_window(F32(st, BUF_Q) + b * st->q + sp->h0 * hd, kc, vc, j->b->blocks[b], block_floats(st), t_begin,
+                              pos + 1, scale, sp->n, 1, hd, st->kv, F32(st, BUF_SCORES) + (int64_t)thread * C,
+                              F32(st, BUF_ATT) + b * st->q + sp->h0 * hd, 0, sp->n);
 }
 
 static enum trit_status op_attention(void *be, int64_t il, const struct trit_forward_batch *b) {
@@ -381,17 +396,25 @@ static enum trit_status op_matmul_out(void *be, int64_t il, enum trit_block blk,
     const struct trit_cpu_matrix *w = &st->layers[il].w[blk == TRIT_BLOCK_ATTN ? TRIT_W_O : TRIT_W_DOWN];
     if (blk == TRIT_BLOCK_ATTN) maybe_fault(st, il);
     if (st->quant == TRIT_TP_QUANT_EXACT) return trit_cpu_gemm_i32(st->pool, w, st->buf[BUF_Q8], b->n, st->buf[BUF_ACC]);
-    /* grouped: with one rank the part is the whole sum, added to x in the kernel */
-    if (!st->partial) return trit_cpu_gemm_f32_add(st->pool, w, st->buf[BUF_Q8], b->n, F32(st, BUF_S), F32(st, BUF_X));
+    /* grouped: with one rank the part is the whole sum, added to x in the kernel (after its post-norm
+     * in reduce, where the graph has one) */
+    if (!st->partial && !st->m->hp.post_norms) return trit_cpu_gemm_f32_add(st->pool, w, st->buf[BUF_Q8], b->n, F32(st, BUF_S), F32(st, BUF_X));
     return trit_cpu_gemm_f32(st->pool, w, st->buf[BUF_Q8], b->n, F32(st, BUF_S), F32(st, BUF_Y));
 }
 
 static enum trit_status op_reduce(void *be, int64_t il, enum trit_block blk, const struct trit_forward_batch *b) {
     struct cpu_state *st = be;
-    if (!st->partial) return TRIT_OK; /* one rank, grouped: matmul_out added it */
-    const int64_t n = b->n * st->m->hp.dim;
+    const struct trit_hparams *hp = &st->m->hp;
+    if (!st->partial && !hp->post_norms) return TRIT_OK; /* one rank, grouped: matmul_out added it */
+    const int64_t n = b->n * hp->dim;
     float *y = F32(st, BUF_Y), *x = F32(st, BUF_X);
-    if (st->quant == TRIT_TP_QUANT_EXACT) {
+    if (!st->partial) { /* one rank: y is the whole output; Gemma's sandwich norm before the add */
+        const struct trit_layer *L = &st->m->layers[il];
+        const float *w = blk == TRIT_BLOCK_ATTN ? L->attn_post_norm : L->ffn_post_norm;
+        for (int64_t t = 0; t < b->n; t++) trit_rmsnorm_f32(y + t * hp->dim, w, hp->dim, hp->norm_eps, y + t * hp->dim);
+    } else if (hp->post_norms) { /* tensor parallelism refuses these models (setup: the group rule) */
+        return trit_error(TRIT_ERR_UNSUPPORTED, "tensor parallel: post-norms are not supported");
+    } else if (st->quant == TRIT_TP_QUANT_EXACT) {
         const struct trit_cpu_matrix *w = &st->layers[il].w[blk == TRIT_BLOCK_ATTN ? TRIT_W_O : TRIT_W_DOWN];
         TRIT_TRY(trit_comm_allreduce(st->comm, st->buf[BUF_ACC], n, TRIT_COMM_I32, TRIT_COMM_SUM));
         trit_epilogue_ref(st->buf[BUF_ACC], b->n, st->m->hp.dim, F32(st, BUF_S), w->scale, w->scale_kind, y);
@@ -694,6 +717,8 @@ static enum trit_status setup(struct cpu_state *st, const struct trit_tp_float_s
         status = trit_head_q4_init(&m->output, out_rows(&st->cfg), TRIT_HEAD_I8_AUTO, st->pool, &st->head8);
     if (status == TRIT_OK)
         trit_rope_table(st->cfg.n_ctx, hp->head_dim, hp->rope_theta, F32(st, BUF_ROPE_COS), F32(st, BUF_ROPE_SIN));
+    if (status == TRIT_OK && hp->sliding_window > 0)
+        trit_rope_table(st->cfg.n_ctx, hp->head_dim, hp->rope_theta_local, F32(st, BUF_ROPE_COS_LOCAL), F32(st, BUF_ROPE_SIN_LOCAL));
     /* everyone succeeded, or everyone fails */
     return agree(st->comm, status);
 }

@@ -129,6 +129,13 @@ OPS_BODY int gated_act_body(float *gate, const float *up, int64_t n, enum trit_a
             const float r = gate[i] > 0.0f ? gate[i] : 0.0f;
             gate[i] = r * r * up[i];
         }
+    } else if (act == TRIT_ACT_GELU_TANH) {
+        /* torch's gelu(approximate="tanh") in its order: 0.5 x (1 + tanh(beta (x + kappa x^3))), fp32 */
+        const float beta = 0.7978845608f, kappa = 0.044715f; /* beta = (float)(sqrt(2) * 2 / sqrt(pi) / 2) */
+        for (int64_t i = 0; i < n; i++) {
+            const float x = gate[i], inner = beta * (x + kappa * (x * x * x));
+            gate[i] = 0.5f * x * (1.0f + tanhf(inner)) * up[i];
+        }
     } else {
         for (int64_t i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
     }
@@ -145,6 +152,10 @@ static void silu_gate_avx2(float *gate, const float *up, int64_t n);
  * (ops_simd.inc). */
 void trit_gated_act_f32(float *gate, const float *up, int64_t n, enum trit_act act) {
 #ifdef OPS_X86
+    if (act == TRIT_ACT_GELU_TANH) { /* libm's tanhf at every level: no vector version yet */
+        (void)gated_act_v(gate, up, n, act);
+        return;
+    }
     const bool relu2 = act == TRIT_ACT_RELU2;
     switch (trit_cpu_vec_active()) {
     case TRIT_CPU_VEC_AVX512: relu2 ? relu2_gate_avx512(gate, up, n) : silu_gate_avx512(gate, up, n); return;
@@ -169,28 +180,27 @@ static inline int64_t kv_row(const int32_t *blocks, int64_t block_stride, int64_
 }
 
 static void attention_ref(const float *q, const float *k, const float *v, const int32_t *blocks, int64_t block_stride,
-                          int64_t n_pos, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, int64_t kv_stride,
-                          float *scores, float *out, int64_t head_begin, int64_t head_end) {
+                          int64_t t_begin, int64_t n_pos, float scale, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+                          int64_t kv_stride, float *scores, float *out, int64_t head_begin, int64_t head_end) {
     const int64_t group = n_heads / n_kv_heads;
-    const float scale = 1.0f / sqrtf((float)head_dim);
     for (int64_t h = head_begin; h < head_end; h++) {
         const float *qh = q + h * head_dim;
         const int64_t g = h / group;
         float max_s = -INFINITY;
-        for (int64_t t = 0; t < n_pos; t++) {
+        for (int64_t t = t_begin; t < n_pos; t++) {
             const float s = trit_dot_f32(qh, k + kv_row(blocks, block_stride, kv_stride, t) + g * head_dim, head_dim) * scale;
             scores[t] = s;
             if (s > max_s) max_s = s;
         }
         float sum = 0.0f;
-        for (int64_t t = 0; t < n_pos; t++) {
+        for (int64_t t = t_begin; t < n_pos; t++) {
             scores[t] = expf(scores[t] - max_s);
             sum += scores[t];
         }
         const float inv = 1.0f / sum;
         float *oh = out + h * head_dim;
         memset(oh, 0, (size_t)head_dim * sizeof(float));
-        for (int64_t t = 0; t < n_pos; t++)
+        for (int64_t t = t_begin; t < n_pos; t++)
             trit_axpy_f32(oh, scores[t] * inv, v + kv_row(blocks, block_stride, kv_stride, t) + g * head_dim, head_dim);
     }
 }
@@ -198,7 +208,8 @@ static void attention_ref(const float *q, const float *k, const float *v, const 
 void trit_attention_f32_ref(const float *q, const float *k, const float *v, int64_t n_pos, int64_t n_heads,
                             int64_t n_kv_heads, int64_t head_dim, int64_t kv_stride, float *scores, float *out,
                             int64_t head_begin, int64_t head_end) {
-    attention_ref(q, k, v, NULL, 0, n_pos, n_heads, n_kv_heads, head_dim, kv_stride, scores, out, head_begin, head_end);
+    attention_ref(q, k, v, NULL, 0, 0, n_pos, 1.0f / sqrtf((float)head_dim), n_heads, n_kv_heads, head_dim, kv_stride,
+                  scores, out, head_begin, head_end);
 }
 
 #define ATT_BLOCK 64 /* positions per online-softmax block: scores of 4 heads fit 1 KB */
@@ -440,27 +451,35 @@ V_FN void vstore_i8n(int8_t *q, V v, int64_t n) {
 
 /* ---- dispatch ----------------------------------------------------------------------------------- */
 
-void trit_attention_f32_paged(const float *q, const float *k, const float *v, const int32_t *blocks,
-                              int64_t block_stride, int64_t n_pos, int64_t n_heads, int64_t n_kv_heads,
-                              int64_t head_dim, int64_t kv_stride, float *scores, float *out, int64_t head_begin,
-                              int64_t head_end) {
+void trit_attention_f32_window(const float *q, const float *k, const float *v, const int32_t *blocks,
+                               int64_t block_stride, int64_t t_begin, int64_t n_pos, float scale, int64_t n_heads,
+                               int64_t n_kv_heads, int64_t head_dim, int64_t kv_stride, float *scores, float *out,
+                               int64_t head_begin, int64_t head_end) {
 #ifdef OPS_X86
     switch (trit_cpu_vec_active()) {
     case TRIT_CPU_VEC_AVX512:
         if (head_dim % 16 != 0) break;
-        attention_avx512(q, k, v, blocks, block_stride, n_pos, n_heads, n_kv_heads, head_dim, kv_stride, out,
-                         head_begin, head_end);
+        attention_avx512(q, k, v, blocks, block_stride, t_begin, n_pos, scale, n_heads, n_kv_heads, head_dim, kv_stride,
+                         out, head_begin, head_end);
         return;
     case TRIT_CPU_VEC_AVX2:
         if (head_dim % 8 != 0) break;
-        attention_avx2(q, k, v, blocks, block_stride, n_pos, n_heads, n_kv_heads, head_dim, kv_stride, out,
-                       head_begin, head_end);
+        attention_avx2(q, k, v, blocks, block_stride, t_begin, n_pos, scale, n_heads, n_kv_heads, head_dim, kv_stride,
+                       out, head_begin, head_end);
         return;
     default: break;
     }
 #endif
-    attention_ref(q, k, v, blocks, block_stride, n_pos, n_heads, n_kv_heads, head_dim, kv_stride, scores, out,
-                  head_begin, head_end);
+    attention_ref(q, k, v, blocks, block_stride, t_begin, n_pos, scale, n_heads, n_kv_heads, head_dim, kv_stride, scores,
+                  out, head_begin, head_end);
+}
+
+void trit_attention_f32_paged(const float *q, const float *k, const float *v, const int32_t *blocks,
+                              int64_t block_stride, int64_t n_pos, int64_t n_heads, int64_t n_kv_heads,
+                              int64_t head_dim, int64_t kv_stride, float *scores, float *out, int64_t head_begin,
+                              int64_t head_end) {
+    trit_attention_f32_window(q, k, v, blocks, block_stride, 0, n_pos, 1.0f / sqrtf((float)head_dim), n_heads,
+                              n_kv_heads, head_dim, kv_stride, scores, out, head_begin, head_end);
 }
 
 void trit_attention_f32(const float *q, const float *k, const float *v, int64_t n_pos, int64_t n_heads,

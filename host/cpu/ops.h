@@ -78,6 +78,13 @@ void trit_attention_f32_paged(const float *q, const float *k, const float *v, co
                               int64_t block_stride, int64_t n_pos, int64_t n_heads, int64_t n_kv_heads,
                               int64_t head_dim, int64_t kv_stride, float *scores, float *out, int64_t head_begin,
                               int64_t head_end);
+/* The same over positions t_begin .. n_pos - 1 only (a sliding window; 0 <= t_begin < n_pos), with the
+ * scores scaled by `scale` (Gemma3: query_pre_attn_scalar^-1/2). With t_begin 0 and scale
+ * 1 / sqrtf(head_dim) it is trit_attention_f32_paged bit for bit. */
+void trit_attention_f32_window(const float *q, const float *k, const float *v, const int32_t *blocks,
+                               int64_t block_stride, int64_t t_begin, int64_t n_pos, float scale, int64_t n_heads,
+                               int64_t n_kv_heads, int64_t head_dim, int64_t kv_stride, float *scores, float *out,
+                               int64_t head_begin, int64_t head_end);
 void trit_attention_f32_ref(const float *q, const float *k, const float *v, int64_t n_pos, int64_t n_heads,
                             int64_t n_kv_heads, int64_t head_dim, int64_t kv_stride, float *scores, float *out,
                             int64_t head_begin, int64_t head_end);

@@ -39,6 +39,7 @@ const char *trit_convert_arch_name(enum trit_family family) {
     case TRIT_FAMILY_BITNET: return "bitnet";
     case TRIT_FAMILY_LLAMA: return "llama";
     case TRIT_FAMILY_QWEN3: return "qwen3";
+    case TRIT_FAMILY_GEMMA3: return "gemma3";
     }
     return "unknown";
 }
@@ -898,6 +899,9 @@ static enum trit_status output_error(enum trit_status st) {
 
 static enum trit_status convert_loaded(const char *src, const char *tmp, const struct trit_model *m,
                                        const struct trit_convert_params *params, struct trit_convert_report *report) {
+    if (m->hp.family == TRIT_FAMILY_GEMMA3) /* the sandwich norms, two thetas and layer types have no keys here yet */
+        return trit_error(TRIT_ERR_UNSUPPORTED, "convert: gemma3 models cannot be written to GGUF yet (run the Hugging "
+                          "Face folder itself)");
     bool divides;
     TRIT_TRY(scale_kind_of(m, &divides));
     const char *arch = trit_convert_arch_name(m->hp.family);

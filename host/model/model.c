@@ -42,8 +42,17 @@ const char *trit_family_name(enum trit_family f) {
     case TRIT_FAMILY_BITNET: return "bitnet (1bitLLM graph: SiLU, sub-norms)";
     case TRIT_FAMILY_LLAMA: return "llama with BitLinear weights";
     case TRIT_FAMILY_QWEN3: return "qwen3 (q/k norms, group-scaled ternary, activations per 64)";
+    case TRIT_FAMILY_GEMMA3: return "gemma3 (GELU-tanh, q/k and sandwich norms, sliding window, group-scaled ternary, activations per 64)";
     }
     return "unknown";
+}
+
+const char *trit_model_cpu_only(const struct trit_model *m) {
+    const struct trit_hparams *hp = &m->hp;
+    if (hp->post_norms || hp->act == TRIT_ACT_GELU_TANH || hp->sliding_window > 0 || hp->embd_scale > 0.0f ||
+        hp->attn_scale > 0.0f)
+        return "gemma3's graph (post-norms, GELU-tanh, sliding-window attention, scaled embedding and attention)";
+    return NULL;
 }
 
 bool trit_model_group_rule(const struct trit_model *m) {
@@ -122,6 +131,8 @@ static void layer_release(struct trit_layer *l) {
     trit_free(l->ffn_sub_norm);
     trit_free(l->attn_q_norm);
     trit_free(l->attn_k_norm);
+    trit_free(l->attn_post_norm);
+    trit_free(l->ffn_post_norm);
     for (int w = 0; w < TRIT_N_W; w++) trit_ternary_free(&l->w[w]);
 }
 
@@ -192,6 +203,12 @@ enum trit_status trit_model_validate(const struct trit_model *m) {
     if (!(hp->norm_eps > 0.0f) || !isfinite(hp->norm_eps) || !(hp->rope_theta > 0.0f) || !isfinite(hp->rope_theta))
         return trit_error(TRIT_ERR_FORMAT, "norm eps %g and rope theta %g must be finite and positive", (double)hp->norm_eps,
                           (double)hp->rope_theta);
+    if (hp->sliding_window < 0 || (hp->sliding_window > 0 && (!(hp->rope_theta_local > 0.0f) || !isfinite(hp->rope_theta_local))))
+        return trit_error(TRIT_ERR_FORMAT, "sliding window %lld with local rope theta %g (a window needs a finite positive theta)",
+                          (long long)hp->sliding_window, (double)hp->rope_theta_local);
+    if (hp->embd_scale < 0.0f || !isfinite(hp->embd_scale) || hp->attn_scale < 0.0f || !isfinite(hp->attn_scale))
+        return trit_error(TRIT_ERR_FORMAT, "embedding scale %g and attention scale %g must be finite, 0 meaning none",
+                          (double)hp->embd_scale, (double)hp->attn_scale);
     if (!m->out_norm) return trit_error(TRIT_ERR_FORMAT, "the final norm weight is missing");
     if (!m->tok_embd.data || m->tok_embd.n_rows != hp->n_vocab || m->tok_embd.n_cols != hp->dim)
         return trit_error(TRIT_ERR_FORMAT, "token embedding has shape [%lld, %lld], expected [%lld, %lld]",
@@ -206,6 +223,10 @@ enum trit_status trit_model_validate(const struct trit_model *m) {
             return trit_error(TRIT_ERR_FORMAT, "layer %lld: a sub-norm weight is missing (this architecture has attn_sub_norm and ffn_sub_norm)", (long long)i);
         if (hp->qk_norm && (!l->attn_q_norm || !l->attn_k_norm))
             return trit_error(TRIT_ERR_FORMAT, "layer %lld: a q or k norm weight is missing (this architecture has attn_q_norm and attn_k_norm)", (long long)i);
+        if (hp->post_norms && (!l->attn_post_norm || !l->ffn_post_norm))
+            return trit_error(TRIT_ERR_FORMAT, "layer %lld: a post-norm weight is missing (this architecture has post_attention_norm and post_ffw_norm)", (long long)i);
+        if (l->sliding && hp->sliding_window <= 0)
+            return trit_error(TRIT_ERR_FORMAT, "layer %lld is a sliding-window layer, but the model has no window", (long long)i);
         for (int w = 0; w < TRIT_N_W; w++) {
             int64_t rows, cols;
             trit_weight_shape(hp, (enum trit_weight)w, &rows, &cols);

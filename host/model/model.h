@@ -16,6 +16,13 @@
  *                            SiLU gate, RMSNorm per head on q and k before RoPE (qk_norm), NeoX RoPE,
  *                            no sub-norms, activations quantized per block of 64 (act_block).
  *                            GGUF arch "qwen3", HF model_type "qwen3".
+ *   TRIT_FAMILY_GEMMA3       Gemma3 text with group-scaled ternary weights (the backbone of
+ *                            bitnet-embedding-270m): GELU-tanh gate, q/k norms, sandwich norms (a
+ *                            post-norm on each block's output, post_norms), embedding times
+ *                            sqrt(dim), attention scale query_pre_attn_scalar^-1/2, sliding-window
+ *                            layers with their own RoPE theta, activations per block of 64. Every
+ *                            norm weight is stored as (1 + w) (Gemma's RMSNorm), as llama.cpp's GGUF
+ *                            holds it. GGUF arch "gemma3", HF model_type "gemma3_text".
  * The forward pass is one function for all of them; the family only sets the switches below.
  */
 #ifndef TRIT_MODEL_H
@@ -32,11 +39,13 @@ enum trit_family {
     TRIT_FAMILY_BITNET = 1,
     TRIT_FAMILY_LLAMA = 2,
     TRIT_FAMILY_QWEN3 = 3,
+    TRIT_FAMILY_GEMMA3 = 4,
 };
 
 enum trit_act {
     TRIT_ACT_RELU2 = 0, /* relu(x)^2 */
     TRIT_ACT_SILU = 1,  /* x * sigmoid(x) */
+    TRIT_ACT_GELU_TANH = 2, /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): gelu_pytorch_tanh */
 };
 
 enum trit_rope_style {
@@ -66,6 +75,12 @@ struct trit_hparams {
      * (models trained with float activations, whose rows have outliers a row-wide scale would
      * crush). */
     int64_t act_block;
+    /* Gemma3 (zero elsewhere: the plain graph). */
+    bool post_norms;        /* x += rmsnorm(block output) * attn_post_norm | ffn_post_norm */
+    float embd_scale;       /* 0: none; else the embedding row times this (fp32 sqrt(dim)) */
+    float attn_scale;       /* 0: 1 / sqrtf(head_dim); else the scores' scale */
+    int64_t sliding_window; /* W > 0: a layer with trit_layer.sliding attends to positions > pos - W */
+    float rope_theta_local; /* the sliding layers' RoPE theta (rope_theta is the full layers') */
 };
 
 /* Dense (non-ternary) matrices: the embedding and the LM head. Kept in the file's dtype; `data`
@@ -117,6 +132,8 @@ struct trit_layer {
     float *ffn_sub_norm;                 /* (ffn_dim), NULL without sub-norms */
     float *attn_q_norm, *attn_k_norm;    /* (head_dim) each with qk_norm, else NULL */
     struct trit_ternary w[TRIT_N_W];     /* shapes at enum trit_weight */
+    float *attn_post_norm, *ffn_post_norm; /* (dim) each with post_norms, else NULL */
+    bool sliding;                        /* sliding-window attention (hp.sliding_window), local RoPE */
 };
 
 /* What a file held for one tensor, for `trit inspect` and error messages. */
@@ -188,6 +205,11 @@ enum trit_status trit_model_validate(const struct trit_model *m);
 /* true when the model's ternary products take the group rule of the numerics contract (group
  * scales on any matrix, or activations quantized per block). */
 bool trit_model_group_rule(const struct trit_model *m);
+
+/* NULL, or what only the CPU backend implements in this model, in words: Gemma3's switches (post-norms,
+ * GELU-tanh, a sliding window, an embedding or attention scale). trit_context_init refuses such a
+ * model on CUDA and tensor parallelism (auto picks the CPU), whatever those backends' own checks. */
+const char *trit_model_cpu_only(const struct trit_model *m);
 
 /* Family <-> name. */
 const char *trit_family_name(enum trit_family f);

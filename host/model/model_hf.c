@@ -12,6 +12,10 @@
  *   model_type "qwen3" (Qwen3ForCausalLM)          QWEN3 (Ternary-      float weights that are exactly
  *                                                  Bonsai "unpacked")   group-ternary: t * d, one d per
  *                                                                       row and group of G columns
+ *   model_type "gemma3_text" (Gemma3ForCausalLM)   GEMMA3               the same group-ternary floats
+ *
+ * Gemma3's norms are x * (1 + w): every norm weight is stored as 1 + w (fp32, transformers' own
+ * sum), the form llama.cpp's GGUF holds, and the forward pass multiplies as for any RMSNorm.
  *
  * Group-ternary weights: G is quantization_config.group_size when the config has one, else 128 is
  * tried, then 64 (Ternary-Bonsai: 128; llama.cpp's mainline Q2_0: 64). A float Qwen3 whose weights
@@ -85,6 +89,11 @@ const char *trit_hf_config_family(const struct json_doc *c) {
         return "a float Llama (no quantization_config.quant_method \"bitnet\"), as Falcon-E's bfloat16 and "
                "prequantized revisions are";
     if (strcmp(model_type, "qwen3") == 0) return "Qwen3 with group-ternary float weights (Ternary-Bonsai's unpacked folders)";
+    if (strcmp(model_type, "gemma3_text") == 0 && strcmp(quant_method, "bitnet") == 0)
+        return "Gemma3 text + BitNet quantization_config (the format of microsoft/bitnet-embedding-270m, with an RMSNorm "
+               "inside every projection)";
+    if (strcmp(model_type, "gemma3_text") == 0) return "Gemma3 text with group-ternary float weights";
+    if (strcmp(model_type, "gemma3") == 0) return "Gemma3 with a vision tower (Gemma3ForConditionalGeneration)";
     return "not a ternary family trit knows";
 }
 
@@ -125,6 +134,115 @@ static enum trit_status read_bitnet_quant_config(struct hf_loader *L) {
                               "(only lm_head may be left out)", c->name, e->valuestring);
     }
     return TRIT_OK;
+}
+
+/* A config value that must be absent or null: what trit does not implement. */
+static enum trit_status require_null(const struct json_doc *c, const char *key, const char *why) {
+    const cJSON *v = NULL;
+    TRIT_TRY(json_find(c, key, &v));
+    if (v && !cJSON_IsNull(v) && !(cJSON_IsBool(v) && cJSON_IsFalse(v)))
+        return trit_error(TRIT_ERR_UNSUPPORTED, "%s: %s is set; %s", c->name, key, why);
+    return TRIT_OK;
+}
+
+/* Gemma3TextConfig (transformers 5.23 configuration_gemma3.py): the graph's switches, and what trit
+ * refuses. */
+static enum trit_status read_gemma3_config(struct hf_loader *L, const char *quant_method) {
+    const struct json_doc *c = &L->f->config;
+    struct trit_hparams *hp = &L->m->hp;
+    hp->family = TRIT_FAMILY_GEMMA3;
+    hp->act = TRIT_ACT_GELU_TANH;
+    hp->qk_norm = true;
+    hp->post_norms = true;
+    hp->act_block = TRIT_GROUP_UNIT; /* group-ternary weights, float-trained activations: int8 per 64 */
+    const char *act = NULL;
+    TRIT_TRY(json_get_str(c, "hidden_activation", "gelu_pytorch_tanh", &act));
+    if (strcmp(act, "gelu_pytorch_tanh") != 0)
+        return trit_error(TRIT_ERR_UNSUPPORTED, "%s: hidden_activation '%s' for a gemma3 model (trit implements "
+                          "gelu_pytorch_tanh)", c->name, act);
+    if (quant_method[0])
+        return trit_error(TRIT_ERR_UNSUPPORTED, "%s: a gemma3_text model with quantization_config.quant_method '%s': trit "
+                          "reads gemma3 folders whose float weights are ternary per group (no quant_method); BitNet "
+                          "embedding checkpoints (microsoft/bitnet-embedding-270m) add an RMSNorm inside every "
+                          "projection, which trit's gemma3 graph does not have", c->name, quant_method);
+    TRIT_TRY(require_null(c, "final_logit_softcapping", "trit does not implement logit soft-capping"));
+    TRIT_TRY(require_null(c, "attn_logit_softcapping", "trit does not implement attention soft-capping (transformers' "
+                          "Gemma3 ignores it, Gemma2 applied it)"));
+    TRIT_TRY(require_null(c, "use_bidirectional_attention", "trit implements causal attention only (EmbeddingGemma's "
+                          "bidirectional mask is not implemented)"));
+    TRIT_TRY(json_get_int(c, "quantization_config.group_size", 0, 1, (int64_t)1 << 30, &L->group));
+    if (L->group != 0 && L->group % TRIT_GROUP_UNIT != 0)
+        return trit_error(TRIT_ERR_UNSUPPORTED, "%s: quantization_config.group_size %lld is not a multiple of %d", c->name,
+                          (long long)L->group, TRIT_GROUP_UNIT);
+    TRIT_TRY(json_get_int(c, "sliding_window", 4096, 1, INT32_MAX, &hp->sliding_window));
+    return TRIT_OK;
+}
+
+/* Gemma3's two RoPE thetas: rope_parameters {"full_attention": {...}, "sliding_attention": {...}}
+ * (transformers 5), else the top-level rope_theta and rope_local_base_freq (transformers 4, the hub
+ * configs), else 1e6 and 1e4 (Gemma3TextConfig.default_theta). Plain RoPE only. */
+static enum trit_status read_gemma3_rope(struct hf_loader *L, double *theta_full) {
+    const struct json_doc *c = &L->f->config;
+    double local = 10000.0;
+    const char *kinds[2] = {"full_attention", "sliding_attention"};
+    double *out[2] = {theta_full, &local};
+    for (int i = 0; i < 2; i++) {
+        char key[96];
+        const char *type = NULL;
+        snprintf(key, sizeof key, "rope_parameters.%s.rope_type", kinds[i]);
+        TRIT_TRY(json_get_str(c, key, "default", &type));
+        if (strcmp(type, "default") != 0)
+            return trit_error(TRIT_ERR_UNSUPPORTED, "%s: %s is '%s'; trit implements plain RoPE only", c->name, key, type);
+        const cJSON *v = NULL;
+        snprintf(key, sizeof key, "rope_parameters.%s.rope_theta", kinds[i]);
+        TRIT_TRY(json_find(c, key, &v));
+        if (!v) snprintf(key, sizeof key, "%s", i == 0 ? "rope_theta" : "rope_local_base_freq");
+        TRIT_TRY(json_get_float(c, key, i == 0 ? 1000000.0 : 10000.0, out[i]));
+    }
+    L->m->hp.rope_theta_local = (float)local;
+    return TRIT_OK;
+}
+
+/* Which layers slide: layer_types ("sliding_attention" / "full_attention", one per layer), else
+ * every layer but each sliding_window_pattern-th (default 6), as Gemma3TextConfig.__post_init__. */
+static enum trit_status read_gemma3_layers(struct hf_loader *L) {
+    const struct json_doc *c = &L->f->config;
+    struct trit_model *m = L->m;
+    const cJSON *types = NULL;
+    TRIT_TRY(json_find(c, "layer_types", &types));
+    if (types && !cJSON_IsNull(types)) {
+        if (!cJSON_IsArray(types) || cJSON_GetArraySize(types) != m->hp.n_layers)
+            return trit_error(TRIT_ERR_FORMAT, "%s: layer_types must be an array of num_hidden_layers (%lld) strings", c->name,
+                              (long long)m->hp.n_layers);
+        for (int64_t i = 0; i < m->hp.n_layers; i++) {
+            const cJSON *t = cJSON_GetArrayItem(types, (int)i);
+            if (!cJSON_IsString(t) || (strcmp(t->valuestring, "sliding_attention") != 0 && strcmp(t->valuestring, "full_attention") != 0))
+                return trit_error(TRIT_ERR_UNSUPPORTED, "%s: layer_types[%lld] is not \"sliding_attention\" or \"full_attention\"",
+                                  c->name, (long long)i);
+            m->layers[i].sliding = strcmp(t->valuestring, "sliding_attention") == 0;
+        }
+        return TRIT_OK;
+    }
+    int64_t pattern = 6;
+    TRIT_TRY(json_get_int(c, "sliding_window_pattern", 6, 1, 4096, &pattern));
+    for (int64_t i = 0; i < m->hp.n_layers; i++) m->layers[i].sliding = (i + 1) % pattern != 0;
+    return TRIT_OK;
+}
+
+/* Gemma's RMSNorm multiplies by (1 + w): stored so, in fp32 as transformers adds. */
+static void gemma3_shift_norms(struct trit_model *m) {
+    const struct trit_hparams *hp = &m->hp;
+    for (int64_t j = 0; j < hp->dim; j++) m->out_norm[j] += 1.0f;
+    for (int64_t i = 0; i < hp->n_layers; i++) {
+        struct trit_layer *l = &m->layers[i];
+        float *dim_norms[4] = {l->attn_norm, l->attn_post_norm, l->ffn_norm, l->ffn_post_norm};
+        for (int k = 0; k < 4; k++)
+            for (int64_t j = 0; j < hp->dim; j++) dim_norms[k][j] += 1.0f;
+        for (int64_t j = 0; j < hp->head_dim; j++) {
+            l->attn_q_norm[j] += 1.0f;
+            l->attn_k_norm[j] += 1.0f;
+        }
+    }
 }
 
 static enum trit_status read_config(struct hf_loader *L) {
@@ -177,6 +295,12 @@ static enum trit_status read_config(struct hf_loader *L) {
         if (L->group != 0 && L->group % TRIT_GROUP_UNIT != 0)
             return trit_error(TRIT_ERR_UNSUPPORTED, "%s: quantization_config.group_size %lld is not a multiple of %d; trit's group "
                               "scales cover whole blocks of %d columns", c->name, (long long)L->group, TRIT_GROUP_UNIT, TRIT_GROUP_UNIT);
+    } else if (strcmp(model_type, "gemma3_text") == 0) {
+        TRIT_TRY(read_gemma3_config(L, quant_method));
+        tied_default = true;
+    } else if (strcmp(model_type, "gemma3") == 0) {
+        return trit_error(TRIT_ERR_UNSUPPORTED, "%s: model_type 'gemma3' is Gemma3ForConditionalGeneration (text_config and a "
+                          "vision tower); trit reads the text model alone, model_type 'gemma3_text' (Gemma3ForCausalLM)", c->name);
     } else if (strcmp(model_type, "llama") == 0 && strcmp(quant_method, "bitnet") == 0) {
         hp->family = TRIT_FAMILY_LLAMA;
         hp->act = TRIT_ACT_SILU;
@@ -187,13 +311,13 @@ static enum trit_status read_config(struct hf_loader *L) {
         return trit_error(TRIT_ERR_UNSUPPORTED,
                           "%s: model_type '%s' (%s) is not a ternary model trit knows (%s): expected \"bitnet\", "
                           "\"llama\" with BitnetForCausalLM or quantization_config.quant_method \"bitnet\", "
-                          "or \"qwen3\" with group-ternary weights",
+                          "or \"qwen3\" / \"gemma3_text\" with group-ternary weights",
                           c->name, model_type, arch0[0] ? arch0 : "no architectures", trit_hf_config_family(c));
     }
     if (strcmp(linear_class, "autobitlinear") == 0) L->scale_kind = TRIT_SCALE_MUL;
     else if (strcmp(linear_class, "bitlinear") == 0) L->scale_kind = TRIT_SCALE_DIV;
     else return trit_error(TRIT_ERR_UNSUPPORTED, "%s: quantization_config.linear_class '%s' (expected autobitlinear or bitlinear)", c->name, linear_class);
-    if (hp->family != TRIT_FAMILY_QWEN3) TRIT_TRY(read_bitnet_quant_config(L));
+    if (hp->act_block == 0) TRIT_TRY(read_bitnet_quant_config(L)); /* the BitNet families */
 
     const cJSON *scaling = NULL;
     enum trit_status st = json_find(c, "rope_scaling", &scaling);
@@ -222,17 +346,27 @@ static enum trit_status read_config(struct hf_loader *L) {
     TRIT_TRY(json_require(c, "num_attention_heads"));
     TRIT_TRY(json_get_int(c, "num_attention_heads", 0, 1, 65536, &hp->n_heads));
     TRIT_TRY(json_get_int(c, "num_key_value_heads", hp->n_heads, 1, 65536, &hp->n_kv_heads));
-    TRIT_TRY(json_get_int(c, "head_dim", hp->dim / hp->n_heads, 1, 65536, &hp->head_dim));
-    TRIT_TRY(json_get_int(c, "max_position_embeddings", 2048, 1, INT32_MAX, &hp->ctx_train));
+    const bool gemma = hp->family == TRIT_FAMILY_GEMMA3; /* Gemma3TextConfig's defaults where they differ */
+    TRIT_TRY(json_get_int(c, "head_dim", gemma ? 256 : hp->dim / hp->n_heads, 1, 65536, &hp->head_dim));
+    TRIT_TRY(json_get_int(c, "max_position_embeddings", gemma ? 131072 : 2048, 1, INT32_MAX, &hp->ctx_train));
     TRIT_TRY(json_require(c, "vocab_size"));
     TRIT_TRY(json_get_int(c, "vocab_size", 0, 1, big, &hp->n_vocab));
     double eps = 1e-5, theta = 10000.0;
-    TRIT_TRY(json_get_float(c, "rms_norm_eps", 1e-5, &eps));
+    TRIT_TRY(json_get_float(c, "rms_norm_eps", gemma ? 1e-6 : 1e-5, &eps));
     const cJSON *top_theta = NULL;
     TRIT_TRY(json_find(c, "rope_theta", &top_theta));
-    TRIT_TRY(json_get_float(c, top_theta ? "rope_theta" : "rope_parameters.rope_theta", 10000.0, &theta));
+    if (gemma) TRIT_TRY(read_gemma3_rope(L, &theta));
+    else TRIT_TRY(json_get_float(c, top_theta ? "rope_theta" : "rope_parameters.rope_theta", 10000.0, &theta));
     hp->norm_eps = (float)eps;
     hp->rope_theta = (float)theta;
+    if (gemma) {
+        hp->embd_scale = (float)sqrt((double)hp->dim); /* torch.tensor(hidden_size ** 0.5): fp32 */
+        double qpas = 256.0;
+        TRIT_TRY(json_get_float(c, "query_pre_attn_scalar", 256.0, &qpas));
+        if (!(qpas > 0.0) || !isfinite(qpas))
+            return trit_error(TRIT_ERR_FORMAT, "%s: query_pre_attn_scalar %g is not positive", c->name, qpas);
+        hp->attn_scale = (float)pow(qpas, -0.5); /* query_pre_attn_scalar ** -0.5 in double, then fp32 */
+    }
     TRIT_TRY(json_get_bool(c, "tie_word_embeddings", tied_default, &hp->tied_embeddings));
     return TRIT_OK;
 }
@@ -365,7 +499,7 @@ static enum trit_status load_ternary(struct hf_loader *L, const char *name, int6
                               "weight_scale beside packed U8 weights only", name, st_dtype_name(t->dtype), scale_name);
         float *tmp;
         TRIT_TRY(model_copy_f32(t->data, dt, rows * cols, &tmp));
-        if (L->m->hp.family == TRIT_FAMILY_QWEN3) {
+        if (L->m->hp.act_block > 0) { /* qwen3, gemma3: group-ternary */
             int64_t group = 0;
             st = group_ternary_from_floats(L, tmp, rows, cols, w, &group);
             snprintf(kind_buf, sizeof kind_buf, "%s -> group %lld", st_dtype_name(t->dtype), (long long)group);
@@ -428,6 +562,8 @@ static bool hf_used(const struct hf_loader *L, const char *name) {
     const char *rest;
     if (!model_layer_of(name, HF_LAYER_PREFIX, &layer, &n_digits, &rest)) return false;
     if (suffix_is(rest, "input_layernorm", "weight") || suffix_is(rest, "post_attention_layernorm", "weight")) return true;
+    if (hp->post_norms && (suffix_is(rest, "pre_feedforward_layernorm", "weight") || suffix_is(rest, "post_feedforward_layernorm", "weight")))
+        return true;
     if (hp->sub_norms && (suffix_is(rest, L->attn_sub_name, "weight") || suffix_is(rest, L->ffn_sub_name, "weight")))
         return true;
     if (hp->qk_norm && (suffix_is(rest, "self_attn.q_norm", "weight") || suffix_is(rest, "self_attn.k_norm", "weight")))
@@ -491,7 +627,13 @@ static enum trit_status load_all(struct hf_loader *L) {
         }
         if (hp->sub_norms) TRIT_TRY(load_vector(L, NAME_S(L->attn_sub_name, "weight"), qd, true, &l->attn_sub_norm));
         TRIT_TRY(load_ternary(L, NAME_S(trit_weights[TRIT_W_O].hf, "weight"), D, qd, &l->w[TRIT_W_O]));
-        TRIT_TRY(load_vector(L, NAME("post_attention_layernorm.weight"), D, true, &l->ffn_norm));
+        if (hp->post_norms) { /* Gemma3's sandwich: post_attention_layernorm is the attention block's output norm */
+            TRIT_TRY(load_vector(L, NAME("post_attention_layernorm.weight"), D, true, &l->attn_post_norm));
+            TRIT_TRY(load_vector(L, NAME("pre_feedforward_layernorm.weight"), D, true, &l->ffn_norm));
+            TRIT_TRY(load_vector(L, NAME("post_feedforward_layernorm.weight"), D, true, &l->ffn_post_norm));
+        } else {
+            TRIT_TRY(load_vector(L, NAME("post_attention_layernorm.weight"), D, true, &l->ffn_norm));
+        }
         TRIT_TRY(load_ternary(L, NAME_S(trit_weights[TRIT_W_GATE].hf, "weight"), F, D, &l->w[TRIT_W_GATE]));
         TRIT_TRY(load_ternary(L, NAME_S(trit_weights[TRIT_W_UP].hf, "weight"), F, D, &l->w[TRIT_W_UP]));
         if (hp->sub_norms) TRIT_TRY(load_vector(L, NAME_S(L->ffn_sub_name, "weight"), F, true, &l->ffn_sub_norm));
@@ -499,6 +641,10 @@ static enum trit_status load_all(struct hf_loader *L) {
     }
 #undef NAME
 #undef NAME_S
+    if (hp->family == TRIT_FAMILY_GEMMA3) {
+        TRIT_TRY(read_gemma3_layers(L));
+        gemma3_shift_norms(m);
+    }
     TRIT_TRY(report_unused(L));
     return trit_model_validate(m);
 }
