@@ -184,6 +184,63 @@ Test(embed, qwen3_matches_transformers) {
     trit_model_free(m);
 }
 
+/* ---- gemma3 ---------------------------------------------------------------------------------------- */
+
+/* gemma3-ternary-tiny's embed.json (tools/reference/make_gemma3_fixture.py): three sequences of 1, 5 and
+ * 13 tokens (the 13 crosses the sliding window of 8). Against the act8 reference: a change below 1e-5
+ * is fp32 rounding, not a code flip (a flip moves a unit vector by ~1e-3; make_embed_fixture.py's
+ * FLIP_FREE); the parity test shows this model's codes reproduced on 24 ids. Against the float model:
+ * 2 x the largest act8-vs-float distance transformers itself gives on these sequences (1.12e-3). */
+#define GEMMA3_EMBED_TOL_SAME_CODES 1e-5
+#define GEMMA3_EMBED_FLOAT_TOL 2.3e-3
+#define GEMMA3_DIM 128
+
+Test(embed, gemma3_matches_transformers) {
+    char *text = NULL;
+    size_t len = 0;
+    cr_assert_eq(json_read_file(test_data_path("fixtures/gemma3-ternary-tiny/embed.json"), 1 << 22, &text, &len), TRIT_OK,
+                 "%s", trit_last_error());
+    cJSON *root = cJSON_Parse(text);
+    cr_assert_not_null(root);
+    cr_assert_eq(cJSON_GetObjectItem(root, "dim")->valueint, GEMMA3_DIM);
+    trit_model *m = NULL;
+    cr_assert_eq(trit_model_load(test_data_path("fixtures/gemma3-ternary-tiny"), NULL, &m), TRIT_OK, "%s", trit_last_error());
+    trit_context *ctx = make_ctx(m, 64, 64, 1);
+    const cJSON *s;
+    int n_seqs = 0;
+    cJSON_ArrayForEach(s, cJSON_GetObjectItem(root, "sequences")) {
+        int32_t ids[64];
+        int n = 0;
+        float ref[2][GEMMA3_DIM], v[GEMMA3_DIM];
+        const cJSON *x;
+        cJSON_ArrayForEach(x, cJSON_GetObjectItem(s, "ids")) {
+            cr_assert_lt(n, 64);
+            ids[n++] = x->valueint;
+        }
+        const char *keys[2] = {"act8", "float"};
+        for (int k = 0; k < 2; k++) {
+            int i = 0;
+            cJSON_ArrayForEach(x, cJSON_GetObjectItem(s, keys[k])) {
+                cr_assert_lt(i, GEMMA3_DIM);
+                ref[k][i++] = (float)x->valuedouble;
+            }
+            cr_assert_eq(i, GEMMA3_DIM);
+        }
+        cr_assert_eq(trit_embed(ctx, 0, ids, n, 0, v), TRIT_OK, "%s", trit_last_error());
+        const double d = max_abs_diff(v, ref[0], GEMMA3_DIM), df = max_abs_diff(v, ref[1], GEMMA3_DIM);
+        fprintf(stderr, "gemma3 embed: %2d tokens: |trit - act8| %.3g, |trit - float| %.3g, cos(trit, float) %.6f\n", n, d,
+                df, cosine(v, ref[1], GEMMA3_DIM));
+        cr_expect_leq(d, GEMMA3_EMBED_TOL_SAME_CODES, "%d tokens: %g from act8", n, d);
+        cr_expect_leq(df, GEMMA3_EMBED_FLOAT_TOL, "%d tokens: %g from the float model", n, df);
+        n_seqs++;
+    }
+    cr_assert_eq(n_seqs, 3);
+    cJSON_Delete(root);
+    trit_free(text);
+    trit_context_free(ctx);
+    trit_model_free(m);
+}
+
 /* ---- the shipped BitNet model -------------------------------------------------------------------- */
 
 /* Any decoder: the raw vector is the LM head's input, so the head's own row product on it gives the
