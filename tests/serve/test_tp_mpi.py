@@ -7,11 +7,14 @@ serve and mpi, only in builds with MPI, which set TRIT_MPIEXEC).
     one-process CPU backend they may differ in the last bits for a graph with sub-norms, such as the
     shipped model's)
   - a follower waiting for requests uses no CPU
+  - embeddings (CPU backend, one process) are refused with 400 and the library's message, on two
+    ranks and on one, and generation goes on
   - SIGTERM to the ranks (as `pkill -TERM -f "trit serve"` sends) during streams: rank 0 drains,
     tells rank 1 to stop, and mpirun exits 0 with no process left
 
     TRIT_BIN=build/trit TRIT_MPIEXEC=mpirun .venv/bin/python -m pytest -q tests/serve/test_tp_mpi.py
 """
+import json
 import os
 import threading
 import time
@@ -140,3 +143,16 @@ def test_sigterm_during_streams(request):
     assert not any(alive(p) for p in pids), "ranks %s still running after mpirun exited" % pids
     err = srv.stderr_text()
     assert err.count("trit serve: stopped") == 1 and "[rank 1]" not in err, err  # rank 0 speaks; rank 1 is quiet
+
+
+def test_embeddings_refused(tp_server, one_server):
+    """Embeddings run on the CPU backend in one process: under --tp-mpi (two ranks or one) the
+    library refuses them, and the server answers 400 with its message; generation goes on."""
+    for srv in (tp_server, one_server):
+        status, _, data = srv.request("POST", "/v1/embeddings", {"input": "In the beginning"})
+        assert status == 400, data
+        err = json.loads(data)["error"]
+        assert err["type"] == "invalid_request_error" and "trit_embed" in err["message"], err
+        r = srv.client().completions.create(model=srv.model_id(), prompt="In the beginning", max_tokens=4,
+                                            temperature=0)
+        assert r.choices[0].text

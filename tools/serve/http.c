@@ -186,6 +186,40 @@ static enum MHD_Result get_route(struct serve_http *h, struct MHD_Connection *co
     return r;
 }
 
+/* Why POST requests get 503 now (loading, shutting down), or NULL when the server is ready. */
+static const char *unready(struct serve_http *h) {
+    const int state = atomic_load(&h->state);
+    if (state == READY) return NULL;
+    return state == LOADING ? "the model is loading; try again shortly" : "the server is shutting down";
+}
+
+/* The answer to a request the scheduler did not take: 429 (queue full) or 503 (shutting down). */
+static enum MHD_Result refused(struct serve_http *h, struct MHD_Connection *con, enum route route, enum serve_submit sub) {
+    if (sub == SERVE_QUEUE_FULL)
+        return fail(h, con, route, 429, "server_busy", "queue_full",
+                    "the server is busy: the queue of waiting requests is full (--queue); retry later");
+    return fail(h, con, route, 503, "server_error", NULL, "the server is shutting down");
+}
+
+/* Waits under mu until *done, looking at the client every POLL_NS of wall time (the scheduler
+ * wakes us at every token, and a deadline renewed at each wake would never pass while tokens come
+ * faster than that). Returns true when done, false when the client left first. */
+static bool wait_done(pthread_mutex_t *mu, pthread_cond_t *cv, const bool *done, MHD_socket fd) {
+    pthread_mutex_lock(mu);
+    struct timespec t;
+    deadline_in(&t, POLL_NS);
+    while (!*done) {
+        if (pthread_cond_timedwait(cv, mu, &t) != ETIMEDOUT) continue;
+        deadline_in(&t, POLL_NS);
+        if (!*done && fd != MHD_INVALID_SOCKET && client_gone(fd)) {
+            pthread_mutex_unlock(mu);
+            return false;
+        }
+    }
+    pthread_mutex_unlock(mu);
+    return true;
+}
+
 /* ---- completions: the prompt ------------------------------------------------------------------------ */
 
 /* The prompt's token ids into *ids (messages through the chat template; text with BOS as the
@@ -302,24 +336,13 @@ static void outcome_error(const struct serve_req *r, struct serve_error *e) {
 /* stream false: waits for the whole answer (or the client to leave). */
 static enum MHD_Result answer_whole(struct serve_http *h, struct MHD_Connection *con, enum route route,
                                     struct serve_req *r) {
-    const MHD_socket fd = conn_fd(con);
-    pthread_mutex_lock(&r->mu);
-    /* the client is looked at every POLL_NS of wall time: the scheduler wakes us at every token,
-     * and a deadline renewed at each wake would never pass while tokens come faster than that */
-    struct timespec t;
-    deadline_in(&t, POLL_NS);
-    while (!r->done) {
-        if (pthread_cond_timedwait(&r->cv, &r->mu, &t) != ETIMEDOUT) continue;
-        deadline_in(&t, POLL_NS);
-        if (!r->done && fd != MHD_INVALID_SOCKET && client_gone(fd)) {
-            pthread_mutex_unlock(&r->mu);
-            left_log(r);
-            serve_sched_cancel(h->info.sched, r);
-            serve_req_release(r);
-            return MHD_NO; /* nobody to answer: close */
-        }
+    if (!wait_done(&r->mu, &r->cv, &r->done, conn_fd(con))) {
+        left_log(r);
+        serve_sched_cancel(h->info.sched, r);
+        serve_req_release(r);
+        return MHD_NO; /* nobody to answer: close */
     }
-    pthread_mutex_unlock(&r->mu); /* done: the scheduler writes nothing more */
+    /* done: the scheduler writes nothing more */
     enum MHD_Result res;
     if (r->outcome != SERVE_OK) {
         struct serve_error e;
@@ -504,10 +527,8 @@ static enum MHD_Result answer_stream(struct serve_http *h, struct MHD_Connection
 }
 
 static enum MHD_Result completion(struct serve_http *h, struct MHD_Connection *con, struct conn *c) {
-    const int state = atomic_load(&h->state);
-    if (state != READY)
-        return fail(h, con, c->route, 503, "server_error", NULL,
-                    state == LOADING ? "the model is loading; try again shortly" : "the server is shutting down");
+    const char *why = unready(h);
+    if (why) return fail(h, con, c->route, 503, "server_error", NULL, "%s", why);
     const struct serve_model_info *info = &h->info;
     const struct serve_limits lim = {h->cfg.model_name, info->n_vocab, info->n_ctx, info->n_seq, info->dim};
     struct serve_params p;
@@ -529,10 +550,7 @@ static enum MHD_Result completion(struct serve_http *h, struct MHD_Connection *c
     const enum serve_submit sub = serve_sched_submit(info->sched, r);
     if (sub != SERVE_SUBMITTED) {
         serve_req_release(r);
-        if (sub == SERVE_QUEUE_FULL)
-            return fail(h, con, c->route, 429, "server_busy", "queue_full",
-                        "the server is busy: the queue of waiting requests is full (--queue); retry later");
-        return fail(h, con, c->route, 503, "server_error", NULL, "the server is shutting down");
+        return refused(h, con, c->route, sub);
     }
     return r->p.stream ? answer_stream(h, con, r) : answer_whole(h, con, c->route, r);
 }
@@ -591,10 +609,8 @@ static int embed_inputs(const struct serve_model_info *info, struct serve_embed_
 }
 
 static enum MHD_Result embeddings(struct serve_http *h, struct MHD_Connection *con, struct conn *c) {
-    const int state = atomic_load(&h->state);
-    if (state != READY)
-        return fail(h, con, c->route, 503, "server_error", NULL,
-                    state == LOADING ? "the model is loading; try again shortly" : "the server is shutting down");
+    const char *why = unready(h);
+    if (why) return fail(h, con, c->route, 503, "server_error", NULL, "%s", why);
     const struct serve_model_info *info = &h->info;
     const struct serve_limits lim = {h->cfg.model_name, info->n_vocab, info->n_ctx, info->n_seq, info->dim};
     struct serve_embed_params p;
@@ -622,28 +638,14 @@ static enum MHD_Result embeddings(struct serve_http *h, struct MHD_Connection *c
     const enum serve_submit sub = serve_sched_submit_embed(info->sched, r);
     if (sub != SERVE_SUBMITTED) {
         serve_embed_release(r);
-        if (sub == SERVE_QUEUE_FULL)
-            return fail(h, con, c->route, 429, "server_busy", "queue_full",
-                        "the server is busy: the queue of waiting requests is full (--queue); retry later");
-        return fail(h, con, c->route, 503, "server_error", NULL, "the server is shutting down");
+        return refused(h, con, c->route, sub);
     }
-    /* wait as answer_whole does, looking at the client every POLL_NS */
-    const MHD_socket fd = conn_fd(con);
-    pthread_mutex_lock(&r->mu);
-    struct timespec t;
-    deadline_in(&t, POLL_NS);
-    while (!r->done) {
-        if (pthread_cond_timedwait(&r->cv, &r->mu, &t) != ETIMEDOUT) continue;
-        deadline_in(&t, POLL_NS);
-        if (!r->done && fd != MHD_INVALID_SOCKET && client_gone(fd)) {
-            pthread_mutex_unlock(&r->mu);
-            fprintf(stderr, "trit serve: embeddings: the client left after %.3f s; cancelled\n", sv_now_s() - r->t_arrival);
-            serve_sched_cancel_embed(info->sched, r);
-            serve_embed_release(r);
-            return MHD_NO;
-        }
+    if (!wait_done(&r->mu, &r->cv, &r->done, conn_fd(con))) {
+        fprintf(stderr, "trit serve: embeddings: the client left after %.3f s; cancelled\n", sv_now_s() - r->t_arrival);
+        serve_sched_cancel_embed(info->sched, r);
+        serve_embed_release(r);
+        return MHD_NO;
     }
-    pthread_mutex_unlock(&r->mu);
     int64_t tokens = 0;
     for (int32_t i = 0; i < r->n_input; i++) tokens += r->n_ids[i];
     if (r->outcome == SERVE_OK) /* JSON has no NaN or infinity: a model that gives one is a server error */
