@@ -1,7 +1,9 @@
 /*
  * fuzz_serve_request.c: libFuzzer target for the request bodies of `trit serve`
- * (tools/serve/openai.c): the first byte picks the endpoint (even: /v1/completions, odd:
- * /v1/chat/completions), the rest is the body, parsed as the server parses it. A body that parses
+ * (tools/serve/openai.c): the first byte picks the endpoint (bit 1 set: /v1/embeddings; else even:
+ * /v1/completions, odd: /v1/chat/completions), the rest is the body, parsed as the server parses it.
+ * An embeddings body that parses must hold 1 .. 2048 inputs, non-empty texts or ids in range, and its
+ * answer (over made-up vectors, floats or base64) must be JSON. A body that parses
  * must hold only values in their ranges; its prompt text then goes through the stop matcher with its
  * stop strings (in two pieces, cut where the second byte says) and into a response, and a refused
  * one into its error object, all of which must be JSON that cJSON reads back. Any refusal is fine;
@@ -25,7 +27,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const struct serve_limits LIM = {"trit-kjv-4m.gguf", 4096, 256, 8};
+static const struct serve_limits LIM = {"trit-kjv-4m.gguf", 4096, 256, 8, 4};
 
 static char *guarded_copy(const uint8_t *data, size_t size, char **map_out, size_t *map_bytes) {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -72,8 +74,40 @@ static void check_ranges(const struct serve_params *p) {
     }
 }
 
+/* /v1/embeddings: the parsed inputs in their ranges, the answer and errors JSON. */
+static void embeddings(const char *body, size_t len) {
+    struct serve_embed_params p;
+    struct serve_error e;
+    struct sv_buf b = {0};
+    if (serve_embed_parse(body, len, &LIM, &p, &e) == 0) {
+        if (p.n_input < 1 || p.n_input > SERVE_MAX_EMBED_INPUTS || (p.has_ids ? !p.ids || p.texts : !p.texts || p.ids))
+            __builtin_trap();
+        for (int32_t i = 0; i < p.n_input; i++) {
+            if (!p.has_ids && !p.texts[i][0]) __builtin_trap();
+            if (p.has_ids && (p.n_ids[i] < 1 || p.n_ids[i] > LIM.n_ctx)) __builtin_trap();
+            for (int32_t k = 0; p.has_ids && k < p.n_ids[i]; k++)
+                if (p.ids[i][k] < 0 || p.ids[i][k] >= LIM.n_vocab) __builtin_trap();
+        }
+        static const float v[4] = {-0.0f, 1e-45f, 3.4028235e38f, 0.5f};
+        serve_json_embeddings("m", v, 1, LIM.dim, p.base64, 3, &b);
+    } else {
+        if (e.http < 400 || e.http > 599) __builtin_trap();
+        serve_json_error(&e, &b);
+    }
+    check_json(&b, 0);
+    serve_embed_params_free(&p);
+    sv_buf_free(&b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 2) return 0;
+    if (data[0] & 2) {
+        char *map;
+        size_t map_bytes;
+        embeddings(guarded_copy(data + 2, size - 2, &map, &map_bytes), size - 2);
+        munmap(map, map_bytes);
+        return 0;
+    }
     const enum serve_kind kind = (data[0] & 1) ? SERVE_CHAT : SERVE_COMPLETION;
     const size_t cut_at = data[1];
     char *map;
