@@ -152,16 +152,23 @@ enum trit_status trit_act_quant_cuda(const float *x, int64_t m, int64_t k, const
     return TRIT_OK;
 }
 
+// PRECOND: q (m, trit_tl_cols_pad(k)) in the act layout; bsum (m, n_kb); act_scale, act_inv (m).
+enum trit_status trit_act_block_sums_cuda(const int8_t *q, int64_t m, int64_t k, const float *act_scale, int32_t *bsum,
+                                          float *act_inv, cudaStream_t stream) {
+    const int64_t n_kb = (k + BLOCK_COLS - 1) / BLOCK_COLS;
+    const dim3 grid((unsigned)((n_kb + QUANT_WARPS - 1) / QUANT_WARPS), (unsigned)m);
+    TRIT_CUDA_LAUNCH(trit_act_block_sums_kernel<<<grid, QUANT_THREADS, 0, stream>>>(q, trit_tl_cols_pad(k), n_kb,
+                                                                                    act_scale, bsum, act_inv));
+    return TRIT_OK;
+}
+
 // PRECOND: as trit_act_quant_cuda; act_block 0 or 64; bsum (m, n_kb); scales (m, n_kb) or (m).
 enum trit_status trit_act_quant_blocks_cuda(const float *x, int64_t m, int64_t k, int64_t act_block, int8_t *q,
                                             int32_t *bsum, float *act_scale, float *act_inv, cudaStream_t stream) {
     const int64_t k_pad = trit_tl_cols_pad(k), n_kb = (k + BLOCK_COLS - 1) / BLOCK_COLS;
     if (act_block == 0) {
         TRIT_TRY(trit_act_quant_cuda(x, m, k, NULL, q, NULL, act_scale, stream));
-        const dim3 grid((unsigned)((n_kb + QUANT_WARPS - 1) / QUANT_WARPS), (unsigned)m);
-        TRIT_CUDA_LAUNCH(trit_act_block_sums_kernel<<<grid, QUANT_THREADS, 0, stream>>>(q, k_pad, n_kb, act_scale, bsum,
-                                                                                        act_inv));
-        return TRIT_OK;
+        return trit_act_block_sums_cuda(q, m, k, act_scale, bsum, act_inv, stream);
     }
     const int64_t n_kb_pad = k_pad / BLOCK_COLS; // the padding blocks are zeroed too
     const dim3 grid((unsigned)((n_kb_pad + QUANT_WARPS - 1) / QUANT_WARPS), (unsigned)m);
@@ -210,4 +217,16 @@ extern "C" enum trit_status trit_cuda_act_quantize_blocks(const float *d_x, int6
     if ((uintptr_t)d_q % 16 != 0)
         return trit_error(TRIT_ERR_INVALID_ARG, "trit_cuda_act_quantize_blocks: q must be 16-byte aligned");
     return trit_act_quant_blocks_cuda(d_x, m, k, act_block, d_q, d_bsum, d_act_scale, d_act_inv, (cudaStream_t)stream);
+}
+
+extern "C" enum trit_status trit_cuda_act_block_sums(const int8_t *d_q, int64_t m, int64_t k, const float *d_act_scale,
+                                                     int32_t *d_bsum, float *d_act_inv, void *stream) {
+    if (!d_q || !d_act_scale || !d_bsum || !d_act_inv)
+        return trit_error(TRIT_ERR_INVALID_ARG, "trit_cuda_act_block_sums: NULL pointer");
+    if (m < 1 || m > 65535 || k < 1 || k > TRIT_TL_MAX_COLS)
+        return trit_error(TRIT_ERR_INVALID_ARG, "trit_cuda_act_block_sums: bad shape m %lld k %lld", (long long)m,
+                          (long long)k);
+    if ((uintptr_t)d_q % 4 != 0)
+        return trit_error(TRIT_ERR_INVALID_ARG, "trit_cuda_act_block_sums: q must be 4-byte aligned");
+    return trit_act_block_sums_cuda(d_q, m, k, d_act_scale, d_bsum, d_act_inv, (cudaStream_t)stream);
 }

@@ -29,16 +29,58 @@ bool dense_is_bf16(const trit_dense &d) { return d.dtype == TRIT_DTYPE_BF16; } /
 
 trit_cuda_wscale wscale_of(const trit_ternary &w) { return trit_cuda_wscale{w.scale, w.scale_kind == TRIT_SCALE_DIV}; }
 
+// The group rule on the device (docs/design.md section 3) takes one group size for every ternary
+// matrix of the model (64 or 128: Q2_0's two layouts, HF group-ternary folders), activations per
+// token or per 64 columns, and q/k norms only with it (their fp32 path). *group: 0 without the rule.
+enum trit_status group_rule_of(const trit_model *m, int64_t *group) {
+    const trit_hparams *hp = &m->hp;
+    const char *name = m->arch_name[0] ? m->arch_name : "this";
+    *group = 0;
+    if (!trit_model_group_rule(m)) {
+        if (hp->qk_norm)
+            return trit_error(TRIT_ERR_UNSUPPORTED, "cuda backend: %s model has q/k norms without group scales; it runs "
+                              "on the CPU (--device cpu)", name);
+        return TRIT_OK;
+    }
+    if (hp->act_block != 0 && hp->act_block != TRIT_GROUP_UNIT)
+        return trit_error(TRIT_ERR_UNSUPPORTED, "cuda backend: activations quantized per %lld columns (0 or %d); this "
+                          "model runs on the CPU (--device cpu)", (long long)hp->act_block, TRIT_GROUP_UNIT);
+    if (hp->act_block > 0 && hp->sub_norms)
+        return trit_error(TRIT_ERR_UNSUPPORTED, "cuda backend: sub-norms with activations quantized per block; this "
+                          "model runs on the CPU (--device cpu)");
+    for (int64_t i = 0; i < hp->n_layers; i++)
+        for (const trit_ternary &w : m->layers[i].w) {
+            if (*group == 0) *group = w.group;
+            if (w.group != *group || (w.group != TRIT_GROUP_UNIT && w.group != 2 * TRIT_GROUP_UNIT) || !w.group_scales)
+                return trit_error(TRIT_ERR_UNSUPPORTED,
+                                  "cuda backend: %s model mixes group sizes (layer %lld: %lld, %lld elsewhere; the "
+                                  "device takes one of 64 or 128 for every matrix); it runs on the CPU (--device cpu)",
+                                  name, (long long)i, (long long)w.group, (long long)*group);
+        }
+    if (hp->qk_norm)
+        for (int64_t i = 0; i < hp->n_layers; i++)
+            if (!m->layers[i].attn_q_norm || !m->layers[i].attn_k_norm)
+                return trit_error(TRIT_ERR_INVALID_ARG, "cuda backend: layer %lld lacks its q/k norms", (long long)i);
+    return TRIT_OK;
+}
+
+enum trit_status check_group_rule(const trit_model *m) {
+    int64_t group = 0;
+    return group_rule_of(m, &group);
+}
+
 enum trit_status check_model(const trit_model *m, const trit_backend_config *cfg) {
     const trit_hparams *hp = &m->hp;
     TRIT_TRY(trit_model_validate(m)); // every shape the arena layout relies on
     if (cfg->head_q4)
         return trit_error(TRIT_ERR_UNSUPPORTED, "cuda backend: the 4-bit LM head runs on the CPU only (use --head int8)");
-    if (trit_model_group_rule(m) || hp->qk_norm)
-        return trit_error(TRIT_ERR_UNSUPPORTED,
-                          "cuda backend: %s models (group scales, activations quantized per block, q/k norms) run on "
-                          "the CPU only for now (--device cpu)",
-                          m->arch_name[0] ? m->arch_name : "these");
+    const char *cpu_only = trit_model_cpu_only(m);
+    if (cpu_only) return trit_error(TRIT_ERR_UNSUPPORTED, "cuda backend: %s runs on the CPU only (--device cpu)", cpu_only);
+    if (hp->family != TRIT_FAMILY_BITNET_B158 && hp->family != TRIT_FAMILY_BITNET && hp->family != TRIT_FAMILY_LLAMA &&
+        hp->family != TRIT_FAMILY_QWEN3)
+        return trit_error(TRIT_ERR_UNSUPPORTED, "cuda backend: the %s graph runs on the CPU only (--device cpu)",
+                          trit_family_name(hp->family));
+    TRIT_TRY(check_group_rule(m));
     if (cfg->n_ctx <= 0 || cfg->n_batch <= 0 || cfg->n_ctx > INT32_MAX - 1)
         return trit_error(TRIT_ERR_INVALID_ARG, "cuda backend: context %lld and batch %lld must be positive",
                           (long long)cfg->n_ctx, (long long)cfg->n_batch);
@@ -150,6 +192,14 @@ enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *
         goto fail;
     }
     if ((status = tp_setup(st, tp)) != TRIT_OK) goto fail; // one GPU: rank 0 of 1
+    if ((status = group_rule_of(m, &st->group)) != TRIT_OK) goto fail;
+    st->group_rule = st->group > 0;
+    st->act_block = hp->act_block;
+    if (st->group_rule && st->multi_rank) {
+        status = trit_error(TRIT_ERR_UNSUPPORTED, "cuda backend: tensor parallelism does not take group-scaled models "
+                            "(%s) yet; run it on one GPU or the CPU", m->arch_name[0] ? m->arch_name : "this one");
+        goto fail;
+    }
     st->layers = (cuda_layer *)trit_alloc((size_t)hp->n_layers * sizeof(cuda_layer));
     if (!st->layers) {
         status = trit_error(TRIT_ERR_OUT_OF_MEMORY, "cuda backend: out of memory");
@@ -210,13 +260,17 @@ enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *
         W->ws_qkv[0] = wscale_of(L->w[TRIT_W_Q]), W->ws_qkv[1] = wscale_of(L->w[TRIT_W_K]), W->ws_qkv[2] = wscale_of(L->w[TRIT_W_V]);
         W->ws_o = wscale_of(L->w[TRIT_W_O]), W->ws_gate = wscale_of(L->w[TRIT_W_GATE]), W->ws_up = wscale_of(L->w[TRIT_W_UP]);
         W->ws_down = wscale_of(L->w[TRIT_W_DOWN]);
+        if (st->group_rule) { // the group kernels write scaled fp32 values: their consumers take them as they are
+            const trit_cuda_wscale f32 = {1.0f, TRIT_EPI_F32};
+            W->ws_qkv[0] = W->ws_qkv[1] = W->ws_qkv[2] = W->ws_o = W->ws_gate = W->ws_up = W->ws_down = f32;
+        }
     }
     if ((status = upload_weights(st)) != TRIT_OK) goto fail;
     if ((status = upload_rope(st)) != TRIT_OK) goto fail;
     TRIT_CUDA_CHECK_GOTO(cudaStreamSynchronize(st->stream), status, fail);
     snprintf(st->desc, sizeof st->desc, "CUDA %.200s, sm_%d%d, %.2f GiB, %s decode GEMV%s", prop.name, prop.major,
-             prop.minor, (double)st->arena_bytes / (1 << 30), st->gemv_add ? "add-only" : "dp4a",
-             st->head_int8 ? ", int8 head" : "");
+             prop.minor, (double)st->arena_bytes / (1 << 30),
+             st->group_rule ? "group-rule dp4a" : st->gemv_add ? "add-only" : "dp4a", st->head_int8 ? ", int8 head" : "");
     if (st->nccl) {
         const size_t len = strlen(st->desc);
         snprintf(st->desc + len, sizeof st->desc - len, ", TP rank %d of %d (%s)", st->tp.plan.rank,

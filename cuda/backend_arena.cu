@@ -10,7 +10,8 @@
  *
  * Upload: the ternary matrices are repacked on the host (a thread pool) into two pinned staging
  * buffers that the DMA engine drains in turn; with tensor parallelism, this rank's slices
- * (backend_tp.cu) instead of the whole matrices.
+ * (backend_tp.cu) instead of the whole matrices. A group-scaled model's matrices carry their group
+ * scales (fp32, beside the tiles) and may hold +2 codes.
  */
 #include <string.h>
 
@@ -45,13 +46,19 @@ struct carver {
     }
 };
 
-void ternary_desc(trit_cuda_ternary *w, int64_t n_rows, int64_t n_cols, carver &c) {
+// group > 0: the matrix carries its group scales, (n_rows, ceil(n_cols / group)) fp32.
+void ternary_desc(trit_cuda_ternary *w, int64_t n_rows, int64_t n_cols, int64_t group, carver &c) {
     *w = trit_cuda_ternary{};
     w->n_rows = n_rows, w->n_cols = n_cols;
     w->n_rows_pad = trit_tl_rows_pad(n_rows), w->n_cols_pad = trit_tl_cols_pad(n_cols);
     w->d_tiles = c.take<uint8_t>(trit_tl_bytes(n_rows, n_cols));
     w->d_row_bias = c.take<int32_t>(w->n_rows_pad);
     w->scale = 1.0f, w->scale_kind = TRIT_SCALE_MUL; // the consumers apply the real scales (ws_*)
+    if (group > 0) {
+        w->group = group;
+        w->n_groups = (n_cols + group - 1) / group;
+        w->d_group_scales = c.take<float>(n_rows * w->n_groups);
+    }
 }
 
 bool head_is_tied(const trit_model *m) {
@@ -69,14 +76,16 @@ int64_t layout(cuda_state *st, uintptr_t base) {
     carver c = {base, 0};
     for (int64_t i = 0; i < hp->n_layers; i++) {
         cuda_layer *L = &st->layers[i];
-        ternary_desc(&L->qkv, st->n_qkv, D, c);
-        ternary_desc(&L->o, D, st->o_cols, c);
-        ternary_desc(&L->gu, 2 * F, D, c);
-        ternary_desc(&L->down, D, F, c);
+        ternary_desc(&L->qkv, st->n_qkv, D, st->group, c);
+        ternary_desc(&L->o, D, st->o_cols, st->group, c);
+        ternary_desc(&L->gu, 2 * F, D, st->group, c);
+        ternary_desc(&L->down, D, F, st->group, c);
         L->attn_norm = c.take<float>(D);
         L->ffn_norm = c.take<float>(D);
         L->attn_sub_norm = hp->sub_norms ? c.take<float>(st->o_cols) : NULL;
         L->ffn_sub_norm = hp->sub_norms ? c.take<float>(F) : NULL;
+        L->q_norm = hp->qk_norm ? c.take<float>(hp->head_dim) : NULL;
+        L->k_norm = hp->qk_norm ? c.take<float>(hp->head_dim) : NULL;
         L->k_cache = c.take<__half>(st->n_kv_blocks * TRIT_KV_BLOCK * st->hkv); // the pool
         L->v_cache = c.take<__half>(st->n_kv_blocks * TRIT_KV_BLOCK * st->hkv);
     }
@@ -111,7 +120,11 @@ int64_t layout(cuda_state *st, uintptr_t base) {
     st->act_scale = c.take<float>(B);
     st->acc = c.take<int32_t>(B * n_acc);
     st->q = c.take<float>(B * st->hq);
-    st->buf = c.take<float>(B * (st->hq > F ? st->hq : F));
+    st->buf = c.take<float>(B * wide); // wide: D too, for the group rule's normalized rows
+    st->n_kb = st->group_rule ? (wide + TRIT_GROUP_UNIT - 1) / TRIT_GROUP_UNIT : 0;
+    st->bsum = st->group_rule ? c.take<int32_t>(B * st->n_kb) : NULL;
+    st->act_inv = st->group_rule ? c.take<float>(B * st->n_kb) : NULL;
+    st->act_sblk = st->group_rule ? c.take<float>(B * st->n_kb) : NULL;
     st->part_o = c.take<float>(st->dec_tokens * st->n_splits * st->hq);
     st->part_ml = c.take<float>(st->dec_tokens * st->n_splits * hp->n_heads * 2);
     st->counters = c.take<uint32_t>(st->dec_tokens * hp->n_kv_heads);
@@ -177,6 +190,7 @@ struct pack_job {
     int n_parts;
     int64_t row_end[3]; // cumulative rows
     int64_t n_rows, n_cols, row_bytes, n_strips, n_tasks;
+    int plus2_ok;           // group-scaled: a code 3 is t = +2
     uint8_t *dst, *scratch; // scratch: n_threads x 16 rows
     int *bad;               // per thread
 };
@@ -194,7 +208,8 @@ void pack_task(void *ctx, int64_t task, int thread) {
             const int64_t local = r - (p ? j->row_end[p - 1] : 0);
             memcpy(tmp + (r - r0) * j->row_bytes, j->parts[p]->codes + local * j->row_bytes, (size_t)j->row_bytes);
         }
-        if (trit_tl_pack(tmp, j->row_bytes, r1 - r0, j->n_cols, j->dst + s * strip_bytes) != 0) j->bad[thread] = 1;
+        if (trit_tl_pack_codes(tmp, j->row_bytes, r1 - r0, j->n_cols, j->plus2_ok, j->dst + s * strip_bytes) != 0)
+            j->bad[thread] = 1;
     }
 }
 
@@ -207,6 +222,7 @@ enum trit_status upload_ternary(loader *ld, const trit_ternary *const *parts, in
         j.row_end[i] = (i ? j.row_end[i - 1] : 0) + parts[i]->n_rows;
     }
     j.n_rows = w->n_rows, j.n_cols = w->n_cols, j.row_bytes = parts[0]->row_bytes;
+    j.plus2_ok = w->group > 0;
     j.n_strips = w->n_rows_pad / TRIT_TL_STRIP;
     const int n_threads = trit_pool_n_threads(ld->pool);
     j.n_tasks = j.n_strips < 4 * n_threads ? j.n_strips : 4 * n_threads;
@@ -228,7 +244,18 @@ enum trit_status upload_ternary(loader *ld, const trit_ternary *const *parts, in
     memset(bias, 0, (size_t)(w->n_rows_pad + TRIT_TL_STRIP) * sizeof(int32_t));
     for (int i = 0, r0 = 0; i < n_parts; r0 += (int)parts[i]->n_rows, i++)
         trit_tl_row_bias(parts[i]->codes, parts[i]->row_bytes, parts[i]->n_rows, parts[i]->n_cols, bias + r0);
-    return loader_send(ld, w->d_row_bias, (size_t)w->n_rows_pad * sizeof(int32_t));
+    TRIT_TRY(loader_send(ld, w->d_row_bias, (size_t)w->n_rows_pad * sizeof(int32_t)));
+    if (w->group <= 0) return TRIT_OK;
+    // the group scales of the stacked parts, row after row (n_rows x n_groups fp32: a sixteenth of
+    // the codes' bytes at G = 64, so the staging buffer holds them)
+    TRIT_TRY(loader_buffer(ld, &buf));
+    float *gs = reinterpret_cast<float *>(buf);
+    for (int i = 0; i < n_parts; i++) {
+        const size_t n = (size_t)(parts[i]->n_rows * w->n_groups);
+        memcpy(gs, parts[i]->group_scales, n * sizeof(float));
+        gs += n;
+    }
+    return loader_send(ld, w->d_group_scales, (size_t)(w->n_rows * w->n_groups) * sizeof(float));
 }
 
 // A dense (n_vocab, dim) matrix as fp16 (fp16 and f32 sources) or bf16, in staging-sized row chunks.
@@ -283,7 +310,8 @@ uint64_t upload_total(const cuda_state *st) {
     for (int64_t i = 0; i < st->m->hp.n_layers; i++) {
         const cuda_layer *L = &st->layers[i];
         const trit_cuda_ternary *ws[] = {&L->qkv, &L->o, &L->gu, &L->down};
-        for (const trit_cuda_ternary *w : ws) t += (uint64_t)trit_tl_bytes(w->n_rows, w->n_cols);
+        for (const trit_cuda_ternary *w : ws)
+            t += (uint64_t)trit_tl_bytes(w->n_rows, w->n_cols) + (uint64_t)(w->n_rows * w->n_groups) * sizeof(float);
     }
     const uint64_t dense = (uint64_t)(st->m->hp.n_vocab * st->d * 2);
     if (st->head_int8) return t + dense / 2 + (uint64_t)(st->m->hp.n_vocab * (st->head8_ld + 4));
@@ -342,6 +370,10 @@ enum trit_status upload_weights(cuda_state *st) {
         if (status != TRIT_OK) break;
         if ((status = upload_f32(st->stream, W->attn_norm, L->attn_norm, st->d)) != TRIT_OK) break;
         if ((status = upload_f32(st->stream, W->ffn_norm, L->ffn_norm, st->d)) != TRIT_OK) break;
+        if (hp->qk_norm) { // one GPU only (init refuses the group rule with tensor parallelism)
+            if ((status = upload_f32(st->stream, W->q_norm, L->attn_q_norm, hp->head_dim)) != TRIT_OK) break;
+            if ((status = upload_f32(st->stream, W->k_norm, L->attn_k_norm, hp->head_dim)) != TRIT_OK) break;
+        }
         if (hp->sub_norms) {
             const int64_t a0 = st->tp.plan.head0 * hp->head_dim, f0 = st->tp.plan.ffn0; // 0 for one rank
             if ((status = upload_f32(st->stream, W->attn_sub_norm, L->attn_sub_norm + a0, st->o_cols)) != TRIT_OK) break;

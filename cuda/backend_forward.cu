@@ -32,6 +32,14 @@
  * what lets q|k|v and gate|up, whose scales differ, run as one launch each, and the residual adds
  * ride in the norms. 10 launches per layer.
  *
+ * Group-scaled models (Q2_0, Qwen3; docs/design.md section 3; one GPU): every matmul runs the group
+ * rule's kernels (trit_cuda_gemv_group_f32 / _gemm_group_f32), which write fp32 values into acc, and
+ * every scale a consumer applies is TRIT_EPI_F32 (take the value as it is). Their inputs come from
+ * group_quant: with activations per 64 columns the norm (or the attention output, or the FFN's h)
+ * is written as fp32 rows into buf and quantized per block; per token, the usual fused quantization
+ * is completed with each block's sum. Qwen3's q and k heads are normalized in acc before RoPE
+ * (trit_cuda_head_rmsnorm). 11 to 14 launches per layer.
+ *
  * The KV cache is a pool of blocks (docs/design.md section 9): every op reads where a token sits
  * through st->map. forward runs one sequence in blocks 0, 1, 2, ... (the identity table st->ident,
  * as the CPU backend's forward does), so its kernels, its graph and its bits are those of a
@@ -53,8 +61,15 @@ namespace trit_cuda_be {
 // ---- forward ----------------------------------------------------------------------------------------
 
 // acc (m, w->n_rows) int32 = w . q8: the decode GEMV the config chose for m <= 8, the tensor-core
-// GEMM above.
+// GEMM above. A group-scaled w: the group rule's fp32 values into acc (its consumers read them with
+// TRIT_EPI_F32 scales), from q8, the block sums and 1 / s that group_quant wrote.
 enum trit_status matmul(cuda_state *st, const trit_cuda_ternary *w, int64_t m) {
+    if (w->group > 0) {
+        float *y = reinterpret_cast<float *>(st->acc);
+        if (m > TRIT_CUDA_GEMV_MAX_M)
+            return trit_cuda_gemm_group_f32(w, st->q8, st->bsum, st->act_inv, st->act_block, m, y, st->stream);
+        return trit_cuda_gemv_group_f32(w, st->q8, st->bsum, st->act_inv, st->act_block, m, y, st->stream);
+    }
     if (m > TRIT_CUDA_GEMV_MAX_M) return trit_cuda_gemm_mma_i32(w, st->q8, st->qsum, m, 0, st->acc, st->stream);
     return st->gemv_add ? trit_cuda_gemv_add_i32(w, st->q8, m, st->acc, st->stream)
                         : trit_cuda_gemv_dp4a_i32(w, st->q8, st->qsum, m, st->acc, st->stream);
@@ -69,6 +84,14 @@ namespace {
 
 cuda_state *state_of(void *be) { return static_cast<cuda_state *>(be); }
 
+// The group rule's matmul inputs: the fp32 rows x (m, k) quantized per 64 columns (act_block 64), or
+// rows already quantized per token into q8 (x NULL; act_block 0) completed with their block sums.
+enum trit_status group_quant(cuda_state *st, const float *x, int64_t m, int64_t k) {
+    if (!x) return trit_cuda_act_block_sums(st->q8, m, k, st->act_scale, st->bsum, st->act_inv, st->stream);
+    return trit_cuda_act_quantize_blocks(x, m, k, st->act_block, st->q8, st->bsum, st->act_sblk, st->act_inv,
+                                         st->stream);
+}
+
 enum trit_status op_embed(void *be, const trit_forward_batch *b) {
     cuda_state *st = state_of(be);
     TRIT_CUDA_CHECK(cudaMemcpyAsync(st->io, st->h_io, (size_t)(b->n + 1) * sizeof(int32_t), cudaMemcpyHostToDevice,
@@ -81,11 +104,18 @@ enum trit_status op_embed(void *be, const trit_forward_batch *b) {
 enum trit_status op_norm_quant(void *be, int64_t il, trit_block blk, const trit_forward_batch *b) {
     cuda_state *st = state_of(be);
     const cuda_layer *L = &st->layers[il];
+    if (st->group_rule && st->act_block > 0) { // the normalized rows (fp32, in buf), then per 64 columns
+        TRIT_TRY(trit_cuda_residual_norm_out(st->x, b->n, st->d, st->pend, st->d, st->pend_ws, st->act_scale,
+                                             blk == TRIT_BLOCK_ATTN ? L->attn_norm : L->ffn_norm, st->m->hp.norm_eps,
+                                             st->buf, NULL, 0, st->stream));
+        st->pend = NULL;
+        return group_quant(st, st->buf, b->n, st->d);
+    }
     TRIT_TRY(trit_cuda_residual_norm_quant(st->x, b->n, st->d, st->pend, st->d, st->pend_ws,
                                            blk == TRIT_BLOCK_ATTN ? L->attn_norm : L->ffn_norm, st->m->hp.norm_eps,
                                            st->q8, st->qsum, st->act_scale, st->stream));
     st->pend = NULL;
-    return TRIT_OK;
+    return st->group_rule ? group_quant(st, NULL, b->n, st->d) : TRIT_OK;
 }
 
 // One launch for q|k|v and one for gate|up: their scales differ, so the epilogue waits for the
@@ -98,6 +128,14 @@ enum trit_status op_matmul_in(void *be, int64_t il, trit_block blk, const trit_f
 enum trit_status op_rope_cache(void *be, int64_t il, const trit_forward_batch *b) {
     cuda_state *st = state_of(be);
     const cuda_layer *L = &st->layers[il];
+    const trit_hparams *hp = &st->m->hp;
+    if (L->q_norm) { // Qwen3: every q and k head normalized before RoPE, in the fp32 values of acc
+        float *a = reinterpret_cast<float *>(st->acc);
+        TRIT_TRY(trit_cuda_head_rmsnorm(a, b->n, st->n_qkv, 0, hp->n_heads, hp->head_dim, L->q_norm, hp->norm_eps,
+                                        st->stream));
+        TRIT_TRY(trit_cuda_head_rmsnorm(a, b->n, st->n_qkv, hp->n_heads * hp->head_dim, hp->n_kv_heads, hp->head_dim,
+                                        L->k_norm, hp->norm_eps, st->stream));
+    }
     return trit_cuda_rope_kv_paged(st->acc, b->n, st->act_scale, L->ws_qkv, st->shape, (int)st->m->hp.rope_style,
                                    st->rope_cos, st->rope_sin, st->map, st->q, L->k_cache, L->v_cache, st->stream);
 }
@@ -121,6 +159,20 @@ enum trit_status op_shard_quant(void *be, int64_t il, trit_block blk, const trit
     const int64_t m = b->n;
     const float eps = hp->norm_eps;
     void *s = st->stream;
+    if (st->group_rule && st->act_block > 0) { // one GPU, no sub-norms (init): fp32 rows, then per 64 columns
+        if (blk == TRIT_BLOCK_ATTN) return group_quant(st, st->buf, m, st->hq);
+        TRIT_TRY(trit_cuda_ffn_act_quant(st->acc, m, st->f, L->ws_gate, L->ws_up, (int)hp->act, NULL, eps, st->buf,
+                                         NULL, NULL, st->act_scale, s));
+        return group_quant(st, st->buf, m, st->f);
+    }
+    if (st->group_rule) { // per token, as below, then the block sums
+        if (blk == TRIT_BLOCK_ATTN)
+            TRIT_TRY(tp_shard_quant(st, st->buf, m, st->hq, hp->n_heads * hp->head_dim, L->attn_sub_norm));
+        else
+            TRIT_TRY(trit_cuda_ffn_act_quant(st->acc, m, st->f, L->ws_gate, L->ws_up, (int)hp->act, L->ffn_sub_norm,
+                                             eps, st->buf, st->q8, st->qsum, st->act_scale, s));
+        return group_quant(st, NULL, m, blk == TRIT_BLOCK_ATTN ? st->hq : st->f);
+    }
     if (blk == TRIT_BLOCK_ATTN) {
         // the attention output (m, Hq) in buf; this rank's own heads of the computed ones (all of
         // them at one rank): [attn_sub_norm], quantized for o_proj

@@ -45,6 +45,7 @@ struct cuda_layer {
     trit_cuda_ternary qkv, o, gu, down; // tiles and the add-only GEMV's row biases, in the arena
     trit_cuda_wscale ws_qkv[3], ws_o, ws_gate, ws_up, ws_down;
     float *attn_norm, *attn_sub_norm, *ffn_norm, *ffn_sub_norm; // (D), (Hq), (D), (F); subs NULL without
+    float *q_norm, *k_norm;                                     // (head_dim) Qwen3's per-head norms, or NULL
     __half *k_cache, *v_cache;                                  // (n_kv_blocks, TRIT_KV_BLOCK, Hkv): the pool
 };
 
@@ -93,6 +94,15 @@ struct cuda_state {
     trit_cuda_kv_map map; // the running call's: forward's identity table, or forward_batch's tables
     bool batched;         // the running call is forward_batch's: every token through the decode attention
     bool head_int8;     // cfg.head_int8: the int8 head below replaces the fp16/bf16 one
+    // The group rule (docs/design.md section 3; one GPU only): every ternary matrix carries a scale
+    // per `group` columns; its matmul writes fp32 values into acc (read back with TRIT_EPI_F32
+    // scales) from activations quantized per act_block (0: per token) with block sums and 1 / s.
+    bool group_rule;
+    int64_t group, act_block;
+    int64_t n_kb;       // 64-col blocks of the widest matmul input
+    int32_t *bsum;      // (B, n_kb)
+    float *act_inv;     // (B, n_kb): 1 / s per token and block (per token: the first column)
+    float *act_sblk;    // (B, n_kb): the block scales s (act_block 64)
     bool gemv_add;      // cfg.cuda_gemv ADD: decode matmuls on the add-only GEMV, else dp4a
 
     cudaStream_t stream;

@@ -94,7 +94,7 @@ trit_rope_kv_kernel(const int32_t *__restrict__ acc, const float *__restrict__ a
     const float s = act_scale[t];
     if (item >= n_pairs) { // a V element: no rotation
         const int64_t e = item - n_pairs;
-        v_cache[row * kv_dim + e] = __float2half_rn(trit_epilogue_one(ar[q_dim + kv_dim + e], s, v_scale, v_div));
+        v_cache[row * kv_dim + e] = __float2half_rn(trit_pending_one(ar[q_dim + kv_dim + e], s, v_scale, v_div));
         return;
     }
     const int hf = (int)half; // 32-bit index math: item < n_pairs + kv_dim, a few thousand
@@ -106,7 +106,7 @@ trit_rope_kv_kernel(const int32_t *__restrict__ acc, const float *__restrict__ a
     const float ws = is_q ? q_scale : k_scale;
     const int div = is_q ? q_div : k_div;
     float ra, rb;
-    trit_rope_rotate(trit_epilogue_one(ar[col + ia], s, ws, div), trit_epilogue_one(ar[col + ib], s, ws, div),
+    trit_rope_rotate(trit_pending_one(ar[col + ia], s, ws, div), trit_pending_one(ar[col + ib], s, ws, div),
                      cos_t[pos * half + i], sin_t[pos * half + i], &ra, &rb);
     if (is_q) {
         q[t * q_dim + col + ia] = ra;

@@ -6,6 +6,7 @@
  *   trit_embed_kernel          x = table[token] (fp16/bf16 -> fp32), one element per thread
  *   trit_residual_norm_kernel  x += epilogue(acc);  y = [rmsnorm(x) * w];  quantize y  (or write y)
  *   trit_ffn_act_kernel        h = act(epilogue(gate)) * epilogue(up);  [rmsnorm];  quantize h
+ *   trit_head_rmsnorm_kernel   each head of q or k (fp32, in place) = rmsnorm(head) * w  (Qwen3)
  *
  * Design: a row of n <= TRIT_CUDA_ROW_MAX values lives in registers. The CTA has T threads (a
  * multiple of 32, up to 512, about 2 column words per thread); thread t owns the column words
@@ -156,6 +157,9 @@ trit_embed_kernel(const uint16_t *__restrict__ table, int bf16, int64_t n_vocab,
 // written as fp32 y (+ a 16-bit copy yh). act_scale[t] is read (for the epilogue) before the
 // quantization overwrites it: the write comes after two block barriers. With rows (the y path only),
 // CTA i reads token rows[i] and writes output row i (a batch's wanted rows, in any order).
+// F32: acc holds fp32 values (TRIT_EPI_F32), added as they are; a template, so that the int32 path
+// stays as it was (this kernel sits at its 128-register cap).
+template <bool F32>
 static __global__ void __launch_bounds__(ROW_MAX_THREADS)
 trit_residual_norm_kernel(float *__restrict__ x, int dim, const int32_t *__restrict__ acc, int64_t acc_stride,
                           float w_scale, int scale_div, const float *__restrict__ w, float eps, int8_t *__restrict__ q,
@@ -177,7 +181,7 @@ trit_residual_norm_kernel(float *__restrict__ x, int dim, const int32_t *__restr
             if (c < dim) {
                 v = xr[c];
                 if (acc) {
-                    v = __fadd_rn(v, trit_epilogue_one(ar[c], s_in, w_scale, scale_div));
+                    v = __fadd_rn(v, F32 ? trit_f32_bits(ar[c]) : trit_epilogue_one(ar[c], s_in, w_scale, scale_div));
                     xr[c] = v;
                 }
             }
@@ -222,8 +226,8 @@ trit_ffn_act_kernel(const int32_t *__restrict__ acc, int ffn_dim, float g_scale,
             const int c = row_regs::col(i, b);
             float v = 0.0f;
             if (c < ffn_dim) {
-                const float g = trit_epilogue_one(ar[c], s_in, g_scale, g_div);
-                const float u = trit_epilogue_one(ar[ffn_dim + c], s_in, u_scale, u_div);
+                const float g = trit_pending_one(ar[c], s_in, g_scale, g_div);
+                const float u = trit_pending_one(ar[ffn_dim + c], s_in, u_scale, u_div);
                 v = trit_gated_one(g, u, act);
                 hr[c] = v; // before the norm (tests read it)
             }
@@ -233,6 +237,37 @@ trit_ffn_act_kernel(const int32_t *__restrict__ acc, int ffn_dim, float g_scale,
     if (!q) return; // h only (tensor parallelism's exact mode normalizes it over every rank)
     row_norm(r, ffn_dim, w, eps, sum_sq, sm);
     row_quant(r, ffn_dim, q + t * trit_tl_cols_pad(ffn_dim), qsum + t, act_scale + t, sm);
+}
+
+// ---- per-head RMSNorm in place (q and k norms) -----------------------------------------------------------
+
+constexpr int HEAD_NORM_WARPS = 8;
+constexpr int HEAD_NORM_PER_LANE = TRIT_CUDA_ATT_MAX_HEAD_DIM / 32;
+
+// Warp w of CTA (bx, t) normalizes head 8 bx + w of row t: lane l holds elements l, l + 32, ...; the
+// sum of squares is reduced by xor-shuffles.
+static __global__ void __launch_bounds__(HEAD_NORM_WARPS * 32)
+trit_head_rmsnorm_kernel(float *__restrict__ x, int64_t stride, int64_t col0, int64_t n_heads, int head_dim,
+                         const float *__restrict__ w, float eps) {
+    const int lane = threadIdx.x & 31;
+    const int64_t head = (int64_t)blockIdx.x * HEAD_NORM_WARPS + (threadIdx.x >> 5), t = blockIdx.y;
+    if (head >= n_heads) return; // whole warps only
+    float *h = x + t * stride + col0 + head * head_dim;
+    float v[HEAD_NORM_PER_LANE];
+    float sum_sq = 0.0f;
+#pragma unroll
+    for (int i = 0; i < HEAD_NORM_PER_LANE; i++) {
+        const int e = lane + 32 * i;
+        v[i] = e < head_dim ? h[e] : 0.0f;
+        sum_sq = __fadd_rn(sum_sq, __fmul_rn(v[i], v[i]));
+    }
+    for (int o = 16; o > 0; o >>= 1) sum_sq = __fadd_rn(sum_sq, __shfl_xor_sync(0xFFFFFFFFu, sum_sq, o));
+    const float inv = trit_rms_inv(sum_sq, head_dim, eps);
+#pragma unroll
+    for (int i = 0; i < HEAD_NORM_PER_LANE; i++) {
+        const int e = lane + 32 * i;
+        if (e < head_dim) h[e] = trit_rms_apply(v[i], inv, w[e]);
+    }
 }
 
 // ---- launchers -----------------------------------------------------------------------------------------
@@ -251,8 +286,12 @@ enum trit_status trit_residual_norm_cuda(float *x, int64_t m, int64_t dim, const
                                          trit_cuda_wscale ws, const float *w, float eps, int8_t *q, int32_t *qsum,
                                          float *act_scale, float *y, uint16_t *yh, int yh_bf16, const int32_t *rows,
                                          cudaStream_t stream) {
-    TRIT_CUDA_LAUNCH(trit_residual_norm_kernel<<<(unsigned)m, row_threads(dim), 0, stream>>>(
-        x, (int)dim, acc, acc_stride, ws.scale, ws.div, w, eps, q, qsum, act_scale, y, yh, yh_bf16, rows));
+    if (ws.div == TRIT_EPI_F32)
+        TRIT_CUDA_LAUNCH(trit_residual_norm_kernel<true><<<(unsigned)m, row_threads(dim), 0, stream>>>(
+            x, (int)dim, acc, acc_stride, ws.scale, ws.div, w, eps, q, qsum, act_scale, y, yh, yh_bf16, rows));
+    else
+        TRIT_CUDA_LAUNCH(trit_residual_norm_kernel<false><<<(unsigned)m, row_threads(dim), 0, stream>>>(
+            x, (int)dim, acc, acc_stride, ws.scale, ws.div, w, eps, q, qsum, act_scale, y, yh, yh_bf16, rows));
     return TRIT_OK;
 }
 
@@ -351,4 +390,18 @@ extern "C" enum trit_status trit_cuda_ffn_act_quant(const int32_t *d_acc, int64_
     if (act != 0 && act != 1) return trit_error(TRIT_ERR_INVALID_ARG, "%s: unknown activation %d", op, act);
     return trit_ffn_act_cuda(d_acc, m, ffn_dim, gate, up, act, d_sub_norm, eps, d_h, d_q, d_qsum, d_act_scale,
                              (cudaStream_t)stream);
+}
+
+extern "C" enum trit_status trit_cuda_head_rmsnorm(float *d_x, int64_t m, int64_t stride, int64_t col0, int64_t n_heads,
+                                                   int64_t head_dim, const float *d_w, float eps, void *stream) {
+    const char *op = "trit_cuda_head_rmsnorm";
+    if (!d_x || !d_w) return trit_error(TRIT_ERR_INVALID_ARG, "%s: NULL argument", op);
+    if (m < 1 || m > 65535 || n_heads < 1 || head_dim < 1 || head_dim > TRIT_CUDA_ATT_MAX_HEAD_DIM || col0 < 0 ||
+        col0 + n_heads * head_dim > stride)
+        return trit_error(TRIT_ERR_INVALID_ARG, "%s: m %lld, %lld heads of %lld from column %lld in rows of %lld", op,
+                          (long long)m, (long long)n_heads, (long long)head_dim, (long long)col0, (long long)stride);
+    const dim3 grid((unsigned)((n_heads + HEAD_NORM_WARPS - 1) / HEAD_NORM_WARPS), (unsigned)m);
+    TRIT_CUDA_LAUNCH(trit_head_rmsnorm_kernel<<<grid, HEAD_NORM_WARPS * 32, 0, (cudaStream_t)stream>>>(
+        d_x, stride, col0, n_heads, (int)head_dim, d_w, eps));
+    return TRIT_OK;
 }

@@ -252,6 +252,25 @@ TRIT_HD float trit_epilogue_one(int32_t acc, float act_scale, float w_scale, int
 #endif
 }
 
+/* The int32 bits of an fp32 value, as a float. */
+TRIT_HD float trit_f32_bits(int32_t bits) {
+#if defined(__CUDA_ARCH__)
+    return __int_as_float(bits);
+#else
+    float v;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+#endif
+}
+
+/* What a consumer of a matmul's output reads: scale_div 0 or 1, the epilogue of int32 sums;
+ * TRIT_EPI_F32 (2), an fp32 value already scaled (the group rule's output, its bits in the int32
+ * buffer the consumers read), taken as it is. */
+#define TRIT_EPI_F32 2
+TRIT_HD float trit_pending_one(int32_t acc, float act_scale, float w_scale, int scale_div) {
+    return scale_div == TRIT_EPI_F32 ? trit_f32_bits(acc) : trit_epilogue_one(acc, act_scale, w_scale, scale_div);
+}
+
 /* ---- the group rule, one step (trit_gemm_group_ref exactly: docs/design.md section 3) -------- */
 
 /* The activation scale of a row or block whose absmax is amax: 127 / max(amax, 1e-5), IEEE divide

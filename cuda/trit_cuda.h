@@ -88,6 +88,11 @@ enum trit_status trit_cuda_act_quantize_amax(const float *d_x, int64_t m, int64_
 enum trit_status trit_cuda_act_quantize_blocks(const float *d_x, int64_t m, int64_t k, int64_t act_block,
                                                int8_t *d_q, int32_t *d_bsum, float *d_act_scale, float *d_act_inv,
                                                void *stream);
+/* For q (m, trit_cuda_act_stride(k)) already quantized per token (trit_cuda_act_quantize, or a
+ * fused norm that quantizes): d_bsum (m, n_kb) its block sums and d_act_inv (m) = 1.0f / act_scale,
+ * what trit_cuda_act_quantize_blocks gives with act_block 0. */
+enum trit_status trit_cuda_act_block_sums(const int8_t *d_q, int64_t m, int64_t k, const float *d_act_scale,
+                                          int32_t *d_bsum, float *d_act_inv, void *stream);
 
 /* ---- ternary matmul: acc (m, n) = q (m, k) . t (n, k)^T -------------------------------------- */
 

@@ -29,10 +29,12 @@ extern "C" {
 
 #include "core/core.h"
 
-/* A ternary matrix's scale, as its int32 accumulators' consumer applies it. */
+/* A ternary matrix's scale, as its int32 accumulators' consumer applies it. div 2 (TRIT_EPI_F32,
+ * ternary_layout.h): the buffer holds fp32 values already scaled, the group rule's outputs
+ * (trit_cuda_gemv_group_f32 / trit_cuda_gemm_group_f32 writing into it), taken as they are. */
 struct trit_cuda_wscale {
     float scale;
-    int div; /* 1 for TRIT_SCALE_DIV */
+    int div; /* 1 for TRIT_SCALE_DIV; 2 for fp32 values */
 };
 
 /* The largest GQA group (query heads per KV head), head_dim and decode split count the attention
@@ -83,6 +85,13 @@ enum trit_status trit_cuda_ffn_act_quant(const int32_t *d_acc, int64_t m, int64_
                                          struct trit_cuda_wscale gate, struct trit_cuda_wscale up, int act,
                                          const float *d_sub_norm, float eps, float *d_h, int8_t *d_q,
                                          int32_t *d_qsum, float *d_act_scale, void *stream);
+
+/* Per-head RMSNorm in place (Qwen3's q and k norms, before RoPE): in each of m rows of d_x (row
+ * stride `stride` floats), the n_heads heads of head_dim values from column col0 become
+ * rmsnorm(head) * d_w (head_dim weights), with trit_rms_inv / trit_rms_apply (ops_hd.h). One warp
+ * per (token, head). head_dim <= TRIT_CUDA_ATT_MAX_HEAD_DIM. */
+enum trit_status trit_cuda_head_rmsnorm(float *d_x, int64_t m, int64_t stride, int64_t col0, int64_t n_heads,
+                                        int64_t head_dim, const float *d_w, float eps, void *stream);
 
 /* The attention geometry shared by the ops below. */
 struct trit_cuda_attn_shape {

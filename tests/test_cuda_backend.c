@@ -54,6 +54,7 @@ struct shape {
     struct trit_hparams hp;
     enum trit_dtype embd_dtype, head_dtype; /* head_dtype unused when tied */
     enum trit_scale_kind kind;
+    int64_t group; /* > 0: every ternary matrix group-scaled (the group rule), codes with a few +2 */
 };
 
 /* Odd sizes on purpose (dim 96 and ffn 160 are not multiples of 128; head_dim 24); one of each
@@ -63,19 +64,41 @@ static const struct shape SHAPES[] = {
      {.family = TRIT_FAMILY_BITNET_B158, .n_vocab = 300, .dim = 96, .n_layers = 2, .n_heads = 6, .n_kv_heads = 2,
       .head_dim = 16, .ffn_dim = 160, .ctx_train = 256, .norm_eps = 1e-5f, .rope_theta = 500000.0f,
       .act = TRIT_ACT_RELU2, .rope_style = TRIT_ROPE_NEOX, .sub_norms = true, .tied_embeddings = true},
-     TRIT_DTYPE_F16, TRIT_DTYPE_F16, TRIT_SCALE_MUL},
+     TRIT_DTYPE_F16, TRIT_DTYPE_F16, TRIT_SCALE_MUL, 0},
     {"llama-like",
      {.family = TRIT_FAMILY_LLAMA, .n_vocab = 300, .dim = 96, .n_layers = 2, .n_heads = 4, .n_kv_heads = 4,
       .head_dim = 24, .ffn_dim = 160, .ctx_train = 256, .norm_eps = 1e-5f, .rope_theta = 10000.0f,
       .act = TRIT_ACT_SILU, .rope_style = TRIT_ROPE_NORM, .sub_norms = false, .tied_embeddings = false},
-     TRIT_DTYPE_BF16, TRIT_DTYPE_BF16, TRIT_SCALE_DIV},
+     TRIT_DTYPE_BF16, TRIT_DTYPE_BF16, TRIT_SCALE_DIV, 0},
     {"hd128",
      {.family = TRIT_FAMILY_BITNET, .n_vocab = 1000, .dim = 256, .n_layers = 2, .n_heads = 2, .n_kv_heads = 1,
       .head_dim = 128, .ffn_dim = 512, .ctx_train = 256, .norm_eps = 1e-6f, .rope_theta = 10000.0f,
       .act = TRIT_ACT_SILU, .rope_style = TRIT_ROPE_NEOX, .sub_norms = true, .tied_embeddings = false},
-     TRIT_DTYPE_F32, TRIT_DTYPE_F32, TRIT_SCALE_MUL},
+     TRIT_DTYPE_F32, TRIT_DTYPE_F32, TRIT_SCALE_MUL, 0},
 };
 #define N_SHAPES (sizeof SHAPES / sizeof SHAPES[0])
+
+/* The group rule's models (docs/design.md section 3): Qwen3 (q/k norms, activations per 64
+ * columns) with groups of 64 and of 128, tied and untied; a BitNet b1.58 model in Q2_0 (groups of
+ * 64, activations per token, sub-norms). */
+static const struct shape GROUP_SHAPES[] = {
+    {"qwen3-g64",
+     {.family = TRIT_FAMILY_QWEN3, .n_vocab = 300, .dim = 128, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
+      .head_dim = 32, .ffn_dim = 192, .ctx_train = 256, .norm_eps = 1e-6f, .rope_theta = 1000000.0f,
+      .act = TRIT_ACT_SILU, .rope_style = TRIT_ROPE_NEOX, .qk_norm = true, .act_block = 64, .tied_embeddings = true},
+     TRIT_DTYPE_F16, TRIT_DTYPE_F16, TRIT_SCALE_MUL, 64},
+    {"qwen3-g128",
+     {.family = TRIT_FAMILY_QWEN3, .n_vocab = 300, .dim = 256, .n_layers = 2, .n_heads = 2, .n_kv_heads = 1,
+      .head_dim = 64, .ffn_dim = 384, .ctx_train = 256, .norm_eps = 1e-6f, .rope_theta = 1000000.0f,
+      .act = TRIT_ACT_SILU, .rope_style = TRIT_ROPE_NEOX, .qk_norm = true, .act_block = 64, .tied_embeddings = false},
+     TRIT_DTYPE_BF16, TRIT_DTYPE_BF16, TRIT_SCALE_MUL, 128},
+    {"bitnet-q2_0",
+     {.family = TRIT_FAMILY_BITNET_B158, .n_vocab = 300, .dim = 128, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
+      .head_dim = 32, .ffn_dim = 192, .ctx_train = 256, .norm_eps = 1e-5f, .rope_theta = 500000.0f,
+      .act = TRIT_ACT_RELU2, .rope_style = TRIT_ROPE_NEOX, .sub_norms = true, .tied_embeddings = true},
+     TRIT_DTYPE_F16, TRIT_DTYPE_F16, TRIT_SCALE_MUL, 64},
+};
+#define N_GROUP_SHAPES (sizeof GROUP_SHAPES / sizeof GROUP_SHAPES[0])
 
 static uint64_t rng_next(uint64_t *s) {
     uint64_t x = *s;
@@ -121,6 +144,20 @@ static void make_dense(struct trit_dense *d, int64_t rows, int64_t cols, enum tr
     *d = (struct trit_dense){.dtype = dt, .n_rows = rows, .n_cols = cols, .data = v, .owned = v};
 }
 
+/* Group-scaled: the same codes with about one +2 in 50, and group scales around alpha. */
+static void make_grouped(struct trit_ternary *w, int64_t rows, int64_t cols, int64_t group, uint64_t *s) {
+    OK(trit_ternary_init_grouped(w, rows, cols, group));
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) trit_ternary_set(w, r, c, rng_next(s) % 50 == 0 ? 2 : (int)(rng_next(s) % 3) - 1);
+    const float alpha = 1.0f / sqrtf((2.0f / 3.0f) * (float)cols);
+    for (int64_t i = 0; i < rows * trit_ternary_n_groups(w); i++) w->group_scales[i] = alpha * (0.5f + rng_unit(s));
+}
+
+static void make_matrix(struct trit_ternary *w, int64_t rows, int64_t cols, const struct shape *sh, uint64_t *s) {
+    if (sh->group > 0) make_grouped(w, rows, cols, sh->group, s);
+    else make_ternary(w, rows, cols, sh->kind, s);
+}
+
 static void make_model(const struct shape *sh, uint64_t seed, struct trit_model *m) {
     memset(m, 0, sizeof *m);
     uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
@@ -145,13 +182,17 @@ static void make_model(const struct shape *sh, uint64_t seed, struct trit_model 
             l->attn_sub_norm = make_norm(qd, &s);
             l->ffn_sub_norm = make_norm(F, &s);
         }
-        make_ternary(&l->w[TRIT_W_Q], qd, D, sh->kind, &s);
-        make_ternary(&l->w[TRIT_W_K], kvd, D, sh->kind, &s);
-        make_ternary(&l->w[TRIT_W_V], kvd, D, sh->kind, &s);
-        make_ternary(&l->w[TRIT_W_O], D, qd, sh->kind, &s);
-        make_ternary(&l->w[TRIT_W_GATE], F, D, sh->kind, &s);
-        make_ternary(&l->w[TRIT_W_UP], F, D, sh->kind, &s);
-        make_ternary(&l->w[TRIT_W_DOWN], D, F, sh->kind, &s);
+        if (hp->qk_norm) {
+            l->attn_q_norm = make_norm(hp->head_dim, &s);
+            l->attn_k_norm = make_norm(hp->head_dim, &s);
+        }
+        make_matrix(&l->w[TRIT_W_Q], qd, D, sh, &s);
+        make_matrix(&l->w[TRIT_W_K], kvd, D, sh, &s);
+        make_matrix(&l->w[TRIT_W_V], kvd, D, sh, &s);
+        make_matrix(&l->w[TRIT_W_O], D, qd, sh, &s);
+        make_matrix(&l->w[TRIT_W_GATE], F, D, sh, &s);
+        make_matrix(&l->w[TRIT_W_UP], F, D, sh, &s);
+        make_matrix(&l->w[TRIT_W_DOWN], D, F, sh, &s);
     }
     OK(trit_model_validate(m));
 }
@@ -267,6 +308,59 @@ Test(cuda_backend, prefill_and_decode_loop_match_cpu) {
         twin_free(&t);
         trit_model_release(&m);
     }
+}
+
+/* The group rule's models (Qwen3 with q/k norms and activations per 64 columns, groups of 64 and
+ * 128; a BitNet b1.58 model in Q2_0) against the CPU backend: a 40-token prompt with every row (the
+ * group GEMM), then 24 single-token steps (the group GEMV, graph replays), then pieces of at most 8
+ * tokens (the group GEMV with the prefill attention); and a batch of sequences (forward_batch). */
+Test(cuda_backend, group_rule_models_match_cpu) {
+    if (!test_require_gpu()) return;
+    for (size_t si = 0; si < N_GROUP_SHAPES; si++) {
+        struct trit_model m;
+        make_model(&GROUP_SHAPES[si], 91 + si, &m);
+        cr_assert(trit_model_group_rule(&m));
+        const int64_t V = m.hp.n_vocab, n_prompt = 40, n = 64;
+        int32_t tok[64];
+        random_tokens(tok, n, V, 0x177 + si);
+        struct trit_backend_config cfg = config(128, 64, true);
+        struct twin t;
+        twin_init(&t, &trit_cpu_backend, &trit_cuda_backend, &m, &cfg);
+        const struct cmp_stats st = prompt_then_steps_match(&t, tok, n_prompt, n, V, true, GROUP_SHAPES[si].name);
+        cr_log_info("%s: worst NRMSE %.4f over %d rows, %d decisive greedy tokens equal", GROUP_SHAPES[si].name,
+                    st.worst_nrmse, st.n_rows, st.n_decisive);
+        twin_free(&t);
+
+        cfg = config(64, 8, false);
+        twin_init(&t, &trit_cpu_backend, &trit_cuda_backend, &m, &cfg);
+        float *lc = malloc((size_t)V * sizeof *lc), *lg = malloc((size_t)V * sizeof *lg);
+        const int64_t chunks[] = {5, 8, 2, 1, 7, 3, 1, 1};
+        struct cmp_stats sc = {0};
+        int64_t pos = 0;
+        for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
+            twin_forward(&t, tok + pos, chunks[c], pos, lc, lg);
+            pos += chunks[c];
+            compare_row(lc, lg, V, GROUP_SHAPES[si].name, pos - 1, &sc);
+        }
+        free(lc), free(lg);
+        twin_free(&t);
+        trit_model_release(&m);
+    }
+}
+
+/* What the device does not run yet is refused with a message: a model mixing group sizes, and a
+ * family the CUDA graph does not implement. */
+Test(cuda_backend, group_rule_refusals) {
+    if (!test_require_gpu()) return;
+    struct trit_model m;
+    make_model(&GROUP_SHAPES[0], 97, &m);
+    trit_ternary_free(&m.layers[1].w[TRIT_W_DOWN]);
+    make_grouped(&m.layers[1].w[TRIT_W_DOWN], m.hp.dim, m.hp.ffn_dim, 128, &(uint64_t){5});
+    const struct trit_backend_config cfg = config(64, 8, false);
+    void *gpu = NULL;
+    cr_assert_eq(trit_cuda_backend.init(&m, &cfg, &gpu), TRIT_ERR_UNSUPPORTED);
+    cr_assert(strstr(trit_last_error(), "mixes group sizes") != NULL, "%s", trit_last_error());
+    trit_model_release(&m);
 }
 
 /* Batches of at most 8 (the GEMV path with the prefill attention) and the last token's logits. */

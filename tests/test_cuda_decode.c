@@ -159,6 +159,17 @@ Test(cuda_decode, epilogue_one_matches_reference) {
             cr_assert(memcmp(&g, &y[i], sizeof g) == 0, "kind %d acc %d: %a != %a", kind, acc[i], (double)g, (double)y[i]);
         }
     }
+    /* TRIT_EPI_F32: the buffer holds the group rule's fp32 values; they come back as they are */
+    const float vals[] = {0.0f, -0.0f, 1.5f, -3.25e-20f, 6.5e30f, 1e-45f};
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        int32_t bits;
+        memcpy(&bits, &vals[i], sizeof bits);
+        const float g = trit_pending_one(bits, s, 0.5f, TRIT_EPI_F32);
+        const float e = trit_pending_one(12345, s, 0.5f, 1);
+        const float want_e = trit_epilogue_one(12345, s, 0.5f, 1);
+        cr_assert(memcmp(&e, &want_e, sizeof e) == 0, "scale kinds 0 and 1 are the epilogue's");
+        cr_assert(memcmp(&g, &vals[i], sizeof g) == 0, "f32 %a came back as %a", (double)vals[i], (double)g);
+    }
 }
 
 Test(cuda_decode, split_ranges) {

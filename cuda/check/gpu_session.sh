@@ -83,6 +83,7 @@ if command -v compute-sanitizer > /dev/null; then
         san memcheck test_cuda_kernels "*group*"
         san memcheck test_cuda_backend_ops "*"
         san memcheck test_cuda_backend "*decode_loop_graph_equals_eager*"
+        san memcheck test_cuda_backend "*group_rule_models*"
         san memcheck test_cuda_tp "*one_gpu_exact*"
         san memcheck test_cuda_kernels "*topk*"
         san memcheck test_cuda_backend "*forward_topk*"
