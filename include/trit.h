@@ -345,6 +345,7 @@ enum trit_status trit_perplexity(trit_context *ctx, const int32_t *tokens, int64
 enum trit_status trit_embed(trit_context *ctx, int32_t seq, const int32_t *tokens, int32_t n_tokens, unsigned flags,
                             float *out);
 
+
 /* ----------------------------------------------------------------------------------------------
  * Chat templates: the Jinja template a model ships turns a conversation into the text it was
  * trained on. trit renders the subset of Jinja that chat templates use (host/chat/template.h lists
@@ -415,6 +416,16 @@ enum trit_status trit_tokenize(const trit_tokenizer *tok, const char *text, size
  * `capacity`, the call fails with TRIT_ERR_INVALID_ARG and ids[] holds the first `capacity`. */
 enum trit_status trit_tokenize_into(const trit_tokenizer *tok, const char *text, size_t len,
                                     unsigned flags, int32_t *ids, size_t capacity, size_t *n_out);
+
+/* The tokens of a text for trit_embed, as `trit embed`, trit serve's /v1/embeddings and the Python
+ * package make them: BOS when the vocabulary adds one, the text with the control tokens written in
+ * it matched (TRIT_TOKENIZE_PARSE_SPECIAL), then the end-of-text token (<|endoftext|> when the
+ * vocabulary has it, as Qwen3-Embedding's tokenizer appends it, else EOS; none without either)
+ * unless the tokens already end with it or flags hold TRIT_EMBED_NO_END. Appended to *out; on a
+ * failure *out is as it was. Errors: trit_tokenize's, and TRIT_ERR_INVALID_ARG for unknown flags. */
+#define TRIT_EMBED_NO_END 2u
+enum trit_status trit_embed_tokenize(const trit_tokenizer *tok, const char *text, size_t len, unsigned flags,
+                                     struct trit_tokens *out);
 /* Render control and unknown tokens as their text (else they decode to nothing). */
 #define TRIT_DECODE_SPECIAL 1u
 /* For vocabs with add_space_prefix (SPM): drop the one leading space of the first token that

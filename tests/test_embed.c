@@ -371,3 +371,36 @@ Test(embed, hostile_arguments_are_status_codes) {
     trit_context_free(ctx);
     trit_model_free(m);
 }
+
+/* trit_embed_tokenize, the one rule trit embed, trit serve and the Python package use: on Qwen2's
+ * vocabulary (no BOS added, EOS <|im_end|>, <|endoftext|> present) the text's own ids then
+ * <|endoftext|>, not doubled when the text ends with it written out, none with TRIT_EMBED_NO_END;
+ * the ids are trit_tokenize's with control tokens matched; bad flags leave *out as it was. */
+Test(embed, embed_tokenize_rule) {
+    trit_tokenizer *tok = NULL;
+    cr_assert_eq(trit_tokenizer_load(test_data_path("tokenizers/qwen2-tiny/tokenizer.json"), &tok), TRIT_OK, "%s",
+                 trit_last_error());
+    struct trit_tokens want = {0}, got = {0}, eot = {0};
+    const char *text = "Hello world", *with_end = "Hello world<|endoftext|>";
+    cr_assert_eq(trit_tokenize(tok, "<|endoftext|>", 13, TRIT_TOKENIZE_PARSE_SPECIAL, &eot), TRIT_OK);
+    cr_assert_eq(eot.n, 1, "<|endoftext|> is one control token");
+    cr_assert_neq(eot.ids[0], trit_tokenizer_eos(tok), "the rule must pick <|endoftext|>, not EOS <|im_end|>");
+    cr_assert_eq(trit_tokenize(tok, text, strlen(text), TRIT_TOKENIZE_PARSE_SPECIAL, &want), TRIT_OK);
+
+    cr_assert_eq(trit_embed_tokenize(tok, text, strlen(text), 0, &got), TRIT_OK);
+    cr_assert_eq(got.n, want.n + 1);
+    cr_assert(memcmp(got.ids, want.ids, want.n * sizeof *got.ids) == 0);
+    cr_assert_eq(got.ids[want.n], eot.ids[0]);
+    got.n = 0;
+    cr_assert_eq(trit_embed_tokenize(tok, with_end, strlen(with_end), 0, &got), TRIT_OK);
+    cr_assert_eq(got.n, want.n + 1, "an end written in the text is not doubled");
+    cr_assert_eq(got.ids[want.n], eot.ids[0]);
+    got.n = 0;
+    cr_assert_eq(trit_embed_tokenize(tok, text, strlen(text), TRIT_EMBED_NO_END, &got), TRIT_OK);
+    cr_assert_eq(got.n, want.n);
+    cr_assert_eq(trit_embed_tokenize(tok, text, strlen(text), 0x80, &got), TRIT_ERR_INVALID_ARG);
+    cr_assert_eq(got.n, want.n, "a refused call appends nothing");
+    cr_assert_eq(trit_embed_tokenize(NULL, text, strlen(text), 0, &got), TRIT_ERR_INVALID_ARG);
+    trit_tokens_free(&want), trit_tokens_free(&got), trit_tokens_free(&eot);
+    trit_tokenizer_free(tok);
+}

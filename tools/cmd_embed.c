@@ -83,13 +83,8 @@ static int split_lines(const char *path, char *buf, size_t len, struct texts *t)
     return 0;
 }
 
-/* The end-of-text token appended to every text: <|endoftext|> when the vocabulary has it, else EOS. */
-static int32_t end_token(const struct trit_tokenizer *tok) {
-    const int32_t id = trit_tokenizer_find(tok, "<|endoftext|>", 13);
-    return id >= 0 ? id : trit_tokenizer_eos(tok);
-}
-
-/* The ids of one text (the file header's rule): *ids (n_ids of them) is a new array, the caller frees it. */
+/* The ids of one text (the file header's rule, trit_embed_tokenize): *ids (n_ids of them) is a new
+ * array, the caller frees it. */
 static enum trit_status text_ids(const struct trit_tokenizer *tok, const char *instruct, const char *text, size_t len,
                                  bool add_end, int32_t **ids, size_t *n_ids) {
     *ids = NULL;
@@ -105,24 +100,15 @@ static enum trit_status text_ids(const struct trit_tokenizer *tok, const char *i
         text = joined;
         len += 17 + li;
     }
-    struct trit_tokens body = {0};
-    enum trit_status st = trit_tokenize(tok, text, len, TRIT_TOKENIZE_PARSE_SPECIAL, &body);
+    struct trit_tokens t = {0};
+    enum trit_status st = trit_embed_tokenize(tok, text, len, add_end ? 0 : TRIT_EMBED_NO_END, &t);
     free(joined);
-    if (st != TRIT_OK) return st;
-    const int32_t bos = trit_tokenizer_add_bos(tok) ? trit_tokenizer_bos(tok) : -1, end = add_end ? end_token(tok) : -1;
-    int32_t *out = malloc((body.n + 2) * sizeof *out);
-    if (!out) {
-        trit_tokens_free(&body);
-        return trit_error(TRIT_ERR_OUT_OF_MEMORY, "out of memory");
+    if (st != TRIT_OK) {
+        trit_tokens_free(&t);
+        return st;
     }
-    size_t n = 0;
-    if (bos >= 0) out[n++] = bos;
-    if (body.n) memcpy(out + n, body.ids, body.n * sizeof *out);
-    n += body.n;
-    if (end >= 0 && (n == 0 || out[n - 1] != end)) out[n++] = end;
-    trit_tokens_free(&body);
-    *ids = out;
-    *n_ids = n;
+    *ids = t.ids; /* the caller owns the array (trit_tokens_free would free it the same way) */
+    *n_ids = t.n;
     return TRIT_OK;
 }
 

@@ -80,6 +80,22 @@ static enum trit_status encode(struct encoder *e, const char *text, size_t len, 
     return TRIT_OK;
 }
 
+enum trit_status trit_embed_tokenize(const struct trit_tokenizer *tok, const char *text, size_t len, unsigned flags,
+                                     struct trit_tokens *out) {
+    if (!tok || !out) return trit_error(TRIT_ERR_INVALID_ARG, "trit_embed_tokenize: NULL tokenizer or output");
+    if (flags & ~TRIT_EMBED_NO_END) return trit_error(TRIT_ERR_INVALID_ARG, "trit_embed_tokenize: unknown flags 0x%x", flags);
+    const size_t n0 = out->n;
+    enum trit_status st = tok->add_bos && tok->bos >= 0 ? tokens_push(out, tok->bos) : TRIT_OK;
+    if (st == TRIT_OK) st = trit_tokenize(tok, text, len, TRIT_TOKENIZE_PARSE_SPECIAL, out);
+    if (st == TRIT_OK && !(flags & TRIT_EMBED_NO_END)) {
+        const int32_t found = trit_tokenizer_find(tok, "<|endoftext|>", 13);
+        const int32_t end = found >= 0 ? found : tok->eos;
+        if (end >= 0 && (out->n == n0 || out->ids[out->n - 1] != end)) st = tokens_push(out, end);
+    }
+    if (st != TRIT_OK) out->n = n0;
+    return st;
+}
+
 enum trit_status trit_tokenize(const struct trit_tokenizer *tok, const char *text, size_t len,
                                unsigned flags, struct trit_tokens *out) {
     if (!tok || !out || (!text && len))

@@ -164,6 +164,7 @@ LOG_LEVEL = {"debug": 0, "info": 1, "warn": 2, "error": 3}
 SEQ_MAX = 1024  # TRIT_SEQ_MAX
 KV_BLOCK = 64  # TRIT_KV_BLOCK
 EMBED_RAW = 1  # TRIT_EMBED_RAW
+EMBED_NO_END = 2  # TRIT_EMBED_NO_END
 
 # ------------------------------------------------------------------------------------------------
 # Prototypes: (name, restype, argtypes)
@@ -224,6 +225,7 @@ _PROTOTYPES = [
     ("trit_tokenizer_is_eog", ctypes.c_bool, [_p, _i32]),
     ("trit_tokens_free", None, [ctypes.POINTER(Tokens)]),
     ("trit_tokenize", _st, [_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.POINTER(Tokens)]),
+    ("trit_embed_tokenize", _st, [_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.POINTER(Tokens)]),
     ("trit_tokenizer_piece", ctypes.c_void_p, [_p, _i32, ctypes.c_uint, ctypes.POINTER(ctypes.c_size_t)]),
     ("trit_detokenize", _st, [_p, _pi32, ctypes.c_size_t, ctypes.c_uint, ctypes.c_char_p, ctypes.c_size_t,
                               ctypes.POINTER(ctypes.c_size_t)]),

@@ -250,7 +250,6 @@ class Model:
         self._lock = threading.RLock()
         self._epoch = 0  # bumped by every call that runs the context: an older stream is then stale
         self._ctx_key = None
-        self._end_id = None  # embed(): the end-of-text token, found at first use
         if path is None:
             path = _shipped_model()
         if isinstance(path, os.PathLike):
@@ -503,26 +502,6 @@ class Model:
     # -------------------------------------------------------------------------------------------
     # embeddings
 
-    def _end_token(self, tok):
-        """The token trit embed appends (tools/cmd_embed.c): <|endoftext|> when the vocabulary has it,
-        else EOS. The library's lookup by text is internal; a control token written in the text
-        tokenizes to its id, and a vocabulary that does not give one id that way is searched piece by
-        piece (every token's text), which is what the lookup does."""
-        if self._end_id is None:
-            want = b"<|endoftext|>"
-            ids = self._tokenize(want, _lib.TOKENIZE_PARSE_SPECIAL)
-            n = ctypes.c_size_t()
-
-            def piece(i):
-                p = lib.trit_tokenizer_piece(tok, i, _lib.DECODE_SPECIAL, ctypes.byref(n))
-                return ctypes.string_at(p, n.value) if p else b""
-
-            found = ids[0] if len(ids) == 1 and piece(ids[0]) == want else -1
-            if found < 0:
-                found = next((i for i in range(lib.trit_tokenizer_n_vocab(tok)) if piece(i) == want), -1)
-            self._end_id = found if found >= 0 else lib.trit_tokenizer_eos(tok)
-        return self._end_id
-
     def _embed_rows(self, all_ids, normalize, what):
         """trit_embed of each id list, from sequence 0 of the generation context: float32 (n, dim)."""
         import numpy as np
@@ -572,14 +551,16 @@ class Model:
             raise TypeError("normalize and add_eos must be bool")
         with self._lock:
             tok = self._tokenizer()
-            bos = lib.trit_tokenizer_bos(tok) if lib.trit_tokenizer_add_bos(tok) else -1
-            end = self._end_token(tok) if add_eos else -1
             all_ids = []
-            for d in data:
-                ids = ([bos] if bos >= 0 else []) + self._tokenize(prefix + d if prefix else d, _lib.TOKENIZE_PARSE_SPECIAL)
-                if end >= 0 and ids[-1:] != [end]:
-                    ids.append(end)
-                all_ids.append(ids)
+            for d in data:  # trit_embed_tokenize: the library's one rule, as trit embed and trit serve use it
+                text = prefix + d if prefix else d
+                t = _lib.Tokens()
+                try:
+                    _lib.check(lib.trit_embed_tokenize(tok, text, len(text), 0 if add_eos else _lib.EMBED_NO_END,
+                                                       ctypes.byref(t)))
+                    all_ids.append(t.ids[:t.n] if t.n else [])
+                finally:
+                    lib.trit_tokens_free(ctypes.byref(t))
             out = self._embed_rows(all_ids, normalize, "texts")
         return out[0] if single else out
 

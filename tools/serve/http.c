@@ -557,31 +557,20 @@ static enum MHD_Result completion(struct serve_http *h, struct MHD_Connection *c
 
 /* ---- embeddings -------------------------------------------------------------------------------------- */
 
-/* The ids of one text as `trit embed` makes them (tools/cmd_embed.c, docs/api.md "Embeddings"): BOS
- * when the vocabulary adds one, the text with control tokens matched, then the end-of-text token
- * (<|endoftext|> when the vocabulary has it, else EOS) unless the text already ends with it. The
- * serve tests check the vectors against trit embed's, so the two rules cannot drift apart. */
+/* The ids of one text as `trit embed` makes them: trit_embed_tokenize (docs/api.md "Embeddings"). */
 static int embed_text_ids(const trit_tokenizer *tok, const char *text, int32_t **out, int32_t *n_out,
                           struct serve_error *e) {
-    struct trit_tokens body = {0};
-    if (trit_tokenize(tok, text, strlen(text), TRIT_TOKENIZE_PARSE_SPECIAL, &body) != TRIT_OK)
+    struct trit_tokens t = {0};
+    if (trit_embed_tokenize(tok, text, strlen(text), 0, &t) != TRIT_OK) {
+        trit_tokens_free(&t);
         return serve_error_set(e, 500, "server_error", NULL, NULL, "tokenize: %s", trit_last_error());
-    const int32_t found = trit_tokenizer_find(tok, "<|endoftext|>", 13);
-    const int32_t bos = trit_tokenizer_add_bos(tok) ? trit_tokenizer_bos(tok) : -1;
-    const int32_t end = found >= 0 ? found : trit_tokenizer_eos(tok);
-    int32_t *ids = body.n < (size_t)INT32_MAX - 2 ? malloc((body.n + 2) * sizeof *ids) : NULL;
-    if (!ids) {
-        trit_tokens_free(&body);
-        return serve_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
     }
-    size_t n = 0;
-    if (bos >= 0) ids[n++] = bos;
-    if (body.n) memcpy(ids + n, body.ids, body.n * sizeof *ids);
-    n += body.n;
-    if (end >= 0 && (n == 0 || ids[n - 1] != end)) ids[n++] = end;
-    trit_tokens_free(&body);
-    *out = ids;
-    *n_out = (int32_t)n;
+    if (t.n == 0 || t.n > (size_t)INT32_MAX) {
+        trit_tokens_free(&t);
+        return serve_error_set(e, 400, "invalid_request_error", "input", NULL, "a text of %zu tokens", t.n);
+    }
+    *out = t.ids;
+    *n_out = (int32_t)t.n;
     return 0;
 }
 
