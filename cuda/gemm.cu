@@ -59,6 +59,19 @@ template <int N> __device__ __forceinline__ void cp_async_wait() {
     asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 }
 
+// The activation rows of chunk c into one stage of the ring: TOK rows x 8 pieces of 16 bytes, by
+// the whole CTA; tokens past m are zero-filled.
+template <int TOK>
+__device__ __forceinline__ void load_act_stage(uint8_t (&stage)[TOK][GEMM_ROW_BYTES], const int8_t *__restrict__ q,
+                                               int64_t k_pad, int64_t tok0, int64_t m, int64_t c) {
+    for (int i = threadIdx.x; i < TOK * 8; i += GEMM_WARPS * 32) {
+        const int r = i >> 3, piece = i & 7;
+        const bool valid = tok0 + r < m;
+        const int8_t *src = valid ? q + (tok0 + r) * k_pad + 128 * c + 16 * piece : q;
+        cp_async16(&stage[r][16 * piece], src, valid ? 16 : 0);
+    }
+}
+
 // D += A B for one 16 x 8 x 32 tile; A = 4 registers of t+1 bytes, B = 2 registers of int8.
 __device__ __forceinline__ void mma_s8(int32_t (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
@@ -88,18 +101,9 @@ trit_gemm_kernel(const uint4 *__restrict__ w, const int8_t *__restrict__ q, int6
     trit_split_range(n_chunks, split, (int)blockIdx.z, &c_begin, &c_end);
     const int64_t n_iter = c_end - c_begin;
 
-    // activation rows of chunk c -> stage: TOK rows x 8 pieces of 16 bytes
-    auto load_stage = [&](int stage, int64_t c) {
-        for (int i = threadIdx.x; i < TOK * 8; i += GEMM_WARPS * 32) {
-            const int r = i >> 3, piece = i & 7;
-            const bool valid = tok0 + r < m;
-            const int8_t *src = valid ? q + (tok0 + r) * k_pad + 128 * c + 16 * piece : q;
-            cp_async16(&sb[stage][r][16 * piece], src, valid ? 16 : 0);
-        }
-    };
 #pragma unroll
     for (int s = 0; s < GEMM_STAGES - 1; s++) {
-        if (s < n_iter) load_stage(s, c_begin + s);
+        if (s < n_iter) load_act_stage<TOK>(sb[s], q, k_pad, tok0, m, c_begin + s);
         cp_async_commit();
     }
 
@@ -113,7 +117,7 @@ trit_gemm_kernel(const uint4 *__restrict__ w, const int8_t *__restrict__ q, int6
         cp_async_wait<GEMM_STAGES - 2>(); // chunk `it` has landed (this thread's copies) ...
         __syncthreads();                   // ... everyone's, and stage (it - 1) is free again
         const int64_t nx = it + GEMM_STAGES - 1;
-        if (nx < n_iter) load_stage((int)(nx % GEMM_STAGES), c_begin + nx);
+        if (nx < n_iter) load_act_stage<TOK>(sb[nx % GEMM_STAGES], q, k_pad, tok0, m, c_begin + nx);
         cp_async_commit();
 
         const uint4 wcur = wnext;
@@ -177,17 +181,9 @@ trit_gemm_group_kernel(const uint4 *__restrict__ w, const float *__restrict__ gs
     const bool has_strip = strip < n_strips;
     const int64_t tok0 = (int64_t)blockIdx.y * TOK;
 
-    auto load_stage = [&](int stage, int64_t c) {
-        for (int i = threadIdx.x; i < TOK * 8; i += GEMM_WARPS * 32) {
-            const int r = i >> 3, piece = i & 7;
-            const bool valid = tok0 + r < m;
-            const int8_t *src = valid ? q + (tok0 + r) * k_pad + 128 * c + 16 * piece : q;
-            cp_async16(&sb[stage][r][16 * piece], src, valid ? 16 : 0);
-        }
-    };
 #pragma unroll
     for (int s = 0; s < GEMM_STAGES - 1; s++) {
-        if (s < n_chunks) load_stage(s, s);
+        if (s < n_chunks) load_act_stage<TOK>(sb[s], q, k_pad, tok0, m, s);
         cp_async_commit();
     }
 
@@ -217,7 +213,7 @@ trit_gemm_group_kernel(const uint4 *__restrict__ w, const float *__restrict__ gs
         cp_async_wait<GEMM_STAGES - 2>();
         __syncthreads();
         const int64_t nx = it + GEMM_STAGES - 1;
-        if (nx < n_chunks) load_stage((int)(nx % GEMM_STAGES), nx);
+        if (nx < n_chunks) load_act_stage<TOK>(sb[nx % GEMM_STAGES], q, k_pad, tok0, m, nx);
         cp_async_commit();
 
         const uint4 wcur = wnext;

@@ -50,6 +50,17 @@ __device__ __forceinline__ uint4 ld_weights(const uint4 *p) {
     return v;
 }
 
+// A lane's weights of chunks c0, c0 + GEMV_WARPS, ... (U of them, issued before any is used);
+// zeros past the last chunk. wl: the lane's chunk 0 (chunk c at wl + 32 c).
+template <int U>
+__device__ __forceinline__ void ld_chunks(uint4 (&wv)[U], const uint4 *wl, int64_t c0, int64_t n_chunks) {
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        const int64_t c = c0 + (int64_t)u * GEMV_WARPS;
+        wv[u] = c < n_chunks ? ld_weights(wl + 32 * c) : make_uint4(0, 0, 0, 0);
+    }
+}
+
 // 2 CTAs per SM (at most 128 registers a thread) keeps the m = 8 variants free of spills on sm_80..
 // sm_90; Blackwell's ptxas spills under that cap (8 bytes on sm_100), so there it asks for 1.
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 1000
@@ -76,11 +87,7 @@ trit_gemv_kernel(const uint4 *__restrict__ w, const int32_t *__restrict__ row_bi
 
     for (int64_t c0 = warp; c0 < n_chunks; c0 += GEMV_WARPS * GEMV_UNROLL) {
         uint4 wv[GEMV_UNROLL];
-#pragma unroll
-        for (int u = 0; u < GEMV_UNROLL; u++) {
-            const int64_t c = c0 + (int64_t)u * GEMV_WARPS;
-            wv[u] = c < n_chunks ? ld_weights(wl + 32 * c) : make_uint4(0, 0, 0, 0);
-        }
+        ld_chunks(wv, wl, c0, n_chunks);
 #pragma unroll
         for (int u = 0; u < GEMV_UNROLL; u++) {
             const int64_t c = c0 + (int64_t)u * GEMV_WARPS;
@@ -204,11 +211,7 @@ trit_gemv_group_kernel(const uint4 *__restrict__ w, const float *__restrict__ gs
     for (int64_t c0 = 0, rd = 0; c0 < n_chunks; c0 += GROUP_ROUND, rd++) {
         const int buf = (int)(rd & 1);
         uint4 wv[GROUP_UNROLL];
-#pragma unroll
-        for (int u = 0; u < GROUP_UNROLL; u++) {
-            const int64_t c = c0 + u * GEMV_WARPS + warp;
-            wv[u] = c < n_chunks ? ld_weights(wl + 32 * c) : make_uint4(0, 0, 0, 0);
-        }
+        ld_chunks(wv, wl, c0 + warp, n_chunks);
 #pragma unroll
         for (int u = 0; u < GROUP_UNROLL; u++) {
             const int slot = u * GEMV_WARPS + warp;

@@ -289,6 +289,27 @@ static struct cmp_stats prompt_then_steps_match(const struct twin *t, const int3
 
 /* ---- end to end against the CPU backend -------------------------------------------------------------- */
 
+/* The CPU against CUDA with batches of at most 8 (the GEMV path with the prefill attention): the
+ * last token's logits after pieces of 5, 8, 2, 1, 7, 3, 1, 1 of tok (28 tokens). */
+static void small_batches_match(const struct trit_model *m, const int32_t *tok, const char *what) {
+    const int64_t V = m->hp.n_vocab;
+    const struct trit_backend_config cfg = config(64, 8, false);
+    struct twin t;
+    twin_init(&t, &trit_cpu_backend, &trit_cuda_backend, m, &cfg);
+    float *lc = malloc((size_t)V * sizeof *lc), *lg = malloc((size_t)V * sizeof *lg);
+    const int64_t chunks[] = {5, 8, 2, 1, 7, 3, 1, 1};
+    struct cmp_stats st = {0};
+    int64_t pos = 0;
+    for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
+        twin_forward(&t, tok + pos, chunks[c], pos, lc, lg);
+        pos += chunks[c];
+        compare_row(lc, lg, V, what, pos - 1, &st);
+    }
+    free(lc), free(lg);
+    twin_free(&t);
+}
+
+
 /* A prompt of 40 tokens with every row's logits (the GEMM path and the head GEMV in pieces of 8), then 24
  * single-token steps (GEMV, decode attention, the CUDA graph from the second step on). */
 Test(cuda_backend, prefill_and_decode_loop_match_cpu) {
@@ -331,19 +352,7 @@ Test(cuda_backend, group_rule_models_match_cpu) {
                     st.worst_nrmse, st.n_rows, st.n_decisive);
         twin_free(&t);
 
-        cfg = config(64, 8, false);
-        twin_init(&t, &trit_cpu_backend, &trit_cuda_backend, &m, &cfg);
-        float *lc = malloc((size_t)V * sizeof *lc), *lg = malloc((size_t)V * sizeof *lg);
-        const int64_t chunks[] = {5, 8, 2, 1, 7, 3, 1, 1};
-        struct cmp_stats sc = {0};
-        int64_t pos = 0;
-        for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
-            twin_forward(&t, tok + pos, chunks[c], pos, lc, lg);
-            pos += chunks[c];
-            compare_row(lc, lg, V, GROUP_SHAPES[si].name, pos - 1, &sc);
-        }
-        free(lc), free(lg);
-        twin_free(&t);
+        small_batches_match(&m, tok, GROUP_SHAPES[si].name);
         trit_model_release(&m);
     }
 }
@@ -369,23 +378,9 @@ Test(cuda_backend, small_batches_last_token_match_cpu) {
     for (size_t si = 0; si < N_SHAPES; si++) {
         struct trit_model m;
         make_model(&SHAPES[si], 21 + si, &m);
-        const int64_t V = m.hp.n_vocab;
         int32_t tok[40];
-        random_tokens(tok, 40, V, 0x99 + si);
-        const struct trit_backend_config cfg = config(64, 8, false);
-        struct twin t;
-        twin_init(&t, &trit_cpu_backend, &trit_cuda_backend, &m, &cfg);
-        float *lc = malloc((size_t)V * sizeof *lc), *lg = malloc((size_t)V * sizeof *lg);
-        const int64_t chunks[] = {5, 8, 2, 1, 7, 3, 1, 1};
-        struct cmp_stats st = {0};
-        int64_t pos = 0;
-        for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
-            twin_forward(&t, tok + pos, chunks[c], pos, lc, lg);
-            pos += chunks[c];
-            compare_row(lc, lg, V, SHAPES[si].name, pos - 1, &st);
-        }
-        free(lc), free(lg);
-        twin_free(&t);
+        random_tokens(tok, 40, m.hp.n_vocab, 0x99 + si);
+        small_batches_match(&m, tok, SHAPES[si].name);
         trit_model_release(&m);
     }
 }
