@@ -50,8 +50,14 @@ enum trit_status group_rule_of(const trit_model *m, int64_t *group) {
                           "model runs on the CPU (--device cpu)");
     for (int64_t i = 0; i < hp->n_layers; i++)
         for (const trit_ternary &w : m->layers[i].w) {
+            if ((w.group != TRIT_GROUP_UNIT && w.group != 2 * TRIT_GROUP_UNIT) || !w.group_scales)
+                return trit_error(TRIT_ERR_UNSUPPORTED,
+                                  "cuda backend: %s model has a matrix %s in layer %lld (the device takes group scales "
+                                  "per 64 or 128 columns on every matrix of a group-scaled model); it runs on the CPU "
+                                  "(--device cpu)",
+                                  name, w.group > 0 ? "with groups of another size" : "with one scale", (long long)i);
             if (*group == 0) *group = w.group;
-            if (w.group != *group || (w.group != TRIT_GROUP_UNIT && w.group != 2 * TRIT_GROUP_UNIT) || !w.group_scales)
+            if (w.group != *group)
                 return trit_error(TRIT_ERR_UNSUPPORTED,
                                   "cuda backend: %s model mixes group sizes (layer %lld: %lld, %lld elsewhere; the "
                                   "device takes one of 64 or 128 for every matrix); it runs on the CPU (--device cpu)",
@@ -195,7 +201,7 @@ enum trit_status cuda_init_impl(const trit_model *m, const trit_backend_config *
     if ((status = group_rule_of(m, &st->group)) != TRIT_OK) goto fail;
     st->group_rule = st->group > 0;
     st->act_block = hp->act_block;
-    if (st->group_rule && st->multi_rank) {
+    if (st->group_rule && (st->multi_rank || st->nccl)) { // as the CPU's ranks refuse them, at any count
         status = trit_error(TRIT_ERR_UNSUPPORTED, "cuda backend: tensor parallelism does not take group-scaled models "
                             "(%s) yet; run it on one GPU or the CPU", m->arch_name[0] ? m->arch_name : "this one");
         goto fail;

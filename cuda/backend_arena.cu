@@ -246,8 +246,8 @@ enum trit_status upload_ternary(loader *ld, const trit_ternary *const *parts, in
         trit_tl_row_bias(parts[i]->codes, parts[i]->row_bytes, parts[i]->n_rows, parts[i]->n_cols, bias + r0);
     TRIT_TRY(loader_send(ld, w->d_row_bias, (size_t)w->n_rows_pad * sizeof(int32_t)));
     if (w->group <= 0) return TRIT_OK;
-    // the group scales of the stacked parts, row after row (n_rows x n_groups fp32: a sixteenth of
-    // the codes' bytes at G = 64, so the staging buffer holds them)
+    // the group scales of the stacked parts, row after row (n_rows x n_groups fp32: a quarter of the
+    // codes' bytes at G = 64, so the staging buffer, which holds the largest tiles, holds them)
     TRIT_TRY(loader_buffer(ld, &buf));
     float *gs = reinterpret_cast<float *>(buf);
     for (int i = 0; i < n_parts; i++) {

@@ -102,7 +102,7 @@ struct cuda_state {
     int64_t n_kb;       // 64-col blocks of the widest matmul input
     int32_t *bsum;      // (B, n_kb)
     float *act_inv;     // (B, n_kb): 1 / s per token and block (per token: the first column)
-    float *act_sblk;    // (B, n_kb): the block scales s (act_block 64)
+    float *act_sblk;    // (B, n_kb): the block scales s the quantizer writes (act_block 64; the kernels read inv)
     bool gemv_add;      // cfg.cuda_gemv ADD: decode matmuls on the add-only GEMV, else dp4a
 
     cudaStream_t stream;

@@ -334,7 +334,8 @@ Test(cuda_backend, prefill_and_decode_loop_match_cpu) {
 /* The group rule's models (Qwen3 with q/k norms and activations per 64 columns, groups of 64 and
  * 128; a BitNet b1.58 model in Q2_0) against the CPU backend: a 40-token prompt with every row (the
  * group GEMM), then 24 single-token steps (the group GEMV, graph replays), then pieces of at most 8
- * tokens (the group GEMV with the prefill attention); and a batch of sequences (forward_batch). */
+ * tokens (the group GEMV with the prefill attention). (qwen3-g64's FFN has K = 192: a K that ends
+ * mid-chunk.) */
 Test(cuda_backend, group_rule_models_match_cpu) {
     if (!test_require_gpu()) return;
     for (size_t si = 0; si < N_GROUP_SHAPES; si++) {
@@ -357,8 +358,7 @@ Test(cuda_backend, group_rule_models_match_cpu) {
     }
 }
 
-/* What the device does not run yet is refused with a message: a model mixing group sizes, and a
- * family the CUDA graph does not implement. */
+/* What the device does not run is refused with a message: a model mixing group sizes. */
 Test(cuda_backend, group_rule_refusals) {
     if (!test_require_gpu()) return;
     struct trit_model m;
