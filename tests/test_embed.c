@@ -159,8 +159,9 @@ Test(embed, qwen3_matches_transformers) {
 
         const double d = max_abs_diff(v, e->act8, D), df = max_abs_diff(v, e->flt, D);
         const double cos = cosine(v, e->flt, D);
-        double raw_max = 0;
-        for (int i = 0; i < D; i++) raw_max = fmax(raw_max, fabs(e->raw[i]));
+        double raw_max = 0; /* (a comparison, not fmax: GCC 12's aarch64 vectorizer crashes on that reduction) */
+        for (int i = 0; i < D; i++)
+            if (fabs((double)e->raw[i]) > raw_max) raw_max = fabs((double)e->raw[i]);
         const double draw = max_abs_diff(raw, e->raw, D) / raw_max;
         fprintf(stderr, "qwen3 embed: %2d tokens%s: |trit - act8| %.3g, |trit - float| %.3g, cos(trit, float) %.6f, "
                         "raw rel %.3g\n", e->n, e->robust ? " (robust)" : "", d, df, cos, draw);
